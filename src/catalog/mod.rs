@@ -1,0 +1,176 @@
+//! Catalog domain model: nodes, services, checks and their health.
+//!
+//! Pure data with no IO and no dependency on the rest of the crate.
+//! Consul's JSON shapes are *not* here: `http::wire` maps these types to and from the wire.
+//! Every stored record carries the Raft log index that created and last modified it
+//! (`create_index`, `modify_index`), as Consul's catalog does.
+
+mod state;
+
+pub use state::{CatalogDump, TableIndexes};
+
+pub use state::{CatalogState, Change, Instance, ServiceKey};
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Health of a check, ordered from best to worst so `max` aggregates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// The check succeeds.
+    Passing,
+    /// The check is degraded; DNS still returns the instance (Consul's ExcludeCritical filter).
+    Warning,
+    /// The check fails; the instance leaves DNS answers.
+    Critical,
+}
+
+impl HealthStatus {
+    /// Parses Consul's lower-case status names.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "passing" => Some(Self::Passing),
+            "warning" => Some(Self::Warning),
+            "critical" => Some(Self::Critical),
+            _ => None,
+        }
+    }
+
+    /// Consul's lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passing => "passing",
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+/// A catalog node: one agent's host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// Node ID (a UUID in Consul; may be empty for catalog-only nodes).
+    pub id: String,
+    /// Node name as registered; lookups compare it case-insensitively.
+    pub name: String,
+    /// The node's address: an IP or a host name.
+    pub address: String,
+    /// Datacenter the node belongs to.
+    pub datacenter: String,
+    /// Consul's tagged addresses (`lan`, `wan`, `lan_ipv4`, ...).
+    pub tagged_addresses: BTreeMap<String, String>,
+    /// Free-form metadata, served as TXT records over DNS (RFC 1464).
+    pub meta: BTreeMap<String, String>,
+    /// Raft index of the command that created the node.
+    pub create_index: u64,
+    /// Raft index of the command that last changed the node.
+    pub modify_index: u64,
+}
+
+/// An address and port pair, as in a service's tagged addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceAddress {
+    /// IP or host name.
+    pub address: String,
+    /// Port number.
+    pub port: u16,
+}
+
+/// SRV weights chosen by the instance's aggregated health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Weights {
+    /// Weight while every check passes (Consul's default 1).
+    pub passing: u32,
+    /// Weight while some check warns (Consul's default 1).
+    pub warning: u32,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Self { passing: 1, warning: 1 }
+    }
+}
+
+/// One service instance registered on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    /// Node the instance runs on (as registered).
+    pub node: String,
+    /// Instance ID, unique per node (defaults to the name).
+    pub id: String,
+    /// Service name; DNS and catalog lookups compare it case-insensitively.
+    pub name: String,
+    /// Tags, in registration order.
+    pub tags: Vec<String>,
+    /// Service address; empty means "use the node's address".
+    pub address: String,
+    /// Service port.
+    pub port: u16,
+    /// Free-form metadata.
+    pub meta: BTreeMap<String, String>,
+    /// Consul's tagged addresses (`lan_ipv4`, `wan`, ...).
+    pub tagged_addresses: BTreeMap<String, ServiceAddress>,
+    /// SRV weights.
+    pub weights: Weights,
+    /// Whether outside catalog writes may change the tags (anti-entropy leaves them alone).
+    pub enable_tag_override: bool,
+    /// Raft index of the command that created the instance.
+    pub create_index: u64,
+    /// Raft index of the command that last changed the instance.
+    pub modify_index: u64,
+}
+
+/// How a check is run, kept with the check so an agent can restart its runner after a restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckDefinition {
+    /// TTL in nanoseconds for TTL checks (0: not a TTL check).
+    pub ttl_ns: u64,
+    /// Probe interval in nanoseconds (0: none).
+    pub interval_ns: u64,
+    /// Probe timeout in nanoseconds (0: the kind's default).
+    pub timeout_ns: u64,
+    /// `DeregisterCriticalServiceAfter` in nanoseconds (0: never).
+    pub deregister_critical_service_after_ns: u64,
+    /// HTTP URL for HTTP checks.
+    pub http: String,
+    /// `host:port` for TCP checks.
+    pub tcp: String,
+}
+
+/// A health check on a node (`service_id` empty) or on one service instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// Node the check belongs to.
+    pub node: String,
+    /// Check ID, unique per node.
+    pub check_id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Current status.
+    pub status: HealthStatus,
+    /// Operator notes.
+    pub notes: String,
+    /// Last probe output.
+    pub output: String,
+    /// Service instance the check belongs to; empty for node-level checks.
+    pub service_id: String,
+    /// Name of that service (denormalised, as Consul does).
+    pub service_name: String,
+    /// Tags of that service (denormalised, as Consul does).
+    pub service_tags: Vec<String>,
+    /// Check kind: `ttl`, `http`, `tcp`, `serf`, `maintenance`, or empty.
+    pub check_type: String,
+    /// How the check runs.
+    pub definition: CheckDefinition,
+    /// Raft index of the command that created the check.
+    pub create_index: u64,
+    /// Raft index of the command that last changed the check.
+    pub modify_index: u64,
+}
+
+/// Lower-cases a catalog key the way Consul's state store indexes names (ASCII only).
+pub fn key(s: &str) -> String {
+    s.to_ascii_lowercase()
+}

@@ -1,0 +1,435 @@
+//! `CatalogState`: the materialised catalog, with the indexes DNS and HTTP reads need.
+//!
+//! Built on `imbl` persistent maps: cloning is O(1) and shares structure, and a clone is never
+//! affected by later mutation of the original. The state machine mutates its own copy and
+//! publishes clones, so a published snapshot is immutable by construction.
+//!
+//! Mutation methods are `pub(crate)` and called only by `raft::apply`; each records what it
+//! touched in a `Change` list so the state machine can persist exactly those rows.
+//! Names are keyed lower-cased (`catalog::key`), as Consul's state store indexes them.
+
+use std::sync::Arc;
+
+use imbl::{OrdMap, OrdSet};
+use serde::{Deserialize, Serialize};
+
+use super::{Check, HealthStatus, Node, Service, key};
+
+/// `(node key, service ID key)`: identifies one service instance.
+pub type ServiceKey = (String, String);
+/// `(node key, check ID key)`: identifies one check.
+type CheckKey = (String, String);
+
+/// One row the last mutation touched; the state machine re-reads it and writes or deletes it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Change {
+    /// Node row, by node key.
+    Node(String),
+    /// Service row.
+    Service(ServiceKey),
+    /// Check row.
+    Check(CheckKey),
+    /// Per-service-name index, by name key.
+    ServiceIndex(String),
+    /// The table indexes (nodes, services, checks).
+    TableIndexes,
+}
+
+/// Raft indexes of the last change to each table (Consul's `X-Consul-Index` sources).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableIndexes {
+    /// Last change to any node.
+    pub nodes: u64,
+    /// Last change to any service instance.
+    pub services: u64,
+    /// Last change to any check.
+    pub checks: u64,
+}
+
+/// A service instance together with its node.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// The node the instance runs on.
+    pub node: Arc<Node>,
+    /// The instance.
+    pub service: Arc<Service>,
+}
+
+/// The whole catalog of one datacenter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CatalogState {
+    nodes: OrdMap<String, Arc<Node>>,
+    services: OrdMap<ServiceKey, Arc<Service>>,
+    checks: OrdMap<CheckKey, Arc<Check>>,
+    /// Service name key -> instances, so service lookups do not scan the catalog.
+    by_name: OrdMap<String, OrdSet<ServiceKey>>,
+    /// Service name key -> Raft index of the last change visible in that service's lookups.
+    service_indexes: OrdMap<String, u64>,
+    tables: TableIndexes,
+}
+
+/// Serialisable form of the whole catalog (Raft snapshots, tests).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CatalogDump {
+    /// Every node.
+    pub nodes: Vec<Node>,
+    /// Every service instance.
+    pub services: Vec<Service>,
+    /// Every check.
+    pub checks: Vec<Check>,
+    /// Per-service-name indexes.
+    pub service_indexes: Vec<(String, u64)>,
+    /// Table indexes.
+    pub tables: TableIndexes,
+}
+
+fn prefix_range<'a, V: Clone>(
+    map: &'a OrdMap<(String, String), V>,
+    node: &str,
+) -> impl Iterator<Item = (&'a (String, String), &'a V)> + use<'a, V> {
+    let node = node.to_owned();
+    let lo = (node.clone(), String::new());
+    map.range(lo..).take_while(move |((n, _), _)| *n == node)
+}
+
+impl CatalogState {
+    // ----- reads -------------------------------------------------------------------------
+
+    /// The node named `name` (case-insensitive).
+    pub fn node(&self, name: &str) -> Option<&Arc<Node>> {
+        self.nodes.get(&key(name))
+    }
+
+    /// Every node, ordered by name key.
+    pub fn nodes(&self) -> impl Iterator<Item = &Arc<Node>> {
+        self.nodes.values()
+    }
+
+    /// Number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Number of service instances.
+    pub fn service_count(&self) -> usize {
+        self.services.len()
+    }
+
+    /// One service instance by node and ID (both case-insensitive).
+    pub fn service(&self, node: &str, id: &str) -> Option<&Arc<Service>> {
+        self.services.get(&(key(node), key(id)))
+    }
+
+    /// The service instances on a node, ordered by ID key.
+    pub fn node_services(&self, node: &str) -> impl Iterator<Item = &Arc<Service>> + use<'_> {
+        prefix_range(&self.services, &key(node)).map(|(_, s)| s)
+    }
+
+    /// Every check on a node, node-level and service-level, ordered by ID key.
+    pub fn node_checks(&self, node: &str) -> impl Iterator<Item = &Arc<Check>> + use<'_> {
+        prefix_range(&self.checks, &key(node)).map(|(_, c)| c)
+    }
+
+    /// One check by node and ID.
+    pub fn check(&self, node: &str, check_id: &str) -> Option<&Arc<Check>> {
+        self.checks.get(&(key(node), key(check_id)))
+    }
+
+    /// Every check, ordered by node then ID.
+    pub fn checks(&self) -> impl Iterator<Item = &Arc<Check>> {
+        self.checks.values()
+    }
+
+    /// The instances of service `name` (case-insensitive), ordered by node then ID.
+    pub fn service_instances(&self, name: &str) -> impl Iterator<Item = Instance> + '_ {
+        self.by_name
+            .get(&key(name))
+            .into_iter()
+            .flat_map(|set| set.iter())
+            .filter_map(|k| {
+                let service = self.services.get(k)?;
+                let node = self.nodes.get(&k.0)?;
+                Some(Instance { node: node.clone(), service: service.clone() })
+            })
+    }
+
+    /// Distinct service names (as first registered) with the union of their tags, by name key.
+    pub fn service_names(&self) -> impl Iterator<Item = (String, Vec<String>)> + '_ {
+        self.by_name.iter().filter_map(|(_, set)| {
+            let mut name = None;
+            let mut tags: Vec<String> = Vec::new();
+            for k in set.iter() {
+                let s = self.services.get(k)?;
+                name.get_or_insert_with(|| s.name.clone());
+                for t in &s.tags {
+                    if !tags.contains(t) {
+                        tags.push(t.clone());
+                    }
+                }
+            }
+            tags.sort();
+            name.map(|n| (n, tags))
+        })
+    }
+
+    /// The checks that decide an instance's health: its node's node-level checks plus its own.
+    pub fn instance_checks<'a>(
+        &'a self,
+        node: &'a str,
+        service_id: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<Check>> + 'a {
+        self.node_checks(node)
+            .filter(move |c| c.service_id.is_empty() || c.service_id.eq_ignore_ascii_case(service_id))
+    }
+
+    /// The worst status among an instance's checks; passing when it has none.
+    pub fn instance_health(&self, node: &str, service_id: &str) -> HealthStatus {
+        self.instance_checks(node, service_id)
+            .map(|c| c.status)
+            .max()
+            .unwrap_or(HealthStatus::Passing)
+    }
+
+    /// Raft index of the last change visible in lookups of service `name`, falling back to
+    /// the services table index for names never registered (Consul's `maxIndexForService`).
+    pub fn service_index(&self, name: &str) -> u64 {
+        self.service_indexes.get(&key(name)).copied().unwrap_or(self.tables.services)
+    }
+
+    /// The table indexes.
+    pub fn table_indexes(&self) -> TableIndexes {
+        self.tables
+    }
+
+    /// Serialisable copy of the whole catalog.
+    pub fn dump(&self) -> CatalogDump {
+        CatalogDump {
+            nodes: self.nodes.values().map(|n| (**n).clone()).collect(),
+            services: self.services.values().map(|s| (**s).clone()).collect(),
+            checks: self.checks.values().map(|c| (**c).clone()).collect(),
+            service_indexes: self.service_indexes.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            tables: self.tables,
+        }
+    }
+
+    /// Rebuilds a catalog from its serialised form (restart, Raft snapshot install).
+    pub fn from_dump(dump: CatalogDump) -> Self {
+        let mut state = Self::default();
+        for n in dump.nodes {
+            state.nodes.insert(key(&n.name), Arc::new(n));
+        }
+        for s in dump.services {
+            let k = (key(&s.node), key(&s.id));
+            state.by_name.entry(key(&s.name)).or_default().insert(k.clone());
+            state.services.insert(k, Arc::new(s));
+        }
+        for c in dump.checks {
+            state.checks.insert((key(&c.node), key(&c.check_id)), Arc::new(c));
+        }
+        state.service_indexes = dump.service_indexes.into_iter().collect();
+        state.tables = dump.tables;
+        state
+    }
+
+    /// The current row for a `Change`, serialised by the caller; `None` means "delete it".
+    pub fn node_row(&self, node_key: &str) -> Option<&Arc<Node>> {
+        self.nodes.get(node_key)
+    }
+
+    /// The current service row for a key; `None` means deleted.
+    pub fn service_row(&self, k: &ServiceKey) -> Option<&Arc<Service>> {
+        self.services.get(k)
+    }
+
+    /// The current check row for a key; `None` means deleted.
+    pub fn check_row(&self, k: &(String, String)) -> Option<&Arc<Check>> {
+        self.checks.get(k)
+    }
+
+    /// The current per-service index for a name key; `None` means deleted.
+    pub fn service_index_row(&self, name_key: &str) -> Option<u64> {
+        self.service_indexes.get(name_key).copied()
+    }
+
+    // ----- mutations (state machine only) ------------------------------------------------
+
+    fn bump_service_name(&mut self, name_key: String, index: u64, changes: &mut Vec<Change>) {
+        self.service_indexes.insert(name_key.clone(), index);
+        changes.push(Change::ServiceIndex(name_key));
+    }
+
+    fn bump_node_services(&mut self, node_key: &str, index: u64, changes: &mut Vec<Change>) {
+        let names: Vec<String> =
+            prefix_range(&self.services, node_key).map(|(_, s)| key(&s.name)).collect();
+        for n in names {
+            self.bump_service_name(n, index, changes);
+        }
+    }
+
+    /// Inserts or replaces a node, keeping its `create_index`. An identical node is left
+    /// untouched so idempotent writes do not wake blocking queries. Returns whether it changed.
+    pub(crate) fn upsert_node(&mut self, index: u64, mut node: Node, changes: &mut Vec<Change>) -> bool {
+        let k = key(&node.name);
+        if let Some(old) = self.nodes.get(&k) {
+            node.create_index = old.create_index;
+            node.modify_index = old.modify_index;
+            if **old == node {
+                return false;
+            }
+        } else {
+            node.create_index = index;
+        }
+        node.modify_index = index;
+        self.nodes.insert(k.clone(), Arc::new(node));
+        self.tables.nodes = index;
+        changes.push(Change::Node(k.clone()));
+        changes.push(Change::TableIndexes);
+        self.bump_node_services(&k, index, changes);
+        true
+    }
+
+    /// Removes a node with all its services and checks. Returns whether it existed.
+    pub(crate) fn delete_node(&mut self, index: u64, name: &str, changes: &mut Vec<Change>) -> bool {
+        let k = key(name);
+        if self.nodes.remove(&k).is_none() {
+            return false;
+        }
+        self.tables.nodes = index;
+        changes.push(Change::Node(k.clone()));
+        changes.push(Change::TableIndexes);
+        let ids: Vec<String> = prefix_range(&self.services, &k).map(|((_, id), _)| id.clone()).collect();
+        for id in ids {
+            self.delete_service(index, name, &id, changes);
+        }
+        let checks: Vec<String> = prefix_range(&self.checks, &k).map(|((_, id), _)| id.clone()).collect();
+        for id in checks {
+            self.delete_check(index, name, &id, changes);
+        }
+        true
+    }
+
+    /// Inserts or replaces a service instance, keeping its `create_index`; the node must exist.
+    /// An identical instance is left untouched. Returns whether it changed.
+    pub(crate) fn upsert_service(&mut self, index: u64, mut service: Service, changes: &mut Vec<Change>) -> bool {
+        let k = (key(&service.node), key(&service.id));
+        let new_name = key(&service.name);
+        if let Some(old) = self.services.get(&k).cloned() {
+            service.create_index = old.create_index;
+            service.modify_index = old.modify_index;
+            if *old == service {
+                return false;
+            }
+            let old_name = key(&old.name);
+            if old_name != new_name {
+                self.unlink_name(&old_name, &k, index, changes);
+            }
+        } else {
+            service.create_index = index;
+        }
+        service.modify_index = index;
+        // Keep the denormalised service name and tags on the instance's checks in step.
+        let check_keys: Vec<CheckKey> = prefix_range(&self.checks, &k.0)
+            .filter(|(_, c)| key(&c.service_id) == k.1)
+            .map(|(ck, _)| ck.clone())
+            .collect();
+        for ck in check_keys {
+            if let Some(c) = self.checks.get(&ck).cloned()
+                && (c.service_name != service.name || c.service_tags != service.tags)
+            {
+                let mut c = (*c).clone();
+                c.service_name = service.name.clone();
+                c.service_tags = service.tags.clone();
+                c.modify_index = index;
+                self.checks.insert(ck.clone(), Arc::new(c));
+                self.tables.checks = index;
+                changes.push(Change::Check(ck));
+            }
+        }
+        self.by_name.entry(new_name.clone()).or_default().insert(k.clone());
+        self.services.insert(k.clone(), Arc::new(service));
+        self.tables.services = index;
+        changes.push(Change::Service(k));
+        changes.push(Change::TableIndexes);
+        self.bump_service_name(new_name, index, changes);
+        true
+    }
+
+    fn unlink_name(&mut self, name_key: &str, k: &ServiceKey, index: u64, changes: &mut Vec<Change>) {
+        let now_empty = match self.by_name.get_mut(name_key) {
+            Some(set) => {
+                set.remove(k);
+                set.is_empty()
+            }
+            None => false,
+        };
+        if now_empty {
+            self.by_name.remove(name_key);
+        }
+        self.bump_service_name(name_key.to_owned(), index, changes);
+    }
+
+    /// Removes a service instance and its checks. Returns whether it existed.
+    pub(crate) fn delete_service(&mut self, index: u64, node: &str, id: &str, changes: &mut Vec<Change>) -> bool {
+        let k = (key(node), key(id));
+        let Some(old) = self.services.remove(&k) else {
+            return false;
+        };
+        self.tables.services = index;
+        changes.push(Change::Service(k.clone()));
+        changes.push(Change::TableIndexes);
+        self.unlink_name(&key(&old.name), &k, index, changes);
+        let checks: Vec<String> = prefix_range(&self.checks, &k.0)
+            .filter(|(_, c)| key(&c.service_id) == k.1)
+            .map(|((_, cid), _)| cid.clone())
+            .collect();
+        for cid in checks {
+            self.delete_check(index, node, &cid, changes);
+        }
+        true
+    }
+
+    /// Inserts or replaces a check, keeping its `create_index`; the node (and the service,
+    /// for a service check) must exist. An identical check is left untouched.
+    pub(crate) fn upsert_check(&mut self, index: u64, mut check: Check, changes: &mut Vec<Change>) -> bool {
+        let k = (key(&check.node), key(&check.check_id));
+        if let Some(old) = self.checks.get(&k) {
+            check.create_index = old.create_index;
+            check.modify_index = old.modify_index;
+            if **old == check {
+                return false;
+            }
+        } else {
+            check.create_index = index;
+        }
+        check.modify_index = index;
+        let service_id = key(&check.service_id);
+        self.checks.insert(k.clone(), Arc::new(check));
+        self.tables.checks = index;
+        changes.push(Change::Check(k.clone()));
+        changes.push(Change::TableIndexes);
+        self.bump_for_check(&k.0, &service_id, index, changes);
+        true
+    }
+
+    fn bump_for_check(&mut self, node_key: &str, service_id: &str, index: u64, changes: &mut Vec<Change>) {
+        if service_id.is_empty() {
+            self.bump_node_services(node_key, index, changes);
+        } else if let Some(s) = self.services.get(&(node_key.to_owned(), service_id.to_owned())) {
+            let n = key(&s.name);
+            self.bump_service_name(n, index, changes);
+        }
+    }
+
+    /// Removes a check. Returns whether it existed.
+    pub(crate) fn delete_check(&mut self, index: u64, node: &str, check_id: &str, changes: &mut Vec<Change>) -> bool {
+        let k = (key(node), key(check_id));
+        let Some(old) = self.checks.remove(&k) else {
+            return false;
+        };
+        self.tables.checks = index;
+        changes.push(Change::Check(k.clone()));
+        changes.push(Change::TableIndexes);
+        self.bump_for_check(&k.0, &key(&old.service_id), index, changes);
+        true
+    }
+}

@@ -1,0 +1,25 @@
+//! cairn: a DNS-centric service discovery appliance with Consul's DNS and HTTP interfaces.
+//!
+//! ```text
+//! QUERY  socket -> dns::parse -> dns::route(name) -> SnapshotHandle::load() -> dns::answer -> dns::encode -> send
+//! WRITE  HTTP PUT /v1/... -> RaftHandle::propose(Command) -> openraft log (LMDB, group commit)
+//!        -> raft::state_machine applies the batch (raft::apply, one LMDB txn)
+//!        -> SnapshotHandle::publish -> DNS and blocking queries see it
+//! FEEDS  health::ttl (changed status) --> propose(Command::UpdateCheck)
+//! ```
+//!
+//! Modules in flow order: `config` and `app` (startup), `dns` (read path), `snapshot` (read
+//! model), `http` (API front door), `agent` (Consul service/check definitions), `raft`
+//! (consensus, apply), `store` (LMDB), `catalog` (pure domain types), `health` (check runners).
+
+pub mod agent;
+pub mod app;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod dns;
+pub mod health;
+pub mod http;
+pub mod raft;
+pub mod snapshot;
+pub mod store;

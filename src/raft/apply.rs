@@ -1,0 +1,121 @@
+//! `apply`: the pure catalog transition `(CatalogState, index, Command) -> CatalogState'`.
+//!
+//! Invariant: deterministic. It reads no clock, no randomness and does no IO; the state
+//! machine calls it for each committed entry and persists the `Change`s it reports.
+//! A rejected command leaves the catalog untouched (validation happens before any mutation).
+
+use crate::catalog::{CatalogState, Change, key};
+
+use super::command::{CheckUpdate, Command, CommandResponse, Deregistration, Registration};
+
+/// Applies one command at Raft log index `index`, recording touched rows in `changes`.
+pub fn apply(state: &mut CatalogState, index: u64, cmd: &Command, changes: &mut Vec<Change>) -> CommandResponse {
+    let result = match cmd {
+        Command::Register(r) => register(state, index, r, changes),
+        Command::Deregister(d) => deregister(state, index, d, changes),
+        Command::UpdateCheck(u) => update_check(state, index, u, changes),
+    };
+    match result {
+        Ok(()) => CommandResponse::Applied,
+        Err(msg) => CommandResponse::Rejected(msg),
+    }
+}
+
+fn register(state: &mut CatalogState, index: u64, r: &Registration, changes: &mut Vec<Change>) -> Result<(), String> {
+    // Validate everything first so a rejection changes nothing.
+    if r.node.name.is_empty() {
+        return Err("Must provide node".into());
+    }
+    let node_exists = state.node(&r.node.name).is_some();
+    if r.skip_node_update && !node_exists {
+        return Err(format!("Node {:?} does not exist", r.node.name));
+    }
+    if !r.skip_node_update && r.node.address.is_empty() {
+        return Err("Must provide address if SkipNodeUpdate is not set".into());
+    }
+    if let Some(s) = &r.service {
+        if s.name.is_empty() {
+            return Err("Must provide service name".into());
+        }
+        if !s.node.eq_ignore_ascii_case(&r.node.name) {
+            return Err(format!("Service node {:?} does not match node {:?}", s.node, r.node.name));
+        }
+    }
+    for c in &r.checks {
+        if !c.node.eq_ignore_ascii_case(&r.node.name) {
+            return Err(format!("Check node {:?} does not match node {:?}", c.node, r.node.name));
+        }
+        if c.check_id.is_empty() {
+            return Err("Must provide check ID".into());
+        }
+        if !c.service_id.is_empty() {
+            let in_request = r.service.as_ref().is_some_and(|s| key(&s.id) == key(&c.service_id));
+            if !in_request && state.service(&r.node.name, &c.service_id).is_none() {
+                return Err(format!("Unknown service ID '{}' for check ID '{}'", c.service_id, c.check_id));
+            }
+        }
+    }
+
+    if !r.skip_node_update {
+        let mut node = r.node.clone();
+        // Keep the existing node ID when the request does not carry one.
+        if node.id.is_empty()
+            && let Some(old) = state.node(&node.name)
+        {
+            node.id = old.id.clone();
+        }
+        state.upsert_node(index, node, changes);
+    }
+    if let Some(s) = &r.service {
+        let mut s = s.clone();
+        if let Some(n) = state.node(&r.node.name) {
+            s.node = n.name.clone();
+        }
+        state.upsert_service(index, s, changes);
+    }
+    for c in &r.checks {
+        let mut c = c.clone();
+        if let Some(n) = state.node(&r.node.name) {
+            c.node = n.name.clone();
+        }
+        if !c.service_id.is_empty()
+            && let Some(s) = state.service(&c.node, &c.service_id)
+        {
+            c.service_id = s.id.clone();
+            c.service_name = s.name.clone();
+            c.service_tags = s.tags.clone();
+        }
+        state.upsert_check(index, c, changes);
+    }
+    Ok(())
+}
+
+fn deregister(state: &mut CatalogState, index: u64, d: &Deregistration, changes: &mut Vec<Change>) -> Result<(), String> {
+    if d.node.is_empty() {
+        return Err("Must provide node".into());
+    }
+    // Consul treats deregistering something that is already gone as success.
+    match (&d.service_id, &d.check_id) {
+        (Some(sid), _) => {
+            state.delete_service(index, &d.node, sid, changes);
+        }
+        (None, Some(cid)) => {
+            state.delete_check(index, &d.node, cid, changes);
+        }
+        (None, None) => {
+            state.delete_node(index, &d.node, changes);
+        }
+    }
+    Ok(())
+}
+
+fn update_check(state: &mut CatalogState, index: u64, u: &CheckUpdate, changes: &mut Vec<Change>) -> Result<(), String> {
+    let Some(old) = state.check(&u.node, &u.check_id) else {
+        return Err(format!("Unknown check ID {:?}", u.check_id));
+    };
+    let mut c = (**old).clone();
+    c.status = u.status;
+    c.output.clone_from(&u.output);
+    state.upsert_check(index, c, changes);
+    Ok(())
+}

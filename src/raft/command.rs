@@ -1,0 +1,76 @@
+//! `Command`: the Raft log payload, the only way the catalog changes.
+//!
+//! A command carries everything `apply` needs, including any time or random value, so applying
+//! the same log on any server yields the same catalog. The encoding is part of the on-disk
+//! format (LMDB log) and the wire (Raft RPC): add variants at the end, never change one.
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Check, HealthStatus, Node, Service};
+
+/// One catalog change, proposed to Raft and applied by the state machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Consul's catalog register: a node with an optional service and checks, atomically.
+    Register(Registration),
+    /// Consul's catalog deregister: a whole node, or one service, or one check.
+    Deregister(Deregistration),
+    /// A check's new status and output (TTL updates, probe results).
+    UpdateCheck(CheckUpdate),
+}
+
+/// Consul's `RegisterRequest`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Registration {
+    /// The node; its indexes are ignored (apply sets them).
+    pub node: Node,
+    /// Leave the node's address and meta as they are (the node must exist).
+    pub skip_node_update: bool,
+    /// A service instance on the node (its `node` field must name the node).
+    pub service: Option<Service>,
+    /// Checks on the node or on its services.
+    pub checks: Vec<Check>,
+}
+
+/// Consul's `DeregisterRequest`: the node, or one of its services, or one of its checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deregistration {
+    /// Node name.
+    pub node: String,
+    /// Remove only this service instance (and its checks).
+    pub service_id: Option<String>,
+    /// Remove only this check.
+    pub check_id: Option<String>,
+}
+
+/// New status and output for an existing check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckUpdate {
+    /// Node name.
+    pub node: String,
+    /// Check ID.
+    pub check_id: String,
+    /// New status.
+    pub status: HealthStatus,
+    /// New output.
+    pub output: String,
+}
+
+/// What applying a command produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResponse {
+    /// Applied (possibly as a no-op when nothing changed).
+    Applied,
+    /// Rejected deterministically; the catalog is unchanged. The text is Consul's error message.
+    Rejected(String),
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Register(r) => write!(f, "register node {}", r.node.name),
+            Self::Deregister(d) => write!(f, "deregister node {}", d.node),
+            Self::UpdateCheck(u) => write!(f, "update check {}/{}", u.node, u.check_id),
+        }
+    }
+}
