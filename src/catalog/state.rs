@@ -142,15 +142,11 @@ impl CatalogState {
 
     /// The instances of service `name` (case-insensitive), ordered by node then ID.
     pub fn service_instances(&self, name: &str) -> impl Iterator<Item = Instance> + '_ {
-        self.by_name
-            .get(&key(name))
-            .into_iter()
-            .flat_map(|set| set.iter())
-            .filter_map(|k| {
-                let service = self.services.get(k)?;
-                let node = self.nodes.get(&k.0)?;
-                Some(Instance { node: node.clone(), service: service.clone() })
-            })
+        self.by_name.get(&key(name)).into_iter().flat_map(|set| set.iter()).filter_map(|k| {
+            let service = self.services.get(k)?;
+            let node = self.nodes.get(&k.0)?;
+            Some(Instance { node: node.clone(), service: service.clone() })
+        })
     }
 
     /// Distinct service names (as first registered) with the union of their tags, by name key.
@@ -184,10 +180,7 @@ impl CatalogState {
 
     /// The worst status among an instance's checks; passing when it has none.
     pub fn instance_health(&self, node: &str, service_id: &str) -> HealthStatus {
-        self.instance_checks(node, service_id)
-            .map(|c| c.status)
-            .max()
-            .unwrap_or(HealthStatus::Passing)
+        self.instance_checks(node, service_id).map(|c| c.status).max().unwrap_or(HealthStatus::Passing)
     }
 
     /// Raft index of the last change visible in lookups of service `name`, falling back to
@@ -259,8 +252,7 @@ impl CatalogState {
     }
 
     fn bump_node_services(&mut self, node_key: &str, index: u64, changes: &mut Vec<Change>) {
-        let names: Vec<String> =
-            prefix_range(&self.services, node_key).map(|(_, s)| key(&s.name)).collect();
+        let names: Vec<String> = prefix_range(&self.services, node_key).map(|(_, s)| key(&s.name)).collect();
         for n in names {
             self.bump_service_name(n, index, changes);
         }
@@ -310,7 +302,12 @@ impl CatalogState {
 
     /// Inserts or replaces a service instance, keeping its `create_index`; the node must exist.
     /// An identical instance is left untouched. Returns whether it changed.
-    pub(crate) fn upsert_service(&mut self, index: u64, mut service: Service, changes: &mut Vec<Change>) -> bool {
+    pub(crate) fn upsert_service(
+        &mut self,
+        index: u64,
+        mut service: Service,
+        changes: &mut Vec<Change>,
+    ) -> bool {
         let k = (key(&service.node), key(&service.id));
         let new_name = key(&service.name);
         if let Some(old) = self.services.get(&k).cloned() {
@@ -369,7 +366,13 @@ impl CatalogState {
     }
 
     /// Removes a service instance and its checks. Returns whether it existed.
-    pub(crate) fn delete_service(&mut self, index: u64, node: &str, id: &str, changes: &mut Vec<Change>) -> bool {
+    pub(crate) fn delete_service(
+        &mut self,
+        index: u64,
+        node: &str,
+        id: &str,
+        changes: &mut Vec<Change>,
+    ) -> bool {
         let k = (key(node), key(id));
         let Some(old) = self.services.remove(&k) else {
             return false;
@@ -421,7 +424,13 @@ impl CatalogState {
     }
 
     /// Removes a check. Returns whether it existed.
-    pub(crate) fn delete_check(&mut self, index: u64, node: &str, check_id: &str, changes: &mut Vec<Change>) -> bool {
+    pub(crate) fn delete_check(
+        &mut self,
+        index: u64,
+        node: &str,
+        check_id: &str,
+        changes: &mut Vec<Change>,
+    ) -> bool {
         let k = (key(node), key(check_id));
         let Some(old) = self.checks.remove(&k) else {
             return false;

@@ -9,7 +9,12 @@ use crate::catalog::{CatalogState, Change, key};
 use super::command::{CheckUpdate, Command, CommandResponse, Deregistration, Registration};
 
 /// Applies one command at Raft log index `index`, recording touched rows in `changes`.
-pub fn apply(state: &mut CatalogState, index: u64, cmd: &Command, changes: &mut Vec<Change>) -> CommandResponse {
+pub fn apply(
+    state: &mut CatalogState,
+    index: u64,
+    cmd: &Command,
+    changes: &mut Vec<Change>,
+) -> CommandResponse {
     let result = match cmd {
         Command::Register(r) => register(state, index, r, changes),
         Command::Deregister(d) => deregister(state, index, d, changes),
@@ -21,7 +26,12 @@ pub fn apply(state: &mut CatalogState, index: u64, cmd: &Command, changes: &mut 
     }
 }
 
-fn register(state: &mut CatalogState, index: u64, r: &Registration, changes: &mut Vec<Change>) -> Result<(), String> {
+fn register(
+    state: &mut CatalogState,
+    index: u64,
+    r: &Registration,
+    changes: &mut Vec<Change>,
+) -> Result<(), String> {
     // Validate everything first so a rejection changes nothing.
     if r.node.name.is_empty() {
         return Err("Must provide node".into());
@@ -90,7 +100,12 @@ fn register(state: &mut CatalogState, index: u64, r: &Registration, changes: &mu
     Ok(())
 }
 
-fn deregister(state: &mut CatalogState, index: u64, d: &Deregistration, changes: &mut Vec<Change>) -> Result<(), String> {
+fn deregister(
+    state: &mut CatalogState,
+    index: u64,
+    d: &Deregistration,
+    changes: &mut Vec<Change>,
+) -> Result<(), String> {
     if d.node.is_empty() {
         return Err("Must provide node".into());
     }
@@ -109,7 +124,12 @@ fn deregister(state: &mut CatalogState, index: u64, d: &Deregistration, changes:
     Ok(())
 }
 
-fn update_check(state: &mut CatalogState, index: u64, u: &CheckUpdate, changes: &mut Vec<Change>) -> Result<(), String> {
+fn update_check(
+    state: &mut CatalogState,
+    index: u64,
+    u: &CheckUpdate,
+    changes: &mut Vec<Change>,
+) -> Result<(), String> {
     let Some(old) = state.check(&u.node, &u.check_id) else {
         return Err(format!("Unknown check ID {:?}", u.check_id));
     };
