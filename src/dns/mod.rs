@@ -154,7 +154,7 @@ pub fn respond(
             };
         }
     };
-    let routed = route::route(req.query.name(), req.query.query_type(), ctx);
+    let routed = route(req.query.name(), req.query.query_type(), ctx);
     match answer::answer(&req, &routed, ctx, snap, rng) {
         answer::Outcome::Answer(ans) => {
             encode::encode(&req, &routed, ans, transport, ctx).map_or(Response::Drop, Response::Reply)
