@@ -23,7 +23,6 @@ use super::DnsContext;
 use super::Transport;
 use super::answer::Answer;
 use super::parse::{ParseError, Request};
-use super::route::Routed;
 
 /// Classic DNS UDP payload limit.
 const UDP_CLASSIC: usize = 512;
@@ -88,13 +87,7 @@ fn record_key(r: &Record) -> (String, RecordType, String) {
 }
 
 /// Encodes an answer within the transport's limits.
-pub(super) fn encode(
-    req: &Request,
-    _routed: &Routed,
-    ans: Answer,
-    transport: Transport,
-    ctx: &DnsContext,
-) -> Option<Vec<u8>> {
+pub(super) fn encode(req: &Request, ans: Answer, transport: Transport, ctx: &DnsContext) -> Option<Vec<u8>> {
     let mut msg = base(&req.metadata, ctx);
     msg.metadata.authoritative = ans.authoritative;
     msg.metadata.response_code = ans.rcode;

@@ -157,7 +157,7 @@ pub fn respond(
     let routed = route(req.query.name(), req.query.query_type(), ctx);
     match answer::answer(&req, &routed, ctx, snap, rng) {
         answer::Outcome::Answer(ans) => {
-            encode::encode(&req, &routed, ans, transport, ctx).map_or(Response::Drop, Response::Reply)
+            encode::encode(&req, ans, transport, ctx).map_or(Response::Drop, Response::Reply)
         }
         answer::Outcome::Forward => match encode::servfail(&req, ctx) {
             Some(failure) => Response::Forward { request: request.to_vec(), id: req.metadata.id, failure },

@@ -157,7 +157,7 @@ fn locality(suffix: &[String], ctx: &DnsContext) -> Result<String, Route> {
         [dc] => return Ok(dc.clone()),
         _ => {}
     }
-    if suffix.len() % 2 != 0 || suffix.len() > 6 {
+    if !suffix.len().is_multiple_of(2) || suffix.len() > 6 {
         return Err(Route::Invalid);
     }
     let (mut dc, mut peer, mut port) = (None, None, None);
