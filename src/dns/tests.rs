@@ -943,3 +943,37 @@ async fn listener_udp_and_tcp() {
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(5), server).await.expect("stops").expect("join").expect("ok");
 }
+
+/// A fake upstream that answers every query with `rcode`, echoing the ID it was sent.
+async fn fake_recursor(rcode: u8) -> SocketAddr {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let addr = sock.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 1500];
+        while let Ok((n, peer)) = sock.recv_from(&mut buf).await {
+            let mut reply = buf.get(..n).expect("slice").to_vec();
+            if let (Some(f), Some(r)) = (reply.get(2).copied(), reply.get(3).copied()) {
+                reply[2] = f | 0x80;
+                reply[3] = (r & 0xf0) | rcode;
+            }
+            let _ = sock.send_to(&reply, peer).await;
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn recursor_falls_through_servfail_and_silence() {
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let failing = fake_recursor(2).await;
+    let good = fake_recursor(3).await;
+    let q = query_bytes("example.com.", RecordType::A, None);
+    let order = [silent.local_addr().expect("addr"), failing, good];
+    let t = Duration::from_millis(200);
+    let reply =
+        recursor::forward(&q, &order, crate::config::RecursorStrategy::Sequential, t).await.expect("reply");
+    let msg = Message::from_vec(&reply).expect("dec");
+    assert_eq!((msg.metadata.id, msg.metadata.response_code), (0xbeef, ResponseCode::NXDomain));
+    let none = recursor::forward(&q, &order[..2], crate::config::RecursorStrategy::Sequential, t).await;
+    assert!(none.is_none());
+}
