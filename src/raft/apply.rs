@@ -139,3 +139,6 @@ fn update_check(
     state.upsert_check(index, c, changes);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -19,6 +19,8 @@ pub mod network;
 pub mod state_machine;
 
 #[cfg(test)]
+mod testing;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;

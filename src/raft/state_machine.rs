@@ -242,3 +242,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.read_current_snapshot().map_err(|e| sm_read_err(&e))
     }
 }
+
+#[cfg(test)]
+mod tests;
