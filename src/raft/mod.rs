@@ -79,7 +79,7 @@ pub enum RaftError {
     Store(#[from] StoreError),
     /// openraft rejected the configuration.
     #[error("raft config: {0}")]
-    Config(#[from] openraft::ConfigError),
+    Config(String),
     /// openraft failed fatally (start, initialize, shutdown).
     #[error("raft: {0}")]
     Raft(String),
@@ -100,7 +100,7 @@ pub struct RaftOptions {
 }
 
 /// openraft configuration for a single-voter cluster on one host.
-fn raft_config() -> Result<Config, openraft::ConfigError> {
+fn raft_config() -> Result<Config, RaftError> {
     Config {
         cluster_name: "cairn".to_owned(),
         heartbeat_interval: 250,
@@ -111,6 +111,7 @@ fn raft_config() -> Result<Config, openraft::ConfigError> {
         ..Config::default()
     }
     .validate()
+    .map_err(|e| RaftError::Config(e.to_string()))
 }
 
 /// Opens the store, publishes the stored catalog, starts openraft, initialises a single-voter
