@@ -161,4 +161,16 @@ fn rejections_leave_state_unchanged() {
     );
     check_rejected(&mut state, 10, &update_check("n1", "no-such-check", HealthStatus::Critical, ""));
     check_rejected(&mut state, 10, &deregister("", None, None));
+    let long = "x".repeat(super::MAX_NAME_BYTES + 1);
+    check_rejected(&mut state, 10, &register(node(&long, "10.0.0.9"), None, vec![]));
+    check_rejected(
+        &mut state,
+        10,
+        &register(node("n1", "10.0.0.1"), Some(service("n1", &long, "web", 80, &[])), vec![]),
+    );
+    check_rejected(
+        &mut state,
+        10,
+        &register(node("n1", "10.0.0.1"), None, vec![health_check("n1", &long, "", HealthStatus::Passing)]),
+    );
 }

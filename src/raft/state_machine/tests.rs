@@ -86,3 +86,22 @@ proptest! {
         })?;
     }
 }
+
+/// The longest accepted names still fit LMDB's key limit: such a registration persists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn longest_names_persist() {
+    use crate::catalog::HealthStatus;
+    use crate::raft::apply::MAX_NAME_BYTES;
+    use crate::raft::testing::{health_check, node, register, service};
+
+    let long = "é".repeat(MAX_NAME_BYTES / 2);
+    let cmd = register(
+        node(&long, "10.0.0.1"),
+        Some(service(&long, &long, &long, 80, &[])),
+        vec![health_check(&long, &long, &long, HealthStatus::Passing)],
+    );
+    let applied = check_apply_all(check_entries(&[cmd]), 1).await;
+    assert_eq!(applied.responses, vec![CommandResponse::Applied]);
+    assert_eq!(CatalogState::from_dump(check_lmdb_dump(&applied.store)), applied.state);
+    assert_eq!(applied.state.service_count(), 1);
+}
