@@ -116,7 +116,7 @@ impl App {
 
         let raft_addr = SocketAddr::new(config.bind_addr, config.ports.server);
         let raft = crate::raft::open(RaftOptions {
-            data_dir: config.data_dir.join("raft"),
+            data_dir: config.data_dir.clone(),
             node_id: raft_node_id(&config.node_id)?,
             raft_addr,
         })
@@ -155,6 +155,22 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let snapshots = self.raft.snapshots();
         let mut tasks = tokio::task::JoinSet::new();
+        // Consul's SOA serial is the current Unix time; the DNS path reads no clock, so the
+        // serial is refreshed here. `rcu` keeps a concurrent SIGHUP reload from being lost.
+        let serial_ctx = self.dns_context.clone();
+        let serial_stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    () = serial_stop.cancelled() => break,
+                    _ = tick.tick() => {
+                        let serial = crate::dns::unix_serial();
+                        serial_ctx.rcu(|cur| Arc::new((**cur).clone().with_serial(serial)));
+                    }
+                }
+            }
+        });
         let ttl_task = self.ttl.run(shutdown.clone());
         if let Some((udp, tcp)) = self.dns {
             let (ctx, snaps, stop) = (self.dns_context.clone(), snapshots.clone(), shutdown.clone());
