@@ -51,4 +51,14 @@ impl RaftHandle {
     pub fn last_contact_ms(&self) -> u64 {
         0
     }
+
+    /// Whether this server currently knows a leader.
+    pub fn known_leader(&self) -> bool {
+        false
+    }
+
+    /// Raft index of the last entry applied locally.
+    pub fn applied_index(&self) -> u64 {
+        0
+    }
 }
