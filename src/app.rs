@@ -1,1 +1,284 @@
-//! placeholder
+//! Startup and lifecycle: `Config` -> `App::build` (binds sockets, opens Raft, registers the
+//! agent) -> `App::run` (serves DNS and HTTP until shutdown).
+//!
+//! `App` exposes the addresses it actually bound, so tests start agents on port 0.
+//! Nothing here answers queries or applies commands; it only wires the stages together.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{Check, CheckDefinition, HealthStatus, Node, Service, Weights};
+use crate::config::Config;
+use crate::dns::DnsContext;
+use crate::health::TtlChecks;
+use crate::http::ApiState;
+use crate::raft::{Command, CommandResponse, RaftHandle, RaftOptions, Registration};
+
+/// A built agent: sockets bound, Raft open and leader, own node registered.
+pub struct App {
+    config: Arc<Config>,
+    raft: RaftHandle,
+    dns: Option<(UdpSocket, TcpListener)>,
+    http: Option<TcpListener>,
+    dns_context: Arc<ArcSwap<DnsContext>>,
+    ttl: Arc<TtlChecks>,
+    /// `--dev` data directory, removed when the app is dropped.
+    _dev_dir: Option<tempfile::TempDir>,
+}
+
+/// Swaps in reloadable settings (today: `dns_config`, domains, recursors) without a restart.
+#[derive(Clone)]
+pub struct Reloader {
+    dns_context: Arc<ArcSwap<DnsContext>>,
+}
+
+impl Reloader {
+    /// Publishes the DNS settings of `config`; in-flight queries finish with the old ones.
+    pub fn reload(&self, config: &Config) {
+        self.dns_context.store(Arc::new(DnsContext::from_config(config)));
+    }
+}
+
+/// Reads the node ID kept in the data dir, or creates one (Consul keeps `node-id` there too).
+fn node_id(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if uuid::Uuid::parse_str(s.trim()).is_ok() => return Ok(s.trim().to_owned()),
+        Ok(_) => anyhow::bail!("{}: not a UUID", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let tmp = data_dir.join("node-id.tmp");
+    std::fs::write(&tmp, &id).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
+}
+
+/// Raft node ID derived from the node UUID, so it is stable across restarts and unique.
+fn raft_node_id(node_id: &str) -> anyhow::Result<u64> {
+    let u = uuid::Uuid::parse_str(node_id).with_context(|| format!("node_id {node_id:?} is not a UUID"))?;
+    // The low 64 bits of a random UUID are random enough to tell servers apart.
+    Ok((u.as_u128() as u64).max(1))
+}
+
+/// Binds UDP and TCP on the same port; with port 0 retries until both get the same free port.
+async fn bind_dns(addr: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> {
+    for _ in 0..20 {
+        let udp = UdpSocket::bind(addr).await.with_context(|| format!("binding DNS (UDP) on {addr}"))?;
+        let bound = udp.local_addr()?;
+        match TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(e) => return Err(e).with_context(|| format!("binding DNS (TCP) on {bound}")),
+        }
+    }
+    anyhow::bail!("no free port for DNS on {addr} for both UDP and TCP")
+}
+
+impl App {
+    /// Prepares the data dir, binds every listener, opens Raft (restoring the catalog), and
+    /// registers this agent's node and the `consul` service as Consul does.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let mut config = config;
+        let dev_dir = if config.dev && config.data_dir.as_os_str().is_empty() {
+            let dir = tempfile::Builder::new().prefix("cairn-dev-").tempdir().context("creating the -dev data dir")?;
+            config.data_dir = dir.path().to_path_buf();
+            Some(dir)
+        } else {
+            None
+        };
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
+        if config.node_id.is_empty() {
+            config.node_id = node_id(&config.data_dir)?;
+        }
+
+        let dns = match u16::try_from(config.ports.dns) {
+            Ok(port) => Some(bind_dns(SocketAddr::new(config.dns_addr, port)).await?),
+            Err(_) => None,
+        };
+        let http = match u16::try_from(config.ports.http) {
+            Ok(port) => {
+                let addr = SocketAddr::new(config.http_addr, port);
+                Some(TcpListener::bind(addr).await.with_context(|| format!("binding HTTP on {addr}"))?)
+            }
+            Err(_) => None,
+        };
+
+        let raft_addr = SocketAddr::new(config.bind_addr, config.ports.server);
+        let raft = crate::raft::open(RaftOptions {
+            data_dir: config.data_dir.join("raft"),
+            node_id: raft_node_id(&config.node_id)?,
+            raft_addr,
+        })
+        .await
+        .context("opening the Raft store")?;
+
+        let config = Arc::new(config);
+        register_self(&config, &raft).await?;
+        let ttl = TtlChecks::new(raft.clone(), raft.snapshots(), config.node_name.clone());
+        register_config_services(&config, &raft).await?;
+        let dns_context = Arc::new(ArcSwap::from_pointee(DnsContext::from_config(&config)));
+        Ok(Self { config, raft, dns, http, dns_context, ttl, _dev_dir: dev_dir })
+    }
+
+    /// Where DNS listens (UDP and TCP share the port), if enabled.
+    pub fn dns_addr(&self) -> Option<SocketAddr> {
+        self.dns.as_ref().and_then(|(u, _)| u.local_addr().ok())
+    }
+
+    /// Where the HTTP API listens, if enabled.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The data directory in use (a temporary one under `--dev`).
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
+    /// A handle for SIGHUP reloads.
+    pub fn reloader(&self) -> Reloader {
+        Reloader { dns_context: self.dns_context.clone() }
+    }
+
+    /// Serves DNS and HTTP until `shutdown` fires, then stops Raft cleanly.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let snapshots = self.raft.snapshots();
+        let mut tasks = tokio::task::JoinSet::new();
+        let ttl_task = self.ttl.run(shutdown.clone());
+        if let Some((udp, tcp)) = self.dns {
+            let (ctx, snaps, stop) = (self.dns_context.clone(), snapshots.clone(), shutdown.clone());
+            tasks.spawn(async move { crate::dns::serve(udp, tcp, ctx, snaps, stop).await.context("DNS server") });
+        }
+        if let Some(listener) = self.http {
+            let state = ApiState {
+                config: self.config.clone(),
+                snapshots: snapshots.clone(),
+                raft: self.raft.clone(),
+                ttl: self.ttl.clone(),
+            };
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                axum::serve(listener, crate::http::router(state))
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+                    .context("HTTP server")
+            });
+        }
+        // A server task that ends before shutdown is fatal: stop everything and report it.
+        let mut result = Ok(());
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            Some(done) = tasks.join_next() => {
+                result = done.context("server task panicked").and_then(|r| r);
+                if result.is_ok() {
+                    result = Err(anyhow::anyhow!("a server task stopped unexpectedly"));
+                }
+                shutdown.cancel();
+            }
+        }
+        let drain = async {
+            while let Some(done) = tasks.join_next().await {
+                if let Ok(Err(e)) = done {
+                    tracing::warn!(error = %format!("{e:#}"), "while stopping");
+                }
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+            tracing::warn!("listeners did not stop within 5s");
+        }
+        ttl_task.abort();
+        self.raft.shutdown().await.context("stopping Raft")?;
+        result
+    }
+}
+
+/// Registers the agent's node (with Consul's tagged addresses), the `serfHealth` check and,
+/// on servers, the `consul` service. Idempotent: an unchanged registration is a no-op.
+async fn register_self(config: &Config, raft: &RaftHandle) -> anyhow::Result<()> {
+    let addr = config.bind_addr.to_string();
+    let family = if config.bind_addr.is_ipv4() { "ipv4" } else { "ipv6" };
+    let tagged: BTreeMap<String, String> = [
+        ("lan".to_owned(), addr.clone()),
+        (format!("lan_{family}"), addr.clone()),
+        ("wan".to_owned(), addr.clone()),
+        (format!("wan_{family}"), addr.clone()),
+    ]
+    .into_iter()
+    .collect();
+    let node = Node {
+        id: config.node_id.clone(),
+        name: config.node_name.clone(),
+        address: addr,
+        datacenter: config.datacenter.clone(),
+        tagged_addresses: tagged,
+        meta: [("consul-network-segment".to_owned(), String::new())].into_iter().collect(),
+        create_index: 0,
+        modify_index: 0,
+    };
+    let service = config.server.then(|| Service {
+        node: config.node_name.clone(),
+        id: "consul".into(),
+        name: "consul".into(),
+        tags: Vec::new(),
+        address: String::new(),
+        port: config.ports.server,
+        meta: BTreeMap::new(),
+        tagged_addresses: BTreeMap::new(),
+        weights: Weights::default(),
+        enable_tag_override: false,
+        create_index: 0,
+        modify_index: 0,
+    });
+    let serf = Check {
+        node: config.node_name.clone(),
+        check_id: "serfHealth".into(),
+        name: "Serf Health Status".into(),
+        status: HealthStatus::Passing,
+        notes: String::new(),
+        output: "Agent alive and reachable".into(),
+        service_id: String::new(),
+        service_name: String::new(),
+        service_tags: Vec::new(),
+        check_type: String::new(),
+        definition: CheckDefinition::default(),
+        create_index: 0,
+        modify_index: 0,
+    };
+    let cmd = Command::Register(Registration { node, skip_node_update: false, service, checks: vec![serf] });
+    propose_ok(raft, cmd).await.context("registering this agent's node")
+}
+
+/// Registers the service definitions found in config files on this agent's node.
+async fn register_config_services(config: &Config, raft: &RaftHandle) -> anyhow::Result<()> {
+    let snap = raft.snapshots().load_full();
+    let Some(node) = snap.catalog.node(&config.node_name).cloned() else {
+        anyhow::bail!("invariant: own node {} missing after registration", config.node_name);
+    };
+    for v in &config.services {
+        let def = crate::agent::decode_service_definition(v).context("service definition")?;
+        let (registration, _ttl) = def.into_registration(&node).context("service definition")?;
+        let name = registration.service.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+        propose_ok(raft, Command::Register(registration))
+            .await
+            .with_context(|| format!("registering service {name:?} from the config"))?;
+    }
+    Ok(())
+}
+
+async fn propose_ok(raft: &RaftHandle, cmd: Command) -> anyhow::Result<()> {
+    match raft.propose(cmd).await? {
+        CommandResponse::Applied => Ok(()),
+        CommandResponse::Rejected(msg) => Err(anyhow::anyhow!(msg)),
+    }
+}

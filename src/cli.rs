@@ -1,1 +1,112 @@
-//! placeholder
+//! Command line: `cairn agent` with Consul's option names as long flags, and `cairn version`.
+//!
+//! Parsing only; `main` turns `AgentArgs` into `config::Overrides` and starts the agent.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Overrides;
+
+/// cairn: service discovery with Consul's DNS and HTTP interfaces.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an agent (server or client).
+    Agent(Box<AgentArgs>),
+    /// Print the version.
+    Version,
+}
+
+/// `cairn agent` flags; each overrides the same key in config files.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Development mode: one server, data in a temporary directory removed on exit, all on 127.0.0.1.
+    #[arg(long)]
+    pub dev: bool,
+    /// Run as a Raft server.
+    #[arg(long)]
+    pub server: bool,
+    /// Number of servers to wait for before bootstrapping the cluster.
+    #[arg(long, value_name = "N")]
+    pub bootstrap_expect: Option<u32>,
+    /// Node name (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// Datacenter (default: dc1).
+    #[arg(long, value_name = "DC")]
+    pub datacenter: Option<String>,
+    /// DNS domain (default: consul).
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    /// Alternative DNS domain answered beside the domain.
+    #[arg(long, value_name = "DOMAIN")]
+    pub alt_domain: Option<String>,
+    /// Directory for the Raft log and catalog.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Cluster address advertised to other agents (default: 127.0.0.1).
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// Address HTTP and DNS listen on (default: 127.0.0.1).
+    #[arg(long, value_name = "ADDR")]
+    pub client: Option<String>,
+    /// HTTP API port (default: 8500; 0 picks a free port, -1 disables).
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
+    pub http_port: Option<i32>,
+    /// DNS port, UDP and TCP (default: 8600; 0 picks a free port, -1 disables).
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
+    pub dns_port: Option<i32>,
+    /// Raft RPC port (default: 8300).
+    #[arg(long, value_name = "PORT")]
+    pub server_port: Option<u16>,
+    /// LAN gossip port (default: 8301).
+    #[arg(long, value_name = "PORT")]
+    pub serf_lan_port: Option<u16>,
+    /// Upstream DNS server for names outside the domain (repeatable; `ip` or `ip:port`).
+    #[arg(long, value_name = "ADDR")]
+    pub recursor: Vec<String>,
+    /// Config file, `.toml` or Consul `.json` (repeatable, read in order).
+    #[arg(long, value_name = "FILE")]
+    pub config_file: Vec<PathBuf>,
+    /// Directory of `.toml`/`.json` config files read in name order (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Vec<PathBuf>,
+    /// Log level: trace, debug, info, warn, err.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+}
+
+impl AgentArgs {
+    /// The flags as config overrides.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            dev: self.dev,
+            server: self.server,
+            bootstrap_expect: self.bootstrap_expect,
+            node_name: self.node.clone(),
+            datacenter: self.datacenter.clone(),
+            domain: self.domain.clone(),
+            alt_domain: self.alt_domain.clone(),
+            data_dir: self.data_dir.clone(),
+            bind_addr: self.bind.clone(),
+            client_addr: self.client.clone(),
+            http_port: self.http_port,
+            dns_port: self.dns_port,
+            server_port: self.server_port,
+            serf_lan_port: self.serf_lan_port,
+            recursors: self.recursor.clone(),
+            config_files: self.config_file.clone(),
+            config_dirs: self.config_dir.clone(),
+            log_level: self.log_level.clone(),
+        }
+    }
+}

@@ -1,1 +1,79 @@
-fn main() {}
+//! The `cairn` binary: parses the command line, loads the config, runs the agent.
+//!
+//! All work happens in the library (`cairn::app`); this file maps errors to exit codes and
+//! OS signals to shutdown (SIGINT/SIGTERM) and reload (SIGHUP).
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use cairn::app::App;
+use cairn::cli::{AgentArgs, Cli, Command};
+use cairn::config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("cairn v{}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Agent(args) => match run_agent(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn run_agent(args: &AgentArgs) -> anyhow::Result<()> {
+    let overrides = args.overrides();
+    let (config, ignored) = Config::load(&overrides)?;
+    let level = if config.log_level == "err" { "error" } else { config.log_level.as_str() };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn")));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    for key in ignored {
+        tracing::warn!(%key, "Consul config key accepted but not used by cairn");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let app = App::build(config).await?;
+        println!("==> cairn agent running (version v{})", env!("CARGO_PKG_VERSION"));
+        if let Some(a) = app.dns_addr() {
+            println!("    DNS: {a} (udp, tcp)");
+        }
+        if let Some(a) = app.http_addr() {
+            println!("    HTTP: {a}");
+        }
+        println!("    Data dir: {}", app.data_dir().display());
+        let shutdown = CancellationToken::new();
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let reloader = app.reloader();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = term.recv() => break,
+                    _ = int.recv() => break,
+                    _ = hup.recv() => match Config::load(&overrides) {
+                        Ok((cfg, _)) => {
+                            reloader.reload(&cfg);
+                            tracing::info!("configuration reloaded (dns_config, domains, recursors)");
+                        }
+                        Err(e) => tracing::error!(error = %e, "reload failed; keeping the running configuration"),
+                    },
+                }
+            }
+            tracing::info!("shutting down");
+            stop.cancel();
+        });
+        app.run(shutdown).await
+    })
+}

@@ -1,1 +1,167 @@
-//! placeholder
+//! DNS read path: Consul-compatible answers from the current catalog snapshot.
+//!
+//! Stages, one file each, in flow order:
+//!
+//! ```text
+//! listener (socket) -> parse (bytes -> Request | FORMERR/NOTIMP/drop)
+//!   -> route (QName -> Route) -> answer ((Route, qtype, snapshot, ctx) -> Answer | Forward)
+//!   -> encode (Answer -> bytes: EDNS echo, size limits, truncation) -> send
+//! recursor: async forwarding of names outside our domains (only `serve` awaits it)
+//! ```
+//!
+//! Invariants:
+//! - `respond`/`handle` are pure and synchronous: request bytes, one `DnsContext`, one
+//!   `CatalogSnapshot` and an RNG in, response bytes out. They take no lock, open no LMDB
+//!   transaction, never await Raft and never read the clock.
+//! - Nothing on this path may panic on any input (no unwrap, no unchecked indexing).
+//! - `serve` loads the snapshot once per query and answers the whole query from it.
+
+mod answer;
+mod encode;
+mod listener;
+mod parse;
+mod recursor;
+mod route;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use answer::{Answer, Rr};
+pub use listener::serve;
+pub use parse::{ParseError, Request};
+pub use route::{Route, Routed, route};
+
+use crate::config::{Config, DnsConfig};
+use crate::snapshot::CatalogSnapshot;
+
+/// Everything the DNS path needs from the configuration, swappable as a whole on reload.
+#[derive(Debug, Clone)]
+pub struct DnsContext {
+    /// Primary domain, lower-case and fully qualified (`consul.`).
+    pub domain: String,
+    /// Alternative domain, lower-case and fully qualified.
+    pub alt_domain: Option<String>,
+    /// This agent's datacenter, lower-case.
+    pub datacenter: String,
+    /// This agent's node name (the NS fallback target).
+    pub node_name: String,
+    /// `dns_config{}`.
+    pub dns_config: DnsConfig,
+    /// Upstream resolvers for names outside our domains; empty = answer REFUSED.
+    pub recursors: Vec<SocketAddr>,
+    /// SOA SERIAL. Consul uses the current Unix time; it is set when the context is built
+    /// (and may be refreshed by the owner) so that `handle` never reads the clock.
+    pub soa_serial: u32,
+}
+
+impl DnsContext {
+    /// Builds the DNS context from the resolved agent configuration.
+    pub fn from_config(cfg: &Config) -> Self {
+        Self {
+            domain: normalise_domain(&cfg.domain),
+            alt_domain: cfg.alt_domain.as_deref().map(normalise_domain).filter(|d| d != "."),
+            datacenter: cfg.datacenter.to_ascii_lowercase(),
+            node_name: cfg.node_name.clone(),
+            dns_config: cfg.dns.clone(),
+            recursors: cfg.recursors.clone(),
+            soa_serial: unix_serial(),
+        }
+    }
+
+    /// The same context with a new SOA serial (e.g. refreshed periodically by the owner).
+    #[must_use]
+    pub fn with_serial(mut self, serial: u32) -> Self {
+        self.soa_serial = serial;
+        self
+    }
+}
+
+/// Seconds since the Unix epoch, truncated to 32 bits (an RFC 1982 serial wraps anyway).
+pub fn unix_serial() -> u32 {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    (secs & u64::from(u32::MAX)) as u32
+}
+
+fn normalise_domain(d: &str) -> String {
+    let mut d = d.trim().trim_end_matches('.').to_ascii_lowercase();
+    d.push('.');
+    d
+}
+
+/// The transport a request arrived on; it decides the size limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP: 512 bytes, or the client's EDNS size (capped at 65467).
+    Udp,
+    /// TCP: up to 65523 bytes.
+    Tcp,
+}
+
+/// What to do with one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// Send these bytes back.
+    Reply(Vec<u8>),
+    /// The name is outside our domains and recursors are configured: forward the request
+    /// asynchronously; `failure` is the SERVFAIL (RA=1) to send if every recursor fails.
+    Forward {
+        /// The client's request bytes.
+        request: Vec<u8>,
+        /// The client's message ID.
+        id: u16,
+        /// The reply to send when no recursor answers usefully.
+        failure: Vec<u8>,
+    },
+    /// Send nothing (unreadable header, or a response sent to us).
+    Drop,
+}
+
+/// The pure core, for tests and fuzzing: request bytes -> response bytes (`None` = drop).
+///
+/// A request that would be forwarded to a recursor yields the "all recursors failed"
+/// SERVFAIL here, since forwarding needs IO; `serve` uses [`respond`] and forwards.
+pub fn handle(
+    request: &[u8],
+    transport: Transport,
+    ctx: &DnsContext,
+    snap: &CatalogSnapshot,
+    rng: &mut impl rand::Rng,
+) -> Option<Vec<u8>> {
+    match respond(request, transport, ctx, snap, rng) {
+        Response::Reply(bytes) => Some(bytes),
+        Response::Forward { failure, .. } => Some(failure),
+        Response::Drop => None,
+    }
+}
+
+/// Like [`handle`], but reports "forward to the recursors" instead of answering it.
+pub fn respond(
+    request: &[u8],
+    transport: Transport,
+    ctx: &DnsContext,
+    snap: &CatalogSnapshot,
+    rng: &mut impl rand::Rng,
+) -> Response {
+    let req = match parse::parse(request) {
+        Ok(req) => req,
+        Err(err) => {
+            return match encode::error_reply(&err, ctx) {
+                Some(bytes) => Response::Reply(bytes),
+                None => Response::Drop,
+            };
+        }
+    };
+    let routed = route(req.query.name(), req.query.query_type(), ctx);
+    match answer::answer(&req, &routed, ctx, snap, rng) {
+        answer::Outcome::Answer(ans) => {
+            encode::encode(&req, ans, transport, ctx).map_or(Response::Drop, Response::Reply)
+        }
+        answer::Outcome::Forward => match encode::servfail(&req, ctx) {
+            Some(failure) => Response::Forward { request: request.to_vec(), id: req.metadata.id, failure },
+            None => Response::Drop,
+        },
+    }
+}

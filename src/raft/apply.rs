@@ -8,6 +8,19 @@ use crate::catalog::{CatalogState, Change, key};
 
 use super::command::{CheckUpdate, Command, CommandResponse, Deregistration, Registration};
 
+/// Longest node name, service ID, service name or check ID accepted, in bytes. The store keys
+/// rows by these (a `(node, id)` pair fits LMDB's 511-byte key limit); rejecting longer ones
+/// here, deterministically, keeps an oversized registration from failing the LMDB write and
+/// stopping Raft.
+pub const MAX_NAME_BYTES: usize = 240;
+
+fn check_len(what: &str, value: &str) -> Result<(), String> {
+    if value.len() > MAX_NAME_BYTES {
+        return Err(format!("{what} is longer than {MAX_NAME_BYTES} bytes"));
+    }
+    Ok(())
+}
+
 /// Applies one command at Raft log index `index`, recording touched rows in `changes`.
 pub fn apply(
     state: &mut CatalogState,
@@ -36,6 +49,7 @@ fn register(
     if r.node.name.is_empty() {
         return Err("Must provide node".into());
     }
+    check_len("Node name", &r.node.name)?;
     let node_exists = state.node(&r.node.name).is_some();
     if r.skip_node_update && !node_exists {
         return Err(format!("Node {:?} does not exist", r.node.name));
@@ -47,6 +61,8 @@ fn register(
         if s.name.is_empty() {
             return Err("Must provide service name".into());
         }
+        check_len("Service name", &s.name)?;
+        check_len("Service ID", &s.id)?;
         if !s.node.eq_ignore_ascii_case(&r.node.name) {
             return Err(format!("Service node {:?} does not match node {:?}", s.node, r.node.name));
         }
@@ -58,6 +74,7 @@ fn register(
         if c.check_id.is_empty() {
             return Err("Must provide check ID".into());
         }
+        check_len("Check ID", &c.check_id)?;
         if !c.service_id.is_empty() {
             let in_request = r.service.as_ref().is_some_and(|s| key(&s.id) == key(&c.service_id));
             if !in_request && state.service(&r.node.name, &c.service_id).is_none() {
@@ -139,3 +156,6 @@ fn update_check(
     state.upsert_check(index, c, changes);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Check, HealthStatus, Node, Service};
 
 /// One catalog change, proposed to Raft and applied by the state machine.
+// A command is built once and moved into the log; boxing `Registration` would only add an
+// allocation and churn every constructor.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     /// Consul's catalog register: a node with an optional service and checks, atomically.

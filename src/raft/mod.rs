@@ -6,11 +6,57 @@
 //!
 //! Files: `command` (the log payload), `apply` (pure transition), `log_store` (RaftLogStorage
 //! on LMDB), `state_machine` (RaftStateMachine on LMDB + publish), `network` (RaftNetwork).
+//!
+//! Input: `RaftOptions` (data dir, node id, Raft address) and proposed `Command`s.
+//! Output: a running openraft node (`RaftHandle`) and the `SnapshotHandle` it publishes to.
+//! Invariants: `open` publishes the catalog stored in LMDB before Raft starts; `propose`
+//! returns only after the command is committed (fsynced log) and applied (LMDB + publish).
 
 pub mod apply;
 pub mod command;
+pub mod log_store;
+pub mod network;
+pub mod state_machine;
+
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, InitializeError, RaftError as OpenRaftError};
+use openraft::{BasicNode, Config, SnapshotPolicy};
 
 pub use command::{CheckUpdate, Command, CommandResponse, Deregistration, Registration};
+
+use crate::snapshot::SnapshotHandle;
+use crate::store::{Store, StoreError};
+
+openraft::declare_raft_types!(
+    /// openraft type configuration for the catalog.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResponse,
+        NodeId = u64,
+        Node = BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// A Raft log entry of the catalog.
+pub type Entry = openraft::Entry<TypeConfig>;
+/// The openraft node.
+pub type Raft = openraft::Raft<TypeConfig>;
+
+/// How long `open` waits for this node to become leader.
+const LEADER_WAIT: Duration = Duration::from_secs(10);
 
 /// Why a proposal did not produce a `CommandResponse`.
 #[derive(Debug, thiserror::Error)]
@@ -24,32 +70,149 @@ pub enum ProposeError {
     Raft(String),
 }
 
+/// Why the Raft node could not be opened or shut down.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RaftError {
+    /// The LMDB store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// openraft rejected the configuration.
+    #[error("raft config: {0}")]
+    Config(String),
+    /// openraft failed fatally (start, initialize, shutdown).
+    #[error("raft: {0}")]
+    Raft(String),
+    /// This node did not become leader within the bounded wait.
+    #[error("no leader elected within {0:?}")]
+    NoLeader(Duration),
+}
+
+/// Where and as whom this server runs Raft.
+#[derive(Debug, Clone)]
+pub struct RaftOptions {
+    /// Data directory; the LMDB environment lives in `<data_dir>/raft/`.
+    pub data_dir: PathBuf,
+    /// This server's Raft node id.
+    pub node_id: u64,
+    /// This server's Raft RPC address, recorded in the membership.
+    pub raft_addr: SocketAddr,
+}
+
+/// openraft configuration for a single-voter cluster on one host.
+fn raft_config() -> Result<Config, RaftError> {
+    Config {
+        cluster_name: "cairn".to_owned(),
+        heartbeat_interval: 250,
+        election_timeout_min: 500,
+        election_timeout_max: 1000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
+        max_in_snapshot_log_to_keep: 1_000,
+        ..Config::default()
+    }
+    .validate()
+    .map_err(|e| RaftError::Config(e.to_string()))
+}
+
+/// Opens the store, publishes the stored catalog, starts openraft, initialises a single-voter
+/// membership `{node_id: raft_addr}` on a fresh store, and waits (bounded) for leadership.
+pub async fn open(opts: RaftOptions) -> Result<RaftHandle, RaftError> {
+    let dir = opts.data_dir.join("raft");
+    // Off the async workers: opening creates files and commits a transaction.
+    let store = crate::store::blocking(move || Store::open(&dir)).await?;
+    let snapshots = Arc::new(SnapshotHandle::default());
+    let sm = state_machine::StateMachine::open(store.clone(), snapshots.clone())?;
+    let log = log_store::LogStore::new(store);
+    let config = Arc::new(raft_config()?);
+    let raft = Raft::new(opts.node_id, config, network::NetworkFactory, log, sm)
+        .await
+        .map_err(|e| RaftError::Raft(e.to_string()))?;
+
+    let members = BTreeMap::from([(opts.node_id, BasicNode::new(opts.raft_addr.to_string()))]);
+    match raft.initialize(members).await {
+        Ok(()) | Err(OpenRaftError::APIError(InitializeError::NotAllowed(_))) => {}
+        Err(e) => return Err(RaftError::Raft(e.to_string())),
+    }
+
+    let node_id = opts.node_id;
+    raft.wait(Some(LEADER_WAIT))
+        .metrics(|m| m.current_leader == Some(node_id), "this node is leader")
+        .await
+        .map_err(|_| RaftError::NoLeader(LEADER_WAIT))?;
+    Ok(RaftHandle { raft, snapshots, node_id })
+}
+
 /// Cheap-to-clone handle for proposing commands and reading Raft's view of the cluster.
 #[derive(Clone)]
 pub struct RaftHandle {
-    // filled in by the raft implementation
+    raft: Raft,
+    snapshots: Arc<SnapshotHandle>,
+    node_id: u64,
+}
+
+impl std::fmt::Debug for RaftHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftHandle").field("node_id", &self.node_id).finish_non_exhaustive()
+    }
 }
 
 impl RaftHandle {
     /// Proposes `cmd` and waits until it is committed and applied locally.
     pub async fn propose(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
-        let _ = cmd;
-        Err(ProposeError::NoLeader)
+        match self.raft.client_write(cmd).await {
+            Ok(resp) => Ok(resp.data),
+            Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ProposeError::NoLeader),
+            Err(e) => Err(ProposeError::Raft(e.to_string())),
+        }
     }
 
     /// The leader's Raft RPC address (`ip:port`), if one is known.
     pub fn leader_addr(&self) -> Option<String> {
-        None
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let leader = m.current_leader?;
+        m.membership_config.membership().get_node(&leader).map(|n| n.addr.clone())
     }
 
     /// Raft RPC addresses of the voters.
     pub fn peer_addrs(&self) -> Vec<String> {
-        Vec::new()
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let membership = m.membership_config.membership();
+        membership.voter_ids().filter_map(|id| membership.get_node(&id).map(|n| n.addr.clone())).collect()
     }
 
     /// Milliseconds since this server last heard from the leader (0 on the leader).
     pub fn last_contact_ms(&self) -> u64 {
-        0
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        if m.current_leader == Some(self.node_id) { 0 } else { m.millis_since_quorum_ack.unwrap_or(0) }
+    }
+
+    /// The snapshot handle the state machine publishes to (DNS and HTTP read from it).
+    pub fn snapshots(&self) -> Arc<SnapshotHandle> {
+        self.snapshots.clone()
+    }
+
+    /// Stops openraft; the state machine and log are durable, so `open` on the same data
+    /// directory resumes where this left off.
+    pub async fn shutdown(&self) -> Result<(), RaftError> {
+        self.raft.shutdown().await.map_err(|e| RaftError::Raft(e.to_string()))
+    }
+
+    /// Whether a leader is currently known.
+    pub fn known_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader.is_some()
+    }
+
+    /// Raft log index of the last entry applied and published.
+    pub fn applied_index(&self) -> u64 {
+        self.snapshots.load().index
+    }
+
+    /// The openraft node, for cluster management (later issues).
+    pub fn raft(&self) -> &Raft {
+        &self.raft
     }
 
     /// Whether this server currently knows a leader.

@@ -1,1 +1,309 @@
-//! placeholder
+//! STORAGE: the LMDB (heed) environment behind the Raft log, Raft metadata and the catalog.
+//!
+//! Input: write transactions from `raft::log_store` (log entries, vote, committed, purged) and
+//! `raft::state_machine` (changed catalog rows, last applied, membership, snapshots).
+//! Output: durable rows, read back on open (`load_catalog`, `meta_get`, `log_range`).
+//!
+//! Invariants:
+//! - One environment per data directory, under `<data_dir>/raft/`, opened without TLS read
+//!   transactions so a read transaction may cross threads (tokio).
+//! - A committed write transaction is fsynced (LMDB's default durability); callers report a
+//!   write as done only after `commit` returns.
+//! - The catalog tables hold exactly the rows of the state machine's `CatalogState`: the
+//!   state machine writes every row named by a `Change` in the same transaction as its
+//!   last-applied log id, so a reload (`load_catalog` + `CatalogState::from_dump`) reproduces
+//!   the in-memory state at that log id.
+//! - Service and check rows are keyed by `(node key, id key)`, encoded as a 2-byte big-endian
+//!   length of the node key, the node key, then the id key: unambiguous for any strings.
+
+use std::collections::BTreeSet;
+use std::ops::RangeBounds;
+use std::path::Path;
+
+use heed::byteorder::BigEndian;
+use heed::types::{Bytes, SerdeJson, Str, U64};
+use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::catalog::{CatalogDump, CatalogState, Change, Check, Node, Service, TableIndexes};
+
+/// Virtual size of the memory map. Sparse: the file only grows with the data written.
+pub const MAP_SIZE: usize = 4 << 30;
+/// Named databases in the environment (room for later tables, e.g. a KV store).
+const MAX_DBS: u32 = 16;
+
+/// Meta key: the Raft vote.
+pub const META_VOTE: &str = "raft.vote";
+/// Meta key: the last committed log id.
+pub const META_COMMITTED: &str = "raft.committed";
+/// Meta key: the last purged log id.
+pub const META_PURGED: &str = "raft.purged";
+/// Meta key: the state machine's last applied log id.
+pub const META_LAST_APPLIED: &str = "sm.last_applied";
+/// Meta key: the state machine's last applied membership.
+pub const META_MEMBERSHIP: &str = "sm.membership";
+/// Meta key: the current Raft snapshot's metadata.
+pub const META_SNAPSHOT_META: &str = "sm.snapshot.meta";
+/// Meta key: the current Raft snapshot's data (raw bytes, not JSON-wrapped).
+pub const META_SNAPSHOT_DATA: &str = "sm.snapshot.data";
+/// Meta key: the catalog's table indexes.
+const META_TABLES: &str = "catalog.tables";
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// LMDB (or heed's encoding) failed.
+    #[error("lmdb: {0}")]
+    Lmdb(#[from] heed::Error),
+    /// Creating the data directory failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// A stored value could not be (de)serialised.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A blocking storage task panicked or was cancelled.
+    #[error("storage task: {0}")]
+    Task(String),
+    /// A key is too long for the encoding.
+    #[error("key too long: {0} bytes")]
+    KeyTooLong(usize),
+}
+
+/// Handle to the environment and its databases; cheap to clone (the environment is shared).
+#[derive(Clone)]
+pub struct Store {
+    env: Env<WithoutTls>,
+    log: Database<'static, U64<BigEndian>, Bytes>,
+    meta: Database<'static, Str, Bytes>,
+    nodes: Database<'static, Str, SerdeJson<Node>>,
+    services: Database<'static, Bytes, SerdeJson<Service>>,
+    checks: Database<'static, Bytes, SerdeJson<Check>>,
+    service_indexes: Database<'static, Str, U64<BigEndian>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.env.path()).finish_non_exhaustive()
+    }
+}
+
+/// Encodes a `(node key, id key)` pair as a row key.
+pub fn pair_key(a: &str, b: &str) -> Result<Vec<u8>, StoreError> {
+    let len = u16::try_from(a.len()).map_err(|_| StoreError::KeyTooLong(a.len()))?;
+    let mut k = Vec::with_capacity(2 + a.len() + b.len());
+    k.extend_from_slice(&len.to_be_bytes());
+    k.extend_from_slice(a.as_bytes());
+    k.extend_from_slice(b.as_bytes());
+    Ok(k)
+}
+
+impl Store {
+    /// Opens (creating if needed) the environment in directory `dir` and its databases.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let mut options = EnvOpenOptions::new().read_txn_without_tls();
+        options.map_size(MAP_SIZE).max_dbs(MAX_DBS);
+        // SAFETY: LMDB requires that the memory-mapped file is not modified outside LMDB and
+        // that this process does not open the same environment with other options. The
+        // directory is private to this server's data dir, only this module opens it, always
+        // with the same options (heed deduplicates a second open of the same path).
+        #[allow(unsafe_code)]
+        let env = unsafe { options.open(dir)? };
+        let wtxn = env.write_txn()?;
+        let dbs = env
+            .create_databases_and_commit(wtxn, |wdo, wtxn| -> Result<_, heed::Error> {
+                Ok(CommitOrAbort::<_, ()>::Commit((
+                    wdo.create_database(wtxn, Some("raft-log"))?,
+                    wdo.create_database(wtxn, Some("meta"))?,
+                    wdo.create_database(wtxn, Some("catalog-nodes"))?,
+                    wdo.create_database(wtxn, Some("catalog-services"))?,
+                    wdo.create_database(wtxn, Some("catalog-checks"))?,
+                    wdo.create_database(wtxn, Some("catalog-service-indexes"))?,
+                )))
+            })?
+            .commit();
+        let Some((log, meta, nodes, services, checks, service_indexes)) = dbs else {
+            return Err(StoreError::Task("database creation aborted".into()));
+        };
+        Ok(Self { env, log, meta, nodes, services, checks, service_indexes })
+    }
+
+    /// A read transaction (`Send`: the environment has no TLS readers).
+    pub fn read_txn(&self) -> Result<RoTxn<'_, WithoutTls>, StoreError> {
+        Ok(self.env.read_txn()?)
+    }
+
+    /// The write transaction; LMDB serialises writers, so this may wait for another one.
+    pub fn write_txn(&self) -> Result<RwTxn<'_>, StoreError> {
+        Ok(self.env.write_txn()?)
+    }
+
+    // ----- Raft log ----------------------------------------------------------------------
+
+    /// Stores one serialised log entry at `index`.
+    pub fn log_put(&self, wtxn: &mut RwTxn<'_>, index: u64, entry: &[u8]) -> Result<(), StoreError> {
+        Ok(self.log.put(wtxn, &index, entry)?)
+    }
+
+    /// Serialised log entries whose index is in `range`, in index order.
+    pub fn log_range<R: RangeBounds<u64>>(
+        &self,
+        rtxn: &RoTxn<'_>,
+        range: &R,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for row in self.log.range(rtxn, range)? {
+            let (k, v) = row?;
+            out.push((k, v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The last log entry, if any.
+    pub fn log_last(&self, rtxn: &RoTxn<'_>) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        Ok(self.log.last(rtxn)?.map(|(k, v)| (k, v.to_vec())))
+    }
+
+    /// Deletes log entries with index in `range`.
+    pub fn log_delete<R: RangeBounds<u64>>(&self, wtxn: &mut RwTxn<'_>, range: &R) -> Result<(), StoreError> {
+        self.log.delete_range(wtxn, range)?;
+        Ok(())
+    }
+
+    // ----- meta --------------------------------------------------------------------------
+
+    /// A JSON meta value.
+    pub fn meta_get<T: DeserializeOwned>(
+        &self,
+        rtxn: &RoTxn<'_>,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        match self.meta.get(rtxn, key)? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a JSON meta value.
+    pub fn meta_put<T: Serialize>(
+        &self,
+        wtxn: &mut RwTxn<'_>,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(value)?;
+        Ok(self.meta.put(wtxn, key, &bytes)?)
+    }
+
+    /// A raw meta value.
+    pub fn meta_get_raw(&self, rtxn: &RoTxn<'_>, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(rtxn, key)?.map(<[u8]>::to_vec))
+    }
+
+    /// Stores a raw meta value.
+    pub fn meta_put_raw(&self, wtxn: &mut RwTxn<'_>, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        Ok(self.meta.put(wtxn, key, value)?)
+    }
+
+    // ----- catalog -----------------------------------------------------------------------
+
+    /// Writes or deletes every row named in `changes`, reading its current value from `state`.
+    pub fn write_changes(
+        &self,
+        wtxn: &mut RwTxn<'_>,
+        state: &CatalogState,
+        changes: &[Change],
+    ) -> Result<(), StoreError> {
+        let unique: BTreeSet<&Change> = changes.iter().collect();
+        for change in unique {
+            match change {
+                Change::Node(k) => match state.node_row(k) {
+                    Some(n) => self.nodes.put(wtxn, k, n)?,
+                    None => {
+                        self.nodes.delete(wtxn, k)?;
+                    }
+                },
+                Change::Service(k) => {
+                    let key = pair_key(&k.0, &k.1)?;
+                    match state.service_row(k) {
+                        Some(s) => self.services.put(wtxn, &key, s)?,
+                        None => {
+                            self.services.delete(wtxn, &key)?;
+                        }
+                    }
+                }
+                Change::Check(k) => {
+                    let key = pair_key(&k.0, &k.1)?;
+                    match state.check_row(k) {
+                        Some(c) => self.checks.put(wtxn, &key, c)?,
+                        None => {
+                            self.checks.delete(wtxn, &key)?;
+                        }
+                    }
+                }
+                Change::ServiceIndex(k) => match state.service_index_row(k) {
+                    Some(i) => self.service_indexes.put(wtxn, k, &i)?,
+                    None => {
+                        self.service_indexes.delete(wtxn, k)?;
+                    }
+                },
+                Change::TableIndexes => self.meta_put(wtxn, META_TABLES, &state.table_indexes())?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces every catalog table with the content of `dump`.
+    pub fn replace_catalog(&self, wtxn: &mut RwTxn<'_>, dump: &CatalogDump) -> Result<(), StoreError> {
+        self.nodes.clear(wtxn)?;
+        self.services.clear(wtxn)?;
+        self.checks.clear(wtxn)?;
+        self.service_indexes.clear(wtxn)?;
+        for n in &dump.nodes {
+            self.nodes.put(wtxn, &crate::catalog::key(&n.name), n)?;
+        }
+        for s in &dump.services {
+            let k = pair_key(&crate::catalog::key(&s.node), &crate::catalog::key(&s.id))?;
+            self.services.put(wtxn, &k, s)?;
+        }
+        for c in &dump.checks {
+            let k = pair_key(&crate::catalog::key(&c.node), &crate::catalog::key(&c.check_id))?;
+            self.checks.put(wtxn, &k, c)?;
+        }
+        for (name, index) in &dump.service_indexes {
+            self.service_indexes.put(wtxn, name, index)?;
+        }
+        self.meta_put(wtxn, META_TABLES, &dump.tables)
+    }
+
+    /// Reads every catalog table.
+    pub fn load_catalog(&self, rtxn: &RoTxn<'_>) -> Result<CatalogDump, StoreError> {
+        let mut dump = CatalogDump::default();
+        for row in self.nodes.iter(rtxn)? {
+            dump.nodes.push(row?.1);
+        }
+        for row in self.services.iter(rtxn)? {
+            dump.services.push(row?.1);
+        }
+        for row in self.checks.iter(rtxn)? {
+            dump.checks.push(row?.1);
+        }
+        for row in self.service_indexes.iter(rtxn)? {
+            let (k, v) = row?;
+            dump.service_indexes.push((k.to_owned(), v));
+        }
+        dump.tables = self.meta_get::<TableIndexes>(rtxn, META_TABLES)?.unwrap_or_default();
+        Ok(dump)
+    }
+}
+
+/// Runs blocking LMDB work (fsyncing commits) off the async worker threads.
+pub async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Task(e.to_string()))?
+}

@@ -1,1 +1,16 @@
+//! Integration tests: real `cairn` agent processes on free ports, driven by real clients.
+//!
+//! One binary, one module per area:
+//! - `support`: start/stop agents (bind port 0, never 8500/8600), DNS and HTTP clients.
+//! - `dns`: answers over UDP and TCP for services registered over HTTP.
+//! - `http`: Consul's HTTP API shapes, errors and blocking queries.
+//! - `durability`: restart and `kill -9` keep acknowledged registrations.
+//! - `config`: config files and flags as an operator uses them.
+//! - `py_consul`: the py-consul client library drives the agent (tests/py/).
 
+mod config;
+mod dns;
+mod durability;
+mod http;
+mod py_consul;
+mod support;

@@ -1,0 +1,156 @@
+//! Config loading: Consul keys from TOML and JSON, flag precedence, errors naming file and key.
+
+use std::io::Write;
+use std::time::Duration;
+
+use super::*;
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let p = dir.path().join(name);
+    let mut f = std::fs::File::create(&p).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    p
+}
+
+fn dev() -> Overrides {
+    Overrides { dev: true, node_name: Some("n1".into()), ..Overrides::default() }
+}
+
+/// Loads `text` as file `name` with `o` and returns the config or the error line.
+fn check(name: &str, text: &str, o: Overrides) -> Result<Config, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, name, text);
+    let o = Overrides { config_files: vec![p], ..o };
+    Config::load(&o).map(|(c, _)| c).map_err(|e| e.to_string().replace(&dir.path().display().to_string(), "DIR"))
+}
+
+#[test]
+fn defaults_match_consul_when_nothing_is_given() {
+    let (c, ignored) = Config::load(&dev()).unwrap();
+    assert!(ignored.is_empty());
+    assert_eq!(c.datacenter, "dc1");
+    assert_eq!(c.domain, "consul.");
+    assert_eq!(c.ports, Ports { dns: 8600, http: 8500, server: 8300, serf_lan: 8301 });
+    assert_eq!(c.client_addr.to_string(), "127.0.0.1");
+    assert_eq!(c.dns_addr, c.client_addr);
+    assert_eq!(c.dns, DnsConfig::default());
+    assert_eq!(c.dns.udp_answer_limit, 3);
+    assert!(c.server);
+    assert_eq!(c.bootstrap_expect, 1);
+}
+
+#[test]
+fn consul_json_config_is_accepted_as_is() {
+    let c = check(
+        "consul.json",
+        r#"{"datacenter":"East-1","domain":"Example.","alt_domain":"alt.test","recursors":["9.9.9.9","1.1.1.1:5353"],
+            "ports":{"dns":8653,"grpc":-1},"addresses":{"dns":"127.0.0.2"},
+            "dns_config":{"node_ttl":"10s","service_ttl":{"db*":"66s","*":"5s"},"only_passing":true,
+                          "udp_answer_limit":5,"soa":{"min_ttl":7,"retry":11},"recursor_timeout":"250ms"},
+            "enable_script_checks":false}"#,
+        dev(),
+    )
+    .unwrap();
+    assert_eq!(c.datacenter, "east-1");
+    assert_eq!(c.domain, "example.");
+    assert_eq!(c.alt_domain.as_deref(), Some("alt.test."));
+    assert_eq!(c.recursors, vec!["9.9.9.9:53".parse().unwrap(), "1.1.1.1:5353".parse().unwrap()]);
+    assert_eq!(c.ports.dns, 8653);
+    assert_eq!(c.dns_addr.to_string(), "127.0.0.2");
+    assert_eq!(c.dns.node_ttl, Duration::from_secs(10));
+    assert_eq!(c.dns.service_ttl_for("dblb"), Duration::from_secs(66));
+    assert_eq!(c.dns.service_ttl_for("api"), Duration::from_secs(5));
+    assert!(c.dns.only_passing);
+    assert_eq!(c.dns.soa.min_ttl, 7);
+    assert_eq!(c.dns.soa.retry, 11);
+    assert_eq!(c.dns.soa.refresh, 3600);
+    assert_eq!(c.dns.recursor_timeout, Duration::from_millis(250));
+}
+
+#[test]
+fn toml_config_uses_the_same_keys() {
+    let c = check(
+        "cairn.toml",
+        "datacenter = \"dc2\"\nnode_name = \"alpha\"\n[ports]\nhttp = 18500\n[dns_config]\nenable_truncate = true\na_record_limit = 2\n",
+        Overrides { dev: true, ..Overrides::default() },
+    )
+    .unwrap();
+    assert_eq!(c.datacenter, "dc2");
+    assert_eq!(c.node_name, "alpha");
+    assert_eq!(c.ports.http, 18500);
+    assert!(c.dns.enable_truncate);
+    assert_eq!(c.dns.a_record_limit, 2);
+}
+
+#[test]
+fn flags_override_files() {
+    let o = Overrides { datacenter: Some("flagdc".into()), http_port: Some(0), ..dev() };
+    let c = check("a.json", r#"{"datacenter":"filedc","ports":{"http":1234},"node_name":"file"}"#, o).unwrap();
+    assert_eq!(c.datacenter, "flagdc");
+    assert_eq!(c.ports.http, 0);
+    assert_eq!(c.node_name, "n1");
+}
+
+#[test]
+fn service_ttl_lookup_follows_consul_order() {
+    // TestDNS_ServiceLookup_TTL: d*=42s, db=10s, db*=66s, *=5s.
+    let mut d = DnsConfig::default();
+    for (k, v) in [("d*", 42), ("db", 10), ("db*", 66), ("*", 5)] {
+        d.service_ttl.insert(k.into(), Duration::from_secs(v));
+    }
+    for (name, want) in [("db", 10), ("dblb", 66), ("dk", 42), ("api", 5), ("DB", 10)] {
+        assert_eq!(d.service_ttl_for(name), Duration::from_secs(want), "{name}");
+    }
+}
+
+#[test]
+fn errors_name_the_file_and_the_key() {
+    let cases = [
+        ("a.json", r#"{"dns_config":{"node_ttl":"ten"}}"#, "DIR/a.json: dns_config.node_ttl: invalid duration"),
+        ("a.json", r#"{"bogus":1}"#, "DIR/a.json: bogus: unknown configuration key"),
+        ("a.toml", "[ports]\ndns = 70000\n", "DIR/a.toml: ports.dns: 70000 is out of range"),
+        ("a.json", r#"{"recursors":["0.0.0.0"]}"#, "DIR/a.json: recursors[0]: \"0.0.0.0\": an unspecified"),
+        ("a.json", r#"{"datacenter":"dc one"}"#, "DIR/a.json: datacenter: \"dc one\" must be"),
+        ("a.json", r#"{"alt_domain":"service.x"}"#, "DIR/a.json: alt_domain: \"service.x\" must differ"),
+        ("a.json", r#"{"dns_config":{"recursor_strategy":"fast"}}"#, "DIR/a.json: dns_config.recursor_strategy"),
+        ("a.json", r#"{"dns_config":{"soa":{"minimum":1}}}"#, "DIR/a.json: dns_config.soa.minimum: unknown"),
+        ("a.json", r#"{"services":[{"Name":"web","Port":"x"}]}"#, "DIR/a.json: services[0]:"),
+        ("a.json", "{nope", "DIR/a.json: "),
+        ("a.toml", "x = [", "DIR/a.toml: "),
+        ("a.hcl", "x = 1", "DIR/a.hcl: HCL is not supported"),
+    ];
+    for (name, text, want) in cases {
+        let got = check(name, text, dev()).expect_err(text);
+        assert!(got.starts_with(want), "{text}: got {got:?}, want prefix {want:?}");
+        assert!(!got.contains('\n'), "one line: {got:?}");
+    }
+}
+
+#[test]
+fn config_dir_reads_toml_and_json_in_name_order() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir, "10-base.toml", "datacenter = \"first\"\n");
+    write(&dir, "20-over.json", r#"{"datacenter":"second","services":[{"name":"web","port":80}]}"#);
+    write(&dir, "README", "ignored");
+    let o = Overrides { config_dirs: vec![dir.path().to_path_buf()], ..dev() };
+    let (c, _) = Config::load(&o).unwrap();
+    assert_eq!(c.datacenter, "second");
+    assert_eq!(c.services.len(), 1);
+    assert_eq!(c.sources.len(), 2);
+}
+
+#[test]
+fn data_dir_is_required_outside_dev() {
+    let err = Config::load(&Overrides::default()).unwrap_err().to_string();
+    assert!(err.contains("data_dir"), "{err}");
+}
+
+#[test]
+fn the_packaged_config_loads() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/cairn.toml");
+    let (c, ignored) = Config::load(&Overrides { config_files: vec![path], ..Overrides::default() }).unwrap();
+    assert!(ignored.is_empty(), "{ignored:?}");
+    assert!(c.server);
+    assert!(c.dns.enable_truncate);
+    assert_eq!(c.data_dir, PathBuf::from("/var/lib/cairn"));
+}

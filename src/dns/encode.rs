@@ -1,0 +1,164 @@
+//! Stage 4, encode: `Answer` -> response bytes.
+//!
+//! Input: the request (ID, RD, question, EDNS), the `Answer`, the transport and the context.
+//! Output: wire bytes: QR=1, RD copied, RA iff recursors, AA/RCODE from the answer; the
+//! client's OPT echoed with its UDP size (spec §2.12); compression unless disabled.
+//!
+//! Size limits (spec §2.12): UDP allows 512 bytes, or the client's EDNS size capped at 65467;
+//! without EDNS the answer count is capped at `min(8, udp_answer_limit)`. TCP allows 65523
+//! bytes after a 4096-answer pre-cap (1024 for SRV). When too big, Authority goes first,
+//! then answers are dropped (at least one kept), and Additional is rebuilt from the
+//! surviving answers' own records. TC is set only if answers were dropped and
+//! `enable_truncate` is on.
+//!
+//! Invariants: never panics; an encoding failure yields a bare SERVFAIL, or nothing.
+
+use std::collections::HashSet;
+
+use hickory_proto::op::{Edns, Message, MessageType, Metadata, ResponseCode};
+use hickory_proto::rr::{Record, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+
+use super::DnsContext;
+use super::Transport;
+use super::answer::Answer;
+use super::parse::{ParseError, Request};
+
+/// Classic DNS UDP payload limit.
+const UDP_CLASSIC: usize = 512;
+/// Largest UDP payload (65535 minus IP and UDP headers).
+const UDP_MAX: usize = 65467;
+/// Largest TCP response Consul produces.
+const TCP_MAX: usize = 65523;
+/// Hard cap of `udp_answer_limit`.
+const MAX_UDP_ANSWER_LIMIT: u32 = 8;
+
+fn base(meta: &Metadata, ctx: &DnsContext) -> Message {
+    let mut msg = Message::new(meta.id, MessageType::Response, meta.op_code);
+    msg.metadata = Metadata::response_from_request(meta);
+    msg.metadata.recursion_available = !ctx.recursors.is_empty();
+    msg
+}
+
+fn echo_edns(req: &Request) -> Option<Edns> {
+    req.edns.as_ref().map(|e| {
+        let mut out = Edns::new();
+        out.set_max_payload(e.max_payload());
+        out
+    })
+}
+
+fn render(msg: &Message, ctx: &DnsContext) -> Option<Vec<u8>> {
+    let mut buf = Vec::with_capacity(UDP_CLASSIC);
+    let mut enc = BinEncoder::new(&mut buf);
+    if ctx.dns_config.disable_compression {
+        enc.set_name_encoding(NameEncoding::Uncompressed);
+    }
+    msg.emit(&mut enc).ok()?;
+    Some(buf)
+}
+
+/// The reply for a request that could not be parsed: FORMERR or NOTIMP with the client's
+/// ID, or `None` (drop) when there is no header or it is a response.
+pub(super) fn error_reply(err: &ParseError, ctx: &DnsContext) -> Option<Vec<u8>> {
+    let (meta, rcode) = match err {
+        ParseError::NoHeader | ParseError::NotAQuery => return None,
+        ParseError::NotImplemented(meta) => (meta, ResponseCode::NotImp),
+        ParseError::Format { metadata, .. } => (metadata, ResponseCode::FormErr),
+    };
+    let mut msg = base(meta, ctx);
+    msg.metadata.response_code = rcode;
+    render(&msg, ctx)
+}
+
+/// SERVFAIL with RA=1 and the question and EDNS echoed: every recursor failed.
+pub(super) fn servfail(req: &Request, ctx: &DnsContext) -> Option<Vec<u8>> {
+    let mut msg = base(&req.metadata, ctx);
+    msg.metadata.recursion_available = true;
+    msg.metadata.response_code = ResponseCode::ServFail;
+    msg.queries.push(req.query.clone());
+    msg.edns = echo_edns(req);
+    render(&msg, ctx)
+}
+
+/// A data record's identity for de-duplicating Additional.
+fn record_key(r: &Record) -> (String, RecordType, String) {
+    (r.name.to_lowercase().to_ascii(), r.record_type(), format!("{:?}", r.data))
+}
+
+/// Encodes an answer within the transport's limits.
+pub(super) fn encode(req: &Request, ans: Answer, transport: Transport, ctx: &DnsContext) -> Option<Vec<u8>> {
+    let mut msg = base(&req.metadata, ctx);
+    msg.metadata.authoritative = ans.authoritative;
+    msg.metadata.response_code = ans.rcode;
+    msg.queries.push(req.query.clone());
+    msg.edns = echo_edns(req);
+
+    let total = ans.answers.len();
+    let (max_size, count_cap) = match transport {
+        Transport::Udp => {
+            let size = req.edns.as_ref().map_or(UDP_CLASSIC, |e| usize::from(e.max_payload()));
+            let size = size.clamp(UDP_CLASSIC, UDP_MAX);
+            let cap = (size == UDP_CLASSIC).then(|| {
+                let limit = ctx.dns_config.udp_answer_limit.min(MAX_UDP_ANSWER_LIMIT);
+                usize::try_from(limit).unwrap_or(0)
+            });
+            (size, cap)
+        }
+        Transport::Tcp => {
+            let cap = if req.query.query_type() == RecordType::SRV { 1024 } else { 4096 };
+            (TCP_MAX, Some(cap))
+        }
+    };
+
+    // Each answer's Additional records that earlier answers have not already contributed,
+    // so any prefix of the answers has a de-duplicated Additional section.
+    let mut seen = HashSet::new();
+    let mut answers = Vec::with_capacity(total);
+    let mut new_extras: Vec<Vec<Record>> = Vec::with_capacity(total);
+    for rr in ans.answers {
+        new_extras.push(rr.extra.into_iter().filter(|r| seen.insert(record_key(r))).collect());
+        answers.push(rr.record);
+    }
+    let fixed_additionals = ans.additionals;
+    let authorities = ans.authorities;
+
+    let build = |msg: &mut Message, keep: usize, with_authority: bool| {
+        msg.answers = answers.iter().take(keep).cloned().collect();
+        msg.additionals = new_extras.iter().take(keep).flatten().cloned().collect();
+        msg.additionals.extend(fixed_additionals.iter().cloned());
+        msg.authorities = if with_authority { authorities.clone() } else { Vec::new() };
+    };
+
+    let mut keep = count_cap.map_or(total, |cap| total.min(cap));
+    let mut with_authority = true;
+    build(&mut msg, keep, with_authority);
+    let mut bytes = render(&msg, ctx)?;
+    if bytes.len() > max_size && keep > 0 && !authorities.is_empty() {
+        with_authority = false;
+        build(&mut msg, keep, with_authority);
+        bytes = render(&msg, ctx)?;
+    }
+    if bytes.len() > max_size && keep > 1 {
+        // Largest answer count in [1, keep) that fits; one answer is always kept.
+        let (mut lo, mut hi, mut best) = (1usize, keep - 1, 1usize);
+        while lo <= hi {
+            let mid = lo + (hi - lo) / 2;
+            build(&mut msg, mid, with_authority);
+            if render(&msg, ctx).is_some_and(|b| b.len() <= max_size) {
+                best = mid;
+                lo = mid + 1;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        keep = best;
+        build(&mut msg, keep, with_authority);
+        bytes = render(&msg, ctx)?;
+    }
+    if keep < total && ctx.dns_config.enable_truncate {
+        msg.metadata.truncation = true;
+        bytes = render(&msg, ctx)?;
+    }
+    Some(bytes)
+}

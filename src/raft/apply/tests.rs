@@ -1,0 +1,176 @@
+//! Unit tests of the pure transition `apply`: Consul's catalog semantics and indexes.
+//!
+//! Input: commands built with `raft::testing`. Output: assertions on the catalog state.
+//! Invariant checked throughout: a rejection leaves the state unchanged and reports no change.
+
+use crate::catalog::{CatalogState, Change, HealthStatus, TableIndexes};
+use crate::raft::testing::{deregister, health_check, node, register, service, update_check};
+use crate::raft::{Command, CommandResponse};
+
+/// Applies `cmd` at `index`, asserting the response, and returns the reported changes.
+fn check_apply(state: &mut CatalogState, index: u64, cmd: &Command, want: &CommandResponse) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let got = super::apply(state, index, cmd, &mut changes);
+    assert_eq!(&got, want, "response to {cmd}");
+    changes
+}
+
+/// Applies `cmd` expecting a rejection, and checks the state and change list are untouched.
+fn check_rejected(state: &mut CatalogState, index: u64, cmd: &Command) {
+    let before = state.clone();
+    let mut changes = Vec::new();
+    let got = super::apply(state, index, cmd, &mut changes);
+    assert!(matches!(got, CommandResponse::Rejected(_)), "{cmd} should be rejected, got {got:?}");
+    assert_eq!(*state, before, "rejected {cmd} changed the state");
+    assert!(changes.is_empty(), "rejected {cmd} reported changes {changes:?}");
+}
+
+fn web_registration() -> Command {
+    register(
+        node("n1", "10.0.0.1"),
+        Some(service("n1", "web-1", "web", 80, &["primary"])),
+        vec![
+            health_check("n1", "serfHealth", "", HealthStatus::Passing),
+            health_check("n1", "web-ttl", "web-1", HealthStatus::Passing),
+        ],
+    )
+}
+
+fn check_registered(state: &mut CatalogState) {
+    check_apply(state, 5, &web_registration(), &CommandResponse::Applied);
+}
+
+#[test]
+fn register_node_service_and_checks() {
+    let mut state = CatalogState::default();
+    let changes = check_apply(&mut state, 5, &web_registration(), &CommandResponse::Applied);
+    assert!(changes.contains(&Change::Node("n1".into())));
+    assert!(changes.contains(&Change::TableIndexes));
+
+    let n = state.node("N1").expect("node registered");
+    assert_eq!((n.create_index, n.modify_index), (5, 5));
+    let s = state.service("n1", "WEB-1").expect("service registered");
+    assert_eq!((s.create_index, s.modify_index), (5, 5));
+    let c = state.check("n1", "web-ttl").expect("service check registered");
+    assert_eq!((c.create_index, c.modify_index), (5, 5));
+    assert_eq!(c.service_name, "web");
+    assert_eq!(c.service_tags, vec!["primary".to_owned()]);
+    assert_eq!(state.node_checks("n1").count(), 2);
+    assert_eq!(state.service_instances("WEB").count(), 1);
+    assert_eq!(state.table_indexes(), TableIndexes { nodes: 5, services: 5, checks: 5 });
+    assert_eq!(state.service_index("web"), 5);
+    assert_eq!(state.instance_health("n1", "web-1"), HealthStatus::Passing);
+}
+
+#[test]
+fn identical_reregister_is_a_noop() {
+    let mut state = CatalogState::default();
+    check_registered(&mut state);
+    let before = state.clone();
+    let changes = check_apply(&mut state, 6, &web_registration(), &CommandResponse::Applied);
+    assert!(changes.is_empty(), "identical re-register reported {changes:?}");
+    assert_eq!(state, before);
+    assert_eq!(state.table_indexes(), TableIndexes { nodes: 5, services: 5, checks: 5 });
+}
+
+#[test]
+fn modified_service_keeps_create_index() {
+    let mut state = CatalogState::default();
+    check_registered(&mut state);
+    let cmd =
+        register(node("n1", "10.0.0.1"), Some(service("n1", "web-1", "web", 8080, &["primary"])), vec![]);
+    check_apply(&mut state, 9, &cmd, &CommandResponse::Applied);
+    let s = state.service("n1", "web-1").expect("service kept");
+    assert_eq!((s.create_index, s.modify_index, s.port), (5, 9, 8080));
+    let n = state.node("n1").expect("node kept");
+    assert_eq!((n.create_index, n.modify_index), (5, 5), "unchanged node keeps its indexes");
+    assert_eq!(state.table_indexes(), TableIndexes { nodes: 5, services: 9, checks: 5 });
+    assert_eq!(state.service_index("web"), 9);
+}
+
+#[test]
+fn deregister_service_removes_its_checks() {
+    let mut state = CatalogState::default();
+    check_registered(&mut state);
+    let changes =
+        check_apply(&mut state, 7, &deregister("n1", Some("web-1"), None), &CommandResponse::Applied);
+    assert!(changes.contains(&Change::Service(("n1".into(), "web-1".into()))));
+    assert!(changes.contains(&Change::Check(("n1".into(), "web-ttl".into()))));
+    assert!(state.service("n1", "web-1").is_none());
+    assert!(state.check("n1", "web-ttl").is_none());
+    assert!(state.check("n1", "serfHealth").is_some(), "node check survives");
+    assert_eq!(state.service_instances("web").count(), 0);
+    assert_eq!(state.table_indexes(), TableIndexes { nodes: 5, services: 7, checks: 7 });
+    assert_eq!(state.service_index("web"), 7);
+}
+
+#[test]
+fn deregister_node_removes_everything_and_is_idempotent() {
+    let mut state = CatalogState::default();
+    check_registered(&mut state);
+    check_apply(&mut state, 7, &deregister("N1", None, None), &CommandResponse::Applied);
+    assert_eq!(state.node_count(), 0);
+    assert_eq!(state.service_count(), 0);
+    assert_eq!(state.checks().count(), 0);
+    let changes = check_apply(&mut state, 8, &deregister("n1", None, None), &CommandResponse::Applied);
+    assert!(changes.is_empty(), "deregistering a missing node changes nothing");
+}
+
+#[test]
+fn update_check_sets_status_and_indexes() {
+    let mut state = CatalogState::default();
+    check_registered(&mut state);
+    let cmd = update_check("n1", "web-ttl", HealthStatus::Critical, "timed out");
+    check_apply(&mut state, 8, &cmd, &CommandResponse::Applied);
+    let c = state.check("n1", "web-ttl").expect("check kept");
+    assert_eq!((c.status, c.output.as_str()), (HealthStatus::Critical, "timed out"));
+    assert_eq!((c.create_index, c.modify_index), (5, 8));
+    assert_eq!(state.instance_health("n1", "web-1"), HealthStatus::Critical);
+    assert_eq!(state.table_indexes(), TableIndexes { nodes: 5, services: 5, checks: 8 });
+    assert_eq!(state.service_index("web"), 8);
+
+    // The same status and output again is a no-op.
+    let changes = check_apply(&mut state, 9, &cmd, &CommandResponse::Applied);
+    assert!(changes.is_empty());
+}
+
+#[test]
+fn rejections_leave_state_unchanged() {
+    let mut state = CatalogState::default();
+    check_registered(&mut state);
+    check_rejected(&mut state, 10, &register(node("", "10.0.0.9"), None, vec![]));
+    check_rejected(&mut state, 10, &register(node("n2", ""), None, vec![]));
+    check_rejected(
+        &mut state,
+        10,
+        &register(node("n1", "10.0.0.1"), Some(service("other", "x", "x", 1, &[])), vec![]),
+    );
+    check_rejected(
+        &mut state,
+        10,
+        &register(
+            node("n1", "10.0.0.9"),
+            None,
+            vec![health_check("n1", "c", "no-such-service", HealthStatus::Passing)],
+        ),
+    );
+    check_rejected(
+        &mut state,
+        10,
+        &register(node("n1", "10.0.0.9"), Some(service("n1", "s", "", 1, &[])), vec![]),
+    );
+    check_rejected(&mut state, 10, &update_check("n1", "no-such-check", HealthStatus::Critical, ""));
+    check_rejected(&mut state, 10, &deregister("", None, None));
+    let long = "x".repeat(super::MAX_NAME_BYTES + 1);
+    check_rejected(&mut state, 10, &register(node(&long, "10.0.0.9"), None, vec![]));
+    check_rejected(
+        &mut state,
+        10,
+        &register(node("n1", "10.0.0.1"), Some(service("n1", &long, "web", 80, &[])), vec![]),
+    );
+    check_rejected(
+        &mut state,
+        10,
+        &register(node("n1", "10.0.0.1"), None, vec![health_check("n1", &long, "", HealthStatus::Passing)]),
+    );
+}

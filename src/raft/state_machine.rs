@@ -1,0 +1,247 @@
+//! STATE MACHINE: openraft's `RaftStateMachine` over the in-memory `CatalogState` + LMDB.
+//!
+//! Input: committed log entries (batches) from openraft; Raft snapshots to build or install.
+//! Output: the catalog rows in LMDB, and a `CatalogSnapshot` published to readers.
+//!
+//! Invariants:
+//! - `apply` runs `raft::apply::apply` for each normal entry of a batch (index = log index) on
+//!   a copy of the state, then writes exactly the changed rows, the last-applied log id and
+//!   the membership in ONE LMDB write transaction; only after that commits does it adopt the
+//!   new state and publish it. A failed write leaves memory as it was (matching LMDB).
+//! - Blank and membership entries advance last-applied too.
+//! - Deterministic: no clock, no randomness; timestamps travel inside commands.
+//! - On open the catalog is loaded from LMDB and published, so a restart serves data before
+//!   Raft has started.
+//! - A Raft snapshot is the JSON of `SnapshotPayload`; installing one replaces all catalog
+//!   tables in one transaction and publishes.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    AnyError, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError, StorageIOError,
+    StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{CommandResponse, Entry, TypeConfig, apply};
+use crate::catalog::{CatalogDump, CatalogState};
+use crate::snapshot::{CatalogSnapshot, SnapshotHandle};
+use crate::store::{
+    self, META_LAST_APPLIED, META_MEMBERSHIP, META_SNAPSHOT_DATA, META_SNAPSHOT_META, Store, StoreError,
+};
+
+type StorageResult<T> = Result<T, StorageError<u64>>;
+/// openraft's membership as stored with our node type.
+pub type Membership = StoredMembership<u64, openraft::BasicNode>;
+type Meta = SnapshotMeta<u64, openraft::BasicNode>;
+
+/// The serialised content of a Raft snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotPayload {
+    /// The whole catalog.
+    pub catalog: CatalogDump,
+    /// Last log id applied into `catalog`.
+    pub last_applied: Option<LogId<u64>>,
+    /// Membership as of `last_applied`.
+    pub membership: Membership,
+}
+
+fn sm_write_err(e: &StoreError) -> StorageError<u64> {
+    StorageIOError::write_state_machine(AnyError::new(e)).into()
+}
+
+fn sm_read_err(e: &StoreError) -> StorageError<u64> {
+    StorageIOError::read_state_machine(AnyError::new(e)).into()
+}
+
+/// The catalog state machine.
+#[derive(Debug)]
+pub struct StateMachine {
+    store: Store,
+    state: CatalogState,
+    last_applied: Option<LogId<u64>>,
+    membership: Membership,
+    snapshots: Arc<SnapshotHandle>,
+}
+
+impl StateMachine {
+    /// Loads the state machine from `store` and publishes what it holds to `snapshots`.
+    pub fn open(store: Store, snapshots: Arc<SnapshotHandle>) -> Result<Self, StoreError> {
+        let (dump, last_applied, membership) = {
+            let rtxn = store.read_txn()?;
+            let dump = store.load_catalog(&rtxn)?;
+            let last_applied: Option<LogId<u64>> =
+                store.meta_get::<Option<LogId<u64>>>(&rtxn, META_LAST_APPLIED)?.flatten();
+            let membership: Membership = store.meta_get(&rtxn, META_MEMBERSHIP)?.unwrap_or_default();
+            (dump, last_applied, membership)
+        };
+        let sm = Self { store, state: CatalogState::from_dump(dump), last_applied, membership, snapshots };
+        sm.publish();
+        Ok(sm)
+    }
+
+    /// The in-memory catalog (what was last published).
+    pub fn state(&self) -> &CatalogState {
+        &self.state
+    }
+
+    /// The store this state machine writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn publish(&self) {
+        let index = self.last_applied.map_or(0, |l| l.index);
+        self.snapshots.publish(CatalogSnapshot { index, catalog: self.state.clone() });
+    }
+
+    fn read_current_snapshot(&self) -> Result<Option<Snapshot<TypeConfig>>, StoreError> {
+        let rtxn = self.store.read_txn()?;
+        let Some(meta) = self.store.meta_get::<Meta>(&rtxn, META_SNAPSHOT_META)? else {
+            return Ok(None);
+        };
+        let data = self.store.meta_get_raw(&rtxn, META_SNAPSHOT_DATA)?.unwrap_or_default();
+        Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+    }
+}
+
+/// Builds a Raft snapshot from a frozen (O(1)-cloned) copy of the state.
+#[derive(Debug)]
+pub struct SnapshotBuilder {
+    store: Store,
+    state: CatalogState,
+    last_applied: Option<LogId<u64>>,
+    membership: Membership,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+        let payload = SnapshotPayload {
+            catalog: self.state.dump(),
+            last_applied: self.last_applied,
+            membership: self.membership.clone(),
+        };
+        let data = serde_json::to_vec(&payload).map_err(|e| sm_read_err(&StoreError::Json(e)))?;
+        let snapshot_id = match self.last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
+            None => "0-0-0".to_owned(),
+        };
+        let meta =
+            Meta { last_log_id: self.last_applied, last_membership: self.membership.clone(), snapshot_id };
+        let store = self.store.clone();
+        let (m, d) = (meta.clone(), data.clone());
+        store::blocking(move || {
+            let mut wtxn = store.write_txn()?;
+            store.meta_put(&mut wtxn, META_SNAPSHOT_META, &m)?;
+            store.meta_put_raw(&mut wtxn, META_SNAPSHOT_DATA, &d)?;
+            wtxn.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e)))?;
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> StorageResult<(Option<LogId<u64>>, Membership)> {
+        Ok((self.last_applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<CommandResponse>>
+    where
+        I: IntoIterator<Item = Entry> + openraft::OptionalSend,
+        I::IntoIter: openraft::OptionalSend,
+    {
+        let mut state = self.state.clone();
+        let mut membership = self.membership.clone();
+        let mut last_applied = self.last_applied;
+        let mut changes = Vec::new();
+        let mut responses = Vec::new();
+        for entry in entries {
+            last_applied = Some(entry.log_id);
+            let response = match &entry.payload {
+                EntryPayload::Blank => CommandResponse::Applied,
+                EntryPayload::Normal(cmd) => apply::apply(&mut state, entry.log_id.index, cmd, &mut changes),
+                EntryPayload::Membership(m) => {
+                    membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                    CommandResponse::Applied
+                }
+            };
+            responses.push(response);
+        }
+        if responses.is_empty() {
+            return Ok(responses);
+        }
+        let store = self.store.clone();
+        let (frozen, m) = (state.clone(), membership.clone());
+        store::blocking(move || {
+            let mut wtxn = store.write_txn()?;
+            store.write_changes(&mut wtxn, &frozen, &changes)?;
+            store.meta_put(&mut wtxn, META_LAST_APPLIED, &last_applied)?;
+            store.meta_put(&mut wtxn, META_MEMBERSHIP, &m)?;
+            wtxn.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| sm_write_err(&e))?;
+        self.state = state;
+        self.membership = membership;
+        self.last_applied = last_applied;
+        self.publish();
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            store: self.store.clone(),
+            state: self.state.clone(),
+            last_applied: self.last_applied,
+            membership: self.membership.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<Cursor<Vec<u8>>>) -> StorageResult<()> {
+        let data = snapshot.into_inner();
+        let payload: SnapshotPayload = serde_json::from_slice(&data).map_err(|e| {
+            StorageIOError::read_snapshot(Some(meta.signature()), AnyError::new(&StoreError::Json(e)))
+        })?;
+        let last_applied = meta.last_log_id;
+        let membership = meta.last_membership.clone();
+        let store = self.store.clone();
+        let (m, mem) = (meta.clone(), membership.clone());
+        let dump = payload.catalog.clone();
+        store::blocking(move || {
+            let mut wtxn = store.write_txn()?;
+            store.replace_catalog(&mut wtxn, &dump)?;
+            store.meta_put(&mut wtxn, META_LAST_APPLIED, &last_applied)?;
+            store.meta_put(&mut wtxn, META_MEMBERSHIP, &mem)?;
+            store.meta_put(&mut wtxn, META_SNAPSHOT_META, &m)?;
+            store.meta_put_raw(&mut wtxn, META_SNAPSHOT_DATA, &data)?;
+            wtxn.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e)))?;
+        self.state = CatalogState::from_dump(payload.catalog);
+        self.last_applied = last_applied;
+        self.membership = membership;
+        self.publish();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
+        self.read_current_snapshot().map_err(|e| sm_read_err(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests;

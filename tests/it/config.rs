@@ -1,0 +1,68 @@
+//! Config files and flags as an operator uses them: services from the config dir, errors.
+
+use std::process::Command;
+
+use hickory_proto::rr::RecordType;
+
+use crate::support::{Agent, Transport, cairn_bin, srv_targets};
+
+#[test]
+fn services_in_the_config_dir_are_registered_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("web.json"),
+        r#"{"service":{"name":"web","port":80,"tags":["edge"],"check":{"id":"web-ttl","ttl":"60s","status":"passing"}}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("agent.toml"),
+        "datacenter = \"east\"\n[[services]]\nname = \"api\"\nport = 9090\n[dns_config]\nnode_ttl = \"5s\"\n",
+    )
+    .unwrap();
+    let d = dir.path().to_str().unwrap();
+    let agent = Agent::dev(&["--config-dir", d]);
+    let web = agent.query("edge.web.service.east.consul.", RecordType::SRV, Transport::Udp);
+    assert_eq!(srv_targets(&web), vec![(80, "node1.node.east.consul.".to_owned())]);
+    let api = agent.query("api.service.consul.", RecordType::SRV, Transport::Udp);
+    assert_eq!(srv_targets(&api), vec![(9090, "node1.node.east.consul.".to_owned())]);
+    let node = agent.query("node1.node.consul.", RecordType::A, Transport::Udp);
+    assert_eq!(node.answers[0].ttl, 5);
+}
+
+#[test]
+fn an_invalid_config_exits_1_with_one_line_naming_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.json");
+    std::fs::write(&file, r#"{"dns_config":{"udp_answer_limit":-4}}"#).unwrap();
+    let out = Command::new(cairn_bin())
+        .args(["agent", "--dev", "--http-port", "0", "--dns-port", "0", "--config-file"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("bad.json") && stderr.contains("dns_config.udp_answer_limit"), "{stderr}");
+}
+
+#[test]
+fn version_prints_the_version() {
+    for args in [&["version"][..], &["--version"][..]] {
+        let out = Command::new(cairn_bin()).args(args).output().unwrap();
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    }
+}
+
+#[test]
+fn sighup_reloads_dns_config_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("agent.json");
+    std::fs::write(&file, r#"{"dns_config":{"node_ttl":"1s"}}"#).unwrap();
+    let agent = Agent::dev(&["--config-file", file.to_str().unwrap()]);
+    let ttl = || agent.query("node1.node.consul.", RecordType::A, Transport::Udp).answers[0].ttl;
+    assert_eq!(ttl(), 1);
+    std::fs::write(&file, r#"{"dns_config":{"node_ttl":"30s"}}"#).unwrap();
+    agent.signal("HUP");
+    crate::support::eventually("reloaded node_ttl", || ttl() == 30);
+}

@@ -1,0 +1,107 @@
+//! Consul's HTTP API: shapes, headers, errors and blocking queries against a live agent.
+
+use std::time::{Duration, Instant};
+
+use crate::support::Agent;
+
+#[test]
+fn catalog_and_health_reads_show_a_registered_service() {
+    let agent = Agent::dev(&[]);
+    agent.put_ok(
+        "/v1/agent/service/register",
+        r#"{"name":"db","id":"db-1","tags":["primary"],"port":5432,"meta":{"version":"15"},
+            "check":{"check_id":"db-ttl","ttl":"30s"}}"#,
+    );
+    let (s, services) = agent.get("/v1/catalog/services").unwrap();
+    assert_eq!(s, 200);
+    assert_eq!(services["db"], serde_json::json!(["primary"]));
+    assert!(services.get("consul").is_some());
+
+    let (_, headers, body) = agent.get_full("/v1/catalog/service/db").unwrap();
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(list[0]["ServiceID"], "db-1");
+    assert_eq!(list[0]["ServicePort"], 5432);
+    assert_eq!(list[0]["Node"], "node1");
+    assert_eq!(list[0]["ServiceMeta"]["version"], "15");
+    for h in ["X-Consul-Index", "X-Consul-KnownLeader", "X-Consul-LastContact"] {
+        assert!(headers.contains_key(h), "missing {h}");
+    }
+    assert_ne!(headers["X-Consul-Index"], "0");
+
+    // The TTL check starts critical (Consul's default), so ?passing hides the instance.
+    let (_, all) = agent.get("/v1/health/service/db").unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 1);
+    let (_, passing) = agent.get("/v1/health/service/db?passing").unwrap();
+    assert_eq!(passing, serde_json::json!([]));
+    agent.put_ok("/v1/agent/check/pass/db-ttl", "");
+    let (_, passing) = agent.get("/v1/health/service/db?passing=true").unwrap();
+    assert_eq!(passing.as_array().unwrap().len(), 1);
+    assert_eq!(passing[0]["Service"]["ID"], "db-1");
+}
+
+#[test]
+fn bad_requests_get_consul_status_codes() {
+    let agent = Agent::dev(&[]);
+    let (s, body) = agent.put("/v1/agent/service/register", "{not json");
+    assert_eq!(s, 400, "{body}");
+    let (s, body) = agent.put("/v1/agent/service/register", r#"{"Name":"x","Bogus":1}"#);
+    assert_eq!(s, 400);
+    assert!(body.contains("unknown field"), "{body}");
+    let (s, _) = agent.put("/v1/agent/service/register", r#"{"Port":1}"#);
+    assert_eq!(s, 400);
+    let (s, body) = agent.put("/v1/agent/service/deregister/nope", "");
+    assert_eq!(s, 404, "{body}");
+    let (s, _) = agent.put("/v1/agent/check/pass/nope", "");
+    assert_eq!(s, 404);
+    let big = format!(r#"{{"Name":"big","Meta":{{"k":"{}"}}}}"#, "x".repeat(600 * 1024));
+    let (s, _) = agent.put("/v1/agent/service/register", &big);
+    assert_eq!(s, 413);
+    let (s, _) = agent.get("/v1/catalog/services?index=abc").unwrap();
+    assert_eq!(s, 400);
+    // The agent survives all of it.
+    assert_eq!(agent.get("/v1/status/leader").unwrap().0, 200);
+}
+
+#[test]
+fn blocking_query_returns_when_the_service_changes() {
+    let agent = Agent::dev(&[]);
+    agent.put_ok("/v1/agent/service/register", r#"{"Name":"cache","Port":6379}"#);
+    let (_, headers, _) = agent.get_full("/v1/health/service/cache").unwrap();
+    let index: u64 = headers["X-Consul-Index"].to_str().unwrap().parse().unwrap();
+
+    let http = agent.http;
+    let waiter = std::thread::spawn(move || {
+        let start = Instant::now();
+        let url = format!("http://{http}/v1/health/service/cache?index={index}&wait=30s");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (new_index, body) = rt.block_on(async {
+            let r = reqwest::get(url).await.unwrap();
+            let i: u64 = r.headers()["X-Consul-Index"].to_str().unwrap().parse().unwrap();
+            (i, r.text().await.unwrap())
+        });
+        (start.elapsed(), new_index, body)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    agent.put_ok("/v1/agent/service/register", r#"{"Name":"cache","Port":6380}"#);
+    let (elapsed, new_index, body) = waiter.join().unwrap();
+    assert!(new_index > index);
+    assert!(body.contains("6380"), "{body}");
+    assert!(elapsed < Duration::from_secs(20), "woken by the change, not the timeout: {elapsed:?}");
+}
+
+#[test]
+fn catalog_register_and_deregister_round_trip() {
+    let agent = Agent::dev(&[]);
+    let body = agent.put_ok(
+        "/v1/catalog/register",
+        r#"{"Node":"ext","Address":"192.0.2.7","NodeMeta":{"rack":"r1"},
+            "Service":{"Service":"legacy","Port":25,"Tags":["smtp"]}}"#,
+    );
+    assert_eq!(body.trim(), "true");
+    let (_, node) = agent.get("/v1/catalog/node/ext").unwrap();
+    assert_eq!(node["Node"]["Address"], "192.0.2.7");
+    assert_eq!(node["Services"]["legacy"]["Port"], 25);
+    agent.put_ok("/v1/catalog/deregister", r#"{"Node":"ext"}"#);
+    let (s, node) = agent.get("/v1/catalog/node/ext").unwrap();
+    assert_eq!((s, node), (200, serde_json::Value::Null));
+}
