@@ -9,3 +9,6 @@
 pub mod ttl;
 
 pub use ttl::{TtlChecks, TtlError};
+
+#[cfg(test)]
+mod tests;

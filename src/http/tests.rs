@@ -17,9 +17,13 @@ use crate::config::{Config, DnsConfig, Ports};
 use crate::raft::{CheckUpdate, Registration, apply::apply};
 use crate::snapshot::CatalogSnapshot;
 
-/// The one place tests build a `RaftHandle` (the stub has no fields).
-pub(crate) fn test_raft() -> RaftHandle {
-    RaftHandle {}
+/// A single-voter Raft on a temporary directory (leader once this returns).
+pub(crate) async fn test_raft() -> (RaftHandle, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raft_addr = "127.0.0.1:8300".parse().expect("addr");
+    let opts = crate::raft::RaftOptions { data_dir: dir.path().to_path_buf(), node_id: 1, raft_addr };
+    let raft = crate::raft::open(opts).await.expect("raft opens");
+    (raft, dir)
 }
 
 fn config() -> Config {
@@ -94,11 +98,9 @@ fn check(node: &str, id: &str, service_id: &str, status: HealthStatus) -> Check 
     }
 }
 
-/// A catalog: `web` on agent1 (passing, tags a+b) and node2 (warning, tag a); `db` on node2.
-fn catalog() -> CatalogState {
-    let mut state = CatalogState::default();
-    let mut changes = Vec::new();
-    let cmds = [
+/// `web` on agent1 (passing, tags a+b) and node2 (warning, tag a); `db` on node2.
+fn commands() -> Vec<Command> {
+    vec![
         Command::Register(Registration {
             node: node("agent1", "10.0.0.1"),
             skip_node_update: false,
@@ -117,19 +119,29 @@ fn catalog() -> CatalogState {
             service: Some(service("node2", "db", "db", &[])),
             checks: vec![],
         }),
-    ];
-    for (i, cmd) in cmds.iter().enumerate() {
+    ]
+}
+
+/// The `commands()` catalog, applied at indexes 1..=3.
+fn catalog() -> CatalogState {
+    let mut state = CatalogState::default();
+    let mut changes = Vec::new();
+    for (i, cmd) in commands().iter().enumerate() {
         let r = apply(&mut state, i as u64 + 1, cmd, &mut changes);
         assert_eq!(r, CommandResponse::Applied);
     }
     state
 }
 
-fn state_with(cat: CatalogState) -> ApiState {
-    let snapshots = Arc::new(SnapshotHandle::new(CatalogSnapshot { index: 3, catalog: cat }));
-    let raft = test_raft();
+/// An API on a live single-node Raft, with `cmds` proposed through it.
+async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
+    let (raft, dir) = test_raft().await;
+    for cmd in cmds {
+        assert_eq!(raft.propose(cmd).await.expect("proposed"), CommandResponse::Applied);
+    }
+    let snapshots = raft.snapshots();
     let ttl = crate::health::TtlChecks::new(raft.clone(), snapshots.clone(), "agent1".into());
-    ApiState { config: Arc::new(config()), snapshots, raft, ttl }
+    (ApiState { config: Arc::new(config()), snapshots, raft, ttl }, dir)
 }
 
 async fn call(
@@ -339,16 +351,22 @@ async fn blocking_wait_returns_on_newer_index_or_timeout() {
 
 #[tokio::test]
 async fn router_reads_with_headers() {
-    let st = state_with(catalog());
+    let (st, _dir) = state_with(commands()).await;
     let (h, v) = get_json(&st, "/v1/catalog/service/web?stale&tag=a&tag=b").await;
     assert_eq!(v.as_array().map(Vec::len), Some(1));
-    assert_eq!(h["X-Consul-Index"], "2");
-    assert_eq!(h["X-Consul-KnownLeader"], "false");
+    let web_index = st.snapshots.load().catalog.service_index("web");
+    assert_eq!(h["X-Consul-Index"], web_index.to_string().as_str());
+    assert_eq!(h["X-Consul-KnownLeader"], "true");
     assert_eq!(h["X-Consul-LastContact"], "0");
     assert_eq!(h["X-Consul-Effective-Consistency"], "stale");
     let (h, v) = get_json(&st, "/v1/catalog/service/nothing?stale").await;
     assert_eq!(v, json!([]));
-    assert_eq!(h["X-Consul-Index"], "3", "unknown service falls back to the services table index");
+    let services_index = st.snapshots.load().catalog.table_indexes().services;
+    assert_eq!(
+        h["X-Consul-Index"],
+        services_index.to_string().as_str(),
+        "unknown service: services table index"
+    );
     let (_, v) = get_json(&st, "/v1/health/service/web?stale&passing").await;
     assert_eq!(v.as_array().map(Vec::len), Some(1));
     let (_, v) = get_json(&st, "/v1/catalog/node/unknown?stale").await;
@@ -366,9 +384,11 @@ async fn router_reads_with_headers() {
     let (_, v) = get_json(&st, "/v1/catalog/datacenters").await;
     assert_eq!(v, json!(["dc1"]));
     let (_, v) = get_json(&st, "/v1/status/leader").await;
-    assert_eq!(v, json!(""));
+    assert_eq!(v, json!("127.0.0.1:8300"));
     let (_, v) = get_json(&st, "/v1/status/peers").await;
-    assert_eq!(v, json!([]));
+    assert_eq!(v, json!(["127.0.0.1:8300"]));
+    let (h, _) = get_json(&st, "/v1/catalog/nodes").await;
+    assert_eq!(h["X-Consul-Effective-Consistency"], "leader");
     let (_, v) = get_json(&st, "/v1/agent/services").await;
     assert_eq!(v["web1"]["Service"], "web");
     let (_, v) = get_json(&st, "/v1/agent/service/web1").await;
@@ -385,17 +405,7 @@ async fn router_reads_with_headers() {
 
 #[tokio::test]
 async fn router_errors() {
-    let st = state_with(catalog());
-    // Default consistency needs a leader; the stub has none.
-    check_status(
-        &st,
-        Method::GET,
-        "/v1/catalog/nodes",
-        "",
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "No cluster leader",
-    )
-    .await;
+    let (st, _dir) = state_with(commands()).await;
     check_status(
         &st,
         Method::GET,
@@ -525,16 +535,6 @@ async fn router_errors() {
         "Invalid check status: 'sunny'",
     )
     .await;
-    // A valid write reaches Raft; the stub has no leader.
-    check_status(
-        &st,
-        Method::PUT,
-        "/v1/agent/service/register",
-        r#"{"Name":"x"}"#,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "No cluster leader",
-    )
-    .await;
     check_status(
         &st,
         Method::PUT,
@@ -551,7 +551,7 @@ async fn router_errors() {
 
 #[tokio::test]
 async fn router_405_has_allow_header() {
-    let st = state_with(catalog());
+    let (st, _dir) = state_with(commands()).await;
     let (status, headers, _) = call(&st, Method::DELETE, "/v1/catalog/services", Body::empty()).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     let allow = headers.get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -560,16 +560,78 @@ async fn router_405_has_allow_header() {
 
 #[tokio::test]
 async fn wildcard_ids_with_slashes() {
-    let mut cat = catalog();
-    let mut changes = Vec::new();
-    let reg = Command::Register(Registration {
+    let mut cmds = commands();
+    cmds.push(Command::Register(Registration {
         node: node("agent1", "10.0.0.1"),
         skip_node_update: false,
         service: Some(service("agent1", "a/b", "slashy", &[])),
         checks: vec![],
-    });
-    assert_eq!(apply(&mut cat, 9, &reg, &mut changes), CommandResponse::Applied);
-    let st = state_with(cat);
+    }));
+    let (st, _dir) = state_with(cmds).await;
     let (_, v) = get_json(&st, "/v1/agent/service/a/b").await;
     assert_eq!(v["ID"], "a/b");
+}
+
+#[tokio::test]
+async fn agent_writes_end_to_end() {
+    let (st, _dir) = state_with(Vec::new()).await;
+    check_status(
+        &st,
+        Method::PUT,
+        "/v1/agent/service/register",
+        r#"{"name":"api","id":"api-1","port":9000,"tags":["v1"],"check":{"ttl":"30s"}}"#,
+        StatusCode::OK,
+        "",
+    )
+    .await;
+    let (_, v) = get_json(&st, "/v1/agent/checks").await;
+    assert_eq!(v["service:api-1"]["Status"], "critical");
+    assert_eq!(v["service:api-1"]["ServiceName"], "api");
+    let (_, v) = get_json(&st, "/v1/catalog/node/agent1").await;
+    assert_eq!(v["Node"]["Address"], "10.0.0.1");
+    assert_eq!(v["Node"]["TaggedAddresses"]["lan"], "10.0.0.1");
+    assert_eq!(v["Services"]["api-1"]["Port"], 9000);
+    check_status(&st, Method::PUT, "/v1/agent/check/pass/service:api-1?note=fine", "", StatusCode::OK, "")
+        .await;
+    let (_, v) = get_json(&st, "/v1/health/service/api?passing").await;
+    assert_eq!(v[0]["Checks"][0]["Output"], "fine");
+    check_status(
+        &st,
+        Method::PUT,
+        "/v1/agent/check/update/service:api-1",
+        r#"{"status":"warning","output":"slow"}"#,
+        StatusCode::OK,
+        "",
+    )
+    .await;
+    let (_, v) = get_json(&st, "/v1/health/state/warning").await;
+    assert_eq!(v[0]["CheckID"], "service:api-1");
+    check_status(
+        &st,
+        Method::PUT,
+        "/v1/agent/check/register",
+        r#"{"Name":"disk","TTL":"1m"}"#,
+        StatusCode::OK,
+        "",
+    )
+    .await;
+    check_status(&st, Method::PUT, "/v1/agent/check/deregister/disk", "", StatusCode::OK, "").await;
+    check_status(
+        &st,
+        Method::PUT,
+        "/v1/catalog/register",
+        r#"{"Node":"ext","Address":"192.0.2.1","Service":{"Service":"api","Port":80}}"#,
+        StatusCode::OK,
+        "true",
+    )
+    .await;
+    let (_, v) = get_json(&st, "/v1/catalog/service/api").await;
+    assert_eq!(v.as_array().map(Vec::len), Some(2));
+    check_status(&st, Method::PUT, "/v1/catalog/deregister", r#"{"Node":"ext"}"#, StatusCode::OK, "true")
+        .await;
+    check_status(&st, Method::PUT, "/v1/agent/service/deregister/api-1", "", StatusCode::OK, "").await;
+    let (_, v) = get_json(&st, "/v1/catalog/service/api").await;
+    assert_eq!(v, json!([]));
+    let (_, v) = get_json(&st, "/v1/agent/checks").await;
+    assert_eq!(v, json!({}));
 }

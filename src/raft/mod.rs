@@ -214,14 +214,4 @@ impl RaftHandle {
     pub fn raft(&self) -> &Raft {
         &self.raft
     }
-
-    /// Whether this server currently knows a leader.
-    pub fn known_leader(&self) -> bool {
-        false
-    }
-
-    /// Raft index of the last entry applied locally.
-    pub fn applied_index(&self) -> u64 {
-        0
-    }
 }
