@@ -90,7 +90,10 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let mut config = config;
         let dev_dir = if config.dev && config.data_dir.as_os_str().is_empty() {
-            let dir = tempfile::Builder::new().prefix("cairn-dev-").tempdir().context("creating the -dev data dir")?;
+            let dir = tempfile::Builder::new()
+                .prefix("cairn-dev-")
+                .tempdir()
+                .context("creating the -dev data dir")?;
             config.data_dir = dir.path().to_path_buf();
             Some(dir)
         } else {
@@ -174,7 +177,9 @@ impl App {
         let ttl_task = self.ttl.run(shutdown.clone());
         if let Some((udp, tcp)) = self.dns {
             let (ctx, snaps, stop) = (self.dns_context.clone(), snapshots.clone(), shutdown.clone());
-            tasks.spawn(async move { crate::dns::serve(udp, tcp, ctx, snaps, stop).await.context("DNS server") });
+            tasks.spawn(
+                async move { crate::dns::serve(udp, tcp, ctx, snaps, stop).await.context("DNS server") },
+            );
         }
         if let Some(listener) = self.http {
             let state = ApiState {

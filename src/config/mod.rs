@@ -278,7 +278,8 @@ const IGNORED_KEYS: &[&str] = &[
 ];
 
 /// Ports keys Consul has that cairn does not bind (yet).
-const IGNORED_PORTS: &[&str] = &["grpc", "grpc_tls", "https", "serf_wan", "sidecar_min_port", "sidecar_max_port"];
+const IGNORED_PORTS: &[&str] =
+    &["grpc", "grpc_tls", "https", "serf_wan", "sidecar_min_port", "sidecar_max_port"];
 
 /// The file-level view while folding one source into the raw config.
 #[derive(Debug, Default)]
@@ -356,9 +357,8 @@ impl Src<'_> {
             Value::Number(n) => {
                 n.as_u64().map(Duration::from_nanos).ok_or_else(|| self.err(key, "expected a duration"))
             }
-            Value::String(s) => {
-                crate::agent::parse_go_duration(s).map_err(|m| self.err(key, format!("invalid duration {s:?}: {m}")))
-            }
+            Value::String(s) => crate::agent::parse_go_duration(s)
+                .map_err(|m| self.err(key, format!("invalid duration {s:?}: {m}"))),
             _ => Err(self.err(key, format!("expected a duration such as \"10s\", got {v}"))),
         }
     }
@@ -442,7 +442,8 @@ impl Raw {
                     _ => self.services.push((src.file.to_owned(), k.clone(), v.clone())),
                 },
                 "services" => {
-                    let list = v.as_array().ok_or_else(|| src.err(k, "expected a list of service definitions"))?;
+                    let list =
+                        v.as_array().ok_or_else(|| src.err(k, "expected a list of service definitions"))?;
                     for (i, s) in list.iter().enumerate() {
                         self.services.push((src.file.to_owned(), format!("{k}[{i}]"), s.clone()));
                     }
@@ -503,7 +504,9 @@ impl Raw {
                         "sequential" => RecursorStrategy::Sequential,
                         "random" => RecursorStrategy::Random,
                         other => {
-                            return Err(src.err(&key, format!("{other:?}: expected \"sequential\" or \"random\"")));
+                            return Err(
+                                src.err(&key, format!("{other:?}: expected \"sequential\" or \"random\""))
+                            );
                         }
                     }
                 }
@@ -511,7 +514,9 @@ impl Raw {
                 "disable_compression" => d.disable_compression = src.boolean(&key, v)?,
                 "udp_answer_limit" => d.udp_answer_limit = src.int(&key, v, 0, i64::from(u32::MAX))? as u32,
                 "a_record_limit" => d.a_record_limit = src.int(&key, v, 0, i64::from(u32::MAX))? as u32,
-                "enable_additional_node_meta_txt" => d.enable_additional_node_meta_txt = src.boolean(&key, v)?,
+                "enable_additional_node_meta_txt" => {
+                    d.enable_additional_node_meta_txt = src.boolean(&key, v)?
+                }
                 "soa" => {
                     for (sk, sv) in src.object(&key, v)? {
                         let skey = format!("{key}.{sk}");
@@ -538,14 +543,17 @@ impl Raw {
 /// Reads one config file into a JSON tree (TOML is converted), by extension.
 fn read_file(path: &Path) -> Result<Map<String, Value>, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let value: Value = match ext {
-        "json" => serde_json::from_str(&text).map_err(|e| ConfigError::Syntax { file: file.clone(), msg: e.to_string() })?,
+        "json" => serde_json::from_str(&text)
+            .map_err(|e| ConfigError::Syntax { file: file.clone(), msg: e.to_string() })?,
         "toml" => {
-            let t: toml::Table =
-                toml::from_str(&text).map_err(|e| ConfigError::Syntax { file: file.clone(), msg: e.to_string() })?;
-            serde_json::to_value(t).map_err(|e| ConfigError::Syntax { file: file.clone(), msg: e.to_string() })?
+            let t: toml::Table = toml::from_str(&text)
+                .map_err(|e| ConfigError::Syntax { file: file.clone(), msg: e.to_string() })?;
+            serde_json::to_value(t)
+                .map_err(|e| ConfigError::Syntax { file: file.clone(), msg: e.to_string() })?
         }
         "hcl" => {
             return Err(ConfigError::Syntax {
@@ -554,7 +562,10 @@ fn read_file(path: &Path) -> Result<Map<String, Value>, ConfigError> {
             });
         }
         _ => {
-            return Err(ConfigError::Syntax { file, msg: "unknown file type: use a .toml or .json extension".into() });
+            return Err(ConfigError::Syntax {
+                file,
+                msg: "unknown file type: use a .toml or .json extension".into(),
+            });
         }
     };
     match value {
@@ -568,7 +579,8 @@ fn config_paths(o: &Overrides) -> Result<Vec<PathBuf>, ConfigError> {
     let mut paths = o.config_files.clone();
     for dir in &o.config_dirs {
         let file = dir.display().to_string();
-        let entries = std::fs::read_dir(dir).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+        let entries =
+            std::fs::read_dir(dir).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
         let mut found = Vec::new();
         for e in entries {
             let e = e.map_err(|source| ConfigError::Read { file: file.clone(), source })?;
@@ -624,12 +636,12 @@ impl Config {
 
         let loopback = IpAddr::from([127, 0, 0, 1]);
         // Each value remembers where it came from, so an error names that file and key.
-        let pick = |flag: &Option<String>, flag_name: &str, file: Option<(String, String)>, key: &str| {
-            match (flag, file) {
-                (Some(v), _) => Some((v.clone(), "command line".to_owned(), flag_name.to_owned())),
-                (None, Some((v, f))) => Some((v, f, key.to_owned())),
-                (None, None) => None,
-            }
+        let pick = |flag: &Option<String>, flag_name: &str, file: Option<(String, String)>, key: &str| match (
+            flag, file,
+        ) {
+            (Some(v), _) => Some((v.clone(), "command line".to_owned(), flag_name.to_owned())),
+            (None, Some((v, f))) => Some((v, f, key.to_owned())),
+            (None, None) => None,
         };
         let bad = |src: &(String, String, String), msg: String| ConfigError::Key {
             file: src.1.clone(),
@@ -641,13 +653,16 @@ impl Config {
         let dc = pick(&o.datacenter, "-datacenter", raw.datacenter, "datacenter")
             .unwrap_or_else(|| defaulted("dc1", "datacenter"));
         let datacenter = dc.0.to_ascii_lowercase();
-        if datacenter.is_empty() || !datacenter.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if datacenter.is_empty()
+            || !datacenter.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(bad(&dc, format!("{:?} must be letters, digits, - or _", dc.0)));
         }
         let node_src = match pick(&o.node_name, "-node", raw.node_name, "node_name") {
             Some(n) => n,
             None => {
-                let host = hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "cairn".into());
+                let host =
+                    hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "cairn".into());
                 defaulted(&host, "node_name")
             }
         };
@@ -655,7 +670,8 @@ impl Config {
             return Err(bad(&node_src, "must be 1 to 255 characters".into()));
         }
         let node_name = node_src.0.clone();
-        let dom = pick(&o.domain, "-domain", raw.domain, "domain").unwrap_or_else(|| defaulted("consul", "domain"));
+        let dom =
+            pick(&o.domain, "-domain", raw.domain, "domain").unwrap_or_else(|| defaulted("consul", "domain"));
         let domain = normalise_domain(&dom.0).map_err(|m| bad(&dom, m))?;
         let alt_domain = match pick(&o.alt_domain, "-alt-domain", raw.alt_domain, "alt_domain") {
             Some(a) if !a.0.is_empty() => {
@@ -692,7 +708,8 @@ impl Config {
                 });
             }
         };
-        let lvl = pick(&o.log_level, "-log-level", raw.log_level, "log_level").unwrap_or_else(|| defaulted("info", "log_level"));
+        let lvl = pick(&o.log_level, "-log-level", raw.log_level, "log_level")
+            .unwrap_or_else(|| defaulted("info", "log_level"));
         let log_level = lvl.0.to_ascii_lowercase();
         if !["trace", "debug", "info", "warn", "err", "error"].contains(&log_level.as_str()) {
             return Err(bad(&lvl, format!("{:?}: expected trace, debug, info, warn or err", lvl.0)));

@@ -21,7 +21,9 @@ fn check(name: &str, text: &str, o: Overrides) -> Result<Config, String> {
     let dir = tempfile::tempdir().unwrap();
     let p = write(&dir, name, text);
     let o = Overrides { config_files: vec![p], ..o };
-    Config::load(&o).map(|(c, _)| c).map_err(|e| e.to_string().replace(&dir.path().display().to_string(), "DIR"))
+    Config::load(&o)
+        .map(|(c, _)| c)
+        .map_err(|e| e.to_string().replace(&dir.path().display().to_string(), "DIR"))
 }
 
 #[test]
@@ -85,7 +87,8 @@ fn toml_config_uses_the_same_keys() {
 #[test]
 fn flags_override_files() {
     let o = Overrides { datacenter: Some("flagdc".into()), http_port: Some(0), ..dev() };
-    let c = check("a.json", r#"{"datacenter":"filedc","ports":{"http":1234},"node_name":"file"}"#, o).unwrap();
+    let c =
+        check("a.json", r#"{"datacenter":"filedc","ports":{"http":1234},"node_name":"file"}"#, o).unwrap();
     assert_eq!(c.datacenter, "flagdc");
     assert_eq!(c.ports.http, 0);
     assert_eq!(c.node_name, "n1");
@@ -106,13 +109,21 @@ fn service_ttl_lookup_follows_consul_order() {
 #[test]
 fn errors_name_the_file_and_the_key() {
     let cases = [
-        ("a.json", r#"{"dns_config":{"node_ttl":"ten"}}"#, "DIR/a.json: dns_config.node_ttl: invalid duration"),
+        (
+            "a.json",
+            r#"{"dns_config":{"node_ttl":"ten"}}"#,
+            "DIR/a.json: dns_config.node_ttl: invalid duration",
+        ),
         ("a.json", r#"{"bogus":1}"#, "DIR/a.json: bogus: unknown configuration key"),
         ("a.toml", "[ports]\ndns = 70000\n", "DIR/a.toml: ports.dns: 70000 is out of range"),
         ("a.json", r#"{"recursors":["0.0.0.0"]}"#, "DIR/a.json: recursors[0]: \"0.0.0.0\": an unspecified"),
         ("a.json", r#"{"datacenter":"dc one"}"#, "DIR/a.json: datacenter: \"dc one\" must be"),
         ("a.json", r#"{"alt_domain":"service.x"}"#, "DIR/a.json: alt_domain: \"service.x\" must differ"),
-        ("a.json", r#"{"dns_config":{"recursor_strategy":"fast"}}"#, "DIR/a.json: dns_config.recursor_strategy"),
+        (
+            "a.json",
+            r#"{"dns_config":{"recursor_strategy":"fast"}}"#,
+            "DIR/a.json: dns_config.recursor_strategy",
+        ),
         ("a.json", r#"{"dns_config":{"soa":{"minimum":1}}}"#, "DIR/a.json: dns_config.soa.minimum: unknown"),
         ("a.json", r#"{"services":[{"Name":"web","Port":"x"}]}"#, "DIR/a.json: services[0]:"),
         ("a.json", "{nope", "DIR/a.json: "),

@@ -1,1 +1,199 @@
-//! placeholder
+//! HTTP API FRONT DOOR: Consul-compatible `/v1/agent`, `/v1/catalog`, `/v1/health`, `/v1/status`.
+//!
+//! READ   GET  → parse query (`query`, `blocking`) → wait for a snapshot whose endpoint index
+//!             exceeds `?index` → map to Consul JSON (`wire`) → headers (`X-Consul-Index`, …).
+//! WRITE  PUT  → decode body (case-insensitive, unknown field → 400) → validate →
+//!             `RaftHandle::propose(Command)` → 200 (empty body, or `true` for catalog writes).
+//! Invariants: reads never lock the catalog (they load an immutable snapshot); every read
+//! reply carries `X-Consul-Index` ≥ 1, `X-Consul-KnownLeader`, `X-Consul-LastContact` and
+//! `X-Consul-Effective-Consistency`; bodies over 512 KiB are refused with 413; errors are
+//! `text/plain` (`error::ApiError`).
+
+mod agent;
+mod blocking;
+mod catalog;
+mod error;
+mod health;
+mod query;
+mod status;
+pub mod wire;
+
+#[cfg(test)]
+pub(crate) mod tests;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use serde::Serialize;
+
+pub use error::ApiError;
+
+use self::blocking::{Consistency, ReadOptions};
+use self::query::Query;
+use crate::catalog::Node;
+use crate::raft::{Command, CommandResponse, RaftHandle};
+use crate::snapshot::SnapshotHandle;
+
+/// Largest accepted request body (Consul's 512 KiB limit for these endpoints).
+pub const MAX_BODY_BYTES: usize = 512 * 1024;
+
+/// Everything the handlers need.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Agent configuration.
+    pub config: Arc<crate::config::Config>,
+    /// Published catalog snapshots.
+    pub snapshots: Arc<SnapshotHandle>,
+    /// Raft proposals and cluster view.
+    pub raft: RaftHandle,
+    /// TTL timers of this agent's checks.
+    pub ttl: Arc<crate::health::TtlChecks>,
+}
+
+/// The Consul-compatible HTTP API.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        // agent
+        .route("/v1/agent/self", get(agent::self_info))
+        .route("/v1/agent/services", get(agent::services))
+        .route("/v1/agent/service/register", put(agent::register_service))
+        .route("/v1/agent/service/deregister/{*id}", put(agent::deregister_service))
+        .route("/v1/agent/service/{*id}", get(agent::service))
+        .route("/v1/agent/checks", get(agent::checks))
+        .route("/v1/agent/check/register", put(agent::register_check))
+        .route("/v1/agent/check/deregister/{*id}", put(agent::deregister_check))
+        .route("/v1/agent/check/pass/{*id}", put(agent::check_pass))
+        .route("/v1/agent/check/warn/{*id}", put(agent::check_warn))
+        .route("/v1/agent/check/fail/{*id}", put(agent::check_fail))
+        .route("/v1/agent/check/update/{*id}", put(agent::check_update))
+        // catalog
+        .route("/v1/catalog/register", put(catalog::register))
+        .route("/v1/catalog/deregister", put(catalog::deregister))
+        .route("/v1/catalog/datacenters", get(catalog::datacenters))
+        .route("/v1/catalog/nodes", get(catalog::nodes))
+        .route("/v1/catalog/services", get(catalog::services))
+        .route("/v1/catalog/service/{*name}", get(catalog::service))
+        .route("/v1/catalog/node/{node}", get(catalog::node))
+        // health
+        .route("/v1/health/service/{*name}", get(health::service))
+        .route("/v1/health/checks/{*name}", get(health::checks))
+        .route("/v1/health/node/{node}", get(health::node))
+        .route("/v1/health/state/{state}", get(health::state))
+        // status
+        .route("/v1/status/leader", get(status::leader))
+        .route("/v1/status/peers", get(status::peers))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// A wildcard path capture without its leading slash.
+pub(crate) fn rest(p: &str) -> &str {
+    p.strip_prefix('/').unwrap_or(p)
+}
+
+/// A JSON body, indented for `?pretty`.
+pub(crate) fn json<T: Serialize>(value: &T, pretty: bool) -> Response {
+    let body = if pretty { serde_json::to_vec_pretty(value) } else { serde_json::to_vec(value) };
+    match body {
+        Ok(b) => ([(header::CONTENT_TYPE, "application/json")], b).into_response(),
+        Err(e) => ApiError::Internal(format!("failed to encode response: {e}")).into_response(),
+    }
+}
+
+/// Parses a request body as JSON (`Request decode failed: EOF` when empty).
+pub(crate) fn parse_body(body: &Bytes) -> Result<serde_json::Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::Decode("EOF".into()));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::Decode(e.to_string()))
+}
+
+impl ApiState {
+    /// Read options for catalog and health reads; default and consistent reads need a leader.
+    pub(crate) fn read_options(&self, q: &Query) -> Result<ReadOptions, ApiError> {
+        let opts = blocking::parse_read_options(q)?;
+        if opts.consistency != Consistency::Stale && !self.raft.known_leader() {
+            return Err(ApiError::NoLeader);
+        }
+        Ok(opts)
+    }
+
+    /// A read reply with Consul's metadata headers.
+    pub(crate) fn reply<T: Serialize>(
+        &self,
+        value: &T,
+        index: u64,
+        opts: &ReadOptions,
+        q: &Query,
+    ) -> Response {
+        let mut resp = json(value, q.has("pretty"));
+        let h = resp.headers_mut();
+        h.insert("X-Consul-Index", HeaderValue::from(index.max(1)));
+        h.insert(
+            "X-Consul-KnownLeader",
+            HeaderValue::from_static(if self.raft.known_leader() { "true" } else { "false" }),
+        );
+        h.insert("X-Consul-LastContact", HeaderValue::from(self.raft.last_contact_ms()));
+        h.insert("X-Consul-Effective-Consistency", HeaderValue::from_static(opts.consistency.as_str()));
+        resp
+    }
+
+    /// Waits per `opts` and returns the snapshot to answer from.
+    pub(crate) async fn snapshot<F>(
+        &self,
+        opts: &ReadOptions,
+        index_of: F,
+    ) -> Arc<crate::snapshot::CatalogSnapshot>
+    where
+        F: Fn(&crate::snapshot::CatalogSnapshot) -> u64,
+    {
+        let wait = blocking::with_jitter(opts.wait);
+        blocking::wait_for(&self.snapshots, opts.min_index, wait, index_of).await
+    }
+
+    /// This agent's node: identity from the config, tagged addresses and meta kept from the
+    /// catalog when the node is already registered.
+    pub(crate) fn agent_node(&self) -> Node {
+        let c = &self.config;
+        let addr = c.bind_addr.to_string();
+        let existing = self.snapshots.load().catalog.node(&c.node_name).cloned();
+        let (tagged_addresses, meta) = match existing {
+            Some(n) => (n.tagged_addresses.clone(), n.meta.clone()),
+            None => {
+                let family = if c.bind_addr.is_ipv4() { "ipv4" } else { "ipv6" };
+                let tagged = [
+                    ("lan".to_owned(), addr.clone()),
+                    (format!("lan_{family}"), addr.clone()),
+                    ("wan".to_owned(), addr.clone()),
+                    (format!("wan_{family}"), addr.clone()),
+                ]
+                .into_iter()
+                .collect();
+                (tagged, Default::default())
+            }
+        };
+        Node {
+            id: c.node_id.clone(),
+            name: c.node_name.clone(),
+            address: addr,
+            datacenter: c.datacenter.clone(),
+            tagged_addresses,
+            meta,
+            create_index: 0,
+            modify_index: 0,
+        }
+    }
+
+    /// Proposes a command; `Rejected` becomes a 500 with Consul's text.
+    pub(crate) async fn propose(&self, cmd: Command) -> Result<(), ApiError> {
+        match self.raft.propose(cmd).await? {
+            CommandResponse::Applied => Ok(()),
+            CommandResponse::Rejected(msg) => Err(ApiError::Internal(msg)),
+        }
+    }
+}

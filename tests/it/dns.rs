@@ -21,8 +21,12 @@ fn registered_service_answers_srv_with_node_target_and_additional_a() {
         assert!(extra.iter().any(|r| r == "node1.node.dc1.consul. 0 A 127.0.0.1"), "{extra:?}");
     }
     // Datacenter-qualified, tag-filtered, RFC 2782 and mixed-case forms find the same instance.
-    for name in ["web.service.dc1.consul.", "primary.web.service.consul.", "_web._tcp.service.consul.", "WEB.Service.CONSUL"]
-    {
+    for name in [
+        "web.service.dc1.consul.",
+        "primary.web.service.consul.",
+        "_web._tcp.service.consul.",
+        "WEB.Service.CONSUL",
+    ] {
         let msg = agent.query(name, RecordType::SRV, Transport::Udp);
         assert_eq!(srv_targets(&msg).len(), 1, "{name}");
     }

@@ -10,7 +10,13 @@ fn register(agent: &Agent, i: usize) {
 }
 
 fn count_present(agent: &Agent, n: usize) -> usize {
-    (0..n).filter(|i| srv_targets(&agent.query(&format!("svc{i}.service.consul."), RecordType::SRV, Transport::Udp)).len() == 1).count()
+    (0..n)
+        .filter(|i| {
+            srv_targets(&agent.query(&format!("svc{i}.service.consul."), RecordType::SRV, Transport::Udp))
+                .len()
+                == 1
+        })
+        .count()
 }
 
 #[test]

@@ -83,7 +83,14 @@ impl Agent {
                 http = Some(a.parse().unwrap());
             }
         }
-        let agent = Self { child: Some(child), dns: dns.unwrap(), http: http.unwrap(), args, stderr_log, _log_dir: log_dir };
+        let agent = Self {
+            child: Some(child),
+            dns: dns.unwrap(),
+            http: http.unwrap(),
+            args,
+            stderr_log,
+            _log_dir: log_dir,
+        };
         agent.wait_ready();
         agent
     }
@@ -152,7 +159,8 @@ impl Agent {
     /// GET returning (status, headers, raw body).
     pub fn get_full(&self, path: &str) -> reqwest::Result<(u16, reqwest::header::HeaderMap, String)> {
         block(async {
-            let r = reqwest::Client::new().get(self.url(path)).timeout(Duration::from_secs(700)).send().await?;
+            let r =
+                reqwest::Client::new().get(self.url(path)).timeout(Duration::from_secs(700)).send().await?;
             let status = r.status().as_u16();
             let headers = r.headers().clone();
             Ok((status, headers, r.text().await?))
@@ -254,10 +262,7 @@ fn rand_id() -> u16 {
 
 /// Answer records rendered `name ttl TYPE rdata`, in wire order.
 pub fn rendered(records: &[Record]) -> Vec<String> {
-    records
-        .iter()
-        .map(|r| format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data))
-        .collect()
+    records.iter().map(|r| format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data)).collect()
 }
 
 /// SRV (port, target) pairs of an answer section, sorted.

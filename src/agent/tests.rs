@@ -1,0 +1,182 @@
+//! Tests for definition decoding, validation defaults and Go durations.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+
+fn node() -> Node {
+    Node {
+        id: "id-1".into(),
+        name: "agent1".into(),
+        address: "10.0.0.1".into(),
+        datacenter: "dc1".into(),
+        tagged_addresses: BTreeMap::new(),
+        meta: BTreeMap::new(),
+        create_index: 0,
+        modify_index: 0,
+    }
+}
+
+fn check_invalid(v: Value, want: &str) {
+    let def = decode_service_definition(&v).expect("decodes");
+    let err = def.into_registration(&node()).expect_err("must be invalid");
+    assert_eq!(err, DefinitionError::Invalid(want.into()), "for {v}");
+}
+
+fn check_duration(s: &str, want: Duration) {
+    assert_eq!(parse_go_duration(s), Ok(want), "parsing {s}");
+}
+
+#[test]
+fn go_durations_parse() {
+    check_duration("10s", Duration::from_secs(10));
+    check_duration("1m30s", Duration::from_secs(90));
+    check_duration("100ms", Duration::from_millis(100));
+    check_duration("1.5h", Duration::from_secs(5400));
+    check_duration("2h45m", Duration::from_secs(2 * 3600 + 45 * 60));
+    check_duration("0", Duration::ZERO);
+    check_duration("+5s", Duration::from_secs(5));
+    check_duration("3us", Duration::from_micros(3));
+    check_duration("3µs", Duration::from_micros(3));
+    check_duration("7ns", Duration::from_nanos(7));
+    check_duration(".5s", Duration::from_millis(500));
+    assert_eq!(parse_go_duration("10"), Err("time: missing unit in duration \"10\"".into()));
+    assert_eq!(parse_go_duration("abc"), Err("time: invalid duration \"abc\"".into()));
+    assert_eq!(parse_go_duration(""), Err("time: invalid duration \"\"".into()));
+    assert_eq!(parse_go_duration("5x"), Err("time: unknown unit \"x\" in duration \"5x\"".into()));
+    assert!(parse_go_duration("-5s").is_err());
+    assert!(parse_go_duration("99999999999h").is_err());
+}
+
+#[test]
+fn go_durations_format_round_trip() {
+    for (d, s) in [
+        (Duration::ZERO, "0s"),
+        (Duration::from_secs(10), "10s"),
+        (Duration::from_secs(90), "1m30s"),
+        (Duration::from_secs(3600), "1h0m0s"),
+        (Duration::from_millis(100), "100ms"),
+        (Duration::from_millis(1500), "1.5s"),
+        (Duration::from_nanos(1500), "1.5µs"),
+        (Duration::from_nanos(7), "7ns"),
+    ] {
+        assert_eq!(format_go_duration(d), s);
+        assert_eq!(parse_go_duration(s), Ok(d));
+    }
+}
+
+#[test]
+fn decodes_case_insensitive_keys_and_snake_case_aliases() {
+    let v = json!({
+        "name": "web", "ID": "web1", "tAgS": ["a", "b"], "PORT": 80, "address": "10.0.0.5",
+        "meta": {"Version": "1"},
+        "tagged_addresses": {"lan": {"address": "10.0.0.5", "port": 80}},
+        "enable_tag_override": true,
+        "check": {"ttl": "10s", "deregister_critical_service_after": "90m", "script_args": []},
+        "Weights": {"passing": 3, "Warning": 1}
+    });
+    let def = decode_service_definition(&v).expect("decodes");
+    assert_eq!(def.name, "web");
+    assert_eq!(def.id, "web1");
+    assert_eq!(def.tags, ["a", "b"]);
+    assert_eq!(def.port, 80);
+    assert_eq!(def.meta.get("Version").map(String::as_str), Some("1"), "meta keys are verbatim");
+    assert!(def.enable_tag_override);
+    assert_eq!(def.weights, Some((3, 1)));
+    assert_eq!(def.checks.len(), 1);
+    assert_eq!(def.checks[0].ttl, Duration::from_secs(10));
+    assert_eq!(def.checks[0].deregister_critical_service_after, Duration::from_secs(90 * 60));
+}
+
+#[test]
+fn unknown_field_is_named() {
+    let err = decode_service_definition(&json!({"Name": "web", "Bogus": 1})).expect_err("unknown");
+    assert_eq!(err, DefinitionError::UnknownField("Bogus".into()));
+    assert_eq!(err.to_string(), "json: unknown field \"Bogus\"");
+    let err = decode_service_definition(&json!({"Name": "web", "Check": {"TTL": "1s", "Nope": true}}))
+        .expect_err("unknown in check");
+    assert_eq!(err, DefinitionError::UnknownField("Nope".into()));
+    assert!(err.is_decode());
+}
+
+#[test]
+fn wrong_types_are_decode_errors() {
+    let err = decode_service_definition(&json!({"Name": 5})).expect_err("type");
+    assert!(err.is_decode());
+    let err =
+        decode_service_definition(&json!({"Name": "x", "Check": {"TTL": "soon"}})).expect_err("duration");
+    assert_eq!(err, DefinitionError::Decode("time: invalid duration \"soon\"".into()));
+    // Numbers are nanoseconds.
+    let def =
+        decode_service_definition(&json!({"Name": "x", "Check": {"TTL": 2_000_000_000u64}})).expect("ns");
+    assert_eq!(def.checks[0].ttl, Duration::from_secs(2));
+}
+
+#[test]
+fn defaults_for_ids_names_and_status() {
+    let def =
+        decode_service_definition(&json!({"Name": "web", "Port": 80, "Check": {"TTL": "10s"}})).expect("ok");
+    let (reg, ttls) = def.into_registration(&node()).expect("valid");
+    let s = reg.service.as_ref().expect("service");
+    assert_eq!(s.id, "web");
+    assert_eq!(s.node, "agent1");
+    assert_eq!(s.weights, Weights { passing: 1, warning: 1 });
+    assert_eq!(reg.checks.len(), 1);
+    let c = &reg.checks[0];
+    assert_eq!(c.check_id, "service:web");
+    assert_eq!(c.name, "Service 'web' check");
+    assert_eq!(c.status, HealthStatus::Critical);
+    assert_eq!(c.check_type, "ttl");
+    assert_eq!(c.service_id, "web");
+    assert_eq!(c.definition.ttl_ns, 10_000_000_000);
+    assert_eq!(ttls, vec![TtlSpec { check_id: "service:web".into(), ttl: Duration::from_secs(10) }]);
+
+    let def = decode_service_definition(&json!({
+        "Name": "web", "ID": "web-1",
+        "Check": {"TTL": "10s", "Status": "passing"},
+        "Checks": [{"TTL": "5s"}, {"CheckID": "mine", "HTTP": "http://x/", "Interval": "100ms"}]
+    }))
+    .expect("ok");
+    let (reg, ttls) = def.into_registration(&node()).expect("valid");
+    let ids: Vec<_> = reg.checks.iter().map(|c| c.check_id.as_str()).collect();
+    assert_eq!(ids, ["service:web-1:1", "service:web-1:2", "mine"]);
+    assert_eq!(reg.checks[0].status, HealthStatus::Passing);
+    assert_eq!(reg.checks[2].check_type, "http");
+    assert_eq!(reg.checks[2].definition.interval_ns, 1_000_000_000, "interval raised to 1s");
+    assert_eq!(ttls.len(), 2);
+}
+
+#[test]
+fn invalid_definitions() {
+    check_invalid(json!({"Port": 80}), "Missing service name");
+    check_invalid(json!({"Name": "w", "Address": "0.0.0.0"}), "Invalid service address");
+    check_invalid(json!({"Name": "w", "Address": "::"}), "Invalid service address");
+    check_invalid(
+        json!({"Name": "w", "Weights": {"Passing": 0, "Warning": 1}}),
+        "Invalid Weights: Passing must be greater than 0",
+    );
+    check_invalid(
+        json!({"Name": "w", "Weights": {"Passing": 1, "Warning": -1}}),
+        "Invalid Weights: Warning must be greater or equal than 0",
+    );
+    check_invalid(
+        json!({"Name": "w", "Check": {"TTL": "1s", "Status": "bogus"}}),
+        "Status for checks must 'passing', 'warning', 'critical'",
+    );
+    check_invalid(
+        json!({"Name": "w", "Check": {"TTL": "1s", "Interval": "1s"}}),
+        "Invalid check: Interval and TTL cannot both be specified",
+    );
+    check_invalid(
+        json!({"Name": "w", "Check": {"HTTP": "http://x"}}),
+        "Invalid check: Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or OSService checks",
+    );
+    check_invalid(json!({"Name": "w", "Check": {}}), "Invalid check: TTL must be > 0 for TTL checks");
+    check_invalid(
+        json!({"Name": "w", "Meta": {"consul-x": "1"}}),
+        "Invalid Service Meta: Key prefix 'consul-' is reserved for internal use: consul-x",
+    );
+    check_invalid(json!({"Name": "w", "Port": 70000}), "Invalid port: 70000");
+}

@@ -1,0 +1,145 @@
+//! TTL timer tests on a live single-node Raft with short real TTLs (openraft runs its own
+//! timers, so time is not paused here).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::ttl::{TtlChecks, TtlError, truncate_output};
+use crate::agent::TtlSpec;
+use crate::catalog::{Check, CheckDefinition, HealthStatus, Node};
+use crate::raft::{Command, CommandResponse, Registration};
+use crate::snapshot::SnapshotHandle;
+
+fn check(id: &str, ttl_ns: u64, status: HealthStatus, output: &str) -> Check {
+    Check {
+        node: "agent1".into(),
+        check_id: id.into(),
+        name: id.into(),
+        status,
+        notes: String::new(),
+        output: output.into(),
+        service_id: String::new(),
+        service_name: String::new(),
+        service_tags: Vec::new(),
+        check_type: if ttl_ns > 0 { "ttl".into() } else { "http".into() },
+        definition: CheckDefinition { ttl_ns, ..CheckDefinition::default() },
+        create_index: 0,
+        modify_index: 0,
+    }
+}
+
+/// A live single-node Raft holding `checks` on node agent1, and TTL timers on it.
+async fn setup(checks: Vec<Check>) -> (Arc<TtlChecks>, Arc<SnapshotHandle>, tempfile::TempDir) {
+    let (raft, dir) = crate::http::tests::test_raft().await;
+    let node = Node {
+        id: String::new(),
+        name: "agent1".into(),
+        address: "10.0.0.1".into(),
+        datacenter: "dc1".into(),
+        tagged_addresses: BTreeMap::new(),
+        meta: BTreeMap::new(),
+        create_index: 0,
+        modify_index: 0,
+    };
+    let cmd = Command::Register(Registration { node, skip_node_update: false, service: None, checks });
+    assert_eq!(raft.propose(cmd).await.expect("proposed"), CommandResponse::Applied);
+    let snaps = raft.snapshots();
+    (TtlChecks::new(raft, snaps.clone(), "agent1".into()), snaps, dir)
+}
+
+fn status_of(snaps: &SnapshotHandle, id: &str) -> (HealthStatus, String) {
+    let s = snaps.load();
+    let c = s.catalog.check("agent1", id).expect("check exists");
+    (c.status, c.output.clone())
+}
+
+fn check_update_err(r: Result<(), TtlError>, want: &str) {
+    match r {
+        Err(e) => assert_eq!(e.to_string(), want),
+        Ok(()) => panic!("expected {want}"),
+    }
+}
+
+#[tokio::test]
+async fn update_validates_and_proposes_only_changes() {
+    let (t, snaps, _dir) = setup(vec![
+        check("ttl1", 10_000_000_000, HealthStatus::Passing, "ok"),
+        check("web", 0, HealthStatus::Passing, ""),
+    ])
+    .await;
+    check_update_err(
+        t.update("nope", HealthStatus::Passing, String::new()).await,
+        "Unknown check ID \"nope\". Ensure that the check ID is passed, not the check name.",
+    );
+    check_update_err(
+        t.update("web", HealthStatus::Passing, String::new()).await,
+        "CheckID \"web\" does not have associated TTL",
+    );
+    // Unchanged status and output: no proposal (the index stays), timer reset.
+    let before = snaps.load().index;
+    let now = Instant::now();
+    t.update("TTL1", HealthStatus::Passing, "ok".into()).await.expect("no proposal needed");
+    assert_eq!(snaps.load().index, before);
+    let d = t.deadline("ttl1").expect("armed");
+    assert!(
+        d >= now + Duration::from_secs(10)
+            && d < Instant::now() + Duration::from_secs(10) + Duration::from_millis(1)
+    );
+    // Changed: proposed and applied.
+    t.update("ttl1", HealthStatus::Warning, "meh".into()).await.expect("applied");
+    assert_eq!(status_of(&snaps, "ttl1"), (HealthStatus::Warning, "meh".to_owned()));
+    assert!(snaps.load().index > before);
+}
+
+async fn wait_for_status(snaps: &SnapshotHandle, id: &str, want: (HealthStatus, &str)) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = status_of(snaps, id);
+        if got.0 == want.0 && got.1 == want.1 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "check {id} is {got:?}, want {want:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn run_rearms_from_snapshot_and_fires_expiry() {
+    let (t, snaps, _dir) = setup(vec![check("ttl1", 300_000_000, HealthStatus::Passing, "ok")]).await;
+    let shutdown = CancellationToken::new();
+    let task = t.run(shutdown.clone());
+    // Re-armed from the snapshot (no update ever arrived), then expired.
+    wait_for_status(&snaps, "ttl1", (HealthStatus::Critical, "TTL expired")).await;
+    // An update revives it; the next expiry quotes the last output.
+    t.update("ttl1", HealthStatus::Passing, "alive".into()).await.expect("applied");
+    assert_eq!(status_of(&snaps, "ttl1").0, HealthStatus::Passing);
+    wait_for_status(
+        &snaps,
+        "ttl1",
+        (HealthStatus::Critical, "TTL expired (last output before timeout follows): alive"),
+    )
+    .await;
+    shutdown.cancel();
+    task.await.expect("join");
+}
+
+#[tokio::test]
+async fn arm_starts_a_full_ttl() {
+    let (t, _snaps, _dir) = setup(vec![]).await;
+    let now = Instant::now();
+    t.arm(&TtlSpec { check_id: "x".into(), ttl: Duration::from_secs(30) });
+    let d = t.deadline("X").expect("armed");
+    assert!(d >= now + Duration::from_secs(30));
+}
+
+#[test]
+fn output_truncation() {
+    assert_eq!(truncate_output("short".into()), "short");
+    let long = "é".repeat(3000);
+    let out = truncate_output(long);
+    assert!(out.ends_with(" ... (captured 4096 of 6000 bytes)"), "{}", &out[out.len() - 40..]);
+}

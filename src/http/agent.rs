@@ -1,0 +1,266 @@
+//! `/v1/agent/*`: this agent's node, services and checks.
+//!
+//! Input: path/query/body → output: agent JSON views, or 200 with an empty body for writes.
+//! Invariants: the agent's views are the services and checks on the agent's own node in the
+//! snapshot; registrations propose `Command::Register` for that node (keeping its catalog meta
+//! and tagged addresses) and arm TTL timers once committed; TTL updates go through
+//! `health::TtlChecks`, which proposes only real changes; unknown IDs are 404 with Consul's text.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use serde_json::json as js;
+
+use super::error::ApiError;
+use super::query::Query;
+use super::wire::{self, HealthCheckJson, ServiceJson};
+use super::{ApiState, json, parse_body, rest};
+use crate::agent::{decode_check_definition, decode_service_definition};
+use crate::catalog::{CatalogState, HealthStatus};
+use crate::raft::{Command, Deregistration, Registration};
+
+/// Consul version the API reports, for clients that gate features on it.
+pub(crate) const CONSUL_COMPAT_VERSION: &str = "1.21.0";
+
+/// `/v1/agent/services` body.
+pub(crate) fn agent_services(cat: &CatalogState, node: &str, dc: &str) -> BTreeMap<String, ServiceJson> {
+    cat.node_services(node).map(|s| (s.id.clone(), ServiceJson::agent(s, dc))).collect()
+}
+
+/// `/v1/agent/checks` body.
+pub(crate) fn agent_checks(cat: &CatalogState, node: &str) -> BTreeMap<String, HealthCheckJson> {
+    cat.node_checks(node).map(|c| (c.check_id.clone(), HealthCheckJson::from(&**c))).collect()
+}
+
+fn empty() -> Response {
+    ().into_response()
+}
+
+pub(super) async fn self_info(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
+    let q = Query::parse(q.as_deref());
+    let c = &st.config;
+    let snap = st.snapshots.load_full();
+    let role = if c.server { "consul" } else { "node" };
+    let body = js!({
+        "Config": {
+            "Datacenter": c.datacenter,
+            "PrimaryDatacenter": c.datacenter,
+            "NodeName": c.node_name,
+            "NodeID": c.node_id,
+            "Server": c.server,
+            "Revision": concat!("cairn-", env!("CARGO_PKG_VERSION")),
+            "Version": CONSUL_COMPAT_VERSION,
+            "BuildDate": "",
+        },
+        "DebugConfig": {},
+        "Coord": null,
+        "Member": {
+            "Name": c.node_name,
+            "Addr": c.bind_addr.to_string(),
+            "Port": c.ports.serf_lan,
+            "Tags": {
+                "dc": c.datacenter,
+                "id": c.node_id,
+                "role": role,
+                "port": c.ports.server.to_string(),
+                "build": CONSUL_COMPAT_VERSION,
+                "vsn": "2",
+                "vsn_min": "2",
+                "vsn_max": "3",
+            },
+            "Status": 1,
+            "ProtocolMin": 1,
+            "ProtocolMax": 5,
+            "ProtocolCur": 2,
+            "DelegateMin": 2,
+            "DelegateMax": 5,
+            "DelegateCur": 4,
+        },
+        "Stats": {
+            "agent": {
+                "check_monitors": "0",
+                "check_ttls": snap.catalog.node_checks(&c.node_name).filter(|ch| ch.definition.ttl_ns > 0).count().to_string(),
+                "checks": snap.catalog.node_checks(&c.node_name).count().to_string(),
+                "services": snap.catalog.node_services(&c.node_name).count().to_string(),
+            },
+            "consul": {
+                "server": c.server.to_string(),
+                "leader": (st.raft.leader_addr().is_some() && st.raft.last_contact_ms() == 0 && st.raft.known_leader()).to_string(),
+                "leader_addr": st.raft.leader_addr().unwrap_or_default(),
+                "known_servers": st.raft.peer_addrs().len().to_string(),
+                "known_datacenters": "1",
+            },
+            "raft": {
+                "applied_index": st.raft.applied_index().to_string(),
+                "last_contact": st.raft.last_contact_ms().to_string(),
+                "num_peers": st.raft.peer_addrs().len().saturating_sub(1).to_string(),
+            },
+        },
+        "Meta": { "consul-network-segment": "" },
+        "xDS": null,
+    });
+    json(&body, q.has("pretty"))
+}
+
+pub(super) async fn services(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
+    let q = Query::parse(q.as_deref());
+    let snap = st.snapshots.load_full();
+    json(&agent_services(&snap.catalog, &st.config.node_name, &st.config.datacenter), q.has("pretty"))
+}
+
+pub(super) async fn service(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let id = rest(&id);
+    let q = Query::parse(q.as_deref());
+    let snap = st.snapshots.load_full();
+    let s = snap
+        .catalog
+        .service(&st.config.node_name, id)
+        .ok_or_else(|| ApiError::NotFound(format!("unknown service ID: {id}")))?;
+    Ok(json(&ServiceJson::agent(s, &st.config.datacenter), q.has("pretty")))
+}
+
+pub(super) async fn checks(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
+    let q = Query::parse(q.as_deref());
+    let snap = st.snapshots.load_full();
+    json(&agent_checks(&snap.catalog, &st.config.node_name), q.has("pretty"))
+}
+
+pub(super) async fn register_service(State(st): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+    let v = parse_body(&body)?;
+    let def = decode_service_definition(&v)?;
+    let (reg, ttls) = def.into_registration(&st.agent_node())?;
+    st.propose(Command::Register(reg)).await?;
+    for t in &ttls {
+        st.ttl.arm(t);
+    }
+    Ok(empty())
+}
+
+pub(super) async fn deregister_service(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = rest(&id);
+    let node = st.config.node_name.clone();
+    let Some(s) = st.snapshots.load().catalog.service(&node, id).cloned() else {
+        return Err(ApiError::NotFound(format!(
+            "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
+        )));
+    };
+    st.propose(Command::Deregister(Deregistration { node, service_id: Some(s.id.clone()), check_id: None }))
+        .await?;
+    Ok(empty())
+}
+
+pub(super) async fn register_check(State(st): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+    let v = parse_body(&body)?;
+    let spec = decode_check_definition(&v)?;
+    if spec.name.is_empty() {
+        return Err(ApiError::BadRequest("Missing check name".into()));
+    }
+    if !spec.status.is_empty() && HealthStatus::parse(&spec.status).is_none() {
+        return Err(ApiError::BadRequest("Bad check status".into()));
+    }
+    let node = st.agent_node();
+    let snap = st.snapshots.load_full();
+    let service = if spec.service_id.is_empty() {
+        None
+    } else {
+        let s = snap
+            .catalog
+            .service(&node.name, &spec.service_id)
+            .ok_or_else(|| ApiError::NotFound(format!("ServiceID {:?} does not exist", spec.service_id)))?;
+        Some(s.clone())
+    };
+    let default_id = spec.name.clone();
+    let (check, ttl) = spec.into_check(
+        &node.name,
+        service.as_ref().map(|s| (s.id.as_str(), s.name.as_str(), s.tags.as_slice())),
+        &default_id,
+        &default_id,
+    )?;
+    st.propose(Command::Register(Registration {
+        node,
+        skip_node_update: false,
+        service: None,
+        checks: vec![check],
+    }))
+    .await?;
+    if let Some(t) = ttl {
+        st.ttl.arm(&t);
+    }
+    Ok(empty())
+}
+
+pub(super) async fn deregister_check(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = rest(&id);
+    let node = st.config.node_name.clone();
+    let Some(c) = st.snapshots.load().catalog.check(&node, id).cloned() else {
+        return Err(ApiError::NotFound(format!(
+            "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
+        )));
+    };
+    st.propose(Command::Deregister(Deregistration {
+        node,
+        service_id: None,
+        check_id: Some(c.check_id.clone()),
+    }))
+    .await?;
+    Ok(empty())
+}
+
+async fn ttl_update(
+    st: &ApiState,
+    id: &str,
+    status: HealthStatus,
+    q: Option<String>,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(q.as_deref());
+    let note = q.get("note").unwrap_or_default().to_owned();
+    st.ttl.update(rest(id), status, note).await?;
+    Ok(empty())
+}
+
+pub(super) async fn check_pass(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    ttl_update(&st, &id, HealthStatus::Passing, q).await
+}
+
+pub(super) async fn check_warn(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    ttl_update(&st, &id, HealthStatus::Warning, q).await
+}
+
+pub(super) async fn check_fail(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    ttl_update(&st, &id, HealthStatus::Critical, q).await
+}
+
+pub(super) async fn check_update(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let v = parse_body(&body)?;
+    let (status, output) = wire::decode_check_update(&v)?;
+    st.ttl.update(rest(&id), status, output).await?;
+    Ok(empty())
+}

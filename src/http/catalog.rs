@@ -1,0 +1,141 @@
+//! `/v1/catalog/*`: catalog reads from the snapshot and catalog writes through Raft.
+//!
+//! Input: path/query/body → output: Consul's catalog JSON (`wire`), or `true` for writes.
+//! Invariants: reads are not health-filtered; `?tag=` (repeatable) and `?node-meta=` combine
+//! with AND; service reads use the per-service index, other reads the table indexes; an
+//! unknown node is `null` with 200; write validation errors are RPC errors (500), as in Consul.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+
+use super::error::ApiError;
+use super::query::Query;
+use super::wire::{self, NodeJson, NodeServicesJson, ServiceJson, ServiceNodeJson};
+use super::{ApiState, json, parse_body, rest};
+use crate::catalog::{CatalogState, Node, Service};
+use crate::raft::Command;
+
+/// Whether `s` carries every tag in `tags` (case-insensitive, as Consul's tag filter).
+pub(crate) fn has_tags(s: &Service, tags: &[&str]) -> bool {
+    tags.iter().all(|t| s.tags.iter().any(|st| st.eq_ignore_ascii_case(t)))
+}
+
+/// Whether `n` matches every `?node-meta=k:v` filter.
+pub(crate) fn has_meta(n: &Node, filters: &[(String, String)]) -> bool {
+    filters.iter().all(|(k, v)| n.meta.get(k) == Some(v))
+}
+
+/// `/v1/catalog/service/:name` body.
+pub(crate) fn service_nodes(
+    cat: &CatalogState,
+    name: &str,
+    tags: &[&str],
+    meta: &[(String, String)],
+) -> Vec<ServiceNodeJson> {
+    cat.service_instances(name)
+        .filter(|i| has_tags(&i.service, tags) && has_meta(&i.node, meta))
+        .map(|i| ServiceNodeJson::new(&i.node, &i.service))
+        .collect()
+}
+
+/// `/v1/catalog/services` body: name → union of tags.
+pub(crate) fn service_names(cat: &CatalogState, meta: &[(String, String)]) -> BTreeMap<String, Vec<String>> {
+    if meta.is_empty() {
+        return cat.service_names().collect();
+    }
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for n in cat.nodes().filter(|n| has_meta(n, meta)) {
+        for s in cat.node_services(&n.name) {
+            let tags = out.entry(s.name.clone()).or_default();
+            for t in &s.tags {
+                if !tags.contains(t) {
+                    tags.push(t.clone());
+                }
+            }
+            tags.sort();
+        }
+    }
+    out
+}
+
+/// `/v1/catalog/node/:node` body (`None` → `null`).
+pub(crate) fn node_services(cat: &CatalogState, node: &str) -> Option<NodeServicesJson> {
+    let n = cat.node(node)?;
+    let services = cat.node_services(node).map(|s| (s.id.clone(), ServiceJson::catalog(s))).collect();
+    Some(NodeServicesJson { node: NodeJson::from(&**n), services })
+}
+
+pub(super) async fn register(State(st): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+    let v = parse_body(&body)?;
+    let reg = wire::decode_catalog_register(&v, &st.config.datacenter)?;
+    st.propose(Command::Register(reg)).await?;
+    Ok(json(&true, false))
+}
+
+pub(super) async fn deregister(State(st): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+    let v = parse_body(&body)?;
+    let d = wire::decode_catalog_deregister(&v, &st.config.datacenter)?;
+    st.propose(Command::Deregister(d)).await?;
+    Ok(json(&true, false))
+}
+
+pub(super) async fn datacenters(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
+    let q = Query::parse(q.as_deref());
+    json(&[&st.config.datacenter], q.has("pretty"))
+}
+
+pub(super) async fn nodes(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let q = Query::parse(q.as_deref());
+    let opts = st.read_options(&q)?;
+    let meta = q.node_meta();
+    let index_of = |s: &crate::snapshot::CatalogSnapshot| s.catalog.table_indexes().nodes;
+    let snap = st.snapshot(&opts, index_of).await;
+    let body: Vec<NodeJson> =
+        snap.catalog.nodes().filter(|n| has_meta(n, &meta)).map(|n| NodeJson::from(&**n)).collect();
+    Ok(st.reply(&body, index_of(&snap), &opts, &q))
+}
+
+pub(super) async fn services(
+    State(st): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(q.as_deref());
+    let opts = st.read_options(&q)?;
+    let meta = q.node_meta();
+    let index_of = |s: &crate::snapshot::CatalogSnapshot| s.catalog.table_indexes().services;
+    let snap = st.snapshot(&opts, index_of).await;
+    Ok(st.reply(&service_names(&snap.catalog, &meta), index_of(&snap), &opts, &q))
+}
+
+pub(super) async fn service(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let name = rest(&name);
+    let q = Query::parse(q.as_deref());
+    let opts = st.read_options(&q)?;
+    let tags = q.all("tag");
+    let meta = q.node_meta();
+    let index_of = |s: &crate::snapshot::CatalogSnapshot| s.catalog.service_index(name);
+    let snap = st.snapshot(&opts, index_of).await;
+    Ok(st.reply(&service_nodes(&snap.catalog, name, &tags, &meta), index_of(&snap), &opts, &q))
+}
+
+pub(super) async fn node(
+    State(st): State<ApiState>,
+    Path(node): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(q.as_deref());
+    let opts = st.read_options(&q)?;
+    let index_of = |s: &crate::snapshot::CatalogSnapshot| {
+        let t = s.catalog.table_indexes();
+        t.nodes.max(t.services)
+    };
+    let snap = st.snapshot(&opts, index_of).await;
+    Ok(st.reply(&node_services(&snap.catalog, &node), index_of(&snap), &opts, &q))
+}

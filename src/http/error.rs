@@ -1,0 +1,76 @@
+//! `ApiError`: every failure an HTTP handler can return, mapped to Consul's status and text.
+//!
+//! Input: errors from decoding, validation, TTL updates and Raft → output: a `text/plain`
+//! response. Invariants: 400 for request problems found up front (bad query parameters,
+//! undecodable or invalid bodies), 404 for unknown IDs, 500 for RPC-level failures (Consul maps
+//! errors raised by its RPC endpoints to 500, including `CommandResponse::Rejected`).
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::agent::DefinitionError;
+use crate::health::TtlError;
+use crate::raft::ProposeError;
+
+/// An HTTP API failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 with a message (bad parameter, invalid definition).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 400 `Request decode failed: …` (malformed JSON, unknown field, wrong type).
+    #[error("Request decode failed: {0}")]
+    Decode(String),
+    /// 404 with Consul's message.
+    #[error("{0}")]
+    NotFound(String),
+    /// 500 with the RPC error text.
+    #[error("{0}")]
+    Internal(String),
+    /// 500: reads and writes that need a leader while none is known.
+    #[error("No cluster leader")]
+    NoLeader,
+}
+
+impl ApiError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) | Self::Decode(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Internal(_) | Self::NoLeader => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<DefinitionError> for ApiError {
+    fn from(e: DefinitionError) -> Self {
+        if e.is_decode() { Self::Decode(e.to_string()) } else { Self::BadRequest(e.to_string()) }
+    }
+}
+
+impl From<ProposeError> for ApiError {
+    fn from(e: ProposeError) -> Self {
+        match e {
+            ProposeError::NoLeader => Self::NoLeader,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<TtlError> for ApiError {
+    fn from(e: TtlError) -> Self {
+        match e {
+            TtlError::UnknownCheck(_) => Self::NotFound(e.to_string()),
+            TtlError::Propose(p) => p.into(),
+            TtlError::NotTtl(_) | TtlError::Rejected(_) => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status(), [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], self.to_string())
+            .into_response()
+    }
+}

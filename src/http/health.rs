@@ -1,0 +1,139 @@
+//! `/v1/health/*`: instances with their checks, and check lists, from the snapshot.
+//!
+//! Input: path/query → output: `[ServiceEntry]` or `[HealthCheck]` JSON.
+//! Invariants: `?passing` drops every instance with any non-passing check (node-level or its
+//! own; a warning drops it too, unlike DNS); `?tag=` combines with AND; service endpoints use
+//! the per-service index, node and state endpoints the checks table index; an unknown state
+//! yields `[]`.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+
+use super::catalog::{has_meta, has_tags};
+use super::error::ApiError;
+use super::query::Query;
+use super::wire::{HealthCheckJson, NodeJson, ServiceEntryJson, ServiceJson};
+use super::{ApiState, rest};
+use crate::catalog::{CatalogState, HealthStatus};
+use crate::snapshot::CatalogSnapshot;
+
+/// `/v1/health/service/:name` body.
+pub(crate) fn service_entries(
+    cat: &CatalogState,
+    name: &str,
+    tags: &[&str],
+    meta: &[(String, String)],
+    passing_only: bool,
+) -> Vec<ServiceEntryJson> {
+    cat.service_instances(name)
+        .filter(|i| has_tags(&i.service, tags) && has_meta(&i.node, meta))
+        .filter_map(|i| {
+            let checks: Vec<_> = cat.instance_checks(&i.node.name, &i.service.id).collect();
+            if passing_only && checks.iter().any(|c| c.status != HealthStatus::Passing) {
+                return None;
+            }
+            Some(ServiceEntryJson {
+                node: NodeJson::from(&*i.node),
+                service: ServiceJson::catalog(&i.service),
+                checks: checks.into_iter().map(|c| HealthCheckJson::from(&**c)).collect(),
+            })
+        })
+        .collect()
+}
+
+/// `/v1/health/checks/:service` body: the checks of every instance of the service.
+pub(crate) fn service_checks(
+    cat: &CatalogState,
+    name: &str,
+    meta: &[(String, String)],
+) -> Vec<HealthCheckJson> {
+    cat.service_instances(name)
+        .filter(|i| has_meta(&i.node, meta))
+        .flat_map(|i| {
+            cat.node_checks(&i.node.name)
+                .filter(|c| c.service_id.eq_ignore_ascii_case(&i.service.id))
+                .map(|c| HealthCheckJson::from(&**c))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// `/v1/health/state/:state` body.
+pub(crate) fn state_checks(cat: &CatalogState, state: &str) -> Vec<HealthCheckJson> {
+    let wanted = match state {
+        "any" => None,
+        s => match HealthStatus::parse(s) {
+            Some(st) => Some(st),
+            None => return Vec::new(),
+        },
+    };
+    cat.checks()
+        .filter(|c| wanted.is_none_or(|w| c.status == w))
+        .map(|c| HealthCheckJson::from(&**c))
+        .collect()
+}
+
+fn checks_index(s: &CatalogSnapshot) -> u64 {
+    let t = s.catalog.table_indexes();
+    t.checks.max(t.nodes)
+}
+
+pub(super) async fn service(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let name = rest(&name);
+    let q = Query::parse(q.as_deref());
+    let opts = st.read_options(&q)?;
+    let passing = q.flag("passing")?;
+    let tags = q.all("tag");
+    let meta = q.node_meta();
+    let index_of = |s: &CatalogSnapshot| s.catalog.service_index(name);
+    let snap = st.snapshot(&opts, index_of).await;
+    let body = service_entries(&snap.catalog, name, &tags, &meta, passing);
+    Ok(st.reply(&body, index_of(&snap), &opts, &q))
+}
+
+pub(super) async fn checks(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let name = rest(&name);
+    let q = Query::parse(q.as_deref());
+    let opts = st.read_options(&q)?;
+    let meta = q.node_meta();
+    let index_of = |s: &CatalogSnapshot| s.catalog.service_index(name);
+    let snap = st.snapshot(&opts, index_of).await;
+    Ok(st.reply(&service_checks(&snap.catalog, name, &meta), index_of(&snap), &opts, &q))
+}
+
+pub(super) async fn node(
+    State(st): State<ApiState>,
+    Path(node): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(q.as_deref());
+    let opts = st.read_options(&q)?;
+    let snap = st.snapshot(&opts, checks_index).await;
+    let body: Vec<HealthCheckJson> =
+        snap.catalog.node_checks(&node).map(|c| HealthCheckJson::from(&**c)).collect();
+    Ok(st.reply(&body, checks_index(&snap), &opts, &q))
+}
+
+pub(super) async fn state(
+    State(st): State<ApiState>,
+    Path(state): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(q.as_deref());
+    let opts = st.read_options(&q)?;
+    let meta = q.node_meta();
+    let snap = st.snapshot(&opts, checks_index).await;
+    let mut body = state_checks(&snap.catalog, &state);
+    if !meta.is_empty() {
+        body.retain(|c| snap.catalog.node(&c.node).is_some_and(|n| has_meta(n, &meta)));
+    }
+    Ok(st.reply(&body, checks_index(&snap), &opts, &q))
+}

@@ -1,0 +1,612 @@
+//! Consul's JSON wire types: catalog model → response JSON, request JSON → catalog commands.
+//!
+//! Input: `catalog` records (and catalog register/deregister bodies) → output: serde structs
+//! with Consul's exact PascalCase field names, or `raft` commands.
+//! Invariants: this is the only place (with `agent`'s definition decoder) that knows Consul's
+//! field names; lists are never `null` (`ServiceTags`, `Tags`, `Checks` are `[]` when empty);
+//! maps are `{}` when empty; durations are Go duration strings; request field names match
+//! case-insensitively and an unknown field is an error naming it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::error::ApiError;
+use crate::agent::{DefinitionError, Fields, format_go_duration};
+use crate::catalog::{Check, CheckDefinition, HealthStatus, Node, Service, ServiceAddress, Weights};
+use crate::raft::{Deregistration, Registration};
+
+fn go_duration_ns(ns: u64) -> String {
+    if ns == 0 { String::new() } else { format_go_duration(Duration::from_nanos(ns)) }
+}
+
+/// `{"Address","Port"}`.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct AddressJson {
+    /// Address.
+    pub address: String,
+    /// Port.
+    pub port: u16,
+}
+
+/// `{"Passing","Warning"}`.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct WeightsJson {
+    /// Passing weight.
+    pub passing: u32,
+    /// Warning weight.
+    pub warning: u32,
+}
+
+impl From<Weights> for WeightsJson {
+    fn from(w: Weights) -> Self {
+        Self { passing: w.passing, warning: w.warning }
+    }
+}
+
+fn tagged(t: &BTreeMap<String, ServiceAddress>) -> BTreeMap<String, AddressJson> {
+    t.iter().map(|(k, a)| (k.clone(), AddressJson { address: a.address.clone(), port: a.port })).collect()
+}
+
+/// A catalog node (`/v1/catalog/nodes`, `Node` in health and node results).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NodeJson {
+    /// Node ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Node name.
+    pub node: String,
+    /// Address.
+    pub address: String,
+    /// Datacenter.
+    pub datacenter: String,
+    /// Tagged addresses.
+    pub tagged_addresses: BTreeMap<String, String>,
+    /// Node meta.
+    pub meta: BTreeMap<String, String>,
+    /// Create index.
+    pub create_index: u64,
+    /// Modify index.
+    pub modify_index: u64,
+}
+
+impl From<&Node> for NodeJson {
+    fn from(n: &Node) -> Self {
+        Self {
+            id: n.id.clone(),
+            node: n.name.clone(),
+            address: n.address.clone(),
+            datacenter: n.datacenter.clone(),
+            tagged_addresses: n.tagged_addresses.clone(),
+            meta: n.meta.clone(),
+            create_index: n.create_index,
+            modify_index: n.modify_index,
+        }
+    }
+}
+
+/// Empty mesh structures Consul always prints on `NodeService`.
+#[derive(Debug, Serialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProxyJson {
+    /// `{}`.
+    pub mesh_gateway: BTreeMap<String, String>,
+    /// `{}`.
+    pub expose: BTreeMap<String, String>,
+}
+
+/// A service instance as the agent and node/health endpoints print it (`AgentService` /
+/// `NodeService`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServiceJson {
+    /// Instance ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Service name.
+    pub service: String,
+    /// Tags (never null).
+    pub tags: Vec<String>,
+    /// Address.
+    pub address: String,
+    /// Tagged addresses.
+    pub tagged_addresses: BTreeMap<String, AddressJson>,
+    /// Meta.
+    pub meta: BTreeMap<String, String>,
+    /// Port.
+    pub port: u16,
+    /// Weights.
+    pub weights: WeightsJson,
+    /// Enable tag override.
+    pub enable_tag_override: bool,
+    /// Datacenter (agent endpoints only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datacenter: Option<String>,
+    /// Mesh proxy (always empty; catalog endpoints only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyJson>,
+    /// Connect (always empty; catalog endpoints only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect: Option<BTreeMap<String, String>>,
+    /// Create index (catalog endpoints only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create_index: Option<u64>,
+    /// Modify index (catalog endpoints only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modify_index: Option<u64>,
+}
+
+impl ServiceJson {
+    /// The agent view (`/v1/agent/services`): with `Datacenter`, without indexes.
+    pub fn agent(s: &Service, datacenter: &str) -> Self {
+        let mut j = Self::catalog(s);
+        j.datacenter = Some(datacenter.to_owned());
+        j.proxy = None;
+        j.connect = None;
+        j.create_index = None;
+        j.modify_index = None;
+        j
+    }
+
+    /// The catalog view (`NodeService`): with indexes and empty mesh fields.
+    pub fn catalog(s: &Service) -> Self {
+        Self {
+            id: s.id.clone(),
+            service: s.name.clone(),
+            tags: s.tags.clone(),
+            address: s.address.clone(),
+            tagged_addresses: tagged(&s.tagged_addresses),
+            meta: s.meta.clone(),
+            port: s.port,
+            weights: s.weights.into(),
+            enable_tag_override: s.enable_tag_override,
+            datacenter: None,
+            proxy: Some(ProxyJson::default()),
+            connect: Some(BTreeMap::new()),
+            create_index: Some(s.create_index),
+            modify_index: Some(s.modify_index),
+        }
+    }
+}
+
+/// `/v1/catalog/service/:name` element (`ServiceNode`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServiceNodeJson {
+    /// Node ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Node name.
+    pub node: String,
+    /// Node address.
+    pub address: String,
+    /// Datacenter.
+    pub datacenter: String,
+    /// Node tagged addresses.
+    pub tagged_addresses: BTreeMap<String, String>,
+    /// Node meta.
+    pub node_meta: BTreeMap<String, String>,
+    /// Always `""` (typical service).
+    pub service_kind: String,
+    /// Instance ID.
+    #[serde(rename = "ServiceID")]
+    pub service_id: String,
+    /// Service name.
+    pub service_name: String,
+    /// Tags (never null).
+    pub service_tags: Vec<String>,
+    /// Service address.
+    pub service_address: String,
+    /// Service tagged addresses.
+    pub service_tagged_addresses: BTreeMap<String, AddressJson>,
+    /// Weights.
+    pub service_weights: WeightsJson,
+    /// Service meta.
+    pub service_meta: BTreeMap<String, String>,
+    /// Port.
+    pub service_port: u16,
+    /// Always `""`.
+    pub service_socket_path: String,
+    /// Enable tag override.
+    pub service_enable_tag_override: bool,
+    /// Always empty.
+    pub service_proxy: ProxyJson,
+    /// Always empty.
+    pub service_connect: BTreeMap<String, String>,
+    /// Service create index.
+    pub create_index: u64,
+    /// Service modify index.
+    pub modify_index: u64,
+}
+
+impl ServiceNodeJson {
+    /// Joins an instance with its node.
+    pub fn new(n: &Node, s: &Service) -> Self {
+        Self {
+            id: n.id.clone(),
+            node: n.name.clone(),
+            address: n.address.clone(),
+            datacenter: n.datacenter.clone(),
+            tagged_addresses: n.tagged_addresses.clone(),
+            node_meta: n.meta.clone(),
+            service_kind: String::new(),
+            service_id: s.id.clone(),
+            service_name: s.name.clone(),
+            service_tags: s.tags.clone(),
+            service_address: s.address.clone(),
+            service_tagged_addresses: tagged(&s.tagged_addresses),
+            service_weights: s.weights.into(),
+            service_meta: s.meta.clone(),
+            service_port: s.port,
+            service_socket_path: String::new(),
+            service_enable_tag_override: s.enable_tag_override,
+            service_proxy: ProxyJson::default(),
+            service_connect: BTreeMap::new(),
+            create_index: s.create_index,
+            modify_index: s.modify_index,
+        }
+    }
+}
+
+/// `HealthCheckDefinition` (only the fields the appliance keeps; zero values omitted).
+#[derive(Debug, Serialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct CheckDefinitionJson {
+    /// HTTP URL.
+    #[serde(rename = "HTTP", skip_serializing_if = "String::is_empty")]
+    pub http: String,
+    /// TCP address.
+    #[serde(rename = "TCP", skip_serializing_if = "String::is_empty")]
+    pub tcp: String,
+    /// Interval.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub interval: String,
+    /// Timeout.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub timeout: String,
+    /// TTL.
+    #[serde(rename = "TTL", skip_serializing_if = "String::is_empty")]
+    pub ttl: String,
+    /// Deregister critical service after.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub deregister_critical_service_after: String,
+}
+
+impl From<&CheckDefinition> for CheckDefinitionJson {
+    fn from(d: &CheckDefinition) -> Self {
+        Self {
+            http: d.http.clone(),
+            tcp: d.tcp.clone(),
+            interval: go_duration_ns(d.interval_ns),
+            timeout: go_duration_ns(d.timeout_ns),
+            ttl: go_duration_ns(d.ttl_ns),
+            deregister_critical_service_after: go_duration_ns(d.deregister_critical_service_after_ns),
+        }
+    }
+}
+
+/// Consul's `HealthCheck`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthCheckJson {
+    /// Node name.
+    pub node: String,
+    /// Check ID.
+    #[serde(rename = "CheckID")]
+    pub check_id: String,
+    /// Name.
+    pub name: String,
+    /// `passing`, `warning` or `critical`.
+    pub status: HealthStatus,
+    /// Notes.
+    pub notes: String,
+    /// Output.
+    pub output: String,
+    /// Service ID (`""` for node checks).
+    #[serde(rename = "ServiceID")]
+    pub service_id: String,
+    /// Service name.
+    pub service_name: String,
+    /// Service tags (never null).
+    pub service_tags: Vec<String>,
+    /// Kind (`ttl`, `http`, …).
+    pub r#type: String,
+    /// Interval as a Go duration (`""` when none).
+    pub interval: String,
+    /// Timeout as a Go duration (`""` when none).
+    pub timeout: String,
+    /// Always 0.
+    pub exposed_port: u16,
+    /// Definition.
+    pub definition: CheckDefinitionJson,
+    /// Create index.
+    pub create_index: u64,
+    /// Modify index.
+    pub modify_index: u64,
+}
+
+impl From<&Check> for HealthCheckJson {
+    fn from(c: &Check) -> Self {
+        Self {
+            node: c.node.clone(),
+            check_id: c.check_id.clone(),
+            name: c.name.clone(),
+            status: c.status,
+            notes: c.notes.clone(),
+            output: c.output.clone(),
+            service_id: c.service_id.clone(),
+            service_name: c.service_name.clone(),
+            service_tags: c.service_tags.clone(),
+            r#type: c.check_type.clone(),
+            interval: go_duration_ns(c.definition.interval_ns),
+            timeout: go_duration_ns(c.definition.timeout_ns),
+            exposed_port: 0,
+            definition: (&c.definition).into(),
+            create_index: c.create_index,
+            modify_index: c.modify_index,
+        }
+    }
+}
+
+/// `/v1/health/service/:name` element.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServiceEntryJson {
+    /// The node.
+    pub node: NodeJson,
+    /// The instance.
+    pub service: ServiceJson,
+    /// Node checks and the instance's checks.
+    pub checks: Vec<HealthCheckJson>,
+}
+
+/// `/v1/catalog/node/:node`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NodeServicesJson {
+    /// The node.
+    pub node: NodeJson,
+    /// Instances by ID.
+    pub services: BTreeMap<String, ServiceJson>,
+}
+
+// ----- requests ------------------------------------------------------------------------------
+
+fn rpc(msg: impl Into<String>) -> ApiError {
+    ApiError::Internal(msg.into())
+}
+
+fn port(p: i64) -> Result<u16, ApiError> {
+    u16::try_from(p).map_err(|_| ApiError::Decode(format!("json: invalid port {p}")))
+}
+
+fn is_ip_any(addr: &str) -> bool {
+    addr.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified())
+}
+
+const IGNORED_REQUEST_FIELDS: &[&str] =
+    &["Token", "WriteRequest", "Namespace", "Partition", "PeerName", "Locality", "EnterpriseMeta"];
+
+fn decode_service(v: &Value, node: &str) -> Result<Service, ApiError> {
+    let mut f = Fields::new(v, "NodeService")?;
+    let name = f.string(&["Service"])?.unwrap_or_default();
+    let id = f.string(&["ID"])?.filter(|s| !s.is_empty()).unwrap_or_else(|| name.clone());
+    let mut tagged_addresses = BTreeMap::new();
+    for (k, a) in f.object_map(&["TaggedAddresses"])? {
+        let mut a = Fields::new(&a, "ServiceAddress")?;
+        let address = a.string(&["Address"])?.unwrap_or_default();
+        let p = port(a.int(&["Port"])?.unwrap_or(0))?;
+        a.finish()?;
+        tagged_addresses.insert(k, ServiceAddress { address, port: p });
+    }
+    let weights = match f.take(&["Weights"]) {
+        None => Weights::default(),
+        Some(w) => {
+            let mut w = Fields::new(&w, "Weights")?;
+            let passing = w.int(&["Passing"])?.unwrap_or(0);
+            let warning = w.int(&["Warning"])?.unwrap_or(0);
+            w.finish()?;
+            if passing < 1 || warning < 0 {
+                return Err(rpc("Invalid Weights"));
+            }
+            Weights {
+                passing: u32::try_from(passing).map_err(|_| rpc("Invalid Weights"))?,
+                warning: u32::try_from(warning).map_err(|_| rpc("Invalid Weights"))?,
+            }
+        }
+    };
+    let service = Service {
+        node: node.to_owned(),
+        id,
+        name,
+        tags: f.strings(&["Tags"])?,
+        address: f.string(&["Address"])?.unwrap_or_default(),
+        port: port(f.int(&["Port"])?.unwrap_or(0))?,
+        meta: f.string_map(&["Meta"])?,
+        tagged_addresses,
+        weights,
+        enable_tag_override: f.bool(&["EnableTagOverride"])?.unwrap_or(false),
+        create_index: 0,
+        modify_index: 0,
+    };
+    let kind = f.string(&["Kind"])?.unwrap_or_default();
+    if !kind.is_empty() {
+        return Err(rpc(format!("Unsupported service kind {kind:?}")));
+    }
+    f.ignore(IGNORED_REQUEST_FIELDS);
+    f.ignore(&["Proxy", "Connect", "SocketPath", "CreateIndex", "ModifyIndex", "LocallyRegisteredAsSidecar"]);
+    f.finish()?;
+    if is_ip_any(&service.address) {
+        return Err(rpc("Invalid service address"));
+    }
+    Ok(service)
+}
+
+fn decode_check(v: &Value, node: &str) -> Result<Check, ApiError> {
+    let mut f = Fields::new(v, "HealthCheck")?;
+    let check_node = f.string(&["Node"])?.filter(|s| !s.is_empty()).unwrap_or_else(|| node.to_owned());
+    let status = match f.string(&["Status"])? {
+        None => HealthStatus::Critical,
+        Some(s) if s.is_empty() => HealthStatus::Critical,
+        Some(s) => HealthStatus::parse(&s).ok_or_else(|| rpc(format!("Invalid check status: '{s}'")))?,
+    };
+    let mut definition = CheckDefinition::default();
+    if let Some(d) = f.take(&["Definition"]) {
+        let mut d = Fields::new(&d, "HealthCheckDefinition")?;
+        let nanos = |x: Duration| u64::try_from(x.as_nanos()).unwrap_or(u64::MAX);
+        definition.http = d.string(&["HTTP"])?.unwrap_or_default();
+        definition.tcp = d.string(&["TCP"])?.unwrap_or_default();
+        definition.interval_ns = nanos(d.duration(&["Interval"])?);
+        definition.timeout_ns = nanos(d.duration(&["Timeout"])?);
+        definition.ttl_ns = nanos(d.duration(&["TTL"])?);
+        definition.deregister_critical_service_after_ns =
+            nanos(d.duration(&["DeregisterCriticalServiceAfter"])?);
+        d.ignore(&[
+            "TLSServerName",
+            "TLSSkipVerify",
+            "Header",
+            "Method",
+            "Body",
+            "DisableRedirects",
+            "TCPUseTLS",
+            "UDP",
+            "H2PING",
+            "H2PingUseTLS",
+            "OSService",
+            "OutputMaxSize",
+            "ScriptArgs",
+            "DockerContainerID",
+            "Shell",
+            "GRPC",
+            "GRPCUseTLS",
+            "AliasNode",
+            "AliasService",
+        ]);
+        d.finish()?;
+    }
+    let check = Check {
+        node: check_node,
+        check_id: f.string(&["CheckID"])?.unwrap_or_default(),
+        name: f.string(&["Name"])?.unwrap_or_default(),
+        status,
+        notes: f.string(&["Notes"])?.unwrap_or_default(),
+        output: f.string(&["Output"])?.unwrap_or_default(),
+        service_id: f.string(&["ServiceID"])?.unwrap_or_default(),
+        service_name: f.string(&["ServiceName"])?.unwrap_or_default(),
+        service_tags: f.strings(&["ServiceTags"])?,
+        check_type: f.string(&["Type"])?.unwrap_or_default(),
+        definition,
+        create_index: 0,
+        modify_index: 0,
+    };
+    f.ignore(IGNORED_REQUEST_FIELDS);
+    f.ignore(&["Interval", "Timeout", "ExposedPort", "CreateIndex", "ModifyIndex"]);
+    f.finish()?;
+    Ok(check)
+}
+
+/// Decodes a `PUT /v1/catalog/register` body into a registration for datacenter `dc`.
+///
+/// Decode errors are 400; rule violations are Consul RPC errors (500).
+pub fn decode_catalog_register(v: &Value, dc: &str) -> Result<Registration, ApiError> {
+    let mut f = Fields::new(v, "RegisterRequest")?;
+    let name = f.string(&["Node"])?.unwrap_or_default();
+    let datacenter = f.string(&["Datacenter"])?.filter(|d| !d.is_empty()).unwrap_or_else(|| dc.to_owned());
+    if !datacenter.eq_ignore_ascii_case(dc) {
+        return Err(rpc("No path to datacenter"));
+    }
+    let node = Node {
+        id: f.string(&["ID"])?.unwrap_or_default(),
+        name: name.clone(),
+        address: f.string(&["Address"])?.unwrap_or_default(),
+        datacenter: dc.to_owned(),
+        tagged_addresses: f.string_map(&["TaggedAddresses"])?,
+        meta: f.string_map(&["NodeMeta"])?,
+        create_index: 0,
+        modify_index: 0,
+    };
+    let skip_node_update = f.bool(&["SkipNodeUpdate"])?.unwrap_or(false);
+    let service = f.take(&["Service"]).map(|s| decode_service(&s, &name)).transpose()?;
+    let mut checks = Vec::new();
+    if let Some(c) = f.take(&["Check"]) {
+        checks.push(decode_check(&c, &name)?);
+    }
+    match f.take(&["Checks"]) {
+        None => {}
+        Some(Value::Array(items)) => {
+            for c in &items {
+                checks.push(decode_check(c, &name)?);
+            }
+        }
+        Some(_) => {
+            return Err(DefinitionError::Decode(
+                "json: cannot unmarshal object into Go struct field RegisterRequest.Checks of type structs.HealthChecks"
+                    .into(),
+            )
+            .into());
+        }
+    }
+    f.ignore(IGNORED_REQUEST_FIELDS);
+    f.ignore(&["Partition", "CreateIndex", "ModifyIndex"]);
+    f.finish()?;
+    if name.is_empty() {
+        return Err(rpc("Must provide node"));
+    }
+    if !skip_node_update && node.address.is_empty() {
+        return Err(rpc("Must provide address if SkipNodeUpdate is not set"));
+    }
+    if let Some(s) = &service
+        && s.name.is_empty()
+    {
+        return Err(rpc("Must provide service name"));
+    }
+    for c in &checks {
+        if c.check_id.is_empty() && c.name.is_empty() {
+            return Err(rpc("Must provide check ID or name"));
+        }
+    }
+    // Consul defaults a missing CheckID to the check name.
+    for c in &mut checks {
+        if c.check_id.is_empty() {
+            c.check_id.clone_from(&c.name);
+        }
+    }
+    Ok(Registration { node, skip_node_update, service, checks })
+}
+
+/// Decodes a `PUT /v1/catalog/deregister` body.
+pub fn decode_catalog_deregister(v: &Value, dc: &str) -> Result<Deregistration, ApiError> {
+    let mut f = Fields::new(v, "DeregisterRequest")?;
+    let node = f.string(&["Node"])?.unwrap_or_default();
+    let datacenter = f.string(&["Datacenter"])?.unwrap_or_default();
+    let service_id = f.string(&["ServiceID"])?.filter(|s| !s.is_empty());
+    let check_id = f.string(&["CheckID"])?.filter(|s| !s.is_empty());
+    f.ignore(IGNORED_REQUEST_FIELDS);
+    f.finish()?;
+    if !datacenter.is_empty() && !datacenter.eq_ignore_ascii_case(dc) {
+        return Err(rpc("No path to datacenter"));
+    }
+    if node.is_empty() {
+        return Err(rpc("Must provide node"));
+    }
+    Ok(Deregistration { node, service_id, check_id })
+}
+
+/// `{"Status","Output"}` of `PUT /v1/agent/check/update/:id`.
+pub fn decode_check_update(v: &Value) -> Result<(HealthStatus, String), ApiError> {
+    let mut f = Fields::new(v, "checkUpdate")?;
+    let status = f.string(&["Status"])?.unwrap_or_default();
+    let output = f.string(&["Output"])?.unwrap_or_default();
+    f.finish()?;
+    let status = HealthStatus::parse(&status)
+        .ok_or_else(|| ApiError::BadRequest(format!("Invalid check status: '{status}'")))?;
+    Ok((status, output))
+}
