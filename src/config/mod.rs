@@ -44,7 +44,7 @@ pub struct Config {
     /// DNS behaviour (`dns_config{}`).
     pub dns: DnsConfig,
     /// Service definitions from config files, as Consul JSON objects (validated on load).
-    pub services: Vec<serde_json::Value>,
+    pub services: Vec<Value>,
     /// Log filter (`log_level`).
     pub log_level: String,
     /// The config files that were read, for error messages and reloads.
@@ -551,7 +551,7 @@ fn read_file(path: &Path) -> Result<Map<String, Value>, ConfigError> {
             .map_err(|e| ConfigError::Syntax { file: file.clone(), msg: e.to_string() })?,
         "toml" => {
             let t: toml::Table = toml::from_str(&text)
-                .map_err(|e| ConfigError::Syntax { file: file.clone(), msg: e.to_string() })?;
+                .map_err(|e| ConfigError::Syntax { file: file.clone(), msg: one_line_toml_error(&text, &e) })?;
             serde_json::to_value(t)
                 .map_err(|e| ConfigError::Syntax { file: file.clone(), msg: e.to_string() })?
         }
@@ -571,6 +571,20 @@ fn read_file(path: &Path) -> Result<Map<String, Value>, ConfigError> {
     match value {
         Value::Object(m) => Ok(m),
         _ => Err(ConfigError::Syntax { file, msg: "the top level must be a table/object".into() }),
+    }
+}
+
+/// A TOML error as `line L, column C: message` on one line (toml's own text spans several).
+fn one_line_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {msg}")
+        }
+        None => msg,
     }
 }
 

@@ -11,30 +11,29 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use serde_json::Value;
 
 /// The binary under test.
-pub fn cairn_bin() -> PathBuf {
+pub(crate) fn cairn_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cairn"))
 }
 
 /// A running agent process; killed on drop.
-pub struct Agent {
+pub(crate) struct Agent {
     child: Option<Child>,
-    pub dns: SocketAddr,
-    pub http: SocketAddr,
-    pub args: Vec<String>,
+    pub(crate) dns: SocketAddr,
+    pub(crate) http: SocketAddr,
     stderr_log: PathBuf,
     _log_dir: tempfile::TempDir,
 }
 
 impl Agent {
     /// `cairn agent --dev` on free ports with `extra` flags.
-    pub fn dev(extra: &[&str]) -> Self {
+    pub(crate) fn dev(extra: &[&str]) -> Self {
         let mut args = vec!["--dev", "--node", "node1"];
         args.extend_from_slice(extra);
         Self::start(&args)
     }
 
     /// A single server with its data in `dir` (survives restarts).
-    pub fn server(dir: &Path, extra: &[&str]) -> Self {
+    pub(crate) fn server(dir: &Path, extra: &[&str]) -> Self {
         let d = dir.to_str().unwrap().to_owned();
         let mut args = vec!["--server", "--bootstrap-expect", "1", "--node", "node1", "--data-dir", &d];
         args.extend_from_slice(extra);
@@ -42,7 +41,7 @@ impl Agent {
     }
 
     /// Starts `cairn agent ARGS --http-port 0 --dns-port 0 --server-port 0` and waits until ready.
-    pub fn start(args: &[&str]) -> Self {
+    pub(crate) fn start(args: &[&str]) -> Self {
         let mut args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
         for flag in ["--http-port", "--dns-port", "--server-port", "--serf-lan-port"] {
             if !args.iter().any(|a| a == flag) {
@@ -87,7 +86,6 @@ impl Agent {
             child: Some(child),
             dns: dns.unwrap(),
             http: http.unwrap(),
-            args,
             stderr_log,
             _log_dir: log_dir,
         };
@@ -110,12 +108,12 @@ impl Agent {
     }
 
     /// The agent's stderr so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
 
     /// `kill -9`.
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -123,7 +121,7 @@ impl Agent {
     }
 
     /// SIGTERM and wait for a clean exit; returns the exit status code.
-    pub fn terminate(&mut self) -> Option<i32> {
+    pub(crate) fn terminate(&mut self) -> Option<i32> {
         let mut c = self.child.take()?;
         let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -140,7 +138,7 @@ impl Agent {
     }
 
     /// Sends a signal to the agent process.
-    pub fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         if let Some(c) = &self.child {
             let _ = Command::new("kill").arg(format!("-{sig}")).arg(c.id().to_string()).status();
         }
@@ -151,13 +149,13 @@ impl Agent {
     }
 
     /// GET returning (status, JSON body or Null).
-    pub fn get(&self, path: &str) -> reqwest::Result<(u16, Value)> {
+    pub(crate) fn get(&self, path: &str) -> reqwest::Result<(u16, Value)> {
         let (s, _, body) = self.get_full(path)?;
         Ok((s, serde_json::from_str(&body).unwrap_or(Value::Null)))
     }
 
     /// GET returning (status, headers, raw body).
-    pub fn get_full(&self, path: &str) -> reqwest::Result<(u16, reqwest::header::HeaderMap, String)> {
+    pub(crate) fn get_full(&self, path: &str) -> reqwest::Result<(u16, reqwest::header::HeaderMap, String)> {
         block(async {
             let r =
                 reqwest::Client::new().get(self.url(path)).timeout(Duration::from_secs(700)).send().await?;
@@ -168,7 +166,7 @@ impl Agent {
     }
 
     /// PUT with a JSON (or raw) body; returns (status, body text).
-    pub fn put(&self, path: &str, body: &str) -> (u16, String) {
+    pub(crate) fn put(&self, path: &str, body: &str) -> (u16, String) {
         block(async {
             let r = reqwest::Client::new().put(self.url(path)).body(body.to_owned()).send().await.unwrap();
             let status = r.status().as_u16();
@@ -177,14 +175,14 @@ impl Agent {
     }
 
     /// PUT that must succeed.
-    pub fn put_ok(&self, path: &str, body: &str) -> String {
+    pub(crate) fn put_ok(&self, path: &str, body: &str) -> String {
         let (status, text) = self.put(path, body);
         assert_eq!(status, 200, "PUT {path} {body}: {text}");
         text
     }
 
     /// A DNS query over UDP (with EDNS payload `edns` if given) or TCP.
-    pub fn query(&self, name: &str, rtype: RecordType, transport: Transport) -> Message {
+    pub(crate) fn query(&self, name: &str, rtype: RecordType, transport: Transport) -> Message {
         query(self.dns, name, rtype, transport)
     }
 }
@@ -198,13 +196,13 @@ impl Drop for Agent {
     }
 }
 
-fn block<F: std::future::Future>(f: F) -> F::Output {
+fn block<F: Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }
 
 /// How a DNS query travels.
 #[derive(Debug, Clone, Copy)]
-pub enum Transport {
+pub(crate) enum Transport {
     /// UDP without EDNS (classic 512-byte limit).
     Udp,
     /// UDP with an EDNS OPT record advertising this payload size.
@@ -214,7 +212,7 @@ pub enum Transport {
 }
 
 /// Sends one query and returns the parsed response.
-pub fn query(server: SocketAddr, name: &str, rtype: RecordType, transport: Transport) -> Message {
+pub(crate) fn query(server: SocketAddr, name: &str, rtype: RecordType, transport: Transport) -> Message {
     let mut msg = Message::query();
     msg.metadata.id = rand_id();
     msg.metadata.recursion_desired = true;
@@ -261,12 +259,12 @@ fn rand_id() -> u16 {
 }
 
 /// Answer records rendered `name ttl TYPE rdata`, in wire order.
-pub fn rendered(records: &[Record]) -> Vec<String> {
+pub(crate) fn rendered(records: &[Record]) -> Vec<String> {
     records.iter().map(|r| format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data)).collect()
 }
 
 /// SRV (port, target) pairs of an answer section, sorted.
-pub fn srv_targets(msg: &Message) -> Vec<(u16, String)> {
+pub(crate) fn srv_targets(msg: &Message) -> Vec<(u16, String)> {
     let mut v: Vec<(u16, String)> = msg
         .answers
         .iter()
@@ -280,7 +278,7 @@ pub fn srv_targets(msg: &Message) -> Vec<(u16, String)> {
 }
 
 /// Polls `f` until it returns true or 10 s pass.
-pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
