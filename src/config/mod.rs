@@ -550,8 +550,10 @@ fn read_file(path: &Path) -> Result<Map<String, Value>, ConfigError> {
         "json" => serde_json::from_str(&text)
             .map_err(|e| ConfigError::Syntax { file: file.clone(), msg: e.to_string() })?,
         "toml" => {
-            let t: toml::Table = toml::from_str(&text)
-                .map_err(|e| ConfigError::Syntax { file: file.clone(), msg: one_line_toml_error(&text, &e) })?;
+            let t: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+                file: file.clone(),
+                msg: one_line_toml_error(&text, &e),
+            })?;
             serde_json::to_value(t)
                 .map_err(|e| ConfigError::Syntax { file: file.clone(), msg: e.to_string() })?
         }

@@ -8,6 +8,9 @@
 //! - `config`: config files and flags as an operator uses them.
 //! - `py_consul`: the py-consul client library drives the agent (tests/py/).
 
+// Test support code outside #[test] functions: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod config;
 mod dns;
 mod durability;
