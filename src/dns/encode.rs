@@ -30,6 +30,8 @@ const UDP_CLASSIC: usize = 512;
 const UDP_MAX: usize = 65467;
 /// Largest TCP response Consul produces.
 const TCP_MAX: usize = 65523;
+/// Bytes Consul keeps free below the UDP limit when trimming (spec §2.12, step 3).
+const UDP_TRIM_MARGIN: usize = 8;
 /// Hard cap of `udp_answer_limit`.
 const MAX_UDP_ANSWER_LIMIT: u32 = 8;
 
@@ -49,9 +51,13 @@ fn echo_edns(req: &Request) -> Option<Edns> {
 }
 
 fn render(msg: &Message, ctx: &DnsContext) -> Option<Vec<u8>> {
+    render_with(msg, ctx.dns_config.disable_compression)
+}
+
+fn render_with(msg: &Message, uncompressed: bool) -> Option<Vec<u8>> {
     let mut buf = Vec::with_capacity(UDP_CLASSIC);
     let mut enc = BinEncoder::new(&mut buf);
-    if ctx.dns_config.disable_compression {
+    if uncompressed {
         enc.set_name_encoding(NameEncoding::Uncompressed);
     }
     msg.emit(&mut enc).ok()?;
@@ -130,22 +136,34 @@ pub(super) fn encode(req: &Request, ans: Answer, transport: Transport, ctx: &Dns
         msg.authorities = if with_authority { authorities.clone() } else { Vec::new() };
     };
 
+    // Consul trims UDP replies until they fit in `max_size - 8` (`trimUDPResponse`), which
+    // leaves room for an OPT record a forwarder may add; TCP uses its limit as is.
+    let fit = match transport {
+        Transport::Udp => max_size - UDP_TRIM_MARGIN,
+        Transport::Tcp => max_size,
+    };
     let mut keep = count_cap.map_or(total, |cap| total.min(cap));
+    // Consul measures a classic 512-byte reply uncompressed once the answer count was capped,
+    // so the reply stays under 512 bytes even if a downstream server decompresses it; the reply
+    // itself is still sent compressed (`trimUDPResponse`).
+    let measure_uncompressed =
+        ctx.dns_config.disable_compression || (max_size == UDP_CLASSIC && keep < total);
+    let size = |msg: &Message| render_with(msg, measure_uncompressed).map(|b| b.len());
     let mut with_authority = true;
     build(&mut msg, keep, with_authority);
-    let mut bytes = render(&msg, ctx)?;
-    if bytes.len() > max_size && keep > 0 && !authorities.is_empty() {
+    let mut len = size(&msg)?;
+    if len > fit && keep > 0 && !authorities.is_empty() {
         with_authority = false;
         build(&mut msg, keep, with_authority);
-        bytes = render(&msg, ctx)?;
+        len = size(&msg)?;
     }
-    if bytes.len() > max_size && keep > 1 {
+    if len > fit && keep > 1 {
         // Largest answer count in [1, keep) that fits; one answer is always kept.
         let (mut lo, mut hi, mut best) = (1usize, keep - 1, 1usize);
         while lo <= hi {
             let mid = lo + (hi - lo) / 2;
             build(&mut msg, mid, with_authority);
-            if render(&msg, ctx).is_some_and(|b| b.len() <= max_size) {
+            if size(&msg).is_some_and(|l| l <= fit) {
                 best = mid;
                 lo = mid + 1;
             } else {
@@ -154,8 +172,8 @@ pub(super) fn encode(req: &Request, ans: Answer, transport: Transport, ctx: &Dns
         }
         keep = best;
         build(&mut msg, keep, with_authority);
-        bytes = render(&msg, ctx)?;
     }
+    let mut bytes = render(&msg, ctx)?;
     if keep < total && ctx.dns_config.enable_truncate {
         msg.metadata.truncation = true;
         bytes = render(&msg, ctx)?;
