@@ -1,6 +1,7 @@
 //! Integration tests: real `cairn` agent processes on free ports, driven by real clients.
 //!
 //! One binary, one module per area:
+//! - `architecture`: invariants of ARCHITECTURE.md checked on the source tree.
 //! - `support`: start/stop agents (bind port 0, never 8500/8600), DNS and HTTP clients.
 //! - `dns`: answers over UDP and TCP for services registered over HTTP.
 //! - `http`: Consul's HTTP API shapes, errors and blocking queries.
@@ -11,6 +12,7 @@
 // Test support code outside #[test] functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod architecture;
 mod config;
 mod dns;
 mod durability;
