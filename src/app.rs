@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::dns::DnsContext;
 use crate::health::TtlChecks;
 use crate::http::ApiState;
-use crate::raft::{Command, CommandResponse, RaftHandle, RaftOptions, Registration};
+use crate::raft::{Command, RaftHandle, RaftOptions, Registration};
 
 /// A built agent: sockets bound, Raft open and leader, own node registered.
 pub struct App {
@@ -298,8 +298,5 @@ async fn register_config_services(config: &Config, raft: &RaftHandle) -> anyhow:
 }
 
 async fn propose_ok(raft: &RaftHandle, cmd: Command) -> anyhow::Result<()> {
-    match raft.propose(cmd).await? {
-        CommandResponse::Applied => Ok(()),
-        CommandResponse::Rejected(msg) => Err(anyhow::anyhow!(msg)),
-    }
+    Ok(raft.propose(cmd).await?)
 }

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::ttl::{TtlChecks, TtlError, truncate_output};
 use crate::agent::TtlSpec;
 use crate::catalog::{Check, CheckDefinition, HealthStatus, Node};
-use crate::raft::{Command, CommandResponse, Registration};
+use crate::raft::{Command, Registration};
 use crate::snapshot::SnapshotHandle;
 
 fn check(id: &str, ttl_ns: u64, status: HealthStatus, output: &str) -> Check {
@@ -46,7 +46,7 @@ async fn setup(checks: Vec<Check>) -> (Arc<TtlChecks>, Arc<SnapshotHandle>, temp
         modify_index: 0,
     };
     let cmd = Command::Register(Registration { node, skip_node_update: false, service: None, checks });
-    assert_eq!(raft.propose(cmd).await.expect("proposed"), CommandResponse::Applied);
+    raft.propose(cmd).await.expect("proposed");
     let snaps = raft.snapshots();
     (TtlChecks::new(raft, snaps.clone(), "agent1".into()), snaps, dir)
 }

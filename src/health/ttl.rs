@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::TtlSpec;
 use crate::catalog::{HealthStatus, key};
-use crate::raft::{CheckUpdate, Command, CommandResponse, ProposeError, RaftHandle};
+use crate::raft::{CheckUpdate, Command, ProposeError, RaftHandle};
 use crate::snapshot::SnapshotHandle;
 
 /// Consul's default `OutputMaxSize` for TTL notes.
@@ -180,9 +180,10 @@ impl TtlChecks {
             status,
             output,
         });
-        match self.raft.propose(cmd).await? {
-            CommandResponse::Applied => Ok(()),
-            CommandResponse::Rejected(msg) => Err(TtlError::Rejected(msg)),
+        match self.raft.propose(cmd).await {
+            Ok(()) => Ok(()),
+            Err(ProposeError::Rejected(msg)) => Err(TtlError::Rejected(msg)),
+            Err(e) => Err(TtlError::Propose(e)),
         }
     }
 
@@ -246,8 +247,8 @@ impl TtlChecks {
                 output,
             });
             match self.raft.propose(cmd).await {
-                Ok(CommandResponse::Applied) => {}
-                Ok(CommandResponse::Rejected(msg)) => {
+                Ok(()) => {}
+                Err(ProposeError::Rejected(msg)) => {
                     tracing::warn!(check = %check_id, error = %msg, "TTL expiry rejected");
                 }
                 Err(e) => {

@@ -53,6 +53,7 @@ impl From<ProposeError> for ApiError {
     fn from(e: ProposeError) -> Self {
         match e {
             ProposeError::NoLeader => Self::NoLeader,
+            ProposeError::Rejected(msg) => Self::Internal(msg),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -36,7 +36,7 @@ pub use error::ApiError;
 use self::blocking::{Consistency, ReadOptions};
 use self::query::Query;
 use crate::catalog::Node;
-use crate::raft::{Command, CommandResponse, RaftHandle};
+use crate::raft::{Command, RaftHandle};
 use crate::snapshot::SnapshotHandle;
 
 /// Largest accepted request body (Consul's 512 KiB limit for these endpoints).
@@ -191,9 +191,6 @@ impl ApiState {
 
     /// Proposes a command; `Rejected` becomes a 500 with Consul's text.
     pub(crate) async fn propose(&self, cmd: Command) -> Result<(), ApiError> {
-        match self.raft.propose(cmd).await? {
-            CommandResponse::Applied => Ok(()),
-            CommandResponse::Rejected(msg) => Err(ApiError::Internal(msg)),
-        }
+        Ok(self.raft.propose(cmd).await?)
     }
 }

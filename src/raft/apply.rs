@@ -32,6 +32,16 @@ pub fn apply(
         Command::Register(r) => register(state, index, r, changes),
         Command::Deregister(d) => deregister(state, index, d, changes),
         Command::UpdateCheck(u) => update_check(state, index, u, changes),
+        Command::Batch(cmds) => {
+            let responses = cmds
+                .iter()
+                .map(|c| match c {
+                    Command::Batch(_) => CommandResponse::Rejected("nested command batch".into()),
+                    c => apply(state, index, c, changes),
+                })
+                .collect();
+            return CommandResponse::Batch(responses);
+        }
     };
     match result {
         Ok(()) => CommandResponse::Applied,

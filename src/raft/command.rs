@@ -20,6 +20,10 @@ pub enum Command {
     Deregister(Deregistration),
     /// A check's new status and output (TTL updates, probe results).
     UpdateCheck(CheckUpdate),
+    /// Commands proposed concurrently and grouped into one log entry (group commit, see
+    /// `raft::batch`). Each is applied in order, independently, at the entry's index; a
+    /// nested batch is rejected.
+    Batch(Vec<Command>),
 }
 
 /// Consul's `RegisterRequest`.
@@ -66,6 +70,8 @@ pub enum CommandResponse {
     Applied,
     /// Rejected deterministically; the catalog is unchanged. The text is Consul's error message.
     Rejected(String),
+    /// One response per command of a `Command::Batch`, in order.
+    Batch(Vec<CommandResponse>),
 }
 
 impl std::fmt::Display for Command {
@@ -74,6 +80,7 @@ impl std::fmt::Display for Command {
             Self::Register(r) => write!(f, "register node {}", r.node.name),
             Self::Deregister(d) => write!(f, "deregister node {}", d.node),
             Self::UpdateCheck(u) => write!(f, "update check {}/{}", u.node, u.check_id),
+            Self::Batch(cmds) => write!(f, "batch of {} commands", cmds.len()),
         }
     }
 }

@@ -131,6 +131,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         // Serialise on this task; the single write transaction (and its fsync) runs blocking.
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        tracing::trace!(entries = entries.len(), "log append");
         let rows: Vec<(u64, Vec<u8>)> = entries
             .into_iter()
             .map(|e| serde_json::to_vec(&e).map(|bytes| (e.log_id.index, bytes)))

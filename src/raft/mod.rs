@@ -4,7 +4,8 @@
 //!        -> commit -> `state_machine` applies the batch in one LMDB write transaction
 //!        -> `SnapshotHandle::publish` -> DNS sees it.
 //!
-//! Files: `command` (the log payload), `apply` (pure transition), `log_store` (RaftLogStorage
+//! Files: `command` (the log payload), `batch` (group commit of concurrent proposals),
+//! `apply` (pure transition), `log_store` (RaftLogStorage
 //! on LMDB), `state_machine` (RaftStateMachine on LMDB + publish), `network` (RaftNetwork).
 //!
 //! Input: `RaftOptions` (data dir, node id, Raft address) and proposed `Command`s.
@@ -13,6 +14,7 @@
 //! returns only after the command is committed (fsynced log) and applied (LMDB + publish).
 
 pub mod apply;
+mod batch;
 pub mod command;
 pub mod log_store;
 pub mod network;
@@ -30,7 +32,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, InitializeError, RaftError as OpenRaftError};
+use openraft::error::{InitializeError, RaftError as OpenRaftError};
 use openraft::{BasicNode, Config, SnapshotPolicy};
 
 pub use command::{CheckUpdate, Command, CommandResponse, Deregistration, Registration};
@@ -68,6 +70,10 @@ pub enum ProposeError {
     /// Raft or its storage failed; the write may or may not have been committed.
     #[error("raft: {0}")]
     Raft(String),
+    /// The state machine rejected the command deterministically; nothing changed. The text is
+    /// Consul's error message.
+    #[error("{0}")]
+    Rejected(String),
 }
 
 /// Why the Raft node could not be opened or shut down.
@@ -139,7 +145,8 @@ pub async fn open(opts: RaftOptions) -> Result<RaftHandle, RaftError> {
         .metrics(|m| m.current_leader == Some(node_id), "this node is leader")
         .await
         .map_err(|_| RaftError::NoLeader(LEADER_WAIT))?;
-    Ok(RaftHandle { raft, snapshots, node_id })
+    let proposer = batch::Proposer::spawn(raft.clone());
+    Ok(RaftHandle { raft, snapshots, node_id, proposer })
 }
 
 /// Cheap-to-clone handle for proposing commands and reading Raft's view of the cluster.
@@ -148,6 +155,8 @@ pub struct RaftHandle {
     raft: Raft,
     snapshots: Arc<SnapshotHandle>,
     node_id: u64,
+    /// Groups concurrent proposals into one log entry (group commit).
+    proposer: batch::Proposer,
 }
 
 impl std::fmt::Debug for RaftHandle {
@@ -158,11 +167,15 @@ impl std::fmt::Debug for RaftHandle {
 
 impl RaftHandle {
     /// Proposes `cmd` and waits until it is committed and applied locally.
-    pub async fn propose(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
-        match self.raft.client_write(cmd).await {
-            Ok(resp) => Ok(resp.data),
-            Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ProposeError::NoLeader),
-            Err(e) => Err(ProposeError::Raft(e.to_string())),
+    /// Concurrent proposals are grouped into one log entry (`batch`). A deterministic
+    /// rejection by `apply` comes back as `ProposeError::Rejected`.
+    pub async fn propose(&self, cmd: Command) -> Result<(), ProposeError> {
+        match self.proposer.propose(cmd).await? {
+            CommandResponse::Applied => Ok(()),
+            CommandResponse::Rejected(msg) => Err(ProposeError::Rejected(msg)),
+            CommandResponse::Batch(_) => {
+                Err(ProposeError::Raft("invariant: batch response for one command".into()))
+            }
         }
     }
 

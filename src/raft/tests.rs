@@ -14,7 +14,7 @@ use tempfile::TempDir;
 use super::log_store::LogStore;
 use super::state_machine::StateMachine;
 use super::testing::{health_check, node, register, service};
-use super::{CommandResponse, RaftOptions, TypeConfig};
+use super::{RaftOptions, TypeConfig};
 use crate::catalog::HealthStatus;
 use crate::snapshot::SnapshotHandle;
 use crate::store::Store;
@@ -47,6 +47,21 @@ fn check_opts(dir: &TempDir) -> RaftOptions {
     RaftOptions { data_dir: dir.path().to_path_buf(), node_id: 1, raft_addr }
 }
 
+/// Reopens the LMDB environment once the previous Raft's background tasks, which finish
+/// shortly after `shutdown` returns, have released it (heed allows one open per process).
+async fn reopen_store(path: &std::path::Path) -> Store {
+    for _ in 0..200 {
+        match Store::open(path) {
+            Ok(store) => return store,
+            Err(crate::store::StoreError::Lmdb(heed::Error::EnvAlreadyOpened)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("store reopens: {e:?}"),
+        }
+    }
+    panic!("the LMDB environment was not released within 2 s of shutdown");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_propose_restart_serves_data_immediately() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -61,8 +76,7 @@ async fn open_propose_restart_serves_data_immediately() {
         assert_eq!(raft.leader_addr().as_deref(), Some("127.0.0.1:8300"));
         assert_eq!(raft.peer_addrs(), vec!["127.0.0.1:8300".to_owned()]);
         assert_eq!(raft.last_contact_ms(), 0);
-        let resp = raft.propose(cmd).await.expect("proposal commits");
-        assert_eq!(resp, CommandResponse::Applied);
+        raft.propose(cmd).await.expect("proposal commits");
         let snap = raft.snapshots().load_full();
         assert!(snap.catalog.service("n1", "web-1").is_some(), "published after apply");
         assert_eq!(raft.applied_index(), snap.index);
@@ -72,7 +86,7 @@ async fn open_propose_restart_serves_data_immediately() {
 
     // The state machine alone (no Raft) publishes the stored catalog on open.
     {
-        let store = Store::open(&dir.path().join("raft")).expect("store reopens");
+        let store = reopen_store(&dir.path().join("raft")).await;
         let handle = Arc::new(SnapshotHandle::default());
         let _sm = StateMachine::open(store, handle.clone()).expect("state machine reopens");
         let snap = handle.load_full();
@@ -80,24 +94,23 @@ async fn open_propose_restart_serves_data_immediately() {
         assert!(snap.catalog.service("n1", "web-1").is_some(), "served from LMDB before Raft starts");
     }
 
+    drop(reopen_store(&dir.path().join("raft")).await);
     let raft = super::open(check_opts(&dir)).await.expect("raft reopens");
     let snap = raft.snapshots().load_full();
     assert!(snap.catalog.node("n1").is_some());
     assert!(snap.catalog.check("n1", "web-ttl").is_some());
     assert!(snap.index >= applied_at);
     // The log survived too: a new write lands after the old one.
-    let resp = raft
-        .propose(register(node("n2", "10.0.0.2"), None, vec![]))
+    raft.propose(register(node("n2", "10.0.0.2"), None, vec![]))
         .await
         .expect("proposal after restart commits");
-    assert_eq!(resp, CommandResponse::Applied);
     let n2 = raft.snapshots().load().catalog.node("n2").cloned().expect("n2 registered");
     assert!(n2.create_index > applied_at);
     raft.shutdown().await.expect("shutdown");
 }
 
-/// Concurrent proposals (grouped by openraft into shared appends/applies) all commit, each
-/// once, and the published snapshot holds them all.
+/// Concurrent proposals all commit, each once, and the published snapshot holds them all;
+/// they are grouped into fewer log entries than proposals (group commit, `raft::batch`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_proposals_all_commit() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -110,14 +123,15 @@ async fn concurrent_proposals_all_commit() {
         }));
     }
     for t in tasks {
-        let resp = t.await.expect("task").expect("proposal commits");
-        assert_eq!(resp, CommandResponse::Applied);
+        t.await.expect("task").expect("proposal commits");
     }
     let snap = raft.snapshots().load_full();
     assert_eq!(snap.catalog.node_count(), 64);
     let mut created: Vec<u64> = snap.catalog.nodes().map(|n| n.create_index).collect();
     created.sort_unstable();
     created.dedup();
-    assert_eq!(created.len(), 64, "each proposal got its own log index");
+    // 64 proposals are queued within microseconds while each group takes an fsync, so they
+    // share entries.
+    assert!(created.len() < 64, "proposals were grouped: {} log entries for 64 writes", created.len());
     raft.shutdown().await.expect("shutdown");
 }

@@ -174,3 +174,25 @@ fn rejections_leave_state_unchanged() {
         &register(node("n1", "10.0.0.1"), None, vec![health_check("n1", &long, "", HealthStatus::Passing)]),
     );
 }
+
+#[test]
+fn batch_applies_each_command_independently_at_one_index() {
+    let mut state = CatalogState::default();
+    let batch = Command::Batch(vec![
+        web_registration(),
+        // Rejected (unknown check) without undoing its neighbours.
+        update_check("n1", "nope", HealthStatus::Critical, ""),
+        update_check("n1", "web-ttl", HealthStatus::Critical, "down"),
+        Command::Batch(vec![]),
+    ]);
+    let mut changes = Vec::new();
+    let got = super::apply(&mut state, 9, &batch, &mut changes);
+    let CommandResponse::Batch(responses) = got else { panic!("batch response expected, got {got:?}") };
+    assert_eq!(responses.len(), 4);
+    assert_eq!(responses[0], CommandResponse::Applied);
+    assert!(matches!(responses[1], CommandResponse::Rejected(_)));
+    assert_eq!(responses[2], CommandResponse::Applied);
+    assert_eq!(responses[3], CommandResponse::Rejected("nested command batch".into()));
+    let c = state.check("n1", "web-ttl").expect("check registered by the batch");
+    assert_eq!((c.status, c.create_index, c.modify_index), (HealthStatus::Critical, 9, 9));
+}

@@ -1,0 +1,123 @@
+//! GROUP COMMIT: concurrent proposals share one Raft log entry.
+//!
+//! Input: `(Command, reply)` pairs from `RaftHandle::propose`. Output: one `client_write` per
+//! group — a single command as is, several as `Command::Batch` — and each caller's own
+//! `CommandResponse`.
+//!
+//! Why: openraft 0.9 appends each `client_write` as its own log write, and every LMDB commit
+//! costs two fsyncs (about 2k commits/s on this class of disk, notes/perf.md §3). Grouping
+//! the proposals that arrive while earlier groups are in flight turns N writes into one log
+//! append, one state-machine transaction and one publish.
+//!
+//! Invariants: a caller is answered only after its group is committed and applied; at most
+//! `MAX_IN_FLIGHT` groups are proposed at once, so a burst waits in the queue and joins the
+//! next group instead of becoming many tiny entries.
+
+use std::sync::Arc;
+
+use openraft::error::{ClientWriteError, RaftError as OpenRaftError};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::{Command, CommandResponse, ProposeError, Raft};
+
+/// Most commands in one log entry; bounds the entry size and the apply latency of a group.
+const MAX_GROUP: usize = 256;
+/// Groups proposed at once: enough to keep the log append and the apply stage both busy.
+const MAX_IN_FLIGHT: usize = 2;
+/// Queued proposals before `propose` waits (backpressure).
+const QUEUE: usize = 4096;
+
+/// One waiting proposal.
+pub(super) struct Pending {
+    cmd: Command,
+    reply: oneshot::Sender<Result<CommandResponse, ProposeError>>,
+}
+
+/// The sending side, held by `RaftHandle`.
+#[derive(Clone, Debug)]
+pub(super) struct Proposer {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl Proposer {
+    /// Starts the grouping task for `raft`.
+    pub(super) fn spawn(raft: Raft) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(raft, rx));
+        Self { tx }
+    }
+
+    /// Queues `cmd` and waits for its own response.
+    pub(super) async fn propose(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Pending { cmd, reply })
+            .await
+            .map_err(|_| ProposeError::Raft("raft is shut down".into()))?;
+        rx.await.map_err(|_| ProposeError::Raft("raft is shut down".into()))?
+    }
+}
+
+async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        // Waiting for a slot is what lets a burst accumulate behind the groups in flight.
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(p) => group.push(p),
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            write_group(&raft, group).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn write_group(raft: &Raft, mut group: Vec<Pending>) {
+    let (cmd, replies): (Command, Vec<_>) = if group.len() == 1 {
+        let Some(p) = group.pop() else { return };
+        (p.cmd, vec![p.reply])
+    } else {
+        let (cmds, replies) = group.into_iter().map(|p| (p.cmd, p.reply)).unzip();
+        (Command::Batch(cmds), replies)
+    };
+    let batched = matches!(cmd, Command::Batch(_));
+    let result = match raft.client_write(cmd).await {
+        Ok(resp) => Ok(resp.data),
+        Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ProposeError::NoLeader),
+        Err(e) => Err(ProposeError::Raft(e.to_string())),
+    };
+    match result {
+        Ok(CommandResponse::Batch(responses)) if batched && responses.len() == replies.len() => {
+            for (reply, resp) in replies.into_iter().zip(responses) {
+                let _ = reply.send(Ok(resp));
+            }
+        }
+        Ok(resp) if !batched => {
+            for reply in replies {
+                let _ = reply.send(Ok(resp.clone()));
+            }
+        }
+        Ok(other) => {
+            let msg = format!("invariant: batch of {} answered with {other:?}", replies.len());
+            for reply in replies {
+                let _ = reply.send(Err(ProposeError::Raft(msg.clone())));
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            for reply in replies {
+                let err = match &e {
+                    ProposeError::NoLeader => ProposeError::NoLeader,
+                    _ => ProposeError::Raft(msg.clone()),
+                };
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
+}
