@@ -23,7 +23,7 @@ pub enum Command {
     /// Commands proposed concurrently and grouped into one log entry (group commit, see
     /// `raft::batch`). Each is applied in order, independently, at the entry's index; a
     /// nested batch is rejected.
-    Batch(Vec<Command>),
+    Batch(Vec<Self>),
 }
 
 /// Consul's `RegisterRequest`.
@@ -71,7 +71,7 @@ pub enum CommandResponse {
     /// Rejected deterministically; the catalog is unchanged. The text is Consul's error message.
     Rejected(String),
     /// One response per command of a `Command::Batch`, in order.
-    Batch(Vec<CommandResponse>),
+    Batch(Vec<Self>),
 }
 
 impl std::fmt::Display for Command {
