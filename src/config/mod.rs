@@ -737,6 +737,28 @@ impl Config {
             }
             services.push(v);
         }
+        // Until clustering lands (gossip, Raft RPC), an agent is exactly one self-bootstrapping
+        // server; say so instead of silently running something else.
+        let server = dev || o.server || raw.server.unwrap_or(false);
+        let bootstrap_expect = o.bootstrap_expect.or(raw.bootstrap_expect).unwrap_or(u32::from(dev));
+        if !server {
+            return Err(ConfigError::Key {
+                file: "config".into(),
+                key: "server".into(),
+                msg:
+                    "client agents are not supported yet: run a server (-server -bootstrap-expect 1) or -dev"
+                        .into(),
+            });
+        }
+        if bootstrap_expect != 1 {
+            return Err(ConfigError::Key {
+                file: "config".into(),
+                key: "bootstrap_expect".into(),
+                msg: format!(
+                    "{bootstrap_expect}: only single-server clusters (bootstrap_expect = 1) are supported yet"
+                ),
+            });
+        }
         let config = Self {
             datacenter,
             node_name,
@@ -745,8 +767,8 @@ impl Config {
             alt_domain,
             data_dir,
             dev,
-            server: dev || o.server || raw.server.unwrap_or(false),
-            bootstrap_expect: o.bootstrap_expect.or(raw.bootstrap_expect).unwrap_or(u32::from(dev)),
+            server,
+            bootstrap_expect,
             bind_addr,
             client_addr,
             dns_addr: raw.dns_addr.unwrap_or(client_addr),

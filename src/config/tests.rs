@@ -152,8 +152,21 @@ fn config_dir_reads_toml_and_json_in_name_order() {
 
 #[test]
 fn data_dir_is_required_outside_dev() {
-    let err = Config::load(&Overrides::default()).unwrap_err().to_string();
+    let o = Overrides { server: true, bootstrap_expect: Some(1), ..Overrides::default() };
+    let err = Config::load(&o).unwrap_err().to_string();
     assert!(err.contains("data_dir"), "{err}");
+}
+
+#[test]
+fn clusters_and_client_agents_are_refused_until_supported() {
+    let dir = PathBuf::from("/nonexistent");
+    let client = Overrides { data_dir: Some(dir.clone()), ..Overrides::default() };
+    let err = Config::load(&client).unwrap_err().to_string();
+    assert!(err.contains("server: client agents are not supported yet"), "{err}");
+    let three =
+        Overrides { server: true, bootstrap_expect: Some(3), data_dir: Some(dir), ..Overrides::default() };
+    let err = Config::load(&three).unwrap_err().to_string();
+    assert!(err.contains("bootstrap_expect: 3: only single-server"), "{err}");
 }
 
 #[test]
