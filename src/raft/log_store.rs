@@ -25,6 +25,11 @@ use crate::store::{self, META_COMMITTED, META_PURGED, META_VOTE, Store, StoreErr
 #[derive(Debug, Clone)]
 pub struct LogStore {
     store: Store,
+    /// The latest committed log id openraft reported and not yet written: it rides along with
+    /// the next append instead of costing a commit (two fsyncs) of its own. openraft uses the
+    /// stored value only as a hint to re-apply on start, so it may lag; `apply` is idempotent
+    /// up to the state machine's durable last-applied id.
+    unsaved_committed: Option<Option<LogId<u64>>>,
 }
 
 type StorageResult<T> = Result<T, StorageError<u64>>;
@@ -44,7 +49,7 @@ fn decode(bytes: &[u8]) -> Result<Entry, StoreError> {
 impl LogStore {
     /// A log store over `store`.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self { store, unsaved_committed: None }
     }
 
     fn read_entries<RB: RangeBounds<u64>>(&self, range: &RB) -> Result<Vec<Entry>, StoreError> {
@@ -114,10 +119,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> StorageResult<()> {
-        self.put_meta(META_COMMITTED, committed).await.map_err(|e| write_err(&e))
+        self.unsaved_committed = Some(committed);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> StorageResult<Option<LogId<u64>>> {
+        if let Some(committed) = self.unsaved_committed {
+            return Ok(committed);
+        }
         let read = || -> Result<Option<LogId<u64>>, StoreError> {
             let rtxn = self.store.read_txn()?;
             Ok(self.store.meta_get::<Option<LogId<u64>>>(&rtxn, META_COMMITTED)?.flatten())
@@ -139,10 +148,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .collect::<Result<_, _>>()
             .map_err(|e| write_err(&StoreError::Json(e)))?;
         let store = self.store.clone();
+        let committed = self.unsaved_committed.take();
         let result = store::blocking(move || {
             let mut wtxn = store.write_txn()?;
             for (index, bytes) in &rows {
                 store.log_put(&mut wtxn, *index, bytes)?;
+            }
+            if let Some(c) = committed {
+                store.meta_put(&mut wtxn, META_COMMITTED, &c)?;
             }
             wtxn.commit()?;
             Ok(())
