@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::{Check, CheckDefinition, HealthStatus, Node, Service, Weights};
+use crate::catalog::{Check, CheckDefinition, HealthStatus, Service, Weights};
 use crate::config::Config;
 use crate::dns::DnsContext;
 use crate::health::TtlChecks;
@@ -227,26 +227,7 @@ impl App {
 /// Registers the agent's node (with Consul's tagged addresses), the `serfHealth` check and,
 /// on servers, the `consul` service. Idempotent: an unchanged registration is a no-op.
 async fn register_self(config: &Config, raft: &RaftHandle) -> anyhow::Result<()> {
-    let addr = config.bind_addr.to_string();
-    let family = if config.bind_addr.is_ipv4() { "ipv4" } else { "ipv6" };
-    let tagged: BTreeMap<String, String> = [
-        ("lan".to_owned(), addr.clone()),
-        (format!("lan_{family}"), addr.clone()),
-        ("wan".to_owned(), addr.clone()),
-        (format!("wan_{family}"), addr.clone()),
-    ]
-    .into_iter()
-    .collect();
-    let node = Node {
-        id: config.node_id.clone(),
-        name: config.node_name.clone(),
-        address: addr,
-        datacenter: config.datacenter.clone(),
-        tagged_addresses: tagged,
-        meta: [("consul-network-segment".to_owned(), String::new())].into_iter().collect(),
-        create_index: 0,
-        modify_index: 0,
-    };
+    let node = crate::agent::agent_node(config);
     let service = config.server.then(|| Service {
         node: config.node_name.clone(),
         id: "consul".into(),

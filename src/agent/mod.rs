@@ -161,6 +161,32 @@ const IGNORED_CHECK_FIELDS: &[&str] = &[
 ];
 
 /// Decodes a service definition (`Name`, `ID`, `Tags`, …, `Check`, `Checks`).
+/// This agent's own catalog node as Consul registers it: ID, name, datacenter and address
+/// from the config, the address also as `lan`/`wan` (+ `_ipv4`/`_ipv6`) tagged addresses,
+/// and Consul's `consul-network-segment` meta.
+pub fn agent_node(config: &crate::config::Config) -> Node {
+    let addr = config.bind_addr.to_string();
+    let family = if config.bind_addr.is_ipv4() { "ipv4" } else { "ipv6" };
+    let tagged_addresses = [
+        ("lan".to_owned(), addr.clone()),
+        (format!("lan_{family}"), addr.clone()),
+        ("wan".to_owned(), addr.clone()),
+        (format!("wan_{family}"), addr.clone()),
+    ]
+    .into_iter()
+    .collect();
+    Node {
+        id: config.node_id.clone(),
+        name: config.node_name.clone(),
+        address: addr,
+        datacenter: config.datacenter.clone(),
+        tagged_addresses,
+        meta: [("consul-network-segment".to_owned(), String::new())].into_iter().collect(),
+        create_index: 0,
+        modify_index: 0,
+    }
+}
+
 pub fn decode_service_definition(v: &Value) -> Result<ServiceDefinition, DefinitionError> {
     let mut f = Fields::new(v, "ServiceDefinition")?;
     let mut def = ServiceDefinition {

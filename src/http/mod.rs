@@ -159,34 +159,12 @@ impl ApiState {
     /// This agent's node: identity from the config, tagged addresses and meta kept from the
     /// catalog when the node is already registered.
     pub(crate) fn agent_node(&self) -> Node {
-        let c = &self.config;
-        let addr = c.bind_addr.to_string();
-        let existing = self.snapshots.load().catalog.node(&c.node_name).cloned();
-        let (tagged_addresses, meta) = match existing {
-            Some(n) => (n.tagged_addresses.clone(), n.meta.clone()),
-            None => {
-                let family = if c.bind_addr.is_ipv4() { "ipv4" } else { "ipv6" };
-                let tagged = [
-                    ("lan".to_owned(), addr.clone()),
-                    (format!("lan_{family}"), addr.clone()),
-                    ("wan".to_owned(), addr.clone()),
-                    (format!("wan_{family}"), addr.clone()),
-                ]
-                .into_iter()
-                .collect();
-                (tagged, Default::default())
-            }
-        };
-        Node {
-            id: c.node_id.clone(),
-            name: c.node_name.clone(),
-            address: addr,
-            datacenter: c.datacenter.clone(),
-            tagged_addresses,
-            meta,
-            create_index: 0,
-            modify_index: 0,
+        let mut node = crate::agent::agent_node(&self.config);
+        if let Some(n) = self.snapshots.load().catalog.node(&self.config.node_name) {
+            node.tagged_addresses.clone_from(&n.tagged_addresses);
+            node.meta.clone_from(&n.meta);
         }
+        node
     }
 
     /// Proposes a command; `Rejected` becomes a 500 with Consul's text.
