@@ -18,6 +18,8 @@
 
 mod answer;
 mod encode;
+#[doc(hidden)]
+pub mod fuzz_logic;
 mod listener;
 mod parse;
 mod recursor;

@@ -860,6 +860,21 @@ proptest! {
     }
 
     #[test]
+    fn fuzz_entry_holds_its_invariants(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        super::fuzz_logic::request_path(&bytes);
+    }
+
+    #[test]
+    fn fuzz_entry_holds_its_invariants_on_mutated_queries(pos in 0usize..80, val in any::<u8>(), qt in qtype(), tcp in any::<bool>()) {
+        for name in ["web.service.consul.", "v1.web.service.alt.test.", "host.name.node.dc1.consul.", "example.com."] {
+            let mut bytes = query_bytes(name, qt, Some(1232));
+            if let Some(b) = bytes.get_mut(pos) { *b = val; }
+            bytes.insert(0, u8::from(tcp));
+            super::fuzz_logic::request_path(&bytes);
+        }
+    }
+
+    #[test]
     fn never_panics_on_mutated_queries(pos in 0usize..64, val in any::<u8>(), qt in qtype()) {
         let mut bytes = query_bytes("primary.db.service.dc1.consul.", qt, Some(1232));
         if let Some(b) = bytes.get_mut(pos) { *b = val; }

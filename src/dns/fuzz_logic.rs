@@ -1,0 +1,135 @@
+//! FUZZING ENTRY: arbitrary bytes through the whole DNS request path against a fixed catalog.
+//!
+//! Input: bytes (the first selects UDP or TCP, the rest is the request). Output: nothing; it
+//! panics only when an invariant of the DNS path breaks: a reply that does not decode, or a
+//! reply whose ID differs from the request's. A panic inside the path itself is the other
+//! finding. Used by the cargo-fuzz target in `tests/fuzz/` and by the proptests.
+
+use std::sync::OnceLock;
+
+use hickory_proto::op::Message;
+use rand::SeedableRng;
+
+use super::{DnsContext, Transport, handle};
+use crate::catalog::{CatalogState, Check, CheckDefinition, HealthStatus, Node, Service, Weights};
+use crate::config::DnsConfig;
+use crate::raft::apply::apply;
+use crate::raft::{Command, Registration};
+use crate::snapshot::CatalogSnapshot;
+
+fn node(name: &str, address: &str, meta: &[(&str, &str)]) -> Node {
+    Node {
+        id: String::new(),
+        name: name.into(),
+        address: address.into(),
+        datacenter: "dc1".into(),
+        tagged_addresses: Default::default(),
+        meta: meta.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        create_index: 0,
+        modify_index: 0,
+    }
+}
+
+fn service(node: &str, id: &str, name: &str, address: &str, port: u16, tags: &[&str]) -> Service {
+    Service {
+        node: node.into(),
+        id: id.into(),
+        name: name.into(),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        address: address.into(),
+        port,
+        meta: Default::default(),
+        tagged_addresses: Default::default(),
+        weights: Weights::default(),
+        enable_tag_override: false,
+        create_index: 0,
+        modify_index: 0,
+    }
+}
+
+fn check(node: &str, id: &str, service_id: &str, status: HealthStatus) -> Check {
+    Check {
+        node: node.into(),
+        check_id: id.into(),
+        name: id.into(),
+        status,
+        notes: String::new(),
+        output: String::new(),
+        service_id: service_id.into(),
+        service_name: String::new(),
+        service_tags: Vec::new(),
+        check_type: String::new(),
+        definition: CheckDefinition::default(),
+        create_index: 0,
+        modify_index: 0,
+    }
+}
+
+/// A small catalog with every address kind (node IP, service IPv4/IPv6, host names), health
+/// states, tags, node meta and a `consul` service; and a context with an alt domain and a
+/// recursor so every branch of the path is reachable.
+pub fn fixture() -> &'static (DnsContext, CatalogSnapshot) {
+    static FIXTURE: OnceLock<(DnsContext, CatalogSnapshot)> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let regs = [
+            (
+                node("web1", "10.0.0.1", &[("rack", "r1")]),
+                service("web1", "web-1", "web", "", 80, &["v1", "primary"]),
+            ),
+            (node("web2", "10.0.0.2", &[]), service("web2", "web-2", "web", "fe80::2", 81, &["v2"])),
+            (node("web3", "10.0.0.3", &[]), service("web3", "web-3", "web", "db.example.com", 82, &[])),
+            (
+                node("host.name", "node.example.org", &[]),
+                service("host.name", "api", "api", "", 9000, &["x.y"]),
+            ),
+            (node("srv", "127.0.0.1", &[]), service("srv", "consul", "consul", "", 8300, &[])),
+        ];
+        let mut state = CatalogState::default();
+        let mut changes = Vec::new();
+        for (i, (n, s)) in regs.into_iter().enumerate() {
+            let status = if i == 1 { HealthStatus::Critical } else { HealthStatus::Passing };
+            let c = check(&n.name, &format!("c{i}"), &s.id, status);
+            let cmd = Command::Register(Registration {
+                node: n,
+                skip_node_update: false,
+                service: Some(s),
+                checks: vec![c],
+            });
+            apply(&mut state, i as u64 + 1, &cmd, &mut changes);
+        }
+        let ctx = DnsContext {
+            domain: "consul.".into(),
+            alt_domain: Some("alt.test.".into()),
+            datacenter: "dc1".into(),
+            node_name: "srv".into(),
+            dns_config: DnsConfig { enable_truncate: true, ..DnsConfig::default() },
+            recursors: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 53))],
+            soa_serial: 1,
+        };
+        (ctx, CatalogSnapshot { index: 5, catalog: state })
+    })
+}
+
+/// Runs `data` through the DNS path; panics if a reply breaks an invariant.
+pub fn request_path(data: &[u8]) {
+    let Some((&selector, request)) = data.split_first() else { return };
+    let transport = if selector & 1 == 0 { Transport::Udp } else { Transport::Tcp };
+    let (ctx, snap) = fixture();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(u64::from(selector));
+    let Some(reply) = handle(request, transport, ctx, snap, &mut rng) else { return };
+    let msg = match Message::from_vec(&reply) {
+        Ok(m) => m,
+        Err(e) => panic!("reply does not decode: {e}"),
+    };
+    if let Some(id) = request.get(..2) {
+        assert_eq!(
+            msg.metadata.id,
+            u16::from_be_bytes([id[0], id[1]]),
+            "reply ID differs from the request's"
+        );
+    }
+    if matches!(transport, Transport::Udp) {
+        let limit = 65467;
+        assert!(reply.len() <= limit, "UDP reply of {} bytes", reply.len());
+    }
+}
