@@ -861,7 +861,7 @@ proptest! {
 
     #[test]
     fn fuzz_entry_holds_its_invariants(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
-        super::fuzz_logic::request_path(&bytes);
+        fuzz_logic::request_path(&bytes);
     }
 
     #[test]
@@ -870,7 +870,7 @@ proptest! {
             let mut bytes = query_bytes(name, qt, Some(1232));
             if let Some(b) = bytes.get_mut(pos) { *b = val; }
             bytes.insert(0, u8::from(tcp));
-            super::fuzz_logic::request_path(&bytes);
+            fuzz_logic::request_path(&bytes);
         }
     }
 
