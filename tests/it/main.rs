@@ -4,6 +4,7 @@
 //! - `architecture`: invariants of ARCHITECTURE.md checked on the source tree.
 //! - `support`: start/stop agents (bind port 0, never 8500/8600), DNS and HTTP clients.
 //! - `dns`: answers over UDP and TCP for services registered over HTTP.
+//! - `hostile`: garbage at the DNS and HTTP sockets.
 //! - `http`: Consul's HTTP API shapes, errors and blocking queries.
 //! - `durability`: restart and `kill -9` keep acknowledged registrations.
 //! - `config`: config files and flags as an operator uses them.
@@ -16,6 +17,7 @@ mod architecture;
 mod config;
 mod dns;
 mod durability;
+mod hostile;
 mod http;
 mod py_consul;
 mod support;
