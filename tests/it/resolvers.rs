@@ -30,7 +30,10 @@ fn dnsmasq_forwards_the_consul_domain_to_the_agent() {
         r#"{"Name":"web","Port":8080,"Check":{"CheckID":"web-ttl","TTL":"30s","Status":"passing"}}"#,
     );
     let port = free_udp_port();
-    let child = Command::new("dnsmasq")
+    // Debian installs it in /usr/sbin, which a non-login PATH may lack.
+    let bin =
+        if std::path::Path::new("/usr/sbin/dnsmasq").exists() { "/usr/sbin/dnsmasq" } else { "dnsmasq" };
+    let child = Command::new(bin)
         .args(["--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces", "--user=root"])
         .arg("--listen-address=127.0.0.1")
         .arg(format!("--port={port}"))
