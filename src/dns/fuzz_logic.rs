@@ -11,10 +11,10 @@ use hickory_proto::op::Message;
 use rand::SeedableRng;
 
 use super::{DnsContext, Transport, handle};
-use crate::catalog::{CatalogState, Check, CheckDefinition, HealthStatus, Node, Service, Weights};
+use crate::catalog::{
+    CatalogDump, CatalogState, Check, CheckDefinition, HealthStatus, Node, Service, Weights,
+};
 use crate::config::DnsConfig;
-use crate::raft::apply::apply;
-use crate::raft::{Command, Registration};
 use crate::snapshot::CatalogSnapshot;
 
 fn node(name: &str, address: &str, meta: &[(&str, &str)]) -> Node {
@@ -84,19 +84,17 @@ pub fn fixture() -> &'static (DnsContext, CatalogSnapshot) {
             ),
             (node("srv", "127.0.0.1", &[]), service("srv", "consul", "consul", "", 8300, &[])),
         ];
-        let mut state = CatalogState::default();
-        let mut changes = Vec::new();
+        // Built from a dump, as a replica restoring a snapshot does: no Raft involved.
+        let mut dump = CatalogDump::default();
         for (i, (n, s)) in regs.into_iter().enumerate() {
             let status = if i == 1 { HealthStatus::Critical } else { HealthStatus::Passing };
-            let c = check(&n.name, &format!("c{i}"), &s.id, status);
-            let cmd = Command::Register(Registration {
-                node: n,
-                skip_node_update: false,
-                service: Some(s),
-                checks: vec![c],
-            });
-            apply(&mut state, i as u64 + 1, &cmd, &mut changes);
+            let mut c = check(&n.name, &format!("c{i}"), &s.id, status);
+            c.service_name.clone_from(&s.name);
+            dump.checks.push(c);
+            dump.nodes.push(n);
+            dump.services.push(s);
         }
+        let state = CatalogState::from_dump(dump);
         let ctx = DnsContext {
             domain: "consul.".into(),
             alt_domain: Some("alt.test.".into()),
