@@ -4,7 +4,6 @@
 //! `App` exposes the addresses it actually bound, so tests start agents on port 0.
 //! Nothing here answers queries or applies commands; it only wires the stages together.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -15,7 +14,7 @@ use arc_swap::ArcSwap;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::{Check, CheckDefinition, HealthStatus, Service, Weights};
+use crate::catalog::{Check, HealthStatus, Service};
 use crate::config::Config;
 use crate::dns::DnsContext;
 use crate::health::TtlChecks;
@@ -228,34 +227,12 @@ impl App {
 /// on servers, the `consul` service. Idempotent: an unchanged registration is a no-op.
 async fn register_self(config: &Config, raft: &RaftHandle) -> anyhow::Result<()> {
     let node = crate::agent::agent_node(config);
-    let service = config.server.then(|| Service {
-        node: config.node_name.clone(),
-        id: "consul".into(),
-        name: "consul".into(),
-        tags: Vec::new(),
-        address: String::new(),
-        port: config.ports.server,
-        meta: BTreeMap::new(),
-        tagged_addresses: BTreeMap::new(),
-        weights: Weights::default(),
-        enable_tag_override: false,
-        create_index: 0,
-        modify_index: 0,
-    });
+    let service =
+        config.server.then(|| Service::new(&config.node_name, "consul", "consul", config.ports.server));
     let serf = Check {
-        node: config.node_name.clone(),
-        check_id: "serfHealth".into(),
         name: "Serf Health Status".into(),
-        status: HealthStatus::Passing,
-        notes: String::new(),
         output: "Agent alive and reachable".into(),
-        service_id: String::new(),
-        service_name: String::new(),
-        service_tags: Vec::new(),
-        check_type: String::new(),
-        definition: CheckDefinition::default(),
-        create_index: 0,
-        modify_index: 0,
+        ..Check::new(&config.node_name, "serfHealth", "", HealthStatus::Passing)
     };
     let cmd = Command::Register(Registration { node, skip_node_update: false, service, checks: vec![serf] });
     propose_ok(raft, cmd).await.context("registering this agent's node")

@@ -170,6 +170,71 @@ pub struct Check {
     pub modify_index: u64,
 }
 
+impl Node {
+    /// A node with no ID, tagged addresses or meta; `apply` sets the indexes.
+    pub fn new(name: &str, address: &str, datacenter: &str) -> Self {
+        Self {
+            id: String::new(),
+            name: name.to_owned(),
+            address: address.to_owned(),
+            datacenter: datacenter.to_owned(),
+            tagged_addresses: BTreeMap::new(),
+            meta: BTreeMap::new(),
+            create_index: 0,
+            modify_index: 0,
+        }
+    }
+}
+
+impl Service {
+    /// An instance on `node` with no tags, address (the node's is used) or meta, and Consul's
+    /// default weights; `apply` sets the indexes.
+    pub fn new(node: &str, id: &str, name: &str, port: u16) -> Self {
+        Self {
+            node: node.to_owned(),
+            id: id.to_owned(),
+            name: name.to_owned(),
+            tags: Vec::new(),
+            address: String::new(),
+            port,
+            meta: BTreeMap::new(),
+            tagged_addresses: BTreeMap::new(),
+            weights: Weights::default(),
+            enable_tag_override: false,
+            create_index: 0,
+            modify_index: 0,
+        }
+    }
+
+    /// The same instance with these tags.
+    pub fn with_tags(mut self, tags: &[&str]) -> Self {
+        self.tags = tags.iter().map(|t| (*t).to_owned()).collect();
+        self
+    }
+}
+
+impl Check {
+    /// A check named after its ID, on the node (`service_id` empty) or on one instance, with
+    /// no output, notes or kind; `apply` fills the service name and tags and the indexes.
+    pub fn new(node: &str, check_id: &str, service_id: &str, status: HealthStatus) -> Self {
+        Self {
+            node: node.to_owned(),
+            check_id: check_id.to_owned(),
+            name: check_id.to_owned(),
+            status,
+            notes: String::new(),
+            output: String::new(),
+            service_id: service_id.to_owned(),
+            service_name: String::new(),
+            service_tags: Vec::new(),
+            check_type: String::new(),
+            definition: CheckDefinition::default(),
+            create_index: 0,
+            modify_index: 0,
+        }
+    }
+}
+
 /// Lower-cases a catalog key the way Consul's state store indexes names (ASCII only).
 pub fn key(s: &str) -> String {
     s.to_ascii_lowercase()

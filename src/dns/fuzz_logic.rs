@@ -11,58 +11,18 @@ use hickory_proto::op::Message;
 use rand::SeedableRng;
 
 use super::{DnsContext, Transport, handle};
-use crate::catalog::{
-    CatalogDump, CatalogState, Check, CheckDefinition, HealthStatus, Node, Service, Weights,
-};
+use crate::catalog::{CatalogDump, CatalogState, Check, HealthStatus, Node, Service};
 use crate::config::DnsConfig;
 use crate::snapshot::CatalogSnapshot;
 
 fn node(name: &str, address: &str, meta: &[(&str, &str)]) -> Node {
-    Node {
-        id: String::new(),
-        name: name.into(),
-        address: address.into(),
-        datacenter: "dc1".into(),
-        tagged_addresses: Default::default(),
-        meta: meta.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-        create_index: 0,
-        modify_index: 0,
-    }
+    let mut n = Node::new(name, address, "dc1");
+    n.meta = meta.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    n
 }
 
 fn service(node: &str, id: &str, name: &str, address: &str, port: u16, tags: &[&str]) -> Service {
-    Service {
-        node: node.into(),
-        id: id.into(),
-        name: name.into(),
-        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
-        address: address.into(),
-        port,
-        meta: Default::default(),
-        tagged_addresses: Default::default(),
-        weights: Weights::default(),
-        enable_tag_override: false,
-        create_index: 0,
-        modify_index: 0,
-    }
-}
-
-fn check(node: &str, id: &str, service_id: &str, status: HealthStatus) -> Check {
-    Check {
-        node: node.into(),
-        check_id: id.into(),
-        name: id.into(),
-        status,
-        notes: String::new(),
-        output: String::new(),
-        service_id: service_id.into(),
-        service_name: String::new(),
-        service_tags: Vec::new(),
-        check_type: String::new(),
-        definition: CheckDefinition::default(),
-        create_index: 0,
-        modify_index: 0,
-    }
+    Service { address: address.to_owned(), ..Service::new(node, id, name, port).with_tags(tags) }
 }
 
 /// A small catalog with every address kind (node IP, service IPv4/IPv6, host names), health
@@ -88,7 +48,7 @@ pub fn fixture() -> &'static (DnsContext, CatalogSnapshot) {
         let mut dump = CatalogDump::default();
         for (i, (n, s)) in regs.into_iter().enumerate() {
             let status = if i == 1 { HealthStatus::Critical } else { HealthStatus::Passing };
-            let mut c = check(&n.name, &format!("c{i}"), &s.id, status);
+            let mut c = Check::new(&n.name, &format!("c{i}"), &s.id, status);
             c.service_name.clone_from(&s.name);
             dump.checks.push(c);
             dump.nodes.push(n);

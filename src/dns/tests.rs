@@ -1,7 +1,6 @@
 //! Tests for the DNS path: routing table, answers through `handle`, property tests and a
 //! real-socket listener test. Snapshots are built by hand with `CatalogState`.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +12,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::*;
-use crate::catalog::{CatalogState, Check, CheckDefinition, HealthStatus, Node, Service, Weights};
+use crate::catalog::{CatalogState, Check, HealthStatus, Node, Service, Weights};
 use crate::config::DnsConfig;
 
 // ----- fixtures ------------------------------------------------------------------------
@@ -44,16 +43,8 @@ impl Cat {
 
     fn node(mut self, name: &str, address: &str, meta: &[(&str, &str)]) -> Self {
         let i = self.next();
-        let node = Node {
-            id: String::new(),
-            name: name.into(),
-            address: address.into(),
-            datacenter: "dc1".into(),
-            tagged_addresses: BTreeMap::new(),
-            meta: meta.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-            create_index: 0,
-            modify_index: 0,
-        };
+        let mut node = Node::new(name, address, "dc1");
+        node.meta = meta.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         self.state.upsert_node(i, node, &mut Vec::new());
         self
     }
@@ -61,18 +52,9 @@ impl Cat {
     fn svc(mut self, node: &str, id: &str, name: &str, tags: &[&str], address: &str, port: u16) -> Self {
         let i = self.next();
         let svc = Service {
-            node: node.into(),
-            id: id.into(),
-            name: name.into(),
-            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
             address: address.into(),
-            port,
-            meta: BTreeMap::new(),
-            tagged_addresses: BTreeMap::new(),
             weights: Weights { passing: 10, warning: 3 },
-            enable_tag_override: false,
-            create_index: 0,
-            modify_index: 0,
+            ..Service::new(node, id, name, port).with_tags(tags)
         };
         self.state.upsert_service(i, svc, &mut Vec::new());
         self
@@ -80,21 +62,7 @@ impl Cat {
 
     fn check(mut self, node: &str, id: &str, service_id: &str, status: HealthStatus) -> Self {
         let i = self.next();
-        let check = Check {
-            node: node.into(),
-            check_id: id.into(),
-            name: id.into(),
-            status,
-            notes: String::new(),
-            output: String::new(),
-            service_id: service_id.into(),
-            service_name: String::new(),
-            service_tags: Vec::new(),
-            check_type: "ttl".into(),
-            definition: CheckDefinition::default(),
-            create_index: 0,
-            modify_index: 0,
-        };
+        let check = Check { check_type: "ttl".into(), ..Check::new(node, id, service_id, status) };
         self.state.upsert_check(i, check, &mut Vec::new());
         self
     }

@@ -12,7 +12,7 @@ use tower::ServiceExt;
 
 use super::query::Query;
 use super::*;
-use crate::catalog::{CatalogState, Check, CheckDefinition, HealthStatus, Node, Service, Weights};
+use crate::catalog::{CatalogState, Check, CheckDefinition, HealthStatus, Node, Service};
 use crate::config::{Config, DnsConfig, Ports};
 use crate::raft::{CheckUpdate, CommandResponse, Registration, apply::apply};
 use crate::snapshot::CatalogSnapshot;
@@ -64,37 +64,14 @@ fn node(name: &str, addr: &str) -> Node {
 }
 
 fn service(node: &str, id: &str, name: &str, tags: &[&str]) -> Service {
-    Service {
-        node: node.into(),
-        id: id.into(),
-        name: name.into(),
-        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
-        address: String::new(),
-        port: 80,
-        meta: BTreeMap::new(),
-        tagged_addresses: BTreeMap::new(),
-        weights: Weights::default(),
-        enable_tag_override: false,
-        create_index: 0,
-        modify_index: 0,
-    }
+    Service::new(node, id, name, 80).with_tags(tags)
 }
 
 fn check(node: &str, id: &str, service_id: &str, status: HealthStatus) -> Check {
     Check {
-        node: node.into(),
-        check_id: id.into(),
-        name: id.into(),
-        status,
-        notes: String::new(),
-        output: String::new(),
-        service_id: service_id.into(),
-        service_name: String::new(),
-        service_tags: Vec::new(),
         check_type: "ttl".into(),
         definition: CheckDefinition { ttl_ns: 10_000_000_000, ..CheckDefinition::default() },
-        create_index: 0,
-        modify_index: 0,
+        ..Check::new(node, id, service_id, status)
     }
 }
 

@@ -3,59 +3,21 @@
 //! Input: short names. Output: `Node`/`Service`/`Check`/`Command` values with defaults.
 //! Invariant: test-only (`#[cfg(test)]`); indexes are left 0 because `apply` sets them.
 
-use std::collections::BTreeMap;
-
 use proptest::prelude::*;
 
 use super::{CheckUpdate, Command, Deregistration, Registration};
-use crate::catalog::{Check, CheckDefinition, HealthStatus, Node, Service, Weights};
+use crate::catalog::{Check, HealthStatus, Node, Service};
 
 pub(crate) fn node(name: &str, address: &str) -> Node {
-    Node {
-        id: String::new(),
-        name: name.to_owned(),
-        address: address.to_owned(),
-        datacenter: "dc1".to_owned(),
-        tagged_addresses: BTreeMap::new(),
-        meta: BTreeMap::new(),
-        create_index: 0,
-        modify_index: 0,
-    }
+    Node::new(name, address, "dc1")
 }
 
 pub(crate) fn service(node: &str, id: &str, name: &str, port: u16, tags: &[&str]) -> Service {
-    Service {
-        node: node.to_owned(),
-        id: id.to_owned(),
-        name: name.to_owned(),
-        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
-        address: String::new(),
-        port,
-        meta: BTreeMap::new(),
-        tagged_addresses: BTreeMap::new(),
-        weights: Weights::default(),
-        enable_tag_override: false,
-        create_index: 0,
-        modify_index: 0,
-    }
+    Service::new(node, id, name, port).with_tags(tags)
 }
 
 pub(crate) fn health_check(node: &str, id: &str, service_id: &str, status: HealthStatus) -> Check {
-    Check {
-        node: node.to_owned(),
-        check_id: id.to_owned(),
-        name: id.to_owned(),
-        status,
-        notes: String::new(),
-        output: String::new(),
-        service_id: service_id.to_owned(),
-        service_name: String::new(),
-        service_tags: Vec::new(),
-        check_type: "ttl".to_owned(),
-        definition: CheckDefinition::default(),
-        create_index: 0,
-        modify_index: 0,
-    }
+    Check { check_type: "ttl".to_owned(), ..Check::new(node, id, service_id, status) }
 }
 
 pub(crate) fn register(node: Node, service: Option<Service>, checks: Vec<Check>) -> Command {
