@@ -89,13 +89,13 @@ pub(super) async fn datacenters(State(st): State<ApiState>, RawQuery(q): RawQuer
 
 pub(super) async fn nodes(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref());
-    let opts = st.read_options(&q)?;
     let meta = q.node_meta();
-    let index_of = |s: &crate::snapshot::CatalogSnapshot| s.catalog.table_indexes().nodes;
-    let snap = st.snapshot(&opts, index_of).await;
-    let body: Vec<NodeJson> =
-        snap.catalog.nodes().filter(|n| has_meta(n, &meta)).map(|n| NodeJson::from(&**n)).collect();
-    Ok(st.reply(&body, index_of(&snap), &opts, &q))
+    st.read(
+        &q,
+        |s| s.catalog.table_indexes().nodes,
+        |cat| cat.nodes().filter(|n| has_meta(n, &meta)).map(|n| NodeJson::from(&**n)).collect::<Vec<_>>(),
+    )
+    .await
 }
 
 pub(super) async fn services(
@@ -103,11 +103,8 @@ pub(super) async fn services(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref());
-    let opts = st.read_options(&q)?;
     let meta = q.node_meta();
-    let index_of = |s: &crate::snapshot::CatalogSnapshot| s.catalog.table_indexes().services;
-    let snap = st.snapshot(&opts, index_of).await;
-    Ok(st.reply(&service_names(&snap.catalog, &meta), index_of(&snap), &opts, &q))
+    st.read(&q, |s| s.catalog.table_indexes().services, |cat| service_names(cat, &meta)).await
 }
 
 pub(super) async fn service(
@@ -117,12 +114,9 @@ pub(super) async fn service(
 ) -> Result<Response, ApiError> {
     let name = rest(&name);
     let q = Query::parse(q.as_deref());
-    let opts = st.read_options(&q)?;
     let tags = q.all("tag");
     let meta = q.node_meta();
-    let index_of = |s: &crate::snapshot::CatalogSnapshot| s.catalog.service_index(name);
-    let snap = st.snapshot(&opts, index_of).await;
-    Ok(st.reply(&service_nodes(&snap.catalog, name, &tags, &meta), index_of(&snap), &opts, &q))
+    st.read(&q, |s| s.catalog.service_index(name), |cat| service_nodes(cat, name, &tags, &meta)).await
 }
 
 pub(super) async fn node(
@@ -131,11 +125,9 @@ pub(super) async fn node(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref());
-    let opts = st.read_options(&q)?;
     let index_of = |s: &crate::snapshot::CatalogSnapshot| {
         let t = s.catalog.table_indexes();
         t.nodes.max(t.services)
     };
-    let snap = st.snapshot(&opts, index_of).await;
-    Ok(st.reply(&node_services(&snap.catalog, &node), index_of(&snap), &opts, &q))
+    st.read(&q, index_of, |cat| node_services(cat, &node)).await
 }

@@ -85,14 +85,11 @@ pub(super) async fn service(
 ) -> Result<Response, ApiError> {
     let name = rest(&name);
     let q = Query::parse(q.as_deref());
-    let opts = st.read_options(&q)?;
     let passing = q.flag("passing")?;
     let tags = q.all("tag");
     let meta = q.node_meta();
-    let index_of = |s: &CatalogSnapshot| s.catalog.service_index(name);
-    let snap = st.snapshot(&opts, index_of).await;
-    let body = service_entries(&snap.catalog, name, &tags, &meta, passing);
-    Ok(st.reply(&body, index_of(&snap), &opts, &q))
+    st.read(&q, |s| s.catalog.service_index(name), |cat| service_entries(cat, name, &tags, &meta, passing))
+        .await
 }
 
 pub(super) async fn checks(
@@ -102,11 +99,8 @@ pub(super) async fn checks(
 ) -> Result<Response, ApiError> {
     let name = rest(&name);
     let q = Query::parse(q.as_deref());
-    let opts = st.read_options(&q)?;
     let meta = q.node_meta();
-    let index_of = |s: &CatalogSnapshot| s.catalog.service_index(name);
-    let snap = st.snapshot(&opts, index_of).await;
-    Ok(st.reply(&service_checks(&snap.catalog, name, &meta), index_of(&snap), &opts, &q))
+    st.read(&q, |s| s.catalog.service_index(name), |cat| service_checks(cat, name, &meta)).await
 }
 
 pub(super) async fn node(
@@ -115,11 +109,10 @@ pub(super) async fn node(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref());
-    let opts = st.read_options(&q)?;
-    let snap = st.snapshot(&opts, checks_index).await;
-    let body: Vec<HealthCheckJson> =
-        snap.catalog.node_checks(&node).map(|c| HealthCheckJson::from(&**c)).collect();
-    Ok(st.reply(&body, checks_index(&snap), &opts, &q))
+    st.read(&q, checks_index, |cat| {
+        cat.node_checks(&node).map(|c| HealthCheckJson::from(&**c)).collect::<Vec<_>>()
+    })
+    .await
 }
 
 pub(super) async fn state(
@@ -128,12 +121,13 @@ pub(super) async fn state(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref());
-    let opts = st.read_options(&q)?;
     let meta = q.node_meta();
-    let snap = st.snapshot(&opts, checks_index).await;
-    let mut body = state_checks(&snap.catalog, &state);
-    if !meta.is_empty() {
-        body.retain(|c| snap.catalog.node(&c.node).is_some_and(|n| has_meta(n, &meta)));
-    }
-    Ok(st.reply(&body, checks_index(&snap), &opts, &q))
+    st.read(&q, checks_index, |cat| {
+        let mut body = state_checks(cat, &state);
+        if !meta.is_empty() {
+            body.retain(|c| cat.node(&c.node).is_some_and(|n| has_meta(n, &meta)));
+        }
+        body
+    })
+    .await
 }

@@ -143,6 +143,20 @@ impl ApiState {
         resp
     }
 
+    /// A whole read: parses the consistency and blocking options, waits until the index
+    /// `index_of` reports passes `?index` (or the wait ends), and replies with `body` of that
+    /// snapshot's catalog and Consul's headers.
+    pub(crate) async fn read<T, I, B>(&self, q: &Query, index_of: I, body: B) -> Result<Response, ApiError>
+    where
+        T: Serialize,
+        I: Fn(&crate::snapshot::CatalogSnapshot) -> u64,
+        B: FnOnce(&crate::catalog::CatalogState) -> T,
+    {
+        let opts = self.read_options(q)?;
+        let snap = self.snapshot(&opts, &index_of).await;
+        Ok(self.reply(&body(&snap.catalog), index_of(&snap), &opts, q))
+    }
+
     /// Waits per `opts` and returns the snapshot to answer from.
     pub(crate) async fn snapshot<F>(
         &self,
