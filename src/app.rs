@@ -244,9 +244,9 @@ async fn register_config_services(config: &Config, raft: &RaftHandle) -> anyhow:
     let Some(node) = snap.catalog.node(&config.node_name).cloned() else {
         anyhow::bail!("invariant: own node {} missing after registration", config.node_name);
     };
-    for v in &config.services {
-        let def = crate::agent::decode_service_definition(v).context("service definition")?;
-        let (registration, _ttl) = def.into_registration(&node).context("service definition")?;
+    for def in &config.services {
+        // TTL timers are armed by `TtlChecks::run` from the snapshot, so the specs are not needed.
+        let (registration, _ttl) = def.clone().into_registration(&node).context("service definition")?;
         let name = registration.service.as_ref().map(|s| s.name.clone()).unwrap_or_default();
         propose_ok(raft, Command::Register(registration))
             .await

@@ -43,8 +43,8 @@ pub struct Config {
     pub recursors: Vec<SocketAddr>,
     /// DNS behaviour (`dns_config{}`).
     pub dns: DnsConfig,
-    /// Service definitions from config files, as Consul JSON objects (validated on load).
-    pub services: Vec<Value>,
+    /// Service definitions from config files (Consul format), decoded and validated on load.
+    pub services: Vec<crate::agent::ServiceDefinition>,
     /// Log filter (`log_level`).
     pub log_level: String,
     /// The config files that were read, for error messages and reloads.
@@ -730,12 +730,15 @@ impl Config {
         if !["trace", "debug", "info", "warn", "err", "error"].contains(&log_level.as_str()) {
             return Err(bad(&lvl, format!("{:?}: expected trace, debug, info, warn or err", lvl.0)));
         }
+        // Decoded once and checked as a registration on this agent's node, so an invalid
+        // value (weights, meta, check) names its file and key here rather than failing start-up.
+        let placeholder = crate::catalog::Node::new(&node_name, &bind_addr.to_string(), &datacenter);
         let mut services = Vec::with_capacity(raw.services.len());
         for (file, key, v) in raw.services {
-            if let Err(e) = crate::agent::decode_service_definition(&v) {
-                return Err(ConfigError::Key { file, key, msg: e.to_string() });
-            }
-            services.push(v);
+            let def = crate::agent::decode_service_definition(&v)
+                .and_then(|def| def.clone().into_registration(&placeholder).map(|_| def))
+                .map_err(|e| ConfigError::Key { file, key, msg: e.to_string() })?;
+            services.push(def);
         }
         // Until clustering lands (gossip, Raft RPC), an agent is exactly one self-bootstrapping
         // server; say so instead of silently running something else.

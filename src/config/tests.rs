@@ -126,6 +126,11 @@ fn errors_name_the_file_and_the_key() {
         ),
         ("a.json", r#"{"dns_config":{"soa":{"minimum":1}}}"#, "DIR/a.json: dns_config.soa.minimum: unknown"),
         ("a.json", r#"{"services":[{"Name":"web","Port":"x"}]}"#, "DIR/a.json: services[0]:"),
+        (
+            "a.json",
+            r#"{"service":{"name":"web","weights":{"passing":0}}}"#,
+            "DIR/a.json: service: Invalid Weights",
+        ),
         ("a.json", "{nope", "DIR/a.json: "),
         ("a.toml", "x = [", "DIR/a.toml: "),
         ("a.hcl", "x = 1", "DIR/a.hcl: HCL is not supported"),
