@@ -193,7 +193,7 @@ impl TtlChecks {
         let snapshot = self.snapshots.load_full();
         let now = Instant::now();
         let mut timers = self.timers();
-        let mut seen = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for c in snapshot.catalog.node_checks(&self.node_name) {
             if c.definition.ttl_ns == 0 {
                 continue;
@@ -208,7 +208,7 @@ impl TtlChecks {
                 last_output: String::new(),
             });
             t.ttl = ttl;
-            seen.push(k);
+            seen.insert(k);
         }
         timers.retain(|k, _| seen.contains(k));
     }

@@ -140,13 +140,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         // Serialise on this task; the single write transaction (and its fsync) runs blocking.
-        let entries: Vec<Entry> = entries.into_iter().collect();
-        tracing::trace!(entries = entries.len(), "log append");
         let rows: Vec<(u64, Vec<u8>)> = entries
             .into_iter()
             .map(|e| serde_json::to_vec(&e).map(|bytes| (e.log_id.index, bytes)))
             .collect::<Result<_, _>>()
             .map_err(|e| write_err(&StoreError::Json(e)))?;
+        tracing::trace!(entries = rows.len(), "log append");
         let store = self.store.clone();
         let committed = self.unsaved_committed.take();
         let result = store::blocking(move || {
