@@ -25,7 +25,9 @@ pub(crate) use fields::Fields;
 
 use serde_json::Value;
 
-use crate::catalog::{Check, CheckDefinition, HealthStatus, Node, Service, ServiceAddress, Weights};
+use crate::catalog::{
+    Check, CheckDefinition, HealthStatus, Node, Service, ServiceAddress, ServicePort, Weights,
+};
 use crate::raft::Registration;
 
 /// Why a definition could not be decoded or is invalid.
@@ -126,6 +128,8 @@ pub struct ServiceDefinition {
     pub meta: BTreeMap<String, String>,
     /// `Port`.
     pub port: i64,
+    /// `Ports[]` as (Name, Port, Default).
+    pub ports: Vec<(String, i64, bool)>,
     /// `Kind` (only the empty, typical kind is supported).
     pub kind: String,
     /// `Weights` as (Passing, Warning), when given.
@@ -207,6 +211,9 @@ pub fn decode_service_definition(v: &Value) -> Result<ServiceDefinition, Definit
         a.finish()?;
         def.tagged_addresses.insert(name, (address, port));
     }
+    if let Some(ports) = f.take(&["Ports"]) {
+        def.ports = decode_ports(&ports)?;
+    }
     if let Some(w) = f.take(&["Weights"]) {
         let mut w = Fields::new(&w, "Weights")?;
         let passing = w.int(&["Passing"])?.unwrap_or(0);
@@ -232,7 +239,6 @@ pub fn decode_service_definition(v: &Value) -> Result<ServiceDefinition, Definit
         }
     }
     f.ignore(IGNORED_SERVICE_FIELDS);
-    f.ignore(&["Ports"]);
     f.finish()?;
     Ok(def)
 }
@@ -284,6 +290,65 @@ fn invalid(msg: impl Into<String>) -> DefinitionError {
 fn is_ip_any(addr: &str) -> bool {
     let trimmed = addr.trim_start_matches('[').trim_end_matches(']');
     trimmed.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified())
+}
+
+/// Decodes `Ports[]` (`[{"Name","Port","Default"}]`) as (Name, Port, Default) triples.
+pub(crate) fn decode_ports(v: &Value) -> Result<Vec<(String, i64, bool)>, DefinitionError> {
+    let items = match v {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(items) => items,
+        _ => {
+            return Err(DefinitionError::Decode(
+                "json: cannot unmarshal value into Go struct field ServiceDefinition.Ports".to_owned(),
+            ));
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for p in items {
+        let mut p = Fields::new(p, "ServicePort")?;
+        let name = p.string(&["Name"])?.unwrap_or_default();
+        let number = p.int(&["Port"])?.unwrap_or(0);
+        let default = p.bool(&["Default"])?.unwrap_or(false);
+        p.finish()?;
+        out.push((name, number, default));
+    }
+    Ok(out)
+}
+
+/// Validates `Port` / `Ports[]`: they exclude each other; port names are non-empty and
+/// unique (case-insensitively, as DNS compares them); at most one is the default, and without
+/// one the first is. Returns the service's `Port` (the default named port) and the ports.
+pub(crate) fn service_ports(
+    single: i64,
+    named: &[(String, i64, bool)],
+) -> Result<(u16, Vec<ServicePort>), DefinitionError> {
+    if named.is_empty() {
+        return Ok((port(single)?, Vec::new()));
+    }
+    if single != 0 {
+        return Err(invalid("Cannot specify both Port and Ports"));
+    }
+    let mut ports: Vec<ServicePort> = Vec::with_capacity(named.len());
+    for (name, number, default) in named {
+        if name.is_empty() {
+            return Err(invalid("Invalid Ports: every port needs a Name"));
+        }
+        if ports.iter().any(|p| p.name.eq_ignore_ascii_case(name)) {
+            return Err(invalid(format!("Invalid Ports: duplicate port name {name:?}")));
+        }
+        ports.push(ServicePort { name: name.clone(), port: port(*number)?, default: *default });
+    }
+    match ports.iter().filter(|p| p.default).count() {
+        0 => {
+            if let Some(first) = ports.first_mut() {
+                first.default = true;
+            }
+        }
+        1 => {}
+        _ => return Err(invalid("Invalid Ports: only one port may be the default")),
+    }
+    let default = ports.iter().find(|p| p.default).map_or(0, |p| p.port);
+    Ok((default, ports))
 }
 
 fn port(p: i64) -> Result<u16, DefinitionError> {
@@ -472,6 +537,7 @@ impl ServiceDefinition {
             }
         };
         validate_meta(&self.meta).map_err(|e| invalid(format!("Invalid Service Meta: {e}")))?;
+        let (port_number, ports) = service_ports(self.port, &self.ports)?;
         let id = self.service_id().to_owned();
         let service = Service {
             node: node.name.clone(),
@@ -479,7 +545,8 @@ impl ServiceDefinition {
             name: self.name.clone(),
             tags: self.tags.clone(),
             address: self.address.clone(),
-            port: port(self.port)?,
+            port: port_number,
+            ports,
             meta: self.meta.clone(),
             tagged_addresses,
             weights,

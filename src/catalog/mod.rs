@@ -78,6 +78,17 @@ pub struct ServiceAddress {
     pub port: u16,
 }
 
+/// One named port of a multi-port service; DNS selects it with `<name>.port`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServicePort {
+    /// Port name, unique within the service.
+    pub name: String,
+    /// Port number.
+    pub port: u16,
+    /// Whether SRV answers without a `.port` label use this port.
+    pub default: bool,
+}
+
 /// SRV weights chosen by the instance's aggregated health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Weights {
@@ -108,6 +119,9 @@ pub struct Service {
     pub address: String,
     /// Service port.
     pub port: u16,
+    /// Named ports of a multi-port service (`Ports[]`); empty for a single-port service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<ServicePort>,
     /// Free-form metadata.
     pub meta: BTreeMap<String, String>,
     /// Consul's tagged addresses (`lan_ipv4`, `wan`, ...).
@@ -197,6 +211,7 @@ impl Service {
             tags: Vec::new(),
             address: String::new(),
             port,
+            ports: Vec::new(),
             meta: BTreeMap::new(),
             tagged_addresses: BTreeMap::new(),
             weights: Weights::default(),

@@ -100,6 +100,11 @@ impl CatalogState {
         self.nodes.get(&key(name))
     }
 
+    /// Every service instance, ordered by (node key, instance ID key).
+    pub fn services(&self) -> impl Iterator<Item = &Arc<Service>> {
+        self.services.values()
+    }
+
     /// Every node, ordered by name key.
     pub fn nodes(&self) -> impl Iterator<Item = &Arc<Node>> {
         self.nodes.values()

@@ -115,6 +115,12 @@ pub struct DnsConfig {
     pub enable_additional_node_meta_txt: bool,
     /// SOA values.
     pub soa: SoaConfig,
+    /// cairn: RFC-correct answers where Consul's are known bugs (default false; see the
+    /// README's "Differences from Consul").
+    pub strict_rfc: bool,
+    /// cairn: order service answers by a random choice weighted by `Weights.Passing` /
+    /// `Weights.Warning` instead of a uniform shuffle (default false).
+    pub weighted_shuffle: bool,
 }
 
 impl Default for DnsConfig {
@@ -133,6 +139,8 @@ impl Default for DnsConfig {
             a_record_limit: 0,
             enable_additional_node_meta_txt: true,
             soa: SoaConfig { refresh: 3600, retry: 600, expire: 86400, min_ttl: 0 },
+            strict_rfc: false,
+            weighted_shuffle: false,
         }
     }
 }
@@ -499,6 +507,8 @@ impl Raw {
                 }
                 "enable_truncate" => d.enable_truncate = src.boolean(&key, v)?,
                 "only_passing" => d.only_passing = src.boolean(&key, v)?,
+                "strict_rfc" => d.strict_rfc = src.boolean(&key, v)?,
+                "weighted_shuffle" => d.weighted_shuffle = src.boolean(&key, v)?,
                 "recursor_strategy" => {
                     d.recursor_strategy = match src.string(&key, v)?.as_str() {
                         "sequential" => RecursorStrategy::Sequential,

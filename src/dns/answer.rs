@@ -12,13 +12,15 @@
 //! Invariants: pure (the RNG is the only source of variation), reads only the given
 //! snapshot, never panics; a name that cannot be built (too long, bad label) is skipped.
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA, SRV, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
+use rand::RngExt;
 use rand::seq::SliceRandom;
 
 use super::DnsContext;
@@ -64,6 +66,33 @@ impl Answer {
     }
 }
 
+/// What the recursors answered for host names that instances and nodes use as addresses
+/// (spec §2.5). The first pass of a query runs with [`Resolved::pending`] and lists the
+/// names it needs; the listener asks the recursors and runs the query again with
+/// [`Resolved::complete`], which never asks for more.
+#[derive(Debug, Clone, Default)]
+pub struct Resolved {
+    complete: bool,
+    answers: HashMap<Name, Vec<Record>>,
+}
+
+impl Resolved {
+    /// Nothing resolved yet; external names are reported as needed.
+    pub fn pending() -> Self {
+        Self::default()
+    }
+
+    /// The recursors' answer sections by host name (a name they did not answer is absent).
+    pub fn complete(answers: impl IntoIterator<Item = (Name, Vec<Record>)>) -> Self {
+        let answers = answers.into_iter().map(|(name, records)| (name.to_lowercase(), records)).collect();
+        Self { complete: true, answers }
+    }
+
+    fn get(&self, name: &Name) -> Option<&Vec<Record>> {
+        self.answers.get(&name.to_lowercase())
+    }
+}
+
 /// The result of the answer stage.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Outcome {
@@ -71,15 +100,32 @@ pub(super) enum Outcome {
     Answer(Answer),
     /// Forward the request to the recursors.
     Forward,
+    /// Ask the recursors for these host names (A queries), then answer again.
+    Resolve(Vec<Name>),
 }
+
+/// Internal CNAME resolution depth (Consul's `maxRecursionLevelDefault`).
+const MAX_DEPTH: u8 = 3;
+/// Records kept from a recursor's answer for a request without EDNS (spec §2.5).
+const MAX_CHAIN_WITHOUT_EDNS: usize = 5;
 
 /// Everything one lookup needs, borrowed.
 struct Lookup<'a> {
     qname: &'a Name,
     qtype: RecordType,
+    /// The domain spelled as asked: generated names end with it.
     resp_domain: &'a str,
+    /// The owner of the SOA in negative answers.
+    zone: &'a str,
     ctx: &'a DnsContext,
     catalog: &'a CatalogState,
+    resolved: &'a Resolved,
+    /// External host names the answer needs from the recursors.
+    needs: &'a RefCell<Vec<Name>>,
+    /// Internal CNAME resolution depth of this lookup (0 for the question itself).
+    depth: u8,
+    /// Whether the request carried EDNS.
+    edns: bool,
 }
 
 /// Answers one routed question from `snap`.
@@ -88,29 +134,54 @@ pub(super) fn answer(
     routed: &Routed,
     ctx: &DnsContext,
     snap: &CatalogSnapshot,
+    resolved: &Resolved,
     rng: &mut impl rand::Rng,
 ) -> Outcome {
     let qtype = req.query.query_type();
     if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
         return Outcome::Answer(Answer::new(ResponseCode::NotImp, routed.route != Route::NotOurs));
     }
+    let needs = RefCell::new(Vec::new());
+    let strict = ctx.dns_config.strict_rfc;
     let l = Lookup {
         qname: req.query.name(),
         qtype,
         resp_domain: &routed.resp_domain,
+        zone: if strict { &routed.zone } else { &routed.resp_domain },
         ctx,
         catalog: &snap.catalog,
+        resolved,
+        needs: &needs,
+        depth: 0,
+        edns: req.edns.is_some(),
     };
     let ans = match &routed.route {
         Route::NotOurs if ctx.recursors.is_empty() => Answer::new(ResponseCode::Refused, false),
         Route::NotOurs => return Outcome::Forward,
-        _ if qtype == RecordType::SOA => soa_answer(&l, rng),
-        _ if qtype == RecordType::NS => ns_answer(&l, rng),
-        Route::Apex | Route::Invalid | Route::Unsupported(_) => l.nxdomain(),
-        Route::Service { tag, name, dc } => l.service(tag.as_deref(), name, dc, rng),
-        Route::Node { name, dc } => l.node(name, dc),
-        Route::Addr { ip } => l.addr(*ip),
+        Route::Ptr { ip } => match l.ptr(*ip) {
+            Some(a) => a,
+            None if !ctx.recursors.is_empty() => return Outcome::Forward,
+            None => l.nxdomain(),
+        },
+        _ if matches!(qtype, RecordType::SOA | RecordType::NS) && (!strict || routed.at_apex) => {
+            if qtype == RecordType::SOA { soa_answer(&l, rng) } else { ns_answer(&l, rng) }
+        }
+        // Strict RFC mode: SOA and NS exist only at zone apexes; elsewhere the name's
+        // existence decides between NXDOMAIN and NODATA.
+        _ if matches!(qtype, RecordType::SOA | RecordType::NS) => {
+            let scratch = RefCell::new(Vec::new());
+            let probe = Lookup { qtype: RecordType::ANY, needs: &scratch, ..l.sub(l.qname, l.resp_domain) };
+            match probe.route_answer(&routed.route, rng).rcode {
+                ResponseCode::NXDomain => l.nxdomain(),
+                _ => l.nodata(),
+            }
+        }
+        route => l.route_answer(route, rng),
     };
+    let needs = needs.into_inner();
+    if !needs.is_empty() && !resolved.complete && !ctx.recursors.is_empty() {
+        return Outcome::Resolve(needs);
+    }
     Outcome::Answer(ans)
 }
 
@@ -139,6 +210,8 @@ enum Want {
     V4,
     V6,
     Any,
+    /// Only host names (other qtypes: a CNAME is the only record they can get).
+    Host,
 }
 
 /// The address an instance or node offers for a family (spec §2.4).
@@ -162,9 +235,11 @@ fn pick(default: &str, lan4: Option<&str>, lan6: Option<&str>, want: Want) -> Ad
         Want::V4 => v4(lan4),
         Want::V6 => v6(lan6),
         Want::Any => v6(lan6).or_else(|| v4(lan4)),
+        Want::Host => None,
     };
     match (picked, fallback(), want) {
         (Some(ip), _, _) => Addr::Ip(ip),
+        (None, Addr::Ip(_), Want::Host) => Addr::Nothing,
         (None, Addr::Ip(ip), Want::V4) if !ip.is_ipv4() => Addr::Nothing,
         (None, Addr::Ip(ip), Want::V6) if !ip.is_ipv6() => Addr::Nothing,
         (None, other, _) => other,
@@ -176,14 +251,64 @@ fn node_addr(node: &Node, want: Want) -> Addr {
     pick(&node.address, tagged("lan_ipv4"), tagged("lan_ipv6"), want)
 }
 
-/// The instance's address: the service address when set, else the node's (spec §2.4).
-fn instance_addr(inst: &Instance, want: Want) -> Addr {
+/// Whether a registered host name spells `qname` (with or without the trailing dot).
+fn names_match(host: &str, qname: &Name) -> bool {
+    let q = qname.to_ascii();
+    host.trim_end_matches('.').eq_ignore_ascii_case(q.trim_end_matches('.'))
+}
+
+/// Whether the instance's own address applies: it is set and is not the question itself
+/// (a service whose address is its own DNS name uses the node's address, spec §1.11).
+fn has_service_address(inst: &Instance, qname: &Name) -> bool {
+    let a = &inst.service.address;
+    !a.is_empty() && !names_match(a, qname)
+}
+
+/// The instance's address: the service address when it applies, else the node's (§2.4).
+fn instance_addr(inst: &Instance, want: Want, qname: &Name) -> Addr {
     let s = &inst.service;
-    if s.address.is_empty() {
+    if !has_service_address(inst, qname) {
         return node_addr(&inst.node, want);
     }
     let tagged = |k: &str| s.tagged_addresses.get(k).map(|a| a.address.as_str());
     pick(&s.address, tagged("lan_ipv4"), tagged("lan_ipv6"), want)
+}
+
+/// A healthy instance chosen for an answer, with the port the question selects.
+struct Candidate {
+    inst: Instance,
+    health: HealthStatus,
+    port: u16,
+}
+
+impl Candidate {
+    fn weight(&self) -> u32 {
+        match self.health {
+            HealthStatus::Passing => self.inst.service.weights.passing,
+            _ => self.inst.service.weights.warning,
+        }
+    }
+}
+
+/// Orders candidates by weighted random choice without replacement: each position goes to
+/// a remaining instance with probability proportional to its weight (Efraimidis–Spirakis
+/// keys `ln(u) / w`); weight-0 instances follow all others, in random order.
+fn weighted_shuffle(cands: Vec<Candidate>, rng: &mut impl rand::Rng) -> Vec<Candidate> {
+    let mut keyed: Vec<(f64, Candidate)> = cands
+        .into_iter()
+        .map(|c| {
+            let u: f64 = 1.0 - rng.random::<f64>();
+            let key = match c.weight() {
+                0 => f64::NEG_INFINITY,
+                w => u.ln() / f64::from(w),
+            };
+            (key, c)
+        })
+        .collect();
+    // Ties (weight 0) keep this random order: the sort below is stable.
+    keyed.shuffle(rng);
+    keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
+    keyed.into_iter().map(|(_, c)| c).collect()
 }
 
 /// RFC 1464 `key=value` (spec §2.6); `rfc1035-` keys emit only the value.
@@ -240,10 +365,46 @@ fn is_dns_label_text(s: &str) -> bool {
         && s.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
-impl Lookup<'_> {
+impl<'a> Lookup<'a> {
+    /// The same lookup for another name (internal resolution, existence probes).
+    fn sub<'b>(&'b self, qname: &'b Name, resp_domain: &'b str) -> Lookup<'b> {
+        Lookup {
+            qname,
+            qtype: self.qtype,
+            resp_domain,
+            zone: resp_domain,
+            ctx: self.ctx,
+            catalog: self.catalog,
+            resolved: self.resolved,
+            needs: self.needs,
+            depth: self.depth,
+            edns: self.edns,
+        }
+    }
+
+    fn strict(&self) -> bool {
+        self.ctx.dns_config.strict_rfc
+    }
+
+    /// The answer for a name inside our domains (any qtype but SOA/NS at an apex).
+    fn route_answer(&self, route: &Route, rng: &mut impl rand::Rng) -> Answer {
+        match route {
+            Route::Service { tags, name, dc, port } => self.service(tags, name, dc, port.as_deref(), rng),
+            Route::Node { name, dc } => self.node(name, dc, rng),
+            Route::Addr { ip } => self.addr(*ip),
+            Route::Apex | Route::EmptyNonTerminal if self.strict() => self.nodata(),
+            Route::Apex
+            | Route::EmptyNonTerminal
+            | Route::Invalid
+            | Route::Unsupported(_)
+            | Route::Ptr { .. }
+            | Route::NotOurs => self.nxdomain(),
+        }
+    }
+
     fn soa(&self) -> Option<Record> {
         let d = self.resp_domain;
-        let owner = dns_name(d)?;
+        let owner = dns_name(self.zone)?;
         let mname = dns_name(&format!("ns.{d}"))?;
         let rname = dns_name(&format!("hostmaster.{d}"))?;
         let soa = &self.ctx.dns_config.soa;
@@ -274,40 +435,114 @@ impl Lookup<'_> {
         self.with_soa(ResponseCode::NoError)
     }
 
+    /// NOERROR with nothing: Consul's answer to a type mismatch on a node or `.addr.` name
+    /// (no SOA); strict RFC mode makes it a proper NODATA.
+    fn empty(&self) -> Answer {
+        if self.strict() { self.nodata() } else { Answer::new(ResponseCode::NoError, true) }
+    }
+
     fn node_name(&self, node: &str, dc: &str) -> Option<Name> {
         dns_name(&format!("{node}.node.{dc}.{}", self.resp_domain))
     }
 
-    fn service(&self, tag: Option<&str>, name: &str, dc: &str, rng: &mut impl rand::Rng) -> Answer {
+    /// Whether a host name lies inside one of our domains (resolved internally).
+    fn is_internal(&self, host: &Name) -> bool {
+        let domain_of = |d: &str| dns_name(d).is_some_and(|d| d.zone_of(host));
+        domain_of(&self.ctx.domain) || self.ctx.alt_domain.as_deref().is_some_and(domain_of)
+    }
+
+    /// The records a host name resolves to (spec §2.5). Inside our domains the name is
+    /// answered internally as an ANY question, up to `MAX_DEPTH` levels; outside them the
+    /// recursors' answer is used when there is one, and the name is reported as needed
+    /// otherwise. `service_ttl` set: keep only CNAME/A/AAAA and force that TTL (service
+    /// answers); unset: the recursor's answer section as is (node answers).
+    fn chain(&self, host: &Name, service_ttl: Option<u32>, rng: &mut impl rand::Rng) -> Vec<Record> {
+        let mut records: Vec<Record> = if self.is_internal(host) {
+            if self.depth >= MAX_DEPTH {
+                return Vec::new();
+            }
+            let routed = super::route(host, RecordType::ANY, self.ctx);
+            let inner = Lookup {
+                qtype: RecordType::ANY,
+                depth: self.depth + 1,
+                ..self.sub(host, &routed.resp_domain)
+            };
+            let ans = inner.route_answer(&routed.route, rng);
+            ans.answers.into_iter().map(|rr| rr.record).collect()
+        } else if self.ctx.recursors.is_empty() {
+            return Vec::new();
+        } else if let Some(answers) = self.resolved.get(host) {
+            answers.clone()
+        } else {
+            if !self.resolved.complete {
+                self.needs.borrow_mut().push(host.clone());
+            }
+            return Vec::new();
+        };
+        if let Some(ttl) = service_ttl {
+            records
+                .retain(|r| matches!(r.record_type(), RecordType::CNAME | RecordType::A | RecordType::AAAA));
+            for r in &mut records {
+                r.ttl = ttl;
+            }
+            if !self.edns {
+                records.truncate(MAX_CHAIN_WITHOUT_EDNS);
+            }
+        }
+        records
+    }
+
+    fn service(
+        &self,
+        tags: &[String],
+        name: &str,
+        dc: &str,
+        port: Option<&str>,
+        rng: &mut impl rand::Rng,
+    ) -> Answer {
         if dc != self.ctx.datacenter {
             return self.nxdomain();
         }
         let only_passing = self.ctx.dns_config.only_passing;
-        let mut instances: Vec<(Instance, HealthStatus)> = self
+        let has_tags =
+            |i: &Instance| tags.iter().all(|t| i.service.tags.iter().any(|x| x.eq_ignore_ascii_case(t)));
+        let selected_port = |i: &Instance| match port {
+            None => Some(i.service.port),
+            Some(p) => i.service.ports.iter().find(|sp| sp.name.eq_ignore_ascii_case(p)).map(|sp| sp.port),
+        };
+        let mut cands: Vec<Candidate> = self
             .catalog
             .service_instances(name)
-            .filter(|i| tag.is_none_or(|t| i.service.tags.iter().any(|x| x.eq_ignore_ascii_case(t))))
-            .filter_map(|i| {
-                let health = self.catalog.instance_health(&i.service.node, &i.service.id);
+            .filter(|i| has_tags(i))
+            .filter_map(|inst| {
+                let port = selected_port(&inst)?;
+                let health = self.catalog.instance_health(&inst.service.node, &inst.service.id);
                 let keep = match health {
                     HealthStatus::Passing => true,
                     HealthStatus::Warning => !only_passing,
                     HealthStatus::Critical => false,
                 };
-                keep.then_some((i, health))
+                keep.then_some(Candidate { inst, health, port })
             })
             .collect();
-        if instances.is_empty() {
+        if cands.is_empty() {
             return self.nxdomain();
         }
-        instances.shuffle(rng);
+        if self.ctx.dns_config.weighted_shuffle {
+            cands = weighted_shuffle(cands, rng);
+        } else {
+            cands.shuffle(rng);
+        }
         let ttl = secs(self.ctx.dns_config.service_ttl_for(name));
         let answers = match self.qtype {
-            RecordType::SRV => self.srv_records(&instances, dc, ttl),
-            RecordType::A => self.address_records(&instances, Want::V4, ttl),
-            RecordType::AAAA => self.address_records(&instances, Want::V6, ttl),
-            RecordType::ANY | RecordType::TXT => self.address_records(&instances, Want::Any, ttl),
-            _ => Vec::new(),
+            RecordType::SRV => self.srv_records(&cands, dc, ttl, rng),
+            RecordType::A => self.address_records(&cands, Want::V4, ttl, rng),
+            RecordType::AAAA => self.address_records(&cands, Want::V6, ttl, rng),
+            RecordType::ANY => self.address_records(&cands, Want::Any, ttl, rng),
+            // Consul answers TXT with the A/AAAA records (spec §2.2 quirk).
+            RecordType::TXT if !self.strict() => self.address_records(&cands, Want::Any, ttl, rng),
+            RecordType::TXT => Vec::new(),
+            _ => self.address_records(&cands, Want::Host, ttl, rng),
         };
         if answers.is_empty() {
             return self.nodata();
@@ -317,8 +552,16 @@ impl Lookup<'_> {
         a
     }
 
-    /// A/AAAA (or a single CNAME when every instance has a host name) for a service.
-    fn address_records(&self, instances: &[(Instance, HealthStatus)], want: Want, ttl: u32) -> Vec<Rr> {
+    /// A/AAAA records for a service, one per distinct IP (spec §2.5 mixing rule): if any
+    /// instance has an IP, instances with host names are left out; if none has, only the
+    /// first host name is answered, as a CNAME followed by what it resolves to.
+    fn address_records(
+        &self,
+        cands: &[Candidate],
+        want: Want,
+        ttl: u32,
+        rng: &mut impl rand::Rng,
+    ) -> Vec<Rr> {
         let limit = match self.ctx.dns_config.a_record_limit {
             0 => usize::MAX,
             n => usize::try_from(n).unwrap_or(usize::MAX),
@@ -326,8 +569,8 @@ impl Lookup<'_> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         let mut first_host = None;
-        for (inst, _) in instances {
-            match instance_addr(inst, want) {
+        for c in cands {
+            match instance_addr(&c.inst, want, self.qname) {
                 Addr::Ip(ip) => {
                     if out.len() < limit && seen.insert(ip) {
                         out.push(Rr::bare(ip_record(self.qname.clone(), ttl, ip)));
@@ -339,31 +582,34 @@ impl Lookup<'_> {
                 Addr::Nothing => {}
             }
         }
-        if out.is_empty()
-            && let Some(target) = first_host.and_then(|h| dns_name(&h))
-            && target != *self.qname
-        {
-            out.push(Rr::bare(Record::from_rdata(self.qname.clone(), ttl, RData::CNAME(CNAME(target)))));
+        if !out.is_empty() {
+            return out;
         }
+        let Some(target) = first_host.and_then(|h| dns_name(&h)) else {
+            return out;
+        };
+        out.push(Rr::bare(Record::from_rdata(self.qname.clone(), ttl, RData::CNAME(CNAME(target.clone())))));
+        out.extend(self.chain(&target, Some(ttl), rng).into_iter().map(Rr::bare));
         out
     }
 
     /// SRV records with their target addresses and node-meta TXT (spec §2.3).
-    fn srv_records(&self, instances: &[(Instance, HealthStatus)], dc: &str, ttl: u32) -> Vec<Rr> {
+    fn srv_records(&self, cands: &[Candidate], dc: &str, ttl: u32, rng: &mut impl rand::Rng) -> Vec<Rr> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
-        for (inst, health) in instances {
-            let (node, svc) = (&inst.node, &inst.service);
-            let addr = if svc.address.is_empty() { &node.address } else { &svc.address };
-            if !seen.insert((crate::catalog::key(&node.name), addr.clone(), svc.port)) {
+        for c in cands {
+            let (node, svc) = (&c.inst.node, &c.inst.service);
+            let own_address = has_service_address(&c.inst, self.qname);
+            let addr = if own_address { &svc.address } else { &node.address };
+            if !seen.insert((crate::catalog::key(&node.name), addr.clone(), c.port)) {
                 continue;
             }
             let Some(node_target) = self.node_name(&node.name, dc) else {
                 continue;
             };
             let mut extra = Vec::new();
-            let target = match instance_addr(inst, Want::Any) {
-                Addr::Ip(ip) if svc.address.is_empty() => {
+            let target = match instance_addr(&c.inst, Want::Any, self.qname) {
+                Addr::Ip(ip) if !own_address => {
                     extra.push(ip_record(node_target.clone(), ttl, ip));
                     node_target.clone()
                 }
@@ -376,7 +622,10 @@ impl Lookup<'_> {
                     t
                 }
                 Addr::Host(h) => match dns_name(&h) {
-                    Some(t) => t,
+                    Some(t) => {
+                        extra.extend(self.chain(&t, Some(ttl), rng));
+                        t
+                    }
                     None => continue,
                 },
                 Addr::Nothing => continue,
@@ -384,18 +633,14 @@ impl Lookup<'_> {
             if self.ctx.dns_config.enable_additional_node_meta_txt {
                 extra.extend(meta_txt(&node_target, ttl, node));
             }
-            let weight = match health {
-                HealthStatus::Passing => svc.weights.passing,
-                _ => svc.weights.warning,
-            };
-            let weight = u16::try_from(weight).unwrap_or(u16::MAX);
-            let srv = SRV::new(1, weight, svc.port, target);
+            let weight = u16::try_from(c.weight()).unwrap_or(u16::MAX);
+            let srv = SRV::new(1, weight, c.port, target);
             out.push(Rr { record: Record::from_rdata(self.qname.clone(), ttl, RData::SRV(srv)), extra });
         }
         out
     }
 
-    fn node(&self, name: &str, dc: &str) -> Answer {
+    fn node(&self, name: &str, dc: &str, rng: &mut impl rand::Rng) -> Answer {
         if dc != self.ctx.datacenter {
             return self.nxdomain();
         }
@@ -410,27 +655,31 @@ impl Lookup<'_> {
             RecordType::ANY => Want::Any,
             RecordType::TXT => {
                 a.answers = meta_txt(self.qname, ttl, node).into_iter().map(Rr::bare).collect();
-                return a;
+                return if a.answers.is_empty() { self.empty() } else { a };
             }
-            _ => return a,
-        };
-        let record = match node_addr(node, want) {
-            Addr::Ip(ip) => ip_record(self.qname.clone(), ttl, ip),
-            Addr::Host(h) => match dns_name(&h) {
-                Some(t) if t != *self.qname => {
-                    Record::from_rdata(self.qname.clone(), ttl, RData::CNAME(CNAME(t)))
-                }
-                _ => return a,
-            },
-            Addr::Nothing => return a,
+            _ => return self.empty(),
         };
         let txt = meta_txt(self.qname, ttl, node);
-        if want == Want::Any {
-            a.answers.push(Rr::bare(record));
-            a.answers.extend(txt.into_iter().map(Rr::bare));
-        } else {
-            let extra = if self.ctx.dns_config.enable_additional_node_meta_txt { txt } else { Vec::new() };
-            a.answers.push(Rr { record, extra });
+        match node_addr(node, want) {
+            Addr::Ip(ip) => {
+                let record = ip_record(self.qname.clone(), ttl, ip);
+                if want == Want::Any {
+                    a.answers.push(Rr::bare(record));
+                    a.answers.extend(txt.into_iter().map(Rr::bare));
+                } else {
+                    let meta = self.ctx.dns_config.enable_additional_node_meta_txt;
+                    a.answers.push(Rr { record, extra: if meta { txt } else { Vec::new() } });
+                }
+            }
+            Addr::Host(h) => {
+                let Some(target) = dns_name(&h) else {
+                    return self.empty();
+                };
+                let cname = Record::from_rdata(self.qname.clone(), ttl, RData::CNAME(CNAME(target.clone())));
+                a.answers.push(Rr::bare(cname));
+                a.answers.extend(self.chain(&target, None, rng).into_iter().map(Rr::bare));
+            }
+            Addr::Nothing => return self.empty(),
         }
         a
     }
@@ -444,16 +693,40 @@ impl Lookup<'_> {
             | (IpAddr::V6(_), RecordType::AAAA | RecordType::ANY) => {
                 a.answers.push(Rr::bare(record));
             }
+            _ if self.strict() => return self.nodata(),
             // Consul quirk (spec §1.7): other qtypes get the address in Additional.
             _ => a.additionals.push(record),
         }
         a
     }
 
-    /// Up to three NS records for the apex with their glue (spec §2.7).
+    /// The PTR for a reverse name (spec §1.10): the first node with that address, else the
+    /// first service instance whose own address it is. `None`: nobody has it.
+    fn ptr(&self, ip: Option<IpAddr>) -> Option<Answer> {
+        let ip = ip?;
+        let is_ip = |a: &str| a.parse::<IpAddr>().is_ok_and(|a| a == ip);
+        let dc = &self.ctx.datacenter;
+        let domain = &self.ctx.domain;
+        let target = match self.catalog.nodes().find(|n| is_ip(&n.address)) {
+            Some(node) => format!("{}.node.{dc}.{domain}", node.name),
+            None => {
+                let svc = self.catalog.services().find(|s| is_ip(&s.address))?;
+                format!("{}.service.{dc}.{domain}", svc.name)
+            }
+        };
+        let target = dns_name(&target)?;
+        let mut a = Answer::new(ResponseCode::NoError, true);
+        a.answers.push(Rr::bare(Record::from_rdata(self.qname.clone(), 0, RData::PTR(PTR(target)))));
+        if self.qtype == RecordType::SOA {
+            a.authorities.extend(self.soa());
+        }
+        Some(a)
+    }
+
+    /// Up to three NS records for the zone apex with their glue (spec §2.7).
     fn ns_records(&self, rng: &mut impl rand::Rng) -> Vec<Rr> {
         let ttl = secs(self.ctx.dns_config.node_ttl);
-        let Some(apex) = dns_name(self.resp_domain) else {
+        let Some(apex) = dns_name(self.zone) else {
             return Vec::new();
         };
         let mut servers: Vec<_> = self

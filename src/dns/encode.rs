@@ -16,6 +16,7 @@
 use std::collections::HashSet;
 
 use hickory_proto::op::{Edns, Message, MessageType, Metadata, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
@@ -42,10 +43,17 @@ fn base(meta: &Metadata, ctx: &DnsContext) -> Message {
     msg
 }
 
+/// The reply's OPT: the client's UDP size echoed (spec §2.12) and its Client Subnet option
+/// echoed with SCOPE 0, since no answer depends on the client's location (§2.13).
 fn echo_edns(req: &Request) -> Option<Edns> {
     req.edns.as_ref().map(|e| {
         let mut out = Edns::new();
         out.set_max_payload(e.max_payload());
+        if let Some(EdnsOption::Subnet(subnet)) = e.option(EdnsCode::Subnet) {
+            let mut subnet = subnet.clone();
+            subnet.set_scope_prefix(0);
+            out.options_mut().insert(EdnsOption::Subnet(subnet));
+        }
         out
     })
 }
@@ -85,6 +93,15 @@ pub(super) fn servfail(req: &Request, ctx: &DnsContext) -> Option<Vec<u8>> {
     msg.queries.push(req.query.clone());
     msg.edns = echo_edns(req);
     render(&msg, ctx)
+}
+
+/// A recursor's reply as the client gets it: re-encoded without compression when
+/// `disable_compression` is set (spec §2.16), otherwise (or if it does not decode) as is.
+pub(super) fn recompress(reply: Vec<u8>, ctx: &DnsContext) -> Vec<u8> {
+    if !ctx.dns_config.disable_compression {
+        return reply;
+    }
+    Message::from_vec(&reply).ok().and_then(|msg| render_with(&msg, true)).unwrap_or(reply)
 }
 
 /// A data record's identity for de-duplicating Additional.

@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::{DnsContext, Response, Transport, recursor, respond};
+use super::{DnsContext, Resolved, Response, Transport, encode, recursor, respond};
 use crate::snapshot::SnapshotHandle;
 
 /// How long a TCP connection may sit idle between queries (and per read or write).
@@ -52,9 +52,50 @@ fn respond_now(
     transport: Transport,
     ctx: &DnsContext,
     snapshots: &SnapshotHandle,
+    resolved: &Resolved,
 ) -> Response {
     let snap = snapshots.load();
-    respond(packet, transport, ctx, &snap, &mut rand::rng())
+    respond(packet, transport, ctx, &snap, resolved, &mut rand::rng())
+}
+
+/// Whether answering needs the recursors (an await), so UDP moves it off the receive loop.
+fn needs_recursors(response: &Response) -> bool {
+    matches!(response, Response::Forward { .. } | Response::Resolve(_))
+}
+
+/// Finishes a response that needs the recursors: forwards the request, or resolves the
+/// external host names and answers again from the then-current snapshot.
+async fn finish(
+    response: Response,
+    packet: &[u8],
+    transport: Transport,
+    ctx: &DnsContext,
+    snapshots: &SnapshotHandle,
+) -> Option<Vec<u8>> {
+    let d = &ctx.dns_config;
+    match response {
+        Response::Reply(bytes) => Some(bytes),
+        Response::Drop => None,
+        Response::Forward { request, failure, .. } => {
+            let reply = recursor::forward(
+                &request,
+                transport,
+                &ctx.recursors,
+                d.recursor_strategy,
+                d.recursor_timeout,
+            )
+            .await;
+            Some(reply.map_or(failure, |r| encode::recompress(r, ctx)))
+        }
+        Response::Resolve(names) => {
+            let answers =
+                recursor::resolve(&names, &ctx.recursors, d.recursor_strategy, d.recursor_timeout).await;
+            match respond_now(packet, transport, ctx, snapshots, &Resolved::complete(answers)) {
+                Response::Reply(bytes) => Some(bytes),
+                _ => None,
+            }
+        }
+    }
 }
 
 async fn udp_loop(
@@ -79,32 +120,35 @@ async fn udp_loop(
         };
         let Some(packet) = buf.get(..n) else { continue };
         let cfg = ctx.load_full();
-        match respond_now(packet, Transport::Udp, &cfg, &snapshots) {
-            Response::Reply(bytes) => {
-                if let Err(err) = udp.send_to(&bytes, peer).await {
-                    tracing::debug!(%err, %peer, "DNS UDP send failed");
-                }
+        let response = respond_now(packet, Transport::Udp, &cfg, &snapshots, &Resolved::pending());
+        if !needs_recursors(&response) {
+            if let Response::Reply(bytes) = response
+                && let Err(err) = udp.send_to(&bytes, peer).await
+            {
+                tracing::debug!(%err, %peer, "DNS UDP send failed");
             }
-            Response::Forward { request, failure, .. } => {
-                let Ok(permit) = forwards.clone().try_acquire_owned() else {
-                    let _ = udp.send_to(&failure, peer).await;
-                    continue;
-                };
-                let udp = udp.clone();
-                tokio::spawn(async move {
-                    let d = &cfg.dns_config;
-                    let reply =
-                        recursor::forward(&request, &cfg.recursors, d.recursor_strategy, d.recursor_timeout)
-                            .await
-                            .unwrap_or(failure);
-                    if let Err(err) = udp.send_to(&reply, peer).await {
-                        tracing::debug!(%err, %peer, "DNS UDP send failed");
-                    }
-                    drop(permit);
-                });
-            }
-            Response::Drop => {}
+            continue;
         }
+        let Ok(permit) = forwards.clone().try_acquire_owned() else {
+            // Overloaded: answer without the recursors rather than queue without bound.
+            if let Response::Forward { failure, .. } = response {
+                let _ = udp.send_to(&failure, peer).await;
+            } else if let Response::Reply(bytes) =
+                respond_now(packet, Transport::Udp, &cfg, &snapshots, &Resolved::complete([]))
+            {
+                let _ = udp.send_to(&bytes, peer).await;
+            }
+            continue;
+        };
+        let (udp, snapshots, packet) = (udp.clone(), snapshots.clone(), packet.to_vec());
+        tokio::spawn(async move {
+            if let Some(reply) = finish(response, &packet, Transport::Udp, &cfg, &snapshots).await
+                && let Err(err) = udp.send_to(&reply, peer).await
+            {
+                tracing::debug!(%err, %peer, "DNS UDP send failed");
+            }
+            drop(permit);
+        });
     }
 }
 
@@ -153,15 +197,9 @@ async fn tcp_conn(mut stream: TcpStream, ctx: &ArcSwap<DnsContext>, snapshots: &
             return;
         }
         let cfg = ctx.load_full();
-        let reply = match respond_now(&body, Transport::Tcp, &cfg, snapshots) {
-            Response::Reply(bytes) => bytes,
-            Response::Forward { request, failure, .. } => {
-                let d = &cfg.dns_config;
-                recursor::forward(&request, &cfg.recursors, d.recursor_strategy, d.recursor_timeout)
-                    .await
-                    .unwrap_or(failure)
-            }
-            Response::Drop => return,
+        let response = respond_now(&body, Transport::Tcp, &cfg, snapshots, &Resolved::pending());
+        let Some(reply) = finish(response, &body, Transport::Tcp, &cfg, snapshots).await else {
+            return;
         };
         let Ok(n) = u16::try_from(reply.len()) else { return };
         let mut frame = Vec::with_capacity(reply.len() + 2);

@@ -31,7 +31,7 @@ mod tests;
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use answer::{Answer, Rr};
+pub use answer::{Answer, Resolved, Rr};
 pub use listener::serve;
 pub use parse::{ParseError, Request};
 pub use route::{Route, Routed, route};
@@ -117,6 +117,9 @@ pub enum Response {
         /// The reply to send when no recursor answers usefully.
         failure: Vec<u8>,
     },
+    /// The answer needs these external host names resolved (CNAME targets of instances
+    /// and nodes): ask the recursors, then call [`respond`] again with their answers.
+    Resolve(Vec<hickory_proto::rr::Name>),
     /// Send nothing (unreadable header, or a response sent to us).
     Drop,
 }
@@ -124,7 +127,8 @@ pub enum Response {
 /// The pure core, for tests and fuzzing: request bytes -> response bytes (`None` = drop).
 ///
 /// A request that would be forwarded to a recursor yields the "all recursors failed"
-/// SERVFAIL here, since forwarding needs IO; `serve` uses [`respond`] and forwards.
+/// SERVFAIL here, and external host names stay unresolved, since both need IO; `serve`
+/// uses [`respond`], which reports them.
 pub fn handle(
     request: &[u8],
     transport: Transport,
@@ -132,19 +136,24 @@ pub fn handle(
     snap: &CatalogSnapshot,
     rng: &mut impl rand::Rng,
 ) -> Option<Vec<u8>> {
-    match respond(request, transport, ctx, snap, rng) {
+    let mut response = respond(request, transport, ctx, snap, &Resolved::pending(), rng);
+    if let Response::Resolve(_) = response {
+        response = respond(request, transport, ctx, snap, &Resolved::complete([]), rng);
+    }
+    match response {
         Response::Reply(bytes) => Some(bytes),
         Response::Forward { failure, .. } => Some(failure),
-        Response::Drop => None,
+        Response::Resolve(_) | Response::Drop => None,
     }
 }
 
-/// Like [`handle`], but reports "forward to the recursors" instead of answering it.
+/// Like [`handle`], but reports what needs the recursors instead of answering without them.
 pub fn respond(
     request: &[u8],
     transport: Transport,
     ctx: &DnsContext,
     snap: &CatalogSnapshot,
+    resolved: &Resolved,
     rng: &mut impl rand::Rng,
 ) -> Response {
     let req = match parse::parse(request) {
@@ -157,7 +166,7 @@ pub fn respond(
         }
     };
     let routed = route(req.query.name(), req.query.query_type(), ctx);
-    match answer::answer(&req, &routed, ctx, snap, rng) {
+    match answer::answer(&req, &routed, ctx, snap, resolved, rng) {
         answer::Outcome::Answer(ans) => {
             encode::encode(&req, ans, transport, ctx).map_or(Response::Drop, Response::Reply)
         }
@@ -165,5 +174,6 @@ pub fn respond(
             Some(failure) => Response::Forward { request: request.to_vec(), id: req.metadata.id, failure },
             None => Response::Drop,
         },
+        answer::Outcome::Resolve(names) => Response::Resolve(names),
     }
 }

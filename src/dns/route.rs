@@ -22,12 +22,15 @@ use super::DnsContext;
 pub enum Route {
     /// `[<tag>.]<svc>.service[.<dc>].<domain>` or RFC 2782 `_<svc>._<tag|tcp>...`.
     Service {
-        /// Tag filter (all labels before the service name, joined with `.`), lower-case.
-        tag: Option<String>,
+        /// Tags an instance must all carry, lower-case: Consul's single tag (every label
+        /// before the service name, joined with `.`) plus cairn's `<tag>.tag` suffix pairs.
+        tags: Vec<String>,
         /// Service name, lower-case.
         name: String,
         /// Datacenter asked for (ours when the name has none), lower-case.
         dc: String,
+        /// Named port (`<name>.port`), lower-case.
+        port: Option<String>,
     },
     /// `<node>.node[.<dc>].<domain>`; the node name may contain dots.
     Node {
@@ -41,10 +44,18 @@ pub enum Route {
         /// The decoded address.
         ip: IpAddr,
     },
+    /// A reverse name under `arpa.`; `None` when it does not spell a whole address.
+    Ptr {
+        /// The address the name reverses to.
+        ip: Option<IpAddr>,
+    },
     /// The domain apex itself (`consul.`).
     Apex,
-    /// A kind this build does not serve yet (`query`, `connect`, `ingress`, `virtual`,
-    /// cluster peers, named ports): answered like an unknown name.
+    /// A name that only exists as an ancestor of real names (`service.consul.`,
+    /// `dc1.consul.`, `node.dc1.consul.`): NXDOMAIN for Consul, NODATA in strict RFC mode.
+    EmptyNonTerminal,
+    /// A kind this build does not serve (`query`, `connect`, `ingress`, `virtual`, cluster
+    /// peers): answered like an unknown name.
     Unsupported(&'static str),
     /// Inside the domain but not a valid name form: NXDOMAIN.
     Invalid,
@@ -58,9 +69,19 @@ pub struct Routed {
     /// The lookup.
     pub route: Route,
     /// The matched domain spelled as in the question (case kept), fully qualified; names we
-    /// generate (SRV targets, SOA, NS) end with it. Empty for `NotOurs`.
+    /// generate (SRV targets, SOA, NS) end with it. For `Ptr` it is the primary domain;
+    /// empty for `NotOurs`.
     pub resp_domain: String,
+    /// The zone the name belongs to in strict RFC mode: `service.`, `node.`, `addr.` and
+    /// `query.` below the domain are zones of their own there (so a resolver may forward
+    /// just `service.consul`), everything else belongs to the domain. Spelled as asked.
+    pub zone: String,
+    /// Whether the name is the apex of `zone` (where SOA and NS records live).
+    pub at_apex: bool,
 }
+
+/// First labels that start a zone of their own in strict RFC mode.
+const SUB_ZONES: [&str; 4] = ["service", "node", "addr", "query"];
 
 const KINDS: [&str; 7] = ["service", "connect", "virtual", "ingress", "node", "query", "addr"];
 
@@ -80,21 +101,81 @@ pub fn route(qname: &Name, qtype: RecordType, ctx: &DnsContext) -> Routed {
         }
     }
     let Some(n) = best else {
-        return Routed { route: Route::NotOurs, resp_domain: String::new() };
+        if labels.last().is_some_and(|l| l == "arpa") {
+            let resp_domain = ctx.domain.clone();
+            return Routed {
+                route: reverse(&labels),
+                zone: resp_domain.clone(),
+                resp_domain,
+                at_apex: false,
+            };
+        }
+        return Routed {
+            route: Route::NotOurs,
+            resp_domain: String::new(),
+            zone: String::new(),
+            at_apex: false,
+        };
     };
     let split = labels.len() - n;
     let mut resp_domain: String = original[split..].iter().map(|l| format!("{l}.")).collect();
     if resp_domain.is_empty() {
         resp_domain.push('.');
     }
+    let sub_zone = split
+        .checked_sub(1)
+        .filter(|&i| labels.get(i).is_some_and(|l| SUB_ZONES.contains(&l.as_str())))
+        .and_then(|i| original.get(i));
+    let (zone, at_apex) = match sub_zone {
+        Some(label) => (format!("{label}.{resp_domain}"), split == 1),
+        None => (resp_domain.clone(), split == 0),
+    };
     let route = classify(&labels[..split], qtype, ctx);
-    Routed { route, resp_domain }
+    Routed { route, resp_domain, zone, at_apex }
+}
+
+/// Decodes `d.c.b.a.in-addr.arpa.` (four decimal labels) or the 32-nibble `ip6.arpa.` form.
+fn reverse(labels: &[String]) -> Route {
+    let ip = match labels {
+        [rest @ .., zone, arpa] if zone == "in-addr" && arpa == "arpa" && rest.len() == 4 => {
+            let mut octets = [0u8; 4];
+            rest.iter()
+                .rev()
+                .zip(octets.iter_mut())
+                .try_for_each(|(label, octet)| {
+                    let digits_only =
+                        !label.is_empty() && label.len() <= 3 && label.bytes().all(|b| b.is_ascii_digit());
+                    *octet = label.parse().ok().filter(|_| digits_only)?;
+                    Some(())
+                })
+                .map(|()| IpAddr::V4(Ipv4Addr::from(octets)))
+        }
+        [rest @ .., zone, arpa] if zone == "ip6" && arpa == "arpa" && rest.len() == 32 => {
+            let mut value: u128 = 0;
+            rest.iter()
+                .rev()
+                .try_for_each(|nibble| {
+                    let [b] = nibble.as_bytes() else { return None };
+                    let digit = char::from(*b).to_digit(16)?;
+                    value = (value << 4) | u128::from(digit);
+                    Some(())
+                })
+                .map(|()| IpAddr::V6(Ipv6Addr::from(value)))
+        }
+        _ => None,
+    };
+    Route::Ptr { ip }
 }
 
 /// Classifies the labels left of the domain.
 fn classify(rest: &[String], qtype: RecordType, ctx: &DnsContext) -> Route {
     if rest.is_empty() {
         return Route::Apex;
+    }
+    if let [dc] = rest
+        && *dc == ctx.datacenter
+    {
+        return Route::EmptyNonTerminal;
     }
     let mut found = None;
     for (i, label) in rest.iter().enumerate().rev() {
@@ -110,54 +191,82 @@ fn classify(rest: &[String], qtype: RecordType, ctx: &DnsContext) -> Route {
     let Some((kind, parts, suffix)) = found else {
         return Route::Invalid;
     };
+    if kind == "addr" {
+        return match parts {
+            [hex] => decode_addr(hex).map_or(Route::Invalid, |ip| Route::Addr { ip }),
+            [] if suffix.is_empty() => Route::EmptyNonTerminal,
+            _ => Route::Invalid,
+        };
+    }
+    let loc = match locality(suffix, ctx) {
+        Ok(loc) => loc,
+        Err(route) => return route,
+    };
     if parts.is_empty() {
-        return Route::Invalid;
+        let plain = loc.port.is_none() && loc.tags.is_empty() && loc.dc == ctx.datacenter;
+        return if plain && matches!(kind, "service" | "node" | "query") {
+            Route::EmptyNonTerminal
+        } else {
+            Route::Invalid
+        };
     }
     match kind {
-        "addr" => match parts {
-            [hex] => decode_addr(hex).map_or(Route::Invalid, |ip| Route::Addr { ip }),
-            _ => Route::Invalid,
-        },
-        "service" => {
-            let dc = match locality(suffix, ctx) {
-                Ok(dc) => dc,
-                Err(route) => return route,
-            };
-            service(parts, dc)
+        "service" => service(parts, loc),
+        "node" if loc.port.is_none() && loc.tags.is_empty() => {
+            Route::Node { name: parts.join("."), dc: loc.dc }
         }
-        "node" => match locality(suffix, ctx) {
-            Ok(dc) => Route::Node { name: parts.join("."), dc },
-            Err(route) => route,
-        },
+        "node" => Route::Invalid,
         other => Route::Unsupported(other),
     }
 }
 
-fn service(parts: &[String], dc: String) -> Route {
+fn service(parts: &[String], loc: Locality) -> Route {
+    let Locality { dc, port, mut tags } = loc;
     if let [svc, proto] = parts
         && let (Some(svc), Some(proto)) = (svc.strip_prefix('_'), proto.strip_prefix('_'))
     {
         if svc.is_empty() {
             return Route::Invalid;
         }
-        let tag = (proto != "tcp").then(|| proto.to_owned());
-        return Route::Service { tag, name: svc.to_owned(), dc };
+        if proto != "tcp" {
+            tags.insert(0, proto.to_owned());
+        }
+        return Route::Service { tags, name: svc.to_owned(), dc, port };
     }
-    let Some((name, tags)) = parts.split_last() else {
+    let Some((name, tag_parts)) = parts.split_last() else {
         return Route::Invalid;
     };
-    let tag = (!tags.is_empty()).then(|| tags.join("."));
-    Route::Service { tag, name: name.clone(), dc }
+    if !tag_parts.is_empty() {
+        tags.insert(0, tag_parts.join("."));
+    }
+    Route::Service { tags, name: name.clone(), dc, port }
 }
 
-/// CE locality suffix (spec §1.3): none, `<dc>`, or `<v>.dc` / `<v>.peer` / `<v>.port` pairs.
-fn locality(suffix: &[String], ctx: &DnsContext) -> Result<String, Route> {
+/// The most `<value>.<keyword>` pairs a locality suffix may hold.
+const MAX_LOCALITY_PAIRS: usize = 16;
+
+/// What the labels right of the kind label ask for.
+#[derive(Debug)]
+struct Locality {
+    dc: String,
+    port: Option<String>,
+    tags: Vec<String>,
+}
+
+/// Locality suffix (spec §1.3): none, `<dc>`, or `<v>.dc` / `<v>.peer` / `<v>.port` pairs
+/// (CE allows at most one of each), plus cairn's repeatable `<tag>.tag` pairs, which Consul
+/// rejects with NXDOMAIN, so they change only answers that used to fail.
+fn locality(suffix: &[String], ctx: &DnsContext) -> Result<Locality, Route> {
+    let mut loc = Locality { dc: ctx.datacenter.clone(), port: None, tags: Vec::new() };
     match suffix {
-        [] => return Ok(ctx.datacenter.clone()),
-        [dc] => return Ok(dc.clone()),
+        [] => return Ok(loc),
+        [dc] => {
+            loc.dc.clone_from(dc);
+            return Ok(loc);
+        }
         _ => {}
     }
-    if !suffix.len().is_multiple_of(2) || suffix.len() > 6 {
+    if !suffix.len().is_multiple_of(2) || suffix.len() > 2 * MAX_LOCALITY_PAIRS {
         return Err(Route::Invalid);
     }
     let (mut dc, mut peer, mut port) = (None, None, None);
@@ -169,17 +278,26 @@ fn locality(suffix: &[String], ctx: &DnsContext) -> Result<String, Route> {
             "dc" => &mut dc,
             "peer" => &mut peer,
             "port" => &mut port,
+            "tag" => {
+                loc.tags.push(value.clone());
+                continue;
+            }
             _ => return Err(Route::Invalid),
         };
         if slot.replace(value.clone()).is_some() {
             return Err(Route::Invalid);
         }
     }
-    match (dc, peer, port) {
-        (Some(_), Some(_), _) => Err(Route::Invalid),
-        (_, Some(_), _) => Err(Route::Unsupported("peer")),
-        (_, _, Some(_)) => Err(Route::Unsupported("port")),
-        (dc, None, None) => Ok(dc.unwrap_or_else(|| ctx.datacenter.clone())),
+    match (dc, peer) {
+        (Some(_), Some(_)) => Err(Route::Invalid),
+        (_, Some(_)) => Err(Route::Unsupported("peer")),
+        (dc, None) => {
+            if let Some(dc) = dc {
+                loc.dc = dc;
+            }
+            loc.port = port;
+            Ok(loc)
+        }
     }
 }
 

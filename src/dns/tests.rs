@@ -193,7 +193,8 @@ fn check_route(name: &str, qtype: RecordType, expected: Route) {
 }
 
 fn svc(tag: Option<&str>, name: &str, dc: &str) -> Route {
-    Route::Service { tag: tag.map(str::to_owned), name: name.into(), dc: dc.into() }
+    let tags = tag.map(str::to_owned).into_iter().collect();
+    Route::Service { tags, name: name.into(), dc: dc.into(), port: None }
 }
 
 // ----- routing -------------------------------------------------------------------------
@@ -230,12 +231,36 @@ fn routes() {
     check_route("7f00001.addr.consul.", A, Route::Invalid);
     check_route("zz000001.addr.consul.", A, Route::Invalid);
     check_route("consul.", A, Route::Apex);
-    check_route("node.consul.", A, Route::Invalid);
-    check_route("service.consul.", A, Route::Invalid);
+    check_route("node.consul.", A, Route::EmptyNonTerminal);
+    check_route("service.consul.", A, Route::EmptyNonTerminal);
+    check_route("service.dc1.consul.", A, Route::EmptyNonTerminal);
+    check_route("dc1.consul.", A, Route::EmptyNonTerminal);
+    check_route("addr.consul.", A, Route::EmptyNonTerminal);
+    check_route("service.dc2.consul.", A, Route::Invalid);
     check_route("nonexisting.consul.", A, Route::Invalid);
     check_route("foo.service.dc1.extra.more.consul.", A, Route::Invalid);
     check_route("foo.service.x.dc.y.peer.consul.", A, Route::Invalid);
     check_route("foo.service.p.peer.consul.", A, Route::Unsupported("peer"));
+    let tagged = |tags: &[&str], port: Option<&str>| Route::Service {
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        name: "web".into(),
+        dc: "dc1".into(),
+        port: port.map(str::to_owned),
+    };
+    check_route("_web._tcp.service.http.port.consul.", SRV, tagged(&[], Some("http")));
+    check_route("web.service.dc1.dc.http.port.consul.", SRV, tagged(&[], Some("http")));
+    check_route("web.service.a.tag.b.tag.consul.", A, tagged(&["a", "b"], None));
+    check_route("v1.x.web.service.b.tag.consul.", A, tagged(&["v1.x", "b"], None));
+    check_route("_web._a.service.b.tag.consul.", SRV, tagged(&["a", "b"], None));
+    check_route("foo.node.a.tag.consul.", A, Route::Invalid);
+    check_route("2.0.0.127.in-addr.arpa.", A, Route::Ptr { ip: Some("127.0.0.2".parse().expect("ip")) });
+    check_route("0.127.in-addr.arpa.", A, Route::Ptr { ip: None });
+    check_route("256.0.0.127.in-addr.arpa.", A, Route::Ptr { ip: None });
+    check_route(
+        "2.4.2.4.2.4.2.4.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa.",
+        A,
+        Route::Ptr { ip: Some("::4242:4242".parse().expect("ip")) },
+    );
     check_route("foo.query.consul.", A, Route::Unsupported("query"));
     check_route("example.com.", A, Route::NotOurs);
     check_route("consul.service.", A, Route::NotOurs);
@@ -676,7 +701,7 @@ fn recursors_set_ra_and_forward_falls_back_to_servfail() {
     let s = catalog();
     let mut rng = StdRng::seed_from_u64(1);
     let bytes = query_bytes("example.com.", RecordType::A, Some(1232));
-    match respond(&bytes, Transport::Udp, &c, &s, &mut rng) {
+    match respond(&bytes, Transport::Udp, &c, &s, &Resolved::pending(), &mut rng) {
         Response::Forward { id, failure, .. } => {
             assert_eq!(id, 0xbeef);
             let r = Message::from_vec(&failure).expect("dec");
@@ -953,10 +978,13 @@ async fn recursor_falls_through_servfail_and_silence() {
     let q = query_bytes("example.com.", RecordType::A, None);
     let order = [silent.local_addr().expect("addr"), failing, good];
     let t = Duration::from_millis(200);
-    let reply =
-        recursor::forward(&q, &order, crate::config::RecursorStrategy::Sequential, t).await.expect("reply");
+    let reply = recursor::forward(&q, Transport::Udp, &order, crate::config::RecursorStrategy::Sequential, t)
+        .await
+        .expect("reply");
     let msg = Message::from_vec(&reply).expect("dec");
     assert_eq!((msg.metadata.id, msg.metadata.response_code), (0xbeef, ResponseCode::NXDomain));
-    let none = recursor::forward(&q, &order[..2], crate::config::RecursorStrategy::Sequential, t).await;
+    let none =
+        recursor::forward(&q, Transport::Udp, &order[..2], crate::config::RecursorStrategy::Sequential, t)
+            .await;
     assert!(none.is_none());
 }

@@ -14,8 +14,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::error::ApiError;
-use crate::agent::{DefinitionError, Fields, format_go_duration};
-use crate::catalog::{Check, CheckDefinition, HealthStatus, Node, Service, ServiceAddress, Weights};
+use crate::agent::{DefinitionError, Fields, decode_ports, format_go_duration, service_ports};
+use crate::catalog::{
+    Check, CheckDefinition, HealthStatus, Node, Service, ServiceAddress, ServicePort, Weights,
+};
 use crate::raft::{Deregistration, Registration};
 
 fn go_duration_ns(ns: u64) -> String {
@@ -46,6 +48,24 @@ impl From<Weights> for WeightsJson {
     fn from(w: Weights) -> Self {
         Self { passing: w.passing, warning: w.warning }
     }
+}
+
+/// `{"Name","Port","Default"}`, one named port of a multi-port service.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct PortJson {
+    /// Port name.
+    pub name: String,
+    /// Port number.
+    pub port: u16,
+    /// Whether it is the default port.
+    pub default: bool,
+}
+
+fn ports_json(ports: &[ServicePort]) -> Option<Vec<PortJson>> {
+    (!ports.is_empty()).then(|| {
+        ports.iter().map(|p| PortJson { name: p.name.clone(), port: p.port, default: p.default }).collect()
+    })
 }
 
 fn tagged(t: &BTreeMap<String, ServiceAddress>) -> BTreeMap<String, AddressJson> {
@@ -120,6 +140,9 @@ pub struct ServiceJson {
     pub meta: BTreeMap<String, String>,
     /// Port.
     pub port: u16,
+    /// Named ports (multi-port services only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<PortJson>>,
     /// Weights.
     pub weights: WeightsJson,
     /// Enable tag override.
@@ -163,6 +186,7 @@ impl ServiceJson {
             tagged_addresses: tagged(&s.tagged_addresses),
             meta: s.meta.clone(),
             port: s.port,
+            ports: ports_json(&s.ports),
             weights: s.weights.into(),
             enable_tag_override: s.enable_tag_override,
             datacenter: None,
@@ -210,6 +234,9 @@ pub struct ServiceNodeJson {
     pub service_meta: BTreeMap<String, String>,
     /// Port.
     pub service_port: u16,
+    /// Named ports (multi-port services only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_ports: Option<Vec<PortJson>>,
     /// Always `""`.
     pub service_socket_path: String,
     /// Enable tag override.
@@ -243,6 +270,7 @@ impl ServiceNodeJson {
             service_weights: s.weights.into(),
             service_meta: s.meta.clone(),
             service_port: s.port,
+            service_ports: ports_json(&s.ports),
             service_socket_path: String::new(),
             service_enable_tag_override: s.enable_tag_override,
             service_proxy: ProxyJson::default(),
@@ -423,13 +451,21 @@ fn decode_service(v: &Value, node: &str) -> Result<Service, ApiError> {
             }
         }
     };
+    let single = f.int(&["Port"])?.unwrap_or(0);
+    let named = match f.take(&["Ports"]) {
+        Some(v) => decode_ports(&v)?,
+        None => Vec::new(),
+    };
+    port(single)?;
+    let (port_number, ports) = service_ports(single, &named).map_err(|e| rpc(e.to_string()))?;
     let service = Service {
         node: node.to_owned(),
         id,
         name,
         tags: f.strings(&["Tags"])?,
         address: f.string(&["Address"])?.unwrap_or_default(),
-        port: port(f.int(&["Port"])?.unwrap_or(0))?,
+        port: port_number,
+        ports,
         meta: f.string_map(&["Meta"])?,
         tagged_addresses,
         weights,
