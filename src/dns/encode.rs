@@ -50,7 +50,7 @@ fn echo_edns(req: &Request) -> Option<Edns> {
         let mut out = Edns::new();
         out.set_max_payload(e.max_payload());
         if let Some(EdnsOption::Subnet(subnet)) = e.option(EdnsCode::Subnet) {
-            let mut subnet = subnet.clone();
+            let mut subnet = *subnet;
             subnet.set_scope_prefix(0);
             out.options_mut().insert(EdnsOption::Subnet(subnet));
         }

@@ -17,6 +17,7 @@
 mod architecture;
 mod config;
 mod dns;
+mod dns_extensions;
 mod durability;
 mod hostile;
 mod http;
