@@ -510,7 +510,7 @@ impl<'a> Lookup<'a> {
             None => Some(i.service.port),
             Some(p) => i.service.ports.iter().find(|sp| sp.name.eq_ignore_ascii_case(p)).map(|sp| sp.port),
         };
-        let mut cands: Vec<Candidate> = self
+        let cands: Vec<Candidate> = self
             .catalog
             .service_instances(name)
             .filter(|i| has_tags(i))
@@ -525,6 +525,19 @@ impl<'a> Lookup<'a> {
                 keep.then_some(Candidate { inst, health, port })
             })
             .collect();
+        let ttl = secs(self.ctx.dns_config.service_ttl_for(name));
+        self.instances_answer(cands, dc, ttl, rng)
+    }
+
+    /// The answer for the healthy, filtered instances of a service-like lookup: NXDOMAIN
+    /// when there are none, else shuffled records of the question's type (NODATA if none).
+    fn instances_answer(
+        &self,
+        mut cands: Vec<Candidate>,
+        dc: &str,
+        ttl: u32,
+        rng: &mut impl rand::Rng,
+    ) -> Answer {
         if cands.is_empty() {
             return self.nxdomain();
         }
@@ -533,7 +546,6 @@ impl<'a> Lookup<'a> {
         } else {
             cands.shuffle(rng);
         }
-        let ttl = secs(self.ctx.dns_config.service_ttl_for(name));
         let answers = match self.qtype {
             RecordType::SRV => self.srv_records(&cands, dc, ttl, rng),
             RecordType::A => self.address_records(&cands, Want::V4, ttl, rng),
