@@ -5,10 +5,12 @@
 //! Every stored record carries the Raft log index that created and last modified it
 //! (`create_index`, `modify_index`), as Consul's catalog does.
 
+mod query;
 mod state;
 
 pub use state::{CatalogDump, TableIndexes};
 
+pub use query::{PreparedQuery, QueryFailover, QueryService, is_uuid};
 pub use state::{CatalogState, Change, Instance, ServiceKey};
 
 use std::collections::BTreeMap;

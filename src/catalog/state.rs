@@ -13,7 +13,7 @@ use std::sync::Arc;
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 
-use super::{Check, HealthStatus, Node, Service, key};
+use super::{Check, HealthStatus, Node, PreparedQuery, Service, key};
 
 /// `(node key, service ID key)`: identifies one service instance.
 pub type ServiceKey = (String, String);
@@ -31,8 +31,10 @@ pub enum Change {
     Check(CheckKey),
     /// Per-service-name index, by name key.
     ServiceIndex(String),
-    /// The table indexes (nodes, services, checks).
+    /// The table indexes (nodes, services, checks, queries).
     TableIndexes,
+    /// Prepared-query row, by ID key.
+    Query(String),
 }
 
 /// Raft indexes of the last change to each table (Consul's `X-Consul-Index` sources).
@@ -44,6 +46,9 @@ pub struct TableIndexes {
     pub services: u64,
     /// Last change to any check.
     pub checks: u64,
+    /// Last change to any prepared query (absent in dumps written before prepared queries).
+    #[serde(default)]
+    pub queries: u64,
 }
 
 /// A service instance together with its node.
@@ -66,6 +71,10 @@ pub struct CatalogState {
     /// Service name key -> Raft index of the last change visible in that service's lookups.
     service_indexes: OrdMap<String, u64>,
     tables: TableIndexes,
+    /// Prepared queries by ID key.
+    queries: OrdMap<String, Arc<PreparedQuery>>,
+    /// Prepared-query name key -> ID key, for named queries.
+    query_names: OrdMap<String, String>,
 }
 
 /// Serialisable form of the whole catalog (Raft snapshots, tests).
@@ -81,6 +90,9 @@ pub struct CatalogDump {
     pub service_indexes: Vec<(String, u64)>,
     /// Table indexes.
     pub tables: TableIndexes,
+    /// Every prepared query (absent in dumps written before prepared queries).
+    #[serde(default)]
+    pub queries: Vec<PreparedQuery>,
 }
 
 fn prefix_range<'a, V: Clone>(
@@ -207,6 +219,7 @@ impl CatalogState {
             checks: self.checks.values().map(|c| (**c).clone()).collect(),
             service_indexes: self.service_indexes.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             tables: self.tables,
+            queries: self.queries.values().map(|q| (**q).clone()).collect(),
         }
     }
 
@@ -226,7 +239,40 @@ impl CatalogState {
         }
         state.service_indexes = dump.service_indexes.into_iter().collect();
         state.tables = dump.tables;
+        for q in dump.queries {
+            let id = key(&q.id);
+            if !q.name.is_empty() {
+                state.query_names.insert(key(&q.name), id.clone());
+            }
+            state.queries.insert(id, Arc::new(q));
+        }
         state
+    }
+
+    /// The prepared query with this ID (case-insensitive).
+    pub fn query(&self, id: &str) -> Option<&Arc<PreparedQuery>> {
+        self.queries.get(&key(id))
+    }
+
+    /// The prepared query with this name (case-insensitive).
+    pub fn query_by_name(&self, name: &str) -> Option<&Arc<PreparedQuery>> {
+        self.query_names.get(&key(name)).and_then(|id| self.queries.get(id))
+    }
+
+    /// The prepared query an execute or DNS lookup names: by ID first, then by name, so a
+    /// name can never hijack an ID (Consul's lookup order).
+    pub fn resolve_query(&self, id_or_name: &str) -> Option<&Arc<PreparedQuery>> {
+        self.query(id_or_name).or_else(|| self.query_by_name(id_or_name))
+    }
+
+    /// Every prepared query, ordered by ID key.
+    pub fn queries(&self) -> impl Iterator<Item = &Arc<PreparedQuery>> {
+        self.queries.values()
+    }
+
+    /// The current prepared-query row for an ID key; `None` means deleted.
+    pub fn query_row(&self, id_key: &str) -> Option<&Arc<PreparedQuery>> {
+        self.queries.get(id_key)
     }
 
     /// The current row for a `Change`, serialised by the caller; `None` means "delete it".
@@ -444,6 +490,54 @@ impl CatalogState {
         changes.push(Change::Check(k.clone()));
         changes.push(Change::TableIndexes);
         self.bump_for_check(&k.0, &key(&old.service_id), index, changes);
+        true
+    }
+
+    /// Inserts or replaces a prepared query, keeping its `create_index` and maintaining the
+    /// name index; the caller has checked that the name is free. An identical query is left
+    /// untouched. Returns whether it changed.
+    pub(crate) fn upsert_query(
+        &mut self,
+        index: u64,
+        mut q: PreparedQuery,
+        changes: &mut Vec<Change>,
+    ) -> bool {
+        let id = key(&q.id);
+        if let Some(old) = self.queries.get(&id).cloned() {
+            q.create_index = old.create_index;
+            q.modify_index = old.modify_index;
+            if *old == q {
+                return false;
+            }
+            if !old.name.is_empty() {
+                self.query_names.remove(&key(&old.name));
+            }
+        } else {
+            q.create_index = index;
+        }
+        q.modify_index = index;
+        if !q.name.is_empty() {
+            self.query_names.insert(key(&q.name), id.clone());
+        }
+        self.queries.insert(id.clone(), Arc::new(q));
+        self.tables.queries = index;
+        changes.push(Change::Query(id));
+        changes.push(Change::TableIndexes);
+        true
+    }
+
+    /// Removes a prepared query. Returns whether it existed.
+    pub(crate) fn delete_query(&mut self, index: u64, id: &str, changes: &mut Vec<Change>) -> bool {
+        let id = key(id);
+        let Some(old) = self.queries.remove(&id) else {
+            return false;
+        };
+        if !old.name.is_empty() {
+            self.query_names.remove(&key(&old.name));
+        }
+        self.tables.queries = index;
+        changes.push(Change::Query(id));
+        changes.push(Change::TableIndexes);
         true
     }
 }

@@ -1,4 +1,5 @@
-//! HTTP API FRONT DOOR: Consul-compatible `/v1/agent`, `/v1/catalog`, `/v1/health`, `/v1/status`.
+//! HTTP API FRONT DOOR: Consul-compatible `/v1/agent`, `/v1/catalog`, `/v1/health`, `/v1/query`,
+//! `/v1/status`.
 //!
 //! READ   GET  → parse query (`query`, `blocking`) → wait for a snapshot whose endpoint index
 //!             exceeds `?index` → map to Consul JSON (`wire`) → headers (`X-Consul-Index`, …).
@@ -14,6 +15,7 @@ mod blocking;
 mod catalog;
 mod error;
 mod health;
+mod prepared_query;
 mod query;
 mod status;
 pub mod wire;
@@ -84,6 +86,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/health/checks/{*name}", get(health::checks))
         .route("/v1/health/node/{node}", get(health::node))
         .route("/v1/health/state/{state}", get(health::state))
+        // prepared queries
+        .route("/v1/query", get(prepared_query::list).post(prepared_query::create))
+        .route(
+            "/v1/query/{id}",
+            get(prepared_query::get).put(prepared_query::update).delete(prepared_query::delete),
+        )
+        .route("/v1/query/{id}/execute", get(prepared_query::execute))
         // status
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))

@@ -4,9 +4,9 @@
 //! machine calls it for each committed entry and persists the `Change`s it reports.
 //! A rejected command leaves the catalog untouched (validation happens before any mutation).
 
-use crate::catalog::{CatalogState, Change, key};
+use crate::catalog::{CatalogState, Change, is_uuid, key};
 
-use super::command::{CheckUpdate, Command, CommandResponse, Deregistration, Registration};
+use super::command::{CheckUpdate, Command, CommandResponse, Deregistration, QueryUpsert, Registration};
 
 /// Longest node name, service ID, service name or check ID accepted, in bytes. The store keys
 /// rows by these (a `(node, id)` pair fits LMDB's 511-byte key limit); rejecting longer ones
@@ -32,6 +32,11 @@ pub fn apply(
         Command::Register(r) => register(state, index, r, changes),
         Command::Deregister(d) => deregister(state, index, d, changes),
         Command::UpdateCheck(u) => update_check(state, index, u, changes),
+        Command::QueryUpsert(q) => query_upsert(state, index, q, changes),
+        Command::QueryDelete(id) => {
+            state.delete_query(index, id, changes);
+            Ok(())
+        }
         Command::Batch(cmds) => {
             let responses = cmds
                 .iter()
@@ -164,6 +169,42 @@ fn update_check(
     c.status = u.status;
     c.output.clone_from(&u.output);
     state.upsert_check(index, c, changes);
+    Ok(())
+}
+
+/// Consul's prepared-query rules (`parseQuery`, `preparedQuerySetTxn`): a service to query,
+/// a name no other query uses, and a name that is not another query's ID.
+fn query_upsert(
+    state: &mut CatalogState,
+    index: u64,
+    u: &QueryUpsert,
+    changes: &mut Vec<Change>,
+) -> Result<(), String> {
+    let q = &u.query;
+    if q.id.is_empty() {
+        return Err("Must provide a query ID".into());
+    }
+    check_len("Query ID", &q.id)?;
+    check_len("Query name", &q.name)?;
+    let existing = state.query(&q.id).is_some();
+    if u.update && !existing {
+        return Err(format!("Cannot modify non-existent prepared query: '{}'", q.id));
+    }
+    if !u.update && existing {
+        return Err(format!("Prepared query '{}' already exists", q.id));
+    }
+    if q.service.service.is_empty() {
+        return Err("Must provide a Service name to query".into());
+    }
+    if !q.name.is_empty() {
+        if state.query_by_name(&q.name).is_some_and(|other| key(&other.id) != key(&q.id)) {
+            return Err(format!("name '{}' aliases an existing query name", q.name));
+        }
+        if is_uuid(&q.name) && state.query(&q.name).is_some() {
+            return Err(format!("name '{}' aliases an existing query ID", q.name));
+        }
+    }
+    state.upsert_query(index, q.clone(), changes);
     Ok(())
 }
 

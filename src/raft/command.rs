@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Check, HealthStatus, Node, Service};
+use crate::catalog::{Check, HealthStatus, Node, PreparedQuery, Service};
 
 /// One catalog change, proposed to Raft and applied by the state machine.
 // A command is built once and moved into the log; boxing `Registration` would only add an
@@ -24,6 +24,20 @@ pub enum Command {
     /// `raft::batch`). Each is applied in order, independently, at the entry's index; a
     /// nested batch is rejected.
     Batch(Vec<Self>),
+    /// Create (`update` false) or replace (`update` true: the query must exist) a prepared
+    /// query. The HTTP layer generated the ID before proposing.
+    QueryUpsert(QueryUpsert),
+    /// Delete a prepared query by ID (deleting a missing one succeeds, as in Consul).
+    QueryDelete(String),
+}
+
+/// A prepared-query write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryUpsert {
+    /// The query; its indexes are ignored (apply sets them).
+    pub query: PreparedQuery,
+    /// Whether this is an update of an existing query (`PUT /v1/query/:id`).
+    pub update: bool,
 }
 
 /// Consul's `RegisterRequest`.
@@ -81,6 +95,8 @@ impl std::fmt::Display for Command {
             Self::Deregister(d) => write!(f, "deregister node {}", d.node),
             Self::UpdateCheck(u) => write!(f, "update check {}/{}", u.node, u.check_id),
             Self::Batch(cmds) => write!(f, "batch of {} commands", cmds.len()),
+            Self::QueryUpsert(q) => write!(f, "upsert prepared query {}", q.query.id),
+            Self::QueryDelete(id) => write!(f, "delete prepared query {id}"),
         }
     }
 }

@@ -35,7 +35,7 @@ use std::time::Duration;
 use openraft::error::{InitializeError, RaftError as OpenRaftError};
 use openraft::{BasicNode, Config, SnapshotPolicy};
 
-pub use command::{CheckUpdate, Command, CommandResponse, Deregistration, Registration};
+pub use command::{CheckUpdate, Command, CommandResponse, Deregistration, QueryUpsert, Registration};
 
 use crate::snapshot::SnapshotHandle;
 use crate::store::{Store, StoreError};

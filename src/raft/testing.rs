@@ -70,5 +70,22 @@ pub(crate) fn arb_command() -> impl Strategy<Value = Command> {
         .prop_map(|(n, s, c)| deregister(n, s, c));
     let upd = (node_name, cid, status(), prop::sample::select(vec!["", "ok", "boom"]))
         .prop_map(|(n, c, st, out)| update_check(n, c, st, out));
-    prop_oneof![3 => reg, 1 => dereg, 2 => upd]
+    let qid = prop::sample::select(vec!["q1", "Q1", "q2"]);
+    let query = (qid.clone(), prop::sample::select(vec!["", "web", "WEB", "other"]), any::<bool>()).prop_map(
+        |(id, name, update)| {
+            let query = crate::catalog::PreparedQuery {
+                id: id.to_owned(),
+                name: name.to_owned(),
+                session: String::new(),
+                token: String::new(),
+                service: crate::catalog::QueryService { service: "web".into(), ..Default::default() },
+                dns_ttl: String::new(),
+                create_index: 0,
+                modify_index: 0,
+            };
+            Command::QueryUpsert(super::QueryUpsert { query, update })
+        },
+    );
+    let qdel = qid.prop_map(|id| Command::QueryDelete(id.to_owned()));
+    prop_oneof![3 => reg, 1 => dereg, 2 => upd, 1 => query, 1 => qdel]
 }

@@ -26,7 +26,7 @@ use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTl
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::catalog::{CatalogDump, CatalogState, Change, Check, Node, Service, TableIndexes};
+use crate::catalog::{CatalogDump, CatalogState, Change, Check, Node, PreparedQuery, Service, TableIndexes};
 
 /// Virtual size of the memory map. Sparse: the file only grows with the data written.
 pub const MAP_SIZE: usize = 4 << 30;
@@ -81,6 +81,8 @@ pub struct Store {
     services: Database<'static, Bytes, SerdeJson<Service>>,
     checks: Database<'static, Bytes, SerdeJson<Check>>,
     service_indexes: Database<'static, Str, U64<BigEndian>>,
+    /// Prepared queries by ID key (created on open, so older stores gain it empty).
+    queries: Database<'static, Str, SerdeJson<PreparedQuery>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -121,13 +123,14 @@ impl Store {
                     wdo.create_database(wtxn, Some("catalog-services"))?,
                     wdo.create_database(wtxn, Some("catalog-checks"))?,
                     wdo.create_database(wtxn, Some("catalog-service-indexes"))?,
+                    wdo.create_database(wtxn, Some("catalog-queries"))?,
                 )))
             })?
             .commit();
-        let Some((log, meta, nodes, services, checks, service_indexes)) = dbs else {
+        let Some((log, meta, nodes, services, checks, service_indexes, queries)) = dbs else {
             return Err(StoreError::Task("database creation aborted".into()));
         };
-        Ok(Self { env, log, meta, nodes, services, checks, service_indexes })
+        Ok(Self { env, log, meta, nodes, services, checks, service_indexes, queries })
     }
 
     /// A read transaction (`Send`: the environment has no TLS readers).
@@ -250,6 +253,12 @@ impl Store {
                     }
                 },
                 Change::TableIndexes => self.meta_put(wtxn, META_TABLES, &state.table_indexes())?,
+                Change::Query(k) => match state.query_row(k) {
+                    Some(q) => self.queries.put(wtxn, k, q)?,
+                    None => {
+                        self.queries.delete(wtxn, k)?;
+                    }
+                },
             }
         }
         Ok(())
@@ -261,6 +270,10 @@ impl Store {
         self.services.clear(wtxn)?;
         self.checks.clear(wtxn)?;
         self.service_indexes.clear(wtxn)?;
+        self.queries.clear(wtxn)?;
+        for q in &dump.queries {
+            self.queries.put(wtxn, &crate::catalog::key(&q.id), q)?;
+        }
         for n in &dump.nodes {
             self.nodes.put(wtxn, &crate::catalog::key(&n.name), n)?;
         }
@@ -293,6 +306,9 @@ impl Store {
         for row in self.service_indexes.iter(rtxn)? {
             let (k, v) = row?;
             dump.service_indexes.push((k.to_owned(), v));
+        }
+        for row in self.queries.iter(rtxn)? {
+            dump.queries.push(row?.1);
         }
         dump.tables = self.meta_get::<TableIndexes>(rtxn, META_TABLES)?.unwrap_or_default();
         Ok(dump)

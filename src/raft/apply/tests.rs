@@ -57,7 +57,7 @@ fn register_node_service_and_checks() {
     assert_eq!(c.service_tags, vec!["primary".to_owned()]);
     assert_eq!(state.node_checks("n1").count(), 2);
     assert_eq!(state.service_instances("WEB").count(), 1);
-    assert_eq!(state.table_indexes(), TableIndexes { nodes: 5, services: 5, checks: 5 });
+    assert_eq!(state.table_indexes(), TableIndexes { nodes: 5, services: 5, checks: 5, queries: 0 });
     assert_eq!(state.service_index("web"), 5);
     assert_eq!(state.instance_health("n1", "web-1"), HealthStatus::Passing);
 }
@@ -70,7 +70,7 @@ fn identical_reregister_is_a_noop() {
     let changes = check_apply(&mut state, 6, &web_registration(), &CommandResponse::Applied);
     assert!(changes.is_empty(), "identical re-register reported {changes:?}");
     assert_eq!(state, before);
-    assert_eq!(state.table_indexes(), TableIndexes { nodes: 5, services: 5, checks: 5 });
+    assert_eq!(state.table_indexes(), TableIndexes { nodes: 5, services: 5, checks: 5, queries: 0 });
 }
 
 #[test]
@@ -84,7 +84,7 @@ fn modified_service_keeps_create_index() {
     assert_eq!((s.create_index, s.modify_index, s.port), (5, 9, 8080));
     let n = state.node("n1").expect("node kept");
     assert_eq!((n.create_index, n.modify_index), (5, 5), "unchanged node keeps its indexes");
-    assert_eq!(state.table_indexes(), TableIndexes { nodes: 5, services: 9, checks: 5 });
+    assert_eq!(state.table_indexes(), TableIndexes { nodes: 5, services: 9, checks: 5, queries: 0 });
     assert_eq!(state.service_index("web"), 9);
 }
 
@@ -100,7 +100,7 @@ fn deregister_service_removes_its_checks() {
     assert!(state.check("n1", "web-ttl").is_none());
     assert!(state.check("n1", "serfHealth").is_some(), "node check survives");
     assert_eq!(state.service_instances("web").count(), 0);
-    assert_eq!(state.table_indexes(), TableIndexes { nodes: 5, services: 7, checks: 7 });
+    assert_eq!(state.table_indexes(), TableIndexes { nodes: 5, services: 7, checks: 7, queries: 0 });
     assert_eq!(state.service_index("web"), 7);
 }
 
@@ -126,7 +126,7 @@ fn update_check_sets_status_and_indexes() {
     assert_eq!((c.status, c.output.as_str()), (HealthStatus::Critical, "timed out"));
     assert_eq!((c.create_index, c.modify_index), (5, 8));
     assert_eq!(state.instance_health("n1", "web-1"), HealthStatus::Critical);
-    assert_eq!(state.table_indexes(), TableIndexes { nodes: 5, services: 5, checks: 8 });
+    assert_eq!(state.table_indexes(), TableIndexes { nodes: 5, services: 5, checks: 8, queries: 0 });
     assert_eq!(state.service_index("web"), 8);
 
     // The same status and output again is a no-op.
@@ -195,4 +195,124 @@ fn batch_applies_each_command_independently_at_one_index() {
     assert_eq!(responses[3], CommandResponse::Rejected("nested command batch".into()));
     let c = state.check("n1", "web-ttl").expect("check registered by the batch");
     assert_eq!((c.status, c.create_index, c.modify_index), (HealthStatus::Critical, 9, 9));
+}
+
+// ----- prepared queries ----------------------------------------------------------------
+
+fn prepared(id: &str, name: &str, service: &str) -> crate::catalog::PreparedQuery {
+    crate::catalog::PreparedQuery {
+        id: id.into(),
+        name: name.into(),
+        session: String::new(),
+        token: String::new(),
+        service: crate::catalog::QueryService { service: service.into(), ..Default::default() },
+        dns_ttl: String::new(),
+        create_index: 0,
+        modify_index: 0,
+    }
+}
+
+fn query_create(q: crate::catalog::PreparedQuery) -> Command {
+    Command::QueryUpsert(crate::raft::QueryUpsert { query: q, update: false })
+}
+
+fn query_update(q: crate::catalog::PreparedQuery) -> Command {
+    Command::QueryUpsert(crate::raft::QueryUpsert { query: q, update: true })
+}
+
+const QID: &str = "8f246b77-f3e1-ff88-5b48-8ec93abf3e05";
+const QID2: &str = "11111111-2222-3333-4444-555555555555";
+
+#[test]
+fn query_create_update_delete_keep_indexes_and_name_index() {
+    let mut state = CatalogState::default();
+    let changes =
+        check_apply(&mut state, 3, &query_create(prepared(QID, "Web", "web")), &CommandResponse::Applied);
+    assert!(changes.contains(&Change::Query(QID.into())));
+    assert_eq!(state.table_indexes().queries, 3);
+    let q = state.resolve_query("web").expect("found by name, case-insensitively");
+    assert_eq!((q.create_index, q.modify_index), (3, 3));
+    assert!(state.resolve_query(&QID.to_uppercase()).is_some(), "found by ID");
+
+    let renamed = prepared(QID, "other", "web");
+    check_apply(&mut state, 4, &query_update(renamed), &CommandResponse::Applied);
+    let q = state.query(QID).expect("still there");
+    assert_eq!((q.create_index, q.modify_index), (3, 4));
+    assert!(state.query_by_name("web").is_none(), "old name released");
+    assert!(state.query_by_name("OTHER").is_some());
+
+    // Identical update: no change, indexes kept.
+    let changes =
+        check_apply(&mut state, 5, &query_update(prepared(QID, "other", "web")), &CommandResponse::Applied);
+    assert!(changes.is_empty());
+    assert_eq!(state.table_indexes().queries, 4);
+
+    check_apply(&mut state, 6, &Command::QueryDelete(QID.into()), &CommandResponse::Applied);
+    assert!(state.query(QID).is_none() && state.query_by_name("other").is_none());
+    assert_eq!(state.table_indexes().queries, 6);
+    // Deleting a missing query succeeds and changes nothing.
+    let changes = check_apply(&mut state, 7, &Command::QueryDelete(QID.into()), &CommandResponse::Applied);
+    assert!(changes.is_empty());
+    // The dump round-trips the queries and their name index.
+    check_apply(&mut state, 8, &query_create(prepared(QID2, "x", "db")), &CommandResponse::Applied);
+    let reloaded = CatalogState::from_dump(state.dump());
+    assert_eq!(reloaded, state);
+    assert!(reloaded.query_by_name("X").is_some());
+}
+
+#[test]
+fn query_writes_follow_consuls_rules() {
+    let mut state = CatalogState::default();
+    check_apply(&mut state, 3, &query_create(prepared(QID, "web", "web")), &CommandResponse::Applied);
+    let want = |msg: &str| CommandResponse::Rejected(msg.into());
+    let mut changes = Vec::new();
+    let mut before = state.clone();
+    for (cmd, msg) in [
+        (query_create(prepared(QID2, "x", "")), "Must provide a Service name to query".to_owned()),
+        (query_create(prepared(QID2, "WEB", "db")), "name 'WEB' aliases an existing query name".to_owned()),
+        (query_create(prepared(QID2, QID, "db")), format!("name '{QID}' aliases an existing query ID")),
+        (
+            query_update(prepared(QID2, "y", "db")),
+            format!("Cannot modify non-existent prepared query: '{QID2}'"),
+        ),
+        (query_create(prepared(QID, "z", "db")), format!("Prepared query '{QID}' already exists")),
+    ] {
+        assert_eq!(super::apply(&mut state, 9, &cmd, &mut changes), want(&msg), "{cmd}");
+        assert_eq!(state, before);
+        assert!(changes.is_empty());
+        before = state.clone();
+    }
+    check_rejected(&mut state, 9, &query_create(prepared("", "q", "db")));
+}
+
+#[test]
+fn query_instances_apply_tags_meta_and_health_filters() {
+    let mut state = CatalogState::default();
+    let mut n2 = node("n2", "10.0.0.2");
+    n2.meta.insert("rack".into(), "a".into());
+    let mut s2 = service("n2", "web-2", "web", 80, &["primary", "canary"]);
+    s2.meta.insert("env".into(), "prod".into());
+    check_registered(&mut state);
+    check_apply(
+        &mut state,
+        6,
+        &register(n2, Some(s2), vec![health_check("n2", "flaky", "web-2", HealthStatus::Warning)]),
+        &CommandResponse::Applied,
+    );
+    let ids = |q: &crate::catalog::PreparedQuery| -> Vec<String> {
+        state.query_instances(q).into_iter().map(|(i, _)| i.service.id.clone()).collect()
+    };
+    let mut q = prepared(QID, "", "WEB");
+    assert_eq!(ids(&q), ["web-1", "web-2"]);
+    q.service.only_passing = true;
+    assert_eq!(ids(&q), ["web-1"]);
+    q.service.ignore_check_ids = vec!["FLAKY".into()];
+    assert_eq!(ids(&q), ["web-1", "web-2"]);
+    q.service.tags = vec!["primary".into(), "!CANARY".into()];
+    assert_eq!(ids(&q), ["web-1"]);
+    q.service.tags = Vec::new();
+    q.service.node_meta.insert("rack".into(), "a".into());
+    assert_eq!(ids(&q), ["web-2"]);
+    q.service.service_meta.insert("env".into(), "dev".into());
+    assert!(ids(&q).is_empty());
 }

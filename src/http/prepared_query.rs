@@ -1,0 +1,130 @@
+//! `/v1/query*`: prepared queries: create, list, read, update, delete and execute.
+//!
+//! Input: path/query/body → output: Consul's `PreparedQuery` JSON (`wire`), `{"ID"}` on
+//! create, or the execute result.
+//! Invariants: IDs are generated here (UUID v4) before proposing, so `apply` stays
+//! deterministic; reads use the queries table index (execute also the service's index);
+//! an unknown ID (or name, for execute) is 404 `Query not found`; execute shuffles the
+//! selected instances (`Near` is stored but, without coordinates, changes nothing).
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use rand::seq::SliceRandom;
+
+use super::error::ApiError;
+use super::query::Query;
+use super::wire::{
+    self, HealthCheckJson, NodeJson, PreparedQueryJson, QueryDnsJson, QueryExecuteJson, QueryIdJson,
+    ServiceEntryJson, ServiceJson,
+};
+use super::{ApiState, json, parse_body};
+use crate::catalog::{CatalogState, PreparedQuery};
+use crate::raft::{Command, QueryUpsert};
+use crate::snapshot::CatalogSnapshot;
+
+fn not_found() -> ApiError {
+    ApiError::NotFound("Query not found".into())
+}
+
+fn queries_index(s: &CatalogSnapshot) -> u64 {
+    s.catalog.table_indexes().queries
+}
+
+/// `/v1/query/:id/execute` body: the query's instances, shuffled, at most `limit` of them.
+pub(crate) fn execute_result(
+    cat: &CatalogState,
+    q: &PreparedQuery,
+    datacenter: &str,
+    limit: Option<usize>,
+    rng: &mut impl rand::Rng,
+) -> QueryExecuteJson {
+    let mut nodes: Vec<ServiceEntryJson> = cat
+        .query_instances(q)
+        .into_iter()
+        .map(|(i, _)| ServiceEntryJson {
+            node: NodeJson::from(&*i.node),
+            service: ServiceJson::catalog(&i.service),
+            checks: cat
+                .instance_checks(&i.node.name, &i.service.id)
+                .map(|c| HealthCheckJson::from(&**c))
+                .collect(),
+        })
+        .collect();
+    nodes.shuffle(rng);
+    if let Some(n) = limit {
+        nodes.truncate(n);
+    }
+    QueryExecuteJson {
+        service: q.service.service.clone(),
+        nodes,
+        dns: QueryDnsJson { ttl: q.dns_ttl.clone() },
+        datacenter: datacenter.to_owned(),
+        failovers: 0,
+    }
+}
+
+pub(super) async fn create(State(st): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+    let v = parse_body(&body)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let query = wire::decode_prepared_query(&v, &id)?;
+    st.propose(Command::QueryUpsert(QueryUpsert { query, update: false })).await?;
+    Ok(json(&QueryIdJson { id }, false))
+}
+
+pub(super) async fn list(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let q = Query::parse(q.as_deref());
+    st.read(&q, queries_index, |cat| cat.queries().map(|p| PreparedQueryJson::from(&**p)).collect::<Vec<_>>())
+        .await
+}
+
+pub(super) async fn get(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(q.as_deref());
+    let opts = st.read_options(&q)?;
+    let snap = st.snapshot(&opts, queries_index).await;
+    let query = snap.catalog.query(&id).ok_or_else(not_found)?;
+    Ok(st.reply(&[PreparedQueryJson::from(&**query)], queries_index(&snap), &opts, &q))
+}
+
+pub(super) async fn update(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let v = parse_body(&body)?;
+    let query = wire::decode_prepared_query(&v, &id)?;
+    st.propose(Command::QueryUpsert(QueryUpsert { query, update: true })).await?;
+    Ok(().into_response())
+}
+
+pub(super) async fn delete(State(st): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    st.propose(Command::QueryDelete(id)).await?;
+    Ok(().into_response())
+}
+
+pub(super) async fn execute(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(q.as_deref());
+    let limit = match q.get("limit") {
+        None => None,
+        Some(l) => Some(
+            l.parse::<usize>().map_err(|_| ApiError::BadRequest(format!("Invalid value for ?limit: {l}")))?,
+        ),
+    };
+    let opts = st.read_options(&q)?;
+    let index_of = |s: &CatalogSnapshot| {
+        let service = s.catalog.resolve_query(&id).map(|p| s.catalog.service_index(&p.service.service));
+        queries_index(s).max(service.unwrap_or(0))
+    };
+    let snap = st.snapshot(&opts, index_of).await;
+    let query = snap.catalog.resolve_query(&id).ok_or_else(not_found)?;
+    let body = execute_result(&snap.catalog, query, &st.config.datacenter, limit, &mut rand::rng());
+    Ok(st.reply(&body, index_of(&snap), &opts, &q))
+}
