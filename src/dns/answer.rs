@@ -58,11 +58,21 @@ pub struct Answer {
     pub authorities: Vec<Record>,
     /// Additional records not tied to an answer (the `.addr.` type-mismatch quirk).
     pub additionals: Vec<Record>,
+    /// Whether the answer may depend on the client's location (prepared queries): the
+    /// encoder echoes a Client Subnet option with SCOPE = SOURCE PREFIX instead of 0 (§2.13).
+    pub location_scoped: bool,
 }
 
 impl Answer {
     fn new(rcode: ResponseCode, authoritative: bool) -> Self {
-        Self { rcode, authoritative, answers: Vec::new(), authorities: Vec::new(), additionals: Vec::new() }
+        Self {
+            rcode,
+            authoritative,
+            answers: Vec::new(),
+            authorities: Vec::new(),
+            additionals: Vec::new(),
+            location_scoped: false,
+        }
     }
 }
 
@@ -391,6 +401,7 @@ impl<'a> Lookup<'a> {
         match route {
             Route::Service { tags, name, dc, port } => self.service(tags, name, dc, port.as_deref(), rng),
             Route::Node { name, dc } => self.node(name, dc, rng),
+            Route::Query { name, dc } => self.prepared_query(name, dc, rng),
             Route::Addr { ip } => self.addr(*ip),
             Route::Apex | Route::EmptyNonTerminal if self.strict() => self.nodata(),
             Route::Apex
@@ -527,6 +538,30 @@ impl<'a> Lookup<'a> {
             .collect();
         let ttl = secs(self.ctx.dns_config.service_ttl_for(name));
         self.instances_answer(cands, dc, ttl, rng)
+    }
+
+    /// A prepared query's answer (spec §1.6): its instances (filtered by the query's own
+    /// rules) answered like a service lookup, with the query's `DNS.TTL`, else the service's
+    /// `service_ttl`. An unknown query or no instances is NXDOMAIN. `Near` is not supported
+    /// (no coordinates), so the instances are shuffled as for a service.
+    fn prepared_query(&self, id_or_name: &str, dc: &str, rng: &mut impl rand::Rng) -> Answer {
+        if dc != self.ctx.datacenter {
+            return self.nxdomain();
+        }
+        let Some(q) = self.catalog.resolve_query(id_or_name) else {
+            return self.nxdomain();
+        };
+        let cands = self
+            .catalog
+            .query_instances(q)
+            .into_iter()
+            .map(|(inst, health)| Candidate { port: inst.service.port, inst, health })
+            .collect();
+        let ttl = crate::agent::parse_go_duration(&q.dns_ttl)
+            .unwrap_or_else(|_| self.ctx.dns_config.service_ttl_for(&q.service.service));
+        let mut a = self.instances_answer(cands, dc, secs(ttl), rng);
+        a.location_scoped = a.rcode == ResponseCode::NoError;
+        a
     }
 
     /// The answer for the healthy, filtered instances of a service-like lookup: NXDOMAIN

@@ -44,14 +44,15 @@ fn base(meta: &Metadata, ctx: &DnsContext) -> Message {
 }
 
 /// The reply's OPT: the client's UDP size echoed (spec §2.12) and its Client Subnet option
-/// echoed with SCOPE 0, since no answer depends on the client's location (§2.13).
-fn echo_edns(req: &Request) -> Option<Edns> {
+/// echoed with SCOPE 0, or with SCOPE = SOURCE PREFIX when the answer may depend on the
+/// client's location (`Answer::location_scoped`, prepared queries, §2.13).
+fn echo_edns(req: &Request, location_scoped: bool) -> Option<Edns> {
     req.edns.as_ref().map(|e| {
         let mut out = Edns::new();
         out.set_max_payload(e.max_payload());
         if let Some(EdnsOption::Subnet(subnet)) = e.option(EdnsCode::Subnet) {
             let mut subnet = *subnet;
-            subnet.set_scope_prefix(0);
+            subnet.set_scope_prefix(if location_scoped { subnet.source_prefix() } else { 0 });
             out.options_mut().insert(EdnsOption::Subnet(subnet));
         }
         out
@@ -91,7 +92,7 @@ pub(super) fn servfail(req: &Request, ctx: &DnsContext) -> Option<Vec<u8>> {
     msg.metadata.recursion_available = true;
     msg.metadata.response_code = ResponseCode::ServFail;
     msg.queries.push(req.query.clone());
-    msg.edns = echo_edns(req);
+    msg.edns = echo_edns(req, false);
     render(&msg, ctx)
 }
 
@@ -115,7 +116,7 @@ pub(super) fn encode(req: &Request, ans: Answer, transport: Transport, ctx: &Dns
     msg.metadata.authoritative = ans.authoritative;
     msg.metadata.response_code = ans.rcode;
     msg.queries.push(req.query.clone());
-    msg.edns = echo_edns(req);
+    msg.edns = echo_edns(req, ans.location_scoped);
 
     let total = ans.answers.len();
     let (max_size, count_cap) = match transport {

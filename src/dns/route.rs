@@ -39,6 +39,14 @@ pub enum Route {
         /// Datacenter asked for, lower-case.
         dc: String,
     },
+    /// `<query>.query[.<dc>].<domain>` or RFC 2782 `_<query>._<proto>.query[.<dc>].<domain>`:
+    /// a prepared query by ID or name (the name may contain dots).
+    Query {
+        /// Query ID or name, lower-case.
+        name: String,
+        /// Datacenter asked for, lower-case.
+        dc: String,
+    },
     /// `<hex>.addr[...].<domain>`: an IP encoded as 8 or 32 hex digits.
     Addr {
         /// The decoded address.
@@ -54,8 +62,8 @@ pub enum Route {
     /// A name that only exists as an ancestor of real names (`service.consul.`,
     /// `dc1.consul.`, `node.dc1.consul.`): NXDOMAIN for Consul, NODATA in strict RFC mode.
     EmptyNonTerminal,
-    /// A kind this build does not serve (`query`, `connect`, `ingress`, `virtual`, cluster
-    /// peers): answered like an unknown name.
+    /// A kind this build does not serve (`connect`, `ingress`, `virtual`, cluster peers):
+    /// answered like an unknown name.
     Unsupported(&'static str),
     /// Inside the domain but not a valid name form: NXDOMAIN.
     Invalid,
@@ -198,6 +206,10 @@ fn classify(rest: &[String], qtype: RecordType, ctx: &DnsContext) -> Route {
             _ => Route::Invalid,
         };
     }
+    // A prepared query takes only a bare datacenter label (spec §1.3, `parseDatacenter`).
+    if kind == "query" && suffix.len() > 1 {
+        return Route::Invalid;
+    }
     let loc = match locality(suffix, ctx) {
         Ok(loc) => loc,
         Err(route) => return route,
@@ -216,6 +228,7 @@ fn classify(rest: &[String], qtype: RecordType, ctx: &DnsContext) -> Route {
             Route::Node { name: parts.join("."), dc: loc.dc }
         }
         "node" => Route::Invalid,
+        "query" => query(parts, loc.dc),
         other => Route::Unsupported(other),
     }
 }
@@ -240,6 +253,28 @@ fn service(parts: &[String], loc: Locality) -> Route {
         tags.insert(0, tag_parts.join("."));
     }
     Route::Service { tags, name: name.clone(), dc, port }
+}
+
+/// Spec §1.6: every part joined with `.`, or, with at least two parts whose first and last
+/// start with `_`, the RFC 2782 form: the last part (the protocol) is dropped and the first
+/// `_` stripped.
+fn query(parts: &[String], dc: String) -> Route {
+    let rfc2782 = match parts {
+        [first, middle @ .., last] if last.starts_with('_') => first.strip_prefix('_').map(|first| {
+            let mut name = first.to_owned();
+            for p in middle {
+                name.push('.');
+                name.push_str(p);
+            }
+            name
+        }),
+        _ => None,
+    };
+    match rfc2782 {
+        Some(name) if name.is_empty() => Route::Invalid,
+        Some(name) => Route::Query { name, dc },
+        None => Route::Query { name: parts.join("."), dc },
+    }
 }
 
 /// The most `<value>.<keyword>` pairs a locality suffix may hold.

@@ -67,6 +67,26 @@ impl Cat {
         self
     }
 
+    fn query(mut self, id: &str, name: &str, service: &str, tags: &[&str], ttl: &str) -> Self {
+        let i = self.next();
+        let q = crate::catalog::PreparedQuery {
+            id: id.into(),
+            name: name.into(),
+            session: String::new(),
+            token: String::new(),
+            service: crate::catalog::QueryService {
+                service: service.into(),
+                tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+                ..Default::default()
+            },
+            dns_ttl: ttl.into(),
+            create_index: 0,
+            modify_index: 0,
+        };
+        self.state.upsert_query(i, q, &mut Vec::new());
+        self
+    }
+
     fn snap(self) -> CatalogSnapshot {
         CatalogSnapshot { index: self.index, catalog: self.state }
     }
@@ -261,7 +281,19 @@ fn routes() {
         A,
         Route::Ptr { ip: Some("::4242:4242".parse().expect("ip")) },
     );
-    check_route("foo.query.consul.", A, Route::Unsupported("query"));
+    let query = |n: &str, dc: &str| Route::Query { name: n.into(), dc: dc.into() };
+    check_route("foo.query.consul.", A, query("foo", "dc1"));
+    check_route("SomeQuery.query.consul.", A, query("somequery", "dc1"));
+    check_route("query.name.with.dots.query.consul.", SRV, query("query.name.with.dots", "dc1"));
+    check_route("foo.query.dc2.consul.", A, query("foo", "dc2"));
+    check_route("_foo._tcp.query.consul.", SRV, query("foo", "dc1"));
+    check_route("_query.name.with.dots._tcp.query.consul.", SRV, query("query.name.with.dots", "dc1"));
+    check_route("_foo._udp.query.dc1.consul.", A, query("foo", "dc1"));
+    check_route("_foo.bar.query.consul.", A, query("_foo.bar", "dc1"));
+    check_route("_._tcp.query.consul.", SRV, Route::Invalid);
+    check_route("foo.query.dc1.dc.consul.", A, Route::Invalid);
+    check_route("foo.query.dc1.extra.more.consul.", SRV, Route::Invalid);
+    check_route("query.consul.", SRV, Route::EmptyNonTerminal);
     check_route("example.com.", A, Route::NotOurs);
     check_route("consul.service.", A, Route::NotOurs);
     check_route("consul.example.", A, Route::NotOurs);
@@ -987,4 +1019,61 @@ async fn recursor_falls_through_servfail_and_silence() {
         recursor::forward(&q, Transport::Udp, &order[..2], crate::config::RecursorStrategy::Sequential, t)
             .await;
     assert!(none.is_none());
+}
+
+#[test]
+fn prepared_queries_answer_like_services_with_their_own_filters_and_ttl() {
+    const ID: &str = "8f246b77-f3e1-ff88-5b48-8ec93abf3e05";
+    let s = Cat::default()
+        .node("foo", "127.0.0.1", &[])
+        .node("bar", "127.0.0.2", &[])
+        .svc("foo", "db", "db", &["primary"], "", 12345)
+        .svc("bar", "db2", "db", &["canary"], "", 12346)
+        .svc("foo", "v4", "webv4", &[], "", 80)
+        .check("bar", "db2-check", "db2", HealthStatus::Warning)
+        .query(ID, "test", "db", &[], "3s")
+        .query("00000000-0000-0000-0000-000000000001", "stable", "db", &["!canary"], "")
+        .query("00000000-0000-0000-0000-000000000002", "webv4", "webv4", &[], "")
+        .query("00000000-0000-0000-0000-000000000003", "gone", "nothing", &[], "")
+        .snap();
+    let mut c = ctx();
+    c.dns_config.service_ttl.insert("db".into(), Duration::from_secs(10));
+    let srv = Expect {
+        answers: Some(vec![
+            "{q} SRV 1 10 12345 foo.node.dc1.consul.",
+            "{q} SRV 1 3 12346 bar.node.dc1.consul.",
+        ]),
+        ..Expect::default()
+    };
+    for q in
+        [format!("{ID}.query.consul."), "TEST.query.dc1.consul.".into(), format!("_{ID}._tcp.query.consul.")]
+    {
+        let want = srv.answers.as_ref().map(|a| a.iter().map(|r| r.replace("{q}", &q)).collect::<Vec<_>>());
+        let e = Expect {
+            answers: Some(want.iter().flatten().map(String::as_str).collect()),
+            ..Expect::default()
+        };
+        let m = check_answer(&c, &s, &q, RecordType::SRV, e);
+        assert!(m.answers.iter().chain(&m.additionals).all(|r| r.ttl == 3), "{q}: DNS.TTL 3s");
+    }
+    // `!canary` drops bar; no DNS.TTL: the service's service_ttl.
+    let m = check_answer(
+        &c,
+        &s,
+        "stable.query.consul.",
+        RecordType::A,
+        Expect { answers: Some(vec!["stable.query.consul. A 127.0.0.1"]), ..Expect::default() },
+    );
+    assert_eq!(m.answers.first().map(|r| r.ttl), Some(10));
+    let nx = || Expect {
+        rcode: Some(ResponseCode::NXDomain),
+        answers: Some(vec![]),
+        soa: true,
+        ..Expect::default()
+    };
+    check_answer(&c, &s, "nope.query.consul.", RecordType::SRV, nx());
+    check_answer(&c, &s, "gone.query.consul.", RecordType::A, nx());
+    check_answer(&c, &s, "test.query.dc2.consul.", RecordType::A, nx());
+    let nodata = Expect { answers: Some(vec![]), soa: true, ..Expect::default() };
+    check_answer(&c, &s, "webv4.query.consul.", RecordType::AAAA, nodata);
 }
