@@ -8,6 +8,7 @@
 //! - `http`: Consul's HTTP API shapes, errors and blocking queries.
 //! - `durability`: restart and `kill -9` keep acknowledged registrations.
 //! - `config`: config files and flags as an operator uses them.
+//! - `prepared`: prepared queries over `/v1/query` and `.query.` DNS names.
 //! - `py_consul`: the py-consul client library drives the agent (tests/py/).
 //! - `resolvers`: dnsmasq forwarding the domain to the agent.
 
@@ -21,6 +22,7 @@ mod dns_extensions;
 mod durability;
 mod hostile;
 mod http;
+mod prepared;
 mod py_consul;
 mod resolvers;
 mod support;
