@@ -67,7 +67,7 @@ pub(crate) fn execute_result(
 pub(super) async fn create(State(st): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
     let v = parse_body(&body)?;
     let id = uuid::Uuid::new_v4().to_string();
-    let query = wire::decode_prepared_query(&v, &id)?;
+    let query = wire::decode_prepared_query(&v, &id, true)?;
     st.propose(Command::QueryUpsert(QueryUpsert { query, update: false })).await?;
     Ok(json(&QueryIdJson { id }, false))
 }
@@ -96,7 +96,7 @@ pub(super) async fn update(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let v = parse_body(&body)?;
-    let query = wire::decode_prepared_query(&v, &id)?;
+    let query = wire::decode_prepared_query(&v, &id, false)?;
     st.propose(Command::QueryUpsert(QueryUpsert { query, update: true })).await?;
     Ok(().into_response())
 }

@@ -785,11 +785,12 @@ pub fn decode_check_update(v: &Value) -> Result<(HealthStatus, String), ApiError
     Ok((status, output))
 }
 
-/// Decodes a `POST /v1/query` or `PUT /v1/query/:id` body into a query with ID `id`.
+/// Decodes a `POST /v1/query` (`creating`) or `PUT /v1/query/:id` body into a query with ID
+/// `id`. A create must not carry an ID; an update takes the path's ID, whatever the body says.
 ///
 /// Decode errors are 400; Consul's `parseQuery` rules are RPC errors (500). Templates are
 /// refused (400): they are not supported.
-pub fn decode_prepared_query(v: &Value, id: &str) -> Result<PreparedQuery, ApiError> {
+pub fn decode_prepared_query(v: &Value, id: &str, creating: bool) -> Result<PreparedQuery, ApiError> {
     let mut f = Fields::new(v, "PreparedQuery")?;
     let name = f.string(&["Name"])?.unwrap_or_default();
     let session = f.string(&["Session"])?.unwrap_or_default();
@@ -816,7 +817,7 @@ pub fn decode_prepared_query(v: &Value, id: &str) -> Result<PreparedQuery, ApiEr
     }
     f.ignore(&["CreateIndex", "ModifyIndex", "RaftIndex", "Namespace", "Partition"]);
     f.finish()?;
-    if !body_id.is_empty() && !body_id.eq_ignore_ascii_case(id) {
+    if creating && !body_id.is_empty() {
         return Err(rpc("ID must be empty when creating a new prepared query"));
     }
     if service.service.is_empty() {

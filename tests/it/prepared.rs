@@ -141,6 +141,21 @@ fn http_create_read_update_delete_and_execute() {
     let (status, _) =
         send(&agent, reqwest::Method::POST, "/v1/query", r#"{"Service":{"Service":"db"},"Bogus":1}"#);
     assert_eq!(status, 400);
+    let (status, text) = send(
+        &agent,
+        reqwest::Method::POST,
+        "/v1/query",
+        &format!(r#"{{"ID":"{id}","Service":{{"Service":"db"}}}}"#),
+    );
+    assert_eq!((status, text.as_str()), (500, "ID must be empty when creating a new prepared query"));
+    let (status, text) = send(
+        &agent,
+        reqwest::Method::PUT,
+        "/v1/query/00000000-0000-0000-0000-000000000000",
+        r#"{"Service":{"Service":"db"}}"#,
+    );
+    assert_eq!(status, 500, "{text}");
+    assert!(text.starts_with("Cannot modify non-existent prepared query"), "{text}");
 
     // Delete.
     let (status, _) = send(&agent, reqwest::Method::DELETE, &format!("/v1/query/{id}"), "");
