@@ -316,3 +316,13 @@ fn query_instances_apply_tags_meta_and_health_filters() {
     q.service.service_meta.insert("env".into(), "dev".into());
     assert!(ids(&q).is_empty());
 }
+
+#[test]
+fn query_dumps_written_before_prepared_queries_still_load() {
+    let old = r#"{"nodes":[],"services":[],"checks":[],"service_indexes":[],
+                  "tables":{"nodes":4,"services":5,"checks":6}}"#;
+    let dump: crate::catalog::CatalogDump = serde_json::from_str(old).expect("old dump decodes");
+    let state = CatalogState::from_dump(dump);
+    assert_eq!(state.table_indexes(), TableIndexes { nodes: 4, services: 5, checks: 6, queries: 0 });
+    assert_eq!(state.queries().count(), 0);
+}
