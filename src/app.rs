@@ -42,7 +42,8 @@ pub struct Reloader {
 impl Reloader {
     /// Publishes the DNS settings of `config`; in-flight queries finish with the old ones.
     pub fn reload(&self, config: &Config) {
-        self.dns_context.store(Arc::new(DnsContext::from_config(config)));
+        let fresh = DnsContext::from_config(config);
+        self.dns_context.rcu(|cur| Arc::new(DnsContext { generation: cur.generation + 1, ..fresh.clone() }));
     }
 }
 

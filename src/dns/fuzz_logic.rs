@@ -63,6 +63,7 @@ pub fn fixture() -> &'static (DnsContext, CatalogSnapshot) {
             dns_config: DnsConfig { enable_truncate: true, ..DnsConfig::default() },
             recursors: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 53))],
             soa_serial: 1,
+            generation: 0,
         };
         (ctx, CatalogSnapshot { index: 5, catalog: state })
     })

@@ -17,6 +17,7 @@
 //! - `serve` loads the snapshot once per query and answers the whole query from it.
 
 mod answer;
+mod cache;
 mod encode;
 #[doc(hidden)]
 pub mod fuzz_logic;
@@ -26,12 +27,15 @@ mod recursor;
 mod route;
 
 #[cfg(test)]
+mod cache_tests;
+#[cfg(test)]
 mod tests;
 
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use answer::{Answer, Resolved, Rr};
+pub use cache::{AnswerCache, CacheStats};
 pub use listener::serve;
 pub use parse::{ParseError, Request};
 pub use route::{Route, Routed, route};
@@ -57,6 +61,9 @@ pub struct DnsContext {
     /// SOA SERIAL. Consul uses the current Unix time; it is set when the context is built
     /// (and may be refreshed by the owner) so that `handle` never reads the clock.
     pub soa_serial: u32,
+    /// Bumped by every configuration reload (the serial refresh keeps it); answer caches
+    /// key on it.
+    pub generation: u64,
 }
 
 impl DnsContext {
@@ -70,6 +77,7 @@ impl DnsContext {
             dns_config: cfg.dns.clone(),
             recursors: cfg.recursors.clone(),
             soa_serial: unix_serial(),
+            generation: 0,
         }
     }
 

@@ -1,0 +1,277 @@
+//! Answer cache: whole responses in wire format, one cache per UDP receive loop.
+//!
+//! Input: a request datagram, the context and the snapshot the loop loaded for it.
+//! Output: the response bytes in the caller's buffer, or the `Response` of the full path
+//! when it is not a plain reply (forwarding, host-name resolution, drop).
+//!
+//! A response is a pure function of the request bytes after its 2-byte ID, the transport,
+//! the context and the snapshot, plus the RNG (shuffles). So the key is the transport and
+//! the request bytes after the ID, and every entry belongs to one (snapshot, context
+//! generation): the cache empties itself when either changes. A hit copies the stored bytes
+//! and writes the request's ID into them, and the current SOA serial where the response
+//! carries one (the serial ticks every second without changing anything else).
+//!
+//! Shuffled answers: when rendering a response drew from the RNG, the entry keeps up to
+//! `VARIANTS` independently shuffled renderings and answers from one picked at random; each
+//! is re-rendered after `REFRESH_USES` uses, so over time every instance is served and the
+//! order stays uniformly random, at one full rendering per `REFRESH_USES` hits.
+//!
+//! Invariants: no lock (the cache is owned by one loop), no allocation on a hit, bounded
+//! memory (`MAX_BYTES`; the cache is emptied when full), and the bytes sent on a hit are
+//! exactly what the full path rendered for the same request.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use rand::{Rng, RngExt, SeedableRng, TryRng};
+
+use super::{DnsContext, Resolved, Response, Transport, respond};
+use crate::snapshot::CatalogSnapshot;
+
+/// Renderings kept per shuffled answer.
+const VARIANTS: usize = 8;
+/// Uses of one rendering before it is shuffled again.
+const REFRESH_USES: u32 = 64;
+/// Longest request the cache keys on; longer ones take the full path every time.
+const MAX_KEY: usize = 512;
+/// Bytes of keys and responses one cache may hold before it empties itself.
+const MAX_BYTES: usize = 32 << 20;
+/// RR type of SOA.
+const SOA: u16 = 6;
+
+/// One rendering of a response.
+struct Variant {
+    bytes: Vec<u8>,
+    uses: u32,
+    /// The SOA serial written in `bytes`, and where.
+    serial: u32,
+    serial_at: Vec<usize>,
+}
+
+struct Entry {
+    variants: Vec<Variant>,
+    /// Whether rendering used the RNG (the response has an order to shuffle).
+    shuffled: bool,
+}
+
+/// An RNG that counts draws, so the cache knows whether a response was shuffled.
+struct Counting<'a, R> {
+    inner: &'a mut R,
+    draws: u32,
+}
+
+impl<R: Rng> TryRng for Counting<'_, R> {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        self.draws = self.draws.saturating_add(1);
+        Ok(self.inner.next_u32())
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        self.draws = self.draws.saturating_add(1);
+        Ok(self.inner.next_u64())
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        self.draws = self.draws.saturating_add(1);
+        self.inner.fill_bytes(dst);
+        Ok(())
+    }
+}
+
+/// Hit and miss counters, for benchmarks and tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Requests answered from stored bytes.
+    pub hits: u64,
+    /// Requests rendered by the full path (and stored when cacheable).
+    pub misses: u64,
+}
+
+/// The per-loop answer cache; see the module docs.
+pub struct AnswerCache {
+    map: HashMap<Box<[u8]>, Entry>,
+    snapshot: Option<Arc<CatalogSnapshot>>,
+    generation: u64,
+    bytes: usize,
+    key: Vec<u8>,
+    rng: rand::rngs::SmallRng,
+    stats: CacheStats,
+}
+
+impl Default for AnswerCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AnswerCache {
+    /// An empty cache with its own RNG.
+    pub fn new() -> Self {
+        Self {
+            map: HashMap::new(),
+            snapshot: None,
+            generation: 0,
+            bytes: 0,
+            key: Vec::with_capacity(MAX_KEY + 1),
+            rng: rand::rngs::SmallRng::from_rng(&mut rand::rng()),
+            stats: CacheStats::default(),
+        }
+    }
+
+    /// Counters since the cache was made.
+    pub fn stats(&self) -> CacheStats {
+        self.stats
+    }
+
+    /// Answers `request` into `out` (cleared first) and returns `None`, or returns what the
+    /// full path wants done instead (`Forward`, `Resolve`, `Drop`) with `out` empty.
+    pub fn respond(
+        &mut self,
+        request: &[u8],
+        transport: Transport,
+        ctx: &DnsContext,
+        snap: &Arc<CatalogSnapshot>,
+        out: &mut Vec<u8>,
+    ) -> Option<Response> {
+        out.clear();
+        let same =
+            self.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, snap)) && self.generation == ctx.generation;
+        if !same || self.bytes > MAX_BYTES {
+            self.map.clear();
+            self.bytes = 0;
+            self.snapshot = Some(snap.clone());
+            self.generation = ctx.generation;
+        }
+        let (Some(id), Some(rest)) = (request.get(..2), request.get(2..)) else {
+            return self.render_uncached(request, transport, ctx, snap, out);
+        };
+        if request.len() > MAX_KEY {
+            return self.render_uncached(request, transport, ctx, snap, out);
+        }
+        self.key.clear();
+        self.key.push(transport as u8);
+        self.key.extend_from_slice(rest);
+
+        let pick = self.rng.random_range(0..VARIANTS);
+        if let Some(entry) = self.map.get_mut(self.key.as_slice()) {
+            let idx = if entry.shuffled { pick } else { 0 };
+            match entry.variants.get_mut(idx) {
+                Some(v) if v.uses < REFRESH_USES || !entry.shuffled => {
+                    v.uses += 1;
+                    self.stats.hits += 1;
+                    out.extend_from_slice(&v.bytes);
+                    finish(out, id, ctx.soa_serial, v);
+                    return None;
+                }
+                _ => {}
+            }
+        }
+        // Miss, a missing variant, or a variant due for a new shuffle.
+        self.stats.misses += 1;
+        let mut counting = Counting { inner: &mut self.rng, draws: 0 };
+        let response = respond(request, transport, ctx, snap, &Resolved::pending(), &mut counting);
+        let shuffled = counting.draws > 0;
+        let Response::Reply(bytes) = response else {
+            return Some(response);
+        };
+        let serial_at = soa_serial_offsets(&bytes);
+        out.extend_from_slice(&bytes);
+        let variant = Variant { serial: ctx.soa_serial, serial_at, bytes, uses: 1 };
+        let size = variant.bytes.len() + self.key.len();
+        match self.map.get_mut(self.key.as_slice()) {
+            Some(entry) => {
+                entry.shuffled |= shuffled;
+                if let Some(slot) = entry.variants.get_mut(pick) {
+                    self.bytes = self.bytes.saturating_sub(slot.bytes.len()) + variant.bytes.len();
+                    *slot = variant;
+                } else if entry.variants.len() < VARIANTS {
+                    self.bytes += variant.bytes.len();
+                    entry.variants.push(variant);
+                }
+            }
+            None => {
+                self.bytes += size;
+                let key: Box<[u8]> = self.key.as_slice().into();
+                self.map.insert(key, Entry { variants: vec![variant], shuffled });
+            }
+        }
+        None
+    }
+
+    fn render_uncached(
+        &mut self,
+        request: &[u8],
+        transport: Transport,
+        ctx: &DnsContext,
+        snap: &CatalogSnapshot,
+        out: &mut Vec<u8>,
+    ) -> Option<Response> {
+        self.stats.misses += 1;
+        match respond(request, transport, ctx, snap, &Resolved::pending(), &mut self.rng) {
+            Response::Reply(bytes) => {
+                out.extend_from_slice(&bytes);
+                None
+            }
+            other => Some(other),
+        }
+    }
+}
+
+/// Writes the request's ID and, if it moved on, the current SOA serial into a stored reply.
+fn finish(out: &mut [u8], id: &[u8], serial: u32, v: &Variant) {
+    if let Some(dst) = out.get_mut(..2) {
+        dst.copy_from_slice(id);
+    }
+    if serial != v.serial {
+        for &at in &v.serial_at {
+            if let Some(dst) = out.get_mut(at..at + 4) {
+                dst.copy_from_slice(&serial.to_be_bytes());
+            }
+        }
+    }
+}
+
+/// Offsets of the SERIAL field of every SOA record in a response (empty if it is malformed).
+pub(crate) fn soa_serial_offsets(msg: &[u8]) -> Vec<usize> {
+    let mut found = Vec::new();
+    let count = |at: usize| msg.get(at..at + 2).map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+    let questions = count(4);
+    let records = count(6) + count(8) + count(10);
+    let mut pos = 12;
+    for _ in 0..questions {
+        let Some(after) = skip_name(msg, pos) else { return Vec::new() };
+        pos = after + 4;
+    }
+    for _ in 0..records {
+        let Some(after) = skip_name(msg, pos) else { return Vec::new() };
+        let Some(fixed) = msg.get(after..after + 10) else { return Vec::new() };
+        let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+        let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        let rdata = after + 10;
+        if rtype == SOA {
+            let serial = skip_name(msg, rdata).and_then(|p| skip_name(msg, p));
+            match serial {
+                Some(at) if at + 4 <= rdata + rdlen => found.push(at),
+                _ => return Vec::new(),
+            }
+        }
+        pos = rdata + rdlen;
+    }
+    found
+}
+
+/// The offset just past a (possibly compressed) name starting at `pos`.
+fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
+    loop {
+        let len = *msg.get(pos)?;
+        match len {
+            0 => return Some(pos + 1),
+            l if l & 0xC0 == 0xC0 => return Some(pos + 2),
+            l if l & 0xC0 == 0 => pos += 1 + usize::from(l),
+            _ => return None,
+        }
+    }
+}

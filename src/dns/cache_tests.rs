@@ -1,0 +1,172 @@
+//! The answer cache answers exactly what the full path renders.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+
+use super::cache::soa_serial_offsets;
+use super::*;
+use crate::catalog::{CatalogDump, CatalogState, Node, Service};
+use crate::config::DnsConfig;
+
+fn ctx() -> DnsContext {
+    DnsContext {
+        domain: "consul.".into(),
+        alt_domain: None,
+        datacenter: "dc1".into(),
+        node_name: "n0".into(),
+        dns_config: DnsConfig::default(),
+        recursors: Vec::new(),
+        soa_serial: 7,
+        generation: 0,
+    }
+}
+
+/// `web` on nodes n0..n{count} at 10.0.0.1.. .
+fn snapshot(count: u8, index: u64) -> Arc<CatalogSnapshot> {
+    let mut dump = CatalogDump::default();
+    for i in 0..count {
+        let node = format!("n{i}");
+        dump.nodes.push(Node::new(&node, &format!("10.0.0.{}", i + 1), "dc1"));
+        dump.services.push(Service::new(&node, "web", "web", 8000 + u16::from(i)));
+    }
+    Arc::new(CatalogSnapshot { index, catalog: CatalogState::from_dump(dump) })
+}
+
+fn request(id: u16, name: &str, qtype: RecordType, edns: bool) -> Vec<u8> {
+    let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
+    msg.queries.push(Query::query(Name::from_ascii(name).expect("name"), qtype));
+    if edns {
+        let mut e = Edns::new();
+        e.set_max_payload(1232);
+        msg.edns = Some(e);
+    }
+    msg.to_vec().expect("encode")
+}
+
+fn check_cached(
+    cache: &mut AnswerCache,
+    req: &[u8],
+    ctx: &DnsContext,
+    snap: &Arc<CatalogSnapshot>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let pending = cache.respond(req, Transport::Udp, ctx, snap, &mut out);
+    assert!(pending.is_none(), "expected a reply, got {pending:?}");
+    out
+}
+
+#[test]
+fn hits_return_the_full_paths_bytes_with_the_requests_id() {
+    let (ctx, snap) = (ctx(), snapshot(1, 1));
+    let mut cache = AnswerCache::new();
+    for (name, qtype) in [
+        ("n0.node.consul.", RecordType::A),
+        ("nope.service.consul.", RecordType::SRV),
+        ("web.service.consul.", RecordType::SRV),
+        ("consul.", RecordType::SOA),
+    ] {
+        let full = handle(&request(1, name, qtype, true), Transport::Udp, &ctx, &snap, &mut rand::rng())
+            .expect("reply");
+        let first = check_cached(&mut cache, &request(1, name, qtype, true), &ctx, &snap);
+        let second = check_cached(&mut cache, &request(0x4242, name, qtype, true), &ctx, &snap);
+        assert_eq!(first, full, "{name} {qtype}: miss renders like the full path");
+        assert_eq!(second[..2], [0x42, 0x42], "{name} {qtype}: the request's ID");
+        assert_eq!(second[2..], full[2..], "{name} {qtype}: a hit is the stored reply");
+    }
+    assert_eq!(cache.stats(), CacheStats { hits: 4, misses: 4 });
+}
+
+#[test]
+fn shuffled_answers_keep_varying_and_stay_complete() {
+    let (ctx, snap) = (ctx(), snapshot(5, 1));
+    let mut cache = AnswerCache::new();
+    let req = request(9, "web.service.consul.", RecordType::A, true);
+    let mut orders = HashSet::new();
+    for _ in 0..2000 {
+        let out = check_cached(&mut cache, &req, &ctx, &snap);
+        let msg = Message::from_vec(&out).expect("decode");
+        let ips: Vec<String> = msg
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(a.0.to_string()),
+                _ => None,
+            })
+            .collect();
+        let mut sorted = ips.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"]);
+        orders.insert(ips);
+    }
+    // 8 renderings at a time, each re-shuffled after 64 uses: many of the 120 orders appear.
+    assert!(orders.len() > 20, "only {} orders in 2000 answers", orders.len());
+    let stats = cache.stats();
+    assert!(stats.hits > 1800, "{stats:?}");
+}
+
+#[test]
+fn a_new_snapshot_or_reload_empties_the_cache_and_the_serial_is_kept_current() {
+    let mut ctx = ctx();
+    let mut cache = AnswerCache::new();
+    let req = request(3, "web.service.consul.", RecordType::A, false);
+    let one = check_cached(&mut cache, &req, &ctx, &snapshot(1, 1));
+    assert_eq!(Message::from_vec(&one).expect("decode").answers.len(), 1);
+    let two = check_cached(&mut cache, &req, &ctx, &snapshot(2, 2));
+    assert_eq!(Message::from_vec(&two).expect("decode").answers.len(), 2, "new snapshot, new answer");
+
+    let snap = snapshot(1, 3);
+    let nx = request(4, "nope.service.consul.", RecordType::A, false);
+    check_cached(&mut cache, &nx, &ctx, &snap);
+    ctx.soa_serial = 99;
+    let out = check_cached(&mut cache, &nx, &ctx, &snap);
+    let msg = Message::from_vec(&out).expect("decode");
+    assert_eq!(msg.metadata.response_code, ResponseCode::NXDomain);
+    let serials: Vec<u32> = msg
+        .authorities
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::SOA(soa) => Some(soa.serial),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(serials, [99]);
+    assert_eq!(cache.stats().hits, 1, "the serial change was patched, not re-rendered");
+
+    ctx.generation += 1;
+    ctx.dns_config.soa.min_ttl = 30;
+    let out = check_cached(&mut cache, &nx, &ctx, &snap);
+    let msg = Message::from_vec(&out).expect("decode");
+    assert_eq!(msg.authorities.first().map(|r| r.ttl), Some(30), "a reload renders again");
+}
+
+#[test]
+fn forwarding_is_never_cached() {
+    let mut ctx = ctx();
+    ctx.recursors = vec!["127.0.0.1:1".parse().expect("addr")];
+    let snap = snapshot(1, 1);
+    let mut cache = AnswerCache::new();
+    let req = request(5, "example.com.", RecordType::A, false);
+    for _ in 0..3 {
+        let mut out = Vec::new();
+        let pending = cache.respond(&req, Transport::Udp, &ctx, &snap, &mut out);
+        assert!(matches!(pending, Some(Response::Forward { .. })), "{pending:?}");
+        assert!(out.is_empty());
+    }
+}
+
+#[test]
+fn soa_serial_offsets_point_at_every_serial() {
+    let snap = snapshot(1, 1);
+    let mut ctx = ctx();
+    ctx.soa_serial = 0x0102_0304;
+    let reply =
+        handle(&request(1, "consul.", RecordType::SOA, true), Transport::Udp, &ctx, &snap, &mut rand::rng())
+            .expect("reply");
+    let offsets = soa_serial_offsets(&reply);
+    assert_eq!(offsets.len(), 1);
+    assert_eq!(reply[offsets[0]..offsets[0] + 4], [1, 2, 3, 4]);
+    assert!(soa_serial_offsets(&reply[..20]).is_empty(), "a cut message yields nothing");
+}
