@@ -11,9 +11,12 @@ use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use serde_json::Value;
 
-/// The binary under test.
+/// The binary under test: `$CAIRN_BIN` if set, else the one cargo built for this test run.
+///
+/// With a `CARGO_TARGET_DIR` shared between worktrees, `target/debug/cairn` is whichever
+/// worktree built last; `CAIRN_BIN` pins a copy of the intended build.
 pub(crate) fn cairn_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_cairn"))
+    std::env::var_os("CAIRN_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cairn")), PathBuf::from)
 }
 
 /// A running agent process; killed on drop.
