@@ -29,6 +29,8 @@ mod route;
 #[cfg(test)]
 mod cache_tests;
 #[cfg(test)]
+mod spec_tests;
+#[cfg(test)]
 mod tests;
 
 use std::net::SocketAddr;

@@ -4,6 +4,7 @@
 //! - `architecture`: invariants of ARCHITECTURE.md checked on the source tree.
 //! - `support`: start/stop agents (bind port 0, never 8500/8600), DNS and HTTP clients.
 //! - `dns`: answers over UDP and TCP for services registered over HTTP.
+//! - `dns_spec`: every applicable row of spec §3 (Consul's DNS tests) as table-driven cases.
 //! - `hostile`: garbage at the DNS and HTTP sockets.
 //! - `http`: Consul's HTTP API shapes, errors and blocking queries.
 //! - `durability`: restart and `kill -9` keep acknowledged registrations.
@@ -19,6 +20,7 @@ mod architecture;
 mod config;
 mod dns;
 mod dns_extensions;
+mod dns_spec;
 mod durability;
 mod hostile;
 mod http;
