@@ -45,6 +45,9 @@ pub struct Config {
     pub dns: DnsConfig,
     /// Service definitions from config files (Consul format), decoded and validated on load.
     pub services: Vec<crate::agent::ServiceDefinition>,
+    /// Directory of RFC 1035 zone files (`*.zone`) served beside the domain (`zones_dir`);
+    /// `--dev` uses `./zones` when it exists and nothing is configured.
+    pub zones_dir: Option<PathBuf>,
     /// Log filter (`log_level`).
     pub log_level: String,
     /// The config files that were read, for error messages and reloads.
@@ -234,6 +237,8 @@ pub struct Overrides {
     pub config_dirs: Vec<PathBuf>,
     /// `--log-level`.
     pub log_level: Option<String>,
+    /// `--zones-dir`.
+    pub zones_dir: Option<PathBuf>,
 }
 
 /// Consul agent-config keys that cairn accepts (so Consul configs load unchanged) but does
@@ -301,6 +306,7 @@ struct Raw {
     dns: DnsConfig,
     services: Vec<(String, String, Value)>,
     log_level: Option<(String, String)>,
+    zones_dir: Option<PathBuf>,
     ignored: Vec<String>,
 }
 
@@ -410,6 +416,7 @@ impl Raw {
                 "domain" => self.domain = Some((src.string(k, v)?, src.file.to_owned())),
                 "alt_domain" => self.alt_domain = Some((src.string(k, v)?, src.file.to_owned())),
                 "data_dir" => self.data_dir = Some(PathBuf::from(src.string(k, v)?)),
+                "zones_dir" => self.zones_dir = Some(PathBuf::from(src.string(k, v)?)),
                 "server" => self.server = Some(src.boolean(k, v)?),
                 "bootstrap" => {
                     if src.boolean(k, v)? {
@@ -724,6 +731,12 @@ impl Config {
                 });
             }
         };
+        // `--dev` serves the repository's example zones when run from a checkout.
+        let zones_dir = o
+            .zones_dir
+            .clone()
+            .or(raw.zones_dir)
+            .or_else(|| (dev && Path::new("zones").is_dir()).then(|| PathBuf::from("zones")));
         let lvl = pick(&o.log_level, "-log-level", raw.log_level, "log_level")
             .unwrap_or_else(|| defaulted("info", "log_level"));
         let log_level = lvl.0.to_ascii_lowercase();
@@ -780,6 +793,7 @@ impl Config {
             recursors: raw.recursors,
             dns: raw.dns,
             services,
+            zones_dir,
             log_level,
             sources: paths,
         };
