@@ -26,6 +26,7 @@ fn ctx() -> DnsContext {
         dns_config: DnsConfig::default(),
         recursors: Vec::new(),
         soa_serial: 4242,
+        zones: Arc::default(),
     }
 }
 

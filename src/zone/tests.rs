@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use hickory_proto::op::ResponseCode;
+use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use proptest::prelude::*;
 
@@ -573,6 +573,51 @@ fn name_under_compares_labels_ignoring_case() {
     assert!(!name_under(&n("notconsul."), "consul."));
     assert!(!name_under(&n("test."), "alt.test."));
     assert!(name_under(&n("anything."), "."));
+}
+
+// ----- through the DNS path -------------------------------------------------------------
+
+fn dns_query(ctx: &crate::dns::DnsContext, name: &str, qtype: RecordType) -> Message {
+    let mut msg = Message::query();
+    msg.metadata.id = 7;
+    msg.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    let snap = crate::snapshot::CatalogSnapshot { index: 1, catalog: Default::default() };
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+    let reply =
+        crate::dns::handle(&msg.to_vec().unwrap(), crate::dns::Transport::Udp, ctx, &snap, &mut rng).unwrap();
+    Message::from_vec(&reply).unwrap()
+}
+
+fn dns_ctx(set: ZoneSet) -> crate::dns::DnsContext {
+    let (cfg, _) = crate::config::Config::load(&crate::config::Overrides {
+        dev: true,
+        node_name: Some("n1".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    crate::dns::DnsContext::from_config(&cfg).with_zones(Arc::new(set))
+}
+
+#[test]
+fn the_dns_path_answers_static_zones_and_the_consul_domain_wins_on_overlap() {
+    let consul_zone =
+        b"$ORIGIN consul.\n$TTL 60\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 10.0.0.1\nfoo A 10.0.0.2\n";
+    let ctx = dns_ctx(zones(&[("example.zone", EXAMPLE), ("consul.zone", consul_zone)]));
+    let www = dns_query(&ctx, "www.example.com.", RecordType::A);
+    assert!(www.metadata.authoritative);
+    assert_eq!(render(&www.answers), ["www.example.com. 300 A 10.0.0.10"]);
+    let referral = dns_query(&ctx, "x.sub.example.com.", RecordType::A);
+    assert!(!referral.metadata.authoritative);
+    assert_eq!(referral.authorities.len(), 2);
+    // foo.consul. is in the static zone too, but the Consul domain answers it.
+    let foo = dns_query(&ctx, "foo.consul.", RecordType::A);
+    assert_eq!(foo.metadata.response_code, ResponseCode::NXDomain);
+    assert!(
+        render(&foo.authorities)[0].starts_with("consul. 0 SOA ns.consul. hostmaster.consul."),
+        "{foo:?}"
+    );
+    // Outside everything: REFUSED as before.
+    assert_eq!(dns_query(&ctx, "example.org.", RecordType::A).metadata.response_code, ResponseCode::Refused);
 }
 
 // ----- properties -----------------------------------------------------------------------
