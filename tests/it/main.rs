@@ -10,6 +10,7 @@
 //! - `config`: config files and flags as an operator uses them.
 //! - `py_consul`: the py-consul client library drives the agent (tests/py/).
 //! - `resolvers`: dnsmasq forwarding the domain to the agent.
+//! - `zones`: static zone files served beside the domain, SIGHUP reloads, dig.
 
 // Test support code outside #[test] functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -23,3 +24,4 @@ mod http;
 mod py_consul;
 mod resolvers;
 mod support;
+mod zones;

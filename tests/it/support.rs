@@ -42,6 +42,20 @@ impl Agent {
 
     /// Starts `cairn agent ARGS --http-port 0 --dns-port 0 --server-port 0` and waits until ready.
     pub(crate) fn start(args: &[&str]) -> Self {
+        Self::start_in(None, args)
+    }
+
+    /// `cairn agent --dev` on free ports with `extra` flags, run from the directory `cwd`
+    /// (`--dev` serves `./zones` when it exists).
+    pub(crate) fn dev_in(cwd: &Path, extra: &[&str]) -> Self {
+        let mut args = vec!["--dev", "--node", "node1"];
+        args.extend_from_slice(extra);
+        Self::start_in(Some(cwd), &args)
+    }
+
+    /// Like [`Agent::start`], from the working directory `cwd`; by default a fresh empty one,
+    /// so an agent never picks up files (such as `zones/`) from the repository root.
+    pub(crate) fn start_in(cwd: Option<&Path>, args: &[&str]) -> Self {
         let mut args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
         for flag in ["--http-port", "--dns-port", "--server-port", "--serf-lan-port"] {
             if !args.iter().any(|a| a == flag) {
@@ -52,6 +66,7 @@ impl Agent {
         let log_dir = tempfile::tempdir().unwrap();
         let stderr_log = log_dir.path().join("agent.log");
         let mut child = Command::new(cairn_bin())
+            .current_dir(cwd.unwrap_or(log_dir.path()))
             .arg("agent")
             .args(&args)
             .stdout(Stdio::piped())
