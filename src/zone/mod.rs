@@ -297,7 +297,10 @@ impl ZoneSet {
         // Previous versions of the files that failed, unless a good file now serves the origin.
         for zone in self.zones.iter().filter(|z| failed.contains(&z.file)) {
             if let Err(err) = next.insert(zone.clone()) {
-                errors.push(err);
+                // Reported once, even when the new version failed for the same conflict.
+                if !errors.iter().any(|e| e.to_string() == err.to_string()) {
+                    errors.push(err);
+                }
             }
         }
         (next, errors)

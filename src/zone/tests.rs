@@ -555,6 +555,23 @@ fn reload_is_per_file_and_a_broken_file_keeps_its_previous_version() {
 }
 
 #[test]
+fn a_file_whose_origin_moved_to_another_file_is_dropped_and_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("b.zone"), EXAMPLE).unwrap();
+    let first = ZoneSet::load_dir(dir.path()).unwrap();
+    // a.zone now serves example.com., and b.zone still claims it.
+    std::fs::write(dir.path().join("a.zone"), EXAMPLE).unwrap();
+    let (second, errors) = first.reload_dir(dir.path());
+    let errors: Vec<String> =
+        errors.iter().map(|e| e.to_string().replace(&dir.path().display().to_string(), "DIR")).collect();
+    assert_eq!(errors, ["DIR/b.zone: zone example.com. is already loaded from DIR/a.zone"]);
+    assert_eq!(
+        second.zones().map(|z| z.file().to_path_buf()).collect::<Vec<_>>(),
+        [dir.path().join("a.zone")]
+    );
+}
+
+#[test]
 fn load_dir_fails_on_the_first_broken_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.zone"), b"@ 60 SOA ns hm 1 2 3 4 5\n@ 60 NS ns\nx 60 A 1.2.3\n")
