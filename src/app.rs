@@ -20,6 +20,7 @@ use crate::dns::DnsContext;
 use crate::health::TtlChecks;
 use crate::http::ApiState;
 use crate::raft::{Command, RaftHandle, RaftOptions, Registration};
+use crate::zone::ZoneSet;
 
 /// A built agent: sockets bound, Raft open and leader, own node registered.
 pub struct App {
@@ -33,17 +34,47 @@ pub struct App {
     _dev_dir: Option<tempfile::TempDir>,
 }
 
-/// Swaps in reloadable settings (today: `dns_config`, domains, recursors) without a restart.
+/// Swaps in reloadable settings (today: `dns_config`, domains, recursors, static zones)
+/// without a restart.
 #[derive(Clone)]
 pub struct Reloader {
     dns_context: Arc<ArcSwap<DnsContext>>,
 }
 
 impl Reloader {
-    /// Publishes the DNS settings of `config`; in-flight queries finish with the old ones.
+    /// Publishes the DNS settings and zones of `config`; in-flight queries finish with the
+    /// old ones. Zone files are reloaded per file: one that no longer loads is logged with
+    /// its file and line and its previous version keeps serving.
     pub fn reload(&self, config: &Config) {
-        let fresh = DnsContext::from_config(config);
+        let zones = match &config.zones_dir {
+            Some(dir) => {
+                let (zones, errors) = self.dns_context.load().zones.reload_dir(dir);
+                for err in &errors {
+                    tracing::error!(error = %err, "static zone not reloaded; its previous version (if any) keeps serving");
+                }
+                log_zones(&zones);
+                Arc::new(zones)
+            }
+            None => Arc::default(),
+        };
+        let fresh = DnsContext::from_config(config).with_zones(zones);
         self.dns_context.rcu(|cur| Arc::new(DnsContext { generation: cur.generation + 1, ..fresh.clone() }));
+    }
+}
+
+/// Loads `zones_dir` at start-up: a broken file stops the agent, naming the file and line.
+fn load_zones(config: &Config) -> anyhow::Result<Arc<ZoneSet>> {
+    let Some(dir) = &config.zones_dir else {
+        return Ok(Arc::default());
+    };
+    let zones = ZoneSet::load_dir(dir).context("loading static zones (zones_dir)")?;
+    log_zones(&zones);
+    Ok(Arc::new(zones))
+}
+
+fn log_zones(zones: &ZoneSet) {
+    for z in zones.zones() {
+        tracing::info!(zone = %z.origin(), file = %z.file().display(), records = z.record_count(), "serving static zone");
     }
 }
 
@@ -105,6 +136,8 @@ impl App {
             config.node_id = node_id(&config.data_dir)?;
         }
 
+        // Before binding anything, so a broken zone file fails start-up at once.
+        let zones = load_zones(&config)?;
         let dns = match u16::try_from(config.ports.dns) {
             Ok(port) => Some(bind_dns(SocketAddr::new(config.dns_addr, port)).await?),
             Err(_) => None,
@@ -130,7 +163,7 @@ impl App {
         register_self(&config, &raft).await?;
         let ttl = TtlChecks::new(raft.clone(), raft.snapshots(), config.node_name.clone());
         register_config_services(&config, &raft).await?;
-        let dns_context = Arc::new(ArcSwap::from_pointee(DnsContext::from_config(&config)));
+        let dns_context = Arc::new(ArcSwap::from_pointee(DnsContext::from_config(&config).with_zones(zones)));
         Ok(Self { config, raft, dns, http, dns_context, ttl, _dev_dir: dev_dir })
     }
 

@@ -83,6 +83,9 @@ pub struct AgentArgs {
     /// Log level: trace, debug, info, warn, err.
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Directory of RFC 1035 zone files (`*.zone`) served beside the domain (default with -dev: ./zones).
+    #[arg(long, value_name = "DIR")]
+    pub zones_dir: Option<PathBuf>,
 }
 
 impl AgentArgs {
@@ -107,6 +110,7 @@ impl AgentArgs {
             config_files: self.config_file.clone(),
             config_dirs: self.config_dir.clone(),
             log_level: self.log_level.clone(),
+            zones_dir: self.zones_dir.clone(),
         }
     }
 }

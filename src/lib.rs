@@ -23,3 +23,4 @@ pub mod http;
 pub mod raft;
 pub mod snapshot;
 pub mod store;
+pub mod zone;

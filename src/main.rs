@@ -65,7 +65,7 @@ fn run_agent(args: &AgentArgs) -> anyhow::Result<()> {
                     _ = hup.recv() => match Config::load(&overrides) {
                         Ok((cfg, _)) => {
                             reloader.reload(&cfg);
-                            tracing::info!("configuration reloaded (dns_config, domains, recursors)");
+                            tracing::info!("configuration reloaded (dns_config, domains, recursors, zones)");
                         }
                         Err(e) => tracing::error!(error = %e, "reload failed; keeping the running configuration"),
                     },

@@ -45,6 +45,9 @@ pub struct Config {
     pub dns: DnsConfig,
     /// Service definitions from config files (Consul format), decoded and validated on load.
     pub services: Vec<crate::agent::ServiceDefinition>,
+    /// Directory of RFC 1035 zone files (`*.zone`) served beside the domain (`zones_dir`);
+    /// `--dev` uses `./zones` when it exists and nothing is configured.
+    pub zones_dir: Option<PathBuf>,
     /// Log filter (`log_level`).
     pub log_level: String,
     /// The config files that were read, for error messages and reloads.
@@ -242,6 +245,8 @@ pub struct Overrides {
     pub config_dirs: Vec<PathBuf>,
     /// `--log-level`.
     pub log_level: Option<String>,
+    /// `--zones-dir`.
+    pub zones_dir: Option<PathBuf>,
 }
 
 /// Consul agent-config keys that cairn accepts (so Consul configs load unchanged) but does
@@ -275,12 +280,14 @@ const IGNORED_KEYS: &[&str] = &[
     "retry_interval",
     "retry_join",
     "retry_max",
+    "rpc",
     "skip_leave_on_interrupt",
     "start_join",
     "telemetry",
     "tls",
     "ui",
     "ui_config",
+    "use_streaming_backend",
     "verify_incoming",
     "verify_outgoing",
 ];
@@ -309,6 +316,7 @@ struct Raw {
     dns: DnsConfig,
     services: Vec<(String, String, Value)>,
     log_level: Option<(String, String)>,
+    zones_dir: Option<PathBuf>,
     ignored: Vec<String>,
 }
 
@@ -418,6 +426,7 @@ impl Raw {
                 "domain" => self.domain = Some((src.string(k, v)?, src.file.to_owned())),
                 "alt_domain" => self.alt_domain = Some((src.string(k, v)?, src.file.to_owned())),
                 "data_dir" => self.data_dir = Some(PathBuf::from(src.string(k, v)?)),
+                "zones_dir" => self.zones_dir = Some(PathBuf::from(src.string(k, v)?)),
                 "server" => self.server = Some(src.boolean(k, v)?),
                 "bootstrap" => {
                     if src.boolean(k, v)? {
@@ -734,6 +743,12 @@ impl Config {
                 });
             }
         };
+        // `--dev` serves the repository's example zones when run from a checkout.
+        let zones_dir = o
+            .zones_dir
+            .clone()
+            .or(raw.zones_dir)
+            .or_else(|| (dev && Path::new("zones").is_dir()).then(|| PathBuf::from("zones")));
         let lvl = pick(&o.log_level, "-log-level", raw.log_level, "log_level")
             .unwrap_or_else(|| defaulted("info", "log_level"));
         let log_level = lvl.0.to_ascii_lowercase();
@@ -790,6 +805,7 @@ impl Config {
             recursors: raw.recursors,
             dns: raw.dns,
             services,
+            zones_dir,
             log_level,
             sources: paths,
         };

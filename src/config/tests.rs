@@ -183,3 +183,27 @@ fn the_packaged_config_loads() {
     assert!(c.dns.enable_truncate);
     assert_eq!(c.data_dir, PathBuf::from("/var/lib/cairn"));
 }
+
+#[test]
+fn zones_dir_comes_from_the_file_or_the_flag_and_dev_defaults_to_dot_zones() {
+    let c = check("a.toml", "zones_dir = \"/etc/cairn/zones\"\n", dev()).unwrap();
+    assert_eq!(c.zones_dir, Some(PathBuf::from("/etc/cairn/zones")));
+    let flag = Overrides { zones_dir: Some("/srv/zones".into()), ..dev() };
+    let c = check("a.json", r#"{"zones_dir":"/etc/cairn/zones"}"#, flag).unwrap();
+    assert_eq!(c.zones_dir, Some(PathBuf::from("/srv/zones")));
+    // Tests run from the repository root, which has zones/.
+    let (c, _) = Config::load(&dev()).unwrap();
+    assert_eq!(c.zones_dir, Some(PathBuf::from("zones")));
+    let dir = tempfile::tempdir().unwrap();
+    let server = Overrides {
+        server: true,
+        bootstrap_expect: Some(1),
+        data_dir: Some(dir.path().into()),
+        ..Overrides::default()
+    };
+    assert_eq!(Config::load(&server).unwrap().0.zones_dir, None);
+    assert_eq!(
+        check("a.json", r#"{"zones_dir":7}"#, dev()).unwrap_err(),
+        "DIR/a.json: zones_dir: expected a string, got 7"
+    );
+}

@@ -61,6 +61,9 @@ pub struct Answer {
     /// Whether the answer may depend on the client's location (prepared queries): the
     /// encoder echoes a Client Subnet option with SCOPE = SOURCE PREFIX instead of 0 (§2.13).
     pub location_scoped: bool,
+    /// Truncate as RFC 2181 §9 says (no answer-count cap; TC whenever answers were dropped)
+    /// instead of Consul's rules; static zones answer this way.
+    pub rfc_truncation: bool,
 }
 
 impl Answer {
@@ -72,6 +75,7 @@ impl Answer {
             authorities: Vec::new(),
             additionals: Vec::new(),
             location_scoped: false,
+            rfc_truncation: false,
         }
     }
 }

@@ -123,7 +123,7 @@ pub(super) fn encode(req: &Request, ans: Answer, transport: Transport, ctx: &Dns
         Transport::Udp => {
             let size = req.edns.as_ref().map_or(UDP_CLASSIC, |e| usize::from(e.max_payload()));
             let size = size.clamp(UDP_CLASSIC, UDP_MAX);
-            let cap = (size == UDP_CLASSIC).then(|| {
+            let cap = (size == UDP_CLASSIC && !ans.rfc_truncation).then(|| {
                 let limit = ctx.dns_config.udp_answer_limit.min(MAX_UDP_ANSWER_LIMIT);
                 usize::try_from(limit).unwrap_or(0)
             });
@@ -131,7 +131,7 @@ pub(super) fn encode(req: &Request, ans: Answer, transport: Transport, ctx: &Dns
         }
         Transport::Tcp => {
             let cap = if req.query.query_type() == RecordType::SRV { 1024 } else { 4096 };
-            (TCP_MAX, Some(cap))
+            (TCP_MAX, (!ans.rfc_truncation).then_some(cap))
         }
     };
 
@@ -192,7 +192,7 @@ pub(super) fn encode(req: &Request, ans: Answer, transport: Transport, ctx: &Dns
         build(&mut msg, keep, with_authority);
     }
     let mut bytes = render(&msg, ctx)?;
-    if keep < total && ctx.dns_config.enable_truncate {
+    if keep < total && (ctx.dns_config.enable_truncate || ans.rfc_truncation) {
         msg.metadata.truncation = true;
         bytes = render(&msg, ctx)?;
     }

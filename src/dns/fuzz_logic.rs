@@ -14,6 +14,10 @@ use super::{DnsContext, Transport, handle};
 use crate::catalog::{CatalogDump, CatalogState, Check, HealthStatus, Node, Service};
 use crate::config::DnsConfig;
 use crate::snapshot::CatalogSnapshot;
+use crate::zone::{Zone, ZoneSet};
+
+/// `zones/example.zone`, served beside the catalog.
+const EXAMPLE_ZONE: &[u8] = include_bytes!("../../zones/example.zone");
 
 fn node(name: &str, address: &str, meta: &[(&str, &str)]) -> Node {
     let mut n = Node::new(name, address, "dc1");
@@ -26,8 +30,8 @@ fn service(node: &str, id: &str, name: &str, address: &str, port: u16, tags: &[&
 }
 
 /// A small catalog with every address kind (node IP, service IPv4/IPv6, host names), health
-/// states, tags, node meta and a `consul` service; and a context with an alt domain and a
-/// recursor so every branch of the path is reachable.
+/// states, tags, node meta and a `consul` service; and a context with an alt domain, a
+/// recursor and the example static zone so every branch of the path is reachable.
 pub fn fixture() -> &'static (DnsContext, CatalogSnapshot) {
     static FIXTURE: OnceLock<(DnsContext, CatalogSnapshot)> = OnceLock::new();
     FIXTURE.get_or_init(|| {
@@ -64,6 +68,14 @@ pub fn fixture() -> &'static (DnsContext, CatalogSnapshot) {
             recursors: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 53))],
             soa_serial: 1,
             generation: 0,
+            // The repository's example zone, so inputs reach the static-zone path too (its
+            // unit tests prove it parses; an empty set would only narrow the fuzzing).
+            zones: std::sync::Arc::new(
+                Zone::parse(std::path::Path::new("example.zone"), EXAMPLE_ZONE)
+                    .ok()
+                    .and_then(|z| ZoneSet::from_zones([z]).ok())
+                    .unwrap_or_default(),
+            ),
         };
         (ctx, CatalogSnapshot { index: 5, catalog: state })
     })

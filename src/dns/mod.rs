@@ -7,6 +7,8 @@
 //!   -> route (QName -> Route) -> answer ((Route, qtype, snapshot, ctx) -> Answer | Forward)
 //!   -> encode (Answer -> bytes: EDNS echo, size limits, truncation) -> send
 //! recursor: async forwarding of names outside our domains (only `serve` awaits it)
+//! static zones: names in `crate::zone` zones and not under our domains are answered
+//!   there (before route), then encoded the same way
 //! ```
 //!
 //! Invariants:
@@ -34,6 +36,7 @@ mod spec_tests;
 mod tests;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use answer::{Answer, Resolved, Rr};
@@ -44,6 +47,7 @@ pub use route::{Route, Routed, route};
 
 use crate::config::{Config, DnsConfig};
 use crate::snapshot::CatalogSnapshot;
+use crate::zone::ZoneSet;
 
 /// Everything the DNS path needs from the configuration, swappable as a whole on reload.
 #[derive(Debug, Clone)]
@@ -66,6 +70,8 @@ pub struct DnsContext {
     /// Bumped by every configuration reload (the serial refresh keeps it); answer caches
     /// key on it.
     pub generation: u64,
+    /// Static zones (`zones_dir`) answered beside the domains; loaded by the owner (IO).
+    pub zones: Arc<ZoneSet>,
 }
 
 impl DnsContext {
@@ -80,7 +86,15 @@ impl DnsContext {
             recursors: cfg.recursors.clone(),
             soa_serial: unix_serial(),
             generation: 0,
+            zones: Arc::default(),
         }
+    }
+
+    /// The same context serving `zones`.
+    #[must_use]
+    pub fn with_zones(mut self, zones: Arc<ZoneSet>) -> Self {
+        self.zones = zones;
+        self
     }
 
     /// The same context with a new SOA serial (e.g. refreshed periodically by the owner).
@@ -175,6 +189,9 @@ pub fn respond(
             };
         }
     };
+    if let Some(ans) = static_zone_answer(&req, ctx) {
+        return encode::encode(&req, ans, transport, ctx).map_or(Response::Drop, Response::Reply);
+    }
     let routed = route(req.query.name(), req.query.query_type(), ctx);
     match answer::answer(&req, &routed, ctx, snap, resolved, rng) {
         answer::Outcome::Answer(ans) => {
@@ -186,4 +203,15 @@ pub fn respond(
         },
         answer::Outcome::Resolve(names) => Response::Resolve(names),
     }
+}
+
+/// The answer from a static zone, when the name is in one and not under the domains (which
+/// win where they overlap).
+fn static_zone_answer(req: &Request, ctx: &DnsContext) -> Option<Answer> {
+    let qname = req.query.name();
+    let ours = |d: &str| crate::zone::name_under(qname, d);
+    if ctx.zones.is_empty() || ours(&ctx.domain) || ctx.alt_domain.as_deref().is_some_and(ours) {
+        return None;
+    }
+    ctx.zones.answer(qname, req.query.query_type()).map(Answer::from)
 }

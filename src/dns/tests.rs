@@ -27,6 +27,7 @@ fn ctx() -> DnsContext {
         recursors: Vec::new(),
         soa_serial: 4242,
         generation: 0,
+        zones: Arc::default(),
     }
 }
 

@@ -45,6 +45,7 @@ fn config() -> Config {
         recursors: Vec::new(),
         dns: DnsConfig::default(),
         services: Vec::new(),
+        zones_dir: None,
         log_level: "info".into(),
         sources: Vec::new(),
     }

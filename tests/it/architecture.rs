@@ -67,6 +67,16 @@ fn dns_path_takes_no_lock_opens_no_lmdb_txn_and_never_touches_raft() {
 }
 
 #[test]
+fn static_zone_lookup_is_pure_and_takes_no_lock() {
+    let text = code(&src("zone/lookup.rs"));
+    for f in
+        ["Mutex", "RwLock", ".lock()", "std::fs", "tokio", "SystemTime", "Instant", "rand::", "crate::raft"]
+    {
+        assert!(!text.contains(f), "zone/lookup.rs uses {f}");
+    }
+}
+
+#[test]
 fn apply_is_deterministic() {
     // Code lines only: the module doc may name what apply avoids.
     let text: String = code(&src("raft/apply.rs"))

@@ -12,6 +12,7 @@
 //! - `prepared`: prepared queries over `/v1/query` and `.query.` DNS names.
 //! - `py_consul`: the py-consul client library drives the agent (tests/py/).
 //! - `resolvers`: dnsmasq forwarding the domain to the agent.
+//! - `zones`: static zone files served beside the domain, SIGHUP reloads, dig.
 
 // Test support code outside #[test] functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -28,3 +29,4 @@ mod prepared;
 mod py_consul;
 mod resolvers;
 mod support;
+mod zones;

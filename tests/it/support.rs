@@ -46,12 +46,30 @@ impl Agent {
 
     /// Starts `cairn agent ARGS --http-port 0 --dns-port 0 --server-port 0` and waits until ready.
     pub(crate) fn start(args: &[&str]) -> Self {
-        Self::try_start(args).unwrap_or_else(|e| panic!("{e}"))
+        Self::start_in(None, args)
+    }
+
+    /// `cairn agent --dev` on free ports with `extra` flags, run from the directory `cwd`
+    /// (`--dev` serves `./zones` when it exists).
+    pub(crate) fn dev_in(cwd: &Path, extra: &[&str]) -> Self {
+        let mut args = vec!["--dev", "--node", "node1"];
+        args.extend_from_slice(extra);
+        Self::start_in(Some(cwd), &args)
+    }
+
+    /// Like [`Agent::start`], from the working directory `cwd`; by default a fresh empty one,
+    /// so an agent never picks up files (such as `zones/`) from the repository root.
+    pub(crate) fn start_in(cwd: Option<&Path>, args: &[&str]) -> Self {
+        Self::try_start_in(cwd, args).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Like [`Agent::start`], but a failed start (bad config, no leader) is an error, not a panic,
     /// so a table-driven test can report it as one failing row and go on.
     pub(crate) fn try_start(args: &[&str]) -> Result<Self, String> {
+        Self::try_start_in(None, args)
+    }
+
+    fn try_start_in(cwd: Option<&Path>, args: &[&str]) -> Result<Self, String> {
         let mut args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
         for flag in ["--http-port", "--dns-port", "--server-port", "--serf-lan-port"] {
             if !args.iter().any(|a| a == flag) {
@@ -62,6 +80,7 @@ impl Agent {
         let log_dir = tempfile::tempdir().unwrap();
         let stderr_log = log_dir.path().join("agent.log");
         let mut child = Command::new(cairn_bin())
+            .current_dir(cwd.unwrap_or(log_dir.path()))
             .arg("agent")
             .args(&args)
             .stdout(Stdio::piped())
