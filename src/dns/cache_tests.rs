@@ -21,6 +21,7 @@ fn ctx() -> DnsContext {
         recursors: Vec::new(),
         soa_serial: 7,
         generation: 0,
+        zones: Arc::default(),
     }
 }
 

@@ -32,6 +32,8 @@ fn ctx() -> DnsContext {
         dns_config: DnsConfig { enable_truncate: true, disable_compression: true, ..DnsConfig::default() },
         recursors: Vec::new(),
         soa_serial: 1,
+        generation: 0,
+        zones: std::sync::Arc::default(),
     }
 }
 
@@ -74,6 +76,8 @@ fn answer(answers: Vec<Rr>) -> Answer {
         answers,
         authorities: Vec::new(),
         additionals: Vec::new(),
+        location_scoped: false,
+        rfc_truncation: false,
     }
 }
 
