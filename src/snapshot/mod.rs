@@ -55,6 +55,12 @@ impl SnapshotHandle {
         self.current.load_full()
     }
 
+    /// A per-thread cache of the current snapshot for a hot loop: loading through it costs
+    /// no reference-count traffic until a new snapshot is published.
+    pub fn cache(&self) -> arc_swap::Cache<&ArcSwap<CatalogSnapshot>, Arc<CatalogSnapshot>> {
+        arc_swap::Cache::new(&self.current)
+    }
+
     /// Replaces the current snapshot and wakes watchers. State machine only.
     pub fn publish(&self, snapshot: CatalogSnapshot) {
         let index = snapshot.index;
