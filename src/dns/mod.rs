@@ -26,6 +26,8 @@ mod recursor;
 mod route;
 
 #[cfg(test)]
+mod malformed_tests;
+#[cfg(test)]
 mod tests;
 
 use std::net::SocketAddr;
