@@ -18,6 +18,7 @@ use arc_swap::ArcSwap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
+use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use super::{DnsContext, Response, Transport, recursor, respond};
@@ -30,6 +31,21 @@ const MAX_TCP_CONNS: usize = 256;
 /// Concurrent UDP forwards to recursors.
 const MAX_UDP_FORWARDS: usize = 256;
 
+/// The TCP bounds, as one value so tests can change them.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct TcpLimits {
+    /// See [`TCP_IDLE`].
+    pub(super) idle: Duration,
+    /// See [`MAX_TCP_CONNS`].
+    pub(super) max_connections: usize,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        Self { idle: TCP_IDLE, max_connections: MAX_TCP_CONNS }
+    }
+}
+
 /// Answers DNS on `udp` and `tcp` until `shutdown` is cancelled.
 pub async fn serve(
     udp: UdpSocket,
@@ -38,7 +54,19 @@ pub async fn serve(
     snapshots: Arc<SnapshotHandle>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let tcp_task = tokio::spawn(tcp_loop(tcp, ctx.clone(), snapshots.clone(), shutdown.clone()));
+    serve_with(udp, tcp, ctx, snapshots, shutdown, TcpLimits::default()).await
+}
+
+/// [`serve`] with explicit TCP limits.
+pub(super) async fn serve_with(
+    udp: UdpSocket,
+    tcp: TcpListener,
+    ctx: Arc<ArcSwap<DnsContext>>,
+    snapshots: Arc<SnapshotHandle>,
+    shutdown: CancellationToken,
+    limits: TcpLimits,
+) -> std::io::Result<()> {
+    let tcp_task = tokio::spawn(tcp_loop(tcp, ctx.clone(), snapshots.clone(), shutdown.clone(), limits));
     udp_loop(Arc::new(udp), ctx, snapshots, shutdown).await;
     if let Err(err) = tcp_task.await {
         tracing::warn!(%err, "DNS TCP loop ended abnormally");
@@ -113,8 +141,9 @@ async fn tcp_loop(
     ctx: Arc<ArcSwap<DnsContext>>,
     snapshots: Arc<SnapshotHandle>,
     shutdown: CancellationToken,
+    limits: TcpLimits,
 ) {
-    let conns = Arc::new(Semaphore::new(MAX_TCP_CONNS));
+    let conns = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -127,6 +156,7 @@ async fn tcp_loop(
                 }
             },
         };
+        // Over the cap: close at once, so the client falls back or retries instead of waiting.
         let Ok(permit) = conns.clone().try_acquire_owned() else {
             tracing::debug!(%peer, "too many DNS TCP connections; closing");
             continue;
@@ -135,21 +165,26 @@ async fn tcp_loop(
         tokio::spawn(async move {
             tokio::select! {
                 () = shutdown.cancelled() => {}
-                () = tcp_conn(stream, &ctx, &snapshots) => {}
+                () = tcp_conn(stream, &ctx, &snapshots, limits) => {}
             }
             drop(permit);
         });
     }
 }
 
-async fn tcp_conn(mut stream: TcpStream, ctx: &ArcSwap<DnsContext>, snapshots: &SnapshotHandle) {
+async fn tcp_conn(
+    mut stream: TcpStream,
+    ctx: &ArcSwap<DnsContext>,
+    snapshots: &SnapshotHandle,
+    limits: TcpLimits,
+) {
     loop {
         let mut len = [0u8; 2];
-        if !matches!(tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await, Ok(Ok(_))) {
+        if !matches!(timeout(limits.idle, stream.read_exact(&mut len)).await, Ok(Ok(_))) {
             return;
         }
         let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        if !matches!(tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut body)).await, Ok(Ok(_))) {
+        if !matches!(timeout(limits.idle, stream.read_exact(&mut body)).await, Ok(Ok(_))) {
             return;
         }
         let cfg = ctx.load_full();
@@ -163,12 +198,18 @@ async fn tcp_conn(mut stream: TcpStream, ctx: &ArcSwap<DnsContext>, snapshots: &
             }
             Response::Drop => return,
         };
-        let Ok(n) = u16::try_from(reply.len()) else { return };
-        let mut frame = Vec::with_capacity(reply.len() + 2);
-        frame.extend_from_slice(&n.to_be_bytes());
-        frame.extend_from_slice(&reply);
-        if !matches!(tokio::time::timeout(TCP_IDLE, stream.write_all(&frame)).await, Ok(Ok(()))) {
+        let Some(frame) = frame(&reply) else { return };
+        if !matches!(timeout(limits.idle, stream.write_all(&frame)).await, Ok(Ok(()))) {
             return;
         }
     }
+}
+
+/// A reply with its 2-byte length prefix, or `None` if it does not fit in one frame.
+pub(super) fn frame(reply: &[u8]) -> Option<Vec<u8>> {
+    let len = u16::try_from(reply.len()).ok()?;
+    let mut framed = Vec::with_capacity(reply.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(reply);
+    Some(framed)
 }
