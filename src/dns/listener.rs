@@ -7,8 +7,10 @@
 //! - One receive loop per UDP socket; each datagram is answered inline by the synchronous
 //!   `respond` (no lock, no LMDB, no Raft): the snapshot and context are loaded once per
 //!   query. Only forwarding to recursors spawns a task (bounded by a semaphore).
-//! - TCP: 2-byte length framing, several queries per connection, an idle timeout, and a
-//!   bounded number of concurrent connections.
+//! - TCP (RFC 7766): 2-byte length framing; several queries per connection, pipelined ones
+//!   answered in order; every connection is bounded in number, in time (a whole message must
+//!   arrive before a deadline, so a partial frame held open is closed) and in queries. The
+//!   numbers are the consts below; a request that gets no reply closes the connection.
 //! - Socket errors are logged and never end the loop; only shutdown does.
 
 use std::sync::Arc;
@@ -24,25 +26,49 @@ use tokio_util::sync::CancellationToken;
 use super::{DnsContext, Response, Transport, recursor, respond};
 use crate::snapshot::SnapshotHandle;
 
-/// How long a TCP connection may sit idle between queries (and per read or write).
-const TCP_IDLE: Duration = Duration::from_secs(8);
-/// Concurrent TCP connections.
-const MAX_TCP_CONNS: usize = 256;
+/// Time for the first message on a new TCP connection to arrive completely, length prefix
+/// and body. miekg/dns (Consul's DNS server) uses the same 2 s read timeout (`dnsTimeout`);
+/// it is what closes a connection that opens and then sends nothing, or a partial frame.
+const TCP_FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time for each later message to arrive completely, counted from the previous reply: the
+/// idle timeout of RFC 7766 §6.2.3. miekg/dns's default is 8 s (Knot uses 10 s).
+const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(8);
+/// Time to write one reply to a client that does not read (miekg/dns `WriteTimeout`, 2 s).
+const TCP_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Concurrent TCP connections; one over the cap is closed as soon as it is accepted, and UDP
+/// is unaffected. BIND's `tcp-clients` default is 150; miekg/dns has no cap, which is the
+/// unbounded-connections class of CVE-2020-7219 (notes/reliability.md §0).
+const MAX_TCP_CONNECTIONS: usize = 150;
+/// Queries answered on one TCP connection before it is closed (miekg/dns `maxTCPQueries`,
+/// 128; dnsmasq uses 100). With the idle timeout it bounds a connection's lifetime.
+const MAX_TCP_QUERIES: usize = 128;
 /// Concurrent UDP forwards to recursors.
 const MAX_UDP_FORWARDS: usize = 256;
 
-/// The TCP bounds, as one value so tests can change them.
+/// The TCP bounds, as one value so tests can shrink the timeouts.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct TcpLimits {
-    /// See [`TCP_IDLE`].
+    /// See [`TCP_FIRST_MESSAGE_TIMEOUT`].
+    pub(super) first_message: Duration,
+    /// See [`TCP_IDLE_TIMEOUT`].
     pub(super) idle: Duration,
-    /// See [`MAX_TCP_CONNS`].
+    /// See [`TCP_WRITE_TIMEOUT`].
+    pub(super) write: Duration,
+    /// See [`MAX_TCP_CONNECTIONS`].
     pub(super) max_connections: usize,
+    /// See [`MAX_TCP_QUERIES`].
+    pub(super) max_queries: usize,
 }
 
 impl Default for TcpLimits {
     fn default() -> Self {
-        Self { idle: TCP_IDLE, max_connections: MAX_TCP_CONNS }
+        Self {
+            first_message: TCP_FIRST_MESSAGE_TIMEOUT,
+            idle: TCP_IDLE_TIMEOUT,
+            write: TCP_WRITE_TIMEOUT,
+            max_connections: MAX_TCP_CONNECTIONS,
+            max_queries: MAX_TCP_QUERIES,
+        }
     }
 }
 
@@ -172,21 +198,20 @@ async fn tcp_loop(
     }
 }
 
+/// Serves one TCP connection until the client closes it, a limit is hit, or a request gets
+/// no reply (QR=1, no header: the peer is not speaking DNS to us).
 async fn tcp_conn(
     mut stream: TcpStream,
     ctx: &ArcSwap<DnsContext>,
     snapshots: &SnapshotHandle,
     limits: TcpLimits,
 ) {
-    loop {
-        let mut len = [0u8; 2];
-        if !matches!(timeout(limits.idle, stream.read_exact(&mut len)).await, Ok(Ok(_))) {
+    let mut wait = limits.first_message;
+    for _ in 0..limits.max_queries {
+        let Ok(Ok(body)) = timeout(wait, read_frame(&mut stream)).await else {
             return;
-        }
-        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        if !matches!(timeout(limits.idle, stream.read_exact(&mut body)).await, Ok(Ok(_))) {
-            return;
-        }
+        };
+        wait = limits.idle;
         let cfg = ctx.load_full();
         let reply = match respond_now(&body, Transport::Tcp, &cfg, snapshots) {
             Response::Reply(bytes) => bytes,
@@ -199,10 +224,19 @@ async fn tcp_conn(
             Response::Drop => return,
         };
         let Some(frame) = frame(&reply) else { return };
-        if !matches!(timeout(limits.idle, stream.write_all(&frame)).await, Ok(Ok(()))) {
+        if !matches!(timeout(limits.write, stream.write_all(&frame)).await, Ok(Ok(()))) {
             return;
         }
     }
+}
+
+/// Reads one length-prefixed message (RFC 1035 §4.2.2).
+async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await?;
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut body).await?;
+    Ok(body)
 }
 
 /// A reply with its 2-byte length prefix, or `None` if it does not fit in one frame.

@@ -538,3 +538,220 @@ fn the_reply_record_types_match_the_question() {
     assert!(msg.answers.iter().all(|r| matches!(r.data, RData::A(_))), "{:?}", msg.answers);
     assert_eq!(msg.queries.first().map(|q| q.query_type()), Some(RecordType::A));
 }
+
+// ----- TCP bounds (listener.rs), with shrunk timeouts -------------------------------------
+
+mod tcp {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpStream, UdpSocket};
+    use tokio::time::{Instant, timeout};
+    use tokio_util::sync::CancellationToken;
+
+    use super::{RD, fixture, query_with};
+    use crate::dns::listener::{TcpLimits, frame, serve_with};
+
+    const LIMITS: TcpLimits = TcpLimits {
+        first_message: Duration::from_millis(400),
+        idle: Duration::from_millis(800),
+        write: Duration::from_millis(400),
+        max_connections: 3,
+        max_queries: 4,
+    };
+    /// Generous bound for "the server acted on its timer", on a loaded 2-core box.
+    const SLACK: Duration = Duration::from_secs(3);
+
+    struct Server {
+        udp: SocketAddr,
+        tcp: SocketAddr,
+        stop: CancellationToken,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.stop.cancel();
+        }
+    }
+
+    async fn start(limits: TcpLimits) -> Server {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind tcp");
+        let (u, t) = (udp.local_addr().expect("addr"), tcp.local_addr().expect("addr"));
+        let (ctx, snap) = fixture();
+        let ctx = Arc::new(arc_swap::ArcSwap::from_pointee(ctx));
+        let snaps = Arc::new(crate::snapshot::SnapshotHandle::new(snap.clone()));
+        let stop = CancellationToken::new();
+        tokio::spawn(serve_with(udp, tcp, ctx, snaps, stop.clone(), limits));
+        Server { udp: u, tcp: t, stop }
+    }
+
+    /// A framed query for `question()` with this ID.
+    fn framed(id: u16) -> Vec<u8> {
+        let mut q = query_with(RD, &[]);
+        q[..2].copy_from_slice(&id.to_be_bytes());
+        frame(&q).expect("small")
+    }
+
+    /// Reads one framed reply and returns its ID; `None` on EOF or reset.
+    async fn read_reply(s: &mut TcpStream) -> Option<u16> {
+        let mut len = [0u8; 2];
+        timeout(SLACK, s.read_exact(&mut len)).await.expect("reply or close in time").ok()?;
+        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut body).await.ok()?;
+        Some(u16::from_be_bytes([body[0], body[1]]))
+    }
+
+    /// Waits for the server to close `s`; returns how long that took.
+    async fn closed_after(s: &mut TcpStream) -> Duration {
+        let start = Instant::now();
+        let mut sink = [0u8; 64];
+        match timeout(SLACK + SLACK, s.read(&mut sink)).await.expect("closed in time") {
+            Ok(0) | Err(_) => start.elapsed(),
+            Ok(n) => panic!("unexpected {n} bytes from the server"),
+        }
+    }
+
+    async fn udp_answers(server: &Server) {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        sock.send_to(&query_with(RD, &[]), server.udp).await.expect("send");
+        let mut buf = [0u8; 1500];
+        let n = timeout(SLACK, sock.recv(&mut buf)).await.expect("UDP reply in time").expect("recv");
+        assert!(n > 12 && buf[3] & 0x0f == 0, "UDP NOERROR");
+    }
+
+    async fn tcp_answers(server: &Server) {
+        let mut s = TcpStream::connect(server.tcp).await.expect("connect");
+        s.write_all(&framed(77)).await.expect("write");
+        assert_eq!(read_reply(&mut s).await, Some(77), "TCP answered");
+    }
+
+    #[tokio::test]
+    async fn pipelined_queries_are_answered_in_order() {
+        let server = start(LIMITS).await;
+        let mut s = TcpStream::connect(server.tcp).await.expect("connect");
+        let burst: Vec<u8> = [1u16, 2, 3].iter().flat_map(|id| framed(*id)).collect();
+        s.write_all(&burst).await.expect("write");
+        for id in [1, 2, 3] {
+            assert_eq!(read_reply(&mut s).await, Some(id));
+        }
+        // Split across writes, one byte at a time, inside the deadline.
+        for b in framed(4) {
+            s.write_all(&[b]).await.expect("write");
+        }
+        assert_eq!(read_reply(&mut s).await, Some(4));
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_closed_after_max_queries() {
+        let server = start(LIMITS).await;
+        let mut s = TcpStream::connect(server.tcp).await.expect("connect");
+        let burst: Vec<u8> = (1..=4u16).flat_map(framed).collect();
+        s.write_all(&burst).await.expect("write");
+        for id in 1..=4 {
+            assert_eq!(read_reply(&mut s).await, Some(id));
+        }
+        let _ = s.write_all(&framed(5)).await;
+        assert_eq!(read_reply(&mut s).await, None, "no fifth reply");
+        tcp_answers(&server).await;
+    }
+
+    #[tokio::test]
+    async fn a_partial_frame_is_closed_by_the_first_message_deadline() {
+        let server = start(LIMITS).await;
+        let mut held = TcpStream::connect(server.tcp).await.expect("connect");
+        held.write_all(&framed(9)[..7]).await.expect("write");
+        // Others are served meanwhile.
+        udp_answers(&server).await;
+        tcp_answers(&server).await;
+        let took = closed_after(&mut held).await;
+        assert!(took < LIMITS.first_message + SLACK, "closed after {took:?}");
+        // Trickling bytes does not extend the deadline: it covers the whole message, and this
+        // one takes about 2 s to send.
+        let mut slow = TcpStream::connect(server.tcp).await.expect("connect");
+        for b in framed(10) {
+            if slow.write_all(&[b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(read_reply(&mut slow).await, None, "a frame slower than the deadline is not answered");
+        tcp_answers(&server).await;
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_closed_after_the_idle_timeout() {
+        let server = start(LIMITS).await;
+        let mut s = TcpStream::connect(server.tcp).await.expect("connect");
+        s.write_all(&framed(1)).await.expect("write");
+        assert_eq!(read_reply(&mut s).await, Some(1));
+        // Still open within the idle timeout (the first-message deadline no longer applies).
+        tokio::time::sleep(LIMITS.first_message).await;
+        s.write_all(&framed(2)).await.expect("write");
+        assert_eq!(read_reply(&mut s).await, Some(2));
+        let took = closed_after(&mut s).await;
+        assert!(took < LIMITS.idle + SLACK, "closed after {took:?}");
+    }
+
+    #[tokio::test]
+    async fn connections_over_the_cap_are_closed_at_once() {
+        let limits = TcpLimits { idle: Duration::from_secs(30), ..LIMITS };
+        let server = start(limits).await;
+        let mut held = Vec::new();
+        for id in 0..3u16 {
+            let mut s = TcpStream::connect(server.tcp).await.expect("connect");
+            s.write_all(&framed(id)).await.expect("write");
+            assert_eq!(read_reply(&mut s).await, Some(id));
+            held.push(s);
+        }
+        let mut extra = TcpStream::connect(server.tcp).await.expect("the kernel accepts");
+        let _ = extra.write_all(&framed(99)).await;
+        assert_eq!(read_reply(&mut extra).await, None, "over the cap: closed without a reply");
+        udp_answers(&server).await;
+        // A slot frees up when a client leaves.
+        drop(held.pop());
+        let deadline = Instant::now() + SLACK;
+        loop {
+            let mut s = TcpStream::connect(server.tcp).await.expect("connect");
+            let _ = s.write_all(&framed(100)).await;
+            if read_reply(&mut s).await == Some(100) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "a freed slot is reused");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_frames_close_only_their_connection() {
+        let server = start(LIMITS).await;
+        // Length 0 and 1: no DNS header, no reply, connection closed.
+        for prefix in [&[0u8, 0][..], &[0, 1, 0xab]] {
+            let mut s = TcpStream::connect(server.tcp).await.expect("connect");
+            s.write_all(prefix).await.expect("write");
+            assert_eq!(read_reply(&mut s).await, None);
+        }
+        // A response (QR=1) is not answered either.
+        let mut s = TcpStream::connect(server.tcp).await.expect("connect");
+        let mut resp = framed(5);
+        resp[4] |= 0x80;
+        s.write_all(&resp).await.expect("write");
+        assert_eq!(read_reply(&mut s).await, None);
+        // Length larger than the data, then the client closes its side.
+        let mut s = TcpStream::connect(server.tcp).await.expect("connect");
+        s.write_all(&[0xff, 0xff, 1, 2, 3]).await.expect("write");
+        s.shutdown().await.expect("half-close");
+        assert_eq!(read_reply(&mut s).await, None);
+        // The largest frame: a query padded to 65535 bytes is answered.
+        let mut s = TcpStream::connect(server.tcp).await.expect("connect");
+        let mut q = query_with(RD, &[]);
+        q[..2].copy_from_slice(&4242u16.to_be_bytes());
+        q.resize(65535, 0);
+        s.write_all(&frame(&q).expect("fits")).await.expect("write");
+        assert_eq!(read_reply(&mut s).await, Some(4242));
+        tcp_answers(&server).await;
+        udp_answers(&server).await;
+    }
+}
