@@ -9,7 +9,7 @@
 //! - `durability`: restart and `kill -9` keep acknowledged registrations.
 //! - `config`: config files and flags as an operator uses them.
 //! - `py_consul`: the py-consul client library drives the agent (tests/py/).
-//! - `resolvers`: dnsmasq forwarding the domain to the agent.
+//! - `resolvers`: dnsmasq forwarding the domain to the agent, glibc behind it, dig checks.
 
 // Test support code outside #[test] functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
