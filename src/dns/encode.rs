@@ -43,13 +43,14 @@ fn base(meta: &Metadata, ctx: &DnsContext) -> Message {
     msg
 }
 
-/// The reply's OPT: the client's UDP size echoed (spec §2.12) and its Client Subnet option
-/// echoed with SCOPE 0, or with SCOPE = SOURCE PREFIX when the answer may depend on the
-/// client's location (`Answer::location_scoped`, prepared queries, §2.13).
+/// The reply's OPT for an EDNS request: version 0, no flags, the client's UDP size echoed
+/// (Consul, spec §2.12), and its Client Subnet option echoed with SCOPE 0, or with SCOPE =
+/// SOURCE PREFIX when the answer may depend on the client's location
+/// (`Answer::location_scoped`, prepared queries, §2.13). Other options and flags are ignored,
+/// not copied (RFC 6891 §6.1.2, §6.1.4).
 fn echo_edns(req: &Request, location_scoped: bool) -> Option<Edns> {
     req.edns.as_ref().map(|e| {
-        let mut out = Edns::new();
-        out.set_max_payload(e.max_payload());
+        let mut out = reply_edns(e.max_payload());
         if let Some(EdnsOption::Subnet(subnet)) = e.option(EdnsCode::Subnet) {
             let mut subnet = *subnet;
             subnet.set_scope_prefix(if location_scoped { subnet.source_prefix() } else { 0 });
@@ -57,6 +58,12 @@ fn echo_edns(req: &Request, location_scoped: bool) -> Option<Edns> {
         }
         out
     })
+}
+
+fn reply_edns(max_payload: u16) -> Edns {
+    let mut out = Edns::new();
+    out.set_max_payload(max_payload);
+    out
 }
 
 fn render(msg: &Message, ctx: &DnsContext) -> Option<Vec<u8>> {
@@ -73,17 +80,41 @@ fn render_with(msg: &Message, uncompressed: bool) -> Option<Vec<u8>> {
     Some(buf)
 }
 
-/// The reply for a request that could not be parsed: FORMERR or NOTIMP with the client's
-/// ID, or `None` (drop) when there is no header or it is a response.
+/// The reply for a request that is not answered normally, or `None` (drop) when there is no
+/// header or it is a response. Error replies are not authoritative and carry no records.
+///
+/// - NOTIMP: the header only (ID and opcode echoed); an unknown opcode's body has no format.
+/// - FORMERR: no question; an OPT when the request had one (RFC 6891 §7).
+/// - BADVERS: the question and an OPT of version 0 whose extended RCODE completes the 12-bit
+///   RCODE 16 (RFC 6891 §6.1.3; hickory writes the high bits from `ResponseCode::BADVERS`).
+/// - REFUSED (unserved class): the question, and the OPT echoed as for any answer.
 pub(super) fn error_reply(err: &ParseError, ctx: &DnsContext) -> Option<Vec<u8>> {
-    let (meta, rcode) = match err {
+    let msg = match err {
         ParseError::NoHeader | ParseError::NotAQuery => return None,
-        ParseError::NotImplemented(meta) => (meta, ResponseCode::NotImp),
-        ParseError::Format { metadata, .. } => (metadata, ResponseCode::FormErr),
+        ParseError::NotImplemented(meta) => error_msg(meta, ResponseCode::NotImp, ctx),
+        ParseError::Format { metadata, edns, .. } => {
+            let mut msg = error_msg(metadata, ResponseCode::FormErr, ctx);
+            msg.edns = edns.as_deref().map(|e| reply_edns(e.max_payload()));
+            msg
+        }
+        ParseError::BadVersion(req) => request_error(req, ResponseCode::BADVERS, ctx),
+        ParseError::UnservedClass(req) => request_error(req, ResponseCode::Refused, ctx),
     };
+    render(&msg, ctx)
+}
+
+fn error_msg(meta: &Metadata, rcode: ResponseCode, ctx: &DnsContext) -> Message {
     let mut msg = base(meta, ctx);
     msg.metadata.response_code = rcode;
-    render(&msg, ctx)
+    msg
+}
+
+/// An error reply to a request that parsed: question and OPT echoed.
+fn request_error(req: &Request, rcode: ResponseCode, ctx: &DnsContext) -> Message {
+    let mut msg = error_msg(&req.metadata, rcode, ctx);
+    msg.queries.push(req.query.clone());
+    msg.edns = echo_edns(req, false);
+    msg
 }
 
 /// SERVFAIL with RA=1 and the question and EDNS echoed: every recursor failed.

@@ -7,8 +7,10 @@
 //! - One receive loop per UDP socket; each datagram is answered inline by the synchronous
 //!   `respond` (no lock, no LMDB, no Raft): the snapshot and context are loaded once per
 //!   query. Only forwarding to recursors spawns a task (bounded by a semaphore).
-//! - TCP: 2-byte length framing, several queries per connection, an idle timeout, and a
-//!   bounded number of concurrent connections.
+//! - TCP (RFC 7766): 2-byte length framing; several queries per connection, pipelined ones
+//!   answered in order; every connection is bounded in number, in time (a whole message must
+//!   arrive before a deadline, so a partial frame held open is closed) and in queries. The
+//!   numbers are the consts below; a request that gets no reply closes the connection.
 //! - Socket errors are logged and never end the loop; only shutdown does.
 
 use std::sync::Arc;
@@ -18,17 +20,57 @@ use arc_swap::ArcSwap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
+use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use super::{DnsContext, Resolved, Response, Transport, encode, recursor, respond};
 use crate::snapshot::SnapshotHandle;
 
-/// How long a TCP connection may sit idle between queries (and per read or write).
-const TCP_IDLE: Duration = Duration::from_secs(8);
-/// Concurrent TCP connections.
-const MAX_TCP_CONNS: usize = 256;
+/// Time for the first message on a new TCP connection to arrive completely, length prefix
+/// and body. miekg/dns (Consul's DNS server) uses the same 2 s read timeout (`dnsTimeout`);
+/// it is what closes a connection that opens and then sends nothing, or a partial frame.
+const TCP_FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time for each later message to arrive completely, counted from the previous reply: the
+/// idle timeout of RFC 7766 §6.2.3. miekg/dns's default is 8 s (Knot uses 10 s).
+const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(8);
+/// Time to write one reply to a client that does not read (miekg/dns `WriteTimeout`, 2 s).
+const TCP_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Concurrent TCP connections; one over the cap is closed as soon as it is accepted, and UDP
+/// is unaffected. BIND's `tcp-clients` default is 150; miekg/dns has no cap, which is the
+/// unbounded-connections class of CVE-2020-7219 (notes/reliability.md §0).
+const MAX_TCP_CONNECTIONS: usize = 150;
+/// Queries answered on one TCP connection before it is closed (miekg/dns `maxTCPQueries`,
+/// 128; dnsmasq uses 100). With the idle timeout it bounds a connection's lifetime.
+const MAX_TCP_QUERIES: usize = 128;
 /// Concurrent UDP forwards to recursors.
 const MAX_UDP_FORWARDS: usize = 256;
+
+/// The TCP bounds, as one value so tests can shrink the timeouts.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct TcpLimits {
+    /// See [`TCP_FIRST_MESSAGE_TIMEOUT`].
+    pub(super) first_message: Duration,
+    /// See [`TCP_IDLE_TIMEOUT`].
+    pub(super) idle: Duration,
+    /// See [`TCP_WRITE_TIMEOUT`].
+    pub(super) write: Duration,
+    /// See [`MAX_TCP_CONNECTIONS`].
+    pub(super) max_connections: usize,
+    /// See [`MAX_TCP_QUERIES`].
+    pub(super) max_queries: usize,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        Self {
+            first_message: TCP_FIRST_MESSAGE_TIMEOUT,
+            idle: TCP_IDLE_TIMEOUT,
+            write: TCP_WRITE_TIMEOUT,
+            max_connections: MAX_TCP_CONNECTIONS,
+            max_queries: MAX_TCP_QUERIES,
+        }
+    }
+}
 
 /// Answers DNS on `udp` and `tcp` until `shutdown` is cancelled.
 pub async fn serve(
@@ -38,7 +80,19 @@ pub async fn serve(
     snapshots: Arc<SnapshotHandle>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let tcp_task = tokio::spawn(tcp_loop(tcp, ctx.clone(), snapshots.clone(), shutdown.clone()));
+    serve_with(udp, tcp, ctx, snapshots, shutdown, TcpLimits::default()).await
+}
+
+/// [`serve`] with explicit TCP limits.
+pub(super) async fn serve_with(
+    udp: UdpSocket,
+    tcp: TcpListener,
+    ctx: Arc<ArcSwap<DnsContext>>,
+    snapshots: Arc<SnapshotHandle>,
+    shutdown: CancellationToken,
+    limits: TcpLimits,
+) -> std::io::Result<()> {
+    let tcp_task = tokio::spawn(tcp_loop(tcp, ctx.clone(), snapshots.clone(), shutdown.clone(), limits));
     udp_loop(Arc::new(udp), ctx, snapshots, shutdown).await;
     if let Err(err) = tcp_task.await {
         tracing::warn!(%err, "DNS TCP loop ended abnormally");
@@ -157,8 +211,9 @@ async fn tcp_loop(
     ctx: Arc<ArcSwap<DnsContext>>,
     snapshots: Arc<SnapshotHandle>,
     shutdown: CancellationToken,
+    limits: TcpLimits,
 ) {
-    let conns = Arc::new(Semaphore::new(MAX_TCP_CONNS));
+    let conns = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -171,6 +226,7 @@ async fn tcp_loop(
                 }
             },
         };
+        // Over the cap: close at once, so the client falls back or retries instead of waiting.
         let Ok(permit) = conns.clone().try_acquire_owned() else {
             tracing::debug!(%peer, "too many DNS TCP connections; closing");
             continue;
@@ -179,34 +235,53 @@ async fn tcp_loop(
         tokio::spawn(async move {
             tokio::select! {
                 () = shutdown.cancelled() => {}
-                () = tcp_conn(stream, &ctx, &snapshots) => {}
+                () = tcp_conn(stream, &ctx, &snapshots, limits) => {}
             }
             drop(permit);
         });
     }
 }
 
-async fn tcp_conn(mut stream: TcpStream, ctx: &ArcSwap<DnsContext>, snapshots: &SnapshotHandle) {
-    loop {
-        let mut len = [0u8; 2];
-        if !matches!(tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await, Ok(Ok(_))) {
+/// Serves one TCP connection until the client closes it, a limit is hit, or a request gets
+/// no reply (QR=1, no header: the peer is not speaking DNS to us).
+async fn tcp_conn(
+    mut stream: TcpStream,
+    ctx: &ArcSwap<DnsContext>,
+    snapshots: &SnapshotHandle,
+    limits: TcpLimits,
+) {
+    let mut wait = limits.first_message;
+    for _ in 0..limits.max_queries {
+        let Ok(Ok(body)) = timeout(wait, read_frame(&mut stream)).await else {
             return;
-        }
-        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        if !matches!(tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut body)).await, Ok(Ok(_))) {
-            return;
-        }
+        };
+        wait = limits.idle;
         let cfg = ctx.load_full();
         let response = respond_now(&body, Transport::Tcp, &cfg, snapshots, &Resolved::pending());
         let Some(reply) = finish(response, &body, Transport::Tcp, &cfg, snapshots).await else {
             return;
         };
-        let Ok(n) = u16::try_from(reply.len()) else { return };
-        let mut frame = Vec::with_capacity(reply.len() + 2);
-        frame.extend_from_slice(&n.to_be_bytes());
-        frame.extend_from_slice(&reply);
-        if !matches!(tokio::time::timeout(TCP_IDLE, stream.write_all(&frame)).await, Ok(Ok(()))) {
+        let Some(frame) = frame(&reply) else { return };
+        if !matches!(timeout(limits.write, stream.write_all(&frame)).await, Ok(Ok(()))) {
             return;
         }
     }
+}
+
+/// Reads one length-prefixed message (RFC 1035 §4.2.2).
+async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await?;
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+/// A reply with its 2-byte length prefix, or `None` if it does not fit in one frame.
+pub(super) fn frame(reply: &[u8]) -> Option<Vec<u8>> {
+    let len = u16::try_from(reply.len()).ok()?;
+    let mut framed = Vec::with_capacity(reply.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(reply);
+    Some(framed)
 }

@@ -31,6 +31,8 @@ mod route;
 #[cfg(test)]
 mod cache_tests;
 #[cfg(test)]
+mod malformed_tests;
+#[cfg(test)]
 mod spec_tests;
 #[cfg(test)]
 mod tests;

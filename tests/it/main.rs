@@ -11,7 +11,7 @@
 //! - `config`: config files and flags as an operator uses them.
 //! - `prepared`: prepared queries over `/v1/query` and `.query.` DNS names.
 //! - `py_consul`: the py-consul client library drives the agent (tests/py/).
-//! - `resolvers`: dnsmasq forwarding the domain to the agent.
+//! - `resolvers`: dnsmasq forwarding the domain to the agent, glibc behind it, dig checks.
 //! - `zones`: static zone files served beside the domain, SIGHUP reloads, dig.
 
 // Test support code outside #[test] functions: a failed unwrap is a failed test.
