@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Check, HealthStatus, Service};
@@ -26,7 +26,7 @@ use crate::zone::ZoneSet;
 pub struct App {
     config: Arc<Config>,
     raft: RaftHandle,
-    dns: Option<(UdpSocket, TcpListener)>,
+    dns: Option<(Vec<std::net::UdpSocket>, TcpListener)>,
     http: Option<TcpListener>,
     dns_context: Arc<ArcSwap<DnsContext>>,
     ttl: Arc<TtlChecks>,
@@ -102,10 +102,13 @@ fn raft_node_id(node_id: &str) -> anyhow::Result<u64> {
 }
 
 /// Binds UDP and TCP on the same port; with port 0 retries until both get the same free port.
-async fn bind_dns(addr: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> {
+async fn bind_dns(addr: SocketAddr) -> anyhow::Result<(Vec<std::net::UdpSocket>, TcpListener)> {
+    // One UDP socket (and receive loop) per core the process may run on.
+    let loops = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     for _ in 0..20 {
-        let udp = UdpSocket::bind(addr).await.with_context(|| format!("binding DNS (UDP) on {addr}"))?;
-        let bound = udp.local_addr()?;
+        let udp =
+            crate::dns::bind_udp(addr, loops).with_context(|| format!("binding DNS (UDP) on {addr}"))?;
+        let bound = udp.first().map(std::net::UdpSocket::local_addr).transpose()?.unwrap_or(addr);
         match TcpListener::bind(bound).await {
             Ok(tcp) => return Ok((udp, tcp)),
             Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse => continue,
@@ -169,7 +172,7 @@ impl App {
 
     /// Where DNS listens (UDP and TCP share the port), if enabled.
     pub fn dns_addr(&self) -> Option<SocketAddr> {
-        self.dns.as_ref().and_then(|(u, _)| u.local_addr().ok())
+        self.dns.as_ref().and_then(|(u, _)| u.first()?.local_addr().ok())
     }
 
     /// Where the HTTP API listens, if enabled.

@@ -1,12 +1,13 @@
 //! Stage 0 and 5, sockets: datagrams and TCP frames in, responses out.
 //!
-//! Input: a bound UDP socket and TCP listener, the swappable `DnsContext`, the snapshot
-//! handle and a shutdown token. Output: replies on the same sockets.
+//! Input: bound UDP sockets (`SO_REUSEPORT`, one per core, see `udp`) and a TCP listener,
+//! the swappable `DnsContext`, the snapshot handle and a shutdown token. Output: replies on
+//! the same sockets.
 //!
 //! Invariants:
-//! - One receive loop per UDP socket; each datagram is answered inline by the synchronous
-//!   `respond` (no lock, no LMDB, no Raft): the snapshot and context are loaded once per
-//!   query. Only forwarding to recursors spawns a task (bounded by a semaphore).
+//! - UDP: one batched receive loop per socket on its own thread (`udp`), answering through
+//!   a per-loop answer cache; the synchronous `respond` takes no lock, no LMDB, no Raft.
+//!   Only forwarding to recursors moves to a task (bounded by a semaphore).
 //! - TCP (RFC 7766): 2-byte length framing; several queries per connection, pipelined ones
 //!   answered in order; every connection is bounded in number, in time (a whole message must
 //!   arrive before a deadline, so a partial frame held open is closed) and in queries. The
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
@@ -42,8 +43,6 @@ const MAX_TCP_CONNECTIONS: usize = 150;
 /// Queries answered on one TCP connection before it is closed (miekg/dns `maxTCPQueries`,
 /// 128; dnsmasq uses 100). With the idle timeout it bounds a connection's lifetime.
 const MAX_TCP_QUERIES: usize = 128;
-/// Concurrent UDP forwards to recursors.
-const MAX_UDP_FORWARDS: usize = 256;
 
 /// The TCP bounds, as one value so tests can shrink the timeouts.
 #[derive(Debug, Clone, Copy)]
@@ -74,7 +73,7 @@ impl Default for TcpLimits {
 
 /// Answers DNS on `udp` and `tcp` until `shutdown` is cancelled.
 pub async fn serve(
-    udp: UdpSocket,
+    udp: Vec<std::net::UdpSocket>,
     tcp: TcpListener,
     ctx: Arc<ArcSwap<DnsContext>>,
     snapshots: Arc<SnapshotHandle>,
@@ -85,17 +84,25 @@ pub async fn serve(
 
 /// [`serve`] with explicit TCP limits.
 pub(super) async fn serve_with(
-    udp: UdpSocket,
+    udp: Vec<std::net::UdpSocket>,
     tcp: TcpListener,
     ctx: Arc<ArcSwap<DnsContext>>,
     snapshots: Arc<SnapshotHandle>,
     shutdown: CancellationToken,
     limits: TcpLimits,
 ) -> std::io::Result<()> {
-    let tcp_task = tokio::spawn(tcp_loop(tcp, ctx.clone(), snapshots.clone(), shutdown.clone(), limits));
-    udp_loop(Arc::new(udp), ctx, snapshots, shutdown).await;
-    if let Err(err) = tcp_task.await {
-        tracing::warn!(%err, "DNS TCP loop ended abnormally");
+    let threads = super::udp::spawn(udp, &ctx, &snapshots, &shutdown)?;
+    tcp_loop(tcp, ctx, snapshots, shutdown, limits).await;
+    // The loops notice the shutdown within their poll interval.
+    let joined = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            if t.join().is_err() {
+                tracing::warn!("a DNS UDP loop panicked");
+            }
+        }
+    });
+    if let Err(err) = joined.await {
+        tracing::warn!(%err, "DNS UDP loops ended abnormally");
     }
     Ok(())
 }
@@ -112,14 +119,9 @@ fn respond_now(
     respond(packet, transport, ctx, &snap, resolved, &mut rand::rng())
 }
 
-/// Whether answering needs the recursors (an await), so UDP moves it off the receive loop.
-fn needs_recursors(response: &Response) -> bool {
-    matches!(response, Response::Forward { .. } | Response::Resolve(_))
-}
-
 /// Finishes a response that needs the recursors: forwards the request, or resolves the
 /// external host names and answers again from the then-current snapshot.
-async fn finish(
+pub(super) async fn finish(
     response: Response,
     packet: &[u8],
     transport: Transport,
@@ -149,60 +151,6 @@ async fn finish(
                 _ => None,
             }
         }
-    }
-}
-
-async fn udp_loop(
-    udp: Arc<UdpSocket>,
-    ctx: Arc<ArcSwap<DnsContext>>,
-    snapshots: Arc<SnapshotHandle>,
-    shutdown: CancellationToken,
-) {
-    let forwards = Arc::new(Semaphore::new(MAX_UDP_FORWARDS));
-    let mut buf = vec![0u8; 65535];
-    loop {
-        let (n, peer) = tokio::select! {
-            () = shutdown.cancelled() => return,
-            r = udp.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(err) => {
-                    tracing::debug!(%err, "DNS UDP receive failed");
-                    tokio::task::yield_now().await;
-                    continue;
-                }
-            },
-        };
-        let Some(packet) = buf.get(..n) else { continue };
-        let cfg = ctx.load_full();
-        let response = respond_now(packet, Transport::Udp, &cfg, &snapshots, &Resolved::pending());
-        if !needs_recursors(&response) {
-            if let Response::Reply(bytes) = response
-                && let Err(err) = udp.send_to(&bytes, peer).await
-            {
-                tracing::debug!(%err, %peer, "DNS UDP send failed");
-            }
-            continue;
-        }
-        let Ok(permit) = forwards.clone().try_acquire_owned() else {
-            // Overloaded: answer without the recursors rather than queue without bound.
-            if let Response::Forward { failure, .. } = response {
-                let _ = udp.send_to(&failure, peer).await;
-            } else if let Response::Reply(bytes) =
-                respond_now(packet, Transport::Udp, &cfg, &snapshots, &Resolved::complete([]))
-            {
-                let _ = udp.send_to(&bytes, peer).await;
-            }
-            continue;
-        };
-        let (udp, snapshots, packet) = (udp.clone(), snapshots.clone(), packet.to_vec());
-        tokio::spawn(async move {
-            if let Some(reply) = finish(response, &packet, Transport::Udp, &cfg, &snapshots).await
-                && let Err(err) = udp.send_to(&reply, peer).await
-            {
-                tracing::debug!(%err, %peer, "DNS UDP send failed");
-            }
-            drop(permit);
-        });
     }
 }
 

@@ -577,9 +577,9 @@ mod tcp {
     }
 
     async fn start(limits: TcpLimits) -> Server {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
+        let udp = crate::dns::bind_udp("127.0.0.1:0".parse().expect("addr"), 1).expect("bind udp");
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind tcp");
-        let (u, t) = (udp.local_addr().expect("addr"), tcp.local_addr().expect("addr"));
+        let (u, t) = (udp[0].local_addr().expect("addr"), tcp.local_addr().expect("addr"));
         let (ctx, snap) = fixture();
         let ctx = Arc::new(arc_swap::ArcSwap::from_pointee(ctx));
         let snaps = Arc::new(crate::snapshot::SnapshotHandle::new(snap.clone()));

@@ -27,6 +27,7 @@ mod listener;
 mod parse;
 mod recursor;
 mod route;
+mod udp;
 
 #[cfg(test)]
 mod cache_tests;
@@ -46,6 +47,7 @@ pub use cache::{AnswerCache, CacheStats};
 pub use listener::serve;
 pub use parse::{ParseError, Request};
 pub use route::{Route, Routed, route};
+pub use udp::bind as bind_udp;
 
 use crate::config::{Config, DnsConfig};
 use crate::snapshot::CatalogSnapshot;

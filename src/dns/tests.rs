@@ -949,10 +949,10 @@ proptest! {
 async fn listener_udp_and_tcp() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
+    let udp = bind_udp("127.0.0.1:0".parse().expect("addr"), 2).expect("bind udp");
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind tcp");
     let (udp_addr, tcp_addr): (SocketAddr, SocketAddr) =
-        (udp.local_addr().expect("addr"), tcp.local_addr().expect("addr"));
+        (udp[0].local_addr().expect("addr"), tcp.local_addr().expect("addr"));
     let ctx = Arc::new(arc_swap::ArcSwap::from_pointee(ctx()));
     let snaps = Arc::new(crate::snapshot::SnapshotHandle::new(catalog()));
     let shutdown = tokio_util::sync::CancellationToken::new();
