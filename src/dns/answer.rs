@@ -118,6 +118,18 @@ pub(super) enum Outcome {
     Resolve(Vec<Name>),
 }
 
+/// What an answer read from the catalog, so that a stored copy can be checked against a
+/// newer snapshot instead of being thrown away (the answer cache).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deps {
+    /// It read more than single services and nodes (NS, PTR, prepared queries).
+    pub everything: bool,
+    /// Service names (catalog keys) whose instances, nodes and checks it read.
+    pub services: Vec<String>,
+    /// Node names (catalog keys) it read.
+    pub nodes: Vec<String>,
+}
+
 /// Internal CNAME resolution depth (Consul's `maxRecursionLevelDefault`).
 const MAX_DEPTH: u8 = 3;
 /// Records kept from a recursor's answer for a request without EDNS (spec §2.5).
@@ -136,6 +148,8 @@ struct Lookup<'a> {
     resolved: &'a Resolved,
     /// External host names the answer needs from the recursors.
     needs: &'a RefCell<Vec<Name>>,
+    /// What the answer read from the catalog.
+    deps: &'a RefCell<Deps>,
     /// Internal CNAME resolution depth of this lookup (0 for the question itself).
     depth: u8,
     /// Whether the request carried EDNS.
@@ -149,6 +163,7 @@ pub(super) fn answer(
     ctx: &DnsContext,
     snap: &CatalogSnapshot,
     resolved: &Resolved,
+    deps: &RefCell<Deps>,
     rng: &mut impl rand::Rng,
 ) -> Outcome {
     let qtype = req.query.query_type();
@@ -166,6 +181,7 @@ pub(super) fn answer(
         catalog: &snap.catalog,
         resolved,
         needs: &needs,
+        deps,
         depth: 0,
         edns: req.edns.is_some(),
     };
@@ -391,6 +407,7 @@ impl<'a> Lookup<'a> {
             catalog: self.catalog,
             resolved: self.resolved,
             needs: self.needs,
+            deps: self.deps,
             depth: self.depth,
             edns: self.edns,
         }
@@ -518,6 +535,7 @@ impl<'a> Lookup<'a> {
         if dc != self.ctx.datacenter {
             return self.nxdomain();
         }
+        self.deps.borrow_mut().services.push(crate::catalog::key(name));
         let only_passing = self.ctx.dns_config.only_passing;
         let has_tags =
             |i: &Instance| tags.iter().all(|t| i.service.tags.iter().any(|x| x.eq_ignore_ascii_case(t)));
@@ -549,6 +567,7 @@ impl<'a> Lookup<'a> {
     /// `service_ttl`. An unknown query or no instances is NXDOMAIN. `Near` is not supported
     /// (no coordinates), so the instances are shuffled as for a service.
     fn prepared_query(&self, id_or_name: &str, dc: &str, rng: &mut impl rand::Rng) -> Answer {
+        self.deps.borrow_mut().everything = true;
         if dc != self.ctx.datacenter {
             return self.nxdomain();
         }
@@ -695,6 +714,7 @@ impl<'a> Lookup<'a> {
         if dc != self.ctx.datacenter {
             return self.nxdomain();
         }
+        self.deps.borrow_mut().nodes.push(crate::catalog::key(name));
         let Some(node) = self.catalog.node(name) else {
             return self.nxdomain();
         };
@@ -754,6 +774,7 @@ impl<'a> Lookup<'a> {
     /// The PTR for a reverse name (spec §1.10): the first node with that address, else the
     /// first service instance whose own address it is. `None`: nobody has it.
     fn ptr(&self, ip: Option<IpAddr>) -> Option<Answer> {
+        self.deps.borrow_mut().everything = true;
         let ip = ip?;
         let is_ip = |a: &str| a.parse::<IpAddr>().is_ok_and(|a| a == ip);
         let dc = &self.ctx.datacenter;
@@ -776,6 +797,7 @@ impl<'a> Lookup<'a> {
 
     /// Up to three NS records for the zone apex with their glue (spec §2.7).
     fn ns_records(&self, rng: &mut impl rand::Rng) -> Vec<Rr> {
+        self.deps.borrow_mut().everything = true;
         let ttl = secs(self.ctx.dns_config.node_ttl);
         let Some(apex) = dns_name(self.zone) else {
             return Vec::new();

@@ -6,10 +6,14 @@
 //!
 //! A response is a pure function of the request bytes after its 2-byte ID, the transport,
 //! the context and the snapshot, plus the RNG (shuffles). So the key is the transport and
-//! the request bytes after the ID, and every entry belongs to one (snapshot, context
-//! generation): the cache empties itself when either changes. A hit copies the stored bytes
-//! and writes the request's ID into them, and the current SOA serial where the response
-//! carries one (the serial ticks every second without changing anything else).
+//! the request bytes after the ID. The cache empties itself when the context generation
+//! changes (a reload). A new snapshot does not empty it: each entry remembers what its
+//! answer read (`Deps`: service names and node names, with their catalog indexes) and is
+//! checked against the new snapshot on its next use, so a write to one service leaves the
+//! other services' answers cached. An answer that read more (NS, PTR, prepared queries) is
+//! rendered again after any write. A hit copies the stored bytes and writes the request's
+//! ID into them, and the current SOA serial where the response carries one (the serial
+//! ticks every second without changing anything else).
 //!
 //! Shuffled answers: when rendering a response drew from the RNG, the entry keeps up to
 //! `VARIANTS` independently shuffled renderings and answers from one picked at random; each
@@ -26,7 +30,10 @@ use std::sync::Arc;
 
 use rand::{Rng, RngExt, SeedableRng, TryRng};
 
-use super::{DnsContext, Resolved, Response, Transport, respond};
+use std::cell::RefCell;
+
+use super::{Deps, DnsContext, Resolved, Response, Transport, respond, respond_traced};
+use crate::catalog::CatalogState;
 use crate::snapshot::CatalogSnapshot;
 
 /// Renderings kept per shuffled answer.
@@ -53,6 +60,68 @@ struct Entry {
     variants: Vec<Variant>,
     /// Whether rendering used the RNG (the response has an order to shuffle).
     shuffled: bool,
+    /// The snapshot index the variants are known to be current for.
+    checked_at: u64,
+    /// What the answer read, with the versions it saw; `None`: anything may matter.
+    deps: Option<Vec<(Dep, Option<u64>)>>,
+}
+
+/// One catalog row an answer read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Dep {
+    /// A service name: its instances, their nodes and checks (the per-service index).
+    Service(String),
+    /// A node (its modify index).
+    Node(String),
+}
+
+impl Dep {
+    fn version(&self, catalog: &CatalogState) -> Option<u64> {
+        match self {
+            Self::Service(k) => catalog.service_index_row(k),
+            Self::Node(k) => catalog.node_row(k).map(|n| n.modify_index),
+        }
+    }
+}
+
+/// The dependencies of an answer rendered from `catalog`, with the versions it saw; `None`
+/// (check nothing, render again after any write) when a row it read carries no version,
+/// which only a hand-built catalog can have.
+fn versions(deps: Deps, catalog: &CatalogState) -> Option<Vec<(Dep, Option<u64>)>> {
+    if deps.everything {
+        return None;
+    }
+    let mut out = Vec::with_capacity(deps.services.len() + deps.nodes.len());
+    for name in deps.services {
+        let v = catalog.service_index_row(&name);
+        if v.is_none() && catalog.service_instances(&name).next().is_some() {
+            return None;
+        }
+        out.push((Dep::Service(name), v));
+    }
+    for name in deps.nodes {
+        let v = catalog.node_row(&name).map(|n| n.modify_index);
+        if v == Some(0) {
+            return None;
+        }
+        out.push((Dep::Node(name), v));
+    }
+    Some(out)
+}
+
+impl Entry {
+    /// Whether the stored answer is still what `snap` would give.
+    fn current(&mut self, snap: &CatalogSnapshot) -> bool {
+        if self.checked_at == snap.index {
+            return true;
+        }
+        let Some(deps) = &self.deps else { return false };
+        if deps.iter().all(|(d, v)| d.version(&snap.catalog) == *v) {
+            self.checked_at = snap.index;
+            return true;
+        }
+        false
+    }
 }
 
 /// An RNG that counts draws, so the cache knows whether a response was shuffled.
@@ -95,7 +164,6 @@ pub struct AnswerCache {
     /// foldhash: keyed per process like std's SipHash (no hash flooding from chosen
     /// request bytes), several times faster on short keys.
     map: HashMap<Box<[u8]>, Entry, foldhash::fast::RandomState>,
-    snapshot: Option<Arc<CatalogSnapshot>>,
     generation: u64,
     bytes: usize,
     key: Vec<u8>,
@@ -114,7 +182,6 @@ impl AnswerCache {
     pub fn new() -> Self {
         Self {
             map: HashMap::with_hasher(foldhash::fast::RandomState::default()),
-            snapshot: None,
             generation: 0,
             bytes: 0,
             key: Vec::with_capacity(MAX_KEY + 1),
@@ -139,12 +206,9 @@ impl AnswerCache {
         out: &mut Vec<u8>,
     ) -> Option<Response> {
         out.clear();
-        let same =
-            self.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, snap)) && self.generation == ctx.generation;
-        if !same || self.bytes > MAX_BYTES {
+        if self.generation != ctx.generation || self.bytes > MAX_BYTES {
             self.map.clear();
             self.bytes = 0;
-            self.snapshot = Some(snap.clone());
             self.generation = ctx.generation;
         }
         let (Some(id), Some(rest)) = (request.get(..2), request.get(2..)) else {
@@ -158,10 +222,12 @@ impl AnswerCache {
         self.key.extend_from_slice(rest);
 
         let pick = self.rng.random_range(0..VARIANTS);
+        let mut stale = false;
         if let Some(entry) = self.map.get_mut(self.key.as_slice()) {
+            stale = !entry.current(snap);
             let idx = if entry.shuffled { pick } else { 0 };
             match entry.variants.get_mut(idx) {
-                Some(v) if v.uses < REFRESH_USES || !entry.shuffled => {
+                Some(v) if !stale && (v.uses < REFRESH_USES || !entry.shuffled) => {
                     v.uses += 1;
                     self.stats.hits += 1;
                     out.extend_from_slice(&v.bytes);
@@ -174,7 +240,9 @@ impl AnswerCache {
         // Miss, a missing variant, or a variant due for a new shuffle.
         self.stats.misses += 1;
         let mut counting = Counting { inner: &mut self.rng, draws: 0 };
-        let response = respond(request, transport, ctx, snap, &Resolved::pending(), &mut counting);
+        let deps = RefCell::default();
+        let response =
+            respond_traced(request, transport, ctx, snap, &Resolved::pending(), &deps, &mut counting);
         let shuffled = counting.draws > 0;
         let Response::Reply(bytes) = response else {
             return Some(response);
@@ -183,6 +251,10 @@ impl AnswerCache {
         out.extend_from_slice(&bytes);
         let variant = Variant { serial: ctx.soa_serial, serial_at, bytes, uses: 1 };
         let size = variant.bytes.len() + self.key.len();
+        if stale && let Some(old) = self.map.remove(self.key.as_slice()) {
+            let old_bytes: usize = old.variants.iter().map(|v| v.bytes.len()).sum();
+            self.bytes = self.bytes.saturating_sub(old_bytes + self.key.len());
+        }
         match self.map.get_mut(self.key.as_slice()) {
             Some(entry) => {
                 entry.shuffled |= shuffled;
@@ -197,7 +269,9 @@ impl AnswerCache {
             None => {
                 self.bytes += size;
                 let key: Box<[u8]> = self.key.as_slice().into();
-                self.map.insert(key, Entry { variants: vec![variant], shuffled });
+                let deps = versions(deps.into_inner(), &snap.catalog);
+                self.map
+                    .insert(key, Entry { variants: vec![variant], shuffled, checked_at: snap.index, deps });
             }
         }
         None

@@ -25,14 +25,26 @@ fn ctx() -> DnsContext {
     }
 }
 
-/// `web` on nodes n0..n{count} at 10.0.0.1.. .
+/// `web` on nodes n0..n{count} at 10.0.0.1.., every row versioned at `index`.
 fn snapshot(count: u8, index: u64) -> Arc<CatalogSnapshot> {
+    versioned(count, index, index)
+}
+
+/// `web` as in [`snapshot`] (rows at `web_index`) and `api` on node `a0` (rows at `index`).
+fn versioned(count: u8, web_index: u64, index: u64) -> Arc<CatalogSnapshot> {
     let mut dump = CatalogDump::default();
     for i in 0..count {
         let node = format!("n{i}");
-        dump.nodes.push(Node::new(&node, &format!("10.0.0.{}", i + 1), "dc1"));
+        let mut n = Node::new(&node, &format!("10.0.0.{}", i + 1), "dc1");
+        n.modify_index = web_index;
+        dump.nodes.push(n);
         dump.services.push(Service::new(&node, "web", "web", 8000 + u16::from(i)));
     }
+    let mut a = Node::new("a0", &format!("10.1.0.{index}"), "dc1");
+    a.modify_index = index;
+    dump.nodes.push(a);
+    dump.services.push(Service::new("a0", "api", "api", 9000));
+    dump.service_indexes = vec![("web".into(), web_index), ("api".into(), index)];
     Arc::new(CatalogSnapshot { index, catalog: CatalogState::from_dump(dump) })
 }
 
@@ -109,7 +121,7 @@ fn shuffled_answers_keep_varying_and_stay_complete() {
 }
 
 #[test]
-fn a_new_snapshot_or_reload_empties_the_cache_and_the_serial_is_kept_current() {
+fn a_changed_answer_renders_again_a_reload_empties_the_cache_and_the_serial_stays_current() {
     let mut ctx = ctx();
     let mut cache = AnswerCache::new();
     let req = request(3, "web.service.consul.", RecordType::A, false);
@@ -170,4 +182,36 @@ fn soa_serial_offsets_point_at_every_serial() {
     assert_eq!(offsets.len(), 1);
     assert_eq!(reply[offsets[0]..offsets[0] + 4], [1, 2, 3, 4]);
     assert!(soa_serial_offsets(&reply[..20]).is_empty(), "a cut message yields nothing");
+}
+
+#[test]
+fn a_write_renders_again_only_the_answers_that_read_what_it_changed() {
+    let ctx = ctx();
+    let mut cache = AnswerCache::new();
+    let web = request(1, "web.service.consul.", RecordType::SRV, true);
+    let api = request(2, "api.service.consul.", RecordType::A, true);
+    let node = request(3, "a0.node.consul.", RecordType::A, true);
+    let first = versioned(1, 1, 1);
+    for req in [&web, &api, &node] {
+        check_cached(&mut cache, req, &ctx, &first);
+    }
+    assert_eq!(cache.stats(), CacheStats { hits: 0, misses: 3 });
+    // A write at index 2 changed `api` and node a0 (its address), not `web`.
+    let second = versioned(1, 1, 2);
+    check_cached(&mut cache, &web, &ctx, &second);
+    assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 3 }, "web is still current");
+    for req in [&api, &node] {
+        let out = check_cached(&mut cache, req, &ctx, &second);
+        let msg = Message::from_vec(&out).expect("decode");
+        let ips: Vec<String> = msg
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(a.0.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ips, ["10.1.0.2"], "rendered again from the new snapshot");
+    }
+    assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 5 });
 }

@@ -38,11 +38,12 @@ mod spec_tests;
 #[cfg(test)]
 mod tests;
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use answer::{Answer, Resolved, Rr};
+pub use answer::{Answer, Deps, Resolved, Rr};
 pub use cache::{AnswerCache, CacheStats};
 pub use listener::serve;
 pub use parse::{ParseError, Request};
@@ -184,6 +185,19 @@ pub fn respond(
     resolved: &Resolved,
     rng: &mut impl rand::Rng,
 ) -> Response {
+    respond_traced(request, transport, ctx, snap, resolved, &RefCell::default(), rng)
+}
+
+/// [`respond`], also recording in `deps` what the answer read from the catalog.
+pub(crate) fn respond_traced(
+    request: &[u8],
+    transport: Transport,
+    ctx: &DnsContext,
+    snap: &CatalogSnapshot,
+    resolved: &Resolved,
+    deps: &RefCell<Deps>,
+    rng: &mut impl rand::Rng,
+) -> Response {
     let req = match parse::parse(request) {
         Ok(req) => req,
         Err(err) => {
@@ -197,7 +211,7 @@ pub fn respond(
         return encode::encode(&req, ans, transport, ctx).map_or(Response::Drop, Response::Reply);
     }
     let routed = route(req.query.name(), req.query.query_type(), ctx);
-    match answer::answer(&req, &routed, ctx, snap, resolved, rng) {
+    match answer::answer(&req, &routed, ctx, snap, resolved, deps, rng) {
         answer::Outcome::Answer(ans) => {
             encode::encode(&req, ans, transport, ctx).map_or(Response::Drop, Response::Reply)
         }
