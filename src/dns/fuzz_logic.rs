@@ -1,15 +1,25 @@
 //! FUZZING ENTRY: arbitrary bytes through the whole DNS request path against a fixed catalog.
 //!
-//! Input: bytes (the first selects UDP or TCP, the rest is the request). Output: nothing; it
-//! panics only when an invariant of the DNS path breaks: a reply that does not decode, or a
-//! reply whose ID differs from the request's. A panic inside the path itself is the other
-//! finding. Used by the cargo-fuzz target in `tests/fuzz/` and by the proptests.
+//! Input: bytes; the first selects the transport (bit 0: UDP or TCP) and, for TCP, whether the
+//! rest is one message or a client's byte stream of length-prefixed frames (bit 1), which is
+//! cut and answered frame by frame as the listener does. Output: nothing; it panics only when
+//! an invariant of the DNS path breaks. A panic inside the path itself is the other finding.
+//! Used by the cargo-fuzz target in `tests/fuzz/` and by the proptests.
+//!
+//! Invariants checked on every reply (RFC 1035 §4.1.1, RFC 6891 §7, spec §2.12):
+//! - no reply to fewer than 12 bytes or to a response (QR=1);
+//! - the reply decodes, has QR=1, the request's ID and opcode, and Z clear;
+//! - a request that parses as a query gets its question back, and an OPT if it sent one;
+//! - size: a UDP reply fits the client's limit (512 bytes, or its EDNS size capped at 65467),
+//!   a TCP reply fits a frame.
 
 use std::sync::OnceLock;
 
 use hickory_proto::op::Message;
 use rand::SeedableRng;
 
+use super::listener::frame;
+use super::parse::parse;
 use super::{DnsContext, Transport, handle};
 use crate::catalog::{CatalogDump, CatalogState, Check, HealthStatus, Node, Service};
 use crate::config::DnsConfig;
@@ -81,26 +91,65 @@ pub fn fixture() -> &'static (DnsContext, CatalogSnapshot) {
     })
 }
 
+/// Classic UDP limit, and the largest UDP payload (as in `encode.rs`).
+const UDP_CLASSIC: usize = 512;
+const UDP_MAX: usize = 65467;
+
 /// Runs `data` through the DNS path; panics if a reply breaks an invariant.
 pub fn request_path(data: &[u8]) {
-    let Some((&selector, request)) = data.split_first() else { return };
-    let transport = if selector & 1 == 0 { Transport::Udp } else { Transport::Tcp };
+    let Some((&selector, input)) = data.split_first() else { return };
     let (ctx, snap) = fixture();
     let mut rng = rand::rngs::StdRng::seed_from_u64(u64::from(selector));
-    let Some(reply) = handle(request, transport, ctx, snap, &mut rng) else { return };
-    let msg = match Message::from_vec(&reply) {
+    if selector & 1 == 0 {
+        let reply = handle(input, Transport::Udp, ctx, snap, &mut rng);
+        check_reply(input, reply.as_deref(), Transport::Udp);
+    } else if selector & 2 == 0 {
+        let reply = handle(input, Transport::Tcp, ctx, snap, &mut rng);
+        check_reply(input, reply.as_deref(), Transport::Tcp);
+    } else {
+        // A TCP byte stream: answer frame after frame until the bytes run out or a request
+        // gets no reply (the listener closes the connection there).
+        let mut rest = input;
+        while let Some((len, after)) = rest.split_first_chunk::<2>() {
+            let Some((body, next)) = after.split_at_checked(usize::from(u16::from_be_bytes(*len))) else {
+                return;
+            };
+            let reply = handle(body, Transport::Tcp, ctx, snap, &mut rng);
+            check_reply(body, reply.as_deref(), Transport::Tcp);
+            let Some(reply) = reply else { return };
+            assert!(frame(&reply).is_some(), "TCP reply of {} bytes does not fit a frame", reply.len());
+            rest = next;
+        }
+    }
+}
+
+fn check_reply(request: &[u8], reply: Option<&[u8]>, transport: Transport) {
+    let Some(reply) = reply else { return };
+    let (Some(req_header), Some(rep_header)) = (request.get(..12), reply.get(..12)) else {
+        panic!("a reply ({} bytes) to a request of {} bytes", reply.len(), request.len());
+    };
+    assert_eq!(req_header[2] & 0x80, 0, "a reply to a response (QR=1)");
+    assert_eq!(rep_header[..2], req_header[..2], "reply ID differs from the request's");
+    assert_eq!(rep_header[2] & 0x80, 0x80, "reply without QR=1");
+    assert_eq!(rep_header[2] & 0x78, req_header[2] & 0x78, "reply opcode differs from the request's");
+    assert_eq!(rep_header[3] & 0x40, 0, "reply with the Z bit set");
+    let msg = match Message::from_vec(reply) {
         Ok(m) => m,
         Err(e) => panic!("reply does not decode: {e}"),
     };
-    if let Some(id) = request.get(..2) {
-        assert_eq!(
-            msg.metadata.id,
-            u16::from_be_bytes([id[0], id[1]]),
-            "reply ID differs from the request's"
-        );
+    let parsed = parse(request).ok();
+    if let Some(req) = &parsed {
+        assert_eq!(msg.queries.as_slice(), std::slice::from_ref(&req.query), "question not echoed");
+        assert!(req.edns.is_none() || msg.edns.is_some(), "EDNS request answered without an OPT");
     }
-    if matches!(transport, Transport::Udp) {
-        let limit = 65467;
-        assert!(reply.len() <= limit, "UDP reply of {} bytes", reply.len());
+    match transport {
+        Transport::Udp => {
+            let asked = parsed.and_then(|r| r.edns).map_or(UDP_CLASSIC, |e| usize::from(e.max_payload()));
+            let limit = asked.clamp(UDP_CLASSIC, UDP_MAX);
+            assert!(reply.len() <= limit, "UDP reply of {} bytes over the client's {limit}", reply.len());
+        }
+        Transport::Tcp => {
+            assert!(reply.len() <= usize::from(u16::MAX), "TCP reply of {} bytes", reply.len());
+        }
     }
 }
