@@ -16,9 +16,10 @@
 //! ticks every second without changing anything else).
 //!
 //! Shuffled answers: when rendering a response drew from the RNG, the entry keeps up to
-//! `VARIANTS` independently shuffled renderings and answers from one picked at random; each
-//! is re-rendered after `REFRESH_USES` uses, so over time every instance is served and the
-//! order stays uniformly random, at one full rendering per `REFRESH_USES` hits.
+//! `VARIANTS` independently shuffled renderings (two at first, more as the key is asked for)
+//! and answers from one picked at random; each is re-rendered after `REFRESH_USES` uses, so
+//! over time every instance is served and the order stays uniformly random, at about one
+//! full rendering per `USES_PER_VARIANT` hits.
 //!
 //! Invariants: no lock (the cache is owned by one loop), no allocation on a hit, bounded
 //! memory (`MAX_BYTES`; the cache is emptied when full), and the bytes sent on a hit are
@@ -40,6 +41,11 @@ use crate::snapshot::CatalogSnapshot;
 const VARIANTS: usize = 8;
 /// Uses of one rendering before it is shuffled again.
 const REFRESH_USES: u32 = 64;
+/// Renderings a shuffled entry may have from the start (so even a rarely asked name gets
+/// more than one order).
+const MIN_VARIANTS: usize = 2;
+/// Requests per further rendering, up to `VARIANTS`.
+const USES_PER_VARIANT: u32 = 32;
 /// Longest request the cache keys on; longer ones take the full path every time.
 const MAX_KEY: usize = 512;
 /// Bytes of keys and responses one cache may hold before it empties itself.
@@ -62,6 +68,8 @@ struct Entry {
     shuffled: bool,
     /// The snapshot index the variants are known to be current for.
     checked_at: u64,
+    /// Requests for this key since it was (re)rendered.
+    uses: u32,
     /// What the answer read, with the versions it saw; `None`: anything may matter.
     deps: Option<Vec<(Dep, Option<u64>)>>,
 }
@@ -221,12 +229,18 @@ impl AnswerCache {
         self.key.push(transport as u8);
         self.key.extend_from_slice(rest);
 
-        let pick = self.rng.random_range(0..VARIANTS);
+        let mut pick = 0;
         let mut stale = false;
         if let Some(entry) = self.map.get_mut(self.key.as_slice()) {
             stale = !entry.current(snap);
-            let idx = if entry.shuffled { pick } else { 0 };
-            match entry.variants.get_mut(idx) {
+            if entry.shuffled {
+                // Renderings grow with demand: a key asked for rarely between two writes to
+                // its service is rendered twice, not `VARIANTS` times.
+                let allowed = VARIANTS.min(MIN_VARIANTS + (entry.uses / USES_PER_VARIANT) as usize);
+                pick = self.rng.random_range(0..allowed);
+            }
+            entry.uses = entry.uses.saturating_add(1);
+            match entry.variants.get_mut(pick) {
                 Some(v) if !stale && (v.uses < REFRESH_USES || !entry.shuffled) => {
                     v.uses += 1;
                     self.stats.hits += 1;
@@ -270,8 +284,9 @@ impl AnswerCache {
                 self.bytes += size;
                 let key: Box<[u8]> = self.key.as_slice().into();
                 let deps = versions(deps.into_inner(), &snap.catalog);
-                self.map
-                    .insert(key, Entry { variants: vec![variant], shuffled, checked_at: snap.index, deps });
+                let entry =
+                    Entry { variants: vec![variant], shuffled, checked_at: snap.index, deps, uses: 1 };
+                self.map.insert(key, entry);
             }
         }
         None
