@@ -17,6 +17,8 @@
 //! - `serve` loads the snapshot once per query and answers the whole query from it.
 
 mod answer;
+#[doc(hidden)]
+pub mod bench_support;
 mod encode;
 #[doc(hidden)]
 pub mod fuzz_logic;
