@@ -19,6 +19,8 @@
 //! - `serve` loads the snapshot once per query and answers the whole query from it.
 
 mod answer;
+#[doc(hidden)]
+pub mod bench_support;
 mod cache;
 mod encode;
 #[doc(hidden)]

@@ -32,6 +32,9 @@ use crate::store::{
     self, META_LAST_APPLIED, META_MEMBERSHIP, META_SNAPSHOT_DATA, META_SNAPSHOT_META, Store, StoreError,
 };
 
+#[doc(hidden)]
+pub mod bench_support;
+
 type StorageResult<T> = Result<T, StorageError<u64>>;
 /// openraft's membership as stored with our node type.
 pub type Membership = StoredMembership<u64, openraft::BasicNode>;
