@@ -17,7 +17,8 @@
 //!
 //! Shuffled answers: when rendering a response drew from the RNG, the entry keeps up to
 //! `VARIANTS` independently shuffled renderings (two at first, more as the key is asked for)
-//! and answers from one picked at random; each is re-rendered after `REFRESH_USES` uses, so
+//! and answers from one picked at random; each is re-rendered after `REFRESH_USES` uses
+//! (more for long answers, whose rendering costs more: see `refresh_after`), so
 //! over time every instance is served and the order stays uniformly random, at about one
 //! full rendering per `USES_PER_VARIANT` hits.
 //!
@@ -41,6 +42,14 @@ use crate::snapshot::CatalogSnapshot;
 const VARIANTS: usize = 8;
 /// Uses of one rendering before it is shuffled again.
 const REFRESH_USES: u32 = 64;
+/// Uses of a rendering of `len` bytes before it is shuffled again: rendering costs about
+/// in proportion to the records, so a long answer is kept longer and re-shuffling stays a
+/// small, size-independent share of the hits.
+fn refresh_after(len: usize) -> u32 {
+    let blocks = u32::try_from(len / 256).unwrap_or(u32::MAX).max(1);
+    REFRESH_USES.saturating_mul(blocks)
+}
+
 /// Renderings a shuffled entry may have from the start (so even a rarely asked name gets
 /// more than one order).
 const MIN_VARIANTS: usize = 2;
@@ -241,7 +250,7 @@ impl AnswerCache {
             }
             entry.uses = entry.uses.saturating_add(1);
             match entry.variants.get_mut(pick) {
-                Some(v) if !stale && (v.uses < REFRESH_USES || !entry.shuffled) => {
+                Some(v) if !stale && (v.uses < refresh_after(v.bytes.len()) || !entry.shuffled) => {
                     v.uses += 1;
                     self.stats.hits += 1;
                     out.extend_from_slice(&v.bytes);
