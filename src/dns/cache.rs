@@ -20,7 +20,8 @@
 //! and answers from one picked at random; each is re-rendered after `REFRESH_USES` uses
 //! (more for long answers, whose rendering costs more: see `refresh_after`), so
 //! over time every instance is served and the order stays uniformly random, at about one
-//! full rendering per `USES_PER_VARIANT` hits.
+//! full rendering per `USES_PER_VARIANT` hits. With `weighted_shuffle` on, shuffled answers
+//! are not stored: each query draws its own weighted order.
 //!
 //! Invariants: no lock (the cache is owned by one loop), no allocation on a hit, bounded
 //! memory (`MAX_BYTES`; the cache is emptied when full), and the bytes sent on a hit are
@@ -270,8 +271,13 @@ impl AnswerCache {
         let Response::Reply(bytes) = response else {
             return Some(response);
         };
-        let serial_at = soa_serial_offsets(&bytes);
         out.extend_from_slice(&bytes);
+        if shuffled && ctx.dns_config.weighted_shuffle {
+            // A weighted order must be drawn per query: a stored rendering would repeat one
+            // draw, so an instance with a small weight could come first for many queries.
+            return None;
+        }
+        let serial_at = soa_serial_offsets(&bytes);
         let variant = Variant { serial: ctx.soa_serial, serial_at, bytes, uses: 1 };
         let size = variant.bytes.len() + self.key.len();
         if stale && let Some(old) = self.map.remove(self.key.as_slice()) {

@@ -215,3 +215,18 @@ fn a_write_renders_again_only_the_answers_that_read_what_it_changed() {
     }
     assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 5 });
 }
+
+#[test]
+fn weighted_orders_are_drawn_per_query_not_stored() {
+    let mut ctx = ctx();
+    ctx.dns_config.weighted_shuffle = true;
+    let snap = snapshot(3, 1);
+    let mut cache = AnswerCache::new();
+    let shuffled = request(1, "web.service.consul.", RecordType::SRV, true);
+    let single = request(2, "n0.node.consul.", RecordType::A, true);
+    for _ in 0..10 {
+        check_cached(&mut cache, &shuffled, &ctx, &snap);
+        check_cached(&mut cache, &single, &ctx, &snap);
+    }
+    assert_eq!(cache.stats(), CacheStats { hits: 9, misses: 11 }, "only the unshuffled answer is stored");
+}
