@@ -18,7 +18,7 @@
 //! Shuffled answers: when rendering a response drew from the RNG, the entry keeps up to
 //! `VARIANTS` independently shuffled renderings (two at first, more as the key is asked for)
 //! and answers from one picked at random; each is re-rendered after `REFRESH_USES` uses
-//! (more for long answers, whose rendering costs more: see `refresh_after`), so
+//! (more for answers that cost more to render: see `refresh_after`), so
 //! over time every instance is served and the order stays uniformly random, at about one
 //! full rendering per `USES_PER_VARIANT` hits. With `weighted_shuffle` on, shuffled answers
 //! are not stored: each query draws its own weighted order.
@@ -43,12 +43,13 @@ use crate::snapshot::CatalogSnapshot;
 const VARIANTS: usize = 8;
 /// Uses of one rendering before it is shuffled again.
 const REFRESH_USES: u32 = 64;
-/// Uses of a rendering of `len` bytes before it is shuffled again: rendering costs about
-/// in proportion to the records, so a long answer is kept longer and re-shuffling stays a
-/// small, size-independent share of the hits.
-fn refresh_after(len: usize) -> u32 {
-    let blocks = u32::try_from(len / 256).unwrap_or(u32::MAX).max(1);
-    REFRESH_USES.saturating_mul(blocks)
+/// Uses of a rendering before it is shuffled again. Rendering costs about in proportion to
+/// the instances shuffled (`draws` from the RNG, about one per instance) and to the bytes
+/// written, so a costly answer is kept longer and re-shuffling stays a small,
+/// size-independent share of the hits.
+fn refresh_after(len: usize, draws: u32) -> u32 {
+    let blocks = u32::try_from(len / 256).unwrap_or(u32::MAX);
+    REFRESH_USES.saturating_mul(blocks.max(draws / 8).max(1))
 }
 
 /// Renderings a shuffled entry may have from the start (so even a rarely asked name gets
@@ -67,6 +68,8 @@ const SOA: u16 = 6;
 struct Variant {
     bytes: Vec<u8>,
     uses: u32,
+    /// Uses before it is rendered again (`refresh_after`).
+    refresh: u32,
     /// The SOA serial written in `bytes`, and where.
     serial: u32,
     serial_at: Vec<usize>,
@@ -251,7 +254,7 @@ impl AnswerCache {
             }
             entry.uses = entry.uses.saturating_add(1);
             match entry.variants.get_mut(pick) {
-                Some(v) if !stale && (v.uses < refresh_after(v.bytes.len()) || !entry.shuffled) => {
+                Some(v) if !stale && (v.uses < v.refresh || !entry.shuffled) => {
                     v.uses += 1;
                     self.stats.hits += 1;
                     out.extend_from_slice(&v.bytes);
@@ -267,7 +270,8 @@ impl AnswerCache {
         let deps = RefCell::default();
         let response =
             respond_traced(request, transport, ctx, snap, &Resolved::pending(), &deps, &mut counting);
-        let shuffled = counting.draws > 0;
+        let counting_draws = counting.draws;
+        let shuffled = counting_draws > 0;
         let Response::Reply(bytes) = response else {
             return Some(response);
         };
@@ -278,7 +282,8 @@ impl AnswerCache {
             return None;
         }
         let serial_at = soa_serial_offsets(&bytes);
-        let variant = Variant { serial: ctx.soa_serial, serial_at, bytes, uses: 1 };
+        let refresh = refresh_after(bytes.len(), counting_draws);
+        let variant = Variant { serial: ctx.soa_serial, serial_at, bytes, uses: 1, refresh };
         let size = variant.bytes.len() + self.key.len();
         if stale && let Some(old) = self.map.remove(self.key.as_slice()) {
             let old_bytes: usize = old.variants.iter().map(|v| v.bytes.len()).sum();

@@ -59,6 +59,16 @@ fn request(id: u16, name: &str, qtype: RecordType, edns: bool) -> Vec<u8> {
     msg.to_vec().expect("encode")
 }
 
+fn a_records(msg: &Message) -> Vec<String> {
+    msg.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn check_cached(
     cache: &mut AnswerCache,
     req: &[u8],
@@ -101,14 +111,7 @@ fn shuffled_answers_keep_varying_and_stay_complete() {
     for _ in 0..2000 {
         let out = check_cached(&mut cache, &req, &ctx, &snap);
         let msg = Message::from_vec(&out).expect("decode");
-        let ips: Vec<String> = msg
-            .answers
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::A(a) => Some(a.0.to_string()),
-                _ => None,
-            })
-            .collect();
+        let ips = a_records(&msg);
         let mut sorted = ips.clone();
         sorted.sort();
         assert_eq!(sorted, ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"]);
@@ -203,14 +206,7 @@ fn a_write_renders_again_only_the_answers_that_read_what_it_changed() {
     for req in [&api, &node] {
         let out = check_cached(&mut cache, req, &ctx, &second);
         let msg = Message::from_vec(&out).expect("decode");
-        let ips: Vec<String> = msg
-            .answers
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::A(a) => Some(a.0.to_string()),
-                _ => None,
-            })
-            .collect();
+        let ips = a_records(&msg);
         assert_eq!(ips, ["10.1.0.2"], "rendered again from the new snapshot");
     }
     assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 5 });
