@@ -50,9 +50,6 @@ pub fn bind(addr: SocketAddr, count: usize) -> std::io::Result<Vec<UdpSocket>> {
     for _ in 0..count.max(1) {
         let sock = Socket::new(Domain::for_address(bound), Type::DGRAM, Some(Protocol::UDP))?;
         sock.set_reuse_port(true)?;
-        if bound.is_ipv6() {
-            sock.set_only_v6(true)?;
-        }
         // Best effort: the kernel caps it at net.core.rmem_max.
         let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
         let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
