@@ -477,19 +477,13 @@ impl<'a> Lookup<'a> {
         dns_name(&format!("{node}.node.{dc}.{}", self.resp_domain))
     }
 
-    /// Whether a host name lies inside one of our domains (resolved internally).
-    fn is_internal(&self, host: &Name) -> bool {
-        let domain_of = |d: &str| dns_name(d).is_some_and(|d| d.zone_of(host));
-        domain_of(&self.ctx.domain) || self.ctx.alt_domain.as_deref().is_some_and(domain_of)
-    }
-
     /// The records a host name resolves to (spec §2.5). Inside our domains the name is
     /// answered internally as an ANY question, up to `MAX_DEPTH` levels; outside them the
     /// recursors' answer is used when there is one, and the name is reported as needed
     /// otherwise. `service_ttl` set: keep only CNAME/A/AAAA and force that TTL (service
     /// answers); unset: the recursor's answer section as is (node answers).
     fn chain(&self, host: &Name, service_ttl: Option<u32>, rng: &mut impl rand::Rng) -> Vec<Record> {
-        let mut records: Vec<Record> = if self.is_internal(host) {
+        let mut records: Vec<Record> = if self.ctx.in_domains(host) {
             if self.depth >= MAX_DEPTH {
                 return Vec::new();
             }

@@ -104,6 +104,12 @@ impl DnsContext {
         self
     }
 
+    /// Whether `name` is the domain or the alt domain or below one of them (no allocation).
+    pub fn in_domains(&self, name: &hickory_proto::rr::Name) -> bool {
+        let under = |d: &str| crate::zone::name_under(name, d);
+        under(&self.domain) || self.alt_domain.as_deref().is_some_and(under)
+    }
+
     /// The same context with a new SOA serial (e.g. refreshed periodically by the owner).
     #[must_use]
     pub fn with_serial(mut self, serial: u32) -> Self {
@@ -229,8 +235,7 @@ pub(crate) fn respond_traced(
 /// win where they overlap).
 fn static_zone_answer(req: &Request, ctx: &DnsContext) -> Option<Answer> {
     let qname = req.query.name();
-    let ours = |d: &str| crate::zone::name_under(qname, d);
-    if ctx.zones.is_empty() || ours(&ctx.domain) || ctx.alt_domain.as_deref().is_some_and(ours) {
+    if ctx.zones.is_empty() || ctx.in_domains(qname) {
         return None;
     }
     ctx.zones.answer(qname, req.query.query_type()).map(Answer::from)

@@ -29,7 +29,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::{AnswerCache, DnsContext, Resolved, Response, Transport, listener, respond};
+use super::{AnswerCache, DnsContext, Response, Transport, handle, listener};
 use crate::snapshot::SnapshotHandle;
 
 /// Datagrams per `recvmmsg`/`sendmmsg`.
@@ -199,22 +199,10 @@ impl Loop {
     fn off_loop(&self, response: Response, packet: &[u8], peer: SockaddrStorage, ctx: &Arc<DnsContext>) {
         let Some(peer) = to_std(&peer) else { return };
         let Ok(permit) = self.pending.clone().try_acquire_owned() else {
-            // Overloaded: answer without the recursors rather than queue without bound.
-            let reply = match response {
-                Response::Forward { failure, .. } => Some(failure),
-                _ => match respond(
-                    packet,
-                    Transport::Udp,
-                    ctx,
-                    &self.snapshots.load(),
-                    &Resolved::complete([]),
-                    &mut rand::rng(),
-                ) {
-                    Response::Reply(bytes) => Some(bytes),
-                    _ => None,
-                },
-            };
-            if let Some(reply) = reply {
+            // Overloaded: answer without the recursors (`handle`: SERVFAIL for a forward,
+            // unresolved host names left out) rather than queue without bound.
+            if let Some(reply) = handle(packet, Transport::Udp, ctx, &self.snapshots.load(), &mut rand::rng())
+            {
                 let _ = self.sock.send_to(&reply, peer);
             }
             return;
