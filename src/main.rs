@@ -30,6 +30,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs a subcommand that talks to an agent over HTTP on a small current-thread runtime.
+#[allow(dead_code)] // the first agent-talking subcommands land with the KV, cluster and appliance issues
+fn run_client(work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(work));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run_agent(args: &AgentArgs) -> anyhow::Result<()> {
     let overrides = args.overrides();
     let (config, ignored) = Config::load(&overrides)?;

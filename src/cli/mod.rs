@@ -1,6 +1,11 @@
-//! Command line: `cairn agent` with Consul's option names as long flags, and `cairn version`.
+//! Command line: `cairn agent` with Consul's option names as long flags, `cairn version`, and the
+//! subcommands that talk to a running agent.
 //!
-//! Parsing only; `main` turns `AgentArgs` into `config::Overrides` and starts the agent.
+//! `main` turns `AgentArgs` into `config::Overrides` and starts the agent. A subcommand that
+//! talks to an agent lives in its own file here and reaches the agent only through
+//! `api::Api` (the local agent's HTTP API, found through `CAIRN_HTTP_ADDR`).
+
+pub mod api;
 
 use std::path::PathBuf;
 
