@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::{Check, HealthStatus, Service};
 use crate::config::Config;
 use crate::dns::DnsContext;
-use crate::health::TtlChecks;
+use crate::health::{CheckRunner, TtlChecks};
 use crate::http::ApiState;
 use crate::raft::{Command, RaftHandle, RaftOptions, Registration};
 use crate::zone::ZoneSet;
@@ -30,6 +30,7 @@ pub struct App {
     http: Option<TcpListener>,
     dns_context: Arc<ArcSwap<DnsContext>>,
     ttl: Arc<TtlChecks>,
+    checks: Arc<CheckRunner>,
     /// `--dev` data directory, removed when the app is dropped.
     _dev_dir: Option<tempfile::TempDir>,
 }
@@ -165,9 +166,16 @@ impl App {
         let config = Arc::new(config);
         register_self(&config, &raft).await?;
         let ttl = TtlChecks::new(raft.clone(), raft.snapshots(), config.node_name.clone());
-        register_config_services(&config, &raft).await?;
+        let local_check_ids = register_config_services(&config, &raft).await?;
+        let checks = CheckRunner::new(
+            raft.clone(),
+            raft.snapshots(),
+            config.node_name.clone(),
+            config.checks.clone(),
+            local_check_ids,
+        );
         let dns_context = Arc::new(ArcSwap::from_pointee(DnsContext::from_config(&config).with_zones(zones)));
-        Ok(Self { config, raft, dns, http, dns_context, ttl, _dev_dir: dev_dir })
+        Ok(Self { config, raft, dns, http, dns_context, ttl, checks, _dev_dir: dev_dir })
     }
 
     /// Where DNS listens (UDP and TCP share the port), if enabled.
@@ -211,6 +219,14 @@ impl App {
             }
         });
         let ttl_task = self.ttl.run(shutdown.clone());
+        let checks_task = self.checks.run(shutdown.clone());
+        let reap_task = crate::health::reap::run(
+            self.raft.clone(),
+            snapshots.clone(),
+            self.config.node_name.clone(),
+            self.config.checks.clone(),
+            shutdown.clone(),
+        );
         if let Some((udp, tcp)) = self.dns {
             let (ctx, snaps, stop) = (self.dns_context.clone(), snapshots.clone(), shutdown.clone());
             tasks.spawn(
@@ -223,6 +239,7 @@ impl App {
                 snapshots: snapshots.clone(),
                 raft: self.raft.clone(),
                 ttl: self.ttl.clone(),
+                checks: self.checks.clone(),
             };
             let stop = shutdown.clone();
             tasks.spawn(async move {
@@ -255,6 +272,8 @@ impl App {
             tracing::warn!("listeners did not stop within 5s");
         }
         ttl_task.abort();
+        checks_task.abort();
+        reap_task.abort();
         self.raft.shutdown().await.context("stopping Raft")?;
         result
     }
@@ -275,21 +294,24 @@ async fn register_self(config: &Config, raft: &RaftHandle) -> anyhow::Result<()>
     propose_ok(raft, cmd).await.context("registering this agent's node")
 }
 
-/// Registers the service definitions found in config files on this agent's node.
-async fn register_config_services(config: &Config, raft: &RaftHandle) -> anyhow::Result<()> {
+/// Registers the service definitions found in config files on this agent's node; returns the
+/// IDs of their checks (the checks "defined in config files", for `enable_local_script_checks`).
+async fn register_config_services(config: &Config, raft: &RaftHandle) -> anyhow::Result<Vec<String>> {
     let snap = raft.snapshots().load_full();
     let Some(node) = snap.catalog.node(&config.node_name).cloned() else {
         anyhow::bail!("invariant: own node {} missing after registration", config.node_name);
     };
+    let mut check_ids = Vec::new();
     for def in &config.services {
         // TTL timers are armed by `TtlChecks::run` from the snapshot, so the specs are not needed.
         let (registration, _ttl) = def.clone().into_registration(&node).context("service definition")?;
         let name = registration.service.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+        check_ids.extend(registration.checks.iter().map(|c| c.check_id.clone()));
         propose_ok(raft, Command::Register(registration))
             .await
             .with_context(|| format!("registering service {name:?} from the config"))?;
     }
-    Ok(())
+    Ok(check_ids)
 }
 
 async fn propose_ok(raft: &RaftHandle, cmd: Command) -> anyhow::Result<()> {

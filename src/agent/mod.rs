@@ -51,6 +51,11 @@ impl DefinitionError {
     }
 }
 
+/// Consul's refusal of a script check defined in a config file.
+pub const SCRIPTS_DISABLED_LOCAL: &str = "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true";
+/// Consul's refusal of a script check registered through the HTTP API.
+pub const SCRIPTS_DISABLED_REMOTE: &str = "Scripts are disabled on this agent from remote calls; to enable, configure 'enable_script_checks' to true";
+
 /// A TTL timer the agent must run for a registered check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TtlSpec {
@@ -83,14 +88,30 @@ pub struct CheckSpec {
     pub deregister_critical_service_after: Duration,
     /// `HTTP`.
     pub http: String,
+    /// `Method`.
+    pub method: String,
+    /// `Header`.
+    pub header: BTreeMap<String, Vec<String>>,
+    /// `Body`.
+    pub body: String,
+    /// `DisableRedirects`.
+    pub disable_redirects: bool,
+    /// `TLSServerName`.
+    pub tls_server_name: String,
+    /// `TLSSkipVerify`.
+    pub tls_skip_verify: bool,
     /// `TCP`.
     pub tcp: String,
     /// `UDP`.
     pub udp: String,
     /// `GRPC`.
     pub grpc: String,
+    /// `GRPCUseTLS`.
+    pub grpc_use_tls: bool,
     /// `H2PING`.
     pub h2ping: String,
+    /// `H2PingUseTLS` (absent: Consul's default, true).
+    pub h2ping_use_tls: Option<bool>,
     /// `OSService`.
     pub os_service: String,
     /// `Args` / `ScriptArgs`.
@@ -145,15 +166,7 @@ const IGNORED_SERVICE_FIELDS: &[&str] =
     &["Token", "Namespace", "Partition", "Proxy", "Connect", "SocketPath", "Locality", "EnterpriseMeta"];
 /// Fields of a check definition the appliance accepts and ignores.
 const IGNORED_CHECK_FIELDS: &[&str] = &[
-    "Method",
-    "Header",
-    "Body",
-    "DisableRedirects",
     "TCPUseTLS",
-    "GRPCUseTLS",
-    "H2PingUseTLS",
-    "TLSServerName",
-    "TLSSkipVerify",
     "Shell",
     "Token",
     "Namespace",
@@ -259,10 +272,18 @@ pub fn decode_check_definition(v: &Value) -> Result<CheckSpec, DefinitionError> 
         timeout: f.duration(&["Timeout"])?,
         deregister_critical_service_after: f.duration(&["DeregisterCriticalServiceAfter"])?,
         http: f.string(&["HTTP"])?.unwrap_or_default(),
+        method: f.string(&["Method"])?.unwrap_or_default(),
+        header: decode_header(&mut f)?,
+        body: f.string(&["Body"])?.unwrap_or_default(),
+        disable_redirects: f.bool(&["DisableRedirects"])?.unwrap_or(false),
+        tls_server_name: f.string(&["TLSServerName"])?.unwrap_or_default(),
+        tls_skip_verify: f.bool(&["TLSSkipVerify"])?.unwrap_or(false),
         tcp: f.string(&["TCP"])?.unwrap_or_default(),
         udp: f.string(&["UDP"])?.unwrap_or_default(),
         grpc: f.string(&["GRPC"])?.unwrap_or_default(),
+        grpc_use_tls: f.bool(&["GRPCUseTLS"])?.unwrap_or(false),
         h2ping: f.string(&["H2PING"])?.unwrap_or_default(),
+        h2ping_use_tls: f.bool(&["H2PingUseTLS"])?,
         os_service: f.string(&["OSService"])?.unwrap_or_default(),
         args: {
             let a = f.strings(&["Args"])?;
@@ -280,6 +301,34 @@ pub fn decode_check_definition(v: &Value) -> Result<CheckSpec, DefinitionError> 
     f.ignore(IGNORED_CHECK_FIELDS);
     f.finish()?;
     Ok(spec)
+}
+
+/// `Header`: Go's `map[string][]string`.
+fn decode_header(f: &mut Fields) -> Result<BTreeMap<String, Vec<String>>, DefinitionError> {
+    let mut out = BTreeMap::new();
+    for (name, values) in f.object_map(&["Header"])? {
+        let list = match values {
+            Value::Array(items) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    _ => Err(DefinitionError::Decode(
+                        "json: cannot unmarshal value into Go struct field CheckType.Header of type string"
+                            .to_owned(),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Value::Null => Vec::new(),
+            _ => {
+                return Err(DefinitionError::Decode(
+                    "json: cannot unmarshal value into Go struct field CheckType.Header of type []string"
+                        .to_owned(),
+                ));
+            }
+        };
+        out.insert(name, list);
+    }
+    Ok(out)
 }
 
 fn invalid(msg: impl Into<String>) -> DefinitionError {
@@ -399,7 +448,7 @@ impl CheckSpec {
             "docker"
         } else if !self.args.is_empty() {
             "script"
-        } else if !self.alias_service.is_empty() {
+        } else if !self.alias_service.is_empty() || !self.alias_node.is_empty() {
             "alias"
         } else if !self.os_service.is_empty() {
             "os_service"
@@ -412,11 +461,12 @@ impl CheckSpec {
     pub fn validate(&self) -> Result<(), String> {
         let interval_check = !self.args.is_empty()
             || !self.http.is_empty()
+            || !self.grpc.is_empty()
             || !self.h2ping.is_empty()
             || !self.tcp.is_empty()
             || !self.udp.is_empty()
             || !self.os_service.is_empty();
-        let alias = !self.alias_service.is_empty();
+        let alias = !self.alias_service.is_empty() || !self.alias_node.is_empty();
         if self.interval > Duration::ZERO && self.ttl > Duration::ZERO {
             return Err("Interval and TTL cannot both be specified".into());
         }
@@ -431,6 +481,15 @@ impl CheckSpec {
         }
         if !interval_check && !alias && self.ttl.is_zero() {
             return Err("TTL must be > 0 for TTL checks".into());
+        }
+        if self.success_before_passing < 0
+            || self.failures_before_warning < 0
+            || self.failures_before_critical < 0
+        {
+            return Err(
+                "SuccessBeforePassing, FailuresBeforeWarning and FailuresBeforeCritical must not be negative"
+                    .into(),
+            );
         }
         if self.output_max_size < 0 {
             return Err("MaxOutputMaxSize must be positive".into());
@@ -467,11 +526,13 @@ impl CheckSpec {
             interval = Duration::from_secs(1);
         }
         let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
         let ttl = (kind == "ttl").then(|| TtlSpec { check_id: check_id.clone(), ttl: self.ttl });
         let (service_id, service_name, service_tags) = match service {
             Some((id, name, tags)) => (id.to_owned(), name.to_owned(), tags.to_vec()),
             None => (self.service_id.clone(), String::new(), Vec::new()),
         };
+        let h2ping_tls = !self.h2ping.is_empty() && self.h2ping_use_tls.unwrap_or(true);
         let check = Check {
             node: node.to_owned(),
             check_id,
@@ -490,6 +551,24 @@ impl CheckSpec {
                 deregister_critical_service_after_ns: nanos(self.deregister_critical_service_after),
                 http: self.http,
                 tcp: self.tcp,
+                method: self.method,
+                header: self.header,
+                body: self.body,
+                disable_redirects: self.disable_redirects,
+                tls_server_name: self.tls_server_name,
+                tls_skip_verify: self.tls_skip_verify,
+                udp: self.udp,
+                grpc: self.grpc,
+                grpc_use_tls: self.grpc_use_tls,
+                h2ping: self.h2ping,
+                h2ping_use_tls: h2ping_tls,
+                script_args: self.args,
+                alias_node: self.alias_node,
+                alias_service: self.alias_service,
+                success_before_passing: count(self.success_before_passing),
+                failures_before_warning: count(self.failures_before_warning),
+                failures_before_critical: count(self.failures_before_critical),
+                output_max_size: count(self.output_max_size),
             },
             create_index: 0,
             modify_index: 0,

@@ -153,6 +153,72 @@ pub struct CheckDefinition {
     pub http: String,
     /// `host:port` for TCP checks.
     pub tcp: String,
+    // Fields added with the active checkers. Each is omitted when empty and defaults when
+    // absent, so Raft log entries and snapshots written before them still decode.
+    /// HTTP method (empty: GET).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub method: String,
+    /// HTTP request headers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub header: BTreeMap<String, Vec<String>>,
+    /// HTTP request body.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub body: String,
+    /// Never follow an HTTP redirect (by default only redirects to the same host are).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub disable_redirects: bool,
+    /// TLS server name to verify (and send as SNI) instead of the URL's host.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tls_server_name: String,
+    /// Accept any server certificate.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tls_skip_verify: bool,
+    /// `host:port` for UDP checks.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub udp: String,
+    /// `host:port[/service]` for gRPC health checks.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub grpc: String,
+    /// gRPC over TLS.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub grpc_use_tls: bool,
+    /// `host:port` for HTTP/2 ping checks.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub h2ping: String,
+    /// HTTP/2 ping over TLS (Consul's default is true; stored resolved).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub h2ping_use_tls: bool,
+    /// Command and arguments of script checks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub script_args: Vec<String>,
+    /// Node of an alias check (empty: this agent's node).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub alias_node: String,
+    /// Service ID of an alias check (empty: the node itself).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub alias_service: String,
+    /// Consecutive successes before `passing` is reported (0: at once).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub success_before_passing: u32,
+    /// Consecutive failures before `warning` is reported (0: the critical threshold).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures_before_warning: u32,
+    /// Consecutive failures before `critical` is reported (0: at once).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures_before_critical: u32,
+    /// Output size limit in bytes (0: the default, 4096).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub output_max_size: u32,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A health check on a node (`service_id` empty) or on one service instance.

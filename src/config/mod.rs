@@ -45,6 +45,8 @@ pub struct Config {
     pub dns: DnsConfig,
     /// Service definitions from config files (Consul format), decoded and validated on load.
     pub services: Vec<crate::agent::ServiceDefinition>,
+    /// Health-check settings (`enable_script_checks`, `check_update_interval`, …).
+    pub checks: CheckConfig,
     /// Directory of RFC 1035 zone files (`*.zone`) served beside the domain (`zones_dir`);
     /// `--dev` uses `./zones` when it exists and nothing is configured.
     pub zones_dir: Option<PathBuf>,
@@ -124,6 +126,47 @@ pub struct DnsConfig {
     /// cairn: order service answers by a random choice weighted by `Weights.Passing` /
     /// `Weights.Warning` instead of a uniform shuffle (default false).
     pub weighted_shuffle: bool,
+}
+
+/// Health-check settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckConfig {
+    /// `enable_script_checks`: script checks may be registered through the HTTP API (and
+    /// config files).
+    pub enable_script_checks: bool,
+    /// `enable_local_script_checks`: script checks may be defined in config files.
+    pub enable_local_script_checks: bool,
+    /// `check_update_interval`: how long an output-only change may wait before it is written
+    /// (default 5m; 0 writes every change).
+    pub update_interval: Duration,
+    /// `check_output_max_size`: the cap on a check's output in bytes (default 4096).
+    pub output_max_size: u32,
+    /// `check_deregister_interval_min`: the smallest `DeregisterCriticalServiceAfter` honoured
+    /// (default 1m; Consul's runtime value, settable here for tests).
+    pub deregister_interval_min: Duration,
+    /// `check_reap_interval`: how often critical services are considered for deregistration
+    /// (default 30s).
+    pub reap_interval: Duration,
+}
+
+impl Default for CheckConfig {
+    fn default() -> Self {
+        Self {
+            enable_script_checks: false,
+            enable_local_script_checks: false,
+            update_interval: Duration::from_secs(300),
+            output_max_size: 4096,
+            deregister_interval_min: Duration::from_secs(60),
+            reap_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+impl CheckConfig {
+    /// Whether script checks from config files may run (`enable_script_checks` implies it).
+    pub fn local_scripts(&self) -> bool {
+        self.enable_local_script_checks || self.enable_script_checks
+    }
 }
 
 impl Default for DnsConfig {
@@ -257,14 +300,11 @@ const IGNORED_KEYS: &[&str] = &[
     "auto_encrypt",
     "autopilot",
     "bind_addr_wan",
-    "check_update_interval",
     "connect",
     "disable_host_node_id",
     "disable_remote_exec",
     "disable_update_check",
     "enable_debug",
-    "enable_local_script_checks",
-    "enable_script_checks",
     "enable_syslog",
     "encrypt",
     "encrypt_verify_incoming",
@@ -315,6 +355,7 @@ struct Raw {
     recursors: Vec<SocketAddr>,
     dns: DnsConfig,
     services: Vec<(String, String, Value)>,
+    checks: CheckConfig,
     log_level: Option<(String, String)>,
     zones_dir: Option<PathBuf>,
     ignored: Vec<String>,
@@ -446,6 +487,22 @@ impl Raw {
                             self.recursors.push(a);
                         }
                     }
+                }
+                "enable_script_checks" => self.checks.enable_script_checks = src.boolean(k, v)?,
+                "enable_local_script_checks" => self.checks.enable_local_script_checks = src.boolean(k, v)?,
+                "check_update_interval" => self.checks.update_interval = src.duration(k, v)?,
+                "check_output_max_size" => {
+                    self.checks.output_max_size = src.int(k, v, 1, i64::from(u32::MAX))? as u32;
+                }
+                "check_deregister_interval_min" => {
+                    self.checks.deregister_interval_min = src.duration(k, v)?
+                }
+                "check_reap_interval" => {
+                    let d = src.duration(k, v)?;
+                    if d.is_zero() {
+                        return Err(src.err(k, "must be greater than 0"));
+                    }
+                    self.checks.reap_interval = d;
                 }
                 "ports" => self.fold_ports(src, src.object(k, v)?)?,
                 "addresses" => self.fold_addresses(src, src.object(k, v)?)?,
@@ -762,7 +819,10 @@ impl Config {
         for (file, key, v) in raw.services {
             let def = crate::agent::decode_service_definition(&v)
                 .and_then(|def| def.clone().into_registration(&placeholder).map(|_| def))
-                .map_err(|e| ConfigError::Key { file, key, msg: e.to_string() })?;
+                .map_err(|e| ConfigError::Key { file: file.clone(), key: key.clone(), msg: e.to_string() })?;
+            if !raw.checks.local_scripts() && def.checks.iter().any(|c| c.kind() == "script") {
+                return Err(ConfigError::Key { file, key, msg: crate::agent::SCRIPTS_DISABLED_LOCAL.into() });
+            }
             services.push(def);
         }
         // Until clustering lands (gossip, Raft RPC), an agent is exactly one self-bootstrapping
@@ -805,6 +865,7 @@ impl Config {
             recursors: raw.recursors,
             dns: raw.dns,
             services,
+            checks: raw.checks,
             zones_dir,
             log_level,
             sources: paths,

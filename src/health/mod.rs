@@ -1,14 +1,26 @@
 //! HEALTH FEEDS: agent-local check runners that turn observations into `Command::UpdateCheck`.
 //!
-//! Input: check definitions of this agent's node (from the published snapshot) and TTL
-//! updates from the HTTP agent API → output: proposals of changed status/output to Raft.
-//! Invariants: a runner proposes only when status or output actually changes; every value
-//! it decides (status, output text) travels in the command, so `raft::apply` stays clock-free.
-//! Only TTL checks run for now; other kinds are stored but not probed.
+//! Input: check definitions of this agent's node (from the published snapshot), TTL updates
+//! from the HTTP agent API → output: proposals of changed status/output to Raft (and service
+//! deregistrations for `DeregisterCriticalServiceAfter`).
+//! Stages: `runner` (one task per probed or alias check: jitter, interval, timeout) → `probe`
+//! (HTTP, TCP, UDP, gRPC, H2PING, script) → `status` (thresholds, output limits) → proposal;
+//! `ttl` (TTL timers); `reap` (deregister long-critical services); `tls` (rustls settings).
+//! Invariants: a runner proposes only when status or output actually changes, and output-only
+//! changes wait `check_update_interval`; every value it decides (status, output text) travels
+//! in the command, so `raft::apply` stays clock-free.
 
+pub mod probe;
+pub mod reap;
+pub mod runner;
+pub mod status;
+pub mod tls;
 pub mod ttl;
 
+pub use runner::{CheckRunner, RunnerStats};
 pub use ttl::{TtlChecks, TtlError};
 
+#[cfg(test)]
+mod status_tests;
 #[cfg(test)]
 mod tests;

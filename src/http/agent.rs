@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::query::Query;
 use super::wire::{self, HealthCheckJson, ServiceJson};
 use super::{ApiState, json, parse_body, rest};
-use crate::agent::{decode_check_definition, decode_service_definition};
+use crate::agent::{SCRIPTS_DISABLED_REMOTE, decode_check_definition, decode_service_definition};
 use crate::catalog::{CatalogState, HealthStatus};
 use crate::raft::{Command, Deregistration, Registration};
 
@@ -32,6 +32,17 @@ pub(crate) fn agent_services(cat: &CatalogState, node: &str, dc: &str) -> BTreeM
 /// `/v1/agent/checks` body.
 pub(crate) fn agent_checks(cat: &CatalogState, node: &str) -> BTreeMap<String, HealthCheckJson> {
     cat.node_checks(node).map(|c| (c.check_id.clone(), HealthCheckJson::from(&**c))).collect()
+}
+
+/// Script checks from the HTTP API need `enable_script_checks` (Consul's text, a 500 as
+/// Consul's agent returns it); every refusal is logged, since it may be a probe for remote
+/// code execution.
+fn refuse_remote_script(st: &ApiState) -> Result<(), ApiError> {
+    if st.config.checks.enable_script_checks {
+        return Ok(());
+    }
+    tracing::warn!("refused a script check registered through the HTTP API: enable_script_checks is off");
+    Err(ApiError::Internal(SCRIPTS_DISABLED_REMOTE.into()))
 }
 
 fn empty() -> Response {
@@ -80,7 +91,10 @@ pub(super) async fn self_info(State(st): State<ApiState>, RawQuery(q): RawQuery)
         },
         "Stats": {
             "agent": {
-                "check_monitors": "0",
+                "check_monitors": snap.catalog.node_checks(&c.node_name).filter(|ch| ch.check_type == "script").count().to_string(),
+                "check_runners": st.checks.stats().running.load(std::sync::atomic::Ordering::Relaxed).to_string(),
+                "check_probes": st.checks.stats().probes.load(std::sync::atomic::Ordering::Relaxed).to_string(),
+                "check_updates": st.checks.stats().updates.load(std::sync::atomic::Ordering::Relaxed).to_string(),
                 "check_ttls": snap.catalog.node_checks(&c.node_name).filter(|ch| ch.definition.ttl_ns > 0).count().to_string(),
                 "checks": snap.catalog.node_checks(&c.node_name).count().to_string(),
                 "services": snap.catalog.node_services(&c.node_name).count().to_string(),
@@ -134,6 +148,9 @@ pub(super) async fn checks(State(st): State<ApiState>, RawQuery(q): RawQuery) ->
 pub(super) async fn register_service(State(st): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
     let v = parse_body(&body)?;
     let def = decode_service_definition(&v)?;
+    if def.checks.iter().any(|c| c.kind() == "script") {
+        refuse_remote_script(&st)?;
+    }
     let (reg, ttls) = def.into_registration(&st.agent_node())?;
     st.propose(Command::Register(reg)).await?;
     for t in &ttls {
@@ -166,6 +183,9 @@ pub(super) async fn register_check(State(st): State<ApiState>, body: Bytes) -> R
     }
     if !spec.status.is_empty() && HealthStatus::parse(&spec.status).is_none() {
         return Err(ApiError::BadRequest("Bad check status".into()));
+    }
+    if spec.kind() == "script" {
+        refuse_remote_script(&st)?;
     }
     let node = st.agent_node();
     let snap = st.snapshots.load_full();

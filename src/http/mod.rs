@@ -11,6 +11,7 @@
 //! `text/plain` (`error::ApiError`).
 
 mod agent;
+mod agent_health;
 mod blocking;
 mod catalog;
 mod error;
@@ -55,6 +56,8 @@ pub struct ApiState {
     pub raft: RaftHandle,
     /// TTL timers of this agent's checks.
     pub ttl: Arc<crate::health::TtlChecks>,
+    /// Runners of this agent's probed and alias checks.
+    pub checks: Arc<crate::health::CheckRunner>,
 }
 
 /// The Consul-compatible HTTP API.
@@ -63,6 +66,10 @@ pub fn router(state: ApiState) -> Router {
         // agent
         .route("/v1/agent/self", get(agent::self_info))
         .route("/v1/agent/services", get(agent::services))
+        .route("/v1/agent/maintenance", put(agent_health::node_maintenance))
+        .route("/v1/agent/service/maintenance/{*id}", put(agent_health::service_maintenance))
+        .route("/v1/agent/health/service/id/{*id}", get(agent_health::service_health_by_id))
+        .route("/v1/agent/health/service/name/{*name}", get(agent_health::service_health_by_name))
         .route("/v1/agent/service/register", put(agent::register_service))
         .route("/v1/agent/service/deregister/{*id}", put(agent::deregister_service))
         .route("/v1/agent/service/{*id}", get(agent::service))

@@ -45,6 +45,7 @@ fn config() -> Config {
         recursors: Vec::new(),
         dns: DnsConfig::default(),
         services: Vec::new(),
+        checks: crate::config::CheckConfig::default(),
         zones_dir: None,
         log_level: "info".into(),
         sources: Vec::new(),
@@ -119,7 +120,14 @@ async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
     }
     let snapshots = raft.snapshots();
     let ttl = crate::health::TtlChecks::new(raft.clone(), snapshots.clone(), "agent1".into());
-    (ApiState { config: Arc::new(config()), snapshots, raft, ttl }, dir)
+    let checks = crate::health::CheckRunner::new(
+        raft.clone(),
+        snapshots.clone(),
+        "agent1".into(),
+        crate::config::CheckConfig::default(),
+        Vec::new(),
+    );
+    (ApiState { config: Arc::new(config()), snapshots, raft, ttl, checks }, dir)
 }
 
 async fn call(

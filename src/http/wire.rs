@@ -294,6 +294,48 @@ pub struct CheckDefinitionJson {
     /// TCP address.
     #[serde(rename = "TCP", skip_serializing_if = "String::is_empty")]
     pub tcp: String,
+    /// HTTP method.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub method: String,
+    /// HTTP headers.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub header: BTreeMap<String, Vec<String>>,
+    /// HTTP body.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub body: String,
+    /// Redirects disabled.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub disable_redirects: bool,
+    /// TLS server name.
+    #[serde(rename = "TLSServerName", skip_serializing_if = "String::is_empty")]
+    pub tls_server_name: String,
+    /// TLS verification off.
+    #[serde(rename = "TLSSkipVerify", skip_serializing_if = "std::ops::Not::not")]
+    pub tls_skip_verify: bool,
+    /// UDP address.
+    #[serde(rename = "UDP", skip_serializing_if = "String::is_empty")]
+    pub udp: String,
+    /// gRPC target.
+    #[serde(rename = "GRPC", skip_serializing_if = "String::is_empty")]
+    pub grpc: String,
+    /// gRPC over TLS.
+    #[serde(rename = "GRPCUseTLS", skip_serializing_if = "std::ops::Not::not")]
+    pub grpc_use_tls: bool,
+    /// HTTP/2 ping target.
+    #[serde(rename = "H2PING", skip_serializing_if = "String::is_empty")]
+    pub h2ping: String,
+    /// HTTP/2 ping over TLS.
+    #[serde(rename = "H2PingUseTLS", skip_serializing_if = "std::ops::Not::not")]
+    pub h2ping_use_tls: bool,
+    /// Script command and arguments.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub script_args: Vec<String>,
+    /// Aliased node.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub alias_node: String,
+    /// Aliased service.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub alias_service: String,
     /// Interval.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub interval: String,
@@ -313,6 +355,20 @@ impl From<&CheckDefinition> for CheckDefinitionJson {
         Self {
             http: d.http.clone(),
             tcp: d.tcp.clone(),
+            method: d.method.clone(),
+            header: d.header.clone(),
+            body: d.body.clone(),
+            disable_redirects: d.disable_redirects,
+            tls_server_name: d.tls_server_name.clone(),
+            tls_skip_verify: d.tls_skip_verify,
+            udp: d.udp.clone(),
+            grpc: d.grpc.clone(),
+            grpc_use_tls: d.grpc_use_tls,
+            h2ping: d.h2ping.clone(),
+            h2ping_use_tls: d.h2ping_use_tls,
+            script_args: d.script_args.clone(),
+            alias_node: d.alias_node.clone(),
+            alias_service: d.alias_service.clone(),
             interval: go_duration_ns(d.interval_ns),
             timeout: go_duration_ns(d.timeout_ns),
             ttl: go_duration_ns(d.ttl_ns),
