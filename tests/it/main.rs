@@ -8,6 +8,8 @@
 //! - `hostile`: garbage at the DNS and HTTP sockets.
 //! - `http`: Consul's HTTP API shapes, errors and blocking queries.
 //! - `durability`: restart and `kill -9` keep acknowledged registrations.
+//! - `health_checks`: HTTP/TCP/UDP/gRPC/script/alias checks against local servers flipped
+//!   between healthy and failing, thresholds, maintenance, local health endpoints.
 //! - `config`: config files and flags as an operator uses them.
 //! - `prepared`: prepared queries over `/v1/query` and `.query.` DNS names.
 //! - `py_consul`: the py-consul client library drives the agent (tests/py/).
@@ -23,6 +25,7 @@ mod dns;
 mod dns_extensions;
 mod dns_spec;
 mod durability;
+mod health_checks;
 mod hostile;
 mod http;
 mod prepared;
