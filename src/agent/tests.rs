@@ -180,3 +180,73 @@ fn invalid_definitions() {
     );
     check_invalid(json!({"Name": "w", "Port": 70000}), "Invalid port: 70000");
 }
+
+/// Decodes a service with one check and returns the stored check.
+fn check_stored(check: Value) -> Check {
+    let def = decode_service_definition(&json!({"Name": "web", "Check": check})).expect("decodes");
+    let (reg, _) = def.into_registration(&node()).expect("valid");
+    reg.checks.into_iter().next().expect("one check")
+}
+
+#[test]
+fn probe_fields_are_stored_in_the_definition() {
+    let c = check_stored(json!({
+        "HTTP": "https://x/h", "Method": "POST", "Header": {"X-A": ["1", "2"]}, "Body": "{}",
+        "tls_skip_verify": true, "TLSServerName": "x.internal", "DisableRedirects": true,
+        "Interval": "5s", "Timeout": "1s", "SuccessBeforePassing": 2, "FailuresBeforeWarning": 1,
+        "FailuresBeforeCritical": 3, "OutputMaxSize": 100,
+    }));
+    assert_eq!(c.check_type, "http");
+    let d = &c.definition;
+    assert_eq!(
+        (d.method.as_str(), d.body.as_str(), d.tls_server_name.as_str()),
+        ("POST", "{}", "x.internal")
+    );
+    assert_eq!(d.header.get("X-A"), Some(&vec!["1".to_owned(), "2".to_owned()]));
+    assert!(d.tls_skip_verify && d.disable_redirects);
+    assert_eq!((d.success_before_passing, d.failures_before_warning, d.failures_before_critical), (2, 1, 3));
+    assert_eq!(d.output_max_size, 100);
+    // H2PING uses TLS unless told otherwise; other kinds never store it.
+    let h = check_stored(json!({"H2PING": "x:443", "Interval": "5s"}));
+    assert!(h.definition.h2ping_use_tls && h.check_type == "h2ping");
+    let h = check_stored(json!({"H2PING": "x:443", "H2PingUseTLS": false, "Interval": "5s"}));
+    assert!(!h.definition.h2ping_use_tls);
+    let g = check_stored(json!({"GRPC": "x:9090/svc", "GRPCUseTLS": true, "Interval": "5s"}));
+    assert!(g.definition.grpc_use_tls && g.check_type == "grpc");
+    let u = check_stored(json!({"UDP": "x:53", "Interval": "5s"}));
+    assert_eq!((u.check_type.as_str(), u.definition.udp.as_str()), ("udp", "x:53"));
+    let s = check_stored(json!({"ScriptArgs": ["/bin/check", "-q"], "Interval": "5s"}));
+    assert_eq!(s.check_type, "script");
+    assert_eq!(s.definition.script_args, vec!["/bin/check".to_owned(), "-q".to_owned()]);
+    // AliasNode alone is an alias check too.
+    let a = check_stored(json!({"AliasNode": "n2"}));
+    assert_eq!((a.check_type.as_str(), a.definition.alias_node.as_str()), ("alias", "n2"));
+    // Intervals under 1s are raised to Consul's minimum.
+    let t = check_stored(json!({"TCP": "x:1", "Interval": "200ms"}));
+    assert_eq!(t.definition.interval_ns, 1_000_000_000);
+}
+
+#[test]
+fn probe_definitions_are_validated() {
+    check_invalid(
+        json!({"Name": "w", "Check": {"GRPC": "x:1"}}),
+        "Invalid check: Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or OSService checks",
+    );
+    check_invalid(
+        json!({"Name": "w", "Check": {"TCP": "x:1", "Interval": "1s", "FailuresBeforeWarning": -1}}),
+        "Invalid check: SuccessBeforePassing, FailuresBeforeWarning and FailuresBeforeCritical must not be negative",
+    );
+    let bad = decode_service_definition(&json!({"Name": "w", "Check": {"Header": {"A": "notalist"}}}));
+    assert!(matches!(bad, Err(DefinitionError::Decode(_))), "{bad:?}");
+}
+
+#[test]
+fn stored_definitions_without_the_new_fields_still_decode() {
+    // A check written to the Raft log before the probe fields existed.
+    let old = r#"{"ttl_ns":0,"interval_ns":10,"timeout_ns":0,"deregister_critical_service_after_ns":0,"http":"http://x","tcp":""}"#;
+    let d: CheckDefinition = serde_json::from_str(old).expect("decodes");
+    assert_eq!(d.http, "http://x");
+    assert_eq!(d.method, "");
+    // Empty new fields are not written, so old readers see the old shape.
+    assert_eq!(serde_json::to_string(&d).unwrap(), old);
+}

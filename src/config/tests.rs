@@ -207,3 +207,32 @@ fn zones_dir_comes_from_the_file_or_the_flag_and_dev_defaults_to_dot_zones() {
         "DIR/a.json: zones_dir: expected a string, got 7"
     );
 }
+
+#[test]
+fn check_keys_load_and_script_checks_need_enabling() {
+    let c = check("a.toml", "", dev()).unwrap();
+    assert_eq!(c.checks, CheckConfig::default());
+    assert_eq!(c.checks.update_interval, Duration::from_secs(300));
+    let c = check(
+        "a.json",
+        r#"{"enable_script_checks": true, "check_update_interval": "10s", "check_output_max_size": 100,
+            "check_deregister_interval_min": "1s", "check_reap_interval": "2s"}"#,
+        dev(),
+    )
+    .unwrap();
+    assert!(c.checks.enable_script_checks && c.checks.local_scripts());
+    assert_eq!(c.checks.update_interval, Duration::from_secs(10));
+    assert_eq!(c.checks.output_max_size, 100);
+    assert_eq!(c.checks.deregister_interval_min, Duration::from_secs(1));
+    assert_eq!(c.checks.reap_interval, Duration::from_secs(2));
+    assert!(
+        check("a.json", r#"{"check_reap_interval": "0s"}"#, dev())
+            .unwrap_err()
+            .contains("check_reap_interval")
+    );
+    let script = r#"{"services": [{"name": "s", "check": {"args": ["true"], "interval": "5s"}}]}"#;
+    let err = check("a.json", script, dev()).unwrap_err();
+    assert!(err.contains("services[0]: Scripts are disabled on this agent"), "{err}");
+    let with = script.replacen('{', r#"{"enable_local_script_checks": true, "#, 1);
+    assert!(check("a.json", &with, dev()).is_ok());
+}
