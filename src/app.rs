@@ -304,7 +304,8 @@ async fn register_config_services(config: &Config, raft: &RaftHandle) -> anyhow:
     let mut check_ids = Vec::new();
     for def in &config.services {
         // TTL timers are armed by `TtlChecks::run` from the snapshot, so the specs are not needed.
-        let (registration, _ttl) = def.clone().into_registration(&node).context("service definition")?;
+        let (mut registration, _ttl) = def.clone().into_registration(&node).context("service definition")?;
+        crate::agent::keep_check_state(&mut registration.checks, &snap.catalog);
         let name = registration.service.as_ref().map(|s| s.name.clone()).unwrap_or_default();
         check_ids.extend(registration.checks.iter().map(|c| c.check_id.clone()));
         propose_ok(raft, Command::Register(registration))

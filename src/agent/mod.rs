@@ -51,6 +51,18 @@ impl DefinitionError {
     }
 }
 
+/// Consul's re-registration rule (`checkStateSnapshot` in `agent.go`): a check that already
+/// exists on the node keeps its status and output, so re-registering a service (or restarting
+/// with it in a config file) does not flap it to its initial status.
+pub fn keep_check_state(checks: &mut [Check], cat: &crate::catalog::CatalogState) {
+    for c in checks {
+        if let Some(prev) = cat.check(&c.node, &c.check_id) {
+            c.status = prev.status;
+            c.output.clone_from(&prev.output);
+        }
+    }
+}
+
 /// Consul's refusal of a script check defined in a config file.
 pub const SCRIPTS_DISABLED_LOCAL: &str = "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true";
 /// Consul's refusal of a script check registered through the HTTP API.

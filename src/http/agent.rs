@@ -17,7 +17,9 @@ use super::error::ApiError;
 use super::query::Query;
 use super::wire::{self, HealthCheckJson, ServiceJson};
 use super::{ApiState, json, parse_body, rest};
-use crate::agent::{SCRIPTS_DISABLED_REMOTE, decode_check_definition, decode_service_definition};
+use crate::agent::{
+    SCRIPTS_DISABLED_REMOTE, decode_check_definition, decode_service_definition, keep_check_state,
+};
 use crate::catalog::{CatalogState, HealthStatus};
 use crate::raft::{Command, Deregistration, Registration};
 
@@ -151,7 +153,8 @@ pub(super) async fn register_service(State(st): State<ApiState>, body: Bytes) ->
     if def.checks.iter().any(|c| c.kind() == "script") {
         refuse_remote_script(&st)?;
     }
-    let (reg, ttls) = def.into_registration(&st.agent_node())?;
+    let (mut reg, ttls) = def.into_registration(&st.agent_node())?;
+    keep_check_state(&mut reg.checks, &st.snapshots.load().catalog);
     st.propose(Command::Register(reg)).await?;
     for t in &ttls {
         st.ttl.arm(t);
@@ -199,12 +202,13 @@ pub(super) async fn register_check(State(st): State<ApiState>, body: Bytes) -> R
         Some(s.clone())
     };
     let default_id = spec.name.clone();
-    let (check, ttl) = spec.into_check(
+    let (mut check, ttl) = spec.into_check(
         &node.name,
         service.as_ref().map(|s| (s.id.as_str(), s.name.as_str(), s.tags.as_slice())),
         &default_id,
         &default_id,
     )?;
+    keep_check_state(std::slice::from_mut(&mut check), &snap.catalog);
     st.propose(Command::Register(Registration {
         node,
         skip_node_update: false,

@@ -193,7 +193,88 @@ impl UdpTarget {
     }
 }
 
-/// A `grpc.health.v1.Health/Check` server over h2c answering SERVING or NOT_SERVING.
+/// A self-signed certificate for `web.internal` (made with the openssl CLI) and a rustls
+/// server config offering `alpn`.
+fn tls_acceptor(dir: &std::path::Path, alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    if !cert.exists() {
+        let out = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+            .args(["-days", "1", "-subj", "/CN=web.internal", "-addext", "subjectAltName=DNS:web.internal"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let certs = vec![CertificateDer::from_pem_file(&cert).unwrap()];
+    let key = PrivateKeyDer::from_pem_file(&key).unwrap();
+    let mut config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// An HTTPS server answering 200 and recording the SNI names it was asked for.
+struct HttpsTarget {
+    addr: SocketAddr,
+    sni: Arc<Mutex<Vec<String>>>,
+}
+
+impl HttpsTarget {
+    fn start(dir: &std::path::Path) -> Self {
+        let acceptor = tls_acceptor(dir, &[b"http/1.1"]);
+        let std_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let sni = Arc::new(Mutex::new(Vec::new()));
+        let seen = sni.clone();
+        thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+                loop {
+                    let Ok((sock, _)) = listener.accept().await else { continue };
+                    let (acceptor, seen) = (acceptor.clone(), seen.clone());
+                    tokio::spawn(async move {
+                        let Ok(mut tls) = acceptor.accept(sock).await else { return };
+                        seen.lock()
+                            .unwrap()
+                            .push(tls.get_ref().1.server_name().unwrap_or_default().to_owned());
+                        let mut req = Vec::new();
+                        let mut buf = [0u8; 1024];
+                        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match tls.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => req.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        let _ = tls
+                            .write_all(
+                                b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nsecure",
+                            )
+                            .await;
+                        let _ = tls.shutdown().await;
+                    });
+                }
+            });
+        });
+        Self { addr, sni }
+    }
+}
+
+/// A `grpc.health.v1.Health/Check` server over h2c (or h2 over TLS) answering SERVING or
+/// NOT_SERVING; it answers HTTP/2 pings too.
 struct GrpcTarget {
     addr: SocketAddr,
     serving: Arc<AtomicBool>,
@@ -202,6 +283,10 @@ struct GrpcTarget {
 
 impl GrpcTarget {
     fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let std_listener = TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
@@ -214,9 +299,16 @@ impl GrpcTarget {
                 let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
                 loop {
                     let Ok((sock, _)) = listener.accept().await else { continue };
-                    let (sv, ck) = (sv.clone(), ck.clone());
+                    let (sv, ck, tls) = (sv.clone(), ck.clone(), tls.clone());
                     tokio::spawn(async move {
-                        let Ok(mut conn) = h2::server::handshake(sock).await else { return };
+                        let io: Box<dyn Io> = match tls {
+                            None => Box::new(sock),
+                            Some(acceptor) => match acceptor.accept(sock).await {
+                                Ok(s) => Box::new(s),
+                                Err(_) => return,
+                            },
+                        };
+                        let Ok(mut conn) = h2::server::handshake(io).await else { return };
                         while let Some(Ok((req, mut respond))) = conn.accept().await {
                             assert_eq!(req.uri().path(), "/grpc.health.v1.Health/Check");
                             ck.fetch_add(1, Ordering::SeqCst);
@@ -241,7 +333,56 @@ impl GrpcTarget {
     }
 }
 
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 // ----- tests ----------------------------------------------------------------------------
+
+#[test]
+fn tls_checks_skip_verify_send_the_server_name_and_fail_on_untrusted_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let https = HttpsTarget::start(dir.path());
+    let grpc = GrpcTarget::start_with(Some(tls_acceptor(dir.path(), &[b"h2"])));
+    let h2c = GrpcTarget::start();
+    let agent = Agent::dev(&[]);
+    let url = format!("https://{}/health", https.addr);
+    register(
+        &agent,
+        "skip",
+        json!({"HTTP": url, "TLSSkipVerify": true, "TLSServerName": "web.internal", "Interval": "1s", "Timeout": "500ms"}),
+    );
+    register(
+        &agent,
+        "strict",
+        json!({"HTTP": url, "Interval": "1s", "Timeout": "500ms", "Status": "passing"}),
+    );
+    register(
+        &agent,
+        "grpcs",
+        json!({"GRPC": grpc.addr.to_string(), "GRPCUseTLS": true, "TLSSkipVerify": true, "Interval": "1s", "Timeout": "500ms"}),
+    );
+    register(
+        &agent,
+        "ping",
+        json!({"H2PING": h2c.addr.to_string(), "H2PingUseTLS": false, "Interval": "1s", "Timeout": "500ms"}),
+    );
+    register(
+        &agent,
+        "pings",
+        json!({"H2PING": grpc.addr.to_string(), "TLSSkipVerify": true, "Interval": "1s", "Timeout": "500ms"}),
+    );
+    within("TLS checks settle", INTERVAL + TIMEOUT + SLACK + INTERVAL, || {
+        ["service:skip", "service:grpcs", "service:ping", "service:pings"]
+            .iter()
+            .all(|c| status_of(&agent, c) == "passing")
+            && status_of(&agent, "service:strict") == "critical"
+    });
+    assert!(check_of(&agent, "service:skip")["Output"].as_str().unwrap().ends_with("200 OK Output: secure"));
+    assert!(https.sni.lock().unwrap().iter().any(|n| n == "web.internal"), "SNI is TLSServerName");
+    let strict = check_of(&agent, "service:strict")["Output"].as_str().unwrap().to_owned();
+    assert!(strict.contains("tls") || strict.contains("certificate"), "{strict}");
+    assert_eq!(check_of(&agent, "service:ping")["Output"], "HTTP2 ping was successful");
+}
 
 #[test]
 fn http_check_drops_the_instance_within_interval_plus_timeout_and_returns_after_success_before_passing() {
@@ -537,4 +678,28 @@ fn deregister_critical_service_after_removes_the_service() {
         agent.get("/v1/agent/services").unwrap().1.get("gone").is_none()
     });
     assert_eq!(check_of(&agent, "service:gone"), Value::Null);
+}
+
+#[test]
+fn checks_keep_running_after_a_restart_and_re_registration_keeps_their_status() {
+    let target = HttpTarget::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = Agent::server(dir.path(), &[]);
+    let check = json!({"HTTP": target.url("/"), "Interval": "1s", "Timeout": "500ms"});
+    register(&agent, "web", check.clone());
+    within("passing", INTERVAL + TIMEOUT + SLACK + INTERVAL, || {
+        status_of(&agent, "service:web") == "passing"
+    });
+    // Re-registering the same service does not reset the check to its initial critical.
+    register(&agent, "web", check);
+    assert_eq!(status_of(&agent, "service:web"), "passing");
+    assert!(in_dns(&agent, "web"));
+
+    agent.kill9();
+    target.set(FAIL);
+    let agent = Agent::server(dir.path(), &[]);
+    within("critical after restart", INTERVAL + TIMEOUT + SLACK + INTERVAL, || {
+        status_of(&agent, "service:web") == "critical"
+    });
+    assert!(!in_dns(&agent, "web"));
 }
