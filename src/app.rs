@@ -312,6 +312,41 @@ async fn register_config_services(config: &Config, raft: &RaftHandle) -> anyhow:
             .await
             .with_context(|| format!("registering service {name:?} from the config"))?;
     }
+    // `check` / `checks`: on the node, or on a service registered just above.
+    for spec in &config.check_definitions {
+        let snap = raft.snapshots().load_full();
+        let service = if spec.service_id.is_empty() {
+            None
+        } else {
+            let s = snap.catalog.service(&config.node_name, &spec.service_id).with_context(|| {
+                format!(
+                    "check {:?} from the config: ServiceID {:?} does not exist",
+                    spec.name, spec.service_id
+                )
+            })?;
+            Some((s.id.clone(), s.name.clone(), s.tags.clone()))
+        };
+        let (mut check, _ttl) = spec
+            .clone()
+            .into_check(
+                &config.node_name,
+                service.as_ref().map(|(id, name, tags)| (id.as_str(), name.as_str(), tags.as_slice())),
+                &spec.name,
+                &spec.name,
+            )
+            .context("check definition")?;
+        crate::agent::keep_check_state(std::slice::from_mut(&mut check), &snap.catalog);
+        check_ids.push(check.check_id.clone());
+        let registration = Registration {
+            node: (*node).clone(),
+            skip_node_update: false,
+            service: None,
+            checks: vec![check],
+        };
+        propose_ok(raft, Command::Register(registration))
+            .await
+            .with_context(|| format!("registering check {:?} from the config", spec.name))?;
+    }
     Ok(check_ids)
 }
 

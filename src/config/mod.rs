@@ -47,6 +47,9 @@ pub struct Config {
     pub services: Vec<crate::agent::ServiceDefinition>,
     /// Health-check settings (`enable_script_checks`, `check_update_interval`, …).
     pub checks: CheckConfig,
+    /// Check definitions from config files (`check`, `checks`): node checks, or checks of a
+    /// service named by `ServiceID`; decoded and validated on load.
+    pub check_definitions: Vec<crate::agent::CheckSpec>,
     /// Directory of RFC 1035 zone files (`*.zone`) served beside the domain (`zones_dir`);
     /// `--dev` uses `./zones` when it exists and nothing is configured.
     pub zones_dir: Option<PathBuf>,
@@ -355,6 +358,7 @@ struct Raw {
     recursors: Vec<SocketAddr>,
     dns: DnsConfig,
     services: Vec<(String, String, Value)>,
+    node_checks: Vec<(String, String, Value)>,
     checks: CheckConfig,
     log_level: Option<(String, String)>,
     zones_dir: Option<PathBuf>,
@@ -520,6 +524,21 @@ impl Raw {
                         v.as_array().ok_or_else(|| src.err(k, "expected a list of service definitions"))?;
                     for (i, s) in list.iter().enumerate() {
                         self.services.push((src.file.to_owned(), format!("{k}[{i}]"), s.clone()));
+                    }
+                }
+                "check" => match v {
+                    Value::Array(list) => {
+                        for (i, c) in list.iter().enumerate() {
+                            self.node_checks.push((src.file.to_owned(), format!("{k}[{i}]"), c.clone()));
+                        }
+                    }
+                    _ => self.node_checks.push((src.file.to_owned(), k.clone(), v.clone())),
+                },
+                "checks" => {
+                    let list =
+                        v.as_array().ok_or_else(|| src.err(k, "expected a list of check definitions"))?;
+                    for (i, c) in list.iter().enumerate() {
+                        self.node_checks.push((src.file.to_owned(), format!("{k}[{i}]"), c.clone()));
                     }
                 }
                 other if IGNORED_KEYS.contains(&other) => self.ignored.push(format!("{}: {other}", src.file)),
@@ -825,6 +844,26 @@ impl Config {
             }
             services.push(def);
         }
+        let mut check_definitions = Vec::with_capacity(raw.node_checks.len());
+        for (file, key, v) in raw.node_checks {
+            let bad = |msg: String| ConfigError::Key { file: file.clone(), key: key.clone(), msg };
+            let spec = crate::agent::decode_check_definition(&v).map_err(|e| bad(e.to_string()))?;
+            if spec.name.is_empty() {
+                return Err(bad("Missing check name".into()));
+            }
+            if !spec.service_id.is_empty()
+                && !services.iter().any(|s| s.service_id().eq_ignore_ascii_case(&spec.service_id))
+            {
+                return Err(bad(format!("ServiceID {:?} does not exist", spec.service_id)));
+            }
+            spec.clone()
+                .into_check(&node_name, None, &spec.name, &spec.name)
+                .map_err(|e| bad(e.to_string()))?;
+            if spec.kind() == "script" && !raw.checks.local_scripts() {
+                return Err(bad(crate::agent::SCRIPTS_DISABLED_LOCAL.into()));
+            }
+            check_definitions.push(spec);
+        }
         // Until clustering lands (gossip, Raft RPC), an agent is exactly one self-bootstrapping
         // server; say so instead of silently running something else.
         let server = dev || o.server || raw.server.unwrap_or(false);
@@ -866,6 +905,7 @@ impl Config {
             dns: raw.dns,
             services,
             checks: raw.checks,
+            check_definitions,
             zones_dir,
             log_level,
             sources: paths,

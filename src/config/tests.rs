@@ -236,3 +236,25 @@ fn check_keys_load_and_script_checks_need_enabling() {
     let with = script.replacen('{', r#"{"enable_local_script_checks": true, "#, 1);
     assert!(check("a.json", &with, dev()).is_ok());
 }
+
+#[test]
+fn top_level_checks_are_decoded_and_validated() {
+    let c = check(
+        "a.json",
+        r#"{"services": [{"name": "web"}], "checks": [{"name": "disk", "ttl": "30s"}, {"name": "w", "service_id": "web", "tcp": "x:1", "interval": "5s"}]}"#,
+        dev(),
+    )
+    .unwrap();
+    assert_eq!(c.check_definitions.len(), 2);
+    assert_eq!(c.check_definitions[1].service_id, "web");
+    let c = check("a.json", r#"{"check": {"name": "one", "ttl": "5s"}}"#, dev()).unwrap();
+    assert_eq!(c.check_definitions[0].name, "one");
+    let err = check("a.json", r#"{"checks": [{"ttl": "5s"}]}"#, dev()).unwrap_err();
+    assert!(err.contains("checks[0]: Missing check name"), "{err}");
+    let err = check("a.json", r#"{"checks": [{"name": "x", "service_id": "nope", "ttl": "5s"}]}"#, dev())
+        .unwrap_err();
+    assert!(err.contains("ServiceID \"nope\" does not exist"), "{err}");
+    let err = check("a.json", r#"{"check": {"name": "x", "args": ["true"], "interval": "1s"}}"#, dev())
+        .unwrap_err();
+    assert!(err.contains("check: Scripts are disabled"), "{err}");
+}

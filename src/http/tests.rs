@@ -46,6 +46,7 @@ fn config() -> Config {
         dns: DnsConfig::default(),
         services: Vec::new(),
         checks: crate::config::CheckConfig::default(),
+        check_definitions: Vec::new(),
         zones_dir: None,
         log_level: "info".into(),
         sources: Vec::new(),

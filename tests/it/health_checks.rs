@@ -560,6 +560,11 @@ fn script_checks_are_refused_by_default_and_run_from_config_files_when_enabled()
             {"Name": "ok", "Address": "127.0.0.1", "Check": {"Args": ["sh", "-c", "echo fine"], "Interval": "1s"}},
             {"Name": "meh", "Address": "127.0.0.1", "Check": {"Args": ["sh", "-c", "exit 1"], "Interval": "1s"}},
             {"Name": "bad", "Address": "127.0.0.1", "Check": {"Args": ["sh", "-c", "exit 2"], "Interval": "1s"}},
+        ],
+        // A node-level check and a check on a service, outside the service definitions.
+        "checks": [
+            {"Name": "disk", "Args": ["sh", "-c", "echo 91% used; exit 1"], "Interval": "1s"},
+            {"ID": "ok-extra", "Name": "extra", "ServiceID": "ok", "Args": ["true"], "Interval": "1s"},
         ]
     });
     std::fs::write(&file, conf.to_string()).unwrap();
@@ -570,6 +575,12 @@ fn script_checks_are_refused_by_default_and_run_from_config_files_when_enabled()
             && status_of(&agent, "service:bad") == "critical"
     });
     assert_eq!(check_of(&agent, "service:ok")["Output"], "fine\n");
+    within("config-file checks", INTERVAL + SLACK + INTERVAL, || {
+        status_of(&agent, "disk") == "warning" && status_of(&agent, "ok-extra") == "passing"
+    });
+    assert_eq!(check_of(&agent, "disk")["Output"], "91% used\n");
+    assert_eq!(check_of(&agent, "ok-extra")["ServiceName"], "ok");
+    assert!(in_dns(&agent, "ok"), "a warning node check keeps instances in DNS");
     let (status, _) = agent.put("/v1/agent/service/register", &body.to_string());
     assert_eq!(status, 500);
 
