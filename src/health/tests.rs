@@ -143,3 +143,95 @@ fn output_truncation() {
     let out = truncate_output(long);
     assert!(out.ends_with(" ... (captured 4096 of 6000 bytes)"), "{}", &out[out.len() - 40..]);
 }
+
+/// A live single-node Raft holding `check` on node agent1, and a check runner on it.
+async fn runner_with(
+    check: Check,
+    config: crate::config::CheckConfig,
+) -> (Arc<super::CheckRunner>, Arc<SnapshotHandle>, CancellationToken, tempfile::TempDir) {
+    let (raft, dir) = crate::http::tests::test_raft().await;
+    let node = Node {
+        id: String::new(),
+        name: "agent1".into(),
+        address: "10.0.0.1".into(),
+        datacenter: "dc1".into(),
+        tagged_addresses: BTreeMap::new(),
+        meta: BTreeMap::new(),
+        create_index: 0,
+        modify_index: 0,
+    };
+    let cmd =
+        Command::Register(Registration { node, skip_node_update: false, service: None, checks: vec![check] });
+    raft.propose(cmd).await.expect("proposed");
+    let snaps = raft.snapshots();
+    let runner = super::CheckRunner::new(raft, snaps.clone(), "agent1".into(), config, Vec::new());
+    let stop = CancellationToken::new();
+    runner.run(stop.clone());
+    (runner, snaps, stop, dir)
+}
+
+/// A script check whose output differs on every probe, every 100 ms.
+fn changing_script() -> Check {
+    Check {
+        check_type: "script".into(),
+        definition: CheckDefinition {
+            interval_ns: 100_000_000,
+            script_args: vec!["sh".into(), "-c".into(), "date +%s%N".into()],
+            ..CheckDefinition::default()
+        },
+        ..check("s", 0, HealthStatus::Critical, "")
+    }
+}
+
+#[tokio::test]
+async fn output_only_changes_are_coalesced_per_update_interval() {
+    let config = crate::config::CheckConfig {
+        enable_script_checks: true,
+        update_interval: Duration::from_millis(500),
+        ..crate::config::CheckConfig::default()
+    };
+    let (runner, snaps, stop, _dir) = runner_with(changing_script(), config).await;
+    wait_for_status_only(&snaps, "s", HealthStatus::Passing).await;
+    let first = status_of(&snaps, "s").1;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let (probes, updates) = (
+        runner.stats().probes.load(std::sync::atomic::Ordering::Relaxed),
+        runner.stats().updates.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    stop.cancel();
+    // ~16 probes, each with new output: one status change plus one deferred write per 500 ms.
+    assert!(probes >= 8, "{probes} probes");
+    assert!((2..=6).contains(&updates), "{updates} updates for {probes} probes");
+    assert_ne!(status_of(&snaps, "s").1, first, "the deferred output was written");
+}
+
+#[tokio::test]
+async fn without_update_interval_every_output_is_written_and_disabled_scripts_never_run() {
+    let config = crate::config::CheckConfig {
+        enable_script_checks: true,
+        update_interval: Duration::ZERO,
+        ..crate::config::CheckConfig::default()
+    };
+    let (runner, snaps, stop, _dir) = runner_with(changing_script(), config).await;
+    wait_for_status_only(&snaps, "s", HealthStatus::Passing).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let probes = runner.stats().probes.load(std::sync::atomic::Ordering::Relaxed);
+    let updates = runner.stats().updates.load(std::sync::atomic::Ordering::Relaxed);
+    stop.cancel();
+    assert!(updates + 1 >= probes && probes >= 3, "{updates} updates for {probes} probes");
+
+    let (runner, snaps, stop, _dir) =
+        runner_with(changing_script(), crate::config::CheckConfig::default()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(runner.stats().probes.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(status_of(&snaps, "s"), (HealthStatus::Critical, String::new()));
+    stop.cancel();
+}
+
+async fn wait_for_status_only(snaps: &SnapshotHandle, id: &str, want: HealthStatus) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status_of(snaps, id).0 != want {
+        assert!(Instant::now() < deadline, "check {id} never became {want:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
