@@ -173,7 +173,7 @@ impl Probe {
                 headers.append(n.clone(), v);
             }
         }
-        let tls = Arc::new(tls::client_config(d.tls_skip_verify, &[b"http/1.1"])?);
+        let tls = tls::client_config(d.tls_skip_verify, tls::Alpn::Http1)?;
         Ok(HttpProbe {
             url: d.http.clone(),
             parsed,
@@ -194,11 +194,8 @@ impl Probe {
         let url = reqwest::Url::parse(&format!("http://{addr}/"))
             .map_err(|e| format!("invalid gRPC target {:?}: {e}", d.grpc))?;
         let (host, port) = host_port(&url)?;
-        let tls = if d.grpc_use_tls {
-            Some(Arc::new(tls::client_config(d.tls_skip_verify, &[b"h2"])?))
-        } else {
-            None
-        };
+        let tls =
+            if d.grpc_use_tls { Some(tls::client_config(d.tls_skip_verify, tls::Alpn::H2)?) } else { None };
         Ok(GrpcProbe {
             target: d.grpc.clone(),
             host,
@@ -211,13 +208,13 @@ impl Probe {
 
     fn h2ping(d: &CheckDefinition) -> Result<Self, String> {
         let tls = if d.h2ping_use_tls {
-            let config = tls::client_config(d.tls_skip_verify, &[b"h2"])?;
+            let config = tls::client_config(d.tls_skip_verify, tls::Alpn::H2)?;
             let name = if d.tls_server_name.is_empty() {
                 host_of(&d.h2ping).to_owned()
             } else {
                 d.tls_server_name.clone()
             };
-            Some((Arc::new(config), name))
+            Some((config, name))
         } else {
             None
         };

@@ -1,7 +1,7 @@
 //! TLS client settings of the HTTP, gRPC and H2PING checkers: rustls with ring (the one crypto
 //! provider of the binary), the system's roots, or no verification at all for `TLSSkipVerify`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -12,9 +12,28 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// A client config verifying against the system roots (or nothing, with `skip_verify`),
-/// offering the ALPN protocols `alpn`.
-pub fn client_config(skip_verify: bool, alpn: &[&[u8]]) -> Result<ClientConfig, String> {
+/// The ALPN protocols a client config offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alpn {
+    /// `http/1.1` (HTTP checks).
+    Http1,
+    /// `h2` (gRPC and H2PING checks).
+    H2,
+}
+
+/// The shared client config for these settings: built once per process (loading the system
+/// roots is not free), then cloned as an `Arc` by every check that uses it.
+pub fn client_config(skip_verify: bool, alpn: Alpn) -> Result<Arc<ClientConfig>, String> {
+    static CONFIGS: [OnceLock<Result<Arc<ClientConfig>, String>>; 4] =
+        [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let (i, protos): (usize, &[&[u8]]) = match alpn {
+        Alpn::Http1 => (0, &[b"http/1.1"]),
+        Alpn::H2 => (2, &[b"h2"]),
+    };
+    CONFIGS[i + usize::from(skip_verify)].get_or_init(|| build(skip_verify, protos).map(Arc::new)).clone()
+}
+
+fn build(skip_verify: bool, alpn: &[&[u8]]) -> Result<ClientConfig, String> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
