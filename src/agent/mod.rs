@@ -535,6 +535,7 @@ impl CheckSpec {
         let kind = self.kind();
         let mut interval = self.interval;
         if kind != "ttl" && !interval.is_zero() && interval < Duration::from_secs(1) {
+            tracing::warn!(check = %check_id, interval = %format_go_duration(interval), "check interval below the 1s minimum; using 1s");
             interval = Duration::from_secs(1);
         }
         let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
