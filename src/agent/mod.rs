@@ -114,6 +114,8 @@ pub struct CheckSpec {
     pub tls_skip_verify: bool,
     /// `TCP`.
     pub tcp: String,
+    /// `TCPUseTLS`.
+    pub tcp_use_tls: bool,
     /// `UDP`.
     pub udp: String,
     /// `GRPC`.
@@ -177,17 +179,8 @@ pub struct ServiceDefinition {
 const IGNORED_SERVICE_FIELDS: &[&str] =
     &["Token", "Namespace", "Partition", "Proxy", "Connect", "SocketPath", "Locality", "EnterpriseMeta"];
 /// Fields of a check definition the appliance accepts and ignores.
-const IGNORED_CHECK_FIELDS: &[&str] = &[
-    "TCPUseTLS",
-    "Shell",
-    "Token",
-    "Namespace",
-    "Partition",
-    "ProxyHTTP",
-    "ProxyGRPC",
-    "ExposedPort",
-    "Type",
-];
+const IGNORED_CHECK_FIELDS: &[&str] =
+    &["Shell", "Token", "Namespace", "Partition", "ProxyHTTP", "ProxyGRPC", "ExposedPort", "Type"];
 
 /// Decodes a service definition (`Name`, `ID`, `Tags`, …, `Check`, `Checks`).
 /// This agent's own catalog node as Consul registers it: ID, name, datacenter and address
@@ -291,6 +284,7 @@ pub fn decode_check_definition(v: &Value) -> Result<CheckSpec, DefinitionError> 
         tls_server_name: f.string(&["TLSServerName"])?.unwrap_or_default(),
         tls_skip_verify: f.bool(&["TLSSkipVerify"])?.unwrap_or(false),
         tcp: f.string(&["TCP"])?.unwrap_or_default(),
+        tcp_use_tls: f.bool(&["TCPUseTLS"])?.unwrap_or(false),
         udp: f.string(&["UDP"])?.unwrap_or_default(),
         grpc: f.string(&["GRPC"])?.unwrap_or_default(),
         grpc_use_tls: f.bool(&["GRPCUseTLS"])?.unwrap_or(false),
@@ -570,6 +564,7 @@ impl CheckSpec {
                 disable_redirects: self.disable_redirects,
                 tls_server_name: self.tls_server_name,
                 tls_skip_verify: self.tls_skip_verify,
+                tcp_use_tls: self.tcp_use_tls,
                 udp: self.udp,
                 grpc: self.grpc,
                 grpc_use_tls: self.grpc_use_tls,

@@ -213,6 +213,8 @@ fn probe_fields_are_stored_in_the_definition() {
     assert!(!h.definition.h2ping_use_tls);
     let g = check_stored(json!({"GRPC": "x:9090/svc", "GRPCUseTLS": true, "Interval": "5s"}));
     assert!(g.definition.grpc_use_tls && g.check_type == "grpc");
+    let t = check_stored(json!({"TCP": "x:443", "TCPUseTLS": true, "Interval": "5s"}));
+    assert!(t.definition.tcp_use_tls);
     let u = check_stored(json!({"UDP": "x:53", "Interval": "5s"}));
     assert_eq!((u.check_type.as_str(), u.definition.udp.as_str()), ("udp", "x:53"));
     let s = check_stored(json!({"ScriptArgs": ["/bin/check", "-q"], "Interval": "5s"}));

@@ -173,6 +173,9 @@ pub struct CheckDefinition {
     /// Accept any server certificate.
     #[serde(default, skip_serializing_if = "is_false")]
     pub tls_skip_verify: bool,
+    /// TCP checks complete a TLS handshake.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tcp_use_tls: bool,
     /// `host:port` for UDP checks.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub udp: String,

@@ -32,8 +32,8 @@ pub type Outcome = (HealthStatus, String);
 pub enum Probe {
     /// `HTTP`.
     Http(Box<HttpProbe>),
-    /// `TCP`.
-    Tcp(String),
+    /// `TCP` (with `TCPUseTLS`: the TLS settings and server name).
+    Tcp(String, Option<(Arc<rustls::ClientConfig>, String)>),
     /// `UDP`.
     Udp(String),
     /// `GRPC`.
@@ -48,7 +48,7 @@ impl std::fmt::Debug for Probe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match self {
             Self::Http(_) => "http",
-            Self::Tcp(_) => "tcp",
+            Self::Tcp(..) => "tcp",
             Self::Udp(_) => "udp",
             Self::Grpc(_) => "grpc",
             Self::H2Ping(_) => "h2ping",
@@ -133,7 +133,7 @@ impl Probe {
     pub async fn build(kind: &str, d: &CheckDefinition) -> Option<Result<Self, String>> {
         Some(match kind {
             "http" => Self::http(d).await.map(|p| Self::Http(Box::new(p))),
-            "tcp" => Ok(Self::Tcp(d.tcp.clone())),
+            "tcp" => Self::tcp(d),
             "udp" => Ok(Self::Udp(d.udp.clone())),
             "grpc" => Self::grpc(d).await.map(|p| Self::Grpc(Box::new(p))),
             "h2ping" => Self::h2ping(d),
@@ -206,6 +206,21 @@ impl Probe {
         })
     }
 
+    fn tcp(d: &CheckDefinition) -> Result<Self, String> {
+        let tls = if d.tcp_use_tls {
+            let config = tls::client_config(d.tls_skip_verify, tls::Alpn::Http1)?;
+            let name = if d.tls_server_name.is_empty() {
+                host_of(&d.tcp).to_owned()
+            } else {
+                d.tls_server_name.clone()
+            };
+            Some((config, name))
+        } else {
+            None
+        };
+        Ok(Self::Tcp(d.tcp.clone(), tls))
+    }
+
     fn h2ping(d: &CheckDefinition) -> Result<Self, String> {
         let tls = if d.h2ping_use_tls {
             let config = tls::client_config(d.tls_skip_verify, tls::Alpn::H2)?;
@@ -236,7 +251,7 @@ impl Probe {
         }
         let what = match self {
             Self::Http(p) => format!("HTTP {} {}", p.method, p.url),
-            Self::Tcp(a) => format!("TCP connect {a}"),
+            Self::Tcp(a, _) => format!("TCP connect {a}"),
             Self::Udp(a) => format!("UDP {a}"),
             Self::Grpc(p) => format!("gRPC check {}", p.target),
             Self::H2Ping(p) => format!("HTTP2 ping {}", p.addr),
@@ -245,7 +260,7 @@ impl Probe {
         let fut = async {
             match self {
                 Self::Http(p) => p.run(max).await,
-                Self::Tcp(a) => tcp(a).await,
+                Self::Tcp(a, tls) => tcp(a, tls.as_ref()).await,
                 Self::Udp(_) => unreachable_udp(),
                 Self::Grpc(p) => p.run().await,
                 Self::H2Ping(p) => p.run().await,
@@ -380,7 +395,7 @@ impl HttpProbe {
     }
 }
 
-async fn tcp(addr: &str) -> Outcome {
+async fn tcp(addr: &str, tls: Option<&(Arc<rustls::ClientConfig>, String)>) -> Outcome {
     let fail = |e: String| (HealthStatus::Critical, format!("dial tcp {addr}: {e}"));
     let addrs: Vec<SocketAddr> = match lookup_host(addr).await {
         Ok(a) => a.collect(),
@@ -389,7 +404,19 @@ async fn tcp(addr: &str) -> Outcome {
     let mut last = String::from("no addresses");
     for a in addrs {
         match TcpStream::connect(a).await {
-            Ok(_) => return (HealthStatus::Passing, format!("TCP connect {addr}: Success")),
+            Ok(stream) => {
+                let Some((config, name)) = tls else {
+                    return (HealthStatus::Passing, format!("TCP connect {addr}: Success"));
+                };
+                let sn = match rustls::pki_types::ServerName::try_from(name.clone()) {
+                    Ok(sn) => sn,
+                    Err(e) => return fail(format!("TLS server name {name:?}: {e}")),
+                };
+                return match tokio_rustls::TlsConnector::from(config.clone()).connect(sn, stream).await {
+                    Ok(_) => (HealthStatus::Passing, format!("TCP connect {addr}: Success")),
+                    Err(e) => fail(format!("tls: {e}")),
+                };
+            }
             Err(e) => last = e.to_string(),
         }
     }

@@ -312,6 +312,9 @@ pub struct CheckDefinitionJson {
     /// TLS verification off.
     #[serde(rename = "TLSSkipVerify", skip_serializing_if = "std::ops::Not::not")]
     pub tls_skip_verify: bool,
+    /// TCP with a TLS handshake.
+    #[serde(rename = "TCPUseTLS", skip_serializing_if = "std::ops::Not::not")]
+    pub tcp_use_tls: bool,
     /// UDP address.
     #[serde(rename = "UDP", skip_serializing_if = "String::is_empty")]
     pub udp: String,
@@ -361,6 +364,7 @@ impl From<&CheckDefinition> for CheckDefinitionJson {
             disable_redirects: d.disable_redirects,
             tls_server_name: d.tls_server_name.clone(),
             tls_skip_verify: d.tls_skip_verify,
+            tcp_use_tls: d.tcp_use_tls,
             udp: d.udp.clone(),
             grpc: d.grpc.clone(),
             grpc_use_tls: d.grpc_use_tls,

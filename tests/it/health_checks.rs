@@ -371,11 +371,19 @@ fn tls_checks_skip_verify_send_the_server_name_and_fail_on_untrusted_certificate
         "pings",
         json!({"H2PING": grpc.addr.to_string(), "TLSSkipVerify": true, "Interval": "1s", "Timeout": "500ms"}),
     );
+    let tcp = https.addr.to_string();
+    register(&agent, "tcps", json!({"TCP": tcp, "TCPUseTLS": true, "TLSSkipVerify": true, "Interval": "1s"}));
+    register(
+        &agent,
+        "tcpstrict",
+        json!({"TCP": tcp, "TCPUseTLS": true, "Interval": "1s", "Status": "passing"}),
+    );
     within("TLS checks settle", INTERVAL + TIMEOUT + SLACK + INTERVAL, || {
-        ["service:skip", "service:grpcs", "service:ping", "service:pings"]
+        ["service:skip", "service:grpcs", "service:ping", "service:pings", "service:tcps"]
             .iter()
             .all(|c| status_of(&agent, c) == "passing")
             && status_of(&agent, "service:strict") == "critical"
+            && status_of(&agent, "service:tcpstrict") == "critical"
     });
     assert!(check_of(&agent, "service:skip")["Output"].as_str().unwrap().ends_with("200 OK Output: secure"));
     assert!(https.sni.lock().unwrap().iter().any(|n| n == "web.internal"), "SNI is TLSServerName");
