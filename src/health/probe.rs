@@ -304,7 +304,9 @@ impl HttpProbe {
                     Some(r) => format!("{} {r}", code.as_u16()),
                     None => code.as_u16().to_string(),
                 };
-                let output = format!("HTTP {} {}: {status_text} Output: {body}", self.method, self.url);
+                // The newest bytes of the body fill what the prefix leaves of the limit.
+                let prefix = format!("HTTP {} {}: {status_text} Output: ", self.method, self.url);
+                let output = format!("{prefix}{}", tail(body.as_bytes(), max.saturating_sub(prefix.len())));
                 let status = if code.is_success() {
                     HealthStatus::Passing
                 } else if code.as_u16() == 429 {

@@ -72,6 +72,7 @@ const OK: u8 = 0;
 const FAIL: u8 = 1;
 const TOO_MANY: u8 = 2;
 const REDIRECT: u8 = 3;
+const BIG: u8 = 4;
 
 /// A tiny HTTP/1.1 server: 200 (a body that changes every request), 500, 429, or a 302 to
 /// `redirect_to`; counts requests.
@@ -109,6 +110,10 @@ impl HttpTarget {
                     OK => {
                         o.fetch_add(1, Ordering::SeqCst);
                         let body = format!("healthy, request {n}");
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                    }
+                    BIG => {
+                        let body = format!("{}END", "x".repeat(10_000));
                         format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
                     }
                     TOO_MANY => "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 4\r\nConnection: close\r\n\r\nslow".into(),
@@ -437,6 +442,20 @@ fn output_only_changes_are_not_written_every_probe() {
         target.hits.load(Ordering::SeqCst) >= hits + 3
     });
     assert_eq!(check_of(&agent, "service:web")["ModifyIndex"], index);
+}
+
+#[test]
+fn output_is_truncated_to_4_kib_keeping_the_end_of_the_body() {
+    let target = HttpTarget::start();
+    target.set(BIG);
+    let agent = Agent::dev(&[]);
+    register(&agent, "big", json!({"HTTP": target.url("/"), "Interval": "1s", "Timeout": "500ms"}));
+    within("passing", INTERVAL + TIMEOUT + SLACK + INTERVAL, || {
+        status_of(&agent, "service:big") == "passing"
+    });
+    let out = check_of(&agent, "service:big")["Output"].as_str().unwrap().to_owned();
+    assert!(out.len() <= 4096 && out.len() > 4000, "{} bytes", out.len());
+    assert!(out.starts_with("HTTP GET ") && out.ends_with("xxxEND"), "{}", &out[..60]);
 }
 
 #[test]
