@@ -1,5 +1,6 @@
-//! TLS client settings of the HTTP, gRPC and H2PING checkers: rustls with ring (the one crypto
-//! provider of the binary), the system's roots, or no verification at all for `TLSSkipVerify`.
+//! TLS client settings of the HTTP, gRPC, TCP-TLS and H2PING checkers: rustls with ring (the one
+//! crypto provider of the binary), the system's CA certificates (`rustls-native-certs`: the
+//! OpenSSL locations, `SSL_CERT_FILE`/`SSL_CERT_DIR`), or no verification for `TLSSkipVerify`.
 
 use std::sync::{Arc, OnceLock};
 
@@ -42,8 +43,19 @@ fn build(skip_verify: bool, alpn: &[&[u8]]) -> Result<ClientConfig, String> {
     let mut config = if skip_verify {
         builder.with_custom_certificate_verifier(Arc::new(NoVerify(provider))).with_no_client_auth()
     } else {
-        let verifier = rustls_platform_verifier::Verifier::new(provider).map_err(|e| e.to_string())?;
-        builder.with_custom_certificate_verifier(Arc::new(verifier)).with_no_client_auth()
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for e in &native.errors {
+            tracing::warn!(error = %e, "loading the system's CA certificates");
+        }
+        let (added, ignored) = roots.add_parsable_certificates(native.certs);
+        if added == 0 {
+            tracing::warn!(ignored, "no usable system CA certificates: TLS checks that verify will fail");
+        }
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| e.to_string())?;
+        builder.with_custom_certificate_verifier(verifier).with_no_client_auth()
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(config)
