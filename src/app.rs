@@ -235,10 +235,12 @@ impl App {
         // A server task that ends before shutdown is fatal: stop everything and report it.
         let mut result = Ok(());
         tokio::select! {
+            biased;
             () = shutdown.cancelled() => {}
             Some(done) = tasks.join_next() => {
                 result = done.context("server task panicked").and_then(|r| r);
-                if result.is_ok() {
+                // A listener that returns Ok because shutdown began meanwhile stopped as asked.
+                if result.is_ok() && !shutdown.is_cancelled() {
                     result = Err(anyhow::anyhow!("a server task stopped unexpectedly"));
                 }
                 shutdown.cancel();
