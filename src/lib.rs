@@ -14,6 +14,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -16,7 +16,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 use cairn::app::{App, Reloader};
 use cairn::cli::api::Api;
-use cairn::cli::{AgentArgs, CatalogCommand, Cli, Command, ServicesCommand};
+use cairn::cli::{AgentArgs, CatalogCommand, Cli, Command, ServicesCommand, SnapshotCommand};
 use cairn::config::{Config, Overrides};
 use cairn::systemd::Notifier;
 
@@ -72,6 +72,13 @@ fn main() -> ExitCode {
             Ok(match c {
                 ServicesCommand::Register { file } => cairn::cli::services::register(&api, &file).await?,
                 ServicesCommand::Deregister { id } => cairn::cli::services::deregister(&api, &id).await?,
+            })
+        }),
+        Command::Snapshot(c) => run_client(async move {
+            let api = Api::from_env();
+            Ok(match c {
+                SnapshotCommand::Save { file } => cairn::cli::snapshot::save(&api, &file).await?,
+                SnapshotCommand::Restore { file } => cairn::cli::snapshot::restore(&api, &file).await?,
             })
         }),
         Command::Reload => run_client(async { Ok(cairn::cli::info::reload(&Api::from_env()).await?) }),

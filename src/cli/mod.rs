@@ -10,6 +10,7 @@ pub mod assets;
 pub mod catalog;
 pub mod info;
 pub mod services;
+pub mod snapshot;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -47,6 +48,9 @@ pub enum Command {
     /// Register or deregister services with the local agent.
     #[command(subcommand)]
     Services(ServicesCommand),
+    /// Save or restore a checksummed backup of the local agent's catalog.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Make the local agent reload its configuration (as SIGHUP does).
     Reload,
     /// Show the local agent's configuration and state.
@@ -71,6 +75,21 @@ pub enum CatalogCommand {
         /// Show each service's tags.
         #[arg(long)]
         tags: bool,
+    },
+}
+
+/// `cairn snapshot ...`.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save the catalog to FILE (written atomically, checksum verified).
+    Save {
+        /// Backup file to write.
+        file: PathBuf,
+    },
+    /// Replace the catalog with the one in FILE (checksum verified; applied through Raft).
+    Restore {
+        /// Backup file to read.
+        file: PathBuf,
     },
 }
 

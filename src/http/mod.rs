@@ -18,6 +18,7 @@ mod health;
 mod metrics;
 mod prepared_query;
 mod query;
+mod snapshot;
 mod status;
 pub mod wire;
 
@@ -67,6 +68,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/agent/self", get(agent::self_info))
         .route("/v1/agent/reload", put(agent::reload))
         .route("/v1/agent/metrics", get(metrics::metrics))
+        .route(
+            "/v1/snapshot",
+            get(snapshot::save)
+                .put(snapshot::restore)
+                .layer(DefaultBodyLimit::max(snapshot::MAX_SNAPSHOT_BYTES)),
+        )
         .route("/v1/agent/services", get(agent::services))
         .route("/v1/agent/service/register", put(agent::register_service))
         .route("/v1/agent/service/deregister/{*id}", put(agent::deregister_service))
