@@ -267,3 +267,55 @@ fn package_install_test_in_systemd_nspawn() {
     assert!(out.status.success(), "{log}");
     assert!(log.contains("deb install test: PASS"), "{log}");
 }
+
+/// The unit keeps what the appliance promises (the install test checks it in systemd; this
+/// catches an edit without a container).
+#[test]
+fn unit_file_keeps_the_hardening_list() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let unit = std::fs::read_to_string(root.join("systemd/cairn.service")).unwrap();
+    let lines: Vec<&str> = unit.lines().map(str::trim).collect();
+    for want in [
+        "Type=notify",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "Restart=on-failure",
+        "User=cairn",
+        "StateDirectory=cairn",
+        "ConfigurationDirectory=cairn",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "PrivateDevices=yes",
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "SystemCallFilter=@system-service",
+        "MemoryDenyWriteExecute=yes",
+    ] {
+        assert!(lines.contains(&want), "systemd/cairn.service lacks {want:?}");
+    }
+}
+
+/// Every file the packages take from the repository exists (generated ones come from
+/// `packaging/build`).
+#[test]
+fn package_assets_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest: toml::Table = std::fs::read_to_string(root.join("Cargo.toml")).unwrap().parse().unwrap();
+    let meta = &manifest["package"]["metadata"];
+    let mut sources: Vec<String> = meta["deb"]["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a[0].as_str().unwrap().to_owned())
+        .collect();
+    sources.extend(meta["generate-rpm"]["assets"].as_array().unwrap().iter().map(|a| a["source"].as_str().unwrap().to_owned()));
+    for script in ["postinst", "prerm", "postrm"] {
+        sources.push(format!("packaging/debian/{script}"));
+    }
+    for src in sources.iter().filter(|s| !s.starts_with("packaging/generated/")) {
+        let path = src.trim_end_matches('*');
+        assert!(root.join(path).exists(), "package asset {src} missing");
+    }
+}
