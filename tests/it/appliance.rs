@@ -304,13 +304,15 @@ fn package_assets_exist() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let manifest: toml::Table = std::fs::read_to_string(root.join("Cargo.toml")).unwrap().parse().unwrap();
     let meta = &manifest["package"]["metadata"];
-    let mut sources: Vec<String> = meta["deb"]["assets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a[0].as_str().unwrap().to_owned())
-        .collect();
-    sources.extend(meta["generate-rpm"]["assets"].as_array().unwrap().iter().map(|a| a["source"].as_str().unwrap().to_owned()));
+    let mut sources: Vec<String> =
+        meta["deb"]["assets"].as_array().unwrap().iter().map(|a| a[0].as_str().unwrap().to_owned()).collect();
+    sources.extend(
+        meta["generate-rpm"]["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["source"].as_str().unwrap().to_owned()),
+    );
     for script in ["postinst", "prerm", "postrm"] {
         sources.push(format!("packaging/debian/{script}"));
     }
