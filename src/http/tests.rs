@@ -119,7 +119,7 @@ async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
     }
     let snapshots = raft.snapshots();
     let ttl = crate::health::TtlChecks::new(raft.clone(), snapshots.clone(), "agent1".into());
-    (ApiState { config: Arc::new(config()), snapshots, raft, ttl }, dir)
+    (ApiState { config: Arc::new(config()), snapshots, raft, ttl, reload: Arc::default() }, dir)
 }
 
 async fn call(
