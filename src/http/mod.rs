@@ -16,8 +16,10 @@ mod blocking;
 mod catalog;
 mod error;
 mod health;
+mod metrics;
 mod prepared_query;
 mod query;
+mod snapshot;
 mod status;
 pub mod wire;
 
@@ -58,6 +60,8 @@ pub struct ApiState {
     pub ttl: Arc<crate::health::TtlChecks>,
     /// Runners of this agent's probed and alias checks.
     pub checks: Arc<crate::health::CheckRunner>,
+    /// Signalled by `PUT /v1/agent/reload`; the agent reloads as on SIGHUP.
+    pub reload: Arc<tokio::sync::Notify>,
 }
 
 /// The Consul-compatible HTTP API.
@@ -65,6 +69,14 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         // agent
         .route("/v1/agent/self", get(agent::self_info))
+        .route("/v1/agent/reload", put(agent::reload))
+        .route("/v1/agent/metrics", get(metrics::metrics))
+        .route(
+            "/v1/snapshot",
+            get(snapshot::save)
+                .put(snapshot::restore)
+                .layer(DefaultBodyLimit::max(snapshot::MAX_SNAPSHOT_BYTES)),
+        )
         .route("/v1/agent/services", get(agent::services))
         .route("/v1/agent/maintenance", put(agent_health::node_maintenance))
         .route("/v1/agent/service/maintenance/{*id}", put(agent_health::service_maintenance))

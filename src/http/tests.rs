@@ -128,7 +128,7 @@ async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
         crate::config::CheckConfig::default(),
         Vec::new(),
     );
-    (ApiState { config: Arc::new(config()), snapshots, raft, ttl, checks }, dir)
+    (ApiState { config: Arc::new(config()), snapshots, raft, ttl, checks, reload: Arc::default() }, dir)
 }
 
 async fn call(
