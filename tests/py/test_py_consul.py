@@ -96,3 +96,49 @@ def test_restart_keeps_registrations(agent):
     assert [(n["Node"], n["Address"]) for n in nodes] == [("ext1", "192.0.2.10")]
     assert "kept-1" in c.agent.services()
     assert srv(agent, "kept.service.consul.") == [(7000, "py1.node.dc1.consul.")]
+
+
+def test_http_check_and_maintenance_mode(agent):
+    """An HTTP check built with consul.Check.http follows a real local server; py-consul's
+    maintenance calls take the instance out of DNS and back."""
+    import http.server
+
+    import consul
+
+    healthy = {"ok": True}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if healthy["ok"] else 503)
+            self.end_headers()
+            self.wfile.write(b"hi")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        c = agent.client
+        url = f"http://127.0.0.1:{server.server_address[1]}/health"
+        c.agent.service.register("www", service_id="www-1", port=7000,
+                                 check=consul.Check.http(url, interval="1s", timeout="500ms"))
+        in_dns = lambda: srv(agent, "www.service.consul.") == [(7000, "py1.node.dc1.consul.")]
+        wait_for("HTTP check passing", in_dns)
+        healthy["ok"] = False
+        wait_for("HTTP check critical", lambda: srv(agent, "www.service.consul.") == [])
+        healthy["ok"] = True
+        wait_for("HTTP check passing again", in_dns)
+
+        assert c.agent.service.maintenance("www-1", True, reason="deploy")
+        wait_for("service maintenance", lambda: srv(agent, "www.service.consul.") == [])
+        checks = c.agent.checks()
+        assert checks["_service_maintenance:www-1"]["Notes"] == "deploy"
+        assert c.agent.service.maintenance("www-1", False)
+        wait_for("service maintenance off", in_dns)
+        assert c.agent.maintenance(True)
+        wait_for("node maintenance", lambda: srv(agent, "www.service.consul.") == [])
+        assert c.agent.maintenance(False)
+        wait_for("node maintenance off", in_dns)
+    finally:
+        server.shutdown()
