@@ -211,6 +211,8 @@ impl App {
             }
         });
         let ttl_task = self.ttl.run(shutdown.clone());
+        let sessions = crate::session::SessionTimers::new();
+        let session_task = tokio::spawn(sessions.clone().run(self.raft.clone(), shutdown.clone()));
         if let Some((udp, tcp)) = self.dns {
             let (ctx, snaps, stop) = (self.dns_context.clone(), snapshots.clone(), shutdown.clone());
             tasks.spawn(
@@ -223,6 +225,7 @@ impl App {
                 snapshots: snapshots.clone(),
                 raft: self.raft.clone(),
                 ttl: self.ttl.clone(),
+                sessions,
             };
             let stop = shutdown.clone();
             tasks.spawn(async move {
@@ -255,6 +258,7 @@ impl App {
             tracing::warn!("listeners did not stop within 5s");
         }
         ttl_task.abort();
+        session_task.abort();
         self.raft.shutdown().await.context("stopping Raft")?;
         result
     }

@@ -119,7 +119,16 @@ async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
     }
     let snapshots = raft.snapshots();
     let ttl = crate::health::TtlChecks::new(raft.clone(), snapshots.clone(), "agent1".into());
-    (ApiState { config: Arc::new(config()), snapshots, raft, ttl }, dir)
+    (
+        ApiState {
+            config: Arc::new(config()),
+            snapshots,
+            raft,
+            ttl,
+            sessions: crate::session::SessionTimers::new(),
+        },
+        dir,
+    )
 }
 
 async fn call(
