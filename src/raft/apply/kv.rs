@@ -340,3 +340,6 @@ pub(super) fn invalidate_for_catalog(
         invalidate(state, index, &id, changes);
     }
 }
+
+#[cfg(test)]
+mod tests;
