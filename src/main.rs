@@ -10,6 +10,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use cairn::app::App;
+use cairn::cli::api::Api;
 use cairn::cli::{AgentArgs, Cli, Command};
 use cairn::config::Config;
 
@@ -27,11 +28,19 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Kv(cmd) => run_client(async move { Ok(cairn::cli::kv::run(&Api::from_env(), cmd).await?) }),
+        Command::Lock(args) => {
+            let mut code = 1;
+            let done = run_client(async {
+                code = cairn::cli::lock::run(&Api::from_env(), args).await?;
+                Ok(())
+            });
+            if done == ExitCode::SUCCESS { ExitCode::from(u8::try_from(code).unwrap_or(1)) } else { done }
+        }
     }
 }
 
 /// Runs a subcommand that talks to an agent over HTTP on a small current-thread runtime.
-#[allow(dead_code)] // the first agent-talking subcommands land with the KV, cluster and appliance issues
 fn run_client(work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()

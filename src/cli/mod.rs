@@ -6,6 +6,8 @@
 //! `api::Api` (the local agent's HTTP API, found through `CAIRN_HTTP_ADDR`).
 
 pub mod api;
+pub mod kv;
+pub mod lock;
 
 use std::path::PathBuf;
 
@@ -29,6 +31,11 @@ pub enum Command {
     Agent(Box<AgentArgs>),
     /// Print the version.
     Version,
+    /// Read and write the KV store of a running agent.
+    #[command(subcommand)]
+    Kv(kv::KvCommand),
+    /// Run a command while holding a session lock on `PREFIX/.lock`.
+    Lock(lock::LockArgs),
 }
 
 /// `cairn agent` flags; each overrides the same key in config files.

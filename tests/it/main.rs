@@ -7,6 +7,7 @@
 //! - `dns_spec`: every applicable row of spec §3 (Consul's DNS tests) as table-driven cases.
 //! - `hostile`: garbage at the DNS and HTTP sockets.
 //! - `http`: Consul's HTTP API shapes, errors and blocking queries.
+//! - `kv`: KV durability, hostile key paths, the `cairn kv` CLI and `cairn lock` processes.
 //! - `durability`: restart and `kill -9` keep acknowledged registrations.
 //! - `config`: config files and flags as an operator uses them.
 //! - `prepared`: prepared queries over `/v1/query` and `.query.` DNS names.
@@ -25,6 +26,7 @@ mod dns_spec;
 mod durability;
 mod hostile;
 mod http;
+mod kv;
 mod prepared;
 mod py_consul;
 mod resolvers;
