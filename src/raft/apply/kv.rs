@@ -37,11 +37,17 @@ pub(super) fn kv_write(
     now_ms: u64,
     changes: &mut Vec<Change>,
 ) -> CommandResponse {
+    // A rejection must leave the state untouched, clock settling included.
+    let (before, from) = (state.clone(), changes.len());
     state.kv_mut().settle_clock(now_ms, changes);
     match run_op(state, index, op, now_ms, changes) {
         Ok(_) => CommandResponse::Bool(true),
         Err(Fail::Failed(_)) => CommandResponse::Bool(false),
-        Err(Fail::Invalid(msg)) => CommandResponse::Rejected(msg),
+        Err(Fail::Invalid(msg)) => {
+            *state = before;
+            changes.truncate(from);
+            CommandResponse::Rejected(msg)
+        }
     }
 }
 
