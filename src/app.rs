@@ -238,6 +238,8 @@ impl App {
         // A server task that ends before shutdown is fatal: stop everything and report it.
         let mut result = Ok(());
         tokio::select! {
+            // Shutdown first: once it fires, servers that stop at once are not "unexpected".
+            biased;
             () = shutdown.cancelled() => {}
             Some(done) = tasks.join_next() => {
                 result = done.context("server task panicked").and_then(|r| r);
