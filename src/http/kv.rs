@@ -238,3 +238,23 @@ async fn write(st: &ApiState, op: KvOp, q: &Query) -> Result<Response, ApiError>
         other => Err(ApiError::Internal(format!("unexpected KV write response {other:?}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_key;
+
+    fn check(key: &str, ok: bool) {
+        assert_eq!(check_key(key).is_ok(), ok, "{key:?}");
+    }
+
+    #[test]
+    fn path_tricks_are_refused_and_ordinary_keys_pass() {
+        for key in ["", "a", "a/b/", "a/..b", "a.b/c..", "dir/.hidden", "ü/ñ", "a b"] {
+            check(key, true);
+        }
+        for key in ["..", "a/../b", "a/..", "./a", "a/./b", " a", "a ", "a\nb", "a\0b", "a\u{7f}"] {
+            check(key, false);
+        }
+        check(&"k".repeat(crate::catalog::kv::MAX_KEY_BYTES + 1), false);
+    }
+}

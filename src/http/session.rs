@@ -295,3 +295,69 @@ pub(crate) async fn list(State(st): State<ApiState>, RawQuery(raw): RawQuery) ->
     let q = Query::parse(raw.as_deref());
     st.read(&q, sessions_index, |cat| list_where(cat, |_| true)).await
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Bytes;
+
+    use super::session_from_body;
+    use crate::catalog::kv::{Session, SessionBehavior};
+    use crate::catalog::{CatalogState, HealthStatus};
+    use crate::raft::apply::apply;
+    use crate::raft::testing::{health_check, node, register};
+
+    /// A catalog where `agent` has `serfHealth` and `bare` has no check.
+    fn catalog() -> CatalogState {
+        let mut state = CatalogState::default();
+        let mut changes = Vec::new();
+        let serf = health_check("agent", "serfHealth", "", HealthStatus::Passing);
+        apply(&mut state, 1, &register(node("agent", "10.0.0.1"), None, vec![serf]), &mut changes);
+        apply(&mut state, 2, &register(node("bare", "10.0.0.2"), None, vec![]), &mut changes);
+        state
+    }
+
+    fn check(body: &str) -> Result<Session, String> {
+        session_from_body(&Bytes::from(body.to_owned()), &catalog(), "agent").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_follow_consul() {
+        let s = check("").unwrap();
+        assert_eq!(
+            (s.node.as_str(), s.lock_delay_ns, s.behavior),
+            ("agent", 15_000_000_000, SessionBehavior::Release)
+        );
+        assert_eq!(s.node_checks, vec!["serfHealth".to_owned()]);
+        assert_eq!((s.ttl.as_str(), s.service_checks.clone()), ("", None));
+        // A node without serfHealth gets no default node check (see the module doc).
+        assert!(check(r#"{"Node":"bare"}"#).unwrap().node_checks.is_empty());
+        // Explicit checks are kept as given (apply validates them).
+        assert_eq!(check(r#"{"Node":"bare","NodeChecks":["x"]}"#).unwrap().node_checks, vec!["x".to_owned()]);
+    }
+
+    #[test]
+    fn lock_delay_numbers_below_1000_are_seconds_and_the_cap_is_60s() {
+        assert_eq!(check(r#"{"LockDelay":5}"#).unwrap().lock_delay_ns, 5_000_000_000);
+        assert_eq!(check(r#"{"LockDelay":2000000}"#).unwrap().lock_delay_ns, 2_000_000);
+        assert_eq!(check(r#"{"lockdelay":"2s"}"#).unwrap().lock_delay_ns, 2_000_000_000);
+        assert_eq!(check(r#"{"LockDelay":"5m"}"#).unwrap().lock_delay_ns, 60_000_000_000);
+    }
+
+    #[test]
+    fn ttl_behavior_and_fields_are_validated() {
+        assert_eq!(check(r#"{"ttl":"10s"}"#).unwrap().ttl, "10s");
+        assert_eq!(
+            check(r#"{"TTL":"9s"}"#).unwrap_err(),
+            "Invalid Session TTL '9s', must be between [10s=24h0m0s]"
+        );
+        assert!(check(r#"{"TTL":"25h"}"#).is_err());
+        assert_eq!(check(r#"{"Behavior":"delete"}"#).unwrap().behavior, SessionBehavior::Delete);
+        assert_eq!(check(r#"{"Behavior":"explode"}"#).unwrap_err(), "Invalid Behavior setting 'explode'");
+        assert!(check(r#"{"Bogus":1}"#).unwrap_err().contains("unknown field"));
+        assert!(check("[1]").is_err());
+        let s =
+            check(r#"{"ServiceChecks":[{"ID":"web-ttl","Namespace":""}],"Checks":["serfHealth"]}"#).unwrap();
+        assert_eq!(s.service_checks, Some(vec!["web-ttl".to_owned()]));
+        assert_eq!(s.node_checks, vec!["serfHealth".to_owned()]);
+    }
+}

@@ -154,22 +154,24 @@ fn render(cat: &CatalogState, r: &TxnResult) -> Value {
     }
 }
 
-fn outcome(
-    st: &ApiState,
-    resp: CommandResponse,
-    cat: &CatalogState,
-    pretty: bool,
-) -> Result<Response, ApiError> {
-    let _ = st;
+/// Consul's `TxnResponse`, fields in Consul's order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TxnReply {
+    results: Option<Vec<Value>>,
+    errors: Option<Vec<Value>>,
+}
+
+fn outcome(resp: CommandResponse, cat: &CatalogState, pretty: bool) -> Result<Response, ApiError> {
     match resp {
         CommandResponse::Txn(Ok(results)) => {
             let results: Vec<Value> = results.iter().map(|r| render(cat, r)).collect();
-            Ok(json(&jv!({ "Results": results, "Errors": null }), pretty))
+            Ok(json(&TxnReply { results: Some(results), errors: None }, pretty))
         }
         CommandResponse::Txn(Err(errors)) => {
             let errors: Vec<Value> =
                 errors.iter().map(|e| jv!({ "OpIndex": e.op_index, "What": e.what })).collect();
-            let mut r = json(&jv!({ "Results": null, "Errors": errors }), pretty);
+            let mut r = json(&TxnReply { results: None, errors: Some(errors) }, pretty);
             *r.status_mut() = StatusCode::CONFLICT;
             Ok(r)
         }
@@ -197,13 +199,13 @@ pub(crate) async fn txn(
         let opts = st.read_options(&q)?;
         let snap = st.snapshots.load_full();
         let resp = crate::raft::apply::read_txn(&snap.catalog, &ops);
-        let mut r = outcome(&st, resp, &snap.catalog, pretty)?;
+        let mut r = outcome(resp, &snap.catalog, pretty)?;
         st.set_read_headers(&mut r, snap.index, &opts);
         return Ok(r);
     }
     let resp = st.raft.propose_for(Command::Txn { ops, now_ms: unix_ms() }).await?;
     let snap = st.snapshots.load_full();
-    let mut r = outcome(&st, resp, &snap.catalog, pretty)?;
+    let mut r = outcome(resp, &snap.catalog, pretty)?;
     r.headers_mut().insert("X-Consul-Index", snap.index.max(1).into());
     Ok(r)
 }

@@ -21,7 +21,7 @@ pub mod network;
 pub mod state_machine;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 
