@@ -115,6 +115,9 @@ pub struct KvIndexes {
     pub kv: u64,
     /// Last change to any session.
     pub sessions: u64,
+    /// Last delete that left a tombstone (the leader reaps tombstones up to an old value of it).
+    #[serde(default)]
+    pub tombstones: u64,
 }
 
 /// Serialisable form of the KV store (Raft snapshots, restart).
@@ -304,10 +307,28 @@ impl KvState {
         }
         self.tombstones.insert(key.to_owned(), index);
         self.indexes.kv = index;
+        self.indexes.tombstones = index;
         changes.push(Change::Kv(key.to_owned()));
         changes.push(Change::KvTombstone(key.to_owned()));
         changes.push(Change::KvMeta);
         true
+    }
+
+    /// Drops the tombstones of deletes at or before `upto` (Consul's tombstone reaping): a
+    /// blocking read on such a prefix then falls back to the table index. Returns how many.
+    pub(crate) fn reap_tombstones(&mut self, upto: u64, changes: &mut Vec<Change>) -> usize {
+        let doomed: Vec<String> =
+            self.tombstones.iter().filter(|(_, i)| **i <= upto).map(|(k, _)| k.clone()).collect();
+        for k in &doomed {
+            self.tombstones.remove(k);
+            changes.push(Change::KvTombstone(k.clone()));
+        }
+        doomed.len()
+    }
+
+    /// Number of tombstones held.
+    pub fn tombstone_count(&self) -> usize {
+        self.tombstones.len()
     }
 
     /// Inserts or replaces a session at `index`, keeping its create index.

@@ -42,6 +42,10 @@ pub fn apply(
             kv::session_destroy(state, index, id, *now_ms, changes);
             Ok(())
         }
+        Command::KvReap(upto) => {
+            state.kv_mut().reap_tombstones(*upto, changes);
+            Ok(())
+        }
         Command::QueryUpsert(q) => query_upsert(state, index, q, changes),
         Command::QueryDelete(id) => {
             state.delete_query(index, id, changes);

@@ -61,6 +61,9 @@ pub enum Command {
         /// Proposer's clock, Unix milliseconds.
         now_ms: u64,
     },
+    /// Drop the KV tombstones of deletes at or before this index (proposed by the leader once
+    /// they are older than the tombstone TTL).
+    KvReap(u64),
 }
 
 /// A KV verb (Consul's `api.KVOp`), as a single write or a transaction operation.
@@ -250,6 +253,7 @@ impl std::fmt::Display for Command {
             Self::Txn { ops, .. } => write!(f, "transaction of {} operations", ops.len()),
             Self::SessionCreate { session, .. } => write!(f, "create session {}", session.id),
             Self::SessionDestroy { id, .. } => write!(f, "destroy session {id}"),
+            Self::KvReap(upto) => write!(f, "reap KV tombstones up to index {upto}"),
         }
     }
 }

@@ -153,5 +153,6 @@ pub(crate) fn arb_kv_command() -> impl Strategy<Value = Command> {
             Command::SessionCreate { session: session(id, n, &checks, b), now_ms }
         });
     let destroy = (sid, now).prop_map(|(id, now_ms)| Command::SessionDestroy { id: id.to_owned(), now_ms });
-    prop_oneof![3 => single, 1 => txn, 2 => create, 1 => destroy]
+    let reap = (0u64..40).prop_map(Command::KvReap);
+    prop_oneof![3 => single, 1 => txn, 2 => create, 1 => destroy, 1 => reap]
 }

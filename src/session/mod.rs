@@ -7,8 +7,12 @@
 //! no timer for (start-up, new leadership, created elsewhere) arms a full one, so a restart
 //! never expires a session early. Expiry is a Raft command carrying the leader's clock: `apply`
 //! stays deterministic and every server releases the same locks.
+//!
+//! The same leader loop reaps KV tombstones (`TombstoneGc`): it notes when the last delete
+//! index grew and, once a noted index is older than `TOMBSTONE_TTL` (Consul's 15 min), proposes
+//! `Command::KvReap` up to it. A watcher blocked on a prefix has long been woken by then.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +26,53 @@ use crate::raft::{Command, RaftHandle};
 pub const TTL_MULTIPLIER: u32 = 2;
 /// How often the leader looks for lapsed sessions.
 const TICK: Duration = Duration::from_millis(250);
+/// Consul's `tombstone_ttl`: how long a deleted key's tombstone is kept.
+pub const TOMBSTONE_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// When the leader saw each new tombstone index; yields the index to reap up to once it is old.
+#[derive(Debug)]
+pub struct TombstoneGc {
+    ttl: Duration,
+    /// (first seen, tombstone index), oldest first.
+    marks: VecDeque<(Instant, u64)>,
+    /// Highest index already proposed for reaping.
+    reaped: u64,
+}
+
+impl TombstoneGc {
+    /// A collector keeping tombstones for `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, marks: VecDeque::new(), reaped: 0 }
+    }
+
+    /// Notes the current last-delete index at `now`; returns the index to reap up to, if any
+    /// noted index is now older than the TTL.
+    pub fn observe(&mut self, now: Instant, tombstones_index: u64, have_tombstones: bool) -> Option<u64> {
+        if tombstones_index > self.marks.back().map_or(self.reaped, |m| m.1) {
+            self.marks.push_back((now, tombstones_index));
+        }
+        let mut upto = None;
+        while let Some(&(seen, index)) = self.marks.front() {
+            if now.saturating_duration_since(seen) < self.ttl {
+                break;
+            }
+            upto = Some(index);
+            self.marks.pop_front();
+        }
+        let upto = upto.filter(|u| *u > self.reaped && have_tombstones)?;
+        Some(upto)
+    }
+
+    /// The reap up to `upto` was applied.
+    pub fn reaped(&mut self, upto: u64) {
+        self.reaped = self.reaped.max(upto);
+    }
+
+    /// Forget everything (leadership lost): a new leader starts the clock again.
+    pub fn reset(&mut self) {
+        self.marks.clear();
+    }
+}
 
 /// The leader's session deadlines.
 #[derive(Debug, Default)]
@@ -68,6 +119,7 @@ impl SessionTimers {
     /// Runs the expiry loop until `stop`.
     pub async fn run(self: Arc<Self>, raft: RaftHandle, stop: CancellationToken) {
         let mut tick = tokio::time::interval(TICK);
+        let mut gc = TombstoneGc::new(TOMBSTONE_TTL);
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -75,7 +127,18 @@ impl SessionTimers {
             }
             if !raft.is_leader() {
                 self.with(HashMap::clear);
+                gc.reset();
                 continue;
+            }
+            let (index, have) = {
+                let snap = raft.snapshots().load();
+                (snap.catalog.kv().indexes().tombstones, snap.catalog.kv().tombstone_count() > 0)
+            };
+            if let Some(upto) = gc.observe(Instant::now(), index, have) {
+                match raft.propose(Command::KvReap(upto)).await {
+                    Ok(()) => gc.reaped(upto),
+                    Err(e) => tracing::warn!(error = %e, "could not reap KV tombstones"),
+                }
             }
             for id in self.lapsed(&raft) {
                 let now_ms = unix_ms();
@@ -107,5 +170,35 @@ impl SessionTimers {
             }
             out
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::TombstoneGc;
+
+    #[test]
+    fn tombstones_are_reaped_only_after_the_ttl_and_once() {
+        let ttl = Duration::from_secs(60);
+        let t0 = Instant::now();
+        let mut gc = TombstoneGc::new(ttl);
+        assert_eq!(gc.observe(t0, 0, false), None);
+        assert_eq!(gc.observe(t0, 10, true), None);
+        assert_eq!(gc.observe(t0 + Duration::from_secs(30), 20, true), None);
+        assert_eq!(gc.observe(t0 + Duration::from_secs(59), 20, true), None);
+        // Index 10 was first seen 60 s ago: reap up to it, not 20.
+        assert_eq!(gc.observe(t0 + ttl, 20, true), Some(10));
+        gc.reaped(10);
+        assert_eq!(gc.observe(t0 + ttl + Duration::from_secs(1), 20, true), None);
+        assert_eq!(gc.observe(t0 + Duration::from_secs(90), 20, true), Some(20));
+        gc.reaped(20);
+        assert_eq!(gc.observe(t0 + Duration::from_secs(500), 20, true), None);
+        // Nothing to reap when no tombstone is left.
+        assert_eq!(gc.observe(t0 + Duration::from_secs(500), 30, false), None);
+        assert_eq!(gc.observe(t0 + Duration::from_secs(600), 30, false), None);
     }
 }

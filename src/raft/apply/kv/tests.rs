@@ -269,3 +269,19 @@ fn overlong_key_is_rejected_deterministically() {
     ));
     assert!(st.kv().is_empty());
 }
+
+#[test]
+fn reaping_drops_old_tombstones_only() {
+    let mut st = check_catalog();
+    check_run(&mut st, 2, kv(KvOp::Set(kv_write("p/a", b"", 0, "")), 0));
+    check_run(&mut st, 3, kv(KvOp::Set(kv_write("p/b", b"", 0, "")), 0));
+    check_run(&mut st, 4, kv(KvOp::Delete("p/a".into()), 0));
+    check_run(&mut st, 5, kv(KvOp::Delete("p/b".into()), 0));
+    assert_eq!((st.kv().tombstone_count(), st.kv().indexes().tombstones), (2, 5));
+    assert_eq!(check_run(&mut st, 6, Command::KvReap(4)), CommandResponse::Applied);
+    assert_eq!(st.kv().tombstone_count(), 1);
+    assert_eq!(st.kv().prefix_index("p/"), 5);
+    check_run(&mut st, 7, Command::KvReap(5));
+    // With nothing left under it, a prefix falls back to the table index.
+    assert_eq!(st.kv().prefix_index("p/"), st.kv().indexes().kv);
+}
