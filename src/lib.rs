@@ -15,14 +15,17 @@
 
 pub mod agent;
 pub mod app;
+pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod health;
 pub mod http;
+pub mod metrics;
 pub mod raft;
 pub mod session;
 pub mod snapshot;
 pub mod store;
+pub mod systemd;
 pub mod zone;

@@ -331,6 +331,21 @@ impl KvState {
         self.tombstones.len()
     }
 
+    /// Names every row (for a restore, which rewrites all of them).
+    pub(crate) fn row_changes(&self, changes: &mut Vec<Change>) {
+        changes.extend(self.entries.keys().cloned().map(Change::Kv));
+        changes.extend(self.tombstones.keys().cloned().map(Change::KvTombstone));
+        changes.extend(self.sessions.keys().cloned().map(Change::Session));
+        changes.push(Change::KvMeta);
+    }
+
+    /// After a restore at `index`: the table indexes move to it, so every KV and session
+    /// watcher wakes.
+    pub(crate) fn mark_restored(&mut self, index: u64) {
+        self.indexes.kv = index;
+        self.indexes.sessions = index;
+    }
+
     /// Inserts or replaces a session at `index`, keeping its create index.
     pub(crate) fn upsert_session(&mut self, index: u64, mut s: Session, changes: &mut Vec<Change>) {
         s.create_index = self.sessions.get(&s.id).map_or(index, |o| o.create_index);

@@ -16,9 +16,11 @@ mod catalog;
 mod error;
 mod health;
 mod kv;
+mod metrics;
 mod prepared_query;
 mod query;
 mod session;
+mod snapshot;
 mod status;
 mod txn;
 pub mod wire;
@@ -60,6 +62,8 @@ pub struct ApiState {
     pub ttl: Arc<crate::health::TtlChecks>,
     /// The leader's session TTL timers.
     pub sessions: Arc<crate::session::SessionTimers>,
+    /// Signalled by `PUT /v1/agent/reload`; the agent reloads as on SIGHUP.
+    pub reload: Arc<tokio::sync::Notify>,
 }
 
 /// The Consul-compatible HTTP API.
@@ -67,6 +71,14 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         // agent
         .route("/v1/agent/self", get(agent::self_info))
+        .route("/v1/agent/reload", put(agent::reload))
+        .route("/v1/agent/metrics", get(metrics::metrics))
+        .route(
+            "/v1/snapshot",
+            get(snapshot::save)
+                .put(snapshot::restore)
+                .layer(DefaultBodyLimit::max(snapshot::MAX_SNAPSHOT_BYTES)),
+        )
         .route("/v1/agent/services", get(agent::services))
         .route("/v1/agent/service/register", put(agent::register_service))
         .route("/v1/agent/service/deregister/{*id}", put(agent::deregister_service))

@@ -125,6 +125,7 @@ async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
             snapshots,
             raft,
             ttl,
+            reload: Arc::default(),
             sessions: crate::session::SessionTimers::new(),
         },
         dir,

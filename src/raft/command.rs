@@ -30,6 +30,9 @@ pub enum Command {
     QueryUpsert(QueryUpsert),
     /// Delete a prepared query by ID (deleting a missing one succeeds, as in Consul).
     QueryDelete(String),
+    /// Replace the whole catalog with a backup's (`PUT /v1/snapshot`, `cairn snapshot
+    /// restore`); the HTTP layer verified the file's checksum before proposing.
+    Restore(Box<crate::catalog::CatalogDump>),
     /// One KV write (`PUT`/`DELETE /v1/kv/...`); answered with `CommandResponse::Bool`.
     /// `now_ms` (Unix ms, set by the proposer) times lock-delays.
     Kv {
@@ -249,6 +252,7 @@ impl std::fmt::Display for Command {
             Self::Batch(cmds) => write!(f, "batch of {} commands", cmds.len()),
             Self::QueryUpsert(q) => write!(f, "upsert prepared query {}", q.query.id),
             Self::QueryDelete(id) => write!(f, "delete prepared query {id}"),
+            Self::Restore(d) => write!(f, "restore a catalog of {} nodes", d.nodes.len()),
             Self::Kv { op, .. } => write!(f, "kv write of {:?}", op.key()),
             Self::Txn { ops, .. } => write!(f, "transaction of {} operations", ops.len()),
             Self::SessionCreate { session, .. } => write!(f, "create session {}", session.id),
