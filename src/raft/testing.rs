@@ -154,5 +154,26 @@ pub(crate) fn arb_kv_command() -> impl Strategy<Value = Command> {
         });
     let destroy = (sid, now).prop_map(|(id, now_ms)| Command::SessionDestroy { id: id.to_owned(), now_ms });
     let reap = (0u64..40).prop_map(Command::KvReap);
-    prop_oneof![3 => single, 1 => txn, 2 => create, 1 => destroy, 1 => reap]
+    // A restore of a small saved store (one locked key, its session, a tombstone).
+    let restore = Just(()).prop_map(|()| {
+        let mut saved = crate::catalog::CatalogState::default();
+        let mut changes = Vec::new();
+        let cmds = [
+            Command::Register(Registration {
+                node: node("n1", "10.0.0.9"),
+                skip_node_update: false,
+                service: None,
+                checks: vec![],
+            }),
+            Command::SessionCreate { session: session("s1", "n1", &[], SessionBehavior::Release), now_ms: 0 },
+            Command::Kv { op: KvOp::Lock(kv_write("lock", b"x", 0, "s1")), now_ms: 0 },
+            Command::Kv { op: KvOp::Set(kv_write("a", b"x", 0, "")), now_ms: 0 },
+            Command::Kv { op: KvOp::Delete("a".into()), now_ms: 0 },
+        ];
+        for (i, c) in cmds.iter().enumerate() {
+            super::apply::apply(&mut saved, i as u64 + 1, c, &mut changes);
+        }
+        Command::Restore(Box::new(saved.dump()))
+    });
+    prop_oneof![3 => single, 1 => txn, 2 => create, 1 => destroy, 1 => reap, 1 => restore]
 }

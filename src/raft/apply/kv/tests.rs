@@ -2,7 +2,7 @@
 //! lock-delay timing from command clocks, and all-or-nothing transactions.
 
 use crate::catalog::kv::SessionBehavior;
-use crate::catalog::{CatalogState, HealthStatus};
+use crate::catalog::{CatalogState, Change, HealthStatus};
 use crate::raft::apply::apply;
 use crate::raft::command::{Command, CommandResponse, KvOp, TxnOp};
 use crate::raft::testing::{deregister, health_check, kv_write, node, register, session, update_check};
@@ -284,4 +284,27 @@ fn reaping_drops_old_tombstones_only() {
     check_run(&mut st, 7, Command::KvReap(5));
     // With nothing left under it, a prefix falls back to the table index.
     assert_eq!(st.kv().prefix_index("p/"), st.kv().indexes().kv);
+}
+
+#[test]
+fn restore_brings_back_keys_and_sessions_and_reports_their_rows() {
+    let mut saved = check_catalog();
+    check_session(&mut saved, 2, "s1", &[], SessionBehavior::Release);
+    check_run(&mut saved, 3, kv(KvOp::Lock(kv_write("kept", b"v", 0, "s1")), 0));
+    let dump = saved.dump();
+
+    let mut st = check_catalog();
+    check_run(&mut st, 2, kv(KvOp::Set(kv_write("gone", b"", 0, "")), 0));
+    let mut changes = Vec::new();
+    apply(&mut st, 9, &Command::Restore(Box::new(dump)), &mut changes);
+    assert!(st.kv().entry("gone").is_none());
+    let e = st.kv().entry("kept").expect("restored key");
+    assert_eq!((e.session.as_str(), e.modify_index), ("s1", 3), "rows keep their saved indexes");
+    assert_eq!(st.kv().session_keys("s1"), vec!["kept".to_owned()]);
+    for c in
+        [Change::Kv("gone".into()), Change::Kv("kept".into()), Change::Session("s1".into()), Change::KvMeta]
+    {
+        assert!(changes.contains(&c), "{c:?} not reported");
+    }
+    assert_eq!((st.kv().indexes().kv, st.kv().indexes().sessions), (9, 9), "KV watchers wake");
 }
