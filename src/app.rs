@@ -285,6 +285,8 @@ impl App {
             self.config.checks.clone(),
             shutdown.clone(),
         );
+        let sessions = crate::session::SessionTimers::new();
+        let session_task = tokio::spawn(sessions.clone().run(self.raft.clone(), shutdown.clone()));
         if let Some((udp, tcp)) = self.dns {
             let (ctx, snaps, stop) = (self.dns_context.clone(), snapshots.clone(), shutdown.clone());
             tasks.spawn(
@@ -298,6 +300,7 @@ impl App {
                 raft: self.raft.clone(),
                 ttl: self.ttl.clone(),
                 checks: self.checks.clone(),
+                sessions,
                 reload: self.reload_requests.clone(),
             };
             let stop = shutdown.clone();
@@ -335,6 +338,7 @@ impl App {
         ttl_task.abort();
         checks_task.abort();
         reap_task.abort();
+        session_task.abort();
         self.raft.shutdown().await.context("stopping Raft")?;
         result
     }

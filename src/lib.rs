@@ -10,7 +10,8 @@
 //!
 //! Modules in flow order: `config` and `app` (startup), `dns` (read path), `snapshot` (read
 //! model), `http` (API front door), `agent` (Consul service/check definitions), `raft`
-//! (consensus, apply), `store` (LMDB), `catalog` (pure domain types), `health` (check runners).
+//! (consensus, apply), `store` (LMDB), `catalog` (pure domain types, KV and sessions included), `health` (check runners),
+//! `session` (the leader's session TTL timers).
 
 pub mod agent;
 pub mod app;
@@ -23,6 +24,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod raft;
+pub mod session;
 pub mod snapshot;
 pub mod store;
 pub mod systemd;

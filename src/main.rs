@@ -34,6 +34,18 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Kv(cmd) => run_client(async move {
+            cairn::cli::kv::run(&Api::from_env(), cmd).await?;
+            Ok(String::new())
+        }),
+        Command::Lock(args) => {
+            let mut code = 1;
+            let done = run_client(async {
+                code = cairn::cli::lock::run(&Api::from_env(), args).await?;
+                Ok(String::new())
+            });
+            if done == ExitCode::SUCCESS { ExitCode::from(u8::try_from(code).unwrap_or(1)) } else { done }
+        }
         Command::Validate { paths } => match cairn::cli::validate::validate(&paths) {
             Ok(done) => {
                 println!(

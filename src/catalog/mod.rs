@@ -5,6 +5,7 @@
 //! Every stored record carries the Raft log index that created and last modified it
 //! (`create_index`, `modify_index`), as Consul's catalog does.
 
+pub mod kv;
 mod query;
 mod state;
 

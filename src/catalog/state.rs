@@ -13,6 +13,7 @@ use std::sync::Arc;
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 
+use super::kv::{KvDump, KvState};
 use super::{Check, HealthStatus, Node, PreparedQuery, Service, key};
 
 /// `(node key, service ID key)`: identifies one service instance.
@@ -35,6 +36,14 @@ pub enum Change {
     TableIndexes,
     /// Prepared-query row, by ID key.
     Query(String),
+    /// KV entry row, by key.
+    Kv(String),
+    /// KV tombstone row, by key.
+    KvTombstone(String),
+    /// Session row, by ID.
+    Session(String),
+    /// The KV table indexes and lock-delays.
+    KvMeta,
 }
 
 /// Raft indexes of the last change to each table (Consul's `X-Consul-Index` sources).
@@ -75,6 +84,8 @@ pub struct CatalogState {
     queries: OrdMap<String, Arc<PreparedQuery>>,
     /// Prepared-query name key -> ID key, for named queries.
     query_names: OrdMap<String, String>,
+    /// The KV store and sessions (never read by DNS).
+    kv: KvState,
 }
 
 /// Serialisable form of the whole catalog (Raft snapshots, tests).
@@ -93,6 +104,9 @@ pub struct CatalogDump {
     /// Every prepared query (absent in dumps written before prepared queries).
     #[serde(default)]
     pub queries: Vec<PreparedQuery>,
+    /// The KV store and sessions (absent in dumps written before KV).
+    #[serde(default)]
+    pub kv: KvDump,
 }
 
 fn prefix_range<'a, V: Clone>(
@@ -220,6 +234,7 @@ impl CatalogState {
             service_indexes: self.service_indexes.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             tables: self.tables,
             queries: self.queries.values().map(|q| (**q).clone()).collect(),
+            kv: self.kv.dump(),
         }
     }
 
@@ -246,6 +261,7 @@ impl CatalogState {
             }
             state.queries.insert(id, Arc::new(q));
         }
+        state.kv = KvState::from_dump(dump.kv);
         state
     }
 
@@ -295,7 +311,17 @@ impl CatalogState {
         self.service_indexes.get(name_key).copied()
     }
 
+    /// The KV store and sessions.
+    pub fn kv(&self) -> &KvState {
+        &self.kv
+    }
+
     // ----- mutations (state machine only) ------------------------------------------------
+
+    /// The KV store for mutation (`raft::apply` only).
+    pub(crate) fn kv_mut(&mut self) -> &mut KvState {
+        &mut self.kv
+    }
 
     fn bump_service_name(&mut self, name_key: String, index: u64, changes: &mut Vec<Change>) {
         self.service_indexes.insert(name_key.clone(), index);
@@ -539,7 +565,9 @@ impl CatalogState {
             changes.extend(state.checks.keys().cloned().map(Change::Check));
             changes.extend(state.service_indexes.keys().cloned().map(Change::ServiceIndex));
             changes.extend(state.queries.keys().cloned().map(Change::Query));
+            state.kv.row_changes(changes);
         }
+        fresh.kv.mark_restored(index);
         changes.push(Change::TableIndexes);
         fresh.tables = TableIndexes { nodes: index, services: index, checks: index, queries: index };
         let names: Vec<String> = fresh.by_name.keys().cloned().collect();

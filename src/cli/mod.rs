@@ -9,6 +9,8 @@ pub mod api;
 pub mod assets;
 pub mod catalog;
 pub mod info;
+pub mod kv;
+pub mod lock;
 pub mod services;
 pub mod snapshot;
 pub mod validate;
@@ -35,6 +37,11 @@ pub enum Command {
     Agent(Box<AgentArgs>),
     /// Print the version.
     Version,
+    /// Read and write the KV store of a running agent.
+    #[command(subcommand)]
+    Kv(kv::KvCommand),
+    /// Run a command while holding a session lock on `PREFIX/.lock`.
+    Lock(lock::LockArgs),
     /// Check config files, service definitions and zone files without starting anything.
     Validate {
         /// Config directories (read as by --config-dir, zone files included), .toml/.json

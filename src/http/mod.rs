@@ -1,5 +1,5 @@
 //! HTTP API FRONT DOOR: Consul-compatible `/v1/agent`, `/v1/catalog`, `/v1/health`, `/v1/query`,
-//! `/v1/status`.
+//! `/v1/kv`, `/v1/session`, `/v1/txn`, `/v1/status`.
 //!
 //! READ   GET  → parse query (`query`, `blocking`) → wait for a snapshot whose endpoint index
 //!             exceeds `?index` → map to Consul JSON (`wire`) → headers (`X-Consul-Index`, …).
@@ -16,11 +16,14 @@ mod blocking;
 mod catalog;
 mod error;
 mod health;
+mod kv;
 mod metrics;
 mod prepared_query;
 mod query;
+mod session;
 mod snapshot;
 mod status;
+mod txn;
 pub mod wire;
 
 #[cfg(test)]
@@ -60,6 +63,8 @@ pub struct ApiState {
     pub ttl: Arc<crate::health::TtlChecks>,
     /// Runners of this agent's probed and alias checks.
     pub checks: Arc<crate::health::CheckRunner>,
+    /// The leader's session TTL timers.
+    pub sessions: Arc<crate::session::SessionTimers>,
     /// Signalled by `PUT /v1/agent/reload`; the agent reloads as on SIGHUP.
     pub reload: Arc<tokio::sync::Notify>,
 }
@@ -112,6 +117,16 @@ pub fn router(state: ApiState) -> Router {
             get(prepared_query::get).put(prepared_query::update).delete(prepared_query::delete),
         )
         .route("/v1/query/{id}/execute", get(prepared_query::execute))
+        // kv, sessions, transactions
+        .route("/v1/kv/", get(kv::get_root).put(kv::put_root).delete(kv::delete_root))
+        .route("/v1/kv/{*key}", get(kv::get).put(kv::put).delete(kv::delete))
+        .route("/v1/session/create", put(session::create))
+        .route("/v1/session/destroy/{id}", put(session::destroy))
+        .route("/v1/session/renew/{id}", put(session::renew))
+        .route("/v1/session/info/{id}", get(session::info))
+        .route("/v1/session/node/{node}", get(session::node))
+        .route("/v1/session/list", get(session::list))
+        .route("/v1/txn", put(txn::txn))
         // status
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))
@@ -160,6 +175,12 @@ impl ApiState {
         q: &Query,
     ) -> Response {
         let mut resp = json(value, q.has("pretty"));
+        self.set_read_headers(&mut resp, index, opts);
+        resp
+    }
+
+    /// Sets Consul's read metadata headers on `resp`.
+    pub(crate) fn set_read_headers(&self, resp: &mut Response, index: u64, opts: &ReadOptions) {
         let h = resp.headers_mut();
         h.insert("X-Consul-Index", HeaderValue::from(index.max(1)));
         h.insert(
@@ -168,7 +189,6 @@ impl ApiState {
         );
         h.insert("X-Consul-LastContact", HeaderValue::from(self.raft.last_contact_ms()));
         h.insert("X-Consul-Effective-Consistency", HeaderValue::from_static(opts.consistency.as_str()));
-        resp
     }
 
     /// A whole read: parses the consistency and blocking options, waits until the index

@@ -128,7 +128,18 @@ async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
         crate::config::CheckConfig::default(),
         Vec::new(),
     );
-    (ApiState { config: Arc::new(config()), snapshots, raft, ttl, checks, reload: Arc::default() }, dir)
+    (
+        ApiState {
+            config: Arc::new(config()),
+            snapshots,
+            raft,
+            ttl,
+            checks,
+            reload: Arc::default(),
+            sessions: crate::session::SessionTimers::new(),
+        },
+        dir,
+    )
 }
 
 async fn call(

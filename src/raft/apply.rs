@@ -28,10 +28,24 @@ pub fn apply(
     cmd: &Command,
     changes: &mut Vec<Change>,
 ) -> CommandResponse {
+    let from = changes.len();
     let result = match cmd {
         Command::Register(r) => register(state, index, r, changes),
         Command::Deregister(d) => deregister(state, index, d, changes),
         Command::UpdateCheck(u) => update_check(state, index, u, changes),
+        Command::Kv { op, now_ms } => return kv::kv_write(state, index, op, *now_ms, changes),
+        Command::Txn { ops, now_ms } => return kv::txn(state, index, ops, *now_ms, changes),
+        Command::SessionCreate { session, now_ms } => {
+            kv::session_create(state, index, session, *now_ms, changes)
+        }
+        Command::SessionDestroy { id, now_ms } => {
+            kv::session_destroy(state, index, id, *now_ms, changes);
+            Ok(())
+        }
+        Command::KvReap(upto) => {
+            state.kv_mut().reap_tombstones(*upto, changes);
+            Ok(())
+        }
         Command::QueryUpsert(q) => query_upsert(state, index, q, changes),
         Command::QueryDelete(id) => {
             state.delete_query(index, id, changes);
@@ -52,10 +66,23 @@ pub fn apply(
             return CommandResponse::Batch(responses);
         }
     };
+    if result.is_ok()
+        && matches!(cmd, Command::Register(_) | Command::Deregister(_) | Command::UpdateCheck(_))
+    {
+        kv::invalidate_for_catalog(state, index, from, changes);
+    }
     match result {
         Ok(()) => CommandResponse::Applied,
         Err(msg) => CommandResponse::Rejected(msg),
     }
+}
+
+/// Runs a read-only transaction against `state` (left untouched): the read path of
+/// `/v1/txn`, with exactly the rules a proposed transaction follows.
+pub fn read_txn(state: &CatalogState, ops: &[super::command::TxnOp]) -> CommandResponse {
+    let mut copy = state.clone();
+    let mut changes = Vec::new();
+    kv::txn(&mut copy, 0, ops, 0, &mut changes)
 }
 
 fn register(
@@ -211,6 +238,8 @@ fn query_upsert(
     state.upsert_query(index, q.clone(), changes);
     Ok(())
 }
+
+mod kv;
 
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::kv::{KvEntry, Session, b64};
 use crate::catalog::{Check, HealthStatus, Node, PreparedQuery, Service};
 
 /// One catalog change, proposed to Raft and applied by the state machine.
@@ -32,6 +33,153 @@ pub enum Command {
     /// Replace the whole catalog with a backup's (`PUT /v1/snapshot`, `cairn snapshot
     /// restore`); the HTTP layer verified the file's checksum before proposing.
     Restore(Box<crate::catalog::CatalogDump>),
+    /// One KV write (`PUT`/`DELETE /v1/kv/...`); answered with `CommandResponse::Bool`.
+    /// `now_ms` (Unix ms, set by the proposer) times lock-delays.
+    Kv {
+        /// The operation.
+        op: KvOp,
+        /// Proposer's clock, Unix milliseconds.
+        now_ms: u64,
+    },
+    /// A transaction (`PUT /v1/txn`): all operations apply or none; answered with
+    /// `CommandResponse::Txn`.
+    Txn {
+        /// The operations, in order.
+        ops: Vec<TxnOp>,
+        /// Proposer's clock, Unix milliseconds.
+        now_ms: u64,
+    },
+    /// Create a session (the HTTP layer generated the ID and applied defaults).
+    SessionCreate {
+        /// The session; its indexes are ignored.
+        session: Session,
+        /// Proposer's clock, Unix milliseconds.
+        now_ms: u64,
+    },
+    /// Destroy (or expire: the leader's TTL timer proposes it) a session, releasing or
+    /// deleting its locks and starting their lock-delay at `now_ms`. A missing one succeeds.
+    SessionDestroy {
+        /// Session ID.
+        id: String,
+        /// Proposer's clock, Unix milliseconds.
+        now_ms: u64,
+    },
+    /// Drop the KV tombstones of deletes at or before this index (proposed by the leader once
+    /// they are older than the tombstone TTL).
+    KvReap(u64),
+}
+
+/// A KV verb (Consul's `api.KVOp`), as a single write or a transaction operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvOp {
+    /// Set the value and flags.
+    Set(KvWrite),
+    /// Set only if ModifyIndex == `index` (0: only if absent).
+    Cas(KvWrite),
+    /// Acquire the lock with `session` and set the value.
+    Lock(KvWrite),
+    /// Release the lock held by `session` and set the value.
+    Unlock(KvWrite),
+    /// Read a key (fails when missing).
+    Get(String),
+    /// Read a key (no failure when missing).
+    GetOrEmpty(String),
+    /// Read every key under a prefix.
+    GetTree(String),
+    /// Fail unless ModifyIndex == `index`.
+    CheckIndex(String, u64),
+    /// Fail unless the key is locked by `session`.
+    CheckSession(String, String),
+    /// Fail if the key exists.
+    CheckNotExists(String),
+    /// Delete a key.
+    Delete(String),
+    /// Delete every key under a prefix.
+    DeleteTree(String),
+    /// Delete only if ModifyIndex == `index` (0 never deletes).
+    DeleteCas(String, u64),
+}
+
+impl KvOp {
+    /// The key or prefix the verb names.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Set(w) | Self::Cas(w) | Self::Lock(w) | Self::Unlock(w) => &w.key,
+            Self::Get(k)
+            | Self::GetOrEmpty(k)
+            | Self::GetTree(k)
+            | Self::CheckIndex(k, _)
+            | Self::CheckSession(k, _)
+            | Self::CheckNotExists(k)
+            | Self::Delete(k)
+            | Self::DeleteTree(k)
+            | Self::DeleteCas(k, _) => k,
+        }
+    }
+
+    /// Whether the verb only reads.
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            Self::Get(_)
+                | Self::GetOrEmpty(_)
+                | Self::GetTree(_)
+                | Self::CheckIndex(..)
+                | Self::CheckSession(..)
+                | Self::CheckNotExists(_)
+        )
+    }
+}
+
+/// The payload of a KV write verb.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct KvWrite {
+    /// Key.
+    pub key: String,
+    /// New value.
+    #[serde(with = "b64")]
+    pub value: Vec<u8>,
+    /// New flags.
+    pub flags: u64,
+    /// For `Cas`: the expected ModifyIndex.
+    pub index: u64,
+    /// For `Lock`/`Unlock`: the session.
+    pub session: String,
+}
+
+/// One transaction operation: a KV verb or a catalog read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnOp {
+    /// A KV verb.
+    Kv(KvOp),
+    /// Read a node (fails when missing).
+    NodeGet(String),
+    /// Read a service instance `(node, service ID)` (fails when missing).
+    ServiceGet(String, String),
+    /// Read a check `(node, check ID)` (fails when missing).
+    CheckGet(String, String),
+}
+
+/// One successful transaction operation's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnResult {
+    /// A KV entry, with its value for `get` verbs only.
+    Kv(KvEntry, bool),
+    /// A node, by name (the reply renders it from the snapshot of the transaction).
+    Node(String),
+    /// A service instance `(node, ID)`.
+    Service(String, String),
+    /// A check `(node, ID)`.
+    Check(String, String),
+}
+
+/// A failed transaction operation (Consul's `TxnError`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnError {
+    /// Position of the operation.
+    pub op_index: usize,
+    /// Why it failed.
+    pub what: String,
 }
 
 /// A prepared-query write.
@@ -89,6 +237,10 @@ pub enum CommandResponse {
     Rejected(String),
     /// One response per command of a `Command::Batch`, in order.
     Batch(Vec<Self>),
+    /// A KV write's outcome (`true`/`false` body).
+    Bool(bool),
+    /// A transaction's results, or its errors (nothing applied).
+    Txn(Result<Vec<TxnResult>, Vec<TxnError>>),
 }
 
 impl std::fmt::Display for Command {
@@ -101,6 +253,11 @@ impl std::fmt::Display for Command {
             Self::QueryUpsert(q) => write!(f, "upsert prepared query {}", q.query.id),
             Self::QueryDelete(id) => write!(f, "delete prepared query {id}"),
             Self::Restore(d) => write!(f, "restore a catalog of {} nodes", d.nodes.len()),
+            Self::Kv { op, .. } => write!(f, "kv write of {:?}", op.key()),
+            Self::Txn { ops, .. } => write!(f, "transaction of {} operations", ops.len()),
+            Self::SessionCreate { session, .. } => write!(f, "create session {}", session.id),
+            Self::SessionDestroy { id, .. } => write!(f, "destroy session {id}"),
+            Self::KvReap(upto) => write!(f, "reap KV tombstones up to index {upto}"),
         }
     }
 }

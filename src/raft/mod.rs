@@ -21,7 +21,7 @@ pub mod network;
 pub mod state_machine;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 
@@ -35,7 +35,10 @@ use std::time::Duration;
 use openraft::error::{InitializeError, RaftError as OpenRaftError};
 use openraft::{BasicNode, Config, SnapshotPolicy};
 
-pub use command::{CheckUpdate, Command, CommandResponse, Deregistration, QueryUpsert, Registration};
+pub use command::{
+    CheckUpdate, Command, CommandResponse, Deregistration, KvOp, KvWrite, QueryUpsert, Registration,
+    TxnError, TxnOp, TxnResult,
+};
 
 use crate::snapshot::SnapshotHandle;
 use crate::store::{Store, StoreError};
@@ -173,10 +176,24 @@ impl RaftHandle {
         match self.proposer.propose(cmd).await? {
             CommandResponse::Applied => Ok(()),
             CommandResponse::Rejected(msg) => Err(ProposeError::Rejected(msg)),
-            CommandResponse::Batch(_) => {
-                Err(ProposeError::Raft("invariant: batch response for one command".into()))
+            CommandResponse::Batch(_) | CommandResponse::Bool(_) | CommandResponse::Txn(_) => {
+                Err(ProposeError::Raft("invariant: unexpected response for a catalog command".into()))
             }
         }
+    }
+
+    /// Proposes `cmd` and returns what applying it answered (KV writes answer `Bool`,
+    /// transactions `Txn`); `Rejected` becomes `ProposeError::Rejected`.
+    pub async fn propose_for(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
+        match self.proposer.propose(cmd).await? {
+            CommandResponse::Rejected(msg) => Err(ProposeError::Rejected(msg)),
+            other => Ok(other),
+        }
+    }
+
+    /// Whether this server is the Raft leader (leader-only timers, e.g. session TTLs).
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.node_id)
     }
 
     /// The leader's Raft RPC address (`ip:port`), if one is known.

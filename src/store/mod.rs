@@ -26,6 +26,7 @@ use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTl
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::catalog::kv::{KvDump, KvEntry, KvIndexes, LockDelay, Session};
 use crate::catalog::{CatalogDump, CatalogState, Change, Check, Node, PreparedQuery, Service, TableIndexes};
 
 /// Virtual size of the memory map. Sparse: the file only grows with the data written.
@@ -49,6 +50,10 @@ pub const META_SNAPSHOT_META: &str = "sm.snapshot.meta";
 pub const META_SNAPSHOT_DATA: &str = "sm.snapshot.data";
 /// Meta key: the catalog's table indexes.
 const META_TABLES: &str = "catalog.tables";
+/// Meta key: the KV and session table indexes.
+const META_KV_INDEXES: &str = "kv.indexes";
+/// Meta key: the keys inside a lock-delay.
+const META_KV_LOCK_DELAYS: &str = "kv.lock_delays";
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +88,12 @@ pub struct Store {
     service_indexes: Database<'static, Str, U64<BigEndian>>,
     /// Prepared queries by ID key (created on open, so older stores gain it empty).
     queries: Database<'static, Str, SerdeJson<PreparedQuery>>,
+    /// KV entries by key.
+    kv: Database<'static, Str, SerdeJson<KvEntry>>,
+    /// Deleted KV keys -> delete index.
+    kv_tombstones: Database<'static, Str, U64<BigEndian>>,
+    /// Sessions by ID.
+    sessions: Database<'static, Str, SerdeJson<Session>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -124,13 +135,30 @@ impl Store {
                     wdo.create_database(wtxn, Some("catalog-checks"))?,
                     wdo.create_database(wtxn, Some("catalog-service-indexes"))?,
                     wdo.create_database(wtxn, Some("catalog-queries"))?,
+                    wdo.create_database(wtxn, Some("kv"))?,
+                    wdo.create_database(wtxn, Some("kv-tombstones"))?,
+                    wdo.create_database(wtxn, Some("sessions"))?,
                 )))
             })?
             .commit();
-        let Some((log, meta, nodes, services, checks, service_indexes, queries)) = dbs else {
+        let Some((log, meta, nodes, services, checks, service_indexes, queries, kv, kv_tombstones, sessions)) =
+            dbs
+        else {
             return Err(StoreError::Task("database creation aborted".into()));
         };
-        Ok(Self { env, log, meta, nodes, services, checks, service_indexes, queries })
+        Ok(Self {
+            env,
+            log,
+            meta,
+            nodes,
+            services,
+            checks,
+            service_indexes,
+            queries,
+            kv,
+            kv_tombstones,
+            sessions,
+        })
     }
 
     /// A read transaction (`Send`: the environment has no TLS readers).
@@ -259,6 +287,30 @@ impl Store {
                         self.queries.delete(wtxn, k)?;
                     }
                 },
+                Change::Kv(k) => match state.kv().entry(k) {
+                    Some(e) => self.kv.put(wtxn, k, e)?,
+                    None => {
+                        self.kv.delete(wtxn, k)?;
+                    }
+                },
+                Change::KvTombstone(k) => match state.kv().tombstone_row(k) {
+                    Some(i) => self.kv_tombstones.put(wtxn, k, &i)?,
+                    None => {
+                        self.kv_tombstones.delete(wtxn, k)?;
+                    }
+                },
+                Change::Session(id) => match state.kv().session(id) {
+                    Some(s) => self.sessions.put(wtxn, id, s)?,
+                    None => {
+                        self.sessions.delete(wtxn, id)?;
+                    }
+                },
+                Change::KvMeta => {
+                    let kv = state.kv();
+                    self.meta_put(wtxn, META_KV_INDEXES, &kv.indexes())?;
+                    let delays: Vec<(String, LockDelay)> = kv.dump_lock_delays();
+                    self.meta_put(wtxn, META_KV_LOCK_DELAYS, &delays)?;
+                }
             }
         }
         Ok(())
@@ -288,6 +340,20 @@ impl Store {
         for (name, index) in &dump.service_indexes {
             self.service_indexes.put(wtxn, name, index)?;
         }
+        self.kv.clear(wtxn)?;
+        self.kv_tombstones.clear(wtxn)?;
+        self.sessions.clear(wtxn)?;
+        for e in &dump.kv.entries {
+            self.kv.put(wtxn, &e.key, e)?;
+        }
+        for (k, i) in &dump.kv.tombstones {
+            self.kv_tombstones.put(wtxn, k, i)?;
+        }
+        for s in &dump.kv.sessions {
+            self.sessions.put(wtxn, &s.id, s)?;
+        }
+        self.meta_put(wtxn, META_KV_INDEXES, &dump.kv.indexes)?;
+        self.meta_put(wtxn, META_KV_LOCK_DELAYS, &dump.kv.lock_delays)?;
         self.meta_put(wtxn, META_TABLES, &dump.tables)
     }
 
@@ -311,7 +377,25 @@ impl Store {
             dump.queries.push(row?.1);
         }
         dump.tables = self.meta_get::<TableIndexes>(rtxn, META_TABLES)?.unwrap_or_default();
+        dump.kv = self.load_kv(rtxn)?;
         Ok(dump)
+    }
+
+    fn load_kv(&self, rtxn: &RoTxn<'_>) -> Result<KvDump, StoreError> {
+        let mut kv = KvDump::default();
+        for row in self.kv.iter(rtxn)? {
+            kv.entries.push(row?.1);
+        }
+        for row in self.kv_tombstones.iter(rtxn)? {
+            let (k, i) = row?;
+            kv.tombstones.push((k.to_owned(), i));
+        }
+        for row in self.sessions.iter(rtxn)? {
+            kv.sessions.push(row?.1);
+        }
+        kv.indexes = self.meta_get::<KvIndexes>(rtxn, META_KV_INDEXES)?.unwrap_or_default();
+        kv.lock_delays = self.meta_get(rtxn, META_KV_LOCK_DELAYS)?.unwrap_or_default();
+        Ok(kv)
     }
 }
 

@@ -9,6 +9,7 @@
 //! - `dns_spec`: every applicable row of spec §3 (Consul's DNS tests) as table-driven cases.
 //! - `hostile`: garbage at the DNS and HTTP sockets.
 //! - `http`: Consul's HTTP API shapes, errors and blocking queries.
+//! - `kv`: KV durability, hostile key paths, the `cairn kv` CLI and `cairn lock` processes.
 //! - `durability`: restart and `kill -9` keep acknowledged registrations.
 //! - `health_checks`: HTTP/TCP/UDP/gRPC/script/alias checks against local servers flipped
 //!   between healthy and failing, thresholds, maintenance, local health endpoints.
@@ -31,6 +32,7 @@ mod durability;
 mod health_checks;
 mod hostile;
 mod http;
+mod kv;
 mod prepared;
 mod py_consul;
 mod resolvers;

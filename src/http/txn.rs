@@ -1,0 +1,211 @@
+//! `PUT /v1/txn`: Consul's transactions (api-docs txn.mdx, spec §4.10).
+//!
+//! Input: a JSON array of `{"KV":{Verb,Key,Value,Flags,Index,Session}}`, `{"Node":{Verb,Node}}`,
+//! `{"Service":{Verb,Node,Service}}`, `{"Check":{Verb,Check}}` → `TxnOp`s.
+//! Read-only transactions (`get*`/`check*` verbs and catalog `get`) run on a snapshot with the
+//! read headers; any write goes through Raft as one `Command::Txn` (all or nothing).
+//! Output: 200 `{"Results":[…],"Errors":null}` or 409 `{"Results":null,"Errors":[{OpIndex,What}]}`.
+//! Limits: at most 128 operations (413), the router's 512 KiB body limit (413); an
+//! undecodable body or an unknown verb is 400. Catalog writes inside transactions are not
+//! supported (400).
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json as jv};
+
+use super::error::ApiError;
+use super::kv::{KvEntryJson, check_key};
+use super::query::Query;
+use super::wire::{HealthCheckJson, NodeJson, ServiceJson};
+use super::{ApiState, json};
+use crate::catalog::CatalogState;
+use crate::raft::{Command, CommandResponse, KvOp, KvWrite, TxnOp, TxnResult};
+use crate::session::unix_ms;
+
+/// Consul's `maxTxnOps`.
+pub(crate) const MAX_OPS: usize = 128;
+
+fn field<'a>(obj: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a Value> {
+    obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v).filter(|v| !v.is_null())
+}
+
+fn text(obj: &serde_json::Map<String, Value>, name: &str) -> Result<String, ApiError> {
+    match field(obj, name) {
+        None => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(ApiError::BadRequest(format!("Failed to parse body: {name} must be a string"))),
+    }
+}
+
+fn number(obj: &serde_json::Map<String, Value>, name: &str) -> Result<u64, ApiError> {
+    match field(obj, name) {
+        None => Ok(0),
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| ApiError::BadRequest(format!("Failed to parse body: {name} must be a number"))),
+    }
+}
+
+fn object<'a>(v: &'a Value, what: &str) -> Result<&'a serde_json::Map<String, Value>, ApiError> {
+    v.as_object()
+        .ok_or_else(|| ApiError::BadRequest(format!("Failed to parse body: {what} must be an object")))
+}
+
+fn kv_op(o: &serde_json::Map<String, Value>) -> Result<KvOp, ApiError> {
+    let verb = text(o, "Verb")?;
+    let key = text(o, "Key")?;
+    check_key(&key)?;
+    let value = match text(o, "Value")? {
+        v if v.is_empty() => Vec::new(),
+        v => STANDARD
+            .decode(v.as_bytes())
+            .map_err(|e| ApiError::BadRequest(format!("Failed to parse body: Value: {e}")))?,
+    };
+    let index = number(o, "Index")?;
+    let session = text(o, "Session")?;
+    let w = KvWrite { key: key.clone(), value, flags: number(o, "Flags")?, index, session: session.clone() };
+    Ok(match verb.as_str() {
+        "set" => KvOp::Set(w),
+        "cas" => KvOp::Cas(w),
+        "lock" => KvOp::Lock(w),
+        "unlock" => KvOp::Unlock(w),
+        "get" => KvOp::Get(key),
+        "get-or-empty" => KvOp::GetOrEmpty(key),
+        "get-tree" => KvOp::GetTree(key),
+        "check-index" => KvOp::CheckIndex(key, index),
+        "check-session" => KvOp::CheckSession(key, session),
+        "check-not-exists" => KvOp::CheckNotExists(key),
+        "delete" => KvOp::Delete(key),
+        "delete-tree" => KvOp::DeleteTree(key),
+        "delete-cas" => KvOp::DeleteCas(key, index),
+        other => {
+            return Err(ApiError::BadRequest(format!("Failed to parse body: unknown KV verb {other:?}")));
+        }
+    })
+}
+
+fn catalog_op(kind: &str, o: &serde_json::Map<String, Value>) -> Result<TxnOp, ApiError> {
+    let verb = text(o, "Verb")?;
+    if verb != "get" {
+        return Err(ApiError::BadRequest(format!(
+            "{kind} verb {verb:?} is not supported in transactions (only \"get\")"
+        )));
+    }
+    let inner = |name: &str| -> Result<&serde_json::Map<String, Value>, ApiError> {
+        object(field(o, name).unwrap_or(&Value::Null), name)
+    };
+    Ok(match kind {
+        "Node" => TxnOp::NodeGet(text(inner("Node")?, "Node")?),
+        "Service" => TxnOp::ServiceGet(text(o, "Node")?, text(inner("Service")?, "ID")?),
+        _ => {
+            let c = inner("Check")?;
+            TxnOp::CheckGet(text(c, "Node")?, text(c, "CheckID")?)
+        }
+    })
+}
+
+/// Decodes the request body into operations.
+pub(crate) fn parse_ops(body: &Bytes) -> Result<Vec<TxnOp>, ApiError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("Failed to parse body: {e}")))?;
+    let Value::Array(items) = v else {
+        return Err(ApiError::BadRequest("Failed to parse body: expected a JSON array".into()));
+    };
+    let mut ops = Vec::with_capacity(items.len());
+    for item in &items {
+        let o = object(item, "operation")?;
+        let (kind, inner) = o
+            .iter()
+            .find(|(_, v)| !v.is_null())
+            .ok_or_else(|| ApiError::BadRequest("Failed to parse body: empty operation".into()))?;
+        let inner = object(inner, kind)?;
+        ops.push(match kind.to_ascii_lowercase().as_str() {
+            "kv" => TxnOp::Kv(kv_op(inner)?),
+            "node" => catalog_op("Node", inner)?,
+            "service" => catalog_op("Service", inner)?,
+            "check" => catalog_op("Check", inner)?,
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "Failed to parse body: unknown operation {other:?}"
+                )));
+            }
+        });
+    }
+    Ok(ops)
+}
+
+fn is_read(op: &TxnOp) -> bool {
+    match op {
+        TxnOp::Kv(k) => k.is_read(),
+        TxnOp::NodeGet(_) | TxnOp::ServiceGet(..) | TxnOp::CheckGet(..) => true,
+    }
+}
+
+fn render(cat: &CatalogState, r: &TxnResult) -> Value {
+    match r {
+        TxnResult::Kv(e, with_value) => jv!({ "KV": KvEntryJson::new(e, *with_value) }),
+        TxnResult::Node(n) => jv!({ "Node": cat.node(n).map(|n| NodeJson::from(&**n)) }),
+        TxnResult::Service(n, id) => jv!({ "Service": cat.service(n, id).map(|s| ServiceJson::catalog(s)) }),
+        TxnResult::Check(n, id) => jv!({ "Check": cat.check(n, id).map(|c| HealthCheckJson::from(&**c)) }),
+    }
+}
+
+/// Consul's `TxnResponse`, fields in Consul's order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TxnReply {
+    results: Option<Vec<Value>>,
+    errors: Option<Vec<Value>>,
+}
+
+fn outcome(resp: CommandResponse, cat: &CatalogState, pretty: bool) -> Result<Response, ApiError> {
+    match resp {
+        CommandResponse::Txn(Ok(results)) => {
+            let results: Vec<Value> = results.iter().map(|r| render(cat, r)).collect();
+            Ok(json(&TxnReply { results: Some(results), errors: None }, pretty))
+        }
+        CommandResponse::Txn(Err(errors)) => {
+            let errors: Vec<Value> =
+                errors.iter().map(|e| jv!({ "OpIndex": e.op_index, "What": e.what })).collect();
+            let mut r = json(&TxnReply { results: None, errors: Some(errors) }, pretty);
+            *r.status_mut() = StatusCode::CONFLICT;
+            Ok(r)
+        }
+        other => Err(ApiError::Internal(format!("unexpected transaction response {other:?}"))),
+    }
+}
+
+/// `PUT /v1/txn`.
+pub(crate) async fn txn(
+    State(st): State<ApiState>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(raw.as_deref());
+    let ops = parse_ops(&body)?;
+    if ops.len() > MAX_OPS {
+        return Ok((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Transaction contains too many operations ({} > {MAX_OPS})", ops.len()),
+        )
+            .into_response());
+    }
+    let pretty = q.has("pretty");
+    if ops.iter().all(is_read) {
+        let opts = st.read_options(&q)?;
+        let snap = st.snapshots.load_full();
+        let resp = crate::raft::apply::read_txn(&snap.catalog, &ops);
+        let mut r = outcome(resp, &snap.catalog, pretty)?;
+        st.set_read_headers(&mut r, snap.index, &opts);
+        return Ok(r);
+    }
+    let resp = st.raft.propose_for(Command::Txn { ops, now_ms: unix_ms() }).await?;
+    let snap = st.snapshots.load_full();
+    let mut r = outcome(resp, &snap.catalog, pretty)?;
+    r.headers_mut().insert("X-Consul-Index", snap.index.max(1).into());
+    Ok(r)
+}
