@@ -112,19 +112,16 @@ fn getent_with_resolv_conf(resolv_conf: &Path, args: &[&str]) -> Output {
 fn dnsmasq_forwards_the_consul_domain_to_the_agent() {
     let agent = Agent::dev(&[]);
     agent.put_ok("/v1/agent/service/register", WEB);
-    let port = free_udp_port();
-    let child = Command::new(dnsmasq_bin())
-        .args(["--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces", "--user=root"])
-        .arg("--listen-address=127.0.0.1")
-        .arg(format!("--port={port}"))
-        .arg(format!("--server=/consul/127.0.0.1#{}", agent.dns.port()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dnsmasq is installed (apt-get install dnsmasq-base); .ci/run installs it");
-    let _dnsmasq = Dnsmasq(child);
-    let server = SocketAddr::from(([127, 0, 0, 1], port));
-    std::thread::sleep(Duration::from_millis(300));
+    // A free port can be taken again before dnsmasq binds it: try another one, and wait until
+    // dnsmasq answers rather than for a fixed time.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("dnsmasq.log");
+    let (_dnsmasq, server) = (0..8)
+        .find_map(|_| {
+            let server = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
+            try_dnsmasq(&agent, server, &log).map(|d| (d, server))
+        })
+        .expect("dnsmasq could bind none of 8 free ports");
 
     let srv = query(server, "web.service.consul.", RecordType::SRV, Transport::Udp);
     assert_eq!(srv_targets(&srv), vec![(8080, "node1.node.dc1.consul.".to_owned())]);
