@@ -30,6 +30,10 @@ pub struct App {
     http: Option<TcpListener>,
     dns_context: Arc<ArcSwap<DnsContext>>,
     ttl: Arc<TtlChecks>,
+    /// The server RPC listener (Raft, forwarding, discovery).
+    rpc: TcpListener,
+    /// Whether this agent's own registration still has to happen (it needs a cluster leader).
+    register_later: bool,
     /// `--dev` data directory, removed when the app is dropped.
     _dev_dir: Option<tempfile::TempDir>,
 }
@@ -153,21 +157,33 @@ impl App {
             Err(_) => None,
         };
 
-        let raft_addr = SocketAddr::new(config.bind_addr, config.ports.server);
+        let rpc_addr = SocketAddr::new(config.bind_addr, config.ports.server);
+        let rpc =
+            TcpListener::bind(rpc_addr).await.with_context(|| format!("binding server RPC on {rpc_addr}"))?;
+        let raft_addr = rpc.local_addr()?;
+        config.ports.server = raft_addr.port();
         let raft = crate::raft::open(RaftOptions {
             data_dir: config.data_dir.clone(),
             node_id: raft_node_id(&config.node_id)?,
             raft_addr,
+            bootstrap_expect: config.bootstrap_expect,
+            snapshot_threshold: config.raft_snapshot_threshold,
+            trailing_logs: config.raft_trailing_logs,
         })
         .await
         .context("opening the Raft store")?;
 
         let config = Arc::new(config);
-        register_self(&config, &raft).await?;
+        // A single server is leader now; in a cluster the registration waits for a leader
+        // (`run`), so the listeners come up first.
+        let register_later = config.bootstrap_expect != 1;
+        if !register_later {
+            register_self(&config, &raft).await?;
+            register_config_services(&config, &raft).await?;
+        }
         let ttl = TtlChecks::new(raft.clone(), raft.snapshots(), config.node_name.clone());
-        register_config_services(&config, &raft).await?;
         let dns_context = Arc::new(ArcSwap::from_pointee(DnsContext::from_config(&config).with_zones(zones)));
-        Ok(Self { config, raft, dns, http, dns_context, ttl, _dev_dir: dev_dir })
+        Ok(Self { config, raft, dns, http, dns_context, ttl, rpc, register_later, _dev_dir: dev_dir })
     }
 
     /// Where DNS listens (UDP and TCP share the port), if enabled.
@@ -178,6 +194,11 @@ impl App {
     /// Where the HTTP API listens, if enabled.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Where the server RPC (Raft) listens.
+    pub fn rpc_addr(&self) -> Option<SocketAddr> {
+        self.rpc.local_addr().ok()
     }
 
     /// The data directory in use (a temporary one under `--dev`).
@@ -211,6 +232,43 @@ impl App {
             }
         });
         let ttl_task = self.ttl.run(shutdown.clone());
+        {
+            let (raft, stop) = (self.raft.clone(), shutdown.clone());
+            let listener = self.rpc;
+            tasks.spawn(async move {
+                crate::rpc::server::serve(listener, raft, stop).await.context("server RPC")
+            });
+        }
+        let joins: Vec<String> =
+            self.config.retry_join.iter().filter_map(|a| crate::rpc::join_addr(a).ok()).collect();
+        let discovery = crate::raft::cluster::RetryJoin::new(joins, self.raft.pool());
+        tokio::spawn(crate::raft::cluster::form(
+            self.raft.clone(),
+            discovery,
+            self.config.bootstrap_expect,
+            shutdown.clone(),
+        ));
+        if self.register_later {
+            let (config, raft, stop) = (self.config.clone(), self.raft.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    let attempt = async {
+                        register_self(&config, &raft).await?;
+                        register_config_services(&config, &raft).await
+                    };
+                    match attempt.await {
+                        Ok(()) => break,
+                        Err(e) => {
+                            tracing::debug!(error = %format!("{e:#}"), "registering this agent; retrying")
+                        }
+                    }
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+            });
+        }
         if let Some((udp, tcp)) = self.dns {
             let (ctx, snaps, stop) = (self.dns_context.clone(), snapshots.clone(), shutdown.clone());
             tasks.spawn(

@@ -21,6 +21,7 @@ pub mod dns;
 pub mod health;
 pub mod http;
 pub mod raft;
+pub mod rpc;
 pub mod snapshot;
 pub mod store;
 pub mod zone;

@@ -10,7 +10,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use cairn::app::App;
-use cairn::cli::{AgentArgs, Cli, Command};
+use cairn::cli::api::Api;
+use cairn::cli::{AgentArgs, Cli, Command, OperatorCommand, RaftCommand};
 use cairn::config::Config;
 
 fn main() -> ExitCode {
@@ -20,6 +21,10 @@ fn main() -> ExitCode {
             println!("cairn v{}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Operator(OperatorCommand::Raft(RaftCommand::ListPeers)) => run_client(async {
+            print!("{}", cairn::cli::operator::raft_list_peers(&Api::from_env()).await?);
+            Ok(())
+        }),
         Command::Agent(args) => match run_agent(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -31,7 +36,6 @@ fn main() -> ExitCode {
 }
 
 /// Runs a subcommand that talks to an agent over HTTP on a small current-thread runtime.
-#[allow(dead_code)] // the first agent-talking subcommands land with the KV, cluster and appliance issues
 fn run_client(work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -66,6 +70,9 @@ fn run_agent(args: &AgentArgs) -> anyhow::Result<()> {
         }
         if let Some(a) = app.http_addr() {
             println!("    HTTP: {a}");
+        }
+        if let Some(a) = app.rpc_addr() {
+            println!("    Server RPC: {a}");
         }
         println!("    Data dir: {}", app.data_dir().display());
         let shutdown = CancellationToken::new();

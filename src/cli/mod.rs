@@ -6,6 +6,7 @@
 //! `api::Api` (the local agent's HTTP API, found through `CAIRN_HTTP_ADDR`).
 
 pub mod api;
+pub mod operator;
 
 use std::path::PathBuf;
 
@@ -29,6 +30,24 @@ pub enum Command {
     Agent(Box<AgentArgs>),
     /// Print the version.
     Version,
+    /// Cluster operations (`operator raft list-peers`).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+/// `cairn operator ...`.
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Raft operations.
+    #[command(subcommand)]
+    Raft(RaftCommand),
+}
+
+/// `cairn operator raft ...`.
+#[derive(Debug, Subcommand)]
+pub enum RaftCommand {
+    /// List the servers in the Raft configuration (Node, ID, Address, State, Voter, RaftProtocol).
+    ListPeers,
 }
 
 /// `cairn agent` flags; each overrides the same key in config files.
@@ -76,6 +95,16 @@ pub struct AgentArgs {
     /// LAN gossip port (default: 8301).
     #[arg(long, value_name = "PORT")]
     pub serf_lan_port: Option<u16>,
+    /// Another server's RPC address (`host[:port]`, port 8300 by default) to form or join the
+    /// cluster through (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    pub retry_join: Vec<String>,
+    /// Raft log entries since the last snapshot that trigger a new snapshot (default 10000).
+    #[arg(long, value_name = "N")]
+    pub raft_snapshot_threshold: Option<u64>,
+    /// Raft log entries kept behind a snapshot (default 1000).
+    #[arg(long, value_name = "N")]
+    pub raft_trailing_logs: Option<u64>,
     /// Upstream DNS server for names outside the domain (repeatable; `ip` or `ip:port`).
     #[arg(long, value_name = "ADDR")]
     pub recursor: Vec<String>,
@@ -111,6 +140,9 @@ impl AgentArgs {
             dns_port: self.dns_port,
             server_port: self.server_port,
             serf_lan_port: self.serf_lan_port,
+            retry_join: self.retry_join.clone(),
+            raft_snapshot_threshold: self.raft_snapshot_threshold,
+            raft_trailing_logs: self.raft_trailing_logs,
             recursors: self.recursor.clone(),
             config_files: self.config_file.clone(),
             config_dirs: self.config_dir.clone(),

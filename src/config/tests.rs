@@ -163,7 +163,7 @@ fn data_dir_is_required_outside_dev() {
 }
 
 #[test]
-fn clusters_and_client_agents_are_refused_until_supported() {
+fn client_agents_and_clusters_without_peers_are_refused() {
     let dir = PathBuf::from("/nonexistent");
     let client = Overrides { data_dir: Some(dir.clone()), ..Overrides::default() };
     let err = Config::load(&client).unwrap_err().to_string();
@@ -171,7 +171,7 @@ fn clusters_and_client_agents_are_refused_until_supported() {
     let three =
         Overrides { server: true, bootstrap_expect: Some(3), data_dir: Some(dir), ..Overrides::default() };
     let err = Config::load(&three).unwrap_err().to_string();
-    assert!(err.contains("bootstrap_expect: 3: only single-server"), "{err}");
+    assert!(err.contains("retry_join: bootstrap_expect = 3 needs"), "{err}");
 }
 
 #[test]
@@ -206,4 +206,27 @@ fn zones_dir_comes_from_the_file_or_the_flag_and_dev_defaults_to_dot_zones() {
         check("a.json", r#"{"zones_dir":7}"#, dev()).unwrap_err(),
         "DIR/a.json: zones_dir: expected a string, got 7"
     );
+}
+
+#[test]
+fn cluster_keys_load_from_files_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.json");
+    std::fs::write(&p, r#"{"server": true, "bootstrap_expect": 3, "retry_join": ["10.0.0.1", "10.0.0.2:8310"], "raft_snapshot_threshold": 50, "raft_trailing_logs": 5, "data_dir": "/tmp/x"}"#).unwrap();
+    let o = Overrides {
+        config_files: vec![p.clone()],
+        retry_join: vec!["10.0.0.3:9000".into()],
+        ..Overrides::default()
+    };
+    let (c, _) = Config::load(&o).unwrap();
+    assert_eq!(c.bootstrap_expect, 3);
+    assert_eq!(c.retry_join, ["10.0.0.1", "10.0.0.2:8310", "10.0.0.3:9000"]);
+    assert_eq!((c.raft_snapshot_threshold, c.raft_trailing_logs), (50, 5));
+    let bad = Overrides {
+        config_files: vec![p],
+        retry_join: vec!["10.0.0.3:notaport".into()],
+        ..Overrides::default()
+    };
+    let err = Config::load(&bad).unwrap_err().to_string();
+    assert!(err.contains("-retry-join"), "{err}");
 }

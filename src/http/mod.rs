@@ -15,6 +15,7 @@ mod blocking;
 mod catalog;
 mod error;
 mod health;
+mod operator;
 mod prepared_query;
 mod query;
 mod status;
@@ -96,6 +97,8 @@ pub fn router(state: ApiState) -> Router {
         // status
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))
+        // operator
+        .route("/v1/operator/raft/configuration", get(operator::raft_configuration))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -162,6 +165,9 @@ impl ApiState {
         B: FnOnce(&crate::catalog::CatalogState) -> T,
     {
         let opts = self.read_options(q)?;
+        if opts.consistency == Consistency::Consistent {
+            self.raft.read_barrier().await?;
+        }
         let snap = self.snapshot(&opts, &index_of).await;
         Ok(self.reply(&body(&snap.catalog), index_of(&snap), &opts, q))
     }

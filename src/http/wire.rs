@@ -862,3 +862,32 @@ fn decode_query_service(v: &Value) -> Result<QueryService, ApiError> {
     f.finish()?;
     Ok(service)
 }
+
+/// One server of `GET /v1/operator/raft/configuration`.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct RaftServerJson {
+    /// The server's node ID (its Raft id when its node is not in the catalog yet).
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Node name (empty when not in the catalog yet).
+    pub node: String,
+    /// Raft RPC address.
+    pub address: String,
+    /// Whether it leads.
+    pub leader: bool,
+    /// Raft protocol version (Consul speaks "3").
+    pub protocol_version: String,
+    /// Voter or non-voter (learner).
+    pub voter: bool,
+}
+
+/// `GET /v1/operator/raft/configuration`.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct RaftConfigurationJson {
+    /// The servers.
+    pub servers: Vec<RaftServerJson>,
+    /// Log index of the configuration.
+    pub index: u64,
+}
