@@ -30,6 +30,8 @@ use crate::snapshot::SnapshotHandle;
 const MAX_GROUP: usize = 256;
 /// Groups proposed at once: enough to keep the log append and the apply stage both busy.
 const MAX_IN_FLIGHT: usize = 2;
+/// How long the leader waits for a quorum to commit a group.
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Queued proposals before `propose` waits (backpressure).
 const QUEUE: usize = 4096;
 
@@ -100,7 +102,12 @@ async fn commit(ctx: &Ctx, cmd: Command) -> Result<CommandResponse, ProposeError
     if leader != ctx.node_id {
         return cluster::forward(&ctx.pool, &ctx.snapshots, &addr, cmd).await;
     }
-    match ctx.raft.client_write(cmd).await {
+    // A leader cut off from its quorum would wait forever; the write may still commit later.
+    let write = tokio::time::timeout(COMMIT_TIMEOUT, ctx.raft.client_write(cmd));
+    let Ok(written) = write.await else {
+        return Err(ProposeError::Raft(format!("not committed within {COMMIT_TIMEOUT:?} (no quorum?)")));
+    };
+    match written {
         Ok(resp) => Ok(resp.data),
         Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ProposeError::NoLeader),
         Err(e) => Err(ProposeError::Raft(e.to_string())),

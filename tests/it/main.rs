@@ -18,6 +18,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod architecture;
+mod cluster;
 mod config;
 mod dns;
 mod dns_extensions;

@@ -1,0 +1,287 @@
+//! Three Raft servers as real processes on 127.0.0.1 (free ports): forming a cluster from
+//! `--retry-join`, writes on any server, DNS on every server, leader failover without losing an
+//! acknowledged write, catching up by snapshot after log compaction, and a minority that
+//! cannot acknowledge writes.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::RecordType;
+
+use crate::support::{Agent, Transport, cairn_bin, srv_targets};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `f` until it holds or `within` passes; panics with `what` (and `ctx()`) otherwise.
+fn wait_until(within: Duration, what: &str, mut f: impl FnMut() -> bool, ctx: impl Fn() -> String) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what} not within {within:?}\n{}", ctx());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    ports: Vec<u16>,
+    servers: Vec<Option<Agent>>,
+    extra: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts `n` servers that find each other through `--retry-join` and waits for a leader.
+    fn start(n: usize, extra: &[&str]) -> Self {
+        let mut c = Self {
+            dir: tempfile::tempdir().unwrap(),
+            ports: (0..n).map(|_| free_port()).collect(),
+            servers: (0..n).map(|_| None).collect(),
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        for i in 0..n {
+            c.spawn(i);
+        }
+        for s in c.servers.iter().flatten() {
+            s.wait_ready();
+        }
+        c
+    }
+
+    fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("s{i}"))
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let n = self.ports.len().to_string();
+        let (port, dir) = (self.ports[i].to_string(), self.data_dir(i).display().to_string());
+        let node = format!("s{i}");
+        let mut args: Vec<String> =
+            ["--server", "--bootstrap-expect", &n, "--node", &node, "--data-dir", &dir]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
+        args.extend(["--server-port".to_owned(), port]);
+        for p in &self.ports {
+            args.extend(["--retry-join".to_owned(), format!("127.0.0.1:{p}")]);
+        }
+        args.extend(self.extra.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.servers[i] = Some(Agent::spawn(&args));
+    }
+
+    fn server(&self, i: usize) -> &Agent {
+        self.servers[i].as_ref().expect("server is running")
+    }
+
+    fn live(&self) -> impl Iterator<Item = (usize, &Agent)> {
+        self.servers.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
+    }
+
+    fn kill9(&mut self, i: usize) {
+        if let Some(mut s) = self.servers[i].take() {
+            s.kill9();
+        }
+    }
+
+    /// The index of the server every live server names as leader, once they agree.
+    fn leader(&self) -> usize {
+        let mut leader = None;
+        wait_until(
+            Duration::from_secs(30),
+            "live servers agree on a leader",
+            || {
+                let seen: BTreeSet<String> = self
+                    .live()
+                    .map(|(_, s)| s.get("/v1/status/leader").map(|r| r.1.as_str().unwrap_or("").to_owned()))
+                    .map(|r| r.unwrap_or_default())
+                    .collect();
+                leader = match seen.iter().next() {
+                    Some(addr) if seen.len() == 1 && !addr.is_empty() => {
+                        self.ports.iter().position(|p| addr == &format!("127.0.0.1:{p}"))
+                    }
+                    _ => None,
+                };
+                leader.is_some_and(|l| self.servers[l].is_some())
+            },
+            || self.logs(),
+        );
+        leader.expect("leader")
+    }
+
+    fn logs(&self) -> String {
+        self.live().map(|(i, s)| format!("--- s{i}\n{}", tail(&s.log(), 40))).collect::<Vec<_>>().join("\n")
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn has_web(agent: &Agent) -> bool {
+    srv_targets(&agent.query("web.service.consul.", RecordType::SRV, Transport::Udp)).len() == 1
+}
+
+/// Node names in `agent`'s local state (`?stale`).
+fn local_nodes(agent: &Agent) -> BTreeSet<String> {
+    let Ok((200, v)) = agent.get("/v1/catalog/nodes?stale") else { return BTreeSet::new() };
+    v.as_array().into_iter().flatten().filter_map(|n| n["Node"].as_str().map(str::to_owned)).collect()
+}
+
+/// A catalog registration of node `w{i}`; `Ok` only when acknowledged (200).
+fn write_node(http: std::net::SocketAddr, i: usize) -> bool {
+    let body = format!(r#"{{"Node":"w{i}","Address":"10.1.{}.{}"}}"#, i / 250, i % 250 + 1);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let req = reqwest::Client::new().put(format!("http://{http}/v1/catalog/register"));
+        let resp = req.timeout(Duration::from_secs(30)).body(body).send().await;
+        resp.is_ok_and(|r| r.status().as_u16() == 200)
+    })
+}
+
+#[test]
+fn three_servers_form_a_cluster_from_retry_join_and_every_server_answers_dns() {
+    let c = Cluster::start(3, &[]);
+    let leader = c.leader();
+    for (i, s) in c.live() {
+        let (_, peers) = s.get("/v1/status/peers").unwrap();
+        assert_eq!(peers.as_array().map(Vec::len), Some(3), "s{i}: {peers}");
+    }
+    // Every server registers its own node through the leader.
+    for (_, s) in c.live() {
+        wait_until(Duration::from_secs(10), "three server nodes", || local_nodes(s).len() == 3, || c.logs());
+    }
+    let conf = c.server(0).get("/v1/operator/raft/configuration").unwrap().1;
+    let servers = conf["Servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 3, "{conf}");
+    assert!(servers.iter().all(|s| s["Voter"] == true && s["ProtocolVersion"] == "3"), "{conf}");
+    let leaders: Vec<_> = servers.iter().filter(|s| s["Leader"] == true).collect();
+    assert_eq!(leaders.len(), 1, "{conf}");
+    assert_eq!(leaders[0]["Node"], format!("s{leader}"), "{conf}");
+    let names: BTreeSet<_> = servers.iter().map(|s| s["Node"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names, ["s0", "s1", "s2"].map(str::to_owned).into());
+
+    let out = std::process::Command::new(cairn_bin())
+        .args(["operator", "raft", "list-peers"])
+        .env("CAIRN_HTTP_ADDR", c.server(0).http.to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].starts_with("Node") && lines[0].contains("RaftProtocol"), "{text}");
+    assert_eq!(lines.iter().filter(|l| l.contains("leader")).count(), 1, "{text}");
+
+    // A service registered on a follower answers DNS on every server within 1 s.
+    let follower = (leader + 1) % 3;
+    c.server(follower).put_ok("/v1/agent/service/register", r#"{"Name":"web","Port":80}"#);
+    // The follower answered after applying the write itself.
+    assert!(has_web(c.server(follower)));
+    wait_until(
+        Duration::from_secs(1),
+        "web on every server",
+        || c.live().all(|(_, s)| has_web(s)),
+        || c.logs(),
+    );
+
+    // ?stale reads local state with Consul's headers; ?consistent goes through ReadIndex.
+    let (status, h, _) = c.server(follower).get_full("/v1/catalog/service/web?stale").unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(h["X-Consul-KnownLeader"], "true");
+    let contact: u64 = h["X-Consul-LastContact"].to_str().unwrap().parse().unwrap();
+    assert!(contact < 60_000, "{contact}");
+    let (status, v) = c.server(follower).get("/v1/catalog/service/web?consistent").unwrap();
+    assert_eq!((status, v.as_array().map(Vec::len)), (200, Some(1)), "{v}");
+}
+
+#[test]
+fn killing_the_leader_loses_no_acknowledged_write_and_it_catches_up_by_snapshot() {
+    // Small snapshots and no trailing log, so the restarted server needs the snapshot.
+    let mut c = Cluster::start(3, &["--raft-snapshot-threshold", "20", "--raft-trailing-logs", "0"]);
+    let leader = c.leader();
+    let targets: Vec<_> = (0..3).filter(|&i| i != leader).map(|i| c.server(i).http).collect();
+
+    let acked = Arc::new(Mutex::new(Vec::<(usize, Instant)>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (acked, stop) = (acked.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                if write_node(targets[i % targets.len()], i) {
+                    acked.lock().unwrap().push((i, Instant::now()));
+                }
+                i += 1;
+            }
+        })
+    };
+    let acks = |after: Instant| acked.lock().unwrap().iter().filter(|(_, t)| *t > after).count();
+    let t0 = Instant::now();
+    wait_until(Duration::from_secs(30), "writes before the kill", || acks(t0) >= 30, || c.logs());
+    c.kill9(leader);
+    let killed = Instant::now();
+    wait_until(Duration::from_secs(60), "writes after the kill", || acks(killed) >= 60, || c.logs());
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+
+    let acked = acked.lock().unwrap().clone();
+    let first_after = acked.iter().filter(|(_, t)| *t > killed).map(|(_, t)| *t - killed).min().unwrap();
+    eprintln!("leader failover: kill -9 -> next acknowledged write in {first_after:?}");
+    let want: BTreeSet<String> = acked.iter().map(|(i, _)| format!("w{i}")).collect();
+    let new_leader = c.leader();
+    assert_ne!(new_leader, leader);
+    for (i, s) in c.live() {
+        wait_until(
+            Duration::from_secs(10),
+            &format!("every acknowledged write on s{i}"),
+            || want.is_subset(&local_nodes(s)),
+            || format!("missing: {:?}", want.difference(&local_nodes(s)).collect::<Vec<_>>()),
+        );
+    }
+
+    // The old leader restarts on its data dir and catches up: the log it lacks was compacted
+    // away, so the new leader streams it a snapshot.
+    c.spawn(leader);
+    c.server(leader).wait_ready();
+    let old = c.server(leader);
+    wait_until(
+        Duration::from_secs(30),
+        "the restarted server has every acknowledged write",
+        || want.is_subset(&local_nodes(old)),
+        || old.log(),
+    );
+    assert!(old.log().contains("installed a Raft snapshot"), "{}", old.log());
+    assert!(write_node(old.http, 100_000), "a write on the restarted server");
+    assert_eq!(c.leader(), new_leader);
+}
+
+#[test]
+fn a_leader_without_its_quorum_cannot_acknowledge_writes() {
+    let mut c = Cluster::start(3, &[]);
+    let leader = c.leader();
+    assert!(write_node(c.server(leader).http, 1));
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    for &f in &followers {
+        c.kill9(f);
+    }
+    // Neither the leader nothing else can commit: the write is refused (after a bounded wait).
+    assert!(!write_node(c.server(leader).http, 2), "a minority acknowledged a write");
+    let (status, _) = c.server(leader).get("/v1/catalog/nodes?stale").unwrap();
+    assert_eq!(status, 200, "stale reads still work");
+    assert!(!local_nodes(c.server(leader)).contains("w2"));
+
+    // With one follower back there is a quorum again.
+    c.spawn(followers[0]);
+    c.server(followers[0]).wait_ready();
+    wait_until(
+        Duration::from_secs(30),
+        "a write with the quorum back",
+        || write_node(c.server(leader).http, 3),
+        || c.logs(),
+    );
+}
