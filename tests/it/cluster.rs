@@ -197,6 +197,24 @@ fn three_servers_form_a_cluster_from_retry_join_and_every_server_answers_dns() {
     assert!(contact < 60_000, "{contact}");
     let (status, v) = c.server(follower).get("/v1/catalog/service/web?consistent").unwrap();
     assert_eq!((status, v.as_array().map(Vec::len)), (200, Some(1)), "{v}");
+
+    // A server started later (no bootstrap_expect) joins as a learner and becomes a voter.
+    let dir = c.dir.path().join("s3").display().to_string();
+    let join = format!("127.0.0.1:{}", c.ports[follower]);
+    let fourth = Agent::spawn(&["--server", "--node", "s3", "--data-dir", &dir, "--retry-join", &join]);
+    fourth.wait_ready();
+    wait_until(
+        Duration::from_secs(30),
+        "four voters",
+        || {
+            let conf = c.server(leader).get("/v1/operator/raft/configuration").unwrap().1;
+            conf["Servers"].as_array().is_some_and(|s| s.len() == 4 && s.iter().all(|s| s["Voter"] == true))
+        },
+        || fourth.log(),
+    );
+    assert!(has_web(&fourth));
+    let (_, peers) = fourth.get("/v1/status/peers").unwrap();
+    assert_eq!(peers.as_array().map(Vec::len), Some(4), "{peers}");
 }
 
 #[test]
