@@ -65,14 +65,14 @@ fn run_agent(args: &AgentArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let app = App::build(config).await?;
         println!("==> cairn agent running (version v{})", env!("CARGO_PKG_VERSION"));
+        if let Some(a) = app.rpc_addr() {
+            println!("    Server RPC: {a}");
+        }
         if let Some(a) = app.dns_addr() {
             println!("    DNS: {a} (udp, tcp)");
         }
         if let Some(a) = app.http_addr() {
             println!("    HTTP: {a}");
-        }
-        if let Some(a) = app.rpc_addr() {
-            println!("    Server RPC: {a}");
         }
         println!("    Data dir: {}", app.data_dir().display());
         let shutdown = CancellationToken::new();
