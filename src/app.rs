@@ -32,6 +32,8 @@ pub struct App {
     ttl: Arc<TtlChecks>,
     /// The server RPC listener (Raft, forwarding, discovery).
     rpc: TcpListener,
+    /// The LAN gossip pool.
+    gossip: Arc<crate::gossip::Lan>,
     /// Whether this agent's own registration still has to happen (it needs a cluster leader).
     register_later: bool,
     /// `--dev` data directory, removed when the app is dropped.
@@ -173,6 +175,19 @@ impl App {
         .await
         .context("opening the Raft store")?;
 
+        let meta = crate::gossip::NodeMeta {
+            role: crate::gossip::Role::Server,
+            dc: config.datacenter.clone(),
+            raft_addr: raft_addr.to_string(),
+            raft_id: raft.node_id(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            leaving: false,
+        };
+        let serf_bind = SocketAddr::new(config.bind_addr, config.ports.serf_lan);
+        let gossip = crate::gossip::Lan::start(&config.node_name, serf_bind, meta)
+            .await
+            .with_context(|| format!("starting LAN gossip on {serf_bind}"))?;
+        config.ports.serf_lan = crate::gossip::Membership::local_addr(&*gossip).port();
         let config = Arc::new(config);
         // A single server is leader now; in a cluster the registration waits for a leader
         // (`run`), so the listeners come up first.
@@ -183,7 +198,7 @@ impl App {
         }
         let ttl = TtlChecks::new(raft.clone(), raft.snapshots(), config.node_name.clone());
         let dns_context = Arc::new(ArcSwap::from_pointee(DnsContext::from_config(&config).with_zones(zones)));
-        Ok(Self { config, raft, dns, http, dns_context, ttl, rpc, register_later, _dev_dir: dev_dir })
+        Ok(Self { config, raft, dns, http, dns_context, ttl, rpc, gossip, register_later, _dev_dir: dev_dir })
     }
 
     /// Where DNS listens (UDP and TCP share the port), if enabled.
@@ -199,6 +214,11 @@ impl App {
     /// Where the server RPC (Raft) listens.
     pub fn rpc_addr(&self) -> Option<SocketAddr> {
         self.rpc.local_addr().ok()
+    }
+
+    /// Where LAN gossip listens (TCP and UDP).
+    pub fn serf_addr(&self) -> SocketAddr {
+        crate::gossip::Membership::local_addr(&*self.gossip)
     }
 
     /// The data directory in use (a temporary one under `--dev`).
@@ -234,14 +254,17 @@ impl App {
         let ttl_task = self.ttl.run(shutdown.clone());
         {
             let (raft, stop) = (self.raft.clone(), shutdown.clone());
+            let serf = Some(self.serf_addr());
             let listener = self.rpc;
             tasks.spawn(async move {
-                crate::rpc::server::serve(listener, raft, stop).await.context("server RPC")
+                crate::rpc::server::serve(listener, raft, serf, stop).await.context("server RPC")
             });
         }
         let joins: Vec<String> =
             self.config.retry_join.iter().filter_map(|a| crate::rpc::join_addr(a).ok()).collect();
         let discovery = crate::raft::cluster::RetryJoin::new(joins, self.raft.pool());
+        tokio::spawn(join_gossip(self.gossip.clone(), discovery.clone(), shutdown.clone()));
+        tokio::spawn(crate::gossip::reconcile::run(self.gossip.clone(), self.raft.clone(), shutdown.clone()));
         tokio::spawn(crate::raft::cluster::form(
             self.raft.clone(),
             discovery,
@@ -281,6 +304,8 @@ impl App {
                 snapshots: snapshots.clone(),
                 raft: self.raft.clone(),
                 ttl: self.ttl.clone(),
+                gossip: Some(self.gossip.clone()),
+                shutdown: shutdown.clone(),
             };
             let stop = shutdown.clone();
             tasks.spawn(async move {
@@ -313,8 +338,41 @@ impl App {
             tracing::warn!("listeners did not stop within 5s");
         }
         ttl_task.abort();
+        self.gossip.shutdown().await;
         self.raft.shutdown().await.context("stopping Raft")?;
         result
+    }
+}
+
+/// Joins the LAN gossip pool through the servers found by `discovery` (their `Hello` names their
+/// gossip address); retries until one join succeeds or nothing is configured.
+async fn join_gossip(
+    gossip: Arc<crate::gossip::Lan>,
+    discovery: crate::raft::cluster::RetryJoin,
+    stop: CancellationToken,
+) {
+    use crate::gossip::Membership as _;
+    use crate::raft::cluster::Discovery as _;
+    if discovery.is_empty() {
+        return;
+    }
+    let me = gossip.local_addr();
+    loop {
+        let addrs: Vec<SocketAddr> =
+            discovery.servers().await.into_iter().filter_map(|s| s.serf_addr).filter(|a| *a != me).collect();
+        if !addrs.is_empty() {
+            match gossip.join(&addrs).await {
+                Ok(n) => {
+                    tracing::info!(contacted = n, "joined the LAN gossip pool");
+                    return;
+                }
+                Err(e) => tracing::debug!(error = %e, "gossip join failed; retrying"),
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod gossip;
 pub mod health;
 pub mod http;
 pub mod raft;

@@ -15,6 +15,7 @@ mod blocking;
 mod catalog;
 mod error;
 mod health;
+mod members;
 mod operator;
 mod prepared_query;
 mod query;
@@ -56,6 +57,10 @@ pub struct ApiState {
     pub raft: RaftHandle,
     /// TTL timers of this agent's checks.
     pub ttl: Arc<crate::health::TtlChecks>,
+    /// The LAN gossip pool (`None` when gossip is not running, e.g. unit tests).
+    pub gossip: Option<Arc<crate::gossip::Lan>>,
+    /// Stops the agent (`PUT /v1/agent/leave`).
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The Consul-compatible HTTP API.
@@ -74,6 +79,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/agent/check/warn/{*id}", put(agent::check_warn))
         .route("/v1/agent/check/fail/{*id}", put(agent::check_fail))
         .route("/v1/agent/check/update/{*id}", put(agent::check_update))
+        .route("/v1/agent/members", get(members::members))
+        .route("/v1/agent/join/{addr}", put(members::join))
+        .route("/v1/agent/leave", put(members::leave))
+        .route("/v1/agent/force-leave/{node}", put(members::force_leave))
         // catalog
         .route("/v1/catalog/register", put(catalog::register))
         .route("/v1/catalog/deregister", put(catalog::deregister))

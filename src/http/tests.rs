@@ -122,7 +122,17 @@ async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
     }
     let snapshots = raft.snapshots();
     let ttl = crate::health::TtlChecks::new(raft.clone(), snapshots.clone(), "agent1".into());
-    (ApiState { config: Arc::new(config()), snapshots, raft, ttl }, dir)
+    (
+        ApiState {
+            config: Arc::new(config()),
+            snapshots,
+            raft,
+            ttl,
+            gossip: None,
+            shutdown: Default::default(),
+        },
+        dir,
+    )
 }
 
 async fn call(

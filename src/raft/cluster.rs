@@ -110,6 +110,11 @@ impl RetryJoin {
     pub fn new(addrs: Vec<String>, pool: Arc<Pool>) -> Self {
         Self { addrs, pool }
     }
+
+    /// Whether no address is configured.
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty()
+    }
 }
 
 impl Discovery for RetryJoin {
@@ -270,7 +275,7 @@ impl RaftHandle {
     pub(crate) fn server_info(&self) -> ServerInfo {
         let m = self.raft.metrics();
         let clustered = m.borrow().membership_config.membership().voter_ids().next().is_some();
-        ServerInfo { node_id: self.node_id, addr: self.raft_addr.clone(), clustered }
+        ServerInfo { node_id: self.node_id, addr: self.raft_addr.clone(), clustered, serf_addr: None }
     }
 
     /// Adds server `id` at `addr`: as a learner, then (once caught up) as a voter. Runs on the
@@ -368,6 +373,11 @@ impl RaftHandle {
     /// Log index of the membership configuration in effect.
     pub fn membership_index(&self) -> u64 {
         self.raft.metrics().borrow().membership_config.log_id().map_or(0, |l| l.index)
+    }
+
+    /// Whether this server is the Raft leader now.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.node_id)
     }
 
     /// This server's Raft node id.

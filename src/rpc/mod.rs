@@ -92,6 +92,9 @@ pub struct ServerInfo {
     pub addr: String,
     /// Whether it holds a Raft membership (bootstrapped or joined).
     pub clustered: bool,
+    /// Its LAN gossip address, if it gossips.
+    #[serde(default)]
+    pub serf_addr: Option<SocketAddr>,
 }
 
 /// An error the remote server reported.
@@ -268,7 +271,7 @@ mod tests {
             let (mut s, _) = listener.accept().await.unwrap();
             let req: Request = read_frame(&mut s).await.unwrap().unwrap();
             assert!(matches!(req, Request::Hello));
-            let info = ServerInfo { node_id: 7, addr: "a:1".into(), clustered: true };
+            let info = ServerInfo { node_id: 7, addr: "a:1".into(), clustered: true, serf_addr: None };
             write_frame(&mut s, &Response::Hello(info)).await.unwrap();
             // A length above MAX_FRAME is refused without reading the body.
             let mut s2 = listener.accept().await.unwrap().0;

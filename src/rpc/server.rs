@@ -5,14 +5,22 @@
 //! Invariant: a malformed or oversized frame closes that connection only; nothing here panics
 //! on input.
 
+use std::net::SocketAddr;
+
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use super::{Remote, Request, Response, read_frame, write_frame};
+use super::{Remote, Request, Response, ServerInfo, read_frame, write_frame};
 use crate::raft::RaftHandle;
 
 /// Serves RPC connections on `listener` until `stop` fires.
-pub async fn serve(listener: TcpListener, raft: RaftHandle, stop: CancellationToken) -> std::io::Result<()> {
+/// `serf_addr` is this server's gossip address, told to servers that discover it.
+pub async fn serve(
+    listener: TcpListener,
+    raft: RaftHandle,
+    serf_addr: Option<SocketAddr>,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
     loop {
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
@@ -30,7 +38,7 @@ pub async fn serve(listener: TcpListener, raft: RaftHandle, stop: CancellationTo
                 tokio::spawn(async move {
                     tokio::select! {
                         () = stop.cancelled() => {}
-                        r = connection(stream, raft) => if let Err(e) = r {
+                        r = connection(stream, raft, serf_addr) => if let Err(e) = r {
                             tracing::debug!(%peer, error = %e, "rpc connection closed");
                         }
                     }
@@ -40,15 +48,19 @@ pub async fn serve(listener: TcpListener, raft: RaftHandle, stop: CancellationTo
     }
 }
 
-async fn connection(mut stream: TcpStream, raft: RaftHandle) -> std::io::Result<()> {
+async fn connection(
+    mut stream: TcpStream,
+    raft: RaftHandle,
+    serf_addr: Option<SocketAddr>,
+) -> std::io::Result<()> {
     while let Some(req) = read_frame::<Request>(&mut stream).await? {
-        let resp = answer(&raft, req).await;
+        let resp = answer(&raft, req, serf_addr).await;
         write_frame(&mut stream, &resp).await?;
     }
     Ok(())
 }
 
-async fn answer(raft: &RaftHandle, req: Request) -> Response {
+async fn answer(raft: &RaftHandle, req: Request, serf_addr: Option<SocketAddr>) -> Response {
     match req {
         Request::AppendEntries(rpc) => {
             raft.note_leader_contact(&rpc.vote);
@@ -59,7 +71,7 @@ async fn answer(raft: &RaftHandle, req: Request) -> Response {
             raft.note_leader_contact(&rpc.vote);
             Response::InstallSnapshot(raft.raft().install_snapshot(*rpc).await)
         }
-        Request::Hello => Response::Hello(raft.server_info()),
+        Request::Hello => Response::Hello(ServerInfo { serf_addr, ..raft.server_info() }),
         Request::Join { node_id, addr } => Response::Join(raft.add_server(node_id, addr).await),
         Request::Forward(cmd) => Response::Forward(raft.apply_forwarded(*cmd).await),
         Request::ReadIndex => Response::ReadIndex(raft.leader_read_index().await.map_err(remote)),
