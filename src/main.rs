@@ -21,6 +21,18 @@ fn main() -> ExitCode {
             println!("cairn v{}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Members => run_client(async {
+            print!("{}", cairn::cli::members::members(&Api::from_env()).await?);
+            Ok(())
+        }),
+        Command::Join { addr } => run_client(async move {
+            print!("{}", cairn::cli::members::join(&Api::from_env(), &addr).await?);
+            Ok(())
+        }),
+        Command::Leave => run_client(async {
+            print!("{}", cairn::cli::members::leave(&Api::from_env()).await?);
+            Ok(())
+        }),
         Command::Operator(OperatorCommand::Raft(RaftCommand::ListPeers)) => run_client(async {
             print!("{}", cairn::cli::operator::raft_list_peers(&Api::from_env()).await?);
             Ok(())

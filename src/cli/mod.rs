@@ -6,6 +6,7 @@
 //! `api::Api` (the local agent's HTTP API, found through `CAIRN_HTTP_ADDR`).
 
 pub mod api;
+pub mod members;
 pub mod operator;
 
 use std::path::PathBuf;
@@ -30,6 +31,15 @@ pub enum Command {
     Agent(Box<AgentArgs>),
     /// Print the version.
     Version,
+    /// List the members of the LAN gossip pool (Node, Address, Status, Type, Build, Protocol, DC).
+    Members,
+    /// Join the LAN gossip pool through another agent's gossip address (`ip[:port]`, port 8301).
+    Join {
+        /// The other agent's gossip address.
+        addr: String,
+    },
+    /// Leave the LAN gossip pool gracefully and stop the agent.
+    Leave,
     /// Cluster operations (`operator raft list-peers`).
     #[command(subcommand)]
     Operator(OperatorCommand),

@@ -36,7 +36,7 @@ pub async fn raft_list_peers(api: &Api) -> Result<String, ApiError> {
 }
 
 /// Left-aligned columns separated by two spaces, like Consul's `columnize`.
-fn table<const N: usize>(rows: &[[String; N]]) -> String {
+pub(super) fn table<const N: usize>(rows: &[[String; N]]) -> String {
     let mut widths = [0usize; N];
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

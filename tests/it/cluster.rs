@@ -13,8 +13,10 @@ use hickory_proto::rr::RecordType;
 
 use crate::support::{Agent, Transport, cairn_bin, srv_targets};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// `n` distinct free ports (all held until every one is chosen, so none repeats).
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
 /// Polls `f` until it holds or `within` passes; panics with `what` (and `ctx()`) otherwise.
@@ -29,6 +31,8 @@ fn wait_until(within: Duration, what: &str, mut f: impl FnMut() -> bool, ctx: im
 struct Cluster {
     dir: tempfile::TempDir,
     ports: Vec<u16>,
+    /// Fixed gossip ports, so a restarted server keeps its gossip address.
+    serf_ports: Vec<u16>,
     servers: Vec<Option<Agent>>,
     extra: Vec<String>,
 }
@@ -36,9 +40,12 @@ struct Cluster {
 impl Cluster {
     /// Starts `n` servers that find each other through `--retry-join` and waits for a leader.
     fn start(n: usize, extra: &[&str]) -> Self {
+        let mut ports = free_ports(2 * n);
+        let serf_ports = ports.split_off(n);
         let mut c = Self {
             dir: tempfile::tempdir().unwrap(),
-            ports: (0..n).map(|_| free_port()).collect(),
+            ports,
+            serf_ports,
             servers: (0..n).map(|_| None).collect(),
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
         };
@@ -65,6 +72,7 @@ impl Cluster {
                 .map(|s| (*s).to_owned())
                 .collect();
         args.extend(["--server-port".to_owned(), port]);
+        args.extend(["--serf-lan-port".to_owned(), self.serf_ports[i].to_string()]);
         for p in &self.ports {
             args.extend(["--retry-join".to_owned(), format!("127.0.0.1:{p}")]);
         }
@@ -122,6 +130,41 @@ fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// Runs `cairn ARGS` against `agent`; returns (success, stdout + stderr).
+fn cli(agent: &Agent, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(cairn_bin())
+        .args(args)
+        .env("CAIRN_HTTP_ADDR", agent.http.to_string())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// `(name, status)` of the gossip members `agent` sees.
+fn members(agent: &Agent) -> BTreeSet<(String, u64)> {
+    let Ok((200, v)) = agent.get("/v1/agent/members") else { return BTreeSet::new() };
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| (m["Name"].as_str().unwrap_or("").to_owned(), m["Status"].as_u64().unwrap_or(0)))
+        .collect()
+}
+
+fn serf_health(agent: &Agent, node: &str) -> String {
+    let Ok((200, v)) = agent.get(&format!("/v1/health/node/{node}?stale")) else { return String::new() };
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["CheckID"] == "serfHealth")
+        .map(|c| c["Status"].as_str().unwrap_or("").to_owned())
+        .unwrap_or_default()
+}
+
+fn answers(agent: &Agent, service: &str) -> usize {
+    srv_targets(&agent.query(&format!("{service}.service.consul."), RecordType::SRV, Transport::Udp)).len()
+}
+
 fn has_web(agent: &Agent) -> bool {
     srv_targets(&agent.query("web.service.consul.", RecordType::SRV, Transport::Udp)).len() == 1
 }
@@ -165,17 +208,28 @@ fn three_servers_form_a_cluster_from_retry_join_and_every_server_answers_dns() {
     let names: BTreeSet<_> = servers.iter().map(|s| s["Node"].as_str().unwrap().to_owned()).collect();
     assert_eq!(names, ["s0", "s1", "s2"].map(str::to_owned).into());
 
-    let out = std::process::Command::new(cairn_bin())
-        .args(["operator", "raft", "list-peers"])
-        .env("CAIRN_HTTP_ADDR", c.server(0).http.to_string())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let (ok, text) = cli(c.server(0), &["operator", "raft", "list-peers"]);
+    assert!(ok, "{text}");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
     assert!(lines[0].starts_with("Node") && lines[0].contains("RaftProtocol"), "{text}");
     assert_eq!(lines.iter().filter(|l| l.contains("leader")).count(), 1, "{text}");
+
+    // Every server sees the three in the gossip pool; `cairn members` prints Consul's columns.
+    let all_alive: BTreeSet<(String, u64)> = (0..3).map(|i| (format!("s{i}"), 1)).collect();
+    for (_, s) in c.live() {
+        wait_until(Duration::from_secs(10), "three alive members", || members(s) == all_alive, || c.logs());
+    }
+    let (ok, text) = cli(c.server(leader), &["members"]);
+    assert!(ok, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["Node", "Address", "Status", "Type", "Build", "Protocol", "DC"], "{text}");
+    assert!(
+        lines[1..].iter().all(|l| l.contains(" alive ") && l.contains(" server ") && l.ends_with("dc1")),
+        "{text}"
+    );
 
     // A service registered on a follower answers DNS on every server within 1 s.
     let follower = (leader + 1) % 3;
@@ -302,4 +356,72 @@ fn a_leader_without_its_quorum_cannot_acknowledge_writes() {
         || write_node(c.server(leader).http, 3),
         || c.logs(),
     );
+}
+
+#[test]
+fn a_failed_server_turns_critical_and_leaves_dns_and_a_graceful_leave_deregisters() {
+    let mut c = Cluster::start(3, &[]);
+    let leader = c.leader();
+    let (victim, other) = ((leader + 1) % 3, (leader + 2) % 3);
+    let victim_name = format!("s{victim}");
+    c.server(victim).put_ok("/v1/agent/service/register", r#"{"Name":"api","Port":9000}"#);
+    let all_alive: BTreeSet<(String, u64)> = (0..3).map(|i| (format!("s{i}"), 1)).collect();
+    wait_until(
+        Duration::from_secs(10),
+        "three alive members",
+        || members(c.server(leader)) == all_alive,
+        || c.logs(),
+    );
+    wait_until(Duration::from_secs(5), "api in DNS", || answers(c.server(other), "api") == 1, || c.logs());
+
+    // kill -9: gossip declares it failed, the leader turns its serfHealth critical, and its
+    // service leaves DNS answers on every server.
+    c.kill9(victim);
+    let killed = Instant::now();
+    wait_until(
+        Duration::from_secs(30),
+        "serfHealth critical and api out of DNS",
+        || {
+            serf_health(c.server(other), &victim_name) == "critical"
+                && answers(c.server(other), "api") == 0
+                && answers(c.server(leader), "api") == 0
+        },
+        || c.logs(),
+    );
+    eprintln!(
+        "failure detection: kill -9 of a server -> serfHealth critical, out of DNS in {:?}",
+        killed.elapsed()
+    );
+    assert!(members(c.server(leader)).contains(&(victim_name.clone(), 4)), "{:?}", members(c.server(leader)));
+
+    // Back: alive, passing, answered again.
+    c.spawn(victim);
+    c.server(victim).wait_ready();
+    wait_until(
+        Duration::from_secs(30),
+        "serfHealth passing and api back in DNS",
+        || serf_health(c.server(other), &victim_name) == "passing" && answers(c.server(other), "api") == 1,
+        || c.logs(),
+    );
+
+    // `cairn join` of a known member succeeds.
+    let v = c.server(leader).get("/v1/agent/members").unwrap().1;
+    let m = v.as_array().unwrap().iter().find(|m| m["Name"] == victim_name.as_str()).unwrap().clone();
+    let addr = format!("{}:{}", m["Addr"].as_str().unwrap(), m["Port"]);
+    let (ok, text) = cli(c.server(leader), &["join", &addr]);
+    assert!(ok && text.contains("Successfully joined"), "{text}");
+
+    // `cairn leave`: the others record it as left and the leader deregisters its node.
+    let (ok, text) = cli(c.server(victim), &["leave"]);
+    assert!(ok && text.contains("Graceful leave complete"), "{text}");
+    wait_until(
+        Duration::from_secs(15),
+        "left and deregistered",
+        || {
+            members(c.server(leader)).contains(&(victim_name.clone(), 3))
+                && !local_nodes(c.server(other)).contains(&victim_name)
+        },
+        || c.logs(),
+    );
+    assert_eq!(answers(c.server(other), "api"), 0);
 }
