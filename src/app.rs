@@ -184,7 +184,7 @@ impl App {
             leaving: false,
         };
         let serf_bind = SocketAddr::new(config.bind_addr, config.ports.serf_lan);
-        let gossip = crate::gossip::Lan::start(&config.node_name, serf_bind, meta)
+        let gossip = crate::gossip::Lan::start(&config.node_name, serf_bind, meta, config.encrypt.as_deref())
             .await
             .with_context(|| format!("starting LAN gossip on {serf_bind}"))?;
         config.ports.serf_lan = crate::gossip::Membership::local_addr(&*gossip).port();
@@ -321,7 +321,9 @@ impl App {
             () = shutdown.cancelled() => {}
             Some(done) = tasks.join_next() => {
                 result = done.context("server task panicked").and_then(|r| r);
-                if result.is_ok() {
+                // A task that ends because shutdown began (the RPC listener stops at once) is
+                // not a failure.
+                if result.is_ok() && !shutdown.is_cancelled() {
                     result = Err(anyhow::anyhow!("a server task stopped unexpectedly"));
                 }
                 shutdown.cancel();

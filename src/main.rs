@@ -21,6 +21,12 @@ fn main() -> ExitCode {
             println!("cairn v{}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Keygen => {
+            use base64::Engine as _;
+            let key: [u8; 32] = rand::random();
+            println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
+            ExitCode::SUCCESS
+        }
         Command::Members => run_client(async {
             print!("{}", cairn::cli::members::members(&Api::from_env()).await?);
             Ok(())

@@ -40,6 +40,8 @@ pub enum Command {
     },
     /// Leave the LAN gossip pool gracefully and stop the agent.
     Leave,
+    /// Print a new gossip encryption key (base64 of 32 random bytes) for `encrypt`.
+    Keygen,
     /// Cluster operations (`operator raft list-peers`).
     #[command(subcommand)]
     Operator(OperatorCommand),
@@ -115,6 +117,9 @@ pub struct AgentArgs {
     /// Raft log entries kept behind a snapshot (default 1000).
     #[arg(long, value_name = "N")]
     pub raft_trailing_logs: Option<u64>,
+    /// Gossip encryption key: base64 of 16, 24 or 32 bytes (`cairn keygen` makes one).
+    #[arg(long, value_name = "KEY")]
+    pub encrypt: Option<String>,
     /// Upstream DNS server for names outside the domain (repeatable; `ip` or `ip:port`).
     #[arg(long, value_name = "ADDR")]
     pub recursor: Vec<String>,
@@ -153,6 +158,7 @@ impl AgentArgs {
             retry_join: self.retry_join.clone(),
             raft_snapshot_threshold: self.raft_snapshot_threshold,
             raft_trailing_logs: self.raft_trailing_logs,
+            encrypt: self.encrypt.clone(),
             recursors: self.recursor.clone(),
             config_files: self.config_file.clone(),
             config_dirs: self.config_dir.clone(),

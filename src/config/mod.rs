@@ -39,6 +39,8 @@ pub struct Config {
     /// Log entries kept behind a snapshot; a follower further behind gets the snapshot
     /// (`raft_trailing_logs`).
     pub raft_trailing_logs: u64,
+    /// Gossip encryption key (`encrypt`, base64 of 16, 24 or 32 bytes; `cairn keygen`).
+    pub encrypt: Option<Vec<u8>>,
     /// Where HTTP and DNS listen unless `addresses` says otherwise (`client_addr`).
     pub client_addr: IpAddr,
     /// DNS listen address (`addresses.dns`, default `client_addr`).
@@ -66,6 +68,18 @@ pub struct Config {
 pub const DEFAULT_SNAPSHOT_THRESHOLD: u64 = 10_000;
 /// Default `raft_trailing_logs`.
 pub const DEFAULT_TRAILING_LOGS: u64 = 1_000;
+
+/// Decodes a gossip encryption key: base64 of 16, 24 or 32 bytes (AES-128/192/256).
+fn parse_key(s: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .map_err(|e| format!("failed to decode the encryption key: {e}"))?;
+    match key.len() {
+        16 | 24 | 32 => Ok(key),
+        n => Err(format!("the encryption key must be 16, 24 or 32 bytes, got {n}")),
+    }
+}
 
 /// Checks a `retry_join` address: `host` or `host:port` (port 8300 when omitted).
 fn parse_join(s: &str) -> Result<(), String> {
@@ -261,6 +275,8 @@ pub struct Overrides {
     pub raft_snapshot_threshold: Option<u64>,
     /// `--raft-trailing-logs`.
     pub raft_trailing_logs: Option<u64>,
+    /// `--encrypt`.
+    pub encrypt: Option<String>,
     /// `--recursor` (repeatable; appended after the files' recursors).
     pub recursors: Vec<String>,
     /// `--config-file` (repeatable, read in order).
@@ -290,7 +306,6 @@ const IGNORED_KEYS: &[&str] = &[
     "enable_local_script_checks",
     "enable_script_checks",
     "enable_syslog",
-    "encrypt",
     "encrypt_verify_incoming",
     "encrypt_verify_outgoing",
     "leave_on_terminate",
@@ -342,6 +357,7 @@ struct Raw {
     services: Vec<(String, String, Value)>,
     log_level: Option<(String, String)>,
     zones_dir: Option<PathBuf>,
+    encrypt: Option<Vec<u8>>,
     ignored: Vec<String>,
 }
 
@@ -473,6 +489,7 @@ impl Raw {
                 "raft_snapshot_threshold" => {
                     self.raft_snapshot_threshold = Some(src.int(k, v, 1, i64::MAX)? as u64);
                 }
+                "encrypt" => self.encrypt = Some(parse_key(&src.string(k, v)?).map_err(|m| src.err(k, m))?),
                 "raft_trailing_logs" => self.raft_trailing_logs = Some(src.int(k, v, 0, i64::MAX)? as u64),
                 "log_level" => self.log_level = Some((src.string(k, v)?, src.file.to_owned())),
                 "recursors" => {
@@ -706,6 +723,9 @@ impl Config {
         if let Some(p) = o.serf_lan_port {
             raw.ports.serf_lan = p;
         }
+        if let Some(key) = &o.encrypt {
+            raw.encrypt = Some(parse_key(key).map_err(|m| cli.err("-encrypt", m))?);
+        }
         for a in &o.retry_join {
             parse_join(a).map_err(|m| cli.err("-retry-join", m))?;
             raw.retry_join.push(a.clone());
@@ -857,6 +877,7 @@ impl Config {
             retry_join: raw.retry_join,
             raft_snapshot_threshold: raw.raft_snapshot_threshold.unwrap_or(DEFAULT_SNAPSHOT_THRESHOLD),
             raft_trailing_logs: raw.raft_trailing_logs.unwrap_or(DEFAULT_TRAILING_LOGS),
+            encrypt: raw.encrypt,
             client_addr,
             dns_addr: raw.dns_addr.unwrap_or(client_addr),
             http_addr: raw.http_addr.unwrap_or(client_addr),

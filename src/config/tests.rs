@@ -230,3 +230,15 @@ fn cluster_keys_load_from_files_and_flags() {
     let err = Config::load(&bad).unwrap_err().to_string();
     assert!(err.contains("-retry-join"), "{err}");
 }
+
+#[test]
+fn encrypt_keys_are_base64_of_an_aes_key() {
+    let key = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=";
+    let o = Overrides { encrypt: Some(key.into()), ..dev() };
+    assert_eq!(Config::load(&o).unwrap().0.encrypt.map(|k| k.len()), Some(32));
+    for bad in ["not base64!", "c2hvcnQ="] {
+        let o = Overrides { encrypt: Some(bad.into()), ..dev() };
+        let err = Config::load(&o).unwrap_err().to_string();
+        assert!(err.contains("-encrypt"), "{err}");
+    }
+}

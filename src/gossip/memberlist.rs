@@ -13,7 +13,7 @@ use memberlist::delegate::{
     CompositeDelegate, EventKind, NodeDelegate, SubscribleEventDelegate, VoidDelegate,
 };
 use memberlist::net::NetTransportOptions;
-use memberlist::proto::{MaybeResolvedAddress, Meta, NodeState, State};
+use memberlist::proto::{EncryptionAlgorithm, MaybeResolvedAddress, Meta, NodeState, SecretKey, State};
 use memberlist::tokio::{TokioNetTransport, TokioSocketAddrResolver, TokioTcp};
 use memberlist::{Memberlist, Options};
 use smol_str::SmolStr;
@@ -36,6 +36,16 @@ impl NodeDelegate for MetaDelegate {
     async fn node_meta(&self, _limit: usize) -> Meta {
         self.0.lock().map(|m| m.clone()).unwrap_or_else(|_| Meta::empty())
     }
+}
+
+fn secret_key(key: &[u8]) -> Result<SecretKey, GossipError> {
+    let bad = || GossipError::Start(format!("encryption key of {} bytes (want 16, 24 or 32)", key.len()));
+    Ok(match key.len() {
+        16 => SecretKey::Aes128(key.try_into().map_err(|_| bad())?),
+        24 => SecretKey::Aes192(key.try_into().map_err(|_| bad())?),
+        32 => SecretKey::Aes256(key.try_into().map_err(|_| bad())?),
+        _ => return Err(bad()),
+    })
 }
 
 fn encode(meta: &NodeMeta) -> Result<Meta, GossipError> {
@@ -77,7 +87,14 @@ fn member(state: &NodeState<SmolStr, SocketAddr>) -> Member {
 
 impl Gossip {
     /// Starts gossiping as `name` on `bind` (port 0 picks a free port).
-    pub async fn start(name: &str, bind: SocketAddr, meta: NodeMeta) -> Result<Arc<Self>, GossipError> {
+    /// With `key` (16, 24 or 32 bytes) every message is encrypted (AES-GCM) and unencrypted
+    /// or wrongly keyed ones are refused, so an agent with another key cannot join.
+    pub async fn start(
+        name: &str,
+        bind: SocketAddr,
+        meta: NodeMeta,
+        key: Option<&[u8]>,
+    ) -> Result<Arc<Self>, GossipError> {
         let local_meta = Arc::new(Mutex::new(encode(&meta)?));
         let mut opts =
             NetTransportOptions::<SmolStr, TokioSocketAddrResolver, TokioTcp>::new(SmolStr::new(name));
@@ -86,7 +103,15 @@ impl Gossip {
         let delegate = CompositeDelegate::new()
             .with_event_delegate(events_delegate)
             .with_node_delegate(MetaDelegate(local_meta.clone()));
-        let ml = Memberlist::<Transport, Delegate>::with_delegate(delegate, opts, Options::lan())
+        let mut options = Options::lan();
+        if let Some(key) = key {
+            options = options
+                .with_primary_key(secret_key(key)?)
+                .with_encryption_algo(EncryptionAlgorithm::NoPadding)
+                .with_gossip_verify_incoming(true)
+                .with_gossip_verify_outgoing(true);
+        }
+        let ml = Memberlist::<Transport, Delegate>::with_delegate(delegate, opts, options)
             .await
             .map_err(|e| GossipError::Start(e.to_string()))?;
         let addr = *ml.advertise_address();

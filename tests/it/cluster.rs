@@ -425,3 +425,43 @@ fn a_failed_server_turns_critical_and_leaves_dns_and_a_graceful_leave_deregister
     );
     assert_eq!(answers(c.server(other), "api"), 0);
 }
+
+fn keygen() -> String {
+    let out = std::process::Command::new(cairn_bin()).arg("keygen").output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn gossip_encryption_keeps_out_an_agent_with_another_key() {
+    let key = keygen();
+    assert_eq!(key.len(), 44, "{key}");
+    let c = Cluster::start(3, &["--encrypt", &key]);
+    let all_alive: BTreeSet<(String, u64)> = (0..3).map(|i| (format!("s{i}"), 1)).collect();
+    wait_until(
+        Duration::from_secs(10),
+        "three alive members",
+        || members(c.server(0)) == all_alive,
+        || c.logs(),
+    );
+    let seed = format!("127.0.0.1:{}", c.serf_ports[0]);
+
+    let intruder = Agent::start(&["--dev", "--node", "intruder", "--encrypt", &keygen()]);
+    let (ok, text) = cli(&intruder, &["join", &seed]);
+    assert!(!ok, "joined with another key: {text}");
+    let plain = Agent::start(&["--dev", "--node", "plain"]);
+    let (ok, text) = cli(&plain, &["join", &seed]);
+    assert!(!ok, "joined without a key: {text}");
+
+    let friend = Agent::start(&["--dev", "--node", "friend", "--encrypt", &key]);
+    let (ok, text) = cli(&friend, &["join", &seed]);
+    assert!(ok, "{text}");
+    wait_until(
+        Duration::from_secs(10),
+        "the agent with the key is a member",
+        || members(c.server(0)).contains(&("friend".to_owned(), 1)),
+        || c.logs(),
+    );
+    let names: BTreeSet<String> = members(c.server(0)).into_iter().map(|(n, _)| n).collect();
+    assert!(!names.contains("intruder") && !names.contains("plain"), "{names:?}");
+}
