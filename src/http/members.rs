@@ -44,6 +44,8 @@ pub(super) async fn join(State(st): State<ApiState>, Path(addr): Path<String>) -
 
 pub(super) async fn leave(State(st): State<ApiState>) -> Result<Response, ApiError> {
     let gossip = st.gossip.as_ref().ok_or_else(|| ApiError::Internal("gossip is not running".into()))?;
+    // A server first leaves the Raft configuration (a leader removes itself and steps down).
+    st.raft.leave_cluster().await?;
     gossip.leave().await.map_err(|e| ApiError::Internal(e.to_string()))?;
     // Like Consul, a graceful leave stops the agent.
     st.shutdown.cancel();

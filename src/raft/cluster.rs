@@ -305,6 +305,50 @@ impl RaftHandle {
         Ok(())
     }
 
+    /// Removes server `id` from the configuration (it is not kept as a learner). Runs on the
+    /// leader; another server forwards the request to it. A leader removing itself commits the
+    /// change and then steps down, and the others elect a new leader, as in Consul.
+    pub(crate) async fn remove_server(&self, id: u64) -> Result<(), Remote> {
+        let (leader, leader_addr) = wait_leader(&self.raft).await.map_err(|_| Remote::NoLeader)?;
+        if leader != self.node_id {
+            return match self.pool.call(&leader_addr, &Request::Remove { node_id: id }, JOIN_TIMEOUT).await {
+                Ok(Response::Remove(r)) => r,
+                Ok(_) => Err(Remote::Failed("remove: unexpected response from the leader".into())),
+                Err(e) => Err(Remote::Failed(e.to_string())),
+            };
+        }
+        let member = self.raft.metrics().borrow().membership_config.membership().get_node(&id).is_some();
+        if !member {
+            return Ok(());
+        }
+        tracing::info!(id, "removing a server from the Raft configuration");
+        self.raft
+            .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+            .await
+            .map_err(write_err)?;
+        Ok(())
+    }
+
+    /// Graceful leave of this server: removes it from the Raft configuration when other voters
+    /// remain (a single server has nothing to hand over).
+    pub async fn leave_cluster(&self) -> Result<(), ProposeError> {
+        let others = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v != self.node_id);
+        if !others {
+            return Ok(());
+        }
+        self.remove_server(self.node_id).await.map_err(|e| match e {
+            Remote::NoLeader => ProposeError::NoLeader,
+            Remote::Failed(m) => ProposeError::Raft(m),
+        })
+    }
+
     /// Commits a command forwarded by a follower (this server must lead); returns its response
     /// and log index.
     pub(crate) async fn apply_forwarded(&self, cmd: Command) -> Result<(CommandResponse, u64), Remote> {

@@ -61,6 +61,11 @@ pub enum Request {
     Forward(Box<Command>),
     /// The leader's read index for a linearizable (`?consistent`) read on a follower.
     ReadIndex,
+    /// Remove this server from the Raft configuration (graceful leave).
+    Remove {
+        /// The leaving server's Raft node id.
+        node_id: u64,
+    },
 }
 
 /// The answer to a `Request` (same variant).
@@ -81,6 +86,8 @@ pub enum Response {
     Forward(Result<(CommandResponse, u64), Remote>),
     /// The index a linearizable read must wait for, or why not.
     ReadIndex(Result<u64, Remote>),
+    /// Removed (or was not a member), or why not.
+    Remove(Result<(), Remote>),
 }
 
 /// What a server says about itself in discovery.

@@ -73,6 +73,7 @@ async fn answer(raft: &RaftHandle, req: Request, serf_addr: Option<SocketAddr>) 
         }
         Request::Hello => Response::Hello(ServerInfo { serf_addr, ..raft.server_info() }),
         Request::Join { node_id, addr } => Response::Join(raft.add_server(node_id, addr).await),
+        Request::Remove { node_id } => Response::Remove(raft.remove_server(node_id).await),
         Request::Forward(cmd) => Response::Forward(raft.apply_forwarded(*cmd).await),
         Request::ReadIndex => Response::ReadIndex(raft.leader_read_index().await.map_err(remote)),
     }

@@ -465,3 +465,38 @@ fn gossip_encryption_keeps_out_an_agent_with_another_key() {
     let names: BTreeSet<String> = members(c.server(0)).into_iter().map(|(n, _)| n).collect();
     assert!(!names.contains("intruder") && !names.contains("plain"), "{names:?}");
 }
+
+#[test]
+fn a_leaving_leader_removes_itself_from_raft_and_the_others_carry_on() {
+    let mut c = Cluster::start(3, &[]);
+    let leader = c.leader();
+    let old = format!("127.0.0.1:{}", c.ports[leader]);
+    let rest: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let (ok, text) = cli(c.server(leader), &["leave"]);
+    assert!(ok && text.contains("Graceful leave complete"), "{text}");
+    wait_until(
+        Duration::from_secs(30),
+        "two peers and a new leader on the others",
+        || {
+            rest.iter().all(|&i| {
+                let peers = c.server(i).get("/v1/status/peers").map(|r| r.1).unwrap_or_default();
+                let now = c.server(i).get("/v1/status/leader").map(|r| r.1).unwrap_or_default();
+                let now = now.as_str().unwrap_or("");
+                peers.as_array().map(Vec::len) == Some(2) && !now.is_empty() && now != old
+            })
+        },
+        || c.logs(),
+    );
+    c.kill9(leader);
+    assert!(write_node(c.server(rest[0]).http, 1), "a write after the leader left");
+    let name = format!("s{leader}");
+    wait_until(
+        Duration::from_secs(15),
+        "left and deregistered",
+        || {
+            members(c.server(rest[1])).contains(&(name.clone(), 3))
+                && !local_nodes(c.server(rest[1])).contains(&name)
+        },
+        || c.logs(),
+    );
+}
