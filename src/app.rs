@@ -262,8 +262,11 @@ impl App {
         }
         let joins: Vec<String> =
             self.config.retry_join.iter().filter_map(|a| crate::rpc::join_addr(a).ok()).collect();
-        let discovery = crate::raft::cluster::RetryJoin::new(joins, self.raft.pool());
+        let discovery = crate::raft::cluster::RetryJoin::new(joins.clone(), self.raft.pool());
         tokio::spawn(join_gossip(self.gossip.clone(), discovery.clone(), shutdown.clone()));
+        // Servers found by gossip (e.g. after `cairn join`) count too.
+        let discovery =
+            crate::gossip::discovery::GossipDiscovery::new(self.gossip.clone(), joins, self.raft.pool());
         tokio::spawn(crate::gossip::reconcile::run(self.gossip.clone(), self.raft.clone(), shutdown.clone()));
         tokio::spawn(crate::raft::cluster::form(
             self.raft.clone(),

@@ -854,15 +854,6 @@ impl Config {
                 msg: format!("{bootstrap_expect}: a -dev agent is a single server (bootstrap_expect = 1)"),
             });
         }
-        if bootstrap_expect != 1 && raw.retry_join.is_empty() {
-            return Err(ConfigError::Key {
-                file: "config".into(),
-                key: "retry_join".into(),
-                msg: format!(
-                    "bootstrap_expect = {bootstrap_expect} needs the other servers' addresses (retry_join / -retry-join)"
-                ),
-            });
-        }
         let config = Self {
             datacenter,
             node_name,

@@ -8,6 +8,7 @@
 //! proposals (`gossip::reconcile`: failed -> `serfHealth` critical, alive -> passing, left ->
 //! node deregistered). Node meta fits in the engine's 512-byte limit (JSON of `NodeMeta`).
 
+pub mod discovery;
 pub mod memberlist;
 pub mod reconcile;
 

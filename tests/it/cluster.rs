@@ -500,3 +500,44 @@ fn a_leaving_leader_removes_itself_from_raft_and_the_others_carry_on() {
         || c.logs(),
     );
 }
+
+#[test]
+fn servers_joined_only_by_gossip_bootstrap_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(6);
+    let servers: Vec<Agent> = (0..3)
+        .map(|i| {
+            let (node, data) = (format!("g{i}"), dir.path().join(format!("g{i}")).display().to_string());
+            let (rpc, serf) = (ports[i].to_string(), ports[3 + i].to_string());
+            Agent::spawn(&[
+                "--server",
+                "--bootstrap-expect",
+                "3",
+                "--node",
+                &node,
+                "--data-dir",
+                &data,
+                "--server-port",
+                &rpc,
+                "--serf-lan-port",
+                &serf,
+            ])
+        })
+        .collect();
+    // No retry_join: nothing happens until `cairn join` puts them in one gossip pool.
+    let seed = format!("127.0.0.1:{}", ports[3]);
+    for s in &servers[1..] {
+        let (ok, text) = cli(s, &["join", &seed]);
+        assert!(ok, "{text}");
+    }
+    for s in &servers {
+        s.wait_ready();
+        wait_until(
+            Duration::from_secs(20),
+            "three voters",
+            || s.get("/v1/status/peers").is_ok_and(|r| r.1.as_array().map(Vec::len) == Some(3)),
+            || s.log(),
+        );
+    }
+    assert!(write_node(servers[2].http, 1));
+}
