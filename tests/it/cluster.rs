@@ -165,6 +165,11 @@ fn answers(agent: &Agent, service: &str) -> usize {
     srv_targets(&agent.query(&format!("{service}.service.consul."), RecordType::SRV, Transport::Udp)).len()
 }
 
+/// The servers other than `leader` of a three-server cluster.
+fn targets_idx(leader: usize) -> Vec<usize> {
+    (0..3).filter(|&i| i != leader).collect()
+}
+
 fn has_web(agent: &Agent) -> bool {
     srv_targets(&agent.query("web.service.consul.", RecordType::SRV, Transport::Udp)).len() == 1
 }
@@ -293,11 +298,31 @@ fn killing_the_leader_loses_no_acknowledged_write_and_it_catches_up_by_snapshot(
         })
     };
     let acks = |after: Instant| acked.lock().unwrap().iter().filter(|(_, t)| *t > after).count();
+    c.server(targets_idx(leader)[0]).put_ok("/v1/agent/service/register", r#"{"Name":"web","Port":80}"#);
     let t0 = Instant::now();
     wait_until(Duration::from_secs(30), "writes before the kill", || acks(t0) >= 30, || c.logs());
     c.kill9(leader);
     let killed = Instant::now();
-    wait_until(Duration::from_secs(60), "writes after the kill", || acks(killed) >= 60, || c.logs());
+    // DNS on the survivors answers from local state throughout the election.
+    let (mut queries, mut missed) = (0, 0);
+    wait_until(
+        Duration::from_secs(60),
+        "writes after the kill",
+        || {
+            for i in targets_idx(leader) {
+                queries += 1;
+                if answers(c.server(i), "web") != 1 {
+                    missed += 1;
+                }
+            }
+            acks(killed) >= 60
+        },
+        || c.logs(),
+    );
+    assert_eq!(
+        missed, 0,
+        "{missed} of {queries} DNS queries on the survivors missed web during the failover"
+    );
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
 
@@ -540,4 +565,41 @@ fn servers_joined_only_by_gossip_bootstrap_the_cluster() {
         );
     }
     assert!(write_node(servers[2].http, 1));
+}
+
+#[test]
+fn force_leave_deregisters_a_failed_node() {
+    let mut c = Cluster::start(3, &[]);
+    let leader = c.leader();
+    let (victim, other) = ((leader + 1) % 3, (leader + 2) % 3);
+    let name = format!("s{victim}");
+    let all_alive: BTreeSet<(String, u64)> = (0..3).map(|i| (format!("s{i}"), 1)).collect();
+    wait_until(
+        Duration::from_secs(10),
+        "three alive members",
+        || members(c.server(other)) == all_alive,
+        || c.logs(),
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "victim registered",
+        || local_nodes(c.server(other)).contains(&name),
+        || c.logs(),
+    );
+    c.kill9(victim);
+    wait_until(
+        Duration::from_secs(30),
+        "victim failed",
+        || members(c.server(other)).contains(&(name.clone(), 4)),
+        || c.logs(),
+    );
+    c.server(other).put_ok(&format!("/v1/agent/force-leave/{name}"), "");
+    wait_until(
+        Duration::from_secs(10),
+        "victim deregistered",
+        || !local_nodes(c.server(leader)).contains(&name),
+        || c.logs(),
+    );
+    let (status, text) = c.server(other).put("/v1/agent/force-leave/nobody", "");
+    assert_eq!(status, 404, "{text}");
 }
