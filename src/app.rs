@@ -36,6 +36,8 @@ pub struct App {
     gossip: Arc<crate::gossip::Lan>,
     /// Whether this agent's own registration still has to happen (it needs a cluster leader).
     register_later: bool,
+    /// Reload requests from `PUT /v1/agent/reload`; the binary reloads as on SIGHUP.
+    reload_requests: Arc<tokio::sync::Notify>,
     /// `--dev` data directory, removed when the app is dropped.
     _dev_dir: Option<tempfile::TempDir>,
 }
@@ -45,6 +47,7 @@ pub struct App {
 #[derive(Clone)]
 pub struct Reloader {
     dns_context: Arc<ArcSwap<DnsContext>>,
+    raft: RaftHandle,
 }
 
 impl Reloader {
@@ -65,6 +68,13 @@ impl Reloader {
         };
         let fresh = DnsContext::from_config(config).with_zones(zones);
         self.dns_context.rcu(|cur| Arc::new(DnsContext { generation: cur.generation + 1, ..fresh.clone() }));
+    }
+
+    /// Registers the service definitions of `config` again (new and changed ones take
+    /// effect; an unchanged one is a no-op). A definition removed from the files stays
+    /// registered until deregistered over the API, as with `cairn services deregister`.
+    pub async fn register_services(&self, config: &Config) -> anyhow::Result<()> {
+        register_config_services(config, &self.raft).await
     }
 }
 
@@ -124,6 +134,38 @@ async fn bind_dns(addr: SocketAddr) -> anyhow::Result<(Vec<std::net::UdpSocket>,
     anyhow::bail!("no free port for DNS on {addr} for both UDP and TCP")
 }
 
+/// Serves DNS on sockets inherited from the service manager: every UDP socket with one
+/// loop each (an inherited socket is not one of a `SO_REUSEPORT` group, so it gets one
+/// loop), and the first TCP listener.
+fn adopt_dns(
+    inherited: crate::systemd::Inherited,
+) -> anyhow::Result<(Vec<std::net::UdpSocket>, TcpListener)> {
+    let crate::systemd::Inherited { udp, tcp } = inherited;
+    let mut tcp = tcp.into_iter();
+    let (Some(listener), false) = (tcp.next(), udp.is_empty()) else {
+        anyhow::bail!(
+            "socket activation: expected at least one datagram (UDP) and one stream (TCP) socket for DNS"
+        );
+    };
+    if tcp.next().is_some() {
+        tracing::warn!(
+            "socket activation: more than one TCP socket inherited; serving DNS on the first only"
+        );
+    }
+    let udp = udp
+        .into_iter()
+        .map(crate::dns::adopt_udp)
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("preparing inherited DNS (UDP) sockets")?;
+    listener.set_nonblocking(true).context("preparing the inherited DNS (TCP) socket")?;
+    let listener = TcpListener::from_std(listener).context("preparing the inherited DNS (TCP) socket")?;
+    for s in &udp {
+        tracing::info!(addr = ?s.local_addr().ok(), "DNS (UDP) on a socket from the service manager");
+    }
+    tracing::info!(addr = ?listener.local_addr().ok(), "DNS (TCP) on a socket from the service manager");
+    Ok((udp, listener))
+}
+
 impl App {
     /// Prepares the data dir, binds every listener, opens Raft (restoring the catalog), and
     /// registers this agent's node and the `consul` service as Consul does.
@@ -147,9 +189,15 @@ impl App {
 
         // Before binding anything, so a broken zone file fails start-up at once.
         let zones = load_zones(&config)?;
-        let dns = match u16::try_from(config.ports.dns) {
-            Ok(port) => Some(bind_dns(SocketAddr::new(config.dns_addr, port)).await?),
-            Err(_) => None,
+        // Socket activation (cairn-dns.socket) hands DNS sockets over; they replace ports.dns.
+        let inherited = crate::systemd::inherited_sockets();
+        let dns = if !inherited.is_empty() {
+            Some(adopt_dns(inherited)?)
+        } else {
+            match u16::try_from(config.ports.dns) {
+                Ok(port) => Some(bind_dns(SocketAddr::new(config.dns_addr, port)).await?),
+                Err(_) => None,
+            }
         };
         let http = match u16::try_from(config.ports.http) {
             Ok(port) => {
@@ -198,7 +246,20 @@ impl App {
         }
         let ttl = TtlChecks::new(raft.clone(), raft.snapshots(), config.node_name.clone());
         let dns_context = Arc::new(ArcSwap::from_pointee(DnsContext::from_config(&config).with_zones(zones)));
-        Ok(Self { config, raft, dns, http, dns_context, ttl, rpc, gossip, register_later, _dev_dir: dev_dir })
+        let reload_requests = Arc::new(tokio::sync::Notify::new());
+        Ok(Self {
+            config,
+            raft,
+            dns,
+            http,
+            dns_context,
+            ttl,
+            rpc,
+            gossip,
+            register_later,
+            reload_requests,
+            _dev_dir: dev_dir,
+        })
     }
 
     /// Where DNS listens (UDP and TCP share the port), if enabled.
@@ -226,9 +287,14 @@ impl App {
         &self.config.data_dir
     }
 
+    /// Signalled by `PUT /v1/agent/reload`: the owner reloads as on SIGHUP.
+    pub fn reload_requests(&self) -> Arc<tokio::sync::Notify> {
+        self.reload_requests.clone()
+    }
+
     /// A handle for SIGHUP reloads.
     pub fn reloader(&self) -> Reloader {
-        Reloader { dns_context: self.dns_context.clone() }
+        Reloader { dns_context: self.dns_context.clone(), raft: self.raft.clone() }
     }
 
     /// Serves DNS and HTTP until `shutdown` fires, then stops Raft cleanly.
@@ -309,6 +375,7 @@ impl App {
                 ttl: self.ttl.clone(),
                 gossip: Some(self.gossip.clone()),
                 shutdown: shutdown.clone(),
+                reload: self.reload_requests.clone(),
             };
             let stop = shutdown.clone();
             tasks.spawn(async move {
@@ -321,11 +388,11 @@ impl App {
         // A server task that ends before shutdown is fatal: stop everything and report it.
         let mut result = Ok(());
         tokio::select! {
+            biased;
             () = shutdown.cancelled() => {}
             Some(done) = tasks.join_next() => {
                 result = done.context("server task panicked").and_then(|r| r);
-                // A task that ends because shutdown began (the RPC listener stops at once) is
-                // not a failure.
+                // A listener that returns Ok because shutdown began meanwhile stopped as asked.
                 if result.is_ok() && !shutdown.is_cancelled() {
                     result = Err(anyhow::anyhow!("a server task stopped unexpectedly"));
                 }

@@ -14,6 +14,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod config;
@@ -21,8 +22,10 @@ pub mod dns;
 pub mod gossip;
 pub mod health;
 pub mod http;
+pub mod metrics;
 pub mod raft;
 pub mod rpc;
 pub mod snapshot;
 pub mod store;
+pub mod systemd;
 pub mod zone;

@@ -1,18 +1,26 @@
-//! The `cairn` binary: parses the command line, loads the config, runs the agent.
+//! The `cairn` binary: parses the command line, loads the config, runs the agent or a
+//! subcommand.
 //!
-//! All work happens in the library (`cairn::app`); this file maps errors to exit codes and
-//! OS signals to shutdown (SIGINT/SIGTERM) and reload (SIGHUP).
+//! All work happens in the library (`cairn::app`, `cairn::cli`); this file maps errors to exit
+//! codes, OS signals to shutdown (SIGINT/SIGTERM) and reload (SIGHUP, `PUT /v1/agent/reload`),
+//! and the agent's life to the service manager (`cairn::systemd`: READY=1, STATUS=, watchdog).
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser as _;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
-use cairn::app::App;
+use cairn::app::{App, Reloader};
 use cairn::cli::api::Api;
-use cairn::cli::{AgentArgs, Cli, Command, OperatorCommand, RaftCommand};
-use cairn::config::Config;
+use cairn::cli::{
+    AgentArgs, CatalogCommand, Cli, Command, OperatorCommand, RaftCommand, ServicesCommand, SnapshotCommand,
+};
+use cairn::config::{Config, Overrides};
+use cairn::systemd::Notifier;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -27,22 +35,14 @@ fn main() -> ExitCode {
             println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
             ExitCode::SUCCESS
         }
-        Command::Members => run_client(async {
-            print!("{}", cairn::cli::members::members(&Api::from_env()).await?);
-            Ok(())
-        }),
-        Command::Join { addr } => run_client(async move {
-            print!("{}", cairn::cli::members::join(&Api::from_env(), &addr).await?);
-            Ok(())
-        }),
-        Command::Leave => run_client(async {
-            print!("{}", cairn::cli::members::leave(&Api::from_env()).await?);
-            Ok(())
-        }),
-        Command::Operator(OperatorCommand::Raft(RaftCommand::ListPeers)) => run_client(async {
-            print!("{}", cairn::cli::operator::raft_list_peers(&Api::from_env()).await?);
-            Ok(())
-        }),
+        Command::Members => run_client(async { Ok(cairn::cli::members::members(&Api::from_env()).await?) }),
+        Command::Join { addr } => {
+            run_client(async move { Ok(cairn::cli::members::join(&Api::from_env(), &addr).await?) })
+        }
+        Command::Leave => run_client(async { Ok(cairn::cli::members::leave(&Api::from_env()).await?) }),
+        Command::Operator(OperatorCommand::Raft(RaftCommand::ListPeers)) => {
+            run_client(async { Ok(cairn::cli::operator::raft_list_peers(&Api::from_env()).await?) })
+        }
         Command::Agent(args) => match run_agent(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -50,18 +50,71 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Validate { paths } => match cairn::cli::validate::validate(&paths) {
+            Ok(done) => {
+                println!(
+                    "Configuration is valid! ({} config file(s), {} service definition(s), {} zone(s))",
+                    done.config_files, done.services, done.zones
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Assets { dir } => match cairn::cli::assets::write(&dir) {
+            Ok(files) => {
+                for f in files {
+                    println!("{}", f.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        },
+        Command::Catalog(c) => run_client(async move {
+            let api = Api::from_env();
+            Ok(match c {
+                CatalogCommand::Datacenters => cairn::cli::catalog::datacenters(&api).await?,
+                CatalogCommand::Nodes => cairn::cli::catalog::nodes(&api).await?,
+                CatalogCommand::Services { tags } => cairn::cli::catalog::services(&api, tags).await?,
+            })
+        }),
+        Command::Services(c) => run_client(async move {
+            let api = Api::from_env();
+            Ok(match c {
+                ServicesCommand::Register { file } => cairn::cli::services::register(&api, &file).await?,
+                ServicesCommand::Deregister { id } => cairn::cli::services::deregister(&api, &id).await?,
+            })
+        }),
+        Command::Snapshot(c) => run_client(async move {
+            let api = Api::from_env();
+            Ok(match c {
+                SnapshotCommand::Save { file } => cairn::cli::snapshot::save(&api, &file).await?,
+                SnapshotCommand::Restore { file } => cairn::cli::snapshot::restore(&api, &file).await?,
+            })
+        }),
+        Command::Reload => run_client(async { Ok(cairn::cli::info::reload(&Api::from_env()).await?) }),
+        Command::Info => run_client(async { Ok(cairn::cli::info::info(&Api::from_env()).await?) }),
     }
 }
 
-/// Runs a subcommand that talks to an agent over HTTP on a small current-thread runtime.
-fn run_client(work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+/// Runs a subcommand that talks to an agent over HTTP on a small current-thread runtime and
+/// prints what it returns.
+fn run_client(work: impl Future<Output = anyhow::Result<String>>) -> ExitCode {
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)
         .and_then(|rt| rt.block_on(work));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -69,53 +122,111 @@ fn run_client(work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
     }
 }
 
-fn run_agent(args: &AgentArgs) -> anyhow::Result<()> {
-    let overrides = args.overrides();
-    let (config, ignored) = Config::load(&overrides)?;
+/// Logs to the journal with structured fields (target, file, line, span fields) when stderr
+/// is connected to it (`JOURNAL_STREAM`, set by systemd), else as text on stderr.
+fn init_logging(config: &Config) {
     let level = if config.log_level == "err" { "error" } else { config.log_level.as_str() };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn")));
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        match tracing_journald::layer() {
+            Ok(journal) => {
+                tracing_subscriber::registry()
+                    .with(filter)
+                    .with(journal.with_syslog_identifier("cairn".into()))
+                    .init();
+                return;
+            }
+            Err(e) => eprintln!("warning: journald unavailable ({e}); logging to stderr"),
+        }
+    }
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn run_agent(args: &AgentArgs) -> anyhow::Result<()> {
+    let notifier = Arc::new(Notifier::from_env());
+    notifier.status("loading configuration");
+    let overrides = args.overrides();
+    let (config, ignored) = Config::load(&overrides)?;
+    init_logging(&config);
     for key in ignored {
         tracing::warn!(%key, "Consul config key accepted but not used by cairn");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
+        notifier.status("binding sockets and opening the catalog");
         let app = App::build(config).await?;
         println!("==> cairn agent running (version v{})", env!("CARGO_PKG_VERSION"));
         if let Some(a) = app.rpc_addr() {
             println!("    Server RPC: {a}");
         }
+        let mut serving = Vec::new();
         if let Some(a) = app.dns_addr() {
             println!("    DNS: {a} (udp, tcp)");
+            serving.push(format!("DNS on {a}"));
         }
         if let Some(a) = app.http_addr() {
             println!("    HTTP: {a}");
+            serving.push(format!("HTTP on {a}"));
         }
         println!("    Data dir: {}", app.data_dir().display());
+        let status = format!("serving {}", serving.join(", "));
         let shutdown = CancellationToken::new();
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
         let reloader = app.reloader();
+        let reload_requests = app.reload_requests();
         let stop = shutdown.clone();
+        let signals_notifier = notifier.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = term.recv() => break,
                     _ = int.recv() => break,
-                    _ = hup.recv() => match Config::load(&overrides) {
-                        Ok((cfg, _)) => {
-                            reloader.reload(&cfg);
-                            tracing::info!("configuration reloaded (dns_config, domains, recursors, zones)");
-                        }
-                        Err(e) => tracing::error!(error = %e, "reload failed; keeping the running configuration"),
-                    },
+                    _ = hup.recv() => reload(&reloader, &overrides, &signals_notifier, &status).await,
+                    () = reload_requests.notified() => reload(&reloader, &overrides, &signals_notifier, &status).await,
                 }
             }
             tracing::info!("shutting down");
+            signals_notifier.stopping();
             stop.cancel();
         });
+        if let Some(every) = notifier.watchdog_interval() {
+            let (n, stop) = (notifier.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        _ = tick.tick() => n.watchdog_ping(),
+                    }
+                }
+            });
+        }
+        // DNS and HTTP are bound and the catalog is loaded (App::build): ready.
+        notifier.ready(&format!("serving {}", serving.join(", ")));
         app.run(shutdown).await
     })
+}
+
+/// Reloads the configuration files: DNS settings, domains, recursors, zones and service
+/// definitions; a config that no longer loads keeps the running one.
+async fn reload(reloader: &Reloader, overrides: &Overrides, notifier: &Notifier, status: &str) {
+    notifier.reloading();
+    match Config::load(overrides) {
+        Ok((cfg, _)) => {
+            reloader.reload(&cfg);
+            match reloader.register_services(&cfg).await {
+                Ok(()) => {
+                    tracing::info!("configuration reloaded (dns_config, domains, recursors, zones, services)")
+                }
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "reload: service definitions not registered")
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "reload failed; keeping the running configuration"),
+    }
+    notifier.ready(status);
 }

@@ -527,6 +527,28 @@ impl CatalogState {
     }
 
     /// Removes a prepared query. Returns whether it existed.
+    /// Replaces the whole catalog with `dump` (a backup restore at `index`): every row of
+    /// the old and the new catalog is reported as changed, so the store deletes what is gone
+    /// and writes what is new; the table and service-name indexes move to `index` so
+    /// blocking queries wake. Rows keep the indexes they were saved with.
+    pub(crate) fn restore(&mut self, index: u64, dump: CatalogDump, changes: &mut Vec<Change>) {
+        let mut fresh = Self::from_dump(dump);
+        for state in [&*self, &fresh] {
+            changes.extend(state.nodes.keys().cloned().map(Change::Node));
+            changes.extend(state.services.keys().cloned().map(Change::Service));
+            changes.extend(state.checks.keys().cloned().map(Change::Check));
+            changes.extend(state.service_indexes.keys().cloned().map(Change::ServiceIndex));
+            changes.extend(state.queries.keys().cloned().map(Change::Query));
+        }
+        changes.push(Change::TableIndexes);
+        fresh.tables = TableIndexes { nodes: index, services: index, checks: index, queries: index };
+        let names: Vec<String> = fresh.by_name.keys().cloned().collect();
+        for n in names {
+            fresh.service_indexes.insert(n, index);
+        }
+        *self = fresh;
+    }
+
     pub(crate) fn delete_query(&mut self, index: u64, id: &str, changes: &mut Vec<Change>) -> bool {
         let id = key(id);
         let Some(old) = self.queries.remove(&id) else {

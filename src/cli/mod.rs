@@ -6,8 +6,14 @@
 //! `api::Api` (the local agent's HTTP API, found through `CAIRN_HTTP_ADDR`).
 
 pub mod api;
+pub mod assets;
+pub mod catalog;
+pub mod info;
 pub mod members;
 pub mod operator;
+pub mod services;
+pub mod snapshot;
+pub mod validate;
 
 use std::path::PathBuf;
 
@@ -45,6 +51,32 @@ pub enum Command {
     /// Cluster operations (`operator raft list-peers`).
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Check config files, service definitions and zone files without starting anything.
+    Validate {
+        /// Config directories (read as by --config-dir, zone files included), .toml/.json
+        /// config or service definition files, and .zone files.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Read the local agent's catalog.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Register or deregister services with the local agent.
+    #[command(subcommand)]
+    Services(ServicesCommand),
+    /// Save or restore a checksummed backup of the local agent's catalog.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Make the local agent reload its configuration (as SIGHUP does).
+    Reload,
+    /// Show the local agent's configuration and state.
+    Info,
+    /// Write the man page and shell completions into DIR (used by the packages).
+    #[command(hide = true)]
+    Assets {
+        /// Output directory.
+        dir: PathBuf,
+    },
 }
 
 /// `cairn operator ...`.
@@ -60,6 +92,51 @@ pub enum OperatorCommand {
 pub enum RaftCommand {
     /// List the servers in the Raft configuration (Node, ID, Address, State, Voter, RaftProtocol).
     ListPeers,
+}
+
+/// `cairn catalog ...`.
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// List the known datacenters.
+    Datacenters,
+    /// List the nodes of the catalog.
+    Nodes,
+    /// List the services of the catalog.
+    Services {
+        /// Show each service's tags.
+        #[arg(long)]
+        tags: bool,
+    },
+}
+
+/// `cairn snapshot ...`.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save the catalog to FILE (written atomically, checksum verified).
+    Save {
+        /// Backup file to write.
+        file: PathBuf,
+    },
+    /// Replace the catalog with the one in FILE (checksum verified; applied through Raft).
+    Restore {
+        /// Backup file to read.
+        file: PathBuf,
+    },
+}
+
+/// `cairn services ...`.
+#[derive(Debug, Subcommand)]
+pub enum ServicesCommand {
+    /// Register the service definitions in FILE (TOML or JSON) with the local agent.
+    Register {
+        /// Service definition file.
+        file: PathBuf,
+    },
+    /// Deregister the service with this ID from the local agent.
+    Deregister {
+        /// Service ID.
+        id: String,
+    },
 }
 
 /// `cairn agent` flags; each overrides the same key in config files.

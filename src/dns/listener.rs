@@ -204,11 +204,13 @@ async fn tcp_conn(
             return;
         };
         wait = limits.idle;
+        let started = std::time::Instant::now();
         let cfg = ctx.load_full();
         let response = respond_now(&body, Transport::Tcp, &cfg, snapshots, &Resolved::pending());
         let Some(reply) = finish(response, &body, Transport::Tcp, &cfg, snapshots).await else {
             return;
         };
+        crate::metrics::global().shared_dns().record_shared(&reply, super::udp::nanos(started.elapsed()));
         let Some(frame) = frame(&reply) else { return };
         if !matches!(timeout(limits.write, stream.write_all(&frame)).await, Ok(Ok(()))) {
             return;

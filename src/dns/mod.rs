@@ -50,7 +50,7 @@ pub use cache::{AnswerCache, CacheStats};
 pub use listener::serve;
 pub use parse::{ParseError, Request};
 pub use route::{Route, Routed, route};
-pub use udp::bind as bind_udp;
+pub use udp::{adopt as adopt_udp, bind as bind_udp};
 
 use crate::config::{Config, DnsConfig};
 use crate::snapshot::CatalogSnapshot;

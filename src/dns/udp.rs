@@ -20,7 +20,7 @@ use std::io::{IoSlice, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use nix::errno::Errno;
@@ -60,6 +60,14 @@ pub fn bind(addr: SocketAddr, count: usize) -> std::io::Result<Vec<UdpSocket>> {
         sockets.push(sock);
     }
     Ok(sockets)
+}
+
+/// Prepares a UDP socket bound by someone else (socket activation) for a loop: blocking,
+/// with the loop's poll timeout. It is served by one loop.
+pub fn adopt(sock: UdpSocket) -> std::io::Result<UdpSocket> {
+    sock.set_nonblocking(false)?;
+    sock.set_read_timeout(Some(POLL))?;
+    Ok(sock)
 }
 
 /// Starts one loop thread per socket; they stop when `shutdown` is cancelled.
@@ -112,6 +120,8 @@ impl Loop {
         let mut cache = AnswerCache::new();
         let mut ctx_cache = arc_swap::Cache::new(&*self.ctx);
         let mut snap_cache = self.snapshots.cache();
+        // This loop's counters: it is their only writer (see `metrics`).
+        let counters = crate::metrics::global().register_loop();
 
         while !self.shutdown.is_cancelled() {
             let received = {
@@ -140,6 +150,8 @@ impl Loop {
             let ctx = ctx_cache.load().clone();
             let snap = snap_cache.load().clone();
             let mut ready = 0;
+            // Each query's time runs from the end of the previous one (or the receive).
+            let mut started = Instant::now();
             for i in 0..received {
                 let (Some(packet), Some(out)) = (inbox[i].get(..lens[i]), outbox.get_mut(i)) else {
                     continue;
@@ -147,6 +159,9 @@ impl Loop {
                 let Some(peer) = from[i] else { continue };
                 match cache.respond(packet, Transport::Udp, &ctx, &snap, out) {
                     None => {
+                        let done = Instant::now();
+                        counters.record(out, nanos(done - started));
+                        started = done;
                         if let (Some(slot), Some(addr)) = (send_idx.get_mut(ready), to.get_mut(ready)) {
                             *slot = i;
                             *addr = Some(peer);
@@ -157,6 +172,8 @@ impl Loop {
                     Some(response) => self.off_loop(response, packet, peer, &ctx),
                 }
             }
+            let stats = cache.stats();
+            counters.set_cache(stats.hits, stats.misses);
             self.send(fd, &outbox, &send_idx[..ready], &to[..ready], &mut send_headers);
         }
     }
@@ -209,15 +226,23 @@ impl Loop {
         };
         let (replies, snapshots, ctx, packet) =
             (self.replies.clone(), self.snapshots.clone(), ctx.clone(), packet.to_vec());
+        let started = Instant::now();
         self.runtime.spawn(async move {
-            if let Some(reply) = listener::finish(response, &packet, Transport::Udp, &ctx, &snapshots).await
-                && let Err(err) = replies.send_to(&reply, peer)
-            {
-                tracing::debug!(%err, %peer, "DNS UDP send failed");
+            if let Some(reply) = listener::finish(response, &packet, Transport::Udp, &ctx, &snapshots).await {
+                crate::metrics::global().shared_dns().record_shared(&reply, nanos(started.elapsed()));
+                if let Err(err) = replies.send_to(&reply, peer) {
+                    tracing::debug!(%err, %peer, "DNS UDP send failed");
+                }
             }
             drop(permit);
         });
     }
+}
+
+/// A duration in nanoseconds, saturating.
+#[inline]
+pub(super) fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn to_std(addr: &SockaddrStorage) -> Option<SocketAddr> {

@@ -38,6 +38,13 @@ fn empty() -> Response {
     ().into_response()
 }
 
+/// `PUT /v1/agent/reload`: asks the agent to reload its configuration as SIGHUP does (DNS
+/// settings, zones); the reload runs asynchronously, its outcome is logged.
+pub(super) async fn reload(State(st): State<ApiState>) -> Response {
+    st.reload.notify_one();
+    empty()
+}
+
 pub(super) async fn self_info(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
     let q = Query::parse(q.as_deref());
     let c = &st.config;

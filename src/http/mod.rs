@@ -16,9 +16,11 @@ mod catalog;
 mod error;
 mod health;
 mod members;
+mod metrics;
 mod operator;
 mod prepared_query;
 mod query;
+mod snapshot;
 mod status;
 pub mod wire;
 
@@ -61,6 +63,8 @@ pub struct ApiState {
     pub gossip: Option<Arc<crate::gossip::Lan>>,
     /// Stops the agent (`PUT /v1/agent/leave`).
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Signalled by `PUT /v1/agent/reload`; the agent reloads as on SIGHUP.
+    pub reload: Arc<tokio::sync::Notify>,
 }
 
 /// The Consul-compatible HTTP API.
@@ -68,6 +72,14 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         // agent
         .route("/v1/agent/self", get(agent::self_info))
+        .route("/v1/agent/reload", put(agent::reload))
+        .route("/v1/agent/metrics", get(metrics::metrics))
+        .route(
+            "/v1/snapshot",
+            get(snapshot::save)
+                .put(snapshot::restore)
+                .layer(DefaultBodyLimit::max(snapshot::MAX_SNAPSHOT_BYTES)),
+        )
         .route("/v1/agent/services", get(agent::services))
         .route("/v1/agent/service/register", put(agent::register_service))
         .route("/v1/agent/service/deregister/{*id}", put(agent::deregister_service))

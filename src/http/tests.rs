@@ -131,6 +131,7 @@ async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
             ttl,
             gossip: None,
             shutdown: Default::default(),
+            reload: Arc::default(),
         },
         dir,
     )

@@ -37,6 +37,10 @@ pub fn apply(
             state.delete_query(index, id, changes);
             Ok(())
         }
+        Command::Restore(dump) => {
+            state.restore(index, (**dump).clone(), changes);
+            Ok(())
+        }
         Command::Batch(cmds) => {
             let responses = cmds
                 .iter()

@@ -29,6 +29,9 @@ pub enum Command {
     QueryUpsert(QueryUpsert),
     /// Delete a prepared query by ID (deleting a missing one succeeds, as in Consul).
     QueryDelete(String),
+    /// Replace the whole catalog with a backup's (`PUT /v1/snapshot`, `cairn snapshot
+    /// restore`); the HTTP layer verified the file's checksum before proposing.
+    Restore(Box<crate::catalog::CatalogDump>),
 }
 
 /// A prepared-query write.
@@ -97,6 +100,7 @@ impl std::fmt::Display for Command {
             Self::Batch(cmds) => write!(f, "batch of {} commands", cmds.len()),
             Self::QueryUpsert(q) => write!(f, "upsert prepared query {}", q.query.id),
             Self::QueryDelete(id) => write!(f, "delete prepared query {id}"),
+            Self::Restore(d) => write!(f, "restore a catalog of {} nodes", d.nodes.len()),
         }
     }
 }

@@ -96,8 +96,10 @@ impl StateMachine {
     }
 
     fn publish(&self) {
+        let started = std::time::Instant::now();
         let index = self.last_applied.map_or(0, |l| l.index);
         self.snapshots.publish(CatalogSnapshot { index, catalog: self.state.clone() });
+        crate::metrics::global().snapshot_publish.observe(started.elapsed());
     }
 
     fn read_current_snapshot(&self) -> Result<Option<Snapshot<TypeConfig>>, StoreError> {
@@ -160,6 +162,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + openraft::OptionalSend,
         I::IntoIter: openraft::OptionalSend,
     {
+        // Timing only (metrics); nothing applied depends on it.
+        let started = std::time::Instant::now();
         let mut state = self.state.clone();
         let mut membership = self.membership.clone();
         let mut last_applied = self.last_applied;
@@ -195,6 +199,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.state = state;
         self.membership = membership;
         self.last_applied = last_applied;
+        crate::metrics::global().raft_apply.observe(started.elapsed());
         self.publish();
         Ok(responses)
     }

@@ -1,6 +1,8 @@
 //! Integration tests: real `cairn` agent processes on free ports, driven by real clients.
 //!
 //! One binary, one module per area:
+//! - `appliance`: the operator CLI, metrics, reload, snapshots, sd_notify; the package
+//!   install test behind `CAIRN_INSTALL_TEST=1`.
 //! - `architecture`: invariants of ARCHITECTURE.md checked on the source tree.
 //! - `support`: start/stop agents (bind port 0, never 8500/8600), DNS and HTTP clients.
 //! - `dns`: answers over UDP and TCP for services registered over HTTP.
@@ -17,6 +19,7 @@
 // Test support code outside #[test] functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod appliance;
 mod architecture;
 mod cluster;
 mod config;

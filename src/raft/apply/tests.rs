@@ -326,3 +326,32 @@ fn query_dumps_written_before_prepared_queries_still_load() {
     assert_eq!(state.table_indexes(), TableIndexes { nodes: 4, services: 5, checks: 6, queries: 0 });
     assert_eq!(state.queries().count(), 0);
 }
+
+#[test]
+fn restore_replaces_the_catalog_and_reports_every_old_and_new_row() {
+    let mut saved = CatalogState::default();
+    check_registered(&mut saved);
+    let dump = saved.dump();
+
+    let mut state = CatalogState::default();
+    let other = register(node("n2", "10.0.0.2"), Some(service("n2", "api-1", "api", 81, &[])), vec![]);
+    check_apply(&mut state, 3, &other, &CommandResponse::Applied);
+    let changes = check_apply(&mut state, 9, &Command::Restore(Box::new(dump)), &CommandResponse::Applied);
+
+    assert!(state.node("n2").is_none() && state.service("n2", "api-1").is_none(), "old rows are gone");
+    let s = state.service("n1", "web-1").expect("restored service");
+    assert_eq!((s.create_index, s.modify_index), (5, 5), "rows keep their saved indexes");
+    for c in [
+        Change::Node("n2".into()),
+        Change::Node("n1".into()),
+        Change::Service(("n2".into(), "api-1".into())),
+        Change::Service(("n1".into(), "web-1".into())),
+        Change::Check(("n1".into(), "web-ttl".into())),
+        Change::ServiceIndex("api".into()),
+        Change::TableIndexes,
+    ] {
+        assert!(changes.contains(&c), "{c:?} not reported");
+    }
+    assert_eq!(state.table_indexes(), TableIndexes { nodes: 9, services: 9, checks: 9, queries: 9 });
+    assert_eq!(state.service_index("web"), 9, "blocking queries on the service wake");
+}

@@ -1,0 +1,34 @@
+//! `GET /v1/snapshot`: the catalog at the current index as a checksummed backup file
+//! (`backup`); `PUT /v1/snapshot`: checks such a file and replaces the catalog with it
+//! through Raft (`Command::Restore`). The format is cairn's, not Consul's archive.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, ApiState};
+use crate::backup::{Backup, decode, encode};
+use crate::raft::Command;
+
+/// Largest backup accepted by `PUT /v1/snapshot`.
+pub(super) const MAX_SNAPSHOT_BYTES: usize = 256 * 1024 * 1024;
+
+pub(super) async fn save(State(st): State<ApiState>) -> Result<Response, ApiError> {
+    // One published snapshot: every row at the same index.
+    let snap = st.snapshots.load_full();
+    let backup =
+        Backup { index: snap.index, datacenter: st.config.datacenter.clone(), catalog: snap.catalog.dump() };
+    let file = encode(&backup).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut resp = file.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert("X-Consul-Index", HeaderValue::from(snap.index.max(1)));
+    Ok(resp)
+}
+
+pub(super) async fn restore(State(st): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+    let backup = decode(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    st.propose(Command::Restore(Box::new(backup.catalog))).await?;
+    Ok(().into_response())
+}
