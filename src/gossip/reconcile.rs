@@ -84,3 +84,64 @@ async fn reconcile(raft: &RaftHandle, member: &Member) {
         tracing::warn!(node = %member.name, error = %e, "reconcile proposal failed; the next full sync retries");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{CatalogState, Check, Node};
+    use crate::gossip::{Member, MemberStatus};
+    use crate::raft::Registration;
+
+    fn catalog(serf: HealthStatus) -> CatalogState {
+        let mut state = CatalogState::default();
+        let cmd = Command::Register(Registration {
+            node: Node::new("n1", "10.0.0.1", "dc1"),
+            skip_node_update: false,
+            service: None,
+            checks: vec![Check::new("n1", SERF_CHECK, "", serf)],
+        });
+        let mut changes = Vec::new();
+        crate::raft::apply::apply(&mut state, 1, &cmd, &mut changes);
+        state
+    }
+
+    fn member(name: &str, status: MemberStatus) -> Member {
+        Member {
+            name: name.into(),
+            addr: "127.0.0.1:8301".parse().expect("addr"),
+            status,
+            meta: None,
+            protocol: 2,
+        }
+    }
+
+    fn check_plan(serf: HealthStatus, status: MemberStatus, want: Option<(HealthStatus, &str)>) {
+        let got = plan(&catalog(serf), &member("n1", status));
+        let got = got.map(|c| match c {
+            Command::UpdateCheck(u) => (u.status, u.output),
+            other => panic!("unexpected {other:?}"),
+        });
+        assert_eq!(got, want.map(|(s, o)| (s, o.to_owned())), "{serf:?} + {status:?}");
+    }
+
+    #[test]
+    fn serf_health_follows_gossip_and_settled_nodes_need_nothing() {
+        check_plan(
+            HealthStatus::Passing,
+            MemberStatus::Failed,
+            Some((HealthStatus::Critical, FAILED_OUTPUT)),
+        );
+        check_plan(HealthStatus::Critical, MemberStatus::Alive, Some((HealthStatus::Passing, ALIVE_OUTPUT)));
+        check_plan(HealthStatus::Passing, MemberStatus::Alive, None);
+        check_plan(HealthStatus::Critical, MemberStatus::Failed, None);
+    }
+
+    #[test]
+    fn a_left_member_is_deregistered_and_unknown_nodes_are_left_alone() {
+        let got = plan(&catalog(HealthStatus::Passing), &member("n1", MemberStatus::Left));
+        assert!(matches!(got, Some(Command::Deregister(d)) if d.node == "n1" && d.service_id.is_none()));
+        for status in [MemberStatus::Alive, MemberStatus::Failed, MemberStatus::Left] {
+            assert_eq!(plan(&catalog(HealthStatus::Passing), &member("other", status)), None);
+        }
+    }
+}
