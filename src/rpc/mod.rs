@@ -197,6 +197,20 @@ pub async fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) ->
     serde_json::from_slice(&body).map(Some).map_err(std::io::Error::other)
 }
 
+/// How an exchange failed: the connection broke (possibly a stale pooled one) or timed out.
+enum Exchange {
+    Closed(CallError),
+    Failed(CallError),
+}
+
+impl Request {
+    /// Whether sending this twice is harmless (Raft RPCs and queries are; a forwarded write or a
+    /// membership change is not retried behind the caller's back).
+    fn is_idempotent(&self) -> bool {
+        !matches!(self, Self::Forward(_) | Self::Join { .. } | Self::Remove { .. })
+    }
+}
+
 /// Reusable connections to other servers, keyed by address.
 #[derive(Debug, Default)]
 pub struct Pool {
@@ -206,11 +220,30 @@ pub struct Pool {
 impl Pool {
     /// Sends `req` to `addr` and waits (at most `timeout`) for the response.
     pub async fn call(&self, addr: &str, req: &Request, timeout: Duration) -> Result<Response, CallError> {
+        if let Some(stream) = self.take(addr) {
+            match self.exchange(stream, addr, req, timeout).await {
+                // A pooled connection the peer closed (it restarted): a request that is safe to
+                // repeat goes again on a fresh connection; a forwarded write or membership
+                // change is reported, as it may have been delivered.
+                Err(Exchange::Closed(_)) if req.is_idempotent() => {}
+                Err(Exchange::Closed(e) | Exchange::Failed(e)) => return Err(e),
+                Ok(resp) => return Ok(resp),
+            }
+        }
+        let stream = connect(addr).await?;
+        self.exchange(stream, addr, req, timeout)
+            .await
+            .map_err(|(Exchange::Closed(e) | Exchange::Failed(e))| e)
+    }
+
+    async fn exchange(
+        &self,
+        mut stream: TcpStream,
+        addr: &str,
+        req: &Request,
+        timeout: Duration,
+    ) -> Result<Response, Exchange> {
         let io = |msg: String| CallError::Io { addr: addr.to_owned(), msg };
-        let mut stream = match self.take(addr) {
-            Some(s) => s,
-            None => connect(addr).await?,
-        };
         let exchange = async {
             write_frame(&mut stream, req).await?;
             read_frame::<Response>(&mut stream).await
@@ -220,9 +253,9 @@ impl Pool {
                 self.put(addr, stream);
                 Ok(resp)
             }
-            Ok(Ok(None)) => Err(io("connection closed".into())),
-            Ok(Err(e)) => Err(io(e.to_string())),
-            Err(_) => Err(io(format!("no response within {timeout:?}"))),
+            Ok(Ok(None)) => Err(Exchange::Closed(io("connection closed".into()))),
+            Ok(Err(e)) => Err(Exchange::Closed(io(e.to_string()))),
+            Err(_) => Err(Exchange::Failed(io(format!("no response within {timeout:?}")))),
         }
     }
 
@@ -268,6 +301,30 @@ mod tests {
         check_join("server-1:8301", Ok("server-1:8301"));
         check_join("server-1:x", Err(()));
         check_join("", Err(()));
+    }
+
+    #[tokio::test]
+    async fn a_stale_pooled_connection_is_retried_only_for_idempotent_requests() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        // Each connection answers one request, then the peer closes it (as a restart would).
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                if read_frame::<Request>(&mut s).await.unwrap().is_some() {
+                    let info =
+                        ServerInfo { node_id: 1, addr: "a:1".into(), clustered: false, serf_addr: None };
+                    write_frame(&mut s, &Response::Hello(info)).await.unwrap();
+                }
+            }
+        });
+        let pool = Pool::default();
+        let t = Duration::from_secs(5);
+        for _ in 0..3 {
+            assert!(matches!(pool.call(&addr, &Request::Hello, t).await, Ok(Response::Hello(_))));
+        }
+        let cmd = Box::new(Command::QueryDelete("q".into()));
+        assert!(matches!(pool.call(&addr, &Request::Forward(cmd), t).await, Err(CallError::Io { .. })));
     }
 
     #[tokio::test]
