@@ -31,6 +31,12 @@ pub struct App {
     dns_context: Arc<ArcSwap<DnsContext>>,
     ttl: Arc<TtlChecks>,
     checks: Arc<CheckRunner>,
+    /// The server RPC listener (Raft, forwarding, discovery).
+    rpc: TcpListener,
+    /// The LAN gossip pool.
+    gossip: Arc<crate::gossip::Lan>,
+    /// Whether this agent's own registration still has to happen (it needs a cluster leader).
+    register_later: bool,
     /// Reload requests from `PUT /v1/agent/reload`; the binary reloads as on SIGHUP.
     reload_requests: Arc<tokio::sync::Notify>,
     /// `--dev` data directory, removed when the app is dropped.
@@ -73,7 +79,7 @@ impl Reloader {
     /// it started with: a script check first added to the files by a reload runs only with
     /// `enable_script_checks` until the next restart.
     pub async fn register_services(&self, config: &Config) -> anyhow::Result<()> {
-        register_config_services(config, &self.raft).await.map(drop)
+        register_config_services(config, &self.raft).await
     }
 }
 
@@ -206,19 +212,47 @@ impl App {
             Err(_) => None,
         };
 
-        let raft_addr = SocketAddr::new(config.bind_addr, config.ports.server);
+        let rpc_addr = SocketAddr::new(config.bind_addr, config.ports.server);
+        let rpc =
+            TcpListener::bind(rpc_addr).await.with_context(|| format!("binding server RPC on {rpc_addr}"))?;
+        let raft_addr = rpc.local_addr()?;
+        config.ports.server = raft_addr.port();
         let raft = crate::raft::open(RaftOptions {
             data_dir: config.data_dir.clone(),
             node_id: raft_node_id(&config.node_id)?,
             raft_addr,
+            bootstrap_expect: config.bootstrap_expect,
+            snapshot_threshold: config.raft_snapshot_threshold,
+            trailing_logs: config.raft_trailing_logs,
         })
         .await
         .context("opening the Raft store")?;
 
+        let meta = crate::gossip::NodeMeta {
+            role: crate::gossip::Role::Server,
+            dc: config.datacenter.clone(),
+            raft_addr: raft_addr.to_string(),
+            raft_id: raft.node_id(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            leaving: false,
+        };
+        let serf_bind = SocketAddr::new(config.bind_addr, config.ports.serf_lan);
+        let gossip = crate::gossip::Lan::start(&config.node_name, serf_bind, meta, config.encrypt.as_deref())
+            .await
+            .with_context(|| format!("starting LAN gossip on {serf_bind}"))?;
+        config.ports.serf_lan = crate::gossip::Membership::local_addr(&*gossip).port();
         let config = Arc::new(config);
-        register_self(&config, &raft).await?;
+        // A single server is leader now; in a cluster the registration waits for a leader
+        // (`run`), so the listeners come up first.
+        let register_later = config.bootstrap_expect != 1;
+        if !register_later {
+            register_self(&config, &raft).await?;
+            register_config_services(&config, &raft).await?;
+        }
         let ttl = TtlChecks::new(raft.clone(), raft.snapshots(), config.node_name.clone());
-        let local_check_ids = register_config_services(&config, &raft).await?;
+        // Before any registration (which in a cluster waits for a leader), so the runner knows
+        // from its first probe which script checks came from config files.
+        let local_check_ids = config_check_ids(&config, &raft.snapshots().load_full().catalog)?;
         let checks = CheckRunner::new(
             raft.clone(),
             raft.snapshots(),
@@ -228,7 +262,20 @@ impl App {
         );
         let dns_context = Arc::new(ArcSwap::from_pointee(DnsContext::from_config(&config).with_zones(zones)));
         let reload_requests = Arc::new(tokio::sync::Notify::new());
-        Ok(Self { config, raft, dns, http, dns_context, ttl, checks, reload_requests, _dev_dir: dev_dir })
+        Ok(Self {
+            config,
+            raft,
+            dns,
+            http,
+            dns_context,
+            ttl,
+            checks,
+            rpc,
+            gossip,
+            register_later,
+            reload_requests,
+            _dev_dir: dev_dir,
+        })
     }
 
     /// Where DNS listens (UDP and TCP share the port), if enabled.
@@ -239,6 +286,16 @@ impl App {
     /// Where the HTTP API listens, if enabled.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Where the server RPC (Raft) listens.
+    pub fn rpc_addr(&self) -> Option<SocketAddr> {
+        self.rpc.local_addr().ok()
+    }
+
+    /// Where LAN gossip listens (TCP and UDP).
+    pub fn serf_addr(&self) -> SocketAddr {
+        crate::gossip::Membership::local_addr(&*self.gossip)
     }
 
     /// The data directory in use (a temporary one under `--dev`).
@@ -287,6 +344,49 @@ impl App {
         );
         let sessions = crate::session::SessionTimers::new();
         let session_task = tokio::spawn(sessions.clone().run(self.raft.clone(), shutdown.clone()));
+        {
+            let (raft, stop) = (self.raft.clone(), shutdown.clone());
+            let serf = Some(self.serf_addr());
+            let listener = self.rpc;
+            tasks.spawn(async move {
+                crate::rpc::server::serve(listener, raft, serf, stop).await.context("server RPC")
+            });
+        }
+        let joins: Vec<String> =
+            self.config.retry_join.iter().filter_map(|a| crate::rpc::join_addr(a).ok()).collect();
+        let discovery = crate::raft::cluster::RetryJoin::new(joins.clone(), self.raft.pool());
+        tokio::spawn(join_gossip(self.gossip.clone(), discovery.clone(), shutdown.clone()));
+        // Servers found by gossip (e.g. after `cairn join`) count too.
+        let discovery =
+            crate::gossip::discovery::GossipDiscovery::new(self.gossip.clone(), joins, self.raft.pool());
+        tokio::spawn(crate::gossip::reconcile::run(self.gossip.clone(), self.raft.clone(), shutdown.clone()));
+        tokio::spawn(crate::raft::cluster::form(
+            self.raft.clone(),
+            discovery,
+            self.config.bootstrap_expect,
+            shutdown.clone(),
+        ));
+        if self.register_later {
+            let (config, raft, stop) = (self.config.clone(), self.raft.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    let attempt = async {
+                        register_self(&config, &raft).await?;
+                        register_config_services(&config, &raft).await
+                    };
+                    match attempt.await {
+                        Ok(()) => break,
+                        Err(e) => {
+                            tracing::debug!(error = %format!("{e:#}"), "registering this agent; retrying")
+                        }
+                    }
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+            });
+        }
         if let Some((udp, tcp)) = self.dns {
             let (ctx, snaps, stop) = (self.dns_context.clone(), snapshots.clone(), shutdown.clone());
             tasks.spawn(
@@ -301,6 +401,8 @@ impl App {
                 ttl: self.ttl.clone(),
                 checks: self.checks.clone(),
                 sessions,
+                gossip: Some(self.gossip.clone()),
+                shutdown: shutdown.clone(),
                 reload: self.reload_requests.clone(),
             };
             let stop = shutdown.clone();
@@ -339,8 +441,41 @@ impl App {
         checks_task.abort();
         reap_task.abort();
         session_task.abort();
+        self.gossip.shutdown().await;
         self.raft.shutdown().await.context("stopping Raft")?;
         result
+    }
+}
+
+/// Joins the LAN gossip pool through the servers found by `discovery` (their `Hello` names their
+/// gossip address); retries until one join succeeds or nothing is configured.
+async fn join_gossip(
+    gossip: Arc<crate::gossip::Lan>,
+    discovery: crate::raft::cluster::RetryJoin,
+    stop: CancellationToken,
+) {
+    use crate::gossip::Membership as _;
+    use crate::raft::cluster::Discovery as _;
+    if discovery.is_empty() {
+        return;
+    }
+    let me = gossip.local_addr();
+    loop {
+        let addrs: Vec<SocketAddr> =
+            discovery.servers().await.into_iter().filter_map(|s| s.serf_addr).filter(|a| *a != me).collect();
+        if !addrs.is_empty() {
+            match gossip.join(&addrs).await {
+                Ok(n) => {
+                    tracing::info!(contacted = n, "joined the LAN gossip pool");
+                    return;
+                }
+                Err(e) => tracing::debug!(error = %e, "gossip join failed; retrying"),
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
     }
 }
 
@@ -361,34 +496,58 @@ async fn register_self(config: &Config, raft: &RaftHandle) -> anyhow::Result<()>
 
 /// Registers the service definitions found in config files on this agent's node; returns the
 /// IDs of their checks (the checks "defined in config files", for `enable_local_script_checks`).
-async fn register_config_services(config: &Config, raft: &RaftHandle) -> anyhow::Result<Vec<String>> {
+async fn register_config_services(config: &Config, raft: &RaftHandle) -> anyhow::Result<()> {
     let snap = raft.snapshots().load_full();
     let Some(node) = snap.catalog.node(&config.node_name).cloned() else {
         anyhow::bail!("invariant: own node {} missing after registration", config.node_name);
     };
-    let mut check_ids = Vec::new();
-    for def in &config.services {
-        // TTL timers are armed by `TtlChecks::run` from the snapshot, so the specs are not needed.
-        let (mut registration, _ttl) = def.clone().into_registration(&node).context("service definition")?;
-        crate::agent::keep_check_state(&mut registration.checks, &snap.catalog);
-        let name = registration.service.as_ref().map(|s| s.name.clone()).unwrap_or_default();
-        check_ids.extend(registration.checks.iter().map(|c| c.check_id.clone()));
+    for (what, registration) in config_registrations(config, &node, &snap.catalog)? {
         propose_ok(raft, Command::Register(registration))
             .await
-            .with_context(|| format!("registering service {name:?} from the config"))?;
+            .with_context(|| format!("registering {what} from the config"))?;
     }
-    // `check` / `checks`: on the node, or on a service registered just above.
+    Ok(())
+}
+
+/// The IDs of the checks defined in config files (with services, or `check`/`checks`).
+fn config_check_ids(config: &Config, catalog: &crate::catalog::CatalogState) -> anyhow::Result<Vec<String>> {
+    let node = crate::agent::agent_node(config);
+    let registrations = config_registrations(config, &node, catalog)?;
+    Ok(registrations.iter().flat_map(|(_, r)| r.checks.iter().map(|c| c.check_id.clone())).collect())
+}
+
+/// The registrations of the config files' services, then of their `check`/`checks` (on the
+/// node, or on a service: one of those services, else one already in the catalog), each with
+/// what it registers for error messages. Existing checks keep their status and output.
+fn config_registrations(
+    config: &Config,
+    node: &crate::catalog::Node,
+    catalog: &crate::catalog::CatalogState,
+) -> anyhow::Result<Vec<(String, Registration)>> {
+    let mut out = Vec::new();
+    for def in &config.services {
+        // TTL timers are armed by `TtlChecks::run` from the snapshot, so the specs are not needed.
+        let (mut registration, _ttl) = def.clone().into_registration(node).context("service definition")?;
+        crate::agent::keep_check_state(&mut registration.checks, catalog);
+        let name = registration.service.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+        out.push((format!("service {name:?}"), registration));
+    }
     for spec in &config.check_definitions {
-        let snap = raft.snapshots().load_full();
         let service = if spec.service_id.is_empty() {
             None
         } else {
-            let s = snap.catalog.service(&config.node_name, &spec.service_id).with_context(|| {
-                format!(
-                    "check {:?} from the config: ServiceID {:?} does not exist",
-                    spec.name, spec.service_id
-                )
-            })?;
+            let from_config = out
+                .iter()
+                .filter_map(|(_, r)| r.service.as_ref())
+                .find(|s| s.id.eq_ignore_ascii_case(&spec.service_id));
+            let s = from_config
+                .or_else(|| catalog.service(&config.node_name, &spec.service_id).map(|s| &**s))
+                .with_context(|| {
+                    format!(
+                        "check {:?} from the config: ServiceID {:?} does not exist",
+                        spec.name, spec.service_id
+                    )
+                })?;
             Some((s.id.clone(), s.name.clone(), s.tags.clone()))
         };
         let (mut check, _ttl) = spec
@@ -400,19 +559,12 @@ async fn register_config_services(config: &Config, raft: &RaftHandle) -> anyhow:
                 &spec.name,
             )
             .context("check definition")?;
-        crate::agent::keep_check_state(std::slice::from_mut(&mut check), &snap.catalog);
-        check_ids.push(check.check_id.clone());
-        let registration = Registration {
-            node: (*node).clone(),
-            skip_node_update: false,
-            service: None,
-            checks: vec![check],
-        };
-        propose_ok(raft, Command::Register(registration))
-            .await
-            .with_context(|| format!("registering check {:?} from the config", spec.name))?;
+        crate::agent::keep_check_state(std::slice::from_mut(&mut check), catalog);
+        let registration =
+            Registration { node: node.clone(), skip_node_update: false, service: None, checks: vec![check] };
+        out.push((format!("check {:?}", spec.name), registration));
     }
-    Ok(check_ids)
+    Ok(out)
 }
 
 async fn propose_ok(raft: &RaftHandle, cmd: Command) -> anyhow::Result<()> {

@@ -16,7 +16,9 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 use cairn::app::{App, Reloader};
 use cairn::cli::api::Api;
-use cairn::cli::{AgentArgs, CatalogCommand, Cli, Command, ServicesCommand, SnapshotCommand};
+use cairn::cli::{
+    AgentArgs, CatalogCommand, Cli, Command, OperatorCommand, RaftCommand, ServicesCommand, SnapshotCommand,
+};
 use cairn::config::{Config, Overrides};
 use cairn::systemd::Notifier;
 
@@ -26,6 +28,20 @@ fn main() -> ExitCode {
         Command::Version => {
             println!("cairn v{}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
+        }
+        Command::Keygen => {
+            use base64::Engine as _;
+            let key: [u8; 32] = rand::random();
+            println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
+            ExitCode::SUCCESS
+        }
+        Command::Members => run_client(async { Ok(cairn::cli::members::members(&Api::from_env()).await?) }),
+        Command::Join { addr } => {
+            run_client(async move { Ok(cairn::cli::members::join(&Api::from_env(), &addr).await?) })
+        }
+        Command::Leave => run_client(async { Ok(cairn::cli::members::leave(&Api::from_env()).await?) }),
+        Command::Operator(OperatorCommand::Raft(RaftCommand::ListPeers)) => {
+            run_client(async { Ok(cairn::cli::operator::raft_list_peers(&Api::from_env()).await?) })
         }
         Command::Agent(args) => match run_agent(&args) {
             Ok(()) => ExitCode::SUCCESS,
@@ -153,6 +169,9 @@ fn run_agent(args: &AgentArgs) -> anyhow::Result<()> {
         notifier.status("binding sockets and opening the catalog");
         let app = App::build(config).await?;
         println!("==> cairn agent running (version v{})", env!("CARGO_PKG_VERSION"));
+        if let Some(a) = app.rpc_addr() {
+            println!("    Server RPC: {a}");
+        }
         let mut serving = Vec::new();
         if let Some(a) = app.dns_addr() {
             println!("    DNS: {a} (udp, tcp)");

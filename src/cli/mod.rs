@@ -11,6 +11,8 @@ pub mod catalog;
 pub mod info;
 pub mod kv;
 pub mod lock;
+pub mod members;
+pub mod operator;
 pub mod services;
 pub mod snapshot;
 pub mod validate;
@@ -42,6 +44,20 @@ pub enum Command {
     Kv(kv::KvCommand),
     /// Run a command while holding a session lock on `PREFIX/.lock`.
     Lock(lock::LockArgs),
+    /// List the members of the LAN gossip pool (Node, Address, Status, Type, Build, Protocol, DC).
+    Members,
+    /// Join the LAN gossip pool through another agent's gossip address (`ip[:port]`, port 8301).
+    Join {
+        /// The other agent's gossip address.
+        addr: String,
+    },
+    /// Leave the LAN gossip pool gracefully and stop the agent.
+    Leave,
+    /// Print a new gossip encryption key (base64 of 32 random bytes) for `encrypt`.
+    Keygen,
+    /// Cluster operations (`operator raft list-peers`).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// Check config files, service definitions and zone files without starting anything.
     Validate {
         /// Config directories (read as by --config-dir, zone files included), .toml/.json
@@ -68,6 +84,21 @@ pub enum Command {
         /// Output directory.
         dir: PathBuf,
     },
+}
+
+/// `cairn operator ...`.
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Raft operations.
+    #[command(subcommand)]
+    Raft(RaftCommand),
+}
+
+/// `cairn operator raft ...`.
+#[derive(Debug, Subcommand)]
+pub enum RaftCommand {
+    /// List the servers in the Raft configuration (Node, ID, Address, State, Voter, RaftProtocol).
+    ListPeers,
 }
 
 /// `cairn catalog ...`.
@@ -160,6 +191,19 @@ pub struct AgentArgs {
     /// LAN gossip port (default: 8301).
     #[arg(long, value_name = "PORT")]
     pub serf_lan_port: Option<u16>,
+    /// Another server's RPC address (`host[:port]`, port 8300 by default) to form or join the
+    /// cluster through (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    pub retry_join: Vec<String>,
+    /// Raft log entries since the last snapshot that trigger a new snapshot (default 10000).
+    #[arg(long, value_name = "N")]
+    pub raft_snapshot_threshold: Option<u64>,
+    /// Raft log entries kept behind a snapshot (default 1000).
+    #[arg(long, value_name = "N")]
+    pub raft_trailing_logs: Option<u64>,
+    /// Gossip encryption key: base64 of 16, 24 or 32 bytes (`cairn keygen` makes one).
+    #[arg(long, value_name = "KEY")]
+    pub encrypt: Option<String>,
     /// Upstream DNS server for names outside the domain (repeatable; `ip` or `ip:port`).
     #[arg(long, value_name = "ADDR")]
     pub recursor: Vec<String>,
@@ -195,6 +239,10 @@ impl AgentArgs {
             dns_port: self.dns_port,
             server_port: self.server_port,
             serf_lan_port: self.serf_lan_port,
+            retry_join: self.retry_join.clone(),
+            raft_snapshot_threshold: self.raft_snapshot_threshold,
+            raft_trailing_logs: self.raft_trailing_logs,
+            encrypt: self.encrypt.clone(),
             recursors: self.recursor.clone(),
             config_files: self.config_file.clone(),
             config_dirs: self.config_dir.clone(),

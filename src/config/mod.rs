@@ -31,6 +31,16 @@ pub struct Config {
     pub bootstrap_expect: u32,
     /// Cluster address advertised to other agents (`bind_addr`).
     pub bind_addr: IpAddr,
+    /// Other servers' RPC addresses (`host:port`, port 8300 when omitted) to discover until the
+    /// cluster is formed or joined (`retry_join`, `--retry-join`, repeatable).
+    pub retry_join: Vec<String>,
+    /// Log entries since the last Raft snapshot that trigger a new one (`raft_snapshot_threshold`).
+    pub raft_snapshot_threshold: u64,
+    /// Log entries kept behind a snapshot; a follower further behind gets the snapshot
+    /// (`raft_trailing_logs`).
+    pub raft_trailing_logs: u64,
+    /// Gossip encryption key (`encrypt`, base64 of 16, 24 or 32 bytes; `cairn keygen`).
+    pub encrypt: Option<Vec<u8>>,
     /// Where HTTP and DNS listen unless `addresses` says otherwise (`client_addr`).
     pub client_addr: IpAddr,
     /// DNS listen address (`addresses.dns`, default `client_addr`).
@@ -57,6 +67,28 @@ pub struct Config {
     pub log_level: String,
     /// The config files that were read, for error messages and reloads.
     pub sources: Vec<PathBuf>,
+}
+
+/// Default `raft_snapshot_threshold` (Consul's is 16384; cairn's log entries are batches).
+pub const DEFAULT_SNAPSHOT_THRESHOLD: u64 = 10_000;
+/// Default `raft_trailing_logs`.
+pub const DEFAULT_TRAILING_LOGS: u64 = 1_000;
+
+/// Decodes a gossip encryption key: base64 of 16, 24 or 32 bytes (AES-128/192/256).
+fn parse_key(s: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .map_err(|e| format!("failed to decode the encryption key: {e}"))?;
+    match key.len() {
+        16 | 24 | 32 => Ok(key),
+        n => Err(format!("the encryption key must be 16, 24 or 32 bytes, got {n}")),
+    }
+}
+
+/// Checks a `retry_join` address: `host` or `host:port` (port 8300 when omitted).
+fn parse_join(s: &str) -> Result<(), String> {
+    crate::rpc::join_addr(s).map(|_| ())
 }
 
 /// Ports the agent binds (`ports{}`); 0 asks the OS for a free port, -1 disables (DNS, HTTP).
@@ -283,6 +315,14 @@ pub struct Overrides {
     pub server_port: Option<u16>,
     /// `--serf-lan-port`.
     pub serf_lan_port: Option<u16>,
+    /// `--retry-join` (repeatable; appended after the files' `retry_join`).
+    pub retry_join: Vec<String>,
+    /// `--raft-snapshot-threshold`.
+    pub raft_snapshot_threshold: Option<u64>,
+    /// `--raft-trailing-logs`.
+    pub raft_trailing_logs: Option<u64>,
+    /// `--encrypt`.
+    pub encrypt: Option<String>,
     /// `--recursor` (repeatable; appended after the files' recursors).
     pub recursors: Vec<String>,
     /// `--config-file` (repeatable, read in order).
@@ -309,7 +349,6 @@ const IGNORED_KEYS: &[&str] = &[
     "disable_update_check",
     "enable_debug",
     "enable_syslog",
-    "encrypt",
     "encrypt_verify_incoming",
     "encrypt_verify_outgoing",
     "leave_on_terminate",
@@ -321,11 +360,9 @@ const IGNORED_KEYS: &[&str] = &[
     "raft_protocol",
     "reconnect_timeout",
     "retry_interval",
-    "retry_join",
     "retry_max",
     "rpc",
     "skip_leave_on_interrupt",
-    "start_join",
     "telemetry",
     "tls",
     "ui",
@@ -351,6 +388,9 @@ struct Raw {
     server: Option<bool>,
     bootstrap_expect: Option<u32>,
     bind_addr: Option<IpAddr>,
+    retry_join: Vec<String>,
+    raft_snapshot_threshold: Option<u64>,
+    raft_trailing_logs: Option<u64>,
     client_addr: Option<IpAddr>,
     dns_addr: Option<IpAddr>,
     http_addr: Option<IpAddr>,
@@ -362,6 +402,7 @@ struct Raw {
     checks: CheckConfig,
     log_level: Option<(String, String)>,
     zones_dir: Option<PathBuf>,
+    encrypt: Option<Vec<u8>>,
     ignored: Vec<String>,
 }
 
@@ -481,6 +522,20 @@ impl Raw {
                 "bootstrap_expect" => self.bootstrap_expect = Some(src.int(k, v, 0, 1024)? as u32),
                 "bind_addr" | "advertise_addr" => self.bind_addr = Some(src.ip(k, v)?),
                 "client_addr" => self.client_addr = Some(src.ip(k, v)?),
+                "retry_join" | "start_join" => {
+                    let list = v.as_array().ok_or_else(|| src.err(k, "expected a list of addresses"))?;
+                    for (i, r) in list.iter().enumerate() {
+                        let key = format!("{k}[{i}]");
+                        let a = src.string(&key, r)?;
+                        parse_join(&a).map_err(|m| src.err(&key, m))?;
+                        self.retry_join.push(a);
+                    }
+                }
+                "raft_snapshot_threshold" => {
+                    self.raft_snapshot_threshold = Some(src.int(k, v, 1, i64::MAX)? as u64);
+                }
+                "encrypt" => self.encrypt = Some(parse_key(&src.string(k, v)?).map_err(|m| src.err(k, m))?),
+                "raft_trailing_logs" => self.raft_trailing_logs = Some(src.int(k, v, 0, i64::MAX)? as u64),
                 "log_level" => self.log_level = Some((src.string(k, v)?, src.file.to_owned())),
                 "recursors" => {
                     let list = v.as_array().ok_or_else(|| src.err(k, "expected a list of addresses"))?;
@@ -744,6 +799,22 @@ impl Config {
         if let Some(p) = o.serf_lan_port {
             raw.ports.serf_lan = p;
         }
+        if let Some(key) = &o.encrypt {
+            raw.encrypt = Some(parse_key(key).map_err(|m| cli.err("-encrypt", m))?);
+        }
+        for a in &o.retry_join {
+            parse_join(a).map_err(|m| cli.err("-retry-join", m))?;
+            raw.retry_join.push(a.clone());
+        }
+        if let Some(n) = o.raft_snapshot_threshold {
+            if n == 0 {
+                return Err(cli.err("-raft-snapshot-threshold", "must be at least 1"));
+            }
+            raw.raft_snapshot_threshold = Some(n);
+        }
+        if let Some(n) = o.raft_trailing_logs {
+            raw.raft_trailing_logs = Some(n);
+        }
 
         let loopback = IpAddr::from([127, 0, 0, 1]);
         // Each value remembers where it came from, so an error names that file and key.
@@ -864,26 +935,22 @@ impl Config {
             }
             check_definitions.push(spec);
         }
-        // Until clustering lands (gossip, Raft RPC), an agent is exactly one self-bootstrapping
-        // server; say so instead of silently running something else.
+        // Client agents (no Raft) are a later step of the cluster issue; say so instead of
+        // silently running something else.
         let server = dev || o.server || raw.server.unwrap_or(false);
         let bootstrap_expect = o.bootstrap_expect.or(raw.bootstrap_expect).unwrap_or(u32::from(dev));
         if !server {
             return Err(ConfigError::Key {
                 file: "config".into(),
                 key: "server".into(),
-                msg:
-                    "client agents are not supported yet: run a server (-server -bootstrap-expect 1) or -dev"
-                        .into(),
+                msg: "client agents are not supported yet: run a server (-server) or -dev".into(),
             });
         }
-        if bootstrap_expect != 1 {
+        if dev && bootstrap_expect > 1 {
             return Err(ConfigError::Key {
                 file: "config".into(),
                 key: "bootstrap_expect".into(),
-                msg: format!(
-                    "{bootstrap_expect}: only single-server clusters (bootstrap_expect = 1) are supported yet"
-                ),
+                msg: format!("{bootstrap_expect}: a -dev agent is a single server (bootstrap_expect = 1)"),
             });
         }
         let config = Self {
@@ -897,6 +964,10 @@ impl Config {
             server,
             bootstrap_expect,
             bind_addr,
+            retry_join: raw.retry_join,
+            raft_snapshot_threshold: raw.raft_snapshot_threshold.unwrap_or(DEFAULT_SNAPSHOT_THRESHOLD),
+            raft_trailing_logs: raw.raft_trailing_logs.unwrap_or(DEFAULT_TRAILING_LOGS),
+            encrypt: raw.encrypt,
             client_addr,
             dns_addr: raw.dns_addr.unwrap_or(client_addr),
             http_addr: raw.http_addr.unwrap_or(client_addr),

@@ -163,15 +163,15 @@ fn data_dir_is_required_outside_dev() {
 }
 
 #[test]
-fn clusters_and_client_agents_are_refused_until_supported() {
+fn client_agents_are_refused_and_clusters_may_wait_for_a_join() {
     let dir = PathBuf::from("/nonexistent");
     let client = Overrides { data_dir: Some(dir.clone()), ..Overrides::default() };
     let err = Config::load(&client).unwrap_err().to_string();
     assert!(err.contains("server: client agents are not supported yet"), "{err}");
     let three =
         Overrides { server: true, bootstrap_expect: Some(3), data_dir: Some(dir), ..Overrides::default() };
-    let err = Config::load(&three).unwrap_err().to_string();
-    assert!(err.contains("bootstrap_expect: 3: only single-server"), "{err}");
+    // Without retry_join the servers find each other once joined by `cairn join` (gossip).
+    assert_eq!(Config::load(&three).unwrap().0.bootstrap_expect, 3);
 }
 
 #[test]
@@ -257,4 +257,39 @@ fn top_level_checks_are_decoded_and_validated() {
     let err = check("a.json", r#"{"check": {"name": "x", "args": ["true"], "interval": "1s"}}"#, dev())
         .unwrap_err();
     assert!(err.contains("check: Scripts are disabled"), "{err}");
+}
+
+#[test]
+fn cluster_keys_load_from_files_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.json");
+    std::fs::write(&p, r#"{"server": true, "bootstrap_expect": 3, "retry_join": ["10.0.0.1", "10.0.0.2:8310"], "raft_snapshot_threshold": 50, "raft_trailing_logs": 5, "data_dir": "/tmp/x"}"#).unwrap();
+    let o = Overrides {
+        config_files: vec![p.clone()],
+        retry_join: vec!["10.0.0.3:9000".into()],
+        ..Overrides::default()
+    };
+    let (c, _) = Config::load(&o).unwrap();
+    assert_eq!(c.bootstrap_expect, 3);
+    assert_eq!(c.retry_join, ["10.0.0.1", "10.0.0.2:8310", "10.0.0.3:9000"]);
+    assert_eq!((c.raft_snapshot_threshold, c.raft_trailing_logs), (50, 5));
+    let bad = Overrides {
+        config_files: vec![p],
+        retry_join: vec!["10.0.0.3:notaport".into()],
+        ..Overrides::default()
+    };
+    let err = Config::load(&bad).unwrap_err().to_string();
+    assert!(err.contains("-retry-join"), "{err}");
+}
+
+#[test]
+fn encrypt_keys_are_base64_of_an_aes_key() {
+    let key = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=";
+    let o = Overrides { encrypt: Some(key.into()), ..dev() };
+    assert_eq!(Config::load(&o).unwrap().0.encrypt.map(|k| k.len()), Some(32));
+    for bad in ["not base64!", "c2hvcnQ="] {
+        let o = Overrides { encrypt: Some(bad.into()), ..dev() };
+        let err = Config::load(&o).unwrap_err().to_string();
+        assert!(err.contains("-encrypt"), "{err}");
+    }
 }

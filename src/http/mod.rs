@@ -17,7 +17,9 @@ mod catalog;
 mod error;
 mod health;
 mod kv;
+mod members;
 mod metrics;
+mod operator;
 mod prepared_query;
 mod query;
 mod session;
@@ -65,6 +67,10 @@ pub struct ApiState {
     pub checks: Arc<crate::health::CheckRunner>,
     /// The leader's session TTL timers.
     pub sessions: Arc<crate::session::SessionTimers>,
+    /// The LAN gossip pool (`None` when gossip is not running, e.g. unit tests).
+    pub gossip: Option<Arc<crate::gossip::Lan>>,
+    /// Stops the agent (`PUT /v1/agent/leave`).
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// Signalled by `PUT /v1/agent/reload`; the agent reloads as on SIGHUP.
     pub reload: Arc<tokio::sync::Notify>,
 }
@@ -97,6 +103,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/agent/check/warn/{*id}", put(agent::check_warn))
         .route("/v1/agent/check/fail/{*id}", put(agent::check_fail))
         .route("/v1/agent/check/update/{*id}", put(agent::check_update))
+        .route("/v1/agent/members", get(members::members))
+        .route("/v1/agent/join/{addr}", put(members::join))
+        .route("/v1/agent/leave", put(members::leave))
+        .route("/v1/agent/force-leave/{node}", put(members::force_leave))
         // catalog
         .route("/v1/catalog/register", put(catalog::register))
         .route("/v1/catalog/deregister", put(catalog::deregister))
@@ -130,6 +140,8 @@ pub fn router(state: ApiState) -> Router {
         // status
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))
+        // operator
+        .route("/v1/operator/raft/configuration", get(operator::raft_configuration))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -201,6 +213,9 @@ impl ApiState {
         B: FnOnce(&crate::catalog::CatalogState) -> T,
     {
         let opts = self.read_options(q)?;
+        if opts.consistency == Consistency::Consistent {
+            self.raft.read_barrier().await?;
+        }
         let snap = self.snapshot(&opts, &index_of).await;
         Ok(self.reply(&body(&snap.catalog), index_of(&snap), &opts, q))
     }

@@ -21,7 +21,7 @@ use crate::snapshot::CatalogSnapshot;
 pub(crate) async fn test_raft() -> (RaftHandle, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let raft_addr = "127.0.0.1:8300".parse().expect("addr");
-    let opts = crate::raft::RaftOptions { data_dir: dir.path().to_path_buf(), node_id: 1, raft_addr };
+    let opts = crate::raft::RaftOptions::single(dir.path().to_path_buf(), 1, raft_addr);
     let raft = crate::raft::open(opts).await.expect("raft opens");
     (raft, dir)
 }
@@ -38,6 +38,10 @@ fn config() -> Config {
         server: true,
         bootstrap_expect: 1,
         bind_addr: "10.0.0.1".parse().expect("ip"),
+        retry_join: Vec::new(),
+        raft_snapshot_threshold: crate::config::DEFAULT_SNAPSHOT_THRESHOLD,
+        raft_trailing_logs: crate::config::DEFAULT_TRAILING_LOGS,
+        encrypt: None,
         client_addr: "127.0.0.1".parse().expect("ip"),
         dns_addr: "127.0.0.1".parse().expect("ip"),
         http_addr: "127.0.0.1".parse().expect("ip"),
@@ -137,6 +141,8 @@ async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
             checks,
             reload: Arc::default(),
             sessions: crate::session::SessionTimers::new(),
+            gossip: None,
+            shutdown: Default::default(),
         },
         dir,
     )

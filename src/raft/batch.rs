@@ -9,6 +9,10 @@
 //! the proposals that arrive while earlier groups are in flight turns N writes into one log
 //! append, one state-machine transaction and one publish.
 //!
+//! On a follower the group is forwarded to the leader over the server RPC
+//! (`cluster::forward`) and answered once the leader applied it and this server has caught up
+//! to it (bounded), so a read after a write on the same server sees the write.
+//!
 //! Invariants: a caller is answered only after its group is committed and applied; at most
 //! `MAX_IN_FLIGHT` groups are proposed at once, so a burst waits in the queue and joins the
 //! next group instead of becoming many tiny entries.
@@ -18,12 +22,16 @@ use std::sync::Arc;
 use openraft::error::{ClientWriteError, RaftError as OpenRaftError};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::{Command, CommandResponse, ProposeError, Raft};
+use super::{Command, CommandResponse, ProposeError, Raft, cluster};
+use crate::rpc::Pool;
+use crate::snapshot::SnapshotHandle;
 
 /// Most commands in one log entry; bounds the entry size and the apply latency of a group.
 const MAX_GROUP: usize = 256;
 /// Groups proposed at once: enough to keep the log append and the apply stage both busy.
 const MAX_IN_FLIGHT: usize = 2;
+/// How long the leader waits for a quorum to commit a group.
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Queued proposals before `propose` waits (backpressure).
 const QUEUE: usize = 4096;
 
@@ -40,10 +48,11 @@ pub(super) struct Proposer {
 }
 
 impl Proposer {
-    /// Starts the grouping task for `raft`.
-    pub(super) fn spawn(raft: Raft) -> Self {
+    /// Starts the grouping task for `raft` (this server is `node_id`; forwarded writes wait
+    /// for `snapshots` to catch up; `pool` reaches the leader).
+    pub(super) fn spawn(raft: Raft, node_id: u64, snapshots: Arc<SnapshotHandle>, pool: Arc<Pool>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(raft, rx));
+        tokio::spawn(run(Ctx { raft, node_id, snapshots, pool }, rx));
         Self { tx }
     }
 
@@ -58,7 +67,16 @@ impl Proposer {
     }
 }
 
-async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
+/// What a group needs to be committed here or on the leader.
+#[derive(Clone)]
+struct Ctx {
+    raft: Raft,
+    node_id: u64,
+    snapshots: Arc<SnapshotHandle>,
+    pool: Arc<Pool>,
+}
+
+async fn run(ctx: Ctx, mut rx: mpsc::Receiver<Pending>) {
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         // Waiting for a slot is what lets a burst accumulate behind the groups in flight.
@@ -70,15 +88,33 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        let raft = raft.clone();
+        let ctx = ctx.clone();
         tokio::spawn(async move {
-            write_group(&raft, group).await;
+            write_group(&ctx, group).await;
             drop(slot);
         });
     }
 }
 
-async fn write_group(raft: &Raft, mut group: Vec<Pending>) {
+/// Commits `cmd` through the leader: locally when this server leads, else forwarded.
+async fn commit(ctx: &Ctx, cmd: Command) -> Result<CommandResponse, ProposeError> {
+    let (leader, addr) = cluster::wait_leader(&ctx.raft).await?;
+    if leader != ctx.node_id {
+        return cluster::forward(&ctx.pool, &ctx.snapshots, &addr, cmd).await;
+    }
+    // A leader cut off from its quorum would wait forever; the write may still commit later.
+    let write = tokio::time::timeout(COMMIT_TIMEOUT, ctx.raft.client_write(cmd));
+    let Ok(written) = write.await else {
+        return Err(ProposeError::Raft(format!("not committed within {COMMIT_TIMEOUT:?} (no quorum?)")));
+    };
+    match written {
+        Ok(resp) => Ok(resp.data),
+        Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ProposeError::NoLeader),
+        Err(e) => Err(ProposeError::Raft(e.to_string())),
+    }
+}
+
+async fn write_group(ctx: &Ctx, mut group: Vec<Pending>) {
     let (cmd, replies): (Command, Vec<_>) = if group.len() == 1 {
         let Some(p) = group.pop() else { return };
         (p.cmd, vec![p.reply])
@@ -87,11 +123,7 @@ async fn write_group(raft: &Raft, mut group: Vec<Pending>) {
         (Command::Batch(cmds), replies)
     };
     let batched = matches!(cmd, Command::Batch(_));
-    let result = match raft.client_write(cmd).await {
-        Ok(resp) => Ok(resp.data),
-        Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ProposeError::NoLeader),
-        Err(e) => Err(ProposeError::Raft(e.to_string())),
-    };
+    let result = commit(ctx, cmd).await;
     match result {
         Ok(CommandResponse::Batch(responses)) if batched && responses.len() == replies.len() => {
             for (reply, resp) in replies.into_iter().zip(responses) {

@@ -15,6 +15,7 @@
 
 pub mod apply;
 mod batch;
+pub mod cluster;
 pub mod command;
 pub mod log_store;
 pub mod network;
@@ -106,25 +107,51 @@ pub struct RaftOptions {
     pub node_id: u64,
     /// This server's Raft RPC address, recorded in the membership.
     pub raft_addr: SocketAddr,
+    /// Servers to wait for before bootstrapping: 1 initialises a single-voter cluster at once;
+    /// anything else leaves forming or joining the cluster to `cluster::form`.
+    pub bootstrap_expect: u32,
+    /// Log entries since the last snapshot that trigger a new one.
+    pub snapshot_threshold: u64,
+    /// Log entries kept behind a snapshot.
+    pub trailing_logs: u64,
 }
 
-/// openraft configuration for a single-voter cluster on one host.
-fn raft_config() -> Result<Config, RaftError> {
+impl RaftOptions {
+    /// A single self-bootstrapping server with the default snapshot settings.
+    pub fn single(data_dir: PathBuf, node_id: u64, raft_addr: SocketAddr) -> Self {
+        Self {
+            data_dir,
+            node_id,
+            raft_addr,
+            bootstrap_expect: 1,
+            snapshot_threshold: crate::config::DEFAULT_SNAPSHOT_THRESHOLD,
+            trailing_logs: crate::config::DEFAULT_TRAILING_LOGS,
+        }
+    }
+}
+
+/// openraft configuration: timings for servers on one LAN.
+fn raft_config(opts: &RaftOptions) -> Result<Config, RaftError> {
     Config {
         cluster_name: "cairn".to_owned(),
-        heartbeat_interval: 250,
-        election_timeout_min: 500,
-        election_timeout_max: 1000,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
-        max_in_snapshot_log_to_keep: 1_000,
+        // A follower starts an election `election_timeout_max` (openraft's leader lease) plus
+        // a random election timeout after the leader's last heartbeat: 1.8-2.4 s.
+        heartbeat_interval: 200,
+        election_timeout_min: 600,
+        election_timeout_max: 1200,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_threshold),
+        max_in_snapshot_log_to_keep: opts.trailing_logs,
+        purge_batch_size: 1,
         ..Config::default()
     }
     .validate()
     .map_err(|e| RaftError::Config(e.to_string()))
 }
 
-/// Opens the store, publishes the stored catalog, starts openraft, initialises a single-voter
-/// membership `{node_id: raft_addr}` on a fresh store, and waits (bounded) for leadership.
+/// Opens the store, publishes the stored catalog and starts openraft. With
+/// `bootstrap_expect == 1` it initialises a single-voter membership `{node_id: raft_addr}` on a
+/// fresh store and waits (bounded) for leadership; otherwise the node waits for
+/// `cluster::form` (or an existing membership in its log) to make it part of a cluster.
 pub async fn open(opts: RaftOptions) -> Result<RaftHandle, RaftError> {
     let dir = opts.data_dir.join("raft");
     // Off the async workers: opening creates files and commits a transaction.
@@ -132,11 +159,25 @@ pub async fn open(opts: RaftOptions) -> Result<RaftHandle, RaftError> {
     let snapshots = Arc::new(SnapshotHandle::default());
     let sm = state_machine::StateMachine::open(store.clone(), snapshots.clone())?;
     let log = log_store::LogStore::new(store);
-    let config = Arc::new(raft_config()?);
-    let raft = Raft::new(opts.node_id, config, network::NetworkFactory, log, sm)
+    let config = Arc::new(raft_config(&opts)?);
+    let pool = Arc::new(crate::rpc::Pool::default());
+    let raft = Raft::new(opts.node_id, config, network::NetworkFactory::new(pool.clone()), log, sm)
         .await
         .map_err(|e| RaftError::Raft(e.to_string()))?;
-
+    let proposer = batch::Proposer::spawn(raft.clone(), opts.node_id, snapshots.clone(), pool.clone());
+    let handle = RaftHandle {
+        raft,
+        snapshots,
+        node_id: opts.node_id,
+        raft_addr: opts.raft_addr.to_string(),
+        proposer,
+        pool,
+        contact: Arc::new(cluster::Contact::new()),
+    };
+    if opts.bootstrap_expect != 1 {
+        return Ok(handle);
+    }
+    let raft = &handle.raft;
     let members = BTreeMap::from([(opts.node_id, BasicNode::new(opts.raft_addr.to_string()))]);
     match raft.initialize(members).await {
         Ok(()) | Err(OpenRaftError::APIError(InitializeError::NotAllowed(_))) => {}
@@ -148,8 +189,7 @@ pub async fn open(opts: RaftOptions) -> Result<RaftHandle, RaftError> {
         .metrics(|m| m.current_leader == Some(node_id), "this node is leader")
         .await
         .map_err(|_| RaftError::NoLeader(LEADER_WAIT))?;
-    let proposer = batch::Proposer::spawn(raft.clone());
-    Ok(RaftHandle { raft, snapshots, node_id, proposer })
+    Ok(handle)
 }
 
 /// Cheap-to-clone handle for proposing commands and reading Raft's view of the cluster.
@@ -158,8 +198,15 @@ pub struct RaftHandle {
     raft: Raft,
     snapshots: Arc<SnapshotHandle>,
     node_id: u64,
-    /// Groups concurrent proposals into one log entry (group commit).
+    /// This server's RPC address (as recorded in the membership).
+    raft_addr: String,
+    /// Groups concurrent proposals into one log entry (group commit); forwards them to the
+    /// leader on a follower.
     proposer: batch::Proposer,
+    /// Connections to the other servers (Raft, forwarding).
+    pool: Arc<crate::rpc::Pool>,
+    /// When the leader was last heard from (followers).
+    contact: Arc<cluster::Contact>,
 }
 
 impl std::fmt::Debug for RaftHandle {
@@ -214,9 +261,11 @@ impl RaftHandle {
 
     /// Milliseconds since this server last heard from the leader (0 on the leader).
     pub fn last_contact_ms(&self) -> u64 {
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        if m.current_leader == Some(self.node_id) { 0 } else { m.millis_since_quorum_ack.unwrap_or(0) }
+        if self.raft.metrics().borrow().current_leader == Some(self.node_id) {
+            0
+        } else {
+            self.contact.millis_since()
+        }
     }
 
     /// The snapshot handle the state machine publishes to (DNS and HTTP read from it).
@@ -238,6 +287,11 @@ impl RaftHandle {
     /// Raft log index of the last entry applied and published.
     pub fn applied_index(&self) -> u64 {
         self.snapshots.load().index
+    }
+
+    /// Connections to the other servers.
+    pub fn pool(&self) -> Arc<crate::rpc::Pool> {
+        self.pool.clone()
     }
 
     /// The openraft node, for cluster management (later issues).

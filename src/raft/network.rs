@@ -1,14 +1,16 @@
-//! RAFT NETWORK: openraft's `RaftNetworkFactory` / `RaftNetwork`.
+//! RAFT NETWORK: openraft's `RaftNetworkFactory` / `RaftNetwork` over the server RPC
+//! protocol (`crate::rpc`).
 //!
-//! Input: RPCs openraft wants to send to other voters. Output: their responses.
+//! Input: RPCs openraft wants to send to other servers. Output: their responses.
 //!
-//! Invariant: this server runs a single-voter cluster for now, so no RPC is ever needed for
-//! progress. A real transport on the server RPC port is a later issue; until then EVERY RPC
-//! fails with `Unreachable` (never a fake success), so a misconfigured multi-voter membership
-//! cannot elect a leader or commit anything on this node's behalf.
+//! Invariants: every call is bounded by openraft's hard TTL; a server that cannot be reached
+//! is `Unreachable` (openraft backs off), a failed exchange is a `Network` error, and an error
+//! the remote Raft returned is a `RemoteError` — never a fake success.
+
+use std::sync::Arc;
 
 use openraft::BasicNode;
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -16,68 +18,90 @@ use openraft::raft::{
 };
 
 use super::TypeConfig;
+use crate::rpc::{CallError, Pool, Request, Response};
 
-/// Why every RPC fails.
-#[derive(Debug, thiserror::Error)]
-#[error("raft RPC to node {target} ({addr}) not sent: no Raft transport yet (single-voter cluster)")]
-pub struct NoTransport {
-    target: u64,
-    addr: String,
+/// Creates `Network` clients sharing one connection pool.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkFactory {
+    pool: Arc<Pool>,
 }
 
-/// Creates `Network` clients; every client's RPCs return `Unreachable`.
-#[derive(Debug, Clone, Default)]
-pub struct NetworkFactory;
+impl NetworkFactory {
+    /// A factory whose clients use `pool`.
+    pub fn new(pool: Arc<Pool>) -> Self {
+        Self { pool }
+    }
+}
 
-/// A client for one target node. There is no transport yet: every RPC returns
-/// `RPCError::Unreachable` (openraft backs off and retries later).
+/// A client for one target server.
 #[derive(Debug, Clone)]
 pub struct Network {
     target: u64,
     addr: String,
-}
-
-impl Network {
-    fn unreachable<E: std::error::Error>(&self) -> RPCError<u64, BasicNode, E> {
-        let e = NoTransport { target: self.target, addr: self.addr.clone() };
-        RPCError::Unreachable(Unreachable::new(&e))
-    }
+    pool: Arc<Pool>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = Network;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Self::Network {
-        Network { target, addr: node.addr.clone() }
+        Network { target, addr: node.addr.clone(), pool: self.pool.clone() }
+    }
+}
+
+impl Network {
+    async fn call<E: std::error::Error>(
+        &self,
+        req: Request,
+        option: &RPCOption,
+    ) -> Result<Response, RPCError<u64, BasicNode, E>> {
+        self.pool.call(&self.addr, &req, option.hard_ttl()).await.map_err(|e| match e {
+            CallError::Connect { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+            other => RPCError::Network(NetworkError::new(&other)),
+        })
+    }
+
+    fn remote<E: std::error::Error>(&self, e: E) -> RPCError<u64, BasicNode, E> {
+        RPCError::RemoteError(RemoteError::new_with_node(self.target, BasicNode::new(&self.addr), e))
+    }
+
+    fn protocol<E: std::error::Error>(&self) -> RPCError<u64, BasicNode, E> {
+        RPCError::Network(NetworkError::new(&CallError::Protocol { addr: self.addr.clone() }))
     }
 }
 
 impl RaftNetwork<TypeConfig> for Network {
-    /// Always `Unreachable`: no transport yet.
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        Err(self.unreachable())
+        match self.call(Request::AppendEntries(Box::new(rpc)), &option).await? {
+            Response::AppendEntries(r) => r.map_err(|e| self.remote(e)),
+            _ => Err(self.protocol()),
+        }
     }
 
-    /// Always `Unreachable`: no transport yet.
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>>
     {
-        Err(self.unreachable())
+        match self.call(Request::InstallSnapshot(Box::new(rpc)), &option).await? {
+            Response::InstallSnapshot(r) => r.map_err(|e| self.remote(e)),
+            _ => Err(self.protocol()),
+        }
     }
 
-    /// Always `Unreachable`: no transport yet.
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<u64>,
-        _option: RPCOption,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        Err(self.unreachable())
+        match self.call(Request::Vote(rpc), &option).await? {
+            Response::Vote(r) => r.map_err(|e| self.remote(e)),
+            _ => Err(self.protocol()),
+        }
     }
 }

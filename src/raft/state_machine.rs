@@ -243,6 +243,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.last_applied = last_applied;
         self.membership = membership;
         self.publish();
+        tracing::info!(snapshot = %meta.snapshot_id, index = last_applied.map_or(0, |l| l.index), "installed a Raft snapshot from the leader");
         Ok(())
     }
 

@@ -44,7 +44,7 @@ fn openraft_storage_suite() {
 
 fn check_opts(dir: &TempDir) -> RaftOptions {
     let raft_addr: SocketAddr = "127.0.0.1:8300".parse().expect("literal address");
-    RaftOptions { data_dir: dir.path().to_path_buf(), node_id: 1, raft_addr }
+    RaftOptions::single(dir.path().to_path_buf(), 1, raft_addr)
 }
 
 /// Reopens the LMDB environment once the previous Raft's background tasks, which finish

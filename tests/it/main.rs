@@ -24,6 +24,7 @@
 
 mod appliance;
 mod architecture;
+mod cluster;
 mod config;
 mod dns;
 mod dns_extensions;

@@ -70,6 +70,18 @@ impl Agent {
     }
 
     fn try_start_in(cwd: Option<&Path>, args: &[&str]) -> Result<Self, String> {
+        let agent = Self::spawn_in(cwd, args)?;
+        agent.wait_ready();
+        Ok(agent)
+    }
+
+    /// Starts `cairn agent ARGS` (free ports unless given) and returns once it listens, without
+    /// waiting for a Raft leader (servers of a cluster are started before one can exist).
+    pub(crate) fn spawn(args: &[&str]) -> Self {
+        Self::spawn_in(None, args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn spawn_in(cwd: Option<&Path>, args: &[&str]) -> Result<Self, String> {
         let mut args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
         for flag in ["--http-port", "--dns-port", "--server-port", "--serf-lan-port"] {
             if !args.iter().any(|a| a == flag) {
@@ -90,10 +102,9 @@ impl Agent {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            // Keep draining after start-up, so a later line never hits a closed pipe.
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+                let _ = tx.send(line);
             }
         });
         let (mut dns, mut http) = (None, None);
@@ -113,18 +124,11 @@ impl Agent {
                 http = Some(a.parse().unwrap());
             }
         }
-        let agent = Self {
-            child: Some(child),
-            dns: dns.unwrap(),
-            http: http.unwrap(),
-            stderr_log,
-            _log_dir: log_dir,
-        };
-        agent.wait_ready();
-        Ok(agent)
+        Ok(Self { child: Some(child), dns: dns.unwrap(), http: http.unwrap(), stderr_log, _log_dir: log_dir })
     }
 
-    fn wait_ready(&self) {
+    /// Waits until the agent knows a Raft leader.
+    pub(crate) fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(r) = self.get("/v1/status/leader")

@@ -1,0 +1,65 @@
+//! `cairn members`, `cairn join ADDR`, `cairn leave`: the LAN gossip pool as the agent sees it
+//! (`/v1/agent/members`, `/v1/agent/join/{addr}`, `/v1/agent/leave`), printed as Consul does.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::api::{Api, ApiError};
+use super::operator::table;
+
+/// One member as the agent reports it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Member {
+    name: String,
+    addr: String,
+    port: u16,
+    tags: BTreeMap<String, String>,
+    status: u8,
+    protocol_cur: u8,
+}
+
+fn status(code: u8) -> &'static str {
+    match code {
+        1 => "alive",
+        2 => "leaving",
+        3 => "left",
+        4 => "failed",
+        _ => "none",
+    }
+}
+
+/// `cairn members`: Node, Address, Status, Type, Build, Protocol, DC.
+pub async fn members(api: &Api) -> Result<String, ApiError> {
+    let mut list: Vec<Member> = api.get("/v1/agent/members").await?.json()?;
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    let header = ["Node", "Address", "Status", "Type", "Build", "Protocol", "DC"].map(str::to_owned);
+    let mut rows = vec![header];
+    for m in list {
+        let kind = if m.tags.get("role").is_some_and(|r| r == "consul") { "server" } else { "client" };
+        let tag = |k: &str| m.tags.get(k).cloned().unwrap_or_default();
+        rows.push([
+            m.name.clone(),
+            format!("{}:{}", m.addr, m.port),
+            status(m.status).to_owned(),
+            kind.to_owned(),
+            tag("build"),
+            m.protocol_cur.to_string(),
+            tag("dc"),
+        ]);
+    }
+    Ok(table(&rows))
+}
+
+/// `cairn join ADDR`: asks the agent to join the pool through `addr` (`ip[:port]`, port 8301).
+pub async fn join(api: &Api, addr: &str) -> Result<String, ApiError> {
+    api.put(&format!("/v1/agent/join/{addr}"), Vec::new()).await?;
+    Ok("Successfully joined cluster by contacting 1 nodes.\n".to_owned())
+}
+
+/// `cairn leave`: the agent leaves the pool gracefully and stops.
+pub async fn leave(api: &Api) -> Result<String, ApiError> {
+    api.put("/v1/agent/leave", Vec::new()).await?;
+    Ok("Graceful leave complete\n".to_owned())
+}

@@ -1,0 +1,45 @@
+//! Server discovery through gossip: the servers of this datacenter that the LAN pool knows
+//! (their `NodeMeta::raft_addr`), plus the `retry_join` addresses, asked over the server RPC.
+//!
+//! Input: the pool's alive members. Output: `ServerInfo`s for `raft::cluster::form`, so
+//! servers joined only by `cairn join` find each other, bootstrap at `bootstrap_expect`, or
+//! join an existing cluster.
+
+use std::sync::Arc;
+
+use super::{Lan, MemberStatus, Membership, Role};
+use crate::raft::cluster::{Discovery, RetryJoin};
+use crate::rpc::{Pool, ServerInfo};
+
+/// Gossip members with the server role, then the configured addresses.
+pub struct GossipDiscovery {
+    gossip: Arc<Lan>,
+    retry_join: Vec<String>,
+    pool: Arc<Pool>,
+}
+
+impl GossipDiscovery {
+    /// Discovers through `gossip` and the `retry_join` RPC addresses.
+    pub fn new(gossip: Arc<Lan>, retry_join: Vec<String>, pool: Arc<Pool>) -> Self {
+        Self { gossip, retry_join, pool }
+    }
+}
+
+impl Discovery for GossipDiscovery {
+    async fn servers(&self) -> Vec<ServerInfo> {
+        let dc = self.gossip.local_meta().dc.clone();
+        let mut addrs = self.retry_join.clone();
+        for m in self.gossip.members().await {
+            let Some(meta) = m.meta else { continue };
+            if m.status == MemberStatus::Alive
+                && meta.role == Role::Server
+                && meta.dc == dc
+                && !meta.raft_addr.is_empty()
+                && !addrs.contains(&meta.raft_addr)
+            {
+                addrs.push(meta.raft_addr);
+            }
+        }
+        RetryJoin::new(addrs, self.pool.clone()).servers().await
+    }
+}

@@ -1,0 +1,146 @@
+//! GOSSIP MEMBERSHIP: the LAN pool of agents, behind a narrow `Membership` trait so the engine
+//! (today memberlist 0.8, `gossip::memberlist`) can be replaced (foca).
+//!
+//! Input: join addresses, leave requests; the engine's failure detection. Output: the member
+//! list (name, gossip address, status, `NodeMeta`) and a stream of `MemberEvent`s.
+//!
+//! Invariants: gossip never writes the catalog; the Raft leader turns member events into
+//! proposals (`gossip::reconcile`: failed -> `serfHealth` critical, alive -> passing, left ->
+//! node deregistered). Node meta fits in the engine's 512-byte limit (JSON of `NodeMeta`).
+
+pub mod discovery;
+pub mod memberlist;
+pub mod reconcile;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// What an agent is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A Raft server.
+    Server,
+    /// A client agent (no Raft).
+    Client,
+}
+
+/// The meta every agent gossips about itself (Consul's serf tags).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeMeta {
+    /// Server or client.
+    pub role: Role,
+    /// Datacenter.
+    pub dc: String,
+    /// Server RPC (Raft) address; empty on clients.
+    pub raft_addr: String,
+    /// Raft node id; 0 on clients.
+    pub raft_id: u64,
+    /// cairn version.
+    pub version: String,
+    /// Set (and gossiped) just before a graceful leave, so the others record `Left`, not
+    /// `Failed` (memberlist 0.8's events do not tell the two apart).
+    #[serde(default)]
+    pub leaving: bool,
+}
+
+/// Consul's member status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberStatus {
+    /// Alive (or suspected, not yet declared failed).
+    Alive,
+    /// Left gracefully.
+    Left,
+    /// Declared failed by the failure detector.
+    Failed,
+}
+
+impl MemberStatus {
+    /// Consul's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Alive => "alive",
+            Self::Left => "left",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One agent in the pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Node name.
+    pub name: String,
+    /// Gossip address.
+    pub addr: SocketAddr,
+    /// Status.
+    pub status: MemberStatus,
+    /// Its meta (`None` when it could not be decoded: an agent of another kind or version).
+    pub meta: Option<NodeMeta>,
+    /// Gossip protocol version it speaks.
+    pub protocol: u8,
+}
+
+/// A change in the pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberEvent {
+    /// A member joined or came back.
+    Joined(Member),
+    /// A member's meta changed.
+    Updated(Member),
+    /// A member left gracefully.
+    Left(Member),
+    /// A member was declared failed.
+    Failed(Member),
+}
+
+impl MemberEvent {
+    /// The member concerned.
+    pub fn member(&self) -> &Member {
+        match self {
+            Self::Joined(m) | Self::Updated(m) | Self::Left(m) | Self::Failed(m) => m,
+        }
+    }
+}
+
+/// Why a membership operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GossipError {
+    /// The engine failed to start (bind, config).
+    #[error("gossip: {0}")]
+    Start(String),
+    /// Joining failed for every address given.
+    #[error("failed to join {addrs}: {msg}")]
+    Join {
+        /// The addresses tried.
+        addrs: String,
+        /// Why.
+        msg: String,
+    },
+    /// Leaving failed.
+    #[error("leave: {0}")]
+    Leave(String),
+}
+
+/// The LAN membership pool.
+pub trait Membership: Send + Sync + 'static {
+    /// Joins the pool through any of `addrs`; returns how many were contacted.
+    fn join(&self, addrs: &[SocketAddr]) -> impl Future<Output = Result<usize, GossipError>> + Send;
+    /// Leaves the pool gracefully (the others see `Left`, not `Failed`).
+    fn leave(&self) -> impl Future<Output = Result<(), GossipError>> + Send;
+    /// Every member known, this agent included, with its status.
+    fn members(&self) -> impl Future<Output = Vec<Member>> + Send;
+    /// Member events from now on.
+    fn subscribe(&self) -> broadcast::Receiver<MemberEvent>;
+    /// This agent's gossip address.
+    fn local_addr(&self) -> SocketAddr;
+    /// This agent's meta.
+    fn local_meta(&self) -> &NodeMeta;
+}
+
+/// The engine in use.
+pub type Lan = memberlist::Gossip;

@@ -1,0 +1,147 @@
+//! RECONCILE: the Raft leader turns gossip membership into catalog proposals, as Consul's
+//! leader does with `serfHealth`.
+//!
+//! Input: `MemberEvent`s and, every `FULL_SYNC`, the whole member list. Output: proposals:
+//! failed -> the node's `serfHealth` check critical ("Agent not live or unreachable"), so its
+//! services leave DNS answers; alive -> passing again; left -> the node deregistered.
+//!
+//! Invariants: only the current leader proposes; a proposal is made only when the catalog
+//! differs from what gossip says (so a full sync on a settled cluster proposes nothing).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Lan, Member, MemberStatus, Membership};
+use crate::catalog::HealthStatus;
+use crate::raft::{CheckUpdate, Command, Deregistration, RaftHandle};
+
+/// Full reconciliation interval (repairs anything an event missed, e.g. after a leader change).
+const FULL_SYNC: Duration = Duration::from_secs(2);
+/// The check Consul keeps per node.
+pub const SERF_CHECK: &str = "serfHealth";
+const ALIVE_OUTPUT: &str = "Agent alive and reachable";
+const FAILED_OUTPUT: &str = "Agent not live or unreachable";
+
+/// Runs until `stop` fires.
+pub async fn run(gossip: Arc<Lan>, raft: RaftHandle, stop: CancellationToken) {
+    let mut events = gossip.subscribe();
+    let mut tick = tokio::time::interval(FULL_SYNC);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            ev = events.recv() => match ev {
+                Ok(ev) => if raft.is_leader() {
+                    reconcile(&raft, ev.member()).await;
+                },
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = tick.tick() => if raft.is_leader() {
+                for m in gossip.members().await {
+                    reconcile(&raft, &m).await;
+                }
+            },
+        }
+    }
+}
+
+/// What the catalog must change for `member`, if anything.
+pub fn plan(snapshot: &crate::catalog::CatalogState, member: &Member) -> Option<Command> {
+    snapshot.node(&member.name)?;
+    let check = snapshot.check(&member.name, SERF_CHECK);
+    match member.status {
+        MemberStatus::Left => Some(Command::Deregister(Deregistration {
+            node: member.name.clone(),
+            service_id: None,
+            check_id: None,
+        })),
+        MemberStatus::Failed => check.filter(|c| c.status != HealthStatus::Critical).map(|_| {
+            Command::UpdateCheck(CheckUpdate {
+                node: member.name.clone(),
+                check_id: SERF_CHECK.into(),
+                status: HealthStatus::Critical,
+                output: FAILED_OUTPUT.into(),
+            })
+        }),
+        MemberStatus::Alive => check.filter(|c| c.status != HealthStatus::Passing).map(|_| {
+            Command::UpdateCheck(CheckUpdate {
+                node: member.name.clone(),
+                check_id: SERF_CHECK.into(),
+                status: HealthStatus::Passing,
+                output: ALIVE_OUTPUT.into(),
+            })
+        }),
+    }
+}
+
+async fn reconcile(raft: &RaftHandle, member: &Member) {
+    let snap = raft.snapshots().load_full();
+    let Some(cmd) = plan(&snap.catalog, member) else { return };
+    tracing::info!(node = %member.name, status = member.status.as_str(), "reconciling gossip membership into the catalog");
+    if let Err(e) = raft.propose(cmd).await {
+        tracing::warn!(node = %member.name, error = %e, "reconcile proposal failed; the next full sync retries");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{CatalogState, Check, Node};
+    use crate::gossip::{Member, MemberStatus};
+    use crate::raft::Registration;
+
+    fn catalog(serf: HealthStatus) -> CatalogState {
+        let mut state = CatalogState::default();
+        let cmd = Command::Register(Registration {
+            node: Node::new("n1", "10.0.0.1", "dc1"),
+            skip_node_update: false,
+            service: None,
+            checks: vec![Check::new("n1", SERF_CHECK, "", serf)],
+        });
+        let mut changes = Vec::new();
+        crate::raft::apply::apply(&mut state, 1, &cmd, &mut changes);
+        state
+    }
+
+    fn member(name: &str, status: MemberStatus) -> Member {
+        Member {
+            name: name.into(),
+            addr: "127.0.0.1:8301".parse().expect("addr"),
+            status,
+            meta: None,
+            protocol: 2,
+        }
+    }
+
+    fn check_plan(serf: HealthStatus, status: MemberStatus, want: Option<(HealthStatus, &str)>) {
+        let got = plan(&catalog(serf), &member("n1", status));
+        let got = got.map(|c| match c {
+            Command::UpdateCheck(u) => (u.status, u.output),
+            other => panic!("unexpected {other:?}"),
+        });
+        assert_eq!(got, want.map(|(s, o)| (s, o.to_owned())), "{serf:?} + {status:?}");
+    }
+
+    #[test]
+    fn serf_health_follows_gossip_and_settled_nodes_need_nothing() {
+        check_plan(
+            HealthStatus::Passing,
+            MemberStatus::Failed,
+            Some((HealthStatus::Critical, FAILED_OUTPUT)),
+        );
+        check_plan(HealthStatus::Critical, MemberStatus::Alive, Some((HealthStatus::Passing, ALIVE_OUTPUT)));
+        check_plan(HealthStatus::Passing, MemberStatus::Alive, None);
+        check_plan(HealthStatus::Critical, MemberStatus::Failed, None);
+    }
+
+    #[test]
+    fn a_left_member_is_deregistered_and_unknown_nodes_are_left_alone() {
+        let got = plan(&catalog(HealthStatus::Passing), &member("n1", MemberStatus::Left));
+        assert!(matches!(got, Some(Command::Deregister(d)) if d.node == "n1" && d.service_id.is_none()));
+        for status in [MemberStatus::Alive, MemberStatus::Failed, MemberStatus::Left] {
+            assert_eq!(plan(&catalog(HealthStatus::Passing), &member("other", status)), None);
+        }
+    }
+}

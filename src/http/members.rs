@@ -1,0 +1,69 @@
+//! Gossip endpoints: `GET /v1/agent/members`, `PUT /v1/agent/join/{addr}`, `PUT /v1/agent/leave`,
+//! `PUT /v1/agent/force-leave/{node}`.
+//!
+//! Input: the agent's `Membership` → output: Consul's member JSON. Joining and leaving are
+//! gossip operations; force-leave deregisters a failed node through Raft (never a direct write).
+
+use std::net::SocketAddr;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use super::query::Query;
+use super::wire::MemberJson;
+use super::{ApiState, json};
+use crate::gossip::{MemberStatus, Membership};
+use crate::raft::{Command, Deregistration};
+
+/// Default LAN gossip port when a join address has none.
+const SERF_LAN_PORT: u16 = 8301;
+
+pub(super) async fn members(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let q = Query::parse(q.as_deref());
+    let gossip = st.gossip.as_ref().ok_or_else(|| ApiError::Internal("gossip is not running".into()))?;
+    let list: Vec<MemberJson> = gossip.members().await.iter().map(MemberJson::from_member).collect();
+    Ok(json(&list, q.has("pretty")))
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr, ApiError> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, SERF_LAN_PORT))
+        .map_err(|_| ApiError::BadRequest(format!("invalid join address {s:?}: expected ip or ip:port")))
+}
+
+pub(super) async fn join(State(st): State<ApiState>, Path(addr): Path<String>) -> Result<Response, ApiError> {
+    let gossip = st.gossip.as_ref().ok_or_else(|| ApiError::Internal("gossip is not running".into()))?;
+    let addr = parse_addr(&addr)?;
+    gossip.join(&[addr]).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(().into_response())
+}
+
+pub(super) async fn leave(State(st): State<ApiState>) -> Result<Response, ApiError> {
+    let gossip = st.gossip.as_ref().ok_or_else(|| ApiError::Internal("gossip is not running".into()))?;
+    // A server first leaves the Raft configuration (a leader removes itself and steps down).
+    st.raft.leave_cluster().await?;
+    gossip.leave().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    // Like Consul, a graceful leave stops the agent.
+    st.shutdown.cancel();
+    Ok(().into_response())
+}
+
+pub(super) async fn force_leave(
+    State(st): State<ApiState>,
+    Path(node): Path<String>,
+) -> Result<Response, ApiError> {
+    let gossip = st.gossip.as_ref().ok_or_else(|| ApiError::Internal("gossip is not running".into()))?;
+    let members = gossip.members().await;
+    let Some(m) = members.iter().find(|m| m.name == node) else {
+        return Err(ApiError::NotFound(format!("agent: No node found with name '{node}'")));
+    };
+    if m.status == MemberStatus::Failed && st.snapshots.load().catalog.node(&node).is_some() {
+        let cmd = Command::Deregister(Deregistration { node, service_id: None, check_id: None });
+        st.propose(cmd).await?;
+    }
+    Ok(().into_response())
+}

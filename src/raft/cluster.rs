@@ -1,0 +1,433 @@
+//! CLUSTER MEMBERSHIP: forming a cluster, joining one, forwarding writes and linearizable
+//! reads to the leader.
+//!
+//! Input: servers found by a `Discovery` (today `RetryJoin`: the `retry_join` addresses asked
+//! over the server RPC; gossip can replace it behind the same trait), RPC requests from other
+//! servers. Output: openraft membership changes and forwarded commands.
+//!
+//! Bootstrap: a server with no membership waits until it sees `bootstrap_expect` servers
+//! (itself included) that are not yet in a cluster; the one with the lowest node id among them
+//! initialises the membership with all of them, the others receive it through replication.
+//! A server that finds one already in a cluster asks it to join (`Request::Join`): the leader
+//! adds it as a learner, waits until it has caught up, then promotes it to voter.
+//!
+//! Invariants: only the leader changes the membership; a forwarded write is committed by the
+//! leader exactly once per request (a failed exchange is reported as an error that may or may
+//! not have committed, never retried here).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError as OpenRaftError};
+use openraft::{BasicNode, ChangeMembers, Vote};
+use tokio_util::sync::CancellationToken;
+
+use super::{Command, CommandResponse, ProposeError, Raft, RaftHandle};
+use crate::rpc::{CallError, Pool, Remote, Request, Response, ServerInfo};
+use crate::snapshot::SnapshotHandle;
+
+/// How long a write waits for a leader to be known (elections take ~1-2 s).
+const WRITE_LEADER_WAIT: Duration = Duration::from_secs(5);
+/// How long a forwarded write may take on the leader.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a follower waits to apply what the leader committed for it before answering.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
+/// How long a join may take (the learner catches up first, possibly by snapshot).
+const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
+/// Discovery round interval while forming or joining.
+const FORM_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a discovery hello may take.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// When a follower last heard from a leader.
+#[derive(Debug)]
+pub struct Contact {
+    epoch: Instant,
+    /// Milliseconds after `epoch` plus one; 0 = never.
+    last: AtomicU64,
+}
+
+impl Contact {
+    /// Never contacted yet.
+    pub fn new() -> Self {
+        Self { epoch: Instant::now(), last: AtomicU64::new(0) }
+    }
+
+    fn note(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(ms.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the last contact (0 when never contacted).
+    pub fn millis_since(&self) -> u64 {
+        match self.last.load(Ordering::Relaxed) {
+            0 => 0,
+            last => {
+                let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+                now.saturating_add(1).saturating_sub(last)
+            }
+        }
+    }
+}
+
+impl Default for Contact {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A server in the Raft configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftServer {
+    /// Raft node id.
+    pub id: u64,
+    /// RPC address.
+    pub addr: String,
+    /// Whether it is the current leader.
+    pub leader: bool,
+    /// Voter (true) or learner (false).
+    pub voter: bool,
+}
+
+/// Finds other servers before this one is part of a cluster.
+pub trait Discovery: Send + Sync + 'static {
+    /// The servers reachable now (may include this one; callers filter it out).
+    fn servers(&self) -> impl Future<Output = Vec<ServerInfo>> + Send;
+}
+
+/// Discovery through the `retry_join` addresses, asked over the server RPC.
+#[derive(Debug, Clone)]
+pub struct RetryJoin {
+    addrs: Vec<String>,
+    pool: Arc<Pool>,
+}
+
+impl RetryJoin {
+    /// Asks `addrs` (`host:port` of the server RPC).
+    pub fn new(addrs: Vec<String>, pool: Arc<Pool>) -> Self {
+        Self { addrs, pool }
+    }
+
+    /// Whether no address is configured.
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty()
+    }
+}
+
+impl Discovery for RetryJoin {
+    async fn servers(&self) -> Vec<ServerInfo> {
+        let mut calls = tokio::task::JoinSet::new();
+        for addr in &self.addrs {
+            let (pool, addr) = (self.pool.clone(), addr.clone());
+            calls.spawn(async move { pool.call(&addr, &Request::Hello, HELLO_TIMEOUT).await });
+        }
+        let mut out = Vec::new();
+        while let Some(done) = calls.join_next().await {
+            if let Ok(Ok(Response::Hello(info))) = done {
+                out.push(info);
+            }
+        }
+        out
+    }
+}
+
+/// Forms or joins a cluster: runs until this server is a voter or `stop` fires.
+pub async fn form<D: Discovery>(
+    raft: RaftHandle,
+    discovery: D,
+    bootstrap_expect: u32,
+    stop: CancellationToken,
+) {
+    loop {
+        let (voter, member) = raft.own_status();
+        if voter {
+            tracing::info!("this server is a voter in the cluster");
+            return;
+        }
+        let round = async {
+            if member {
+                // A learner whose promotion did not finish (leader change): ask again.
+                if let Some(addr) = raft.leader_addr() {
+                    raft.join_via(&addr).await;
+                }
+                return;
+            }
+            let seen: BTreeMap<u64, ServerInfo> = discovery
+                .servers()
+                .await
+                .into_iter()
+                .filter(|s| s.node_id != raft.node_id)
+                .map(|s| (s.node_id, s))
+                .collect();
+            if let Some(s) = seen.values().find(|s| s.clustered) {
+                raft.join_via(&s.addr).await;
+                return;
+            }
+            let count = seen.len() + 1;
+            let lowest = seen.keys().next().is_none_or(|&min| raft.node_id < min);
+            if bootstrap_expect >= 1 && count >= bootstrap_expect as usize && lowest {
+                let mut members: BTreeMap<u64, BasicNode> =
+                    seen.values().map(|s| (s.node_id, BasicNode::new(&s.addr))).collect();
+                members.insert(raft.node_id, BasicNode::new(&raft.raft_addr));
+                tracing::info!(servers = count, "bootstrapping the cluster");
+                match raft.raft.initialize(members).await {
+                    Ok(()) | Err(OpenRaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                    Err(e) => tracing::warn!(error = %e, "bootstrap failed"),
+                }
+            } else {
+                tracing::debug!(seen = count, expect = bootstrap_expect, "waiting for servers");
+            }
+        };
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = round => {}
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(FORM_INTERVAL) => {}
+        }
+    }
+}
+
+/// Waits (bounded) until a leader is known; returns its id and RPC address.
+pub(super) async fn wait_leader(raft: &Raft) -> Result<(u64, String), ProposeError> {
+    let m = raft
+        .wait(Some(WRITE_LEADER_WAIT))
+        .metrics(|m| m.current_leader.is_some(), "a leader is known")
+        .await
+        .map_err(|_| ProposeError::NoLeader)?;
+    let leader = m.current_leader.ok_or(ProposeError::NoLeader)?;
+    let addr = m.membership_config.membership().get_node(&leader).map(|n| n.addr.clone());
+    Ok((leader, addr.ok_or(ProposeError::NoLeader)?))
+}
+
+/// Sends `cmd` to the leader at `addr`, then waits (bounded) until this server has applied it.
+pub(super) async fn forward(
+    pool: &Pool,
+    snapshots: &SnapshotHandle,
+    addr: &str,
+    cmd: Command,
+) -> Result<CommandResponse, ProposeError> {
+    match pool.call(addr, &Request::Forward(Box::new(cmd)), FORWARD_TIMEOUT).await {
+        Ok(Response::Forward(Ok((resp, index)))) => {
+            catch_up(snapshots, index).await;
+            Ok(resp)
+        }
+        Ok(Response::Forward(Err(Remote::NoLeader))) => Err(ProposeError::NoLeader),
+        Ok(Response::Forward(Err(Remote::Failed(msg)))) => Err(ProposeError::Raft(msg)),
+        Ok(_) => Err(ProposeError::Raft(format!("forward to {addr}: unexpected response"))),
+        // Nothing was sent: the leader is gone.
+        Err(CallError::Connect { .. }) => Err(ProposeError::NoLeader),
+        Err(e) => Err(ProposeError::Raft(e.to_string())),
+    }
+}
+
+/// Waits until the published snapshot reaches `index` (or `CATCH_UP_WAIT` passes); whether it
+/// did is returned.
+async fn catch_up(snapshots: &SnapshotHandle, index: u64) -> bool {
+    let mut rx = snapshots.subscribe();
+    let wait = async {
+        loop {
+            if snapshots.load().index >= index {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(CATCH_UP_WAIT, wait).await.is_ok() && snapshots.load().index >= index
+}
+
+impl RaftHandle {
+    /// Whether this server is a voter, and whether it is in the membership at all.
+    fn own_status(&self) -> (bool, bool) {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let membership = m.membership_config.membership();
+        let voter = membership.voter_ids().any(|id| id == self.node_id);
+        let member = membership.get_node(&self.node_id).is_some();
+        (voter, member)
+    }
+
+    /// Asks the server at `addr` (any member) to add this one.
+    async fn join_via(&self, addr: &str) {
+        let req = Request::Join { node_id: self.node_id, addr: self.raft_addr.clone() };
+        match self.pool.call(addr, &req, JOIN_TIMEOUT).await {
+            Ok(Response::Join(Ok(()))) => tracing::info!(via = addr, "joined the cluster"),
+            Ok(Response::Join(Err(e))) => tracing::info!(via = addr, error = %e, "join refused; retrying"),
+            Ok(_) => tracing::warn!(via = addr, "join: unexpected response"),
+            Err(e) => tracing::info!(via = addr, error = %e, "join failed; retrying"),
+        }
+    }
+
+    /// Records that a leader (a committed vote) contacted this server.
+    pub(crate) fn note_leader_contact(&self, vote: &Vote<u64>) {
+        if vote.is_committed() {
+            self.contact.note();
+        }
+    }
+
+    /// This server, for discovery.
+    pub(crate) fn server_info(&self) -> ServerInfo {
+        let m = self.raft.metrics();
+        let clustered = m.borrow().membership_config.membership().voter_ids().next().is_some();
+        ServerInfo { node_id: self.node_id, addr: self.raft_addr.clone(), clustered, serf_addr: None }
+    }
+
+    /// Adds server `id` at `addr`: as a learner, then (once caught up) as a voter. Runs on the
+    /// leader; another server forwards the request to it.
+    pub(crate) async fn add_server(&self, id: u64, addr: String) -> Result<(), Remote> {
+        let (leader, leader_addr) = wait_leader(&self.raft).await.map_err(|_| Remote::NoLeader)?;
+        if leader != self.node_id {
+            let req = Request::Join { node_id: id, addr };
+            return match self.pool.call(&leader_addr, &req, JOIN_TIMEOUT).await {
+                Ok(Response::Join(r)) => r,
+                Ok(_) => Err(Remote::Failed("join: unexpected response from the leader".into())),
+                Err(e) => Err(Remote::Failed(e.to_string())),
+            };
+        }
+        let is_voter =
+            self.raft.metrics().borrow().membership_config.membership().voter_ids().any(|v| v == id);
+        if is_voter {
+            return Ok(());
+        }
+        tracing::info!(id, %addr, "adding a server as learner");
+        self.raft.add_learner(id, BasicNode::new(&addr), true).await.map_err(write_err)?;
+        tracing::info!(id, %addr, "learner caught up; promoting to voter");
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .await
+            .map_err(write_err)?;
+        Ok(())
+    }
+
+    /// Removes server `id` from the configuration (it is not kept as a learner). Runs on the
+    /// leader; another server forwards the request to it. A leader removing itself commits the
+    /// change and then steps down, and the others elect a new leader, as in Consul.
+    pub(crate) async fn remove_server(&self, id: u64) -> Result<(), Remote> {
+        let (leader, leader_addr) = wait_leader(&self.raft).await.map_err(|_| Remote::NoLeader)?;
+        if leader != self.node_id {
+            return match self.pool.call(&leader_addr, &Request::Remove { node_id: id }, JOIN_TIMEOUT).await {
+                Ok(Response::Remove(r)) => r,
+                Ok(_) => Err(Remote::Failed("remove: unexpected response from the leader".into())),
+                Err(e) => Err(Remote::Failed(e.to_string())),
+            };
+        }
+        let member = self.raft.metrics().borrow().membership_config.membership().get_node(&id).is_some();
+        if !member {
+            return Ok(());
+        }
+        tracing::info!(id, "removing a server from the Raft configuration");
+        self.raft
+            .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+            .await
+            .map_err(write_err)?;
+        Ok(())
+    }
+
+    /// Graceful leave of this server: removes it from the Raft configuration when other voters
+    /// remain (a single server has nothing to hand over).
+    pub async fn leave_cluster(&self) -> Result<(), ProposeError> {
+        let others = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v != self.node_id);
+        if !others {
+            return Ok(());
+        }
+        self.remove_server(self.node_id).await.map_err(|e| match e {
+            Remote::NoLeader => ProposeError::NoLeader,
+            Remote::Failed(m) => ProposeError::Raft(m),
+        })
+    }
+
+    /// Commits a command forwarded by a follower (this server must lead); returns its response
+    /// and log index.
+    pub(crate) async fn apply_forwarded(&self, cmd: Command) -> Result<(CommandResponse, u64), Remote> {
+        let resp = self.raft.client_write(cmd).await.map_err(write_err)?;
+        Ok((resp.data, resp.log_id.index))
+    }
+
+    /// On the leader: confirms leadership with a quorum and returns the index a linearizable
+    /// read must see.
+    pub(crate) async fn leader_read_index(&self) -> Result<u64, ProposeError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(id) => Ok(id.map_or(0, |l| l.index)),
+            Err(OpenRaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
+                Err(ProposeError::NoLeader)
+            }
+            Err(OpenRaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+                Err(ProposeError::NoLeader)
+            }
+            Err(e) => Err(ProposeError::Raft(e.to_string())),
+        }
+    }
+
+    /// Waits until this server's state is at least as new as the leader's committed state at
+    /// the time of the call (Raft ReadIndex; `?consistent`).
+    pub async fn read_barrier(&self) -> Result<(), ProposeError> {
+        let (leader, addr) = wait_leader(&self.raft).await?;
+        let index = if leader == self.node_id {
+            self.leader_read_index().await?
+        } else {
+            match self.pool.call(&addr, &Request::ReadIndex, FORWARD_TIMEOUT).await {
+                Ok(Response::ReadIndex(Ok(i))) => i,
+                Ok(Response::ReadIndex(Err(Remote::NoLeader))) | Err(CallError::Connect { .. }) => {
+                    return Err(ProposeError::NoLeader);
+                }
+                Ok(Response::ReadIndex(Err(e))) => return Err(ProposeError::Raft(e.to_string())),
+                Ok(_) => return Err(ProposeError::Raft("read index: unexpected response".into())),
+                Err(e) => return Err(ProposeError::Raft(e.to_string())),
+            }
+        };
+        if catch_up(&self.snapshots, index).await {
+            Ok(())
+        } else {
+            Err(ProposeError::Raft(format!("this server did not catch up to index {index} in time")))
+        }
+    }
+
+    /// The servers in the Raft configuration: voters, then learners.
+    pub fn servers(&self) -> Vec<RaftServer> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let mut out: Vec<RaftServer> = membership
+            .nodes()
+            .map(|(id, node)| RaftServer {
+                id: *id,
+                addr: node.addr.clone(),
+                leader: m.current_leader == Some(*id),
+                voter: voters.contains(id),
+            })
+            .collect();
+        out.sort_by_key(|s| (!s.voter, s.id));
+        out
+    }
+
+    /// Log index of the membership configuration in effect.
+    pub fn membership_index(&self) -> u64 {
+        self.raft.metrics().borrow().membership_config.log_id().map_or(0, |l| l.index)
+    }
+
+    /// This server's Raft node id.
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+}
+
+fn write_err(e: OpenRaftError<u64, ClientWriteError<u64, BasicNode>>) -> Remote {
+    match e {
+        OpenRaftError::APIError(ClientWriteError::ForwardToLeader(_)) => Remote::NoLeader,
+        other => Remote::Failed(other.to_string()),
+    }
+}

@@ -1,0 +1,351 @@
+//! SERVER RPC: the protocol servers speak on the server port (`ports.server`, default 8300).
+//!
+//! Input: a `Request` from another server (Raft's AppendEntries/Vote/InstallSnapshot, a
+//! forwarded write, a ReadIndex, a join, a discovery hello). Output: its `Response`.
+//!
+//! Wire format: each frame is a 4-byte big-endian length and that many bytes of JSON (serde).
+//! One connection carries one request at a time; a client keeps connections open and reuses
+//! them (`Pool`). openraft is the consensus engine; this module is only its transport and the
+//! request forwarding beside it.
+//!
+//! Invariants: a frame larger than `MAX_FRAME` is refused (the connection is closed); every
+//! call has a deadline; an unreachable server is an error, never a fake success.
+
+pub mod server;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::raft::{Command, CommandResponse, TypeConfig};
+
+/// Default server RPC port (Consul's `ports.server`).
+pub const DEFAULT_PORT: u16 = 8300;
+/// Largest frame accepted (a snapshot chunk or a large batch of log entries fits well below).
+pub const MAX_FRAME: usize = 64 << 20;
+/// How long connecting to a server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Idle connections kept per server.
+const POOL_PER_ADDR: usize = 4;
+
+/// A request from one server to another.
+#[derive(Debug, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Request {
+    /// openraft AppendEntries (replication and heartbeats).
+    AppendEntries(Box<AppendEntriesRequest<TypeConfig>>),
+    /// openraft RequestVote.
+    Vote(VoteRequest<u64>),
+    /// One chunk of a streamed snapshot.
+    InstallSnapshot(Box<InstallSnapshotRequest<TypeConfig>>),
+    /// Who are you, and are you part of a cluster? (discovery before bootstrap or join)
+    Hello,
+    /// Add this server to the cluster (as a learner, promoted to voter once caught up).
+    Join {
+        /// The joining server's Raft node id.
+        node_id: u64,
+        /// The joining server's RPC address.
+        addr: String,
+    },
+    /// A write proposed on a follower, for the leader to commit.
+    Forward(Box<Command>),
+    /// The leader's read index for a linearizable (`?consistent`) read on a follower.
+    ReadIndex,
+    /// Remove this server from the Raft configuration (graceful leave).
+    Remove {
+        /// The leaving server's Raft node id.
+        node_id: u64,
+    },
+}
+
+/// The answer to a `Request` (same variant).
+#[derive(Debug, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Response {
+    /// openraft AppendEntries result.
+    AppendEntries(Result<AppendEntriesResponse<u64>, RaftError<u64>>),
+    /// openraft RequestVote result.
+    Vote(Result<VoteResponse<u64>, RaftError<u64>>),
+    /// openraft InstallSnapshot result.
+    InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
+    /// This server.
+    Hello(ServerInfo),
+    /// Joined (the server is a voter), or why not.
+    Join(Result<(), Remote>),
+    /// The command's response and the log index it was applied at, or why not.
+    Forward(Result<(CommandResponse, u64), Remote>),
+    /// The index a linearizable read must wait for, or why not.
+    ReadIndex(Result<u64, Remote>),
+    /// Removed (or was not a member), or why not.
+    Remove(Result<(), Remote>),
+}
+
+/// What a server says about itself in discovery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// Raft node id.
+    pub node_id: u64,
+    /// RPC (Raft) address.
+    pub addr: String,
+    /// Whether it holds a Raft membership (bootstrapped or joined).
+    pub clustered: bool,
+    /// Its LAN gossip address, if it gossips.
+    #[serde(default)]
+    pub serf_addr: Option<SocketAddr>,
+}
+
+/// An error the remote server reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum Remote {
+    /// It is not the leader and knows no leader.
+    #[error("no cluster leader")]
+    NoLeader,
+    /// It failed to do what was asked.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Why a call failed before a response arrived.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// Could not connect (refused, unreachable, connect timeout).
+    #[error("connect to {addr}: {msg}")]
+    Connect {
+        /// Target address.
+        addr: String,
+        /// Why.
+        msg: String,
+    },
+    /// Connected, but the exchange failed or timed out; the request may have been delivered.
+    #[error("rpc to {addr}: {msg}")]
+    Io {
+        /// Target address.
+        addr: String,
+        /// Why.
+        msg: String,
+    },
+    /// The response was not the variant the request asks for.
+    #[error("rpc to {addr}: unexpected response")]
+    Protocol {
+        /// Target address.
+        addr: String,
+    },
+}
+
+/// Parses a `retry_join` address: `host` or `host:port` (port `DEFAULT_PORT` when omitted);
+/// returns it as `host:port`.
+pub fn join_addr(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty address".into());
+    }
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, DEFAULT_PORT).to_string());
+    }
+    if s.parse::<SocketAddr>().is_ok() {
+        return Ok(s.to_owned());
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && !host.contains(':') => {
+            port.parse::<u16>().map_err(|_| format!("{s:?}: bad port {port:?}"))?;
+            Ok(s.to_owned())
+        }
+        Some(_) => Err(format!("{s:?}: expected host or host:port")),
+        None => Ok(format!("{s}:{DEFAULT_PORT}")),
+    }
+}
+
+/// Writes one frame.
+pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> std::io::Result<()> {
+    let body = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    if body.len() > MAX_FRAME {
+        return Err(std::io::Error::other(format!("frame of {} bytes is too large", body.len())));
+    }
+    let len = u32::try_from(body.len()).map_err(std::io::Error::other)?;
+    let mut buf = Vec::with_capacity(4 + body.len());
+    buf.extend_from_slice(&len.to_be_bytes());
+    buf.extend_from_slice(&body);
+    stream.write_all(&buf).await
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of stream.
+pub async fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) -> std::io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match stream.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::other(format!("frame of {len} bytes is too large")));
+    }
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).await?;
+    serde_json::from_slice(&body).map(Some).map_err(std::io::Error::other)
+}
+
+/// How an exchange failed: the connection broke (possibly a stale pooled one) or timed out.
+enum Exchange {
+    Closed(CallError),
+    Failed(CallError),
+}
+
+impl Request {
+    /// Whether sending this twice is harmless (Raft RPCs and queries are; a forwarded write or a
+    /// membership change is not retried behind the caller's back).
+    fn is_idempotent(&self) -> bool {
+        !matches!(self, Self::Forward(_) | Self::Join { .. } | Self::Remove { .. })
+    }
+}
+
+/// Reusable connections to other servers, keyed by address.
+#[derive(Debug, Default)]
+pub struct Pool {
+    idle: Mutex<HashMap<String, Vec<TcpStream>>>,
+}
+
+impl Pool {
+    /// Sends `req` to `addr` and waits (at most `timeout`) for the response.
+    pub async fn call(&self, addr: &str, req: &Request, timeout: Duration) -> Result<Response, CallError> {
+        if let Some(stream) = self.take(addr) {
+            match self.exchange(stream, addr, req, timeout).await {
+                // A pooled connection the peer closed (it restarted): a request that is safe to
+                // repeat goes again on a fresh connection; a forwarded write or membership
+                // change is reported, as it may have been delivered.
+                Err(Exchange::Closed(_)) if req.is_idempotent() => {}
+                Err(Exchange::Closed(e) | Exchange::Failed(e)) => return Err(e),
+                Ok(resp) => return Ok(resp),
+            }
+        }
+        let stream = connect(addr).await?;
+        self.exchange(stream, addr, req, timeout)
+            .await
+            .map_err(|(Exchange::Closed(e) | Exchange::Failed(e))| e)
+    }
+
+    async fn exchange(
+        &self,
+        mut stream: TcpStream,
+        addr: &str,
+        req: &Request,
+        timeout: Duration,
+    ) -> Result<Response, Exchange> {
+        let io = |msg: String| CallError::Io { addr: addr.to_owned(), msg };
+        let exchange = async {
+            write_frame(&mut stream, req).await?;
+            read_frame::<Response>(&mut stream).await
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(Some(resp))) => {
+                self.put(addr, stream);
+                Ok(resp)
+            }
+            Ok(Ok(None)) => Err(Exchange::Closed(io("connection closed".into()))),
+            Ok(Err(e)) => Err(Exchange::Closed(io(e.to_string()))),
+            Err(_) => Err(Exchange::Failed(io(format!("no response within {timeout:?}")))),
+        }
+    }
+
+    fn take(&self, addr: &str) -> Option<TcpStream> {
+        self.idle.lock().ok()?.get_mut(addr)?.pop()
+    }
+
+    fn put(&self, addr: &str, stream: TcpStream) {
+        if let Ok(mut idle) = self.idle.lock() {
+            let list = idle.entry(addr.to_owned()).or_default();
+            if list.len() < POOL_PER_ADDR {
+                list.push(stream);
+            }
+        }
+    }
+}
+
+async fn connect(addr: &str) -> Result<TcpStream, CallError> {
+    let err = |msg: String| CallError::Connect { addr: addr.to_owned(), msg };
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| err(format!("timed out after {CONNECT_TIMEOUT:?}")))?
+        .map_err(|e| err(e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_join(input: &str, want: Result<&str, ()>) {
+        assert_eq!(join_addr(input).map_err(|_| ()), want.map(str::to_owned), "{input}");
+    }
+
+    #[test]
+    fn join_addresses_default_to_the_server_port() {
+        check_join("10.0.0.1", Ok("10.0.0.1:8300"));
+        check_join("10.0.0.1:9000", Ok("10.0.0.1:9000"));
+        check_join("::1", Ok("[::1]:8300"));
+        check_join("[::1]:9000", Ok("[::1]:9000"));
+        check_join("server-1", Ok("server-1:8300"));
+        check_join("server-1:8301", Ok("server-1:8301"));
+        check_join("server-1:x", Err(()));
+        check_join("", Err(()));
+    }
+
+    #[tokio::test]
+    async fn a_stale_pooled_connection_is_retried_only_for_idempotent_requests() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        // Each connection answers one request, then the peer closes it (as a restart would).
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                if read_frame::<Request>(&mut s).await.unwrap().is_some() {
+                    let info =
+                        ServerInfo { node_id: 1, addr: "a:1".into(), clustered: false, serf_addr: None };
+                    write_frame(&mut s, &Response::Hello(info)).await.unwrap();
+                }
+            }
+        });
+        let pool = Pool::default();
+        let t = Duration::from_secs(5);
+        for _ in 0..3 {
+            assert!(matches!(pool.call(&addr, &Request::Hello, t).await, Ok(Response::Hello(_))));
+        }
+        let cmd = Box::new(Command::QueryDelete("q".into()));
+        assert!(matches!(pool.call(&addr, &Request::Forward(cmd), t).await, Err(CallError::Io { .. })));
+    }
+
+    #[tokio::test]
+    async fn frames_round_trip_and_oversized_ones_are_refused() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let req: Request = read_frame(&mut s).await.unwrap().unwrap();
+            assert!(matches!(req, Request::Hello));
+            let info = ServerInfo { node_id: 7, addr: "a:1".into(), clustered: true, serf_addr: None };
+            write_frame(&mut s, &Response::Hello(info)).await.unwrap();
+            // A length above MAX_FRAME is refused without reading the body.
+            let mut s2 = listener.accept().await.unwrap().0;
+            assert!(read_frame::<Request>(&mut s2).await.is_err());
+        });
+        let pool = Pool::default();
+        let resp = pool.call(&addr.to_string(), &Request::Hello, Duration::from_secs(5)).await.unwrap();
+        assert!(matches!(resp, Response::Hello(ServerInfo { node_id: 7, clustered: true, .. })));
+        let mut raw = TcpStream::connect(addr).await.unwrap();
+        raw.write_all(&(u32::MAX).to_be_bytes()).await.unwrap();
+        server.await.unwrap();
+    }
+}

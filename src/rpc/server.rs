@@ -1,0 +1,87 @@
+//! The RPC listener: accepts server connections and answers each request from the local
+//! Raft node.
+//!
+//! Input: connections on the server port. Output: one `Response` per `Request`, in order.
+//! Invariant: a malformed or oversized frame closes that connection only; nothing here panics
+//! on input.
+
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use super::{Remote, Request, Response, ServerInfo, read_frame, write_frame};
+use crate::raft::RaftHandle;
+
+/// Serves RPC connections on `listener` until `stop` fires.
+/// `serf_addr` is this server's gossip address, told to servers that discover it.
+pub async fn serve(
+    listener: TcpListener,
+    raft: RaftHandle,
+    serf_addr: Option<SocketAddr>,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "rpc accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let (raft, stop) = (raft.clone(), stop.clone());
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = stop.cancelled() => {}
+                        r = connection(stream, raft, serf_addr) => if let Err(e) = r {
+                            tracing::debug!(%peer, error = %e, "rpc connection closed");
+                        }
+                    }
+                });
+            }
+        }
+    }
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    raft: RaftHandle,
+    serf_addr: Option<SocketAddr>,
+) -> std::io::Result<()> {
+    while let Some(req) = read_frame::<Request>(&mut stream).await? {
+        let resp = answer(&raft, req, serf_addr).await;
+        write_frame(&mut stream, &resp).await?;
+    }
+    Ok(())
+}
+
+async fn answer(raft: &RaftHandle, req: Request, serf_addr: Option<SocketAddr>) -> Response {
+    match req {
+        Request::AppendEntries(rpc) => {
+            raft.note_leader_contact(&rpc.vote);
+            Response::AppendEntries(raft.raft().append_entries(*rpc).await)
+        }
+        Request::Vote(rpc) => Response::Vote(raft.raft().vote(rpc).await),
+        Request::InstallSnapshot(rpc) => {
+            raft.note_leader_contact(&rpc.vote);
+            Response::InstallSnapshot(raft.raft().install_snapshot(*rpc).await)
+        }
+        Request::Hello => Response::Hello(ServerInfo { serf_addr, ..raft.server_info() }),
+        Request::Join { node_id, addr } => Response::Join(raft.add_server(node_id, addr).await),
+        Request::Remove { node_id } => Response::Remove(raft.remove_server(node_id).await),
+        Request::Forward(cmd) => Response::Forward(raft.apply_forwarded(*cmd).await),
+        Request::ReadIndex => Response::ReadIndex(raft.leader_read_index().await.map_err(remote)),
+    }
+}
+
+fn remote(e: crate::raft::ProposeError) -> Remote {
+    match e {
+        crate::raft::ProposeError::NoLeader => Remote::NoLeader,
+        other => Remote::Failed(other.to_string()),
+    }
+}

@@ -1,0 +1,605 @@
+//! Three Raft servers as real processes on 127.0.0.1 (free ports): forming a cluster from
+//! `--retry-join`, writes on any server, DNS on every server, leader failover without losing an
+//! acknowledged write, catching up by snapshot after log compaction, and a minority that
+//! cannot acknowledge writes.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::RecordType;
+
+use crate::support::{Agent, Transport, cairn_bin, srv_targets};
+
+/// `n` distinct free ports (all held until every one is chosen, so none repeats).
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// Polls `f` until it holds or `within` passes; panics with `what` (and `ctx()`) otherwise.
+fn wait_until(within: Duration, what: &str, mut f: impl FnMut() -> bool, ctx: impl Fn() -> String) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what} not within {within:?}\n{}", ctx());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    ports: Vec<u16>,
+    /// Fixed gossip ports, so a restarted server keeps its gossip address.
+    serf_ports: Vec<u16>,
+    servers: Vec<Option<Agent>>,
+    extra: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts `n` servers that find each other through `--retry-join` and waits for a leader.
+    fn start(n: usize, extra: &[&str]) -> Self {
+        let mut ports = free_ports(2 * n);
+        let serf_ports = ports.split_off(n);
+        let mut c = Self {
+            dir: tempfile::tempdir().unwrap(),
+            ports,
+            serf_ports,
+            servers: (0..n).map(|_| None).collect(),
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        for i in 0..n {
+            c.spawn(i);
+        }
+        for s in c.servers.iter().flatten() {
+            s.wait_ready();
+        }
+        c
+    }
+
+    fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("s{i}"))
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let n = self.ports.len().to_string();
+        let (port, dir) = (self.ports[i].to_string(), self.data_dir(i).display().to_string());
+        let node = format!("s{i}");
+        let mut args: Vec<String> =
+            ["--server", "--bootstrap-expect", &n, "--node", &node, "--data-dir", &dir]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
+        args.extend(["--server-port".to_owned(), port]);
+        args.extend(["--serf-lan-port".to_owned(), self.serf_ports[i].to_string()]);
+        for p in &self.ports {
+            args.extend(["--retry-join".to_owned(), format!("127.0.0.1:{p}")]);
+        }
+        args.extend(self.extra.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.servers[i] = Some(Agent::spawn(&args));
+    }
+
+    fn server(&self, i: usize) -> &Agent {
+        self.servers[i].as_ref().expect("server is running")
+    }
+
+    fn live(&self) -> impl Iterator<Item = (usize, &Agent)> {
+        self.servers.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
+    }
+
+    fn kill9(&mut self, i: usize) {
+        if let Some(mut s) = self.servers[i].take() {
+            s.kill9();
+        }
+    }
+
+    /// The index of the server every live server names as leader, once they agree.
+    fn leader(&self) -> usize {
+        let mut leader = None;
+        wait_until(
+            Duration::from_secs(30),
+            "live servers agree on a leader",
+            || {
+                let seen: BTreeSet<String> = self
+                    .live()
+                    .map(|(_, s)| s.get("/v1/status/leader").map(|r| r.1.as_str().unwrap_or("").to_owned()))
+                    .map(|r| r.unwrap_or_default())
+                    .collect();
+                leader = match seen.iter().next() {
+                    Some(addr) if seen.len() == 1 && !addr.is_empty() => {
+                        self.ports.iter().position(|p| addr == &format!("127.0.0.1:{p}"))
+                    }
+                    _ => None,
+                };
+                leader.is_some_and(|l| self.servers[l].is_some())
+            },
+            || self.logs(),
+        );
+        leader.expect("leader")
+    }
+
+    fn logs(&self) -> String {
+        self.live().map(|(i, s)| format!("--- s{i}\n{}", tail(&s.log(), 40))).collect::<Vec<_>>().join("\n")
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Runs `cairn ARGS` against `agent`; returns (success, stdout + stderr).
+fn cli(agent: &Agent, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(cairn_bin())
+        .args(args)
+        .env("CAIRN_HTTP_ADDR", agent.http.to_string())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// `(name, status)` of the gossip members `agent` sees.
+fn members(agent: &Agent) -> BTreeSet<(String, u64)> {
+    let Ok((200, v)) = agent.get("/v1/agent/members") else { return BTreeSet::new() };
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| (m["Name"].as_str().unwrap_or("").to_owned(), m["Status"].as_u64().unwrap_or(0)))
+        .collect()
+}
+
+fn serf_health(agent: &Agent, node: &str) -> String {
+    let Ok((200, v)) = agent.get(&format!("/v1/health/node/{node}?stale")) else { return String::new() };
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["CheckID"] == "serfHealth")
+        .map(|c| c["Status"].as_str().unwrap_or("").to_owned())
+        .unwrap_or_default()
+}
+
+fn answers(agent: &Agent, service: &str) -> usize {
+    srv_targets(&agent.query(&format!("{service}.service.consul."), RecordType::SRV, Transport::Udp)).len()
+}
+
+/// The servers other than `leader` of a three-server cluster.
+fn targets_idx(leader: usize) -> Vec<usize> {
+    (0..3).filter(|&i| i != leader).collect()
+}
+
+fn has_web(agent: &Agent) -> bool {
+    srv_targets(&agent.query("web.service.consul.", RecordType::SRV, Transport::Udp)).len() == 1
+}
+
+/// Node names in `agent`'s local state (`?stale`).
+fn local_nodes(agent: &Agent) -> BTreeSet<String> {
+    let Ok((200, v)) = agent.get("/v1/catalog/nodes?stale") else { return BTreeSet::new() };
+    v.as_array().into_iter().flatten().filter_map(|n| n["Node"].as_str().map(str::to_owned)).collect()
+}
+
+/// A catalog registration of node `w{i}`; `Ok` only when acknowledged (200).
+fn write_node(http: std::net::SocketAddr, i: usize) -> bool {
+    let body = format!(r#"{{"Node":"w{i}","Address":"10.1.{}.{}"}}"#, i / 250, i % 250 + 1);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let req = reqwest::Client::new().put(format!("http://{http}/v1/catalog/register"));
+        let resp = req.timeout(Duration::from_secs(30)).body(body).send().await;
+        resp.is_ok_and(|r| r.status().as_u16() == 200)
+    })
+}
+
+#[test]
+fn three_servers_form_a_cluster_from_retry_join_and_every_server_answers_dns() {
+    let c = Cluster::start(3, &[]);
+    let leader = c.leader();
+    for (i, s) in c.live() {
+        let (_, peers) = s.get("/v1/status/peers").unwrap();
+        assert_eq!(peers.as_array().map(Vec::len), Some(3), "s{i}: {peers}");
+    }
+    // Every server registers its own node through the leader.
+    for (_, s) in c.live() {
+        wait_until(Duration::from_secs(10), "three server nodes", || local_nodes(s).len() == 3, || c.logs());
+    }
+    let conf = c.server(0).get("/v1/operator/raft/configuration").unwrap().1;
+    let servers = conf["Servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 3, "{conf}");
+    assert!(servers.iter().all(|s| s["Voter"] == true && s["ProtocolVersion"] == "3"), "{conf}");
+    let leaders: Vec<_> = servers.iter().filter(|s| s["Leader"] == true).collect();
+    assert_eq!(leaders.len(), 1, "{conf}");
+    assert_eq!(leaders[0]["Node"], format!("s{leader}"), "{conf}");
+    let names: BTreeSet<_> = servers.iter().map(|s| s["Node"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names, ["s0", "s1", "s2"].map(str::to_owned).into());
+
+    let (ok, text) = cli(c.server(0), &["operator", "raft", "list-peers"]);
+    assert!(ok, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].starts_with("Node") && lines[0].contains("RaftProtocol"), "{text}");
+    assert_eq!(lines.iter().filter(|l| l.contains("leader")).count(), 1, "{text}");
+
+    // Every server sees the three in the gossip pool; `cairn members` prints Consul's columns.
+    let all_alive: BTreeSet<(String, u64)> = (0..3).map(|i| (format!("s{i}"), 1)).collect();
+    for (_, s) in c.live() {
+        wait_until(Duration::from_secs(10), "three alive members", || members(s) == all_alive, || c.logs());
+    }
+    let (ok, text) = cli(c.server(leader), &["members"]);
+    assert!(ok, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["Node", "Address", "Status", "Type", "Build", "Protocol", "DC"], "{text}");
+    assert!(
+        lines[1..].iter().all(|l| l.contains(" alive ") && l.contains(" server ") && l.ends_with("dc1")),
+        "{text}"
+    );
+
+    // A service registered on a follower answers DNS on every server within 1 s.
+    let follower = (leader + 1) % 3;
+    c.server(follower).put_ok("/v1/agent/service/register", r#"{"Name":"web","Port":80}"#);
+    // The follower answered after applying the write itself.
+    assert!(has_web(c.server(follower)));
+    wait_until(
+        Duration::from_secs(1),
+        "web on every server",
+        || c.live().all(|(_, s)| has_web(s)),
+        || c.logs(),
+    );
+
+    // ?stale reads local state with Consul's headers; ?consistent goes through ReadIndex.
+    let (status, h, _) = c.server(follower).get_full("/v1/catalog/service/web?stale").unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(h["X-Consul-KnownLeader"], "true");
+    let contact: u64 = h["X-Consul-LastContact"].to_str().unwrap().parse().unwrap();
+    assert!(contact < 60_000, "{contact}");
+    let (status, v) = c.server(follower).get("/v1/catalog/service/web?consistent").unwrap();
+    assert_eq!((status, v.as_array().map(Vec::len)), (200, Some(1)), "{v}");
+
+    // A server started later (no bootstrap_expect) joins as a learner and becomes a voter.
+    let dir = c.dir.path().join("s3").display().to_string();
+    let join = format!("127.0.0.1:{}", c.ports[follower]);
+    let fourth = Agent::spawn(&["--server", "--node", "s3", "--data-dir", &dir, "--retry-join", &join]);
+    fourth.wait_ready();
+    wait_until(
+        Duration::from_secs(30),
+        "four voters",
+        || {
+            let conf = c.server(leader).get("/v1/operator/raft/configuration").unwrap().1;
+            conf["Servers"].as_array().is_some_and(|s| s.len() == 4 && s.iter().all(|s| s["Voter"] == true))
+        },
+        || fourth.log(),
+    );
+    assert!(has_web(&fourth));
+    let (_, peers) = fourth.get("/v1/status/peers").unwrap();
+    assert_eq!(peers.as_array().map(Vec::len), Some(4), "{peers}");
+}
+
+#[test]
+fn killing_the_leader_loses_no_acknowledged_write_and_it_catches_up_by_snapshot() {
+    // Small snapshots and no trailing log, so the restarted server needs the snapshot.
+    let mut c = Cluster::start(3, &["--raft-snapshot-threshold", "20", "--raft-trailing-logs", "0"]);
+    let leader = c.leader();
+    let targets: Vec<_> = (0..3).filter(|&i| i != leader).map(|i| c.server(i).http).collect();
+
+    let acked = Arc::new(Mutex::new(Vec::<(usize, Instant)>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (acked, stop) = (acked.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                if write_node(targets[i % targets.len()], i) {
+                    acked.lock().unwrap().push((i, Instant::now()));
+                }
+                i += 1;
+            }
+        })
+    };
+    let acks = |after: Instant| acked.lock().unwrap().iter().filter(|(_, t)| *t > after).count();
+    c.server(targets_idx(leader)[0]).put_ok("/v1/agent/service/register", r#"{"Name":"web","Port":80}"#);
+    let t0 = Instant::now();
+    wait_until(Duration::from_secs(30), "writes before the kill", || acks(t0) >= 30, || c.logs());
+    c.kill9(leader);
+    let killed = Instant::now();
+    // DNS on the survivors answers from local state throughout the election.
+    let (mut queries, mut missed) = (0, 0);
+    wait_until(
+        Duration::from_secs(60),
+        "writes after the kill",
+        || {
+            for i in targets_idx(leader) {
+                queries += 1;
+                if answers(c.server(i), "web") != 1 {
+                    missed += 1;
+                }
+            }
+            acks(killed) >= 60
+        },
+        || c.logs(),
+    );
+    assert_eq!(
+        missed, 0,
+        "{missed} of {queries} DNS queries on the survivors missed web during the failover"
+    );
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+
+    let acked = acked.lock().unwrap().clone();
+    let first_after = acked.iter().filter(|(_, t)| *t > killed).map(|(_, t)| *t - killed).min().unwrap();
+    eprintln!("leader failover: kill -9 -> next acknowledged write in {first_after:?}");
+    let want: BTreeSet<String> = acked.iter().map(|(i, _)| format!("w{i}")).collect();
+    let new_leader = c.leader();
+    assert_ne!(new_leader, leader);
+    for (i, s) in c.live() {
+        wait_until(
+            Duration::from_secs(10),
+            &format!("every acknowledged write on s{i}"),
+            || want.is_subset(&local_nodes(s)),
+            || format!("missing: {:?}", want.difference(&local_nodes(s)).collect::<Vec<_>>()),
+        );
+    }
+
+    // The old leader restarts on its data dir and catches up: the log it lacks was compacted
+    // away, so the new leader streams it a snapshot.
+    c.spawn(leader);
+    c.server(leader).wait_ready();
+    let old = c.server(leader);
+    wait_until(
+        Duration::from_secs(30),
+        "the restarted server has every acknowledged write",
+        || want.is_subset(&local_nodes(old)),
+        || old.log(),
+    );
+    assert!(old.log().contains("installed a Raft snapshot"), "{}", old.log());
+    assert!(write_node(old.http, 100_000), "a write on the restarted server");
+    assert_eq!(c.leader(), new_leader);
+}
+
+#[test]
+fn a_leader_without_its_quorum_cannot_acknowledge_writes() {
+    let mut c = Cluster::start(3, &[]);
+    let leader = c.leader();
+    assert!(write_node(c.server(leader).http, 1));
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    for &f in &followers {
+        c.kill9(f);
+    }
+    // Neither the leader nothing else can commit: the write is refused (after a bounded wait).
+    assert!(!write_node(c.server(leader).http, 2), "a minority acknowledged a write");
+    let (status, _) = c.server(leader).get("/v1/catalog/nodes?stale").unwrap();
+    assert_eq!(status, 200, "stale reads still work");
+    assert!(!local_nodes(c.server(leader)).contains("w2"));
+
+    // With one follower back there is a quorum again.
+    c.spawn(followers[0]);
+    c.server(followers[0]).wait_ready();
+    wait_until(
+        Duration::from_secs(30),
+        "a write with the quorum back",
+        || write_node(c.server(leader).http, 3),
+        || c.logs(),
+    );
+}
+
+#[test]
+fn a_failed_server_turns_critical_and_leaves_dns_and_a_graceful_leave_deregisters() {
+    let mut c = Cluster::start(3, &[]);
+    let leader = c.leader();
+    let (victim, other) = ((leader + 1) % 3, (leader + 2) % 3);
+    let victim_name = format!("s{victim}");
+    c.server(victim).put_ok("/v1/agent/service/register", r#"{"Name":"api","Port":9000}"#);
+    let all_alive: BTreeSet<(String, u64)> = (0..3).map(|i| (format!("s{i}"), 1)).collect();
+    wait_until(
+        Duration::from_secs(10),
+        "three alive members",
+        || members(c.server(leader)) == all_alive,
+        || c.logs(),
+    );
+    wait_until(Duration::from_secs(5), "api in DNS", || answers(c.server(other), "api") == 1, || c.logs());
+
+    // kill -9: gossip declares it failed, the leader turns its serfHealth critical, and its
+    // service leaves DNS answers on every server.
+    c.kill9(victim);
+    let killed = Instant::now();
+    wait_until(
+        Duration::from_secs(30),
+        "serfHealth critical and api out of DNS",
+        || {
+            serf_health(c.server(other), &victim_name) == "critical"
+                && answers(c.server(other), "api") == 0
+                && answers(c.server(leader), "api") == 0
+        },
+        || c.logs(),
+    );
+    eprintln!(
+        "failure detection: kill -9 of a server -> serfHealth critical, out of DNS in {:?}",
+        killed.elapsed()
+    );
+    assert!(members(c.server(leader)).contains(&(victim_name.clone(), 4)), "{:?}", members(c.server(leader)));
+
+    // Back: alive, passing, answered again.
+    c.spawn(victim);
+    c.server(victim).wait_ready();
+    wait_until(
+        Duration::from_secs(30),
+        "serfHealth passing and api back in DNS",
+        || serf_health(c.server(other), &victim_name) == "passing" && answers(c.server(other), "api") == 1,
+        || c.logs(),
+    );
+
+    // `cairn join` of a known member succeeds.
+    let v = c.server(leader).get("/v1/agent/members").unwrap().1;
+    let m = v.as_array().unwrap().iter().find(|m| m["Name"] == victim_name.as_str()).unwrap().clone();
+    let addr = format!("{}:{}", m["Addr"].as_str().unwrap(), m["Port"]);
+    let (ok, text) = cli(c.server(leader), &["join", &addr]);
+    assert!(ok && text.contains("Successfully joined"), "{text}");
+
+    // `cairn leave`: the others record it as left and the leader deregisters its node.
+    let (ok, text) = cli(c.server(victim), &["leave"]);
+    assert!(ok && text.contains("Graceful leave complete"), "{text}");
+    wait_until(
+        Duration::from_secs(15),
+        "left and deregistered",
+        || {
+            members(c.server(leader)).contains(&(victim_name.clone(), 3))
+                && !local_nodes(c.server(other)).contains(&victim_name)
+        },
+        || c.logs(),
+    );
+    assert_eq!(answers(c.server(other), "api"), 0);
+}
+
+fn keygen() -> String {
+    let out = std::process::Command::new(cairn_bin()).arg("keygen").output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn gossip_encryption_keeps_out_an_agent_with_another_key() {
+    let key = keygen();
+    assert_eq!(key.len(), 44, "{key}");
+    let c = Cluster::start(3, &["--encrypt", &key]);
+    let all_alive: BTreeSet<(String, u64)> = (0..3).map(|i| (format!("s{i}"), 1)).collect();
+    wait_until(
+        Duration::from_secs(10),
+        "three alive members",
+        || members(c.server(0)) == all_alive,
+        || c.logs(),
+    );
+    let seed = format!("127.0.0.1:{}", c.serf_ports[0]);
+
+    let intruder = Agent::start(&["--dev", "--node", "intruder", "--encrypt", &keygen()]);
+    let (ok, text) = cli(&intruder, &["join", &seed]);
+    assert!(!ok, "joined with another key: {text}");
+    let plain = Agent::start(&["--dev", "--node", "plain"]);
+    let (ok, text) = cli(&plain, &["join", &seed]);
+    assert!(!ok, "joined without a key: {text}");
+
+    let friend = Agent::start(&["--dev", "--node", "friend", "--encrypt", &key]);
+    let (ok, text) = cli(&friend, &["join", &seed]);
+    assert!(ok, "{text}");
+    wait_until(
+        Duration::from_secs(10),
+        "the agent with the key is a member",
+        || members(c.server(0)).contains(&("friend".to_owned(), 1)),
+        || c.logs(),
+    );
+    let names: BTreeSet<String> = members(c.server(0)).into_iter().map(|(n, _)| n).collect();
+    assert!(!names.contains("intruder") && !names.contains("plain"), "{names:?}");
+}
+
+#[test]
+fn a_leaving_leader_removes_itself_from_raft_and_the_others_carry_on() {
+    let mut c = Cluster::start(3, &[]);
+    let leader = c.leader();
+    let old = format!("127.0.0.1:{}", c.ports[leader]);
+    let rest: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let (ok, text) = cli(c.server(leader), &["leave"]);
+    assert!(ok && text.contains("Graceful leave complete"), "{text}");
+    wait_until(
+        Duration::from_secs(30),
+        "two peers and a new leader on the others",
+        || {
+            rest.iter().all(|&i| {
+                let peers = c.server(i).get("/v1/status/peers").map(|r| r.1).unwrap_or_default();
+                let now = c.server(i).get("/v1/status/leader").map(|r| r.1).unwrap_or_default();
+                let now = now.as_str().unwrap_or("");
+                peers.as_array().map(Vec::len) == Some(2) && !now.is_empty() && now != old
+            })
+        },
+        || c.logs(),
+    );
+    c.kill9(leader);
+    assert!(write_node(c.server(rest[0]).http, 1), "a write after the leader left");
+    let name = format!("s{leader}");
+    wait_until(
+        Duration::from_secs(15),
+        "left and deregistered",
+        || {
+            members(c.server(rest[1])).contains(&(name.clone(), 3))
+                && !local_nodes(c.server(rest[1])).contains(&name)
+        },
+        || c.logs(),
+    );
+}
+
+#[test]
+fn servers_joined_only_by_gossip_bootstrap_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(6);
+    let servers: Vec<Agent> = (0..3)
+        .map(|i| {
+            let (node, data) = (format!("g{i}"), dir.path().join(format!("g{i}")).display().to_string());
+            let (rpc, serf) = (ports[i].to_string(), ports[3 + i].to_string());
+            Agent::spawn(&[
+                "--server",
+                "--bootstrap-expect",
+                "3",
+                "--node",
+                &node,
+                "--data-dir",
+                &data,
+                "--server-port",
+                &rpc,
+                "--serf-lan-port",
+                &serf,
+            ])
+        })
+        .collect();
+    // No retry_join: nothing happens until `cairn join` puts them in one gossip pool.
+    let seed = format!("127.0.0.1:{}", ports[3]);
+    for s in &servers[1..] {
+        let (ok, text) = cli(s, &["join", &seed]);
+        assert!(ok, "{text}");
+    }
+    for s in &servers {
+        s.wait_ready();
+        wait_until(
+            Duration::from_secs(20),
+            "three voters",
+            || s.get("/v1/status/peers").is_ok_and(|r| r.1.as_array().map(Vec::len) == Some(3)),
+            || s.log(),
+        );
+    }
+    assert!(write_node(servers[2].http, 1));
+}
+
+#[test]
+fn force_leave_deregisters_a_failed_node() {
+    let mut c = Cluster::start(3, &[]);
+    let leader = c.leader();
+    let (victim, other) = ((leader + 1) % 3, (leader + 2) % 3);
+    let name = format!("s{victim}");
+    let all_alive: BTreeSet<(String, u64)> = (0..3).map(|i| (format!("s{i}"), 1)).collect();
+    wait_until(
+        Duration::from_secs(10),
+        "three alive members",
+        || members(c.server(other)) == all_alive,
+        || c.logs(),
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "victim registered",
+        || local_nodes(c.server(other)).contains(&name),
+        || c.logs(),
+    );
+    c.kill9(victim);
+    wait_until(
+        Duration::from_secs(30),
+        "victim failed",
+        || members(c.server(other)).contains(&(name.clone(), 4)),
+        || c.logs(),
+    );
+    c.server(other).put_ok(&format!("/v1/agent/force-leave/{name}"), "");
+    wait_until(
+        Duration::from_secs(10),
+        "victim deregistered",
+        || !local_nodes(c.server(leader)).contains(&name),
+        || c.logs(),
+    );
+    let (status, text) = c.server(other).put("/v1/agent/force-leave/nobody", "");
+    assert_eq!(status, 404, "{text}");
+}
