@@ -120,33 +120,11 @@ fn go_timestamp(unix: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{CatalogGauges, DnsCounters, Histogram, SLOW_BOUNDS_NS};
+    use crate::metrics::render::sample_report;
 
-    fn report() -> Report {
-        let c = DnsCounters::default();
-        // An A query for "." answered NOERROR in 3 µs, then a NXDOMAIN.
-        c.record(&[0, 0, 0x84, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1], 3_000);
-        c.record(&[0, 0, 0x84, 3, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1], 3_000);
-        c.set_cache(1, 1);
-        let apply = Histogram::new(SLOW_BOUNDS_NS);
-        apply.observe(std::time::Duration::from_millis(2));
-        Report {
-            dns: c.totals(),
-            raft_apply: apply.snapshot(),
-            snapshot_publish: Histogram::new(SLOW_BOUNDS_NS).snapshot(),
-            catalog: CatalogGauges {
-                index: 7,
-                nodes: 1,
-                services: 2,
-                service_instances: 3,
-                checks_passing: 1,
-                ..Default::default()
-            },
-        }
-    }
     #[test]
     fn consul_shape() {
-        let v = consul_json(&report(), 1_700_000_000);
+        let v = consul_json(&sample_report(), 1_700_000_000);
         assert_eq!(v["Timestamp"], "2023-11-14 22:13:20 +0000 UTC");
         assert!(v["Points"].as_array().unwrap().is_empty());
         let counters = v["Counters"].as_array().unwrap();

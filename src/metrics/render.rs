@@ -117,37 +117,39 @@ pub fn prometheus(r: &Report) -> String {
     out
 }
 
+/// A small report for the renderers' tests (here and in `http::metrics`).
+#[cfg(test)]
+pub(crate) fn sample_report() -> Report {
+    use crate::metrics::{CatalogGauges, DnsCounters, Histogram, SLOW_BOUNDS_NS};
+    let c = DnsCounters::default();
+    // An A query for "." answered NOERROR in 3 µs, then a NXDOMAIN.
+    c.record(&[0, 0, 0x84, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1], 3_000);
+    c.record(&[0, 0, 0x84, 3, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1], 3_000);
+    c.set_cache(1, 1);
+    let apply = Histogram::new(SLOW_BOUNDS_NS);
+    apply.observe(std::time::Duration::from_millis(2));
+    Report {
+        dns: c.totals(),
+        raft_apply: apply.snapshot(),
+        snapshot_publish: Histogram::new(SLOW_BOUNDS_NS).snapshot(),
+        catalog: CatalogGauges {
+            index: 7,
+            nodes: 1,
+            services: 2,
+            service_instances: 3,
+            checks_passing: 1,
+            ..Default::default()
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{CatalogGauges, DnsCounters, Histogram, SLOW_BOUNDS_NS};
-
-    fn report() -> Report {
-        let c = DnsCounters::default();
-        // An A query for "." answered NOERROR in 3 µs, then a NXDOMAIN.
-        c.record(&[0, 0, 0x84, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1], 3_000);
-        c.record(&[0, 0, 0x84, 3, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1], 3_000);
-        c.set_cache(1, 1);
-        let apply = Histogram::new(SLOW_BOUNDS_NS);
-        apply.observe(std::time::Duration::from_millis(2));
-        Report {
-            dns: c.totals(),
-            raft_apply: apply.snapshot(),
-            snapshot_publish: Histogram::new(SLOW_BOUNDS_NS).snapshot(),
-            catalog: CatalogGauges {
-                index: 7,
-                nodes: 1,
-                services: 2,
-                service_instances: 3,
-                checks_passing: 1,
-                ..Default::default()
-            },
-        }
-    }
 
     #[test]
     fn prometheus_text() {
-        let text = prometheus(&report());
+        let text = prometheus(&sample_report());
         for line in [
             "cairn_dns_queries_total{type=\"A\",rcode=\"NOERROR\"} 1",
             "cairn_dns_queries_total{type=\"A\",rcode=\"NXDOMAIN\"} 1",
