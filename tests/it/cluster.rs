@@ -648,6 +648,8 @@ fn a_kv_lock_its_sessions_and_lock_delay_survive_a_leader_kill() {
     let sessions =
         [create(f[0], r#"{"Name":"a","LockDelay":"5s"}"#), create(f[1], r#"{"Name":"b","LockDelay":"5s"}"#)];
     let ttl = create(f[1], r#"{"Name":"ttl","TTL":"10s","LockDelay":"0s"}"#);
+    // A TTL session its client keeps renewing, always through a follower.
+    let kept = create(f[0], r#"{"Name":"kept","TTL":"10s"}"#);
     assert_eq!(c.server(f[1]).put_ok(&format!("/v1/kv/ha/ttl?acquire={ttl}"), "t"), "true");
     let before = c.server(f[0]).put_ok("/v1/kv/ha/lock", "free");
     assert_eq!(before, "true");
@@ -691,6 +693,9 @@ fn a_kv_lock_its_sessions_and_lock_delay_survive_a_leader_kill() {
     assert_eq!(put_acked(&c, c.server(f[0]), "/v1/kv/ha/during", "failover"), "true");
     let new = c.leader();
     assert_ne!(new, old);
+    let follower = c.live().map(|(i, _)| i).find(|&i| i != new).unwrap();
+    let renew = || assert_eq!(c.server(follower).put(&format!("/v1/session/renew/{kept}"), "").0, 200);
+    renew();
     wait_until(
         Duration::from_secs(10),
         "the write during failover on every survivor",
@@ -699,7 +704,7 @@ fn a_kv_lock_its_sessions_and_lock_delay_survive_a_leader_kill() {
     );
     // The TTL session and both lock sessions are still valid under the new leader.
     for (i, s) in c.live() {
-        for id in [holder, contender, &ttl] {
+        for id in [holder, contender, &ttl, &kept] {
             assert!(session_local(s, id), "s{i} lost session {id}\n{}", c.logs());
         }
         // Same holder, same indexes, on every survivor (local state and a leader read).
@@ -708,7 +713,13 @@ fn a_kv_lock_its_sessions_and_lock_delay_survive_a_leader_kill() {
         wait_until(
             Duration::from_secs(10),
             "a default (leader) read answers",
-            || s.get("/v1/kv/ha/lock").is_ok_and(|(st, v)| (st == 200).then(|| read = v).is_some()),
+            || match s.get("/v1/kv/ha/lock") {
+                Ok((200, v)) => {
+                    read = v;
+                    true
+                }
+                _ => false,
+            },
             || c.logs(),
         );
         assert_eq!(read[0], held, "s{i}");
@@ -752,15 +763,24 @@ fn a_kv_lock_its_sessions_and_lock_delay_survive_a_leader_kill() {
     assert_eq!(kv_local(c.server(new), "ha/lock")["LockIndex"], 2);
 
     // The TTL session, never renewed, is expired by the new leader (TTL × 2 after it armed
-    // its timer) and its lock released on every survivor.
+    // its timer) and its lock released on every survivor; the one renewed through a follower
+    // (which passes renewals on to the leader's timer) lives on.
+    let mut renewed = Instant::now();
     wait_until(
         Duration::from_secs(60),
         "the new leader expires the TTL session",
-        || c.live().all(|(_, s)| !session_local(s, &ttl) && kv_local(s, "ha/ttl").get("Session").is_none()),
+        || {
+            if renewed.elapsed() > Duration::from_secs(2) {
+                renew();
+                renewed = Instant::now();
+            }
+            c.live().all(|(_, s)| !session_local(s, &ttl) && kv_local(s, "ha/ttl").get("Session").is_none())
+        },
         || c.logs(),
     );
     for (i, s) in c.live() {
         assert_eq!(kv_local(s, "ha/ttl")["Value"], "dA==", "s{i}: released, not deleted");
         assert!(session_local(s, contender), "s{i}: only the TTL session expired");
+        assert!(session_local(s, &kept), "s{i}: the session renewed through a follower expired");
     }
 }
