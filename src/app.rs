@@ -345,11 +345,11 @@ impl App {
         let sessions = crate::session::SessionTimers::new();
         let session_task = tokio::spawn(sessions.clone().run(self.raft.clone(), shutdown.clone()));
         {
-            let (raft, stop) = (self.raft.clone(), shutdown.clone());
+            let (raft, stop, timers) = (self.raft.clone(), shutdown.clone(), sessions.clone());
             let serf = Some(self.serf_addr());
             let listener = self.rpc;
             tasks.spawn(async move {
-                crate::rpc::server::serve(listener, raft, serf, stop).await.context("server RPC")
+                crate::rpc::server::serve(listener, raft, serf, timers, stop).await.context("server RPC")
             });
         }
         let joins: Vec<String> =

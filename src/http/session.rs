@@ -4,7 +4,8 @@
 //!        at 60 s, `NodeChecks` = `["serfHealth"]`, `Behavior` release) → TTL and behaviour
 //!        validation (500 with Consul's text) → `Command::SessionCreate` with a fresh UUID →
 //!        `{"ID"}` and the leader's TTL timer armed. destroy → `Command::SessionDestroy` →
-//!        `true` (also for an unknown ID). renew → re-arms the timer → `[session]`, 404 unknown.
+//!        `true` (also for an unknown ID). renew → re-arms the leader's timer (a follower forwards
+//!        it over the server RPC) → `[session]`, 404 unknown.
 //! READ   info/node/list → blocking on the sessions table index.
 //! Decision: when `NodeChecks` is not given and the node has no `serfHealth` check (a node
 //! registered through the catalog, not by an agent), the session binds to no node check rather
@@ -256,7 +257,10 @@ pub(crate) async fn renew(
         return Err(ApiError::NotFound(format!("Session id '{id}' not found")));
     };
     if let Some(ttl) = ttl_of(&s.ttl) {
-        st.sessions.renew(&id, ttl);
+        // The timers run on the leader: a follower passes the renewal on.
+        if st.raft.forward_session_renew(&id, ttl).await? {
+            st.sessions.renew(&id, ttl);
+        }
     }
     let index = snap.catalog.kv().indexes().sessions;
     Ok(st.reply(&[SessionJson::new(s)], index, &opts, &q))

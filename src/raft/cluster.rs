@@ -371,6 +371,26 @@ impl RaftHandle {
         }
     }
 
+    /// Tells the leader that session `id` (TTL `ttl`) was renewed here, so its expiry timer
+    /// (leader-only) is re-armed. `Ok(true)`: this server is the leader and re-arms its own.
+    pub async fn forward_session_renew(&self, id: &str, ttl: Duration) -> Result<bool, ProposeError> {
+        let (leader, addr) = wait_leader(&self.raft).await?;
+        if leader == self.node_id {
+            return Ok(true);
+        }
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let req = Request::SessionRenew { id: id.to_owned(), ttl_ms };
+        match self.pool.call(&addr, &req, FORWARD_TIMEOUT).await {
+            Ok(Response::SessionRenew(Ok(()))) => Ok(false),
+            Ok(Response::SessionRenew(Err(Remote::NoLeader))) | Err(CallError::Connect { .. }) => {
+                Err(ProposeError::NoLeader)
+            }
+            Ok(Response::SessionRenew(Err(e))) => Err(ProposeError::Raft(e.to_string())),
+            Ok(_) => Err(ProposeError::Raft("session renew: unexpected response".into())),
+            Err(e) => Err(ProposeError::Raft(e.to_string())),
+        }
+    }
+
     /// Waits until this server's state is at least as new as the leader's committed state at
     /// the time of the call (Raft ReadIndex; `?consistent`).
     pub async fn read_barrier(&self) -> Result<(), ProposeError> {

@@ -66,6 +66,13 @@ pub enum Request {
         /// The leaving server's Raft node id.
         node_id: u64,
     },
+    /// A session renewal received on a follower: the leader re-arms its TTL timer.
+    SessionRenew {
+        /// The session ID.
+        id: String,
+        /// The session's TTL in milliseconds.
+        ttl_ms: u64,
+    },
 }
 
 /// The answer to a `Request` (same variant).
@@ -88,6 +95,8 @@ pub enum Response {
     ReadIndex(Result<u64, Remote>),
     /// Removed (or was not a member), or why not.
     Remove(Result<(), Remote>),
+    /// The leader re-armed the session's timer, or why not.
+    SessionRenew(Result<(), Remote>),
 }
 
 /// What a server says about itself in discovery.

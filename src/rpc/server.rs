@@ -1,24 +1,30 @@
 //! The RPC listener: accepts server connections and answers each request from the local
 //! Raft node.
 //!
-//! Input: connections on the server port. Output: one `Response` per `Request`, in order.
+//! Input: connections on the server port. Output: one `Response` per `Request`, in order
+//! (a session renewal forwarded by a follower re-arms this leader's session timer).
 //! Invariant: a malformed or oversized frame closes that connection only; nothing here panics
 //! on input.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use super::{Remote, Request, Response, ServerInfo, read_frame, write_frame};
 use crate::raft::RaftHandle;
+use crate::session::SessionTimers;
 
 /// Serves RPC connections on `listener` until `stop` fires.
-/// `serf_addr` is this server's gossip address, told to servers that discover it.
+/// `serf_addr` is this server's gossip address, told to servers that discover it; `sessions`
+/// are the session TTL timers renewals forwarded to this server (as leader) re-arm.
 pub async fn serve(
     listener: TcpListener,
     raft: RaftHandle,
     serf_addr: Option<SocketAddr>,
+    sessions: Arc<SessionTimers>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     loop {
@@ -29,16 +35,16 @@ pub async fn serve(
                     Ok(a) => a,
                     Err(e) => {
                         tracing::warn!(error = %e, "rpc accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let (raft, stop) = (raft.clone(), stop.clone());
+                let (raft, sessions, stop) = (raft.clone(), sessions.clone(), stop.clone());
                 tokio::spawn(async move {
                     tokio::select! {
                         () = stop.cancelled() => {}
-                        r = connection(stream, raft, serf_addr) => if let Err(e) = r {
+                        r = connection(stream, raft, serf_addr, sessions) => if let Err(e) = r {
                             tracing::debug!(%peer, error = %e, "rpc connection closed");
                         }
                     }
@@ -52,15 +58,21 @@ async fn connection(
     mut stream: TcpStream,
     raft: RaftHandle,
     serf_addr: Option<SocketAddr>,
+    sessions: Arc<SessionTimers>,
 ) -> std::io::Result<()> {
     while let Some(req) = read_frame::<Request>(&mut stream).await? {
-        let resp = answer(&raft, req, serf_addr).await;
+        let resp = answer(&raft, req, serf_addr, &sessions).await;
         write_frame(&mut stream, &resp).await?;
     }
     Ok(())
 }
 
-async fn answer(raft: &RaftHandle, req: Request, serf_addr: Option<SocketAddr>) -> Response {
+async fn answer(
+    raft: &RaftHandle,
+    req: Request,
+    serf_addr: Option<SocketAddr>,
+    sessions: &SessionTimers,
+) -> Response {
     match req {
         Request::AppendEntries(rpc) => {
             raft.note_leader_contact(&rpc.vote);
@@ -76,6 +88,12 @@ async fn answer(raft: &RaftHandle, req: Request, serf_addr: Option<SocketAddr>) 
         Request::Remove { node_id } => Response::Remove(raft.remove_server(node_id).await),
         Request::Forward(cmd) => Response::Forward(raft.apply_forwarded(*cmd).await),
         Request::ReadIndex => Response::ReadIndex(raft.leader_read_index().await.map_err(remote)),
+        Request::SessionRenew { id, ttl_ms } => Response::SessionRenew(if raft.is_leader() {
+            sessions.renew(&id, Duration::from_millis(ttl_ms));
+            Ok(())
+        } else {
+            Err(Remote::NoLeader)
+        }),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Three Raft servers as real processes on 127.0.0.1 (free ports): forming a cluster from
 //! `--retry-join`, writes on any server, DNS on every server, leader failover without losing an
-//! acknowledged write, catching up by snapshot after log compaction, and a minority that
-//! cannot acknowledge writes.
+//! acknowledged write, catching up by snapshot after log compaction, a minority that
+//! cannot acknowledge writes, and KV locks, lock-delay and session TTLs across a leader kill.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -602,4 +602,185 @@ fn force_leave_deregisters_a_failed_node() {
     );
     let (status, text) = c.server(other).put("/v1/agent/force-leave/nobody", "");
     assert_eq!(status, 404, "{text}");
+}
+
+/// The body of a PUT to `path` on `agent` once the cluster acknowledges it (200); retries
+/// refusals while a new leader is being elected. Only for writes whose retry is harmless.
+fn put_acked(c: &Cluster, agent: &Agent, path: &str, body: &str) -> String {
+    let out = std::cell::RefCell::new(String::new());
+    wait_until(
+        Duration::from_secs(30),
+        &format!("PUT {path} acknowledged"),
+        || {
+            let (status, text) = agent.put(path, body);
+            *out.borrow_mut() = text;
+            status == 200
+        },
+        || format!("last reply: {}\n{}", out.borrow(), c.logs()),
+    );
+    out.into_inner()
+}
+
+/// `agent`'s local entry of `key` (`?stale`), or Null.
+fn kv_local(agent: &Agent, key: &str) -> serde_json::Value {
+    match agent.get(&format!("/v1/kv/{key}?stale")) {
+        Ok((200, v)) => v[0].clone(),
+        _ => serde_json::Value::Null,
+    }
+}
+
+/// Whether session `id` is in `agent`'s local state (`?stale`).
+fn session_local(agent: &Agent, id: &str) -> bool {
+    agent.get(&format!("/v1/session/info/{id}?stale")).is_ok_and(|(s, v)| s == 200 && v[0]["ID"] == id)
+}
+
+#[test]
+fn a_kv_lock_its_sessions_and_lock_delay_survive_a_leader_kill() {
+    let mut c = Cluster::start(3, &[]);
+    let old = c.leader();
+    let f = targets_idx(old);
+    let create = |i: usize, body: &str| -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&c.server(i).put_ok("/v1/session/create", body)).unwrap();
+        v["ID"].as_str().unwrap().to_owned()
+    };
+    // One session per follower, and a TTL session holding a second lock.
+    let sessions =
+        [create(f[0], r#"{"Name":"a","LockDelay":"5s"}"#), create(f[1], r#"{"Name":"b","LockDelay":"5s"}"#)];
+    let ttl = create(f[1], r#"{"Name":"ttl","TTL":"10s","LockDelay":"0s"}"#);
+    // A TTL session its client keeps renewing, always through a follower.
+    let kept = create(f[0], r#"{"Name":"kept","TTL":"10s"}"#);
+    assert_eq!(c.server(f[1]).put_ok(&format!("/v1/kv/ha/ttl?acquire={ttl}"), "t"), "true");
+    let before = c.server(f[0]).put_ok("/v1/kv/ha/lock", "free");
+    assert_eq!(before, "true");
+    let m0 = kv_local(c.server(f[0]), "ha/lock")["ModifyIndex"].as_u64().unwrap();
+
+    // Both contend at once, each through its own follower: exactly one acquires.
+    let won: Vec<bool> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2)
+            .map(|k| {
+                let (agent, sid) = (c.server(f[k]), &sessions[k]);
+                s.spawn(move || {
+                    agent.put_ok(&format!("/v1/kv/ha/lock?acquire={sid}"), &format!("held by {k}"))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap() == "true").collect()
+    });
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "exactly one contender acquires: {won:?}");
+    let (holder, contender) =
+        if won[0] { (&sessions[0], &sessions[1]) } else { (&sessions[1], &sessions[0]) };
+    let mut held = serde_json::Value::Null;
+    wait_until(
+        Duration::from_secs(10),
+        "every server sees the lock held",
+        || {
+            held = kv_local(c.server(old), "ha/lock");
+            c.live().all(|(_, s)| kv_local(s, "ha/lock") == held) && held["Session"] == holder.as_str()
+        },
+        || c.logs(),
+    );
+    let (modify, lock_index) = (held["ModifyIndex"].as_u64().unwrap(), held["LockIndex"].as_u64().unwrap());
+    assert!(modify > m0 && lock_index == 1, "{held}");
+
+    // A lock released just before the kill: its lock-delay (replicated state) outlives the leader.
+    let delayed = create(f[0], r#"{"Name":"d","LockDelay":"60s"}"#);
+    assert_eq!(c.server(f[0]).put_ok(&format!("/v1/kv/ha/delayed?acquire={delayed}"), "d"), "true");
+    assert_eq!(c.server(f[0]).put_ok(&format!("/v1/session/destroy/{delayed}"), ""), "true");
+
+    c.kill9(old);
+    // A write sent to a follower while the leader is gone is acknowledged once a leader is back.
+    assert_eq!(put_acked(&c, c.server(f[0]), "/v1/kv/ha/during", "failover"), "true");
+    let new = c.leader();
+    assert_ne!(new, old);
+    let follower = c.live().map(|(i, _)| i).find(|&i| i != new).unwrap();
+    let renew = || assert_eq!(c.server(follower).put(&format!("/v1/session/renew/{kept}"), "").0, 200);
+    renew();
+    wait_until(
+        Duration::from_secs(10),
+        "the write during failover on every survivor",
+        || c.live().all(|(_, s)| kv_local(s, "ha/during")["Value"] == "ZmFpbG92ZXI="),
+        || c.logs(),
+    );
+    // The TTL session and both lock sessions are still valid under the new leader.
+    for (i, s) in c.live() {
+        for id in [holder, contender, &ttl, &kept] {
+            assert!(session_local(s, id), "s{i} lost session {id}\n{}", c.logs());
+        }
+        // Same holder, same indexes, on every survivor (local state and a leader read).
+        assert_eq!(kv_local(s, "ha/lock"), held, "s{i}");
+        let mut read = serde_json::Value::Null;
+        wait_until(
+            Duration::from_secs(10),
+            "a default (leader) read answers",
+            || match s.get("/v1/kv/ha/lock") {
+                Ok((200, v)) => {
+                    read = v;
+                    true
+                }
+                _ => false,
+            },
+            || c.logs(),
+        );
+        assert_eq!(read[0], held, "s{i}");
+    }
+
+    // The contender still cannot acquire; a stale holder's check-and-set is refused.
+    for (_, s) in c.live() {
+        assert_eq!(put_acked(&c, s, &format!("/v1/kv/ha/lock?acquire={contender}"), "mine"), "false");
+        assert_eq!(put_acked(&c, s, &format!("/v1/kv/ha/lock?cas={m0}"), "stale"), "false");
+    }
+    for (i, s) in c.live() {
+        assert_eq!(kv_local(s, "ha/lock"), held, "s{i}: refused writes changed nothing");
+    }
+    let (_, d) = c.server(new).get("/v1/kv/ha/delayed").unwrap();
+    assert!(d[0].get("Session").is_none(), "released before the kill: {d}");
+    let acquire_delayed = format!("/v1/kv/ha/delayed?acquire={contender}");
+    assert_eq!(c.server(f[1]).put_ok(&acquire_delayed, "c"), "false", "lock-delay lost on failover");
+
+    // The holder destroys its session (behaviour release): the lock is free, but lock-delay
+    // (5 s, set by the new leader's apply) refuses the contender right away ...
+    assert_eq!(put_acked(&c, c.server(f[1]), &format!("/v1/session/destroy/{holder}"), ""), "true");
+    let acquire = format!("/v1/kv/ha/lock?acquire={contender}");
+    assert_eq!(c.server(f[0]).put_ok(&acquire, "mine"), "false", "acquired inside the lock-delay");
+    for (i, s) in c.live() {
+        let e = kv_local(s, "ha/lock");
+        assert!(e.get("Session").is_none() && e["LockIndex"] == 1, "s{i}: released: {e}");
+    }
+    // ... and lets it acquire once the delay has passed.
+    wait_until(
+        Duration::from_secs(30),
+        "the contender acquires after lock-delay",
+        || c.server(f[1]).put_ok(&acquire, "mine") == "true",
+        || c.logs(),
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "every survivor sees the new holder",
+        || c.live().all(|(_, s)| kv_local(s, "ha/lock")["Session"] == contender.as_str()),
+        || c.logs(),
+    );
+    assert_eq!(kv_local(c.server(new), "ha/lock")["LockIndex"], 2);
+
+    // The TTL session, never renewed, is expired by the new leader (TTL × 2 after it armed
+    // its timer) and its lock released on every survivor; the one renewed through a follower
+    // (which passes renewals on to the leader's timer) lives on.
+    let mut renewed = Instant::now();
+    wait_until(
+        Duration::from_secs(60),
+        "the new leader expires the TTL session",
+        || {
+            if renewed.elapsed() > Duration::from_secs(2) {
+                renew();
+                renewed = Instant::now();
+            }
+            c.live().all(|(_, s)| !session_local(s, &ttl) && kv_local(s, "ha/ttl").get("Session").is_none())
+        },
+        || c.logs(),
+    );
+    for (i, s) in c.live() {
+        assert_eq!(kv_local(s, "ha/ttl")["Value"], "dA==", "s{i}: released, not deleted");
+        assert!(session_local(s, contender), "s{i}: only the TTL session expired");
+        assert!(session_local(s, &kept), "s{i}: the session renewed through a follower expired");
+    }
 }
