@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::api::{Api, ApiError};
+use super::table;
 
 /// `cairn catalog datacenters`: one per line.
 pub async fn datacenters(api: &Api) -> Result<String, ApiError> {
@@ -45,23 +46,6 @@ fn render_nodes(nodes: &[Value]) -> String {
         rows.push([field(n, "Node"), id, field(n, "Address"), field(n, "Datacenter")]);
     }
     table(&rows)
-}
-
-/// Left-aligned columns separated by two spaces, like Consul's `columnize`.
-pub(super) fn table<const N: usize>(rows: &[[String; N]]) -> String {
-    let mut widths = [0usize; N];
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for r in rows {
-        let cells: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:w$}")).collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::api::{Api, ApiError};
-use super::operator::table;
+use super::table;
 
 /// One member as the agent reports it.
 #[derive(Debug, Deserialize)]

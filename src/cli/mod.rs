@@ -251,3 +251,31 @@ impl AgentArgs {
         }
     }
 }
+
+/// Left-aligned columns separated by two spaces, like Consul's `columnize`.
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::table;
+
+    #[test]
+    fn table_aligns_columns() {
+        let rows = [["Node", "State"].map(str::to_owned), ["server-1", "leader"].map(str::to_owned)];
+        assert_eq!(table(&rows), "Node      State\nserver-1  leader\n");
+    }
+}
