@@ -115,6 +115,9 @@ pub(crate) async fn get(
         return Err(ApiError::BadRequest("Missing key name".into()));
     }
     let opts = st.read_options(&q)?;
+    if opts.consistency == crate::http::Consistency::Consistent {
+        st.raft.read_barrier().await?;
+    }
     let by_prefix = list || recurse;
     let index_of = |s: &crate::snapshot::CatalogSnapshot| {
         if by_prefix { s.catalog.kv().prefix_index(&key) } else { s.catalog.kv().key_index(&key) }

@@ -197,6 +197,9 @@ pub(crate) async fn txn(
     let pretty = q.has("pretty");
     if ops.iter().all(is_read) {
         let opts = st.read_options(&q)?;
+        if opts.consistency == crate::http::Consistency::Consistent {
+            st.raft.read_barrier().await?;
+        }
         let snap = st.snapshots.load_full();
         let resp = crate::raft::apply::read_txn(&snap.catalog, &ops);
         let mut r = outcome(resp, &snap.catalog, pretty)?;
