@@ -28,6 +28,9 @@ use crate::snapshot::SnapshotHandle;
 
 /// Most commands in one log entry; bounds the entry size and the apply latency of a group.
 const MAX_GROUP: usize = 256;
+/// Most KV value bytes in one group (values are up to 512 KiB each): keeps an entry well
+/// inside one server-RPC frame (`rpc::MAX_FRAME`), so a follower can always be sent it.
+const MAX_GROUP_VALUE_BYTES: usize = 8 << 20;
 /// Groups proposed at once: enough to keep the log append and the apply stage both busy.
 const MAX_IN_FLIGHT: usize = 2;
 /// How long the leader waits for a quorum to commit a group.
@@ -81,10 +84,14 @@ async fn run(ctx: Ctx, mut rx: mpsc::Receiver<Pending>) {
     while let Some(first) = rx.recv().await {
         // Waiting for a slot is what lets a burst accumulate behind the groups in flight.
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mut bytes = first.cmd.value_bytes();
         let mut group = vec![first];
-        while group.len() < MAX_GROUP {
+        while group.len() < MAX_GROUP && bytes < MAX_GROUP_VALUE_BYTES {
             match rx.try_recv() {
-                Ok(p) => group.push(p),
+                Ok(p) => {
+                    bytes += p.cmd.value_bytes();
+                    group.push(p);
+                }
                 Err(_) => break,
             }
         }

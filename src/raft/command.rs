@@ -243,6 +243,25 @@ pub enum CommandResponse {
     Txn(Result<Vec<TxnResult>, Vec<TxnError>>),
 }
 
+impl Command {
+    /// The KV value bytes this command carries (0 for commands without values): what makes a
+    /// log entry large, used to bound group commits.
+    pub fn value_bytes(&self) -> usize {
+        fn op(o: &KvOp) -> usize {
+            match o {
+                KvOp::Set(w) | KvOp::Cas(w) | KvOp::Lock(w) | KvOp::Unlock(w) => w.value.len(),
+                _ => 0,
+            }
+        }
+        match self {
+            Self::Kv { op: o, .. } => op(o),
+            Self::Txn { ops, .. } => ops.iter().map(|t| if let TxnOp::Kv(o) = t { op(o) } else { 0 }).sum(),
+            Self::Batch(cmds) => cmds.iter().map(Self::value_bytes).sum(),
+            _ => 0,
+        }
+    }
+}
+
 impl std::fmt::Display for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -259,5 +278,37 @@ impl std::fmt::Display for Command {
             Self::SessionDestroy { id, .. } => write!(f, "destroy session {id}"),
             Self::KvReap(upto) => write!(f, "reap KV tombstones up to index {upto}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Command, KvOp, KvWrite, TxnOp};
+
+    fn set(n: usize) -> KvOp {
+        KvOp::Set(KvWrite { key: "k".into(), value: vec![0; n], ..KvWrite::default() })
+    }
+
+    fn check(cmd: &Command, bytes: usize) {
+        assert_eq!(cmd.value_bytes(), bytes, "{cmd}");
+    }
+
+    #[test]
+    fn value_bytes_counts_kv_values_only() {
+        check(&Command::Kv { op: set(10), now_ms: 0 }, 10);
+        check(&Command::Kv { op: KvOp::Get("k".into()), now_ms: 0 }, 0);
+        let txn = Command::Txn {
+            ops: vec![TxnOp::Kv(set(3)), TxnOp::NodeGet("n".into()), TxnOp::Kv(set(4))],
+            now_ms: 0,
+        };
+        check(&txn, 7);
+        check(
+            &Command::Batch(vec![
+                txn,
+                Command::Kv { op: set(5), now_ms: 0 },
+                Command::QueryDelete("q".into()),
+            ]),
+            12,
+        );
     }
 }

@@ -10,7 +10,9 @@
 use std::sync::Arc;
 
 use openraft::BasicNode;
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -55,10 +57,14 @@ impl Network {
         req: Request,
         option: &RPCOption,
     ) -> Result<Response, RPCError<u64, BasicNode, E>> {
-        self.pool.call(&self.addr, &req, option.hard_ttl()).await.map_err(|e| match e {
+        self.pool.call(&self.addr, &req, option.hard_ttl()).await.map_err(Self::call_error)
+    }
+
+    fn call_error<E: std::error::Error>(e: CallError) -> RPCError<u64, BasicNode, E> {
+        match e {
             CallError::Connect { .. } => RPCError::Unreachable(Unreachable::new(&e)),
             other => RPCError::Network(NetworkError::new(&other)),
-        })
+        }
     }
 
     fn remote<E: std::error::Error>(&self, e: E) -> RPCError<u64, BasicNode, E> {
@@ -76,9 +82,19 @@ impl RaftNetwork<TypeConfig> for Network {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        match self.call(Request::AppendEntries(Box::new(rpc)), &option).await? {
-            Response::AppendEntries(r) => r.map_err(|e| self.remote(e)),
-            _ => Err(self.protocol()),
+        let entries = rpc.entries.len();
+        let result =
+            self.pool.call(&self.addr, &Request::AppendEntries(Box::new(rpc)), option.hard_ttl()).await;
+        match result {
+            Ok(Response::AppendEntries(r)) => r.map_err(|e| self.remote(e)),
+            Ok(_) => Err(self.protocol()),
+            // Too many large entries for one frame: openraft retries with fewer (at least one;
+            // a single entry is bounded by the HTTP body limits).
+            Err(CallError::TooLarge { .. }) if entries > 1 => {
+                let hint = u64::try_from(entries / 2).unwrap_or(1).max(1);
+                Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(hint)))
+            }
+            Err(e) => Err(Self::call_error(e)),
         }
     }
 

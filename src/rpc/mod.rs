@@ -151,6 +151,14 @@ pub enum CallError {
         /// Target address.
         addr: String,
     },
+    /// The request would exceed `MAX_FRAME`; nothing was sent (send less, e.g. fewer entries).
+    #[error("rpc to {addr}: request of {bytes} bytes is larger than a frame may be")]
+    TooLarge {
+        /// Target address.
+        addr: String,
+        /// The request's encoded size.
+        bytes: usize,
+    },
 }
 
 /// Parses a `retry_join` address: `host` or `host:port` (port `DEFAULT_PORT` when omitted);
@@ -180,13 +188,25 @@ pub fn join_addr(s: &str) -> Result<String, String> {
 pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> std::io::Result<()> {
     let body = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
     if body.len() > MAX_FRAME {
-        return Err(std::io::Error::other(format!("frame of {} bytes is too large", body.len())));
+        // `InvalidInput`: nothing was written, and the caller can tell this from a broken link.
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            FrameTooLarge { bytes: body.len() },
+        ));
     }
     let len = u32::try_from(body.len()).map_err(std::io::Error::other)?;
     let mut buf = Vec::with_capacity(4 + body.len());
     buf.extend_from_slice(&len.to_be_bytes());
     buf.extend_from_slice(&body);
     stream.write_all(&buf).await
+}
+
+/// `write_frame` refused a message larger than `MAX_FRAME`.
+#[derive(Debug, thiserror::Error)]
+#[error("frame of {bytes} bytes is too large")]
+pub struct FrameTooLarge {
+    /// The encoded size.
+    pub bytes: usize,
 }
 
 /// Reads one frame; `Ok(None)` at a clean end of stream.
@@ -201,8 +221,13 @@ pub async fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) ->
     if len > MAX_FRAME {
         return Err(std::io::Error::other(format!("frame of {len} bytes is too large")));
     }
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).await?;
+    // Grown as bytes arrive, so a peer that announces a large frame and trickles it (or
+    // never sends it) holds no more memory than it has sent.
+    let mut body = Vec::with_capacity(len.min(64 << 10));
+    let got = (&mut *stream).take(len as u64).read_to_end(&mut body).await?;
+    if got != len {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "frame cut short"));
+    }
     serde_json::from_slice(&body).map(Some).map_err(std::io::Error::other)
 }
 
@@ -263,6 +288,11 @@ impl Pool {
                 Ok(resp)
             }
             Ok(Ok(None)) => Err(Exchange::Closed(io("connection closed".into()))),
+            Ok(Err(e)) if e.get_ref().and_then(|i| i.downcast_ref::<FrameTooLarge>()).is_some() => {
+                let bytes =
+                    e.get_ref().and_then(|i| i.downcast_ref::<FrameTooLarge>()).map_or(0, |t| t.bytes);
+                Err(Exchange::Failed(CallError::TooLarge { addr: addr.to_owned(), bytes }))
+            }
             Ok(Err(e)) => Err(Exchange::Closed(io(e.to_string()))),
             Err(_) => Err(Exchange::Failed(io(format!("no response within {timeout:?}")))),
         }
