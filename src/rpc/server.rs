@@ -17,6 +17,9 @@ use super::{Remote, Request, Response, ServerInfo, read_frame, write_frame};
 use crate::raft::RaftHandle;
 use crate::session::SessionTimers;
 
+/// Open server-RPC connections accepted at once (each peer's pool keeps a few).
+const MAX_CONNECTIONS: usize = 512;
+
 /// Serves RPC connections on `listener` until `stop` fires.
 /// `serf_addr` is this server's gossip address, told to servers that discover it; `sessions`
 /// are the session TTL timers renewals forwarded to this server (as leader) re-arm.
@@ -27,6 +30,7 @@ pub async fn serve(
     sessions: Arc<SessionTimers>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
@@ -39,9 +43,16 @@ pub async fn serve(
                         continue;
                     }
                 };
+                // Past the limit a connection is closed at once, so idle or hostile peers
+                // cannot use up this process's file descriptors.
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, limit = MAX_CONNECTIONS, "rpc connection refused: too many open");
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let (raft, sessions, stop) = (raft.clone(), sessions.clone(), stop.clone());
                 tokio::spawn(async move {
+                    let _slot = slot;
                     tokio::select! {
                         () = stop.cancelled() => {}
                         r = connection(stream, raft, serf_addr, sessions) => if let Err(e) = r {
