@@ -317,15 +317,23 @@ impl RaftHandle {
                 Err(e) => Err(Remote::Failed(e.to_string())),
             };
         }
-        let member = self.raft.metrics().borrow().membership_config.membership().get_node(&id).is_some();
+        let (member, voter) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let membership = m.membership_config.membership();
+            (membership.get_node(&id).is_some(), membership.voter_ids().any(|v| v == id))
+        };
         if !member {
             return Ok(());
         }
-        tracing::info!(id, "removing a server from the Raft configuration");
-        self.raft
-            .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
-            .await
-            .map_err(write_err)?;
+        tracing::info!(id, voter, "removing a server from the Raft configuration");
+        // A learner (e.g. left from a join that never finished) is not a voter to remove.
+        let change = if voter {
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        };
+        self.raft.change_membership(change, false).await.map_err(write_err)?;
         Ok(())
     }
 
