@@ -61,7 +61,20 @@ pub(super) async fn force_leave(
     let Some(m) = members.iter().find(|m| m.name == node) else {
         return Err(ApiError::NotFound(format!("agent: No node found with name '{node}'")));
     };
-    if m.status == MemberStatus::Failed && st.snapshots.load().catalog.node(&node).is_some() {
+    if m.status != MemberStatus::Failed {
+        return Ok(().into_response());
+    }
+    // A failed server also leaves the Raft configuration, so it no longer counts toward
+    // quorum (Consul's manual way to drop a dead server).
+    if let Some(meta) = m.meta.as_ref().filter(|meta| meta.role == crate::gossip::Role::Server) {
+        st.raft.remove_server(meta.raft_id).await.map_err(|e| match e {
+            crate::rpc::Remote::NoLeader => ApiError::from(crate::raft::ProposeError::NoLeader),
+            crate::rpc::Remote::Failed(msg) => {
+                ApiError::Internal(format!("removing {node} from Raft: {msg}"))
+            }
+        })?;
+    }
+    if st.snapshots.load().catalog.node(&node).is_some() {
         let cmd = Command::Deregister(Deregistration { node, service_id: None, check_id: None });
         st.propose(cmd).await?;
     }

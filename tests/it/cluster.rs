@@ -600,6 +600,13 @@ fn force_leave_deregisters_a_failed_node() {
         || !local_nodes(c.server(leader)).contains(&name),
         || c.logs(),
     );
+    // A failed server also leaves the Raft configuration, so it no longer counts toward quorum.
+    wait_until(
+        Duration::from_secs(10),
+        "victim out of the Raft peers",
+        || c.server(leader).get("/v1/status/peers").is_ok_and(|r| r.1.as_array().map(Vec::len) == Some(2)),
+        || c.logs(),
+    );
     let (status, text) = c.server(other).put("/v1/agent/force-leave/nobody", "");
     assert_eq!(status, 404, "{text}");
 }
