@@ -28,6 +28,9 @@ pub const DEFAULT_SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A raw probe result.
 pub type Outcome = (HealthStatus, String);
 
+/// Largest gRPC health reply body read.
+const GRPC_MAX_REPLY: usize = 64 << 10;
+
 /// A check kind ready to probe (clients and parsed targets built once).
 pub enum Probe {
     /// `HTTP`.
@@ -557,7 +560,12 @@ impl GrpcProbe {
             return Err(format!("HTTP status {}", resp.status()));
         }
         let headers = resp.headers().clone();
-        let collected = resp.into_body().collect().await.map_err(|e| error_chain(&e))?;
+        // A health reply is a few bytes; a target that streams more fails the check instead of
+        // growing the agent's memory.
+        let collected = http_body_util::Limited::new(resp.into_body(), GRPC_MAX_REPLY)
+            .collect()
+            .await
+            .map_err(|e| format!("reading the reply: {e}"))?;
         // The gRPC status is in the trailers, or in the headers of a trailers-only reply.
         let trailers = collected.trailers().cloned().unwrap_or_default();
         let field = |name: &str| {
