@@ -52,11 +52,15 @@ pub fn plan(snapshot: &crate::catalog::CatalogState, member: &Member) -> Option<
     snapshot.node(&member.name)?;
     let check = snapshot.check(&member.name, SERF_CHECK);
     match member.status {
-        MemberStatus::Left => Some(Command::Deregister(Deregistration {
-            node: member.name.clone(),
-            service_id: None,
-            check_id: None,
-        })),
+        // Only an agent's node (it has `serfHealth`): a node of the same name registered
+        // through the catalog API is not this member's to remove.
+        MemberStatus::Left => check.map(|_| {
+            Command::Deregister(Deregistration {
+                node: member.name.clone(),
+                service_id: None,
+                check_id: None,
+            })
+        }),
         MemberStatus::Failed => check.filter(|c| c.status != HealthStatus::Critical).map(|_| {
             Command::UpdateCheck(CheckUpdate {
                 node: member.name.clone(),
@@ -143,5 +147,18 @@ mod tests {
         for status in [MemberStatus::Alive, MemberStatus::Failed, MemberStatus::Left] {
             assert_eq!(plan(&catalog(HealthStatus::Passing), &member("other", status)), None);
         }
+    }
+
+    #[test]
+    fn a_left_member_leaves_alone_a_catalog_node_without_serf_health() {
+        let mut state = catalog(HealthStatus::Passing);
+        let cmd = Command::Deregister(Deregistration {
+            node: "n1".into(),
+            service_id: None,
+            check_id: Some(SERF_CHECK.into()),
+        });
+        crate::raft::apply::apply(&mut state, 2, &cmd, &mut Vec::new());
+        assert!(state.node("n1").is_some());
+        assert_eq!(plan(&state, &member("n1", MemberStatus::Left)), None);
     }
 }
