@@ -1,7 +1,6 @@
 //! TTL timer tests on a live single-node Raft with short real TTLs (openraft runs its own
 //! timers, so time is not paused here).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,16 +34,7 @@ fn check(id: &str, ttl_ns: u64, status: HealthStatus, output: &str) -> Check {
 /// A live single-node Raft holding `checks` on node agent1, and TTL timers on it.
 async fn setup(checks: Vec<Check>) -> (Arc<TtlChecks>, Arc<SnapshotHandle>, tempfile::TempDir) {
     let (raft, dir) = crate::http::tests::test_raft().await;
-    let node = Node {
-        id: String::new(),
-        name: "agent1".into(),
-        address: "10.0.0.1".into(),
-        datacenter: "dc1".into(),
-        tagged_addresses: BTreeMap::new(),
-        meta: BTreeMap::new(),
-        create_index: 0,
-        modify_index: 0,
-    };
+    let node = Node::new("agent1", "10.0.0.1", "dc1");
     let cmd = Command::Register(Registration { node, skip_node_update: false, service: None, checks });
     raft.propose(cmd).await.expect("proposed");
     let snaps = raft.snapshots();
@@ -150,16 +140,7 @@ async fn runner_with(
     config: crate::config::CheckConfig,
 ) -> (Arc<super::CheckRunner>, Arc<SnapshotHandle>, CancellationToken, tempfile::TempDir) {
     let (raft, dir) = crate::http::tests::test_raft().await;
-    let node = Node {
-        id: String::new(),
-        name: "agent1".into(),
-        address: "10.0.0.1".into(),
-        datacenter: "dc1".into(),
-        tagged_addresses: BTreeMap::new(),
-        meta: BTreeMap::new(),
-        create_index: 0,
-        modify_index: 0,
-    };
+    let node = Node::new("agent1", "10.0.0.1", "dc1");
     let cmd =
         Command::Register(Registration { node, skip_node_update: false, service: None, checks: vec![check] });
     raft.propose(cmd).await.expect("proposed");
