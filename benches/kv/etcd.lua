@@ -1,4 +1,7 @@
--- etcd v3 JSON gateway: POST /v3/kv/range for bench/<n> (linearizable reads, etcd's default).
+-- etcd v3 JSON gateway over base64 keys bench/<n> (1000 keys); KV_OP picks the request:
+-- put (default): POST /v3/kv/put with a 100-byte value; get: POST /v3/kv/range (linearizable,
+-- etcd's default).
+local op = os.getenv("KV_OP") or "put"
 local n = 0
 local keys = {}
 local function enc(s)
@@ -16,8 +19,12 @@ local function enc(s)
 end
 for i = 0, 999 do keys[i] = enc("bench/" .. i) end
 local b64 = enc(string.rep("x", 100))
+local json = { ["Content-Type"] = "application/json" }
 request = function()
   n = n + 1
-  local body = '{"key":"' .. keys[n % 1000] .. '"}'
-  return wrk.format("POST", "/v3/kv/range", { ["Content-Type"] = "application/json" }, body)
+  local key = keys[n % 1000]
+  if op == "get" then
+    return wrk.format("POST", "/v3/kv/range", json, '{"key":"' .. key .. '"}')
+  end
+  return wrk.format("POST", "/v3/kv/put", json, '{"key":"' .. key .. '","value":"' .. b64 .. '"}')
 end
