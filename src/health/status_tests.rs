@@ -1,6 +1,5 @@
 //! Threshold, output-limit, gRPC framing, alias and reaper logic, through small `check_*` helpers.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -114,16 +113,7 @@ proptest! {
 }
 
 fn node(name: &str) -> Node {
-    Node {
-        id: String::new(),
-        name: name.into(),
-        address: "10.0.0.1".into(),
-        datacenter: "dc1".into(),
-        tagged_addresses: BTreeMap::new(),
-        meta: BTreeMap::new(),
-        create_index: 0,
-        modify_index: 0,
-    }
+    Node::new(name, "10.0.0.1", "dc1")
 }
 
 fn catalog(checks: Vec<Check>) -> CatalogState {
