@@ -288,12 +288,12 @@ impl Pool {
                 Ok(resp)
             }
             Ok(Ok(None)) => Err(Exchange::Closed(io("connection closed".into()))),
-            Ok(Err(e)) if e.get_ref().and_then(|i| i.downcast_ref::<FrameTooLarge>()).is_some() => {
-                let bytes =
-                    e.get_ref().and_then(|i| i.downcast_ref::<FrameTooLarge>()).map_or(0, |t| t.bytes);
-                Err(Exchange::Failed(CallError::TooLarge { addr: addr.to_owned(), bytes }))
-            }
-            Ok(Err(e)) => Err(Exchange::Closed(io(e.to_string()))),
+            Ok(Err(e)) => match e.get_ref().and_then(|i| i.downcast_ref::<FrameTooLarge>()) {
+                Some(t) => {
+                    Err(Exchange::Failed(CallError::TooLarge { addr: addr.to_owned(), bytes: t.bytes }))
+                }
+                None => Err(Exchange::Closed(io(e.to_string()))),
+            },
             Err(_) => Err(Exchange::Failed(io(format!("no response within {timeout:?}")))),
         }
     }
