@@ -11,7 +11,8 @@
 //! - `http`: Consul's HTTP API shapes, errors and blocking queries.
 //! - `kv`: KV durability, hostile key paths, the `cairn kv` CLI and `cairn lock` processes.
 //! - `partition`: a real network partition (namespaces, a bridge) cuts the leader off: the
-//!   minority acknowledges no write, the majority carries on, healing loses nothing.
+//!   minority acknowledges no write, the majority carries on, healing loses nothing and
+//!   rejoins the gossip pool.
 //! - `durability`: restart and `kill -9` keep acknowledged registrations.
 //! - `health_checks`: HTTP/TCP/UDP/gRPC/script/alias checks against local servers flipped
 //!   between healthy and failing, thresholds, maintenance, local health endpoints.

@@ -2,7 +2,7 @@
 //! veth pairs to a bridge in a fourth ("hub") namespace. Cutting the leader's bridge port
 //! isolates it from the other two (its packets are dropped, nothing is refused), which is what
 //! a switch failure or a split between racks does and what `kill -9` (tests/it/cluster.rs)
-//! cannot show: the old leader keeps running, believes it leads, and takes client requests.
+//! cannot show: the old leader keeps running and takes client requests.
 //!
 //! Needs `ip` (iproute2) and root (CAP_NET_ADMIN, CAP_SYS_ADMIN) for `ip netns`; `.ci/run`
 //! installs iproute2 and runs as root. Without them the test fails and says so; it never
