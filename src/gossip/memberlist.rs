@@ -3,6 +3,8 @@
 //! Input: node name, bind address, `NodeMeta`. Output: the pool's members and events.
 //! The member table keeps failed and left members (memberlist forgets dead nodes after a
 //! while; Consul's `members` still lists them), updated only from memberlist's events.
+//! Failed members are joined again in turn every 30 s (Serf's reconnect), so a pool split by
+//! a network partition becomes one again when the network heals.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,6 +30,8 @@ type Delegate = CompositeDelegate<SmolStr, SocketAddr, Void, Void, Events, Void,
 
 /// How long a graceful leave waits for the broadcast to go out.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a failed member is tried again (Serf's `reconnect_interval`, Consul's default).
+const RECONNECT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Gives memberlist this agent's meta (replaced once, to announce a leave).
 struct MetaDelegate(Arc<Mutex<Meta>>);
@@ -150,12 +154,40 @@ impl Gossip {
                 let _ = tx.send(event);
             }
         });
+        tokio::spawn(reconnect(ml.clone(), table.clone()));
         Ok(Arc::new(Self { ml, local_meta, events, table, meta, addr, name: name.to_owned() }))
     }
 
     /// Stops gossiping (without a leave: the others will declare this agent failed).
     pub async fn shutdown(&self) {
         let _ = self.ml.shutdown().await;
+    }
+}
+
+/// Serf's reconnect: every `RECONNECT_INTERVAL` joins one failed member again (in turn), so a
+/// pool split by a network partition becomes one again once the network heals (memberlist
+/// itself never contacts a member it declared dead). Left members are not tried.
+async fn reconnect(ml: Memberlist<Transport, Delegate>, table: Arc<Mutex<BTreeMap<String, Member>>>) {
+    let mut turn = 0usize;
+    loop {
+        tokio::time::sleep(RECONNECT_INTERVAL).await;
+        let failed: Vec<(String, SocketAddr)> = table
+            .lock()
+            .map(|t| {
+                t.values()
+                    .filter(|m| m.status == MemberStatus::Failed)
+                    .map(|m| (m.name.clone(), m.addr))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some((name, addr)) = failed.get(turn % failed.len().max(1)).cloned() else { continue };
+        turn = turn.wrapping_add(1);
+        match ml.join(MaybeResolvedAddress::Resolved(addr)).await {
+            Ok(_) => tracing::info!(member = %name, %addr, "reconnected to a failed gossip member"),
+            Err(e) => {
+                tracing::debug!(member = %name, %addr, error = %e, "reconnect to a failed gossip member")
+            }
+        }
     }
 }
 

@@ -10,6 +10,9 @@
 //! - `hostile`: garbage at the DNS and HTTP sockets.
 //! - `http`: Consul's HTTP API shapes, errors and blocking queries.
 //! - `kv`: KV durability, hostile key paths, the `cairn kv` CLI and `cairn lock` processes.
+//! - `partition`: a real network partition (namespaces, a bridge) cuts the leader off: the
+//!   minority acknowledges no write, the majority carries on, healing loses nothing and
+//!   rejoins the gossip pool.
 //! - `durability`: restart and `kill -9` keep acknowledged registrations.
 //! - `health_checks`: HTTP/TCP/UDP/gRPC/script/alias checks against local servers flipped
 //!   between healthy and failing, thresholds, maintenance, local health endpoints.
@@ -34,6 +37,7 @@ mod health_checks;
 mod hostile;
 mod http;
 mod kv;
+mod partition;
 mod prepared;
 mod py_consul;
 mod resolvers;
