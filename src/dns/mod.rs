@@ -32,8 +32,6 @@ mod route;
 mod udp;
 
 #[cfg(test)]
-mod cache_fresh_tests;
-#[cfg(test)]
 mod cache_tests;
 #[cfg(test)]
 mod malformed_tests;

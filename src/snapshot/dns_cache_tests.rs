@@ -1,6 +1,6 @@
-//! The answer cache never serves what the current snapshot would not answer: after every
-//! kind of write (through the real `apply`), a cached reply carries the same records as the
-//! full path's. Replies are compared as record sets (answers are shuffled), with EDNS so
+//! Published snapshots and the DNS answer cache: the cache never serves what the current
+//! snapshot would not answer. After every kind of write (through the real `raft::apply`),
+//! a cached reply carries the same records as the full path's. Replies are compared as record sets (answers are shuffled), with EDNS so
 //! that nothing is cut.
 
 use std::sync::Arc;
@@ -9,9 +9,10 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use proptest::prelude::*;
 
-use super::*;
+use super::CatalogSnapshot;
 use crate::catalog::{CatalogState, Check, HealthStatus, Node, PreparedQuery, QueryService, Service};
 use crate::config::DnsConfig;
+use crate::dns::{AnswerCache, DnsContext, Transport, handle};
 use crate::raft::apply::apply;
 use crate::raft::{CheckUpdate, Command, Deregistration, QueryUpsert, Registration};
 
