@@ -14,6 +14,7 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ use rand::seq::SliceRandom;
 use super::DnsContext;
 use super::parse::Request;
 use super::route::{Route, Routed, encode_addr};
-use crate::catalog::{CatalogState, HealthStatus, Instance, Node};
+use crate::catalog::{CatalogState, HealthStatus, Instance, Node, Service};
 use crate::snapshot::CatalogSnapshot;
 
 /// One answer record with the Additional records that accompany it (SRV target addresses,
@@ -304,6 +305,53 @@ fn instance_addr(inst: &Instance, want: Want, qname: &Name) -> Addr {
     pick(&s.address, tagged("lan_ipv4"), tagged("lan_ipv6"), want)
 }
 
+/// Whether an instance with this health is answered (Consul's ExcludeCritical filter, or
+/// passing only with `only_passing`).
+fn answered(health: HealthStatus, only_passing: bool) -> bool {
+    match health {
+        HealthStatus::Passing => true,
+        HealthStatus::Warning => !only_passing,
+        HealthStatus::Critical => false,
+    }
+}
+
+/// The SRV weight of an instance with this health.
+fn weight(service: &Service, health: HealthStatus) -> u32 {
+    match health {
+        HealthStatus::Passing => service.weights.passing,
+        _ => service.weights.warning,
+    }
+}
+
+/// Feeds `h` everything a lookup of service `name` reads from `catalog`, with health folded
+/// in as answers use it (whether an instance is answered, and its SRV weight). Two catalogs
+/// that feed the same bytes give the same answers to every question about the name (any
+/// tag, port or query type; records from other names an answer reaches through a CNAME are
+/// that name's own dependency). The answer cache compares digests so that a write that
+/// changed nothing an answer shows (a check going from passing to warning with equal
+/// weights, a check's output) leaves the answer cached.
+pub(crate) fn digest_service(catalog: &CatalogState, name: &str, only_passing: bool, h: &mut impl Hasher) {
+    let mut count = 0usize;
+    for inst in catalog.service_instances(name) {
+        count += 1;
+        let (n, s) = (&*inst.node, &*inst.service);
+        (&n.id, &n.name, &n.address, &n.datacenter, &n.tagged_addresses, &n.meta).hash(h);
+        (&s.node, &s.id, &s.name, &s.tags, &s.address, s.port, &s.meta, s.enable_tag_override).hash(h);
+        h.write_usize(s.ports.len());
+        for p in &s.ports {
+            (&p.name, p.port, p.default).hash(h);
+        }
+        h.write_usize(s.tagged_addresses.len());
+        for (k, a) in &s.tagged_addresses {
+            (k, &a.address, a.port).hash(h);
+        }
+        let health = catalog.instance_health(&s.node, &s.id);
+        let shown = answered(health, only_passing);
+        (shown, if shown { weight(s, health) } else { 0 }).hash(h);
+    }
+    h.write_usize(count);
+}
+
 /// A healthy instance chosen for an answer, with the port the question selects.
 struct Candidate {
     inst: Instance,
@@ -313,10 +361,7 @@ struct Candidate {
 
 impl Candidate {
     fn weight(&self) -> u32 {
-        match self.health {
-            HealthStatus::Passing => self.inst.service.weights.passing,
-            _ => self.inst.service.weights.warning,
-        }
+        weight(&self.inst.service, self.health)
     }
 }
 
@@ -544,12 +589,7 @@ impl<'a> Lookup<'a> {
             .filter_map(|inst| {
                 let port = selected_port(&inst)?;
                 let health = self.catalog.instance_health(&inst.service.node, &inst.service.id);
-                let keep = match health {
-                    HealthStatus::Passing => true,
-                    HealthStatus::Warning => !only_passing,
-                    HealthStatus::Critical => false,
-                };
-                keep.then_some(Candidate { inst, health, port })
+                answered(health, only_passing).then_some(Candidate { inst, health, port })
             })
             .collect();
         let ttl = secs(self.ctx.dns_config.service_ttl_for(name));

@@ -10,8 +10,12 @@
 //! changes (a reload). A new snapshot does not empty it: each entry remembers what its
 //! answer read (`Deps`: service names and node names, with their catalog indexes) and is
 //! checked against the new snapshot on its next use, so a write to one service leaves the
-//! other services' answers cached. An answer that read more (NS, PTR, prepared queries) is
-//! rendered again after any write. A hit copies the stored bytes and writes the request's
+//! other services' answers cached. When a service's index moved, the entry compares a
+//! digest of what its lookups read (`answer::digest_service`: instances, nodes, and health
+//! as answers use it) before giving up, so a write that changed nothing the answer shows
+//! (a check flipping between passing and warning, new check output) keeps it too. An
+//! answer that read more (NS, PTR, prepared queries) is rendered again after any write.
+//! A hit copies the stored bytes and writes the request's
 //! ID into them, and the current SOA serial where the response carries one (the serial
 //! ticks every second without changing anything else).
 //!
@@ -29,12 +33,14 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use rand::{Rng, RngExt, SeedableRng, TryRng};
 
 use std::cell::RefCell;
 
+use super::answer::digest_service;
 use super::{Deps, DnsContext, Resolved, Response, Transport, respond, respond_traced};
 use crate::catalog::CatalogState;
 use crate::snapshot::CatalogSnapshot;
@@ -84,23 +90,58 @@ struct Entry {
     /// Requests for this key since it was (re)rendered.
     uses: u32,
     /// What the answer read, with the versions it saw; `None`: anything may matter.
-    deps: Option<Vec<(Dep, Option<u64>)>>,
+    deps: Option<Vec<Dep>>,
 }
 
-/// One catalog row an answer read.
+/// One catalog row an answer read, with the version it saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Dep {
-    /// A service name: its instances, their nodes and checks (the per-service index).
-    Service(String),
-    /// A node (its modify index).
-    Node(String),
+    /// A service name: its instances, their nodes and checks. `version` is the per-service
+    /// index (`None`: never registered); `digest` is `Digests::service` of what a lookup
+    /// reads, compared when the index moved.
+    Service { name: String, version: Option<u64>, digest: u128 },
+    /// A node, by its modify index.
+    Node { name: String, version: Option<u64> },
+}
+
+/// Two independently seeded hashers, for 128-bit digests.
+struct Digests {
+    seeds: [foldhash::quality::RandomState; 2],
+}
+
+impl Digests {
+    fn new() -> Self {
+        Self { seeds: [foldhash::quality::RandomState::default(), foldhash::quality::RandomState::default()] }
+    }
+
+    /// The digest of what a lookup of service `name` reads from `catalog`.
+    fn service(&self, catalog: &CatalogState, name: &str, only_passing: bool) -> u128 {
+        let [a, b] = self.seeds.each_ref().map(|seed| {
+            let mut h = seed.build_hasher();
+            digest_service(catalog, name, only_passing, &mut h);
+            h.finish()
+        });
+        (u128::from(a) << 64) | u128::from(b)
+    }
 }
 
 impl Dep {
-    fn version(&self, catalog: &CatalogState) -> Option<u64> {
+    /// Whether what this row gave the answer is unchanged in `catalog`; a service whose
+    /// index moved but whose digest did not is brought up to the new index.
+    fn current(&mut self, catalog: &CatalogState, only_passing: bool, digests: &Digests) -> bool {
         match self {
-            Self::Service(k) => catalog.service_index_row(k),
-            Self::Node(k) => catalog.node_row(k).map(|n| n.modify_index),
+            Self::Service { name, version, digest } => {
+                let now = catalog.service_index_row(name);
+                if now == *version {
+                    return true;
+                }
+                if digests.service(catalog, name, only_passing) != *digest {
+                    return false;
+                }
+                *version = now;
+                true
+            }
+            Self::Node { name, version } => catalog.node_row(name).map(|n| n.modify_index) == *version,
         }
     }
 }
@@ -108,36 +149,37 @@ impl Dep {
 /// The dependencies of an answer rendered from `catalog`, with the versions it saw; `None`
 /// (check nothing, render again after any write) when a row it read carries no version,
 /// which only a hand-built catalog can have.
-fn versions(deps: Deps, catalog: &CatalogState) -> Option<Vec<(Dep, Option<u64>)>> {
+fn versions(deps: Deps, catalog: &CatalogState, only_passing: bool, digests: &Digests) -> Option<Vec<Dep>> {
     if deps.everything {
         return None;
     }
     let mut out = Vec::with_capacity(deps.services.len() + deps.nodes.len());
     for name in deps.services {
-        let v = catalog.service_index_row(&name);
-        if v.is_none() && catalog.service_instances(&name).next().is_some() {
+        let version = catalog.service_index_row(&name);
+        if version.is_none() && catalog.service_instances(&name).next().is_some() {
             return None;
         }
-        out.push((Dep::Service(name), v));
+        let digest = digests.service(catalog, &name, only_passing);
+        out.push(Dep::Service { name, version, digest });
     }
     for name in deps.nodes {
-        let v = catalog.node_row(&name).map(|n| n.modify_index);
-        if v == Some(0) {
+        let version = catalog.node_row(&name).map(|n| n.modify_index);
+        if version == Some(0) {
             return None;
         }
-        out.push((Dep::Node(name), v));
+        out.push(Dep::Node { name, version });
     }
     Some(out)
 }
 
 impl Entry {
     /// Whether the stored answer is still what `snap` would give.
-    fn current(&mut self, snap: &CatalogSnapshot) -> bool {
+    fn current(&mut self, snap: &CatalogSnapshot, only_passing: bool, digests: &Digests) -> bool {
         if self.checked_at == snap.index {
             return true;
         }
-        let Some(deps) = &self.deps else { return false };
-        if deps.iter().all(|(d, v)| d.version(&snap.catalog) == *v) {
+        let Some(deps) = &mut self.deps else { return false };
+        if deps.iter_mut().all(|d| d.current(&snap.catalog, only_passing, digests)) {
             self.checked_at = snap.index;
             return true;
         }
@@ -189,6 +231,7 @@ pub struct AnswerCache {
     bytes: usize,
     key: Vec<u8>,
     rng: rand::rngs::SmallRng,
+    digests: Digests,
     stats: CacheStats,
 }
 
@@ -207,6 +250,7 @@ impl AnswerCache {
             bytes: 0,
             key: Vec::with_capacity(MAX_KEY + 1),
             rng: rand::rngs::SmallRng::from_rng(&mut rand::rng()),
+            digests: Digests::new(),
             stats: CacheStats::default(),
         }
     }
@@ -245,7 +289,7 @@ impl AnswerCache {
         let mut pick = 0;
         let mut stale = false;
         if let Some(entry) = self.map.get_mut(self.key.as_slice()) {
-            stale = !entry.current(snap);
+            stale = !entry.current(snap, ctx.dns_config.only_passing, &self.digests);
             if entry.shuffled {
                 // Renderings grow with demand: a key asked for rarely between two writes to
                 // its service is rendered twice, not `VARIANTS` times.
@@ -303,7 +347,8 @@ impl AnswerCache {
             None => {
                 self.bytes += size;
                 let key: Box<[u8]> = self.key.as_slice().into();
-                let deps = versions(deps.into_inner(), &snap.catalog);
+                let deps =
+                    versions(deps.into_inner(), &snap.catalog, ctx.dns_config.only_passing, &self.digests);
                 let entry =
                     Entry { variants: vec![variant], shuffled, checked_at: snap.index, deps, uses: 1 };
                 self.map.insert(key, entry);

@@ -14,6 +14,9 @@ use tokio::sync::watch;
 
 use crate::catalog::CatalogState;
 
+#[cfg(test)]
+mod dns_cache_tests;
+
 /// One consistent version of the catalog, tagged with the Raft index it reflects.
 #[derive(Debug, Clone, Default)]
 pub struct CatalogSnapshot {
