@@ -1,0 +1,180 @@
+//! Anti-entropy: the agent owns the services and checks registered on it and repairs the
+//! catalog when it drifts (`PUT /v1/catalog/register|deregister` behind the agent's back, a
+//! catalog that lost them across a restart), and writes nothing while in sync.
+//!
+//! Agents run with a short `anti_entropy_interval` (1 s here, Consul's is 1 min); waits are
+//! bounded by a few intervals, a contract rather than a speed measurement.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{Agent, eventually};
+
+/// An agent config file with `anti_entropy_interval` = `interval`; returns its path.
+fn config_file(dir: &Path, interval: &str) -> String {
+    let path = dir.join("ae.json");
+    std::fs::write(&path, json!({"anti_entropy_interval": interval}).to_string()).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn dev_agent(conf: &tempfile::TempDir, interval: &str) -> Agent {
+    let file = config_file(conf.path(), interval);
+    Agent::dev(&["--config-file", &file])
+}
+
+fn catalog_services(agent: &Agent, node: &str) -> Vec<String> {
+    let (s, body) = agent.get(&format!("/v1/catalog/node/{node}")).unwrap();
+    if s != 200 || body.is_null() {
+        return Vec::new();
+    }
+    let mut ids: Vec<String> =
+        body["Services"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+fn check_in_catalog(agent: &Agent, node: &str, id: &str) -> Option<Value> {
+    let (_, checks) = agent.get(&format!("/v1/health/node/{node}")).unwrap();
+    checks.as_array()?.iter().find(|c| c["CheckID"] == id).cloned()
+}
+
+fn applied_index(agent: &Agent) -> u64 {
+    let (_, me) = agent.get("/v1/agent/self").unwrap();
+    me["Stats"]["raft"]["applied_index"].as_str().unwrap().parse().unwrap()
+}
+
+fn register_web(agent: &Agent) {
+    let body = json!({
+        "ID": "web1", "Name": "web", "Address": "127.0.0.1", "Port": 80,
+        "Check": {"CheckID": "web1-ttl", "TTL": "10m", "Status": "passing"},
+    });
+    agent.put_ok("/v1/agent/service/register", &body.to_string());
+}
+
+#[test]
+fn a_service_deregistered_behind_the_agents_back_comes_back() {
+    let conf = tempfile::tempdir().unwrap();
+    let agent = dev_agent(&conf, "1s");
+    register_web(&agent);
+    agent.put_ok("/v1/catalog/deregister", &json!({"Node": "node1", "ServiceID": "web1"}).to_string());
+    assert!(!catalog_services(&agent, "node1").contains(&"web1".to_owned()));
+    eventually("web1 back in the catalog", || catalog_services(&agent, "node1").contains(&"web1".to_owned()));
+    eventually("its check back, passing", || {
+        check_in_catalog(&agent, "node1", "web1-ttl").is_some_and(|c| c["Status"] == "passing")
+    });
+    assert!(agent.log().contains("anti-entropy: catalog repaired"), "{}", agent.log());
+}
+
+#[test]
+fn a_check_status_changed_in_the_catalog_is_restored() {
+    let conf = tempfile::tempdir().unwrap();
+    let agent = dev_agent(&conf, "1s");
+    register_web(&agent);
+    let body = json!({
+        "Node": "node1", "SkipNodeUpdate": true,
+        "Check": {"CheckID": "web1-ttl", "Name": "x", "ServiceID": "web1", "Status": "critical", "Output": "forged"},
+    });
+    agent.put_ok("/v1/catalog/register", &body.to_string());
+    assert_eq!(check_in_catalog(&agent, "node1", "web1-ttl").unwrap()["Status"], "critical");
+    eventually("the agent's status and definition back", || {
+        check_in_catalog(&agent, "node1", "web1-ttl")
+            .is_some_and(|c| c["Status"] == "passing" && c["Output"] == "" && c["Name"] != "x")
+    });
+    // A TTL update after the repair still works (the check is the agent's again).
+    agent.put_ok("/v1/agent/check/warn/web1-ttl?note=slow", "");
+    eventually("the TTL update", || {
+        check_in_catalog(&agent, "node1", "web1-ttl").is_some_and(|c| c["Status"] == "warning")
+    });
+}
+
+#[test]
+fn records_on_this_node_the_agent_does_not_own_are_removed() {
+    let conf = tempfile::tempdir().unwrap();
+    let agent = dev_agent(&conf, "1s");
+    register_web(&agent);
+    let body = json!({
+        "Node": "node1", "SkipNodeUpdate": true,
+        "Service": {"ID": "intruder", "Service": "intruder", "Port": 1},
+        "Check": {"CheckID": "stray", "Name": "stray", "Status": "passing"},
+    });
+    agent.put_ok("/v1/catalog/register", &body.to_string());
+    assert!(catalog_services(&agent, "node1").contains(&"intruder".to_owned()));
+    eventually("the intruder and the stray check removed", || {
+        !catalog_services(&agent, "node1").contains(&"intruder".to_owned())
+            && check_in_catalog(&agent, "node1", "stray").is_none()
+    });
+    // What the agent manages itself stays.
+    assert_eq!(catalog_services(&agent, "node1"), vec!["consul".to_owned(), "web1".to_owned()]);
+    assert!(check_in_catalog(&agent, "node1", "serfHealth").is_some());
+    // A node of its own elsewhere in the catalog is none of the agent's business.
+    let other = json!({"Node": "ext", "Address": "10.9.9.9", "Service": {"Service": "ext", "Port": 2}});
+    agent.put_ok("/v1/catalog/register", &other.to_string());
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(catalog_services(&agent, "ext"), vec!["ext".to_owned()]);
+}
+
+#[test]
+fn the_node_deregistered_from_the_catalog_is_registered_again() {
+    let conf = tempfile::tempdir().unwrap();
+    let agent = dev_agent(&conf, "1s");
+    register_web(&agent);
+    agent.put_ok("/v1/catalog/deregister", &json!({"Node": "node1"}).to_string());
+    eventually("the node, its services and checks back", || {
+        catalog_services(&agent, "node1") == ["consul", "web1"]
+            && check_in_catalog(&agent, "node1", "serfHealth").is_some()
+            && check_in_catalog(&agent, "node1", "web1-ttl").is_some()
+    });
+    let (_, node) = agent.get("/v1/catalog/node/node1").unwrap();
+    assert_eq!(node["Node"]["TaggedAddresses"]["lan"], "127.0.0.1", "{node}");
+    assert_eq!(node["Node"]["TaggedAddresses"]["wan"], "127.0.0.1", "{node}");
+}
+
+#[test]
+fn api_registrations_survive_a_restart_even_when_the_catalog_lost_them() {
+    let data = tempfile::tempdir().unwrap();
+    let conf = tempfile::tempdir().unwrap();
+    // An hour: only the start-up sync can bring the service back.
+    let file = config_file(conf.path(), "1h");
+    let mut agent = Agent::server(data.path(), &["--config-file", &file]);
+    register_web(&agent);
+    agent.put_ok("/v1/agent/maintenance?enable=true&reason=upgrading", "");
+    agent.put_ok("/v1/catalog/deregister", &json!({"Node": "node1", "ServiceID": "web1"}).to_string());
+    agent.put_ok(
+        "/v1/catalog/deregister",
+        &json!({"Node": "node1", "CheckID": "_node_maintenance"}).to_string(),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!catalog_services(&agent, "node1").contains(&"web1".to_owned()));
+    assert_eq!(agent.terminate(), Some(0));
+
+    let agent = Agent::server(data.path(), &["--config-file", &file]);
+    eventually("web1 back after the restart", || {
+        catalog_services(&agent, "node1").contains(&"web1".to_owned())
+    });
+    eventually("the maintenance check back", || {
+        check_in_catalog(&agent, "node1", "_node_maintenance").is_some_and(|c| c["Notes"] == "upgrading")
+    });
+    // Deregistering through the agent removes it for good, across restarts too.
+    agent.put_ok("/v1/agent/service/deregister/web1", "");
+    let mut agent = agent;
+    assert_eq!(agent.terminate(), Some(0));
+    let agent = Agent::server(data.path(), &["--config-file", &file]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!catalog_services(&agent, "node1").contains(&"web1".to_owned()));
+}
+
+#[test]
+fn an_agent_in_sync_writes_nothing_while_idle() {
+    let conf = tempfile::tempdir().unwrap();
+    let agent = dev_agent(&conf, "500ms");
+    register_web(&agent);
+    // Let the start-up and the first syncs settle.
+    std::thread::sleep(Duration::from_secs(2));
+    let before = applied_index(&agent);
+    // Several intervals, jitter included.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(applied_index(&agent), before, "{}", agent.log());
+    assert!(!agent.log().contains("anti-entropy: catalog repaired"), "{}", agent.log());
+}
