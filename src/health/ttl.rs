@@ -155,8 +155,16 @@ impl TtlChecks {
     /// differ from the catalog's.
     pub async fn update(&self, check_id: &str, status: HealthStatus, output: String) -> Result<(), TtlError> {
         let snapshot = self.snapshots.load_full();
-        let Some(check) = snapshot.catalog.check(&self.node_name, check_id) else {
-            return Err(TtlError::UnknownCheck(check_id.to_owned()));
+        // The agent's own definition wins: the catalog's copy may have drifted or be missing
+        // until the next sync.
+        let check = match self.local.check(check_id) {
+            Some(c) => Arc::new(c),
+            None => Arc::clone(
+                snapshot
+                    .catalog
+                    .check(&self.node_name, check_id)
+                    .ok_or_else(|| TtlError::UnknownCheck(check_id.to_owned()))?,
+            ),
         };
         if check.definition.ttl_ns == 0 {
             return Err(TtlError::NotTtl(check_id.to_owned()));
