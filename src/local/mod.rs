@@ -26,9 +26,6 @@
 pub mod persist;
 pub mod plan;
 
-#[cfg(test)]
-mod tests;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -602,3 +599,6 @@ fn keys_of(undo: &Undo) -> (Vec<String>, Vec<String>) {
 fn jitter(d: Duration) -> Duration {
     d.mul_f64(rand::random_range(0.9..1.1))
 }
+
+#[cfg(test)]
+mod tests;
