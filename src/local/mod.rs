@@ -500,22 +500,31 @@ impl LocalState {
     }
 
     /// Anti-entropy: compares the local state with the published catalog and proposes the
-    /// repairs, logging each. Returns how many commands were proposed; the first failure
-    /// ends the pass (the next one retries).
+    /// repairs, logging each. Returns how many commands were proposed. A rejected repair is
+    /// logged and the others still go; any other failure ends the pass. Either way the pass
+    /// reports the error and the next one retries.
     pub async fn sync_full(&self) -> Result<usize, ProposeError> {
         let _exclusive = self.gate.write().await;
         let snapshot = self.raft.snapshots().load_full();
         let cmds = plan::plan(&self.own, &self.entries(), &snapshot.catalog);
         let n = cmds.len();
+        let mut rejected = None;
         for cmd in cmds {
             let what = plan::describe(&cmd);
             match self.raft.propose(cmd).await {
                 Ok(()) => tracing::info!(repair = %what, "anti-entropy: catalog repaired"),
+                Err(ProposeError::Rejected(msg)) => {
+                    tracing::warn!(repair = %what, error = %msg, "anti-entropy: repair rejected");
+                    rejected = Some(ProposeError::Rejected(msg));
+                }
                 Err(e) => {
                     tracing::warn!(repair = %what, error = %e, "anti-entropy: repair not written; retrying later");
                     return Err(e);
                 }
             }
+        }
+        if let Some(e) = rejected {
+            return Err(e);
         }
         let mut e = self.entries();
         for s in e.services.values_mut() {

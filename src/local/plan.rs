@@ -15,6 +15,8 @@
 //! - Fields the state machine derives (indexes, the node name's spelling, a check's service
 //!   name and tags) are not compared, so a record just written is never seen as different.
 //! - `EnableTagOverride`: the catalog's tags win (they are neither compared nor overwritten).
+//! - A local check on a service the local state does not hold is left out (it cannot be
+//!   registered; only the agent API could have added it, on a catalog-only service).
 
 use std::collections::BTreeSet;
 
@@ -76,7 +78,11 @@ pub fn plan(own: &Registration, local: &Entries, catalog: &CatalogState) -> Vec<
         out.push(Command::Register(registration(Some(want), checks)));
     }
     for (ck, lc) in &local.checks {
-        if done_checks.contains(ck) {
+        // A check of a service the agent does not own cannot be registered (the service is
+        // deregistered below); Consul's local state cannot hold one either.
+        let orphan =
+            !lc.check.service_id.is_empty() && !local.services.contains_key(&key(&lc.check.service_id));
+        if done_checks.contains(ck) || orphan {
             continue;
         }
         match catalog.check(node, &lc.check.check_id) {

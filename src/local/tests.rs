@@ -177,6 +177,13 @@ fn records_the_agent_does_not_own_are_deregistered_except_consul_and_serf_health
 }
 
 #[test]
+fn a_check_on_a_service_the_agent_does_not_own_is_left_out() {
+    // Registered over the agent API on a catalog-only service, which anti-entropy removes.
+    let cat = catalog(&[Command::Register(own()), reg(Some(svc("theirs", &[])), vec![])]);
+    check(&local(&[], &[chk("c1", "theirs", HealthStatus::Passing)]), &cat, &["deregistered service theirs"]);
+}
+
+#[test]
 fn other_nodes_are_left_alone() {
     let other = Node::new("other", "10.0.0.2", "dc1");
     let cat = catalog(&[

@@ -178,3 +178,19 @@ fn an_agent_in_sync_writes_nothing_while_idle() {
     assert_eq!(applied_index(&agent), before, "{}", agent.log());
     assert!(!agent.log().contains("anti-entropy: catalog repaired"), "{}", agent.log());
 }
+
+#[test]
+fn a_service_removed_from_the_config_files_is_deregistered_on_reload() {
+    let conf = tempfile::tempdir().unwrap();
+    config_file(conf.path(), "1h");
+    let svc = conf.path().join("api.json");
+    std::fs::write(&svc, json!({"service": {"name": "api", "port": 9090}}).to_string()).unwrap();
+    let agent = Agent::dev(&["--config-dir", conf.path().to_str().unwrap()]);
+    register_web(&agent);
+    assert_eq!(catalog_services(&agent, "node1"), ["api", "consul", "web1"]);
+    std::fs::remove_file(&svc).unwrap();
+    agent.signal("HUP");
+    eventually("api deregistered, the API's web1 kept", || {
+        catalog_services(&agent, "node1") == ["consul", "web1"]
+    });
+}
