@@ -194,3 +194,75 @@ fn a_service_removed_from_the_config_files_is_deregistered_on_reload() {
         catalog_services(&agent, "node1") == ["consul", "web1"]
     });
 }
+
+/// `n` servers on fixed free RPC ports that find each other with `--retry-join`, all with
+/// `anti_entropy_interval` = 1s; returns them once each knows a leader.
+fn cluster(n: usize, data: &Path, conf: &str) -> Vec<Agent> {
+    let held: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let ports: Vec<u16> = held.iter().map(|l| l.local_addr().unwrap().port()).collect();
+    drop(held);
+    let servers: Vec<Agent> = (0..n)
+        .map(|i| {
+            let dir = data.join(format!("s{i}")).display().to_string();
+            let (node, port, expect) = (format!("s{i}"), ports[i].to_string(), n.to_string());
+            let mut args = vec![
+                "--server",
+                "--bootstrap-expect",
+                &expect,
+                "--node",
+                &node,
+                "--data-dir",
+                &dir,
+                "--server-port",
+                &port,
+                "--config-file",
+                conf,
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
+            for p in &ports {
+                args.extend(["--retry-join".to_owned(), format!("127.0.0.1:{p}")]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            Agent::spawn(&args)
+        })
+        .collect();
+    for s in &servers {
+        s.wait_ready();
+    }
+    servers
+}
+
+fn is_leader(agent: &Agent) -> bool {
+    let (_, me) = agent.get("/v1/agent/self").unwrap();
+    me["Stats"]["consul"]["leader"] == "true"
+}
+
+#[test]
+fn a_follower_repairs_its_own_node_through_the_leader() {
+    let data = tempfile::tempdir().unwrap();
+    let conf = tempfile::tempdir().unwrap();
+    let file = config_file(conf.path(), "1s");
+    let servers = cluster(3, data.path(), &file);
+    let mut leader = None;
+    eventually("a leader", || {
+        leader = servers.iter().position(is_leader);
+        leader.is_some()
+    });
+    let leader = &servers[leader.unwrap()];
+    let (i, follower) = servers.iter().enumerate().find(|(_, s)| !is_leader(s)).unwrap();
+    let node = format!("s{i}");
+    register_web(follower);
+    eventually("web1 on the leader", || catalog_services(leader, &node).contains(&"web1".to_owned()));
+    leader.put_ok("/v1/catalog/deregister", &json!({"Node": node, "ServiceID": "web1"}).to_string());
+    let stray = json!({"Node": node, "SkipNodeUpdate": true, "Service": {"ID": "stray", "Service": "stray"}});
+    leader.put_ok("/v1/catalog/register", &stray.to_string());
+    eventually("the follower's records back in step, as seen on the leader", || {
+        catalog_services(leader, &node) == ["consul", "web1"]
+    });
+    // Every server's own node stays as its agent has it.
+    for (j, s) in servers.iter().enumerate() {
+        assert!(catalog_services(s, &format!("s{j}")).contains(&"consul".to_owned()));
+    }
+}
