@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::dns::DnsContext;
 use crate::health::{CheckRunner, TtlChecks};
 use crate::http::ApiState;
+use crate::local::LocalState;
 use crate::raft::{Command, RaftHandle, RaftOptions, Registration};
 use crate::zone::ZoneSet;
 
@@ -31,6 +32,8 @@ pub struct App {
     dns_context: Arc<ArcSwap<DnsContext>>,
     ttl: Arc<TtlChecks>,
     checks: Arc<CheckRunner>,
+    /// This agent's own services and checks, synced to the catalog (anti-entropy).
+    local: Arc<LocalState>,
     /// The server RPC listener (Raft, forwarding, discovery).
     rpc: TcpListener,
     /// The LAN gossip pool.
@@ -48,7 +51,7 @@ pub struct App {
 #[derive(Clone)]
 pub struct Reloader {
     dns_context: Arc<ArcSwap<DnsContext>>,
-    raft: RaftHandle,
+    local: Arc<LocalState>,
 }
 
 impl Reloader {
@@ -72,14 +75,14 @@ impl Reloader {
     }
 
     /// Registers the service definitions of `config` again (new and changed ones take
-    /// effect; an unchanged one is a no-op). A definition removed from the files stays
-    /// registered until deregistered over the API, as with `cairn services deregister`.
+    /// effect; an unchanged one is a no-op). A definition removed from the files leaves the
+    /// agent's local state, and so the catalog, as in Consul.
     ///
     /// The check runner keeps the script-check settings and the set of config-file check IDs
     /// it started with: a script check first added to the files by a reload runs only with
     /// `enable_script_checks` until the next restart.
     pub async fn register_services(&self, config: &Config) -> anyhow::Result<()> {
-        register_config_services(config, &self.raft).await
+        register_config_services(config, &self.local).await
     }
 }
 
@@ -245,16 +248,35 @@ impl App {
         // A single server is leader now; in a cluster the registration waits for a leader
         // (`run`), so the listeners come up first.
         let register_later = config.bootstrap_expect != 1;
+        // The agent's local state: config-file records, then the persisted API ones, before
+        // the first sync.
+        let local = LocalState::new(
+            raft.clone(),
+            own_registration(&config),
+            Some(&config.data_dir),
+            config.anti_entropy_interval,
+        );
+        {
+            let snap = raft.snapshots().load_full();
+            let node = snap
+                .catalog
+                .node(&config.node_name)
+                .map_or_else(|| crate::agent::agent_node(&config), |n| (**n).clone());
+            let mut regs: Vec<Registration> =
+                config_registrations(&config, &node, &snap.catalog)?.into_iter().map(|(_, r)| r).collect();
+            local.replace_config(&mut regs);
+            local.load(&snap.catalog).context("loading the agent's services and checks")?;
+        }
         if !register_later {
             register_self(&config, &raft).await?;
-            register_config_services(&config, &raft).await?;
+            register_config_services(&config, &local).await?;
         }
-        let ttl = TtlChecks::new(raft.clone(), raft.snapshots(), config.node_name.clone());
+        let ttl = TtlChecks::new(local.clone(), raft.snapshots(), config.node_name.clone());
         // Before any registration (which in a cluster waits for a leader), so the runner knows
         // from its first probe which script checks came from config files.
         let local_check_ids = config_check_ids(&config, &raft.snapshots().load_full().catalog)?;
         let checks = CheckRunner::new(
-            raft.clone(),
+            local.clone(),
             raft.snapshots(),
             config.node_name.clone(),
             config.checks.clone(),
@@ -270,6 +292,7 @@ impl App {
             dns_context,
             ttl,
             checks,
+            local,
             rpc,
             gossip,
             register_later,
@@ -310,7 +333,7 @@ impl App {
 
     /// A handle for SIGHUP reloads.
     pub fn reloader(&self) -> Reloader {
-        Reloader { dns_context: self.dns_context.clone(), raft: self.raft.clone() }
+        Reloader { dns_context: self.dns_context.clone(), local: self.local.clone() }
     }
 
     /// Serves DNS and HTTP until `shutdown` fires, then stops Raft cleanly.
@@ -335,8 +358,9 @@ impl App {
         });
         let ttl_task = self.ttl.run(shutdown.clone());
         let checks_task = self.checks.run(shutdown.clone());
+        let local_task = self.local.run(shutdown.clone());
         let reap_task = crate::health::reap::run(
-            self.raft.clone(),
+            self.local.clone(),
             snapshots.clone(),
             self.config.node_name.clone(),
             self.config.checks.clone(),
@@ -368,11 +392,12 @@ impl App {
         ));
         if self.register_later {
             let (config, raft, stop) = (self.config.clone(), self.raft.clone(), shutdown.clone());
+            let local = self.local.clone();
             tokio::spawn(async move {
                 loop {
                     let attempt = async {
                         register_self(&config, &raft).await?;
-                        register_config_services(&config, &raft).await
+                        register_config_services(&config, &local).await
                     };
                     match attempt.await {
                         Ok(()) => break,
@@ -398,6 +423,7 @@ impl App {
                 config: self.config.clone(),
                 snapshots: snapshots.clone(),
                 raft: self.raft.clone(),
+                local: self.local.clone(),
                 ttl: self.ttl.clone(),
                 checks: self.checks.clone(),
                 sessions,
@@ -439,6 +465,7 @@ impl App {
         }
         ttl_task.abort();
         checks_task.abort();
+        local_task.abort();
         reap_task.abort();
         session_task.abort();
         self.gossip.shutdown().await;
@@ -479,9 +506,9 @@ async fn join_gossip(
     }
 }
 
-/// Registers the agent's node (with Consul's tagged addresses), the `serfHealth` check and,
-/// on servers, the `consul` service. Idempotent: an unchanged registration is a no-op.
-async fn register_self(config: &Config, raft: &RaftHandle) -> anyhow::Result<()> {
+/// The agent's node (with Consul's tagged addresses), the `serfHealth` check and, on servers,
+/// the `consul` service: what `register_self` proposes and anti-entropy restores when missing.
+fn own_registration(config: &Config) -> Registration {
     let node = crate::agent::agent_node(config);
     let service =
         config.server.then(|| Service::new(&config.node_name, "consul", "consul", config.ports.server));
@@ -490,19 +517,29 @@ async fn register_self(config: &Config, raft: &RaftHandle) -> anyhow::Result<()>
         output: "Agent alive and reachable".into(),
         ..Check::new(&config.node_name, "serfHealth", "", HealthStatus::Passing)
     };
-    let cmd = Command::Register(Registration { node, skip_node_update: false, service, checks: vec![serf] });
+    Registration { node, skip_node_update: false, service, checks: vec![serf] }
+}
+
+/// Registers the agent's node, `serfHealth` and, on servers, `consul`. Idempotent: an
+/// unchanged registration is a no-op.
+async fn register_self(config: &Config, raft: &RaftHandle) -> anyhow::Result<()> {
+    let cmd = Command::Register(own_registration(config));
     propose_ok(raft, cmd).await.context("registering this agent's node")
 }
 
-/// Registers the service definitions found in config files on this agent's node; returns the
-/// IDs of their checks (the checks "defined in config files", for `enable_local_script_checks`).
-async fn register_config_services(config: &Config, raft: &RaftHandle) -> anyhow::Result<()> {
-    let snap = raft.snapshots().load_full();
+/// Makes the service and check definitions found in config files the agent's config-file
+/// records (definitions gone from the files leave) and registers them on this agent's node.
+async fn register_config_services(config: &Config, local: &LocalState) -> anyhow::Result<()> {
+    let snap = local.snapshots().load_full();
     let Some(node) = snap.catalog.node(&config.node_name).cloned() else {
         anyhow::bail!("invariant: own node {} missing after registration", config.node_name);
     };
-    for (what, registration) in config_registrations(config, &node, &snap.catalog)? {
-        propose_ok(raft, Command::Register(registration))
+    let (whats, mut regs): (Vec<String>, Vec<Registration>) =
+        config_registrations(config, &node, &snap.catalog)?.into_iter().unzip();
+    local.replace_config(&mut regs);
+    for (what, registration) in whats.into_iter().zip(regs) {
+        local
+            .propose(Command::Register(registration))
             .await
             .with_context(|| format!("registering {what} from the config"))?;
     }

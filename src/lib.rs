@@ -5,12 +5,14 @@
 //! WRITE  HTTP PUT /v1/... -> RaftHandle::propose(Command) -> openraft log (LMDB, group commit)
 //!        -> raft::state_machine applies the batch (raft::apply, one LMDB txn)
 //!        -> SnapshotHandle::publish -> DNS and blocking queries see it
-//! FEEDS  health::ttl (changed status) --> propose(Command::UpdateCheck)
+//! FEEDS  health::ttl (changed status) --> local (agent's own records) --> propose(Command::UpdateCheck)
+//!        local::LocalState::sync_full (anti-entropy: local state vs snapshot) --> propose(repairs)
 //! ```
 //!
 //! Modules in flow order: `config` and `app` (startup), `dns` (read path), `snapshot` (read
 //! model), `http` (API front door), `agent` (Consul service/check definitions), `raft`
 //! (consensus, apply), `store` (LMDB), `catalog` (pure domain types, KV and sessions included), `health` (check runners),
+//! `local` (the agent's own services and checks, anti-entropy),
 //! `session` (the leader's session TTL timers).
 
 pub mod agent;
@@ -23,6 +25,7 @@ pub mod dns;
 pub mod gossip;
 pub mod health;
 pub mod http;
+pub mod local;
 pub mod metrics;
 pub mod raft;
 pub mod rpc;

@@ -39,6 +39,9 @@ pub struct Config {
     /// Log entries kept behind a snapshot; a follower further behind gets the snapshot
     /// (`raft_trailing_logs`).
     pub raft_trailing_logs: u64,
+    /// How often the agent's local state is fully synced to the catalog (`anti_entropy_interval`,
+    /// a Go duration, default 60s; each wait is jittered by ±10 %).
+    pub anti_entropy_interval: Duration,
     /// Gossip encryption key (`encrypt`, base64 of 16, 24 or 32 bytes; `cairn keygen`).
     pub encrypt: Option<Vec<u8>>,
     /// Where HTTP and DNS listen unless `addresses` says otherwise (`client_addr`).
@@ -391,6 +394,7 @@ struct Raw {
     retry_join: Vec<String>,
     raft_snapshot_threshold: Option<u64>,
     raft_trailing_logs: Option<u64>,
+    anti_entropy_interval: Option<Duration>,
     client_addr: Option<IpAddr>,
     dns_addr: Option<IpAddr>,
     http_addr: Option<IpAddr>,
@@ -536,6 +540,13 @@ impl Raw {
                 }
                 "encrypt" => self.encrypt = Some(parse_key(&src.string(k, v)?).map_err(|m| src.err(k, m))?),
                 "raft_trailing_logs" => self.raft_trailing_logs = Some(src.int(k, v, 0, i64::MAX)? as u64),
+                "anti_entropy_interval" => {
+                    let d = src.duration(k, v)?;
+                    if d.is_zero() {
+                        return Err(src.err(k, "must be greater than 0"));
+                    }
+                    self.anti_entropy_interval = Some(d);
+                }
                 "log_level" => self.log_level = Some((src.string(k, v)?, src.file.to_owned())),
                 "recursors" => {
                     let list = v.as_array().ok_or_else(|| src.err(k, "expected a list of addresses"))?;
@@ -967,6 +978,7 @@ impl Config {
             retry_join: raw.retry_join,
             raft_snapshot_threshold: raw.raft_snapshot_threshold.unwrap_or(DEFAULT_SNAPSHOT_THRESHOLD),
             raft_trailing_logs: raw.raft_trailing_logs.unwrap_or(DEFAULT_TRAILING_LOGS),
+            anti_entropy_interval: raw.anti_entropy_interval.unwrap_or(crate::local::DEFAULT_INTERVAL),
             encrypt: raw.encrypt,
             client_addr,
             dns_addr: raw.dns_addr.unwrap_or(client_addr),

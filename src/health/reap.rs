@@ -2,7 +2,8 @@
 //! been critical for longer than the check's limit.
 //!
 //! Input: each published snapshot (to note when a check turned critical) and a tick every
-//! `check_reap_interval` → output: `Command::Deregister` proposals for the service.
+//! `check_reap_interval` → output: the service removed from the agent's local state, which
+//! proposes `Command::Deregister` (so anti-entropy does not bring it back).
 //! Invariants: limits below `check_deregister_interval_min` are raised to it; a check that
 //! leaves `critical` resets its clock; only services on this agent's node are reaped.
 
@@ -16,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{HealthStatus, key};
 use crate::config::CheckConfig;
-use crate::raft::{Command, Deregistration, RaftHandle};
+use crate::local::LocalState;
 use crate::snapshot::SnapshotHandle;
 
 /// When each of this node's critical, reapable checks turned critical (as first seen).
@@ -56,7 +57,7 @@ impl CriticalClock {
 
 /// Runs the reaper for node `node` until `shutdown`.
 pub fn run(
-    raft: RaftHandle,
+    local: Arc<LocalState>,
     snapshots: Arc<SnapshotHandle>,
     node: String,
     config: CheckConfig,
@@ -84,12 +85,7 @@ pub fn run(
             }
             for service_id in due {
                 tracing::warn!(service = %service_id, "check critical for longer than DeregisterCriticalServiceAfter; deregistering the service");
-                let cmd = Command::Deregister(Deregistration {
-                    node: node.clone(),
-                    service_id: Some(service_id.clone()),
-                    check_id: None,
-                });
-                if let Err(e) = raft.propose(cmd).await {
+                if let Err(e) = local.deregister_service(&service_id).await {
                     tracing::warn!(service = %service_id, error = %e, "deregistration of a critical service failed");
                 }
             }

@@ -1,7 +1,8 @@
 //! The check runner: one task per active check of this agent's node.
 //!
 //! Input: the check definitions of this agent's node in each published snapshot → output:
-//! `Command::UpdateCheck` proposals (and nothing else).
+//! status changes through the agent's local state (`local`), which records them and proposes
+//! `Command::UpdateCheck` (and nothing else).
 //! Flow per check: start jitter (random within one interval) → probe (`probe`) within the
 //! timeout → thresholds (`status::StatusHandler`) → `report`: compare with the catalog.
 //! Invariants:
@@ -29,7 +30,7 @@ use super::probe::Probe;
 use super::status::{StatusHandler, Thresholds, output_limit};
 use crate::catalog::{CatalogState, CheckDefinition, HealthStatus, key};
 use crate::config::CheckConfig;
-use crate::raft::{CheckUpdate, Command, RaftHandle};
+use crate::local::LocalState;
 use crate::snapshot::SnapshotHandle;
 
 /// Retry delay after a proposal failed (no leader, shutting down).
@@ -48,7 +49,7 @@ pub struct RunnerStats {
 
 /// Runs this agent's HTTP, TCP, UDP, gRPC, H2PING, script and alias checks.
 pub struct CheckRunner {
-    raft: RaftHandle,
+    local: Arc<LocalState>,
     snapshots: Arc<SnapshotHandle>,
     node_name: String,
     config: CheckConfig,
@@ -86,14 +87,14 @@ struct Reporter {
 impl CheckRunner {
     /// A runner for node `node_name`; `local_ids` are the IDs of checks from config files.
     pub fn new(
-        raft: RaftHandle,
+        local: Arc<LocalState>,
         snapshots: Arc<SnapshotHandle>,
         node_name: String,
         config: CheckConfig,
         local_ids: impl IntoIterator<Item = String>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            raft,
+            local,
             snapshots,
             node_name,
             config,
@@ -308,13 +309,7 @@ impl CheckRunner {
     async fn propose(&self, check_id: &str, status: HealthStatus, output: String, rep: &mut Reporter) {
         self.stats.updates.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(check = %check_id, status = status.as_str(), "check status update");
-        let cmd = Command::UpdateCheck(CheckUpdate {
-            node: self.node_name.clone(),
-            check_id: check_id.to_owned(),
-            status,
-            output,
-        });
-        if let Err(e) = self.raft.propose(cmd).await {
+        if let Err(e) = self.local.update_check(check_id, status, output).await {
             tracing::warn!(check = %check_id, error = %e, "check update not written; retrying");
             rep.due = Some(Instant::now() + RETRY);
         }

@@ -38,7 +38,18 @@ async fn setup(checks: Vec<Check>) -> (Arc<TtlChecks>, Arc<SnapshotHandle>, temp
     let cmd = Command::Register(Registration { node, skip_node_update: false, service: None, checks });
     raft.propose(cmd).await.expect("proposed");
     let snaps = raft.snapshots();
-    (TtlChecks::new(raft, snaps.clone(), "agent1".into()), snaps, dir)
+    (TtlChecks::new(local_state(raft), snaps.clone(), "agent1".into()), snaps, dir)
+}
+
+/// An in-memory local state for node agent1 (nothing persisted).
+fn local_state(raft: crate::raft::RaftHandle) -> Arc<crate::local::LocalState> {
+    let own = Registration {
+        node: Node::new("agent1", "10.0.0.1", "dc1"),
+        skip_node_update: false,
+        service: None,
+        checks: Vec::new(),
+    };
+    crate::local::LocalState::new(raft, own, None, crate::local::DEFAULT_INTERVAL)
 }
 
 fn status_of(snaps: &SnapshotHandle, id: &str) -> (HealthStatus, String) {
@@ -145,7 +156,8 @@ async fn runner_with(
         Command::Register(Registration { node, skip_node_update: false, service: None, checks: vec![check] });
     raft.propose(cmd).await.expect("proposed");
     let snaps = raft.snapshots();
-    let runner = super::CheckRunner::new(raft, snaps.clone(), "agent1".into(), config, Vec::new());
+    let runner =
+        super::CheckRunner::new(local_state(raft), snaps.clone(), "agent1".into(), config, Vec::new());
     let stop = CancellationToken::new();
     runner.run(stop.clone());
     (runner, snaps, stop, dir)

@@ -2,7 +2,8 @@
 //!
 //! Input: TTL check definitions found in the published snapshot (so timers survive a restart),
 //! explicit arming after registration, and `update` calls from `/v1/agent/check/{pass,warn,
-//! fail,update}` → output: `Command::UpdateCheck` proposals.
+//! fail,update}` → output: status changes through the agent's local state (`local`), which
+//! records them and proposes `Command::UpdateCheck`.
 //! Invariants:
 //! - `update` resets the timer and proposes only when status or output changed.
 //! - On expiry the check becomes `critical` with Consul's output `TTL expired` (or `TTL expired
@@ -21,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::TtlSpec;
 use crate::catalog::{HealthStatus, key};
-use crate::raft::{CheckUpdate, Command, ProposeError, RaftHandle};
+use crate::local::LocalState;
+use crate::raft::ProposeError;
 use crate::snapshot::SnapshotHandle;
 
 /// Consul's default `OutputMaxSize` for TTL notes.
@@ -59,7 +61,7 @@ struct Timer {
 
 /// Agent-local TTL timers for checks on this agent's node.
 pub struct TtlChecks {
-    raft: RaftHandle,
+    local: Arc<LocalState>,
     snapshots: Arc<SnapshotHandle>,
     node_name: String,
     timers: Mutex<HashMap<String, Timer>>,
@@ -94,8 +96,14 @@ fn expired_output(last: &str) -> String {
 
 impl TtlChecks {
     /// Timers for the TTL checks of node `node_name`.
-    pub fn new(raft: RaftHandle, snapshots: Arc<SnapshotHandle>, node_name: String) -> Arc<Self> {
-        Arc::new(Self { raft, snapshots, node_name, timers: Mutex::new(HashMap::new()), wake: Notify::new() })
+    pub fn new(local: Arc<LocalState>, snapshots: Arc<SnapshotHandle>, node_name: String) -> Arc<Self> {
+        Arc::new(Self {
+            local,
+            snapshots,
+            node_name,
+            timers: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+        })
     }
 
     fn timers(&self) -> MutexGuard<'_, HashMap<String, Timer>> {
@@ -147,8 +155,16 @@ impl TtlChecks {
     /// differ from the catalog's.
     pub async fn update(&self, check_id: &str, status: HealthStatus, output: String) -> Result<(), TtlError> {
         let snapshot = self.snapshots.load_full();
-        let Some(check) = snapshot.catalog.check(&self.node_name, check_id) else {
-            return Err(TtlError::UnknownCheck(check_id.to_owned()));
+        // The agent's own definition wins: the catalog's copy may have drifted or be missing
+        // until the next sync.
+        let check = match self.local.check(check_id) {
+            Some(c) => Arc::new(c),
+            None => Arc::clone(
+                snapshot
+                    .catalog
+                    .check(&self.node_name, check_id)
+                    .ok_or_else(|| TtlError::UnknownCheck(check_id.to_owned()))?,
+            ),
         };
         if check.definition.ttl_ns == 0 {
             return Err(TtlError::NotTtl(check_id.to_owned()));
@@ -171,16 +187,9 @@ impl TtlChecks {
             t.last_output.clone_from(&output);
         }
         self.wake.notify_one();
-        if check.status == status && check.output == output {
-            return Ok(());
-        }
-        let cmd = Command::UpdateCheck(CheckUpdate {
-            node: check.node.clone(),
-            check_id: check.check_id.clone(),
-            status,
-            output,
-        });
-        match self.raft.propose(cmd).await {
+        // The local state records it even when the catalog already has it, and proposes
+        // only a change.
+        match self.local.update_check(&check.check_id, status, output).await {
             Ok(()) => Ok(()),
             Err(ProposeError::Rejected(msg)) => Err(TtlError::Rejected(msg)),
             Err(e) => Err(TtlError::Propose(e)),
@@ -240,13 +249,7 @@ impl TtlChecks {
                 continue;
             }
             tracing::warn!(check = %check_id, "check missed TTL, is now critical");
-            let cmd = Command::UpdateCheck(CheckUpdate {
-                node: check.node.clone(),
-                check_id: check.check_id.clone(),
-                status: HealthStatus::Critical,
-                output,
-            });
-            match self.raft.propose(cmd).await {
+            match self.local.update_check(&check.check_id, HealthStatus::Critical, output).await {
                 Ok(()) => {}
                 Err(ProposeError::Rejected(msg)) => {
                     tracing::warn!(check = %check_id, error = %msg, "TTL expiry rejected");

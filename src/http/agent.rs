@@ -2,9 +2,11 @@
 //!
 //! Input: path/query/body → output: agent JSON views, or 200 with an empty body for writes.
 //! Invariants: the agent's views are the services and checks on the agent's own node in the
-//! snapshot; registrations propose `Command::Register` for that node (keeping its catalog meta
-//! and tagged addresses) and arm TTL timers once committed; TTL updates go through
-//! `health::TtlChecks`, which proposes only real changes; unknown IDs are 404 with Consul's text.
+//! snapshot; registrations and deregistrations go through the agent's local state (`local`),
+//! which records them (persisted) and proposes `Command::Register`/`Deregister` for that node
+//! (keeping its catalog meta and tagged addresses), reporting the proposal's error; TTL timers
+//! are armed once committed; TTL updates go through `health::TtlChecks`, which proposes only
+//! real changes; unknown IDs are 404 with Consul's text.
 
 use std::collections::BTreeMap;
 
@@ -21,7 +23,8 @@ use crate::agent::{
     SCRIPTS_DISABLED_REMOTE, decode_check_definition, decode_service_definition, keep_check_state,
 };
 use crate::catalog::{CatalogState, HealthStatus};
-use crate::raft::{Command, Deregistration, Registration};
+use crate::local::Source;
+use crate::raft::Registration;
 
 /// Consul version the API reports, for clients that gate features on it.
 pub(crate) const CONSUL_COMPAT_VERSION: &str = "1.21.0";
@@ -162,7 +165,7 @@ pub(super) async fn register_service(State(st): State<ApiState>, body: Bytes) ->
     }
     let (mut reg, ttls) = def.into_registration(&st.agent_node())?;
     keep_check_state(&mut reg.checks, &st.snapshots.load().catalog);
-    st.propose(Command::Register(reg)).await?;
+    st.local.register(reg, Source::Api).await?;
     for t in &ttls {
         st.ttl.arm(t);
     }
@@ -174,14 +177,15 @@ pub(super) async fn deregister_service(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = rest(&id);
-    let node = st.config.node_name.clone();
-    let Some(s) = st.snapshots.load().catalog.service(&node, id).cloned() else {
+    let node = &st.config.node_name;
+    let known =
+        st.local.service(id).or_else(|| st.snapshots.load().catalog.service(node, id).map(|s| (**s).clone()));
+    let Some(s) = known else {
         return Err(ApiError::NotFound(format!(
             "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
         )));
     };
-    st.propose(Command::Deregister(Deregistration { node, service_id: Some(s.id.clone()), check_id: None }))
-        .await?;
+    st.local.deregister_service(&s.id).await?;
     Ok(empty())
 }
 
@@ -205,8 +209,10 @@ pub(super) async fn register_check(State(st): State<ApiState>, body: Bytes) -> R
         let s = snap
             .catalog
             .service(&node.name, &spec.service_id)
+            .map(|s| (**s).clone())
+            .or_else(|| st.local.service(&spec.service_id))
             .ok_or_else(|| ApiError::NotFound(format!("ServiceID {:?} does not exist", spec.service_id)))?;
-        Some(s.clone())
+        Some(s)
     };
     let default_id = spec.name.clone();
     let (mut check, ttl) = spec.into_check(
@@ -216,13 +222,8 @@ pub(super) async fn register_check(State(st): State<ApiState>, body: Bytes) -> R
         &default_id,
     )?;
     keep_check_state(std::slice::from_mut(&mut check), &snap.catalog);
-    st.propose(Command::Register(Registration {
-        node,
-        skip_node_update: false,
-        service: None,
-        checks: vec![check],
-    }))
-    .await?;
+    let reg = Registration { node, skip_node_update: false, service: None, checks: vec![check] };
+    st.local.register(reg, Source::Api).await?;
     if let Some(t) = ttl {
         st.ttl.arm(&t);
     }
@@ -234,18 +235,15 @@ pub(super) async fn deregister_check(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = rest(&id);
-    let node = st.config.node_name.clone();
-    let Some(c) = st.snapshots.load().catalog.check(&node, id).cloned() else {
+    let node = &st.config.node_name;
+    let known =
+        st.local.check(id).or_else(|| st.snapshots.load().catalog.check(node, id).map(|c| (**c).clone()));
+    let Some(c) = known else {
         return Err(ApiError::NotFound(format!(
             "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
         )));
     };
-    st.propose(Command::Deregister(Deregistration {
-        node,
-        service_id: None,
-        check_id: Some(c.check_id.clone()),
-    }))
-    .await?;
+    st.local.deregister_check(&c.check_id).await?;
     Ok(empty())
 }
 

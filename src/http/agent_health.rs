@@ -4,7 +4,8 @@
 //! Input: path/query → output: Consul's `AgentServiceChecksInfo` JSON (or the bare status
 //! with `?format=text`) under 200 passing / 429 warning / 503 critical or maintenance / 404;
 //! maintenance writes register or deregister Consul's `_node_maintenance` and
-//! `_service_maintenance:<id>` critical checks through Raft.
+//! `_service_maintenance:<id>` critical checks through the agent's local state (so they
+//! persist and anti-entropy keeps them).
 //! Invariants: health is read from the published snapshot (this agent's node only);
 //! maintenance checks are ordinary catalog checks of type `maintenance`, so DNS drops the
 //! node's (or the service's) instances while they exist; enabling twice is a no-op.
@@ -19,7 +20,8 @@ use super::query::Query;
 use super::wire::{HealthCheckJson, ServiceJson};
 use super::{ApiState, rest};
 use crate::catalog::{CatalogState, Check, HealthStatus, Service};
-use crate::raft::{Command, Deregistration, Registration};
+use crate::local::Source;
+use crate::raft::Registration;
 
 /// Consul's node maintenance check ID.
 pub(crate) const NODE_MAINT_CHECK_ID: &str = "_node_maintenance";
@@ -141,7 +143,8 @@ pub(super) async fn node_maintenance(
     let q = Query::parse(q.as_deref());
     let (enable, reason) = maintenance_params(&q)?;
     let node = st.config.node_name.clone();
-    let exists = st.snapshots.load().catalog.check(&node, NODE_MAINT_CHECK_ID).is_some();
+    let exists = st.local.check(NODE_MAINT_CHECK_ID).is_some()
+        || st.snapshots.load().catalog.check(&node, NODE_MAINT_CHECK_ID).is_some();
     if enable && !exists {
         let check = Check {
             name: "Node Maintenance Mode".into(),
@@ -149,21 +152,16 @@ pub(super) async fn node_maintenance(
             check_type: "maintenance".into(),
             ..Check::new(&node, NODE_MAINT_CHECK_ID, "", HealthStatus::Critical)
         };
-        st.propose(Command::Register(Registration {
+        let reg = Registration {
             node: st.agent_node(),
             skip_node_update: false,
             service: None,
             checks: vec![check],
-        }))
-        .await?;
+        };
+        st.local.register(reg, Source::Api).await?;
         tracing::info!("node entered maintenance mode");
     } else if !enable && exists {
-        st.propose(Command::Deregister(Deregistration {
-            node,
-            service_id: None,
-            check_id: Some(NODE_MAINT_CHECK_ID.into()),
-        }))
-        .await?;
+        st.local.deregister_check(NODE_MAINT_CHECK_ID).await?;
         tracing::info!("node left maintenance mode");
     }
     Ok(().into_response())
@@ -186,7 +184,7 @@ pub(super) async fn service_maintenance(
         return Err(ApiError::NotFound(format!("No service registered with ID {id:?}")));
     };
     let check_id = format!("{SERVICE_MAINT_PREFIX}{}", service.id);
-    let exists = snap.catalog.check(&node, &check_id).is_some();
+    let exists = st.local.check(&check_id).is_some() || snap.catalog.check(&node, &check_id).is_some();
     if enable && !exists {
         let check = Check {
             name: "Service Maintenance Mode".into(),
@@ -194,17 +192,16 @@ pub(super) async fn service_maintenance(
             check_type: "maintenance".into(),
             ..Check::new(&node, &check_id, &service.id, HealthStatus::Critical)
         };
-        st.propose(Command::Register(Registration {
+        let reg = Registration {
             node: st.agent_node(),
             skip_node_update: false,
             service: None,
             checks: vec![check],
-        }))
-        .await?;
+        };
+        st.local.register(reg, Source::Api).await?;
         tracing::info!(service = %service.id, "service entered maintenance mode");
     } else if !enable && exists {
-        st.propose(Command::Deregister(Deregistration { node, service_id: None, check_id: Some(check_id) }))
-            .await?;
+        st.local.deregister_check(&check_id).await?;
         tracing::info!(service = %service.id, "service left maintenance mode");
     }
     Ok(().into_response())

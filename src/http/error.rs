@@ -59,6 +59,15 @@ impl From<ProposeError> for ApiError {
     }
 }
 
+impl From<crate::local::LocalError> for ApiError {
+    fn from(e: crate::local::LocalError) -> Self {
+        match e {
+            crate::local::LocalError::Propose(p) => p.into(),
+            other @ crate::local::LocalError::Persist(_) => Self::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<TtlError> for ApiError {
     fn from(e: TtlError) -> Self {
         match e {

@@ -61,6 +61,8 @@ pub struct ApiState {
     pub snapshots: Arc<SnapshotHandle>,
     /// Raft proposals and cluster view.
     pub raft: RaftHandle,
+    /// This agent's own services and checks (agent endpoints write through it).
+    pub local: Arc<crate::local::LocalState>,
     /// TTL timers of this agent's checks.
     pub ttl: Arc<crate::health::TtlChecks>,
     /// Runners of this agent's probed and alias checks.

@@ -41,6 +41,7 @@ fn config() -> Config {
         retry_join: Vec::new(),
         raft_snapshot_threshold: crate::config::DEFAULT_SNAPSHOT_THRESHOLD,
         raft_trailing_logs: crate::config::DEFAULT_TRAILING_LOGS,
+        anti_entropy_interval: crate::local::DEFAULT_INTERVAL,
         encrypt: None,
         client_addr: "127.0.0.1".parse().expect("ip"),
         dns_addr: "127.0.0.1".parse().expect("ip"),
@@ -124,9 +125,21 @@ async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
         raft.propose(cmd).await.expect("proposed");
     }
     let snapshots = raft.snapshots();
-    let ttl = crate::health::TtlChecks::new(raft.clone(), snapshots.clone(), "agent1".into());
-    let checks = crate::health::CheckRunner::new(
+    let local = crate::local::LocalState::new(
         raft.clone(),
+        Registration {
+            node: crate::agent::agent_node(&config()),
+            skip_node_update: false,
+            service: None,
+            checks: Vec::new(),
+        },
+        Some(dir.path()),
+        crate::local::DEFAULT_INTERVAL,
+    );
+    local.load(&snapshots.load().catalog).expect("local state loads");
+    let ttl = crate::health::TtlChecks::new(local.clone(), snapshots.clone(), "agent1".into());
+    let checks = crate::health::CheckRunner::new(
+        local.clone(),
         snapshots.clone(),
         "agent1".into(),
         crate::config::CheckConfig::default(),
@@ -137,6 +150,7 @@ async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
             config: Arc::new(config()),
             snapshots,
             raft,
+            local,
             ttl,
             checks,
             reload: Arc::default(),

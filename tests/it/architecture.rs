@@ -130,10 +130,20 @@ fn only_the_state_machine_mutates_the_catalog() {
 #[test]
 fn consul_json_shapes_live_only_in_the_http_layer() {
     let mut bad = Vec::new();
-    for dir in ["catalog", "dns", "raft", "snapshot", "store", "health", "config"] {
+    for dir in ["catalog", "dns", "raft", "snapshot", "store", "health", "config", "local"] {
         bad.extend(offenders(dir, &["PascalCase", "\"ServiceID\"", "\"CheckID\""]));
     }
     assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn the_agent_local_state_feeds_the_catalog_only_through_proposals() {
+    // It reads published snapshots and proposes; no store, no Raft internals, no HTTP shapes.
+    let bad =
+        offenders("local", &["crate::store", "heed", ".raft()", "client_write", "crate::http", "crate::rpc"]);
+    assert!(bad.is_empty(), "{bad:#?}");
+    let text: String = rust_files(&src("local")).iter().map(|p| code(p)).collect();
+    assert!(text.contains(".propose("), "local/ proposes its changes");
 }
 
 #[test]

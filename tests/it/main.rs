@@ -3,6 +3,8 @@
 //! One binary, one module per area:
 //! - `appliance`: the operator CLI, metrics, reload, snapshots, sd_notify; the package
 //!   install test behind `CAIRN_INSTALL_TEST=1`.
+//! - `anti_entropy`: the agent repairs catalog drift of its own services and checks, keeps
+//!   API registrations across restarts, and writes nothing while in sync.
 //! - `architecture`: invariants of ARCHITECTURE.md checked on the source tree.
 //! - `support`: start/stop agents (bind port 0, never 8500/8600), DNS and HTTP clients.
 //! - `dns`: answers over UDP and TCP for services registered over HTTP.
@@ -25,6 +27,7 @@
 // Test support code outside #[test] functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod anti_entropy;
 mod appliance;
 mod architecture;
 mod cluster;
