@@ -359,7 +359,12 @@ impl App {
         // Servers found by gossip (e.g. after `cairn join`) count too.
         let discovery =
             crate::gossip::discovery::GossipDiscovery::new(self.gossip.clone(), joins, self.raft.pool());
-        tokio::spawn(crate::gossip::reconcile::run(self.gossip.clone(), self.raft.clone(), shutdown.clone()));
+        tokio::spawn(crate::gossip::reconcile::run(
+            self.gossip.clone(),
+            self.raft.clone(),
+            self.config.cleanup_dead_servers,
+            shutdown.clone(),
+        ));
         tokio::spawn(crate::raft::cluster::form(
             self.raft.clone(),
             discovery,

@@ -39,6 +39,9 @@ pub struct Config {
     /// Log entries kept behind a snapshot; a follower further behind gets the snapshot
     /// (`raft_trailing_logs`).
     pub raft_trailing_logs: u64,
+    /// Autopilot: the leader removes failed and left servers from Raft
+    /// (`autopilot { cleanup_dead_servers }`, default true).
+    pub cleanup_dead_servers: bool,
     /// Gossip encryption key (`encrypt`, base64 of 16, 24 or 32 bytes; `cairn keygen`).
     pub encrypt: Option<Vec<u8>>,
     /// Where HTTP and DNS listen unless `addresses` says otherwise (`client_addr`).
@@ -341,7 +344,6 @@ const IGNORED_KEYS: &[&str] = &[
     "acl",
     "advertise_addr_wan",
     "auto_encrypt",
-    "autopilot",
     "bind_addr_wan",
     "connect",
     "disable_host_node_id",
@@ -391,6 +393,7 @@ struct Raw {
     retry_join: Vec<String>,
     raft_snapshot_threshold: Option<u64>,
     raft_trailing_logs: Option<u64>,
+    cleanup_dead_servers: Option<bool>,
     client_addr: Option<IpAddr>,
     dns_addr: Option<IpAddr>,
     http_addr: Option<IpAddr>,
@@ -566,6 +569,7 @@ impl Raw {
                 "ports" => self.fold_ports(src, src.object(k, v)?)?,
                 "addresses" => self.fold_addresses(src, src.object(k, v)?)?,
                 "dns_config" => self.fold_dns(src, src.object(k, v)?)?,
+                "autopilot" => self.fold_autopilot(src, src.object(k, v)?)?,
                 "service" => match v {
                     Value::Array(list) => {
                         for (i, s) in list.iter().enumerate() {
@@ -612,6 +616,24 @@ impl Raw {
                 "server" => self.ports.server = src.int(&key, v, 0, 65535)? as u16,
                 "serf_lan" => self.ports.serf_lan = src.int(&key, v, 0, 65535)? as u16,
                 other if IGNORED_PORTS.contains(&other) => self.ignored.push(format!("{}: {key}", src.file)),
+                _ => return Err(src.err(&key, "unknown configuration key")),
+            }
+        }
+        Ok(())
+    }
+
+    fn fold_autopilot(&mut self, src: &Src<'_>, m: &Map<String, Value>) -> Result<(), ConfigError> {
+        for (k, v) in m {
+            let key = format!("autopilot.{k}");
+            match k.as_str() {
+                "cleanup_dead_servers" => self.cleanup_dead_servers = Some(src.boolean(&key, v)?),
+                "last_contact_threshold"
+                | "max_trailing_logs"
+                | "min_quorum"
+                | "server_stabilization_time"
+                | "redundancy_zone_tag"
+                | "disable_upgrade_migration"
+                | "upgrade_version_tag" => self.ignored.push(format!("{}: {key}", src.file)),
                 _ => return Err(src.err(&key, "unknown configuration key")),
             }
         }
@@ -967,6 +989,7 @@ impl Config {
             retry_join: raw.retry_join,
             raft_snapshot_threshold: raw.raft_snapshot_threshold.unwrap_or(DEFAULT_SNAPSHOT_THRESHOLD),
             raft_trailing_logs: raw.raft_trailing_logs.unwrap_or(DEFAULT_TRAILING_LOGS),
+            cleanup_dead_servers: raw.cleanup_dead_servers.unwrap_or(true),
             encrypt: raw.encrypt,
             client_addr,
             dns_addr: raw.dns_addr.unwrap_or(client_addr),

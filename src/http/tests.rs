@@ -41,6 +41,7 @@ fn config() -> Config {
         retry_join: Vec::new(),
         raft_snapshot_threshold: crate::config::DEFAULT_SNAPSHOT_THRESHOLD,
         raft_trailing_logs: crate::config::DEFAULT_TRAILING_LOGS,
+        cleanup_dead_servers: true,
         encrypt: None,
         client_addr: "127.0.0.1".parse().expect("ip"),
         dns_addr: "127.0.0.1".parse().expect("ip"),

@@ -14,6 +14,7 @@
 //! returns only after the command is committed (fsynced log) and applied (LMDB + publish).
 
 pub mod apply;
+pub mod autopilot;
 mod batch;
 pub mod cluster;
 pub mod command;
