@@ -358,8 +358,10 @@ impl RaftHandle {
     }
 
     /// Commits a command forwarded by a follower (this server must lead); returns its response
-    /// and log index.
-    pub(crate) async fn apply_forwarded(&self, cmd: Command) -> Result<(CommandResponse, u64), Remote> {
+    /// and log index. Its clock (`now_ms`) becomes this leader's, so lock-delays are timed by
+    /// one clock whichever server received the request.
+    pub(crate) async fn apply_forwarded(&self, mut cmd: Command) -> Result<(CommandResponse, u64), Remote> {
+        stamp_leader_clock(&mut cmd, crate::session::unix_ms());
         let resp = self.raft.client_write(cmd).await.map_err(write_err)?;
         Ok((resp.data, resp.log_id.index))
     }
@@ -453,9 +455,75 @@ impl RaftHandle {
     }
 }
 
+/// Sets the proposer's clock carried by `cmd` (every command of a batch) to the leader's `now`.
+fn stamp_leader_clock(cmd: &mut Command, now: u64) {
+    match cmd {
+        Command::Kv { now_ms, .. }
+        | Command::Txn { now_ms, .. }
+        | Command::SessionCreate { now_ms, .. }
+        | Command::SessionDestroy { now_ms, .. } => *now_ms = now,
+        Command::Batch(cmds) => {
+            for c in cmds {
+                stamp_leader_clock(c, now);
+            }
+        }
+        // No clock (listed so a new variant with one is not missed).
+        Command::Register(_)
+        | Command::Deregister(_)
+        | Command::UpdateCheck(_)
+        | Command::QueryUpsert(_)
+        | Command::QueryDelete(_)
+        | Command::Restore(_)
+        | Command::KvReap(_) => {}
+    }
+}
+
 fn write_err(e: OpenRaftError<u64, ClientWriteError<u64, BasicNode>>) -> Remote {
     match e {
         OpenRaftError::APIError(ClientWriteError::ForwardToLeader(_)) => Remote::NoLeader,
         other => Remote::Failed(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::KvOp;
+
+    fn clocks(cmd: &Command) -> Vec<u64> {
+        match cmd {
+            Command::Kv { now_ms, .. }
+            | Command::Txn { now_ms, .. }
+            | Command::SessionCreate { now_ms, .. }
+            | Command::SessionDestroy { now_ms, .. } => vec![*now_ms],
+            Command::Batch(cmds) => cmds.iter().flat_map(clocks).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn check(mut cmd: Command, want: &[u64]) {
+        let before = cmd.clone();
+        stamp_leader_clock(&mut cmd, 42);
+        assert_eq!(clocks(&cmd), want, "{before:?}");
+    }
+
+    #[test]
+    fn a_forwarded_command_gets_the_leaders_clock() {
+        let kv = Command::Kv { op: KvOp::Delete("k".into()), now_ms: 1 };
+        check(kv.clone(), &[42]);
+        check(Command::Txn { ops: Vec::new(), now_ms: 7 }, &[42]);
+        check(Command::SessionDestroy { id: "s".into(), now_ms: 9 }, &[42]);
+        check(
+            Command::Batch(vec![
+                kv,
+                Command::KvReap(3),
+                Command::SessionDestroy { id: "s".into(), now_ms: 2 },
+            ]),
+            &[42, 42],
+        );
+        let reap = Command::KvReap(3);
+        let mut same = reap.clone();
+        stamp_leader_clock(&mut same, 42);
+        assert_eq!(same, reap, "a command without a clock is unchanged");
     }
 }
