@@ -373,8 +373,18 @@ impl RaftHandle {
                 Err(e) => Err(Remote::Failed(e.to_string())),
             };
         }
-        let is_voter =
-            self.raft.metrics().borrow().membership_config.membership().voter_ids().any(|v| v == id);
+        let (is_voter, known) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let membership = m.membership_config.membership();
+            (membership.voter_ids().any(|v| v == id), membership.get_node(&id).map(|n| n.addr.clone()))
+        };
+        // The same server (its node id is kept in its data dir) back on another address.
+        if known.as_ref().is_some_and(|k| *k != addr) {
+            tracing::info!(id, old = ?known, new = %addr, "a server rejoined on a new address; updating it");
+            let nodes = BTreeMap::from([(id, BasicNode::new(&addr))]);
+            self.raft.change_membership(ChangeMembers::SetNodes(nodes), false).await.map_err(write_err)?;
+        }
         if is_voter {
             return Ok(());
         }
