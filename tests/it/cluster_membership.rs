@@ -1,6 +1,6 @@
 //! Raft membership of servers that come back: a server removed while it was down (a graceful
-//! `leave`) rejoins instead of trusting its old membership, and one restarted on a new RPC
-//! port gets its address updated.
+//! `leave`) rejoins instead of trusting its old membership, one restarted on a new RPC port
+//! gets its address updated, and autopilot removes dead servers while they are a minority.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -80,4 +80,51 @@ fn a_server_restarted_on_a_new_rpc_port_gets_its_address_updated() {
         || local_nodes(c.server(victim)).contains("w2"),
         || c.logs(),
     );
+}
+
+#[test]
+fn autopilot_removes_dead_servers_of_five_while_they_are_a_minority_and_writes_go_on() {
+    let mut c = Cluster::start(5, &[]);
+    let leader = c.leader();
+    let five = live_addrs(&c);
+    wait_until(
+        Duration::from_secs(30),
+        "five voters on every server",
+        || c.live().all(|(_, s)| peers(s) == five),
+        || c.logs(),
+    );
+    // Two of five die: the other three are a quorum and keep acknowledging writes.
+    for k in 1..=2 {
+        c.kill9((leader + k) % 5);
+    }
+    assert!(write_node(c.server(leader).http, 1), "a write with two of five servers dead");
+    // Once gossip declares them failed, autopilot removes both (2 < 5 / 2).
+    let three = live_addrs(&c);
+    wait_until(
+        Duration::from_secs(60),
+        "autopilot removes the two dead servers",
+        || c.live().all(|(_, s)| peers(s) == three),
+        || c.logs(),
+    );
+    // A third death, the leader's this time, leaves two of three: still a quorum, a new
+    // leader takes writes, and the dead one goes too (1 < 3 / 2).
+    c.kill9(leader);
+    let new = c.leader();
+    assert!(write_node(c.server(new).http, 2), "a write with two of three servers alive");
+    let two = live_addrs(&c);
+    wait_until(
+        Duration::from_secs(60),
+        "autopilot removes the dead leader",
+        || c.live().all(|(_, s)| peers(s) == two),
+        || c.logs(),
+    );
+    assert!(write_node(c.server(new).http, 3), "a write with two voters");
+    for (i, s) in c.live() {
+        wait_until(
+            Duration::from_secs(10),
+            &format!("every acknowledged write on s{i}"),
+            || ["w1", "w2", "w3"].iter().all(|w| local_nodes(s).contains(*w)),
+            || c.logs(),
+        );
+    }
 }
