@@ -31,8 +31,9 @@ pub struct Config {
     pub bootstrap_expect: u32,
     /// Cluster address advertised to other agents (`bind_addr`).
     pub bind_addr: IpAddr,
-    /// Other servers' RPC addresses (`host:port`, port 8300 when omitted) to discover until the
-    /// cluster is formed or joined (`retry_join`, `--retry-join`, repeatable).
+    /// Other agents' LAN gossip addresses (`host:port`; a bare host is tried on 8301 and, as a
+    /// server's RPC address, 8300) to join the pool and find the servers through; a server's RPC
+    /// address works too (`retry_join`, `--retry-join`, repeatable).
     pub retry_join: Vec<String>,
     /// Log entries since the last Raft snapshot that trigger a new one (`raft_snapshot_threshold`).
     pub raft_snapshot_threshold: u64,

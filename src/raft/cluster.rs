@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -107,6 +108,9 @@ pub struct RetryJoin {
     pool: Arc<Pool>,
 }
 
+/// Consul's default LAN gossip port, tried for a `retry_join` host given without a port.
+const SERF_LAN_PORT: u16 = 8301;
+
 impl RetryJoin {
     /// Asks `addrs` (`host:port` of the server RPC).
     pub fn new(addrs: Vec<String>, pool: Arc<Pool>) -> Self {
@@ -117,6 +121,43 @@ impl RetryJoin {
     pub fn is_empty(&self) -> bool {
         self.addrs.is_empty()
     }
+
+    /// The LAN gossip addresses to join the pool through. `retry_join` names gossip addresses,
+    /// as in Consul; a server's RPC address (cairn's earlier form) works too: a server that
+    /// answers `Hello` there names its gossip address. Any other address is a gossip address
+    /// itself, and one on the default RPC port (a bare `host`) also that host on 8301.
+    pub async fn gossip_addrs(&self) -> Vec<SocketAddr> {
+        let mut calls = tokio::task::JoinSet::new();
+        for addr in &self.addrs {
+            let (pool, addr) = (self.pool.clone(), addr.clone());
+            calls.spawn(async move {
+                if let Ok(Response::Hello(info)) = pool.call(&addr, &Request::Hello, HELLO_TIMEOUT).await {
+                    return info.serf_addr.into_iter().collect();
+                }
+                let resolved: Vec<SocketAddr> =
+                    tokio::net::lookup_host(addr.as_str()).await.map(Iterator::collect).unwrap_or_default();
+                gossip_candidates(&resolved)
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(done) = calls.join_next().await {
+            for a in done.unwrap_or_default() {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The gossip addresses a `retry_join` entry that is no server's RPC address may stand for.
+fn gossip_candidates(resolved: &[SocketAddr]) -> Vec<SocketAddr> {
+    let mut out = resolved.to_vec();
+    for a in resolved.iter().filter(|a| a.port() == crate::rpc::DEFAULT_PORT) {
+        out.push(SocketAddr::new(a.ip(), SERF_LAN_PORT));
+    }
+    out
 }
 
 impl Discovery for RetryJoin {
@@ -625,6 +666,16 @@ mod tests {
         // Recorded at another address (it restarted on a new port): rejoin to update it.
         let moved = [(1, "s1:9300"), (2, "s2:8300")];
         check(&[info(2, 10, &moved)], Some("s2:8300"));
+    }
+
+    #[test]
+    fn a_retry_join_address_that_is_no_server_is_a_gossip_address() {
+        let a = |s: &str| s.parse::<SocketAddr>().expect("addr");
+        assert_eq!(gossip_candidates(&[a("10.0.0.1:8301")]), [a("10.0.0.1:8301")]);
+        assert_eq!(gossip_candidates(&[a("10.0.0.1:7301")]), [a("10.0.0.1:7301")]);
+        // A bare host (parsed with the RPC port) stands for its gossip port too.
+        assert_eq!(gossip_candidates(&[a("10.0.0.1:8300")]), [a("10.0.0.1:8300"), a("10.0.0.1:8301")]);
+        assert!(gossip_candidates(&[]).is_empty());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Raft membership of servers that come back: a server removed while it was down (a graceful
 //! `leave`) rejoins instead of trusting its old membership, one restarted on a new RPC port
-//! gets its address updated, and autopilot removes dead servers while they are a minority.
+//! gets its address updated, autopilot removes dead servers while they are a minority, and
+//! `--retry-join` takes gossip addresses as in Consul.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -127,4 +128,40 @@ fn autopilot_removes_dead_servers_of_five_while_they_are_a_minority_and_writes_g
             || c.logs(),
         );
     }
+}
+
+#[test]
+fn servers_retry_joining_gossip_addresses_form_a_cluster_as_in_consul() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(6);
+    let joins: Vec<String> = ports[3..].iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let servers: Vec<Agent> = (0..3)
+        .map(|i| {
+            let (node, data) = (format!("r{i}"), dir.path().join(format!("r{i}")).display().to_string());
+            let (rpc, serf) = (ports[i].to_string(), ports[3 + i].to_string());
+            let mut args = vec![
+                "--server",
+                "--bootstrap-expect",
+                "3",
+                "--node",
+                &node,
+                "--data-dir",
+                &data,
+                "--server-port",
+                &rpc,
+                "--serf-lan-port",
+                &serf,
+            ];
+            for j in &joins {
+                args.extend(["--retry-join", j.as_str()]);
+            }
+            Agent::spawn(&args)
+        })
+        .collect();
+    let rpc: BTreeSet<String> = ports[..3].iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    for s in &servers {
+        s.wait_ready();
+        wait_until(Duration::from_secs(30), "three voters", || peers(s) == rpc, || s.log());
+    }
+    assert!(write_node(servers[1].http, 1));
 }
