@@ -280,7 +280,8 @@ async fn form_round<D: Discovery>(
 fn stale_via(me: u64, addr: &str, index: u64, peers: &[ServerInfo]) -> Option<String> {
     peers
         .iter()
-        .filter(|p| p.node_id != me && p.clustered && p.membership_index >= index)
+        // A peer reporting no voters (none yet, or a version without them) says nothing.
+        .filter(|p| p.node_id != me && !p.voters.is_empty() && p.membership_index >= index)
         .find(|p| p.voters.get(&me).map(String::as_str) != Some(addr))
         .map(|p| p.addr.clone())
 }
@@ -661,8 +662,9 @@ mod tests {
         check(&[], None);
         // Removed (a newer configuration without this server): rejoin through that peer.
         check(&[info(2, 10, &all), info(3, 14, &without_me)], Some("s3:8300"));
-        // A peer that is behind, or not clustered, says nothing.
+        // A peer that is behind, not clustered, or reports no voters, says nothing.
         check(&[info(2, 8, &without_me), info(3, 0, &[])], None);
+        check(&[ServerInfo { clustered: true, membership_index: 10, ..info(2, 10, &[]) }], None);
         // Recorded at another address (it restarted on a new port): rejoin to update it.
         let moved = [(1, "s1:9300"), (2, "s2:8300")];
         check(&[info(2, 10, &moved)], Some("s2:8300"));
