@@ -383,7 +383,12 @@ impl App {
         // Servers found by gossip (e.g. after `cairn join`) count too.
         let discovery =
             crate::gossip::discovery::GossipDiscovery::new(self.gossip.clone(), joins, self.raft.pool());
-        tokio::spawn(crate::gossip::reconcile::run(self.gossip.clone(), self.raft.clone(), shutdown.clone()));
+        tokio::spawn(crate::gossip::reconcile::run(
+            self.gossip.clone(),
+            self.raft.clone(),
+            self.config.cleanup_dead_servers,
+            shutdown.clone(),
+        ));
         tokio::spawn(crate::raft::cluster::form(
             self.raft.clone(),
             discovery,
@@ -474,22 +479,22 @@ impl App {
     }
 }
 
-/// Joins the LAN gossip pool through the servers found by `discovery` (their `Hello` names their
-/// gossip address); retries until one join succeeds or nothing is configured.
+/// Joins the LAN gossip pool through the `retry_join` addresses (gossip addresses, or servers'
+/// RPC addresses whose `Hello` names their gossip address); retries until one join succeeds or
+/// nothing is configured.
 async fn join_gossip(
     gossip: Arc<crate::gossip::Lan>,
     discovery: crate::raft::cluster::RetryJoin,
     stop: CancellationToken,
 ) {
     use crate::gossip::Membership as _;
-    use crate::raft::cluster::Discovery as _;
     if discovery.is_empty() {
         return;
     }
     let me = gossip.local_addr();
     loop {
         let addrs: Vec<SocketAddr> =
-            discovery.servers().await.into_iter().filter_map(|s| s.serf_addr).filter(|a| *a != me).collect();
+            discovery.gossip_addrs().await.into_iter().filter(|a| *a != me).collect();
         if !addrs.is_empty() {
             match gossip.join(&addrs).await {
                 Ok(n) => {

@@ -191,8 +191,8 @@ pub struct AgentArgs {
     /// LAN gossip port (default: 8301).
     #[arg(long, value_name = "PORT")]
     pub serf_lan_port: Option<u16>,
-    /// Another server's RPC address (`host[:port]`, port 8300 by default) to form or join the
-    /// cluster through (repeatable).
+    /// Another agent's LAN gossip address (`host[:port]`, port 8301 by default; a server's RPC
+    /// address also works) to form or join the cluster through (repeatable).
     #[arg(long, value_name = "ADDR")]
     pub retry_join: Vec<String>,
     /// Raft log entries since the last snapshot that trigger a new snapshot (default 10000).

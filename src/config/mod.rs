@@ -31,8 +31,9 @@ pub struct Config {
     pub bootstrap_expect: u32,
     /// Cluster address advertised to other agents (`bind_addr`).
     pub bind_addr: IpAddr,
-    /// Other servers' RPC addresses (`host:port`, port 8300 when omitted) to discover until the
-    /// cluster is formed or joined (`retry_join`, `--retry-join`, repeatable).
+    /// Other agents' LAN gossip addresses (`host:port`; a bare host is tried on 8301 and, as a
+    /// server's RPC address, 8300) to join the pool and find the servers through; a server's RPC
+    /// address works too (`retry_join`, `--retry-join`, repeatable).
     pub retry_join: Vec<String>,
     /// Log entries since the last Raft snapshot that trigger a new one (`raft_snapshot_threshold`).
     pub raft_snapshot_threshold: u64,
@@ -42,6 +43,9 @@ pub struct Config {
     /// How often the agent's local state is fully synced to the catalog (`anti_entropy_interval`,
     /// a Go duration, default 60s; each wait is jittered by ±10 %).
     pub anti_entropy_interval: Duration,
+    /// Autopilot: the leader removes failed and left servers from Raft
+    /// (`autopilot { cleanup_dead_servers }`, default true).
+    pub cleanup_dead_servers: bool,
     /// Gossip encryption key (`encrypt`, base64 of 16, 24 or 32 bytes; `cairn keygen`).
     pub encrypt: Option<Vec<u8>>,
     /// Where HTTP and DNS listen unless `addresses` says otherwise (`client_addr`).
@@ -344,7 +348,6 @@ const IGNORED_KEYS: &[&str] = &[
     "acl",
     "advertise_addr_wan",
     "auto_encrypt",
-    "autopilot",
     "bind_addr_wan",
     "connect",
     "disable_host_node_id",
@@ -395,6 +398,7 @@ struct Raw {
     raft_snapshot_threshold: Option<u64>,
     raft_trailing_logs: Option<u64>,
     anti_entropy_interval: Option<Duration>,
+    cleanup_dead_servers: Option<bool>,
     client_addr: Option<IpAddr>,
     dns_addr: Option<IpAddr>,
     http_addr: Option<IpAddr>,
@@ -577,6 +581,7 @@ impl Raw {
                 "ports" => self.fold_ports(src, src.object(k, v)?)?,
                 "addresses" => self.fold_addresses(src, src.object(k, v)?)?,
                 "dns_config" => self.fold_dns(src, src.object(k, v)?)?,
+                "autopilot" => self.fold_autopilot(src, src.object(k, v)?)?,
                 "service" => match v {
                     Value::Array(list) => {
                         for (i, s) in list.iter().enumerate() {
@@ -623,6 +628,24 @@ impl Raw {
                 "server" => self.ports.server = src.int(&key, v, 0, 65535)? as u16,
                 "serf_lan" => self.ports.serf_lan = src.int(&key, v, 0, 65535)? as u16,
                 other if IGNORED_PORTS.contains(&other) => self.ignored.push(format!("{}: {key}", src.file)),
+                _ => return Err(src.err(&key, "unknown configuration key")),
+            }
+        }
+        Ok(())
+    }
+
+    fn fold_autopilot(&mut self, src: &Src<'_>, m: &Map<String, Value>) -> Result<(), ConfigError> {
+        for (k, v) in m {
+            let key = format!("autopilot.{k}");
+            match k.as_str() {
+                "cleanup_dead_servers" => self.cleanup_dead_servers = Some(src.boolean(&key, v)?),
+                "last_contact_threshold"
+                | "max_trailing_logs"
+                | "min_quorum"
+                | "server_stabilization_time"
+                | "redundancy_zone_tag"
+                | "disable_upgrade_migration"
+                | "upgrade_version_tag" => self.ignored.push(format!("{}: {key}", src.file)),
                 _ => return Err(src.err(&key, "unknown configuration key")),
             }
         }
@@ -979,6 +1002,7 @@ impl Config {
             raft_snapshot_threshold: raw.raft_snapshot_threshold.unwrap_or(DEFAULT_SNAPSHOT_THRESHOLD),
             raft_trailing_logs: raw.raft_trailing_logs.unwrap_or(DEFAULT_TRAILING_LOGS),
             anti_entropy_interval: raw.anti_entropy_interval.unwrap_or(crate::local::DEFAULT_INTERVAL),
+            cleanup_dead_servers: raw.cleanup_dead_servers.unwrap_or(true),
             encrypt: raw.encrypt,
             client_addr,
             dns_addr: raw.dns_addr.unwrap_or(client_addr),

@@ -39,6 +39,18 @@ fn defaults_match_consul_when_nothing_is_given() {
     assert_eq!(c.dns.udp_answer_limit, 3);
     assert!(c.server);
     assert_eq!(c.bootstrap_expect, 1);
+    assert!(c.cleanup_dead_servers, "autopilot cleans up dead servers by default, as in Consul");
+}
+
+#[test]
+fn autopilot_cleanup_dead_servers_can_be_turned_off() {
+    let toml = "[autopilot]\ncleanup_dead_servers = false\nlast_contact_threshold = \"200ms\"\n";
+    let c = check("a.toml", toml, dev()).unwrap();
+    assert!(!c.cleanup_dead_servers);
+    let c = check("a.json", r#"{"autopilot":{"cleanup_dead_servers":true}}"#, dev()).unwrap();
+    assert!(c.cleanup_dead_servers);
+    let err = check("a.json", r#"{"autopilot":{"cleanup_dead":true}}"#, dev()).unwrap_err().to_string();
+    assert!(err.contains("autopilot.cleanup_dead"), "{err}");
 }
 
 #[test]

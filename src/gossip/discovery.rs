@@ -1,5 +1,7 @@
 //! Server discovery through gossip: the servers of this datacenter that the LAN pool knows
-//! (their `NodeMeta::raft_addr`), plus the `retry_join` addresses, asked over the server RPC.
+//! (their `NodeMeta::raft_addr`), plus the `retry_join` addresses that are not gossip
+//! addresses of known members (a server's RPC address, cairn's earlier form), asked over the
+//! server RPC.
 //!
 //! Input: the pool's alive members. Output: `ServerInfo`s for `raft::cluster::form`, so
 //! servers joined only by `cairn join` find each other, bootstrap at `bootstrap_expect`, or
@@ -28,8 +30,16 @@ impl GossipDiscovery {
 impl Discovery for GossipDiscovery {
     async fn servers(&self) -> Vec<ServerInfo> {
         let dc = self.gossip.local_meta().dc.clone();
-        let mut addrs = self.retry_join.clone();
-        for m in self.gossip.members().await {
+        let members = self.gossip.members().await;
+        // `retry_join` names gossip addresses (Consul) or server RPC addresses (cairn's earlier
+        // form): only the ones no member gossips on may be a server's RPC address.
+        let mut addrs: Vec<String> = self
+            .retry_join
+            .iter()
+            .filter(|a| !members.iter().any(|m| m.addr.to_string() == **a))
+            .cloned()
+            .collect();
+        for m in members {
             let Some(meta) = m.meta else { continue };
             if m.status == MemberStatus::Alive
                 && meta.role == Role::Server

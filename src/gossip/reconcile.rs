@@ -5,16 +5,21 @@
 //! failed -> the node's `serfHealth` check critical ("Agent not live or unreachable"), so its
 //! services leave DNS answers; alive -> passing again; left -> the node deregistered.
 //!
+//! With `cleanup_dead_servers` (autopilot, `raft::autopilot`), every full sync also removes
+//! from the Raft configuration the servers gossip says are failed (long enough) or left.
+//!
 //! Invariants: only the current leader proposes; a proposal is made only when the catalog
 //! differs from what gossip says (so a full sync on a settled cluster proposes nothing).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Lan, Member, MemberStatus, Membership};
+use super::{Lan, Member, MemberStatus, Membership, Role};
 use crate::catalog::HealthStatus;
+use crate::raft::autopilot::{self, FailedSince, Health, Peer};
 use crate::raft::{CheckUpdate, Command, Deregistration, RaftHandle};
 
 /// Full reconciliation interval (repairs anything an event missed, e.g. after a leader change).
@@ -24,10 +29,14 @@ pub const SERF_CHECK: &str = "serfHealth";
 const ALIVE_OUTPUT: &str = "Agent alive and reachable";
 const FAILED_OUTPUT: &str = "Agent not live or unreachable";
 
-/// Runs until `stop` fires.
-pub async fn run(gossip: Arc<Lan>, raft: RaftHandle, stop: CancellationToken) {
+/// How long one autopilot removal may take (it needs a quorum to commit).
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs until `stop` fires; `cleanup_dead_servers` turns on autopilot's dead-server removal.
+pub async fn run(gossip: Arc<Lan>, raft: RaftHandle, cleanup_dead_servers: bool, stop: CancellationToken) {
     let mut events = gossip.subscribe();
     let mut tick = tokio::time::interval(FULL_SYNC);
+    let mut failed_since = FailedSince::default();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -39,8 +48,12 @@ pub async fn run(gossip: Arc<Lan>, raft: RaftHandle, stop: CancellationToken) {
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },
             _ = tick.tick() => if raft.is_leader() {
-                for m in gossip.members().await {
-                    reconcile(&raft, &m).await;
+                let members = gossip.members().await;
+                for m in &members {
+                    reconcile(&raft, m).await;
+                }
+                if cleanup_dead_servers {
+                    cleanup(&raft, &gossip.local_meta().dc, &members, &mut failed_since).await;
                 }
             },
         }
@@ -77,6 +90,64 @@ pub fn plan(snapshot: &crate::catalog::CatalogState, member: &Member) -> Option<
                 output: ALIVE_OUTPUT.into(),
             })
         }),
+    }
+}
+
+/// The Raft configuration with each server's gossip health (servers of this datacenter,
+/// matched by their gossiped Raft id).
+fn peers(
+    raft: &RaftHandle,
+    dc: &str,
+    members: &[Member],
+    failed_since: &mut FailedSince,
+    now: Instant,
+) -> Vec<Peer> {
+    let status: BTreeMap<u64, MemberStatus> = members
+        .iter()
+        .filter_map(|m| {
+            let meta = m.meta.as_ref()?;
+            (meta.role == Role::Server && meta.dc == dc).then_some((meta.raft_id, m.status))
+        })
+        .collect();
+    let servers = raft.servers();
+    let ids: Vec<u64> = servers.iter().map(|s| s.id).collect();
+    failed_since.retain(&ids);
+    servers
+        .iter()
+        .map(|s| {
+            let st = status.get(&s.id).copied();
+            let failed = failed_since.observe(s.id, st == Some(MemberStatus::Failed), now);
+            let health = match (st, failed) {
+                (Some(MemberStatus::Left), _) => Some(Health::Left),
+                (_, Some(d)) => Some(Health::Failed(d)),
+                (Some(_), None) => Some(Health::Alive),
+                (None, None) => None,
+            };
+            Peer { id: s.id, voter: s.voter, health }
+        })
+        .collect()
+}
+
+/// Autopilot: removes the dead servers `autopilot::plan` picks, one at a time.
+async fn cleanup(raft: &RaftHandle, dc: &str, members: &[Member], failed_since: &mut FailedSince) {
+    let peers = peers(raft, dc, members, failed_since, Instant::now());
+    for id in autopilot::plan(raft.node_id(), &peers, autopilot::DEAD_SERVER_DELAY) {
+        let name = members
+            .iter()
+            .find(|m| m.meta.as_ref().is_some_and(|meta| meta.raft_id == id))
+            .map_or("", |m| m.name.as_str());
+        tracing::info!(id, node = name, "autopilot: removing a dead server from the Raft configuration");
+        match tokio::time::timeout(REMOVE_TIMEOUT, raft.remove_server(id)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(id, error = %e, "autopilot: removal failed; the next full sync retries");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(id, "autopilot: removal not committed in time; the next full sync retries");
+                return;
+            }
+        }
     }
 }
 

@@ -42,6 +42,7 @@ fn config() -> Config {
         raft_snapshot_threshold: crate::config::DEFAULT_SNAPSHOT_THRESHOLD,
         raft_trailing_logs: crate::config::DEFAULT_TRAILING_LOGS,
         anti_entropy_interval: crate::local::DEFAULT_INTERVAL,
+        cleanup_dead_servers: true,
         encrypt: None,
         client_addr: "127.0.0.1".parse().expect("ip"),
         dns_addr: "127.0.0.1".parse().expect("ip"),

@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -41,6 +42,8 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
 const FORM_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a discovery hello may take.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a confirmed voter checks that the others still count it as one.
+const STANDING_INTERVAL: Duration = Duration::from_secs(5);
 
 /// When a follower last heard from a leader.
 #[derive(Debug)]
@@ -105,6 +108,9 @@ pub struct RetryJoin {
     pool: Arc<Pool>,
 }
 
+/// Consul's default LAN gossip port, tried for a `retry_join` host given without a port.
+const SERF_LAN_PORT: u16 = 8301;
+
 impl RetryJoin {
     /// Asks `addrs` (`host:port` of the server RPC).
     pub fn new(addrs: Vec<String>, pool: Arc<Pool>) -> Self {
@@ -115,6 +121,43 @@ impl RetryJoin {
     pub fn is_empty(&self) -> bool {
         self.addrs.is_empty()
     }
+
+    /// The LAN gossip addresses to join the pool through. `retry_join` names gossip addresses,
+    /// as in Consul; a server's RPC address (cairn's earlier form) works too: a server that
+    /// answers `Hello` there names its gossip address. Any other address is a gossip address
+    /// itself, and one on the default RPC port (a bare `host`) also that host on 8301.
+    pub async fn gossip_addrs(&self) -> Vec<SocketAddr> {
+        let mut calls = tokio::task::JoinSet::new();
+        for addr in &self.addrs {
+            let (pool, addr) = (self.pool.clone(), addr.clone());
+            calls.spawn(async move {
+                if let Ok(Response::Hello(info)) = pool.call(&addr, &Request::Hello, HELLO_TIMEOUT).await {
+                    return info.serf_addr.into_iter().collect();
+                }
+                let resolved: Vec<SocketAddr> =
+                    tokio::net::lookup_host(addr.as_str()).await.map(Iterator::collect).unwrap_or_default();
+                gossip_candidates(&resolved)
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(done) = calls.join_next().await {
+            for a in done.unwrap_or_default() {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The gossip addresses a `retry_join` entry that is no server's RPC address may stand for.
+fn gossip_candidates(resolved: &[SocketAddr]) -> Vec<SocketAddr> {
+    let mut out = resolved.to_vec();
+    for a in resolved.iter().filter(|a| a.port() == crate::rpc::DEFAULT_PORT) {
+        out.push(SocketAddr::new(a.ip(), SERF_LAN_PORT));
+    }
+    out
 }
 
 impl Discovery for RetryJoin {
@@ -134,62 +177,113 @@ impl Discovery for RetryJoin {
     }
 }
 
-/// Forms or joins a cluster: runs until this server is a voter or `stop` fires.
+/// Forms or joins a cluster, then keeps this server's standing: runs until `stop` fires.
+///
+/// A server whose own log says it is a voter does not campaign (`enable_elect` is off until
+/// then, except for a single self-bootstrapped server) before the others confirm it: one
+/// holding a configuration at least as new that lacks it, or records another address for it
+/// (it was removed, e.g. by `leave` or autopilot, while down; or it restarted on a new
+/// address), makes it rejoin through that server as a learner, then a voter. The check repeats
+/// every `STANDING_INTERVAL` on a follower, so a server removed while running stops
+/// campaigning and rejoins too.
 pub async fn form<D: Discovery>(
     raft: RaftHandle,
     discovery: D,
     bootstrap_expect: u32,
     stop: CancellationToken,
 ) {
+    let mut confirmed = false;
     loop {
-        let (voter, member) = raft.own_status();
-        if voter {
-            tracing::info!("this server is a voter in the cluster");
-            return;
-        }
-        let round = async {
-            if member {
-                // A learner whose promotion did not finish (leader change): ask again.
-                if let Some(addr) = raft.leader_addr() {
-                    raft.join_via(&addr).await;
-                }
-                return;
-            }
-            let seen: BTreeMap<u64, ServerInfo> = discovery
-                .servers()
-                .await
-                .into_iter()
-                .filter(|s| s.node_id != raft.node_id)
-                .map(|s| (s.node_id, s))
-                .collect();
-            if let Some(s) = seen.values().find(|s| s.clustered) {
-                raft.join_via(&s.addr).await;
-                return;
-            }
-            let count = seen.len() + 1;
-            let lowest = seen.keys().next().is_none_or(|&min| raft.node_id < min);
-            if bootstrap_expect >= 1 && count >= bootstrap_expect as usize && lowest {
-                let mut members: BTreeMap<u64, BasicNode> =
-                    seen.values().map(|s| (s.node_id, BasicNode::new(&s.addr))).collect();
-                members.insert(raft.node_id, BasicNode::new(&raft.raft_addr));
-                tracing::info!(servers = count, "bootstrapping the cluster");
-                match raft.raft.initialize(members).await {
-                    Ok(()) | Err(OpenRaftError::APIError(InitializeError::NotAllowed(_))) => {}
-                    Err(e) => tracing::warn!(error = %e, "bootstrap failed"),
-                }
-            } else {
-                tracing::debug!(seen = count, expect = bootstrap_expect, "waiting for servers");
-            }
-        };
         tokio::select! {
             () = stop.cancelled() => return,
-            () = round => {}
+            () = form_round(&raft, &discovery, bootstrap_expect, &mut confirmed) => {}
         }
+        let pause = if confirmed { STANDING_INTERVAL } else { FORM_INTERVAL };
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(FORM_INTERVAL) => {}
+            () = tokio::time::sleep(pause) => {}
         }
     }
+}
+
+/// One step of `form`; `confirmed` tracks whether this server is a confirmed voter (and
+/// may campaign).
+async fn form_round<D: Discovery>(
+    raft: &RaftHandle,
+    discovery: &D,
+    bootstrap_expect: u32,
+    confirmed: &mut bool,
+) {
+    let (voter, member) = raft.own_status();
+    if voter {
+        let stale = if raft.is_leader() { None } else { raft.stale_via().await };
+        match stale {
+            None if !*confirmed => {
+                tracing::info!("this server is a voter in the cluster");
+                raft.raft.runtime_config().elect(true);
+                *confirmed = true;
+            }
+            None => {}
+            Some(via) => {
+                tracing::warn!(
+                    via,
+                    "this server is no longer a voter at its address in the cluster's configuration; rejoining"
+                );
+                raft.raft.runtime_config().elect(false);
+                *confirmed = false;
+                raft.join_via(&via).await;
+            }
+        }
+        return;
+    }
+    if *confirmed {
+        raft.raft.runtime_config().elect(false);
+        *confirmed = false;
+    }
+    if member {
+        // A learner whose promotion did not finish (leader change): ask again.
+        if let Some(addr) = raft.leader_addr() {
+            raft.join_via(&addr).await;
+        }
+        return;
+    }
+    let seen: BTreeMap<u64, ServerInfo> = discovery
+        .servers()
+        .await
+        .into_iter()
+        .filter(|s| s.node_id != raft.node_id)
+        .map(|s| (s.node_id, s))
+        .collect();
+    if let Some(s) = seen.values().find(|s| s.clustered) {
+        raft.join_via(&s.addr).await;
+        return;
+    }
+    let count = seen.len() + 1;
+    let lowest = seen.keys().next().is_none_or(|&min| raft.node_id < min);
+    if bootstrap_expect >= 1 && count >= bootstrap_expect as usize && lowest {
+        let mut members: BTreeMap<u64, BasicNode> =
+            seen.values().map(|s| (s.node_id, BasicNode::new(&s.addr))).collect();
+        members.insert(raft.node_id, BasicNode::new(&raft.raft_addr));
+        tracing::info!(servers = count, "bootstrapping the cluster");
+        match raft.raft.initialize(members).await {
+            Ok(()) | Err(OpenRaftError::APIError(InitializeError::NotAllowed(_))) => {}
+            Err(e) => tracing::warn!(error = %e, "bootstrap failed"),
+        }
+    } else {
+        tracing::debug!(seen = count, expect = bootstrap_expect, "waiting for servers");
+    }
+}
+
+/// The server to rejoin through when one of `peers` holds a configuration at least as new as
+/// this server's (`index`) in which this server (`me`) is not a voter at `addr`; `None` when
+/// no peer contradicts this server's own configuration (or none answered).
+fn stale_via(me: u64, addr: &str, index: u64, peers: &[ServerInfo]) -> Option<String> {
+    peers
+        .iter()
+        // A peer reporting no voters (none yet, or a version without them) says nothing.
+        .filter(|p| p.node_id != me && !p.voters.is_empty() && p.membership_index >= index)
+        .find(|p| p.voters.get(&me).map(String::as_str) != Some(addr))
+        .map(|p| p.addr.clone())
 }
 
 /// Waits (bounded) until a leader is known; returns its id and RPC address.
@@ -274,8 +368,39 @@ impl RaftHandle {
     /// This server, for discovery.
     pub(crate) fn server_info(&self) -> ServerInfo {
         let m = self.raft.metrics();
-        let clustered = m.borrow().membership_config.membership().voter_ids().next().is_some();
-        ServerInfo { node_id: self.node_id, addr: self.raft_addr.clone(), clustered, serf_addr: None }
+        let m = m.borrow();
+        let membership = m.membership_config.membership();
+        let voters: BTreeMap<u64, String> = membership
+            .voter_ids()
+            .filter_map(|id| membership.get_node(&id).map(|n| (id, n.addr.clone())))
+            .collect();
+        ServerInfo {
+            node_id: self.node_id,
+            addr: self.raft_addr.clone(),
+            clustered: !voters.is_empty(),
+            serf_addr: None,
+            membership_index: m.membership_config.log_id().map_or(0, |l| l.index),
+            voters,
+        }
+    }
+
+    /// Asks the other servers of this server's configuration whether they still count it as
+    /// a voter at its address; returns one to rejoin through when not (`stale_via`).
+    async fn stale_via(&self) -> Option<String> {
+        let (index, addrs) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let addrs: Vec<String> = m
+                .membership_config
+                .membership()
+                .nodes()
+                .filter(|(id, _)| **id != self.node_id)
+                .map(|(_, n)| n.addr.clone())
+                .collect();
+            (m.membership_config.log_id().map_or(0, |l| l.index), addrs)
+        };
+        let peers = RetryJoin::new(addrs, self.pool.clone()).servers().await;
+        stale_via(self.node_id, &self.raft_addr, index, &peers)
     }
 
     /// Adds server `id` at `addr`: as a learner, then (once caught up) as a voter. Runs on the
@@ -290,8 +415,18 @@ impl RaftHandle {
                 Err(e) => Err(Remote::Failed(e.to_string())),
             };
         }
-        let is_voter =
-            self.raft.metrics().borrow().membership_config.membership().voter_ids().any(|v| v == id);
+        let (is_voter, known) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let membership = m.membership_config.membership();
+            (membership.voter_ids().any(|v| v == id), membership.get_node(&id).map(|n| n.addr.clone()))
+        };
+        // The same server (its node id is kept in its data dir) back on another address.
+        if known.as_ref().is_some_and(|k| *k != addr) {
+            tracing::info!(id, old = ?known, new = %addr, "a server rejoined on a new address; updating it");
+            let nodes = BTreeMap::from([(id, BasicNode::new(&addr))]);
+            self.raft.change_membership(ChangeMembers::SetNodes(nodes), false).await.map_err(write_err)?;
+        }
         if is_voter {
             return Ok(());
         }
@@ -358,8 +493,10 @@ impl RaftHandle {
     }
 
     /// Commits a command forwarded by a follower (this server must lead); returns its response
-    /// and log index.
-    pub(crate) async fn apply_forwarded(&self, cmd: Command) -> Result<(CommandResponse, u64), Remote> {
+    /// and log index. Its clock (`now_ms`) becomes this leader's, so lock-delays are timed by
+    /// one clock whichever server received the request.
+    pub(crate) async fn apply_forwarded(&self, mut cmd: Command) -> Result<(CommandResponse, u64), Remote> {
+        stamp_leader_clock(&mut cmd, crate::session::unix_ms());
         let resp = self.raft.client_write(cmd).await.map_err(write_err)?;
         Ok((resp.data, resp.log_id.index))
     }
@@ -453,9 +590,113 @@ impl RaftHandle {
     }
 }
 
+/// Sets the proposer's clock carried by `cmd` (every command of a batch) to the leader's `now`.
+fn stamp_leader_clock(cmd: &mut Command, now: u64) {
+    match cmd {
+        Command::Kv { now_ms, .. }
+        | Command::Txn { now_ms, .. }
+        | Command::SessionCreate { now_ms, .. }
+        | Command::SessionDestroy { now_ms, .. } => *now_ms = now,
+        Command::Batch(cmds) => {
+            for c in cmds {
+                stamp_leader_clock(c, now);
+            }
+        }
+        // No clock (listed so a new variant with one is not missed).
+        Command::Register(_)
+        | Command::Deregister(_)
+        | Command::UpdateCheck(_)
+        | Command::QueryUpsert(_)
+        | Command::QueryDelete(_)
+        | Command::Restore(_)
+        | Command::KvReap(_) => {}
+    }
+}
+
 fn write_err(e: OpenRaftError<u64, ClientWriteError<u64, BasicNode>>) -> Remote {
     match e {
         OpenRaftError::APIError(ClientWriteError::ForwardToLeader(_)) => Remote::NoLeader,
         other => Remote::Failed(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::KvOp;
+
+    fn clocks(cmd: &Command) -> Vec<u64> {
+        match cmd {
+            Command::Kv { now_ms, .. }
+            | Command::Txn { now_ms, .. }
+            | Command::SessionCreate { now_ms, .. }
+            | Command::SessionDestroy { now_ms, .. } => vec![*now_ms],
+            Command::Batch(cmds) => cmds.iter().flat_map(clocks).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn check(mut cmd: Command, want: &[u64]) {
+        let before = cmd.clone();
+        stamp_leader_clock(&mut cmd, 42);
+        assert_eq!(clocks(&cmd), want, "{before:?}");
+    }
+
+    #[test]
+    fn a_stale_configuration_is_noticed_only_from_one_at_least_as_new() {
+        let info = |id: u64, index: u64, voters: &[(u64, &str)]| ServerInfo {
+            node_id: id,
+            addr: format!("s{id}:8300"),
+            clustered: !voters.is_empty(),
+            membership_index: index,
+            voters: voters.iter().map(|(i, a)| (*i, (*a).to_owned())).collect(),
+            ..ServerInfo::default()
+        };
+        let check = |peers: &[ServerInfo], want: Option<&str>| {
+            assert_eq!(stale_via(1, "s1:8300", 10, peers).as_deref(), want, "{peers:?}");
+        };
+        let all = [(1, "s1:8300"), (2, "s2:8300"), (3, "s3:8300")];
+        let without_me = [(2, "s2:8300"), (3, "s3:8300")];
+        // Everyone agrees, or no one answered: keep the own configuration.
+        check(&[info(2, 10, &all), info(3, 12, &all)], None);
+        check(&[], None);
+        // Removed (a newer configuration without this server): rejoin through that peer.
+        check(&[info(2, 10, &all), info(3, 14, &without_me)], Some("s3:8300"));
+        // A peer that is behind, not clustered, or reports no voters, says nothing.
+        check(&[info(2, 8, &without_me), info(3, 0, &[])], None);
+        check(&[ServerInfo { clustered: true, membership_index: 10, ..info(2, 10, &[]) }], None);
+        // Recorded at another address (it restarted on a new port): rejoin to update it.
+        let moved = [(1, "s1:9300"), (2, "s2:8300")];
+        check(&[info(2, 10, &moved)], Some("s2:8300"));
+    }
+
+    #[test]
+    fn a_retry_join_address_that_is_no_server_is_a_gossip_address() {
+        let a = |s: &str| s.parse::<SocketAddr>().expect("addr");
+        assert_eq!(gossip_candidates(&[a("10.0.0.1:8301")]), [a("10.0.0.1:8301")]);
+        assert_eq!(gossip_candidates(&[a("10.0.0.1:7301")]), [a("10.0.0.1:7301")]);
+        // A bare host (parsed with the RPC port) stands for its gossip port too.
+        assert_eq!(gossip_candidates(&[a("10.0.0.1:8300")]), [a("10.0.0.1:8300"), a("10.0.0.1:8301")]);
+        assert!(gossip_candidates(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_forwarded_command_gets_the_leaders_clock() {
+        let kv = Command::Kv { op: KvOp::Delete("k".into()), now_ms: 1 };
+        check(kv.clone(), &[42]);
+        check(Command::Txn { ops: Vec::new(), now_ms: 7 }, &[42]);
+        check(Command::SessionDestroy { id: "s".into(), now_ms: 9 }, &[42]);
+        check(
+            Command::Batch(vec![
+                kv,
+                Command::KvReap(3),
+                Command::SessionDestroy { id: "s".into(), now_ms: 2 },
+            ]),
+            &[42, 42],
+        );
+        let reap = Command::KvReap(3);
+        let mut same = reap.clone();
+        stamp_leader_clock(&mut same, 42);
+        assert_eq!(same, reap, "a command without a clock is unchanged");
     }
 }

@@ -34,7 +34,8 @@ pub enum Command {
     /// restore`); the HTTP layer verified the file's checksum before proposing.
     Restore(Box<crate::catalog::CatalogDump>),
     /// One KV write (`PUT`/`DELETE /v1/kv/...`); answered with `CommandResponse::Bool`.
-    /// `now_ms` (Unix ms, set by the proposer) times lock-delays.
+    /// `now_ms` (Unix ms, set by the proposer; the leader sets its own on a command a follower
+    /// forwards) times lock-delays.
     Kv {
         /// The operation.
         op: KvOp,

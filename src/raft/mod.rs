@@ -14,6 +14,7 @@
 //! returns only after the command is committed (fsynced log) and applied (LMDB + publish).
 
 pub mod apply;
+pub mod autopilot;
 mod batch;
 pub mod cluster;
 pub mod command;
@@ -142,6 +143,9 @@ fn raft_config(opts: &RaftOptions) -> Result<Config, RaftError> {
         snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_threshold),
         max_in_snapshot_log_to_keep: opts.trailing_logs,
         purge_batch_size: 1,
+        // A server in a cluster campaigns only once the others confirmed it is still a voter
+        // (`cluster::form`), so one removed while it was down cannot disrupt the leader.
+        enable_elect: opts.bootstrap_expect == 1,
         ..Config::default()
     }
     .validate()

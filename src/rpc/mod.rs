@@ -100,7 +100,7 @@ pub enum Response {
 }
 
 /// What a server says about itself in discovery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerInfo {
     /// Raft node id.
     pub node_id: u64,
@@ -111,6 +111,13 @@ pub struct ServerInfo {
     /// Its LAN gossip address, if it gossips.
     #[serde(default)]
     pub serf_addr: Option<SocketAddr>,
+    /// Log index of the membership configuration it has (0 when none).
+    #[serde(default)]
+    pub membership_index: u64,
+    /// The voters of that configuration: Raft node id -> RPC address. A restarted server
+    /// checks it is still one of them, at its current address (`raft::cluster::form`).
+    #[serde(default)]
+    pub voters: std::collections::BTreeMap<u64, String>,
 }
 
 /// An error the remote server reported.
@@ -351,8 +358,7 @@ mod tests {
             loop {
                 let (mut s, _) = listener.accept().await.unwrap();
                 if read_frame::<Request>(&mut s).await.unwrap().is_some() {
-                    let info =
-                        ServerInfo { node_id: 1, addr: "a:1".into(), clustered: false, serf_addr: None };
+                    let info = ServerInfo { node_id: 1, addr: "a:1".into(), ..ServerInfo::default() };
                     write_frame(&mut s, &Response::Hello(info)).await.unwrap();
                 }
             }
@@ -374,7 +380,8 @@ mod tests {
             let (mut s, _) = listener.accept().await.unwrap();
             let req: Request = read_frame(&mut s).await.unwrap().unwrap();
             assert!(matches!(req, Request::Hello));
-            let info = ServerInfo { node_id: 7, addr: "a:1".into(), clustered: true, serf_addr: None };
+            let info =
+                ServerInfo { node_id: 7, addr: "a:1".into(), clustered: true, ..ServerInfo::default() };
             write_frame(&mut s, &Response::Hello(info)).await.unwrap();
             // A length above MAX_FRAME is refused without reading the body.
             let mut s2 = listener.accept().await.unwrap().0;

@@ -18,6 +18,7 @@
 //! - `durability`: restart and `kill -9` keep acknowledged registrations.
 //! - `health_checks`: HTTP/TCP/UDP/gRPC/script/alias checks against local servers flipped
 //!   between healthy and failing, thresholds, maintenance, local health endpoints.
+//! - `cluster_membership`: servers that rejoin after a leave or on a new address; autopilot.
 //! - `config`: config files and flags as an operator uses them.
 //! - `prepared`: prepared queries over `/v1/query` and `.query.` DNS names.
 //! - `py_consul`: the py-consul client library drives the agent (tests/py/).
@@ -31,6 +32,7 @@ mod anti_entropy;
 mod appliance;
 mod architecture;
 mod cluster;
+mod cluster_membership;
 mod config;
 mod dns;
 mod dns_extensions;
