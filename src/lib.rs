@@ -25,6 +25,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod raft;
+pub mod replica;
 pub mod rpc;
 pub mod session;
 pub mod snapshot;
