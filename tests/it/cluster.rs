@@ -14,13 +14,18 @@ use hickory_proto::rr::RecordType;
 use crate::support::{Agent, Transport, cairn_bin, srv_targets};
 
 /// `n` distinct free ports (all held until every one is chosen, so none repeats).
-fn free_ports(n: usize) -> Vec<u16> {
+pub(crate) fn free_ports(n: usize) -> Vec<u16> {
     let held: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
     held.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
 /// Polls `f` until it holds or `within` passes; panics with `what` (and `ctx()`) otherwise.
-fn wait_until(within: Duration, what: &str, mut f: impl FnMut() -> bool, ctx: impl Fn() -> String) {
+pub(crate) fn wait_until(
+    within: Duration,
+    what: &str,
+    mut f: impl FnMut() -> bool,
+    ctx: impl Fn() -> String,
+) {
     let deadline = Instant::now() + within;
     while !f() {
         assert!(Instant::now() < deadline, "{what} not within {within:?}\n{}", ctx());
@@ -28,9 +33,9 @@ fn wait_until(within: Duration, what: &str, mut f: impl FnMut() -> bool, ctx: im
     }
 }
 
-struct Cluster {
-    dir: tempfile::TempDir,
-    ports: Vec<u16>,
+pub(crate) struct Cluster {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) ports: Vec<u16>,
     /// Fixed gossip ports, so a restarted server keeps its gossip address.
     serf_ports: Vec<u16>,
     servers: Vec<Option<Agent>>,
@@ -39,7 +44,7 @@ struct Cluster {
 
 impl Cluster {
     /// Starts `n` servers that find each other through `--retry-join` and waits for a leader.
-    fn start(n: usize, extra: &[&str]) -> Self {
+    pub(crate) fn start(n: usize, extra: &[&str]) -> Self {
         let mut ports = free_ports(2 * n);
         let serf_ports = ports.split_off(n);
         let mut c = Self {
@@ -81,22 +86,22 @@ impl Cluster {
         self.servers[i] = Some(Agent::spawn(&args));
     }
 
-    fn server(&self, i: usize) -> &Agent {
+    pub(crate) fn server(&self, i: usize) -> &Agent {
         self.servers[i].as_ref().expect("server is running")
     }
 
-    fn live(&self) -> impl Iterator<Item = (usize, &Agent)> {
+    pub(crate) fn live(&self) -> impl Iterator<Item = (usize, &Agent)> {
         self.servers.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
     }
 
-    fn kill9(&mut self, i: usize) {
+    pub(crate) fn kill9(&mut self, i: usize) {
         if let Some(mut s) = self.servers[i].take() {
             s.kill9();
         }
     }
 
     /// The index of the server every live server names as leader, once they agree.
-    fn leader(&self) -> usize {
+    pub(crate) fn leader(&self) -> usize {
         let mut leader = None;
         wait_until(
             Duration::from_secs(30),
@@ -120,18 +125,18 @@ impl Cluster {
         leader.expect("leader")
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         self.live().map(|(i, s)| format!("--- s{i}\n{}", tail(&s.log(), 40))).collect::<Vec<_>>().join("\n")
     }
 }
 
-fn tail(s: &str, n: usize) -> String {
+pub(crate) fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Runs `cairn ARGS` against `agent`; returns (success, stdout + stderr).
-fn cli(agent: &Agent, args: &[&str]) -> (bool, String) {
+pub(crate) fn cli(agent: &Agent, args: &[&str]) -> (bool, String) {
     let out = std::process::Command::new(cairn_bin())
         .args(args)
         .env("CAIRN_HTTP_ADDR", agent.http.to_string())
@@ -142,7 +147,7 @@ fn cli(agent: &Agent, args: &[&str]) -> (bool, String) {
 }
 
 /// `(name, status)` of the gossip members `agent` sees.
-fn members(agent: &Agent) -> BTreeSet<(String, u64)> {
+pub(crate) fn members(agent: &Agent) -> BTreeSet<(String, u64)> {
     let Ok((200, v)) = agent.get("/v1/agent/members") else { return BTreeSet::new() };
     v.as_array()
         .into_iter()
@@ -151,7 +156,7 @@ fn members(agent: &Agent) -> BTreeSet<(String, u64)> {
         .collect()
 }
 
-fn serf_health(agent: &Agent, node: &str) -> String {
+pub(crate) fn serf_health(agent: &Agent, node: &str) -> String {
     let Ok((200, v)) = agent.get(&format!("/v1/health/node/{node}?stale")) else { return String::new() };
     v.as_array()
         .into_iter()
@@ -161,7 +166,7 @@ fn serf_health(agent: &Agent, node: &str) -> String {
         .unwrap_or_default()
 }
 
-fn answers(agent: &Agent, service: &str) -> usize {
+pub(crate) fn answers(agent: &Agent, service: &str) -> usize {
     srv_targets(&agent.query(&format!("{service}.service.consul."), RecordType::SRV, Transport::Udp)).len()
 }
 
@@ -170,18 +175,18 @@ fn targets_idx(leader: usize) -> Vec<usize> {
     (0..3).filter(|&i| i != leader).collect()
 }
 
-fn has_web(agent: &Agent) -> bool {
+pub(crate) fn has_web(agent: &Agent) -> bool {
     srv_targets(&agent.query("web.service.consul.", RecordType::SRV, Transport::Udp)).len() == 1
 }
 
 /// Node names in `agent`'s local state (`?stale`).
-fn local_nodes(agent: &Agent) -> BTreeSet<String> {
+pub(crate) fn local_nodes(agent: &Agent) -> BTreeSet<String> {
     let Ok((200, v)) = agent.get("/v1/catalog/nodes?stale") else { return BTreeSet::new() };
     v.as_array().into_iter().flatten().filter_map(|n| n["Node"].as_str().map(str::to_owned)).collect()
 }
 
 /// A catalog registration of node `w{i}`; `Ok` only when acknowledged (200).
-fn write_node(http: std::net::SocketAddr, i: usize) -> bool {
+pub(crate) fn write_node(http: std::net::SocketAddr, i: usize) -> bool {
     let body = format!(r#"{{"Node":"w{i}","Address":"10.1.{}.{}"}}"#, i / 250, i % 250 + 1);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {

@@ -24,6 +24,7 @@
 
 mod appliance;
 mod architecture;
+mod client;
 mod cluster;
 mod config;
 mod dns;
