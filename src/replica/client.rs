@@ -330,6 +330,10 @@ impl Client {
                     }
                 }
                 Frame::Dump { index, catalog } => {
+                    // A server behind this replica would take it back in time: ask another.
+                    if index < replica.index {
+                        return Err(format!("server is behind this replica ({index} < {})", replica.index));
+                    }
                     first_data = false;
                     replica.state = CatalogState::from_dump(*catalog);
                     replica.index = index;

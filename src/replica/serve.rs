@@ -50,6 +50,8 @@ pub async fn stream(stream: &mut TcpStream, server: &Server, from_index: u64) ->
     let mut changed = feed.subscribe();
     let mut last = from_index;
     let mut dump = from_index == 0;
+    // A resumed stream says so at once (an empty run of entries), even before a new write.
+    let mut resumed = !dump;
     let mut tick = tokio::time::interval(HEARTBEAT);
     send(stream, Frame::Heartbeat(server.heartbeat())).await?;
     loop {
@@ -64,6 +66,7 @@ pub async fn stream(stream: &mut TcpStream, server: &Server, from_index: u64) ->
         match feed.since(last) {
             Since::TooOld => {
                 dump = true;
+                resumed = false;
                 continue;
             }
             Since::Entries(entries) => {
@@ -78,9 +81,10 @@ pub async fn stream(stream: &mut TcpStream, server: &Server, from_index: u64) ->
                         bytes = 0;
                     }
                 }
-                if !frame.is_empty() {
+                if !frame.is_empty() || resumed {
                     send(stream, Frame::Entries(frame)).await?;
                 }
+                resumed = false;
             }
         }
         tokio::select! {
