@@ -113,6 +113,29 @@ fn clients_join_through_retry_join_and_a_registration_on_a_client_answers_dns_ev
     assert!(gauges.iter().any(|g| g["Name"] == "cairn.replica.lag_index"), "{metrics}");
     assert_eq!(stat(&c0, "dumps"), 1, "{}", replica_stats(&c0));
 
+    // KV, sessions and TTL checks work through a client (writes forwarded to the leader).
+    assert_eq!(c0.put("/v1/kv/greeting", "hello"), (200, "true".to_owned()));
+    let (_, kv) = c.server(leader).get("/v1/kv/greeting?stale").unwrap();
+    assert_eq!(kv[0]["Value"], "aGVsbG8=", "{kv}");
+    let (_, kv) = c0.get("/v1/kv/greeting?consistent").unwrap();
+    assert_eq!(kv[0]["Value"], "aGVsbG8=", "{kv}");
+    let (status, body) = c0.put("/v1/session/create", r#"{"TTL":"30s"}"#);
+    assert_eq!(status, 200, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["ID"].as_str().unwrap().to_owned();
+    assert_eq!(c0.put(&format!("/v1/session/renew/{id}"), "").0, 200);
+    c0.put_ok("/v1/agent/service/register", r#"{"Name":"ttlsvc","Port":81,"Check":{"TTL":"30s"}}"#);
+    c0.put_ok("/v1/agent/check/pass/service:ttlsvc", "");
+    let ttl_status = || {
+        let (_, v) = c.server(leader).get("/v1/health/checks/ttlsvc?stale").unwrap();
+        v[0]["Status"].as_str().unwrap_or("").to_owned()
+    };
+    wait_until(
+        Duration::from_secs(5),
+        "the TTL check passing on the leader",
+        || ttl_status() == "passing",
+        || ctx(&c, &c0),
+    );
+
     // kill -9 a client: its serfHealth turns critical and its service leaves DNS elsewhere.
     c1.as_ref().unwrap().put_ok("/v1/agent/service/register", r#"{"Name":"api","Port":9000}"#);
     wait_until(Duration::from_secs(5), "api on c0", || answers(&c0, "api") == 1, || ctx(&c, &c0));
