@@ -277,8 +277,20 @@ fn three_servers_form_a_cluster_from_retry_join_and_every_server_answers_dns() {
         || fourth.log(),
     );
     assert!(has_web(&fourth));
-    let (_, peers) = fourth.get("/v1/status/peers").unwrap();
-    assert_eq!(peers.as_array().map(Vec::len), Some(4), "{peers}");
+    // The fourth learns the configuration that made it a voter with the leader's next append.
+    wait_until(
+        Duration::from_secs(10),
+        "four peers seen by the fourth server",
+        || fourth.get("/v1/status/peers").unwrap().1.as_array().map(Vec::len) == Some(4),
+        || {
+            format!(
+                "{}
+{}",
+                fourth.get("/v1/status/peers").unwrap().1,
+                fourth.log()
+            )
+        },
+    );
 }
 
 #[test]
