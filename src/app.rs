@@ -34,8 +34,8 @@ pub struct App {
     checks: Arc<CheckRunner>,
     /// This agent's own services and checks, synced to the catalog (anti-entropy).
     local: Arc<LocalState>,
-    /// The server RPC listener (Raft, forwarding, discovery).
-    rpc: TcpListener,
+    /// The server RPC listener (Raft, forwarding, discovery); none on a client agent.
+    rpc: Option<TcpListener>,
     /// The LAN gossip pool.
     gossip: Arc<crate::gossip::Lan>,
     /// Whether this agent's own registration still has to happen (it needs a cluster leader).
@@ -215,26 +215,35 @@ impl App {
             Err(_) => None,
         };
 
-        let rpc_addr = SocketAddr::new(config.bind_addr, config.ports.server);
-        let rpc =
-            TcpListener::bind(rpc_addr).await.with_context(|| format!("binding server RPC on {rpc_addr}"))?;
-        let raft_addr = rpc.local_addr()?;
-        config.ports.server = raft_addr.port();
-        let raft = crate::raft::open(RaftOptions {
-            data_dir: config.data_dir.clone(),
-            node_id: raft_node_id(&config.node_id)?,
-            raft_addr,
-            bootstrap_expect: config.bootstrap_expect,
-            snapshot_threshold: config.raft_snapshot_threshold,
-            trailing_logs: config.raft_trailing_logs,
-        })
-        .await
-        .context("opening the Raft store")?;
+        // A server binds the server RPC and opens Raft; a client agent does neither: its
+        // replica is fed by a server and its writes are forwarded (`replica`).
+        let (raft, rpc, raft_addr) = if config.server {
+            let rpc_addr = SocketAddr::new(config.bind_addr, config.ports.server);
+            let rpc = TcpListener::bind(rpc_addr)
+                .await
+                .with_context(|| format!("binding server RPC on {rpc_addr}"))?;
+            let raft_addr = rpc.local_addr()?;
+            config.ports.server = raft_addr.port();
+            let raft = crate::raft::open(RaftOptions {
+                data_dir: config.data_dir.clone(),
+                node_id: raft_node_id(&config.node_id)?,
+                raft_addr,
+                bootstrap_expect: config.bootstrap_expect,
+                snapshot_threshold: config.raft_snapshot_threshold,
+                trailing_logs: config.raft_trailing_logs,
+            })
+            .await
+            .context("opening the Raft store")?;
+            (raft, Some(rpc), raft_addr.to_string())
+        } else {
+            let client = crate::replica::Client::new(join_addrs(&config));
+            (RaftHandle::client(client), None, String::new())
+        };
 
         let meta = crate::gossip::NodeMeta {
-            role: crate::gossip::Role::Server,
+            role: if config.server { crate::gossip::Role::Server } else { crate::gossip::Role::Client },
             dc: config.datacenter.clone(),
-            raft_addr: raft_addr.to_string(),
+            raft_addr,
             raft_id: raft.node_id(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             leaving: false,
@@ -244,10 +253,13 @@ impl App {
             .await
             .with_context(|| format!("starting LAN gossip on {serf_bind}"))?;
         config.ports.serf_lan = crate::gossip::Membership::local_addr(&*gossip).port();
+        if let Some(client) = raft.replica() {
+            client.set_gossip(gossip.clone());
+        }
         let config = Arc::new(config);
-        // A single server is leader now; in a cluster the registration waits for a leader
-        // (`run`), so the listeners come up first.
-        let register_later = config.bootstrap_expect != 1;
+        // A single server is leader now; in a cluster (and on a client agent) the registration
+        // waits for a leader (`run`), so the listeners come up first.
+        let register_later = !config.server || config.bootstrap_expect != 1;
         // The agent's local state: config-file records, then the persisted API ones, before
         // the first sync.
         let local = LocalState::new(
@@ -313,7 +325,7 @@ impl App {
 
     /// Where the server RPC (Raft) listens.
     pub fn rpc_addr(&self) -> Option<SocketAddr> {
-        self.rpc.local_addr().ok()
+        self.rpc.as_ref()?.local_addr().ok()
     }
 
     /// Where LAN gossip listens (TCP and UDP).
@@ -368,16 +380,17 @@ impl App {
         );
         let sessions = crate::session::SessionTimers::new();
         let session_task = tokio::spawn(sessions.clone().run(self.raft.clone(), shutdown.clone()));
-        {
+        let serf = Some(self.serf_addr());
+        if let Some(listener) = self.rpc {
             let (raft, stop, timers) = (self.raft.clone(), shutdown.clone(), sessions.clone());
-            let serf = Some(self.serf_addr());
-            let listener = self.rpc;
             tasks.spawn(async move {
                 crate::rpc::server::serve(listener, raft, serf, timers, stop).await.context("server RPC")
             });
         }
-        let joins: Vec<String> =
-            self.config.retry_join.iter().filter_map(|a| crate::rpc::join_addr(a).ok()).collect();
+        if let Some(client) = self.raft.replica() {
+            tokio::spawn(client.clone().run());
+        }
+        let joins = join_addrs(&self.config);
         let discovery = crate::raft::cluster::RetryJoin::new(joins.clone(), self.raft.pool());
         tokio::spawn(join_gossip(self.gossip.clone(), discovery.clone(), shutdown.clone()));
         // Servers found by gossip (e.g. after `cairn join`) count too.
@@ -477,6 +490,11 @@ impl App {
         self.raft.shutdown().await.context("stopping Raft")?;
         result
     }
+}
+
+/// The `retry_join` addresses as server RPC addresses (`host:port`).
+fn join_addrs(config: &Config) -> Vec<String> {
+    config.retry_join.iter().filter_map(|a| crate::rpc::join_addr(a).ok()).collect()
 }
 
 /// Joins the LAN gossip pool through the `retry_join` addresses (gossip addresses, or servers'

@@ -28,6 +28,7 @@ pub mod http;
 pub mod local;
 pub mod metrics;
 pub mod raft;
+pub mod replica;
 pub mod rpc;
 pub mod session;
 pub mod snapshot;

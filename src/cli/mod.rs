@@ -152,7 +152,8 @@ pub struct AgentArgs {
     /// Development mode: one server, data in a temporary directory removed on exit, all on 127.0.0.1.
     #[arg(long)]
     pub dev: bool,
-    /// Run as a Raft server.
+    /// Run as a Raft server (without it, and without --dev, the agent is a client: no Raft,
+    /// writes forwarded to the servers, reads from a replica one of them streams).
     #[arg(long)]
     pub server: bool,
     /// Number of servers to wait for before bootstrapping the cluster.
@@ -192,7 +193,8 @@ pub struct AgentArgs {
     #[arg(long, value_name = "PORT")]
     pub serf_lan_port: Option<u16>,
     /// Another agent's LAN gossip address (`host[:port]`, port 8301 by default; a server's RPC
-    /// address also works) to form or join the cluster through (repeatable).
+    /// address also works) to form or join the cluster through, or for a client to find the
+    /// servers (repeatable).
     #[arg(long, value_name = "ADDR")]
     pub retry_join: Vec<String>,
     /// Raft log entries since the last snapshot that trigger a new snapshot (default 10000).

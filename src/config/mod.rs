@@ -969,15 +969,17 @@ impl Config {
             }
             check_definitions.push(spec);
         }
-        // Client agents (no Raft) are a later step of the cluster issue; say so instead of
-        // silently running something else.
+        // Without `server` (and not -dev) the agent is a client: no Raft, writes forwarded to
+        // the servers, a local replica of the catalog fed by a server (`replica`).
         let server = dev || o.server || raw.server.unwrap_or(false);
         let bootstrap_expect = o.bootstrap_expect.or(raw.bootstrap_expect).unwrap_or(u32::from(dev));
-        if !server {
+        if !server && bootstrap_expect != 0 {
             return Err(ConfigError::Key {
                 file: "config".into(),
-                key: "server".into(),
-                msg: "client agents are not supported yet: run a server (-server) or -dev".into(),
+                key: "bootstrap_expect".into(),
+                msg: format!(
+                    "{bootstrap_expect}: bootstrap_expect is for servers; a client agent (no -server) joins servers through retry_join"
+                ),
             });
         }
         if dev && bootstrap_expect > 1 {

@@ -175,11 +175,16 @@ fn data_dir_is_required_outside_dev() {
 }
 
 #[test]
-fn client_agents_are_refused_and_clusters_may_wait_for_a_join() {
+fn agents_without_server_are_clients_and_clusters_may_wait_for_a_join() {
     let dir = PathBuf::from("/nonexistent");
     let client = Overrides { data_dir: Some(dir.clone()), ..Overrides::default() };
-    let err = Config::load(&client).unwrap_err().to_string();
-    assert!(err.contains("server: client agents are not supported yet"), "{err}");
+    let c = Config::load(&client).unwrap().0;
+    assert!(!c.server);
+    assert_eq!(c.bootstrap_expect, 0);
+    let client_expect =
+        Overrides { data_dir: Some(dir.clone()), bootstrap_expect: Some(3), ..Overrides::default() };
+    let err = Config::load(&client_expect).unwrap_err().to_string();
+    assert!(err.contains("bootstrap_expect is for servers"), "{err}");
     let three =
         Overrides { server: true, bootstrap_expect: Some(3), data_dir: Some(dir), ..Overrides::default() };
     // Without retry_join the servers find each other once joined by `cairn join` (gossip).

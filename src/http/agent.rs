@@ -66,7 +66,7 @@ pub(super) async fn self_info(State(st): State<ApiState>, RawQuery(q): RawQuery)
     let c = &st.config;
     let snap = st.snapshots.load_full();
     let role = if c.server { "consul" } else { "node" };
-    let body = js!({
+    let mut body = js!({
         "Config": {
             "Datacenter": c.datacenter,
             "PrimaryDatacenter": c.datacenter,
@@ -113,7 +113,7 @@ pub(super) async fn self_info(State(st): State<ApiState>, RawQuery(q): RawQuery)
             },
             "consul": {
                 "server": c.server.to_string(),
-                "leader": (st.raft.leader_addr().is_some() && st.raft.last_contact_ms() == 0 && st.raft.known_leader()).to_string(),
+                "leader": st.raft.is_leader().to_string(),
                 "leader_addr": st.raft.leader_addr().unwrap_or_default(),
                 "known_servers": st.raft.peer_addrs().len().to_string(),
                 "known_datacenters": "1",
@@ -127,6 +127,21 @@ pub(super) async fn self_info(State(st): State<ApiState>, RawQuery(q): RawQuery)
         "Meta": { "consul-network-segment": "" },
         "xDS": null,
     });
+    // A client agent's replica stream: the server it follows and how it went.
+    if let Some(client) = st.raft.replica() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stream = client.stream_status();
+        let stats = client.stats();
+        body["Stats"]["replica"] = serde_json::json!({
+            "server": stream.server.unwrap_or_default(),
+            "applied_index": snap.index.to_string(),
+            "lag_index": client.lag_index().to_string(),
+            "last_contact": client.last_contact_ms().to_string(),
+            "dumps": stats.dumps.load(Relaxed).to_string(),
+            "resumes": stats.resumes.load(Relaxed).to_string(),
+            "connects": stats.connects.load(Relaxed).to_string(),
+        });
+    }
     json(&body, q.has("pretty"))
 }
 

@@ -21,7 +21,19 @@ use crate::metrics::{HistogramSnapshot, Report};
 pub(super) async fn metrics(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
     let prometheus = form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes())
         .any(|(k, v)| k == "format" && v == "prometheus");
-    let report = crate::metrics::global().report(&st.snapshots.load_full());
+    let mut report = crate::metrics::global().report(&st.snapshots.load_full());
+    report.replica = st.raft.replica().map(|c| {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = c.stats();
+        crate::metrics::ReplicaGauges {
+            lag_index: c.lag_index(),
+            last_contact_ms: c.last_contact_ms(),
+            dumps: s.dumps.load(Relaxed),
+            resumes: s.resumes.load(Relaxed),
+            connects: s.connects.load(Relaxed),
+            entries: s.entries.load(Relaxed),
+        }
+    });
     if prometheus {
         let mut resp = crate::metrics::render::prometheus(&report).into_response();
         resp.headers_mut().insert(

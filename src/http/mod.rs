@@ -202,6 +202,10 @@ impl ApiState {
             HeaderValue::from_static(if self.raft.known_leader() { "true" } else { "false" }),
         );
         h.insert("X-Consul-LastContact", HeaderValue::from(self.raft.last_contact_ms()));
+        // On a client agent: how many Raft indexes its replica is behind its server.
+        if let Some(client) = self.raft.replica() {
+            h.insert("X-Cairn-Replica-Lag", HeaderValue::from(client.lag_index()));
+        }
         h.insert("X-Consul-Effective-Consistency", HeaderValue::from_static(opts.consistency.as_str()));
     }
 

@@ -165,8 +165,27 @@ impl Metrics {
                 checks_warning: warning,
                 checks_critical: critical,
             },
+            replica: None,
         }
     }
+}
+
+/// A client agent's replica stream (`replica::Client`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicaGauges {
+    /// Raft indexes behind the server's last reported applied index.
+    pub lag_index: u64,
+    /// Milliseconds since the stream last delivered a frame (plus the server's own time since
+    /// it heard from the leader).
+    pub last_contact_ms: u64,
+    /// Full catalogs received.
+    pub dumps: u64,
+    /// Streams resumed from the last applied index without a full catalog.
+    pub resumes: u64,
+    /// Streams opened.
+    pub connects: u64,
+    /// Entries applied.
+    pub entries: u64,
 }
 
 /// Catalog sizes and checks by status, from one snapshot.
@@ -199,6 +218,8 @@ pub struct Report {
     pub snapshot_publish: HistogramSnapshot,
     /// Catalog gauges.
     pub catalog: CatalogGauges,
+    /// The replica stream, on a client agent.
+    pub replica: Option<ReplicaGauges>,
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ pub type Labels = Vec<(&'static str, String)>;
 /// Gauges of the report: (name, labels, value).
 pub fn gauges(r: &Report) -> Vec<(&'static str, Labels, u64)> {
     let c = &r.catalog;
-    vec![
+    let mut out = vec![
         ("catalog.nodes", vec![], c.nodes),
         ("catalog.services", vec![], c.services),
         ("catalog.service_instances", vec![], c.service_instances),
@@ -32,7 +32,18 @@ pub fn gauges(r: &Report) -> Vec<(&'static str, Labels, u64)> {
         ("health.checks", vec![("status", "warning".into())], c.checks_warning),
         ("health.checks", vec![("status", "critical".into())], c.checks_critical),
         ("raft.applied_index", vec![], c.index),
-    ]
+    ];
+    if let Some(r) = &r.replica {
+        out.extend([
+            ("replica.lag_index", vec![], r.lag_index),
+            ("replica.last_contact_ms", vec![], r.last_contact_ms),
+            ("replica.dumps", vec![], r.dumps),
+            ("replica.resumes", vec![], r.resumes),
+            ("replica.connects", vec![], r.connects),
+            ("replica.entries", vec![], r.entries),
+        ]);
+    }
+    out
 }
 
 /// Non-zero DNS query cells: (type, rcode, count).
@@ -140,6 +151,7 @@ pub(crate) fn sample_report() -> Report {
             checks_passing: 1,
             ..Default::default()
         },
+        replica: None,
     }
 }
 

@@ -26,7 +26,7 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, Raf
 use openraft::{BasicNode, ChangeMembers, Vote};
 use tokio_util::sync::CancellationToken;
 
-use super::{Command, CommandResponse, ProposeError, Raft, RaftHandle};
+use super::{Command, CommandResponse, ProposeError, Raft, RaftHandle, Server};
 use crate::rpc::{CallError, Pool, Remote, Request, Response, ServerInfo};
 use crate::snapshot::SnapshotHandle;
 
@@ -59,7 +59,7 @@ impl Contact {
         Self { epoch: Instant::now(), last: AtomicU64::new(0) }
     }
 
-    fn note(&self) {
+    pub(crate) fn note(&self) {
         let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last.store(ms.saturating_add(1), Ordering::Relaxed);
     }
@@ -83,7 +83,7 @@ impl Default for Contact {
 }
 
 /// A server in the Raft configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RaftServer {
     /// Raft node id.
     pub id: u64,
@@ -192,6 +192,8 @@ pub async fn form<D: Discovery>(
     bootstrap_expect: u32,
     stop: CancellationToken,
 ) {
+    // A client agent has no Raft node to put in a cluster.
+    let Some(raft) = raft.server().cloned() else { return };
     let mut confirmed = false;
     loop {
         tokio::select! {
@@ -208,12 +210,7 @@ pub async fn form<D: Discovery>(
 
 /// One step of `form`; `confirmed` tracks whether this server is a confirmed voter (and
 /// may campaign).
-async fn form_round<D: Discovery>(
-    raft: &RaftHandle,
-    discovery: &D,
-    bootstrap_expect: u32,
-    confirmed: &mut bool,
-) {
+async fn form_round<D: Discovery>(raft: &Server, discovery: &D, bootstrap_expect: u32, confirmed: &mut bool) {
     let (voter, member) = raft.own_status();
     if voter {
         let stale = if raft.is_leader() { None } else { raft.stale_via().await };
@@ -321,7 +318,7 @@ pub(super) async fn forward(
 
 /// Waits until the published snapshot reaches `index` (or `CATCH_UP_WAIT` passes); whether it
 /// did is returned.
-async fn catch_up(snapshots: &SnapshotHandle, index: u64) -> bool {
+pub(crate) async fn catch_up(snapshots: &SnapshotHandle, index: u64) -> bool {
     let mut rx = snapshots.subscribe();
     let wait = async {
         loop {
@@ -336,7 +333,7 @@ async fn catch_up(snapshots: &SnapshotHandle, index: u64) -> bool {
     tokio::time::timeout(CATCH_UP_WAIT, wait).await.is_ok() && snapshots.load().index >= index
 }
 
-impl RaftHandle {
+impl Server {
     /// Whether this server is a voter, and whether it is in the membership at all.
     fn own_status(&self) -> (bool, bool) {
         let m = self.raft.metrics();
@@ -492,13 +489,46 @@ impl RaftHandle {
         })
     }
 
-    /// Commits a command forwarded by a follower (this server must lead); returns its response
-    /// and log index. Its clock (`now_ms`) becomes this leader's, so lock-delays are timed by
-    /// one clock whichever server received the request.
+    /// Commits a command forwarded by a follower or a client agent; returns its response and
+    /// log index. A server that does not lead relays it to the leader (one hop: the leader
+    /// commits it or answers `NoLeader`, never relays again). The leader sets the command's
+    /// clock (`now_ms`) to its own, so lock-delays are timed by one clock whichever server
+    /// received the request.
     pub(crate) async fn apply_forwarded(&self, mut cmd: Command) -> Result<(CommandResponse, u64), Remote> {
+        if !self.is_leader() {
+            let (leader, addr) = wait_leader(&self.raft).await.map_err(|_| Remote::NoLeader)?;
+            if leader != self.node_id {
+                return match self.pool.call(&addr, &Request::Forward(Box::new(cmd)), FORWARD_TIMEOUT).await {
+                    Ok(Response::Forward(Ok(done))) => Ok(done),
+                    Ok(Response::Forward(Err(e))) => Err(e),
+                    Ok(_) => Err(Remote::Failed("forward: unexpected response from the leader".into())),
+                    // Nothing was sent: the leader is gone; the caller may try again.
+                    Err(CallError::Connect { .. }) => Err(Remote::NoLeader),
+                    Err(e) => Err(Remote::Failed(e.to_string())),
+                };
+            }
+        }
         stamp_leader_clock(&mut cmd, crate::session::unix_ms());
         let resp = self.raft.client_write(cmd).await.map_err(write_err)?;
         Ok((resp.data, resp.log_id.index))
+    }
+
+    /// The index a linearizable read must see, asked of the leader when this server does not
+    /// lead (a client agent's `ReadIndex` arrives at any server).
+    pub(crate) async fn read_index(&self) -> Result<u64, ProposeError> {
+        let (leader, addr) = wait_leader(&self.raft).await?;
+        if leader == self.node_id {
+            return self.leader_read_index().await;
+        }
+        match self.pool.call(&addr, &Request::ReadIndex, FORWARD_TIMEOUT).await {
+            Ok(Response::ReadIndex(Ok(i))) => Ok(i),
+            Ok(Response::ReadIndex(Err(Remote::NoLeader))) | Err(CallError::Connect { .. }) => {
+                Err(ProposeError::NoLeader)
+            }
+            Ok(Response::ReadIndex(Err(e))) => Err(ProposeError::Raft(e.to_string())),
+            Ok(_) => Err(ProposeError::Raft("read index: unexpected response".into())),
+            Err(e) => Err(ProposeError::Raft(e.to_string())),
+        }
     }
 
     /// On the leader: confirms leadership with a quorum and returns the index a linearizable
@@ -539,20 +569,7 @@ impl RaftHandle {
     /// Waits until this server's state is at least as new as the leader's committed state at
     /// the time of the call (Raft ReadIndex; `?consistent`).
     pub async fn read_barrier(&self) -> Result<(), ProposeError> {
-        let (leader, addr) = wait_leader(&self.raft).await?;
-        let index = if leader == self.node_id {
-            self.leader_read_index().await?
-        } else {
-            match self.pool.call(&addr, &Request::ReadIndex, FORWARD_TIMEOUT).await {
-                Ok(Response::ReadIndex(Ok(i))) => i,
-                Ok(Response::ReadIndex(Err(Remote::NoLeader))) | Err(CallError::Connect { .. }) => {
-                    return Err(ProposeError::NoLeader);
-                }
-                Ok(Response::ReadIndex(Err(e))) => return Err(ProposeError::Raft(e.to_string())),
-                Ok(_) => return Err(ProposeError::Raft("read index: unexpected response".into())),
-                Err(e) => return Err(ProposeError::Raft(e.to_string())),
-            }
-        };
+        let index = self.read_index().await?;
         if catch_up(&self.snapshots, index).await {
             Ok(())
         } else {

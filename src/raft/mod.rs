@@ -161,7 +161,8 @@ pub async fn open(opts: RaftOptions) -> Result<RaftHandle, RaftError> {
     // Off the async workers: opening creates files and commits a transaction.
     let store = crate::store::blocking(move || Store::open(&dir)).await?;
     let snapshots = Arc::new(SnapshotHandle::default());
-    let sm = state_machine::StateMachine::open(store.clone(), snapshots.clone())?;
+    let mut sm = state_machine::StateMachine::open(store.clone(), snapshots.clone())?;
+    let feed = sm.feed();
     let log = log_store::LogStore::new(store);
     let config = Arc::new(raft_config(&opts)?);
     let pool = Arc::new(crate::rpc::Pool::default());
@@ -169,7 +170,7 @@ pub async fn open(opts: RaftOptions) -> Result<RaftHandle, RaftError> {
         .await
         .map_err(|e| RaftError::Raft(e.to_string()))?;
     let proposer = batch::Proposer::spawn(raft.clone(), opts.node_id, snapshots.clone(), pool.clone());
-    let handle = RaftHandle {
+    let server = Arc::new(Server {
         raft,
         snapshots,
         node_id: opts.node_id,
@@ -177,11 +178,13 @@ pub async fn open(opts: RaftOptions) -> Result<RaftHandle, RaftError> {
         proposer,
         pool,
         contact: Arc::new(cluster::Contact::new()),
-    };
+        feed,
+    });
+    let handle = RaftHandle { inner: Inner::Server(server.clone()) };
     if opts.bootstrap_expect != 1 {
         return Ok(handle);
     }
-    let raft = &handle.raft;
+    let raft = &server.raft;
     let members = BTreeMap::from([(opts.node_id, BasicNode::new(opts.raft_addr.to_string()))]);
     match raft.initialize(members).await {
         Ok(()) | Err(OpenRaftError::APIError(InitializeError::NotAllowed(_))) => {}
@@ -197,8 +200,22 @@ pub async fn open(opts: RaftOptions) -> Result<RaftHandle, RaftError> {
 }
 
 /// Cheap-to-clone handle for proposing commands and reading Raft's view of the cluster.
+/// On a server it drives the local openraft node; on a client agent (no Raft) it forwards
+/// writes to the servers and reads from the local replica (`crate::replica`), so callers do
+/// not care which they run on.
 #[derive(Clone)]
 pub struct RaftHandle {
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Server(Arc<Server>),
+    Client(Arc<crate::replica::Client>),
+}
+
+/// A server's Raft node and what goes with it.
+pub struct Server {
     raft: Raft,
     snapshots: Arc<SnapshotHandle>,
     node_id: u64,
@@ -211,20 +228,61 @@ pub struct RaftHandle {
     pool: Arc<crate::rpc::Pool>,
     /// When the leader was last heard from (followers).
     contact: Arc<cluster::Contact>,
+    /// The applied entries client replicas subscribe to.
+    feed: Arc<crate::replica::feed::Feed>,
 }
 
 impl std::fmt::Debug for RaftHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RaftHandle").field("node_id", &self.node_id).finish_non_exhaustive()
+        match &self.inner {
+            Inner::Server(s) => {
+                f.debug_struct("RaftHandle").field("node_id", &s.node_id).finish_non_exhaustive()
+            }
+            Inner::Client(_) => f.debug_struct("RaftHandle").field("client", &true).finish_non_exhaustive(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("node_id", &self.node_id).finish_non_exhaustive()
     }
 }
 
 impl RaftHandle {
+    /// The handle of a client agent: no Raft, `client` forwards and replicates.
+    pub fn client(client: Arc<crate::replica::Client>) -> Self {
+        Self { inner: Inner::Client(client) }
+    }
+
+    /// The server's Raft node, `None` on a client agent.
+    pub fn server(&self) -> Option<&Arc<Server>> {
+        match &self.inner {
+            Inner::Server(s) => Some(s),
+            Inner::Client(_) => None,
+        }
+    }
+
+    /// The client agent's replica, `None` on a server.
+    pub fn replica(&self) -> Option<&Arc<crate::replica::Client>> {
+        match &self.inner {
+            Inner::Server(_) => None,
+            Inner::Client(c) => Some(c),
+        }
+    }
+
+    async fn propose_raw(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
+        match &self.inner {
+            Inner::Server(s) => s.proposer.propose(cmd).await,
+            Inner::Client(c) => c.propose(cmd).await,
+        }
+    }
+
     /// Proposes `cmd` and waits until it is committed and applied locally.
     /// Concurrent proposals are grouped into one log entry (`batch`). A deterministic
     /// rejection by `apply` comes back as `ProposeError::Rejected`.
     pub async fn propose(&self, cmd: Command) -> Result<(), ProposeError> {
-        match self.proposer.propose(cmd).await? {
+        match self.propose_raw(cmd).await? {
             CommandResponse::Applied => Ok(()),
             CommandResponse::Rejected(msg) => Err(ProposeError::Rejected(msg)),
             CommandResponse::Batch(_) | CommandResponse::Bool(_) | CommandResponse::Txn(_) => {
@@ -236,13 +294,150 @@ impl RaftHandle {
     /// Proposes `cmd` and returns what applying it answered (KV writes answer `Bool`,
     /// transactions `Txn`); `Rejected` becomes `ProposeError::Rejected`.
     pub async fn propose_for(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
-        match self.proposer.propose(cmd).await? {
+        match self.propose_raw(cmd).await? {
             CommandResponse::Rejected(msg) => Err(ProposeError::Rejected(msg)),
             other => Ok(other),
         }
     }
 
-    /// Whether this server is the Raft leader (leader-only timers, e.g. session TTLs).
+    /// Whether this server is the Raft leader (leader-only timers, e.g. session TTLs); never
+    /// on a client agent.
+    pub fn is_leader(&self) -> bool {
+        self.server().is_some_and(|s| s.is_leader())
+    }
+
+    /// The leader's Raft RPC address (`ip:port`), if one is known.
+    pub fn leader_addr(&self) -> Option<String> {
+        match &self.inner {
+            Inner::Server(s) => s.leader_addr(),
+            Inner::Client(c) => c.status().leader_addr,
+        }
+    }
+
+    /// Raft RPC addresses of the voters.
+    pub fn peer_addrs(&self) -> Vec<String> {
+        match &self.inner {
+            Inner::Server(s) => s.peer_addrs(),
+            Inner::Client(c) => c.status().servers.into_iter().filter(|s| s.voter).map(|s| s.addr).collect(),
+        }
+    }
+
+    /// Milliseconds since this server last heard from the leader (0 on the leader); on a
+    /// client, since its replica last heard from its server plus that server's own figure.
+    pub fn last_contact_ms(&self) -> u64 {
+        match &self.inner {
+            Inner::Server(s) => s.last_contact_ms(),
+            Inner::Client(c) => c.last_contact_ms(),
+        }
+    }
+
+    /// The snapshot handle the state machine (or the replica) publishes to (DNS and HTTP read
+    /// from it).
+    pub fn snapshots(&self) -> Arc<SnapshotHandle> {
+        match &self.inner {
+            Inner::Server(s) => s.snapshots.clone(),
+            Inner::Client(c) => c.snapshots(),
+        }
+    }
+
+    /// Stops openraft (the state machine and log are durable, so `open` on the same data
+    /// directory resumes where this left off), or a client's replica stream.
+    pub async fn shutdown(&self) -> Result<(), RaftError> {
+        match &self.inner {
+            Inner::Server(s) => s.raft.shutdown().await.map_err(|e| RaftError::Raft(e.to_string())),
+            Inner::Client(c) => {
+                c.shutdown();
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether a leader is currently known.
+    pub fn known_leader(&self) -> bool {
+        match &self.inner {
+            Inner::Server(s) => s.known_leader(),
+            Inner::Client(c) => c.status().known_leader,
+        }
+    }
+
+    /// Raft log index of the last entry applied and published.
+    pub fn applied_index(&self) -> u64 {
+        self.snapshots().load().index
+    }
+
+    /// Connections to the servers.
+    pub fn pool(&self) -> Arc<crate::rpc::Pool> {
+        match &self.inner {
+            Inner::Server(s) => s.pool.clone(),
+            Inner::Client(c) => c.pool(),
+        }
+    }
+
+    /// The openraft node, `None` on a client agent.
+    pub fn raft(&self) -> Option<&Raft> {
+        self.server().map(|s| &s.raft)
+    }
+
+    /// This server's Raft node id (0 on a client agent, as in its gossip meta).
+    pub fn node_id(&self) -> u64 {
+        self.server().map_or(0, |s| s.node_id)
+    }
+
+    /// The servers in the Raft configuration: voters, then learners (on a client, as its
+    /// server last reported them).
+    pub fn servers(&self) -> Vec<cluster::RaftServer> {
+        match &self.inner {
+            Inner::Server(s) => s.servers(),
+            Inner::Client(c) => c.status().servers,
+        }
+    }
+
+    /// Log index of the membership configuration in effect.
+    pub fn membership_index(&self) -> u64 {
+        match &self.inner {
+            Inner::Server(s) => s.membership_index(),
+            Inner::Client(c) => c.status().membership_index,
+        }
+    }
+
+    /// Waits until this agent's state is at least as new as the leader's committed state at
+    /// the time of the call (Raft ReadIndex; `?consistent`).
+    pub async fn read_barrier(&self) -> Result<(), ProposeError> {
+        match &self.inner {
+            Inner::Server(s) => s.read_barrier().await,
+            Inner::Client(c) => c.read_barrier().await,
+        }
+    }
+
+    /// Tells the leader that session `id` (TTL `ttl`) was renewed here, so its expiry timer
+    /// (leader-only) is re-armed. `Ok(true)`: this server is the leader and re-arms its own.
+    pub async fn forward_session_renew(&self, id: &str, ttl: Duration) -> Result<bool, ProposeError> {
+        match &self.inner {
+            Inner::Server(s) => s.forward_session_renew(id, ttl).await,
+            Inner::Client(c) => c.forward_session_renew(id, ttl).await.map(|()| false),
+        }
+    }
+
+    /// Graceful leave: a server removes itself from the Raft configuration when other voters
+    /// remain; a client has nothing to hand over.
+    pub async fn leave_cluster(&self) -> Result<(), ProposeError> {
+        match &self.inner {
+            Inner::Server(s) => s.leave_cluster().await,
+            Inner::Client(_) => Ok(()),
+        }
+    }
+
+    /// Removes server `id` from the Raft configuration (through the leader).
+    pub async fn remove_server(&self, id: u64) -> Result<(), crate::rpc::Remote> {
+        match &self.inner {
+            Inner::Server(s) => s.remove_server(id).await,
+            Inner::Client(c) => c.remove_server(id).await,
+        }
+    }
+}
+
+impl Server {
+    /// Whether this server is the Raft leader.
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow().current_leader == Some(self.node_id)
     }
@@ -265,22 +460,7 @@ impl RaftHandle {
 
     /// Milliseconds since this server last heard from the leader (0 on the leader).
     pub fn last_contact_ms(&self) -> u64 {
-        if self.raft.metrics().borrow().current_leader == Some(self.node_id) {
-            0
-        } else {
-            self.contact.millis_since()
-        }
-    }
-
-    /// The snapshot handle the state machine publishes to (DNS and HTTP read from it).
-    pub fn snapshots(&self) -> Arc<SnapshotHandle> {
-        self.snapshots.clone()
-    }
-
-    /// Stops openraft; the state machine and log are durable, so `open` on the same data
-    /// directory resumes where this left off.
-    pub async fn shutdown(&self) -> Result<(), RaftError> {
-        self.raft.shutdown().await.map_err(|e| RaftError::Raft(e.to_string()))
+        if self.is_leader() { 0 } else { self.contact.millis_since() }
     }
 
     /// Whether a leader is currently known.
@@ -288,18 +468,18 @@ impl RaftHandle {
         self.raft.metrics().borrow().current_leader.is_some()
     }
 
-    /// Raft log index of the last entry applied and published.
-    pub fn applied_index(&self) -> u64 {
-        self.snapshots.load().index
-    }
-
-    /// Connections to the other servers.
-    pub fn pool(&self) -> Arc<crate::rpc::Pool> {
-        self.pool.clone()
-    }
-
-    /// The openraft node, for cluster management (later issues).
+    /// The openraft node.
     pub fn raft(&self) -> &Raft {
         &self.raft
+    }
+
+    /// The snapshot handle the state machine publishes to.
+    pub fn snapshots(&self) -> &Arc<SnapshotHandle> {
+        &self.snapshots
+    }
+
+    /// The applied entries client replicas subscribe to.
+    pub fn feed(&self) -> &Arc<crate::replica::feed::Feed> {
+        &self.feed
     }
 }

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CommandResponse, Entry, TypeConfig, apply};
 use crate::catalog::{CatalogDump, CatalogState};
+use crate::replica::feed::Feed;
 use crate::snapshot::{CatalogSnapshot, SnapshotHandle};
 use crate::store::{
     self, META_LAST_APPLIED, META_MEMBERSHIP, META_SNAPSHOT_DATA, META_SNAPSHOT_META, Store, StoreError,
@@ -67,6 +68,8 @@ pub struct StateMachine {
     last_applied: Option<LogId<u64>>,
     membership: Membership,
     snapshots: Arc<SnapshotHandle>,
+    /// The applied entries kept for client replicas (`replica::feed`), once `feed` was asked.
+    feed: Option<Arc<Feed>>,
 }
 
 impl StateMachine {
@@ -80,9 +83,23 @@ impl StateMachine {
             let membership: Membership = store.meta_get(&rtxn, META_MEMBERSHIP)?.unwrap_or_default();
             (dump, last_applied, membership)
         };
-        let sm = Self { store, state: CatalogState::from_dump(dump), last_applied, membership, snapshots };
+        let sm = Self {
+            store,
+            state: CatalogState::from_dump(dump),
+            last_applied,
+            membership,
+            snapshots,
+            feed: None,
+        };
         sm.publish();
         Ok(sm)
+    }
+
+    /// The feed of applied entries client replicas subscribe to; from now on every applied
+    /// batch is pushed to it before it is published, and a snapshot install resets it.
+    pub fn feed(&mut self) -> Arc<Feed> {
+        let index = self.last_applied.map_or(0, |l| l.index);
+        self.feed.get_or_insert_with(|| Arc::new(Feed::new(index))).clone()
     }
 
     /// The in-memory catalog (what was last published).
@@ -169,16 +186,23 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut last_applied = self.last_applied;
         let mut changes = Vec::new();
         let mut responses = Vec::new();
+        let mut fed = Vec::new();
         for entry in entries {
-            last_applied = Some(entry.log_id);
-            let response = match &entry.payload {
-                EntryPayload::Blank => CommandResponse::Applied,
-                EntryPayload::Normal(cmd) => apply::apply(&mut state, entry.log_id.index, cmd, &mut changes),
+            let log_id = entry.log_id;
+            last_applied = Some(log_id);
+            let (response, cmd) = match entry.payload {
+                EntryPayload::Blank => (CommandResponse::Applied, None),
+                EntryPayload::Normal(cmd) => {
+                    (apply::apply(&mut state, log_id.index, &cmd, &mut changes), Some(Arc::new(cmd)))
+                }
                 EntryPayload::Membership(m) => {
-                    membership = StoredMembership::new(Some(entry.log_id), m.clone());
-                    CommandResponse::Applied
+                    membership = StoredMembership::new(Some(log_id), m);
+                    (CommandResponse::Applied, None)
                 }
             };
+            if self.feed.is_some() {
+                fed.push((log_id.index, cmd));
+            }
             responses.push(response);
         }
         if responses.is_empty() {
@@ -200,6 +224,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.membership = membership;
         self.last_applied = last_applied;
         crate::metrics::global().raft_apply.observe(started.elapsed());
+        if let Some(feed) = &self.feed {
+            feed.push(fed);
+        }
         self.publish();
         Ok(responses)
     }
@@ -242,6 +269,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.state = CatalogState::from_dump(payload.catalog);
         self.last_applied = last_applied;
         self.membership = membership;
+        if let Some(feed) = &self.feed {
+            feed.reset(last_applied.map_or(0, |l| l.index));
+        }
         self.publish();
         tracing::info!(snapshot = %meta.snapshot_id, index = last_applied.map_or(0, |l| l.index), "installed a Raft snapshot from the leader");
         Ok(())

@@ -73,6 +73,14 @@ pub enum Request {
         /// The session's TTL in milliseconds.
         ttl_ms: u64,
     },
+    /// A client agent's replica stream: the connection then carries only `Response::Subscribe`
+    /// frames from the server (a full catalog when `from_index` is 0 or older than the
+    /// server's feed, else the entries after it; then each applied batch and a heartbeat
+    /// every second) until either side closes it.
+    Subscribe {
+        /// The last index the client applied (0: none).
+        from_index: u64,
+    },
 }
 
 /// The answer to a `Request` (same variant).
@@ -97,6 +105,8 @@ pub enum Response {
     Remove(Result<(), Remote>),
     /// The leader re-armed the session's timer, or why not.
     SessionRenew(Result<(), Remote>),
+    /// One frame of a replica stream (`Request::Subscribe`).
+    Subscribe(crate::replica::Frame),
 }
 
 /// What a server says about itself in discovery.
@@ -248,7 +258,7 @@ impl Request {
     /// Whether sending this twice is harmless (Raft RPCs and queries are; a forwarded write or a
     /// membership change is not retried behind the caller's back).
     fn is_idempotent(&self) -> bool {
-        !matches!(self, Self::Forward(_) | Self::Join { .. } | Self::Remove { .. })
+        !matches!(self, Self::Forward(_) | Self::Join { .. } | Self::Remove { .. } | Self::Subscribe { .. })
     }
 }
 
@@ -319,7 +329,8 @@ impl Pool {
     }
 }
 
-async fn connect(addr: &str) -> Result<TcpStream, CallError> {
+/// Opens a connection to `addr` (bounded by `CONNECT_TIMEOUT`), outside the pool.
+pub(crate) async fn connect(addr: &str) -> Result<TcpStream, CallError> {
     let err = |msg: String| CallError::Connect { addr: addr.to_owned(), msg };
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await

@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use super::{Remote, Request, Response, ServerInfo, read_frame, write_frame};
-use crate::raft::RaftHandle;
+use crate::raft::{RaftHandle, Server};
 use crate::session::SessionTimers;
 
 /// Open server-RPC connections accepted at once (each peer's pool keeps a few).
@@ -71,7 +71,13 @@ async fn connection(
     serf_addr: Option<SocketAddr>,
     sessions: Arc<SessionTimers>,
 ) -> std::io::Result<()> {
+    // A client agent serves no server RPC.
+    let Some(raft) = raft.server().cloned() else { return Ok(()) };
     while let Some(req) = read_frame::<Request>(&mut stream).await? {
+        if let Request::Subscribe { from_index } = req {
+            // The connection is the replica stream's from now on.
+            return crate::replica::serve::stream(&mut stream, &raft, from_index).await;
+        }
         let resp = answer(&raft, req, serf_addr, &sessions).await;
         write_frame(&mut stream, &resp).await?;
     }
@@ -79,7 +85,7 @@ async fn connection(
 }
 
 async fn answer(
-    raft: &RaftHandle,
+    raft: &Server,
     req: Request,
     serf_addr: Option<SocketAddr>,
     sessions: &SessionTimers,
@@ -98,13 +104,21 @@ async fn answer(
         Request::Join { node_id, addr } => Response::Join(raft.add_server(node_id, addr).await),
         Request::Remove { node_id } => Response::Remove(raft.remove_server(node_id).await),
         Request::Forward(cmd) => Response::Forward(raft.apply_forwarded(*cmd).await),
-        Request::ReadIndex => Response::ReadIndex(raft.leader_read_index().await.map_err(remote)),
-        Request::SessionRenew { id, ttl_ms } => Response::SessionRenew(if raft.is_leader() {
-            sessions.renew(&id, Duration::from_millis(ttl_ms));
-            Ok(())
-        } else {
-            Err(Remote::NoLeader)
-        }),
+        Request::ReadIndex => Response::ReadIndex(raft.read_index().await.map_err(remote)),
+        // On the leader it re-arms the timer here; elsewhere it goes on to the leader.
+        Request::SessionRenew { id, ttl_ms } => {
+            let ttl = Duration::from_millis(ttl_ms);
+            Response::SessionRenew(match raft.forward_session_renew(&id, ttl).await {
+                Ok(true) => {
+                    sessions.renew(&id, ttl);
+                    Ok(())
+                }
+                Ok(false) => Ok(()),
+                Err(e) => Err(remote(e)),
+            })
+        }
+        // Handled by `connection`, which hands the connection over to the stream.
+        Request::Subscribe { .. } => Response::Subscribe(crate::replica::Frame::Heartbeat(raft.heartbeat())),
     }
 }
 

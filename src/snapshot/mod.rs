@@ -1,7 +1,8 @@
 //! READ MODEL: the immutable `CatalogSnapshot` and the `SnapshotHandle` that publishes it.
 //!
 //! Invariants:
-//! - Only the state machine calls `publish`, after its LMDB commit, in apply order.
+//! - Only the state machine calls `publish`, after its LMDB commit, in apply order (on a client
+//!   agent, which has none, its replica `replica::client` does, in index order).
 //! - A published snapshot is never mutated: `CatalogState` is a persistent map, so the state
 //!   machine's later writes go to its own copy.
 //! - Readers call `load()` once per DNS query and answer the whole query from that snapshot;

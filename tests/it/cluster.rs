@@ -34,7 +34,7 @@ pub(crate) fn wait_until(
 }
 
 pub(crate) struct Cluster {
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
     pub(crate) ports: Vec<u16>,
     /// Fixed gossip ports, so a restarted server keeps its gossip address.
     serf_ports: Vec<u16>,
@@ -130,7 +130,7 @@ impl Cluster {
     }
 }
 
-fn tail(s: &str, n: usize) -> String {
+pub(crate) fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
@@ -156,7 +156,7 @@ pub(crate) fn members(agent: &Agent) -> BTreeSet<(String, u64)> {
         .collect()
 }
 
-fn serf_health(agent: &Agent, node: &str) -> String {
+pub(crate) fn serf_health(agent: &Agent, node: &str) -> String {
     let Ok((200, v)) = agent.get(&format!("/v1/health/node/{node}?stale")) else { return String::new() };
     v.as_array()
         .into_iter()
@@ -166,7 +166,7 @@ fn serf_health(agent: &Agent, node: &str) -> String {
         .unwrap_or_default()
 }
 
-fn answers(agent: &Agent, service: &str) -> usize {
+pub(crate) fn answers(agent: &Agent, service: &str) -> usize {
     srv_targets(&agent.query(&format!("{service}.service.consul."), RecordType::SRV, Transport::Udp)).len()
 }
 
@@ -175,7 +175,7 @@ fn targets_idx(leader: usize) -> Vec<usize> {
     (0..3).filter(|&i| i != leader).collect()
 }
 
-fn has_web(agent: &Agent) -> bool {
+pub(crate) fn has_web(agent: &Agent) -> bool {
     srv_targets(&agent.query("web.service.consul.", RecordType::SRV, Transport::Udp)).len() == 1
 }
 
@@ -277,8 +277,20 @@ fn three_servers_form_a_cluster_from_retry_join_and_every_server_answers_dns() {
         || fourth.log(),
     );
     assert!(has_web(&fourth));
-    let (_, peers) = fourth.get("/v1/status/peers").unwrap();
-    assert_eq!(peers.as_array().map(Vec::len), Some(4), "{peers}");
+    // The fourth learns the configuration that made it a voter with the leader's next append.
+    wait_until(
+        Duration::from_secs(10),
+        "four peers seen by the fourth server",
+        || fourth.get("/v1/status/peers").unwrap().1.as_array().map(Vec::len) == Some(4),
+        || {
+            format!(
+                "{}
+{}",
+                fourth.get("/v1/status/peers").unwrap().1,
+                fourth.log()
+            )
+        },
+    );
 }
 
 #[test]

@@ -31,6 +31,7 @@
 mod anti_entropy;
 mod appliance;
 mod architecture;
+mod client;
 mod cluster;
 mod cluster_membership;
 mod config;
