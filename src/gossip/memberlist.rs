@@ -30,6 +30,10 @@ type Delegate = CompositeDelegate<SmolStr, SocketAddr, Void, Void, Events, Void,
 
 /// How long a graceful leave waits for the broadcast to go out.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a member is probed (HashiCorp memberlist `DefaultLANConfig.ProbeInterval`).
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a direct probe waits for its ack (`DefaultLANConfig.ProbeTimeout`).
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often a failed member is tried again (Serf's `reconnect_interval`, Consul's default).
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -107,7 +111,13 @@ impl Gossip {
         let delegate = CompositeDelegate::new()
             .with_event_delegate(events_delegate)
             .with_node_delegate(MetaDelegate(local_meta.clone()));
-        let mut options = Options::lan();
+        // memberlist-rs's `lan()` probes every 500 ms with a 1 s timeout; HashiCorp's
+        // `DefaultLANConfig` (Consul's and Serf's LAN timings) probes every 1 s with a 500 ms
+        // timeout. Use HashiCorp's, so failure detection matches Consul's (suspicion lasts
+        // 4 * log10(N) probe intervals) instead of being twice as eager.
+        let mut options = Options::lan()
+            .with_probe_interval(PROBE_INTERVAL)
+            .with_probe_timeout(PROBE_TIMEOUT);
         if let Some(key) = key {
             options = options
                 .with_primary_key(secret_key(key)?)
