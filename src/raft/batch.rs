@@ -4,8 +4,9 @@
 //! group — a single command as is, several as `Command::Batch` — and each caller's own
 //! `CommandResponse`.
 //!
-//! Why: openraft 0.9 appends each `client_write` as its own log write, and every LMDB commit
-//! costs two fsyncs (about 2k commits/s on this class of disk, notes/perf.md §3). Grouping
+//! Why: openraft 0.9 appends each `client_write` as its own log write, and every durable
+//! LMDB commit costs device flushes (about 2k commits/s on this class of disk, notes/perf.md
+//! §3; `store`'s invariants say which commits sync). Grouping
 //! the proposals that arrive while earlier groups are in flight turns N writes into one log
 //! append, one state-machine transaction and one publish.
 //!

@@ -6,8 +6,10 @@
 //!
 //! Invariants:
 //! - Group commit: all entries of one `append` call go into ONE write transaction, and
-//!   `callback.log_io_completed(Ok(()))` runs only after that transaction committed (LMDB
-//!   fsyncs on commit). openraft batches concurrent proposals into one `append`.
+//!   `callback.log_io_completed(Ok(()))` runs only after that transaction committed AND was
+//!   synced (`Store::commit_durable`). openraft batches concurrent proposals into one `append`.
+//! - Every write here (append, truncate, purge, vote, committed id) is durable when it returns:
+//!   the state machine's unsynced applies rely on it (see `store`'s invariants).
 //! - The log is contiguous from `last_purged + 1` to the last entry; `purge` records the
 //!   purged log id in the same transaction that deletes the entries.
 //! - Blocking LMDB commits run on `spawn_blocking`, never on an async worker.
@@ -26,7 +28,7 @@ use crate::store::{self, META_COMMITTED, META_PURGED, META_VOTE, Store, StoreErr
 pub struct LogStore {
     store: Store,
     /// The latest committed log id openraft reported and not yet written: it rides along with
-    /// the next append instead of costing a commit (two fsyncs) of its own. openraft uses the
+    /// the next append instead of costing a durable commit of its own. openraft uses the
     /// stored value only as a hint to re-apply on start, so it may lag; `apply` is idempotent
     /// up to the state machine's durable last-applied id.
     unsaved_committed: Option<Option<LogId<u64>>>,
@@ -67,7 +69,7 @@ impl LogStore {
         Ok(LogState { last_purged_log_id, last_log_id: last.or(last_purged_log_id) })
     }
 
-    /// Writes one meta value in its own fsynced transaction.
+    /// Writes one meta value in its own durable transaction.
     async fn put_meta<T: serde::Serialize + Send + 'static>(
         &self,
         key: &'static str,
@@ -77,11 +79,27 @@ impl LogStore {
         store::blocking(move || {
             let mut wtxn = store.write_txn()?;
             store.meta_put(&mut wtxn, key, &value)?;
-            wtxn.commit()?;
+            store.commit_durable(wtxn)?;
             Ok(())
         })
         .await
     }
+}
+
+/// Writes serialised entries (and the committed id riding along) in ONE durable transaction.
+pub(super) fn write_entries(
+    store: &Store,
+    rows: &[(u64, Vec<u8>)],
+    committed: Option<Option<LogId<u64>>>,
+) -> Result<(), StoreError> {
+    let mut wtxn = store.write_txn()?;
+    for (index, bytes) in rows {
+        store.log_put(&mut wtxn, *index, bytes)?;
+    }
+    if let Some(c) = committed {
+        store.meta_put(&mut wtxn, META_COMMITTED, &c)?;
+    }
+    store.commit_durable(wtxn)
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -139,7 +157,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        // Serialise on this task; the single write transaction (and its fsync) runs blocking.
+        // Serialise on this task; the single write transaction (and its sync) runs blocking.
         let rows: Vec<(u64, Vec<u8>)> = entries
             .into_iter()
             .map(|e| serde_json::to_vec(&e).map(|bytes| (e.log_id.index, bytes)))
@@ -148,18 +166,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         tracing::trace!(entries = rows.len(), "log append");
         let store = self.store.clone();
         let committed = self.unsaved_committed.take();
-        let result = store::blocking(move || {
-            let mut wtxn = store.write_txn()?;
-            for (index, bytes) in &rows {
-                store.log_put(&mut wtxn, *index, bytes)?;
-            }
-            if let Some(c) = committed {
-                store.meta_put(&mut wtxn, META_COMMITTED, &c)?;
-            }
-            wtxn.commit()?;
-            Ok(())
-        })
-        .await;
+        let result = store::blocking(move || write_entries(&store, &rows, committed)).await;
         match result {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
@@ -177,7 +184,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         store::blocking(move || {
             let mut wtxn = store.write_txn()?;
             store.log_delete(&mut wtxn, &(log_id.index..))?;
-            wtxn.commit()?;
+            store.commit_durable(wtxn)?;
             Ok(())
         })
         .await
@@ -190,7 +197,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut wtxn = store.write_txn()?;
             store.meta_put(&mut wtxn, META_PURGED, &log_id)?;
             store.log_delete(&mut wtxn, &(..=log_id.index))?;
-            wtxn.commit()?;
+            store.commit_durable(wtxn)?;
             Ok(())
         })
         .await

@@ -1,6 +1,6 @@
 //! CONSENSUS: openraft 0.9 (`storage-v2`) wiring for the catalog.
 //!
-//! WRITE  HTTP -> `RaftHandle::propose(Command)` -> openraft log (LMDB, fsynced, batched)
+//! WRITE  HTTP -> `RaftHandle::propose(Command)` -> openraft log (LMDB, synced, batched)
 //!        -> commit -> `state_machine` applies the batch in one LMDB write transaction
 //!        -> `SnapshotHandle::publish` -> DNS sees it.
 //!

@@ -8,6 +8,10 @@
 //!   a copy of the state, then writes exactly the changed rows, the last-applied log id and
 //!   the membership in ONE LMDB write transaction; only after that commits does it adopt the
 //!   new state and publish it. A failed write leaves memory as it was (matching LMDB).
+//! - That apply commit is atomic but NOT synced (`store`'s invariants): a system crash may
+//!   undo the last applies, and openraft re-applies them from the durable log on start. The
+//!   snapshot writes (build, install) are synced (`Store::commit_durable`): the log is purged
+//!   on their strength.
 //! - Blank and membership entries advance last-applied too.
 //! - Deterministic: no clock, no randomness; timestamps travel inside commands.
 //! - On open the catalog is loaded from LMDB and published, so a restart serves data before
@@ -158,7 +162,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             let mut wtxn = store.write_txn()?;
             store.meta_put(&mut wtxn, META_SNAPSHOT_META, &m)?;
             store.meta_put_raw(&mut wtxn, META_SNAPSHOT_DATA, &d)?;
-            wtxn.commit()?;
+            store.commit_durable(wtxn)?;
             Ok(())
         })
         .await
@@ -215,6 +219,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             store.write_changes(&mut wtxn, &frozen, &changes)?;
             store.meta_put(&mut wtxn, META_LAST_APPLIED, &last_applied)?;
             store.meta_put(&mut wtxn, META_MEMBERSHIP, &m)?;
+            // Not synced: atomic, and durable with the next synced commit (module invariants).
             wtxn.commit()?;
             Ok(())
         })
@@ -261,7 +266,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             store.meta_put(&mut wtxn, META_MEMBERSHIP, &mem)?;
             store.meta_put(&mut wtxn, META_SNAPSHOT_META, &m)?;
             store.meta_put_raw(&mut wtxn, META_SNAPSHOT_DATA, &data)?;
-            wtxn.commit()?;
+            store.commit_durable(wtxn)?;
             Ok(())
         })
         .await

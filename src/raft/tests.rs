@@ -1,23 +1,29 @@
 //! Raft storage conformance (openraft's `Suite`) and the open/propose/restart path.
 //!
 //! Input: fresh temp dirs. Output: pass/fail.
-//! Invariant checked: the LMDB log store and state machine satisfy openraft's contract, and
-//! a reopened server serves the catalog from LMDB before any new write.
+//! Invariant checked: the LMDB log store and state machine satisfy openraft's contract, a
+//! reopened server serves the catalog from LMDB before any new write, every storage write but
+//! the apply commit is synced, and entries logged past the stored last-applied id are
+//! re-applied on open.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use openraft::StorageError;
+use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite};
+use openraft::{
+    BasicNode, CommittedLeaderId, EntryPayload, LogId, Membership, RaftSnapshotBuilder, StorageError, Vote,
+};
 use tempfile::TempDir;
 
-use super::log_store::LogStore;
+use super::log_store::{LogStore, write_entries};
 use super::state_machine::StateMachine;
 use super::testing::{health_check, node, register, service};
-use super::{RaftOptions, TypeConfig};
+use super::{Entry, RaftOptions, TypeConfig};
 use crate::catalog::HealthStatus;
 use crate::snapshot::SnapshotHandle;
-use crate::store::Store;
+use crate::store::{META_LAST_APPLIED, Store};
 
 /// Builds a log store and state machine on a fresh temp dir (kept alive by the guard).
 struct LmdbBuilder;
@@ -133,5 +139,114 @@ async fn concurrent_proposals_all_commit() {
     // 64 proposals are queued within microseconds while each group takes an fsync, so they
     // share entries.
     assert!(created.len() < 64, "proposals were grouped: {} log entries for 64 writes", created.len());
+    raft.shutdown().await.expect("shutdown");
+}
+
+/// A log for node 1 at 127.0.0.1:8300 as `initialize` starts it (the membership at index 0),
+/// then one node registration per name in term 1 (index 1, 2, ...).
+fn check_log(names: &[&str]) -> Vec<Entry> {
+    let id = |index| LogId::new(CommittedLeaderId::new(1, 1), index);
+    let members = BTreeMap::from([(1, BasicNode::new("127.0.0.1:8300"))]);
+    let mut log = vec![Entry {
+        log_id: LogId::new(CommittedLeaderId::new(0, 0), 0),
+        payload: EntryPayload::Membership(Membership::new(vec![BTreeSet::from([1])], members)),
+    }];
+    for (i, name) in names.iter().enumerate() {
+        log.push(Entry {
+            log_id: id(i as u64 + 1),
+            payload: EntryPayload::Normal(register(node(name, "10.0.0.1"), None, vec![])),
+        });
+    }
+    log
+}
+
+/// The entries serialised as `append` stores them.
+fn check_rows(entries: &[Entry]) -> Vec<(u64, Vec<u8>)> {
+    entries.iter().map(|e| (e.log_id.index, serde_json::to_vec(e).expect("entry encodes"))).collect()
+}
+
+/// Every log-store write and both snapshot writes are synced; the state machine's apply
+/// commit is not, yet it is committed (visible, and on disk once a later write synced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_apply_commit_is_left_unsynced() {
+    let (dir, store) = check_fresh_store();
+    let mut log = LogStore::new(store.clone());
+    let mut sm = StateMachine::open(store.clone(), Arc::new(SnapshotHandle::default())).expect("sm opens");
+    let entries = check_log(&["n2", "n3"]);
+    let last = entries[2].log_id;
+    assert_eq!(store.sync_count(), 0);
+
+    log.save_vote(&Vote::new_committed(1, 1)).await.expect("vote saved");
+    assert_eq!(store.sync_count(), 1, "save_vote syncs");
+    write_entries(&store, &check_rows(&entries), Some(Some(last))).expect("append");
+    assert_eq!(store.sync_count(), 2, "append syncs");
+
+    sm.apply(entries.clone()).await.expect("apply");
+    assert_eq!(store.sync_count(), 2, "apply does not sync");
+    {
+        let rtxn = store.read_txn().expect("read txn");
+        let applied: Option<LogId<u64>> =
+            store.meta_get::<Option<LogId<u64>>>(&rtxn, META_LAST_APPLIED).expect("meta").flatten();
+        assert_eq!(applied, Some(last), "the apply committed");
+    }
+
+    // The next log write syncs, which makes the apply durable with it.
+    write_entries(&store, &check_rows(&check_log(&["n2", "n3", "n4"])[3..]), None).expect("append");
+    assert_eq!(store.sync_count(), 3, "append syncs");
+
+    let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.expect("snapshot built");
+    assert_eq!(store.sync_count(), 4, "snapshot build syncs");
+    log.purge(entries[1].log_id).await.expect("purge");
+    assert_eq!(store.sync_count(), 5, "purge syncs");
+    log.truncate(LogId::new(CommittedLeaderId::new(1, 1), 3)).await.expect("truncate");
+    assert_eq!(store.sync_count(), 6, "truncate syncs");
+    sm.install_snapshot(&snapshot.meta, snapshot.snapshot).await.expect("snapshot installed");
+    assert_eq!(store.sync_count(), 7, "snapshot install syncs");
+
+    // Everything is in the environment when it is opened again.
+    drop((log, sm, store));
+    let store = reopen_store(dir.path()).await;
+    let handle = Arc::new(SnapshotHandle::default());
+    let _sm = StateMachine::open(store.clone(), handle.clone()).expect("sm reopens");
+    assert_eq!(handle.load_full().index, last.index);
+    assert!(handle.load_full().catalog.node("n3").is_some());
+    let rtxn = store.read_txn().expect("read txn");
+    let kept: Vec<u64> = store.log_range(&rtxn, &(..)).expect("log").into_iter().map(|(i, _)| i).collect();
+    assert_eq!(kept, vec![2], "purged up to 1, truncated from 3");
+}
+
+/// The durable state a system crash can leave behind since applies are not synced: the log
+/// holds (and has committed) entries the state machine's last-applied id is behind. Opening
+/// the server re-applies them from the log, at their own indexes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_reapplies_logged_entries_past_last_applied() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let entries = check_log(&["n2", "n3", "n4"]);
+    {
+        let store = Store::open(&dir.path().join("raft")).expect("store opens");
+        let mut log = LogStore::new(store.clone());
+        let mut sm =
+            StateMachine::open(store.clone(), Arc::new(SnapshotHandle::default())).expect("sm opens");
+        log.save_vote(&Vote::new_committed(1, 1)).await.expect("vote saved");
+        write_entries(&store, &check_rows(&entries), Some(Some(entries[3].log_id))).expect("append");
+        // Only the first two were applied before the "crash".
+        sm.apply(entries[..2].to_vec()).await.expect("apply");
+    }
+    {
+        let store = reopen_store(&dir.path().join("raft")).await;
+        let handle = Arc::new(SnapshotHandle::default());
+        let _sm = StateMachine::open(store, handle.clone()).expect("sm reopens");
+        let snap = handle.load_full();
+        assert_eq!(snap.index, 1);
+        assert!(snap.catalog.node("n2").is_some() && snap.catalog.node("n3").is_none());
+    }
+
+    let raft = super::open(check_opts(&dir)).await.expect("raft opens");
+    let snap = raft.snapshots().load_full();
+    assert!(snap.index >= 3, "re-applied up to the committed entry, at {}", snap.index);
+    for (name, index) in [("n2", 1), ("n3", 2), ("n4", 3)] {
+        let n = snap.catalog.node(name).unwrap_or_else(|| panic!("{name} re-applied"));
+        assert_eq!(n.create_index, index, "{name} applied at its own log index");
+    }
     raft.shutdown().await.expect("shutdown");
 }

@@ -7,8 +7,22 @@
 //! Invariants:
 //! - One environment per data directory, under `<data_dir>/raft/`, opened without TLS read
 //!   transactions so a read transaction may cross threads (tokio).
-//! - A committed write transaction is fsynced (LMDB's default durability); callers report a
-//!   write as done only after `commit` returns.
+//! - Durability is explicit. The environment is opened with LMDB's `MDB_NOMETASYNC`: every
+//!   commit fdatasyncs its data pages BEFORE it writes the meta page that makes them live, but
+//!   does not sync that meta page (one device flush per commit instead of two). So a commit is
+//!   always atomic and the file never references unwritten pages (LMDB keeps its integrity
+//!   across a power loss), but the LAST commits may be undone by a system crash. A commit that
+//!   must survive one goes through `commit_durable` (commit, then `Store::sync`, which
+//!   fdatasyncs the whole file including the meta page); callers report such a write as done
+//!   only after it returns. Every commit except the state machine's per-batch apply is
+//!   durable: database creation, log append/truncate/purge, vote, snapshot build and install.
+//! - Why an apply may be undone: LMDB serialises commits and `sync` flushes the whole file, so
+//!   the next durable commit (or the next commit's data sync) also makes every earlier apply
+//!   durable. A system crash loses at most the applies since then; their entries were
+//!   appended (durably) before they were applied, openraft reads the durable last-applied id
+//!   on start and re-applies the entries after it (apply is deterministic), and the log is
+//!   purged only up to a snapshot that was committed durably first. A process crash
+//!   (`kill -9`) loses nothing committed: the page cache survives it.
 //! - The catalog tables hold exactly the rows of the state machine's `CatalogState`: the
 //!   state machine writes every row named by a `Change` in the same transaction as its
 //!   last-applied log id, so a reload (`load_catalog` + `CatalogState::from_dump`) reproduces
@@ -19,10 +33,12 @@
 use std::collections::BTreeSet;
 use std::ops::RangeBounds;
 use std::path::Path;
+#[cfg(test)]
+use std::sync::Arc;
 
 use heed::byteorder::BigEndian;
 use heed::types::{Bytes, SerdeJson, Str, U64};
-use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
+use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -94,6 +110,9 @@ pub struct Store {
     kv_tombstones: Database<'static, Str, U64<BigEndian>>,
     /// Sessions by ID.
     sessions: Database<'static, Str, SerdeJson<Session>>,
+    /// How many times `sync` ran (tests check which commits are made durable).
+    #[cfg(test)]
+    syncs: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -118,6 +137,17 @@ impl Store {
         std::fs::create_dir_all(dir)?;
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
         options.map_size(MAP_SIZE).max_dbs(MAX_DBS);
+        // SAFETY: heed marks the sync-relaxing flags unsafe because they weaken durability.
+        // `NO_META_SYNC` keeps LMDB's integrity (data pages are synced before the meta page
+        // that references them is written) and only defers the meta page's flush; every
+        // commit whose durability is promised to Raft goes through `commit_durable`, which
+        // syncs it (see the module invariants). `NO_SYNC` is deliberately NOT used: it would
+        // let a meta page reach the disk before its data pages and corrupt the file on a
+        // power loss.
+        #[allow(unsafe_code)]
+        unsafe {
+            options.flags(EnvFlags::NO_META_SYNC);
+        }
         // SAFETY: LMDB requires that the memory-mapped file is not modified outside LMDB and
         // that this process does not open the same environment with other options. The
         // directory is private to this server's data dir, only this module opens it, always
@@ -146,8 +176,12 @@ impl Store {
         else {
             return Err(StoreError::Task("database creation aborted".into()));
         };
+        // The databases' creation is durable before anything uses them.
+        env.force_sync()?;
         Ok(Self {
             env,
+            #[cfg(test)]
+            syncs: Arc::default(),
             log,
             meta,
             nodes,
@@ -167,8 +201,32 @@ impl Store {
     }
 
     /// The write transaction; LMDB serialises writers, so this may wait for another one.
+    /// Its plain `commit` is atomic but not durable against a system crash: use
+    /// `commit_durable` for anything reported to Raft as persisted.
     pub fn write_txn(&self) -> Result<RwTxn<'_>, StoreError> {
         Ok(self.env.write_txn()?)
+    }
+
+    /// Commits `wtxn` and syncs the environment: once this returns, the transaction (and every
+    /// commit before it) survives a system crash.
+    pub fn commit_durable(&self, wtxn: RwTxn<'_>) -> Result<(), StoreError> {
+        wtxn.commit()?;
+        self.sync()
+    }
+
+    /// Flushes the whole environment (data and meta pages of every commit so far) to disk
+    /// (`mdb_env_sync(env, 1)`; safe beside concurrent transactions).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.env.force_sync()?;
+        #[cfg(test)]
+        self.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// How many times `sync` ran on this handle and its clones.
+    #[cfg(test)]
+    pub fn sync_count(&self) -> u64 {
+        self.syncs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     // ----- Raft log ----------------------------------------------------------------------
@@ -399,7 +457,7 @@ impl Store {
     }
 }
 
-/// Runs blocking LMDB work (fsyncing commits) off the async worker threads.
+/// Runs blocking LMDB work (commits and their syncs) off the async worker threads.
 pub async fn blocking<T, F>(f: F) -> Result<T, StoreError>
 where
     T: Send + 'static,

@@ -2,7 +2,7 @@
 //!
 //! `apply_and_publish` repeats, for one log entry, what `StateMachine::apply` does around
 //! its LMDB write transaction: apply the command to a copy of the state, freeze a copy for
-//! the writer, adopt the new state and publish it. The LMDB commit (and its fsync) is left
+//! the writer, adopt the new state and publish it. The LMDB commit (and its data sync) is left
 //! out on purpose, so the bench measures what a change costs in memory as the catalog grows.
 //! Not an API: hidden from the docs, like `dns::fuzz_logic`.
 
