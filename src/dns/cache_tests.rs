@@ -11,7 +11,8 @@ use super::*;
 use crate::catalog::{CatalogDump, CatalogState, Node, Service};
 use crate::config::DnsConfig;
 
-fn ctx() -> DnsContext {
+/// The DNS settings the cache tests (here and in `snapshot::dns_cache_tests`) answer with.
+pub(crate) fn ctx() -> DnsContext {
     DnsContext {
         domain: "consul.".into(),
         alt_domain: None,

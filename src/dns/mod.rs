@@ -32,7 +32,7 @@ mod route;
 mod udp;
 
 #[cfg(test)]
-mod cache_tests;
+pub(crate) mod cache_tests;
 #[cfg(test)]
 mod malformed_tests;
 #[cfg(test)]

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::{Lan, MemberStatus, Membership, Role};
+use super::{Lan, Membership};
 use crate::raft::cluster::{Discovery, RetryJoin};
 use crate::rpc::{Pool, ServerInfo};
 
@@ -39,15 +39,9 @@ impl Discovery for GossipDiscovery {
             .filter(|a| !members.iter().any(|m| m.addr.to_string() == **a))
             .cloned()
             .collect();
-        for m in members {
-            let Some(meta) = m.meta else { continue };
-            if m.status == MemberStatus::Alive
-                && meta.role == Role::Server
-                && meta.dc == dc
-                && !meta.raft_addr.is_empty()
-                && !addrs.contains(&meta.raft_addr)
-            {
-                addrs.push(meta.raft_addr);
+        for m in &members {
+            if let Some(rpc) = m.alive_server_rpc(&dc).filter(|a| !addrs.iter().any(|x| x == a)) {
+                addrs.push(rpc.to_owned());
             }
         }
         RetryJoin::new(addrs, self.pool.clone()).servers().await

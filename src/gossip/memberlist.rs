@@ -115,9 +115,8 @@ impl Gossip {
         // `DefaultLANConfig` (Consul's and Serf's LAN timings) probes every 1 s with a 500 ms
         // timeout. Use HashiCorp's, so failure detection matches Consul's (suspicion lasts
         // 4 * log10(N) probe intervals) instead of being twice as eager.
-        let mut options = Options::lan()
-            .with_probe_interval(PROBE_INTERVAL)
-            .with_probe_timeout(PROBE_TIMEOUT);
+        let mut options =
+            Options::lan().with_probe_interval(PROBE_INTERVAL).with_probe_timeout(PROBE_TIMEOUT);
         if let Some(key) = key {
             options = options
                 .with_primary_key(secret_key(key)?)

@@ -84,6 +84,15 @@ pub struct Member {
     pub protocol: u8,
 }
 
+impl Member {
+    /// Its server RPC address, if it is an alive server of datacenter `dc` that gossips one.
+    pub fn alive_server_rpc(&self, dc: &str) -> Option<&str> {
+        let meta = self.meta.as_ref()?;
+        let server = self.status == MemberStatus::Alive && meta.role == Role::Server && meta.dc == dc;
+        (server && !meta.raft_addr.is_empty()).then_some(meta.raft_addr.as_str())
+    }
+}
+
 /// A change in the pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemberEvent {

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Frame, Heartbeat};
 use crate::catalog::CatalogState;
-use crate::gossip::{Lan, MemberStatus, Membership as _, Role};
+use crate::gossip::{Lan, Membership as _};
 use crate::raft::{Command, CommandResponse, ProposeError, cluster::Contact};
 use crate::rpc::{CallError, Pool, Remote, Request, Response};
 use crate::snapshot::{CatalogSnapshot, SnapshotHandle};
@@ -166,14 +166,8 @@ impl Client {
         if let Some(g) = self.gossip.get() {
             let dc = g.local_meta().dc.clone();
             for m in g.members().await {
-                let Some(meta) = m.meta else { continue };
-                if m.status == MemberStatus::Alive
-                    && meta.role == Role::Server
-                    && meta.dc == dc
-                    && !meta.raft_addr.is_empty()
-                    && !addrs.contains(&meta.raft_addr)
-                {
-                    addrs.push(meta.raft_addr);
+                if let Some(rpc) = m.alive_server_rpc(&dc).filter(|a| !addrs.iter().any(|x| x == a)) {
+                    addrs.push(rpc.to_owned());
                 }
             }
         }

@@ -11,24 +11,10 @@ use proptest::prelude::*;
 
 use super::CatalogSnapshot;
 use crate::catalog::{CatalogState, Check, HealthStatus, Node, PreparedQuery, QueryService, Service};
-use crate::config::DnsConfig;
+use crate::dns::cache_tests::ctx;
 use crate::dns::{AnswerCache, DnsContext, Transport, handle};
 use crate::raft::apply::apply;
 use crate::raft::{CheckUpdate, Command, Deregistration, QueryUpsert, Registration};
-
-fn ctx() -> DnsContext {
-    DnsContext {
-        domain: "consul.".into(),
-        alt_domain: None,
-        datacenter: "dc1".into(),
-        node_name: "n0".into(),
-        dns_config: DnsConfig::default(),
-        recursors: Vec::new(),
-        soa_serial: 7,
-        generation: 0,
-        zones: Arc::default(),
-    }
-}
 
 /// A catalog written only through `apply`, as the state machine does.
 #[derive(Default)]
