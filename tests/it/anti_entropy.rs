@@ -198,9 +198,7 @@ fn a_service_removed_from_the_config_files_is_deregistered_on_reload() {
 /// `n` servers on fixed free RPC ports that find each other with `--retry-join`, all with
 /// `anti_entropy_interval` = 1s; returns them once each knows a leader.
 fn cluster(n: usize, data: &Path, conf: &str) -> Vec<Agent> {
-    let held: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    let ports: Vec<u16> = held.iter().map(|l| l.local_addr().unwrap().port()).collect();
-    drop(held);
+    let ports = crate::cluster::free_ports(n);
     let servers: Vec<Agent> = (0..n)
         .map(|i| {
             let dir = data.join(format!("s{i}")).display().to_string();

@@ -13,10 +13,33 @@ use hickory_proto::rr::RecordType;
 
 use crate::support::{Agent, Transport, cairn_bin, srv_targets};
 
-/// `n` distinct free ports (all held until every one is chosen, so none repeats).
+/// `n` distinct ports, each free on 127.0.0.1 for both TCP and UDP when chosen, for agents
+/// whose addresses must be known before they start (`--retry-join`).
+///
+/// They come from below the kernel's ephemeral range, so no socket bound to port 0 (every other
+/// agent's DNS, HTTP and RPC in the tests running beside this one) can take one between the
+/// check and the agent's bind; and a port is handed out once per test process.
 pub(crate) fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (low, span) = (10_000, ephemeral_low.saturating_sub(10_000).max(1_000));
+    // Processes (e.g. two worktrees' test runs) start at different places in the range.
+    let _ =
+        NEXT.compare_exchange(0, 1 + std::process::id() * 7_919 % span, Ordering::SeqCst, Ordering::SeqCst);
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let port = u16::try_from(low + NEXT.fetch_add(1, Ordering::SeqCst) % span).unwrap();
+        let free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            out.push(port);
+        }
+    }
+    out
 }
 
 /// Polls `f` until it holds or `within` passes; panics with `what` (and `ctx()`) otherwise.
