@@ -56,6 +56,39 @@ pub(crate) fn wait_until(
     }
 }
 
+/// Spawns 3 servers named `{prefix}0..2` (data under `dir`) expecting 3, with RPC ports
+/// `ports[0..3]` and gossip ports `ports[3..6]`, each given `extra` flags; does not wait for a
+/// leader.
+pub(crate) fn spawn_servers(
+    dir: &std::path::Path,
+    prefix: &str,
+    ports: &[u16],
+    extra: &[String],
+) -> Vec<Agent> {
+    (0..3)
+        .map(|i| {
+            let node = format!("{prefix}{i}");
+            let data = dir.join(&node).display().to_string();
+            let (rpc, serf) = (ports[i].to_string(), ports[3 + i].to_string());
+            let mut args = vec![
+                "--server",
+                "--bootstrap-expect",
+                "3",
+                "--node",
+                &node,
+                "--data-dir",
+                &data,
+                "--server-port",
+                &rpc,
+                "--serf-lan-port",
+                &serf,
+            ];
+            args.extend(extra.iter().map(String::as_str));
+            Agent::spawn(&args)
+        })
+        .collect()
+}
+
 pub(crate) struct Cluster {
     pub(crate) dir: tempfile::TempDir,
     pub(crate) ports: Vec<u16>,
@@ -570,25 +603,7 @@ fn a_leaving_leader_removes_itself_from_raft_and_the_others_carry_on() {
 fn servers_joined_only_by_gossip_bootstrap_the_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let ports = free_ports(6);
-    let servers: Vec<Agent> = (0..3)
-        .map(|i| {
-            let (node, data) = (format!("g{i}"), dir.path().join(format!("g{i}")).display().to_string());
-            let (rpc, serf) = (ports[i].to_string(), ports[3 + i].to_string());
-            Agent::spawn(&[
-                "--server",
-                "--bootstrap-expect",
-                "3",
-                "--node",
-                &node,
-                "--data-dir",
-                &data,
-                "--server-port",
-                &rpc,
-                "--serf-lan-port",
-                &serf,
-            ])
-        })
-        .collect();
+    let servers = spawn_servers(dir.path(), "g", &ports, &[]);
     // No retry_join: nothing happens until `cairn join` puts them in one gossip pool.
     let seed = format!("127.0.0.1:{}", ports[3]);
     for s in &servers[1..] {

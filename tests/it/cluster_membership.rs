@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::cluster::{Cluster, cli, free_ports, local_nodes, wait_until, write_node};
+use crate::cluster::{Cluster, cli, free_ports, local_nodes, spawn_servers, wait_until, write_node};
 use crate::support::Agent;
 
 /// The voters' RPC addresses `agent` reports (`/v1/status/peers`).
@@ -135,29 +135,8 @@ fn servers_retry_joining_gossip_addresses_form_a_cluster_as_in_consul() {
     let dir = tempfile::tempdir().unwrap();
     let ports = free_ports(6);
     let joins: Vec<String> = ports[3..].iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let servers: Vec<Agent> = (0..3)
-        .map(|i| {
-            let (node, data) = (format!("r{i}"), dir.path().join(format!("r{i}")).display().to_string());
-            let (rpc, serf) = (ports[i].to_string(), ports[3 + i].to_string());
-            let mut args = vec![
-                "--server",
-                "--bootstrap-expect",
-                "3",
-                "--node",
-                &node,
-                "--data-dir",
-                &data,
-                "--server-port",
-                &rpc,
-                "--serf-lan-port",
-                &serf,
-            ];
-            for j in &joins {
-                args.extend(["--retry-join", j.as_str()]);
-            }
-            Agent::spawn(&args)
-        })
-        .collect();
+    let retry_join: Vec<String> = joins.iter().flat_map(|j| ["--retry-join".to_owned(), j.clone()]).collect();
+    let servers = spawn_servers(dir.path(), "r", &ports, &retry_join);
     let rpc: BTreeSet<String> = ports[..3].iter().map(|p| format!("127.0.0.1:{p}")).collect();
     for s in &servers {
         s.wait_ready();
