@@ -129,6 +129,10 @@ pub struct Deps {
     pub services: Vec<String>,
     /// Node names (catalog keys) it read.
     pub nodes: Vec<String>,
+    /// Its records are not a plain shuffle of a fixed set: a record limit, the size cap or
+    /// the merging of equal addresses depended on the order drawn, so another draw can give
+    /// other records (or other odds per position) than a permutation of these.
+    pub partial: bool,
 }
 
 /// Internal CNAME resolution depth (Consul's `maxRecursionLevelDefault`).
@@ -678,6 +682,8 @@ impl<'a> Lookup<'a> {
                 Addr::Ip(ip) => {
                     if out.len() < limit && seen.insert(ip) {
                         out.push(Rr::bare(ip_record(self.qname.clone(), ttl, ip)));
+                    } else {
+                        self.deps.borrow_mut().partial = true;
                     }
                 }
                 Addr::Host(h) => {

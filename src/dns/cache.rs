@@ -19,7 +19,14 @@
 //! ID into them, and the current SOA serial where the response carries one (the serial
 //! ticks every second without changing anything else).
 //!
-//! Shuffled answers: when rendering a response drew from the RNG, the entry keeps up to
+//! Shuffled address answers: when the answer section is A or AAAA records of one size, each
+//! owned by a pointer to the question, nothing else points into it, and the records are a
+//! plain shuffle of a fixed set (`Deps::partial` unset: no limit, cap or merge depended on
+//! the order), the entry keeps one rendering and a hit permutes its records in the copied
+//! bytes (Fisher-Yates on fixed-size chunks): every order is as likely as from the full
+//! path, with no rendering after the first.
+//!
+//! Other shuffled answers: when rendering a response drew from the RNG, the entry keeps up to
 //! `VARIANTS` independently shuffled renderings (two at first, more as the key is asked for)
 //! and answers from one picked at random; each is re-rendered after `REFRESH_USES` uses
 //! (more for answers that cost more to render: see `refresh_after`), so
@@ -29,7 +36,8 @@
 //!
 //! Invariants: no lock (the cache is owned by one loop), no allocation on a hit, bounded
 //! memory (`MAX_BYTES`; the cache is emptied when full), and the bytes sent on a hit are
-//! exactly what the full path rendered for the same request.
+//! exactly what the full path rendered for the same request (for a permuted answer: with
+//! its records in another order, drawn as the full path draws them).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -69,6 +77,10 @@ const MAX_KEY: usize = 512;
 const MAX_BYTES: usize = 32 << 20;
 /// RR type of SOA.
 const SOA: u16 = 6;
+/// RR types of A, AAAA and OPT.
+const A: usize = 1;
+const AAAA: usize = 28;
+const OPT: usize = 41;
 
 /// One rendering of a response.
 struct Variant {
@@ -83,8 +95,11 @@ struct Variant {
 
 struct Entry {
     variants: Vec<Variant>,
-    /// Whether rendering used the RNG (the response has an order to shuffle).
+    /// Whether rendering used the RNG and the variants carry the order (it is off when
+    /// `permute` does the shuffling).
     shuffled: bool,
+    /// Where a hit shuffles the one stored rendering itself.
+    permute: Option<Permute>,
     /// The snapshot index the variants are known to be current for.
     checked_at: u64,
     /// Requests for this key since it was (re)rendered.
@@ -184,6 +199,70 @@ impl Entry {
             return true;
         }
         false
+    }
+}
+
+/// The answer section of a reply made of `count` records of `size` bytes each from byte
+/// `start`, which a hit may put in any order (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Permute {
+    start: usize,
+    size: usize,
+    count: usize,
+}
+
+impl Permute {
+    /// The layout of `msg` if its records can be permuted in place: one question, two or
+    /// more A or AAAA answers of one size whose owners point before the answer section,
+    /// no authority records, and only an OPT record (root owner) in the additional section,
+    /// so no name anywhere points into the records that move.
+    pub(crate) fn of(msg: &[u8]) -> Option<Self> {
+        let count = |at: usize| msg.get(at..at + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+        let (questions, answers, authority, additional) = (count(4)?, count(6)?, count(8)?, count(10)?);
+        if questions != 1 || answers < 2 || authority != 0 {
+            return None;
+        }
+        let start = skip_name(msg, 12)? + 4;
+        let mut pos = start;
+        let mut layout = None;
+        for _ in 0..answers {
+            let owner = msg.get(pos..pos + 2)?;
+            let pointer = usize::from(u16::from_be_bytes([owner[0], owner[1]]) & 0x3FFF);
+            if owner[0] & 0xC0 != 0xC0 || pointer >= start {
+                return None;
+            }
+            let rtype = count(pos + 2)?;
+            let size = 12 + count(pos + 10)?;
+            if rtype != A && rtype != AAAA || *layout.get_or_insert((rtype, size)) != (rtype, size) {
+                return None;
+            }
+            pos += size;
+        }
+        for _ in 0..additional {
+            if msg.get(pos) != Some(&0) || count(pos + 1)? != OPT {
+                return None;
+            }
+            pos += 11 + count(pos + 9)?;
+        }
+        let (_, size) = layout?;
+        (pos == msg.len()).then_some(Self { start, size, count: answers })
+    }
+
+    /// Puts the records of `msg` (a copy of the rendering it was made from) in a uniformly
+    /// random order.
+    fn shuffle(&self, msg: &mut [u8], rng: &mut impl Rng) {
+        let Some(section) = msg.get_mut(self.start..self.start + self.size * self.count) else { return };
+        for i in (1..self.count).rev() {
+            let j = rng.random_range(0..=i);
+            if j != i {
+                let (low, high) = section.split_at_mut(i * self.size);
+                if let (Some(a), Some(b)) =
+                    (low.get_mut(j * self.size..(j + 1) * self.size), high.get_mut(..self.size))
+                {
+                    a.swap_with_slice(b);
+                }
+            }
+        }
     }
 }
 
@@ -303,6 +382,9 @@ impl AnswerCache {
                     self.stats.hits += 1;
                     out.extend_from_slice(&v.bytes);
                     finish(out, id, ctx.soa_serial, v);
+                    if let Some(p) = &entry.permute {
+                        p.shuffle(out, &mut self.rng);
+                    }
                     return None;
                 }
                 _ => {}
@@ -325,6 +407,10 @@ impl AnswerCache {
             // draw, so an instance with a small weight could come first for many queries.
             return None;
         }
+        let deps = deps.into_inner();
+        // A plain shuffle of fixed records is stored once and permuted on each hit.
+        let permute = if shuffled && !deps.partial { Permute::of(&bytes) } else { None };
+        let shuffled = shuffled && permute.is_none();
         let serial_at = soa_serial_offsets(&bytes);
         let refresh = refresh_after(bytes.len(), counting_draws);
         let variant = Variant { serial: ctx.soa_serial, serial_at, bytes, uses: 1, refresh };
@@ -347,10 +433,15 @@ impl AnswerCache {
             None => {
                 self.bytes += size;
                 let key: Box<[u8]> = self.key.as_slice().into();
-                let deps =
-                    versions(deps.into_inner(), &snap.catalog, ctx.dns_config.only_passing, &self.digests);
-                let entry =
-                    Entry { variants: vec![variant], shuffled, checked_at: snap.index, deps, uses: 1 };
+                let deps = versions(deps, &snap.catalog, ctx.dns_config.only_passing, &self.digests);
+                let entry = Entry {
+                    variants: vec![variant],
+                    shuffled,
+                    permute,
+                    checked_at: snap.index,
+                    deps,
+                    uses: 1,
+                };
                 self.map.insert(key, entry);
             }
         }

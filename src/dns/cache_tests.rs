@@ -6,7 +6,7 @@ use std::sync::Arc;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use super::cache::soa_serial_offsets;
+use super::cache::{Permute, soa_serial_offsets};
 use super::*;
 use crate::catalog::{CatalogDump, CatalogState, Node, Service};
 use crate::config::DnsConfig;
@@ -118,10 +118,104 @@ fn shuffled_answers_keep_varying_and_stay_complete() {
         assert_eq!(sorted, ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"]);
         orders.insert(ips);
     }
-    // 8 renderings at a time, each re-shuffled after 64 uses: many of the 120 orders appear.
-    assert!(orders.len() > 20, "only {} orders in 2000 answers", orders.len());
-    let stats = cache.stats();
-    assert!(stats.hits > 1800, "{stats:?}");
+    // One rendering, its records permuted on every hit: most of the 120 orders appear.
+    assert!(orders.len() > 100, "only {} orders in 2000 answers", orders.len());
+    assert_eq!(cache.stats(), CacheStats { hits: 1999, misses: 1 }, "rendered once");
+}
+
+/// How often each A record came first in `n` cached answers to `req`, and the misses.
+fn first_positions(
+    cache: &mut AnswerCache,
+    req: &[u8],
+    ctx: &DnsContext,
+    snap: &Arc<CatalogSnapshot>,
+    n: usize,
+) -> std::collections::BTreeMap<String, usize> {
+    let mut firsts = std::collections::BTreeMap::new();
+    for _ in 0..n {
+        let out = check_cached(cache, req, ctx, snap);
+        let msg = Message::from_vec(&out).expect("decode");
+        let first = a_records(&msg).into_iter().next().expect("an A record");
+        *firsts.entry(first).or_insert(0) += 1;
+    }
+    firsts
+}
+
+#[test]
+fn a_permuted_answer_puts_every_record_first_equally_often() {
+    let (ctx, snap) = (ctx(), snapshot(5, 1));
+    let mut cache = AnswerCache::new();
+    let req = request(9, "web.service.consul.", RecordType::A, true);
+    let firsts = first_positions(&mut cache, &req, &ctx, &snap, 5000);
+    assert_eq!(firsts.len(), 5, "{firsts:?}");
+    // 1,000 expected each; the standard deviation is 28.
+    assert!(firsts.values().all(|&c| (800..1200).contains(&c)), "{firsts:?}");
+    assert_eq!(cache.stats().misses, 1);
+}
+
+#[test]
+fn answers_cut_by_a_limit_or_without_a_fixed_layout_keep_rendered_variants() {
+    // a_record_limit: 3 of 5 records, a different 3 per draw.
+    let (mut ctx, snap) = (ctx(), snapshot(5, 1));
+    ctx.dns_config.a_record_limit = 3;
+    let mut cache = AnswerCache::new();
+    let req = request(9, "web.service.consul.", RecordType::A, true);
+    let firsts = first_positions(&mut cache, &req, &ctx, &snap, 2000);
+    assert_eq!(firsts.len(), 5, "every instance is served over time: {firsts:?}");
+    assert!(cache.stats().misses > 10, "re-rendered, not permuted: {:?}", cache.stats());
+
+    // Without EDNS the UDP answer count is capped at 3 in encoding.
+    let ctx = self::ctx();
+    let mut cache = AnswerCache::new();
+    let classic = request(9, "web.service.consul.", RecordType::A, false);
+    let firsts = first_positions(&mut cache, &classic, &ctx, &snap, 2000);
+    assert_eq!(firsts.len(), 5, "every instance is served over time: {firsts:?}");
+    assert!(cache.stats().misses > 10, "re-rendered, not permuted: {:?}", cache.stats());
+
+    // SRV answers have targets in the additional section that point into them.
+    let srv = handle(
+        &request(1, "web.service.consul.", RecordType::SRV, true),
+        Transport::Udp,
+        &ctx,
+        &snap,
+        &mut rand::rng(),
+    )
+    .expect("reply");
+    assert_eq!(Permute::of(&srv), None);
+    let a = handle(&req, Transport::Udp, &ctx, &snap, &mut rand::rng()).expect("reply");
+    assert!(Permute::of(&a).is_some(), "three A records of 16 bytes");
+    let one = handle(
+        &request(1, "n0.node.consul.", RecordType::A, true),
+        Transport::Udp,
+        &ctx,
+        &snap,
+        &mut rand::rng(),
+    )
+    .expect("reply");
+    assert_eq!(Permute::of(&one), None, "one record: nothing to permute");
+}
+
+#[test]
+fn equal_addresses_merged_into_one_record_keep_rendered_variants() {
+    // Two instances on nodes with one address: the merged record comes first 2 times in 5,
+    // which a permutation of the 4 records (1 in 4) would not reproduce.
+    let mut dump = CatalogDump::default();
+    for i in 0..5u8 {
+        let node = format!("n{i}");
+        let addr = format!("10.0.0.{}", i.min(3) + 1);
+        let mut n = Node::new(&node, &addr, "dc1");
+        n.modify_index = 1;
+        dump.nodes.push(n);
+        dump.services.push(Service::new(&node, "web", "web", 8000));
+    }
+    dump.service_indexes = vec![("web".into(), 1)];
+    let snap = Arc::new(CatalogSnapshot { index: 1, catalog: CatalogState::from_dump(dump) });
+    let ctx = ctx();
+    let mut cache = AnswerCache::new();
+    let req = request(9, "web.service.consul.", RecordType::A, true);
+    let firsts = first_positions(&mut cache, &req, &ctx, &snap, 2000);
+    assert_eq!(firsts.len(), 4, "{firsts:?}");
+    assert!(cache.stats().misses > 10, "re-rendered, not permuted: {:?}", cache.stats());
 }
 
 #[test]

@@ -141,6 +141,11 @@ fn record_key(r: &Record) -> (String, RecordType, String) {
     (r.name.to_lowercase().to_ascii(), r.record_type(), format!("{:?}", r.data))
 }
 
+/// The ANCOUNT of an encoded message.
+pub(super) fn answer_count(msg: &[u8]) -> usize {
+    msg.get(6..8).map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+}
+
 /// Encodes an answer within the transport's limits.
 pub(super) fn encode(req: &Request, ans: Answer, transport: Transport, ctx: &DnsContext) -> Option<Vec<u8>> {
     let mut msg = base(&req.metadata, ctx);

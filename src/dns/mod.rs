@@ -221,7 +221,12 @@ pub(crate) fn respond_traced(
     let routed = route(req.query.name(), req.query.query_type(), ctx);
     match answer::answer(&req, &routed, ctx, snap, resolved, deps, rng) {
         answer::Outcome::Answer(ans) => {
-            encode::encode(&req, ans, transport, ctx).map_or(Response::Drop, Response::Reply)
+            let total = ans.answers.len();
+            let Some(bytes) = encode::encode(&req, ans, transport, ctx) else { return Response::Drop };
+            if encode::answer_count(&bytes) < total {
+                deps.borrow_mut().partial = true;
+            }
+            Response::Reply(bytes)
         }
         answer::Outcome::Forward => match encode::servfail(&req, ctx) {
             Some(failure) => Response::Forward { request: request.to_vec(), id: req.metadata.id, failure },
