@@ -39,7 +39,6 @@
 //! exactly what the full path rendered for the same request (for a permuted answer: with
 //! its records in another order, drawn as the full path draws them).
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -84,6 +83,8 @@ const OPT: usize = 41;
 
 /// One rendering of a response.
 struct Variant {
+    /// The entry's key, then the response: a hit reads one allocation (the key compare
+    /// brings in the first bytes of the reply).
     bytes: Vec<u8>,
     uses: u32,
     /// Uses before it is rendered again (`refresh_after`).
@@ -94,7 +95,12 @@ struct Variant {
 }
 
 struct Entry {
-    variants: Vec<Variant>,
+    /// Length of the key at the front of every variant's bytes.
+    key_len: usize,
+    /// The first rendering, inline, so a hit on an entry with one follows one pointer.
+    first: Variant,
+    /// Further renderings of a shuffled answer.
+    more: Vec<Variant>,
     /// Whether rendering used the RNG and the variants carry the order (it is off when
     /// `permute` does the shuffling).
     shuffled: bool,
@@ -188,6 +194,24 @@ fn versions(deps: Deps, catalog: &CatalogState, only_passing: bool, digests: &Di
 }
 
 impl Entry {
+    /// The request bytes this entry answers (transport, then the request after its ID).
+    fn key(&self) -> &[u8] {
+        self.first.bytes.get(..self.key_len).unwrap_or_default()
+    }
+
+    /// Rendering `i` (0: `first`).
+    fn variant_mut(&mut self, i: usize) -> Option<&mut Variant> {
+        match i {
+            0 => Some(&mut self.first),
+            _ => self.more.get_mut(i - 1),
+        }
+    }
+
+    /// Bytes held, keys included.
+    fn size(&self) -> usize {
+        self.first.bytes.len() + self.more.iter().map(|v| v.bytes.len()).sum::<usize>()
+    }
+
     /// Whether the stored answer is still what `snap` would give.
     fn current(&mut self, snap: &CatalogSnapshot, only_passing: bool, digests: &Digests) -> bool {
         if self.checked_at == snap.index {
@@ -303,9 +327,10 @@ pub struct CacheStats {
 
 /// The per-loop answer cache; see the module docs.
 pub struct AnswerCache {
-    /// foldhash: keyed per process like std's SipHash (no hash flooding from chosen
-    /// request bytes), several times faster on short keys.
-    map: HashMap<Box<[u8]>, Entry, foldhash::fast::RandomState>,
+    /// Entries by the hash of their key. foldhash: keyed per process like std's SipHash (no
+    /// hash flooding from chosen request bytes), several times faster on short keys.
+    table: hashbrown::HashTable<Entry>,
+    hasher: foldhash::fast::RandomState,
     generation: u64,
     bytes: usize,
     key: Vec<u8>,
@@ -324,7 +349,8 @@ impl AnswerCache {
     /// An empty cache with its own RNG.
     pub fn new() -> Self {
         Self {
-            map: HashMap::with_hasher(foldhash::fast::RandomState::default()),
+            table: hashbrown::HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
             generation: 0,
             bytes: 0,
             key: Vec::with_capacity(MAX_KEY + 1),
@@ -351,7 +377,7 @@ impl AnswerCache {
     ) -> Option<Response> {
         out.clear();
         if self.generation != ctx.generation || self.bytes > MAX_BYTES {
-            self.map.clear();
+            self.table.clear();
             self.bytes = 0;
             self.generation = ctx.generation;
         }
@@ -364,10 +390,12 @@ impl AnswerCache {
         self.key.clear();
         self.key.push(transport as u8);
         self.key.extend_from_slice(rest);
+        let key = self.key.as_slice();
+        let hash = self.hasher.hash_one(key);
 
         let mut pick = 0;
         let mut stale = false;
-        if let Some(entry) = self.map.get_mut(self.key.as_slice()) {
+        if let Some(entry) = self.table.find_mut(hash, |e| e.key() == key) {
             stale = !entry.current(snap, ctx.dns_config.only_passing, &self.digests);
             if entry.shuffled {
                 // Renderings grow with demand: a key asked for rarely between two writes to
@@ -376,11 +404,12 @@ impl AnswerCache {
                 pick = self.rng.random_range(0..allowed);
             }
             entry.uses = entry.uses.saturating_add(1);
-            match entry.variants.get_mut(pick) {
-                Some(v) if !stale && (v.uses < v.refresh || !entry.shuffled) => {
+            let (key_len, shuffled) = (entry.key_len, entry.shuffled);
+            match entry.variant_mut(pick) {
+                Some(v) if !stale && (v.uses < v.refresh || !shuffled) => {
                     v.uses += 1;
                     self.stats.hits += 1;
-                    out.extend_from_slice(&v.bytes);
+                    out.extend_from_slice(v.bytes.get(key_len..).unwrap_or_default());
                     finish(out, id, ctx.soa_serial, v);
                     if let Some(p) = &entry.permute {
                         p.shuffle(out, &mut self.rng);
@@ -413,36 +442,41 @@ impl AnswerCache {
         let shuffled = shuffled && permute.is_none();
         let serial_at = soa_serial_offsets(&bytes);
         let refresh = refresh_after(bytes.len(), counting_draws);
-        let variant = Variant { serial: ctx.soa_serial, serial_at, bytes, uses: 1, refresh };
-        let size = variant.bytes.len() + self.key.len();
-        if stale && let Some(old) = self.map.remove(self.key.as_slice()) {
-            let old_bytes: usize = old.variants.iter().map(|v| v.bytes.len()).sum();
-            self.bytes = self.bytes.saturating_sub(old_bytes + self.key.len());
+        let key = self.key.as_slice();
+        let mut stored = Vec::with_capacity(key.len() + bytes.len());
+        stored.extend_from_slice(key);
+        stored.extend_from_slice(&bytes);
+        let variant = Variant { serial: ctx.soa_serial, serial_at, bytes: stored, uses: 1, refresh };
+        if stale && let Ok(found) = self.table.find_entry(hash, |e| e.key() == key) {
+            let (old, _) = found.remove();
+            self.bytes = self.bytes.saturating_sub(old.size());
         }
-        match self.map.get_mut(self.key.as_slice()) {
+        match self.table.find_mut(hash, |e| e.key() == key) {
             Some(entry) => {
                 entry.shuffled |= shuffled;
-                if let Some(slot) = entry.variants.get_mut(pick) {
+                if let Some(slot) = entry.variant_mut(pick) {
                     self.bytes = self.bytes.saturating_sub(slot.bytes.len()) + variant.bytes.len();
                     *slot = variant;
-                } else if entry.variants.len() < VARIANTS {
+                } else if entry.more.len() + 1 < VARIANTS {
                     self.bytes += variant.bytes.len();
-                    entry.variants.push(variant);
+                    entry.more.push(variant);
                 }
             }
             None => {
-                self.bytes += size;
-                let key: Box<[u8]> = self.key.as_slice().into();
+                self.bytes += variant.bytes.len();
                 let deps = versions(deps, &snap.catalog, ctx.dns_config.only_passing, &self.digests);
                 let entry = Entry {
-                    variants: vec![variant],
+                    key_len: key.len(),
+                    first: variant,
+                    more: Vec::new(),
                     shuffled,
                     permute,
                     checked_at: snap.index,
                     deps,
                     uses: 1,
                 };
-                self.map.insert(key, entry);
+                let hasher = &self.hasher;
+                self.table.insert_unique(hash, entry, |e| hasher.hash_one(e.key()));
             }
         }
         None
