@@ -311,6 +311,19 @@ impl CatalogState {
         self.service_indexes.get(name_key).copied()
     }
 
+    /// Service names (keys) whose per-service index differs between `self` and `newer`
+    /// (added, moved or removed). Subtrees the two share are skipped, so the cost follows the
+    /// number of changes, not the catalog's size.
+    pub fn changed_services<'a>(&'a self, newer: &'a Self) -> impl Iterator<Item = &'a str> {
+        self.service_indexes.diff(&newer.service_indexes).map(diff_key)
+    }
+
+    /// Node names (keys) whose row differs between `self` and `newer`; see
+    /// [`Self::changed_services`].
+    pub fn changed_nodes<'a>(&'a self, newer: &'a Self) -> impl Iterator<Item = &'a str> {
+        self.nodes.diff(&newer.nodes).map(diff_key)
+    }
+
     /// The KV store and sessions.
     pub fn kv(&self) -> &KvState {
         &self.kv
@@ -589,5 +602,13 @@ impl CatalogState {
         changes.push(Change::Query(id));
         changes.push(Change::TableIndexes);
         true
+    }
+}
+
+/// The key of one difference between two maps.
+fn diff_key<'a, V>(d: imbl::ordmap::DiffItem<'a, 'a, String, V>) -> &'a str {
+    match d {
+        imbl::ordmap::DiffItem::Add(k, _) | imbl::ordmap::DiffItem::Remove(k, _) => k,
+        imbl::ordmap::DiffItem::Update { new: (k, _), .. } => k,
     }
 }

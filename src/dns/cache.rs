@@ -10,7 +10,11 @@
 //! changes (a reload). A new snapshot does not empty it: each entry remembers what its
 //! answer read (`Deps`: service names and node names, with their catalog indexes) and is
 //! checked against the new snapshot on its next use, so a write to one service leaves the
-//! other services' answers cached. When a service's index moved, the entry compares a
+//! other services' answers cached. The check costs nothing for an entry none of whose rows
+//! changed: when the loop loads a new snapshot, the cache diffs the service indexes and node
+//! rows against the previous snapshot it saw (`Changes`: persistent maps, so the diff skips
+//! what they share) and marks the rows that moved; an entry looks only at its marked rows.
+//! When a service's index moved, the entry compares a
 //! digest of what its lookups read (`answer::digest_service`: instances, nodes, and health
 //! as answers use it) before giving up, so a write that changed nothing the answer shows
 //! (a check flipping between passing and warning, new check output) keeps it too. An
@@ -39,6 +43,7 @@
 //! exactly what the full path rendered for the same request (for a permuted answer: with
 //! its records in another order, drawn as the full path draws them).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -114,9 +119,16 @@ struct Entry {
     deps: Option<Vec<Dep>>,
 }
 
-/// One catalog row an answer read, with the version it saw.
+/// One catalog row an answer read, with the version it saw, and its slot in `Changes`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Dep {
+struct Dep {
+    slot: usize,
+    row: Row,
+}
+
+/// What a `Dep` read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Row {
     /// A service name: its instances, their nodes and checks. `version` is the per-service
     /// index (`None`: never registered); `digest` is `Digests::service` of what a lookup
     /// reads, compared when the index moved.
@@ -146,7 +158,79 @@ impl Digests {
     }
 }
 
-impl Dep {
+/// Which rows answers depend on, and the snapshot at which each last changed, as this cache
+/// saw it (see the module docs).
+#[derive(Default)]
+struct Changes {
+    /// The snapshot the marks are up to date with.
+    synced: Option<Arc<CatalogSnapshot>>,
+    /// Service and node names (catalog keys) with their slots.
+    services: HashMap<String, usize, foldhash::fast::RandomState>,
+    nodes: HashMap<String, usize, foldhash::fast::RandomState>,
+    /// For each slot, the snapshot index at which its row was last seen changing (0: not
+    /// since the slot was made).
+    changed_at: Vec<u64>,
+}
+
+impl Changes {
+    /// The slot of a service name, made if new.
+    fn service_slot(&mut self, name: &str) -> usize {
+        Self::slot(&mut self.services, &mut self.changed_at, name)
+    }
+
+    /// The slot of a node name, made if new.
+    fn node_slot(&mut self, name: &str) -> usize {
+        Self::slot(&mut self.nodes, &mut self.changed_at, name)
+    }
+
+    fn slot(
+        names: &mut HashMap<String, usize, foldhash::fast::RandomState>,
+        changed_at: &mut Vec<u64>,
+        name: &str,
+    ) -> usize {
+        if let Some(&slot) = names.get(name) {
+            return slot;
+        }
+        let slot = changed_at.len();
+        changed_at.push(0);
+        names.insert(name.to_owned(), slot);
+        slot
+    }
+
+    /// Marks the rows that differ between the last snapshot seen and `snap`. Returns false
+    /// when the marks cannot be trusted (`snap` is older than the last one seen): the caller
+    /// empties the cache.
+    fn sync(&mut self, snap: &Arc<CatalogSnapshot>) -> bool {
+        let Some(prev) = self.synced.replace(snap.clone()) else { return true };
+        if snap.index < prev.index {
+            return false;
+        }
+        for name in prev.catalog.changed_services(&snap.catalog) {
+            if let Some(&slot) = self.services.get(name)
+                && let Some(at) = self.changed_at.get_mut(slot)
+            {
+                *at = snap.index;
+            }
+        }
+        for name in prev.catalog.changed_nodes(&snap.catalog) {
+            if let Some(&slot) = self.nodes.get(name)
+                && let Some(at) = self.changed_at.get_mut(slot)
+            {
+                *at = snap.index;
+            }
+        }
+        true
+    }
+
+    /// Forgets every slot (the entries that used them are gone); keeps the snapshot seen.
+    fn clear(&mut self) {
+        self.services.clear();
+        self.nodes.clear();
+        self.changed_at.clear();
+    }
+}
+
+impl Row {
     /// Whether what this row gave the answer is unchanged in `catalog`; a service whose
     /// index moved but whose digest did not is brought up to the new index.
     fn current(&mut self, catalog: &CatalogState, only_passing: bool, digests: &Digests) -> bool {
@@ -170,7 +254,13 @@ impl Dep {
 /// The dependencies of an answer rendered from `catalog`, with the versions it saw; `None`
 /// (check nothing, render again after any write) when a row it read carries no version,
 /// which only a hand-built catalog can have.
-fn versions(deps: Deps, catalog: &CatalogState, only_passing: bool, digests: &Digests) -> Option<Vec<Dep>> {
+fn versions(
+    deps: Deps,
+    catalog: &CatalogState,
+    only_passing: bool,
+    digests: &Digests,
+    changes: &mut Changes,
+) -> Option<Vec<Dep>> {
     if deps.everything {
         return None;
     }
@@ -181,14 +271,16 @@ fn versions(deps: Deps, catalog: &CatalogState, only_passing: bool, digests: &Di
             return None;
         }
         let digest = digests.service(catalog, &name, only_passing);
-        out.push(Dep::Service { name, version, digest });
+        let slot = changes.service_slot(&name);
+        out.push(Dep { slot, row: Row::Service { name, version, digest } });
     }
     for name in deps.nodes {
         let version = catalog.node_row(&name).map(|n| n.modify_index);
         if version == Some(0) {
             return None;
         }
-        out.push(Dep::Node { name, version });
+        let slot = changes.node_slot(&name);
+        out.push(Dep { slot, row: Row::Node { name, version } });
     }
     Some(out)
 }
@@ -212,13 +304,27 @@ impl Entry {
         self.first.bytes.len() + self.more.iter().map(|v| v.bytes.len()).sum::<usize>()
     }
 
-    /// Whether the stored answer is still what `snap` would give.
-    fn current(&mut self, snap: &CatalogSnapshot, only_passing: bool, digests: &Digests) -> bool {
+    /// Whether the stored answer is still what `snap` would give. Only the rows marked as
+    /// changed since it was last checked (`changed_at`, synced to `snap`) are looked at.
+    fn current(
+        &mut self,
+        snap: &CatalogSnapshot,
+        only_passing: bool,
+        digests: &Digests,
+        changed_at: &[u64],
+        rows_checked: &mut u64,
+    ) -> bool {
         if self.checked_at == snap.index {
             return true;
         }
         let Some(deps) = &mut self.deps else { return false };
-        if deps.iter_mut().all(|d| d.current(&snap.catalog, only_passing, digests)) {
+        let checked_at = self.checked_at;
+        let moved = |d: &Dep| changed_at.get(d.slot).is_none_or(|&at| at > checked_at);
+        let mut current = |d: &mut Dep| {
+            *rows_checked += 1;
+            d.row.current(&snap.catalog, only_passing, digests)
+        };
+        if deps.iter_mut().all(|d| !moved(d) || current(d)) {
             self.checked_at = snap.index;
             return true;
         }
@@ -336,6 +442,9 @@ pub struct AnswerCache {
     key: Vec<u8>,
     rng: rand::rngs::SmallRng,
     digests: Digests,
+    changes: Changes,
+    /// Rows looked up again because they changed (tests: the rest are not).
+    rows_checked: u64,
     stats: CacheStats,
 }
 
@@ -356,6 +465,8 @@ impl AnswerCache {
             key: Vec::with_capacity(MAX_KEY + 1),
             rng: rand::rngs::SmallRng::from_rng(&mut rand::rng()),
             digests: Digests::new(),
+            changes: Changes::default(),
+            rows_checked: 0,
             stats: CacheStats::default(),
         }
     }
@@ -363,6 +474,12 @@ impl AnswerCache {
     /// Counters since the cache was made.
     pub fn stats(&self) -> CacheStats {
         self.stats
+    }
+
+    /// Dependency rows looked up again after a new snapshot marked them changed.
+    #[cfg(test)]
+    pub(crate) fn rows_checked(&self) -> u64 {
+        self.rows_checked
     }
 
     /// Answers `request` into `out` (cleared first) and returns `None`, or returns what the
@@ -376,8 +493,11 @@ impl AnswerCache {
         out: &mut Vec<u8>,
     ) -> Option<Response> {
         out.clear();
-        if self.generation != ctx.generation || self.bytes > MAX_BYTES {
+        let seen = self.changes.synced.as_ref().is_some_and(|s| Arc::ptr_eq(s, snap));
+        let synced = seen || self.changes.sync(snap);
+        if self.generation != ctx.generation || self.bytes > MAX_BYTES || !synced {
             self.table.clear();
+            self.changes.clear();
             self.bytes = 0;
             self.generation = ctx.generation;
         }
@@ -396,7 +516,13 @@ impl AnswerCache {
         let mut pick = 0;
         let mut stale = false;
         if let Some(entry) = self.table.find_mut(hash, |e| e.key() == key) {
-            stale = !entry.current(snap, ctx.dns_config.only_passing, &self.digests);
+            stale = !entry.current(
+                snap,
+                ctx.dns_config.only_passing,
+                &self.digests,
+                &self.changes.changed_at,
+                &mut self.rows_checked,
+            );
             if entry.shuffled {
                 // Renderings grow with demand: a key asked for rarely between two writes to
                 // its service is rendered twice, not `VARIANTS` times.
@@ -464,7 +590,13 @@ impl AnswerCache {
             }
             None => {
                 self.bytes += variant.bytes.len();
-                let deps = versions(deps, &snap.catalog, ctx.dns_config.only_passing, &self.digests);
+                let deps = versions(
+                    deps,
+                    &snap.catalog,
+                    ctx.dns_config.only_passing,
+                    &self.digests,
+                    &mut self.changes,
+                );
                 let entry = Entry {
                     key_len: key.len(),
                     first: variant,

@@ -254,6 +254,37 @@ fn a_changed_answer_renders_again_a_reload_empties_the_cache_and_the_serial_stay
 }
 
 #[test]
+fn a_new_snapshot_looks_again_only_at_the_rows_that_changed() {
+    let ctx = ctx();
+    let mut cache = AnswerCache::new();
+    let web = request(1, "web.service.consul.", RecordType::A, true);
+    let api = request(2, "api.service.consul.", RecordType::A, true);
+    let node = request(3, "n1.node.consul.", RecordType::A, true);
+    let first = versioned(3, 1, 1);
+    for req in [&web, &api, &node] {
+        check_cached(&mut cache, req, &ctx, &first);
+    }
+    // api and its node a0 move; web and n1 do not.
+    let second = versioned(3, 1, 2);
+    for req in [&web, &node] {
+        check_cached(&mut cache, req, &ctx, &second);
+    }
+    assert_eq!(cache.rows_checked(), 0, "web's and n1's rows are unchanged: nothing looked up");
+    let out = check_cached(&mut cache, &api, &ctx, &second);
+    assert!(a_records(&Message::from_vec(&out).expect("decode")).contains(&"10.1.0.2".to_owned()));
+    assert_eq!(cache.rows_checked(), 1, "api's row is checked, and its answer renders again");
+    assert_eq!(cache.stats().misses, 4);
+    // web moves: its answers are checked (and render again); a snapshot older than the last
+    // one seen empties the cache.
+    let third = versioned(4, 3, 3);
+    let out = check_cached(&mut cache, &web, &ctx, &third);
+    assert_eq!(a_records(&Message::from_vec(&out).expect("decode")).len(), 4);
+    assert_eq!(cache.stats().misses, 5);
+    check_cached(&mut cache, &node, &ctx, &first);
+    assert_eq!(cache.stats().misses, 6, "an older snapshot: rendered, not trusted");
+}
+
+#[test]
 fn forwarding_is_never_cached() {
     let mut ctx = ctx();
     ctx.recursors = vec!["127.0.0.1:1".parse().expect("addr")];
