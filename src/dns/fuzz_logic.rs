@@ -2,7 +2,9 @@
 //!
 //! Input: bytes; the first selects the transport (bit 0: UDP or TCP) and, for TCP, whether the
 //! rest is one message or a client's byte stream of length-prefixed frames (bit 1), which is
-//! cut and answered frame by frame as the listener does. Output: nothing; it panics only when
+//! cut and answered frame by frame as the listener does. A UDP request is also answered three
+//! times by a fresh `AnswerCache`, as a UDP loop answers it (a miss, then hits that copy,
+//! patch and permute the stored bytes), and every one of those replies is checked too. Output: nothing; it panics only when
 //! an invariant of the DNS path breaks. A panic inside the path itself is the other finding.
 //! Used by the cargo-fuzz target in `tests/fuzz/` and by the proptests.
 //!
@@ -20,7 +22,7 @@ use rand::SeedableRng;
 
 use super::listener::frame;
 use super::parse::parse;
-use super::{DnsContext, Transport, handle};
+use super::{AnswerCache, DnsContext, Transport, handle};
 use crate::catalog::{CatalogDump, CatalogState, Check, HealthStatus, Node, Service};
 use crate::config::DnsConfig;
 use crate::snapshot::CatalogSnapshot;
@@ -103,6 +105,7 @@ pub fn request_path(data: &[u8]) {
     if selector & 1 == 0 {
         let reply = handle(input, Transport::Udp, ctx, snap, &mut rng);
         check_reply(input, reply.as_deref(), Transport::Udp);
+        cached_udp(input, reply.as_deref());
     } else if selector & 2 == 0 {
         let reply = handle(input, Transport::Tcp, ctx, snap, &mut rng);
         check_reply(input, reply.as_deref(), Transport::Tcp);
@@ -122,6 +125,26 @@ pub fn request_path(data: &[u8]) {
         }
     }
 }
+
+/// The UDP loops' path: the answer cache, one miss and two hits.
+fn cached_udp(request: &[u8], uncached: Option<&[u8]>) {
+    let (ctx, snap) = fixture();
+    let snap = SNAPSHOT.get_or_init(|| std::sync::Arc::new(snap.clone()));
+    let mut cache = AnswerCache::new();
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        if cache.respond(request, Transport::Udp, ctx, snap, &mut out).is_some() {
+            // Forwarding, host-name resolution or a drop: the loop hands those to `listener`.
+            return;
+        }
+        check_reply(request, Some(&out), Transport::Udp);
+        let rcode = |m: &[u8]| m.get(3).map(|b| b & 0x0F);
+        assert_eq!(rcode(&out), uncached.and_then(rcode), "cached reply with another RCODE");
+    }
+}
+
+/// The fixture's snapshot as the loops hold it.
+static SNAPSHOT: OnceLock<std::sync::Arc<CatalogSnapshot>> = OnceLock::new();
 
 fn check_reply(request: &[u8], reply: Option<&[u8]>, transport: Transport) {
     let Some(reply) = reply else { return };
