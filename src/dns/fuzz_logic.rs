@@ -4,8 +4,9 @@
 //! rest is one message or a client's byte stream of length-prefixed frames (bit 1), which is
 //! cut and answered frame by frame as the listener does. A UDP request is also answered three
 //! times by a fresh `AnswerCache`, as a UDP loop answers it (a miss, then hits that copy,
-//! patch and permute the stored bytes), and every one of those replies is checked too. Output: nothing; it panics only when
-//! an invariant of the DNS path breaks. A panic inside the path itself is the other finding.
+//! patch and permute the stored bytes), and every one of those replies is checked too.
+//! Output: nothing; it panics only when an invariant of the DNS path breaks. A panic inside
+//! the path itself is the other finding.
 //! Used by the cargo-fuzz target in `tests/fuzz/` and by the proptests.
 //!
 //! Invariants checked on every reply (RFC 1035 §4.1.1, RFC 6891 §7, spec §2.12):
@@ -15,7 +16,7 @@
 //! - size: a UDP reply fits the client's limit (512 bytes, or its EDNS size capped at 65467),
 //!   a TCP reply fits a frame.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use hickory_proto::op::Message;
 use rand::SeedableRng;
@@ -44,8 +45,8 @@ fn service(node: &str, id: &str, name: &str, address: &str, port: u16, tags: &[&
 /// A small catalog with every address kind (node IP, service IPv4/IPv6, host names), health
 /// states, tags, node meta and a `consul` service; and a context with an alt domain, a
 /// recursor and the example static zone so every branch of the path is reachable.
-pub fn fixture() -> &'static (DnsContext, CatalogSnapshot) {
-    static FIXTURE: OnceLock<(DnsContext, CatalogSnapshot)> = OnceLock::new();
+pub fn fixture() -> &'static (DnsContext, Arc<CatalogSnapshot>) {
+    static FIXTURE: OnceLock<(DnsContext, Arc<CatalogSnapshot>)> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let regs = [
             (
@@ -82,14 +83,14 @@ pub fn fixture() -> &'static (DnsContext, CatalogSnapshot) {
             generation: 0,
             // The repository's example zone, so inputs reach the static-zone path too (its
             // unit tests prove it parses; an empty set would only narrow the fuzzing).
-            zones: std::sync::Arc::new(
+            zones: Arc::new(
                 Zone::parse(std::path::Path::new("example.zone"), EXAMPLE_ZONE)
                     .ok()
                     .and_then(|z| ZoneSet::from_zones([z]).ok())
                     .unwrap_or_default(),
             ),
         };
-        (ctx, CatalogSnapshot { index: 5, catalog: state })
+        (ctx, Arc::new(CatalogSnapshot { index: 5, catalog: state }))
     })
 }
 
@@ -129,7 +130,6 @@ pub fn request_path(data: &[u8]) {
 /// The UDP loops' path: the answer cache, one miss and two hits.
 fn cached_udp(request: &[u8], uncached: Option<&[u8]>) {
     let (ctx, snap) = fixture();
-    let snap = SNAPSHOT.get_or_init(|| std::sync::Arc::new(snap.clone()));
     let mut cache = AnswerCache::new();
     let mut out = Vec::new();
     for _ in 0..3 {
@@ -142,9 +142,6 @@ fn cached_udp(request: &[u8], uncached: Option<&[u8]>) {
         assert_eq!(rcode(&out), uncached.and_then(rcode), "cached reply with another RCODE");
     }
 }
-
-/// The fixture's snapshot as the loops hold it.
-static SNAPSHOT: OnceLock<std::sync::Arc<CatalogSnapshot>> = OnceLock::new();
 
 fn check_reply(request: &[u8], reply: Option<&[u8]>, transport: Transport) {
     let Some(reply) = reply else { return };

@@ -172,7 +172,7 @@ fn fixture() -> (DnsContext, &'static CatalogSnapshot) {
     let mut ctx = ctx.clone();
     // No recursors: names outside the domain get REFUSED, and RA stays clear.
     ctx.recursors.clear();
-    (ctx, snap)
+    (ctx, snap.as_ref())
 }
 
 fn run(bytes: &[u8], transport: Transport) -> Option<Vec<u8>> {
