@@ -53,6 +53,7 @@ use rand::{Rng, RngExt, SeedableRng, TryRng};
 use std::cell::RefCell;
 
 use super::answer::digest_service;
+use super::encode::u16_at;
 use super::{Deps, DnsContext, Resolved, Response, Transport, respond, respond_traced};
 use crate::catalog::CatalogState;
 use crate::snapshot::CatalogSnapshot;
@@ -347,7 +348,7 @@ impl Permute {
     /// no authority records, and only an OPT record (root owner) in the additional section,
     /// so no name anywhere points into the records that move.
     pub(crate) fn of(msg: &[u8]) -> Option<Self> {
-        let count = |at: usize| msg.get(at..at + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+        let count = |at: usize| u16_at(msg, at);
         let (questions, answers, authority, additional) = (count(4)?, count(6)?, count(8)?, count(10)?);
         if questions != 1 || answers < 2 || authority != 0 {
             return None;
@@ -650,7 +651,7 @@ fn finish(out: &mut [u8], id: &[u8], serial: u32, v: &Variant) {
 /// Offsets of the SERIAL field of every SOA record in a response (empty if it is malformed).
 pub(crate) fn soa_serial_offsets(msg: &[u8]) -> Vec<usize> {
     let mut found = Vec::new();
-    let count = |at: usize| msg.get(at..at + 2).map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+    let count = |at: usize| u16_at(msg, at).unwrap_or(0);
     let questions = count(4);
     let records = count(6) + count(8) + count(10);
     let mut pos = 12;

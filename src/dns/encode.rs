@@ -141,9 +141,15 @@ fn record_key(r: &Record) -> (String, RecordType, String) {
     (r.name.to_lowercase().to_ascii(), r.record_type(), format!("{:?}", r.data))
 }
 
+/// The big-endian 16-bit field at `at` of a wire message (a header count, an RR type or
+/// RDLENGTH), or `None` past the end.
+pub(super) fn u16_at(msg: &[u8], at: usize) -> Option<usize> {
+    msg.get(at..at + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+}
+
 /// The ANCOUNT of an encoded message.
 pub(super) fn answer_count(msg: &[u8]) -> usize {
-    msg.get(6..8).map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    u16_at(msg, 6).unwrap_or(0)
 }
 
 /// Encodes an answer within the transport's limits.
