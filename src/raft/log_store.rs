@@ -7,9 +7,10 @@
 //! Invariants:
 //! - Group commit: all entries of one `append` call go into ONE write transaction, and
 //!   `callback.log_io_completed(Ok(()))` runs only after that transaction committed AND was
-//!   synced (`Store::commit_durable`). openraft batches concurrent proposals into one `append`.
+//!   synced (`Store::commit_with_deferred`). openraft batches concurrent proposals into one
+//!   `append`. The state machine's deferred rows (`store::Deferred`) ride in that transaction.
 //! - Every write here (append, truncate, purge, vote, committed id) is durable when it returns:
-//!   the state machine's unsynced applies rely on it (see `store`'s invariants).
+//!   the state machine's deferred applies rely on it (see `store`'s invariants).
 //! - The log is contiguous from `last_purged + 1` to the last entry; `purge` records the
 //!   purged log id in the same transaction that deletes the entries.
 //! - Blocking LMDB commits run on `spawn_blocking`, never on an async worker.
@@ -86,7 +87,8 @@ impl LogStore {
     }
 }
 
-/// Writes serialised entries (and the committed id riding along) in ONE durable transaction.
+/// Writes serialised entries (and the committed id and the state machine's deferred rows
+/// riding along) in ONE durable transaction.
 pub(super) fn write_entries(
     store: &Store,
     rows: &[(u64, Vec<u8>)],
@@ -99,7 +101,7 @@ pub(super) fn write_entries(
     if let Some(c) = committed {
         store.meta_put(&mut wtxn, META_COMMITTED, &c)?;
     }
-    store.commit_durable(wtxn)
+    store.commit_with_deferred(wtxn, true)
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {

@@ -1,8 +1,8 @@
 //! CONSENSUS: openraft 0.9 (`storage-v2`) wiring for the catalog.
 //!
 //! WRITE  HTTP -> `RaftHandle::propose(Command)` -> openraft log (LMDB, synced, batched)
-//!        -> commit -> `state_machine` applies the batch in one LMDB write transaction
-//!        -> `SnapshotHandle::publish` -> DNS sees it.
+//!        -> commit -> `state_machine` applies the batch in memory (its rows ride along with
+//!        the next log append: `store::Deferred`) -> `SnapshotHandle::publish` -> DNS sees it.
 //!
 //! Files: `command` (the log payload), `batch` (group commit of concurrent proposals),
 //! `apply` (pure transition), `log_store` (RaftLogStorage
@@ -11,7 +11,8 @@
 //! Input: `RaftOptions` (data dir, node id, Raft address) and proposed `Command`s.
 //! Output: a running openraft node (`RaftHandle`) and the `SnapshotHandle` it publishes to.
 //! Invariants: `open` publishes the catalog stored in LMDB before Raft starts; `propose`
-//! returns only after the command is committed (fsynced log) and applied (LMDB + publish).
+//! returns only after the command is committed (fsynced log) and applied (published; its
+//! rows reach LMDB with a later commit, or are re-applied from the log after a crash).
 
 pub mod apply;
 pub mod autopilot;
@@ -163,13 +164,15 @@ pub async fn open(opts: RaftOptions) -> Result<RaftHandle, RaftError> {
     let snapshots = Arc::new(SnapshotHandle::default());
     let mut sm = state_machine::StateMachine::open(store.clone(), snapshots.clone())?;
     let feed = sm.feed();
-    let log = log_store::LogStore::new(store);
+    let log = log_store::LogStore::new(store.clone());
     let config = Arc::new(raft_config(&opts)?);
     let pool = Arc::new(crate::rpc::Pool::default());
     let raft = Raft::new(opts.node_id, config, network::NetworkFactory::new(pool.clone()), log, sm)
         .await
         .map_err(|e| RaftError::Raft(e.to_string()))?;
     let proposer = batch::Proposer::spawn(raft.clone(), opts.node_id, snapshots.clone(), pool.clone());
+    let flusher = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(flush_idle_deferred(store.clone(), flusher.clone()));
     let server = Arc::new(Server {
         raft,
         snapshots,
@@ -179,6 +182,8 @@ pub async fn open(opts: RaftOptions) -> Result<RaftHandle, RaftError> {
         pool,
         contact: Arc::new(cluster::Contact::new()),
         feed,
+        store: store.clone(),
+        flusher: flusher.clone(),
     });
     let handle = RaftHandle { inner: Inner::Server(server.clone()) };
     if opts.bootstrap_expect != 1 {
@@ -230,6 +235,38 @@ pub struct Server {
     contact: Arc<cluster::Contact>,
     /// The applied entries client replicas subscribe to.
     feed: Arc<crate::replica::feed::Feed>,
+    /// The environment, for the deferred rows' last flush on shutdown.
+    store: Store,
+    /// Stops `flush_idle_deferred` when the server shuts down or is dropped.
+    flusher: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.flusher.cancel();
+    }
+}
+
+/// How long applied rows may wait in memory when no log append takes them (an idle leader,
+/// a follower between writes): bounds what a restart re-applies from the log.
+const FLUSH_DEFERRED: Duration = Duration::from_millis(200);
+
+/// Writes the state machine's deferred rows every `FLUSH_DEFERRED` while there are any.
+async fn flush_idle_deferred(store: Store, stop: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(FLUSH_DEFERRED);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if store.has_deferred() {
+            let s = store.clone();
+            if let Err(e) = crate::store::blocking(move || s.flush_deferred()).await {
+                tracing::warn!(error = %e, "writing applied catalog rows failed; they stay in memory for the next commit");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for RaftHandle {
@@ -340,11 +377,18 @@ impl RaftHandle {
         }
     }
 
-    /// Stops openraft (the state machine and log are durable, so `open` on the same data
-    /// directory resumes where this left off), or a client's replica stream.
+    /// Stops openraft and writes the applied rows still deferred (the log is durable, so
+    /// `open` on the same data directory resumes where this left off), or a client's replica
+    /// stream.
     pub async fn shutdown(&self) -> Result<(), RaftError> {
         match &self.inner {
-            Inner::Server(s) => s.raft.shutdown().await.map_err(|e| RaftError::Raft(e.to_string())),
+            Inner::Server(s) => {
+                s.raft.shutdown().await.map_err(|e| RaftError::Raft(e.to_string()))?;
+                s.flusher.cancel();
+                let store = s.store.clone();
+                crate::store::blocking(move || store.flush_deferred()).await?;
+                Ok(())
+            }
             Inner::Client(c) => {
                 c.shutdown();
                 Ok(())

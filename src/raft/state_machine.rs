@@ -5,13 +5,14 @@
 //!
 //! Invariants:
 //! - `apply` runs `raft::apply::apply` for each normal entry of a batch (index = log index) on
-//!   a copy of the state, then writes exactly the changed rows, the last-applied log id and
-//!   the membership in ONE LMDB write transaction; only after that commits does it adopt the
-//!   new state and publish it. A failed write leaves memory as it was (matching LMDB).
-//! - That apply commit is atomic but NOT synced (`store`'s invariants): a system crash may
-//!   undo the last applies, and openraft re-applies them from the durable log on start. The
-//!   snapshot writes (build, install) are synced (`Store::commit_durable`): the log is purged
-//!   on their strength.
+//!   a copy of the state, hands exactly the changed rows, the last-applied log id and the
+//!   membership to the store as ONE deferred write (`store::Deferred`), adopts the new state
+//!   and publishes it. It opens no transaction and waits for no disk: the rows reach LMDB,
+//!   together, inside the next commit that takes them (normally the next log append).
+//! - So LMDB may lag the applied state (`store`'s invariants): a crash loses the deferred
+//!   rows, and openraft re-applies their entries from the durable log on start. A snapshot
+//!   build writes the deferred rows in its own synced commit (the log is purged on its
+//!   strength); an install discards them first.
 //! - Blank and membership entries advance last-applied too.
 //! - Deterministic: no clock, no randomness; timestamps travel inside commands.
 //! - On open the catalog is loaded from LMDB and published, so a restart serves data before
@@ -34,7 +35,8 @@ use crate::catalog::{CatalogDump, CatalogState};
 use crate::replica::feed::Feed;
 use crate::snapshot::{CatalogSnapshot, SnapshotHandle};
 use crate::store::{
-    self, META_LAST_APPLIED, META_MEMBERSHIP, META_SNAPSHOT_DATA, META_SNAPSHOT_META, Store, StoreError,
+    self, Deferred, META_LAST_APPLIED, META_MEMBERSHIP, META_SNAPSHOT_DATA, META_SNAPSHOT_META, Store,
+    StoreError,
 };
 
 #[doc(hidden)]
@@ -79,6 +81,8 @@ pub struct StateMachine {
 impl StateMachine {
     /// Loads the state machine from `store` and publishes what it holds to `snapshots`.
     pub fn open(store: Store, snapshots: Arc<SnapshotHandle>) -> Result<Self, StoreError> {
+        // Rows an earlier state machine on this environment deferred belong to what it holds.
+        store.flush_deferred()?;
         let (dump, last_applied, membership) = {
             let rtxn = store.read_txn()?;
             let dump = store.load_catalog(&rtxn)?;
@@ -162,8 +166,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             let mut wtxn = store.write_txn()?;
             store.meta_put(&mut wtxn, META_SNAPSHOT_META, &m)?;
             store.meta_put_raw(&mut wtxn, META_SNAPSHOT_DATA, &d)?;
-            store.commit_durable(wtxn)?;
-            Ok(())
+            // The log may be purged up to this snapshot once it returns: the applied rows
+            // still deferred (up to this snapshot's last log id, or later) go first.
+            store.commit_with_deferred(wtxn, true)
         })
         .await
         .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e)))?;
@@ -212,19 +217,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if responses.is_empty() {
             return Ok(responses);
         }
-        let store = self.store.clone();
-        let (frozen, m) = (state.clone(), membership.clone());
-        store::blocking(move || {
-            let mut wtxn = store.write_txn()?;
-            store.write_changes(&mut wtxn, &frozen, &changes)?;
-            store.meta_put(&mut wtxn, META_LAST_APPLIED, &last_applied)?;
-            store.meta_put(&mut wtxn, META_MEMBERSHIP, &m)?;
-            // Not synced: atomic, and durable with the next synced commit (module invariants).
-            wtxn.commit()?;
-            Ok(())
-        })
-        .await
-        .map_err(|e| sm_write_err(&e))?;
+        // Written by the next commit that takes deferred rows (normally the next log append).
+        let meta = vec![
+            (META_LAST_APPLIED, serde_json::to_vec(&last_applied).map_err(|e| sm_write_err(&e.into()))?),
+            (META_MEMBERSHIP, serde_json::to_vec(&membership).map_err(|e| sm_write_err(&e.into()))?),
+        ];
+        self.store.defer(Deferred::new(state.clone(), changes, meta));
         self.state = state;
         self.membership = membership;
         self.last_applied = last_applied;
@@ -259,6 +257,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let store = self.store.clone();
         let (m, mem) = (meta.clone(), membership.clone());
         let dump = payload.catalog.clone();
+        // Rows applied before the install describe a catalog it replaces.
+        self.store.discard_deferred();
         store::blocking(move || {
             let mut wtxn = store.write_txn()?;
             store.replace_catalog(&mut wtxn, &dump)?;

@@ -2,9 +2,9 @@
 //!
 //! Input: fresh temp dirs. Output: pass/fail.
 //! Invariant checked: the LMDB log store and state machine satisfy openraft's contract, a
-//! reopened server serves the catalog from LMDB before any new write, every storage write but
-//! the apply commit is synced, and entries logged past the stored last-applied id are
-//! re-applied on open.
+//! reopened server serves the catalog from LMDB before any new write, every storage write is
+//! synced and the applied rows ride along with the next one, and entries logged past the
+//! stored last-applied id are re-applied on open.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -165,15 +165,19 @@ fn check_rows(entries: &[Entry]) -> Vec<(u64, Vec<u8>)> {
     entries.iter().map(|e| (e.log_id.index, serde_json::to_vec(e).expect("entry encodes"))).collect()
 }
 
-/// Every log-store write and both snapshot writes are synced; the state machine's apply
-/// commit is not, yet it is committed (visible, and on disk once a later write synced).
+/// Every log-store write and both snapshot writes are synced. The state machine's apply
+/// writes nothing: its rows ride along with the next log append (or a snapshot build).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_the_apply_commit_is_left_unsynced() {
+async fn applied_rows_ride_along_with_the_next_synced_commit() {
     let (dir, store) = check_fresh_store();
     let mut log = LogStore::new(store.clone());
     let mut sm = StateMachine::open(store.clone(), Arc::new(SnapshotHandle::default())).expect("sm opens");
     let entries = check_log(&["n2", "n3"]);
     let last = entries[2].log_id;
+    let stored_applied = |store: &Store| -> Option<LogId<u64>> {
+        let rtxn = store.read_txn().expect("read txn");
+        store.meta_get::<Option<LogId<u64>>>(&rtxn, META_LAST_APPLIED).expect("meta").flatten()
+    };
     assert_eq!(store.sync_count(), 0);
 
     log.save_vote(&Vote::new_committed(1, 1)).await.expect("vote saved");
@@ -183,19 +187,22 @@ async fn only_the_apply_commit_is_left_unsynced() {
 
     sm.apply(entries.clone()).await.expect("apply");
     assert_eq!(store.sync_count(), 2, "apply does not sync");
-    {
-        let rtxn = store.read_txn().expect("read txn");
-        let applied: Option<LogId<u64>> =
-            store.meta_get::<Option<LogId<u64>>>(&rtxn, META_LAST_APPLIED).expect("meta").flatten();
-        assert_eq!(applied, Some(last), "the apply committed");
-    }
+    assert_eq!(stored_applied(&store), None, "apply commits nothing");
+    assert!(store.has_deferred());
 
-    // The next log write syncs, which makes the apply durable with it.
+    // The next log write takes the applied rows into its own synced transaction.
     write_entries(&store, &check_rows(&check_log(&["n2", "n3", "n4"])[3..]), None).expect("append");
     assert_eq!(store.sync_count(), 3, "append syncs");
+    assert_eq!(stored_applied(&store), Some(last), "the applied rows rode along");
+    assert!(!store.has_deferred());
 
+    // A snapshot build writes what is still deferred before the log can be purged to it.
+    let n4 = check_log(&["n2", "n3", "n4"])[3].clone();
+    sm.apply(vec![n4.clone()]).await.expect("apply");
     let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.expect("snapshot built");
     assert_eq!(store.sync_count(), 4, "snapshot build syncs");
+    assert_eq!(stored_applied(&store), Some(n4.log_id), "the build wrote the deferred rows");
+    assert_eq!(snapshot.meta.last_log_id, Some(n4.log_id));
     log.purge(entries[1].log_id).await.expect("purge");
     assert_eq!(store.sync_count(), 5, "purge syncs");
     log.truncate(LogId::new(CommittedLeaderId::new(1, 1), 3)).await.expect("truncate");
@@ -208,15 +215,40 @@ async fn only_the_apply_commit_is_left_unsynced() {
     let store = reopen_store(dir.path()).await;
     let handle = Arc::new(SnapshotHandle::default());
     let _sm = StateMachine::open(store.clone(), handle.clone()).expect("sm reopens");
-    assert_eq!(handle.load_full().index, last.index);
-    assert!(handle.load_full().catalog.node("n3").is_some());
+    assert_eq!(handle.load_full().index, n4.log_id.index);
+    assert!(handle.load_full().catalog.node("n4").is_some());
     let rtxn = store.read_txn().expect("read txn");
     let kept: Vec<u64> = store.log_range(&rtxn, &(..)).expect("log").into_iter().map(|(i, _)| i).collect();
     assert_eq!(kept, vec![2], "purged up to 1, truncated from 3");
 }
 
-/// The durable state a system crash can leave behind since applies are not synced: the log
-/// holds (and has committed) entries the state machine's last-applied id is behind. Opening
+/// Rows applied before a snapshot install never land over the installed catalog, even when
+/// the next commit comes after the install.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_discards_rows_applied_before_it() {
+    let (_dir, store) = check_fresh_store();
+    let mut sm = StateMachine::open(store.clone(), Arc::new(SnapshotHandle::default())).expect("sm opens");
+    let entries = check_log(&["n2", "n3"]);
+    write_entries(&store, &check_rows(&entries), None).expect("append");
+    sm.apply(entries[..2].to_vec()).await.expect("apply n2");
+    let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.expect("snapshot of n2");
+    sm.apply(entries[2..].to_vec()).await.expect("apply n3");
+    assert!(store.has_deferred(), "n3's rows wait");
+
+    sm.install_snapshot(&snapshot.meta, snapshot.snapshot).await.expect("install n2's snapshot");
+    assert!(!store.has_deferred(), "the install dropped n3's rows");
+    write_entries(&store, &check_rows(&check_log(&["n2", "n3", "n4"])[3..]), None).expect("append");
+    let rtxn = store.read_txn().expect("read txn");
+    let dump = store.load_catalog(&rtxn).expect("catalog");
+    assert!(dump.nodes.iter().any(|n| n.name == "n2"));
+    assert!(!dump.nodes.iter().any(|n| n.name == "n3"), "no stale row over the installed catalog");
+    let applied: Option<LogId<u64>> =
+        store.meta_get::<Option<LogId<u64>>>(&rtxn, META_LAST_APPLIED).expect("meta").flatten();
+    assert_eq!(applied, snapshot.meta.last_log_id);
+}
+
+/// The durable state a crash can leave behind since applied rows are deferred: the log holds
+/// (and has committed) entries the state machine's stored last-applied id is behind. Opening
 /// the server re-applies them from the log, at their own indexes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_reapplies_logged_entries_past_last_applied() {
@@ -229,8 +261,12 @@ async fn restart_reapplies_logged_entries_past_last_applied() {
             StateMachine::open(store.clone(), Arc::new(SnapshotHandle::default())).expect("sm opens");
         log.save_vote(&Vote::new_committed(1, 1)).await.expect("vote saved");
         write_entries(&store, &check_rows(&entries), Some(Some(entries[3].log_id))).expect("append");
-        // Only the first two were applied before the "crash".
+        // The first two were applied and written before the "crash"; the third was applied
+        // but its deferred rows died with the process.
         sm.apply(entries[..2].to_vec()).await.expect("apply");
+        store.flush_deferred().expect("rows written");
+        sm.apply(entries[2..3].to_vec()).await.expect("apply");
+        assert!(store.has_deferred());
     }
     {
         let store = reopen_store(&dir.path().join("raft")).await;

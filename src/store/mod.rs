@@ -1,7 +1,8 @@
 //! STORAGE: the LMDB (heed) environment behind the Raft log, Raft metadata and the catalog.
 //!
 //! Input: write transactions from `raft::log_store` (log entries, vote, committed, purged) and
-//! `raft::state_machine` (changed catalog rows, last applied, membership, snapshots).
+//! `raft::state_machine` (snapshots), and the state machine's deferred rows (changed catalog
+//! rows, last applied, membership: `deferred`).
 //! Output: durable rows, read back on open (`load_catalog`, `meta_get`, `log_range`).
 //!
 //! Invariants:
@@ -14,27 +15,26 @@
 //!   across a power loss), but the LAST commits may be undone by a system crash. A commit that
 //!   must survive one goes through `commit_durable` (commit, then `Store::sync`, which
 //!   fdatasyncs the whole file including the meta page); callers report such a write as done
-//!   only after it returns. Every commit except the state machine's per-batch apply is
-//!   durable: database creation, log append/truncate/purge, vote, snapshot build and install.
-//! - Why an apply may be undone: LMDB serialises commits and `sync` flushes the whole file, so
-//!   the next durable commit (or the next commit's data sync) also makes every earlier apply
-//!   durable. A system crash loses at most the applies since then; their entries were
-//!   appended (durably) before they were applied, openraft reads the durable last-applied id
+//!   only after it returns. Every commit is durable (database creation, log
+//!   append/truncate/purge, vote, snapshot build and install) except `flush_deferred`'s.
+//! - The state machine's applied rows are not committed by the apply: they wait in memory
+//!   (`deferred`) and ride along with the next commit that takes them, normally the next log
+//!   append. So LMDB's catalog may lag the applied state. That loses nothing: the entries were
+//!   appended (durably) before they were applied, openraft reads the stored last-applied id
 //!   on start and re-applies the entries after it (apply is deterministic), and the log is
-//!   purged only up to a snapshot that was committed durably first. A process crash
+//!   purged only up to a snapshot whose build wrote the deferred rows first. A process crash
 //!   (`kill -9`) loses nothing committed: the page cache survives it.
-//! - The catalog tables hold exactly the rows of the state machine's `CatalogState`: the
-//!   state machine writes every row named by a `Change` in the same transaction as its
-//!   last-applied log id, so a reload (`load_catalog` + `CatalogState::from_dump`) reproduces
-//!   the in-memory state at that log id.
+//! - The catalog tables hold exactly the rows of the state machine's `CatalogState` at the
+//!   stored last-applied id: deferred rows are written in the same transaction as the
+//!   last-applied id they belong to, so a reload (`load_catalog` + `CatalogState::from_dump`)
+//!   reproduces the in-memory state at that log id.
 //! - Service and check rows are keyed by `(node key, id key)`, encoded as a 2-byte big-endian
 //!   length of the node key, the node key, then the id key: unambiguous for any strings.
 
 use std::collections::BTreeSet;
 use std::ops::RangeBounds;
 use std::path::Path;
-#[cfg(test)]
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use heed::byteorder::BigEndian;
 use heed::types::{Bytes, SerdeJson, Str, U64};
@@ -44,6 +44,9 @@ use serde::de::DeserializeOwned;
 
 use crate::catalog::kv::{KvDump, KvEntry, KvIndexes, LockDelay, Session};
 use crate::catalog::{CatalogDump, CatalogState, Change, Check, Node, PreparedQuery, Service, TableIndexes};
+
+mod deferred;
+pub use deferred::Deferred;
 
 /// Virtual size of the memory map. Sparse: the file only grows with the data written.
 pub const MAP_SIZE: usize = 4 << 30;
@@ -110,6 +113,8 @@ pub struct Store {
     kv_tombstones: Database<'static, Str, U64<BigEndian>>,
     /// Sessions by ID.
     sessions: Database<'static, Str, SerdeJson<Session>>,
+    /// Applied rows waiting for the next commit that takes them (`deferred`).
+    deferred: Arc<Mutex<deferred::Slot>>,
     /// How many times `sync` ran (tests check which commits are made durable).
     #[cfg(test)]
     syncs: Arc<std::sync::atomic::AtomicU64>,
@@ -180,6 +185,7 @@ impl Store {
         env.force_sync()?;
         Ok(Self {
             env,
+            deferred: Arc::default(),
             #[cfg(test)]
             syncs: Arc::default(),
             log,
