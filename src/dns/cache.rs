@@ -28,7 +28,8 @@
 //! plain shuffle of a fixed set (`Deps::partial` unset: no limit, cap or merge depended on
 //! the order), the entry keeps one rendering and a hit permutes its records in the copied
 //! bytes (Fisher-Yates on fixed-size chunks): every order is as likely as from the full
-//! path, with no rendering after the first.
+//! path, with no rendering after the first. A plain shuffle of at most one record (an empty
+//! answer, a one-instance service) has one order and is stored like an unshuffled answer.
 //!
 //! Other shuffled answers: when rendering a response drew from the RNG, the entry keeps up to
 //! `VARIANTS` independently shuffled renderings (two at first, more as the key is asked for)
@@ -53,7 +54,7 @@ use rand::{Rng, RngExt, SeedableRng, TryRng};
 use std::cell::RefCell;
 
 use super::answer::digest_service;
-use super::encode::u16_at;
+use super::encode::{answer_count, u16_at};
 use super::{Deps, DnsContext, Resolved, Response, Transport, respond, respond_traced};
 use crate::catalog::CatalogState;
 use crate::snapshot::CatalogSnapshot;
@@ -564,9 +565,11 @@ impl AnswerCache {
             return None;
         }
         let deps = deps.into_inner();
-        // A plain shuffle of fixed records is stored once and permuted on each hit.
+        // A plain shuffle of fixed records is stored once and permuted on each hit; a plain
+        // shuffle of at most one record (an empty or one-record answer) has one order.
         let permute = if shuffled && !deps.partial { Permute::of(&bytes) } else { None };
-        let shuffled = shuffled && permute.is_none();
+        let one_order = !deps.partial && answer_count(&bytes) < 2;
+        let shuffled = shuffled && permute.is_none() && !one_order;
         let serial_at = soa_serial_offsets(&bytes);
         let refresh = refresh_after(bytes.len(), counting_draws);
         let key = self.key.as_slice();

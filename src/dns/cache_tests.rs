@@ -285,6 +285,27 @@ fn a_new_snapshot_looks_again_only_at_the_rows_that_changed() {
 }
 
 #[test]
+fn an_answer_with_one_order_is_rendered_once() {
+    let ctx = ctx();
+    let mut cache = AnswerCache::new();
+    let snap = snapshot(3, 1);
+    let one = snapshot(1, 1);
+    // No AAAA records (an empty answer) and a one-instance service: the shuffle drew, but
+    // there is only one order to give.
+    let nodata = request(1, "web.service.consul.", RecordType::AAAA, true);
+    let single = request(2, "web.service.consul.", RecordType::SRV, true);
+    for _ in 0..200 {
+        check_cached(&mut cache, &nodata, &ctx, &snap);
+    }
+    let mut other = AnswerCache::new();
+    for _ in 0..200 {
+        check_cached(&mut other, &single, &ctx, &one);
+    }
+    assert_eq!(cache.stats().misses, 1, "{:?}", cache.stats());
+    assert_eq!(other.stats().misses, 1, "{:?}", other.stats());
+}
+
+#[test]
 fn forwarding_is_never_cached() {
     let mut ctx = ctx();
     ctx.recursors = vec!["127.0.0.1:1".parse().expect("addr")];
