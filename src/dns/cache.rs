@@ -17,7 +17,9 @@
 //! When a service's index moved, the entry compares a
 //! digest of what its lookups read (`answer::digest_service`: instances, nodes, and health
 //! as answers use it) before giving up, so a write that changed nothing the answer shows
-//! (a check flipping between passing and warning, new check output) keeps it too. An
+//! (a check flipping between passing and warning, new check output) keeps it too. The
+//! digest is computed once per version of the service (kept by slot in `Changes`), not once
+//! per entry: a service's dozen keys are checked at different snapshots, as queries come. An
 //! answer that read more (NS, PTR, prepared queries) is rendered again after any write.
 //! A hit copies the stored bytes and writes the request's
 //! ID into them, and the current SOA serial where the response carries one (the serial
@@ -142,21 +144,75 @@ enum Row {
 /// Two independently seeded hashers, for 128-bit digests.
 struct Digests {
     seeds: [foldhash::quality::RandomState; 2],
+    /// Services walked to make a digest (tests: once per snapshot and service).
+    walks: std::cell::Cell<u64>,
+}
+
+/// A service digest as computed at one version of the service (per slot in
+/// `Changes::digests`).
+#[derive(Debug, Clone, Copy)]
+struct Memo {
+    version: Option<u64>,
+    only_passing: bool,
+    digest: u128,
+}
+
+/// Both seeded hashers fed in one walk of the service.
+struct PairHasher(foldhash::quality::FoldHasher<'static>, foldhash::quality::FoldHasher<'static>);
+
+impl Hasher for PairHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(bytes);
+        self.1.write(bytes);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0.write_u64(n);
+        self.1.write_u64(n);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.finish() ^ self.1.finish()
+    }
 }
 
 impl Digests {
     fn new() -> Self {
-        Self { seeds: [foldhash::quality::RandomState::default(), foldhash::quality::RandomState::default()] }
+        Self {
+            seeds: [foldhash::quality::RandomState::default(), foldhash::quality::RandomState::default()],
+            walks: std::cell::Cell::new(0),
+        }
     }
 
-    /// The digest of what a lookup of service `name` reads from `catalog`.
-    fn service(&self, catalog: &CatalogState, name: &str, only_passing: bool) -> u128 {
-        let [a, b] = self.seeds.each_ref().map(|seed| {
-            let mut h = seed.build_hasher();
-            digest_service(catalog, name, only_passing, &mut h);
-            h.finish()
-        });
-        (u128::from(a) << 64) | u128::from(b)
+    /// The digest of what a lookup of service `name` (slot `slot`, per-service index
+    /// `version` in `catalog`) reads: walked once per version of the service, however many
+    /// entries ask (`memo`, indexed by slot). Whatever a lookup reads moves that index.
+    fn service(
+        &self,
+        memo: &mut [Option<Memo>],
+        slot: usize,
+        catalog: &CatalogState,
+        name: &str,
+        version: Option<u64>,
+        only_passing: bool,
+    ) -> u128 {
+        let cell = memo.get_mut(slot);
+        if let Some(Some(m)) = &cell
+            && version.is_some()
+            && m.version == version
+            && m.only_passing == only_passing
+        {
+            return m.digest;
+        }
+        self.walks.set(self.walks.get() + 1);
+        let [a, b] = self.seeds.each_ref().map(BuildHasher::build_hasher);
+        let mut h = PairHasher(a, b);
+        digest_service(catalog, name, only_passing, &mut h);
+        let digest = (u128::from(h.0.finish()) << 64) | u128::from(h.1.finish());
+        if let Some(cell) = cell {
+            *cell = Some(Memo { version, only_passing, digest });
+        }
+        digest
     }
 }
 
@@ -172,22 +228,25 @@ struct Changes {
     /// For each slot, the snapshot index at which its row was last seen changing (0: not
     /// since the slot was made).
     changed_at: Vec<u64>,
+    /// For each service slot, its digest as last computed (`Digests::service`).
+    digests: Vec<Option<Memo>>,
 }
 
 impl Changes {
     /// The slot of a service name, made if new.
     fn service_slot(&mut self, name: &str) -> usize {
-        Self::slot(&mut self.services, &mut self.changed_at, name)
+        Self::slot(&mut self.services, &mut self.changed_at, &mut self.digests, name)
     }
 
     /// The slot of a node name, made if new.
     fn node_slot(&mut self, name: &str) -> usize {
-        Self::slot(&mut self.nodes, &mut self.changed_at, name)
+        Self::slot(&mut self.nodes, &mut self.changed_at, &mut self.digests, name)
     }
 
     fn slot(
         names: &mut HashMap<String, usize, foldhash::fast::RandomState>,
         changed_at: &mut Vec<u64>,
+        digests: &mut Vec<Option<Memo>>,
         name: &str,
     ) -> usize {
         if let Some(&slot) = names.get(name) {
@@ -195,6 +254,7 @@ impl Changes {
         }
         let slot = changed_at.len();
         changed_at.push(0);
+        digests.push(None);
         names.insert(name.to_owned(), slot);
         slot
     }
@@ -229,26 +289,34 @@ impl Changes {
         self.services.clear();
         self.nodes.clear();
         self.changed_at.clear();
+        self.digests.clear();
     }
 }
 
 impl Row {
-    /// Whether what this row gave the answer is unchanged in `catalog`; a service whose
-    /// index moved but whose digest did not is brought up to the new index.
-    fn current(&mut self, catalog: &CatalogState, only_passing: bool, digests: &Digests) -> bool {
+    /// Whether what this row (in slot `slot`) gave the answer is unchanged in `snap`; a
+    /// service whose index moved but whose digest did not is brought up to the new index.
+    fn current(
+        &mut self,
+        slot: usize,
+        snap: &CatalogSnapshot,
+        only_passing: bool,
+        digests: &Digests,
+        memo: &mut [Option<Memo>],
+    ) -> bool {
         match self {
             Self::Service { name, version, digest } => {
-                let now = catalog.service_index_row(name);
+                let now = snap.catalog.service_index_row(name);
                 if now == *version {
                     return true;
                 }
-                if digests.service(catalog, name, only_passing) != *digest {
+                if digests.service(memo, slot, &snap.catalog, name, now, only_passing) != *digest {
                     return false;
                 }
                 *version = now;
                 true
             }
-            Self::Node { name, version } => catalog.node_row(name).map(|n| n.modify_index) == *version,
+            Self::Node { name, version } => snap.catalog.node_row(name).map(|n| n.modify_index) == *version,
         }
     }
 }
@@ -272,8 +340,8 @@ fn versions(
         if version.is_none() && catalog.service_instances(&name).next().is_some() {
             return None;
         }
-        let digest = digests.service(catalog, &name, only_passing);
         let slot = changes.service_slot(&name);
+        let digest = digests.service(&mut changes.digests, slot, catalog, &name, version, only_passing);
         out.push(Dep { slot, row: Row::Service { name, version, digest } });
     }
     for name in deps.nodes {
@@ -313,7 +381,7 @@ impl Entry {
         snap: &CatalogSnapshot,
         only_passing: bool,
         digests: &Digests,
-        changed_at: &[u64],
+        changes: &mut Changes,
         rows_checked: &mut u64,
     ) -> bool {
         if self.checked_at == snap.index {
@@ -321,10 +389,11 @@ impl Entry {
         }
         let Some(deps) = &mut self.deps else { return false };
         let checked_at = self.checked_at;
+        let Changes { changed_at, digests: memo, .. } = changes;
         let moved = |d: &Dep| changed_at.get(d.slot).is_none_or(|&at| at > checked_at);
         let mut current = |d: &mut Dep| {
             *rows_checked += 1;
-            d.row.current(&snap.catalog, only_passing, digests)
+            d.row.current(d.slot, snap, only_passing, digests, memo)
         };
         if deps.iter_mut().all(|d| !moved(d) || current(d)) {
             self.checked_at = snap.index;
@@ -484,6 +553,12 @@ impl AnswerCache {
         self.rows_checked
     }
 
+    /// How many times a service was walked to digest it (tests).
+    #[cfg(test)]
+    pub(crate) fn digests_walked(&self) -> u64 {
+        self.digests.walks.get()
+    }
+
     /// Answers `request` into `out` (cleared first) and returns `None`, or returns what the
     /// full path wants done instead (`Forward`, `Resolve`, `Drop`) with `out` empty.
     pub fn respond(
@@ -522,7 +597,7 @@ impl AnswerCache {
                 snap,
                 ctx.dns_config.only_passing,
                 &self.digests,
-                &self.changes.changed_at,
+                &mut self.changes,
                 &mut self.rows_checked,
             );
             if entry.shuffled {

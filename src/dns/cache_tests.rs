@@ -284,6 +284,48 @@ fn a_new_snapshot_looks_again_only_at_the_rows_that_changed() {
     assert_eq!(cache.stats().misses, 6, "an older snapshot: rendered, not trusted");
 }
 
+/// `web` on nodes n0..n2 (node rows at index 1) with its service index at `web_index`, in a
+/// snapshot at that index: nothing an answer shows differs between two of them.
+fn web_index_moved(web_index: u64) -> Arc<CatalogSnapshot> {
+    let mut dump = CatalogDump::default();
+    for i in 0..3u8 {
+        let node = format!("n{i}");
+        let mut n = Node::new(&node, &format!("10.0.0.{}", i + 1), "dc1");
+        n.modify_index = 1;
+        dump.nodes.push(n);
+        dump.services.push(Service::new(&node, "web", "web", 8000 + u16::from(i)));
+    }
+    dump.service_indexes = vec![("web".into(), web_index)];
+    Arc::new(CatalogSnapshot { index: web_index, catalog: CatalogState::from_dump(dump) })
+}
+
+#[test]
+fn a_moved_service_is_digested_once_per_snapshot_however_many_answers_read_it() {
+    let ctx = ctx();
+    let mut cache = AnswerCache::new();
+    // One rendering each (permuted A records, an empty AAAA answer): a hit never renders.
+    let requests = [
+        request(1, "web.service.consul.", RecordType::A, true),
+        request(2, "web.service.consul.", RecordType::A, false),
+        request(3, "web.service.consul.", RecordType::AAAA, true),
+        request(4, "web.service.consul.", RecordType::AAAA, false),
+    ];
+    let first = web_index_moved(1);
+    for req in &requests {
+        check_cached(&mut cache, req, &ctx, &first);
+    }
+    assert_eq!(cache.digests_walked(), 1, "four renderings of one version: one walk");
+    // Each answer is checked at a later snapshot than the one before it, as a loop meets
+    // them under a stream of writes to other services.
+    for (i, req) in requests.iter().enumerate() {
+        let mut later = web_index_moved(2);
+        Arc::make_mut(&mut later).index = 2 + i as u64;
+        check_cached(&mut cache, req, &ctx, &later);
+    }
+    assert_eq!(cache.stats().misses, 4, "nothing shown changed: every answer is still current");
+    assert_eq!(cache.digests_walked(), 2, "one walk for the service's new version, not one per answer");
+}
+
 #[test]
 fn an_answer_with_one_order_is_rendered_once() {
     let ctx = ctx();
