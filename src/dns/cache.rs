@@ -144,7 +144,7 @@ enum Row {
 /// Two independently seeded hashers, for 128-bit digests.
 struct Digests {
     seeds: [foldhash::quality::RandomState; 2],
-    /// Services walked to make a digest (tests: once per snapshot and service).
+    /// Services walked to make a digest (tests: once per version of a service).
     walks: std::cell::Cell<u64>,
 }
 
@@ -294,29 +294,29 @@ impl Changes {
 }
 
 impl Row {
-    /// Whether what this row (in slot `slot`) gave the answer is unchanged in `snap`; a
+    /// Whether what this row (in slot `slot`) gave the answer is unchanged in `catalog`; a
     /// service whose index moved but whose digest did not is brought up to the new index.
     fn current(
         &mut self,
         slot: usize,
-        snap: &CatalogSnapshot,
+        catalog: &CatalogState,
         only_passing: bool,
         digests: &Digests,
         memo: &mut [Option<Memo>],
     ) -> bool {
         match self {
             Self::Service { name, version, digest } => {
-                let now = snap.catalog.service_index_row(name);
+                let now = catalog.service_index_row(name);
                 if now == *version {
                     return true;
                 }
-                if digests.service(memo, slot, &snap.catalog, name, now, only_passing) != *digest {
+                if digests.service(memo, slot, catalog, name, now, only_passing) != *digest {
                     return false;
                 }
                 *version = now;
                 true
             }
-            Self::Node { name, version } => snap.catalog.node_row(name).map(|n| n.modify_index) == *version,
+            Self::Node { name, version } => catalog.node_row(name).map(|n| n.modify_index) == *version,
         }
     }
 }
@@ -393,7 +393,7 @@ impl Entry {
         let moved = |d: &Dep| changed_at.get(d.slot).is_none_or(|&at| at > checked_at);
         let mut current = |d: &mut Dep| {
             *rows_checked += 1;
-            d.row.current(d.slot, snap, only_passing, digests, memo)
+            d.row.current(d.slot, &snap.catalog, only_passing, digests, memo)
         };
         if deps.iter_mut().all(|d| !moved(d) || current(d)) {
             self.checked_at = snap.index;
