@@ -31,16 +31,22 @@ fn snapshot(count: u8, index: u64) -> Arc<CatalogSnapshot> {
     versioned(count, index, index)
 }
 
-/// `web` as in [`snapshot`] (rows at `web_index`) and `api` on node `a0` (rows at `index`).
-fn versioned(count: u8, web_index: u64, index: u64) -> Arc<CatalogSnapshot> {
+/// `web` on nodes n0..n{count} at 10.0.0.1.., the node rows at `node_index`.
+fn web_dump(count: u8, node_index: u64) -> CatalogDump {
     let mut dump = CatalogDump::default();
     for i in 0..count {
         let node = format!("n{i}");
         let mut n = Node::new(&node, &format!("10.0.0.{}", i + 1), "dc1");
-        n.modify_index = web_index;
+        n.modify_index = node_index;
         dump.nodes.push(n);
         dump.services.push(Service::new(&node, "web", "web", 8000 + u16::from(i)));
     }
+    dump
+}
+
+/// `web` as in [`snapshot`] (rows at `web_index`) and `api` on node `a0` (rows at `index`).
+fn versioned(count: u8, web_index: u64, index: u64) -> Arc<CatalogSnapshot> {
+    let mut dump = web_dump(count, web_index);
     let mut a = Node::new("a0", &format!("10.1.0.{index}"), "dc1");
     a.modify_index = index;
     dump.nodes.push(a);
@@ -287,20 +293,13 @@ fn a_new_snapshot_looks_again_only_at_the_rows_that_changed() {
 /// `web` on nodes n0..n2 (node rows at index 1) with its service index at `web_index`, in a
 /// snapshot at that index: nothing an answer shows differs between two of them.
 fn web_index_moved(web_index: u64) -> Arc<CatalogSnapshot> {
-    let mut dump = CatalogDump::default();
-    for i in 0..3u8 {
-        let node = format!("n{i}");
-        let mut n = Node::new(&node, &format!("10.0.0.{}", i + 1), "dc1");
-        n.modify_index = 1;
-        dump.nodes.push(n);
-        dump.services.push(Service::new(&node, "web", "web", 8000 + u16::from(i)));
-    }
+    let mut dump = web_dump(3, 1);
     dump.service_indexes = vec![("web".into(), web_index)];
     Arc::new(CatalogSnapshot { index: web_index, catalog: CatalogState::from_dump(dump) })
 }
 
 #[test]
-fn a_moved_service_is_digested_once_per_snapshot_however_many_answers_read_it() {
+fn a_moved_service_is_digested_once_per_version_however_many_answers_read_it() {
     let ctx = ctx();
     let mut cache = AnswerCache::new();
     // One rendering each (permuted A records, an empty AAAA answer): a hit never renders.
