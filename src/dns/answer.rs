@@ -712,6 +712,8 @@ impl<'a> Lookup<'a> {
             let own_address = has_service_address(&c.inst, self.qname);
             let addr = if own_address { &svc.address } else { &node.address };
             if !seen.insert((crate::catalog::key(&node.name), addr.clone(), c.port)) {
+                // Which of the equal instances is answered depends on the order.
+                self.deps.borrow_mut().partial = true;
                 continue;
             }
             let Some(node_target) = self.node_name(&node.name, dc) else {

@@ -33,6 +33,14 @@
 //! path, with no rendering after the first. A plain shuffle of at most one record (an empty
 //! answer, a one-instance service) has one order and is stored like an unshuffled answer.
 //!
+//! Shuffled SRV answers are permuted the same way when each target is written out in full
+//! (SRV targets are never compressed), each answer's additional records (its target's A or
+//! AAAA, then node-meta TXT) follow in answer order and are owned by a pointer to exactly
+//! that target, and nothing else points into the moving part: a hit writes the answers in a
+//! random order, their groups after them in the same order, and re-points each group's
+//! owners at its target's new offset. Every pointer stays 2 bytes, so the length and every
+//! byte outside the moving part are those of the full path's rendering of that order.
+//!
 //! Other shuffled answers: when rendering a response drew from the RNG, the entry keeps up to
 //! `VARIANTS` independently shuffled renderings (two at first, more as the key is asked for)
 //! and answers from one picked at random; each is re-rendered after `REFRESH_USES` uses
@@ -403,21 +411,55 @@ impl Entry {
     }
 }
 
-/// The answer section of a reply made of `count` records of `size` bytes each from byte
-/// `start`, which a hit may put in any order (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Permute {
-    start: usize,
-    size: usize,
-    count: usize,
+/// How a hit may reorder the one stored rendering of a shuffled answer (see the module docs):
+/// the reorderings give exactly the bytes the full path renders for the other orders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Permute {
+    /// `count` A or AAAA answers of `size` bytes each from byte `start`, swapped in place.
+    Fixed { start: usize, size: usize, count: usize },
+    /// SRV answers from byte `start`, each with its group of additional records (its
+    /// target's address, then node-meta TXT) in the same order, the groups ending at `end`.
+    Srv { start: usize, end: usize, pieces: Box<[SrvPiece]> },
+}
+
+/// One SRV answer and its additional records, as offsets into the stored rendering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SrvPiece {
+    record: (usize, usize),
+    group: (usize, usize),
+    /// Offsets, from the group's start, of its records' owners: each a pointer to the
+    /// record's target, so a moved record's group is pointed at its new place.
+    owners: Box<[usize]>,
+}
+
+/// Offset of an SRV record's target within the record: owner pointer (2), type, class,
+/// TTL, RDLENGTH (10), priority, weight, port (6).
+const SRV_TARGET_AT: usize = 18;
+/// RR types of SRV and TXT.
+const SRV: usize = 33;
+const TXT: usize = 16;
+/// Compression pointers reach the first 16 KiB of a message.
+const POINTER_REACH: usize = 0x4000;
+
+/// Reusable buffers for `Permute::shuffle`, so a hit allocates nothing.
+#[derive(Default)]
+struct Scratch {
+    bytes: Vec<u8>,
+    order: Vec<usize>,
+    targets: Vec<usize>,
 }
 
 impl Permute {
-    /// The layout of `msg` if its records can be permuted in place: one question, two or
-    /// more A or AAAA answers of one size whose owners point before the answer section,
-    /// no authority records, and only an OPT record (root owner) in the additional section,
-    /// so no name anywhere points into the records that move.
+    /// The layout of `msg` if a hit may reorder its records (`Fixed` or `Srv`), `None`
+    /// otherwise.
     pub(crate) fn of(msg: &[u8]) -> Option<Self> {
+        Self::fixed(msg).or_else(|| Self::srv(msg))
+    }
+
+    /// One question, two or more A or AAAA answers of one size whose owners point before the
+    /// answer section, no authority records, and only an OPT record (root owner) in the
+    /// additional section, so no name anywhere points into the records that move.
+    fn fixed(msg: &[u8]) -> Option<Self> {
         let count = |at: usize| u16_at(msg, at);
         let (questions, answers, authority, additional) = (count(4)?, count(6)?, count(8)?, count(10)?);
         if questions != 1 || answers < 2 || authority != 0 {
@@ -446,23 +488,147 @@ impl Permute {
             pos += 11 + count(pos + 9)?;
         }
         let (_, size) = layout?;
-        (pos == msg.len()).then_some(Self { start, size, count: answers })
+        (pos == msg.len()).then_some(Self::Fixed { start, size, count: answers })
     }
 
-    /// Puts the records of `msg` (a copy of the rendering it was made from) in a uniformly
-    /// random order.
-    fn shuffle(&self, msg: &mut [u8], rng: &mut impl Rng) {
-        let Some(section) = msg.get_mut(self.start..self.start + self.size * self.count) else { return };
-        for i in (1..self.count).rev() {
-            let j = rng.random_range(0..=i);
-            if j != i {
-                let (low, high) = section.split_at_mut(i * self.size);
-                if let (Some(a), Some(b)) =
-                    (low.get_mut(j * self.size..(j + 1) * self.size), high.get_mut(..self.size))
-                {
-                    a.swap_with_slice(b);
+    /// One question, two or more SRV answers owned by a pointer before the answer section,
+    /// each target written out in full (no pointer); no authority records; then, for each
+    /// answer in order, a group of one A or AAAA record and any TXT records, all owned by a
+    /// pointer to exactly that answer's target; then only OPT. Every name outside the moving
+    /// part points before it, every name inside points at a target the group moves with,
+    /// and the whole part lies within a pointer's reach, so any order of the answers (their
+    /// groups following) is what the full path writes for that order.
+    fn srv(msg: &[u8]) -> Option<Self> {
+        let count = |at: usize| u16_at(msg, at);
+        let (questions, answers, authority, additional) = (count(4)?, count(6)?, count(8)?, count(10)?);
+        if questions != 1 || answers < 2 || authority != 0 {
+            return None;
+        }
+        let start = skip_name(msg, 12)? + 4;
+        let pointer = |at: usize| {
+            let owner = msg.get(at..at + 2)?;
+            (owner[0] & 0xC0 == 0xC0).then(|| usize::from(u16::from_be_bytes([owner[0], owner[1]]) & 0x3FFF))
+        };
+        let mut pos = start;
+        let mut records = Vec::with_capacity(answers);
+        for _ in 0..answers {
+            if pointer(pos)? >= start || count(pos + 2)? != SRV {
+                return None;
+            }
+            let size = 12 + count(pos + 10)?;
+            if uncompressed_name_end(msg, pos + SRV_TARGET_AT)? != pos + size {
+                return None;
+            }
+            records.push((pos, size));
+            pos += size;
+        }
+        let mut groups: Vec<((usize, usize), Vec<usize>)> = Vec::with_capacity(answers);
+        let mut end = None;
+        for _ in 0..additional {
+            if msg.get(pos) == Some(&0) && count(pos + 1) == Some(OPT) {
+                end.get_or_insert(pos);
+                pos += 11 + count(pos + 9)?;
+                continue;
+            }
+            let target = pointer(pos)?;
+            let (rtype, size) = (count(pos + 2)?, 12 + count(pos + 10)?);
+            let next = groups.len();
+            let opens = records.get(next).is_some_and(|&(at, _)| at + SRV_TARGET_AT == target);
+            if end.is_some() {
+                return None;
+            } else if opens && (rtype == A || rtype == AAAA) {
+                groups.push(((pos, size), vec![0]));
+            } else if rtype == TXT
+                && let Some(((group_at, group_len), owners)) = groups.last_mut()
+                && records.get(next - 1).is_some_and(|&(at, _)| at + SRV_TARGET_AT == target)
+            {
+                owners.push(pos - *group_at);
+                *group_len += size;
+            } else {
+                return None;
+            }
+            pos += size;
+        }
+        let end = end.unwrap_or(pos);
+        if groups.len() != records.len() || pos != msg.len() || end >= POINTER_REACH {
+            return None;
+        }
+        let pieces = records
+            .into_iter()
+            .zip(groups)
+            .map(|(record, (group, owners))| SrvPiece { record, group, owners: owners.into() })
+            .collect();
+        Some(Self::Srv { start, end, pieces })
+    }
+
+    /// Puts the records of `msg` (a copy of the rendering the layout was made from) in a
+    /// uniformly random order.
+    fn shuffle(&self, msg: &mut [u8], rng: &mut impl Rng, scratch: &mut Scratch) {
+        match self {
+            Self::Fixed { start, size, count } => {
+                let Some(section) = msg.get_mut(*start..*start + size * count) else { return };
+                for i in (1..*count).rev() {
+                    let j = rng.random_range(0..=i);
+                    if j != i {
+                        let (low, high) = section.split_at_mut(i * size);
+                        if let (Some(a), Some(b)) =
+                            (low.get_mut(j * size..(j + 1) * size), high.get_mut(..*size))
+                        {
+                            a.swap_with_slice(b);
+                        }
+                    }
                 }
             }
+            Self::Srv { start, end, pieces } => {
+                let Some(moving) = msg.get_mut(*start..*end) else { return };
+                let Scratch { bytes, order, targets } = scratch;
+                bytes.clear();
+                bytes.extend_from_slice(moving);
+                order.clear();
+                order.extend(0..pieces.len());
+                for i in (1..order.len()).rev() {
+                    order.swap(i, rng.random_range(0..=i));
+                }
+                targets.clear();
+                targets.resize(pieces.len(), 0);
+                let mut pos = 0;
+                let mut put = |from: (usize, usize), moving: &mut [u8]| -> Option<usize> {
+                    let src = bytes.get(from.0 - start..from.0 - start + from.1)?;
+                    moving.get_mut(pos..pos + from.1)?.copy_from_slice(src);
+                    pos += from.1;
+                    Some(pos - from.1)
+                };
+                for &i in order.iter() {
+                    let Some(piece) = pieces.get(i) else { return };
+                    let Some(at) = put(piece.record, moving) else { return };
+                    if let Some(t) = targets.get_mut(i) {
+                        *t = start + at + SRV_TARGET_AT;
+                    }
+                }
+                for &i in order.iter() {
+                    let (Some(piece), Some(&target)) = (pieces.get(i), targets.get(i)) else { return };
+                    let Some(at) = put(piece.group, moving) else { return };
+                    let Ok(target) = u16::try_from(target) else { return };
+                    let pointer = (0xC000 | target).to_be_bytes();
+                    for &owner in &piece.owners {
+                        if let Some(dst) = moving.get_mut(at + owner..at + owner + 2) {
+                            dst.copy_from_slice(&pointer);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The end of an uncompressed name (labels then the root) at `pos`; `None` if it is
+/// malformed or uses a pointer.
+fn uncompressed_name_end(msg: &[u8], mut pos: usize) -> Option<usize> {
+    loop {
+        match *msg.get(pos)? {
+            0 => return Some(pos + 1),
+            l if l & 0xC0 == 0 => pos += 1 + usize::from(l),
+            _ => return None,
         }
     }
 }
@@ -517,6 +683,7 @@ pub struct AnswerCache {
     /// Rows looked up again because they changed (tests: the rest are not).
     rows_checked: u64,
     stats: CacheStats,
+    scratch: Scratch,
 }
 
 impl Default for AnswerCache {
@@ -539,6 +706,7 @@ impl AnswerCache {
             changes: Changes::default(),
             rows_checked: 0,
             stats: CacheStats::default(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -615,7 +783,7 @@ impl AnswerCache {
                     out.extend_from_slice(v.bytes.get(key_len..).unwrap_or_default());
                     finish(out, id, ctx.soa_serial, v);
                     if let Some(p) = &entry.permute {
-                        p.shuffle(out, &mut self.rng);
+                        p.shuffle(out, &mut self.rng, &mut self.scratch);
                     }
                     return None;
                 }

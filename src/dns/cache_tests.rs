@@ -178,7 +178,7 @@ fn answers_cut_by_a_limit_or_without_a_fixed_layout_keep_rendered_variants() {
     assert_eq!(firsts.len(), 5, "every instance is served over time: {firsts:?}");
     assert!(cache.stats().misses > 10, "re-rendered, not permuted: {:?}", cache.stats());
 
-    // SRV answers have targets in the additional section that point into them.
+    // SRV answers: their additional records point at the targets, and move with them.
     let srv = handle(
         &request(1, "web.service.consul.", RecordType::SRV, true),
         Transport::Udp,
@@ -187,7 +187,7 @@ fn answers_cut_by_a_limit_or_without_a_fixed_layout_keep_rendered_variants() {
         &mut rand::rng(),
     )
     .expect("reply");
-    assert_eq!(Permute::of(&srv), None);
+    assert!(matches!(Permute::of(&srv), Some(Permute::Srv { .. })));
     let a = handle(&req, Transport::Udp, &ctx, &snap, &mut rand::rng()).expect("reply");
     assert!(Permute::of(&a).is_some(), "three A records of 16 bytes");
     let one = handle(
@@ -413,4 +413,99 @@ fn weighted_orders_are_drawn_per_query_not_stored() {
         check_cached(&mut cache, &single, &ctx, &snap);
     }
     assert_eq!(cache.stats(), CacheStats { hits: 9, misses: 11 }, "only the unshuffled answer is stored");
+}
+
+/// `web` on 4 nodes with node meta (so each SRV target has an A and two TXT records), and
+/// `db` whose instances have their own addresses (targets under `addr.`, meta TXT owned by
+/// the node name) or share a node and port.
+fn srv_snapshot() -> Arc<CatalogSnapshot> {
+    let mut dump = CatalogDump::default();
+    for i in 0..4u8 {
+        let node = format!("node{i}");
+        let mut n = Node::new(&node, &format!("10.0.0.{}", i + 1), "dc1");
+        n.modify_index = 1;
+        n.meta.insert("rack".into(), format!("r{i}"));
+        n.meta.insert("zone".into(), "z".repeat(usize::from(i) + 1));
+        dump.nodes.push(n);
+        dump.services.push(Service::new(&node, &format!("web{i}"), "web", 8000 + u16::from(i)));
+        let mut own = Service::new(&node, &format!("db{i}"), "db", 5432);
+        own.address = format!("10.9.0.{}", i + 1);
+        dump.services.push(own);
+        dump.services.push(Service::new(&node, &format!("cache{i}"), "cache", 6379));
+        dump.services.push(Service::new(&node, &format!("cache{i}-b"), "cache", 6379));
+    }
+    dump.service_indexes = vec![("web".into(), 1), ("db".into(), 1), ("cache".into(), 1)];
+    Arc::new(CatalogSnapshot { index: 1, catalog: CatalogState::from_dump(dump) })
+}
+
+#[test]
+fn a_permuted_srv_answer_is_what_the_full_path_renders_for_that_order() {
+    let (ctx, snap) = (ctx(), srv_snapshot());
+    let req = request(9, "web.service.consul.", RecordType::SRV, true);
+    let mut full = HashSet::new();
+    for _ in 0..3000 {
+        full.insert(handle(&req, Transport::Udp, &ctx, &snap, &mut rand::rng()).expect("reply"));
+    }
+    assert_eq!(full.len(), 24, "the full path gives each of the 4! orders");
+    let first = full.iter().next().expect("a rendering");
+    let msg = Message::from_vec(first).expect("decode");
+    assert_eq!((msg.answers.len(), msg.additionals.len()), (4, 12), "an A and 2 TXT per target");
+    assert!(matches!(Permute::of(first), Some(Permute::Srv { .. })));
+
+    let mut cache = AnswerCache::new();
+    let mut seen = HashSet::new();
+    for _ in 0..3000 {
+        let out = check_cached(&mut cache, &req, &ctx, &snap);
+        assert!(full.contains(&out), "a hit is a rendering of the full path: {out:02x?}");
+        seen.insert(out);
+    }
+    assert_eq!(seen.len(), 24, "every order is served");
+    assert_eq!(cache.stats(), CacheStats { hits: 2999, misses: 1 }, "rendered once");
+}
+
+#[test]
+fn a_permuted_srv_answer_puts_every_target_first_equally_often() {
+    let (ctx, snap) = (ctx(), srv_snapshot());
+    let req = request(9, "web.service.consul.", RecordType::SRV, true);
+    let mut cache = AnswerCache::new();
+    let mut firsts = std::collections::BTreeMap::new();
+    for _ in 0..4000 {
+        let msg = Message::from_vec(&check_cached(&mut cache, &req, &ctx, &snap)).expect("decode");
+        let Some(RData::SRV(srv)) = msg.answers.first().map(|r| &r.data) else { panic!("an SRV answer") };
+        *firsts.entry(srv.target.to_string()).or_insert(0) += 1;
+    }
+    assert_eq!(firsts.len(), 4, "{firsts:?}");
+    // 1,000 expected each; the standard deviation is 27.
+    assert!(firsts.values().all(|&c| (800..1200).contains(&c)), "{firsts:?}");
+    assert_eq!(cache.stats().misses, 1);
+}
+
+#[test]
+fn srv_answers_whose_records_do_not_move_as_a_whole_keep_rendered_variants() {
+    let (ctx, snap) = (ctx(), srv_snapshot());
+    let render = |name: &str| {
+        handle(&request(9, name, RecordType::SRV, true), Transport::Udp, &ctx, &snap, &mut rand::rng())
+            .expect("reply")
+    };
+    // Targets under `addr.`: the node-meta TXT records are owned by the node names, which
+    // point into the middle of other records.
+    let db = render("db.service.consul.");
+    assert_eq!(Message::from_vec(&db).expect("decode").answers.len(), 4);
+    assert_eq!(Permute::of(&db), None);
+    // Two instances per node and port: one of each pair is answered, which one depends on
+    // the order, so the answer is cut (`partial`) and never permuted.
+    let req = request(9, "cache.service.consul.", RecordType::SRV, true);
+    let mut cache = AnswerCache::new();
+    for _ in 0..300 {
+        let msg = Message::from_vec(&check_cached(&mut cache, &req, &ctx, &snap)).expect("decode");
+        assert_eq!(msg.answers.len(), 4);
+    }
+    assert!(cache.stats().misses > 2, "rendered again, not permuted: {:?}", cache.stats());
+    // Without EDNS the answer is capped at 3 of 4.
+    let classic = request(9, "web.service.consul.", RecordType::SRV, false);
+    let mut cache = AnswerCache::new();
+    for _ in 0..300 {
+        check_cached(&mut cache, &classic, &ctx, &snap);
+    }
+    assert!(cache.stats().misses > 2, "rendered again, not permuted: {:?}", cache.stats());
 }
