@@ -591,33 +591,45 @@ impl Permute {
                 }
                 targets.clear();
                 targets.resize(pieces.len(), 0);
-                let mut pos = 0;
-                let mut put = |from: (usize, usize), moving: &mut [u8]| -> Option<usize> {
-                    let src = bytes.get(from.0 - start..from.0 - start + from.1)?;
-                    moving.get_mut(pos..pos + from.1)?.copy_from_slice(src);
-                    pos += from.1;
-                    Some(pos - from.1)
-                };
-                for &i in order.iter() {
-                    let Some(piece) = pieces.get(i) else { return };
-                    let Some(at) = put(piece.record, moving) else { return };
-                    if let Some(t) = targets.get_mut(i) {
-                        *t = start + at + SRV_TARGET_AT;
-                    }
-                }
-                for &i in order.iter() {
-                    let (Some(piece), Some(&target)) = (pieces.get(i), targets.get(i)) else { return };
-                    let Some(at) = put(piece.group, moving) else { return };
-                    let Ok(target) = u16::try_from(target) else { return };
-                    let pointer = (0xC000 | target).to_be_bytes();
-                    for &owner in &piece.owners {
-                        if let Some(dst) = moving.get_mut(at + owner..at + owner + 2) {
-                            dst.copy_from_slice(&pointer);
-                        }
-                    }
+                if Self::write_srv(*start, pieces, bytes, order, targets, moving).is_none() {
+                    // Unreachable for a layout made by `srv` from these bytes; never send a
+                    // half-moved reply.
+                    moving.copy_from_slice(bytes);
                 }
             }
         }
+    }
+
+    /// Writes `pieces` of `original` (the moving part, from message offset `start`) into
+    /// `moving` in `order`: the answers, then their groups with the owners re-pointed.
+    fn write_srv(
+        start: usize,
+        pieces: &[SrvPiece],
+        original: &[u8],
+        order: &[usize],
+        targets: &mut [usize],
+        moving: &mut [u8],
+    ) -> Option<()> {
+        let mut pos = 0;
+        let mut put = |(from, len): (usize, usize), moving: &mut [u8]| -> Option<usize> {
+            let at = from.checked_sub(start)?;
+            moving.get_mut(pos..pos + len)?.copy_from_slice(original.get(at..at + len)?);
+            pos += len;
+            Some(pos - len)
+        };
+        for &i in order {
+            let at = put(pieces.get(i)?.record, moving)?;
+            *targets.get_mut(i)? = start + at + SRV_TARGET_AT;
+        }
+        for &i in order {
+            let piece = pieces.get(i)?;
+            let at = put(piece.group, moving)?;
+            let pointer = (0xC000 | u16::try_from(*targets.get(i)?).ok()?).to_be_bytes();
+            for &owner in &piece.owners {
+                moving.get_mut(at + owner..at + owner + 2)?.copy_from_slice(&pointer);
+            }
+        }
+        Some(())
     }
 }
 
