@@ -456,16 +456,23 @@ impl Permute {
         Self::fixed(msg).or_else(|| Self::srv(msg))
     }
 
-    /// One question, two or more A or AAAA answers of one size whose owners point before the
-    /// answer section, no authority records, and only an OPT record (root owner) in the
-    /// additional section, so no name anywhere points into the records that move.
-    fn fixed(msg: &[u8]) -> Option<Self> {
+    /// The answer and additional counts of a reply with one question, two or more answers
+    /// and no authority records, and where its answers start.
+    fn sections(msg: &[u8]) -> Option<(usize, usize, usize)> {
         let count = |at: usize| u16_at(msg, at);
         let (questions, answers, authority, additional) = (count(4)?, count(6)?, count(8)?, count(10)?);
         if questions != 1 || answers < 2 || authority != 0 {
             return None;
         }
-        let start = skip_name(msg, 12)? + 4;
+        Some((answers, additional, skip_name(msg, 12)? + 4))
+    }
+
+    /// One question, two or more A or AAAA answers of one size whose owners point before the
+    /// answer section, no authority records, and only an OPT record (root owner) in the
+    /// additional section, so no name anywhere points into the records that move.
+    fn fixed(msg: &[u8]) -> Option<Self> {
+        let count = |at: usize| u16_at(msg, at);
+        let (answers, additional, start) = Self::sections(msg)?;
         let mut pos = start;
         let mut layout = None;
         for _ in 0..answers {
@@ -500,11 +507,7 @@ impl Permute {
     /// groups following) is what the full path writes for that order.
     fn srv(msg: &[u8]) -> Option<Self> {
         let count = |at: usize| u16_at(msg, at);
-        let (questions, answers, authority, additional) = (count(4)?, count(6)?, count(8)?, count(10)?);
-        if questions != 1 || answers < 2 || authority != 0 {
-            return None;
-        }
-        let start = skip_name(msg, 12)? + 4;
+        let (answers, additional, start) = Self::sections(msg)?;
         let pointer = |at: usize| {
             let owner = msg.get(at..at + 2)?;
             (owner[0] & 0xC0 == 0xC0).then(|| usize::from(u16::from_be_bytes([owner[0], owner[1]]) & 0x3FFF))
