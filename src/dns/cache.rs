@@ -476,9 +476,7 @@ impl Permute {
         let mut pos = start;
         let mut layout = None;
         for _ in 0..answers {
-            let owner = msg.get(pos..pos + 2)?;
-            let pointer = usize::from(u16::from_be_bytes([owner[0], owner[1]]) & 0x3FFF);
-            if owner[0] & 0xC0 != 0xC0 || pointer >= start {
+            if pointer_at(msg, pos)? >= start {
                 return None;
             }
             let rtype = count(pos + 2)?;
@@ -508,14 +506,10 @@ impl Permute {
     fn srv(msg: &[u8]) -> Option<Self> {
         let count = |at: usize| u16_at(msg, at);
         let (answers, additional, start) = Self::sections(msg)?;
-        let pointer = |at: usize| {
-            let owner = msg.get(at..at + 2)?;
-            (owner[0] & 0xC0 == 0xC0).then(|| usize::from(u16::from_be_bytes([owner[0], owner[1]]) & 0x3FFF))
-        };
         let mut pos = start;
         let mut records = Vec::with_capacity(answers);
         for _ in 0..answers {
-            if pointer(pos)? >= start || count(pos + 2)? != SRV {
+            if pointer_at(msg, pos)? >= start || count(pos + 2)? != SRV {
                 return None;
             }
             let size = 12 + count(pos + 10)?;
@@ -533,7 +527,7 @@ impl Permute {
                 pos += 11 + count(pos + 9)?;
                 continue;
             }
-            let target = pointer(pos)?;
+            let target = pointer_at(msg, pos)?;
             let (rtype, size) = (count(pos + 2)?, 12 + count(pos + 10)?);
             let next = groups.len();
             let opens = records.get(next).is_some_and(|&(at, _)| at + SRV_TARGET_AT == target);
@@ -634,6 +628,12 @@ impl Permute {
         }
         Some(())
     }
+}
+
+/// The offset a name at `at` points to when it is a compression pointer; `None` otherwise.
+fn pointer_at(msg: &[u8], at: usize) -> Option<usize> {
+    let owner = msg.get(at..at + 2)?;
+    (owner[0] & 0xC0 == 0xC0).then(|| usize::from(u16::from_be_bytes([owner[0], owner[1]]) & 0x3FFF))
 }
 
 /// The end of an uncompressed name (labels then the root) at `pos`; `None` if it is
