@@ -377,9 +377,11 @@ impl Entry {
         }
     }
 
-    /// Bytes held, keys included.
+    /// Bytes held, keys and an SRV layout included.
     fn size(&self) -> usize {
-        self.first.bytes.len() + self.more.iter().map(|v| v.bytes.len()).sum::<usize>()
+        self.first.bytes.len()
+            + self.more.iter().map(|v| v.bytes.len()).sum::<usize>()
+            + self.permute.as_ref().map_or(0, Permute::heap_bytes)
     }
 
     /// Whether the stored answer is still what `snap` would give. Only the rows marked as
@@ -454,6 +456,16 @@ impl Permute {
     /// otherwise.
     pub(crate) fn of(msg: &[u8]) -> Option<Self> {
         Self::fixed(msg).or_else(|| Self::srv(msg))
+    }
+
+    /// Heap bytes the layout holds (`Srv`: one piece per answer and its owner offsets).
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Fixed { .. } => 0,
+            Self::Srv { pieces, .. } => {
+                pieces.iter().map(|p| size_of::<SrvPiece>() + p.owners.len() * size_of::<usize>()).sum()
+            }
+        }
     }
 
     /// The answer and additional counts of a reply with one question, two or more answers
@@ -736,6 +748,12 @@ impl AnswerCache {
         self.rows_checked
     }
 
+    /// Bytes the cache counts against `MAX_BYTES` (tests).
+    #[cfg(test)]
+    pub(crate) fn bytes_held(&self) -> usize {
+        self.bytes
+    }
+
     /// How many times a service was walked to digest it (tests).
     #[cfg(test)]
     pub(crate) fn digests_walked(&self) -> u64 {
@@ -851,7 +869,6 @@ impl AnswerCache {
                 }
             }
             None => {
-                self.bytes += variant.bytes.len();
                 let deps = versions(
                     deps,
                     &snap.catalog,
@@ -869,6 +886,7 @@ impl AnswerCache {
                     deps,
                     uses: 1,
                 };
+                self.bytes += entry.size();
                 let hasher = &self.hasher;
                 self.table.insert_unique(hash, entry, |e| hasher.hash_one(e.key()));
             }

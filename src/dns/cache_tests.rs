@@ -461,6 +461,10 @@ fn a_permuted_srv_answer_is_what_the_full_path_renders_for_that_order() {
     }
     assert_eq!(seen.len(), 24, "every order is served");
     assert_eq!(cache.stats(), CacheStats { hits: 2999, misses: 1 }, "rendered once");
+    // The layout (4 pieces, 3 owners each) counts against the cache's bound beside the key
+    // and the rendering.
+    let stored = req.len() - 2 + 1 + first.len();
+    assert!(cache.bytes_held() >= stored + 4 * 3 * size_of::<usize>(), "{} held", cache.bytes_held());
 }
 
 #[test]
