@@ -14,6 +14,12 @@
 //! Save is consistent because it encodes one published (immutable) snapshot. Restore checks
 //! the header, length and checksum before anything else, then replaces the catalog through
 //! Raft (`Command::Restore`), so it is atomic and replicated like any write.
+//!
+//! Why not Consul's archive (gzip'd tar of `meta.json`, `state.bin`, `SHA256SUMS`, through the
+//! `tar` and `flate2` crates): its `state.bin` is Consul's msgpack stream of its own state
+//! store, which cairn neither writes nor reads, so borrowing the container alone would make
+//! files that look like Consul's yet restore only into cairn. The text header above needs no
+//! crate beyond sha2 (already used), is readable with `head -3`, and says which check failed.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};

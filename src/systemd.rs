@@ -8,6 +8,13 @@
 //!
 //! Invariants: outside systemd (no variables) every call is a no-op, so `cairn agent` behaves
 //! the same from a shell; a failed notification is logged at debug and never stops the agent.
+//!
+//! Why not the `sd-notify` crate (0.5): it connects with a file-system path only, so an
+//! abstract `NOTIFY_SOCKET` (`@name`, which sd_notify(3) allows and the tests here use) fails;
+//! it reads the environment again at each call where cairn reads it once at start; and its
+//! `listen_fds` hands back raw descriptors, so cairn would still need the `unsafe` wrapping
+//! into `OwnedFd`, the once-only guard and the sort by socket type below. What it would
+//! replace is the parsing of four variables; the protocol is one datagram of `KEY=VALUE` lines.
 
 use std::net::{TcpListener, UdpSocket};
 use std::os::fd::{FromRawFd as _, OwnedFd, RawFd};

@@ -3,6 +3,19 @@
 //! Like Consul's `CONSUL_HTTP_ADDR`, the agent is found through `CAIRN_HTTP_ADDR` (`host:port` or
 //! `http://host:port`), falling back to `127.0.0.1:8500`. Every subcommand that talks to an agent
 //! goes through `Api`; a non-2xx reply becomes `ApiError::Status` carrying the agent's message.
+//!
+//! Why reqwest and not the bare hyper client `health::probe` already uses: reqwest 0.13
+//! without default features (no TLS, no HTTP/2) adds only two crates to the tree, reqwest and
+//! tower-http (hyper, hyper-util, h2, tower and url are there for axum, the probes and hickory),
+//! about 7 s of a cold debug build. For that the CLI gets what it would otherwise rebuild on
+//! hyper-util by hand: the connect timeout; curl's `HTTP_PROXY`/`NO_PROXY` rules (a call goes
+//! through `HTTP_PROXY` when it is set, even to 127.0.0.1, unless `NO_PROXY` names the host);
+//! one connection pool for `cairn lock`'s renewals beside its blocking query; the check of the
+//! URL built from `CAIRN_HTTP_ADDR`; and the error chain users see ("error sending request for
+//! url (…): client error (Connect): tcp connect error: …"), which a switch would change. The
+//! probes stay on bare hyper because each one opens a fresh connection with its own TLS
+//! settings, speaks HTTP/2 by prior knowledge (gRPC) and sends h2 PING frames (H2PING), which
+//! reqwest's pooled client does not expose.
 
 use std::time::Duration;
 

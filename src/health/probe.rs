@@ -5,6 +5,17 @@
 //! Invariants: a probe never panics and never outlives its timeout (UDP treats a silent peer
 //! as passing, as Consul does); output is at most the check's output limit; an HTTP check
 //! follows redirects only to the same host and port (at most 10), never to another host.
+//!
+//! Why bare hyper, h2 and rustls rather than crates made for these clients: tonic-health 0.14
+//! has the `grpc.health.v1` client, but brings tonic, tonic-prost and prost (a second HTTP/2
+//! client stack, generated code, its own TLS and timeout settings) for a request of one
+//! optional string and a reply of one varint, which `grpc_request` and `grpc_response_status`
+//! encode in 60 lines on the HTTP/2 connection `connect` opens with the check's rustls
+//! settings. reqwest (in the tree for the CLI) could send HTTP checks, but only with its rustls
+//! feature (hyper-rustls) to take `tls::client_config`, and the check's rules are Consul's: a
+//! fresh connection per probe, redirects only to the same scheme, host and port, Consul's error
+//! texts (`dial tcp host:port: …`), only the tail of a long body kept. H2PING sends h2's PING
+//! frame, which neither reqwest nor hyper's client exposes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

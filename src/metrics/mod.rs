@@ -10,6 +10,13 @@
 //!
 //! The registry is process-wide ([`global`]): one agent runs per process; in-process tests
 //! that start several see their sums.
+//!
+//! Why not the `metrics` facade (0.24, which hickory-server can feed) with
+//! metrics-exporter-prometheus (0.18): a counter there is a shared atomic reached through a
+//! global recorder, so every DNS loop would `fetch_add` on the same cache line, or register a
+//! series per loop that the exporter then prints apart; the exporter renders histograms as
+//! summaries unless buckets are configured; and Consul's JSON still needs the sums. The
+//! single-writer cells, the fixed-bound [`Histogram`] and the [`Report`] cost no dependency.
 
 mod dns;
 pub mod render;

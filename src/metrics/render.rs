@@ -1,6 +1,18 @@
 //! A [`Report`] as series: gauges, DNS query cells, histograms, and the Prometheus text
 //! format (times in seconds). Consul's JSON shape of the same series is built in
 //! `http::metrics` (Consul's JSON lives only in the HTTP layer).
+//!
+//! Why not `prometheus` (0.14) or `prometheus-client` (0.26): both keep each metric as shared
+//! atomics in their own registry, while cairn's DNS counters are single-writer cells per UDP
+//! loop, summed only at scrape (`metrics::dns`), and the summed `Report` also feeds Consul's
+//! JSON at `/v1/agent/metrics`. Either crate would only serve as an encoder, fed families built
+//! from the report at each scrape. prometheus-client writes only OpenMetrics (a `# EOF` line,
+//! counter `TYPE` lines named without `_total`, a period added to each `HELP`), so the text
+//! scrapers read today would change; prometheus 0.14 writes this 0.0.4 format but brings
+//! protobuf (a default feature), lazy_static, parking_lot and fnv to replace the 70 lines
+//! below. The format they cover is small and fixed: `HELP`/`TYPE` lines, label values with `\`
+//! and `"` escaped (they are fixed names here: query types, response codes, check states),
+//! cumulative buckets ending in `+Inf`, times in seconds.
 
 use std::fmt::Write as _;
 
