@@ -4,9 +4,17 @@
 //! All work happens in the library (`cairn::app`, `cairn::cli`); this file maps errors to exit
 //! codes, OS signals to shutdown (SIGINT/SIGTERM) and reload (SIGHUP, `PUT /v1/agent/reload`),
 //! and the agent's life to the service manager (`cairn::systemd`: READY=1, STATUS=, watchdog).
+//!
+//! Invariant: nothing the agent writes to stdout or stderr can stop it from stopping. Rust
+//! ignores SIGPIPE, so a write to a pipe whose reader is gone fails with EPIPE; `println!`
+//! and `eprintln!` panic on that, and so does tracing's fmt layer, which reports a failed
+//! write with `eprintln!`. The agent therefore prints its banner with [`say`] and logs through
+//! [`Stderr`], which both drop output once the pipe is gone.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser as _;
 use tokio::signal::unix::{SignalKind, signal};
@@ -46,7 +54,8 @@ fn main() -> ExitCode {
         Command::Agent(args) => match run_agent(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                // Not `eprintln!`: a stderr pipe whose reader is gone must not turn this into a panic.
+                let _ = writeln!(std::io::stderr(), "error: {e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -149,10 +158,53 @@ fn init_logging(config: &Config) {
                     .init();
                 return;
             }
-            Err(e) => eprintln!("warning: journald unavailable ({e}); logging to stderr"),
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "warning: journald unavailable ({e}); logging to stderr");
+            }
         }
     }
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(Stderr).log_internal_errors(false).init();
+}
+
+/// Whether stderr's reader has gone away (a write failed with EPIPE): later log lines are dropped.
+static STDERR_GONE: AtomicBool = AtomicBool::new(false);
+
+/// The log writer: stderr, except that a write that fails (EPIPE from a closed pipe, or any
+/// other error) is dropped instead of reported, and after EPIPE nothing more is written.
+/// tracing's fmt layer would otherwise `eprintln!` the error, which panics on the same pipe,
+/// in whatever task logged (the signal handler's "shutting down" among them).
+#[derive(Clone, Copy)]
+struct Stderr;
+
+impl std::io::Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !STDERR_GONE.load(Ordering::Relaxed) {
+            let mut err = std::io::stderr().lock();
+            if let Err(e) = err.write_all(buf).and_then(|()| err.flush())
+                && e.kind() == std::io::ErrorKind::BrokenPipe
+            {
+                STDERR_GONE.store(true, Ordering::Relaxed);
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl tracing_subscriber::fmt::MakeWriter<'_> for Stderr {
+    type Writer = Self;
+
+    fn make_writer(&self) -> Self {
+        *self
+    }
+}
+
+/// Prints one line of the agent's banner on stdout; a closed stdout drops it (no panic).
+fn say(line: &str) {
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 fn run_agent(args: &AgentArgs) -> anyhow::Result<()> {
@@ -168,20 +220,20 @@ fn run_agent(args: &AgentArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         notifier.status("binding sockets and opening the catalog");
         let app = App::build(config).await?;
-        println!("==> cairn agent running (version v{})", env!("CARGO_PKG_VERSION"));
+        say(&format!("==> cairn agent running (version v{})", env!("CARGO_PKG_VERSION")));
         if let Some(a) = app.rpc_addr() {
-            println!("    Server RPC: {a}");
+            say(&format!("    Server RPC: {a}"));
         }
         let mut serving = Vec::new();
         if let Some(a) = app.dns_addr() {
-            println!("    DNS: {a} (udp, tcp)");
+            say(&format!("    DNS: {a} (udp, tcp)"));
             serving.push(format!("DNS on {a}"));
         }
         if let Some(a) = app.http_addr() {
-            println!("    HTTP: {a}");
+            say(&format!("    HTTP: {a}"));
             serving.push(format!("HTTP on {a}"));
         }
-        println!("    Data dir: {}", app.data_dir().display());
+        say(&format!("    Data dir: {}", app.data_dir().display()));
         let status = format!("serving {}", serving.join(", "));
         let shutdown = CancellationToken::new();
         let mut term = signal(SignalKind::terminate())?;
@@ -200,9 +252,10 @@ fn run_agent(args: &AgentArgs) -> anyhow::Result<()> {
                     () = reload_requests.notified() => reload(&reloader, &overrides, &signals_notifier, &status).await,
                 }
             }
-            tracing::info!("shutting down");
-            signals_notifier.stopping();
+            // Stop first, then say so: nothing after the signal may stand between it and the stop.
             stop.cancel();
+            signals_notifier.stopping();
+            tracing::info!("shutting down");
         });
         if let Some(every) = notifier.watchdog_interval() {
             let (n, stop) = (notifier.clone(), shutdown.clone());

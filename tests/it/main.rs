@@ -18,6 +18,7 @@
 //! - `durability`: restart and `kill -9` keep acknowledged registrations.
 //! - `health_checks`: HTTP/TCP/UDP/gRPC/script/alias checks against local servers flipped
 //!   between healthy and failing, thresholds, maintenance, local health endpoints.
+//! - `lifecycle`: SIGTERM and SIGINT stop an agent within 2 s, also with its output pipe closed.
 //! - `cluster_membership`: servers that rejoin after a leave or on a new address; autopilot.
 //! - `config`: config files and flags as an operator uses them.
 //! - `prepared`: prepared queries over `/v1/query` and `.query.` DNS names.
@@ -43,6 +44,7 @@ mod health_checks;
 mod hostile;
 mod http;
 mod kv;
+mod lifecycle;
 mod partition;
 mod prepared;
 mod py_consul;
