@@ -4,9 +4,10 @@
 //! three stages, one file each:
 //!
 //! 1. `source`: find the files (`--config-file`, `*.toml`/`*.json` of `--config-dir` in name
-//!    order), parse JSON or TOML, set aside the keys `keys` lists (accepted but unused), and
-//!    read the rest into the serde schema (`schema`, value types in `value`); an error names
-//!    the file and the key (`serde_path_to_error` tracks the key).
+//!    order), parse JSON or TOML, refuse the security keys cairn does not implement yet, set
+//!    aside the keys accepted but unused (both lists in `keys`), and read the rest into the
+//!    serde schema (`schema`, value types in `value`); an error names the file and the key
+//!    (`serde_path_to_error` tracks the key).
 //! 2. `merge`: the files and then the flags are layers of that one schema; the last layer that
 //!    gives a key wins, lists append.
 //! 3. `validate`: one function per section turns the layers into `Config`, with the defaults
@@ -61,6 +62,14 @@ pub enum ConfigError {
         file: String,
         /// The parser's message.
         msg: String,
+    },
+    /// A security key cairn does not implement yet is set to turn its feature on (`keys`).
+    #[error("{file}: key {key:?} is not supported yet (refusing to start rather than run without it)")]
+    Unsupported {
+        /// The file.
+        file: String,
+        /// The dotted key path.
+        key: String,
     },
     /// A key is unknown or its value is invalid.
     #[error("{file}: {key}: {msg}")]

@@ -17,6 +17,7 @@ use super::{ConfigError, Overrides, keys};
 pub(super) fn load_file(path: &Path) -> Result<(FileConfig, Vec<String>), ConfigError> {
     let mut top = read_file(path)?;
     let file = path.display().to_string();
+    keys::refuse_unsupported(&file, &top)?;
     let mut unused = keys::take_unused(&mut top);
     unused.sort();
     let unused = unused.into_iter().map(|k| format!("{file}: {k}")).collect();
