@@ -310,3 +310,94 @@ fn encrypt_keys_are_base64_of_an_aes_key() {
         assert!(err.contains("-encrypt"), "{err}");
     }
 }
+
+/// The line a refused security key gives, for `a.json` in the test's directory.
+fn refused(file: &str, key: &str) -> String {
+    format!("DIR/{file}: key {key:?} is not supported yet (refusing to start rather than run without it)")
+}
+
+#[test]
+fn security_keys_that_would_turn_a_feature_on_refuse_the_start() {
+    let cases = [
+        (r#"{"acl":{"enabled":true,"default_policy":"deny"}}"#, "acl"),
+        (r#"{"acl":{"default_policy":"deny"}}"#, "acl"),
+        (r#"{"acl":{"enabled":"true"}}"#, "acl"),
+        (r#"{"acl_datacenter":"dc1"}"#, "acl_datacenter"),
+        (r#"{"acl_default_policy":"deny"}"#, "acl_default_policy"),
+        (r#"{"acl_master_token":"root"}"#, "acl_master_token"),
+        (r#"{"acl_token":"t"}"#, "acl_token"),
+        (r#"{"acl_agent_token":"t"}"#, "acl_agent_token"),
+        (r#"{"tls":{"defaults":{"verify_incoming":true}}}"#, "tls"),
+        (r#"{"tls":{"defaults":{"ca_file":"/ca.pem"}}}"#, "tls"),
+        (r#"{"auto_encrypt":{"tls":true}}"#, "auto_encrypt"),
+        (r#"{"auto_encrypt":{"allow_tls":true}}"#, "auto_encrypt"),
+        (r#"{"verify_incoming":true}"#, "verify_incoming"),
+        (r#"{"verify_incoming":"yes"}"#, "verify_incoming"),
+        (r#"{"verify_outgoing":true}"#, "verify_outgoing"),
+        (r#"{"verify_server_hostname":true}"#, "verify_server_hostname"),
+        (r#"{"verify_incoming_rpc":true}"#, "verify_incoming_rpc"),
+        (r#"{"verify_incoming_https":true}"#, "verify_incoming_https"),
+        (r#"{"ca_file":"/etc/ca.pem"}"#, "ca_file"),
+        (r#"{"ca_path":"/etc/ca"}"#, "ca_path"),
+        (r#"{"cert_file":"/etc/agent.pem"}"#, "cert_file"),
+        (r#"{"key_file":"/etc/agent.key"}"#, "key_file"),
+        (r#"{"ports":{"https":8501}}"#, "ports.https"),
+        (r#"{"ports":{"https":0}}"#, "ports.https"),
+        (r#"{"addresses":{"https":"0.0.0.0"}}"#, "addresses.https"),
+        (r#"{"limits":{"http_max_conns_per_client":200}}"#, "limits.http_max_conns_per_client"),
+        (r#"{"encrypt_verify_incoming":false}"#, "encrypt_verify_incoming"),
+        (r#"{"encrypt_verify_outgoing":false}"#, "encrypt_verify_outgoing"),
+    ];
+    for (text, key) in cases {
+        assert_eq!(check("a.json", text, dev()).unwrap_err(), refused("a.json", key), "{text}");
+    }
+    let toml = "[acl]\nenabled = true\n[acl.tokens]\ninitial_management = \"root\"\n";
+    assert_eq!(check("a.toml", toml, dev()).unwrap_err(), refused("a.toml", "acl"));
+    let toml = "verify_incoming = true\n[ports]\nhttps = 8501\n";
+    assert_eq!(check("a.toml", toml, dev()).unwrap_err(), refused("a.toml", "verify_incoming"));
+}
+
+#[test]
+fn security_keys_left_off_load_with_the_unused_warning() {
+    let cases = [
+        (r#"{"acl":{"enabled":false,"default_policy":"deny"}}"#, "acl"),
+        (r#"{"tls":{}}"#, "tls"),
+        (r#"{"tls":{"defaults":{"verify_incoming":false}}}"#, "tls"),
+        (r#"{"auto_encrypt":{"tls":false}}"#, "auto_encrypt"),
+        (r#"{"verify_incoming":false}"#, "verify_incoming"),
+        (r#"{"verify_outgoing":"false"}"#, "verify_outgoing"),
+        (r#"{"verify_server_hostname":false}"#, "verify_server_hostname"),
+        (r#"{"verify_incoming_rpc":false}"#, "verify_incoming_rpc"),
+        (r#"{"verify_incoming_https":false}"#, "verify_incoming_https"),
+        (r#"{"ca_file":""}"#, "ca_file"),
+        (r#"{"ca_path":""}"#, "ca_path"),
+        (r#"{"cert_file":""}"#, "cert_file"),
+        (r#"{"key_file":""}"#, "key_file"),
+        (r#"{"ports":{"https":-1,"http":8500}}"#, "ports.https"),
+        (r#"{"limits":{"http_max_conns_per_client":0,"rpc_rate":100}}"#, "limits"),
+        (r#"{"encrypt_verify_incoming":true}"#, "encrypt_verify_incoming"),
+        (r#"{"encrypt_verify_outgoing":true}"#, "encrypt_verify_outgoing"),
+    ];
+    for (text, key) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "a.json", text);
+        let o = Overrides { config_files: vec![p.clone()], ..dev() };
+        let (_, ignored) = Config::load(&o).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(ignored, [format!("{}: {key}", p.display())], "{text}");
+    }
+}
+
+#[test]
+fn a_refused_key_names_the_file_that_sets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write(&dir, "a.json", r#"{"verify_incoming":false}"#);
+    let tls = write(&dir, "b.toml", "verify_incoming = true\n");
+    let o = Overrides { config_files: vec![base, tls], ..dev() };
+    let err = Config::load(&o).unwrap_err().to_string().replace(&dir.path().display().to_string(), "DIR");
+    assert_eq!(err, refused("b.toml", "verify_incoming"));
+    // A value of another type is refused too; a malformed parent keeps its usual message.
+    let err = check("a.json", r#"{"ports":{"https":"x","dns":true}}"#, dev()).unwrap_err();
+    assert_eq!(err, refused("a.json", "ports.https"));
+    let err = check("a.json", r#"{"ports":5}"#, dev()).unwrap_err();
+    assert!(err.contains("ports: expected a table/object"), "{err}");
+}

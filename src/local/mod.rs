@@ -41,7 +41,7 @@ use crate::catalog::{CatalogState, Check, HealthStatus, Service, key};
 use crate::raft::{CheckUpdate, Command, Deregistration, ProposeError, RaftHandle, Registration};
 
 /// Consul's default anti-entropy interval (before scaling by cluster size).
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+pub const DEFAULT_INTERVAL: Duration = crate::config::DEFAULT_ANTI_ENTROPY_INTERVAL;
 /// First retry delay after a failed sync; doubles up to the interval.
 const RETRY: Duration = Duration::from_secs(1);
 

@@ -29,8 +29,8 @@ use tokio::net::TcpStream;
 
 use crate::raft::{Command, CommandResponse, TypeConfig};
 
-/// Default server RPC port (Consul's `ports.server`).
-pub const DEFAULT_PORT: u16 = 8300;
+/// Default server RPC port (Consul's `ports.server`), and the `retry_join` parser: config's.
+pub use crate::config::{DEFAULT_SERVER_PORT as DEFAULT_PORT, join_addr};
 /// Largest frame accepted (a snapshot chunk or a large batch of log entries fits well below).
 pub const MAX_FRAME: usize = 64 << 20;
 /// How long connecting to a server may take.
@@ -176,29 +176,6 @@ pub enum CallError {
         /// The request's encoded size.
         bytes: usize,
     },
-}
-
-/// Parses a `retry_join` address: `host` or `host:port` (port `DEFAULT_PORT` when omitted);
-/// returns it as `host:port`.
-pub fn join_addr(s: &str) -> Result<String, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("empty address".into());
-    }
-    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
-        return Ok(SocketAddr::new(ip, DEFAULT_PORT).to_string());
-    }
-    if s.parse::<SocketAddr>().is_ok() {
-        return Ok(s.to_owned());
-    }
-    match s.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && !host.contains(':') => {
-            port.parse::<u16>().map_err(|_| format!("{s:?}: bad port {port:?}"))?;
-            Ok(s.to_owned())
-        }
-        Some(_) => Err(format!("{s:?}: expected host or host:port")),
-        None => Ok(format!("{s}:{DEFAULT_PORT}")),
-    }
 }
 
 /// Writes one frame.

@@ -1,6 +1,7 @@
 //! Config files and flags as an operator uses them: services from the config dir, errors.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
 
@@ -65,4 +66,45 @@ fn sighup_reloads_dns_config_without_a_restart() {
     std::fs::write(&file, r#"{"dns_config":{"node_ttl":"30s"}}"#).unwrap();
     agent.signal("HUP");
     crate::support::eventually("reloaded node_ttl", || ttl() == 30);
+}
+
+#[test]
+fn security_keys_cairn_does_not_implement_refuse_the_start_in_one_line() {
+    let cases = [
+        ("acl.json", r#"{"acl":{"enabled":true,"default_policy":"deny"}}"#, "acl"),
+        ("tls.json", r#"{"verify_incoming":true}"#, "verify_incoming"),
+        ("https.toml", "[ports]\nhttps = 8501\n", "ports.https"),
+    ];
+    for (name, text, key) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let mut child = Command::new(cairn_bin())
+            .args(["agent", "--dev", "--http-port", "0", "--dns-port", "0", "--config-file"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                child.kill().unwrap();
+                panic!("{name}: the agent started with {key} set");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(!status.success(), "{name}: {status}");
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        let want = format!(
+            "{}: key {key:?} is not supported yet (refusing to start rather than run without it)",
+            file.display()
+        );
+        assert!(stderr.contains(&want), "{name}: {stderr}");
+    }
 }

@@ -1,0 +1,189 @@
+//! Consul keys cairn does not implement: the ones it accepts and ignores (with a warning at
+//! start) and the security keys it refuses.
+//!
+//! Stage: file -> schema, before serde reads the file. Input: one file's JSON tree. Output: an
+//! error naming the file and the first security key that would turn on something cairn does
+//! not implement yet; else the tree without the accepted-but-unused keys, and their dotted
+//! names for the start-up warning.
+//! Invariants: the lists are data (dotted key paths); a key is looked at only where its parent
+//! is a table, so a malformed parent still fails in `schema` with its usual message.
+//!
+//! Security keys never fail open: an agent asked for ACLs, TLS or a connection limit that it
+//! would not enforce refuses to start (`key "acl" is not supported yet`) rather than serve
+//! anonymous or plain-text requests. A key may still be given with the value that leaves the
+//! feature off, as a Consul user reads it; it is then accepted with the usual warning:
+//!
+//! - `acl`: only `acl { enabled = false }` (Consul's default is off, but a block that does
+//!   not say so is taken as a request for ACLs). The pre-1.4 top-level `acl_*` keys
+//!   (`acl_datacenter`, `acl_default_policy`, `acl_master_token`, `acl_token`,
+//!   `acl_agent_token`, …) are always refused: `acl_datacenter` turned ACLs on, the others
+//!   only make sense with them.
+//! - `verify_incoming`, `verify_outgoing`, `verify_server_hostname`, `verify_incoming_rpc`,
+//!   `verify_incoming_https`: only `false` (cairn serves no TLS, so it verifies nothing).
+//! - `ca_file`, `ca_path`, `cert_file`, `key_file`: only `""` (no file).
+//! - `tls`, `auto_encrypt`: only a block whose every value is `false` (or empty), e.g.
+//!   `auto_encrypt { tls = false }`.
+//! - `ports.https`: only `-1` (Consul's default: no HTTPS listener). `addresses.https`:
+//!   always refused (it only exists to serve HTTPS).
+//! - `limits.http_max_conns_per_client`: only `0` (no limit, which is what cairn does); the
+//!   rest of `limits` stays accepted but unused.
+//! - `encrypt_verify_incoming`, `encrypt_verify_outgoing`: only `true`. That is what cairn's
+//!   gossip does with `encrypt` (it refuses unencrypted messages and sends none), and what
+//!   Consul does by default; `false`, the rolling-upgrade relaxation, is not implemented.
+//!
+//! `encrypt` itself is implemented (gossip encryption) and is an ordinary key. No command-line
+//! flag sets any of these keys.
+
+use serde_json::{Map, Value};
+
+use super::ConfigError;
+
+/// Consul agent-config keys that cairn accepts (so Consul configs load unchanged) but does not
+/// act on yet; each is logged as ignored at start. A dotted entry is a key inside a table.
+pub(super) const ACCEPTED_UNUSED: &[&str] = &[
+    "advertise_addr_wan",
+    "bind_addr_wan",
+    "connect",
+    "disable_host_node_id",
+    "disable_remote_exec",
+    "disable_update_check",
+    "enable_debug",
+    "enable_syslog",
+    "leave_on_terminate",
+    "limits",
+    "log_file",
+    "log_json",
+    "performance",
+    "primary_datacenter",
+    "raft_protocol",
+    "reconnect_timeout",
+    "retry_interval",
+    "retry_max",
+    "rpc",
+    "skip_leave_on_interrupt",
+    "telemetry",
+    "ui",
+    "ui_config",
+    "use_streaming_backend",
+    // Ports Consul has that cairn does not bind (yet).
+    "ports.grpc",
+    "ports.grpc_tls",
+    "ports.serf_wan",
+    "ports.sidecar_min_port",
+    "ports.sidecar_max_port",
+    "addresses.grpc",
+    "addresses.grpc_tls",
+    "autopilot.last_contact_threshold",
+    "autopilot.max_trailing_logs",
+    "autopilot.min_quorum",
+    "autopilot.server_stabilization_time",
+    "autopilot.redundancy_zone_tag",
+    "autopilot.disable_upgrade_migration",
+    "autopilot.upgrade_version_tag",
+    "dns_config.use_cache",
+    "dns_config.cache_max_age",
+    "dns_config.prefer_namespace",
+];
+
+/// The values of a security key that leave its feature off (see the module doc).
+#[derive(Debug, Clone, Copy)]
+enum Off {
+    /// `false` (or `"false"`).
+    False,
+    /// `true` (or `"true"`): what cairn does anyway.
+    True,
+    /// `""`: no file.
+    Empty,
+    /// This number (or its digits as a string).
+    Number(i64),
+    /// A table whose `enabled` is `false`.
+    Disabled,
+    /// A table whose every value is `false` or a table of the same kind.
+    AllFalse,
+    /// None: any value refuses.
+    Never,
+}
+
+/// Security keys cairn does not implement yet and the values that leave each off. A key given
+/// with another value refuses the start; one left off is accepted but unused (a warning).
+const SECURITY: &[(&str, Off)] = &[
+    ("acl", Off::Disabled),
+    ("tls", Off::AllFalse),
+    ("auto_encrypt", Off::AllFalse),
+    ("verify_incoming", Off::False),
+    ("verify_outgoing", Off::False),
+    ("verify_server_hostname", Off::False),
+    ("verify_incoming_rpc", Off::False),
+    ("verify_incoming_https", Off::False),
+    ("ca_file", Off::Empty),
+    ("ca_path", Off::Empty),
+    ("cert_file", Off::Empty),
+    ("key_file", Off::Empty),
+    ("ports.https", Off::Number(-1)),
+    ("addresses.https", Off::Never),
+    ("limits.http_max_conns_per_client", Off::Number(0)),
+    ("encrypt_verify_incoming", Off::True),
+    ("encrypt_verify_outgoing", Off::True),
+];
+
+/// The prefix of Consul's pre-1.4 ACL keys (`acl_datacenter`, `acl_token`, …): always refused.
+const LEGACY_ACL_PREFIX: &str = "acl_";
+
+/// Refuses the first security key in `top` (file `file`) set to anything but its off value.
+pub(super) fn refuse_unsupported(file: &str, top: &Map<String, Value>) -> Result<(), ConfigError> {
+    let refuse = |key: &str| Err(ConfigError::Unsupported { file: file.to_owned(), key: key.to_owned() });
+    for (key, off) in SECURITY {
+        if let Some(v) = lookup(top, key)
+            && !is_off(*off, v)
+        {
+            return refuse(key);
+        }
+    }
+    match top.keys().find(|k| k.starts_with(LEGACY_ACL_PREFIX)) {
+        Some(key) => refuse(key),
+        None => Ok(()),
+    }
+}
+
+/// The value of a dotted key, where its parent is a table.
+fn lookup<'a>(top: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    match key.split_once('.') {
+        Some((parent, name)) => top.get(parent)?.as_object()?.get(name),
+        None => top.get(key),
+    }
+}
+
+/// Whether `v` leaves the feature off.
+fn is_off(off: Off, v: &Value) -> bool {
+    match off {
+        Off::False => matches!(v, Value::Bool(false)) || v == "false",
+        Off::True => matches!(v, Value::Bool(true)) || v == "true",
+        Off::Empty => v == "",
+        Off::Number(n) => v.as_i64() == Some(n) || v.as_str().and_then(|s| s.parse().ok()) == Some(n),
+        Off::Disabled => v.get("enabled").is_some_and(|e| is_off(Off::False, e)),
+        Off::AllFalse => v
+            .as_object()
+            .is_some_and(|m| m.values().all(|x| is_off(Off::False, x) || is_off(Off::AllFalse, x))),
+        Off::Never => false,
+    }
+}
+
+/// Takes the keys listed in `ACCEPTED_UNUSED`, then the security keys left off, out of `top`;
+/// returns their dotted names.
+pub(super) fn take_unused(top: &mut Map<String, Value>) -> Vec<String> {
+    let security = SECURITY.iter().map(|(key, _)| key);
+    let mut taken = Vec::new();
+    for key in ACCEPTED_UNUSED.iter().chain(security) {
+        let (table, name) = match key.split_once('.') {
+            Some((parent, name)) => match top.get_mut(parent) {
+                Some(Value::Object(m)) => (m, name),
+                _ => continue,
+            },
+            None => (&mut *top, *key),
+        };
+        if table.remove(name).is_some() {
+            taken.push((*key).to_owned());
+        }
+    }
+    taken
+}

@@ -1,0 +1,175 @@
+//! The file schema: one config file (Consul JSON or TOML) as serde reads it.
+//!
+//! Stage: file -> schema. Input: one file's JSON tree, with the keys `keys` sets aside (accepted
+//! but unused) already taken out. Output: `FileConfig`, every value checked on its own
+//! by its value type (`value`); checks that need other keys or other files wait for `validate`.
+//! Invariants: an unknown key is an error (`deny_unknown_fields`); a key is spelled as Consul
+//! spells it. Consul's alternative spellings (`advertise_addr`, `start_join`, `bootstrap`) are
+//! fields of their own, not `#[serde(alias)]`: a file may hold both spellings today, and an
+//! alias would turn that into a duplicate-key error.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+
+use super::value::{
+    CheckDef, Count, EncryptKey, FilePath, FixedPort, Flag, Given, GoDuration, Int, Ip, JoinAddr, List,
+    OneOrList, Port, Positive, Recursor, ServiceDef, Strategy, Table, Text,
+};
+
+/// One config file's keys; absent keys are `Given(None)` / empty lists.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct FileConfig {
+    pub(super) datacenter: Given<Text>,
+    pub(super) node_name: Given<Text>,
+    pub(super) node_id: Given<Text>,
+    pub(super) domain: Given<Text>,
+    pub(super) alt_domain: Given<Text>,
+    pub(super) data_dir: Given<FilePath>,
+    pub(super) zones_dir: Given<FilePath>,
+    pub(super) log_level: Given<Text>,
+    pub(super) server: Given<Flag>,
+    /// Consul's `bootstrap = true`: the same as `bootstrap_expect = 1`.
+    pub(super) bootstrap: Given<Flag>,
+    pub(super) bootstrap_expect: Given<Int<0, 1024>>,
+    pub(super) bind_addr: Given<Ip>,
+    /// Consul's advertised address; cairn advertises `bind_addr`, so it sets that.
+    pub(super) advertise_addr: Given<Ip>,
+    pub(super) client_addr: Given<Ip>,
+    pub(super) retry_join: List<JoinAddr>,
+    /// Consul's older spelling of `retry_join`; appended after it.
+    pub(super) start_join: List<JoinAddr>,
+    pub(super) raft_snapshot_threshold: Given<Int<1, { i64::MAX }>>,
+    pub(super) raft_trailing_logs: Given<Int<0, { i64::MAX }>>,
+    pub(super) anti_entropy_interval: Given<Positive>,
+    pub(super) encrypt: Given<EncryptKey>,
+    pub(super) recursors: List<Recursor>,
+    pub(super) enable_script_checks: Given<Flag>,
+    pub(super) enable_local_script_checks: Given<Flag>,
+    pub(super) check_update_interval: Given<GoDuration>,
+    pub(super) check_output_max_size: Given<Int<1, { u32::MAX as i64 }>>,
+    pub(super) check_deregister_interval_min: Given<GoDuration>,
+    pub(super) check_reap_interval: Given<Positive>,
+    pub(super) ports: Given<Table<PortsFile>>,
+    pub(super) addresses: Given<Table<AddressesFile>>,
+    pub(super) dns_config: Given<Table<DnsFile>>,
+    pub(super) autopilot: Given<Table<AutopilotFile>>,
+    /// One service definition, or a list (`service[1]`).
+    pub(super) service: Given<OneOrList>,
+    pub(super) services: List<ServiceDef>,
+    /// One node or service check definition, or a list (`check[1]`).
+    pub(super) check: Given<OneOrList>,
+    pub(super) checks: List<CheckDef>,
+}
+
+/// `ports {}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct PortsFile {
+    pub(super) dns: Given<Port>,
+    pub(super) http: Given<Port>,
+    pub(super) server: Given<FixedPort>,
+    pub(super) serf_lan: Given<FixedPort>,
+}
+
+/// `addresses {}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct AddressesFile {
+    pub(super) dns: Given<Ip>,
+    pub(super) http: Given<Ip>,
+}
+
+/// `autopilot {}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct AutopilotFile {
+    pub(super) cleanup_dead_servers: Given<Flag>,
+}
+
+/// `dns_config {}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct DnsFile {
+    pub(super) allow_stale: Given<Flag>,
+    pub(super) max_stale: Given<GoDuration>,
+    pub(super) node_ttl: Given<GoDuration>,
+    /// TTL per service name (`"db*"` prefixes allowed); merged per name across files.
+    pub(super) service_ttl: Given<Table<BTreeMap<String, GoDuration>>>,
+    pub(super) enable_truncate: Given<Flag>,
+    pub(super) only_passing: Given<Flag>,
+    pub(super) strict_rfc: Given<Flag>,
+    pub(super) weighted_shuffle: Given<Flag>,
+    pub(super) recursor_strategy: Given<Strategy>,
+    pub(super) recursor_timeout: Given<GoDuration>,
+    pub(super) disable_compression: Given<Flag>,
+    pub(super) udp_answer_limit: Given<Count>,
+    pub(super) a_record_limit: Given<Count>,
+    pub(super) enable_additional_node_meta_txt: Given<Flag>,
+    pub(super) soa: Given<Table<SoaFile>>,
+}
+
+/// `dns_config.soa {}`. Every value is a count, and it is checked before its key: an unknown
+/// key with a bad value reports the value (`dns_config.soa.minimum: -1 is out of range`).
+#[derive(Debug, Clone, Default)]
+pub(super) struct SoaFile {
+    pub(super) refresh: Given<Count>,
+    pub(super) retry: Given<Count>,
+    pub(super) expire: Given<Count>,
+    pub(super) min_ttl: Given<Count>,
+}
+
+impl SoaFile {
+    /// The field a key names, if any.
+    fn field(&mut self, key: &str) -> Option<&mut Given<Count>> {
+        match key {
+            "refresh" => Some(&mut self.refresh),
+            "retry" => Some(&mut self.retry),
+            "expire" => Some(&mut self.expire),
+            "min_ttl" => Some(&mut self.min_ttl),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SoaFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(SoaVisitor)
+    }
+}
+
+/// Reads `dns_config.soa` key by key (see `SoaFile`).
+struct SoaVisitor;
+
+impl<'de> Visitor<'de> for SoaVisitor {
+    type Value = SoaFile;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a table")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SoaFile, A::Error> {
+        let mut soa = SoaFile::default();
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value_seed(SoaValue(soa.field(&key)))?;
+        }
+        Ok(soa)
+    }
+}
+
+/// One `dns_config.soa` value, stored in its field; no field means an unknown key.
+struct SoaValue<'a>(Option<&'a mut Given<Count>>);
+
+impl<'de> DeserializeSeed<'de> for SoaValue<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let n = Count::deserialize(d)?;
+        let slot = self.0.ok_or_else(|| de::Error::custom("unknown configuration key"))?;
+        *slot = Given(Some(n));
+        Ok(())
+    }
+}

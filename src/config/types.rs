@@ -1,0 +1,240 @@
+//! The resolved configuration: the types every other module reads (`Config` and its sections).
+//!
+//! Stage: output of loading (`validate` builds it). Invariants: every value is checked and
+//! defaulted; domains are lower-case and fully qualified; nothing here knows about files.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::value::DEFAULT_SERVER_PORT;
+
+/// Resolved agent configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Datacenter name, lower-cased (`datacenter`, default `dc1`).
+    pub datacenter: String,
+    /// This agent's node name (`node_name`, default: host name).
+    pub node_name: String,
+    /// This agent's node ID (`node_id`; generated and kept in the data dir when unset).
+    pub node_id: String,
+    /// DNS domain, lower-case and fully qualified (`domain`, default `consul.`).
+    pub domain: String,
+    /// Alternative DNS domain, lower-case and fully qualified (`alt_domain`).
+    pub alt_domain: Option<String>,
+    /// Where Raft and the catalog live (`data_dir`); `--dev` uses a temporary directory.
+    pub data_dir: PathBuf,
+    /// Development mode: in-memory-like temporary data dir, everything on 127.0.0.1.
+    pub dev: bool,
+    /// Whether this agent is a Raft server (`server`).
+    pub server: bool,
+    /// Servers to wait for before bootstrapping (`bootstrap_expect`).
+    pub bootstrap_expect: u32,
+    /// Cluster address advertised to other agents (`bind_addr`).
+    pub bind_addr: IpAddr,
+    /// Other agents' LAN gossip addresses (`host:port`; a bare host is tried on 8301 and, as a
+    /// server's RPC address, 8300) to join the pool and find the servers through; a server's RPC
+    /// address works too (`retry_join`, `--retry-join`, repeatable).
+    pub retry_join: Vec<String>,
+    /// Log entries since the last Raft snapshot that trigger a new one (`raft_snapshot_threshold`).
+    pub raft_snapshot_threshold: u64,
+    /// Log entries kept behind a snapshot; a follower further behind gets the snapshot
+    /// (`raft_trailing_logs`).
+    pub raft_trailing_logs: u64,
+    /// How often the agent's local state is fully synced to the catalog (`anti_entropy_interval`,
+    /// a Go duration, default 60s; each wait is jittered by ±10 %).
+    pub anti_entropy_interval: Duration,
+    /// Autopilot: the leader removes failed and left servers from Raft
+    /// (`autopilot { cleanup_dead_servers }`, default true).
+    pub cleanup_dead_servers: bool,
+    /// Gossip encryption key (`encrypt`, base64 of 16, 24 or 32 bytes; `cairn keygen`).
+    pub encrypt: Option<Vec<u8>>,
+    /// Where HTTP and DNS listen unless `addresses` says otherwise (`client_addr`).
+    pub client_addr: IpAddr,
+    /// DNS listen address (`addresses.dns`, default `client_addr`).
+    pub dns_addr: IpAddr,
+    /// HTTP listen address (`addresses.http`, default `client_addr`).
+    pub http_addr: IpAddr,
+    /// Ports (`ports{}`).
+    pub ports: Ports,
+    /// Upstream resolvers for names outside the domain (`recursors`).
+    pub recursors: Vec<SocketAddr>,
+    /// DNS behaviour (`dns_config{}`).
+    pub dns: DnsConfig,
+    /// Service definitions from config files (Consul format), decoded and validated on load.
+    pub services: Vec<crate::agent::ServiceDefinition>,
+    /// Health-check settings (`enable_script_checks`, `check_update_interval`, …).
+    pub checks: CheckConfig,
+    /// Check definitions from config files (`check`, `checks`): node checks, or checks of a
+    /// service named by `ServiceID`; decoded and validated on load.
+    pub check_definitions: Vec<crate::agent::CheckSpec>,
+    /// Directory of RFC 1035 zone files (`*.zone`) served beside the domain (`zones_dir`);
+    /// `--dev` uses `./zones` when it exists and nothing is configured.
+    pub zones_dir: Option<PathBuf>,
+    /// Log filter (`log_level`).
+    pub log_level: String,
+    /// The config files that were read, for error messages and reloads.
+    pub sources: Vec<PathBuf>,
+}
+
+/// Ports the agent binds (`ports{}`); 0 asks the OS for a free port, -1 disables (DNS, HTTP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// DNS port (`ports.dns`, default 8600).
+    pub dns: i32,
+    /// HTTP API port (`ports.http`, default 8500).
+    pub http: i32,
+    /// Raft RPC port (`ports.server`, default 8300).
+    pub server: u16,
+    /// LAN gossip port (`ports.serf_lan`, default 8301).
+    pub serf_lan: u16,
+}
+
+/// Recursor selection order (`dns_config.recursor_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecursorStrategy {
+    /// Try recursors in configured order.
+    Sequential,
+    /// Try recursors in random order.
+    Random,
+}
+
+/// SOA timer values (`dns_config.soa{}`), in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoaConfig {
+    /// REFRESH (default 3600).
+    pub refresh: u32,
+    /// RETRY (default 600).
+    pub retry: u32,
+    /// EXPIRE (default 86400).
+    pub expire: u32,
+    /// MINIMUM and the SOA record's TTL (default 0).
+    pub min_ttl: u32,
+}
+
+/// `dns_config{}` with Consul's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsConfig {
+    /// Serve DNS from the local replica (default true).
+    pub allow_stale: bool,
+    /// Staleness bound before a leader read (default 87600h).
+    pub max_stale: Duration,
+    /// TTL of node records (default 0).
+    pub node_ttl: Duration,
+    /// TTL per service name; keys may end in `*` (default empty: 0).
+    pub service_ttl: BTreeMap<String, Duration>,
+    /// Set TC when answers were dropped (default false).
+    pub enable_truncate: bool,
+    /// Only passing instances in answers (default false: exclude critical only).
+    pub only_passing: bool,
+    /// Recursor order (default sequential).
+    pub recursor_strategy: RecursorStrategy,
+    /// Recursor timeout (default 2s).
+    pub recursor_timeout: Duration,
+    /// Send uncompressed responses (default false).
+    pub disable_compression: bool,
+    /// Answer count cap for classic 512-byte UDP (default 3, effective at most 8).
+    pub udp_answer_limit: u32,
+    /// Cap on A/AAAA answers, 0 = none (default 0).
+    pub a_record_limit: u32,
+    /// Node meta as TXT in Additional (default true).
+    pub enable_additional_node_meta_txt: bool,
+    /// SOA values.
+    pub soa: SoaConfig,
+    /// cairn: RFC-correct answers where Consul's are known bugs (default false; see the
+    /// README's "Differences from Consul").
+    pub strict_rfc: bool,
+    /// cairn: order service answers by a random choice weighted by `Weights.Passing` /
+    /// `Weights.Warning` instead of a uniform shuffle (default false).
+    pub weighted_shuffle: bool,
+}
+
+/// Health-check settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckConfig {
+    /// `enable_script_checks`: script checks may be registered through the HTTP API (and
+    /// config files).
+    pub enable_script_checks: bool,
+    /// `enable_local_script_checks`: script checks may be defined in config files.
+    pub enable_local_script_checks: bool,
+    /// `check_update_interval`: how long an output-only change may wait before it is written
+    /// (default 5m; 0 writes every change).
+    pub update_interval: Duration,
+    /// `check_output_max_size`: the cap on a check's output in bytes (default 4096).
+    pub output_max_size: u32,
+    /// `check_deregister_interval_min`: the smallest `DeregisterCriticalServiceAfter` honoured
+    /// (default 1m; Consul's runtime value, settable here for tests).
+    pub deregister_interval_min: Duration,
+    /// `check_reap_interval`: how often critical services are considered for deregistration
+    /// (default 30s).
+    pub reap_interval: Duration,
+}
+
+impl Default for CheckConfig {
+    fn default() -> Self {
+        Self {
+            enable_script_checks: false,
+            enable_local_script_checks: false,
+            update_interval: Duration::from_secs(300),
+            output_max_size: 4096,
+            deregister_interval_min: Duration::from_secs(60),
+            reap_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+impl CheckConfig {
+    /// Whether script checks from config files may run (`enable_script_checks` implies it).
+    pub fn local_scripts(&self) -> bool {
+        self.enable_local_script_checks || self.enable_script_checks
+    }
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self {
+            allow_stale: true,
+            max_stale: Duration::from_secs(87600 * 3600),
+            node_ttl: Duration::ZERO,
+            service_ttl: BTreeMap::new(),
+            enable_truncate: false,
+            only_passing: false,
+            recursor_strategy: RecursorStrategy::Sequential,
+            recursor_timeout: Duration::from_secs(2),
+            disable_compression: false,
+            udp_answer_limit: 3,
+            a_record_limit: 0,
+            enable_additional_node_meta_txt: true,
+            soa: SoaConfig { refresh: 3600, retry: 600, expire: 86400, min_ttl: 0 },
+            strict_rfc: false,
+            weighted_shuffle: false,
+        }
+    }
+}
+
+impl DnsConfig {
+    /// Consul's `GetTTLForService`: exact name, then the longest `prefix*`, then `*`, then 0.
+    pub fn service_ttl_for(&self, service: &str) -> Duration {
+        let name = service.to_ascii_lowercase();
+        if let Some(d) = self.service_ttl.get(&name) {
+            return *d;
+        }
+        let mut best: Option<(usize, Duration)> = None;
+        for (k, d) in &self.service_ttl {
+            if let Some(prefix) = k.strip_suffix('*')
+                && name.starts_with(prefix)
+                && best.is_none_or(|(len, _)| prefix.len() > len)
+            {
+                best = Some((prefix.len(), *d));
+            }
+        }
+        best.map_or(Duration::ZERO, |(_, d)| d)
+    }
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Self { dns: 8600, http: 8500, server: DEFAULT_SERVER_PORT, serf_lan: 8301 }
+    }
+}
