@@ -15,12 +15,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Check, HealthStatus, Service};
+use crate::catalog::{Command, Registration};
 use crate::config::Config;
 use crate::dns::DnsContext;
 use crate::health::{CheckRunner, TtlChecks};
 use crate::http::ApiState;
 use crate::local::LocalState;
-use crate::raft::{Command, RaftHandle, RaftOptions, Registration};
+use crate::raft::{RaftHandle, RaftOptions};
 use crate::zone::ZoneSet;
 
 /// A built agent: sockets bound, Raft open and leader, own node registered.

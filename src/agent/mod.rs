@@ -25,10 +25,10 @@ pub(crate) use fields::Fields;
 
 use serde_json::Value;
 
+use crate::catalog::Registration;
 use crate::catalog::{
     Check, CheckDefinition, HealthStatus, Node, Service, ServiceAddress, ServicePort, Weights,
 };
-use crate::raft::Registration;
 
 /// Why a definition could not be decoded or is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

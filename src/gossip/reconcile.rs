@@ -19,8 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Lan, Member, MemberStatus, Membership, Role};
 use crate::catalog::HealthStatus;
+use crate::catalog::{CheckUpdate, Command, Deregistration};
+use crate::raft::RaftHandle;
 use crate::raft::autopilot::{self, FailedSince, Health, Peer};
-use crate::raft::{CheckUpdate, Command, Deregistration, RaftHandle};
 
 /// Full reconciliation interval (repairs anything an event missed, e.g. after a leader change).
 const FULL_SYNC: Duration = Duration::from_secs(2);
@@ -163,9 +164,9 @@ async fn reconcile(raft: &RaftHandle, member: &Member) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::Registration;
     use crate::catalog::{CatalogState, Check, Node};
     use crate::gossip::{Member, MemberStatus};
-    use crate::raft::Registration;
 
     fn catalog(serf: HealthStatus) -> CatalogState {
         let mut state = CatalogState::default();
@@ -176,7 +177,7 @@ mod tests {
             checks: vec![Check::new("n1", SERF_CHECK, "", serf)],
         });
         let mut changes = Vec::new();
-        crate::raft::apply::apply(&mut state, 1, &cmd, &mut changes);
+        crate::catalog::apply::apply(&mut state, 1, &cmd, &mut changes);
         state
     }
 
@@ -228,7 +229,7 @@ mod tests {
             service_id: None,
             check_id: Some(SERF_CHECK.into()),
         });
-        crate::raft::apply::apply(&mut state, 2, &cmd, &mut Vec::new());
+        crate::catalog::apply::apply(&mut state, 2, &cmd, &mut Vec::new());
         assert!(state.node("n1").is_some());
         assert_eq!(plan(&state, &member("n1", MemberStatus::Left)), None);
     }

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::ttl::{TtlChecks, TtlError, truncate_output};
 use crate::agent::TtlSpec;
 use crate::catalog::{Check, CheckDefinition, HealthStatus, Node};
-use crate::raft::{Command, Registration};
+use crate::catalog::{Command, Registration};
 use crate::snapshot::SnapshotHandle;
 
 fn check(id: &str, ttl_ns: u64, status: HealthStatus, output: &str) -> Check {

@@ -22,9 +22,9 @@ use super::{ApiState, json, parse_body, rest};
 use crate::agent::{
     SCRIPTS_DISABLED_REMOTE, decode_check_definition, decode_service_definition, keep_check_state,
 };
+use crate::catalog::Registration;
 use crate::catalog::{CatalogState, HealthStatus};
 use crate::local::Source;
-use crate::raft::Registration;
 
 /// Consul version the API reports, for clients that gate features on it.
 pub(crate) const CONSUL_COMPAT_VERSION: &str = "1.21.0";

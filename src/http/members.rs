@@ -13,8 +13,8 @@ use super::error::ApiError;
 use super::query::Query;
 use super::wire::MemberJson;
 use super::{ApiState, json};
+use crate::catalog::{Command, Deregistration};
 use crate::gossip::{MemberStatus, Membership};
-use crate::raft::{Command, Deregistration};
 
 /// Default LAN gossip port when a join address has none.
 const SERF_LAN_PORT: u16 = 8301;

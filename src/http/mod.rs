@@ -45,8 +45,9 @@ pub use error::ApiError;
 
 use self::blocking::{Consistency, ReadOptions};
 use self::query::Query;
+use crate::catalog::Command;
 use crate::catalog::Node;
-use crate::raft::{Command, RaftHandle};
+use crate::raft::RaftHandle;
 use crate::snapshot::SnapshotHandle;
 
 /// Largest accepted request body (Consul's 512 KiB limit for these endpoints).

@@ -24,8 +24,8 @@ use super::query::Query;
 use super::{ApiState, json};
 use crate::agent::{format_go_duration, parse_go_duration};
 use crate::catalog::CatalogState;
+use crate::catalog::Command;
 use crate::catalog::kv::{Session, SessionBehavior};
-use crate::raft::Command;
 use crate::session::{ttl_of, unix_ms};
 
 /// Consul's default lock-delay.
@@ -305,10 +305,10 @@ mod tests {
     use axum::body::Bytes;
 
     use super::session_from_body;
+    use crate::catalog::apply::apply;
     use crate::catalog::kv::{Session, SessionBehavior};
+    use crate::catalog::testing::{health_check, node, register};
     use crate::catalog::{CatalogState, HealthStatus};
-    use crate::raft::apply::apply;
-    use crate::raft::testing::{health_check, node, register};
 
     /// A catalog where `agent` has `serfHealth` and `bare` has no check.
     fn catalog() -> CatalogState {

@@ -1,4 +1,4 @@
-//! Tests: wire JSON shapes on snapshots built by `raft::apply`, blocking waits with paused
+//! Tests: wire JSON shapes on snapshots built by `catalog::apply`, blocking waits with paused
 //! time, and router-level status codes and headers via `tower::ServiceExt::oneshot`.
 
 use std::collections::BTreeMap;
@@ -13,8 +13,8 @@ use tower::ServiceExt;
 use super::query::Query;
 use super::*;
 use crate::catalog::{CatalogState, Check, CheckDefinition, HealthStatus, Node, Service};
+use crate::catalog::{CheckUpdate, CommandResponse, Registration, apply::apply};
 use crate::config::{Config, DnsConfig, Ports};
-use crate::raft::{CheckUpdate, CommandResponse, Registration, apply::apply};
 use crate::snapshot::CatalogSnapshot;
 
 /// A single-voter Raft on a temporary directory (leader once this returns).

@@ -38,7 +38,8 @@ use tokio_util::sync::CancellationToken;
 
 use self::persist::{Disk, PersistError};
 use crate::catalog::{CatalogState, Check, HealthStatus, Service, key};
-use crate::raft::{CheckUpdate, Command, Deregistration, ProposeError, RaftHandle, Registration};
+use crate::catalog::{CheckUpdate, Command, Deregistration, Registration};
+use crate::raft::{ProposeError, RaftHandle};
 
 /// Consul's default anti-entropy interval (before scaling by cluster size).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);

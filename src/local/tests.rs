@@ -9,9 +9,9 @@ use proptest::prelude::*;
 
 use super::plan::{describe, plan};
 use super::{Entries, LocalCheck, LocalService, LocalState, Source};
+use crate::catalog::apply::apply;
 use crate::catalog::{CatalogState, Check, HealthStatus, Node, Service};
-use crate::raft::apply::apply;
-use crate::raft::{Command, CommandResponse, Registration};
+use crate::catalog::{Command, CommandResponse, Registration};
 
 const NODE: &str = "agent1";
 

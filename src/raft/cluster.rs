@@ -640,7 +640,7 @@ fn write_err(e: OpenRaftError<u64, ClientWriteError<u64, BasicNode>>) -> Remote 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::KvOp;
+    use crate::catalog::KvOp;
 
     fn clocks(cmd: &Command) -> Vec<u64> {
         match cmd {

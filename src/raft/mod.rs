@@ -4,9 +4,10 @@
 //!        -> commit -> `state_machine` applies the batch in memory (its rows ride along with
 //!        the next log append: `store::Deferred`) -> `SnapshotHandle::publish` -> DNS sees it.
 //!
-//! Files: `command` (the log payload), `batch` (group commit of concurrent proposals),
-//! `apply` (pure transition), `log_store` (RaftLogStorage
+//! Files: `batch` (group commit of concurrent proposals), `log_store` (RaftLogStorage
 //! on LMDB), `state_machine` (RaftStateMachine on LMDB + publish), `network` (RaftNetwork).
+//! The log payload (`catalog::Command`) and the pure transition (`catalog::apply`) live in
+//! the catalog they transform.
 //!
 //! Input: `RaftOptions` (data dir, node id, Raft address) and proposed `Command`s.
 //! Output: a running openraft node (`RaftHandle`) and the `SnapshotHandle` it publishes to.
@@ -14,17 +15,13 @@
 //! returns only after the command is committed (fsynced log) and applied (published; its
 //! rows reach LMDB with a later commit, or are re-applied from the log after a crash).
 
-pub mod apply;
 pub mod autopilot;
 mod batch;
 pub mod cluster;
-pub mod command;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
 
-#[cfg(test)]
-pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 
@@ -38,10 +35,7 @@ use std::time::Duration;
 use openraft::error::{InitializeError, RaftError as OpenRaftError};
 use openraft::{BasicNode, Config, SnapshotPolicy};
 
-pub use command::{
-    CheckUpdate, Command, CommandResponse, Deregistration, KvOp, KvWrite, QueryUpsert, Registration,
-    TxnError, TxnOp, TxnResult,
-};
+use crate::catalog::{Command, CommandResponse};
 
 use crate::snapshot::SnapshotHandle;
 use crate::store::{Store, StoreError};

@@ -19,9 +19,9 @@ use tempfile::TempDir;
 
 use super::log_store::{LogStore, write_entries};
 use super::state_machine::StateMachine;
-use super::testing::{health_check, node, register, service};
 use super::{Entry, RaftOptions, TypeConfig};
 use crate::catalog::HealthStatus;
+use crate::catalog::testing::{health_check, node, register, service};
 use crate::snapshot::SnapshotHandle;
 use crate::store::{META_LAST_APPLIED, Store};
 

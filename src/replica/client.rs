@@ -5,7 +5,7 @@
 //! published to this agent's `SnapshotHandle`, and the answers of forwarded writes.
 //!
 //! Invariants: only `run` publishes, in index order; entries are applied with the pure
-//! `raft::apply::apply`, so the replica equals the server's state at each index; a gap or a
+//! `catalog::apply::apply`, so the replica equals the server's state at each index; a gap or a
 //! silent server (no frame for `SILENCE`) closes the stream and another server is asked from
 //! the last applied index. A forwarded write is sent again only when it surely was not
 //! delivered (connect failed) or the servers answered `NoLeader` (nothing was appended).
@@ -18,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Frame, Heartbeat};
 use crate::catalog::CatalogState;
+use crate::catalog::{Command, CommandResponse};
 use crate::gossip::{Lan, Membership as _};
-use crate::raft::{Command, CommandResponse, ProposeError, cluster::Contact};
+use crate::raft::{ProposeError, cluster::Contact};
 use crate::rpc::{CallError, Pool, Remote, Request, Response};
 use crate::snapshot::{CatalogSnapshot, SnapshotHandle};
 
@@ -382,7 +383,7 @@ impl Replica {
             }
             if let Some(cmd) = cmd {
                 changes.clear();
-                crate::raft::apply::apply(&mut self.state, index, &cmd, &mut changes);
+                crate::catalog::apply::apply(&mut self.state, index, &cmd, &mut changes);
             }
             self.index = index;
             applied += 1;

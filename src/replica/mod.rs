@@ -7,7 +7,7 @@
 //! ```text
 //! SERVER  state_machine::apply -> feed::Feed (ring of the last applied entries)
 //!         rpc Request::Subscribe { from_index } -> serve::stream: Dump | Entries | Heartbeat frames
-//! CLIENT  client::Client::run: Dump -> CatalogState::from_dump; Entries -> raft::apply::apply
+//! CLIENT  client::Client::run: Dump -> CatalogState::from_dump; Entries -> catalog::apply::apply
 //!         (the same pure transition, so the replica equals the server's state at each index)
 //!         -> SnapshotHandle::publish -> DNS/HTTP read it
 //! WRITE   RaftHandle::propose on a client -> rpc Forward to a server (relayed to the leader)
@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 pub use client::Client;
 
 use crate::catalog::CatalogDump;
-use crate::raft::Command;
+use crate::catalog::Command;
 use crate::raft::cluster::RaftServer;
 
 /// One frame of a replica stream (`rpc::Response::Subscribe`).

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::Client;
 use super::client::Replica;
 use crate::catalog::{Check, HealthStatus, Node, Service};
-use crate::raft::{Command, Deregistration, KvOp, KvWrite, Registration};
+use crate::catalog::{Command, Deregistration, KvOp, KvWrite, Registration};
 
 fn register(node: &str, service: &str, port: u16) -> Command {
     Command::Register(Registration {

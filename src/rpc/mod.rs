@@ -27,7 +27,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::raft::{Command, CommandResponse, TypeConfig};
+use crate::catalog::{Command, CommandResponse};
+
+use crate::raft::TypeConfig;
 
 /// Default server RPC port (Consul's `ports.server`).
 pub const DEFAULT_PORT: u16 = 8300;

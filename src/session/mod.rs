@@ -20,7 +20,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::parse_go_duration;
-use crate::raft::{Command, RaftHandle};
+use crate::catalog::Command;
+use crate::raft::RaftHandle;
 
 /// Consul's `SessionTTLMultiplier`.
 pub const TTL_MULTIPLIER: u32 = 2;
