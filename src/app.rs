@@ -271,10 +271,8 @@ impl App {
         );
         {
             let snap = raft.snapshots().load_full();
-            let node = snap
-                .catalog
-                .node(&config.node_name)
-                .map_or_else(|| crate::agent::agent_node(&config), |n| (**n).clone());
+            let node =
+                snap.catalog.node(&config.node_name).map_or_else(|| own_node(&config), |n| (**n).clone());
             let mut regs: Vec<Registration> =
                 config_registrations(&config, &node, &snap.catalog)?.into_iter().map(|(_, r)| r).collect();
             local.replace_config(&mut regs);
@@ -392,7 +390,7 @@ impl App {
             tokio::spawn(client.clone().run());
         }
         let joins = join_addrs(&self.config);
-        let discovery = crate::raft::cluster::RetryJoin::new(joins.clone(), self.raft.pool());
+        let discovery = crate::rpc::discovery::RetryJoin::new(joins.clone(), self.raft.pool());
         tokio::spawn(join_gossip(self.gossip.clone(), discovery.clone(), shutdown.clone()));
         // Servers found by gossip (e.g. after `cairn join`) count too.
         let discovery =
@@ -503,7 +501,7 @@ fn join_addrs(config: &Config) -> Vec<String> {
 /// nothing is configured.
 async fn join_gossip(
     gossip: Arc<crate::gossip::Lan>,
-    discovery: crate::raft::cluster::RetryJoin,
+    discovery: crate::rpc::discovery::RetryJoin,
     stop: CancellationToken,
 ) {
     use crate::gossip::Membership as _;
@@ -530,10 +528,15 @@ async fn join_gossip(
     }
 }
 
+/// This agent's catalog node, from the config (`agent::agent_node`).
+fn own_node(config: &Config) -> crate::catalog::Node {
+    crate::agent::agent_node(&config.node_id, &config.node_name, &config.datacenter, config.bind_addr)
+}
+
 /// The agent's node (with Consul's tagged addresses), the `serfHealth` check and, on servers,
 /// the `consul` service: what `register_self` proposes and anti-entropy restores when missing.
 fn own_registration(config: &Config) -> Registration {
-    let node = crate::agent::agent_node(config);
+    let node = own_node(config);
     let service =
         config.server.then(|| Service::new(&config.node_name, "consul", "consul", config.ports.server));
     let serf = Check {
@@ -572,7 +575,7 @@ async fn register_config_services(config: &Config, local: &LocalState) -> anyhow
 
 /// The IDs of the checks defined in config files (with services, or `check`/`checks`).
 fn config_check_ids(config: &Config, catalog: &crate::catalog::CatalogState) -> anyhow::Result<Vec<String>> {
-    let node = crate::agent::agent_node(config);
+    let node = own_node(config);
     let registrations = config_registrations(config, &node, catalog)?;
     Ok(registrations.iter().flat_map(|(_, r)| r.checks.iter().map(|c| c.check_id.clone())).collect())
 }

@@ -20,6 +20,7 @@ pub mod app;
 pub mod backup;
 pub mod catalog;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod dns;
 pub mod gossip;

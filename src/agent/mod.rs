@@ -182,13 +182,12 @@ const IGNORED_SERVICE_FIELDS: &[&str] =
 const IGNORED_CHECK_FIELDS: &[&str] =
     &["Shell", "Token", "Namespace", "Partition", "ProxyHTTP", "ProxyGRPC", "ExposedPort", "Type"];
 
-/// Decodes a service definition (`Name`, `ID`, `Tags`, …, `Check`, `Checks`).
 /// This agent's own catalog node as Consul registers it: ID, name, datacenter and address
-/// from the config, the address also as `lan`/`wan` (+ `_ipv4`/`_ipv6`) tagged addresses,
-/// and Consul's `consul-network-segment` meta.
-pub fn agent_node(config: &crate::config::Config) -> Node {
-    let addr = config.bind_addr.to_string();
-    let family = if config.bind_addr.is_ipv4() { "ipv4" } else { "ipv6" };
+/// (the config's `node_id`, `node_name`, `datacenter`, `bind_addr`), the address also as
+/// `lan`/`wan` (+ `_ipv4`/`_ipv6`) tagged addresses, and Consul's `consul-network-segment` meta.
+pub fn agent_node(id: &str, name: &str, datacenter: &str, bind_addr: IpAddr) -> Node {
+    let addr = bind_addr.to_string();
+    let family = if bind_addr.is_ipv4() { "ipv4" } else { "ipv6" };
     let tagged_addresses = [
         ("lan".to_owned(), addr.clone()),
         (format!("lan_{family}"), addr.clone()),
@@ -198,10 +197,10 @@ pub fn agent_node(config: &crate::config::Config) -> Node {
     .into_iter()
     .collect();
     Node {
-        id: config.node_id.clone(),
-        name: config.node_name.clone(),
+        id: id.to_owned(),
+        name: name.to_owned(),
         address: addr,
-        datacenter: config.datacenter.clone(),
+        datacenter: datacenter.to_owned(),
         tagged_addresses,
         meta: [("consul-network-segment".to_owned(), String::new())].into_iter().collect(),
         create_index: 0,
@@ -209,6 +208,7 @@ pub fn agent_node(config: &crate::config::Config) -> Node {
     }
 }
 
+/// Decodes a service definition (`Name`, `ID`, `Tags`, …, `Check`, `Checks`).
 pub fn decode_service_definition(v: &Value) -> Result<ServiceDefinition, DefinitionError> {
     let mut f = Fields::new(v, "ServiceDefinition")?;
     let mut def = ServiceDefinition {

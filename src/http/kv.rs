@@ -25,7 +25,7 @@ use super::query::Query;
 use super::{ApiState, json};
 use crate::catalog::kv::{KvEntry, MAX_KEY_BYTES};
 use crate::catalog::{Command, CommandResponse, KvOp, KvWrite};
-use crate::session::unix_ms;
+use crate::clock::unix_ms;
 
 /// Consul's KV entry JSON.
 #[derive(Debug, Serialize, PartialEq, Eq)]

@@ -243,7 +243,8 @@ impl ApiState {
     /// This agent's node: identity from the config, tagged addresses and meta kept from the
     /// catalog when the node is already registered.
     pub(crate) fn agent_node(&self) -> Node {
-        let mut node = crate::agent::agent_node(&self.config);
+        let c = &self.config;
+        let mut node = crate::agent::agent_node(&c.node_id, &c.node_name, &c.datacenter, c.bind_addr);
         if let Some(n) = self.snapshots.load().catalog.node(&self.config.node_name) {
             node.tagged_addresses.clone_from(&n.tagged_addresses);
             node.meta.clone_from(&n.meta);

@@ -26,7 +26,8 @@ use crate::agent::{format_go_duration, parse_go_duration};
 use crate::catalog::CatalogState;
 use crate::catalog::Command;
 use crate::catalog::kv::{Session, SessionBehavior};
-use crate::session::{ttl_of, unix_ms};
+use crate::clock::unix_ms;
+use crate::session::ttl_of;
 
 /// Consul's default lock-delay.
 const DEFAULT_LOCK_DELAY: Duration = Duration::from_secs(15);

@@ -129,7 +129,10 @@ async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
     let local = crate::local::LocalState::new(
         raft.clone(),
         Registration {
-            node: crate::agent::agent_node(&config()),
+            node: {
+                let c = config();
+                crate::agent::agent_node(&c.node_id, &c.node_name, &c.datacenter, c.bind_addr)
+            },
             skip_node_update: false,
             service: None,
             checks: Vec::new(),

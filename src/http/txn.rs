@@ -24,7 +24,7 @@ use super::wire::{HealthCheckJson, NodeJson, ServiceJson};
 use super::{ApiState, json};
 use crate::catalog::CatalogState;
 use crate::catalog::{Command, CommandResponse, KvOp, KvWrite, TxnOp, TxnResult};
-use crate::session::unix_ms;
+use crate::clock::unix_ms;
 
 /// Consul's `maxTxnOps`.
 pub(crate) const MAX_OPS: usize = 128;

@@ -18,6 +18,7 @@
 pub mod autopilot;
 mod batch;
 pub mod cluster;
+pub mod feed;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
@@ -26,7 +27,6 @@ pub mod state_machine;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,17 +40,7 @@ use crate::catalog::{Command, CommandResponse};
 use crate::snapshot::SnapshotHandle;
 use crate::store::{Store, StoreError};
 
-openraft::declare_raft_types!(
-    /// openraft type configuration for the catalog.
-    pub TypeConfig:
-        D = Command,
-        R = CommandResponse,
-        NodeId = u64,
-        Node = BasicNode,
-        Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
-        AsyncRuntime = openraft::TokioRuntime,
-);
+pub use crate::rpc::TypeConfig;
 
 /// A Raft log entry of the catalog.
 pub type Entry = openraft::Entry<TypeConfig>;
@@ -228,7 +218,7 @@ pub struct Server {
     /// When the leader was last heard from (followers).
     contact: Arc<cluster::Contact>,
     /// The applied entries client replicas subscribe to.
-    feed: Arc<crate::replica::feed::Feed>,
+    feed: Arc<feed::Feed>,
     /// The environment, for the deferred rows' last flush on shutdown.
     store: Store,
     /// Stops `flush_idle_deferred` when the server shuts down or is dropped.
@@ -423,7 +413,7 @@ impl RaftHandle {
 
     /// The servers in the Raft configuration: voters, then learners (on a client, as its
     /// server last reported them).
-    pub fn servers(&self) -> Vec<cluster::RaftServer> {
+    pub fn servers(&self) -> Vec<crate::rpc::RaftServer> {
         match &self.inner {
             Inner::Server(s) => s.servers(),
             Inner::Client(c) => c.status().servers,
@@ -517,7 +507,19 @@ impl Server {
     }
 
     /// The applied entries client replicas subscribe to.
-    pub fn feed(&self) -> &Arc<crate::replica::feed::Feed> {
+    pub fn feed(&self) -> &Arc<feed::Feed> {
         &self.feed
+    }
+
+    /// This server's view of the cluster, for replicas.
+    pub fn heartbeat(&self) -> crate::rpc::Heartbeat {
+        crate::rpc::Heartbeat {
+            applied_index: self.snapshots().load().index,
+            known_leader: self.known_leader(),
+            leader_addr: self.leader_addr(),
+            last_contact_ms: self.last_contact_ms(),
+            servers: self.servers(),
+            membership_index: self.membership_index(),
+        }
     }
 }

@@ -30,10 +30,10 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::feed::Feed;
 use super::{Entry, TypeConfig};
 use crate::catalog::{CatalogDump, CatalogState};
 use crate::catalog::{CommandResponse, apply};
-use crate::replica::feed::Feed;
 use crate::snapshot::{CatalogSnapshot, SnapshotHandle};
 use crate::store::{
     self, Deferred, META_LAST_APPLIED, META_MEMBERSHIP, META_SNAPSHOT_DATA, META_SNAPSHOT_META, Store,

@@ -16,12 +16,11 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Frame, Heartbeat};
 use crate::catalog::CatalogState;
 use crate::catalog::{Command, CommandResponse};
 use crate::gossip::{Lan, Membership as _};
 use crate::raft::{ProposeError, cluster::Contact};
-use crate::rpc::{CallError, Pool, Remote, Request, Response};
+use crate::rpc::{CallError, Frame, Heartbeat, Pool, Remote, Request, Response};
 use crate::snapshot::{CatalogSnapshot, SnapshotHandle};
 
 /// A stream with no frame for this long (heartbeats come every second) is given up.
@@ -83,7 +82,7 @@ pub struct View {
     /// The leader's RPC address.
     pub leader_addr: Option<String>,
     /// The Raft configuration.
-    pub servers: Vec<crate::raft::cluster::RaftServer>,
+    pub servers: Vec<crate::rpc::RaftServer>,
     /// Its log index.
     pub membership_index: u64,
 }

@@ -11,7 +11,9 @@
 //! Invariants: a frame larger than `MAX_FRAME` is refused (the connection is closed); every
 //! call has a deadline; an unreachable server is an error, never a fake success.
 
+pub mod discovery;
 pub mod server;
+pub mod subscribe;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,9 +29,21 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub use subscribe::{Frame, Heartbeat};
+
 use crate::catalog::{Command, CommandResponse};
 
-use crate::raft::TypeConfig;
+openraft::declare_raft_types!(
+    /// openraft type configuration for the catalog (the types its RPCs carry).
+    pub TypeConfig:
+        D = Command,
+        R = CommandResponse,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
 
 /// Default server RPC port (Consul's `ports.server`).
 pub const DEFAULT_PORT: u16 = 8300;
@@ -108,7 +122,7 @@ pub enum Response {
     /// The leader re-armed the session's timer, or why not.
     SessionRenew(Result<(), Remote>),
     /// One frame of a replica stream (`Request::Subscribe`).
-    Subscribe(crate::replica::Frame),
+    Subscribe(Frame),
 }
 
 /// What a server says about itself in discovery.
@@ -130,6 +144,19 @@ pub struct ServerInfo {
     /// checks it is still one of them, at its current address (`raft::cluster::form`).
     #[serde(default)]
     pub voters: std::collections::BTreeMap<u64, String>,
+}
+
+/// A server in the Raft configuration.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RaftServer {
+    /// Raft node id.
+    pub id: u64,
+    /// RPC address.
+    pub addr: String,
+    /// Whether it is the current leader.
+    pub leader: bool,
+    /// Voter (true) or learner (false).
+    pub voter: bool,
 }
 
 /// An error the remote server reported.

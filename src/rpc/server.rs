@@ -118,7 +118,7 @@ async fn answer(
             })
         }
         // Handled by `connection`, which hands the connection over to the stream.
-        Request::Subscribe { .. } => Response::Subscribe(crate::replica::Frame::Heartbeat(raft.heartbeat())),
+        Request::Subscribe { .. } => Response::Subscribe(super::Frame::Heartbeat(raft.heartbeat())),
     }
 }
 

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::parse_go_duration;
 use crate::catalog::Command;
+use crate::clock::unix_ms;
 use crate::raft::RaftHandle;
 
 /// Consul's `SessionTTLMultiplier`.
@@ -79,14 +80,6 @@ impl TombstoneGc {
 #[derive(Debug, Default)]
 pub struct SessionTimers {
     deadlines: Mutex<HashMap<String, Instant>>,
-}
-
-/// Unix milliseconds: the clock KV and session commands carry (read by proposers, never by
-/// `apply`).
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A session's TTL as given (`"15s"`), or `None` without one.
