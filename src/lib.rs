@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! QUERY  socket -> dns::parse -> dns::route(name) -> SnapshotHandle::load() -> dns::answer -> dns::encode -> send
-//! WRITE  HTTP PUT /v1/... -> RaftHandle::propose(Command) -> openraft log (LMDB, group commit)
+//! WRITE  HTTP PUT /v1/... -> Consensus::propose(Command) -> openraft log (LMDB, group commit)
 //!        -> raft::state_machine applies the batch (raft::apply, one LMDB txn)
 //!        -> SnapshotHandle::publish -> DNS and blocking queries see it
 //! FEEDS  health::ttl (changed status) --> local (agent's own records) --> propose(Command::UpdateCheck)
@@ -22,6 +22,7 @@ pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod consensus;
 pub mod dns;
 pub mod gossip;
 pub mod health;
@@ -31,6 +32,7 @@ pub mod metrics;
 pub mod raft;
 pub mod replica;
 pub mod rpc;
+pub mod serve_rpc;
 pub mod session;
 pub mod snapshot;
 pub mod store;

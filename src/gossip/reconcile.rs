@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Lan, Member, MemberStatus, Membership, Role};
 use crate::catalog::HealthStatus;
 use crate::catalog::{CheckUpdate, Command, Deregistration};
-use crate::raft::RaftHandle;
+use crate::consensus::Consensus;
 use crate::raft::autopilot::{self, FailedSince, Health, Peer};
 
 /// Full reconciliation interval (repairs anything an event missed, e.g. after a leader change).
@@ -34,7 +34,7 @@ const FAILED_OUTPUT: &str = "Agent not live or unreachable";
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs until `stop` fires; `cleanup_dead_servers` turns on autopilot's dead-server removal.
-pub async fn run(gossip: Arc<Lan>, raft: RaftHandle, cleanup_dead_servers: bool, stop: CancellationToken) {
+pub async fn run(gossip: Arc<Lan>, raft: Consensus, cleanup_dead_servers: bool, stop: CancellationToken) {
     let mut events = gossip.subscribe();
     let mut tick = tokio::time::interval(FULL_SYNC);
     let mut failed_since = FailedSince::default();
@@ -97,7 +97,7 @@ pub fn plan(snapshot: &crate::catalog::CatalogState, member: &Member) -> Option<
 /// The Raft configuration with each server's gossip health (servers of this datacenter,
 /// matched by their gossiped Raft id).
 fn peers(
-    raft: &RaftHandle,
+    raft: &Consensus,
     dc: &str,
     members: &[Member],
     failed_since: &mut FailedSince,
@@ -130,7 +130,7 @@ fn peers(
 }
 
 /// Autopilot: removes the dead servers `autopilot::plan` picks, one at a time.
-async fn cleanup(raft: &RaftHandle, dc: &str, members: &[Member], failed_since: &mut FailedSince) {
+async fn cleanup(raft: &Consensus, dc: &str, members: &[Member], failed_since: &mut FailedSince) {
     let peers = peers(raft, dc, members, failed_since, Instant::now());
     for id in autopilot::plan(raft.node_id(), &peers, autopilot::DEAD_SERVER_DELAY) {
         let name = members
@@ -152,7 +152,7 @@ async fn cleanup(raft: &RaftHandle, dc: &str, members: &[Member], failed_since: 
     }
 }
 
-async fn reconcile(raft: &RaftHandle, member: &Member) {
+async fn reconcile(raft: &Consensus, member: &Member) {
     let snap = raft.snapshots().load_full();
     let Some(cmd) = plan(&snap.catalog, member) else { return };
     tracing::info!(node = %member.name, status = member.status.as_str(), "reconciling gossip membership into the catalog");

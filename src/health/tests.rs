@@ -42,7 +42,7 @@ async fn setup(checks: Vec<Check>) -> (Arc<TtlChecks>, Arc<SnapshotHandle>, temp
 }
 
 /// An in-memory local state for node agent1 (nothing persisted).
-fn local_state(raft: crate::raft::RaftHandle) -> Arc<crate::local::LocalState> {
+fn local_state(raft: crate::consensus::Consensus) -> Arc<crate::local::LocalState> {
     let own = Registration {
         node: Node::new("agent1", "10.0.0.1", "dc1"),
         skip_node_update: false,

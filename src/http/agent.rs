@@ -128,7 +128,7 @@ pub(super) async fn self_info(State(st): State<ApiState>, RawQuery(q): RawQuery)
         "xDS": null,
     });
     // A client agent's replica stream: the server it follows and how it went.
-    if let Some(client) = st.raft.replica() {
+    if let Some(client) = &st.replica {
         use std::sync::atomic::Ordering::Relaxed;
         let stream = client.stream_status();
         let stats = client.stats();

@@ -17,13 +17,19 @@ use crate::catalog::{CheckUpdate, CommandResponse, Registration, apply::apply};
 use crate::config::{Config, DnsConfig, Ports};
 use crate::snapshot::CatalogSnapshot;
 
-/// A single-voter Raft on a temporary directory (leader once this returns).
-pub(crate) async fn test_raft() -> (RaftHandle, tempfile::TempDir) {
+/// A single-voter Raft server on a temporary directory (leader once this returns).
+pub(crate) async fn test_server() -> (Arc<crate::raft::Server>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let raft_addr = "127.0.0.1:8300".parse().expect("addr");
     let opts = crate::raft::RaftOptions::single(dir.path().to_path_buf(), 1, raft_addr);
-    let raft = crate::raft::open(opts).await.expect("raft opens");
-    (raft, dir)
+    let server = crate::raft::open(opts).await.expect("raft opens");
+    (server, dir)
+}
+
+/// The consensus handle of a single-voter Raft server (leader once this returns).
+pub(crate) async fn test_raft() -> (Consensus, tempfile::TempDir) {
+    let (server, dir) = test_server().await;
+    (Consensus::new(server), dir)
 }
 
 fn config() -> Config {
@@ -154,6 +160,7 @@ async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
             config: Arc::new(config()),
             snapshots,
             raft,
+            replica: None,
             local,
             ttl,
             checks,

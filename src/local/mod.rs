@@ -13,7 +13,7 @@
 //! the published snapshot (`plan`) and proposes the repairs.
 //! Files: `plan` (the pure diff), `persist` (the files).
 //! Invariants:
-//! - The local state feeds the catalog only through proposals (`RaftHandle::propose`); it never
+//! - The local state feeds the catalog only through proposals (`Consensus::propose`); it never
 //!   writes the catalog, and it reads the catalog only from published snapshots.
 //! - A full sync of a catalog already in step proposes nothing (no Raft write while idle).
 //! - Writers hold the sync gate shared while they change the local state and propose; a full
@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use self::persist::{Disk, PersistError};
 use crate::catalog::{CatalogState, Check, HealthStatus, Service, key};
 use crate::catalog::{CheckUpdate, Command, Deregistration, Registration};
-use crate::raft::{ProposeError, RaftHandle};
+use crate::consensus::{Consensus, ProposeError};
 
 /// Consul's default anti-entropy interval (before scaling by cluster size).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -106,7 +106,7 @@ struct Undo {
 
 /// This agent's local state and its sync to the catalog.
 pub struct LocalState {
-    raft: RaftHandle,
+    raft: Consensus,
     /// The agent's own registration: its node, `consul` on servers, `serfHealth`.
     own: Registration,
     disk: Option<Disk>,
@@ -127,12 +127,7 @@ impl std::fmt::Debug for LocalState {
 impl LocalState {
     /// An empty local state for the node of `own`, persisted under `data_dir` (none: memory
     /// only), fully synced every `interval`.
-    pub fn new(
-        raft: RaftHandle,
-        own: Registration,
-        data_dir: Option<&Path>,
-        interval: Duration,
-    ) -> Arc<Self> {
+    pub fn new(raft: Consensus, own: Registration, data_dir: Option<&Path>, interval: Duration) -> Arc<Self> {
         Arc::new(Self {
             raft,
             own,

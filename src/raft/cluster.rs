@@ -24,7 +24,7 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, Raf
 use openraft::{BasicNode, ChangeMembers, Vote};
 use tokio_util::sync::CancellationToken;
 
-use super::{Command, CommandResponse, ProposeError, Raft, RaftHandle, Server};
+use super::{Command, CommandResponse, ProposeError, Raft, Server};
 use crate::rpc::discovery::{Discovery, RetryJoin};
 use crate::rpc::{CallError, Pool, RaftServer, Remote, Request, Response, ServerInfo};
 use crate::snapshot::SnapshotHandle;
@@ -89,13 +89,11 @@ impl Default for Contact {
 /// every `STANDING_INTERVAL` on a follower, so a server removed while running stops
 /// campaigning and rejoins too.
 pub async fn form<D: Discovery>(
-    raft: RaftHandle,
+    raft: std::sync::Arc<Server>,
     discovery: D,
     bootstrap_expect: u32,
     stop: CancellationToken,
 ) {
-    // A client agent has no Raft node to put in a cluster.
-    let Some(raft) = raft.server().cloned() else { return };
     let mut confirmed = false;
     loop {
         tokio::select! {

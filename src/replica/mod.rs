@@ -10,7 +10,7 @@
 //! CLIENT  client::Client::run: Dump -> CatalogState::from_dump; Entries -> catalog::apply::apply
 //!         (the same pure transition, so the replica equals the server's state at each index)
 //!         -> SnapshotHandle::publish -> DNS/HTTP read it
-//! WRITE   RaftHandle::propose on a client -> rpc Forward to a server (relayed to the leader)
+//! WRITE   Consensus::propose on a client -> rpc Forward to a server (relayed to the leader)
 //!         -> wait until the replica reached the returned index (read-your-writes, bounded)
 //! ```
 //!

@@ -6,13 +6,14 @@
 //! Wire format: each frame is a 4-byte big-endian length and that many bytes of JSON (serde).
 //! One connection carries one request at a time; a client keeps connections open and reuses
 //! them (`Pool`). openraft is the consensus engine; this module is only its transport and the
-//! request forwarding beside it.
+//! request forwarding beside it: wire types, framing, the connection pool and server
+//! discovery. The listener that answers requests (`serve_rpc`) sits above `raft`, `replica`
+//! and `session`, so this module imports only the catalog vocabulary.
 //!
 //! Invariants: a frame larger than `MAX_FRAME` is refused (the connection is closed); every
 //! call has a deadline; an unreachable server is an error, never a fake success.
 
 pub mod discovery;
-pub mod server;
 pub mod subscribe;
 
 use std::collections::HashMap;

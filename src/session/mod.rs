@@ -1,7 +1,7 @@
 //! SESSION TTL TIMERS: the leader expires sessions whose TTL lapsed, through Raft.
 //!
 //! Input: the published sessions (snapshot) and renewals (`renew`, from `/v1/session/renew`
-//! and `/v1/session/create`; a follower forwards a renewal to the leader, `rpc::server`). Output: `Command::SessionDestroy { now_ms }` proposals.
+//! and `/v1/session/create`; a follower forwards a renewal to the leader, `serve_rpc`). Output: `Command::SessionDestroy { now_ms }` proposals.
 //! Invariants: timers run only on the leader; a session's deadline is `TTL × 2` after its last
 //! renewal (Consul's `SessionTTLMultiplier` grace), and a leader that sees a TTL session it has
 //! no timer for (start-up, new leadership, created elsewhere) arms a full one, so a restart
@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::agent::parse_go_duration;
 use crate::catalog::Command;
 use crate::clock::unix_ms;
-use crate::raft::RaftHandle;
+use crate::consensus::Consensus;
 
 /// Consul's `SessionTTLMultiplier`.
 pub const TTL_MULTIPLIER: u32 = 2;
@@ -111,7 +111,7 @@ impl SessionTimers {
     }
 
     /// Runs the expiry loop until `stop`.
-    pub async fn run(self: Arc<Self>, raft: RaftHandle, stop: CancellationToken) {
+    pub async fn run(self: Arc<Self>, raft: Consensus, stop: CancellationToken) {
         let mut tick = tokio::time::interval(TICK);
         let mut gc = TombstoneGc::new(TOMBSTONE_TTL);
         loop {
@@ -148,7 +148,7 @@ impl SessionTimers {
     }
 
     /// Syncs the timers with the published sessions and returns the IDs past their deadline.
-    fn lapsed(&self, raft: &RaftHandle) -> Vec<String> {
+    fn lapsed(&self, raft: &Consensus) -> Vec<String> {
         let snap = raft.snapshots().load_full();
         let now = Instant::now();
         self.with(|m| {
