@@ -5,7 +5,7 @@
 //! failed -> the node's `serfHealth` check critical ("Agent not live or unreachable"), so its
 //! services leave DNS answers; alive -> passing again; left -> the node deregistered.
 //!
-//! With `cleanup_dead_servers` (autopilot, `raft::autopilot`), every full sync also removes
+//! With `cleanup_dead_servers` (autopilot, `gossip::autopilot`), every full sync also removes
 //! from the Raft configuration the servers gossip says are failed (long enough) or left.
 //!
 //! Invariants: only the current leader proposes; a proposal is made only when the catalog
@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::autopilot::{self, FailedSince, Health, Peer};
 use super::{Lan, Member, MemberStatus, Membership, Role};
 use crate::catalog::HealthStatus;
 use crate::catalog::{CheckUpdate, Command, Deregistration};
 use crate::consensus::Consensus;
-use crate::raft::autopilot::{self, FailedSince, Health, Peer};
 
 /// Full reconciliation interval (repairs anything an event missed, e.g. after a leader change).
 const FULL_SYNC: Duration = Duration::from_secs(2);

@@ -16,7 +16,6 @@
 //! returns only after the command is committed (fsynced log) and applied (published; its
 //! rows reach LMDB with a later commit, or are re-applied from the log after a crash).
 
-pub mod autopilot;
 mod batch;
 pub mod cluster;
 pub mod feed;
