@@ -2,7 +2,7 @@
 //! API and service definitions in config files.
 //!
 //! Input: a JSON object (`serde_json::Value`) → `ServiceDefinition` / `CheckSpec` (decoded,
-//! not yet validated) → `into_registration` / `into_check` → a `raft::Registration` plus the
+//! not yet validated) → `into_registration` / `into_check` → a `catalog::Registration` plus the
 //! TTL timers the agent must arm.
 //! Invariants: field names match case-insensitively, with snake_case aliases; an unknown field
 //! is an error naming it; semantic validation (Consul's messages: `Missing service name`,

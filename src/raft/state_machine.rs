@@ -75,7 +75,7 @@ pub struct StateMachine {
     last_applied: Option<LogId<u64>>,
     membership: Membership,
     snapshots: Arc<SnapshotHandle>,
-    /// The applied entries kept for client replicas (`replica::feed`), once `feed` was asked.
+    /// The applied entries kept for client replicas (`raft::feed`), once `feed` was asked.
     feed: Option<Arc<Feed>>,
 }
 

@@ -1,4 +1,5 @@
 //! CLIENT AGENTS: a catalog replica fed by a server, and writes forwarded to the servers.
+//! `client::Client` is a client agent's `consensus::Participant` (the servers' is `raft::Server`).
 //!
 //! A client agent runs no Raft. It keeps the catalog in memory only (a restart subscribes
 //! again from 0) and serves DNS and HTTP from it through the same `SnapshotHandle` a server's

@@ -1,7 +1,8 @@
 //! SESSION TTL TIMERS: the leader expires sessions whose TTL lapsed, through Raft.
 //!
 //! Input: the published sessions (snapshot) and renewals (`renew`, from `/v1/session/renew`
-//! and `/v1/session/create`; a follower forwards a renewal to the leader, `serve_rpc`). Output: `Command::SessionDestroy { now_ms }` proposals.
+//! and `/v1/session/create`; a follower forwards a renewal to the leader, `serve_rpc`).
+//! Output: `Command::SessionDestroy { now_ms }` proposals through `consensus::Consensus`.
 //! Invariants: timers run only on the leader; a session's deadline is `TTL × 2` after its last
 //! renewal (Consul's `SessionTTLMultiplier` grace), and a leader that sees a TTL session it has
 //! no timer for (start-up, new leadership, created elsewhere) arms a full one, so a restart
