@@ -112,7 +112,7 @@ impl SessionTimers {
     }
 
     /// Runs the expiry loop until `stop`.
-    pub async fn run(self: Arc<Self>, raft: Consensus, stop: CancellationToken) {
+    pub async fn run(self: Arc<Self>, consensus: Consensus, stop: CancellationToken) {
         let mut tick = tokio::time::interval(TICK);
         let mut gc = TombstoneGc::new(TOMBSTONE_TTL);
         loop {
@@ -120,24 +120,24 @@ impl SessionTimers {
                 () = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            if !raft.is_leader() {
+            if !consensus.is_leader() {
                 self.with(HashMap::clear);
                 gc.reset();
                 continue;
             }
             let (index, have) = {
-                let snap = raft.snapshots().load();
+                let snap = consensus.snapshots().load();
                 (snap.catalog.kv().indexes().tombstones, snap.catalog.kv().tombstone_count() > 0)
             };
             if let Some(upto) = gc.observe(Instant::now(), index, have) {
-                match raft.propose(Command::KvReap(upto)).await {
+                match consensus.propose(Command::KvReap(upto)).await {
                     Ok(()) => gc.reaped(upto),
                     Err(e) => tracing::warn!(error = %e, "could not reap KV tombstones"),
                 }
             }
-            for id in self.lapsed(&raft) {
+            for id in self.lapsed(&consensus) {
                 let now_ms = unix_ms();
-                match raft.propose(Command::SessionDestroy { id: id.clone(), now_ms }).await {
+                match consensus.propose(Command::SessionDestroy { id: id.clone(), now_ms }).await {
                     Ok(()) => {
                         tracing::info!(session = %id, "session TTL expired; session invalidated");
                         self.with(|m| m.remove(&id));
@@ -149,8 +149,8 @@ impl SessionTimers {
     }
 
     /// Syncs the timers with the published sessions and returns the IDs past their deadline.
-    fn lapsed(&self, raft: &Consensus) -> Vec<String> {
-        let snap = raft.snapshots().load_full();
+    fn lapsed(&self, consensus: &Consensus) -> Vec<String> {
+        let snap = consensus.snapshots().load_full();
         let now = Instant::now();
         self.with(|m| {
             let kv = snap.catalog.kv();
