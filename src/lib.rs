@@ -20,8 +20,8 @@
 //! (servers: openraft, state machine), `gossip` (LAN pool, reconcile, autopilot) -> `replica`
 //! (client agents), `session` (the leader's session TTL timers), `local` (the agent's own
 //! services and checks, anti-entropy) -> `health` (check runners), `serve_rpc` (the server-RPC
-//! listener) -> `zone`, `dns` (read path) -> `http` (API front door) -> `systemd` -> `app`,
-//! `cli` (startup, command line).
+//! listener) -> `zone`, `dns` (read path) -> `http` (API front door) -> `app`, `cli` (startup,
+//! command line); `systemd` (socket activation, readiness) imports nothing of cairn.
 
 pub mod agent;
 pub mod app;
