@@ -1,7 +1,7 @@
 //! Criterion benchmark of the UDP loops' answer cache while writes are published (goal G6:
 //! DNS keeps >= 0.9x of its throughput under 1,000 registrations/s).
 //!
-//! The catalog is the write-load fixture of `benches/dns/run`, built through `raft::apply`
+//! The catalog is the write-load fixture of `benches/dns/run`, built through `catalog::apply`
 //! so every row carries real indexes: 1,000 services (`svc0000`..) of 5 instances on 1,000
 //! nodes, tags `v1`/`v2`, one passing service check per instance. The query mix cycles over
 //! SRV, A and AAAA of every service name and its `v1` tag name, plus 10 % names that do not
@@ -23,11 +23,11 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
+use cairn::catalog::apply::apply;
 use cairn::catalog::{CatalogState, Check, HealthStatus, Node, Service};
+use cairn::catalog::{Command, Registration};
 use cairn::config::DnsConfig;
 use cairn::dns::{AnswerCache, DnsContext, Transport};
-use cairn::raft::apply::apply;
-use cairn::raft::{Command, Registration};
 use cairn::snapshot::CatalogSnapshot;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};

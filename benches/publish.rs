@@ -1,7 +1,7 @@
 //! Criterion benchmarks of one catalog change made visible to readers, at three catalog sizes.
 //!
 //! What is timed is the state machine's path for one log entry minus the LMDB commit:
-//! `raft::apply` on a copy of the state, the frozen copy for the writer, adopting the new
+//! `catalog::apply` on a copy of the state, the frozen copy for the writer, adopting the new
 //! state and `SnapshotHandle::publish` (via `raft::state_machine::bench_support`). The goal
 //! (issue 4) is under 1 ms and independent of catalog size, hence 1k, 10k and 100k instances.
 //!
@@ -20,8 +20,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use cairn::catalog::{CatalogDump, CatalogState, Check, HealthStatus, Node, Service};
+use cairn::catalog::{CheckUpdate, Command, CommandResponse, Deregistration, Registration};
 use cairn::raft::state_machine::bench_support::apply_and_publish;
-use cairn::raft::{CheckUpdate, Command, CommandResponse, Deregistration, Registration};
 use cairn::snapshot::SnapshotHandle;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 

@@ -15,18 +15,25 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Check, HealthStatus, Service};
+use crate::catalog::{Command, Registration};
 use crate::config::Config;
+use crate::consensus::Consensus;
 use crate::dns::DnsContext;
 use crate::health::{CheckRunner, TtlChecks};
 use crate::http::ApiState;
 use crate::local::LocalState;
-use crate::raft::{Command, RaftHandle, RaftOptions, Registration};
+use crate::raft::RaftOptions;
 use crate::zone::ZoneSet;
 
 /// A built agent: sockets bound, Raft open and leader, own node registered.
 pub struct App {
     config: Arc<Config>,
-    raft: RaftHandle,
+    /// Proposals and the cluster's view, whichever side of the consensus this agent is.
+    raft: Consensus,
+    /// The Raft node; none on a client agent.
+    server: Option<Arc<crate::raft::Server>>,
+    /// The replica stream and forwarder; none on a server.
+    replica: Option<Arc<crate::replica::Client>>,
     dns: Option<(Vec<std::net::UdpSocket>, TcpListener)>,
     http: Option<TcpListener>,
     dns_context: Arc<ArcSwap<DnsContext>>,
@@ -217,14 +224,14 @@ impl App {
 
         // A server binds the server RPC and opens Raft; a client agent does neither: its
         // replica is fed by a server and its writes are forwarded (`replica`).
-        let (raft, rpc, raft_addr) = if config.server {
+        let (raft, server, replica, rpc, raft_addr) = if config.server {
             let rpc_addr = SocketAddr::new(config.bind_addr, config.ports.server);
             let rpc = TcpListener::bind(rpc_addr)
                 .await
                 .with_context(|| format!("binding server RPC on {rpc_addr}"))?;
             let raft_addr = rpc.local_addr()?;
             config.ports.server = raft_addr.port();
-            let raft = crate::raft::open(RaftOptions {
+            let server = crate::raft::open(RaftOptions {
                 data_dir: config.data_dir.clone(),
                 node_id: raft_node_id(&config.node_id)?,
                 raft_addr,
@@ -234,10 +241,10 @@ impl App {
             })
             .await
             .context("opening the Raft store")?;
-            (raft, Some(rpc), raft_addr.to_string())
+            (Consensus::new(server.clone()), Some(server), None, Some(rpc), raft_addr.to_string())
         } else {
             let client = crate::replica::Client::new(join_addrs(&config));
-            (RaftHandle::client(client), None, String::new())
+            (Consensus::new(client.clone()), None, Some(client), None, String::new())
         };
 
         let meta = crate::gossip::NodeMeta {
@@ -253,7 +260,7 @@ impl App {
             .await
             .with_context(|| format!("starting LAN gossip on {serf_bind}"))?;
         config.ports.serf_lan = crate::gossip::Membership::local_addr(&*gossip).port();
-        if let Some(client) = raft.replica() {
+        if let Some(client) = &replica {
             client.set_gossip(gossip.clone());
         }
         let config = Arc::new(config);
@@ -270,10 +277,8 @@ impl App {
         );
         {
             let snap = raft.snapshots().load_full();
-            let node = snap
-                .catalog
-                .node(&config.node_name)
-                .map_or_else(|| crate::agent::agent_node(&config), |n| (**n).clone());
+            let node =
+                snap.catalog.node(&config.node_name).map_or_else(|| own_node(&config), |n| (**n).clone());
             let mut regs: Vec<Registration> =
                 config_registrations(&config, &node, &snap.catalog)?.into_iter().map(|(_, r)| r).collect();
             local.replace_config(&mut regs);
@@ -299,6 +304,8 @@ impl App {
         Ok(Self {
             config,
             raft,
+            server,
+            replica,
             dns,
             http,
             dns_context,
@@ -381,17 +388,17 @@ impl App {
         let sessions = crate::session::SessionTimers::new();
         let session_task = tokio::spawn(sessions.clone().run(self.raft.clone(), shutdown.clone()));
         let serf = Some(self.serf_addr());
-        if let Some(listener) = self.rpc {
-            let (raft, stop, timers) = (self.raft.clone(), shutdown.clone(), sessions.clone());
+        if let (Some(listener), Some(server)) = (self.rpc, self.server.clone()) {
+            let (stop, timers) = (shutdown.clone(), sessions.clone());
             tasks.spawn(async move {
-                crate::rpc::server::serve(listener, raft, serf, timers, stop).await.context("server RPC")
+                crate::serve_rpc::serve(listener, server, serf, timers, stop).await.context("server RPC")
             });
         }
-        if let Some(client) = self.raft.replica() {
+        if let Some(client) = &self.replica {
             tokio::spawn(client.clone().run());
         }
         let joins = join_addrs(&self.config);
-        let discovery = crate::raft::cluster::RetryJoin::new(joins.clone(), self.raft.pool());
+        let discovery = crate::rpc::discovery::RetryJoin::new(joins.clone(), self.raft.pool());
         tokio::spawn(join_gossip(self.gossip.clone(), discovery.clone(), shutdown.clone()));
         // Servers found by gossip (e.g. after `cairn join`) count too.
         let discovery =
@@ -402,12 +409,15 @@ impl App {
             self.config.cleanup_dead_servers,
             shutdown.clone(),
         ));
-        tokio::spawn(crate::raft::cluster::form(
-            self.raft.clone(),
-            discovery,
-            self.config.bootstrap_expect,
-            shutdown.clone(),
-        ));
+        // A client agent has no Raft node to put in a cluster.
+        if let Some(server) = self.server.clone() {
+            tokio::spawn(crate::raft::cluster::form(
+                server,
+                discovery,
+                self.config.bootstrap_expect,
+                shutdown.clone(),
+            ));
+        }
         if self.register_later {
             let (config, raft, stop) = (self.config.clone(), self.raft.clone(), shutdown.clone());
             let local = self.local.clone();
@@ -441,6 +451,7 @@ impl App {
                 config: self.config.clone(),
                 snapshots: snapshots.clone(),
                 raft: self.raft.clone(),
+                replica: self.replica.clone(),
                 local: self.local.clone(),
                 ttl: self.ttl.clone(),
                 checks: self.checks.clone(),
@@ -487,7 +498,13 @@ impl App {
         reap_task.abort();
         session_task.abort();
         self.gossip.shutdown().await;
-        self.raft.shutdown().await.context("stopping Raft")?;
+        // Stops openraft and writes the deferred rows, or a client's replica stream.
+        if let Some(server) = &self.server {
+            server.shutdown().await.context("stopping Raft")?;
+        }
+        if let Some(client) = &self.replica {
+            client.shutdown();
+        }
         result
     }
 }
@@ -502,7 +519,7 @@ fn join_addrs(config: &Config) -> Vec<String> {
 /// nothing is configured.
 async fn join_gossip(
     gossip: Arc<crate::gossip::Lan>,
-    discovery: crate::raft::cluster::RetryJoin,
+    discovery: crate::rpc::discovery::RetryJoin,
     stop: CancellationToken,
 ) {
     use crate::gossip::Membership as _;
@@ -529,10 +546,15 @@ async fn join_gossip(
     }
 }
 
+/// This agent's catalog node, from the config (`agent::agent_node`).
+fn own_node(config: &Config) -> crate::catalog::Node {
+    crate::agent::agent_node(&config.node_id, &config.node_name, &config.datacenter, config.bind_addr)
+}
+
 /// The agent's node (with Consul's tagged addresses), the `serfHealth` check and, on servers,
 /// the `consul` service: what `register_self` proposes and anti-entropy restores when missing.
 fn own_registration(config: &Config) -> Registration {
-    let node = crate::agent::agent_node(config);
+    let node = own_node(config);
     let service =
         config.server.then(|| Service::new(&config.node_name, "consul", "consul", config.ports.server));
     let serf = Check {
@@ -545,7 +567,7 @@ fn own_registration(config: &Config) -> Registration {
 
 /// Registers the agent's node, `serfHealth` and, on servers, `consul`. Idempotent: an
 /// unchanged registration is a no-op.
-async fn register_self(config: &Config, raft: &RaftHandle) -> anyhow::Result<()> {
+async fn register_self(config: &Config, raft: &Consensus) -> anyhow::Result<()> {
     let cmd = Command::Register(own_registration(config));
     propose_ok(raft, cmd).await.context("registering this agent's node")
 }
@@ -571,7 +593,7 @@ async fn register_config_services(config: &Config, local: &LocalState) -> anyhow
 
 /// The IDs of the checks defined in config files (with services, or `check`/`checks`).
 fn config_check_ids(config: &Config, catalog: &crate::catalog::CatalogState) -> anyhow::Result<Vec<String>> {
-    let node = crate::agent::agent_node(config);
+    let node = own_node(config);
     let registrations = config_registrations(config, &node, catalog)?;
     Ok(registrations.iter().flat_map(|(_, r)| r.checks.iter().map(|c| c.check_id.clone())).collect())
 }
@@ -627,6 +649,6 @@ fn config_registrations(
     Ok(out)
 }
 
-async fn propose_ok(raft: &RaftHandle, cmd: Command) -> anyhow::Result<()> {
+async fn propose_ok(raft: &Consensus, cmd: Command) -> anyhow::Result<()> {
     Ok(raft.propose(cmd).await?)
 }

@@ -2,7 +2,7 @@
 //! API and service definitions in config files.
 //!
 //! Input: a JSON object (`serde_json::Value`) → `ServiceDefinition` / `CheckSpec` (decoded,
-//! not yet validated) → `into_registration` / `into_check` → a `raft::Registration` plus the
+//! not yet validated) → `into_registration` / `into_check` → a `catalog::Registration` plus the
 //! TTL timers the agent must arm.
 //! Invariants: field names match case-insensitively, with snake_case aliases; an unknown field
 //! is an error naming it; semantic validation (Consul's messages: `Missing service name`,
@@ -25,10 +25,10 @@ pub(crate) use fields::Fields;
 
 use serde_json::Value;
 
+use crate::catalog::Registration;
 use crate::catalog::{
     Check, CheckDefinition, HealthStatus, Node, Service, ServiceAddress, ServicePort, Weights,
 };
-use crate::raft::Registration;
 
 /// Why a definition could not be decoded or is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -182,13 +182,12 @@ const IGNORED_SERVICE_FIELDS: &[&str] =
 const IGNORED_CHECK_FIELDS: &[&str] =
     &["Shell", "Token", "Namespace", "Partition", "ProxyHTTP", "ProxyGRPC", "ExposedPort", "Type"];
 
-/// Decodes a service definition (`Name`, `ID`, `Tags`, …, `Check`, `Checks`).
 /// This agent's own catalog node as Consul registers it: ID, name, datacenter and address
-/// from the config, the address also as `lan`/`wan` (+ `_ipv4`/`_ipv6`) tagged addresses,
-/// and Consul's `consul-network-segment` meta.
-pub fn agent_node(config: &crate::config::Config) -> Node {
-    let addr = config.bind_addr.to_string();
-    let family = if config.bind_addr.is_ipv4() { "ipv4" } else { "ipv6" };
+/// (the config's `node_id`, `node_name`, `datacenter`, `bind_addr`), the address also as
+/// `lan`/`wan` (+ `_ipv4`/`_ipv6`) tagged addresses, and Consul's `consul-network-segment` meta.
+pub fn agent_node(id: &str, name: &str, datacenter: &str, bind_addr: IpAddr) -> Node {
+    let addr = bind_addr.to_string();
+    let family = if bind_addr.is_ipv4() { "ipv4" } else { "ipv6" };
     let tagged_addresses = [
         ("lan".to_owned(), addr.clone()),
         (format!("lan_{family}"), addr.clone()),
@@ -198,10 +197,10 @@ pub fn agent_node(config: &crate::config::Config) -> Node {
     .into_iter()
     .collect();
     Node {
-        id: config.node_id.clone(),
-        name: config.node_name.clone(),
+        id: id.to_owned(),
+        name: name.to_owned(),
         address: addr,
-        datacenter: config.datacenter.clone(),
+        datacenter: datacenter.to_owned(),
         tagged_addresses,
         meta: [("consul-network-segment".to_owned(), String::new())].into_iter().collect(),
         create_index: 0,
@@ -209,6 +208,7 @@ pub fn agent_node(config: &crate::config::Config) -> Node {
     }
 }
 
+/// Decodes a service definition (`Name`, `ID`, `Tags`, …, `Check`, `Checks`).
 pub fn decode_service_definition(v: &Value) -> Result<ServiceDefinition, DefinitionError> {
     let mut f = Fields::new(v, "ServiceDefinition")?;
     let mut def = ServiceDefinition {

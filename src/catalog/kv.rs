@@ -4,7 +4,7 @@
 //! affected by later writes). It lives in `CatalogState` only so one Raft apply can touch both
 //! (a check going critical invalidates sessions); the DNS path never reads it.
 //!
-//! Mutation methods are `pub(crate)` and called only by `raft::apply` (through
+//! Mutation methods are `pub(crate)` and called only by `catalog::apply` (through
 //! `CatalogState::kv_mut`); each records what it touched as a `Change`.
 //! Keys are case-sensitive byte strings (Consul's KV is); session IDs are lower-case UUIDs.
 //! Deleted keys leave a tombstone (the delete's index) so a blocking read on a prefix wakes

@@ -1,18 +1,30 @@
-//! Catalog domain model: nodes, services, checks and their health.
+//! Catalog domain model: nodes, services, checks and their health, and the writes on them.
 //!
-//! Pure data with no IO and no dependency on the rest of the crate.
+//! Pure data with no IO and no dependency on the rest of the crate: the records, the write
+//! vocabulary (`command`: `Command` and its `CommandResponse`, the Raft log payload) and the
+//! pure transition `apply` (`(CatalogState, index, Command) -> CatalogState'`) that the Raft
+//! state machine and a client's replica both run.
 //! Consul's JSON shapes are *not* here: `http::wire` maps these types to and from the wire.
 //! Every stored record carries the Raft log index that created and last modified it
 //! (`create_index`, `modify_index`), as Consul's catalog does.
 
+pub mod apply;
+pub mod command;
 pub mod kv;
 mod query;
 mod state;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use state::{CatalogDump, TableIndexes};
 
 pub use query::{PreparedQuery, QueryFailover, QueryService, is_uuid};
 pub use state::{CatalogState, Change, Instance, ServiceKey};
+
+pub use command::{
+    CheckUpdate, Command, CommandResponse, Deregistration, KvOp, KvWrite, QueryUpsert, Registration,
+    TxnError, TxnOp, TxnResult,
+};
 
 use std::collections::BTreeMap;
 

@@ -4,7 +4,7 @@
 //! affected by later mutation of the original. The state machine mutates its own copy and
 //! publishes clones, so a published snapshot is immutable by construction.
 //!
-//! Mutation methods are `pub(crate)` and called only by `raft::apply`; each records what it
+//! Mutation methods are `pub(crate)` and called only by `catalog::apply`; each records what it
 //! touched in a `Change` list so the state machine can persist exactly those rows.
 //! Names are keyed lower-cased (`catalog::key`), as Consul's state store indexes them.
 
@@ -331,7 +331,7 @@ impl CatalogState {
 
     // ----- mutations (state machine only) ------------------------------------------------
 
-    /// The KV store for mutation (`raft::apply` only).
+    /// The KV store for mutation (`catalog::apply` only).
     pub(crate) fn kv_mut(&mut self) -> &mut KvState {
         &mut self.kv
     }

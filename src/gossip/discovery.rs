@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::{Lan, Membership};
-use crate::raft::cluster::{Discovery, RetryJoin};
+use crate::rpc::discovery::{Discovery, RetryJoin};
 use crate::rpc::{Pool, ServerInfo};
 
 /// Gossip members with the server role, then the configured addresses.

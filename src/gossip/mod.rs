@@ -6,8 +6,10 @@
 //!
 //! Invariants: gossip never writes the catalog; the Raft leader turns member events into
 //! proposals (`gossip::reconcile`: failed -> `serfHealth` critical, alive -> passing, left ->
-//! node deregistered). Node meta fits in the engine's 512-byte limit (JSON of `NodeMeta`).
+//! node deregistered; and, with `cleanup_dead_servers`, `gossip::autopilot` picks the dead
+//! servers to remove from the Raft configuration). Node meta fits in the engine's 512-byte limit (JSON of `NodeMeta`).
 
+pub mod autopilot;
 pub mod discovery;
 pub mod memberlist;
 pub mod reconcile;

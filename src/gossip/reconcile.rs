@@ -5,7 +5,7 @@
 //! failed -> the node's `serfHealth` check critical ("Agent not live or unreachable"), so its
 //! services leave DNS answers; alive -> passing again; left -> the node deregistered.
 //!
-//! With `cleanup_dead_servers` (autopilot, `raft::autopilot`), every full sync also removes
+//! With `cleanup_dead_servers` (autopilot, `gossip::autopilot`), every full sync also removes
 //! from the Raft configuration the servers gossip says are failed (long enough) or left.
 //!
 //! Invariants: only the current leader proposes; a proposal is made only when the catalog
@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::autopilot::{self, FailedSince, Health, Peer};
 use super::{Lan, Member, MemberStatus, Membership, Role};
 use crate::catalog::HealthStatus;
-use crate::raft::autopilot::{self, FailedSince, Health, Peer};
-use crate::raft::{CheckUpdate, Command, Deregistration, RaftHandle};
+use crate::catalog::{CheckUpdate, Command, Deregistration};
+use crate::consensus::Consensus;
 
 /// Full reconciliation interval (repairs anything an event missed, e.g. after a leader change).
 const FULL_SYNC: Duration = Duration::from_secs(2);
@@ -33,7 +34,12 @@ const FAILED_OUTPUT: &str = "Agent not live or unreachable";
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs until `stop` fires; `cleanup_dead_servers` turns on autopilot's dead-server removal.
-pub async fn run(gossip: Arc<Lan>, raft: RaftHandle, cleanup_dead_servers: bool, stop: CancellationToken) {
+pub async fn run(
+    gossip: Arc<Lan>,
+    consensus: Consensus,
+    cleanup_dead_servers: bool,
+    stop: CancellationToken,
+) {
     let mut events = gossip.subscribe();
     let mut tick = tokio::time::interval(FULL_SYNC);
     let mut failed_since = FailedSince::default();
@@ -41,19 +47,19 @@ pub async fn run(gossip: Arc<Lan>, raft: RaftHandle, cleanup_dead_servers: bool,
         tokio::select! {
             () = stop.cancelled() => return,
             ev = events.recv() => match ev {
-                Ok(ev) => if raft.is_leader() {
-                    reconcile(&raft, ev.member()).await;
+                Ok(ev) => if consensus.is_leader() {
+                    reconcile(&consensus, ev.member()).await;
                 },
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },
-            _ = tick.tick() => if raft.is_leader() {
+            _ = tick.tick() => if consensus.is_leader() {
                 let members = gossip.members().await;
                 for m in &members {
-                    reconcile(&raft, m).await;
+                    reconcile(&consensus, m).await;
                 }
                 if cleanup_dead_servers {
-                    cleanup(&raft, &gossip.local_meta().dc, &members, &mut failed_since).await;
+                    cleanup(&consensus, &gossip.local_meta().dc, &members, &mut failed_since).await;
                 }
             },
         }
@@ -96,7 +102,7 @@ pub fn plan(snapshot: &crate::catalog::CatalogState, member: &Member) -> Option<
 /// The Raft configuration with each server's gossip health (servers of this datacenter,
 /// matched by their gossiped Raft id).
 fn peers(
-    raft: &RaftHandle,
+    consensus: &Consensus,
     dc: &str,
     members: &[Member],
     failed_since: &mut FailedSince,
@@ -109,7 +115,7 @@ fn peers(
             (meta.role == Role::Server && meta.dc == dc).then_some((meta.raft_id, m.status))
         })
         .collect();
-    let servers = raft.servers();
+    let servers = consensus.servers();
     let ids: Vec<u64> = servers.iter().map(|s| s.id).collect();
     failed_since.retain(&ids);
     servers
@@ -129,15 +135,15 @@ fn peers(
 }
 
 /// Autopilot: removes the dead servers `autopilot::plan` picks, one at a time.
-async fn cleanup(raft: &RaftHandle, dc: &str, members: &[Member], failed_since: &mut FailedSince) {
-    let peers = peers(raft, dc, members, failed_since, Instant::now());
-    for id in autopilot::plan(raft.node_id(), &peers, autopilot::DEAD_SERVER_DELAY) {
+async fn cleanup(consensus: &Consensus, dc: &str, members: &[Member], failed_since: &mut FailedSince) {
+    let peers = peers(consensus, dc, members, failed_since, Instant::now());
+    for id in autopilot::plan(consensus.node_id(), &peers, autopilot::DEAD_SERVER_DELAY) {
         let name = members
             .iter()
             .find(|m| m.meta.as_ref().is_some_and(|meta| meta.raft_id == id))
             .map_or("", |m| m.name.as_str());
         tracing::info!(id, node = name, "autopilot: removing a dead server from the Raft configuration");
-        match tokio::time::timeout(REMOVE_TIMEOUT, raft.remove_server(id)).await {
+        match tokio::time::timeout(REMOVE_TIMEOUT, consensus.remove_server(id)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::warn!(id, error = %e, "autopilot: removal failed; the next full sync retries");
@@ -151,11 +157,11 @@ async fn cleanup(raft: &RaftHandle, dc: &str, members: &[Member], failed_since: 
     }
 }
 
-async fn reconcile(raft: &RaftHandle, member: &Member) {
-    let snap = raft.snapshots().load_full();
+async fn reconcile(consensus: &Consensus, member: &Member) {
+    let snap = consensus.snapshots().load_full();
     let Some(cmd) = plan(&snap.catalog, member) else { return };
     tracing::info!(node = %member.name, status = member.status.as_str(), "reconciling gossip membership into the catalog");
-    if let Err(e) = raft.propose(cmd).await {
+    if let Err(e) = consensus.propose(cmd).await {
         tracing::warn!(node = %member.name, error = %e, "reconcile proposal failed; the next full sync retries");
     }
 }
@@ -163,9 +169,9 @@ async fn reconcile(raft: &RaftHandle, member: &Member) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::Registration;
     use crate::catalog::{CatalogState, Check, Node};
     use crate::gossip::{Member, MemberStatus};
-    use crate::raft::Registration;
 
     fn catalog(serf: HealthStatus) -> CatalogState {
         let mut state = CatalogState::default();
@@ -176,7 +182,7 @@ mod tests {
             checks: vec![Check::new("n1", SERF_CHECK, "", serf)],
         });
         let mut changes = Vec::new();
-        crate::raft::apply::apply(&mut state, 1, &cmd, &mut changes);
+        crate::catalog::apply::apply(&mut state, 1, &cmd, &mut changes);
         state
     }
 
@@ -228,7 +234,7 @@ mod tests {
             service_id: None,
             check_id: Some(SERF_CHECK.into()),
         });
-        crate::raft::apply::apply(&mut state, 2, &cmd, &mut Vec::new());
+        crate::catalog::apply::apply(&mut state, 2, &cmd, &mut Vec::new());
         assert!(state.node("n1").is_some());
         assert_eq!(plan(&state, &member("n1", MemberStatus::Left)), None);
     }

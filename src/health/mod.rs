@@ -8,7 +8,7 @@
 //! `ttl` (TTL timers); `reap` (deregister long-critical services); `tls` (rustls settings).
 //! Invariants: a runner proposes only when status or output actually changes, and output-only
 //! changes wait `check_update_interval`; every value it decides (status, output text) travels
-//! in the command, so `raft::apply` stays clock-free.
+//! in the command, so `catalog::apply` stays clock-free.
 
 pub mod probe;
 pub mod reap;

@@ -9,9 +9,9 @@ use super::probe::{grpc_request, grpc_response_status};
 use super::reap::CriticalClock;
 use super::runner::alias_status;
 use super::status::{StatusHandler, Thresholds, cap, output_limit, tail};
+use crate::catalog::apply::apply;
 use crate::catalog::{CatalogState, Check, CheckDefinition, HealthStatus, Node, Service};
-use crate::raft::apply::apply;
-use crate::raft::{Command, Registration};
+use crate::catalog::{Command, Registration};
 
 use HealthStatus::{Critical as C, Passing as P, Warning as W};
 

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::ttl::{TtlChecks, TtlError, truncate_output};
 use crate::agent::TtlSpec;
 use crate::catalog::{Check, CheckDefinition, HealthStatus, Node};
-use crate::raft::{Command, Registration};
+use crate::catalog::{Command, Registration};
 use crate::snapshot::SnapshotHandle;
 
 fn check(id: &str, ttl_ns: u64, status: HealthStatus, output: &str) -> Check {
@@ -42,7 +42,7 @@ async fn setup(checks: Vec<Check>) -> (Arc<TtlChecks>, Arc<SnapshotHandle>, temp
 }
 
 /// An in-memory local state for node agent1 (nothing persisted).
-fn local_state(raft: crate::raft::RaftHandle) -> Arc<crate::local::LocalState> {
+fn local_state(raft: crate::consensus::Consensus) -> Arc<crate::local::LocalState> {
     let own = Registration {
         node: Node::new("agent1", "10.0.0.1", "dc1"),
         skip_node_update: false,

@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::TtlSpec;
 use crate::catalog::{HealthStatus, key};
+use crate::consensus::ProposeError;
 use crate::local::LocalState;
-use crate::raft::ProposeError;
 use crate::snapshot::SnapshotHandle;
 
 /// Consul's default `OutputMaxSize` for TTL notes.

@@ -22,9 +22,9 @@ use super::{ApiState, json, parse_body, rest};
 use crate::agent::{
     SCRIPTS_DISABLED_REMOTE, decode_check_definition, decode_service_definition, keep_check_state,
 };
+use crate::catalog::Registration;
 use crate::catalog::{CatalogState, HealthStatus};
 use crate::local::Source;
-use crate::raft::Registration;
 
 /// Consul version the API reports, for clients that gate features on it.
 pub(crate) const CONSUL_COMPAT_VERSION: &str = "1.21.0";
@@ -128,7 +128,7 @@ pub(super) async fn self_info(State(st): State<ApiState>, RawQuery(q): RawQuery)
         "xDS": null,
     });
     // A client agent's replica stream: the server it follows and how it went.
-    if let Some(client) = st.raft.replica() {
+    if let Some(client) = &st.replica {
         use std::sync::atomic::Ordering::Relaxed;
         let stream = client.stream_status();
         let stats = client.stats();

@@ -19,9 +19,9 @@ use super::error::ApiError;
 use super::query::Query;
 use super::wire::{HealthCheckJson, ServiceJson};
 use super::{ApiState, rest};
+use crate::catalog::Registration;
 use crate::catalog::{CatalogState, Check, HealthStatus, Service};
 use crate::local::Source;
-use crate::raft::Registration;
 
 /// Consul's node maintenance check ID.
 pub(crate) const NODE_MAINT_CHECK_ID: &str = "_node_maintenance";

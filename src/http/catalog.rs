@@ -15,8 +15,8 @@ use super::error::ApiError;
 use super::query::Query;
 use super::wire::{self, NodeJson, NodeServicesJson, ServiceJson, ServiceNodeJson};
 use super::{ApiState, json, parse_body, rest};
+use crate::catalog::Command;
 use crate::catalog::{CatalogState, Node, Service};
-use crate::raft::Command;
 
 /// Whether `s` carries every tag in `tags` (case-insensitive, as Consul's tag filter).
 pub(crate) fn has_tags(s: &Service, tags: &[&str]) -> bool {

@@ -9,8 +9,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::agent::DefinitionError;
+use crate::consensus::ProposeError;
 use crate::health::TtlError;
-use crate::raft::ProposeError;
 
 /// An HTTP API failure.
 #[derive(Debug, thiserror::Error)]

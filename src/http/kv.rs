@@ -24,8 +24,8 @@ use super::error::ApiError;
 use super::query::Query;
 use super::{ApiState, json};
 use crate::catalog::kv::{KvEntry, MAX_KEY_BYTES};
-use crate::raft::{Command, CommandResponse, KvOp, KvWrite};
-use crate::session::unix_ms;
+use crate::catalog::{Command, CommandResponse, KvOp, KvWrite};
+use crate::clock::unix_ms;
 
 /// Consul's KV entry JSON.
 #[derive(Debug, Serialize, PartialEq, Eq)]

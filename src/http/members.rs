@@ -13,8 +13,8 @@ use super::error::ApiError;
 use super::query::Query;
 use super::wire::MemberJson;
 use super::{ApiState, json};
+use crate::catalog::{Command, Deregistration};
 use crate::gossip::{MemberStatus, Membership};
-use crate::raft::{Command, Deregistration};
 
 /// Default LAN gossip port when a join address has none.
 const SERF_LAN_PORT: u16 = 8301;
@@ -68,7 +68,7 @@ pub(super) async fn force_leave(
     // quorum (Consul's manual way to drop a dead server).
     if let Some(meta) = m.meta.as_ref().filter(|meta| meta.role == crate::gossip::Role::Server) {
         st.raft.remove_server(meta.raft_id).await.map_err(|e| match e {
-            crate::rpc::Remote::NoLeader => ApiError::from(crate::raft::ProposeError::NoLeader),
+            crate::rpc::Remote::NoLeader => ApiError::from(crate::consensus::ProposeError::NoLeader),
             crate::rpc::Remote::Failed(msg) => {
                 ApiError::Internal(format!("removing {node} from Raft: {msg}"))
             }

@@ -22,7 +22,7 @@ pub(super) async fn metrics(State(st): State<ApiState>, RawQuery(q): RawQuery) -
     let prometheus = form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes())
         .any(|(k, v)| k == "format" && v == "prometheus");
     let mut report = crate::metrics::global().report(&st.snapshots.load_full());
-    report.replica = st.raft.replica().map(|c| {
+    report.replica = st.replica.as_ref().map(|c| {
         use std::sync::atomic::Ordering::Relaxed;
         let s = c.stats();
         crate::metrics::ReplicaGauges {

@@ -4,7 +4,7 @@
 //! READ   GET  → parse query (`query`, `blocking`) → wait for a snapshot whose endpoint index
 //!             exceeds `?index` → map to Consul JSON (`wire`) → headers (`X-Consul-Index`, …).
 //! WRITE  PUT  → decode body (case-insensitive, unknown field → 400) → validate →
-//!             `RaftHandle::propose(Command)` → 200 (empty body, or `true` for catalog writes).
+//!             `Consensus::propose(Command)` → 200 (empty body, or `true` for catalog writes).
 //! Invariants: reads never lock the catalog (they load an immutable snapshot); every read
 //! reply carries `X-Consul-Index` ≥ 1, `X-Consul-KnownLeader`, `X-Consul-LastContact` and
 //! `X-Consul-Effective-Consistency`; bodies over 512 KiB are refused with 413; errors are
@@ -45,8 +45,9 @@ pub use error::ApiError;
 
 use self::blocking::{Consistency, ReadOptions};
 use self::query::Query;
+use crate::catalog::Command;
 use crate::catalog::Node;
-use crate::raft::{Command, RaftHandle};
+use crate::consensus::Consensus;
 use crate::snapshot::SnapshotHandle;
 
 /// Largest accepted request body (Consul's 512 KiB limit for these endpoints).
@@ -59,8 +60,10 @@ pub struct ApiState {
     pub config: Arc<crate::config::Config>,
     /// Published catalog snapshots.
     pub snapshots: Arc<SnapshotHandle>,
-    /// Raft proposals and cluster view.
-    pub raft: RaftHandle,
+    /// Proposals and the cluster's view (a Raft server or a client agent's forwarder).
+    pub raft: Consensus,
+    /// A client agent's replica stream (its lag and counters are reported); `None` on a server.
+    pub replica: Option<Arc<crate::replica::Client>>,
     /// This agent's own services and checks (agent endpoints write through it).
     pub local: Arc<crate::local::LocalState>,
     /// TTL timers of this agent's checks.
@@ -203,7 +206,7 @@ impl ApiState {
         );
         h.insert("X-Consul-LastContact", HeaderValue::from(self.raft.last_contact_ms()));
         // On a client agent: how many Raft indexes its replica is behind its server.
-        if let Some(client) = self.raft.replica() {
+        if let Some(client) = &self.replica {
             h.insert("X-Cairn-Replica-Lag", HeaderValue::from(client.lag_index()));
         }
         h.insert("X-Consul-Effective-Consistency", HeaderValue::from_static(opts.consistency.as_str()));
@@ -242,7 +245,8 @@ impl ApiState {
     /// This agent's node: identity from the config, tagged addresses and meta kept from the
     /// catalog when the node is already registered.
     pub(crate) fn agent_node(&self) -> Node {
-        let mut node = crate::agent::agent_node(&self.config);
+        let c = &self.config;
+        let mut node = crate::agent::agent_node(&c.node_id, &c.node_name, &c.datacenter, c.bind_addr);
         if let Some(n) = self.snapshots.load().catalog.node(&self.config.node_name) {
             node.tagged_addresses.clone_from(&n.tagged_addresses);
             node.meta.clone_from(&n.meta);

@@ -1,6 +1,6 @@
 //! `/v1/operator/raft/configuration`: the servers in the Raft configuration.
 //!
-//! Input: `RaftHandle::servers` and the catalog (node names and IDs of the servers, matched by
+//! Input: `Consensus::servers` and the catalog (node names and IDs of the servers, matched by
 //! their `consul` service's address and port) → output: Consul's JSON shape. Invariant: needs
 //! no leader; a server whose node is not registered yet shows its Raft id and an empty name.
 

@@ -20,7 +20,7 @@ use super::wire::{
 };
 use super::{ApiState, json, parse_body};
 use crate::catalog::{CatalogState, PreparedQuery};
-use crate::raft::{Command, QueryUpsert};
+use crate::catalog::{Command, QueryUpsert};
 use crate::snapshot::CatalogSnapshot;
 
 fn not_found() -> ApiError {

@@ -24,9 +24,10 @@ use super::query::Query;
 use super::{ApiState, json};
 use crate::agent::{format_go_duration, parse_go_duration};
 use crate::catalog::CatalogState;
+use crate::catalog::Command;
 use crate::catalog::kv::{Session, SessionBehavior};
-use crate::raft::Command;
-use crate::session::{ttl_of, unix_ms};
+use crate::clock::unix_ms;
+use crate::session::ttl_of;
 
 /// Consul's default lock-delay.
 const DEFAULT_LOCK_DELAY: Duration = Duration::from_secs(15);
@@ -305,10 +306,10 @@ mod tests {
     use axum::body::Bytes;
 
     use super::session_from_body;
+    use crate::catalog::apply::apply;
     use crate::catalog::kv::{Session, SessionBehavior};
+    use crate::catalog::testing::{health_check, node, register};
     use crate::catalog::{CatalogState, HealthStatus};
-    use crate::raft::apply::apply;
-    use crate::raft::testing::{health_check, node, register};
 
     /// A catalog where `agent` has `serfHealth` and `bare` has no check.
     fn catalog() -> CatalogState {

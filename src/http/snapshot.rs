@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, ApiState};
 use crate::backup::{Backup, decode, encode};
-use crate::raft::Command;
+use crate::catalog::Command;
 
 /// Largest backup accepted by `PUT /v1/snapshot`.
 pub(super) const MAX_SNAPSHOT_BYTES: usize = 256 * 1024 * 1024;

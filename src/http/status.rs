@@ -1,6 +1,6 @@
 //! `/v1/status/leader` and `/v1/status/peers`: Raft's view of the cluster.
 //!
-//! Input: `RaftHandle` → output: the leader's Raft address as a JSON string (`""` when none)
+//! Input: `Consensus` → output: the leader's Raft address as a JSON string (`""` when none)
 //! and the voters' addresses as a JSON array. Invariant: neither needs a leader.
 
 use axum::extract::{RawQuery, State};

@@ -1,4 +1,4 @@
-//! Tests: wire JSON shapes on snapshots built by `raft::apply`, blocking waits with paused
+//! Tests: wire JSON shapes on snapshots built by `catalog::apply`, blocking waits with paused
 //! time, and router-level status codes and headers via `tower::ServiceExt::oneshot`.
 
 use std::collections::BTreeMap;
@@ -13,17 +13,23 @@ use tower::ServiceExt;
 use super::query::Query;
 use super::*;
 use crate::catalog::{CatalogState, Check, CheckDefinition, HealthStatus, Node, Service};
+use crate::catalog::{CheckUpdate, CommandResponse, Registration, apply::apply};
 use crate::config::{Config, DnsConfig, Ports};
-use crate::raft::{CheckUpdate, CommandResponse, Registration, apply::apply};
 use crate::snapshot::CatalogSnapshot;
 
-/// A single-voter Raft on a temporary directory (leader once this returns).
-pub(crate) async fn test_raft() -> (RaftHandle, tempfile::TempDir) {
+/// A single-voter Raft server on a temporary directory (leader once this returns).
+pub(crate) async fn test_server() -> (Arc<crate::raft::Server>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let raft_addr = "127.0.0.1:8300".parse().expect("addr");
     let opts = crate::raft::RaftOptions::single(dir.path().to_path_buf(), 1, raft_addr);
-    let raft = crate::raft::open(opts).await.expect("raft opens");
-    (raft, dir)
+    let server = crate::raft::open(opts).await.expect("raft opens");
+    (server, dir)
+}
+
+/// The consensus handle of a single-voter Raft server (leader once this returns).
+pub(crate) async fn test_raft() -> (Consensus, tempfile::TempDir) {
+    let (server, dir) = test_server().await;
+    (Consensus::new(server), dir)
 }
 
 fn config() -> Config {
@@ -129,7 +135,10 @@ async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
     let local = crate::local::LocalState::new(
         raft.clone(),
         Registration {
-            node: crate::agent::agent_node(&config()),
+            node: {
+                let c = config();
+                crate::agent::agent_node(&c.node_id, &c.node_name, &c.datacenter, c.bind_addr)
+            },
             skip_node_update: false,
             service: None,
             checks: Vec::new(),
@@ -151,6 +160,7 @@ async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
             config: Arc::new(config()),
             snapshots,
             raft,
+            replica: None,
             local,
             ttl,
             checks,

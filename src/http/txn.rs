@@ -23,8 +23,8 @@ use super::query::Query;
 use super::wire::{HealthCheckJson, NodeJson, ServiceJson};
 use super::{ApiState, json};
 use crate::catalog::CatalogState;
-use crate::raft::{Command, CommandResponse, KvOp, KvWrite, TxnOp, TxnResult};
-use crate::session::unix_ms;
+use crate::catalog::{Command, CommandResponse, KvOp, KvWrite, TxnOp, TxnResult};
+use crate::clock::unix_ms;
 
 /// Consul's `maxTxnOps`.
 pub(crate) const MAX_OPS: usize = 128;
@@ -201,7 +201,7 @@ pub(crate) async fn txn(
             st.raft.read_barrier().await?;
         }
         let snap = st.snapshots.load_full();
-        let resp = crate::raft::apply::read_txn(&snap.catalog, &ops);
+        let resp = crate::catalog::apply::read_txn(&snap.catalog, &ops);
         let mut r = outcome(resp, &snap.catalog, pretty)?;
         st.set_read_headers(&mut r, snap.index, &opts);
         return Ok(r);

@@ -21,7 +21,7 @@ use crate::catalog::{
     Check, CheckDefinition, HealthStatus, Node, PreparedQuery, QueryFailover, QueryService, Service,
     ServiceAddress, ServicePort, Weights,
 };
-use crate::raft::{Deregistration, Registration};
+use crate::catalog::{Deregistration, Registration};
 
 fn go_duration_ns(ns: u64) -> String {
     if ns == 0 { String::new() } else { format_go_duration(Duration::from_nanos(ns)) }

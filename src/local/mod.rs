@@ -13,7 +13,7 @@
 //! the published snapshot (`plan`) and proposes the repairs.
 //! Files: `plan` (the pure diff), `persist` (the files).
 //! Invariants:
-//! - The local state feeds the catalog only through proposals (`RaftHandle::propose`); it never
+//! - The local state feeds the catalog only through proposals (`Consensus::propose`); it never
 //!   writes the catalog, and it reads the catalog only from published snapshots.
 //! - A full sync of a catalog already in step proposes nothing (no Raft write while idle).
 //! - Writers hold the sync gate shared while they change the local state and propose; a full
@@ -38,7 +38,8 @@ use tokio_util::sync::CancellationToken;
 
 use self::persist::{Disk, PersistError};
 use crate::catalog::{CatalogState, Check, HealthStatus, Service, key};
-use crate::raft::{CheckUpdate, Command, Deregistration, ProposeError, RaftHandle, Registration};
+use crate::catalog::{CheckUpdate, Command, Deregistration, Registration};
+use crate::consensus::{Consensus, ProposeError};
 
 /// Consul's default anti-entropy interval (before scaling by cluster size).
 pub const DEFAULT_INTERVAL: Duration = crate::config::DEFAULT_ANTI_ENTROPY_INTERVAL;
@@ -105,7 +106,7 @@ struct Undo {
 
 /// This agent's local state and its sync to the catalog.
 pub struct LocalState {
-    raft: RaftHandle,
+    consensus: Consensus,
     /// The agent's own registration: its node, `consul` on servers, `serfHealth`.
     own: Registration,
     disk: Option<Disk>,
@@ -127,13 +128,13 @@ impl LocalState {
     /// An empty local state for the node of `own`, persisted under `data_dir` (none: memory
     /// only), fully synced every `interval`.
     pub fn new(
-        raft: RaftHandle,
+        consensus: Consensus,
         own: Registration,
         data_dir: Option<&Path>,
         interval: Duration,
     ) -> Arc<Self> {
         Arc::new(Self {
-            raft,
+            consensus,
             own,
             disk: data_dir.map(Disk::new),
             interval,
@@ -371,7 +372,7 @@ impl LocalState {
                 None => false,
             }
         };
-        let snapshot = self.raft.snapshots().load_full();
+        let snapshot = self.consensus.snapshots().load_full();
         let Some(cur) = snapshot.catalog.check(&self.own.node.name, id) else {
             if local {
                 self.wake.notify_one();
@@ -385,7 +386,7 @@ impl LocalState {
                 status,
                 output: output.clone(),
             });
-            if let Err(e) = self.raft.propose(cmd).await {
+            if let Err(e) = self.consensus.propose(cmd).await {
                 if !matches!(e, ProposeError::Rejected(_)) {
                     self.wake.notify_one();
                 }
@@ -405,7 +406,7 @@ impl LocalState {
     /// `cmd` under the shared gate; a failure is left to the sync loop, which is woken.
     pub async fn propose(&self, cmd: Command) -> Result<(), ProposeError> {
         let _shared = self.gate.read().await;
-        let r = self.raft.propose(cmd).await;
+        let r = self.consensus.propose(cmd).await;
         if r.is_err() {
             self.wake.notify_one();
         }
@@ -414,7 +415,7 @@ impl LocalState {
 
     /// The published catalog snapshots this state is compared with.
     pub fn snapshots(&self) -> Arc<crate::snapshot::SnapshotHandle> {
-        self.raft.snapshots()
+        self.consensus.snapshots()
     }
 
     /// Proposes a writer's command: in sync on success, undone on a rejection, retried by the
@@ -425,7 +426,7 @@ impl LocalState {
         undo: Undo,
         (services, checks): (Vec<String>, Vec<String>),
     ) -> Result<(), LocalError> {
-        match self.raft.propose(cmd).await {
+        match self.consensus.propose(cmd).await {
             Ok(()) => {
                 let mut e = self.entries();
                 for k in services {
@@ -505,13 +506,13 @@ impl LocalState {
     /// reports the error and the next one retries.
     pub async fn sync_full(&self) -> Result<usize, ProposeError> {
         let _exclusive = self.gate.write().await;
-        let snapshot = self.raft.snapshots().load_full();
+        let snapshot = self.consensus.snapshots().load_full();
         let cmds = plan::plan(&self.own, &self.entries(), &snapshot.catalog);
         let n = cmds.len();
         let mut rejected = None;
         for cmd in cmds {
             let what = plan::describe(&cmd);
-            match self.raft.propose(cmd).await {
+            match self.consensus.propose(cmd).await {
                 Ok(()) => tracing::info!(repair = %what, "anti-entropy: catalog repaired"),
                 Err(ProposeError::Rejected(msg)) => {
                     tracing::warn!(repair = %what, error = %msg, "anti-entropy: repair rejected");
@@ -550,7 +551,7 @@ impl LocalState {
                     () = tokio::time::sleep(delay) => {}
                     () = this.wake.notified() => {}
                 }
-                let ok = if !this.loaded.load(Ordering::Acquire) || !this.raft.known_leader() {
+                let ok = if !this.loaded.load(Ordering::Acquire) || !this.consensus.known_leader() {
                     false
                 } else {
                     match this.sync_full().await {

@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 
 use super::Entries;
 use crate::catalog::{CatalogState, Check, Service, key};
-use crate::raft::{CheckUpdate, Command, Deregistration, Registration};
+use crate::catalog::{CheckUpdate, Command, Deregistration, Registration};
 
 /// Consul's service of the servers, managed by the servers themselves.
 pub const CONSUL_SERVICE_ID: &str = "consul";

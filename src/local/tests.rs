@@ -9,9 +9,9 @@ use proptest::prelude::*;
 
 use super::plan::{describe, plan};
 use super::{Entries, LocalCheck, LocalService, LocalState, Source};
+use crate::catalog::apply::apply;
 use crate::catalog::{CatalogState, Check, HealthStatus, Node, Service};
-use crate::raft::apply::apply;
-use crate::raft::{Command, CommandResponse, Registration};
+use crate::catalog::{Command, CommandResponse, Registration};
 
 const NODE: &str = "agent1";
 
@@ -266,7 +266,7 @@ proptest! {
 
 // ----- the local state on a live Raft ---------------------------------------------------
 
-async fn live(dir: &std::path::Path) -> (Arc<LocalState>, crate::raft::RaftHandle, tempfile::TempDir) {
+async fn live(dir: &std::path::Path) -> (Arc<LocalState>, crate::consensus::Consensus, tempfile::TempDir) {
     let (raft, raft_dir) = crate::http::tests::test_raft().await;
     raft.propose(Command::Register(own())).await.expect("own node registered");
     let local = LocalState::new(raft.clone(), own(), Some(dir), std::time::Duration::from_secs(60));

@@ -1,6 +1,6 @@
 //! GROUP COMMIT: concurrent proposals share one Raft log entry.
 //!
-//! Input: `(Command, reply)` pairs from `RaftHandle::propose`. Output: one `client_write` per
+//! Input: `(Command, reply)` pairs from `Consensus::propose`. Output: one `client_write` per
 //! group — a single command as is, several as `Command::Batch` — and each caller's own
 //! `CommandResponse`.
 //!
@@ -45,7 +45,7 @@ pub(super) struct Pending {
     reply: oneshot::Sender<Result<CommandResponse, ProposeError>>,
 }
 
-/// The sending side, held by `RaftHandle`.
+/// The sending side, held by `Server`.
 #[derive(Clone, Debug)]
 pub(super) struct Proposer {
     tx: mpsc::Sender<Pending>,

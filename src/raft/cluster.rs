@@ -1,8 +1,9 @@
 //! CLUSTER MEMBERSHIP: forming a cluster, joining one, forwarding writes and linearizable
 //! reads to the leader.
 //!
-//! Input: servers found by a `Discovery` (today `RetryJoin`: the `retry_join` addresses asked
-//! over the server RPC; gossip can replace it behind the same trait), RPC requests from other
+//! Input: servers found by an `rpc::discovery::Discovery` (the agent passes
+//! `gossip::discovery::GossipDiscovery`: the servers the LAN pool knows plus the `retry_join`
+//! addresses asked over the server RPC, `rpc::discovery::RetryJoin`), RPC requests from other
 //! servers. Output: openraft membership changes and forwarded commands.
 //!
 //! Bootstrap: a server with no membership waits until it sees `bootstrap_expect` servers
@@ -16,9 +17,6 @@
 //! not have committed, never retried here).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -26,8 +24,9 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, Raf
 use openraft::{BasicNode, ChangeMembers, Vote};
 use tokio_util::sync::CancellationToken;
 
-use super::{Command, CommandResponse, ProposeError, Raft, RaftHandle, Server};
-use crate::rpc::{CallError, Pool, Remote, Request, Response, ServerInfo};
+use super::{Command, CommandResponse, ProposeError, Raft, Server};
+use crate::rpc::discovery::{Discovery, RetryJoin};
+use crate::rpc::{CallError, Pool, RaftServer, Remote, Request, Response, ServerInfo};
 use crate::snapshot::SnapshotHandle;
 
 /// How long a write waits for a leader to be known (elections take ~1-2 s).
@@ -40,8 +39,6 @@ const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
 const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
 /// Discovery round interval while forming or joining.
 const FORM_INTERVAL: Duration = Duration::from_millis(500);
-/// How long a discovery hello may take.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a confirmed voter checks that the others still count it as one.
 const STANDING_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -82,101 +79,6 @@ impl Default for Contact {
     }
 }
 
-/// A server in the Raft configuration.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RaftServer {
-    /// Raft node id.
-    pub id: u64,
-    /// RPC address.
-    pub addr: String,
-    /// Whether it is the current leader.
-    pub leader: bool,
-    /// Voter (true) or learner (false).
-    pub voter: bool,
-}
-
-/// Finds other servers before this one is part of a cluster.
-pub trait Discovery: Send + Sync + 'static {
-    /// The servers reachable now (may include this one; callers filter it out).
-    fn servers(&self) -> impl Future<Output = Vec<ServerInfo>> + Send;
-}
-
-/// Discovery through the `retry_join` addresses, asked over the server RPC.
-#[derive(Debug, Clone)]
-pub struct RetryJoin {
-    addrs: Vec<String>,
-    pool: Arc<Pool>,
-}
-
-/// Consul's default LAN gossip port, tried for a `retry_join` host given without a port.
-const SERF_LAN_PORT: u16 = 8301;
-
-impl RetryJoin {
-    /// Asks `addrs` (`host:port` of the server RPC).
-    pub fn new(addrs: Vec<String>, pool: Arc<Pool>) -> Self {
-        Self { addrs, pool }
-    }
-
-    /// Whether no address is configured.
-    pub fn is_empty(&self) -> bool {
-        self.addrs.is_empty()
-    }
-
-    /// The LAN gossip addresses to join the pool through. `retry_join` names gossip addresses,
-    /// as in Consul; a server's RPC address (cairn's earlier form) works too: a server that
-    /// answers `Hello` there names its gossip address. Any other address is a gossip address
-    /// itself, and one on the default RPC port (a bare `host`) also that host on 8301.
-    pub async fn gossip_addrs(&self) -> Vec<SocketAddr> {
-        let mut calls = tokio::task::JoinSet::new();
-        for addr in &self.addrs {
-            let (pool, addr) = (self.pool.clone(), addr.clone());
-            calls.spawn(async move {
-                if let Ok(Response::Hello(info)) = pool.call(&addr, &Request::Hello, HELLO_TIMEOUT).await {
-                    return info.serf_addr.into_iter().collect();
-                }
-                let resolved: Vec<SocketAddr> =
-                    tokio::net::lookup_host(addr.as_str()).await.map(Iterator::collect).unwrap_or_default();
-                gossip_candidates(&resolved)
-            });
-        }
-        let mut out = Vec::new();
-        while let Some(done) = calls.join_next().await {
-            for a in done.unwrap_or_default() {
-                if !out.contains(&a) {
-                    out.push(a);
-                }
-            }
-        }
-        out
-    }
-}
-
-/// The gossip addresses a `retry_join` entry that is no server's RPC address may stand for.
-fn gossip_candidates(resolved: &[SocketAddr]) -> Vec<SocketAddr> {
-    let mut out = resolved.to_vec();
-    for a in resolved.iter().filter(|a| a.port() == crate::rpc::DEFAULT_PORT) {
-        out.push(SocketAddr::new(a.ip(), SERF_LAN_PORT));
-    }
-    out
-}
-
-impl Discovery for RetryJoin {
-    async fn servers(&self) -> Vec<ServerInfo> {
-        let mut calls = tokio::task::JoinSet::new();
-        for addr in &self.addrs {
-            let (pool, addr) = (self.pool.clone(), addr.clone());
-            calls.spawn(async move { pool.call(&addr, &Request::Hello, HELLO_TIMEOUT).await });
-        }
-        let mut out = Vec::new();
-        while let Some(done) = calls.join_next().await {
-            if let Ok(Ok(Response::Hello(info))) = done {
-                out.push(info);
-            }
-        }
-        out
-    }
-}
-
 /// Forms or joins a cluster, then keeps this server's standing: runs until `stop` fires.
 ///
 /// A server whose own log says it is a voter does not campaign (`enable_elect` is off until
@@ -187,13 +89,11 @@ impl Discovery for RetryJoin {
 /// every `STANDING_INTERVAL` on a follower, so a server removed while running stops
 /// campaigning and rejoins too.
 pub async fn form<D: Discovery>(
-    raft: RaftHandle,
+    raft: std::sync::Arc<Server>,
     discovery: D,
     bootstrap_expect: u32,
     stop: CancellationToken,
 ) {
-    // A client agent has no Raft node to put in a cluster.
-    let Some(raft) = raft.server().cloned() else { return };
     let mut confirmed = false;
     loop {
         tokio::select! {
@@ -508,7 +408,7 @@ impl Server {
                 };
             }
         }
-        stamp_leader_clock(&mut cmd, crate::session::unix_ms());
+        stamp_leader_clock(&mut cmd, crate::clock::unix_ms());
         let resp = self.raft.client_write(cmd).await.map_err(write_err)?;
         Ok((resp.data, resp.log_id.index))
     }
@@ -640,7 +540,7 @@ fn write_err(e: OpenRaftError<u64, ClientWriteError<u64, BasicNode>>) -> Remote 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::KvOp;
+    use crate::catalog::KvOp;
 
     fn clocks(cmd: &Command) -> Vec<u64> {
         match cmd {
@@ -685,16 +585,6 @@ mod tests {
         // Recorded at another address (it restarted on a new port): rejoin to update it.
         let moved = [(1, "s1:9300"), (2, "s2:8300")];
         check(&[info(2, 10, &moved)], Some("s2:8300"));
-    }
-
-    #[test]
-    fn a_retry_join_address_that_is_no_server_is_a_gossip_address() {
-        let a = |s: &str| s.parse::<SocketAddr>().expect("addr");
-        assert_eq!(gossip_candidates(&[a("10.0.0.1:8301")]), [a("10.0.0.1:8301")]);
-        assert_eq!(gossip_candidates(&[a("10.0.0.1:7301")]), [a("10.0.0.1:7301")]);
-        // A bare host (parsed with the RPC port) stands for its gossip port too.
-        assert_eq!(gossip_candidates(&[a("10.0.0.1:8300")]), [a("10.0.0.1:8300"), a("10.0.0.1:8301")]);
-        assert!(gossip_candidates(&[]).is_empty());
     }
 
     #[test]

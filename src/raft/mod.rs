@@ -1,35 +1,32 @@
 //! CONSENSUS: openraft 0.9 (`storage-v2`) wiring for the catalog.
 //!
-//! WRITE  HTTP -> `RaftHandle::propose(Command)` -> openraft log (LMDB, synced, batched)
+//! WRITE  HTTP -> `Consensus::propose(Command)` -> openraft log (LMDB, synced, batched)
 //!        -> commit -> `state_machine` applies the batch in memory (its rows ride along with
 //!        the next log append: `store::Deferred`) -> `SnapshotHandle::publish` -> DNS sees it.
 //!
-//! Files: `command` (the log payload), `batch` (group commit of concurrent proposals),
-//! `apply` (pure transition), `log_store` (RaftLogStorage
+//! Files: `batch` (group commit of concurrent proposals), `log_store` (RaftLogStorage
 //! on LMDB), `state_machine` (RaftStateMachine on LMDB + publish), `network` (RaftNetwork).
+//! The log payload (`catalog::Command`) and the pure transition (`catalog::apply`) live in
+//! the catalog they transform.
 //!
 //! Input: `RaftOptions` (data dir, node id, Raft address) and proposed `Command`s.
-//! Output: a running openraft node (`RaftHandle`) and the `SnapshotHandle` it publishes to.
+//! Output: a running openraft node (`Server`, this server's `consensus::Participant`) and the
+//! `SnapshotHandle` it publishes to.
 //! Invariants: `open` publishes the catalog stored in LMDB before Raft starts; `propose`
 //! returns only after the command is committed (fsynced log) and applied (published; its
 //! rows reach LMDB with a later commit, or are re-applied from the log after a crash).
 
-pub mod apply;
-pub mod autopilot;
 mod batch;
 pub mod cluster;
-pub mod command;
+pub mod feed;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
 
 #[cfg(test)]
-pub(crate) mod testing;
-#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,25 +35,13 @@ use std::time::Duration;
 use openraft::error::{InitializeError, RaftError as OpenRaftError};
 use openraft::{BasicNode, Config, SnapshotPolicy};
 
-pub use command::{
-    CheckUpdate, Command, CommandResponse, Deregistration, KvOp, KvWrite, QueryUpsert, Registration,
-    TxnError, TxnOp, TxnResult,
-};
+use crate::catalog::{Command, CommandResponse};
+use crate::consensus::{BoxFuture, Participant, ProposeError};
 
 use crate::snapshot::SnapshotHandle;
 use crate::store::{Store, StoreError};
 
-openraft::declare_raft_types!(
-    /// openraft type configuration for the catalog.
-    pub TypeConfig:
-        D = Command,
-        R = CommandResponse,
-        NodeId = u64,
-        Node = BasicNode,
-        Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
-        AsyncRuntime = openraft::TokioRuntime,
-);
+pub use crate::rpc::TypeConfig;
 
 /// A Raft log entry of the catalog.
 pub type Entry = openraft::Entry<TypeConfig>;
@@ -65,22 +50,6 @@ pub type Raft = openraft::Raft<TypeConfig>;
 
 /// How long `open` waits for this node to become leader.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
-
-/// Why a proposal did not produce a `CommandResponse`.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProposeError {
-    /// This server is not the leader and the leader is unknown or unreachable.
-    #[error("no cluster leader")]
-    NoLeader,
-    /// Raft or its storage failed; the write may or may not have been committed.
-    #[error("raft: {0}")]
-    Raft(String),
-    /// The state machine rejected the command deterministically; nothing changed. The text is
-    /// Consul's error message.
-    #[error("{0}")]
-    Rejected(String),
-}
 
 /// Why the Raft node could not be opened or shut down.
 #[derive(Debug, thiserror::Error)]
@@ -118,20 +87,6 @@ pub struct RaftOptions {
     pub trailing_logs: u64,
 }
 
-impl RaftOptions {
-    /// A single self-bootstrapping server with the default snapshot settings.
-    pub fn single(data_dir: PathBuf, node_id: u64, raft_addr: SocketAddr) -> Self {
-        Self {
-            data_dir,
-            node_id,
-            raft_addr,
-            bootstrap_expect: 1,
-            snapshot_threshold: crate::config::DEFAULT_SNAPSHOT_THRESHOLD,
-            trailing_logs: crate::config::DEFAULT_TRAILING_LOGS,
-        }
-    }
-}
-
 /// openraft configuration: timings for servers on one LAN.
 fn raft_config(opts: &RaftOptions) -> Result<Config, RaftError> {
     Config {
@@ -157,7 +112,7 @@ fn raft_config(opts: &RaftOptions) -> Result<Config, RaftError> {
 /// `bootstrap_expect == 1` it initialises a single-voter membership `{node_id: raft_addr}` on a
 /// fresh store and waits (bounded) for leadership; otherwise the node waits for
 /// `cluster::form` (or an existing membership in its log) to make it part of a cluster.
-pub async fn open(opts: RaftOptions) -> Result<RaftHandle, RaftError> {
+pub async fn open(opts: RaftOptions) -> Result<Arc<Server>, RaftError> {
     let dir = opts.data_dir.join("raft");
     // Off the async workers: opening creates files and commits a transaction.
     let store = crate::store::blocking(move || Store::open(&dir)).await?;
@@ -185,9 +140,8 @@ pub async fn open(opts: RaftOptions) -> Result<RaftHandle, RaftError> {
         store: store.clone(),
         flusher: flusher.clone(),
     });
-    let handle = RaftHandle { inner: Inner::Server(server.clone()) };
     if opts.bootstrap_expect != 1 {
-        return Ok(handle);
+        return Ok(server);
     }
     let raft = &server.raft;
     let members = BTreeMap::from([(opts.node_id, BasicNode::new(opts.raft_addr.to_string()))]);
@@ -201,22 +155,7 @@ pub async fn open(opts: RaftOptions) -> Result<RaftHandle, RaftError> {
         .metrics(|m| m.current_leader == Some(node_id), "this node is leader")
         .await
         .map_err(|_| RaftError::NoLeader(LEADER_WAIT))?;
-    Ok(handle)
-}
-
-/// Cheap-to-clone handle for proposing commands and reading Raft's view of the cluster.
-/// On a server it drives the local openraft node; on a client agent (no Raft) it forwards
-/// writes to the servers and reads from the local replica (`crate::replica`), so callers do
-/// not care which they run on.
-#[derive(Clone)]
-pub struct RaftHandle {
-    inner: Inner,
-}
-
-#[derive(Clone)]
-enum Inner {
-    Server(Arc<Server>),
-    Client(Arc<crate::replica::Client>),
+    Ok(server)
 }
 
 /// A server's Raft node and what goes with it.
@@ -234,7 +173,7 @@ pub struct Server {
     /// When the leader was last heard from (followers).
     contact: Arc<cluster::Contact>,
     /// The applied entries client replicas subscribe to.
-    feed: Arc<crate::replica::feed::Feed>,
+    feed: Arc<feed::Feed>,
     /// The environment, for the deferred rows' last flush on shutdown.
     store: Store,
     /// Stops `flush_idle_deferred` when the server shuts down or is dropped.
@@ -269,218 +208,23 @@ async fn flush_idle_deferred(store: Store, stop: tokio_util::sync::CancellationT
     }
 }
 
-impl std::fmt::Debug for RaftHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.inner {
-            Inner::Server(s) => {
-                f.debug_struct("RaftHandle").field("node_id", &s.node_id).finish_non_exhaustive()
-            }
-            Inner::Client(_) => f.debug_struct("RaftHandle").field("client", &true).finish_non_exhaustive(),
-        }
-    }
-}
-
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server").field("node_id", &self.node_id).finish_non_exhaustive()
     }
 }
 
-impl RaftHandle {
-    /// The handle of a client agent: no Raft, `client` forwards and replicates.
-    pub fn client(client: Arc<crate::replica::Client>) -> Self {
-        Self { inner: Inner::Client(client) }
-    }
-
-    /// The server's Raft node, `None` on a client agent.
-    pub fn server(&self) -> Option<&Arc<Server>> {
-        match &self.inner {
-            Inner::Server(s) => Some(s),
-            Inner::Client(_) => None,
-        }
-    }
-
-    /// The client agent's replica, `None` on a server.
-    pub fn replica(&self) -> Option<&Arc<crate::replica::Client>> {
-        match &self.inner {
-            Inner::Server(_) => None,
-            Inner::Client(c) => Some(c),
-        }
-    }
-
-    async fn propose_raw(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
-        match &self.inner {
-            Inner::Server(s) => s.proposer.propose(cmd).await,
-            Inner::Client(c) => c.propose(cmd).await,
-        }
-    }
-
-    /// Proposes `cmd` and waits until it is committed and applied locally.
-    /// Concurrent proposals are grouped into one log entry (`batch`). A deterministic
-    /// rejection by `apply` comes back as `ProposeError::Rejected`.
-    pub async fn propose(&self, cmd: Command) -> Result<(), ProposeError> {
-        match self.propose_raw(cmd).await? {
-            CommandResponse::Applied => Ok(()),
-            CommandResponse::Rejected(msg) => Err(ProposeError::Rejected(msg)),
-            CommandResponse::Batch(_) | CommandResponse::Bool(_) | CommandResponse::Txn(_) => {
-                Err(ProposeError::Raft("invariant: unexpected response for a catalog command".into()))
-            }
-        }
-    }
-
-    /// Proposes `cmd` and returns what applying it answered (KV writes answer `Bool`,
-    /// transactions `Txn`); `Rejected` becomes `ProposeError::Rejected`.
-    pub async fn propose_for(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
-        match self.propose_raw(cmd).await? {
-            CommandResponse::Rejected(msg) => Err(ProposeError::Rejected(msg)),
-            other => Ok(other),
-        }
-    }
-
-    /// Whether this server is the Raft leader (leader-only timers, e.g. session TTLs); never
-    /// on a client agent.
-    pub fn is_leader(&self) -> bool {
-        self.server().is_some_and(|s| s.is_leader())
-    }
-
-    /// The leader's Raft RPC address (`ip:port`), if one is known.
-    pub fn leader_addr(&self) -> Option<String> {
-        match &self.inner {
-            Inner::Server(s) => s.leader_addr(),
-            Inner::Client(c) => c.status().leader_addr,
-        }
-    }
-
-    /// Raft RPC addresses of the voters.
-    pub fn peer_addrs(&self) -> Vec<String> {
-        match &self.inner {
-            Inner::Server(s) => s.peer_addrs(),
-            Inner::Client(c) => c.status().servers.into_iter().filter(|s| s.voter).map(|s| s.addr).collect(),
-        }
-    }
-
-    /// Milliseconds since this server last heard from the leader (0 on the leader); on a
-    /// client, since its replica last heard from its server plus that server's own figure.
-    pub fn last_contact_ms(&self) -> u64 {
-        match &self.inner {
-            Inner::Server(s) => s.last_contact_ms(),
-            Inner::Client(c) => c.last_contact_ms(),
-        }
-    }
-
-    /// The snapshot handle the state machine (or the replica) publishes to (DNS and HTTP read
-    /// from it).
-    pub fn snapshots(&self) -> Arc<SnapshotHandle> {
-        match &self.inner {
-            Inner::Server(s) => s.snapshots.clone(),
-            Inner::Client(c) => c.snapshots(),
-        }
-    }
-
-    /// Stops openraft and writes the applied rows still deferred (the log is durable, so
-    /// `open` on the same data directory resumes where this left off), or a client's replica
-    /// stream.
-    pub async fn shutdown(&self) -> Result<(), RaftError> {
-        match &self.inner {
-            Inner::Server(s) => {
-                s.raft.shutdown().await.map_err(|e| RaftError::Raft(e.to_string()))?;
-                s.flusher.cancel();
-                let store = s.store.clone();
-                crate::store::blocking(move || store.flush_deferred()).await?;
-                Ok(())
-            }
-            Inner::Client(c) => {
-                c.shutdown();
-                Ok(())
-            }
-        }
-    }
-
-    /// Whether a leader is currently known.
-    pub fn known_leader(&self) -> bool {
-        match &self.inner {
-            Inner::Server(s) => s.known_leader(),
-            Inner::Client(c) => c.status().known_leader,
-        }
-    }
-
-    /// Raft log index of the last entry applied and published.
-    pub fn applied_index(&self) -> u64 {
-        self.snapshots().load().index
-    }
-
-    /// Connections to the servers.
-    pub fn pool(&self) -> Arc<crate::rpc::Pool> {
-        match &self.inner {
-            Inner::Server(s) => s.pool.clone(),
-            Inner::Client(c) => c.pool(),
-        }
-    }
-
-    /// The openraft node, `None` on a client agent.
-    pub fn raft(&self) -> Option<&Raft> {
-        self.server().map(|s| &s.raft)
-    }
-
-    /// This server's Raft node id (0 on a client agent, as in its gossip meta).
-    pub fn node_id(&self) -> u64 {
-        self.server().map_or(0, |s| s.node_id)
-    }
-
-    /// The servers in the Raft configuration: voters, then learners (on a client, as its
-    /// server last reported them).
-    pub fn servers(&self) -> Vec<cluster::RaftServer> {
-        match &self.inner {
-            Inner::Server(s) => s.servers(),
-            Inner::Client(c) => c.status().servers,
-        }
-    }
-
-    /// Log index of the membership configuration in effect.
-    pub fn membership_index(&self) -> u64 {
-        match &self.inner {
-            Inner::Server(s) => s.membership_index(),
-            Inner::Client(c) => c.status().membership_index,
-        }
-    }
-
-    /// Waits until this agent's state is at least as new as the leader's committed state at
-    /// the time of the call (Raft ReadIndex; `?consistent`).
-    pub async fn read_barrier(&self) -> Result<(), ProposeError> {
-        match &self.inner {
-            Inner::Server(s) => s.read_barrier().await,
-            Inner::Client(c) => c.read_barrier().await,
-        }
-    }
-
-    /// Tells the leader that session `id` (TTL `ttl`) was renewed here, so its expiry timer
-    /// (leader-only) is re-armed. `Ok(true)`: this server is the leader and re-arms its own.
-    pub async fn forward_session_renew(&self, id: &str, ttl: Duration) -> Result<bool, ProposeError> {
-        match &self.inner {
-            Inner::Server(s) => s.forward_session_renew(id, ttl).await,
-            Inner::Client(c) => c.forward_session_renew(id, ttl).await.map(|()| false),
-        }
-    }
-
-    /// Graceful leave: a server removes itself from the Raft configuration when other voters
-    /// remain; a client has nothing to hand over.
-    pub async fn leave_cluster(&self) -> Result<(), ProposeError> {
-        match &self.inner {
-            Inner::Server(s) => s.leave_cluster().await,
-            Inner::Client(_) => Ok(()),
-        }
-    }
-
-    /// Removes server `id` from the Raft configuration (through the leader).
-    pub async fn remove_server(&self, id: u64) -> Result<(), crate::rpc::Remote> {
-        match &self.inner {
-            Inner::Server(s) => s.remove_server(id).await,
-            Inner::Client(c) => c.remove_server(id).await,
-        }
-    }
-}
-
 impl Server {
+    /// Stops openraft and writes the applied rows still deferred (the log is durable, so
+    /// `open` on the same data directory resumes where this left off).
+    pub async fn shutdown(&self) -> Result<(), RaftError> {
+        self.raft.shutdown().await.map_err(|e| RaftError::Raft(e.to_string()))?;
+        self.flusher.cancel();
+        let store = self.store.clone();
+        crate::store::blocking(move || store.flush_deferred()).await?;
+        Ok(())
+    }
+
     /// Whether this server is the Raft leader.
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow().current_leader == Some(self.node_id)
@@ -523,7 +267,87 @@ impl Server {
     }
 
     /// The applied entries client replicas subscribe to.
-    pub fn feed(&self) -> &Arc<crate::replica::feed::Feed> {
+    pub fn feed(&self) -> &Arc<feed::Feed> {
         &self.feed
+    }
+
+    /// This server's view of the cluster, for replicas.
+    pub fn heartbeat(&self) -> crate::rpc::Heartbeat {
+        crate::rpc::Heartbeat {
+            applied_index: self.snapshots().load().index,
+            known_leader: self.known_leader(),
+            leader_addr: self.leader_addr(),
+            last_contact_ms: self.last_contact_ms(),
+            servers: self.servers(),
+            membership_index: self.membership_index(),
+        }
+    }
+}
+
+/// A server's half of the consensus handle: proposals go through the group commit (forwarded
+/// to the leader on a follower), reads through the local openraft node.
+impl Participant for Server {
+    fn propose(&self, cmd: Command) -> BoxFuture<'_, Result<CommandResponse, ProposeError>> {
+        Box::pin(self.proposer.propose(cmd))
+    }
+
+    fn read_barrier(&self) -> BoxFuture<'_, Result<(), ProposeError>> {
+        Box::pin(Self::read_barrier(self))
+    }
+
+    fn forward_session_renew<'a>(
+        &'a self,
+        id: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, ProposeError>> {
+        Box::pin(Self::forward_session_renew(self, id, ttl))
+    }
+
+    fn leave_cluster(&self) -> BoxFuture<'_, Result<(), ProposeError>> {
+        Box::pin(Self::leave_cluster(self))
+    }
+
+    fn remove_server(&self, id: u64) -> BoxFuture<'_, Result<(), crate::rpc::Remote>> {
+        Box::pin(Self::remove_server(self, id))
+    }
+
+    fn is_leader(&self) -> bool {
+        Self::is_leader(self)
+    }
+
+    fn known_leader(&self) -> bool {
+        Self::known_leader(self)
+    }
+
+    fn leader_addr(&self) -> Option<String> {
+        Self::leader_addr(self)
+    }
+
+    fn peer_addrs(&self) -> Vec<String> {
+        Self::peer_addrs(self)
+    }
+
+    fn last_contact_ms(&self) -> u64 {
+        Self::last_contact_ms(self)
+    }
+
+    fn servers(&self) -> Vec<crate::rpc::RaftServer> {
+        Self::servers(self)
+    }
+
+    fn membership_index(&self) -> u64 {
+        Self::membership_index(self)
+    }
+
+    fn node_id(&self) -> u64 {
+        Self::node_id(self)
+    }
+
+    fn snapshots(&self) -> Arc<SnapshotHandle> {
+        self.snapshots.clone()
+    }
+
+    fn pool(&self) -> Arc<crate::rpc::Pool> {
+        self.pool.clone()
     }
 }

@@ -4,7 +4,7 @@
 //! Output: the catalog rows in LMDB, and a `CatalogSnapshot` published to readers.
 //!
 //! Invariants:
-//! - `apply` runs `raft::apply::apply` for each normal entry of a batch (index = log index) on
+//! - `apply` runs `catalog::apply::apply` for each normal entry of a batch (index = log index) on
 //!   a copy of the state, hands exactly the changed rows, the last-applied log id and the
 //!   membership to the store as ONE deferred write (`store::Deferred`), adopts the new state
 //!   and publishes it. It opens no transaction and waits for no disk: the rows reach LMDB,
@@ -30,9 +30,10 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{CommandResponse, Entry, TypeConfig, apply};
+use super::feed::Feed;
+use super::{Entry, TypeConfig};
 use crate::catalog::{CatalogDump, CatalogState};
-use crate::replica::feed::Feed;
+use crate::catalog::{CommandResponse, apply};
 use crate::snapshot::{CatalogSnapshot, SnapshotHandle};
 use crate::store::{
     self, Deferred, META_LAST_APPLIED, META_MEMBERSHIP, META_SNAPSHOT_DATA, META_SNAPSHOT_META, Store,
@@ -74,7 +75,7 @@ pub struct StateMachine {
     last_applied: Option<LogId<u64>>,
     membership: Membership,
     snapshots: Arc<SnapshotHandle>,
-    /// The applied entries kept for client replicas (`replica::feed`), once `feed` was asked.
+    /// The applied entries kept for client replicas (`raft::feed`), once `feed` was asked.
     feed: Option<Arc<Feed>>,
 }
 

@@ -19,9 +19,10 @@ use tempfile::TempDir;
 
 use super::log_store::{LogStore, write_entries};
 use super::state_machine::StateMachine;
-use super::testing::{health_check, node, register, service};
-use super::{Entry, RaftOptions, TypeConfig};
+use super::{Entry, RaftOptions, Server, TypeConfig};
 use crate::catalog::HealthStatus;
+use crate::catalog::testing::{health_check, node, register, service};
+use crate::consensus::Consensus;
 use crate::snapshot::SnapshotHandle;
 use crate::store::{META_LAST_APPLIED, Store};
 
@@ -46,6 +47,26 @@ fn check_fresh_store() -> (TempDir, Store) {
 #[test]
 fn openraft_storage_suite() {
     Suite::test_all(LmdbBuilder).expect("openraft storage suite passes");
+}
+
+impl RaftOptions {
+    /// A single self-bootstrapping server with the default snapshot settings.
+    pub(crate) fn single(data_dir: std::path::PathBuf, node_id: u64, raft_addr: SocketAddr) -> Self {
+        Self {
+            data_dir,
+            node_id,
+            raft_addr,
+            bootstrap_expect: 1,
+            snapshot_threshold: crate::config::DEFAULT_SNAPSHOT_THRESHOLD,
+            trailing_logs: crate::config::DEFAULT_TRAILING_LOGS,
+        }
+    }
+}
+
+/// Opens a server and its consensus handle (leader once this returns).
+async fn open_consensus(opts: RaftOptions) -> (Arc<Server>, Consensus) {
+    let server = super::open(opts).await.expect("raft opens");
+    (server.clone(), Consensus::new(server))
 }
 
 fn check_opts(dir: &TempDir) -> RaftOptions {
@@ -77,7 +98,7 @@ async fn open_propose_restart_serves_data_immediately() {
         vec![health_check("n1", "web-ttl", "web-1", HealthStatus::Passing)],
     );
     let applied_at = {
-        let raft = super::open(check_opts(&dir)).await.expect("raft opens");
+        let (server, raft) = open_consensus(check_opts(&dir)).await;
         assert!(raft.known_leader());
         assert_eq!(raft.leader_addr().as_deref(), Some("127.0.0.1:8300"));
         assert_eq!(raft.peer_addrs(), vec!["127.0.0.1:8300".to_owned()]);
@@ -86,7 +107,7 @@ async fn open_propose_restart_serves_data_immediately() {
         let snap = raft.snapshots().load_full();
         assert!(snap.catalog.service("n1", "web-1").is_some(), "published after apply");
         assert_eq!(raft.applied_index(), snap.index);
-        raft.shutdown().await.expect("shutdown");
+        server.shutdown().await.expect("shutdown");
         snap.index
     };
 
@@ -101,7 +122,7 @@ async fn open_propose_restart_serves_data_immediately() {
     }
 
     drop(reopen_store(&dir.path().join("raft")).await);
-    let raft = super::open(check_opts(&dir)).await.expect("raft reopens");
+    let (server, raft) = open_consensus(check_opts(&dir)).await;
     let snap = raft.snapshots().load_full();
     assert!(snap.catalog.node("n1").is_some());
     assert!(snap.catalog.check("n1", "web-ttl").is_some());
@@ -112,7 +133,7 @@ async fn open_propose_restart_serves_data_immediately() {
         .expect("proposal after restart commits");
     let n2 = raft.snapshots().load().catalog.node("n2").cloned().expect("n2 registered");
     assert!(n2.create_index > applied_at);
-    raft.shutdown().await.expect("shutdown");
+    server.shutdown().await.expect("shutdown");
 }
 
 /// Concurrent proposals all commit, each once, and the published snapshot holds them all;
@@ -120,7 +141,7 @@ async fn open_propose_restart_serves_data_immediately() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_proposals_all_commit() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let raft = super::open(check_opts(&dir)).await.expect("raft opens");
+    let (server, raft) = open_consensus(check_opts(&dir)).await;
     let mut tasks = Vec::new();
     for i in 0..64 {
         let raft = raft.clone();
@@ -139,7 +160,7 @@ async fn concurrent_proposals_all_commit() {
     // 64 proposals are queued within microseconds while each group takes an fsync, so they
     // share entries.
     assert!(created.len() < 64, "proposals were grouped: {} log entries for 64 writes", created.len());
-    raft.shutdown().await.expect("shutdown");
+    server.shutdown().await.expect("shutdown");
 }
 
 /// A log for node 1 at 127.0.0.1:8300 as `initialize` starts it (the membership at index 0),
@@ -277,12 +298,12 @@ async fn restart_reapplies_logged_entries_past_last_applied() {
         assert!(snap.catalog.node("n2").is_some() && snap.catalog.node("n3").is_none());
     }
 
-    let raft = super::open(check_opts(&dir)).await.expect("raft opens");
+    let (server, raft) = open_consensus(check_opts(&dir)).await;
     let snap = raft.snapshots().load_full();
     assert!(snap.index >= 3, "re-applied up to the committed entry, at {}", snap.index);
     for (name, index) in [("n2", 1), ("n3", 2), ("n4", 3)] {
         let n = snap.catalog.node(name).unwrap_or_else(|| panic!("{name} re-applied"));
         assert_eq!(n.create_index, index, "{name} applied at its own log index");
     }
-    raft.shutdown().await.expect("shutdown");
+    server.shutdown().await.expect("shutdown");
 }

@@ -5,7 +5,7 @@
 //! published to this agent's `SnapshotHandle`, and the answers of forwarded writes.
 //!
 //! Invariants: only `run` publishes, in index order; entries are applied with the pure
-//! `raft::apply::apply`, so the replica equals the server's state at each index; a gap or a
+//! `catalog::apply::apply`, so the replica equals the server's state at each index; a gap or a
 //! silent server (no frame for `SILENCE`) closes the stream and another server is asked from
 //! the last applied index. A forwarded write is sent again only when it surely was not
 //! delivered (connect failed) or the servers answered `NoLeader` (nothing was appended).
@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Frame, Heartbeat};
 use crate::catalog::CatalogState;
+use crate::catalog::{Command, CommandResponse};
+use crate::consensus::{BoxFuture, Participant, ProposeError};
 use crate::gossip::{Lan, Membership as _};
-use crate::raft::{Command, CommandResponse, ProposeError, cluster::Contact};
-use crate::rpc::{CallError, Pool, Remote, Request, Response};
+use crate::raft::cluster::Contact;
+use crate::rpc::{CallError, Frame, Heartbeat, Pool, Remote, Request, Response};
 use crate::snapshot::{CatalogSnapshot, SnapshotHandle};
 
 /// A stream with no frame for this long (heartbeats come every second) is given up.
@@ -82,7 +83,7 @@ pub struct View {
     /// The leader's RPC address.
     pub leader_addr: Option<String>,
     /// The Raft configuration.
-    pub servers: Vec<crate::raft::cluster::RaftServer>,
+    pub servers: Vec<crate::rpc::RaftServer>,
     /// Its log index.
     pub membership_index: u64,
 }
@@ -360,7 +361,78 @@ impl Client {
     }
 }
 
-/// The replica's state: the catalog at `index`. Only `Client::run` holds it.
+/// A client agent's half of the consensus handle: writes, read indexes and session renewals
+/// are forwarded to the servers; the cluster's view is the one the last heartbeat carried.
+impl Participant for Client {
+    fn propose(&self, cmd: Command) -> BoxFuture<'_, Result<CommandResponse, ProposeError>> {
+        Box::pin(Self::propose(self, cmd))
+    }
+
+    fn read_barrier(&self) -> BoxFuture<'_, Result<(), ProposeError>> {
+        Box::pin(Self::read_barrier(self))
+    }
+
+    /// Never the leader: the leader re-arms its own timer (`Ok(false)`).
+    fn forward_session_renew<'a>(
+        &'a self,
+        id: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, ProposeError>> {
+        Box::pin(async move { Self::forward_session_renew(self, id, ttl).await.map(|()| false) })
+    }
+
+    /// A client has nothing to hand over.
+    fn leave_cluster(&self) -> BoxFuture<'_, Result<(), ProposeError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn remove_server(&self, id: u64) -> BoxFuture<'_, Result<(), Remote>> {
+        Box::pin(Self::remove_server(self, id))
+    }
+
+    fn is_leader(&self) -> bool {
+        false
+    }
+
+    fn known_leader(&self) -> bool {
+        self.status().known_leader
+    }
+
+    fn leader_addr(&self) -> Option<String> {
+        self.status().leader_addr
+    }
+
+    fn peer_addrs(&self) -> Vec<String> {
+        self.status().servers.into_iter().filter(|s| s.voter).map(|s| s.addr).collect()
+    }
+
+    fn last_contact_ms(&self) -> u64 {
+        Self::last_contact_ms(self)
+    }
+
+    fn servers(&self) -> Vec<crate::rpc::RaftServer> {
+        self.status().servers
+    }
+
+    fn membership_index(&self) -> u64 {
+        self.status().membership_index
+    }
+
+    /// A client agent has no Raft node id (0, as in its gossip meta).
+    fn node_id(&self) -> u64 {
+        0
+    }
+
+    fn snapshots(&self) -> Arc<SnapshotHandle> {
+        Self::snapshots(self)
+    }
+
+    fn pool(&self) -> Arc<Pool> {
+        Self::pool(self)
+    }
+}
+
+/// The replica's state: the catalog at `index`. Only `Self::run` holds it.
 #[derive(Debug, Default)]
 pub(crate) struct Replica {
     pub(crate) state: CatalogState,
@@ -382,7 +454,7 @@ impl Replica {
             }
             if let Some(cmd) = cmd {
                 changes.clear();
-                crate::raft::apply::apply(&mut self.state, index, &cmd, &mut changes);
+                crate::catalog::apply::apply(&mut self.state, index, &cmd, &mut changes);
             }
             self.index = index;
             applied += 1;

@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use super::feed::Since;
-use super::{Frame, Heartbeat};
 use crate::raft::Server;
-use crate::rpc::{Response, write_frame};
+use crate::raft::feed::Since;
+use crate::rpc::{Frame, Response, write_frame};
 
 /// How often a heartbeat goes out (also when entries flow).
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -22,20 +21,6 @@ const MAX_ENTRIES_PER_FRAME: usize = 512;
 const MAX_VALUE_BYTES_PER_FRAME: usize = 8 << 20;
 /// How long one frame may take to write before the subscriber is given up.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
-impl Server {
-    /// This server's view of the cluster, for replicas.
-    pub fn heartbeat(&self) -> Heartbeat {
-        Heartbeat {
-            applied_index: self.snapshots().load().index,
-            known_leader: self.known_leader(),
-            leader_addr: self.leader_addr(),
-            last_contact_ms: self.last_contact_ms(),
-            servers: self.servers(),
-            membership_index: self.membership_index(),
-        }
-    }
-}
 
 async fn send(stream: &mut TcpStream, frame: Frame) -> std::io::Result<()> {
     match tokio::time::timeout(WRITE_TIMEOUT, write_frame(stream, &Response::Subscribe(frame))).await {

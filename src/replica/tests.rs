@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::Client;
 use super::client::Replica;
 use crate::catalog::{Check, HealthStatus, Node, Service};
-use crate::raft::{Command, Deregistration, KvOp, KvWrite, Registration};
+use crate::catalog::{Command, Deregistration, KvOp, KvWrite, Registration};
 
 fn register(node: &str, service: &str, port: u16) -> Command {
     Command::Register(Registration {
@@ -38,12 +38,13 @@ async fn wait_index(client: &Client, index: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replica_equals_the_server_at_each_index_and_forwards_writes() {
-    let (raft, _dir) = crate::http::tests::test_raft().await;
+    let (server, _dir) = crate::http::tests::test_server().await;
+    let raft = crate::consensus::Consensus::new(server.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     let stop = tokio_util::sync::CancellationToken::new();
     let sessions = crate::session::SessionTimers::new();
-    tokio::spawn(crate::rpc::server::serve(listener, raft.clone(), None, sessions, stop.clone()));
+    tokio::spawn(crate::serve_rpc::serve(listener, server, None, sessions, stop.clone()));
     // Written before the client subscribes: it starts from a full catalog.
     for i in 0..20u16 {
         raft.propose(register(&format!("n{}", i % 4), &format!("web{i}"), 80 + i)).await.expect("register");

@@ -6,12 +6,15 @@
 //! Wire format: each frame is a 4-byte big-endian length and that many bytes of JSON (serde).
 //! One connection carries one request at a time; a client keeps connections open and reuses
 //! them (`Pool`). openraft is the consensus engine; this module is only its transport and the
-//! request forwarding beside it.
+//! request forwarding beside it: wire types, framing, the connection pool and server
+//! discovery. The listener that answers requests (`serve_rpc`) sits above `raft`, `replica`
+//! and `session`, so this module imports only the catalog vocabulary.
 //!
 //! Invariants: a frame larger than `MAX_FRAME` is refused (the connection is closed); every
 //! call has a deadline; an unreachable server is an error, never a fake success.
 
-pub mod server;
+pub mod discovery;
+pub mod subscribe;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,7 +30,21 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::raft::{Command, CommandResponse, TypeConfig};
+pub use subscribe::{Frame, Heartbeat};
+
+use crate::catalog::{Command, CommandResponse};
+
+openraft::declare_raft_types!(
+    /// openraft type configuration for the catalog (the types its RPCs carry).
+    pub TypeConfig:
+        D = Command,
+        R = CommandResponse,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
 
 /// Default server RPC port (Consul's `ports.server`), and the `retry_join` parser: config's.
 pub use crate::config::{DEFAULT_SERVER_PORT as DEFAULT_PORT, join_addr};
@@ -106,7 +123,7 @@ pub enum Response {
     /// The leader re-armed the session's timer, or why not.
     SessionRenew(Result<(), Remote>),
     /// One frame of a replica stream (`Request::Subscribe`).
-    Subscribe(crate::replica::Frame),
+    Subscribe(Frame),
 }
 
 /// What a server says about itself in discovery.
@@ -128,6 +145,19 @@ pub struct ServerInfo {
     /// checks it is still one of them, at its current address (`raft::cluster::form`).
     #[serde(default)]
     pub voters: std::collections::BTreeMap<u64, String>,
+}
+
+/// A server in the Raft configuration.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RaftServer {
+    /// Raft node id.
+    pub id: u64,
+    /// RPC address.
+    pub addr: String,
+    /// Whether it is the current leader.
+    pub leader: bool,
+    /// Voter (true) or learner (false).
+    pub voter: bool,
 }
 
 /// An error the remote server reported.

@@ -1,7 +1,8 @@
 //! SESSION TTL TIMERS: the leader expires sessions whose TTL lapsed, through Raft.
 //!
 //! Input: the published sessions (snapshot) and renewals (`renew`, from `/v1/session/renew`
-//! and `/v1/session/create`; a follower forwards a renewal to the leader, `rpc::server`). Output: `Command::SessionDestroy { now_ms }` proposals.
+//! and `/v1/session/create`; a follower forwards a renewal to the leader, `serve_rpc`).
+//! Output: `Command::SessionDestroy { now_ms }` proposals through `consensus::Consensus`.
 //! Invariants: timers run only on the leader; a session's deadline is `TTL × 2` after its last
 //! renewal (Consul's `SessionTTLMultiplier` grace), and a leader that sees a TTL session it has
 //! no timer for (start-up, new leadership, created elsewhere) arms a full one, so a restart
@@ -20,7 +21,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::parse_go_duration;
-use crate::raft::{Command, RaftHandle};
+use crate::catalog::Command;
+use crate::clock::unix_ms;
+use crate::consensus::Consensus;
 
 /// Consul's `SessionTTLMultiplier`.
 pub const TTL_MULTIPLIER: u32 = 2;
@@ -80,14 +83,6 @@ pub struct SessionTimers {
     deadlines: Mutex<HashMap<String, Instant>>,
 }
 
-/// Unix milliseconds: the clock KV and session commands carry (read by proposers, never by
-/// `apply`).
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// A session's TTL as given (`"15s"`), or `None` without one.
 pub fn ttl_of(ttl: &str) -> Option<Duration> {
     if ttl.is_empty() {
@@ -117,7 +112,7 @@ impl SessionTimers {
     }
 
     /// Runs the expiry loop until `stop`.
-    pub async fn run(self: Arc<Self>, raft: RaftHandle, stop: CancellationToken) {
+    pub async fn run(self: Arc<Self>, consensus: Consensus, stop: CancellationToken) {
         let mut tick = tokio::time::interval(TICK);
         let mut gc = TombstoneGc::new(TOMBSTONE_TTL);
         loop {
@@ -125,24 +120,24 @@ impl SessionTimers {
                 () = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            if !raft.is_leader() {
+            if !consensus.is_leader() {
                 self.with(HashMap::clear);
                 gc.reset();
                 continue;
             }
             let (index, have) = {
-                let snap = raft.snapshots().load();
+                let snap = consensus.snapshots().load();
                 (snap.catalog.kv().indexes().tombstones, snap.catalog.kv().tombstone_count() > 0)
             };
             if let Some(upto) = gc.observe(Instant::now(), index, have) {
-                match raft.propose(Command::KvReap(upto)).await {
+                match consensus.propose(Command::KvReap(upto)).await {
                     Ok(()) => gc.reaped(upto),
                     Err(e) => tracing::warn!(error = %e, "could not reap KV tombstones"),
                 }
             }
-            for id in self.lapsed(&raft) {
+            for id in self.lapsed(&consensus) {
                 let now_ms = unix_ms();
-                match raft.propose(Command::SessionDestroy { id: id.clone(), now_ms }).await {
+                match consensus.propose(Command::SessionDestroy { id: id.clone(), now_ms }).await {
                     Ok(()) => {
                         tracing::info!(session = %id, "session TTL expired; session invalidated");
                         self.with(|m| m.remove(&id));
@@ -154,8 +149,8 @@ impl SessionTimers {
     }
 
     /// Syncs the timers with the published sessions and returns the IDs past their deadline.
-    fn lapsed(&self, raft: &RaftHandle) -> Vec<String> {
-        let snap = raft.snapshots().load_full();
+    fn lapsed(&self, consensus: &Consensus) -> Vec<String> {
+        let snap = consensus.snapshots().load_full();
         let now = Instant::now();
         self.with(|m| {
             let kv = snap.catalog.kv();

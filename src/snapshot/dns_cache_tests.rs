@@ -1,5 +1,5 @@
 //! Published snapshots and the DNS answer cache: the cache never serves what the current
-//! snapshot would not answer. After every kind of write (through the real `raft::apply`),
+//! snapshot would not answer. After every kind of write (through the real `catalog::apply`),
 //! a cached reply carries the same records as the full path's. Replies are compared as record sets (answers are shuffled), with EDNS so
 //! that nothing is cut.
 
@@ -10,11 +10,11 @@ use hickory_proto::rr::{Name, RecordType};
 use proptest::prelude::*;
 
 use super::CatalogSnapshot;
+use crate::catalog::apply::apply;
 use crate::catalog::{CatalogState, Check, HealthStatus, Node, PreparedQuery, QueryService, Service};
+use crate::catalog::{CheckUpdate, Command, Deregistration, QueryUpsert, Registration};
 use crate::dns::cache_tests::ctx;
 use crate::dns::{AnswerCache, DnsContext, Transport, handle};
-use crate::raft::apply::apply;
-use crate::raft::{CheckUpdate, Command, Deregistration, QueryUpsert, Registration};
 
 /// A catalog written only through `apply`, as the state machine does.
 #[derive(Default)]

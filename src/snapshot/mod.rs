@@ -1,8 +1,10 @@
 //! READ MODEL: the immutable `CatalogSnapshot` and the `SnapshotHandle` that publishes it.
 //!
 //! Invariants:
-//! - Only the state machine calls `publish`, after its LMDB commit, in apply order (on a client
-//!   agent, which has none, its replica `replica::client` does, in index order).
+//! - Only the state machine (`raft::state_machine`) calls `publish`, in apply order, once it has
+//!   applied a batch in memory and handed the changed rows to the store as a deferred write
+//!   (they reach LMDB with a later commit; `store::deferred`). On a client agent, which has no
+//!   state machine, its replica `replica::client` publishes, in index order.
 //! - A published snapshot is never mutated: `CatalogState` is a persistent map, so the state
 //!   machine's later writes go to its own copy.
 //! - Readers call `load()` once per DNS query and answer the whole query from that snapshot;

@@ -7,7 +7,7 @@
 //! Not an API: hidden from the docs, like `dns::fuzz_logic`.
 
 use crate::catalog::{CatalogState, Change};
-use crate::raft::{Command, CommandResponse, apply};
+use crate::catalog::{Command, CommandResponse, apply};
 use crate::snapshot::{CatalogSnapshot, SnapshotHandle};
 
 /// Applies `cmd` at log index `index` to `state` the way the state machine does, and

@@ -14,9 +14,10 @@ use proptest::prelude::*;
 use tempfile::TempDir;
 
 use super::StateMachine;
+use crate::catalog::testing::arb_command;
 use crate::catalog::{CatalogDump, CatalogState};
-use crate::raft::testing::arb_command;
-use crate::raft::{Command, CommandResponse, Entry};
+use crate::catalog::{Command, CommandResponse};
+use crate::raft::Entry;
 use crate::snapshot::SnapshotHandle;
 use crate::store::Store;
 
@@ -98,8 +99,8 @@ proptest! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn longest_names_persist() {
     use crate::catalog::HealthStatus;
-    use crate::raft::apply::MAX_NAME_BYTES;
-    use crate::raft::testing::{health_check, node, register, service};
+    use crate::catalog::apply::MAX_NAME_BYTES;
+    use crate::catalog::testing::{health_check, node, register, service};
 
     let long = "é".repeat(MAX_NAME_BYTES / 2);
     let cmd = register(

@@ -5,10 +5,9 @@
 
 use proptest::prelude::*;
 
-use super::command::{KvOp, KvWrite, TxnOp};
+use super::command::{CheckUpdate, Command, Deregistration, KvOp, KvWrite, Registration, TxnOp};
 use crate::catalog::kv::{Session, SessionBehavior};
 
-use super::{CheckUpdate, Command, Deregistration, Registration};
 use crate::catalog::{Check, HealthStatus, Node, Service};
 
 pub(crate) fn node(name: &str, address: &str) -> Node {

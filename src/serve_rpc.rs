@@ -1,10 +1,13 @@
-//! The RPC listener: accepts server connections and answers each request from the local
-//! Raft node.
+//! SERVER RPC: accepts server connections and routes each request to the stage that answers
+//! it: the local Raft node (`raft::Server`), the replica stream (`replica::serve`) or the
+//! leader's session timers (`session`).
 //!
-//! Input: connections on the server port. Output: one `Response` per `Request`, in order
-//! (a session renewal forwarded by a follower re-arms this leader's session timer).
-//! Invariant: a malformed or oversized frame closes that connection only; nothing here panics
-//! on input.
+//! Input: connections on the server port (a server agent only). Output: one `Response` per
+//! `Request`, in order (a session renewal forwarded by a follower re-arms this leader's session
+//! timer).
+//! Invariants: a malformed or oversized frame closes that connection only; nothing here panics
+//! on input. This dispatcher sits above `raft`, `replica` and `session` so that `rpc` keeps only
+//! the wire types, framing and the connection pool.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,19 +16,20 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use super::{Remote, Request, Response, ServerInfo, read_frame, write_frame};
-use crate::raft::{RaftHandle, Server};
+use crate::consensus::ProposeError;
+use crate::raft::Server;
+use crate::rpc::{Frame, Remote, Request, Response, ServerInfo, read_frame, write_frame};
 use crate::session::SessionTimers;
 
 /// Open server-RPC connections accepted at once (each peer's pool keeps a few).
 const MAX_CONNECTIONS: usize = 512;
 
-/// Serves RPC connections on `listener` until `stop` fires.
+/// Serves RPC connections on `listener` for the Raft node `raft` until `stop` fires.
 /// `serf_addr` is this server's gossip address, told to servers that discover it; `sessions`
 /// are the session TTL timers renewals forwarded to this server (as leader) re-arm.
 pub async fn serve(
     listener: TcpListener,
-    raft: RaftHandle,
+    raft: Arc<Server>,
     serf_addr: Option<SocketAddr>,
     sessions: Arc<SessionTimers>,
     stop: CancellationToken,
@@ -67,12 +71,10 @@ pub async fn serve(
 
 async fn connection(
     mut stream: TcpStream,
-    raft: RaftHandle,
+    raft: Arc<Server>,
     serf_addr: Option<SocketAddr>,
     sessions: Arc<SessionTimers>,
 ) -> std::io::Result<()> {
-    // A client agent serves no server RPC.
-    let Some(raft) = raft.server().cloned() else { return Ok(()) };
     while let Some(req) = read_frame::<Request>(&mut stream).await? {
         if let Request::Subscribe { from_index } = req {
             // The connection is the replica stream's from now on.
@@ -118,13 +120,13 @@ async fn answer(
             })
         }
         // Handled by `connection`, which hands the connection over to the stream.
-        Request::Subscribe { .. } => Response::Subscribe(crate::replica::Frame::Heartbeat(raft.heartbeat())),
+        Request::Subscribe { .. } => Response::Subscribe(Frame::Heartbeat(raft.heartbeat())),
     }
 }
 
-fn remote(e: crate::raft::ProposeError) -> Remote {
+fn remote(e: ProposeError) -> Remote {
     match e {
-        crate::raft::ProposeError::NoLeader => Remote::NoLeader,
+        ProposeError::NoLeader => Remote::NoLeader,
         other => Remote::Failed(other.to_string()),
     }
 }

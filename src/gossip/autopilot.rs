@@ -4,7 +4,7 @@
 //!
 //! Input: the Raft configuration (voters, learners) and each server's gossip status, keyed by
 //! its Raft id (`NodeMeta::raft_id`). Output: the ids to remove; the caller removes them one
-//! by one through `RaftHandle::remove_server` (the `force-leave` path).
+//! by one through `Consensus::remove_server` (the `force-leave` path).
 //!
 //! Invariants (Consul's `pruneDeadServers`): a dead learner is removed at once; dead voters
 //! are removed only while they are fewer than half of the voters (`2 * dead < voters`), so the

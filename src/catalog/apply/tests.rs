@@ -1,11 +1,11 @@
 //! Unit tests of the pure transition `apply`: Consul's catalog semantics and indexes.
 //!
-//! Input: commands built with `raft::testing`. Output: assertions on the catalog state.
+//! Input: commands built with `catalog::testing`. Output: assertions on the catalog state.
 //! Invariant checked throughout: a rejection leaves the state unchanged and reports no change.
 
+use crate::catalog::testing::{deregister, health_check, node, register, service, update_check};
 use crate::catalog::{CatalogState, Change, HealthStatus, TableIndexes};
-use crate::raft::testing::{deregister, health_check, node, register, service, update_check};
-use crate::raft::{Command, CommandResponse};
+use crate::catalog::{Command, CommandResponse};
 
 /// Applies `cmd` at `index`, asserting the response, and returns the reported changes.
 fn check_apply(state: &mut CatalogState, index: u64, cmd: &Command, want: &CommandResponse) -> Vec<Change> {
@@ -213,11 +213,11 @@ fn prepared(id: &str, name: &str, service: &str) -> crate::catalog::PreparedQuer
 }
 
 fn query_create(q: crate::catalog::PreparedQuery) -> Command {
-    Command::QueryUpsert(crate::raft::QueryUpsert { query: q, update: false })
+    Command::QueryUpsert(crate::catalog::QueryUpsert { query: q, update: false })
 }
 
 fn query_update(q: crate::catalog::PreparedQuery) -> Command {
-    Command::QueryUpsert(crate::raft::QueryUpsert { query: q, update: true })
+    Command::QueryUpsert(crate::catalog::QueryUpsert { query: q, update: true })
 }
 
 const QID: &str = "8f246b77-f3e1-ff88-5b48-8ec93abf3e05";

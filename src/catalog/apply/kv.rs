@@ -8,9 +8,9 @@
 //! its node goes away, or when a check it is bound to goes critical or away; its locks are then
 //! released or deleted (its `Behavior`) and enter their lock-delay.
 
+use crate::catalog::command::{CommandResponse, KvOp, KvWrite, TxnError, TxnOp, TxnResult};
 use crate::catalog::kv::{KvEntry, LockDelay, MAX_KEY_BYTES, Session};
 use crate::catalog::{CatalogState, Change, HealthStatus, key};
-use crate::raft::command::{CommandResponse, KvOp, KvWrite, TxnError, TxnOp, TxnResult};
 
 /// Why a KV operation did not happen.
 #[derive(Debug, Clone, PartialEq, Eq)]

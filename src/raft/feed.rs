@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use crate::raft::Command;
+use crate::catalog::Command;
 
 /// Most entries kept.
 const MAX_ENTRIES: usize = 4096;

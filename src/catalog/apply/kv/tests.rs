@@ -1,11 +1,11 @@
 //! Unit tests of the KV, session and transaction transitions: Consul's rules, indexes,
 //! lock-delay timing from command clocks, and all-or-nothing transactions.
 
+use crate::catalog::apply::apply;
+use crate::catalog::command::{Command, CommandResponse, KvOp, TxnOp};
 use crate::catalog::kv::SessionBehavior;
+use crate::catalog::testing::{deregister, health_check, kv_write, node, register, session, update_check};
 use crate::catalog::{CatalogState, Change, HealthStatus};
-use crate::raft::apply::apply;
-use crate::raft::command::{Command, CommandResponse, KvOp, TxnOp};
-use crate::raft::testing::{deregister, health_check, kv_write, node, register, session, update_check};
 
 /// Applies `cmd` at `index` and returns the response.
 fn check_run(state: &mut CatalogState, index: u64, cmd: Command) -> CommandResponse {
@@ -252,9 +252,9 @@ fn read_txn_leaves_state_untouched() {
     let mut st = check_catalog();
     check_run(&mut st, 2, kv(KvOp::Set(kv_write("a", b"1", 0, "")), 0));
     let before = st.clone();
-    let got = crate::raft::apply::read_txn(&st, &[TxnOp::Kv(KvOp::CheckIndex("a".into(), 2))]);
+    let got = crate::catalog::apply::read_txn(&st, &[TxnOp::Kv(KvOp::CheckIndex("a".into(), 2))]);
     assert!(matches!(got, CommandResponse::Txn(Ok(_))));
-    let got = crate::raft::apply::read_txn(&st, &[TxnOp::Kv(KvOp::CheckNotExists("a".into()))]);
+    let got = crate::catalog::apply::read_txn(&st, &[TxnOp::Kv(KvOp::CheckNotExists("a".into()))]);
     assert!(matches!(got, CommandResponse::Txn(Err(_))));
     assert_eq!(st, before);
 }
