@@ -215,7 +215,7 @@ const LAYERS: &[&[&str]] = &[
 /// `join_addr` off local and rpc; zone answers are converted inside dns). The integrator
 /// empties this list once those branches are merged; `pending_merge_edges_still_exist` fails
 /// as soon as one of them is gone, so the list cannot go stale.
-const PENDING_MERGE: &[(&str, &str)] = &[("config", "local"), ("config", "rpc"), ("zone", "dns")];
+const PENDING_MERGE: &[(&str, &str)] = &[("zone", "dns")];
 
 /// Same-layer imports allowed explicitly (none today).
 const PEERS: &[(&str, &str)] = &[];
