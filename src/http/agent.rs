@@ -63,86 +63,119 @@ pub(super) async fn reload(State(st): State<ApiState>) -> Response {
 
 pub(super) async fn self_info(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
     let q = Query::parse(q.as_deref());
-    let c = &st.config;
     let snap = st.snapshots.load_full();
-    let role = if c.server { "consul" } else { "node" };
     let mut body = js!({
-        "Config": {
-            "Datacenter": c.datacenter,
-            "PrimaryDatacenter": c.datacenter,
-            "NodeName": c.node_name,
-            "NodeID": c.node_id,
-            "Server": c.server,
-            "Revision": concat!("cairn-", env!("CARGO_PKG_VERSION")),
-            "Version": CONSUL_COMPAT_VERSION,
-            "BuildDate": "",
-        },
+        "Config": self_config(&st),
         "DebugConfig": {},
         "Coord": null,
-        "Member": {
-            "Name": c.node_name,
-            "Addr": c.bind_addr.to_string(),
-            "Port": c.ports.serf_lan,
-            "Tags": {
-                "dc": c.datacenter,
-                "id": c.node_id,
-                "role": role,
-                "port": c.ports.server.to_string(),
-                "build": CONSUL_COMPAT_VERSION,
-                "vsn": "2",
-                "vsn_min": "2",
-                "vsn_max": "3",
-            },
-            "Status": 1,
-            "ProtocolMin": 1,
-            "ProtocolMax": 5,
-            "ProtocolCur": 2,
-            "DelegateMin": 2,
-            "DelegateMax": 5,
-            "DelegateCur": 4,
-        },
+        "Member": self_member(&st),
         "Stats": {
-            "agent": {
-                "check_monitors": snap.catalog.node_checks(&c.node_name).filter(|ch| ch.check_type == "script").count().to_string(),
-                "check_runners": st.checks.stats().running.load(std::sync::atomic::Ordering::Relaxed).to_string(),
-                "check_probes": st.checks.stats().probes.load(std::sync::atomic::Ordering::Relaxed).to_string(),
-                "check_updates": st.checks.stats().updates.load(std::sync::atomic::Ordering::Relaxed).to_string(),
-                "check_ttls": snap.catalog.node_checks(&c.node_name).filter(|ch| ch.definition.ttl_ns > 0).count().to_string(),
-                "checks": snap.catalog.node_checks(&c.node_name).count().to_string(),
-                "services": snap.catalog.node_services(&c.node_name).count().to_string(),
-            },
-            "consul": {
-                "server": c.server.to_string(),
-                "leader": st.raft.is_leader().to_string(),
-                "leader_addr": st.raft.leader_addr().unwrap_or_default(),
-                "known_servers": st.raft.peer_addrs().len().to_string(),
-                "known_datacenters": "1",
-            },
-            "raft": {
-                "applied_index": st.raft.applied_index().to_string(),
-                "last_contact": st.raft.last_contact_ms().to_string(),
-                "num_peers": st.raft.peer_addrs().len().saturating_sub(1).to_string(),
-            },
+            "agent": agent_stats(&st, &snap.catalog),
+            "consul": consul_stats(&st),
+            "raft": raft_stats(&st),
         },
         "Meta": { "consul-network-segment": "" },
         "xDS": null,
     });
-    // A client agent's replica stream: the server it follows and how it went.
-    if let Some(client) = &st.replica {
-        use std::sync::atomic::Ordering::Relaxed;
-        let stream = client.stream_status();
-        let stats = client.stats();
-        body["Stats"]["replica"] = serde_json::json!({
-            "server": stream.server.unwrap_or_default(),
-            "applied_index": snap.index.to_string(),
-            "lag_index": client.lag_index().to_string(),
-            "last_contact": client.last_contact_ms().to_string(),
-            "dumps": stats.dumps.load(Relaxed).to_string(),
-            "resumes": stats.resumes.load(Relaxed).to_string(),
-            "connects": stats.connects.load(Relaxed).to_string(),
-        });
+    if let Some(replica) = replica_stats(&st, snap.index) {
+        body["Stats"]["replica"] = replica;
     }
     json(&body, q.has("pretty"))
+}
+
+/// `Config` of `/v1/agent/self`.
+fn self_config(st: &ApiState) -> serde_json::Value {
+    let c = &st.config;
+    js!({
+        "Datacenter": c.datacenter,
+        "PrimaryDatacenter": c.datacenter,
+        "NodeName": c.node_name,
+        "NodeID": c.node_id,
+        "Server": c.server,
+        "Revision": concat!("cairn-", env!("CARGO_PKG_VERSION")),
+        "Version": CONSUL_COMPAT_VERSION,
+        "BuildDate": "",
+    })
+}
+
+/// `Member` of `/v1/agent/self`: this agent as Serf lists it.
+fn self_member(st: &ApiState) -> serde_json::Value {
+    let c = &st.config;
+    let role = if c.server { "consul" } else { "node" };
+    js!({
+        "Name": c.node_name,
+        "Addr": c.bind_addr.to_string(),
+        "Port": c.ports.serf_lan,
+        "Tags": {
+            "dc": c.datacenter,
+            "id": c.node_id,
+            "role": role,
+            "port": c.ports.server.to_string(),
+            "build": CONSUL_COMPAT_VERSION,
+            "vsn": "2",
+            "vsn_min": "2",
+            "vsn_max": "3",
+        },
+        "Status": 1,
+        "ProtocolMin": 1,
+        "ProtocolMax": 5,
+        "ProtocolCur": 2,
+        "DelegateMin": 2,
+        "DelegateMax": 5,
+        "DelegateCur": 4,
+    })
+}
+
+/// `Stats.agent` of `/v1/agent/self`: this node's checks and services, the check runners.
+fn agent_stats(st: &ApiState, cat: &CatalogState) -> serde_json::Value {
+    let c = &st.config;
+    js!({
+        "check_monitors": cat.node_checks(&c.node_name).filter(|ch| ch.check_type == "script").count().to_string(),
+        "check_runners": st.checks.stats().running.load(std::sync::atomic::Ordering::Relaxed).to_string(),
+        "check_probes": st.checks.stats().probes.load(std::sync::atomic::Ordering::Relaxed).to_string(),
+        "check_updates": st.checks.stats().updates.load(std::sync::atomic::Ordering::Relaxed).to_string(),
+        "check_ttls": cat.node_checks(&c.node_name).filter(|ch| ch.definition.ttl_ns > 0).count().to_string(),
+        "checks": cat.node_checks(&c.node_name).count().to_string(),
+        "services": cat.node_services(&c.node_name).count().to_string(),
+    })
+}
+
+/// `Stats.consul` of `/v1/agent/self`: role, leader and known servers.
+fn consul_stats(st: &ApiState) -> serde_json::Value {
+    js!({
+        "server": st.config.server.to_string(),
+        "leader": st.raft.is_leader().to_string(),
+        "leader_addr": st.raft.leader_addr().unwrap_or_default(),
+        "known_servers": st.raft.peer_addrs().len().to_string(),
+        "known_datacenters": "1",
+    })
+}
+
+/// `Stats.raft` of `/v1/agent/self`.
+fn raft_stats(st: &ApiState) -> serde_json::Value {
+    js!({
+        "applied_index": st.raft.applied_index().to_string(),
+        "last_contact": st.raft.last_contact_ms().to_string(),
+        "num_peers": st.raft.peer_addrs().len().saturating_sub(1).to_string(),
+    })
+}
+
+/// `Stats.replica` of `/v1/agent/self`, on a client agent only: the server its replica stream
+/// follows and how it went (`applied_index` is the published snapshot's index).
+fn replica_stats(st: &ApiState, applied_index: u64) -> Option<serde_json::Value> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let client = st.replica.as_ref()?;
+    let stream = client.stream_status();
+    let stats = client.stats();
+    Some(serde_json::json!({
+        "server": stream.server.unwrap_or_default(),
+        "applied_index": applied_index.to_string(),
+        "lag_index": client.lag_index().to_string(),
+        "last_contact": client.last_contact_ms().to_string(),
+        "dumps": stats.dumps.load(Relaxed).to_string(),
+        "resumes": stats.resumes.load(Relaxed).to_string(),
+        "connects": stats.connects.load(Relaxed).to_string(),
+    }))
 }
 
 pub(super) async fn services(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {

@@ -2,7 +2,8 @@
 //! `/v1/kv`, `/v1/session`, `/v1/txn`, `/v1/status`.
 //!
 //! READ   GET  → parse query (`query`, `blocking`) → wait for a snapshot whose endpoint index
-//!             exceeds `?index` → map to Consul JSON (`wire`) → headers (`X-Consul-Index`, …).
+//!             exceeds `?index` → map to Consul JSON (`wire` for shared shapes, an endpoint's
+//!             own shapes beside its handler) → headers (`X-Consul-Index`, …).
 //! WRITE  PUT  → decode body (case-insensitive, unknown field → 400) → validate →
 //!             `Consensus::propose(Command)` → 200 (empty body, or `true` for catalog writes).
 //! Invariants: reads never lock the catalog (they load an immutable snapshot); every read

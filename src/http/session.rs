@@ -118,21 +118,69 @@ fn lock_delay(v: &Value) -> Result<Duration, ApiError> {
     Ok(d.min(MAX_LOCK_DELAY))
 }
 
+/// The create request's body as a JSON object: an empty body or `null` is `{}`.
+fn body_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_slice::<Value>(body).map_err(decode_err)? {
+        Value::Object(m) => Ok(m),
+        Value::Null => Ok(serde_json::Map::new()),
+        _ => Err(decode_err("expected a JSON object")),
+    }
+}
+
+/// `ServiceChecks`: the IDs of `[{"ID": ...}]`; `None` when it is not an array (left unset).
+fn service_check_ids(v: &Value) -> Result<Option<Vec<String>>, ApiError> {
+    let Value::Array(items) = v else { return Ok(None) };
+    let mut ids = Vec::new();
+    for i in items {
+        let id = i
+            .as_object()
+            .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("id")))
+            .and_then(|(_, v)| v.as_str())
+            .ok_or_else(|| decode_err("ServiceChecks: expected {\"ID\": ...} objects"))?;
+        ids.push(id.to_owned());
+    }
+    Ok(Some(ids))
+}
+
+/// `Behavior`: `release` (also when empty) or `delete`; anything else is Consul's RPC error.
+fn behavior(v: &Value) -> Result<SessionBehavior, ApiError> {
+    let b = v.as_str().unwrap_or_default();
+    match b {
+        "" | "release" => Ok(SessionBehavior::Release),
+        "delete" => Ok(SessionBehavior::Delete),
+        other => Err(ApiError::Internal(format!("Invalid Behavior setting '{other}'"))),
+    }
+}
+
+/// `TTL`: a Go duration within [`MIN_TTL`, `MAX_TTL`] (Consul's RPC errors otherwise);
+/// `None` when empty (no TTL).
+fn session_ttl(v: &Value) -> Result<Option<&str>, ApiError> {
+    let t = v.as_str().ok_or_else(|| decode_err("TTL: expected a duration string"))?;
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let d = parse_go_duration(t).map_err(|_| ApiError::Internal(format!("Invalid Session TTL '{t}'")))?;
+    if d < MIN_TTL || d > MAX_TTL {
+        return Err(ApiError::Internal(format!(
+            "Invalid Session TTL '{}', must be between [{}={}]",
+            t,
+            format_go_duration(MIN_TTL),
+            format_go_duration(MAX_TTL)
+        )));
+    }
+    Ok(Some(t))
+}
+
 /// Builds the session a create request asks for (without ID and indexes).
 pub(crate) fn session_from_body(
     body: &Bytes,
     cat: &CatalogState,
     agent_node: &str,
 ) -> Result<Session, ApiError> {
-    let obj = if body.iter().all(u8::is_ascii_whitespace) {
-        serde_json::Map::new()
-    } else {
-        match serde_json::from_slice::<Value>(body).map_err(decode_err)? {
-            Value::Object(m) => m,
-            Value::Null => serde_json::Map::new(),
-            _ => return Err(decode_err("expected a JSON object")),
-        }
-    };
+    let obj = body_object(body)?;
     let mut s = Session {
         id: String::new(),
         name: String::new(),
@@ -163,40 +211,13 @@ pub(crate) fn session_from_body(
                 }
             }
             "servicechecks" => {
-                if let Value::Array(items) = v {
-                    let mut ids = Vec::new();
-                    for i in items {
-                        let id = i
-                            .as_object()
-                            .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("id")))
-                            .and_then(|(_, v)| v.as_str())
-                            .ok_or_else(|| decode_err("ServiceChecks: expected {\"ID\": ...} objects"))?;
-                        ids.push(id.to_owned());
-                    }
+                if let Some(ids) = service_check_ids(v)? {
                     s.service_checks = Some(ids);
                 }
             }
-            "behavior" => {
-                let b = v.as_str().unwrap_or_default();
-                s.behavior = match b {
-                    "" | "release" => SessionBehavior::Release,
-                    "delete" => SessionBehavior::Delete,
-                    other => return Err(ApiError::Internal(format!("Invalid Behavior setting '{other}'"))),
-                };
-            }
+            "behavior" => s.behavior = behavior(v)?,
             "ttl" => {
-                let t = v.as_str().ok_or_else(|| decode_err("TTL: expected a duration string"))?;
-                if !t.is_empty() {
-                    let d = parse_go_duration(t)
-                        .map_err(|_| ApiError::Internal(format!("Invalid Session TTL '{t}'")))?;
-                    if d < MIN_TTL || d > MAX_TTL {
-                        return Err(ApiError::Internal(format!(
-                            "Invalid Session TTL '{}', must be between [{}={}]",
-                            t,
-                            format_go_duration(MIN_TTL),
-                            format_go_duration(MAX_TTL)
-                        )));
-                    }
+                if let Some(t) = session_ttl(v)? {
                     t.clone_into(&mut s.ttl);
                 }
             }
