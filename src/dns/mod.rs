@@ -54,7 +54,7 @@ pub use udp::{adopt as adopt_udp, bind as bind_udp};
 
 use crate::config::{Config, DnsConfig};
 use crate::snapshot::CatalogSnapshot;
-use crate::zone::ZoneSet;
+use crate::zone::{ZoneAnswer, ZoneSet, additional_target};
 
 /// Everything the DNS path needs from the configuration, swappable as a whole on reload.
 #[derive(Debug, Clone)]
@@ -243,5 +243,28 @@ fn static_zone_answer(req: &Request, ctx: &DnsContext) -> Option<Answer> {
     if ctx.zones.is_empty() || ctx.in_domains(qname) {
         return None;
     }
-    ctx.zones.answer(qname, req.query.query_type()).map(Answer::from)
+    ctx.zones.answer(qname, req.query.query_type()).map(from_zone)
+}
+
+/// The encoder's form of a zone's answer: each Additional record travels with the answer
+/// whose target it is, so truncation drops them together; glue of a referral stays in the
+/// fixed Additional.
+pub(crate) fn from_zone(z: ZoneAnswer) -> Answer {
+    let mut answers: Vec<Rr> = z.answers.into_iter().map(|record| Rr { record, extra: Vec::new() }).collect();
+    let mut additionals = Vec::new();
+    for extra in z.additionals {
+        match answers.iter_mut().find(|rr| additional_target(&rr.record) == Some(&extra.name)) {
+            Some(rr) => rr.extra.push(extra),
+            None => additionals.push(extra),
+        }
+    }
+    Answer {
+        rcode: z.rcode,
+        authoritative: z.authoritative,
+        answers,
+        authorities: z.authorities,
+        additionals,
+        location_scoped: false,
+        rfc_truncation: true,
+    }
 }
