@@ -1,8 +1,12 @@
-//! Stage 3, answer: (`Routed`, qtype, snapshot, context) -> `Answer` (RCODE + sections).
+//! Stage 3, answer from the catalog: (`Routed`, qtype, snapshot, context) -> `Answer`
+//! (RCODE + sections). The catalog's answer source (`source::Catalog`) routes, then calls
+//! this.
 //!
 //! Input: the parsed request, its route, the `DnsContext` and one `CatalogSnapshot`.
-//! Output: `Outcome::Answer` with the RCODE, AA and the records, or `Outcome::Forward` for
-//! names outside our domains when recursors are configured.
+//! Output: a `LookupControlFlow`: `Break` with the answer (RCODE, AA, records) or with the
+//! host names to resolve first, for names in our domains; `Skip` for names outside them
+//! (the forwarder's, or REFUSED); `Continue` with NXDOMAIN for a reverse name no node or
+//! service has (the forwarder may take it instead).
 //!
 //! Behaviour (spec §2.1–2.3, 2.6–2.11): health-filtered, shuffled and de-duplicated service
 //! answers; node, addr, SOA and NS answers; NXDOMAIN/NODATA carry the SOA in Authority.
@@ -13,7 +17,7 @@
 //! snapshot, never panics; a name that cannot be built (too long, bad label) is skipped.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -24,116 +28,13 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use rand::RngExt;
 use rand::seq::SliceRandom;
 
-use super::DnsContext;
+use super::context::DnsContext;
+use super::message::{Answer, Deps, Resolved, Rr};
 use super::parse::Request;
 use super::route::{Route, Routed, encode_addr};
+use super::source::{LookupControlFlow, Outcome};
 use crate::catalog::{CatalogState, HealthStatus, Instance, Node, Service};
 use crate::snapshot::CatalogSnapshot;
-
-/// One answer record with the Additional records that accompany it (SRV target addresses,
-/// node-meta TXT, NS glue).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rr {
-    /// The Answer-section record.
-    pub record: Record,
-    /// Additional-section records that belong to it; dropped with it on truncation.
-    pub extra: Vec<Record>,
-}
-
-impl Rr {
-    fn bare(record: Record) -> Self {
-        Self { record, extra: Vec::new() }
-    }
-}
-
-/// A response before encoding.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Answer {
-    /// RCODE.
-    pub rcode: ResponseCode,
-    /// AA flag: set for every answer from our own domains.
-    pub authoritative: bool,
-    /// Answer section, each with its own Additional records.
-    pub answers: Vec<Rr>,
-    /// Authority section (SOA for NXDOMAIN/NODATA, NS for SOA queries).
-    pub authorities: Vec<Record>,
-    /// Additional records not tied to an answer (the `.addr.` type-mismatch quirk).
-    pub additionals: Vec<Record>,
-    /// Whether the answer may depend on the client's location (prepared queries): the
-    /// encoder echoes a Client Subnet option with SCOPE = SOURCE PREFIX instead of 0 (§2.13).
-    pub location_scoped: bool,
-    /// Truncate as RFC 2181 §9 says (no answer-count cap; TC whenever answers were dropped)
-    /// instead of Consul's rules; static zones answer this way.
-    pub rfc_truncation: bool,
-}
-
-impl Answer {
-    fn new(rcode: ResponseCode, authoritative: bool) -> Self {
-        Self {
-            rcode,
-            authoritative,
-            answers: Vec::new(),
-            authorities: Vec::new(),
-            additionals: Vec::new(),
-            location_scoped: false,
-            rfc_truncation: false,
-        }
-    }
-}
-
-/// What the recursors answered for host names that instances and nodes use as addresses
-/// (spec §2.5). The first pass of a query runs with [`Resolved::pending`] and lists the
-/// names it needs; the listener asks the recursors and runs the query again with
-/// [`Resolved::complete`], which never asks for more.
-#[derive(Debug, Clone, Default)]
-pub struct Resolved {
-    complete: bool,
-    answers: HashMap<Name, Vec<Record>>,
-}
-
-impl Resolved {
-    /// Nothing resolved yet; external names are reported as needed.
-    pub fn pending() -> Self {
-        Self::default()
-    }
-
-    /// The recursors' answer sections by host name (a name they did not answer is absent).
-    pub fn complete(answers: impl IntoIterator<Item = (Name, Vec<Record>)>) -> Self {
-        let answers = answers.into_iter().map(|(name, records)| (name.to_lowercase(), records)).collect();
-        Self { complete: true, answers }
-    }
-
-    fn get(&self, name: &Name) -> Option<&Vec<Record>> {
-        self.answers.get(&name.to_lowercase())
-    }
-}
-
-/// The result of the answer stage.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) enum Outcome {
-    /// Encode and send this.
-    Answer(Answer),
-    /// Forward the request to the recursors.
-    Forward,
-    /// Ask the recursors for these host names (A queries), then answer again.
-    Resolve(Vec<Name>),
-}
-
-/// What an answer read from the catalog, so that a stored copy can be checked against a
-/// newer snapshot instead of being thrown away (the answer cache).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Deps {
-    /// It read more than single services and nodes (NS, PTR, prepared queries).
-    pub everything: bool,
-    /// Service names (catalog keys) whose instances, nodes and checks it read.
-    pub services: Vec<String>,
-    /// Node names (catalog keys) it read.
-    pub nodes: Vec<String>,
-    /// Its records are not a plain shuffle of a fixed set: a record limit, the size cap or
-    /// the merging of equal addresses depended on the order drawn, so another draw can give
-    /// other records (or other odds per position) than a permutation of these.
-    pub partial: bool,
-}
 
 /// Internal CNAME resolution depth (Consul's `maxRecursionLevelDefault`).
 const MAX_DEPTH: u8 = 3;
@@ -161,7 +62,8 @@ struct Lookup<'a> {
     edns: bool,
 }
 
-/// Answers one routed question from `snap`.
+/// Answers one routed question from `snap`: `Break` for names in our domains, `Skip` for
+/// names outside them, `Continue` (NXDOMAIN) for a reverse name nobody has.
 pub(super) fn answer(
     req: &Request,
     routed: &Routed,
@@ -170,10 +72,11 @@ pub(super) fn answer(
     resolved: &Resolved,
     deps: &RefCell<Deps>,
     rng: &mut impl rand::Rng,
-) -> Outcome {
+) -> LookupControlFlow {
     let qtype = req.query.query_type();
     if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
-        return Outcome::Answer(Answer::new(ResponseCode::NotImp, routed.route != Route::NotOurs));
+        let ans = Answer::new(ResponseCode::NotImp, routed.route != Route::NotOurs);
+        return LookupControlFlow::Break(Outcome::Answer(ans));
     }
     let needs = RefCell::new(Vec::new());
     let strict = ctx.dns_config.strict_rfc;
@@ -191,12 +94,12 @@ pub(super) fn answer(
         edns: req.edns.is_some(),
     };
     let ans = match &routed.route {
-        Route::NotOurs if ctx.recursors.is_empty() => Answer::new(ResponseCode::Refused, false),
-        Route::NotOurs => return Outcome::Forward,
+        // Not ours: the next source (the forwarder) or REFUSED.
+        Route::NotOurs => return LookupControlFlow::Skip,
+        // Nobody has the address: NXDOMAIN unless the forwarder takes the name.
         Route::Ptr { ip } => match l.ptr(*ip) {
             Some(a) => a,
-            None if !ctx.recursors.is_empty() => return Outcome::Forward,
-            None => l.nxdomain(),
+            None => return LookupControlFlow::Continue(Outcome::Answer(l.nxdomain())),
         },
         _ if matches!(qtype, RecordType::SOA | RecordType::NS) && (!strict || routed.at_apex) => {
             if qtype == RecordType::SOA { soa_answer(&l, rng) } else { ns_answer(&l, rng) }
@@ -214,10 +117,10 @@ pub(super) fn answer(
         route => l.route_answer(route, rng),
     };
     let needs = needs.into_inner();
-    if !needs.is_empty() && !resolved.complete && !ctx.recursors.is_empty() {
-        return Outcome::Resolve(needs);
+    if !needs.is_empty() && !resolved.is_complete() && !ctx.recursors.is_empty() {
+        return LookupControlFlow::Break(Outcome::Resolve(needs));
     }
-    Outcome::Answer(ans)
+    LookupControlFlow::Break(Outcome::Answer(ans))
 }
 
 fn secs(d: Duration) -> u32 {
@@ -536,7 +439,7 @@ impl<'a> Lookup<'a> {
             if self.depth >= MAX_DEPTH {
                 return Vec::new();
             }
-            let routed = super::route(host, RecordType::ANY, self.ctx);
+            let routed = super::route::route(host, RecordType::ANY, self.ctx);
             let inner = Lookup {
                 qtype: RecordType::ANY,
                 depth: self.depth + 1,
@@ -549,7 +452,7 @@ impl<'a> Lookup<'a> {
         } else if let Some(answers) = self.resolved.get(host) {
             answers.clone()
         } else {
-            if !self.resolved.complete {
+            if !self.resolved.is_complete() {
                 self.needs.borrow_mut().push(host.clone());
             }
             return Vec::new();

@@ -64,8 +64,10 @@ use rand::{Rng, RngExt, SeedableRng, TryRng};
 use std::cell::RefCell;
 
 use super::answer::digest_service;
+use super::context::{DnsContext, Transport};
 use super::encode::{answer_count, u16_at};
-use super::{Deps, DnsContext, Resolved, Response, Transport, respond, respond_traced};
+use super::message::{Deps, Resolved, Response};
+use super::pipeline::{respond, respond_traced};
 use crate::catalog::CatalogState;
 use crate::snapshot::CatalogSnapshot;
 

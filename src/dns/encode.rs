@@ -20,9 +20,8 @@ use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use super::DnsContext;
-use super::Transport;
-use super::answer::Answer;
+use super::context::{DnsContext, Transport};
+use super::message::Answer;
 use super::parse::{ParseError, Request};
 
 /// Classic DNS UDP payload limit.

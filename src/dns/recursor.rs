@@ -20,7 +20,7 @@ use rand::seq::SliceRandom;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use super::Transport;
+use super::context::Transport;
 use crate::config::RecursorStrategy;
 
 /// Host names resolved for one query at most; further ones stay unresolved.

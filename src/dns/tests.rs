@@ -14,6 +14,7 @@ use rand::rngs::StdRng;
 use super::*;
 use crate::catalog::{CatalogState, Check, HealthStatus, Node, Service, Weights};
 use crate::config::DnsConfig;
+use crate::snapshot::CatalogSnapshot;
 
 // ----- fixtures ------------------------------------------------------------------------
 
