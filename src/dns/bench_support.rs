@@ -4,8 +4,11 @@
 //! and adds nothing, so a bench can time parse, route, answer and encode apart and beside
 //! the whole `handle`. Not an API: hidden from the docs, like `fuzz_logic`.
 
-use super::answer::Outcome;
-use super::{Answer, DnsContext, ParseError, Request, Resolved, Routed, Transport};
+use super::context::{DnsContext, Transport};
+use super::message::{Answer, Resolved};
+use super::parse::{ParseError, Request};
+use super::route::Routed;
+use super::source::{LookupControlFlow, Outcome};
 use crate::snapshot::CatalogSnapshot;
 
 /// Stage 1: request bytes -> `Request`.
@@ -15,7 +18,7 @@ pub fn parse(bytes: &[u8]) -> Result<Request, ParseError> {
 
 /// Stage 2: the request's question -> `Routed`.
 pub fn route(req: &Request, ctx: &DnsContext) -> Routed {
-    super::route(req.query.name(), req.query.query_type(), ctx)
+    super::route::route(req.query.name(), req.query.query_type(), ctx)
 }
 
 /// Stage 3: the answer from `snap`, with nothing resolved by the recursors yet (the first
@@ -36,8 +39,9 @@ pub fn answer(
         &std::cell::RefCell::default(),
         rng,
     ) {
-        Outcome::Answer(ans) => Some(ans),
-        Outcome::Forward | Outcome::Resolve(_) => None,
+        LookupControlFlow::Break(Outcome::Answer(ans))
+        | LookupControlFlow::Continue(Outcome::Answer(ans)) => Some(ans),
+        LookupControlFlow::Break(_) | LookupControlFlow::Continue(_) | LookupControlFlow::Skip => None,
     }
 }
 

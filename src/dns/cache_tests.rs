@@ -10,6 +10,7 @@ use super::cache::{Permute, soa_serial_offsets};
 use super::*;
 use crate::catalog::{CatalogDump, CatalogState, Node, Service};
 use crate::config::DnsConfig;
+use crate::snapshot::CatalogSnapshot;
 
 /// The DNS settings the cache tests (here and in `snapshot::dns_cache_tests`) answer with.
 pub(crate) fn ctx() -> DnsContext {

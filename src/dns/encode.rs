@@ -20,9 +20,8 @@ use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use super::DnsContext;
-use super::Transport;
-use super::answer::Answer;
+use super::context::{DnsContext, Transport};
+use super::message::Answer;
 use super::parse::{ParseError, Request};
 
 /// Classic DNS UDP payload limit.
@@ -161,21 +160,7 @@ pub(super) fn encode(req: &Request, ans: Answer, transport: Transport, ctx: &Dns
     msg.edns = echo_edns(req, ans.location_scoped);
 
     let total = ans.answers.len();
-    let (max_size, count_cap) = match transport {
-        Transport::Udp => {
-            let size = req.edns.as_ref().map_or(UDP_CLASSIC, |e| usize::from(e.max_payload()));
-            let size = size.clamp(UDP_CLASSIC, UDP_MAX);
-            let cap = (size == UDP_CLASSIC && !ans.rfc_truncation).then(|| {
-                let limit = ctx.dns_config.udp_answer_limit.min(MAX_UDP_ANSWER_LIMIT);
-                usize::try_from(limit).unwrap_or(0)
-            });
-            (size, cap)
-        }
-        Transport::Tcp => {
-            let cap = if req.query.query_type() == RecordType::SRV { 1024 } else { 4096 };
-            (TCP_MAX, (!ans.rfc_truncation).then_some(cap))
-        }
-    };
+    let (max_size, count_cap) = limits(req, transport, ans.rfc_truncation, ctx);
 
     // Each answer's Additional records that earlier answers have not already contributed,
     // so any prefix of the answers has a de-duplicated Additional section.
@@ -239,4 +224,30 @@ pub(super) fn encode(req: &Request, ans: Answer, transport: Transport, ctx: &Dns
         bytes = render(&msg, ctx)?;
     }
     Some(bytes)
+}
+
+/// The transport's size limit for this request, and the cap on answers Consul applies
+/// (`None`: no cap; RFC truncation has none): a classic 512-byte UDP reply keeps at most
+/// `udp_answer_limit` answers, TCP at most 1024 SRV or 4096 other records.
+fn limits(
+    req: &Request,
+    transport: Transport,
+    rfc_truncation: bool,
+    ctx: &DnsContext,
+) -> (usize, Option<usize>) {
+    match transport {
+        Transport::Udp => {
+            let size = req.edns.as_ref().map_or(UDP_CLASSIC, |e| usize::from(e.max_payload()));
+            let size = size.clamp(UDP_CLASSIC, UDP_MAX);
+            let cap = (size == UDP_CLASSIC && !rfc_truncation).then(|| {
+                let limit = ctx.dns_config.udp_answer_limit.min(MAX_UDP_ANSWER_LIMIT);
+                usize::try_from(limit).unwrap_or(0)
+            });
+            (size, cap)
+        }
+        Transport::Tcp => {
+            let cap = if req.query.query_type() == RecordType::SRV { 1024 } else { 4096 };
+            (TCP_MAX, (!rfc_truncation).then_some(cap))
+        }
+    }
 }

@@ -21,9 +21,11 @@ use std::sync::{Arc, OnceLock};
 use hickory_proto::op::Message;
 use rand::SeedableRng;
 
+use super::cache::AnswerCache;
+use super::context::{DnsContext, Transport};
 use super::listener::frame;
 use super::parse::parse;
-use super::{AnswerCache, DnsContext, Transport, handle};
+use super::pipeline::handle;
 use crate::catalog::{CatalogDump, CatalogState, Check, HealthStatus, Node, Service};
 use crate::config::DnsConfig;
 use crate::snapshot::CatalogSnapshot;

@@ -24,7 +24,10 @@ use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use super::{DnsContext, Resolved, Response, Transport, encode, recursor, respond};
+use super::context::{DnsContext, Transport};
+use super::message::{Resolved, Response};
+use super::pipeline::respond;
+use super::{encode, recursor};
 use crate::snapshot::SnapshotHandle;
 
 /// Time for the first message on a new TCP connection to arrive completely, length prefix

@@ -9,6 +9,17 @@
 //! Invariants: the request goes upstream over the client's transport; one fresh socket per
 //! attempt (UDP: connected to the recursor so only its datagrams are read); the upstream
 //! sees a random ID, not the client's; never panics.
+//!
+//! hickory-resolver (the design card's resolver; not a dependency of cairn) is a stub
+//! resolver: it builds its own query and returns parsed records, so it cannot forward
+//! (§2.15 sends the client's own bytes, RD, EDNS and options included, over the client's
+//! transport, and returns the upstream reply verbatim, TC bit and flags included). For host
+//! names (§2.5) it could send the A query, but not by Consul's rules, which `forward` and
+//! `resolve` share: `random` is a fresh permutation per query (hickory orders servers by
+//! query statistics, round robin or configuration order), a truncated reply is taken as it
+//! is (hickory retries it over TCP), one `recursor_timeout` per recursor and no retry, and
+//! no cache (each query asks again). So cairn keeps these ~100 lines on hickory-proto's
+//! message types.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -20,7 +31,7 @@ use rand::seq::SliceRandom;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use super::Transport;
+use super::context::Transport;
 use crate::config::RecursorStrategy;
 
 /// Host names resolved for one query at most; further ones stay unresolved.

@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::rr::{Name, RecordType};
 
-use super::DnsContext;
+use super::context::DnsContext;
 
 /// Which lookup answers a question.
 #[derive(Debug, Clone, PartialEq, Eq)]

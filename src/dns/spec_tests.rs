@@ -16,7 +16,7 @@ use hickory_proto::rr::rdata::{A, CNAME, SOA, SRV};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use super::answer::{Answer, Rr};
+use super::message::{Answer, Rr};
 use super::{DnsContext, Route, Transport, encode, parse, route};
 use crate::config::{DnsConfig, parse_recursor};
 

@@ -14,6 +14,7 @@ use rand::rngs::StdRng;
 use super::*;
 use crate::catalog::{CatalogState, Check, HealthStatus, Node, Service, Weights};
 use crate::config::DnsConfig;
+use crate::snapshot::CatalogSnapshot;
 
 // ----- fixtures ------------------------------------------------------------------------
 
@@ -1078,4 +1079,37 @@ fn prepared_queries_answer_like_services_with_their_own_filters_and_ttl() {
     check_answer(&c, &s, "test.query.dc2.consul.", RecordType::A, nx());
     let nodata = Expect { answers: Some(vec![]), soa: true, ..Expect::default() };
     check_answer(&c, &s, "webv4.query.consul.", RecordType::AAAA, nodata);
+}
+
+/// The answer sources in order: the catalog's NXDOMAIN for an unknown reverse name is only
+/// offered (`Continue`), so the forwarder takes the name when recursors are set; its
+/// NOTIMP for a zone transfer ends the chain (`Break`) even for a foreign name.
+#[test]
+fn answer_sources_catalog_offers_and_forwarder_takes_over() {
+    let s = catalog();
+    let mut rng = StdRng::seed_from_u64(7);
+    let reverse = query_bytes("9.9.9.9.in-addr.arpa.", RecordType::PTR, None);
+    let axfr = query_bytes("example.com.", RecordType::AXFR, None);
+    let rcode = |c: &DnsContext, q: &[u8], rng: &mut StdRng| match respond(
+        q,
+        Transport::Udp,
+        c,
+        &s,
+        &Resolved::pending(),
+        rng,
+    ) {
+        Response::Reply(bytes) => Some(Message::from_vec(&bytes).expect("dec").metadata.response_code),
+        _ => None,
+    };
+    let mut c = ctx();
+    assert_eq!(rcode(&c, &reverse, &mut rng), Some(ResponseCode::NXDomain));
+    assert_eq!(rcode(&c, &axfr, &mut rng), Some(ResponseCode::NotImp));
+    assert_eq!(
+        rcode(&c, &query_bytes("example.com.", RecordType::A, None), &mut rng),
+        Some(ResponseCode::Refused)
+    );
+    c.recursors = vec!["127.0.0.1:1".parse().expect("addr")];
+    let forwarded = respond(&reverse, Transport::Udp, &c, &s, &Resolved::pending(), &mut rng);
+    assert!(matches!(forwarded, Response::Forward { .. }), "{forwarded:?}");
+    assert_eq!(rcode(&c, &axfr, &mut rng), Some(ResponseCode::NotImp));
 }

@@ -37,7 +37,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::{AnswerCache, DnsContext, Response, Transport, handle, listener};
+use super::cache::AnswerCache;
+use super::context::{DnsContext, Transport};
+use super::listener;
+use super::message::Response;
+use super::pipeline::handle;
 use crate::snapshot::SnapshotHandle;
 
 /// Datagrams per `recvmmsg`/`sendmmsg`.

@@ -19,7 +19,7 @@
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Label, Name, RData, Record, RecordType};
 
-use super::{Node, Zone, ZoneAnswer, ZoneSet, label_count, target};
+use super::{Node, Zone, ZoneAnswer, ZoneSet, additional_target as target, label_count};
 
 /// Most CNAME links followed in one answer (hickory's resolver uses the same bound); longer
 /// chains and loops end with the CNAMEs found so far.

@@ -3,8 +3,11 @@
 //! ```text
 //! LOAD   zones_dir/*.zone -> parse (text -> records with lines) -> Zone::build (checks, tree)
 //!        -> ZoneSet (immutable, shared as Arc<ZoneSet> inside dns::DnsContext)
-//! QUERY  ZoneSet::answer(qname, qtype) -> ZoneAnswer -> dns::Answer -> dns::encode
+//! QUERY  ZoneSet::answer(qname, qtype) -> ZoneAnswer (dns converts it to its own Answer)
 //! ```
+//!
+//! The zone answers in its own terms and imports nothing from `dns`: the DNS path calls
+//! it, never the other way round.
 //!
 //! A file's zone is the owner of its SOA record; relative names start from `$ORIGIN`, or
 //! else from the file name minus `.zone` (`10.in-addr.arpa.zone` -> `10.in-addr.arpa.`).
@@ -30,8 +33,6 @@ use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-
-use crate::dns::{Answer, Rr};
 
 /// Why a zone file (or the zones directory) could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -333,38 +334,14 @@ pub struct ZoneAnswer {
     pub additionals: Vec<Record>,
 }
 
-/// The name an answer record points at, whose addresses go in Additional.
-fn target(record: &Record) -> Option<&Name> {
+/// The name an answer record points at, whose in-zone addresses go in Additional (MX
+/// exchange, SRV target, NS name); `None` for other types.
+pub fn additional_target(record: &Record) -> Option<&Name> {
     match &record.data {
         RData::MX(mx) => Some(&mx.exchange),
         RData::SRV(srv) => Some(&srv.target),
         RData::NS(ns) => Some(&ns.0),
         _ => None,
-    }
-}
-
-/// The encoder's form: each Additional record travels with the answer whose target it is,
-/// so truncation drops them together; glue of a referral stays in the fixed Additional.
-impl From<ZoneAnswer> for Answer {
-    fn from(z: ZoneAnswer) -> Self {
-        let mut answers: Vec<Rr> =
-            z.answers.into_iter().map(|record| Rr { record, extra: Vec::new() }).collect();
-        let mut additionals = Vec::new();
-        for extra in z.additionals {
-            match answers.iter_mut().find(|rr| target(&rr.record) == Some(&extra.name)) {
-                Some(rr) => rr.extra.push(extra),
-                None => additionals.push(extra),
-            }
-        }
-        Self {
-            rcode: z.rcode,
-            authoritative: z.authoritative,
-            answers,
-            authorities: z.authorities,
-            additionals,
-            location_scoped: false,
-            rfc_truncation: true,
-        }
     }
 }
 

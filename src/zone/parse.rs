@@ -12,14 +12,15 @@
 //!
 //! hickory-proto 0.26 has a zone parser (`serialize::txt::Parser`), but its errors carry no
 //! position and its `$INCLUDE` reads arbitrary paths, so cairn lexes the file itself and
-//! builds hickory's record types directly.
+//! builds hickory's record types directly. RDATA by type is in `parse/rdata.rs`.
 //!
 //! Invariants: never panics on any input; work and memory are linear in the input.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
-
-use hickory_proto::rr::rdata::{A, AAAA, CAA, CNAME, MX, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use self::rdata::{Rdata, rdata};
+
+mod rdata;
 
 /// Largest TTL (RFC 2181 §8: the top bit must be zero).
 const MAX_TTL: u64 = 0x7fff_ffff;
@@ -319,168 +320,49 @@ fn record_type(text: &[u8]) -> Option<RecordType> {
     })
 }
 
+/// The `[TTL] [class] TYPE` of an entry from field `next` on, TTL and class in either order
+/// (RFC 1035 §5.1); `next` is left at the first RDATA field.
+fn ttl_class_type(
+    fields: &[Field],
+    next: &mut usize,
+    line: u32,
+) -> Result<(Option<u32>, RecordType), Failure> {
+    let mut explicit_ttl = None;
+    let mut class_seen = false;
+    let rtype = loop {
+        let Some(f) = fields.get(*next) else {
+            return Err((line, "missing record type".into()));
+        };
+        *next += 1;
+        if f.quoted {
+            return Err((f.line, format!("expected a TTL, class or type, found \"{}\"", f.shown())));
+        }
+        if f.text.first().is_some_and(u8::is_ascii_digit) {
+            if explicit_ttl.is_some() {
+                return Err((f.line, format!("second TTL {:?}", f.shown())));
+            }
+            let t = ttl(&f.text).ok_or_else(|| {
+                (f.line, format!("{:?} is not a TTL (seconds up to 2147483647, or 1h30m)", f.shown()))
+            })?;
+            explicit_ttl = Some(t);
+        } else if is_class(&f.text) && !class_seen {
+            if !f.is_unquoted("IN") {
+                return Err((f.line, format!("class {}: only IN is served", f.shown())));
+            }
+            class_seen = true;
+        } else if let Some(t) = record_type(&f.text) {
+            break t;
+        } else {
+            return Err((f.line, format!("unsupported record type {} (supported: {SUPPORTED})", f.shown())));
+        }
+    };
+    Ok((explicit_ttl, rtype))
+}
+
 fn is_class(text: &[u8]) -> bool {
     let upper = text.to_ascii_uppercase();
     matches!(upper.as_slice(), b"IN" | b"CH" | b"CS" | b"HS" | b"NONE" | b"ANY")
         || upper.starts_with(b"CLASS")
-}
-
-/// A cursor over an entry's RDATA fields.
-struct Rdata<'a> {
-    fields: std::slice::Iter<'a, Field>,
-    rtype: RecordType,
-    /// The entry's line, for a missing field.
-    line: u32,
-    origin: Option<&'a Name>,
-}
-
-impl<'a> Rdata<'a> {
-    fn next(&mut self, what: &str) -> Result<&'a Field, Failure> {
-        self.fields.next().ok_or_else(|| (self.line, format!("{} record: missing {what}", self.rtype)))
-    }
-
-    fn name(&mut self, what: &str) -> Result<Name, Failure> {
-        let f = self.next(what)?;
-        name(f, self.origin).map_err(|m| (f.line, format!("{} record: {what}: {m}", self.rtype)))
-    }
-
-    fn number<T: TryFrom<u64>>(&mut self, what: &str) -> Result<T, Failure> {
-        let f = self.next(what)?;
-        let bad =
-            || (f.line, format!("{} record: {what}: {:?} is not a number in range", self.rtype, f.shown()));
-        if f.quoted || f.text.is_empty() || f.text.len() > 20 || !f.text.iter().all(u8::is_ascii_digit) {
-            return Err(bad());
-        }
-        let n = f.text.iter().try_fold(0u64, |acc, b| acc.checked_mul(10)?.checked_add(u64::from(b - b'0')));
-        n.and_then(|n| T::try_from(n).ok()).ok_or_else(bad)
-    }
-
-    fn ttl(&mut self, what: &str) -> Result<u32, Failure> {
-        let f = self.next(what)?;
-        ttl(&f.text).filter(|_| !f.quoted).ok_or_else(|| {
-            (
-                f.line,
-                format!("{} record: {what}: {:?} is not a time in seconds (or 1h30m)", self.rtype, f.shown()),
-            )
-        })
-    }
-
-    /// One field as bytes, escapes decoded, at most `max` long.
-    fn bytes(&mut self, what: &str, max: usize) -> Result<Vec<u8>, Failure> {
-        let f = self.next(what)?;
-        self.decode(f, what, max)
-    }
-
-    fn decode(&self, f: &Field, what: &str, max: usize) -> Result<Vec<u8>, Failure> {
-        let bytes = unescape(f).map_err(|m| (f.line, format!("{} record: {what}: {m}", self.rtype)))?;
-        if bytes.len() > max {
-            return Err((
-                f.line,
-                format!("{} record: {what} is {} bytes, more than {max}", self.rtype, bytes.len()),
-            ));
-        }
-        Ok(bytes)
-    }
-
-    fn text(&mut self, what: &str) -> Result<String, Failure> {
-        let f = self.next(what)?;
-        if f.quoted {
-            return Err((f.line, format!("{} record: {what}: unexpected quoted string", self.rtype)));
-        }
-        String::from_utf8(f.text.clone())
-            .map_err(|_| (f.line, format!("{} record: {what}: not text", self.rtype)))
-    }
-
-    fn end(mut self) -> Result<(), Failure> {
-        match self.fields.next() {
-            None => Ok(()),
-            Some(f) => {
-                Err((f.line, format!("{} record: unexpected {:?} after the data", self.rtype, f.shown())))
-            }
-        }
-    }
-}
-
-/// Parses the RDATA of one record (RFC 1035 §3.3, RFC 2782, RFC 3596, RFC 8659).
-fn rdata(rd: &mut Rdata<'_>) -> Result<RData, Failure> {
-    let data = match rd.rtype {
-        RecordType::A => {
-            let text = rd.text("IPv4 address")?;
-            let ip: Ipv4Addr =
-                text.parse().map_err(|_| (rd.line, format!("A record: {text:?} is not an IPv4 address")))?;
-            RData::A(A(ip))
-        }
-        RecordType::AAAA => {
-            let text = rd.text("IPv6 address")?;
-            let ip: Ipv6Addr = text
-                .parse()
-                .map_err(|_| (rd.line, format!("AAAA record: {text:?} is not an IPv6 address")))?;
-            RData::AAAA(AAAA(ip))
-        }
-        RecordType::NS => RData::NS(NS(rd.name("name server")?)),
-        RecordType::CNAME => RData::CNAME(CNAME(rd.name("canonical name")?)),
-        RecordType::PTR => RData::PTR(PTR(rd.name("target name")?)),
-        RecordType::MX => {
-            let preference = rd.number("preference")?;
-            RData::MX(MX::new(preference, rd.name("mail exchange")?))
-        }
-        RecordType::SRV => {
-            let priority = rd.number("priority")?;
-            let weight = rd.number("weight")?;
-            let port = rd.number("port")?;
-            RData::SRV(SRV::new(priority, weight, port, rd.name("target")?))
-        }
-        RecordType::SOA => {
-            let mname = rd.name("primary name server")?;
-            let rname = rd.name("responsible mailbox")?;
-            let serial = rd.number("serial")?;
-            // `ttl` caps at 2^31 - 1, so these fit the i32 fields hickory uses.
-            let as_i32 = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
-            let refresh = as_i32(rd.ttl("refresh")?);
-            let retry = as_i32(rd.ttl("retry")?);
-            let expire = as_i32(rd.ttl("expire")?);
-            let minimum = rd.ttl("minimum")?;
-            RData::SOA(SOA::new(mname, rname, serial, refresh, retry, expire, minimum))
-        }
-        RecordType::TXT => {
-            let mut strings = Vec::new();
-            let mut size = 0usize;
-            while let Some(f) = rd.fields.next() {
-                let s = rd.decode(f, "string", MAX_STRING)?;
-                size += s.len() + 1;
-                if size > MAX_RDATA {
-                    return Err((f.line, format!("TXT record: more than {MAX_RDATA} bytes")));
-                }
-                strings.push(s);
-            }
-            if strings.is_empty() {
-                return Err((rd.line, "TXT record: missing text (at least one string)".into()));
-            }
-            RData::TXT(TXT::from_bytes(strings.iter().map(Vec::as_slice).collect()))
-        }
-        RecordType::CAA => {
-            let flags: u8 = rd.number("flags")?;
-            let tag_field = rd.fields.clone().next();
-            let tag = rd.bytes("tag", MAX_STRING)?;
-            if tag.is_empty() || !tag.iter().all(u8::is_ascii_alphanumeric) {
-                let line = tag_field.map_or(rd.line, |f| f.line);
-                return Err((
-                    line,
-                    "CAA record: the tag must be letters and digits (issue, iodef, ...)".into(),
-                ));
-            }
-            let value = rd.bytes("value", MAX_RDATA - 2 - tag.len())?;
-            // Raw tag and value, as RFC 8659 §4.1 defines them; the constructor only seeds
-            // a value that is overwritten (the struct is non-exhaustive).
-            let mut caa = CAA::new_issue(flags & 0x80 != 0, None, Vec::new());
-            caa.reserved_flags = flags & 0x7f;
-            caa.tag = String::from_utf8_lossy(&tag).into_owned();
-            caa.value = value;
-            RData::CAA(caa)
-        }
-        other => return Err((rd.line, format!("unsupported record type {other} (supported: {SUPPORTED})"))),
-    };
-    Ok(data)
 }
 
 /// What the parser carries from one entry to the next (RFC 1035 §5.1 defaults).
@@ -530,64 +412,36 @@ impl State {
             owner
         };
 
-        // [TTL] [class] TYPE, TTL and class in either order (RFC 1035 §5.1).
-        let mut explicit_ttl = None;
-        let mut class_seen = false;
-        let rtype = loop {
-            let Some(f) = fields.get(next) else {
-                return Err((line, "missing record type".into()));
-            };
-            next += 1;
-            if f.quoted {
-                return Err((f.line, format!("expected a TTL, class or type, found \"{}\"", f.shown())));
-            }
-            if f.text.first().is_some_and(u8::is_ascii_digit) {
-                if explicit_ttl.is_some() {
-                    return Err((f.line, format!("second TTL {:?}", f.shown())));
-                }
-                let t = ttl(&f.text).ok_or_else(|| {
-                    (f.line, format!("{:?} is not a TTL (seconds up to 2147483647, or 1h30m)", f.shown()))
-                })?;
-                explicit_ttl = Some(t);
-            } else if is_class(&f.text) && !class_seen {
-                if !f.is_unquoted("IN") {
-                    return Err((f.line, format!("class {}: only IN is served", f.shown())));
-                }
-                class_seen = true;
-            } else if let Some(t) = record_type(&f.text) {
-                break t;
-            } else {
-                return Err((
-                    f.line,
-                    format!("unsupported record type {} (supported: {SUPPORTED})", f.shown()),
-                ));
-            }
-        };
+        let (explicit_ttl, rtype) = ttl_class_type(fields, &mut next, line)?;
 
         let rest = fields.get(next..).unwrap_or(&[]);
-        let mut rd = Rdata { fields: rest.iter(), rtype, line, origin: self.origin.as_ref() };
+        let mut rd = Rdata::new(rest, rtype, line, self.origin.as_ref());
         let data = rdata(&mut rd)?;
         rd.end()?;
 
-        let ttl = match explicit_ttl {
+        let ttl = self.ttl_for(explicit_ttl, &data, line)?;
+        Ok(Some(Record::from_rdata(owner, ttl, data)))
+    }
+
+    /// The TTL of a record with `explicit` TTL (if any) and `data`: the explicit one, else
+    /// `$TTL`, else the last explicit one, else (before either) an SOA's MINIMUM.
+    fn ttl_for(&mut self, explicit: Option<u32>, data: &RData, line: u32) -> Result<u32, Failure> {
+        match explicit {
             Some(t) => {
                 self.last_ttl = Some(t);
-                t
+                Ok(t)
             }
-            None => match (self.default_ttl, self.last_ttl, &data) {
-                (Some(t), _, _) | (None, Some(t), _) => t,
+            None => match (self.default_ttl, self.last_ttl, data) {
+                (Some(t), _, _) | (None, Some(t), _) => Ok(t),
                 // Before RFC 2308 the SOA MINIMUM was the default TTL; BIND still uses it.
                 (None, None, RData::SOA(soa)) => {
                     let t = soa.minimum;
                     self.last_ttl = Some(t);
-                    t
+                    Ok(t)
                 }
-                (None, None, _) => {
-                    return Err((line, "no TTL: give the record one or set $TTL before it".into()));
-                }
+                (None, None, _) => Err((line, "no TTL: give the record one or set $TTL before it".into())),
             },
-        };
-        Ok(Some(Record::from_rdata(owner, ttl, data)))
+        }
     }
 
     /// `$ORIGIN` and `$TTL`; anything else is an error.

@@ -484,12 +484,13 @@ fn names_outside_every_zone_and_zone_transfers() {
 #[test]
 fn additional_records_travel_with_their_answer_into_the_encoder_form() {
     let name = Name::from_ascii("example.com.").unwrap();
-    let ans: Answer = example().answer(&name, RecordType::MX).unwrap().into();
+    let ans = crate::dns::from_zone(example().answer(&name, RecordType::MX).unwrap());
     let extras: Vec<Vec<String>> = ans.answers.iter().map(|rr| render(&rr.extra)).collect();
     assert_eq!(extras, vec![vec!["mail.example.com. 3600 A 10.0.0.25".to_owned()], vec![]]);
     assert!(ans.additionals.is_empty());
-    let referral: Answer =
-        example().answer(&Name::from_ascii("sub.example.com.").unwrap(), RecordType::A).unwrap().into();
+    let referral = crate::dns::from_zone(
+        example().answer(&Name::from_ascii("sub.example.com.").unwrap(), RecordType::A).unwrap(),
+    );
     assert!(!referral.authoritative);
     assert_eq!(render(&referral.additionals), ["ns1.sub.example.com. 3600 A 10.0.3.53"]);
 }

@@ -1,139 +1,45 @@
-//! Stage 3, answer: (`Routed`, qtype, snapshot, context) -> `Answer` (RCODE + sections).
+//! Stage 3, answer from the catalog: (`Routed`, qtype, snapshot, context) -> `Answer`
+//! (RCODE + sections). The catalog's answer source (`source::Catalog`) routes, then calls
+//! this.
 //!
 //! Input: the parsed request, its route, the `DnsContext` and one `CatalogSnapshot`.
-//! Output: `Outcome::Answer` with the RCODE, AA and the records, or `Outcome::Forward` for
-//! names outside our domains when recursors are configured.
+//! Output: a `LookupControlFlow`: `Break` with the answer (RCODE, AA, records) or with the
+//! host names to resolve first, for names in our domains; `Skip` for names outside them
+//! (the forwarder's, or REFUSED); `Continue` with NXDOMAIN for a reverse name no node or
+//! service has (the forwarder may take it instead).
 //!
 //! Behaviour (spec §2.1–2.3, 2.6–2.11): health-filtered, shuffled and de-duplicated service
 //! answers; node, addr, SOA and NS answers; NXDOMAIN/NODATA carry the SOA in Authority.
 //! Every answer record carries the Additional records that belong to it (`Rr::extra`), so
 //! the encoder can drop answers and keep Additional in step.
 //!
+//! Service and prepared-query lookups (instances -> SRV, A/AAAA, CNAME) are in `service`;
+//! this file holds the entry, the shared `Lookup` and the node, addr, PTR, SOA and NS
+//! answers.
+//!
 //! Invariants: pure (the RNG is the only source of variation), reads only the given
 //! snapshot, never panics; a name that cannot be built (too long, bad label) is skipped.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use rand::RngExt;
 use rand::seq::SliceRandom;
 
-use super::DnsContext;
+use super::context::DnsContext;
+use super::message::{Answer, Deps, Resolved, Rr};
 use super::parse::Request;
-use super::route::{Route, Routed, encode_addr};
-use crate::catalog::{CatalogState, HealthStatus, Instance, Node, Service};
+use super::route::{Route, Routed};
+use super::source::{LookupControlFlow, Outcome};
+use crate::catalog::{CatalogState, HealthStatus, Node};
 use crate::snapshot::CatalogSnapshot;
 
-/// One answer record with the Additional records that accompany it (SRV target addresses,
-/// node-meta TXT, NS glue).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rr {
-    /// The Answer-section record.
-    pub record: Record,
-    /// Additional-section records that belong to it; dropped with it on truncation.
-    pub extra: Vec<Record>,
-}
+mod service;
 
-impl Rr {
-    fn bare(record: Record) -> Self {
-        Self { record, extra: Vec::new() }
-    }
-}
-
-/// A response before encoding.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Answer {
-    /// RCODE.
-    pub rcode: ResponseCode,
-    /// AA flag: set for every answer from our own domains.
-    pub authoritative: bool,
-    /// Answer section, each with its own Additional records.
-    pub answers: Vec<Rr>,
-    /// Authority section (SOA for NXDOMAIN/NODATA, NS for SOA queries).
-    pub authorities: Vec<Record>,
-    /// Additional records not tied to an answer (the `.addr.` type-mismatch quirk).
-    pub additionals: Vec<Record>,
-    /// Whether the answer may depend on the client's location (prepared queries): the
-    /// encoder echoes a Client Subnet option with SCOPE = SOURCE PREFIX instead of 0 (§2.13).
-    pub location_scoped: bool,
-    /// Truncate as RFC 2181 §9 says (no answer-count cap; TC whenever answers were dropped)
-    /// instead of Consul's rules; static zones answer this way.
-    pub rfc_truncation: bool,
-}
-
-impl Answer {
-    fn new(rcode: ResponseCode, authoritative: bool) -> Self {
-        Self {
-            rcode,
-            authoritative,
-            answers: Vec::new(),
-            authorities: Vec::new(),
-            additionals: Vec::new(),
-            location_scoped: false,
-            rfc_truncation: false,
-        }
-    }
-}
-
-/// What the recursors answered for host names that instances and nodes use as addresses
-/// (spec §2.5). The first pass of a query runs with [`Resolved::pending`] and lists the
-/// names it needs; the listener asks the recursors and runs the query again with
-/// [`Resolved::complete`], which never asks for more.
-#[derive(Debug, Clone, Default)]
-pub struct Resolved {
-    complete: bool,
-    answers: HashMap<Name, Vec<Record>>,
-}
-
-impl Resolved {
-    /// Nothing resolved yet; external names are reported as needed.
-    pub fn pending() -> Self {
-        Self::default()
-    }
-
-    /// The recursors' answer sections by host name (a name they did not answer is absent).
-    pub fn complete(answers: impl IntoIterator<Item = (Name, Vec<Record>)>) -> Self {
-        let answers = answers.into_iter().map(|(name, records)| (name.to_lowercase(), records)).collect();
-        Self { complete: true, answers }
-    }
-
-    fn get(&self, name: &Name) -> Option<&Vec<Record>> {
-        self.answers.get(&name.to_lowercase())
-    }
-}
-
-/// The result of the answer stage.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) enum Outcome {
-    /// Encode and send this.
-    Answer(Answer),
-    /// Forward the request to the recursors.
-    Forward,
-    /// Ask the recursors for these host names (A queries), then answer again.
-    Resolve(Vec<Name>),
-}
-
-/// What an answer read from the catalog, so that a stored copy can be checked against a
-/// newer snapshot instead of being thrown away (the answer cache).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Deps {
-    /// It read more than single services and nodes (NS, PTR, prepared queries).
-    pub everything: bool,
-    /// Service names (catalog keys) whose instances, nodes and checks it read.
-    pub services: Vec<String>,
-    /// Node names (catalog keys) it read.
-    pub nodes: Vec<String>,
-    /// Its records are not a plain shuffle of a fixed set: a record limit, the size cap or
-    /// the merging of equal addresses depended on the order drawn, so another draw can give
-    /// other records (or other odds per position) than a permutation of these.
-    pub partial: bool,
-}
+pub(crate) use service::digest_service;
 
 /// Internal CNAME resolution depth (Consul's `maxRecursionLevelDefault`).
 const MAX_DEPTH: u8 = 3;
@@ -161,7 +67,8 @@ struct Lookup<'a> {
     edns: bool,
 }
 
-/// Answers one routed question from `snap`.
+/// Answers one routed question from `snap`: `Break` for names in our domains, `Skip` for
+/// names outside them, `Continue` (NXDOMAIN) for a reverse name nobody has.
 pub(super) fn answer(
     req: &Request,
     routed: &Routed,
@@ -170,10 +77,11 @@ pub(super) fn answer(
     resolved: &Resolved,
     deps: &RefCell<Deps>,
     rng: &mut impl rand::Rng,
-) -> Outcome {
+) -> LookupControlFlow {
     let qtype = req.query.query_type();
     if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
-        return Outcome::Answer(Answer::new(ResponseCode::NotImp, routed.route != Route::NotOurs));
+        let ans = Answer::new(ResponseCode::NotImp, routed.route != Route::NotOurs);
+        return LookupControlFlow::Break(Outcome::Answer(ans));
     }
     let needs = RefCell::new(Vec::new());
     let strict = ctx.dns_config.strict_rfc;
@@ -191,12 +99,12 @@ pub(super) fn answer(
         edns: req.edns.is_some(),
     };
     let ans = match &routed.route {
-        Route::NotOurs if ctx.recursors.is_empty() => Answer::new(ResponseCode::Refused, false),
-        Route::NotOurs => return Outcome::Forward,
+        // Not ours: the next source (the forwarder) or REFUSED.
+        Route::NotOurs => return LookupControlFlow::Skip,
+        // Nobody has the address: NXDOMAIN unless the forwarder takes the name.
         Route::Ptr { ip } => match l.ptr(*ip) {
             Some(a) => a,
-            None if !ctx.recursors.is_empty() => return Outcome::Forward,
-            None => l.nxdomain(),
+            None => return LookupControlFlow::Continue(Outcome::Answer(l.nxdomain())),
         },
         _ if matches!(qtype, RecordType::SOA | RecordType::NS) && (!strict || routed.at_apex) => {
             if qtype == RecordType::SOA { soa_answer(&l, rng) } else { ns_answer(&l, rng) }
@@ -214,10 +122,10 @@ pub(super) fn answer(
         route => l.route_answer(route, rng),
     };
     let needs = needs.into_inner();
-    if !needs.is_empty() && !resolved.complete && !ctx.recursors.is_empty() {
-        return Outcome::Resolve(needs);
+    if !needs.is_empty() && !resolved.is_complete() && !ctx.recursors.is_empty() {
+        return LookupControlFlow::Break(Outcome::Resolve(needs));
     }
-    Outcome::Answer(ans)
+    LookupControlFlow::Break(Outcome::Answer(ans))
 }
 
 fn secs(d: Duration) -> u32 {
@@ -284,110 +192,6 @@ fn pick(default: &str, lan4: Option<&str>, lan6: Option<&str>, want: Want) -> Ad
 fn node_addr(node: &Node, want: Want) -> Addr {
     let tagged = |k: &str| node.tagged_addresses.get(k).map(String::as_str);
     pick(&node.address, tagged("lan_ipv4"), tagged("lan_ipv6"), want)
-}
-
-/// Whether a registered host name spells `qname` (with or without the trailing dot).
-fn names_match(host: &str, qname: &Name) -> bool {
-    let q = qname.to_ascii();
-    host.trim_end_matches('.').eq_ignore_ascii_case(q.trim_end_matches('.'))
-}
-
-/// Whether the instance's own address applies: it is set and is not the question itself
-/// (a service whose address is its own DNS name uses the node's address, spec §1.11).
-fn has_service_address(inst: &Instance, qname: &Name) -> bool {
-    let a = &inst.service.address;
-    !a.is_empty() && !names_match(a, qname)
-}
-
-/// The instance's address: the service address when it applies, else the node's (§2.4).
-fn instance_addr(inst: &Instance, want: Want, qname: &Name) -> Addr {
-    let s = &inst.service;
-    if !has_service_address(inst, qname) {
-        return node_addr(&inst.node, want);
-    }
-    let tagged = |k: &str| s.tagged_addresses.get(k).map(|a| a.address.as_str());
-    pick(&s.address, tagged("lan_ipv4"), tagged("lan_ipv6"), want)
-}
-
-/// Whether an instance with this health is answered (Consul's ExcludeCritical filter, or
-/// passing only with `only_passing`).
-fn answered(health: HealthStatus, only_passing: bool) -> bool {
-    match health {
-        HealthStatus::Passing => true,
-        HealthStatus::Warning => !only_passing,
-        HealthStatus::Critical => false,
-    }
-}
-
-/// The SRV weight of an instance with this health.
-fn weight(service: &Service, health: HealthStatus) -> u32 {
-    match health {
-        HealthStatus::Passing => service.weights.passing,
-        _ => service.weights.warning,
-    }
-}
-
-/// Feeds `h` everything a lookup of service `name` reads from `catalog`, with health folded
-/// in as answers use it (whether an instance is answered, and its SRV weight). Two catalogs
-/// that feed the same bytes give the same answers to every question about the name (any
-/// tag, port or query type; records from other names an answer reaches through a CNAME are
-/// that name's own dependency). The answer cache compares digests so that a write that
-/// changed nothing an answer shows (a check going from passing to warning with equal
-/// weights, a check's output) leaves the answer cached.
-pub(crate) fn digest_service(catalog: &CatalogState, name: &str, only_passing: bool, h: &mut impl Hasher) {
-    let mut count = 0usize;
-    for inst in catalog.service_instances(name) {
-        count += 1;
-        let (n, s) = (&*inst.node, &*inst.service);
-        (&n.id, &n.name, &n.address, &n.datacenter, &n.tagged_addresses, &n.meta).hash(h);
-        (&s.node, &s.id, &s.name, &s.tags, &s.address, s.port, &s.meta, s.enable_tag_override).hash(h);
-        h.write_usize(s.ports.len());
-        for p in &s.ports {
-            (&p.name, p.port, p.default).hash(h);
-        }
-        h.write_usize(s.tagged_addresses.len());
-        for (k, a) in &s.tagged_addresses {
-            (k, &a.address, a.port).hash(h);
-        }
-        let health = catalog.instance_health(&s.node, &s.id);
-        let shown = answered(health, only_passing);
-        (shown, if shown { weight(s, health) } else { 0 }).hash(h);
-    }
-    h.write_usize(count);
-}
-
-/// A healthy instance chosen for an answer, with the port the question selects.
-struct Candidate {
-    inst: Instance,
-    health: HealthStatus,
-    port: u16,
-}
-
-impl Candidate {
-    fn weight(&self) -> u32 {
-        weight(&self.inst.service, self.health)
-    }
-}
-
-/// Orders candidates by weighted random choice without replacement: each position goes to
-/// a remaining instance with probability proportional to its weight (Efraimidis–Spirakis
-/// keys `ln(u) / w`); weight-0 instances follow all others, in random order.
-fn weighted_shuffle(cands: Vec<Candidate>, rng: &mut impl rand::Rng) -> Vec<Candidate> {
-    let mut keyed: Vec<(f64, Candidate)> = cands
-        .into_iter()
-        .map(|c| {
-            let u: f64 = 1.0 - rng.random::<f64>();
-            let key = match c.weight() {
-                0 => f64::NEG_INFINITY,
-                w => u.ln() / f64::from(w),
-            };
-            (key, c)
-        })
-        .collect();
-    // Ties (weight 0) keep this random order: the sort below is stable.
-    keyed.shuffle(rng);
-    keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
-    keyed.into_iter().map(|(_, c)| c).collect()
 }
 
 /// RFC 1464 `key=value` (spec §2.6); `rfc1035-` keys emit only the value.
@@ -536,7 +340,7 @@ impl<'a> Lookup<'a> {
             if self.depth >= MAX_DEPTH {
                 return Vec::new();
             }
-            let routed = super::route(host, RecordType::ANY, self.ctx);
+            let routed = super::route::route(host, RecordType::ANY, self.ctx);
             let inner = Lookup {
                 qtype: RecordType::ANY,
                 depth: self.depth + 1,
@@ -549,7 +353,7 @@ impl<'a> Lookup<'a> {
         } else if let Some(answers) = self.resolved.get(host) {
             answers.clone()
         } else {
-            if !self.resolved.complete {
+            if !self.resolved.is_complete() {
                 self.needs.borrow_mut().push(host.clone());
             }
             return Vec::new();
@@ -565,191 +369,6 @@ impl<'a> Lookup<'a> {
             }
         }
         records
-    }
-
-    fn service(
-        &self,
-        tags: &[String],
-        name: &str,
-        dc: &str,
-        port: Option<&str>,
-        rng: &mut impl rand::Rng,
-    ) -> Answer {
-        if dc != self.ctx.datacenter {
-            return self.nxdomain();
-        }
-        self.deps.borrow_mut().services.push(crate::catalog::key(name));
-        let only_passing = self.ctx.dns_config.only_passing;
-        let has_tags =
-            |i: &Instance| tags.iter().all(|t| i.service.tags.iter().any(|x| x.eq_ignore_ascii_case(t)));
-        let selected_port = |i: &Instance| match port {
-            None => Some(i.service.port),
-            Some(p) => i.service.ports.iter().find(|sp| sp.name.eq_ignore_ascii_case(p)).map(|sp| sp.port),
-        };
-        let cands: Vec<Candidate> = self
-            .catalog
-            .service_instances(name)
-            .filter(|i| has_tags(i))
-            .filter_map(|inst| {
-                let port = selected_port(&inst)?;
-                let health = self.catalog.instance_health(&inst.service.node, &inst.service.id);
-                answered(health, only_passing).then_some(Candidate { inst, health, port })
-            })
-            .collect();
-        let ttl = secs(self.ctx.dns_config.service_ttl_for(name));
-        self.instances_answer(cands, dc, ttl, rng)
-    }
-
-    /// A prepared query's answer (spec §1.6): its instances (filtered by the query's own
-    /// rules) answered like a service lookup, with the query's `DNS.TTL`, else the service's
-    /// `service_ttl`. An unknown query or no instances is NXDOMAIN. `Near` is not supported
-    /// (no coordinates), so the instances are shuffled as for a service.
-    fn prepared_query(&self, id_or_name: &str, dc: &str, rng: &mut impl rand::Rng) -> Answer {
-        self.deps.borrow_mut().everything = true;
-        if dc != self.ctx.datacenter {
-            return self.nxdomain();
-        }
-        let Some(q) = self.catalog.resolve_query(id_or_name) else {
-            return self.nxdomain();
-        };
-        let cands = self
-            .catalog
-            .query_instances(q)
-            .into_iter()
-            .map(|(inst, health)| Candidate { port: inst.service.port, inst, health })
-            .collect();
-        let ttl = crate::agent::parse_go_duration(&q.dns_ttl)
-            .unwrap_or_else(|_| self.ctx.dns_config.service_ttl_for(&q.service.service));
-        let mut a = self.instances_answer(cands, dc, secs(ttl), rng);
-        a.location_scoped = a.rcode == ResponseCode::NoError;
-        a
-    }
-
-    /// The answer for the healthy, filtered instances of a service-like lookup: NXDOMAIN
-    /// when there are none, else shuffled records of the question's type (NODATA if none).
-    fn instances_answer(
-        &self,
-        mut cands: Vec<Candidate>,
-        dc: &str,
-        ttl: u32,
-        rng: &mut impl rand::Rng,
-    ) -> Answer {
-        if cands.is_empty() {
-            return self.nxdomain();
-        }
-        if self.ctx.dns_config.weighted_shuffle {
-            cands = weighted_shuffle(cands, rng);
-        } else {
-            cands.shuffle(rng);
-        }
-        let answers = match self.qtype {
-            RecordType::SRV => self.srv_records(&cands, dc, ttl, rng),
-            RecordType::A => self.address_records(&cands, Want::V4, ttl, rng),
-            RecordType::AAAA => self.address_records(&cands, Want::V6, ttl, rng),
-            RecordType::ANY => self.address_records(&cands, Want::Any, ttl, rng),
-            // Consul answers TXT with the A/AAAA records (spec §2.2 quirk).
-            RecordType::TXT if !self.strict() => self.address_records(&cands, Want::Any, ttl, rng),
-            RecordType::TXT => Vec::new(),
-            _ => self.address_records(&cands, Want::Host, ttl, rng),
-        };
-        if answers.is_empty() {
-            return self.nodata();
-        }
-        let mut a = Answer::new(ResponseCode::NoError, true);
-        a.answers = answers;
-        a
-    }
-
-    /// A/AAAA records for a service, one per distinct IP (spec §2.5 mixing rule): if any
-    /// instance has an IP, instances with host names are left out; if none has, only the
-    /// first host name is answered, as a CNAME followed by what it resolves to.
-    fn address_records(
-        &self,
-        cands: &[Candidate],
-        want: Want,
-        ttl: u32,
-        rng: &mut impl rand::Rng,
-    ) -> Vec<Rr> {
-        let limit = match self.ctx.dns_config.a_record_limit {
-            0 => usize::MAX,
-            n => usize::try_from(n).unwrap_or(usize::MAX),
-        };
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        let mut first_host = None;
-        for c in cands {
-            match instance_addr(&c.inst, want, self.qname) {
-                Addr::Ip(ip) => {
-                    if out.len() < limit && seen.insert(ip) {
-                        out.push(Rr::bare(ip_record(self.qname.clone(), ttl, ip)));
-                    } else {
-                        self.deps.borrow_mut().partial = true;
-                    }
-                }
-                Addr::Host(h) => {
-                    first_host.get_or_insert(h);
-                }
-                Addr::Nothing => {}
-            }
-        }
-        if !out.is_empty() {
-            return out;
-        }
-        let Some(target) = first_host.and_then(|h| dns_name(&h)) else {
-            return out;
-        };
-        out.push(Rr::bare(Record::from_rdata(self.qname.clone(), ttl, RData::CNAME(CNAME(target.clone())))));
-        out.extend(self.chain(&target, Some(ttl), rng).into_iter().map(Rr::bare));
-        out
-    }
-
-    /// SRV records with their target addresses and node-meta TXT (spec §2.3).
-    fn srv_records(&self, cands: &[Candidate], dc: &str, ttl: u32, rng: &mut impl rand::Rng) -> Vec<Rr> {
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        for c in cands {
-            let (node, svc) = (&c.inst.node, &c.inst.service);
-            let own_address = has_service_address(&c.inst, self.qname);
-            let addr = if own_address { &svc.address } else { &node.address };
-            if !seen.insert((crate::catalog::key(&node.name), addr.clone(), c.port)) {
-                // Which of the equal instances is answered depends on the order.
-                self.deps.borrow_mut().partial = true;
-                continue;
-            }
-            let Some(node_target) = self.node_name(&node.name, dc) else {
-                continue;
-            };
-            let mut extra = Vec::new();
-            let target = match instance_addr(&c.inst, Want::Any, self.qname) {
-                Addr::Ip(ip) if !own_address => {
-                    extra.push(ip_record(node_target.clone(), ttl, ip));
-                    node_target.clone()
-                }
-                Addr::Ip(ip) => {
-                    let Some(t) = dns_name(&format!("{}.addr.{dc}.{}", encode_addr(ip), self.resp_domain))
-                    else {
-                        continue;
-                    };
-                    extra.push(ip_record(t.clone(), ttl, ip));
-                    t
-                }
-                Addr::Host(h) => match dns_name(&h) {
-                    Some(t) => {
-                        extra.extend(self.chain(&t, Some(ttl), rng));
-                        t
-                    }
-                    None => continue,
-                },
-                Addr::Nothing => continue,
-            };
-            if self.ctx.dns_config.enable_additional_node_meta_txt {
-                extra.extend(meta_txt(&node_target, ttl, node));
-            }
-            let weight = u16::try_from(c.weight()).unwrap_or(u16::MAX);
-            let srv = SRV::new(1, weight, c.port, target);
-            out.push(Rr { record: Record::from_rdata(self.qname.clone(), ttl, RData::SRV(srv)), extra });
-        }
-        out
     }
 
     fn node(&self, name: &str, dc: &str, rng: &mut impl rand::Rng) -> Answer {

@@ -1,0 +1,96 @@
+//! The query pipeline in one place: request bytes -> response bytes, or what needs IO.
+//!
+//! ```text
+//! socket (listener, udp: loads the snapshot once per query)
+//!   -> parse (bytes -> Request | FORMERR/NOTIMP/drop)
+//!   -> answer sources, in order (source): static zones -> catalog (route, answer) -> forwarder
+//!   -> encode (Answer -> bytes: EDNS echo, size limits, truncation)
+//!   -> send (listener, udp; Forward and Resolve go to the recursors there)
+//! ```
+//!
+//! Input: request bytes, the transport, one `DnsContext`, one `CatalogSnapshot`, what the
+//! recursors resolved and an RNG. Output: a `Response`.
+//!
+//! Invariants: pure and synchronous; takes no lock, opens no LMDB transaction, never awaits
+//! Raft and never reads the clock; never panics on any input.
+
+use std::cell::RefCell;
+
+use super::context::{DnsContext, Transport};
+use super::encode;
+use super::message::{Deps, Resolved, Response};
+use super::parse;
+use super::source::{self, Outcome, Question};
+use crate::snapshot::CatalogSnapshot;
+
+/// The pure core, for tests and fuzzing: request bytes -> response bytes (`None` = drop).
+///
+/// A request that would be forwarded to a recursor yields the "all recursors failed"
+/// SERVFAIL here, and external host names stay unresolved, since both need IO; `serve`
+/// uses [`respond`], which reports them.
+pub fn handle(
+    request: &[u8],
+    transport: Transport,
+    ctx: &DnsContext,
+    snap: &CatalogSnapshot,
+    rng: &mut impl rand::Rng,
+) -> Option<Vec<u8>> {
+    let mut response = respond(request, transport, ctx, snap, &Resolved::pending(), rng);
+    if let Response::Resolve(_) = response {
+        response = respond(request, transport, ctx, snap, &Resolved::complete([]), rng);
+    }
+    match response {
+        Response::Reply(bytes) => Some(bytes),
+        Response::Forward { failure, .. } => Some(failure),
+        Response::Resolve(_) | Response::Drop => None,
+    }
+}
+
+/// Like [`handle`], but reports what needs the recursors instead of answering without them.
+pub fn respond(
+    request: &[u8],
+    transport: Transport,
+    ctx: &DnsContext,
+    snap: &CatalogSnapshot,
+    resolved: &Resolved,
+    rng: &mut impl rand::Rng,
+) -> Response {
+    respond_traced(request, transport, ctx, snap, resolved, &RefCell::default(), rng)
+}
+
+/// [`respond`], also recording in `deps` what the answer read from the catalog.
+pub(crate) fn respond_traced(
+    request: &[u8],
+    transport: Transport,
+    ctx: &DnsContext,
+    snap: &CatalogSnapshot,
+    resolved: &Resolved,
+    deps: &RefCell<Deps>,
+    rng: &mut impl rand::Rng,
+) -> Response {
+    let req = match parse::parse(request) {
+        Ok(req) => req,
+        Err(err) => {
+            return match encode::error_reply(&err, ctx) {
+                Some(bytes) => Response::Reply(bytes),
+                None => Response::Drop,
+            };
+        }
+    };
+    let question = Question { req: &req, ctx, snap, resolved, deps };
+    match source::lookup(&question, rng) {
+        Outcome::Answer(ans) => {
+            let total = ans.answers.len();
+            let Some(bytes) = encode::encode(&req, ans, transport, ctx) else { return Response::Drop };
+            if encode::answer_count(&bytes) < total {
+                deps.borrow_mut().partial = true;
+            }
+            Response::Reply(bytes)
+        }
+        Outcome::Forward => match encode::servfail(&req, ctx) {
+            Some(failure) => Response::Forward { request: request.to_vec(), id: req.metadata.id, failure },
+            None => Response::Drop,
+        },
+        Outcome::Resolve(names) => Response::Resolve(names),
+    }
+}
