@@ -211,12 +211,6 @@ const LAYERS: &[&[&str]] = &[
     &["app", "cli"],
 ];
 
-/// TEMPORARY: edges other branches of issue 17 remove (config takes `DEFAULT_INTERVAL` and
-/// `join_addr` off local and rpc; zone answers are converted inside dns). The integrator
-/// empties this list once those branches are merged; `pending_merge_edges_still_exist` fails
-/// as soon as one of them is gone, so the list cannot go stale.
-const PENDING_MERGE: &[(&str, &str)] = &[("zone", "dns")];
-
 /// Same-layer imports allowed explicitly (none today).
 const PEERS: &[(&str, &str)] = &[];
 
@@ -476,9 +470,7 @@ fn every_top_level_module_has_a_layer() {
 fn modules_import_only_lower_layers() {
     let mut bad = Vec::new();
     for (from, to, file) in module_imports() {
-        if PENDING_MERGE.contains(&(from.as_str(), to.as_str()))
-            || PEERS.contains(&(from.as_str(), to.as_str()))
-        {
+        if PEERS.contains(&(from.as_str(), to.as_str())) {
             continue;
         }
         let (Some(a), Some(b)) = (layer_of(&from), layer_of(&to)) else { continue };
@@ -496,11 +488,7 @@ fn modules_import_only_lower_layers() {
 
 #[test]
 fn no_import_cycle_between_top_level_modules() {
-    let edges: Vec<(String, String)> = module_imports()
-        .into_iter()
-        .filter(|(f, t, _)| !PENDING_MERGE.contains(&(f.as_str(), t.as_str())))
-        .map(|(f, t, _)| (f, t))
-        .collect();
+    let edges: Vec<(String, String)> = module_imports().into_iter().map(|(f, t, _)| (f, t)).collect();
     // Depth-first search from every module; a module met again on the current path closes a cycle.
     fn visit(
         m: &str,
@@ -545,22 +533,11 @@ fn named_import_directions_hold() {
     for low in ["catalog", "config"] {
         let up: Vec<_> = edges
             .iter()
-            .filter(|(f, t, _)| f == low && !PENDING_MERGE.contains(&(f.as_str(), t.as_str())))
+            .filter(|(f, _, _)| f == low)
             .filter(|(_, t, _)| layer_of(t) >= layer_of(low))
             .collect();
         assert!(up.is_empty(), "{low} imports a module above it: {up:?}");
     }
-}
-
-#[test]
-fn pending_merge_edges_still_exist() {
-    let edges = module_imports();
-    let gone: Vec<_> =
-        PENDING_MERGE.iter().filter(|(f, t)| !edges.iter().any(|(a, b, _)| a == f && b == t)).collect();
-    assert!(
-        gone.is_empty(),
-        "remove these edges from PENDING_MERGE in tests/it/architecture.rs, they are gone: {gone:?}"
-    );
 }
 
 #[test]
