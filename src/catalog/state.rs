@@ -565,7 +565,6 @@ impl CatalogState {
         true
     }
 
-    /// Removes a prepared query. Returns whether it existed.
     /// Replaces the whole catalog with `dump` (a backup restore at `index`): every row of
     /// the old and the new catalog is reported as changed, so the store deletes what is gone
     /// and writes what is new; the table and service-name indexes move to `index` so
@@ -590,6 +589,7 @@ impl CatalogState {
         *self = fresh;
     }
 
+    /// Removes a prepared query. Returns whether it existed.
     pub(crate) fn delete_query(&mut self, index: u64, id: &str, changes: &mut Vec<Change>) -> bool {
         let id = key(id);
         let Some(old) = self.queries.remove(&id) else {
