@@ -4,6 +4,11 @@
 //! Invariants: error texts are Go's (`time: invalid duration "x"`, `time: missing unit in
 //! duration "x"`, `time: unknown unit "u" in duration "x"`); negative durations are rejected
 //! because `std::time::Duration` cannot hold them; formatting round-trips through parsing.
+//!
+//! Why not a crate: humantime (2.4) has its own syntax (`1h 30m`, `2days`; Go's `.5s` and `+5s`
+//! are errors) and formats `1h 30m` where Go writes `1h30m0s`; go-parse-duration (0.1) follows
+//! Go's grammar but not its error texts (`invalid duration: x`), which Consul's API returns and
+//! the tests pin, and it has no formatter. Both directions here are about 110 lines.
 
 use std::time::Duration;
 

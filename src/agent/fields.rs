@@ -6,6 +6,10 @@
 //! counts as absent (Go leaves the field unset); `finish` rejects the first field nobody took
 //! with Go's `json: unknown field "X"`; type errors read like Go's unmarshal errors.
 //! Map values (Meta, TaggedAddresses) keep their keys verbatim.
+//!
+//! Why not `#[derive(Deserialize)]`: serde matches names exactly (aliases list spellings one
+//! by one), while Go matches any case, and Consul's clients see Go's error texts; this reader
+//! gives both on top of serde_json's `Value`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,10 +1,12 @@
 //! Tests for definition decoding, validation defaults and Go durations.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
+use crate::catalog::{CheckDefinition, HealthStatus, Weights};
 
 fn node() -> Node {
     Node {

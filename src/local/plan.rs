@@ -31,8 +31,25 @@ pub const SERF_CHECK_ID: &str = "serfHealth";
 
 /// The commands that make `catalog`'s view of `own.node` match `local`.
 pub fn plan(own: &Registration, local: &Entries, catalog: &CatalogState) -> Vec<Command> {
-    let node = own.node.name.as_str();
     let mut out = Vec::new();
+    own_records(own, catalog, &mut out);
+    let done_checks = local_services(own, local, catalog, &mut out);
+    lone_checks(own, local, catalog, &done_checks, &mut out);
+    let node = own.node.name.as_str();
+    let gone_services = stale_services(node, local, catalog, &mut out);
+    stale_checks(node, local, catalog, &gone_services, &mut out);
+    out
+}
+
+/// A registration on this agent's node that leaves the node record alone.
+fn registration(own: &Registration, service: Option<Service>, checks: Vec<Check>) -> Registration {
+    Registration { node: own.node.clone(), skip_node_update: true, service, checks }
+}
+
+/// Step 1: the agent's own records: the whole of `own` when the node is missing, else only
+/// its missing service and checks.
+fn own_records(own: &Registration, catalog: &CatalogState, out: &mut Vec<Command>) {
+    let node = own.node.name.as_str();
     if catalog.node(node).is_none() {
         out.push(Command::Register(own.clone()));
     } else {
@@ -48,13 +65,17 @@ pub fn plan(own: &Registration, local: &Entries, catalog: &CatalogState) -> Vec<
             }));
         }
     }
-    let registration = |service: Option<Service>, checks: Vec<Check>| Registration {
-        node: own.node.clone(),
-        skip_node_update: true,
-        service,
-        checks,
-    };
+}
 
+/// Step 2: each local service that differs, re-registered with its checks that differ.
+/// Returns the keys of the checks of those services (handled here, not in step 3).
+fn local_services(
+    own: &Registration,
+    local: &Entries,
+    catalog: &CatalogState,
+    out: &mut Vec<Command>,
+) -> BTreeSet<String> {
+    let node = own.node.name.as_str();
     let mut done_checks = BTreeSet::new();
     for (k, ls) in &local.services {
         let cat = catalog.service(node, &ls.service.id);
@@ -75,8 +96,21 @@ pub fn plan(own: &Registration, local: &Entries, catalog: &CatalogState) -> Vec<
             }
             done_checks.insert(ck.clone());
         }
-        out.push(Command::Register(registration(Some(want), checks)));
+        out.push(Command::Register(registration(own, Some(want), checks)));
     }
+    done_checks
+}
+
+/// Step 3: the other local checks: an `UpdateCheck` when only status or output differ, a
+/// registration when the definition does.
+fn lone_checks(
+    own: &Registration,
+    local: &Entries,
+    catalog: &CatalogState,
+    done_checks: &BTreeSet<String>,
+    out: &mut Vec<Command>,
+) {
+    let node = own.node.name.as_str();
     for (ck, lc) in &local.checks {
         // A check of a service the agent does not own cannot be registered (the service is
         // deregistered below); Consul's local state cannot hold one either.
@@ -96,10 +130,19 @@ pub fn plan(own: &Registration, local: &Entries, catalog: &CatalogState) -> Vec<
                     }));
                 }
             }
-            _ => out.push(Command::Register(registration(None, vec![lc.check.clone()]))),
+            _ => out.push(Command::Register(registration(own, None, vec![lc.check.clone()]))),
         }
     }
+}
 
+/// Step 4: deregisters the services the catalog holds on `node` and the local state does not
+/// (except `consul`). Returns their keys.
+fn stale_services(
+    node: &str,
+    local: &Entries,
+    catalog: &CatalogState,
+    out: &mut Vec<Command>,
+) -> BTreeSet<String> {
     let mut gone_services = BTreeSet::new();
     for s in catalog.node_services(node) {
         let k = key(&s.id);
@@ -113,6 +156,18 @@ pub fn plan(own: &Registration, local: &Entries, catalog: &CatalogState) -> Vec<
         }));
         gone_services.insert(k);
     }
+    gone_services
+}
+
+/// Step 5: deregisters the checks the catalog holds on `node` and the local state does not
+/// (except `serfHealth`, and the checks of services step 4 deregistered, which go with them).
+fn stale_checks(
+    node: &str,
+    local: &Entries,
+    catalog: &CatalogState,
+    gone_services: &BTreeSet<String>,
+    out: &mut Vec<Command>,
+) {
     for c in catalog.node_checks(node) {
         let k = key(&c.check_id);
         if local.checks.contains_key(&k)
@@ -127,7 +182,6 @@ pub fn plan(own: &Registration, local: &Entries, catalog: &CatalogState) -> Vec<
             check_id: Some(c.check_id.clone()),
         }));
     }
-    out
 }
 
 /// Whether two instances agree on everything the agent defines.

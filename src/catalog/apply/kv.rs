@@ -127,6 +127,8 @@ fn write(state: &mut CatalogState, index: u64, entry: KvEntry, changes: &mut Vec
     state.kv().entry(&k).map(|e| stored(e, false)).into_iter().collect()
 }
 
+/// One KV verb on `state`: the write verbs (set, cas, lock, unlock), the reads and checks a
+/// transaction may hold (get, check-index, check-session, check-not-exists) and the deletes.
 fn run_op(
     state: &mut CatalogState,
     index: u64,
@@ -136,102 +138,170 @@ fn run_op(
 ) -> Result<Vec<TxnResult>, Fail> {
     check_key(op.key())?;
     let old = state.kv().entry(op.key()).map(|e| (**e).clone());
+    let old = old.as_ref();
     match op {
-        KvOp::Set(w) => Ok(write(state, index, new_entry(w, old.as_ref()), changes)),
-        KvOp::Cas(w) => {
-            let ok = match &old {
-                None => w.index == 0,
-                Some(o) => w.index != 0 && o.modify_index == w.index,
-            };
-            if !ok {
-                return Err(Fail::Failed(format!("failed to set key {:?}, index is stale", w.key)));
-            }
-            Ok(write(state, index, new_entry(w, old.as_ref()), changes))
-        }
-        KvOp::Lock(w) => {
-            if state.kv().session(&w.session).is_none() {
-                return Err(Fail::Invalid(format!("invalid session {:?}", w.session)));
-            }
-            if let Some(LockDelay { until_ms, .. }) = state.kv().lock_delay(&w.key)
-                && until_ms.is_none_or(|u| u > now_ms)
-            {
-                return Err(Fail::Failed(format!("failed to lock key {:?}, lock delay in effect", w.key)));
-            }
-            let mut e = new_entry(w, old.as_ref());
-            match &old {
-                Some(o) if o.session == w.session => {}
-                Some(o) if !o.session.is_empty() => {
-                    return Err(Fail::Failed(format!(
-                        "failed to lock key {:?}, lock is already held",
-                        w.key
-                    )));
-                }
-                _ => {
-                    e.lock_index += 1;
-                    e.session.clone_from(&w.session);
-                }
-            }
-            Ok(write(state, index, e, changes))
-        }
-        KvOp::Unlock(w) => {
-            match &old {
-                Some(o) if o.session == w.session => {}
-                _ => {
-                    return Err(Fail::Failed(format!(
-                        "failed to unlock key {:?}, lock isn't held, or is held by another session",
-                        w.key
-                    )));
-                }
-            }
-            let mut e = new_entry(w, old.as_ref());
-            e.session.clear();
-            Ok(write(state, index, e, changes))
-        }
-        KvOp::Get(k) => match &old {
-            Some(e) => Ok(vec![stored(e, true)]),
-            None => Err(Fail::Failed(format!("key {k:?} doesn't exist"))),
-        },
+        KvOp::Set(w) => Ok(write(state, index, new_entry(w, old), changes)),
+        KvOp::Cas(w) => cas(state, index, w, old, changes),
+        KvOp::Lock(w) => lock(state, index, w, old, now_ms, changes),
+        KvOp::Unlock(w) => unlock(state, index, w, old, changes),
+        KvOp::Get(k) => get(k, old),
         KvOp::GetOrEmpty(_) => Ok(old.iter().map(|e| stored(e, true)).collect()),
         KvOp::GetTree(p) => Ok(state.kv().prefix(p).map(|e| stored(e, true)).collect()),
-        KvOp::CheckIndex(k, i) => match &old {
-            Some(e) if e.modify_index == *i => Ok(vec![stored(e, false)]),
-            Some(e) => Err(Fail::Failed(format!(
-                "failed index check for key {k:?}, current modify index {} != {i}",
-                e.modify_index
-            ))),
-            None => Err(Fail::Failed(format!("key {k:?} doesn't exist"))),
-        },
-        KvOp::CheckSession(k, s) => match &old {
-            Some(e) if e.session == *s => Ok(vec![stored(e, false)]),
-            Some(e) => Err(Fail::Failed(format!(
-                "failed session check for key {k:?}, current session {:?} != {s:?}",
-                e.session
-            ))),
-            None => Err(Fail::Failed(format!("key {k:?} doesn't exist"))),
-        },
-        KvOp::CheckNotExists(k) => match &old {
-            Some(_) => Err(Fail::Failed(format!("key {k:?} exists"))),
-            None => Ok(Vec::new()),
-        },
+        KvOp::CheckIndex(k, i) => check_index(k, *i, old),
+        KvOp::CheckSession(k, s) => check_session(k, s, old),
+        KvOp::CheckNotExists(k) => check_not_exists(k, old),
         KvOp::Delete(k) => {
             state.kv_mut().delete_entry(index, k, changes);
             Ok(Vec::new())
         }
-        KvOp::DeleteTree(p) => {
-            let keys: Vec<String> = state.kv().prefix(p).map(|e| e.key.clone()).collect();
-            for k in keys {
-                state.kv_mut().delete_entry(index, &k, changes);
-            }
+        KvOp::DeleteTree(p) => delete_tree(state, index, p, changes),
+        KvOp::DeleteCas(k, i) => delete_cas(state, index, k, *i, old, changes),
+    }
+}
+
+/// `cas`: writes only if the key's ModifyIndex is `w.index` (0: only if the key is absent).
+fn cas(
+    state: &mut CatalogState,
+    index: u64,
+    w: &KvWrite,
+    old: Option<&KvEntry>,
+    changes: &mut Vec<Change>,
+) -> Result<Vec<TxnResult>, Fail> {
+    let ok = match old {
+        None => w.index == 0,
+        Some(o) => w.index != 0 && o.modify_index == w.index,
+    };
+    if !ok {
+        return Err(Fail::Failed(format!("failed to set key {:?}, index is stale", w.key)));
+    }
+    Ok(write(state, index, new_entry(w, old), changes))
+}
+
+/// `lock`: needs a live session and no lock-delay in effect at `now_ms`; a new holder bumps
+/// `LockIndex`, the holder itself may write again.
+fn lock(
+    state: &mut CatalogState,
+    index: u64,
+    w: &KvWrite,
+    old: Option<&KvEntry>,
+    now_ms: u64,
+    changes: &mut Vec<Change>,
+) -> Result<Vec<TxnResult>, Fail> {
+    if state.kv().session(&w.session).is_none() {
+        return Err(Fail::Invalid(format!("invalid session {:?}", w.session)));
+    }
+    if let Some(LockDelay { until_ms, .. }) = state.kv().lock_delay(&w.key)
+        && until_ms.is_none_or(|u| u > now_ms)
+    {
+        return Err(Fail::Failed(format!("failed to lock key {:?}, lock delay in effect", w.key)));
+    }
+    let mut e = new_entry(w, old);
+    match old {
+        Some(o) if o.session == w.session => {}
+        Some(o) if !o.session.is_empty() => {
+            return Err(Fail::Failed(format!("failed to lock key {:?}, lock is already held", w.key)));
+        }
+        _ => {
+            e.lock_index += 1;
+            e.session.clone_from(&w.session);
+        }
+    }
+    Ok(write(state, index, e, changes))
+}
+
+/// `unlock`: needs the holder's session; writes the value and releases the lock.
+fn unlock(
+    state: &mut CatalogState,
+    index: u64,
+    w: &KvWrite,
+    old: Option<&KvEntry>,
+    changes: &mut Vec<Change>,
+) -> Result<Vec<TxnResult>, Fail> {
+    match old {
+        Some(o) if o.session == w.session => {}
+        _ => {
+            return Err(Fail::Failed(format!(
+                "failed to unlock key {:?}, lock isn't held, or is held by another session",
+                w.key
+            )));
+        }
+    }
+    let mut e = new_entry(w, old);
+    e.session.clear();
+    Ok(write(state, index, e, changes))
+}
+
+/// `get`: the entry with its value; fails when the key is missing.
+fn get(k: &str, old: Option<&KvEntry>) -> Result<Vec<TxnResult>, Fail> {
+    match old {
+        Some(e) => Ok(vec![stored(e, true)]),
+        None => Err(Fail::Failed(format!("key {k:?} doesn't exist"))),
+    }
+}
+
+/// `check-index`: fails unless the key's ModifyIndex is `i`.
+fn check_index(k: &str, i: u64, old: Option<&KvEntry>) -> Result<Vec<TxnResult>, Fail> {
+    match old {
+        Some(e) if e.modify_index == i => Ok(vec![stored(e, false)]),
+        Some(e) => Err(Fail::Failed(format!(
+            "failed index check for key {k:?}, current modify index {} != {i}",
+            e.modify_index
+        ))),
+        None => Err(Fail::Failed(format!("key {k:?} doesn't exist"))),
+    }
+}
+
+/// `check-session`: fails unless the key is locked by session `s`.
+fn check_session(k: &str, s: &str, old: Option<&KvEntry>) -> Result<Vec<TxnResult>, Fail> {
+    match old {
+        Some(e) if e.session == *s => Ok(vec![stored(e, false)]),
+        Some(e) => Err(Fail::Failed(format!(
+            "failed session check for key {k:?}, current session {:?} != {s:?}",
+            e.session
+        ))),
+        None => Err(Fail::Failed(format!("key {k:?} doesn't exist"))),
+    }
+}
+
+/// `check-not-exists`: fails if the key exists.
+fn check_not_exists(k: &str, old: Option<&KvEntry>) -> Result<Vec<TxnResult>, Fail> {
+    match old {
+        Some(_) => Err(Fail::Failed(format!("key {k:?} exists"))),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// `delete-tree`: deletes every key under prefix `p`.
+fn delete_tree(
+    state: &mut CatalogState,
+    index: u64,
+    p: &str,
+    changes: &mut Vec<Change>,
+) -> Result<Vec<TxnResult>, Fail> {
+    let keys: Vec<String> = state.kv().prefix(p).map(|e| e.key.clone()).collect();
+    for k in keys {
+        state.kv_mut().delete_entry(index, &k, changes);
+    }
+    Ok(Vec::new())
+}
+
+/// `delete-cas`: deletes only if the key's ModifyIndex is `i` (0 never deletes); a missing
+/// key succeeds.
+fn delete_cas(
+    state: &mut CatalogState,
+    index: u64,
+    k: &str,
+    i: u64,
+    old: Option<&KvEntry>,
+    changes: &mut Vec<Change>,
+) -> Result<Vec<TxnResult>, Fail> {
+    match old {
+        None => Ok(Vec::new()),
+        Some(e) if i != 0 && e.modify_index == i => {
+            state.kv_mut().delete_entry(index, k, changes);
             Ok(Vec::new())
         }
-        KvOp::DeleteCas(k, i) => match &old {
-            None => Ok(Vec::new()),
-            Some(e) if *i != 0 && e.modify_index == *i => {
-                state.kv_mut().delete_entry(index, k, changes);
-                Ok(Vec::new())
-            }
-            Some(_) => Err(Fail::Failed(format!("failed to delete key {k:?}, index is stale"))),
-        },
+        Some(_) => Err(Fail::Failed(format!("failed to delete key {k:?}, index is stale"))),
     }
 }
 
