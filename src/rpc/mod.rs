@@ -33,6 +33,7 @@ use tokio::net::TcpStream;
 pub use subscribe::{Frame, Heartbeat};
 
 use crate::catalog::{Command, CommandResponse};
+use crate::codec;
 
 openraft::declare_raft_types!(
     /// openraft type configuration for the catalog (the types its RPCs carry).
@@ -210,7 +211,7 @@ pub enum CallError {
 
 /// Writes one frame.
 pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> std::io::Result<()> {
-    let body = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    let body = codec::encode_frame_payload(msg).map_err(std::io::Error::other)?;
     if body.len() > MAX_FRAME {
         // `InvalidInput`: nothing was written, and the caller can tell this from a broken link.
         return Err(std::io::Error::new(
@@ -252,7 +253,7 @@ pub async fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) ->
     if got != len {
         return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "frame cut short"));
     }
-    serde_json::from_slice(&body).map(Some).map_err(std::io::Error::other)
+    codec::decode_frame_payload(&body).map(Some).map_err(std::io::Error::other)
 }
 
 /// How an exchange failed: the connection broke (possibly a stale pooled one) or timed out.
