@@ -3,12 +3,25 @@
 //! Input: a `Request` from another server (Raft's AppendEntries/Vote/InstallSnapshot, a
 //! forwarded write, a ReadIndex, a join, a discovery hello). Output: its `Response`.
 //!
-//! Wire format: each frame is a 4-byte big-endian length and that many bytes of JSON (serde).
+//! Wire format: each frame is a 4-byte big-endian length and that many bytes of JSON
+//! (`codec::encode_frame_payload`).
 //! One connection carries one request at a time; a client keeps connections open and reuses
 //! them (`Pool`). openraft is the consensus engine; this module is only its transport and the
 //! request forwarding beside it: wire types, framing, the connection pool and server
 //! discovery. The listener that answers requests (`serve_rpc`) sits above `raft`, `replica`
-//! and `session`, so this module imports only the catalog vocabulary.
+//! and `session`, so this module imports only the catalog vocabulary, the codec and config's
+//! port defaults.
+//!
+//! Why not tokio-util's `LengthDelimitedCodec` (0.7, in the tree): with a 4-byte big-endian
+//! length and `max_frame_length(MAX_FRAME)` it writes the same bytes, but its decoder reserves
+//! the announced length as soon as it reads a header, so a peer on this unauthenticated port
+//! could reserve 64 MiB per connection without sending it; `read_frame` grows the buffer only
+//! as bytes arrive. The codec's size error also carries no size, which `CallError::TooLarge`
+//! reports, and `Framed` would replace the plain `TcpStream` that the pool (and `connect`), the
+//! listener (`serve_rpc`) and the replica stream hand to each other.
+//!
+//! The pool is a `Vec` of idle streams per server rather than deadpool or bb8: a connection is
+//! checked out for one request and reply, and a broken one is simply not put back.
 //!
 //! Invariants: a frame larger than `MAX_FRAME` is refused (the connection is closed); every
 //! call has a deadline; an unreachable server is an error, never a fake success.
