@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::catalog::CatalogDump;
+use crate::codec;
 
 const MAGIC: &str = "cairn-snapshot 1";
 
@@ -70,7 +71,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Encodes `backup` as a file.
 pub fn encode(backup: &Backup) -> Result<Vec<u8>, BackupError> {
-    let payload = serde_json::to_vec(backup).map_err(|e| BackupError::Payload(e.to_string()))?;
+    let payload = codec::encode_backup_body(backup).map_err(|e| BackupError::Payload(e.to_string()))?;
     let mut out = format!("{MAGIC}\nsha256 {}\nlength {}\n\n", hex(&Sha256::digest(&payload)), payload.len())
         .into_bytes();
     out.extend_from_slice(&payload);
@@ -107,7 +108,7 @@ pub fn decode(file: &[u8]) -> Result<Backup, BackupError> {
     if hex(&Sha256::digest(rest)) != sum {
         return Err(BackupError::Checksum);
     }
-    serde_json::from_slice(rest).map_err(|e| BackupError::Payload(e.to_string()))
+    codec::decode_backup_body(rest).map_err(|e| BackupError::Payload(e.to_string()))
 }
 
 #[cfg(test)]

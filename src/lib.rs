@@ -29,6 +29,7 @@ pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod clock;
+pub mod codec;
 pub mod config;
 pub mod consensus;
 pub mod dns;

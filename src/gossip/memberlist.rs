@@ -22,6 +22,7 @@ use smol_str::SmolStr;
 use tokio::sync::broadcast;
 
 use super::{GossipError, Member, MemberEvent, MemberStatus, Membership, NodeMeta};
+use crate::codec;
 
 type Transport = TokioNetTransport<SmolStr, TokioSocketAddrResolver, TokioTcp>;
 type Void = VoidDelegate<SmolStr, SocketAddr>;
@@ -57,7 +58,7 @@ fn secret_key(key: &[u8]) -> Result<SecretKey, GossipError> {
 }
 
 fn encode(meta: &NodeMeta) -> Result<Meta, GossipError> {
-    let json = serde_json::to_string(meta).map_err(|e| GossipError::Start(e.to_string()))?;
+    let json = codec::encode_node_meta(meta).map_err(|e| GossipError::Start(e.to_string()))?;
     Meta::try_from(json).map_err(|e| GossipError::Start(format!("node meta: {e}")))
 }
 
@@ -88,7 +89,7 @@ fn member(state: &NodeState<SmolStr, SocketAddr>) -> Member {
         name: state.id().to_string(),
         addr: *state.address(),
         status,
-        meta: serde_json::from_slice(state.meta()).ok(),
+        meta: codec::decode_node_meta(state.meta()).ok(),
         protocol: u8::from(state.protocol_version()),
     }
 }

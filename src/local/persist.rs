@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::catalog::{Check, Service, key};
+use crate::codec;
 
 /// Why the local state could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +34,7 @@ pub enum PersistError {
         /// The file.
         path: PathBuf,
         /// The error.
-        source: serde_json::Error,
+        source: codec::CodecError,
     },
 }
 
@@ -134,7 +135,8 @@ fn read_dir<T: for<'de> Deserialize<'de>>(dir: &Path) -> Result<Vec<T>, PersistE
     let mut out = Vec::with_capacity(paths.len());
     for path in paths {
         let bytes = std::fs::read(&path).map_err(io(&path))?;
-        let value = serde_json::from_slice(&bytes).map_err(|source| PersistError::Decode { path, source })?;
+        let value =
+            codec::decode_local_file(&bytes).map_err(|source| PersistError::Decode { path, source })?;
         out.push(value);
     }
     Ok(out)
@@ -144,7 +146,7 @@ fn write_atomic<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<(), P
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}.tmp"));
-    let bytes = serde_json::to_vec_pretty(value)
+    let bytes = codec::encode_local_file(value)
         .map_err(|source| PersistError::Decode { path: path.clone(), source })?;
     let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
     f.write_all(&bytes).map_err(io(&tmp))?;

@@ -28,6 +28,7 @@ use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogId, LogState, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
 
 use super::{Entry, TypeConfig};
+use crate::codec;
 use crate::store::{self, META_COMMITTED, META_PURGED, META_VOTE, Store, StoreError};
 
 /// Most entries kept in `Tail`.
@@ -119,7 +120,7 @@ fn write_err(e: &StoreError) -> StorageError<u64> {
 }
 
 fn decode(bytes: &[u8]) -> Result<Entry, StoreError> {
-    Ok(serde_json::from_slice(bytes)?)
+    Ok(codec::decode_entry(bytes)?)
 }
 
 impl LogStore {
@@ -244,7 +245,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let entries: Vec<Entry> = entries.into_iter().collect();
         let rows: Vec<(u64, Vec<u8>)> = entries
             .iter()
-            .map(|e| serde_json::to_vec(e).map(|bytes| (e.log_id.index, bytes)))
+            .map(|e| codec::encode_entry(e).map(|bytes| (e.log_id.index, bytes)))
             .collect::<Result<_, _>>()
             .map_err(|e| write_err(&StoreError::Json(e)))?;
         let sizes: Vec<usize> = rows.iter().map(|(_, bytes)| bytes.len()).collect();

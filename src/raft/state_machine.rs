@@ -34,6 +34,7 @@ use super::feed::Feed;
 use super::{Entry, TypeConfig};
 use crate::catalog::{CatalogDump, CatalogState};
 use crate::catalog::{CommandResponse, apply};
+use crate::codec;
 use crate::snapshot::{CatalogSnapshot, SnapshotHandle};
 use crate::store::{
     self, Deferred, META_LAST_APPLIED, META_MEMBERSHIP, META_SNAPSHOT_DATA, META_SNAPSHOT_META, Store,
@@ -154,7 +155,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_applied: self.last_applied,
             membership: self.membership.clone(),
         };
-        let data = serde_json::to_vec(&payload).map_err(|e| sm_read_err(&StoreError::Json(e)))?;
+        let data = codec::encode_snapshot(&payload).map_err(|e| sm_read_err(&StoreError::Json(e)))?;
         let snapshot_id = match self.last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
             None => "0-0-0".to_owned(),
@@ -220,8 +221,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         // Written by the next commit that takes deferred rows (normally the next log append).
         let meta = vec![
-            (META_LAST_APPLIED, serde_json::to_vec(&last_applied).map_err(|e| sm_write_err(&e.into()))?),
-            (META_MEMBERSHIP, serde_json::to_vec(&membership).map_err(|e| sm_write_err(&e.into()))?),
+            (META_LAST_APPLIED, codec::encode_meta(&last_applied).map_err(|e| sm_write_err(&e.into()))?),
+            (META_MEMBERSHIP, codec::encode_meta(&membership).map_err(|e| sm_write_err(&e.into()))?),
         ];
         self.store.defer(Deferred::new(state.clone(), changes, meta));
         self.state = state;
@@ -250,7 +251,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<Cursor<Vec<u8>>>) -> StorageResult<()> {
         let data = snapshot.into_inner();
-        let payload: SnapshotPayload = serde_json::from_slice(&data).map_err(|e| {
+        let payload: SnapshotPayload = codec::decode_snapshot(&data).map_err(|e| {
             StorageIOError::read_snapshot(Some(meta.signature()), AnyError::new(&StoreError::Json(e)))
         })?;
         let last_applied = meta.last_log_id;

@@ -3,12 +3,25 @@
 //! Input: a `Request` from another server (Raft's AppendEntries/Vote/InstallSnapshot, a
 //! forwarded write, a ReadIndex, a join, a discovery hello). Output: its `Response`.
 //!
-//! Wire format: each frame is a 4-byte big-endian length and that many bytes of JSON (serde).
+//! Wire format: each frame is a 4-byte big-endian length and that many bytes of JSON
+//! (`codec::encode_frame_payload`).
 //! One connection carries one request at a time; a client keeps connections open and reuses
 //! them (`Pool`). openraft is the consensus engine; this module is only its transport and the
 //! request forwarding beside it: wire types, framing, the connection pool and server
 //! discovery. The listener that answers requests (`serve_rpc`) sits above `raft`, `replica`
-//! and `session`, so this module imports only the catalog vocabulary.
+//! and `session`, so this module imports only the catalog vocabulary, the codec and config's
+//! port defaults.
+//!
+//! Why not tokio-util's `LengthDelimitedCodec` (0.7, in the tree): with a 4-byte big-endian
+//! length and `max_frame_length(MAX_FRAME)` it writes the same bytes, but its decoder reserves
+//! the announced length as soon as it reads a header, so a peer on this unauthenticated port
+//! could reserve 64 MiB per connection without sending it; `read_frame` grows the buffer only
+//! as bytes arrive. The codec's size error also carries no size, which `CallError::TooLarge`
+//! reports, and `Framed` would replace the plain `TcpStream` that the pool (and `connect`), the
+//! listener (`serve_rpc`) and the replica stream hand to each other.
+//!
+//! The pool is a `Vec` of idle streams per server rather than deadpool or bb8: a connection is
+//! checked out for one request and reply, and a broken one is simply not put back.
 //!
 //! Invariants: a frame larger than `MAX_FRAME` is refused (the connection is closed); every
 //! call has a deadline; an unreachable server is an error, never a fake success.
@@ -33,6 +46,7 @@ use tokio::net::TcpStream;
 pub use subscribe::{Frame, Heartbeat};
 
 use crate::catalog::{Command, CommandResponse};
+use crate::codec;
 
 openraft::declare_raft_types!(
     /// openraft type configuration for the catalog (the types its RPCs carry).
@@ -210,7 +224,7 @@ pub enum CallError {
 
 /// Writes one frame.
 pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> std::io::Result<()> {
-    let body = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    let body = codec::encode_frame_payload(msg).map_err(std::io::Error::other)?;
     if body.len() > MAX_FRAME {
         // `InvalidInput`: nothing was written, and the caller can tell this from a broken link.
         return Err(std::io::Error::new(
@@ -252,7 +266,7 @@ pub async fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) ->
     if got != len {
         return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "frame cut short"));
     }
-    serde_json::from_slice(&body).map(Some).map_err(std::io::Error::other)
+    codec::decode_frame_payload(&body).map(Some).map_err(std::io::Error::other)
 }
 
 /// How an exchange failed: the connection broke (possibly a stale pooled one) or timed out.

@@ -37,13 +37,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use heed::byteorder::BigEndian;
-use heed::types::{Bytes, SerdeJson, Str, U64};
+use heed::types::{Bytes, Str, U64};
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::catalog::kv::{KvDump, KvEntry, KvIndexes, LockDelay, Session};
 use crate::catalog::{CatalogDump, CatalogState, Change, Check, Node, PreparedQuery, Service, TableIndexes};
+use crate::codec::{self, Row};
 
 mod deferred;
 pub use deferred::Deferred;
@@ -86,7 +87,7 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     /// A stored value could not be (de)serialised.
     #[error("json: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(#[from] codec::CodecError),
     /// A blocking storage task panicked or was cancelled.
     #[error("storage task: {0}")]
     Task(String),
@@ -101,18 +102,18 @@ pub struct Store {
     env: Env<WithoutTls>,
     log: Database<'static, U64<BigEndian>, Bytes>,
     meta: Database<'static, Str, Bytes>,
-    nodes: Database<'static, Str, SerdeJson<Node>>,
-    services: Database<'static, Bytes, SerdeJson<Service>>,
-    checks: Database<'static, Bytes, SerdeJson<Check>>,
+    nodes: Database<'static, Str, Row<Node>>,
+    services: Database<'static, Bytes, Row<Service>>,
+    checks: Database<'static, Bytes, Row<Check>>,
     service_indexes: Database<'static, Str, U64<BigEndian>>,
     /// Prepared queries by ID key (created on open, so older stores gain it empty).
-    queries: Database<'static, Str, SerdeJson<PreparedQuery>>,
+    queries: Database<'static, Str, Row<PreparedQuery>>,
     /// KV entries by key.
-    kv: Database<'static, Str, SerdeJson<KvEntry>>,
+    kv: Database<'static, Str, Row<KvEntry>>,
     /// Deleted KV keys -> delete index.
     kv_tombstones: Database<'static, Str, U64<BigEndian>>,
     /// Sessions by ID.
-    sessions: Database<'static, Str, SerdeJson<Session>>,
+    sessions: Database<'static, Str, Row<Session>>,
     /// Applied rows waiting for the next commit that takes them (`deferred`).
     deferred: Arc<Mutex<deferred::Slot>>,
     /// How many times `sync` ran (tests check which commits are made durable).
@@ -276,7 +277,7 @@ impl Store {
         key: &str,
     ) -> Result<Option<T>, StoreError> {
         match self.meta.get(rtxn, key)? {
-            Some(bytes) => Ok(Some(serde_json::from_slice(bytes)?)),
+            Some(bytes) => Ok(Some(codec::decode_meta(bytes)?)),
             None => Ok(None),
         }
     }
@@ -288,7 +289,7 @@ impl Store {
         key: &str,
         value: &T,
     ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(value)?;
+        let bytes = codec::encode_meta(value)?;
         Ok(self.meta.put(wtxn, key, &bytes)?)
     }
 

@@ -137,6 +137,23 @@ fn consul_json_shapes_live_only_in_the_http_layer() {
     assert!(bad.is_empty(), "{bad:#?}");
 }
 
+/// Persisted and wire bytes (Raft log, LMDB rows and meta, snapshots, RPC frames, backups,
+/// gossip meta, the agent's local files) are encoded only in `codec`; http, cli, config and
+/// agent speak Consul's own JSON and are not checked.
+#[test]
+fn persisted_and_wire_formats_are_encoded_only_in_the_codec() {
+    let encoders = ["serde_json", "SerdeJson", "bincode", "rmp_serde", "postcard", "ciborium"];
+    let mut bad = Vec::new();
+    for dir in ["raft", "store", "rpc", "replica", "gossip", "local", "snapshot", "session"] {
+        bad.extend(offenders(dir, &encoders));
+    }
+    for file in ["backup.rs", "serve_rpc.rs", "consensus.rs"] {
+        let text = code(&src(file));
+        bad.extend(encoders.iter().filter(|f| text.contains(**f)).map(|f| format!("src/{file} uses {f}")));
+    }
+    assert!(bad.is_empty(), "encode through crate::codec instead: {bad:#?}");
+}
+
 #[test]
 fn the_agent_local_state_feeds_the_catalog_only_through_proposals() {
     // It reads published snapshots and proposes; no store, no Raft internals, no HTTP shapes.
@@ -189,6 +206,8 @@ const LAYERS: &[&[&str]] = &[
     &["agent"],
     // Configuration: imports domain types only.
     &["config"],
+    // The encoding of every persisted and wire format (imports nothing of cairn).
+    &["codec"],
     // The read model, the LMDB store, backups.
     &["snapshot", "store", "backup"],
     &["metrics"],
