@@ -63,39 +63,9 @@ fn main() -> ExitCode {
             cairn::cli::kv::run(&Api::from_env(), cmd).await?;
             Ok(String::new())
         }),
-        Command::Lock(args) => {
-            let mut code = 1;
-            let done = run_client(async {
-                code = cairn::cli::lock::run(&Api::from_env(), args).await?;
-                Ok(String::new())
-            });
-            if done == ExitCode::SUCCESS { ExitCode::from(u8::try_from(code).unwrap_or(1)) } else { done }
-        }
-        Command::Validate { paths } => match cairn::cli::validate::validate(&paths) {
-            Ok(done) => {
-                println!(
-                    "Configuration is valid! ({} config file(s), {} service definition(s), {} zone(s))",
-                    done.config_files, done.services, done.zones
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Assets { dir } => match cairn::cli::assets::write(&dir) {
-            Ok(files) => {
-                for f in files {
-                    println!("{}", f.display());
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {}: {e}", dir.display());
-                ExitCode::FAILURE
-            }
-        },
+        Command::Lock(args) => lock(args),
+        Command::Validate { paths } => validate(&paths),
+        Command::Assets { dir } => assets(&dir),
         Command::Catalog(c) => run_client(async move {
             let api = Api::from_env();
             Ok(match c {
@@ -120,6 +90,49 @@ fn main() -> ExitCode {
         }),
         Command::Reload => run_client(async { Ok(cairn::cli::info::reload(&Api::from_env()).await?) }),
         Command::Info => run_client(async { Ok(cairn::cli::info::info(&Api::from_env()).await?) }),
+    }
+}
+
+/// `cairn lock`: the child's exit code, or 1 when the lock could not be run.
+fn lock(args: cairn::cli::lock::LockArgs) -> ExitCode {
+    let mut code = 1;
+    let done = run_client(async {
+        code = cairn::cli::lock::run(&Api::from_env(), args).await?;
+        Ok(String::new())
+    });
+    if done == ExitCode::SUCCESS { ExitCode::from(u8::try_from(code).unwrap_or(1)) } else { done }
+}
+
+/// `cairn validate`: loads config files, service definitions and zones as the agent would.
+fn validate(paths: &[std::path::PathBuf]) -> ExitCode {
+    match cairn::cli::validate::validate(paths) {
+        Ok(done) => {
+            println!(
+                "Configuration is valid! ({} config file(s), {} service definition(s), {} zone(s))",
+                done.config_files, done.services, done.zones
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `cairn assets`: writes the man page and shell completions for the packages.
+fn assets(dir: &std::path::Path) -> ExitCode {
+    match cairn::cli::assets::write(dir) {
+        Ok(files) => {
+            for f in files {
+                println!("{}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", dir.display());
+            ExitCode::FAILURE
+        }
     }
 }
 
