@@ -4,7 +4,7 @@
 //! `answer` (route + snapshot -> `Answer`), `encode` (`Answer` -> bytes), `handle` (the pure
 //! core: all four in a row), and the UDP loops' answer cache: `cache_hit` (stored bytes
 //! copied, ID patched) and `cache_miss` (a fresh cache renders and stores the reply). The stages are called through
-//! `cairn::dns::bench_support`, which forwards to the same functions `handle` calls.
+//! `cairn::testing::bench_support`, which forwards to the same functions `handle` calls.
 //!
 //! The catalog: 1,000 nodes (one node check each) carrying 2,000 background services of 5
 //! instances, plus `web` (5 instances) and `big` (100 instances); every instance has a
@@ -15,11 +15,12 @@
 
 use std::hint::black_box;
 
-use cairn::catalog::{CatalogDump, CatalogState, Check, HealthStatus, Node, Service};
-use cairn::config::DnsConfig;
-use cairn::dns::bench_support::{answer, encode, parse, route};
-use cairn::dns::{AnswerCache, DnsContext, Transport, handle};
-use cairn::snapshot::CatalogSnapshot;
+use cairn::CatalogSnapshot;
+use cairn::DnsConfig;
+use cairn::testing::bench_support::{answer, encode, parse, route};
+use cairn::testing::handle;
+use cairn::{AnswerCache, DnsContext, Transport};
+use cairn::{CatalogDump, CatalogState, Check, HealthStatus, Node, Service};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};

@@ -23,12 +23,12 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use cairn::catalog::apply::apply;
-use cairn::catalog::{CatalogState, Check, HealthStatus, Node, Service};
-use cairn::catalog::{Command, Registration};
-use cairn::config::DnsConfig;
-use cairn::dns::{AnswerCache, DnsContext, Transport};
-use cairn::snapshot::CatalogSnapshot;
+use cairn::CatalogSnapshot;
+use cairn::DnsConfig;
+use cairn::apply;
+use cairn::{AnswerCache, DnsContext, Transport};
+use cairn::{CatalogState, Check, HealthStatus, Node, Service};
+use cairn::{Command, Registration};
 use criterion::{Criterion, criterion_group, criterion_main};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};

@@ -19,10 +19,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use cairn::catalog::{CatalogDump, CatalogState, Check, HealthStatus, Node, Service};
-use cairn::catalog::{CheckUpdate, Command, CommandResponse, Deregistration, Registration};
-use cairn::raft::state_machine::bench_support::apply_and_publish;
-use cairn::snapshot::SnapshotHandle;
+use cairn::SnapshotHandle;
+use cairn::testing::apply_and_publish;
+use cairn::{CatalogDump, CatalogState, Check, HealthStatus, Node, Service};
+use cairn::{CheckUpdate, Command, CommandResponse, Deregistration, Registration};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];

@@ -31,7 +31,7 @@ const MAGIC: &str = "cairn-snapshot 1";
 
 /// What a backup file holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Backup {
+pub(crate) struct Backup {
     /// Raft index of the catalog saved.
     pub index: u64,
     /// Datacenter of the agent that saved it.
@@ -70,7 +70,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Encodes `backup` as a file.
-pub fn encode(backup: &Backup) -> Result<Vec<u8>, BackupError> {
+pub(crate) fn encode(backup: &Backup) -> Result<Vec<u8>, BackupError> {
     let payload = codec::encode_backup_body(backup).map_err(|e| BackupError::Payload(e.to_string()))?;
     let mut out = format!("{MAGIC}\nsha256 {}\nlength {}\n\n", hex(&Sha256::digest(&payload)), payload.len())
         .into_bytes();
@@ -79,7 +79,7 @@ pub fn encode(backup: &Backup) -> Result<Vec<u8>, BackupError> {
 }
 
 /// Checks and decodes a file made by [`encode`].
-pub fn decode(file: &[u8]) -> Result<Backup, BackupError> {
+pub(crate) fn decode(file: &[u8]) -> Result<Backup, BackupError> {
     let mut rest = file;
     let mut line = || -> Result<&str, BackupError> {
         let end = rest.iter().position(|&b| b == b'\n').ok_or(BackupError::Magic)?;

@@ -7,7 +7,7 @@
 
 /// Unix milliseconds: the clock KV and session commands carry (read by proposers, never by
 /// `apply`).
-pub fn unix_ms() -> u64 {
+pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

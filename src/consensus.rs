@@ -24,12 +24,12 @@ use crate::rpc::{Pool, RaftServer, Remote};
 use crate::snapshot::SnapshotHandle;
 
 /// A boxed `Send` future, so `Participant` is usable as a trait object.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Why a proposal (or a linearizable read) did not produce an answer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ProposeError {
+pub(crate) enum ProposeError {
     /// This server is not the leader and the leader is unknown or unreachable.
     #[error("no cluster leader")]
     NoLeader,
@@ -44,7 +44,7 @@ pub enum ProposeError {
 
 /// One side of the consensus: a Raft server (`raft::Server`) or a client agent's replica and
 /// forwarder (`replica::Client`).
-pub trait Participant: Send + Sync + std::fmt::Debug {
+pub(crate) trait Participant: Send + Sync + std::fmt::Debug {
     /// Proposes `cmd` and waits until it is committed and applied locally; the answer is what
     /// applying it returned (`Rejected` included).
     fn propose(&self, cmd: Command) -> BoxFuture<'_, Result<CommandResponse, ProposeError>>;
@@ -88,7 +88,7 @@ pub trait Participant: Send + Sync + std::fmt::Debug {
 /// it drives the local openraft node; on a client agent it forwards writes to the servers and
 /// reads from the local replica, so callers do not care which they run on.
 #[derive(Clone)]
-pub struct Consensus {
+pub(crate) struct Consensus {
     participant: Arc<dyn Participant>,
 }
 
@@ -100,14 +100,14 @@ impl std::fmt::Debug for Consensus {
 
 impl Consensus {
     /// The handle of `participant` (a `raft::Server` or a `replica::Client`).
-    pub fn new(participant: Arc<dyn Participant>) -> Self {
+    pub(crate) fn new(participant: Arc<dyn Participant>) -> Self {
         Self { participant }
     }
 
     /// Proposes `cmd` and waits until it is committed and applied locally.
     /// Concurrent proposals are grouped into one log entry (`raft::batch`). A deterministic
     /// rejection by `apply` comes back as `ProposeError::Rejected`.
-    pub async fn propose(&self, cmd: Command) -> Result<(), ProposeError> {
+    pub(crate) async fn propose(&self, cmd: Command) -> Result<(), ProposeError> {
         match self.participant.propose(cmd).await? {
             CommandResponse::Applied => Ok(()),
             CommandResponse::Rejected(msg) => Err(ProposeError::Rejected(msg)),
@@ -119,7 +119,7 @@ impl Consensus {
 
     /// Proposes `cmd` and returns what applying it answered (KV writes answer `Bool`,
     /// transactions `Txn`); `Rejected` becomes `ProposeError::Rejected`.
-    pub async fn propose_for(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
+    pub(crate) async fn propose_for(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
         match self.participant.propose(cmd).await? {
             CommandResponse::Rejected(msg) => Err(ProposeError::Rejected(msg)),
             other => Ok(other),
@@ -128,83 +128,83 @@ impl Consensus {
 
     /// Whether this server is the Raft leader (leader-only timers, e.g. session TTLs); never
     /// on a client agent.
-    pub fn is_leader(&self) -> bool {
+    pub(crate) fn is_leader(&self) -> bool {
         self.participant.is_leader()
     }
 
     /// The leader's Raft RPC address (`ip:port`), if one is known.
-    pub fn leader_addr(&self) -> Option<String> {
+    pub(crate) fn leader_addr(&self) -> Option<String> {
         self.participant.leader_addr()
     }
 
     /// Raft RPC addresses of the voters.
-    pub fn peer_addrs(&self) -> Vec<String> {
+    pub(crate) fn peer_addrs(&self) -> Vec<String> {
         self.participant.peer_addrs()
     }
 
     /// Milliseconds since this server last heard from the leader (0 on the leader); on a
     /// client, since its replica last heard from its server plus that server's own figure.
-    pub fn last_contact_ms(&self) -> u64 {
+    pub(crate) fn last_contact_ms(&self) -> u64 {
         self.participant.last_contact_ms()
     }
 
     /// The snapshot handle the state machine (or the replica) publishes to (DNS and HTTP read
     /// from it).
-    pub fn snapshots(&self) -> Arc<SnapshotHandle> {
+    pub(crate) fn snapshots(&self) -> Arc<SnapshotHandle> {
         self.participant.snapshots()
     }
 
     /// Whether a leader is currently known.
-    pub fn known_leader(&self) -> bool {
+    pub(crate) fn known_leader(&self) -> bool {
         self.participant.known_leader()
     }
 
     /// Raft log index of the last entry applied and published.
-    pub fn applied_index(&self) -> u64 {
+    pub(crate) fn applied_index(&self) -> u64 {
         self.snapshots().load().index
     }
 
     /// Connections to the servers.
-    pub fn pool(&self) -> Arc<Pool> {
+    pub(crate) fn pool(&self) -> Arc<Pool> {
         self.participant.pool()
     }
 
     /// This server's Raft node id (0 on a client agent, as in its gossip meta).
-    pub fn node_id(&self) -> u64 {
+    pub(crate) fn node_id(&self) -> u64 {
         self.participant.node_id()
     }
 
     /// The servers in the Raft configuration: voters, then learners (on a client, as its
     /// server last reported them).
-    pub fn servers(&self) -> Vec<RaftServer> {
+    pub(crate) fn servers(&self) -> Vec<RaftServer> {
         self.participant.servers()
     }
 
     /// Log index of the membership configuration in effect.
-    pub fn membership_index(&self) -> u64 {
+    pub(crate) fn membership_index(&self) -> u64 {
         self.participant.membership_index()
     }
 
     /// Waits until this agent's state is at least as new as the leader's committed state at
     /// the time of the call (Raft ReadIndex; `?consistent`).
-    pub async fn read_barrier(&self) -> Result<(), ProposeError> {
+    pub(crate) async fn read_barrier(&self) -> Result<(), ProposeError> {
         self.participant.read_barrier().await
     }
 
     /// Tells the leader that session `id` (TTL `ttl`) was renewed here, so its expiry timer
     /// (leader-only) is re-armed. `Ok(true)`: this server is the leader and re-arms its own.
-    pub async fn forward_session_renew(&self, id: &str, ttl: Duration) -> Result<bool, ProposeError> {
+    pub(crate) async fn forward_session_renew(&self, id: &str, ttl: Duration) -> Result<bool, ProposeError> {
         self.participant.forward_session_renew(id, ttl).await
     }
 
     /// Graceful leave: a server removes itself from the Raft configuration when other voters
     /// remain; a client has nothing to hand over.
-    pub async fn leave_cluster(&self) -> Result<(), ProposeError> {
+    pub(crate) async fn leave_cluster(&self) -> Result<(), ProposeError> {
         self.participant.leave_cluster().await
     }
 
     /// Removes server `id` from the Raft configuration (through the leader).
-    pub async fn remove_server(&self, id: u64) -> Result<(), Remote> {
+    pub(crate) async fn remove_server(&self, id: u64) -> Result<(), Remote> {
         self.participant.remove_server(id).await
     }
 }

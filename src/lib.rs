@@ -23,27 +23,58 @@
 //! listener) -> `zone`, `dns` (read path) -> `http` (API front door) -> `app`, `cli` (startup,
 //! command line); `systemd` (socket activation, readiness) imports nothing of cairn.
 
-pub mod agent;
-pub mod app;
-pub mod backup;
-pub mod catalog;
+#![warn(unreachable_pub)]
+
+mod agent;
+mod app;
+mod backup;
+mod catalog;
+mod clock;
+mod codec;
+mod config;
+mod consensus;
+mod dns;
+mod gossip;
+mod health;
+mod http;
+mod local;
+mod metrics;
+mod raft;
+mod replica;
+mod rpc;
+mod serve_rpc;
+mod session;
+mod snapshot;
+mod store;
+mod systemd;
+mod zone;
+
+/// The command line's library half: every subcommand but `agent` (the binary dispatches).
 pub mod cli;
-pub mod clock;
-pub mod codec;
-pub mod config;
-pub mod consensus;
-pub mod dns;
-pub mod gossip;
-pub mod health;
-pub mod http;
-pub mod local;
-pub mod metrics;
-pub mod raft;
-pub mod replica;
-pub mod rpc;
-pub mod serve_rpc;
-pub mod session;
-pub mod snapshot;
-pub mod store;
-pub mod systemd;
-pub mod zone;
+
+// The crate's surface: what the binary, the benches and the fuzz target use. Everything
+// else is `pub(crate)` at most (`unreachable_pub` keeps it so).
+
+/// Running an agent: build it from a configuration, run it, reload it, tell systemd.
+pub use app::{App, Reloader};
+pub use config::{Config, DnsConfig, Overrides};
+pub use systemd::Notifier;
+
+/// The catalog and its write vocabulary, with the pure transition between states.
+pub use catalog::apply::apply;
+pub use catalog::{
+    CatalogDump, CatalogState, Check, CheckUpdate, Command, CommandResponse, Deregistration, HealthStatus,
+    Node, Registration, Service,
+};
+/// The DNS path's settings and per-loop answer cache.
+pub use dns::{AnswerCache, DnsContext, Transport};
+/// The read model DNS and HTTP answer from.
+pub use snapshot::{CatalogSnapshot, SnapshotHandle};
+
+/// The DNS path's pure core and its stages, and apply-then-publish, for the criterion benches,
+/// the proptests and the fuzz target; not an API.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::dns::{bench_support, fuzz_logic, handle};
+    pub use crate::raft::state_machine::bench_support::apply_and_publish;
+}

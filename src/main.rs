@@ -1,9 +1,9 @@
 //! The `cairn` binary: parses the command line, loads the config, runs the agent or a
 //! subcommand.
 //!
-//! All work happens in the library (`cairn::app`, `cairn::cli`); this file maps errors to exit
+//! All work happens in the library (`cairn::App`, `cairn::cli`); this file maps errors to exit
 //! codes, OS signals to shutdown (SIGINT/SIGTERM) and reload (SIGHUP, `PUT /v1/agent/reload`),
-//! and the agent's life to the service manager (`cairn::systemd`: READY=1, STATUS=, watchdog).
+//! and the agent's life to the service manager (`cairn::Notifier`: READY=1, STATUS=, watchdog).
 //!
 //! Invariant: nothing the agent writes to stdout or stderr can stop it from stopping. Rust
 //! ignores SIGPIPE, so a write to a pipe whose reader is gone fails with EPIPE; `println!`
@@ -22,13 +22,13 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-use cairn::app::{App, Reloader};
+use cairn::Notifier;
 use cairn::cli::api::Api;
 use cairn::cli::{
     AgentArgs, CatalogCommand, Cli, Command, OperatorCommand, RaftCommand, ServicesCommand, SnapshotCommand,
 };
-use cairn::config::{Config, Overrides};
-use cairn::systemd::Notifier;
+use cairn::{App, Reloader};
+use cairn::{Config, Overrides};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

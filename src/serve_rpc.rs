@@ -27,7 +27,7 @@ const MAX_CONNECTIONS: usize = 512;
 /// Serves RPC connections on `listener` for the Raft node `raft` until `stop` fires.
 /// `serf_addr` is this server's gossip address, told to servers that discover it; `sessions`
 /// are the session TTL timers renewals forwarded to this server (as leader) re-arm.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     raft: Arc<Server>,
     serf_addr: Option<SocketAddr>,

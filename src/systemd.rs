@@ -125,7 +125,7 @@ fn watchdog_interval(usec: Option<&str>, for_pid: Option<&str>, pid: u32) -> Opt
 
 /// Sockets handed over by the service manager (socket activation), sorted by type.
 #[derive(Debug, Default)]
-pub struct Inherited {
+pub(crate) struct Inherited {
     /// Datagram sockets (`ListenDatagram=`).
     pub udp: Vec<UdpSocket>,
     /// Listening stream sockets (`ListenStream=`).
@@ -134,7 +134,7 @@ pub struct Inherited {
 
 impl Inherited {
     /// Whether nothing was inherited.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.udp.is_empty() && self.tcp.is_empty()
     }
 }
@@ -143,7 +143,7 @@ impl Inherited {
 ///
 /// Each descriptor is taken at most once per process: a second call finds nothing, because
 /// the count is read once and remembered.
-pub fn inherited_sockets() -> Inherited {
+pub(crate) fn inherited_sockets() -> Inherited {
     static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let var = |k: &str| std::env::var(k).ok();
     let Some(count) =

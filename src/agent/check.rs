@@ -89,7 +89,7 @@ const IGNORED_CHECK_FIELDS: &[&str] =
     &["Shell", "Token", "Namespace", "Partition", "ProxyHTTP", "ProxyGRPC", "ExposedPort", "Type"];
 
 /// Decodes a check definition (`CheckType` in a service, or `/v1/agent/check/register`).
-pub fn decode_check_definition(v: &Value) -> Result<CheckSpec, DefinitionError> {
+pub(crate) fn decode_check_definition(v: &Value) -> Result<CheckSpec, DefinitionError> {
     let mut f = Fields::new(v, "CheckType")?;
     let id = f.string(&["CheckID"])?;
     let id2 = f.string(&["ID"])?;

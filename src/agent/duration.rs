@@ -32,7 +32,7 @@ fn unit_ns(unit: &str) -> Option<u128> {
 }
 
 /// Parses a Go duration string (`time.ParseDuration`), e.g. `10s`, `1m30s`, `1.5h`, `100ms`.
-pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_go_duration(s: &str) -> Result<Duration, String> {
     let invalid = || format!("time: invalid duration {s:?}");
     let mut rest = s;
     if let Some(r) = rest.strip_prefix('+') {
@@ -95,7 +95,7 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Formats like Go's `Duration.String`: `0s`, `100ms`, `1.5µs`, `10s`, `1m30s`, `1h0m0s`.
-pub fn format_go_duration(d: Duration) -> String {
+pub(crate) fn format_go_duration(d: Duration) -> String {
     let ns = d.as_nanos();
     if ns == 0 {
         return "0s".to_owned();

@@ -24,10 +24,10 @@ mod tests;
 use std::net::IpAddr;
 use std::time::Duration;
 
-pub use check::{CheckSpec, decode_check_definition};
-pub use duration::{format_go_duration, parse_go_duration};
+pub(crate) use check::{CheckSpec, decode_check_definition};
+pub(crate) use duration::{format_go_duration, parse_go_duration};
 pub(crate) use fields::Fields;
-pub use service::{ServiceDefinition, decode_service_definition};
+pub(crate) use service::{ServiceDefinition, decode_service_definition};
 pub(crate) use service::{decode_ports, service_ports};
 
 use crate::catalog::{Check, Node};
@@ -56,7 +56,7 @@ impl DefinitionError {
 /// Consul's re-registration rule (`checkStateSnapshot` in `agent.go`): a check that already
 /// exists on the node keeps its status and output, so re-registering a service (or restarting
 /// with it in a config file) does not flap it to its initial status.
-pub fn keep_check_state(checks: &mut [Check], cat: &crate::catalog::CatalogState) {
+pub(crate) fn keep_check_state(checks: &mut [Check], cat: &crate::catalog::CatalogState) {
     for c in checks {
         if let Some(prev) = cat.check(&c.node, &c.check_id) {
             c.status = prev.status;
@@ -66,9 +66,9 @@ pub fn keep_check_state(checks: &mut [Check], cat: &crate::catalog::CatalogState
 }
 
 /// Consul's refusal of a script check defined in a config file.
-pub const SCRIPTS_DISABLED_LOCAL: &str = "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true";
+pub(crate) const SCRIPTS_DISABLED_LOCAL: &str = "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true";
 /// Consul's refusal of a script check registered through the HTTP API.
-pub const SCRIPTS_DISABLED_REMOTE: &str = "Scripts are disabled on this agent from remote calls; to enable, configure 'enable_script_checks' to true";
+pub(crate) const SCRIPTS_DISABLED_REMOTE: &str = "Scripts are disabled on this agent from remote calls; to enable, configure 'enable_script_checks' to true";
 
 /// A TTL timer the agent must run for a registered check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +82,7 @@ pub struct TtlSpec {
 /// This agent's own catalog node as Consul registers it: ID, name, datacenter and address
 /// (the config's `node_id`, `node_name`, `datacenter`, `bind_addr`), the address also as
 /// `lan`/`wan` (+ `_ipv4`/`_ipv6`) tagged addresses, and Consul's `consul-network-segment` meta.
-pub fn agent_node(id: &str, name: &str, datacenter: &str, bind_addr: IpAddr) -> Node {
+pub(crate) fn agent_node(id: &str, name: &str, datacenter: &str, bind_addr: IpAddr) -> Node {
     let addr = bind_addr.to_string();
     let family = if bind_addr.is_ipv4() { "ipv4" } else { "ipv6" };
     let tagged_addresses = [

@@ -52,7 +52,7 @@ const IGNORED_SERVICE_FIELDS: &[&str] =
     &["Token", "Namespace", "Partition", "Proxy", "Connect", "SocketPath", "Locality", "EnterpriseMeta"];
 
 /// Decodes a service definition (`Name`, `ID`, `Tags`, …, `Check`, `Checks`).
-pub fn decode_service_definition(v: &Value) -> Result<ServiceDefinition, DefinitionError> {
+pub(crate) fn decode_service_definition(v: &Value) -> Result<ServiceDefinition, DefinitionError> {
     let mut f = Fields::new(v, "ServiceDefinition")?;
     let mut def = ServiceDefinition {
         id: f.string(&["ID"])?.unwrap_or_default(),

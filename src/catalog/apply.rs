@@ -12,7 +12,7 @@ use super::command::{CheckUpdate, Command, CommandResponse, Deregistration, Quer
 /// rows by these (a `(node, id)` pair fits LMDB's 511-byte key limit); rejecting longer ones
 /// here, deterministically, keeps an oversized registration from failing the LMDB write and
 /// stopping Raft.
-pub const MAX_NAME_BYTES: usize = 240;
+pub(crate) const MAX_NAME_BYTES: usize = 240;
 
 fn check_len(what: &str, value: &str) -> Result<(), String> {
     if value.len() > MAX_NAME_BYTES {
@@ -79,7 +79,7 @@ pub fn apply(
 
 /// Runs a read-only transaction against `state` (left untouched): the read path of
 /// `/v1/txn`, with exactly the rules a proposed transaction follows.
-pub fn read_txn(state: &CatalogState, ops: &[super::command::TxnOp]) -> CommandResponse {
+pub(crate) fn read_txn(state: &CatalogState, ops: &[super::command::TxnOp]) -> CommandResponse {
     let mut copy = state.clone();
     let mut changes = Vec::new();
     kv::txn(&mut copy, 0, ops, 0, &mut changes)

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::Change;
 
 /// Longest KV key accepted, in bytes (LMDB's key limit is 511).
-pub const MAX_KEY_BYTES: usize = 480;
+pub(crate) const MAX_KEY_BYTES: usize = 480;
 
 /// One KV entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -395,18 +395,18 @@ impl KvState {
 }
 
 /// Serde for value bytes as a standard base64 string (compact in the JSON log and store).
-pub mod b64 {
+pub(crate) mod b64 {
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD;
     use serde::{Deserialize, Deserializer, Serializer};
 
     /// Encodes bytes as base64.
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&STANDARD.encode(v))
     }
 
     /// Decodes base64 into bytes.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
         STANDARD.decode(s.as_bytes()).map_err(serde::de::Error::custom)
     }

@@ -8,23 +8,23 @@
 //! Every stored record carries the Raft log index that created and last modified it
 //! (`create_index`, `modify_index`), as Consul's catalog does.
 
-pub mod apply;
-pub mod command;
-pub mod kv;
+pub(crate) mod apply;
+pub(crate) mod command;
+pub(crate) mod kv;
 mod query;
 mod state;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use state::{CatalogDump, TableIndexes};
+pub use state::CatalogDump;
+pub(crate) use state::TableIndexes;
 
-pub use query::{PreparedQuery, QueryFailover, QueryService, is_uuid};
-pub use state::{CatalogState, Change, Instance, ServiceKey};
+pub(crate) use query::{PreparedQuery, QueryFailover, QueryService, is_uuid};
+pub use state::CatalogState;
+pub(crate) use state::{Change, Instance};
 
-pub use command::{
-    CheckUpdate, Command, CommandResponse, Deregistration, KvOp, KvWrite, QueryUpsert, Registration,
-    TxnError, TxnOp, TxnResult,
-};
+pub use command::{CheckUpdate, Command, CommandResponse, Deregistration, Registration};
+pub(crate) use command::{KvOp, KvWrite, QueryUpsert, TxnOp, TxnResult};
 
 use std::collections::BTreeMap;
 
@@ -335,6 +335,6 @@ impl Check {
 }
 
 /// Lower-cases a catalog key the way Consul's state store indexes names (ASCII only).
-pub fn key(s: &str) -> String {
+pub(crate) fn key(s: &str) -> String {
     s.to_ascii_lowercase()
 }

@@ -66,7 +66,7 @@ pub struct PreparedQuery {
 }
 
 /// Whether `s` looks like a UUID (8-4-4-4-12 hex digits), as Consul's `isUUID`.
-pub fn is_uuid(s: &str) -> bool {
+pub(crate) fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
         && groups

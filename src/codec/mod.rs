@@ -34,7 +34,7 @@ use serde::de::DeserializeOwned;
 /// One of cairn's persisted or wire formats (what [`CodecError`] names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Format {
+pub(crate) enum Format {
     /// A Raft log entry.
     Entry,
     /// A value of the LMDB `meta` table.
@@ -73,14 +73,15 @@ impl std::fmt::Display for Format {
 #[derive(Debug, thiserror::Error)]
 // Not `#[source]`: the text already is serde_json's, so an error chain does not repeat it.
 #[error("{json}")]
-pub struct CodecError {
+pub(crate) struct CodecError {
     format: Format,
     json: serde_json::Error,
 }
 
 impl CodecError {
     /// The format that failed.
-    pub fn format(&self) -> Format {
+    #[cfg(test)]
+    pub(crate) fn format(&self) -> Format {
         self.format
     }
 }
@@ -94,87 +95,87 @@ fn decode<T: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<T, CodecE
 }
 
 /// Encodes a Raft log entry (a row of the `raft-log` table).
-pub fn encode_entry<T: Serialize>(entry: &T) -> Result<Vec<u8>, CodecError> {
+pub(crate) fn encode_entry<T: Serialize>(entry: &T) -> Result<Vec<u8>, CodecError> {
     encode(Format::Entry, entry)
 }
 
 /// Decodes a Raft log entry.
-pub fn decode_entry<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+pub(crate) fn decode_entry<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     decode(Format::Entry, bytes)
 }
 
 /// Encodes a value of the `meta` table.
-pub fn encode_meta<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+pub(crate) fn encode_meta<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     encode(Format::Meta, value)
 }
 
 /// Decodes a value of the `meta` table.
-pub fn decode_meta<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+pub(crate) fn decode_meta<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     decode(Format::Meta, bytes)
 }
 
 /// Encodes a catalog row.
-pub fn encode_row<T: Serialize>(row: &T) -> Result<Vec<u8>, CodecError> {
+pub(crate) fn encode_row<T: Serialize>(row: &T) -> Result<Vec<u8>, CodecError> {
     encode(Format::Row, row)
 }
 
 /// Decodes a catalog row.
-pub fn decode_row<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+pub(crate) fn decode_row<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     decode(Format::Row, bytes)
 }
 
 /// Encodes a Raft snapshot payload.
-pub fn encode_snapshot<T: Serialize>(payload: &T) -> Result<Vec<u8>, CodecError> {
+pub(crate) fn encode_snapshot<T: Serialize>(payload: &T) -> Result<Vec<u8>, CodecError> {
     encode(Format::Snapshot, payload)
 }
 
 /// Decodes a Raft snapshot payload.
-pub fn decode_snapshot<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+pub(crate) fn decode_snapshot<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     decode(Format::Snapshot, bytes)
 }
 
 /// Encodes a server-RPC frame payload (the bytes after the length prefix).
-pub fn encode_frame_payload<T: Serialize>(msg: &T) -> Result<Vec<u8>, CodecError> {
+pub(crate) fn encode_frame_payload<T: Serialize>(msg: &T) -> Result<Vec<u8>, CodecError> {
     encode(Format::FramePayload, msg)
 }
 
 /// Decodes a server-RPC frame payload.
-pub fn decode_frame_payload<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+pub(crate) fn decode_frame_payload<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     decode(Format::FramePayload, bytes)
 }
 
 /// Encodes a backup file's body (the bytes after its header).
-pub fn encode_backup_body<T: Serialize>(backup: &T) -> Result<Vec<u8>, CodecError> {
+pub(crate) fn encode_backup_body<T: Serialize>(backup: &T) -> Result<Vec<u8>, CodecError> {
     encode(Format::BackupBody, backup)
 }
 
 /// Decodes a backup file's body.
-pub fn decode_backup_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+pub(crate) fn decode_backup_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     decode(Format::BackupBody, bytes)
 }
 
 /// Encodes a gossip node meta (a string: memberlist's meta is text).
-pub fn encode_node_meta<T: Serialize>(meta: &T) -> Result<String, CodecError> {
+pub(crate) fn encode_node_meta<T: Serialize>(meta: &T) -> Result<String, CodecError> {
     serde_json::to_string(meta).map_err(|json| CodecError { format: Format::NodeMeta, json })
 }
 
 /// Decodes a gossip node meta.
-pub fn decode_node_meta<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+pub(crate) fn decode_node_meta<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     decode(Format::NodeMeta, bytes)
 }
 
 /// Encodes an agent's local service or check file (pretty-printed, for people reading it).
-pub fn encode_local_file<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+pub(crate) fn encode_local_file<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     serde_json::to_vec_pretty(value).map_err(|json| CodecError { format: Format::LocalFile, json })
 }
 
 /// Decodes an agent's local service or check file.
-pub fn decode_local_file<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+pub(crate) fn decode_local_file<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     decode(Format::LocalFile, bytes)
 }
 
 /// The heed codec of the catalog tables: [`encode_row`] / [`decode_row`] as an LMDB value type.
-pub struct Row<T>(PhantomData<T>);
+pub(crate) struct Row<T>(PhantomData<T>);
 
 impl<'a, T: Serialize + 'a> heed::BytesEncode<'a> for Row<T> {
     type EItem = T;

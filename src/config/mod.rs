@@ -30,18 +30,19 @@ mod value;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use types::{CheckConfig, Config, DnsConfig, Ports, RecursorStrategy, SoaConfig};
+pub(crate) use types::{CheckConfig, Ports, RecursorStrategy, SoaConfig};
+pub use types::{Config, DnsConfig};
 /// The recursor parser, for the DNS specification tests.
 #[cfg(test)]
 pub(crate) use value::parse_recursor;
-pub use value::{DEFAULT_SERVER_PORT, join_addr};
+pub(crate) use value::{DEFAULT_SERVER_PORT, join_addr};
 
 /// Default `raft_snapshot_threshold` (Consul's is 16384; cairn's log entries are batches).
-pub const DEFAULT_SNAPSHOT_THRESHOLD: u64 = 10_000;
+pub(crate) const DEFAULT_SNAPSHOT_THRESHOLD: u64 = 10_000;
 /// Default `raft_trailing_logs`.
-pub const DEFAULT_TRAILING_LOGS: u64 = 1_000;
+pub(crate) const DEFAULT_TRAILING_LOGS: u64 = 1_000;
 /// Default `anti_entropy_interval`: Consul's full-sync interval (before scaling by cluster size).
-pub const DEFAULT_ANTI_ENTROPY_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_ANTI_ENTROPY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Why a configuration could not be loaded; the message names the file and the key.
 #[derive(Debug, thiserror::Error)]

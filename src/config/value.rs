@@ -322,11 +322,11 @@ impl<'de, S: Shape> Visitor<'de> for ShapeVisitor<S> {
 
 /// The server RPC port a `retry_join` address without a port is tried on (`ports.server`'s
 /// default).
-pub const DEFAULT_SERVER_PORT: u16 = 8300;
+pub(crate) const DEFAULT_SERVER_PORT: u16 = 8300;
 
 /// Parses a `retry_join` address: `host` or `host:port` (port `DEFAULT_SERVER_PORT` when
 /// omitted); returns it as `host:port`.
-pub fn join_addr(s: &str) -> Result<String, String> {
+pub(crate) fn join_addr(s: &str) -> Result<String, String> {
     let s = s.trim();
     if s.is_empty() {
         return Err("empty address".into());

@@ -78,7 +78,7 @@ impl DnsContext {
 }
 
 /// Seconds since the Unix epoch, truncated to 32 bits (an RFC 1982 serial wraps anyway).
-pub fn unix_serial() -> u32 {
+pub(crate) fn unix_serial() -> u32 {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     (secs & u64::from(u32::MAX)) as u32
 }

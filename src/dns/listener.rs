@@ -75,7 +75,7 @@ impl Default for TcpLimits {
 }
 
 /// Answers DNS on `udp` and `tcp` until `shutdown` is cancelled.
-pub async fn serve(
+pub(crate) async fn serve(
     udp: Vec<std::net::UdpSocket>,
     tcp: TcpListener,
     ctx: Arc<ArcSwap<DnsContext>>,

@@ -70,19 +70,19 @@ impl Answer {
 /// names it needs; the listener asks the recursors and runs the query again with
 /// [`Resolved::complete`], which never asks for more.
 #[derive(Debug, Clone, Default)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     complete: bool,
     answers: HashMap<Name, Vec<Record>>,
 }
 
 impl Resolved {
     /// Nothing resolved yet; external names are reported as needed.
-    pub fn pending() -> Self {
+    pub(crate) fn pending() -> Self {
         Self::default()
     }
 
     /// The recursors' answer sections by host name (a name they did not answer is absent).
-    pub fn complete(answers: impl IntoIterator<Item = (Name, Vec<Record>)>) -> Self {
+    pub(crate) fn complete(answers: impl IntoIterator<Item = (Name, Vec<Record>)>) -> Self {
         let answers = answers.into_iter().map(|(name, records)| (name.to_lowercase(), records)).collect();
         Self { complete: true, answers }
     }
@@ -101,7 +101,7 @@ impl Resolved {
 /// What an answer read from the catalog, so that a stored copy can be checked against a
 /// newer snapshot instead of being thrown away (the answer cache).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Deps {
+pub(crate) struct Deps {
     /// It read more than single services and nodes (NS, PTR, prepared queries).
     pub everything: bool,
     /// Service names (catalog keys) whose instances, nodes and checks it read.

@@ -48,13 +48,19 @@ mod spec_tests;
 #[cfg(test)]
 mod tests;
 
-pub use cache::{AnswerCache, CacheStats};
-pub use context::{DnsContext, Transport, unix_serial};
-pub use listener::serve;
-pub use message::{Answer, Deps, Resolved, Response, Rr};
-pub use parse::{ParseError, Request};
-pub use pipeline::{handle, respond};
-pub use route::{Route, Routed, route};
+pub use cache::AnswerCache;
+#[cfg(test)]
+pub(crate) use cache::CacheStats;
+pub(crate) use context::unix_serial;
+pub use context::{DnsContext, Transport};
+pub(crate) use listener::serve;
+#[cfg(test)]
+pub(crate) use message::{Resolved, Response};
+pub use pipeline::handle;
+#[cfg(test)]
+pub(crate) use pipeline::respond;
+#[cfg(test)]
+pub(crate) use route::{Route, route};
 #[cfg(test)]
 pub(crate) use source::from_zone;
-pub use udp::{adopt as adopt_udp, bind as bind_udp};
+pub(crate) use udp::{adopt as adopt_udp, bind as bind_udp};

@@ -47,7 +47,7 @@ pub fn handle(
 }
 
 /// Like [`handle`], but reports what needs the recursors instead of answering without them.
-pub fn respond(
+pub(crate) fn respond(
     request: &[u8],
     transport: Transport,
     ctx: &DnsContext,

@@ -94,7 +94,7 @@ const SUB_ZONES: [&str; 4] = ["service", "node", "addr", "query"];
 const KINDS: [&str; 7] = ["service", "connect", "virtual", "ingress", "node", "query", "addr"];
 
 /// Routes a question name.
-pub fn route(qname: &Name, qtype: RecordType, ctx: &DnsContext) -> Routed {
+pub(crate) fn route(qname: &Name, qtype: RecordType, ctx: &DnsContext) -> Routed {
     let original: Vec<String> = qname.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect();
     let labels: Vec<String> = original.iter().map(|l| l.to_ascii_lowercase()).collect();
 

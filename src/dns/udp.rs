@@ -56,7 +56,7 @@ const SOCKET_BUFFER: usize = 4 << 20;
 const MAX_PENDING: usize = 256;
 
 /// Binds `count` `SO_REUSEPORT` UDP sockets to `addr` (port 0: the first picks the port).
-pub fn bind(addr: SocketAddr, count: usize) -> std::io::Result<Vec<UdpSocket>> {
+pub(crate) fn bind(addr: SocketAddr, count: usize) -> std::io::Result<Vec<UdpSocket>> {
     let mut sockets: Vec<UdpSocket> = Vec::with_capacity(count.max(1));
     let mut bound = addr;
     for _ in 0..count.max(1) {
@@ -76,7 +76,7 @@ pub fn bind(addr: SocketAddr, count: usize) -> std::io::Result<Vec<UdpSocket>> {
 
 /// Prepares a UDP socket bound by someone else (socket activation) for a loop: blocking,
 /// with the loop's poll timeout. It is served by one loop.
-pub fn adopt(sock: UdpSocket) -> std::io::Result<UdpSocket> {
+pub(crate) fn adopt(sock: UdpSocket) -> std::io::Result<UdpSocket> {
     sock.set_nonblocking(false)?;
     sock.set_read_timeout(Some(POLL))?;
     Ok(sock)

@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 
 /// How long a server stays failed before autopilot removes it (beyond gossip's own failure
 /// detection), so a server that restarts at once keeps its place.
-pub const DEAD_SERVER_DELAY: Duration = Duration::from_secs(5);
+pub(crate) const DEAD_SERVER_DELAY: Duration = Duration::from_secs(5);
 
 /// What gossip says about a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Health {
+pub(crate) enum Health {
     /// Alive, or suspected but not declared failed.
     Alive,
     /// Declared failed this long ago (as observed by the leader's loop).
@@ -32,7 +32,7 @@ pub enum Health {
 
 /// A server in the Raft configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer {
+pub(crate) struct Peer {
     /// Raft node id.
     pub id: u64,
     /// Voter (true) or learner.
@@ -42,7 +42,7 @@ pub struct Peer {
 }
 
 /// The servers to remove from the configuration, learners first. `leader` is never removed.
-pub fn plan(leader: u64, peers: &[Peer], delay: Duration) -> Vec<u64> {
+pub(crate) fn plan(leader: u64, peers: &[Peer], delay: Duration) -> Vec<u64> {
     let dead = |p: &Peer| {
         p.id != leader
             && match p.health {
@@ -70,14 +70,14 @@ pub fn plan(leader: u64, peers: &[Peer], delay: Duration) -> Vec<u64> {
 
 /// When each server was first seen failed, so `Health::Failed` carries how long it has been.
 #[derive(Debug, Default)]
-pub struct FailedSince {
+pub(crate) struct FailedSince {
     since: BTreeMap<u64, Instant>,
 }
 
 impl FailedSince {
     /// Records `failed` (whether gossip says `id` is failed now) at `now`; returns how long
     /// it has been failed (zero when it just failed), or `None` when it is not.
-    pub fn observe(&mut self, id: u64, failed: bool, now: Instant) -> Option<Duration> {
+    pub(crate) fn observe(&mut self, id: u64, failed: bool, now: Instant) -> Option<Duration> {
         if !failed {
             self.since.remove(&id);
             return None;
@@ -87,7 +87,7 @@ impl FailedSince {
     }
 
     /// Forgets servers no longer in the configuration.
-    pub fn retain(&mut self, ids: &[u64]) {
+    pub(crate) fn retain(&mut self, ids: &[u64]) {
         self.since.retain(|id, _| ids.contains(id));
     }
 }

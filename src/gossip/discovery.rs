@@ -14,7 +14,7 @@ use crate::rpc::discovery::{Discovery, RetryJoin};
 use crate::rpc::{Pool, ServerInfo};
 
 /// Gossip members with the server role, then the configured addresses.
-pub struct GossipDiscovery {
+pub(crate) struct GossipDiscovery {
     gossip: Arc<Lan>,
     retry_join: Vec<String>,
     pool: Arc<Pool>,
@@ -22,7 +22,7 @@ pub struct GossipDiscovery {
 
 impl GossipDiscovery {
     /// Discovers through `gossip` and the `retry_join` RPC addresses.
-    pub fn new(gossip: Arc<Lan>, retry_join: Vec<String>, pool: Arc<Pool>) -> Self {
+    pub(crate) fn new(gossip: Arc<Lan>, retry_join: Vec<String>, pool: Arc<Pool>) -> Self {
         Self { gossip, retry_join, pool }
     }
 }

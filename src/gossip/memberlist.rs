@@ -63,7 +63,7 @@ fn encode(meta: &NodeMeta) -> Result<Meta, GossipError> {
 }
 
 /// The memberlist-backed LAN pool.
-pub struct Gossip {
+pub(crate) struct Gossip {
     ml: Memberlist<Transport, Delegate>,
     local_meta: Arc<Mutex<Meta>>,
     events: broadcast::Sender<MemberEvent>,
@@ -98,7 +98,7 @@ impl Gossip {
     /// Starts gossiping as `name` on `bind` (port 0 picks a free port).
     /// With `key` (16, 24 or 32 bytes) every message is encrypted (AES-GCM) and unencrypted
     /// or wrongly keyed ones are refused, so an agent with another key cannot join.
-    pub async fn start(
+    pub(crate) async fn start(
         name: &str,
         bind: SocketAddr,
         meta: NodeMeta,
@@ -169,7 +169,7 @@ impl Gossip {
     }
 
     /// Stops gossiping (without a leave: the others will declare this agent failed).
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         let _ = self.ml.shutdown().await;
     }
 }

@@ -9,10 +9,10 @@
 //! node deregistered; and, with `cleanup_dead_servers`, `gossip::autopilot` picks the dead
 //! servers to remove from the Raft configuration). Node meta fits in the engine's 512-byte limit (JSON of `NodeMeta`).
 
-pub mod autopilot;
-pub mod discovery;
-pub mod memberlist;
-pub mod reconcile;
+pub(crate) mod autopilot;
+pub(crate) mod discovery;
+pub(crate) mod memberlist;
+pub(crate) mod reconcile;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,7 +23,7 @@ use tokio::sync::broadcast;
 /// What an agent is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Role {
+pub(crate) enum Role {
     /// A Raft server.
     Server,
     /// A client agent (no Raft).
@@ -32,7 +32,7 @@ pub enum Role {
 
 /// The meta every agent gossips about itself (Consul's serf tags).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeMeta {
+pub(crate) struct NodeMeta {
     /// Server or client.
     pub role: Role,
     /// Datacenter.
@@ -51,7 +51,7 @@ pub struct NodeMeta {
 
 /// Consul's member status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberStatus {
+pub(crate) enum MemberStatus {
     /// Alive (or suspected, not yet declared failed).
     Alive,
     /// Left gracefully.
@@ -62,7 +62,7 @@ pub enum MemberStatus {
 
 impl MemberStatus {
     /// Consul's name for it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Alive => "alive",
             Self::Left => "left",
@@ -73,7 +73,7 @@ impl MemberStatus {
 
 /// One agent in the pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
+pub(crate) struct Member {
     /// Node name.
     pub name: String,
     /// Gossip address.
@@ -88,7 +88,7 @@ pub struct Member {
 
 impl Member {
     /// Its server RPC address, if it is an alive server of datacenter `dc` that gossips one.
-    pub fn alive_server_rpc(&self, dc: &str) -> Option<&str> {
+    pub(crate) fn alive_server_rpc(&self, dc: &str) -> Option<&str> {
         let meta = self.meta.as_ref()?;
         let server = self.status == MemberStatus::Alive && meta.role == Role::Server && meta.dc == dc;
         (server && !meta.raft_addr.is_empty()).then_some(meta.raft_addr.as_str())
@@ -97,7 +97,7 @@ impl Member {
 
 /// A change in the pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MemberEvent {
+pub(crate) enum MemberEvent {
     /// A member joined or came back.
     Joined(Member),
     /// A member's meta changed.
@@ -110,7 +110,7 @@ pub enum MemberEvent {
 
 impl MemberEvent {
     /// The member concerned.
-    pub fn member(&self) -> &Member {
+    pub(crate) fn member(&self) -> &Member {
         match self {
             Self::Joined(m) | Self::Updated(m) | Self::Left(m) | Self::Failed(m) => m,
         }
@@ -120,7 +120,7 @@ impl MemberEvent {
 /// Why a membership operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum GossipError {
+pub(crate) enum GossipError {
     /// The engine failed to start (bind, config).
     #[error("gossip: {0}")]
     Start(String),
@@ -138,7 +138,7 @@ pub enum GossipError {
 }
 
 /// The LAN membership pool.
-pub trait Membership: Send + Sync + 'static {
+pub(crate) trait Membership: Send + Sync + 'static {
     /// Joins the pool through any of `addrs`; returns how many were contacted.
     fn join(&self, addrs: &[SocketAddr]) -> impl Future<Output = Result<usize, GossipError>> + Send;
     /// Leaves the pool gracefully (the others see `Left`, not `Failed`).
@@ -154,4 +154,4 @@ pub trait Membership: Send + Sync + 'static {
 }
 
 /// The engine in use.
-pub type Lan = memberlist::Gossip;
+pub(crate) type Lan = memberlist::Gossip;

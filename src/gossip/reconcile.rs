@@ -26,7 +26,7 @@ use crate::consensus::Consensus;
 /// Full reconciliation interval (repairs anything an event missed, e.g. after a leader change).
 const FULL_SYNC: Duration = Duration::from_secs(2);
 /// The check Consul keeps per node.
-pub const SERF_CHECK: &str = "serfHealth";
+pub(crate) const SERF_CHECK: &str = "serfHealth";
 const ALIVE_OUTPUT: &str = "Agent alive and reachable";
 const FAILED_OUTPUT: &str = "Agent not live or unreachable";
 
@@ -34,7 +34,7 @@ const FAILED_OUTPUT: &str = "Agent not live or unreachable";
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs until `stop` fires; `cleanup_dead_servers` turns on autopilot's dead-server removal.
-pub async fn run(
+pub(crate) async fn run(
     gossip: Arc<Lan>,
     consensus: Consensus,
     cleanup_dead_servers: bool,
@@ -67,7 +67,7 @@ pub async fn run(
 }
 
 /// What the catalog must change for `member`, if anything.
-pub fn plan(snapshot: &crate::catalog::CatalogState, member: &Member) -> Option<Command> {
+pub(crate) fn plan(snapshot: &crate::catalog::CatalogState, member: &Member) -> Option<Command> {
     snapshot.node(&member.name)?;
     let check = snapshot.check(&member.name, SERF_CHECK);
     match member.status {

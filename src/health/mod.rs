@@ -10,15 +10,15 @@
 //! changes wait `check_update_interval`; every value it decides (status, output text) travels
 //! in the command, so `catalog::apply` stays clock-free.
 
-pub mod probe;
-pub mod reap;
-pub mod runner;
-pub mod status;
-pub mod tls;
-pub mod ttl;
+pub(crate) mod probe;
+pub(crate) mod reap;
+pub(crate) mod runner;
+pub(crate) mod status;
+pub(crate) mod tls;
+pub(crate) mod ttl;
 
-pub use runner::{CheckRunner, RunnerStats};
-pub use ttl::{TtlChecks, TtlError};
+pub(crate) use runner::CheckRunner;
+pub(crate) use ttl::{TtlChecks, TtlError};
 
 #[cfg(test)]
 mod status_tests;

@@ -22,13 +22,13 @@ use crate::snapshot::SnapshotHandle;
 
 /// When each of this node's critical, reapable checks turned critical (as first seen).
 #[derive(Debug, Default)]
-pub struct CriticalClock {
+pub(crate) struct CriticalClock {
     since: HashMap<String, Instant>,
 }
 
 impl CriticalClock {
     /// Notes the checks of `node` in `cat` at `now`; returns the service IDs whose limit ran out.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         cat: &crate::catalog::CatalogState,
         node: &str,
@@ -56,7 +56,7 @@ impl CriticalClock {
 }
 
 /// Runs the reaper for node `node` until `shutdown`.
-pub fn run(
+pub(crate) fn run(
     local: Arc<LocalState>,
     snapshots: Arc<SnapshotHandle>,
     node: String,

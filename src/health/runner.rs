@@ -38,7 +38,7 @@ const RETRY: Duration = Duration::from_secs(1);
 
 /// Counters for `/v1/agent/self` and the benchmark.
 #[derive(Debug, Default)]
-pub struct RunnerStats {
+pub(crate) struct RunnerStats {
     /// Probes run since start.
     pub probes: AtomicU64,
     /// `UpdateCheck` proposals made since start.
@@ -48,7 +48,7 @@ pub struct RunnerStats {
 }
 
 /// Runs this agent's HTTP, TCP, UDP, gRPC, H2PING, script and alias checks.
-pub struct CheckRunner {
+pub(crate) struct CheckRunner {
     local: Arc<LocalState>,
     snapshots: Arc<SnapshotHandle>,
     node_name: String,
@@ -65,7 +65,7 @@ impl std::fmt::Debug for CheckRunner {
 }
 
 /// The kinds this runner runs.
-pub fn is_runnable(kind: &str) -> bool {
+pub(crate) fn is_runnable(kind: &str) -> bool {
     matches!(kind, "http" | "tcp" | "udp" | "grpc" | "h2ping" | "script" | "alias")
 }
 
@@ -86,7 +86,7 @@ struct Reporter {
 
 impl CheckRunner {
     /// A runner for node `node_name`; `local_ids` are the IDs of checks from config files.
-    pub fn new(
+    pub(crate) fn new(
         local: Arc<LocalState>,
         snapshots: Arc<SnapshotHandle>,
         node_name: String,
@@ -104,18 +104,18 @@ impl CheckRunner {
     }
 
     /// Counters.
-    pub fn stats(&self) -> &RunnerStats {
+    pub(crate) fn stats(&self) -> &RunnerStats {
         &self.stats
     }
 
     /// Whether a script check with this ID may run.
-    pub fn script_allowed(&self, check_id: &str) -> bool {
+    pub(crate) fn script_allowed(&self, check_id: &str) -> bool {
         self.config.enable_script_checks
             || (self.config.enable_local_script_checks && self.local_ids.contains(&key(check_id)))
     }
 
     /// Keeps one task per active check until `shutdown`.
-    pub fn run(self: &Arc<Self>, shutdown: CancellationToken) -> JoinHandle<()> {
+    pub(crate) fn run(self: &Arc<Self>, shutdown: CancellationToken) -> JoinHandle<()> {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let mut published = this.snapshots.subscribe();
@@ -324,7 +324,7 @@ fn stagger(interval: Duration) -> Duration {
 
 /// The status of an alias check: the worst of the aliased service's checks (with its node's
 /// node-level checks), or of the aliased node's node-level checks; Consul's output texts.
-pub fn alias_status(
+pub(crate) fn alias_status(
     cat: &CatalogState,
     own_node: &str,
     own_check: &str,

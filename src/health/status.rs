@@ -10,11 +10,11 @@
 use crate::catalog::{CheckDefinition, HealthStatus};
 
 /// Consul's default and maximum output size (`checks.DefaultBufSize`).
-pub const DEFAULT_OUTPUT_MAX_SIZE: usize = 4096;
+pub(crate) const DEFAULT_OUTPUT_MAX_SIZE: usize = 4096;
 
 /// The three thresholds of a check.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Thresholds {
+pub(crate) struct Thresholds {
     /// Consecutive successes before a success is reported.
     pub success_before_passing: u32,
     /// Consecutive failures before `warning` is reported (0: same as critical).
@@ -25,7 +25,7 @@ pub struct Thresholds {
 
 impl Thresholds {
     /// The thresholds of a stored definition.
-    pub fn of(d: &CheckDefinition) -> Self {
+    pub(crate) fn of(d: &CheckDefinition) -> Self {
         Self {
             success_before_passing: d.success_before_passing,
             failures_before_warning: d.failures_before_warning,
@@ -36,7 +36,7 @@ impl Thresholds {
 
 /// Counts consecutive results and decides what to report.
 #[derive(Debug, Clone)]
-pub struct StatusHandler {
+pub(crate) struct StatusHandler {
     t: Thresholds,
     successes: u32,
     failures: u32,
@@ -44,12 +44,12 @@ pub struct StatusHandler {
 
 impl StatusHandler {
     /// Counters start at their thresholds, so the first result is reported at once.
-    pub fn new(t: Thresholds) -> Self {
+    pub(crate) fn new(t: Thresholds) -> Self {
         Self { t, successes: t.success_before_passing, failures: t.failures_before_critical }
     }
 
     /// Feeds one probe result; returns the status to report, if a threshold is reached.
-    pub fn observe(&mut self, status: HealthStatus) -> Option<HealthStatus> {
+    pub(crate) fn observe(&mut self, status: HealthStatus) -> Option<HealthStatus> {
         if status == HealthStatus::Critical {
             self.failures = self.failures.saturating_add(1);
             self.successes = 0;
@@ -74,7 +74,7 @@ impl StatusHandler {
 }
 
 /// The output limit of a check: its `OutputMaxSize` (0: default), capped by the agent's.
-pub fn output_limit(d: &CheckDefinition, agent_max: u32) -> usize {
+pub(crate) fn output_limit(d: &CheckDefinition, agent_max: u32) -> usize {
     let agent = if agent_max == 0 { DEFAULT_OUTPUT_MAX_SIZE } else { agent_max as usize };
     match d.output_max_size {
         0 => agent,
@@ -84,7 +84,7 @@ pub fn output_limit(d: &CheckDefinition, agent_max: u32) -> usize {
 
 /// Keeps the last `max` bytes of `bytes` (Consul's circular buffer), cut on a UTF-8 boundary,
 /// decoded lossily.
-pub fn tail(bytes: &[u8], max: usize) -> String {
+pub(crate) fn tail(bytes: &[u8], max: usize) -> String {
     let mut start = bytes.len().saturating_sub(max);
     // Skip UTF-8 continuation bytes so the cut does not split a character.
     while start < bytes.len() && start > 0 && (bytes[start] & 0xC0) == 0x80 {
@@ -94,7 +94,7 @@ pub fn tail(bytes: &[u8], max: usize) -> String {
 }
 
 /// Caps a whole output line to `max` bytes, keeping its start (for messages we compose).
-pub fn cap(mut s: String, max: usize) -> String {
+pub(crate) fn cap(mut s: String, max: usize) -> String {
     if s.len() > max {
         let mut cut = max;
         while !s.is_char_boundary(cut) {

@@ -15,7 +15,7 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// The ALPN protocols a client config offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Alpn {
+pub(crate) enum Alpn {
     /// `http/1.1` (HTTP checks).
     Http1,
     /// `h2` (gRPC and H2PING checks).
@@ -24,7 +24,7 @@ pub enum Alpn {
 
 /// The shared client config for these settings: built once per process (loading the system
 /// roots is not free), then cloned as an `Arc` by every check that uses it.
-pub fn client_config(skip_verify: bool, alpn: Alpn) -> Result<Arc<ClientConfig>, String> {
+pub(crate) fn client_config(skip_verify: bool, alpn: Alpn) -> Result<Arc<ClientConfig>, String> {
     static CONFIGS: [OnceLock<Result<Arc<ClientConfig>, String>>; 4] =
         [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
     let (i, protos): (usize, &[&[u8]]) = match alpn {

@@ -27,15 +27,15 @@ use crate::local::LocalState;
 use crate::snapshot::SnapshotHandle;
 
 /// Consul's default `OutputMaxSize` for TTL notes.
-pub const OUTPUT_MAX_SIZE: usize = 4096;
+pub(crate) const OUTPUT_MAX_SIZE: usize = 4096;
 /// Output of a check whose TTL ran out.
-pub const TTL_EXPIRED: &str = "TTL expired";
+pub(crate) const TTL_EXPIRED: &str = "TTL expired";
 /// Delay before retrying an expiry that could not be proposed.
 const RETRY: Duration = Duration::from_secs(1);
 
 /// Why a TTL update failed.
 #[derive(Debug, thiserror::Error)]
-pub enum TtlError {
+pub(crate) enum TtlError {
     /// No such check on this agent's node.
     #[error("Unknown check ID {0:?}. Ensure that the check ID is passed, not the check name.")]
     UnknownCheck(String),
@@ -60,7 +60,7 @@ struct Timer {
 }
 
 /// Agent-local TTL timers for checks on this agent's node.
-pub struct TtlChecks {
+pub(crate) struct TtlChecks {
     local: Arc<LocalState>,
     snapshots: Arc<SnapshotHandle>,
     node_name: String,
@@ -75,7 +75,7 @@ impl std::fmt::Debug for TtlChecks {
 }
 
 /// Consul's TTL output truncation: `<first N bytes> ... (captured N of M bytes)`.
-pub fn truncate_output(output: String) -> String {
+pub(crate) fn truncate_output(output: String) -> String {
     if output.len() <= OUTPUT_MAX_SIZE {
         return output;
     }
@@ -96,7 +96,11 @@ fn expired_output(last: &str) -> String {
 
 impl TtlChecks {
     /// Timers for the TTL checks of node `node_name`.
-    pub fn new(local: Arc<LocalState>, snapshots: Arc<SnapshotHandle>, node_name: String) -> Arc<Self> {
+    pub(crate) fn new(
+        local: Arc<LocalState>,
+        snapshots: Arc<SnapshotHandle>,
+        node_name: String,
+    ) -> Arc<Self> {
         Arc::new(Self {
             local,
             snapshots,
@@ -111,7 +115,7 @@ impl TtlChecks {
     }
 
     /// Runs the timers until `shutdown`: re-arms from the snapshot and fires expiries.
-    pub fn run(self: &Arc<Self>, shutdown: CancellationToken) -> JoinHandle<()> {
+    pub(crate) fn run(self: &Arc<Self>, shutdown: CancellationToken) -> JoinHandle<()> {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let mut published = this.snapshots.subscribe();
@@ -136,7 +140,7 @@ impl TtlChecks {
     }
 
     /// Starts (or restarts) the timer of a freshly registered TTL check.
-    pub fn arm(&self, spec: &TtlSpec) {
+    pub(crate) fn arm(&self, spec: &TtlSpec) {
         let now = Instant::now();
         self.timers().insert(
             key(&spec.check_id),
@@ -153,7 +157,12 @@ impl TtlChecks {
 
     /// Records a TTL update: resets the timer and proposes the new status and output if they
     /// differ from the catalog's.
-    pub async fn update(&self, check_id: &str, status: HealthStatus, output: String) -> Result<(), TtlError> {
+    pub(crate) async fn update(
+        &self,
+        check_id: &str,
+        status: HealthStatus,
+        output: String,
+    ) -> Result<(), TtlError> {
         let snapshot = self.snapshots.load_full();
         // The agent's own definition wins: the catalog's copy may have drifted or be missing
         // until the next sync.
@@ -267,8 +276,9 @@ impl TtlChecks {
         }
     }
 
-    /// Deadline of a check's timer, for tests and diagnostics.
-    pub fn deadline(&self, check_id: &str) -> Option<Instant> {
+    /// Deadline of a check's timer, for tests.
+    #[cfg(test)]
+    pub(crate) fn deadline(&self, check_id: &str) -> Option<Instant> {
         self.timers().get(&key(check_id)).filter(|t| !t.fired).map(|t| t.deadline)
     }
 }

@@ -14,7 +14,7 @@ use crate::health::TtlError;
 
 /// An HTTP API failure.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// 400 with a message (bad parameter, invalid definition).
     #[error("{0}")]
     BadRequest(String),
@@ -34,7 +34,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// The HTTP status for this error.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) | Self::Decode(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,

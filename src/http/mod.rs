@@ -27,7 +27,7 @@ mod session;
 mod snapshot;
 mod status;
 mod txn;
-pub mod wire;
+pub(crate) mod wire;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -42,7 +42,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use serde::Serialize;
 
-pub use error::ApiError;
+pub(crate) use error::ApiError;
 
 use self::blocking::{Consistency, ReadOptions};
 use self::query::Query;
@@ -52,11 +52,11 @@ use crate::consensus::Consensus;
 use crate::snapshot::SnapshotHandle;
 
 /// Largest accepted request body (Consul's 512 KiB limit for these endpoints).
-pub const MAX_BODY_BYTES: usize = 512 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 512 * 1024;
 
 /// Everything the handlers need.
 #[derive(Clone)]
-pub struct ApiState {
+pub(crate) struct ApiState {
     /// Agent configuration.
     pub config: Arc<crate::config::Config>,
     /// Published catalog snapshots.
@@ -82,7 +82,7 @@ pub struct ApiState {
 }
 
 /// The Consul-compatible HTTP API.
-pub fn router(state: ApiState) -> Router {
+pub(crate) fn router(state: ApiState) -> Router {
     Router::new()
         // agent
         .route("/v1/agent/self", get(agent::self_info))

@@ -25,7 +25,7 @@ impl LocalState {
     /// repairs, logging each. Returns how many commands were proposed. A rejected repair is
     /// logged and the others still go; any other failure ends the pass. Either way the pass
     /// reports the error and the next one retries.
-    pub async fn sync_full(&self) -> Result<usize, ProposeError> {
+    pub(crate) async fn sync_full(&self) -> Result<usize, ProposeError> {
         let _exclusive = self.gate.write().await;
         let snapshot = self.consensus.snapshots().load_full();
         let cmds = plan::plan(&self.own, &self.entries(), &snapshot.catalog);
@@ -61,7 +61,7 @@ impl LocalState {
     /// Runs full syncs until `shutdown`: one as soon as the config-file records are in and a
     /// leader is known, then every interval (±10 %), sooner when woken (a failed proposal, a
     /// local check missing from the catalog, a reload), backing off after failures.
-    pub fn run(self: &Arc<Self>, shutdown: CancellationToken) -> JoinHandle<()> {
+    pub(crate) fn run(self: &Arc<Self>, shutdown: CancellationToken) -> JoinHandle<()> {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let mut delay = Duration::ZERO;

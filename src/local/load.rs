@@ -20,7 +20,7 @@ impl LocalState {
     /// `catalog` instead (except `consul` and `serfHealth`), so an upgrade keeps them.
     /// Checks take their status and output from `catalog` when it has them. Returns how many
     /// records were loaded.
-    pub fn load(&self, catalog: &CatalogState) -> Result<usize, PersistError> {
+    pub(crate) fn load(&self, catalog: &CatalogState) -> Result<usize, PersistError> {
         let Some(disk) = &self.disk else { return Ok(0) };
         let node = self.own.node.name.clone();
         let (services, checks, adopted) = if disk.is_new() {
@@ -85,7 +85,7 @@ impl LocalState {
     /// changed ones are put in, ones no longer defined are dropped (the next sync deregisters
     /// them). Checks the local state already has keep their status and output, and `regs` is
     /// updated to carry them, so proposing `regs` does not flap a check.
-    pub fn replace_config(&self, regs: &mut [Registration]) {
+    pub(crate) fn replace_config(&self, regs: &mut [Registration]) {
         let keep_services: BTreeSet<String> =
             regs.iter().filter_map(|r| r.service.as_ref()).map(|s| key(&s.id)).collect();
         let keep_checks: BTreeSet<String> =

@@ -27,8 +27,8 @@
 
 mod anti_entropy;
 mod load;
-pub mod persist;
-pub mod plan;
+pub(crate) mod persist;
+pub(crate) mod plan;
 mod write;
 
 use std::collections::BTreeMap;
@@ -44,11 +44,12 @@ use crate::catalog::{Check, Registration, Service, key};
 use crate::consensus::{Consensus, ProposeError};
 
 /// Consul's default anti-entropy interval (before scaling by cluster size).
-pub const DEFAULT_INTERVAL: Duration = crate::config::DEFAULT_ANTI_ENTROPY_INTERVAL;
+#[cfg(test)]
+pub(crate) const DEFAULT_INTERVAL: Duration = crate::config::DEFAULT_ANTI_ENTROPY_INTERVAL;
 
 /// Where a local record came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// The agent API (persisted in the data dir).
     Api,
     /// A config file (not persisted; re-read at each start and reload).
@@ -57,7 +58,7 @@ pub enum Source {
 
 /// A service this agent owns.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LocalService {
+pub(crate) struct LocalService {
     /// The instance as it should be in the catalog.
     pub service: Service,
     /// Where it came from.
@@ -68,7 +69,7 @@ pub struct LocalService {
 
 /// A check this agent owns, with its current status and output.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LocalCheck {
+pub(crate) struct LocalCheck {
     /// The check as it should be in the catalog, status and output included.
     pub check: Check,
     /// Where it came from.
@@ -79,7 +80,7 @@ pub struct LocalCheck {
 
 /// The local services and checks, by lower-cased ID.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Entries {
+pub(crate) struct Entries {
     /// Services by `key(id)`.
     pub services: BTreeMap<String, LocalService>,
     /// Checks by `key(id)`.
@@ -88,7 +89,7 @@ pub struct Entries {
 
 /// Why a local change failed.
 #[derive(Debug, thiserror::Error)]
-pub enum LocalError {
+pub(crate) enum LocalError {
     /// The record could not be persisted (nothing was proposed).
     #[error("persisting the agent's local state: {0}")]
     Persist(#[from] PersistError),
@@ -105,7 +106,7 @@ struct Undo {
 }
 
 /// This agent's local state and its sync to the catalog.
-pub struct LocalState {
+pub(crate) struct LocalState {
     consensus: Consensus,
     /// The agent's own registration: its node, `consul` on servers, `serfHealth`.
     own: Registration,
@@ -127,7 +128,7 @@ impl std::fmt::Debug for LocalState {
 impl LocalState {
     /// An empty local state for the node of `own`, persisted under `data_dir` (none: memory
     /// only), fully synced every `interval`.
-    pub fn new(
+    pub(crate) fn new(
         consensus: Consensus,
         own: Registration,
         data_dir: Option<&Path>,
@@ -149,28 +150,24 @@ impl LocalState {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// This agent's node name.
-    pub fn node_name(&self) -> &str {
-        &self.own.node.name
-    }
-
     /// A copy of the local services and checks.
-    pub fn snapshot(&self) -> Entries {
+    #[cfg(test)]
+    pub(crate) fn snapshot(&self) -> Entries {
         self.entries().clone()
     }
 
     /// The local service with this ID.
-    pub fn service(&self, id: &str) -> Option<Service> {
+    pub(crate) fn service(&self, id: &str) -> Option<Service> {
         self.entries().services.get(&key(id)).map(|s| s.service.clone())
     }
 
     /// The local check with this ID.
-    pub fn check(&self, id: &str) -> Option<Check> {
+    pub(crate) fn check(&self, id: &str) -> Option<Check> {
         self.entries().checks.get(&key(id)).map(|c| c.check.clone())
     }
 
     /// The published catalog snapshots this state is compared with.
-    pub fn snapshots(&self) -> Arc<crate::snapshot::SnapshotHandle> {
+    pub(crate) fn snapshots(&self) -> Arc<crate::snapshot::SnapshotHandle> {
         self.consensus.snapshots()
     }
 

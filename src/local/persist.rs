@@ -19,7 +19,7 @@ use crate::codec;
 
 /// Why the local state could not be read or written.
 #[derive(Debug, thiserror::Error)]
-pub enum PersistError {
+pub(crate) enum PersistError {
     /// A file or directory could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -52,7 +52,7 @@ struct CheckFile {
 
 /// The `services/` and `checks/` directories of a data dir.
 #[derive(Debug, Clone)]
-pub struct Disk {
+pub(crate) struct Disk {
     services: PathBuf,
     checks: PathBuf,
 }
@@ -73,17 +73,17 @@ fn file_name(id: &str) -> String {
 
 impl Disk {
     /// The directories under `data_dir` (not created yet).
-    pub fn new(data_dir: &Path) -> Self {
+    pub(crate) fn new(data_dir: &Path) -> Self {
         Self { services: data_dir.join("services"), checks: data_dir.join("checks") }
     }
 
     /// Whether neither directory exists: a data dir from before the local state existed.
-    pub fn is_new(&self) -> bool {
+    pub(crate) fn is_new(&self) -> bool {
         !self.services.exists() && !self.checks.exists()
     }
 
     /// Creates both directories.
-    pub fn create(&self) -> Result<(), PersistError> {
+    pub(crate) fn create(&self) -> Result<(), PersistError> {
         for d in [&self.services, &self.checks] {
             std::fs::create_dir_all(d).map_err(io(d))?;
         }
@@ -91,29 +91,29 @@ impl Disk {
     }
 
     /// Reads every persisted service and check.
-    pub fn load(&self) -> Result<(Vec<Service>, Vec<Check>), PersistError> {
+    pub(crate) fn load(&self) -> Result<(Vec<Service>, Vec<Check>), PersistError> {
         let services = read_dir::<ServiceFile>(&self.services)?.into_iter().map(|f| f.service).collect();
         let checks = read_dir::<CheckFile>(&self.checks)?.into_iter().map(|f| f.check).collect();
         Ok((services, checks))
     }
 
     /// Writes (or replaces) a service's file.
-    pub fn write_service(&self, service: &Service) -> Result<(), PersistError> {
+    pub(crate) fn write_service(&self, service: &Service) -> Result<(), PersistError> {
         write_atomic(&self.services, &file_name(&service.id), &ServiceFile { service: service.clone() })
     }
 
     /// Writes (or replaces) a check's file.
-    pub fn write_check(&self, check: &Check) -> Result<(), PersistError> {
+    pub(crate) fn write_check(&self, check: &Check) -> Result<(), PersistError> {
         write_atomic(&self.checks, &file_name(&check.check_id), &CheckFile { check: check.clone() })
     }
 
     /// Removes a service's file (absent is fine).
-    pub fn remove_service(&self, id: &str) -> Result<(), PersistError> {
+    pub(crate) fn remove_service(&self, id: &str) -> Result<(), PersistError> {
         remove(&self.services.join(file_name(id)))
     }
 
     /// Removes a check's file (absent is fine).
-    pub fn remove_check(&self, id: &str) -> Result<(), PersistError> {
+    pub(crate) fn remove_check(&self, id: &str) -> Result<(), PersistError> {
         remove(&self.checks.join(file_name(id)))
     }
 }

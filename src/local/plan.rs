@@ -25,12 +25,12 @@ use crate::catalog::{CatalogState, Check, Service, key};
 use crate::catalog::{CheckUpdate, Command, Deregistration, Registration};
 
 /// Consul's service of the servers, managed by the servers themselves.
-pub const CONSUL_SERVICE_ID: &str = "consul";
+pub(crate) const CONSUL_SERVICE_ID: &str = "consul";
 /// Consul's gossip health check, managed by the leader's reconcile.
-pub const SERF_CHECK_ID: &str = "serfHealth";
+pub(crate) const SERF_CHECK_ID: &str = "serfHealth";
 
 /// The commands that make `catalog`'s view of `own.node` match `local`.
-pub fn plan(own: &Registration, local: &Entries, catalog: &CatalogState) -> Vec<Command> {
+pub(crate) fn plan(own: &Registration, local: &Entries, catalog: &CatalogState) -> Vec<Command> {
     let mut out = Vec::new();
     own_records(own, catalog, &mut out);
     let done_checks = local_services(own, local, catalog, &mut out);
@@ -212,7 +212,7 @@ fn same_check(want: &Check, have: &Check) -> bool {
 }
 
 /// One line for the log: what a command repairs.
-pub fn describe(cmd: &Command) -> String {
+pub(crate) fn describe(cmd: &Command) -> String {
     match cmd {
         Command::Register(r) => {
             let mut parts = Vec::new();

@@ -15,7 +15,7 @@ use crate::consensus::ProposeError;
 impl LocalState {
     /// Registers a service (with its checks) or checks on this agent: local state, file (API
     /// records), then the proposal of `reg`. Checks already known keep their status and output.
-    pub async fn register(&self, mut reg: Registration, source: Source) -> Result<(), LocalError> {
+    pub(crate) async fn register(&self, mut reg: Registration, source: Source) -> Result<(), LocalError> {
         let _shared = self.gate.read().await;
         let undo = put(&mut self.entries(), &mut reg, source);
         if let Err(e) = self.persist(&undo) {
@@ -28,7 +28,7 @@ impl LocalState {
 
     /// Deregisters a service of this agent (and its checks) from the local state, its files
     /// and the catalog.
-    pub async fn deregister_service(&self, id: &str) -> Result<(), LocalError> {
+    pub(crate) async fn deregister_service(&self, id: &str) -> Result<(), LocalError> {
         let _shared = self.gate.read().await;
         let mut undo = Undo::default();
         {
@@ -59,7 +59,7 @@ impl LocalState {
     }
 
     /// Deregisters a check of this agent from the local state, its file and the catalog.
-    pub async fn deregister_check(&self, id: &str) -> Result<(), LocalError> {
+    pub(crate) async fn deregister_check(&self, id: &str) -> Result<(), LocalError> {
         let _shared = self.gate.read().await;
         let mut undo = Undo::default();
         {
@@ -82,7 +82,7 @@ impl LocalState {
     /// A check's new status and output (probe results, TTL updates and expiries): recorded
     /// locally, then proposed unless the catalog already has them. A local check missing from
     /// the catalog is left to the next sync, which is woken.
-    pub async fn update_check(
+    pub(crate) async fn update_check(
         &self,
         id: &str,
         status: HealthStatus,
@@ -134,7 +134,7 @@ impl LocalState {
 
     /// The immediate sync of records already put in the local state (`replace_config`): proposes
     /// `cmd` under the shared gate; a failure is left to the sync loop, which is woken.
-    pub async fn propose(&self, cmd: Command) -> Result<(), ProposeError> {
+    pub(crate) async fn propose(&self, cmd: Command) -> Result<(), ProposeError> {
         let _shared = self.gate.read().await;
         let r = self.consensus.propose(cmd).await;
         if r.is_err() {

@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Query types counted by name; everything else is counted as `OTHER`.
-pub const QTYPES: [(u16, &str); 10] = [
+pub(crate) const QTYPES: [(u16, &str); 10] = [
     (1, "A"),
     (28, "AAAA"),
     (33, "SRV"),
@@ -30,7 +30,7 @@ const TYPES: usize = QTYPES.len() + 1;
 /// Response codes of the 4-bit header field.
 const RCODES: usize = 16;
 /// Latency bucket upper bounds, nanoseconds: 1 µs to 100 ms (a last, unbounded bucket follows).
-pub const LATENCY_BOUNDS_NS: [u64; 14] = [
+pub(crate) const LATENCY_BOUNDS_NS: [u64; 14] = [
     1_000,
     2_000,
     5_000,
@@ -49,7 +49,7 @@ pub const LATENCY_BOUNDS_NS: [u64; 14] = [
 const BUCKETS: usize = LATENCY_BOUNDS_NS.len() + 1;
 
 /// The name of an rcode (RFC 1035/2136/6895), or `RCODE<n>`.
-pub fn rcode_name(rcode: usize) -> String {
+pub(crate) fn rcode_name(rcode: usize) -> String {
     let known = [
         "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET", "NXRRSET",
         "NOTAUTH", "NOTZONE",
@@ -60,7 +60,7 @@ pub fn rcode_name(rcode: usize) -> String {
 /// One writer's DNS counters; see the module docs.
 #[derive(Debug)]
 #[repr(align(128))]
-pub struct DnsCounters {
+pub(crate) struct DnsCounters {
     queries: [[AtomicU64; RCODES]; TYPES],
     latency: [AtomicU64; BUCKETS],
     latency_sum_ns: AtomicU64,
@@ -132,7 +132,7 @@ pub(crate) fn type_and_rcode(reply: &[u8]) -> (Option<u16>, usize) {
 impl DnsCounters {
     /// Counts one reply and its latency; the calling thread must be the only writer.
     #[inline]
-    pub fn record(&self, reply: &[u8], latency_ns: u64) {
+    pub(crate) fn record(&self, reply: &[u8], latency_ns: u64) {
         let (qtype, rcode) = type_and_rcode(reply);
         let row = qtype.map_or(QTYPES.len(), type_index);
         if let Some(cell) = self.queries.get(row).and_then(|r| r.get(rcode)) {
@@ -145,7 +145,7 @@ impl DnsCounters {
     }
 
     /// Like `record`, for counters with several writers.
-    pub fn record_shared(&self, reply: &[u8], latency_ns: u64) {
+    pub(crate) fn record_shared(&self, reply: &[u8], latency_ns: u64) {
         let (qtype, rcode) = type_and_rcode(reply);
         let row = qtype.map_or(QTYPES.len(), type_index);
         if let Some(cell) = self.queries.get(row).and_then(|r| r.get(rcode)) {
@@ -159,19 +159,20 @@ impl DnsCounters {
 
     /// Publishes a loop's answer-cache counters (cumulative; only writer).
     #[inline]
-    pub fn set_cache(&self, hits: u64, misses: u64) {
+    pub(crate) fn set_cache(&self, hits: u64, misses: u64) {
         self.cache_hits.store(hits, Relaxed);
         self.cache_misses.store(misses, Relaxed);
     }
 
     /// Adds to the cache counters of a shared instance.
-    pub fn add_cache_shared(&self, hits: u64, misses: u64) {
+    #[cfg(test)]
+    pub(crate) fn add_cache_shared(&self, hits: u64, misses: u64) {
         self.cache_hits.fetch_add(hits, Relaxed);
         self.cache_misses.fetch_add(misses, Relaxed);
     }
 
     /// The current values.
-    pub fn totals(&self) -> DnsTotals {
+    pub(crate) fn totals(&self) -> DnsTotals {
         DnsTotals {
             queries: std::array::from_fn(|t| std::array::from_fn(|r| self.queries[t][r].load(Relaxed))),
             latency: std::array::from_fn(|b| self.latency[b].load(Relaxed)),
@@ -184,7 +185,7 @@ impl DnsCounters {
 
 /// DNS counters summed over writers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DnsTotals {
+pub(crate) struct DnsTotals {
     /// Replies by question type (rows: `QTYPES` then other) and rcode (columns).
     pub queries: [[u64; RCODES]; TYPES],
     /// Latency histogram (not cumulative), buckets per `LATENCY_BOUNDS_NS` plus one.
@@ -199,7 +200,7 @@ pub struct DnsTotals {
 
 impl DnsTotals {
     /// Adds `other` into `self`.
-    pub fn add(&mut self, other: &Self) {
+    pub(crate) fn add(&mut self, other: &Self) {
         for (row, orow) in self.queries.iter_mut().zip(&other.queries) {
             for (c, o) in row.iter_mut().zip(orow) {
                 *c += o;
@@ -214,12 +215,13 @@ impl DnsTotals {
     }
 
     /// The type name of row `t`.
-    pub fn type_name(t: usize) -> &'static str {
+    pub(crate) fn type_name(t: usize) -> &'static str {
         QTYPES.get(t).map_or("OTHER", |&(_, n)| n)
     }
 
     /// Total replies counted.
-    pub fn total(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn total(&self) -> u64 {
         self.queries.iter().flatten().sum()
     }
 }

@@ -19,13 +19,13 @@
 //! single-writer cells, the fixed-bound [`Histogram`] and the [`Report`] cost no dependency.
 
 mod dns;
-pub mod render;
+pub(crate) mod render;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-pub use dns::{DnsCounters, DnsTotals, LATENCY_BOUNDS_NS, QTYPES, rcode_name};
+pub(crate) use dns::{DnsCounters, DnsTotals, LATENCY_BOUNDS_NS, rcode_name};
 
 use crate::catalog::HealthStatus;
 use crate::snapshot::CatalogSnapshot;
@@ -33,7 +33,7 @@ use crate::snapshot::CatalogSnapshot;
 /// A histogram with fixed bucket bounds (nanoseconds), for events far rarer than DNS
 /// queries (Raft applies, snapshot publishes): shared, `fetch_add`.
 #[derive(Debug)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     bounds: &'static [u64],
     buckets: Vec<AtomicU64>,
     sum_ns: AtomicU64,
@@ -42,7 +42,7 @@ pub struct Histogram {
 
 /// A histogram's contents at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistogramSnapshot {
+pub(crate) struct HistogramSnapshot {
     /// Upper bounds of the buckets, in nanoseconds (a last, unbounded bucket follows).
     pub bounds: &'static [u64],
     /// Observations per bucket (not cumulative); one more than `bounds`.
@@ -54,7 +54,7 @@ pub struct HistogramSnapshot {
 }
 
 /// Bucket bounds for Raft applies and publishes: 10 µs to 10 s.
-pub const SLOW_BOUNDS_NS: &[u64] = &[
+pub(crate) const SLOW_BOUNDS_NS: &[u64] = &[
     10_000,
     50_000,
     100_000,
@@ -74,7 +74,7 @@ pub const SLOW_BOUNDS_NS: &[u64] = &[
 
 impl Histogram {
     /// An empty histogram over `bounds` (ascending, nanoseconds).
-    pub fn new(bounds: &'static [u64]) -> Self {
+    pub(crate) fn new(bounds: &'static [u64]) -> Self {
         Self {
             bounds,
             buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
@@ -84,7 +84,7 @@ impl Histogram {
     }
 
     /// Records one duration.
-    pub fn observe(&self, d: Duration) {
+    pub(crate) fn observe(&self, d: Duration) {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let i = self.bounds.partition_point(|&b| b < ns);
         if let Some(b) = self.buckets.get(i) {
@@ -95,7 +95,7 @@ impl Histogram {
     }
 
     /// The current contents.
-    pub fn snapshot(&self) -> HistogramSnapshot {
+    pub(crate) fn snapshot(&self) -> HistogramSnapshot {
         HistogramSnapshot {
             bounds: self.bounds,
             buckets: self.buckets.iter().map(|b| b.load(Relaxed)).collect(),
@@ -107,7 +107,7 @@ impl Histogram {
 
 /// Every metric source of the process.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     loops: Mutex<Vec<Arc<DnsCounters>>>,
     shared: DnsCounters,
     /// Time of each state machine apply (a batch of entries, LMDB commit included).
@@ -117,7 +117,7 @@ pub struct Metrics {
 }
 
 /// The process-wide registry.
-pub fn global() -> &'static Metrics {
+pub(crate) fn global() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(|| Metrics {
         loops: Mutex::new(Vec::new()),
@@ -129,19 +129,19 @@ pub fn global() -> &'static Metrics {
 
 impl Metrics {
     /// Counters for one new DNS UDP loop (its thread is their only writer).
-    pub fn register_loop(&self) -> Arc<DnsCounters> {
+    pub(crate) fn register_loop(&self) -> Arc<DnsCounters> {
         let c = Arc::new(DnsCounters::default());
         self.loops.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(c.clone());
         c
     }
 
     /// Counters shared by the TCP path and forwarded queries (several writers).
-    pub fn shared_dns(&self) -> &DnsCounters {
+    pub(crate) fn shared_dns(&self) -> &DnsCounters {
         &self.shared
     }
 
     /// The DNS counters of every loop and the shared ones, summed.
-    pub fn dns_totals(&self) -> DnsTotals {
+    pub(crate) fn dns_totals(&self) -> DnsTotals {
         let mut t = self.shared.totals();
         for l in self.loops.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
             t.add(&l.totals());
@@ -150,7 +150,7 @@ impl Metrics {
     }
 
     /// Everything, with catalog gauges from `snap`.
-    pub fn report(&self, snap: &CatalogSnapshot) -> Report {
+    pub(crate) fn report(&self, snap: &CatalogSnapshot) -> Report {
         let (mut passing, mut warning, mut critical) = (0, 0, 0);
         for c in snap.catalog.checks() {
             match c.status {
@@ -179,7 +179,7 @@ impl Metrics {
 
 /// A client agent's replica stream (`replica::Client`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReplicaGauges {
+pub(crate) struct ReplicaGauges {
     /// Raft indexes behind the server's last reported applied index.
     pub lag_index: u64,
     /// Milliseconds since the stream last delivered a frame (plus the server's own time since
@@ -197,7 +197,7 @@ pub struct ReplicaGauges {
 
 /// Catalog sizes and checks by status, from one snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CatalogGauges {
+pub(crate) struct CatalogGauges {
     /// Raft index of the snapshot.
     pub index: u64,
     /// Nodes.
@@ -216,7 +216,7 @@ pub struct CatalogGauges {
 
 /// All metrics at one moment, ready to render.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub(crate) struct Report {
     /// DNS, summed over loops.
     pub dns: DnsTotals,
     /// State machine applies.

@@ -21,7 +21,7 @@ use crate::metrics::dns::DnsTotals;
 use crate::metrics::rcode_name;
 
 /// The DNS latency histogram as a [`HistogramSnapshot`].
-pub fn dns_latency(d: &DnsTotals) -> HistogramSnapshot {
+pub(crate) fn dns_latency(d: &DnsTotals) -> HistogramSnapshot {
     HistogramSnapshot {
         bounds: &LATENCY_BOUNDS_NS,
         buckets: d.latency.to_vec(),
@@ -31,10 +31,10 @@ pub fn dns_latency(d: &DnsTotals) -> HistogramSnapshot {
 }
 
 /// Label pairs of one series.
-pub type Labels = Vec<(&'static str, String)>;
+pub(crate) type Labels = Vec<(&'static str, String)>;
 
 /// Gauges of the report: (name, labels, value).
-pub fn gauges(r: &Report) -> Vec<(&'static str, Labels, u64)> {
+pub(crate) fn gauges(r: &Report) -> Vec<(&'static str, Labels, u64)> {
     let c = &r.catalog;
     let mut out = vec![
         ("catalog.nodes", vec![], c.nodes),
@@ -59,7 +59,7 @@ pub fn gauges(r: &Report) -> Vec<(&'static str, Labels, u64)> {
 }
 
 /// Non-zero DNS query cells: (type, rcode, count).
-pub fn dns_cells(d: &DnsTotals) -> impl Iterator<Item = (&'static str, String, u64)> + '_ {
+pub(crate) fn dns_cells(d: &DnsTotals) -> impl Iterator<Item = (&'static str, String, u64)> + '_ {
     d.queries.iter().enumerate().flat_map(|(t, row)| {
         row.iter()
             .enumerate()
@@ -91,7 +91,7 @@ fn prom_histogram(out: &mut String, name: &str, help: &str, h: &HistogramSnapsho
 }
 
 /// The Prometheus text exposition format (version 0.0.4).
-pub fn prometheus(r: &Report) -> String {
+pub(crate) fn prometheus(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -44,7 +44,7 @@ const STANDING_INTERVAL: Duration = Duration::from_secs(5);
 
 /// When a follower last heard from a leader.
 #[derive(Debug)]
-pub struct Contact {
+pub(crate) struct Contact {
     epoch: Instant,
     /// Milliseconds after `epoch` plus one; 0 = never.
     last: AtomicU64,
@@ -52,7 +52,7 @@ pub struct Contact {
 
 impl Contact {
     /// Never contacted yet.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { epoch: Instant::now(), last: AtomicU64::new(0) }
     }
 
@@ -62,7 +62,7 @@ impl Contact {
     }
 
     /// Milliseconds since the last contact (0 when never contacted).
-    pub fn millis_since(&self) -> u64 {
+    pub(crate) fn millis_since(&self) -> u64 {
         match self.last.load(Ordering::Relaxed) {
             0 => 0,
             last => {
@@ -88,7 +88,7 @@ impl Default for Contact {
 /// address), makes it rejoin through that server as a learner, then a voter. The check repeats
 /// every `STANDING_INTERVAL` on a follower, so a server removed while running stops
 /// campaigning and rejoins too.
-pub async fn form<D: Discovery>(
+pub(crate) async fn form<D: Discovery>(
     raft: std::sync::Arc<Server>,
     discovery: D,
     bootstrap_expect: u32,
@@ -371,7 +371,7 @@ impl Server {
 
     /// Graceful leave of this server: removes it from the Raft configuration when other voters
     /// remain (a single server has nothing to hand over).
-    pub async fn leave_cluster(&self) -> Result<(), ProposeError> {
+    pub(crate) async fn leave_cluster(&self) -> Result<(), ProposeError> {
         let others = self
             .raft
             .metrics()
@@ -448,7 +448,7 @@ impl Server {
 
     /// Tells the leader that session `id` (TTL `ttl`) was renewed here, so its expiry timer
     /// (leader-only) is re-armed. `Ok(true)`: this server is the leader and re-arms its own.
-    pub async fn forward_session_renew(&self, id: &str, ttl: Duration) -> Result<bool, ProposeError> {
+    pub(crate) async fn forward_session_renew(&self, id: &str, ttl: Duration) -> Result<bool, ProposeError> {
         let (leader, addr) = wait_leader(&self.raft).await?;
         if leader == self.node_id {
             return Ok(true);
@@ -468,7 +468,7 @@ impl Server {
 
     /// Waits until this server's state is at least as new as the leader's committed state at
     /// the time of the call (Raft ReadIndex; `?consistent`).
-    pub async fn read_barrier(&self) -> Result<(), ProposeError> {
+    pub(crate) async fn read_barrier(&self) -> Result<(), ProposeError> {
         let index = self.read_index().await?;
         if catch_up(&self.snapshots, index).await {
             Ok(())
@@ -478,7 +478,7 @@ impl Server {
     }
 
     /// The servers in the Raft configuration: voters, then learners.
-    pub fn servers(&self) -> Vec<RaftServer> {
+    pub(crate) fn servers(&self) -> Vec<RaftServer> {
         let m = self.raft.metrics();
         let m = m.borrow();
         let membership = m.membership_config.membership();
@@ -497,12 +497,12 @@ impl Server {
     }
 
     /// Log index of the membership configuration in effect.
-    pub fn membership_index(&self) -> u64 {
+    pub(crate) fn membership_index(&self) -> u64 {
         self.raft.metrics().borrow().membership_config.log_id().map_or(0, |l| l.index)
     }
 
     /// This server's Raft node id.
-    pub fn node_id(&self) -> u64 {
+    pub(crate) fn node_id(&self) -> u64 {
         self.node_id
     }
 }

@@ -22,7 +22,7 @@ const MAX_ENTRIES: usize = 4096;
 const MAX_VALUE_BYTES: usize = 64 << 20;
 
 /// One applied log entry: its index and its command (`None` for a blank or membership entry).
-pub type FeedEntry = (u64, Option<Arc<Command>>);
+pub(crate) type FeedEntry = (u64, Option<Arc<Command>>);
 
 #[derive(Debug, Default)]
 struct Ring {
@@ -34,7 +34,7 @@ struct Ring {
 
 /// What `since` found.
 #[derive(Debug)]
-pub enum Since {
+pub(crate) enum Since {
     /// The entries after the asked index (possibly none yet).
     Entries(Vec<FeedEntry>),
     /// The asked index is older than what the ring holds: restart from a full dump.
@@ -43,7 +43,7 @@ pub enum Since {
 
 /// The feed of applied entries (servers only).
 #[derive(Debug)]
-pub struct Feed {
+pub(crate) struct Feed {
     ring: Mutex<Ring>,
     /// The last index pushed (or reset to); changes wake subscribers.
     last: watch::Sender<u64>,
@@ -51,13 +51,13 @@ pub struct Feed {
 
 impl Feed {
     /// An empty feed whose state is at `index` (what the state machine loaded).
-    pub fn new(index: u64) -> Self {
+    pub(crate) fn new(index: u64) -> Self {
         let (last, _) = watch::channel(index);
         Self { ring: Mutex::new(Ring { base: index, ..Ring::default() }), last }
     }
 
     /// Appends the entries of one applied batch (contiguous, after the last one).
-    pub fn push(&self, batch: Vec<FeedEntry>) {
+    pub(crate) fn push(&self, batch: Vec<FeedEntry>) {
         let Some(&(last, _)) = batch.last() else { return };
         if let Ok(mut ring) = self.ring.lock() {
             let expected = ring.base + ring.entries.len() as u64 + 1;
@@ -85,7 +85,7 @@ impl Feed {
     }
 
     /// A snapshot was installed at `index`: what the ring held no longer leads there.
-    pub fn reset(&self, index: u64) {
+    pub(crate) fn reset(&self, index: u64) {
         if let Ok(mut ring) = self.ring.lock() {
             ring.entries.clear();
             ring.value_bytes = 0;
@@ -95,7 +95,7 @@ impl Feed {
     }
 
     /// The entries after `index`, or `TooOld` when the ring no longer reaches back to it.
-    pub fn since(&self, index: u64) -> Since {
+    pub(crate) fn since(&self, index: u64) -> Since {
         let Ok(ring) = self.ring.lock() else { return Since::TooOld };
         if index < ring.base {
             return Since::TooOld;
@@ -105,7 +105,7 @@ impl Feed {
     }
 
     /// A receiver that changes on every push or reset.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.last.subscribe()
     }
 }

@@ -99,7 +99,7 @@ impl Tail {
 
 /// The Raft log on LMDB; clones share the environment and the tail.
 #[derive(Debug, Clone)]
-pub struct LogStore {
+pub(crate) struct LogStore {
     store: Store,
     tail: Arc<Mutex<Tail>>,
     /// The latest committed log id openraft reported and not yet written: it rides along with
@@ -125,7 +125,7 @@ fn decode(bytes: &[u8]) -> Result<Entry, StoreError> {
 
 impl LogStore {
     /// A log store over `store`.
-    pub fn new(store: Store) -> Self {
+    pub(crate) fn new(store: Store) -> Self {
         Self { store, tail: Arc::default(), unsaved_committed: None }
     }
 

@@ -17,11 +17,11 @@
 //! rows reach LMDB with a later commit, or are re-applied from the log after a crash).
 
 mod batch;
-pub mod cluster;
-pub mod feed;
-pub mod log_store;
-pub mod network;
-pub mod state_machine;
+pub(crate) mod cluster;
+pub(crate) mod feed;
+pub(crate) mod log_store;
+pub(crate) mod network;
+pub(crate) mod state_machine;
 
 #[cfg(test)]
 mod tests;
@@ -41,12 +41,12 @@ use crate::consensus::{BoxFuture, Participant, ProposeError};
 use crate::snapshot::SnapshotHandle;
 use crate::store::{Store, StoreError};
 
-pub use crate::rpc::TypeConfig;
+pub(crate) use crate::rpc::TypeConfig;
 
 /// A Raft log entry of the catalog.
-pub type Entry = openraft::Entry<TypeConfig>;
+pub(crate) type Entry = openraft::Entry<TypeConfig>;
 /// The openraft node.
-pub type Raft = openraft::Raft<TypeConfig>;
+pub(crate) type Raft = openraft::Raft<TypeConfig>;
 
 /// How long `open` waits for this node to become leader.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
@@ -54,7 +54,7 @@ const LEADER_WAIT: Duration = Duration::from_secs(10);
 /// Why the Raft node could not be opened or shut down.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum RaftError {
+pub(crate) enum RaftError {
     /// The LMDB store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -71,7 +71,7 @@ pub enum RaftError {
 
 /// Where and as whom this server runs Raft.
 #[derive(Debug, Clone)]
-pub struct RaftOptions {
+pub(crate) struct RaftOptions {
     /// Data directory; the LMDB environment lives in `<data_dir>/raft/`.
     pub data_dir: PathBuf,
     /// This server's Raft node id.
@@ -112,7 +112,7 @@ fn raft_config(opts: &RaftOptions) -> Result<Config, RaftError> {
 /// `bootstrap_expect == 1` it initialises a single-voter membership `{node_id: raft_addr}` on a
 /// fresh store and waits (bounded) for leadership; otherwise the node waits for
 /// `cluster::form` (or an existing membership in its log) to make it part of a cluster.
-pub async fn open(opts: RaftOptions) -> Result<Arc<Server>, RaftError> {
+pub(crate) async fn open(opts: RaftOptions) -> Result<Arc<Server>, RaftError> {
     let dir = opts.data_dir.join("raft");
     // Off the async workers: opening creates files and commits a transaction.
     let store = crate::store::blocking(move || Store::open(&dir)).await?;
@@ -159,7 +159,7 @@ pub async fn open(opts: RaftOptions) -> Result<Arc<Server>, RaftError> {
 }
 
 /// A server's Raft node and what goes with it.
-pub struct Server {
+pub(crate) struct Server {
     raft: Raft,
     snapshots: Arc<SnapshotHandle>,
     node_id: u64,
@@ -217,7 +217,7 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Stops openraft and writes the applied rows still deferred (the log is durable, so
     /// `open` on the same data directory resumes where this left off).
-    pub async fn shutdown(&self) -> Result<(), RaftError> {
+    pub(crate) async fn shutdown(&self) -> Result<(), RaftError> {
         self.raft.shutdown().await.map_err(|e| RaftError::Raft(e.to_string()))?;
         self.flusher.cancel();
         let store = self.store.clone();
@@ -226,12 +226,12 @@ impl Server {
     }
 
     /// Whether this server is the Raft leader.
-    pub fn is_leader(&self) -> bool {
+    pub(crate) fn is_leader(&self) -> bool {
         self.raft.metrics().borrow().current_leader == Some(self.node_id)
     }
 
     /// The leader's Raft RPC address (`ip:port`), if one is known.
-    pub fn leader_addr(&self) -> Option<String> {
+    pub(crate) fn leader_addr(&self) -> Option<String> {
         let m = self.raft.metrics();
         let m = m.borrow();
         let leader = m.current_leader?;
@@ -239,7 +239,7 @@ impl Server {
     }
 
     /// Raft RPC addresses of the voters.
-    pub fn peer_addrs(&self) -> Vec<String> {
+    pub(crate) fn peer_addrs(&self) -> Vec<String> {
         let m = self.raft.metrics();
         let m = m.borrow();
         let membership = m.membership_config.membership();
@@ -247,32 +247,32 @@ impl Server {
     }
 
     /// Milliseconds since this server last heard from the leader (0 on the leader).
-    pub fn last_contact_ms(&self) -> u64 {
+    pub(crate) fn last_contact_ms(&self) -> u64 {
         if self.is_leader() { 0 } else { self.contact.millis_since() }
     }
 
     /// Whether a leader is currently known.
-    pub fn known_leader(&self) -> bool {
+    pub(crate) fn known_leader(&self) -> bool {
         self.raft.metrics().borrow().current_leader.is_some()
     }
 
     /// The openraft node.
-    pub fn raft(&self) -> &Raft {
+    pub(crate) fn raft(&self) -> &Raft {
         &self.raft
     }
 
     /// The snapshot handle the state machine publishes to.
-    pub fn snapshots(&self) -> &Arc<SnapshotHandle> {
+    pub(crate) fn snapshots(&self) -> &Arc<SnapshotHandle> {
         &self.snapshots
     }
 
     /// The applied entries client replicas subscribe to.
-    pub fn feed(&self) -> &Arc<feed::Feed> {
+    pub(crate) fn feed(&self) -> &Arc<feed::Feed> {
         &self.feed
     }
 
     /// This server's view of the cluster, for replicas.
-    pub fn heartbeat(&self) -> crate::rpc::Heartbeat {
+    pub(crate) fn heartbeat(&self) -> crate::rpc::Heartbeat {
         crate::rpc::Heartbeat {
             applied_index: self.snapshots().load().index,
             known_leader: self.known_leader(),

@@ -24,20 +24,20 @@ use crate::rpc::{CallError, Pool, Request, Response};
 
 /// Creates `Network` clients sharing one connection pool.
 #[derive(Debug, Clone, Default)]
-pub struct NetworkFactory {
+pub(crate) struct NetworkFactory {
     pool: Arc<Pool>,
 }
 
 impl NetworkFactory {
     /// A factory whose clients use `pool`.
-    pub fn new(pool: Arc<Pool>) -> Self {
+    pub(crate) fn new(pool: Arc<Pool>) -> Self {
         Self { pool }
     }
 }
 
 /// A client for one target server.
 #[derive(Debug, Clone)]
-pub struct Network {
+pub(crate) struct Network {
     target: u64,
     addr: String,
     pool: Arc<Pool>,

@@ -42,16 +42,16 @@ use crate::store::{
 };
 
 #[doc(hidden)]
-pub mod bench_support;
+pub(crate) mod bench_support;
 
 type StorageResult<T> = Result<T, StorageError<u64>>;
 /// openraft's membership as stored with our node type.
-pub type Membership = StoredMembership<u64, openraft::BasicNode>;
+pub(crate) type Membership = StoredMembership<u64, openraft::BasicNode>;
 type Meta = SnapshotMeta<u64, openraft::BasicNode>;
 
 /// The serialised content of a Raft snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SnapshotPayload {
+pub(crate) struct SnapshotPayload {
     /// The whole catalog.
     pub catalog: CatalogDump,
     /// Last log id applied into `catalog`.
@@ -70,7 +70,7 @@ fn sm_read_err(e: &StoreError) -> StorageError<u64> {
 
 /// The catalog state machine.
 #[derive(Debug)]
-pub struct StateMachine {
+pub(crate) struct StateMachine {
     store: Store,
     state: CatalogState,
     last_applied: Option<LogId<u64>>,
@@ -82,7 +82,7 @@ pub struct StateMachine {
 
 impl StateMachine {
     /// Loads the state machine from `store` and publishes what it holds to `snapshots`.
-    pub fn open(store: Store, snapshots: Arc<SnapshotHandle>) -> Result<Self, StoreError> {
+    pub(crate) fn open(store: Store, snapshots: Arc<SnapshotHandle>) -> Result<Self, StoreError> {
         // Rows an earlier state machine on this environment deferred belong to what it holds.
         store.flush_deferred()?;
         let (dump, last_applied, membership) = {
@@ -107,19 +107,15 @@ impl StateMachine {
 
     /// The feed of applied entries client replicas subscribe to; from now on every applied
     /// batch is pushed to it before it is published, and a snapshot install resets it.
-    pub fn feed(&mut self) -> Arc<Feed> {
+    pub(crate) fn feed(&mut self) -> Arc<Feed> {
         let index = self.last_applied.map_or(0, |l| l.index);
         self.feed.get_or_insert_with(|| Arc::new(Feed::new(index))).clone()
     }
 
     /// The in-memory catalog (what was last published).
-    pub fn state(&self) -> &CatalogState {
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> &CatalogState {
         &self.state
-    }
-
-    /// The store this state machine writes to.
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     fn publish(&self) {
@@ -141,7 +137,7 @@ impl StateMachine {
 
 /// Builds a Raft snapshot from a frozen (O(1)-cloned) copy of the state.
 #[derive(Debug)]
-pub struct SnapshotBuilder {
+pub(crate) struct SnapshotBuilder {
     store: Store,
     state: CatalogState,
     last_applied: Option<LogId<u64>>,

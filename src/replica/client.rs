@@ -35,7 +35,7 @@ const RETRY: Duration = Duration::from_millis(200);
 
 /// Counters of the replica stream, for `/v1/agent/metrics`.
 #[derive(Debug, Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// Full catalogs received.
     pub dumps: AtomicU64,
     /// Streams resumed from the last applied index without a dump.
@@ -48,7 +48,7 @@ pub struct Stats {
 
 /// What the replica last heard about the cluster.
 #[derive(Debug, Clone, Default)]
-pub struct Status {
+pub(crate) struct Status {
     /// The server streaming to this replica.
     pub server: Option<String>,
     /// Its last heartbeat.
@@ -56,7 +56,7 @@ pub struct Status {
 }
 
 /// A client agent's replica and forwarder.
-pub struct Client {
+pub(crate) struct Client {
     snapshots: Arc<SnapshotHandle>,
     pool: Arc<Pool>,
     retry_join: Vec<String>,
@@ -77,7 +77,7 @@ impl std::fmt::Debug for Client {
 
 /// The leader's address and the voters, from the last heartbeat.
 #[derive(Debug, Clone, Default)]
-pub struct View {
+pub(crate) struct View {
     /// Whether the server knows a leader.
     pub known_leader: bool,
     /// The leader's RPC address.
@@ -91,7 +91,7 @@ pub struct View {
 impl Client {
     /// A replica that starts empty (index 0) and finds servers at `retry_join` (server RPC
     /// addresses) and, once `set_gossip` is called, among the gossip members.
-    pub fn new(retry_join: Vec<String>) -> Arc<Self> {
+    pub(crate) fn new(retry_join: Vec<String>) -> Arc<Self> {
         let seed = std::process::id() as usize;
         Arc::new(Self {
             snapshots: Arc::new(SnapshotHandle::default()),
@@ -107,32 +107,32 @@ impl Client {
     }
 
     /// Lets server discovery use the gossip pool.
-    pub fn set_gossip(&self, gossip: Arc<Lan>) {
+    pub(crate) fn set_gossip(&self, gossip: Arc<Lan>) {
         let _ = self.gossip.set(gossip);
     }
 
     /// The snapshot handle the replica publishes to.
-    pub fn snapshots(&self) -> Arc<SnapshotHandle> {
+    pub(crate) fn snapshots(&self) -> Arc<SnapshotHandle> {
         self.snapshots.clone()
     }
 
     /// Connections to the servers.
-    pub fn pool(&self) -> Arc<Pool> {
+    pub(crate) fn pool(&self) -> Arc<Pool> {
         self.pool.clone()
     }
 
     /// The stream's counters.
-    pub fn stats(&self) -> &Stats {
+    pub(crate) fn stats(&self) -> &Stats {
         &self.stats
     }
 
     /// The server streaming to this replica and its last heartbeat.
-    pub fn stream_status(&self) -> Status {
+    pub(crate) fn stream_status(&self) -> Status {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// The cluster as the last heartbeat told it.
-    pub fn status(&self) -> View {
+    pub(crate) fn status(&self) -> View {
         let hb = self.stream_status().heartbeat;
         View {
             known_leader: hb.known_leader,
@@ -144,19 +144,19 @@ impl Client {
 
     /// Milliseconds since the stream last delivered a frame, plus the server's own time since
     /// it heard from the leader; `u64::MAX`-free: 0 before the first frame.
-    pub fn last_contact_ms(&self) -> u64 {
+    pub(crate) fn last_contact_ms(&self) -> u64 {
         let server = self.stream_status().heartbeat.last_contact_ms;
         self.contact.millis_since().saturating_add(server)
     }
 
     /// How many Raft indexes the replica is behind its server's last reported applied index.
-    pub fn lag_index(&self) -> u64 {
+    pub(crate) fn lag_index(&self) -> u64 {
         let server = self.stream_status().heartbeat.applied_index;
         server.saturating_sub(self.snapshots.load().index)
     }
 
     /// Stops the stream.
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         self.stop.cancel();
     }
 
@@ -223,7 +223,7 @@ impl Client {
 
     /// Forwards `cmd` to a server (which relays it to the leader) and waits (bounded) until
     /// the replica has applied it, so a read after the write on this agent sees it.
-    pub async fn propose(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
+    pub(crate) async fn propose(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
         let req = Request::Forward(Box::new(cmd));
         let (addr, resp) = self.call(&req, |r| matches!(r, Response::Forward(Err(Remote::NoLeader)))).await?;
         match resp {
@@ -238,7 +238,7 @@ impl Client {
 
     /// `?consistent`: asks a server for the leader's read index and waits until the replica
     /// reached it.
-    pub async fn read_barrier(&self) -> Result<(), ProposeError> {
+    pub(crate) async fn read_barrier(&self) -> Result<(), ProposeError> {
         let (addr, resp) = self
             .call(&Request::ReadIndex, |r| matches!(r, Response::ReadIndex(Err(Remote::NoLeader))))
             .await?;
@@ -255,7 +255,7 @@ impl Client {
     }
 
     /// Tells the leader (through a server) that session `id` was renewed here.
-    pub async fn forward_session_renew(&self, id: &str, ttl: Duration) -> Result<(), ProposeError> {
+    pub(crate) async fn forward_session_renew(&self, id: &str, ttl: Duration) -> Result<(), ProposeError> {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         let req = Request::SessionRenew { id: id.to_owned(), ttl_ms };
         match self.call(&req, |r| matches!(r, Response::SessionRenew(Err(Remote::NoLeader)))).await? {
@@ -266,7 +266,7 @@ impl Client {
     }
 
     /// Asks the servers to remove server `id` from the Raft configuration.
-    pub async fn remove_server(&self, id: u64) -> Result<(), Remote> {
+    pub(crate) async fn remove_server(&self, id: u64) -> Result<(), Remote> {
         let req = Request::Remove { node_id: id };
         match self.call(&req, |r| matches!(r, Response::Remove(Err(Remote::NoLeader)))).await {
             Ok((_, Response::Remove(r))) => r,
@@ -278,7 +278,7 @@ impl Client {
 
     /// Follows one server after another until `shutdown`: subscribes from the last applied
     /// index, applies what comes, and moves to another server when the stream ends.
-    pub async fn run(self: Arc<Self>) {
+    pub(crate) async fn run(self: Arc<Self>) {
         let mut replica = Replica::default();
         loop {
             for addr in self.servers().await {

@@ -20,10 +20,10 @@
 //! publishes on a client; servers are found through gossip (alive members with the server
 //! role) and the `retry_join` addresses, and a server that fails is replaced by another.
 
-pub mod client;
-pub mod serve;
+pub(crate) mod client;
+pub(crate) mod serve;
 
 #[cfg(test)]
 mod tests;
 
-pub use client::Client;
+pub(crate) use client::Client;

@@ -14,7 +14,7 @@ use crate::raft::feed::Since;
 use crate::rpc::{Frame, Response, write_frame};
 
 /// How often a heartbeat goes out (also when entries flow).
-pub const HEARTBEAT: Duration = Duration::from_secs(1);
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(1);
 /// Most entries in one frame.
 const MAX_ENTRIES_PER_FRAME: usize = 512;
 /// Most KV value bytes in one frame (keeps a frame well inside `rpc::MAX_FRAME`).
@@ -30,7 +30,7 @@ async fn send(stream: &mut TcpStream, frame: Frame) -> std::io::Result<()> {
 }
 
 /// Streams to one subscriber until it goes away.
-pub async fn stream(stream: &mut TcpStream, server: &Server, from_index: u64) -> std::io::Result<()> {
+pub(crate) async fn stream(stream: &mut TcpStream, server: &Server, from_index: u64) -> std::io::Result<()> {
     let feed = server.feed().clone();
     let mut changed = feed.subscribe();
     let mut last = from_index;

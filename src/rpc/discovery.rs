@@ -16,14 +16,14 @@ use super::{Pool, Request, Response, ServerInfo};
 const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Finds other servers before this one is part of a cluster.
-pub trait Discovery: Send + Sync + 'static {
+pub(crate) trait Discovery: Send + Sync + 'static {
     /// The servers reachable now (may include this one; callers filter it out).
     fn servers(&self) -> impl Future<Output = Vec<ServerInfo>> + Send;
 }
 
 /// Discovery through the `retry_join` addresses, asked over the server RPC.
 #[derive(Debug, Clone)]
-pub struct RetryJoin {
+pub(crate) struct RetryJoin {
     addrs: Vec<String>,
     pool: Arc<Pool>,
 }
@@ -33,12 +33,12 @@ const SERF_LAN_PORT: u16 = 8301;
 
 impl RetryJoin {
     /// Asks `addrs` (`host:port` of the server RPC).
-    pub fn new(addrs: Vec<String>, pool: Arc<Pool>) -> Self {
+    pub(crate) fn new(addrs: Vec<String>, pool: Arc<Pool>) -> Self {
         Self { addrs, pool }
     }
 
     /// Whether no address is configured.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.addrs.is_empty()
     }
 
@@ -46,7 +46,7 @@ impl RetryJoin {
     /// as in Consul; a server's RPC address (cairn's earlier form) works too: a server that
     /// answers `Hello` there names its gossip address. Any other address is a gossip address
     /// itself, and one on the default RPC port (a bare `host`) also that host on 8301.
-    pub async fn gossip_addrs(&self) -> Vec<SocketAddr> {
+    pub(crate) async fn gossip_addrs(&self) -> Vec<SocketAddr> {
         let mut calls = tokio::task::JoinSet::new();
         for addr in &self.addrs {
             let (pool, addr) = (self.pool.clone(), addr.clone());

@@ -26,8 +26,8 @@
 //! Invariants: a frame larger than `MAX_FRAME` is refused (the connection is closed); every
 //! call has a deadline; an unreachable server is an error, never a fake success.
 
-pub mod discovery;
-pub mod subscribe;
+pub(crate) mod discovery;
+pub(crate) mod subscribe;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-pub use subscribe::{Frame, Heartbeat};
+pub(crate) use subscribe::{Frame, Heartbeat};
 
 use crate::catalog::{Command, CommandResponse};
 use crate::codec;
@@ -61,9 +61,9 @@ openraft::declare_raft_types!(
 );
 
 /// Default server RPC port (Consul's `ports.server`), and the `retry_join` parser: config's.
-pub use crate::config::{DEFAULT_SERVER_PORT as DEFAULT_PORT, join_addr};
+pub(crate) use crate::config::{DEFAULT_SERVER_PORT as DEFAULT_PORT, join_addr};
 /// Largest frame accepted (a snapshot chunk or a large batch of log entries fits well below).
-pub const MAX_FRAME: usize = 64 << 20;
+pub(crate) const MAX_FRAME: usize = 64 << 20;
 /// How long connecting to a server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Idle connections kept per server.
@@ -72,7 +72,7 @@ const POOL_PER_ADDR: usize = 4;
 /// A request from one server to another.
 #[derive(Debug, Serialize, Deserialize)]
 #[non_exhaustive]
-pub enum Request {
+pub(crate) enum Request {
     /// openraft AppendEntries (replication and heartbeats).
     AppendEntries(Box<AppendEntriesRequest<TypeConfig>>),
     /// openraft RequestVote.
@@ -117,7 +117,7 @@ pub enum Request {
 /// The answer to a `Request` (same variant).
 #[derive(Debug, Serialize, Deserialize)]
 #[non_exhaustive]
-pub enum Response {
+pub(crate) enum Response {
     /// openraft AppendEntries result.
     AppendEntries(Result<AppendEntriesResponse<u64>, RaftError<u64>>),
     /// openraft RequestVote result.
@@ -142,7 +142,7 @@ pub enum Response {
 
 /// What a server says about itself in discovery.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServerInfo {
+pub(crate) struct ServerInfo {
     /// Raft node id.
     pub node_id: u64,
     /// RPC (Raft) address.
@@ -163,7 +163,7 @@ pub struct ServerInfo {
 
 /// A server in the Raft configuration.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RaftServer {
+pub(crate) struct RaftServer {
     /// Raft node id.
     pub id: u64,
     /// RPC address.
@@ -177,7 +177,7 @@ pub struct RaftServer {
 /// An error the remote server reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[non_exhaustive]
-pub enum Remote {
+pub(crate) enum Remote {
     /// It is not the leader and knows no leader.
     #[error("no cluster leader")]
     NoLeader,
@@ -189,7 +189,7 @@ pub enum Remote {
 /// Why a call failed before a response arrived.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum CallError {
+pub(crate) enum CallError {
     /// Could not connect (refused, unreachable, connect timeout).
     #[error("connect to {addr}: {msg}")]
     Connect {
@@ -223,7 +223,7 @@ pub enum CallError {
 }
 
 /// Writes one frame.
-pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> std::io::Result<()> {
+pub(crate) async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> std::io::Result<()> {
     let body = codec::encode_frame_payload(msg).map_err(std::io::Error::other)?;
     if body.len() > MAX_FRAME {
         // `InvalidInput`: nothing was written, and the caller can tell this from a broken link.
@@ -242,13 +242,15 @@ pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> std::
 /// `write_frame` refused a message larger than `MAX_FRAME`.
 #[derive(Debug, thiserror::Error)]
 #[error("frame of {bytes} bytes is too large")]
-pub struct FrameTooLarge {
+pub(crate) struct FrameTooLarge {
     /// The encoded size.
     pub bytes: usize,
 }
 
 /// Reads one frame; `Ok(None)` at a clean end of stream.
-pub async fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) -> std::io::Result<Option<T>> {
+pub(crate) async fn read_frame<T: for<'de> Deserialize<'de>>(
+    stream: &mut TcpStream,
+) -> std::io::Result<Option<T>> {
     let mut len = [0u8; 4];
     match stream.read_exact(&mut len).await {
         Ok(_) => {}
@@ -285,13 +287,18 @@ impl Request {
 
 /// Reusable connections to other servers, keyed by address.
 #[derive(Debug, Default)]
-pub struct Pool {
+pub(crate) struct Pool {
     idle: Mutex<HashMap<String, Vec<TcpStream>>>,
 }
 
 impl Pool {
     /// Sends `req` to `addr` and waits (at most `timeout`) for the response.
-    pub async fn call(&self, addr: &str, req: &Request, timeout: Duration) -> Result<Response, CallError> {
+    pub(crate) async fn call(
+        &self,
+        addr: &str,
+        req: &Request,
+        timeout: Duration,
+    ) -> Result<Response, CallError> {
         if let Some(stream) = self.take(addr) {
             match self.exchange(stream, addr, req, timeout).await {
                 // A pooled connection the peer closed (it restarted): a request that is safe to

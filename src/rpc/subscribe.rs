@@ -13,7 +13,7 @@ use crate::catalog::{CatalogDump, Command};
 /// One frame of a replica stream (`rpc::Response::Subscribe`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[non_exhaustive]
-pub enum Frame {
+pub(crate) enum Frame {
     /// The whole catalog at `index`; the entries that follow start at `index + 1`.
     Dump {
         /// The Raft index the catalog reflects.
@@ -30,7 +30,7 @@ pub enum Frame {
 
 /// What a server tells its replicas about the cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Heartbeat {
+pub(crate) struct Heartbeat {
     /// The server's applied index.
     pub applied_index: u64,
     /// Whether it knows a leader.

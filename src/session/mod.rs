@@ -26,15 +26,15 @@ use crate::clock::unix_ms;
 use crate::consensus::Consensus;
 
 /// Consul's `SessionTTLMultiplier`.
-pub const TTL_MULTIPLIER: u32 = 2;
+pub(crate) const TTL_MULTIPLIER: u32 = 2;
 /// How often the leader looks for lapsed sessions.
 const TICK: Duration = Duration::from_millis(250);
 /// Consul's `tombstone_ttl`: how long a deleted key's tombstone is kept.
-pub const TOMBSTONE_TTL: Duration = Duration::from_secs(15 * 60);
+pub(crate) const TOMBSTONE_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// When the leader saw each new tombstone index; yields the index to reap up to once it is old.
 #[derive(Debug)]
-pub struct TombstoneGc {
+pub(crate) struct TombstoneGc {
     ttl: Duration,
     /// (first seen, tombstone index), oldest first.
     marks: VecDeque<(Instant, u64)>,
@@ -44,13 +44,18 @@ pub struct TombstoneGc {
 
 impl TombstoneGc {
     /// A collector keeping tombstones for `ttl`.
-    pub fn new(ttl: Duration) -> Self {
+    pub(crate) fn new(ttl: Duration) -> Self {
         Self { ttl, marks: VecDeque::new(), reaped: 0 }
     }
 
     /// Notes the current last-delete index at `now`; returns the index to reap up to, if any
     /// noted index is now older than the TTL.
-    pub fn observe(&mut self, now: Instant, tombstones_index: u64, have_tombstones: bool) -> Option<u64> {
+    pub(crate) fn observe(
+        &mut self,
+        now: Instant,
+        tombstones_index: u64,
+        have_tombstones: bool,
+    ) -> Option<u64> {
         if tombstones_index > self.marks.back().map_or(self.reaped, |m| m.1) {
             self.marks.push_back((now, tombstones_index));
         }
@@ -67,24 +72,24 @@ impl TombstoneGc {
     }
 
     /// The reap up to `upto` was applied.
-    pub fn reaped(&mut self, upto: u64) {
+    pub(crate) fn reaped(&mut self, upto: u64) {
         self.reaped = self.reaped.max(upto);
     }
 
     /// Forget everything (leadership lost): a new leader starts the clock again.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.marks.clear();
     }
 }
 
 /// The leader's session deadlines.
 #[derive(Debug, Default)]
-pub struct SessionTimers {
+pub(crate) struct SessionTimers {
     deadlines: Mutex<HashMap<String, Instant>>,
 }
 
 /// A session's TTL as given (`"15s"`), or `None` without one.
-pub fn ttl_of(ttl: &str) -> Option<Duration> {
+pub(crate) fn ttl_of(ttl: &str) -> Option<Duration> {
     if ttl.is_empty() {
         return None;
     }
@@ -93,7 +98,7 @@ pub fn ttl_of(ttl: &str) -> Option<Duration> {
 
 impl SessionTimers {
     /// Timers with none armed.
-    pub fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::default()
     }
 
@@ -106,13 +111,13 @@ impl SessionTimers {
     }
 
     /// (Re)arms the timer of session `id` for `ttl × 2` from now.
-    pub fn renew(&self, id: &str, ttl: Duration) {
+    pub(crate) fn renew(&self, id: &str, ttl: Duration) {
         let deadline = Instant::now() + ttl * TTL_MULTIPLIER;
         self.with(|m| m.insert(id.to_owned(), deadline));
     }
 
     /// Runs the expiry loop until `stop`.
-    pub async fn run(self: Arc<Self>, consensus: Consensus, stop: CancellationToken) {
+    pub(crate) async fn run(self: Arc<Self>, consensus: Consensus, stop: CancellationToken) {
         let mut tick = tokio::time::interval(TICK);
         let mut gc = TombstoneGc::new(TOMBSTONE_TTL);
         loop {

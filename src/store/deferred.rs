@@ -37,7 +37,7 @@ use crate::catalog::{CatalogState, Change};
 
 /// What one or more applied batches changed, not yet in LMDB.
 #[derive(Debug)]
-pub struct Deferred {
+pub(crate) struct Deferred {
     /// The state after the newest batch (an O(1) copy).
     state: CatalogState,
     /// The rows the batches changed, read from `state` when written.
@@ -48,7 +48,7 @@ pub struct Deferred {
 
 impl Deferred {
     /// The rows `changes` names as they are in `state`, and the meta rows to store with them.
-    pub fn new(state: CatalogState, changes: Vec<Change>, meta: Vec<(&'static str, Vec<u8>)>) -> Self {
+    pub(crate) fn new(state: CatalogState, changes: Vec<Change>, meta: Vec<(&'static str, Vec<u8>)>) -> Self {
         Self { state, changes, meta }
     }
 
@@ -75,7 +75,7 @@ impl Store {
     }
 
     /// Keeps `rows` until the next commit that writes deferred rows.
-    pub fn defer(&self, rows: Deferred) {
+    pub(crate) fn defer(&self, rows: Deferred) {
         let mut slot = self.deferred_slot();
         match &mut slot.pending {
             Some(pending) => pending.merge(rows),
@@ -84,12 +84,12 @@ impl Store {
     }
 
     /// Whether applied rows are waiting to be written.
-    pub fn has_deferred(&self) -> bool {
+    pub(crate) fn has_deferred(&self) -> bool {
         self.deferred_slot().pending.is_some()
     }
 
     /// Drops the deferred rows: a snapshot install is about to replace the whole catalog.
-    pub fn discard_deferred(&self) {
+    pub(crate) fn discard_deferred(&self) {
         let mut slot = self.deferred_slot();
         slot.pending = None;
         slot.epoch += 1;
@@ -97,7 +97,7 @@ impl Store {
 
     /// Writes the deferred rows into `wtxn`, then commits it; `durable` also syncs (see
     /// `commit_durable`). If anything fails, the rows are kept for the next commit.
-    pub fn commit_with_deferred(&self, mut wtxn: RwTxn<'_>, durable: bool) -> Result<(), StoreError> {
+    pub(crate) fn commit_with_deferred(&self, mut wtxn: RwTxn<'_>, durable: bool) -> Result<(), StoreError> {
         let taken = {
             let mut slot = self.deferred_slot();
             let epoch = slot.epoch;
@@ -123,7 +123,7 @@ impl Store {
     }
 
     /// Writes the deferred rows, if any, in a commit of their own (atomic, not synced).
-    pub fn flush_deferred(&self) -> Result<(), StoreError> {
+    pub(crate) fn flush_deferred(&self) -> Result<(), StoreError> {
         if !self.has_deferred() {
             return Ok(());
         }

@@ -47,27 +47,27 @@ use crate::catalog::{CatalogDump, CatalogState, Change, Check, Node, PreparedQue
 use crate::codec::{self, Row};
 
 mod deferred;
-pub use deferred::Deferred;
+pub(crate) use deferred::Deferred;
 
 /// Virtual size of the memory map. Sparse: the file only grows with the data written.
-pub const MAP_SIZE: usize = 4 << 30;
+pub(crate) const MAP_SIZE: usize = 4 << 30;
 /// Named databases in the environment (room for later tables, e.g. a KV store).
 const MAX_DBS: u32 = 16;
 
 /// Meta key: the Raft vote.
-pub const META_VOTE: &str = "raft.vote";
+pub(crate) const META_VOTE: &str = "raft.vote";
 /// Meta key: the last committed log id.
-pub const META_COMMITTED: &str = "raft.committed";
+pub(crate) const META_COMMITTED: &str = "raft.committed";
 /// Meta key: the last purged log id.
-pub const META_PURGED: &str = "raft.purged";
+pub(crate) const META_PURGED: &str = "raft.purged";
 /// Meta key: the state machine's last applied log id.
-pub const META_LAST_APPLIED: &str = "sm.last_applied";
+pub(crate) const META_LAST_APPLIED: &str = "sm.last_applied";
 /// Meta key: the state machine's last applied membership.
-pub const META_MEMBERSHIP: &str = "sm.membership";
+pub(crate) const META_MEMBERSHIP: &str = "sm.membership";
 /// Meta key: the current Raft snapshot's metadata.
-pub const META_SNAPSHOT_META: &str = "sm.snapshot.meta";
+pub(crate) const META_SNAPSHOT_META: &str = "sm.snapshot.meta";
 /// Meta key: the current Raft snapshot's data (raw bytes, not JSON-wrapped).
-pub const META_SNAPSHOT_DATA: &str = "sm.snapshot.data";
+pub(crate) const META_SNAPSHOT_DATA: &str = "sm.snapshot.data";
 /// Meta key: the catalog's table indexes.
 const META_TABLES: &str = "catalog.tables";
 /// Meta key: the KV and session table indexes.
@@ -78,7 +78,7 @@ const META_KV_LOCK_DELAYS: &str = "kv.lock_delays";
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum StoreError {
+pub(crate) enum StoreError {
     /// LMDB (or heed's encoding) failed.
     #[error("lmdb: {0}")]
     Lmdb(#[from] heed::Error),
@@ -98,7 +98,7 @@ pub enum StoreError {
 
 /// Handle to the environment and its databases; cheap to clone (the environment is shared).
 #[derive(Clone)]
-pub struct Store {
+pub(crate) struct Store {
     env: Env<WithoutTls>,
     log: Database<'static, U64<BigEndian>, Bytes>,
     meta: Database<'static, Str, Bytes>,
@@ -128,7 +128,7 @@ impl std::fmt::Debug for Store {
 }
 
 /// Encodes a `(node key, id key)` pair as a row key.
-pub fn pair_key(a: &str, b: &str) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn pair_key(a: &str, b: &str) -> Result<Vec<u8>, StoreError> {
     let len = u16::try_from(a.len()).map_err(|_| StoreError::KeyTooLong(a.len()))?;
     let mut k = Vec::with_capacity(2 + a.len() + b.len());
     k.extend_from_slice(&len.to_be_bytes());
@@ -139,7 +139,7 @@ pub fn pair_key(a: &str, b: &str) -> Result<Vec<u8>, StoreError> {
 
 impl Store {
     /// Opens (creating if needed) the environment in directory `dir` and its databases.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)?;
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
         options.map_size(MAP_SIZE).max_dbs(MAX_DBS);
@@ -203,27 +203,27 @@ impl Store {
     }
 
     /// A read transaction (`Send`: the environment has no TLS readers).
-    pub fn read_txn(&self) -> Result<RoTxn<'_, WithoutTls>, StoreError> {
+    pub(crate) fn read_txn(&self) -> Result<RoTxn<'_, WithoutTls>, StoreError> {
         Ok(self.env.read_txn()?)
     }
 
     /// The write transaction; LMDB serialises writers, so this may wait for another one.
     /// Its plain `commit` is atomic but not durable against a system crash: use
     /// `commit_durable` for anything reported to Raft as persisted.
-    pub fn write_txn(&self) -> Result<RwTxn<'_>, StoreError> {
+    pub(crate) fn write_txn(&self) -> Result<RwTxn<'_>, StoreError> {
         Ok(self.env.write_txn()?)
     }
 
     /// Commits `wtxn` and syncs the environment: once this returns, the transaction (and every
     /// commit before it) survives a system crash.
-    pub fn commit_durable(&self, wtxn: RwTxn<'_>) -> Result<(), StoreError> {
+    pub(crate) fn commit_durable(&self, wtxn: RwTxn<'_>) -> Result<(), StoreError> {
         wtxn.commit()?;
         self.sync()
     }
 
     /// Flushes the whole environment (data and meta pages of every commit so far) to disk
     /// (`mdb_env_sync(env, 1)`; safe beside concurrent transactions).
-    pub fn sync(&self) -> Result<(), StoreError> {
+    pub(crate) fn sync(&self) -> Result<(), StoreError> {
         self.env.force_sync()?;
         #[cfg(test)]
         self.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -232,19 +232,19 @@ impl Store {
 
     /// How many times `sync` ran on this handle and its clones.
     #[cfg(test)]
-    pub fn sync_count(&self) -> u64 {
+    pub(crate) fn sync_count(&self) -> u64 {
         self.syncs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     // ----- Raft log ----------------------------------------------------------------------
 
     /// Stores one serialised log entry at `index`.
-    pub fn log_put(&self, wtxn: &mut RwTxn<'_>, index: u64, entry: &[u8]) -> Result<(), StoreError> {
+    pub(crate) fn log_put(&self, wtxn: &mut RwTxn<'_>, index: u64, entry: &[u8]) -> Result<(), StoreError> {
         Ok(self.log.put(wtxn, &index, entry)?)
     }
 
     /// Serialised log entries whose index is in `range`, in index order.
-    pub fn log_range<R: RangeBounds<u64>>(
+    pub(crate) fn log_range<R: RangeBounds<u64>>(
         &self,
         rtxn: &RoTxn<'_>,
         range: &R,
@@ -258,12 +258,16 @@ impl Store {
     }
 
     /// The last log entry, if any.
-    pub fn log_last(&self, rtxn: &RoTxn<'_>) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    pub(crate) fn log_last(&self, rtxn: &RoTxn<'_>) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         Ok(self.log.last(rtxn)?.map(|(k, v)| (k, v.to_vec())))
     }
 
     /// Deletes log entries with index in `range`.
-    pub fn log_delete<R: RangeBounds<u64>>(&self, wtxn: &mut RwTxn<'_>, range: &R) -> Result<(), StoreError> {
+    pub(crate) fn log_delete<R: RangeBounds<u64>>(
+        &self,
+        wtxn: &mut RwTxn<'_>,
+        range: &R,
+    ) -> Result<(), StoreError> {
         self.log.delete_range(wtxn, range)?;
         Ok(())
     }
@@ -271,7 +275,7 @@ impl Store {
     // ----- meta --------------------------------------------------------------------------
 
     /// A JSON meta value.
-    pub fn meta_get<T: DeserializeOwned>(
+    pub(crate) fn meta_get<T: DeserializeOwned>(
         &self,
         rtxn: &RoTxn<'_>,
         key: &str,
@@ -283,7 +287,7 @@ impl Store {
     }
 
     /// Stores a JSON meta value.
-    pub fn meta_put<T: Serialize>(
+    pub(crate) fn meta_put<T: Serialize>(
         &self,
         wtxn: &mut RwTxn<'_>,
         key: &str,
@@ -294,19 +298,24 @@ impl Store {
     }
 
     /// A raw meta value.
-    pub fn meta_get_raw(&self, rtxn: &RoTxn<'_>, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) fn meta_get_raw(&self, rtxn: &RoTxn<'_>, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.meta.get(rtxn, key)?.map(<[u8]>::to_vec))
     }
 
     /// Stores a raw meta value.
-    pub fn meta_put_raw(&self, wtxn: &mut RwTxn<'_>, key: &str, value: &[u8]) -> Result<(), StoreError> {
+    pub(crate) fn meta_put_raw(
+        &self,
+        wtxn: &mut RwTxn<'_>,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), StoreError> {
         Ok(self.meta.put(wtxn, key, value)?)
     }
 
     // ----- catalog -----------------------------------------------------------------------
 
     /// Writes or deletes every row named in `changes`, reading its current value from `state`.
-    pub fn write_changes(
+    pub(crate) fn write_changes(
         &self,
         wtxn: &mut RwTxn<'_>,
         state: &CatalogState,
@@ -382,7 +391,7 @@ impl Store {
     }
 
     /// Replaces every catalog table with the content of `dump`.
-    pub fn replace_catalog(&self, wtxn: &mut RwTxn<'_>, dump: &CatalogDump) -> Result<(), StoreError> {
+    pub(crate) fn replace_catalog(&self, wtxn: &mut RwTxn<'_>, dump: &CatalogDump) -> Result<(), StoreError> {
         self.nodes.clear(wtxn)?;
         self.services.clear(wtxn)?;
         self.checks.clear(wtxn)?;
@@ -423,7 +432,7 @@ impl Store {
     }
 
     /// Reads every catalog table.
-    pub fn load_catalog(&self, rtxn: &RoTxn<'_>) -> Result<CatalogDump, StoreError> {
+    pub(crate) fn load_catalog(&self, rtxn: &RoTxn<'_>) -> Result<CatalogDump, StoreError> {
         let mut dump = CatalogDump::default();
         for row in self.nodes.iter(rtxn)? {
             dump.nodes.push(row?.1);
@@ -465,7 +474,7 @@ impl Store {
 }
 
 /// Runs blocking LMDB work (commits and their syncs) off the async worker threads.
-pub async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, StoreError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, StoreError> + Send + 'static,

@@ -336,7 +336,7 @@ pub struct ZoneAnswer {
 
 /// The name an answer record points at, whose in-zone addresses go in Additional (MX
 /// exchange, SRV target, NS name); `None` for other types.
-pub fn additional_target(record: &Record) -> Option<&Name> {
+pub(crate) fn additional_target(record: &Record) -> Option<&Name> {
     match &record.data {
         RData::MX(mx) => Some(&mx.exchange),
         RData::SRV(srv) => Some(&srv.target),
@@ -347,7 +347,7 @@ pub fn additional_target(record: &Record) -> Option<&Name> {
 
 /// Whether `name` is `domain` or below it (`domain` as in `DnsContext`: `consul.`), ignoring
 /// ASCII case; compares labels in place, without allocating.
-pub fn name_under(name: &Name, domain: &str) -> bool {
+pub(crate) fn name_under(name: &Name, domain: &str) -> bool {
     let mut wanted = domain.split('.').filter(|l| !l.is_empty()).rev();
     let mut have = name.iter().rev();
     loop {

@@ -19,7 +19,7 @@ use super::kv::{KvDump, KvState};
 use super::{Check, HealthStatus, Node, PreparedQuery, Service, key};
 
 /// `(node key, service ID key)`: identifies one service instance.
-pub type ServiceKey = (String, String);
+pub(crate) type ServiceKey = (String, String);
 /// `(node key, check ID key)`: identifies one check.
 type CheckKey = (String, String);
 

@@ -41,7 +41,7 @@ impl Probe {
 }
 
 /// `grpc.health.v1.HealthCheckRequest{service}` in a gRPC frame.
-pub fn grpc_request(service: &str) -> Vec<u8> {
+pub(crate) fn grpc_request(service: &str) -> Vec<u8> {
     let mut msg = Vec::new();
     if !service.is_empty() {
         msg.push(0x0a);
@@ -61,7 +61,7 @@ pub fn grpc_request(service: &str) -> Vec<u8> {
 }
 
 /// The `status` of a framed `grpc.health.v1.HealthCheckResponse` (0 UNKNOWN when absent).
-pub fn grpc_response_status(frame: &[u8]) -> Result<u64, String> {
+pub(crate) fn grpc_response_status(frame: &[u8]) -> Result<u64, String> {
     if frame.len() < 5 {
         return Err("empty response".into());
     }

@@ -41,18 +41,19 @@ use crate::catalog::{CheckDefinition, HealthStatus};
 use script::script;
 use socket::{tcp, udp};
 
-pub use grpc::{grpc_request, grpc_response_status};
+#[cfg(test)]
+pub(crate) use grpc::{grpc_request, grpc_response_status};
 
 /// Consul's default timeout of network checks.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Consul's default timeout of script checks.
-pub const DEFAULT_SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A raw probe result.
-pub type Outcome = (HealthStatus, String);
+pub(crate) type Outcome = (HealthStatus, String);
 
 /// A check kind ready to probe (clients and parsed targets built once).
-pub enum Probe {
+pub(crate) enum Probe {
     /// `HTTP`.
     Http(Box<HttpProbe>),
     /// `TCP` (with `TCPUseTLS`: the TLS settings and server name).
@@ -82,7 +83,7 @@ impl std::fmt::Debug for Probe {
 }
 
 /// An HTTP check's request and TLS settings.
-pub struct HttpProbe {
+pub(crate) struct HttpProbe {
     url: String,
     parsed: reqwest::Url,
     method: hyper::Method,
@@ -94,7 +95,7 @@ pub struct HttpProbe {
 }
 
 /// A gRPC health check's target and TLS settings.
-pub struct GrpcProbe {
+pub(crate) struct GrpcProbe {
     target: String,
     host: String,
     port: u16,
@@ -104,7 +105,7 @@ pub struct GrpcProbe {
 }
 
 /// An HTTP/2 ping check's target and TLS settings.
-pub struct H2PingProbe {
+pub(crate) struct H2PingProbe {
     addr: String,
     tls: Option<(Arc<rustls::ClientConfig>, String)>,
 }
@@ -153,7 +154,7 @@ fn host_port(url: &reqwest::Url) -> Result<(String, u16), String> {
 impl Probe {
     /// Builds the probe of a check of kind `kind`; `None` for kinds that are not probed here
     /// (TTL, alias, docker, os_service).
-    pub async fn build(kind: &str, d: &CheckDefinition) -> Option<Result<Self, String>> {
+    pub(crate) async fn build(kind: &str, d: &CheckDefinition) -> Option<Result<Self, String>> {
         Some(match kind {
             "http" => Self::http(d).await.map(|p| Self::Http(Box::new(p))),
             "tcp" => Self::tcp(d),
@@ -166,7 +167,7 @@ impl Probe {
     }
 
     /// The kind's default timeout.
-    pub fn default_timeout(&self) -> Duration {
+    pub(crate) fn default_timeout(&self) -> Duration {
         match self {
             Self::Script(_) => DEFAULT_SCRIPT_TIMEOUT,
             _ => DEFAULT_TIMEOUT,
@@ -174,7 +175,7 @@ impl Probe {
     }
 
     /// Runs one probe within `timeout`; output is limited to `max` bytes.
-    pub async fn run(&self, timeout: Duration, max: usize) -> Outcome {
+    pub(crate) async fn run(&self, timeout: Duration, max: usize) -> Outcome {
         // A silent UDP peer passes when its read times out, so UDP is not raced against the
         // timeout below.
         if let Self::Udp(addr) = self {

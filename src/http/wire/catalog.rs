@@ -26,7 +26,7 @@ fn go_duration_ns(ns: u64) -> String {
 /// `{"Address","Port"}`.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
-pub struct AddressJson {
+pub(crate) struct AddressJson {
     /// Address.
     pub address: String,
     /// Port.
@@ -36,7 +36,7 @@ pub struct AddressJson {
 /// `{"Passing","Warning"}`.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
-pub struct WeightsJson {
+pub(crate) struct WeightsJson {
     /// Passing weight.
     pub passing: u32,
     /// Warning weight.
@@ -52,7 +52,7 @@ impl From<Weights> for WeightsJson {
 /// `{"Name","Port","Default"}`, one named port of a multi-port service.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
-pub struct PortJson {
+pub(crate) struct PortJson {
     /// Port name.
     pub name: String,
     /// Port number.
@@ -74,7 +74,7 @@ fn tagged(t: &BTreeMap<String, ServiceAddress>) -> BTreeMap<String, AddressJson>
 /// A catalog node (`/v1/catalog/nodes`, `Node` in health and node results).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct NodeJson {
+pub(crate) struct NodeJson {
     /// Node ID.
     #[serde(rename = "ID")]
     pub id: String,
@@ -112,7 +112,7 @@ impl From<&Node> for NodeJson {
 /// Empty mesh structures Consul always prints on `NodeService`.
 #[derive(Debug, Serialize, Default)]
 #[serde(rename_all = "PascalCase")]
-pub struct ProxyJson {
+pub(crate) struct ProxyJson {
     /// `{}`.
     pub mesh_gateway: BTreeMap<String, String>,
     /// `{}`.
@@ -123,7 +123,7 @@ pub struct ProxyJson {
 /// `NodeService`).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ServiceJson {
+pub(crate) struct ServiceJson {
     /// Instance ID.
     #[serde(rename = "ID")]
     pub id: String,
@@ -165,7 +165,7 @@ pub struct ServiceJson {
 
 impl ServiceJson {
     /// The agent view (`/v1/agent/services`): with `Datacenter`, without indexes.
-    pub fn agent(s: &Service, datacenter: &str) -> Self {
+    pub(crate) fn agent(s: &Service, datacenter: &str) -> Self {
         let mut j = Self::catalog(s);
         j.datacenter = Some(datacenter.to_owned());
         j.proxy = None;
@@ -176,7 +176,7 @@ impl ServiceJson {
     }
 
     /// The catalog view (`NodeService`): with indexes and empty mesh fields.
-    pub fn catalog(s: &Service) -> Self {
+    pub(crate) fn catalog(s: &Service) -> Self {
         Self {
             id: s.id.clone(),
             service: s.name.clone(),
@@ -200,7 +200,7 @@ impl ServiceJson {
 /// `/v1/catalog/service/:name` element (`ServiceNode`).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ServiceNodeJson {
+pub(crate) struct ServiceNodeJson {
     /// Node ID.
     #[serde(rename = "ID")]
     pub id: String,
@@ -252,7 +252,7 @@ pub struct ServiceNodeJson {
 
 impl ServiceNodeJson {
     /// Joins an instance with its node.
-    pub fn new(n: &Node, s: &Service) -> Self {
+    pub(crate) fn new(n: &Node, s: &Service) -> Self {
         Self {
             id: n.id.clone(),
             node: n.name.clone(),
@@ -283,7 +283,7 @@ impl ServiceNodeJson {
 /// `HealthCheckDefinition` (only the fields the appliance keeps; zero values omitted).
 #[derive(Debug, Serialize, Default)]
 #[serde(rename_all = "PascalCase")]
-pub struct CheckDefinitionJson {
+pub(crate) struct CheckDefinitionJson {
     /// HTTP URL.
     #[serde(rename = "HTTP", skip_serializing_if = "String::is_empty")]
     pub http: String,
@@ -380,7 +380,7 @@ impl From<&CheckDefinition> for CheckDefinitionJson {
 /// Consul's `HealthCheck`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct HealthCheckJson {
+pub(crate) struct HealthCheckJson {
     /// Node name.
     pub node: String,
     /// Check ID.
@@ -443,7 +443,7 @@ impl From<&Check> for HealthCheckJson {
 /// `/v1/health/service/:name` element.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ServiceEntryJson {
+pub(crate) struct ServiceEntryJson {
     /// The node.
     pub node: NodeJson,
     /// The instance.
@@ -455,7 +455,7 @@ pub struct ServiceEntryJson {
 /// `/v1/catalog/node/:node`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct NodeServicesJson {
+pub(crate) struct NodeServicesJson {
     /// The node.
     pub node: NodeJson,
     /// Instances by ID.

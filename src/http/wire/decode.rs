@@ -162,7 +162,7 @@ fn decode_check(v: &Value, node: &str) -> Result<Check, ApiError> {
 /// Decodes a `PUT /v1/catalog/register` body into a registration for datacenter `dc`.
 ///
 /// Decode errors are 400; rule violations are Consul RPC errors (500).
-pub fn decode_catalog_register(v: &Value, dc: &str) -> Result<Registration, ApiError> {
+pub(crate) fn decode_catalog_register(v: &Value, dc: &str) -> Result<Registration, ApiError> {
     let mut f = Fields::new(v, "RegisterRequest")?;
     let name = f.string(&["Node"])?.unwrap_or_default();
     let datacenter = f.string(&["Datacenter"])?.filter(|d| !d.is_empty()).unwrap_or_else(|| dc.to_owned());
@@ -229,7 +229,7 @@ pub fn decode_catalog_register(v: &Value, dc: &str) -> Result<Registration, ApiE
 }
 
 /// Decodes a `PUT /v1/catalog/deregister` body.
-pub fn decode_catalog_deregister(v: &Value, dc: &str) -> Result<Deregistration, ApiError> {
+pub(crate) fn decode_catalog_deregister(v: &Value, dc: &str) -> Result<Deregistration, ApiError> {
     let mut f = Fields::new(v, "DeregisterRequest")?;
     let node = f.string(&["Node"])?.unwrap_or_default();
     let datacenter = f.string(&["Datacenter"])?.unwrap_or_default();
@@ -247,7 +247,7 @@ pub fn decode_catalog_deregister(v: &Value, dc: &str) -> Result<Deregistration, 
 }
 
 /// `{"Status","Output"}` of `PUT /v1/agent/check/update/:id`.
-pub fn decode_check_update(v: &Value) -> Result<(HealthStatus, String), ApiError> {
+pub(crate) fn decode_check_update(v: &Value) -> Result<(HealthStatus, String), ApiError> {
     let mut f = Fields::new(v, "checkUpdate")?;
     let status = f.string(&["Status"])?.unwrap_or_default();
     let output = f.string(&["Output"])?.unwrap_or_default();

@@ -21,15 +21,13 @@ mod decode;
 mod operator;
 mod query;
 
-pub use catalog::{
-    AddressJson, CheckDefinitionJson, HealthCheckJson, NodeJson, NodeServicesJson, PortJson, ProxyJson,
-    ServiceEntryJson, ServiceJson, ServiceNodeJson, WeightsJson,
+pub(crate) use catalog::{
+    HealthCheckJson, NodeJson, NodeServicesJson, ServiceEntryJson, ServiceJson, ServiceNodeJson,
 };
-pub use decode::{decode_catalog_deregister, decode_catalog_register, decode_check_update};
-pub use operator::{MemberJson, RaftConfigurationJson, RaftServerJson};
-pub use query::{
-    PreparedQueryJson, QueryDnsJson, QueryExecuteJson, QueryFailoverJson, QueryIdJson, QueryServiceJson,
-    QueryTemplateJson, decode_prepared_query,
+pub(crate) use decode::{decode_catalog_deregister, decode_catalog_register, decode_check_update};
+pub(crate) use operator::{MemberJson, RaftConfigurationJson, RaftServerJson};
+pub(crate) use query::{
+    PreparedQueryJson, QueryDnsJson, QueryExecuteJson, QueryIdJson, decode_prepared_query,
 };
 
 use super::error::ApiError;

@@ -14,7 +14,7 @@ use serde::Serialize;
 /// One server of `GET /v1/operator/raft/configuration`.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
-pub struct RaftServerJson {
+pub(crate) struct RaftServerJson {
     /// The server's node ID (its Raft id when its node is not in the catalog yet).
     #[serde(rename = "ID")]
     pub id: String,
@@ -33,7 +33,7 @@ pub struct RaftServerJson {
 /// `GET /v1/operator/raft/configuration`.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
-pub struct RaftConfigurationJson {
+pub(crate) struct RaftConfigurationJson {
     /// The servers.
     pub servers: Vec<RaftServerJson>,
     /// Log index of the configuration.
@@ -43,7 +43,7 @@ pub struct RaftConfigurationJson {
 /// One member of `GET /v1/agent/members` (Serf's member with Consul's tags).
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
-pub struct MemberJson {
+pub(crate) struct MemberJson {
     /// Node name.
     pub name: String,
     /// Gossip IP.
@@ -70,7 +70,7 @@ pub struct MemberJson {
 
 impl MemberJson {
     /// Consul's view of a gossip member.
-    pub fn from_member(m: &crate::gossip::Member) -> Self {
+    pub(crate) fn from_member(m: &crate::gossip::Member) -> Self {
         let mut tags = BTreeMap::new();
         if let Some(meta) = &m.meta {
             let server = meta.role == crate::gossip::Role::Server;

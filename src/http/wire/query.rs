@@ -22,7 +22,7 @@ use crate::http::error::ApiError;
 /// `Service.Failover` of a prepared query.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct QueryFailoverJson {
+pub(crate) struct QueryFailoverJson {
     /// `NearestN`.
     pub nearest_n: i64,
     /// `Datacenters` (never null).
@@ -32,7 +32,7 @@ pub struct QueryFailoverJson {
 /// `Service` of a prepared query (`ServiceQuery`).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct QueryServiceJson {
+pub(crate) struct QueryServiceJson {
     /// Service name.
     pub service: String,
     /// Failover (stored, not acted on).
@@ -55,7 +55,7 @@ pub struct QueryServiceJson {
 /// `DNS` of a prepared query.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct QueryDnsJson {
+pub(crate) struct QueryDnsJson {
     /// TTL as written, `""` when unset.
     #[serde(rename = "TTL")]
     pub ttl: String,
@@ -64,7 +64,7 @@ pub struct QueryDnsJson {
 /// `Template` of a prepared query (templates are not supported: always empty).
 #[derive(Debug, Serialize, Default)]
 #[serde(rename_all = "PascalCase")]
-pub struct QueryTemplateJson {
+pub(crate) struct QueryTemplateJson {
     /// `""`.
     #[serde(rename = "Type")]
     pub kind: String,
@@ -77,7 +77,7 @@ pub struct QueryTemplateJson {
 /// A prepared query as `/v1/query` and `/v1/query/:id` list it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct PreparedQueryJson {
+pub(crate) struct PreparedQueryJson {
     /// ID.
     #[serde(rename = "ID")]
     pub id: String,
@@ -132,7 +132,7 @@ impl From<&PreparedQuery> for PreparedQueryJson {
 /// `/v1/query/:id/execute` (`PreparedQueryExecuteResponse`).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct QueryExecuteJson {
+pub(crate) struct QueryExecuteJson {
     /// The service the query selected.
     pub service: String,
     /// The selected instances, shuffled (never null).
@@ -148,7 +148,7 @@ pub struct QueryExecuteJson {
 
 /// `{"ID"}` of `POST /v1/query`.
 #[derive(Debug, Serialize)]
-pub struct QueryIdJson {
+pub(crate) struct QueryIdJson {
     /// The new query's ID.
     #[serde(rename = "ID")]
     pub id: String,
@@ -159,7 +159,7 @@ pub struct QueryIdJson {
 ///
 /// Decode errors are 400; Consul's `parseQuery` rules are RPC errors (500). Templates are
 /// refused (400): they are not supported.
-pub fn decode_prepared_query(v: &Value, id: &str, creating: bool) -> Result<PreparedQuery, ApiError> {
+pub(crate) fn decode_prepared_query(v: &Value, id: &str, creating: bool) -> Result<PreparedQuery, ApiError> {
     let mut f = Fields::new(v, "PreparedQuery")?;
     let name = f.string(&["Name"])?.unwrap_or_default();
     let session = f.string(&["Session"])?.unwrap_or_default();
