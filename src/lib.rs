@@ -1,7 +1,8 @@
 //! cairn: a DNS-centric service discovery appliance with Consul's DNS and HTTP interfaces.
 //!
 //! ```text
-//! QUERY  socket -> dns::parse -> dns::route(name) -> SnapshotHandle::load() -> dns::answer -> dns::encode -> send
+//! QUERY  socket -> dns::parse -> SnapshotHandle::load() -> dns::source: static zones,
+//!        catalog (dns::route(name) -> dns::answer), forwarder -> dns::encode -> send
 //! WRITE  HTTP PUT /v1/... -> consensus::Consensus::propose(Command) -> openraft log (LMDB, group commit)
 //!        -> raft::state_machine applies the batch in memory (the pure catalog::apply::apply;
 //!           its rows are deferred and reach LMDB with the next log append, store::deferred)
@@ -14,8 +15,8 @@
 //!
 //! Modules bottom layer first (a module imports only lower layers; `tests/it/architecture.rs`
 //! checks it): `clock`, `catalog` (pure domain types, the write commands and the pure `apply`,
-//! KV and sessions included) -> `agent` (Consul service/check definitions) -> `config` ->
-//! `snapshot` (read model), `store` (LMDB), `backup` -> `metrics` -> `rpc` (server-RPC wire
+//! KV and sessions included) -> `agent` (Consul service/check definitions) -> `config` -> `codec`
+//! (every persisted and wire encoding) -> `snapshot` (read model), `store` (LMDB), `backup` -> `metrics` -> `rpc` (server-RPC wire
 //! types, framing, pool) -> `consensus` (the handle writers and readers hold) -> `raft`
 //! (servers: openraft, state machine), `gossip` (LAN pool, reconcile, autopilot) -> `replica`
 //! (client agents), `session` (the leader's session TTL timers), `local` (the agent's own
