@@ -71,7 +71,8 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Encodes `backup` as a file.
 pub(crate) fn encode(backup: &Backup) -> Result<Vec<u8>, BackupError> {
-    let payload = codec::encode_backup_body(backup).map_err(|e| BackupError::Payload(e.to_string()))?;
+    let payload =
+        codec::Format::BackupBody.encode(backup).map_err(|e| BackupError::Payload(e.to_string()))?;
     let mut out = format!("{MAGIC}\nsha256 {}\nlength {}\n\n", hex(&Sha256::digest(&payload)), payload.len())
         .into_bytes();
     out.extend_from_slice(&payload);
@@ -108,7 +109,7 @@ pub(crate) fn decode(file: &[u8]) -> Result<Backup, BackupError> {
     if hex(&Sha256::digest(rest)) != sum {
         return Err(BackupError::Checksum);
     }
-    codec::decode_backup_body(rest).map_err(|e| BackupError::Payload(e.to_string()))
+    codec::Format::BackupBody.decode(rest).map_err(|e| BackupError::Payload(e.to_string()))
 }
 
 #[cfg(test)]

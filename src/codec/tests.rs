@@ -133,37 +133,40 @@ fn assert_golden(bytes: &[u8], golden: &str) {
 
 #[test]
 fn entry_bytes_are_pinned_and_round_trip() {
-    let bytes = encode_entry(&entry()).expect("encodes");
+    let bytes = Format::Entry.encode(&entry()).expect("encodes");
     assert_golden(
         &bytes,
         r#"{"log_id":{"leader_id":{"term":2,"node_id":1},"index":7},"payload":{"Normal":{"QueryDelete":"q1"}}}"#,
     );
-    let back: Entry = decode_entry(&bytes).expect("decodes");
+    let back: Entry = Format::Entry.decode(&bytes).expect("decodes");
     assert_eq!(back.log_id, log_id());
     assert!(matches!(back.payload, EntryPayload::Normal(Command::QueryDelete(q)) if q == "q1"));
 }
 
 #[test]
 fn meta_bytes_are_pinned_and_round_trip() {
-    let committed = encode_meta(&Some(log_id())).expect("encodes");
+    let committed = Format::Meta.encode(&Some(log_id())).expect("encodes");
     assert_golden(&committed, r#"{"leader_id":{"term":2,"node_id":1},"index":7}"#);
-    assert_eq!(decode_meta::<Option<LogId<u64>>>(&committed).expect("decodes"), Some(log_id()));
+    assert_eq!(Format::Meta.decode::<Option<LogId<u64>>>(&committed).expect("decodes"), Some(log_id()));
 
-    let vote = encode_meta(&Vote::new_committed(3, 1)).expect("encodes");
+    let vote = Format::Meta.encode(&Vote::new_committed(3, 1)).expect("encodes");
     assert_golden(&vote, r#"{"leader_id":{"term":3,"node_id":1},"committed":true}"#);
-    assert_eq!(decode_meta::<Vote<u64>>(&vote).expect("decodes"), Vote::new_committed(3, 1));
+    assert_eq!(Format::Meta.decode::<Vote<u64>>(&vote).expect("decodes"), Vote::new_committed(3, 1));
 
-    let members = encode_meta(&membership()).expect("encodes");
+    let members = Format::Meta.encode(&membership()).expect("encodes");
     assert_golden(&members, MEMBERSHIP_JSON);
-    assert_eq!(decode_meta::<StoredMembership<u64, BasicNode>>(&members).expect("decodes"), membership());
+    assert_eq!(
+        Format::Meta.decode::<StoredMembership<u64, BasicNode>>(&members).expect("decodes"),
+        membership()
+    );
 }
 
 #[test]
 fn row_bytes_are_pinned_and_round_trip_through_heed() {
     use heed::{BytesDecode as _, BytesEncode as _};
-    let bytes = encode_row(&node()).expect("encodes");
+    let bytes = Format::Row.encode(&node()).expect("encodes");
     assert_golden(&bytes, node_json!());
-    assert_eq!(decode_row::<Node>(&bytes).expect("decodes"), node());
+    assert_eq!(Format::Row.decode::<Node>(&bytes).expect("decodes"), node());
     // The LMDB value codec writes and reads the same bytes.
     let row = node();
     let heed_bytes = Row::<Node>::bytes_encode(&row).expect("encodes");
@@ -173,24 +176,24 @@ fn row_bytes_are_pinned_and_round_trip_through_heed() {
 
 #[test]
 fn snapshot_bytes_are_pinned_and_round_trip() {
-    let bytes = encode_snapshot(&snapshot()).expect("encodes");
+    let bytes = Format::Snapshot.encode(&snapshot()).expect("encodes");
     let golden = concat!(
         r#"{"catalog":"#,
         catalog_json!(),
         r#","last_applied":{"leader_id":{"term":2,"node_id":1},"index":7},"membership":"#
     );
     assert_golden(&bytes, &format!("{golden}{MEMBERSHIP_JSON}}}"));
-    assert_eq!(decode_snapshot::<SnapshotPayload>(&bytes).expect("decodes"), snapshot());
+    assert_eq!(Format::Snapshot.decode::<SnapshotPayload>(&bytes).expect("decodes"), snapshot());
 }
 
 #[test]
 fn frame_payload_bytes_are_pinned_and_round_trip() {
-    let bytes = encode_frame_payload(&join()).expect("encodes");
+    let bytes = Format::FramePayload.encode(&join()).expect("encodes");
     assert_golden(&bytes, r#"{"Join":{"node_id":2,"addr":"10.0.0.2:8300"}}"#);
-    let back: Request = decode_frame_payload(&bytes).expect("decodes");
+    let back: Request = Format::FramePayload.decode(&bytes).expect("decodes");
     assert!(matches!(back, Request::Join { node_id: 2, ref addr } if addr == "10.0.0.2:8300"));
 
-    let bytes = encode_frame_payload(&hello()).expect("encodes");
+    let bytes = Format::FramePayload.encode(&hello()).expect("encodes");
     assert_golden(
         &bytes,
         concat!(
@@ -198,7 +201,7 @@ fn frame_payload_bytes_are_pinned_and_round_trip() {
             r#""voters":{"1":"10.0.0.1:8300"}}}"#
         ),
     );
-    let back: Response = decode_frame_payload(&bytes).expect("decodes");
+    let back: Response = Format::FramePayload.decode(&bytes).expect("decodes");
     let Response::Hello(info) = back else { panic!("not a hello: {back:?}") };
     let Response::Hello(want) = hello() else { unreachable!() };
     assert_eq!(info, want);
@@ -206,9 +209,9 @@ fn frame_payload_bytes_are_pinned_and_round_trip() {
 
 #[test]
 fn backup_body_bytes_are_pinned_and_round_trip() {
-    let bytes = encode_backup_body(&backup()).expect("encodes");
+    let bytes = Format::BackupBody.encode(&backup()).expect("encodes");
     assert_golden(&bytes, concat!(r#"{"index":9,"datacenter":"dc1","catalog":"#, catalog_json!(), "}"));
-    assert_eq!(decode_backup_body::<Backup>(&bytes).expect("decodes"), backup());
+    assert_eq!(Format::BackupBody.decode::<Backup>(&bytes).expect("decodes"), backup());
 }
 
 #[test]
@@ -224,7 +227,7 @@ fn node_meta_text_is_pinned_and_round_trips() {
 #[test]
 fn local_file_bytes_are_pinned_and_round_trip() {
     let file = ServiceFile { service: service() };
-    let bytes = encode_local_file(&file).expect("encodes");
+    let bytes = Format::LocalFile.encode(&file).expect("encodes");
     let golden = r#"{
   "service": {
     "node": "web-1",
@@ -247,17 +250,17 @@ fn local_file_bytes_are_pinned_and_round_trip() {
   }
 }"#;
     assert_golden(&bytes, golden);
-    assert_eq!(decode_local_file::<ServiceFile>(&bytes).expect("decodes"), file);
+    assert_eq!(Format::LocalFile.decode::<ServiceFile>(&bytes).expect("decodes"), file);
 }
 
 #[test]
 fn a_decode_error_names_its_format_and_keeps_serde_json_text() {
-    let err = decode_backup_body::<Backup>(b"{").expect_err("truncated");
+    let err = Format::BackupBody.decode::<Backup>(b"{").expect_err("truncated");
     assert_eq!(err.format(), Format::BackupBody);
     let json = serde_json::from_slice::<Backup>(b"{").expect_err("truncated");
     assert_eq!(err.to_string(), json.to_string());
     assert!(std::error::Error::source(&err).is_none(), "the text is not repeated in a chain");
-    assert_eq!(decode_entry::<Entry>(b"").expect_err("empty").format(), Format::Entry);
+    assert_eq!(Format::Entry.decode::<Entry>(b"").expect_err("empty").format(), Format::Entry);
 }
 
 proptest! {
@@ -267,7 +270,7 @@ proptest! {
             log_id: LogId::new(CommittedLeaderId::new(term, node), index),
             payload: EntryPayload::Normal(Command::QueryDelete(q.clone())),
         };
-        let back: Entry = decode_entry(&encode_entry(&e).expect("encodes")).expect("decodes");
+        let back: Entry = Format::Entry.decode(&Format::Entry.encode(&e).expect("encodes")).expect("decodes");
         prop_assert_eq!(back.log_id, e.log_id);
         let same = matches!(back.payload, EntryPayload::Normal(Command::QueryDelete(ref b)) if *b == q);
         prop_assert!(same, "{:?}", back.payload);
@@ -276,7 +279,7 @@ proptest! {
     #[test]
     fn frame_payloads_round_trip(node_id in any::<u64>(), addr in ".*") {
         let req = Request::Join { node_id, addr: addr.clone() };
-        let back: Request = decode_frame_payload(&encode_frame_payload(&req).expect("encodes")).expect("decodes");
+        let back: Request = Format::FramePayload.decode(&Format::FramePayload.encode(&req).expect("encodes")).expect("decodes");
         let joined = matches!(back, Request::Join { node_id: n, addr: ref a } if n == node_id && *a == addr);
         prop_assert!(joined, "{:?}", back);
     }

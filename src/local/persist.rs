@@ -135,8 +135,9 @@ fn read_dir<T: for<'de> Deserialize<'de>>(dir: &Path) -> Result<Vec<T>, PersistE
     let mut out = Vec::with_capacity(paths.len());
     for path in paths {
         let bytes = std::fs::read(&path).map_err(io(&path))?;
-        let value =
-            codec::decode_local_file(&bytes).map_err(|source| PersistError::Decode { path, source })?;
+        let value = codec::Format::LocalFile
+            .decode(&bytes)
+            .map_err(|source| PersistError::Decode { path, source })?;
         out.push(value);
     }
     Ok(out)
@@ -146,7 +147,8 @@ fn write_atomic<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<(), P
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}.tmp"));
-    let bytes = codec::encode_local_file(value)
+    let bytes = codec::Format::LocalFile
+        .encode(value)
         .map_err(|source| PersistError::Decode { path: path.clone(), source })?;
     let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
     f.write_all(&bytes).map_err(io(&tmp))?;

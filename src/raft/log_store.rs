@@ -120,7 +120,7 @@ fn write_err(e: &StoreError) -> StorageError<u64> {
 }
 
 fn decode(bytes: &[u8]) -> Result<Entry, StoreError> {
-    Ok(codec::decode_entry(bytes)?)
+    Ok(codec::Format::Entry.decode(bytes)?)
 }
 
 impl LogStore {
@@ -245,7 +245,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let entries: Vec<Entry> = entries.into_iter().collect();
         let rows: Vec<(u64, Vec<u8>)> = entries
             .iter()
-            .map(|e| codec::encode_entry(e).map(|bytes| (e.log_id.index, bytes)))
+            .map(|e| codec::Format::Entry.encode(e).map(|bytes| (e.log_id.index, bytes)))
             .collect::<Result<_, _>>()
             .map_err(|e| write_err(&StoreError::Json(e)))?;
         let sizes: Vec<usize> = rows.iter().map(|(_, bytes)| bytes.len()).collect();

@@ -151,7 +151,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_applied: self.last_applied,
             membership: self.membership.clone(),
         };
-        let data = codec::encode_snapshot(&payload).map_err(|e| sm_read_err(&StoreError::Json(e)))?;
+        let data = codec::Format::Snapshot.encode(&payload).map_err(|e| sm_read_err(&StoreError::Json(e)))?;
         let snapshot_id = match self.last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
             None => "0-0-0".to_owned(),
@@ -217,8 +217,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         // Written by the next commit that takes deferred rows (normally the next log append).
         let meta = vec![
-            (META_LAST_APPLIED, codec::encode_meta(&last_applied).map_err(|e| sm_write_err(&e.into()))?),
-            (META_MEMBERSHIP, codec::encode_meta(&membership).map_err(|e| sm_write_err(&e.into()))?),
+            (
+                META_LAST_APPLIED,
+                codec::Format::Meta.encode(&last_applied).map_err(|e| sm_write_err(&e.into()))?,
+            ),
+            (META_MEMBERSHIP, codec::Format::Meta.encode(&membership).map_err(|e| sm_write_err(&e.into()))?),
         ];
         self.store.defer(Deferred::new(state.clone(), changes, meta));
         self.state = state;
@@ -247,7 +250,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<Cursor<Vec<u8>>>) -> StorageResult<()> {
         let data = snapshot.into_inner();
-        let payload: SnapshotPayload = codec::decode_snapshot(&data).map_err(|e| {
+        let payload: SnapshotPayload = codec::Format::Snapshot.decode(&data).map_err(|e| {
             StorageIOError::read_snapshot(Some(meta.signature()), AnyError::new(&StoreError::Json(e)))
         })?;
         let last_applied = meta.last_log_id;

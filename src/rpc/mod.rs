@@ -4,7 +4,7 @@
 //! forwarded write, a ReadIndex, a join, a discovery hello). Output: its `Response`.
 //!
 //! Wire format: each frame is a 4-byte big-endian length and that many bytes of JSON
-//! (`codec::encode_frame_payload`).
+//! (`codec::Format::FramePayload`).
 //! One connection carries one request at a time; a client keeps connections open and reuses
 //! them (`Pool`). openraft is the consensus engine; this module is only its transport and the
 //! request forwarding beside it: wire types, framing, the connection pool and server
@@ -224,7 +224,7 @@ pub(crate) enum CallError {
 
 /// Writes one frame.
 pub(crate) async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> std::io::Result<()> {
-    let body = codec::encode_frame_payload(msg).map_err(std::io::Error::other)?;
+    let body = codec::Format::FramePayload.encode(msg).map_err(std::io::Error::other)?;
     if body.len() > MAX_FRAME {
         // `InvalidInput`: nothing was written, and the caller can tell this from a broken link.
         return Err(std::io::Error::new(
@@ -268,7 +268,7 @@ pub(crate) async fn read_frame<T: for<'de> Deserialize<'de>>(
     if got != len {
         return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "frame cut short"));
     }
-    codec::decode_frame_payload(&body).map(Some).map_err(std::io::Error::other)
+    codec::Format::FramePayload.decode(&body).map(Some).map_err(std::io::Error::other)
 }
 
 /// How an exchange failed: the connection broke (possibly a stale pooled one) or timed out.

@@ -281,7 +281,7 @@ impl Store {
         key: &str,
     ) -> Result<Option<T>, StoreError> {
         match self.meta.get(rtxn, key)? {
-            Some(bytes) => Ok(Some(codec::decode_meta(bytes)?)),
+            Some(bytes) => Ok(Some(codec::Format::Meta.decode(bytes)?)),
             None => Ok(None),
         }
     }
@@ -293,7 +293,7 @@ impl Store {
         key: &str,
         value: &T,
     ) -> Result<(), StoreError> {
-        let bytes = codec::encode_meta(value)?;
+        let bytes = codec::Format::Meta.encode(value)?;
         Ok(self.meta.put(wtxn, key, &bytes)?)
     }
 
