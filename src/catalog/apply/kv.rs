@@ -141,9 +141,9 @@ fn run_op(
     let old = old.as_ref();
     match op {
         KvOp::Set(w) => Ok(write(state, index, new_entry(w, old), changes)),
-        KvOp::Cas(w) => cas(state, index, w, old, changes),
-        KvOp::Lock(w) => lock(state, index, w, old, now_ms, changes),
-        KvOp::Unlock(w) => unlock(state, index, w, old, changes),
+        KvOp::Cas(w) => cas(w, old).map(|e| write(state, index, e, changes)),
+        KvOp::Lock(w) => lock(state, w, old, now_ms).map(|e| write(state, index, e, changes)),
+        KvOp::Unlock(w) => unlock(w, old).map(|e| write(state, index, e, changes)),
         KvOp::Get(k) => get(k, old),
         KvOp::GetOrEmpty(_) => Ok(old.iter().map(|e| stored(e, true)).collect()),
         KvOp::GetTree(p) => Ok(state.kv().prefix(p).map(|e| stored(e, true)).collect()),
@@ -159,14 +159,9 @@ fn run_op(
     }
 }
 
-/// `cas`: writes only if the key's ModifyIndex is `w.index` (0: only if the key is absent).
-fn cas(
-    state: &mut CatalogState,
-    index: u64,
-    w: &KvWrite,
-    old: Option<&KvEntry>,
-    changes: &mut Vec<Change>,
-) -> Result<Vec<TxnResult>, Fail> {
+/// `cas`: the entry to write, only if the key's ModifyIndex is `w.index` (0: only if the key
+/// is absent).
+fn cas(w: &KvWrite, old: Option<&KvEntry>) -> Result<KvEntry, Fail> {
     let ok = match old {
         None => w.index == 0,
         Some(o) => w.index != 0 && o.modify_index == w.index,
@@ -174,19 +169,12 @@ fn cas(
     if !ok {
         return Err(Fail::Failed(format!("failed to set key {:?}, index is stale", w.key)));
     }
-    Ok(write(state, index, new_entry(w, old), changes))
+    Ok(new_entry(w, old))
 }
 
-/// `lock`: needs a live session and no lock-delay in effect at `now_ms`; a new holder bumps
-/// `LockIndex`, the holder itself may write again.
-fn lock(
-    state: &mut CatalogState,
-    index: u64,
-    w: &KvWrite,
-    old: Option<&KvEntry>,
-    now_ms: u64,
-    changes: &mut Vec<Change>,
-) -> Result<Vec<TxnResult>, Fail> {
+/// `lock`: the entry to write; needs a live session and no lock-delay in effect at `now_ms`;
+/// a new holder bumps `LockIndex`, the holder itself may write again.
+fn lock(state: &CatalogState, w: &KvWrite, old: Option<&KvEntry>, now_ms: u64) -> Result<KvEntry, Fail> {
     if state.kv().session(&w.session).is_none() {
         return Err(Fail::Invalid(format!("invalid session {:?}", w.session)));
     }
@@ -206,17 +194,11 @@ fn lock(
             e.session.clone_from(&w.session);
         }
     }
-    Ok(write(state, index, e, changes))
+    Ok(e)
 }
 
-/// `unlock`: needs the holder's session; writes the value and releases the lock.
-fn unlock(
-    state: &mut CatalogState,
-    index: u64,
-    w: &KvWrite,
-    old: Option<&KvEntry>,
-    changes: &mut Vec<Change>,
-) -> Result<Vec<TxnResult>, Fail> {
+/// `unlock`: the entry to write (the value, the lock released); needs the holder's session.
+fn unlock(w: &KvWrite, old: Option<&KvEntry>) -> Result<KvEntry, Fail> {
     match old {
         Some(o) if o.session == w.session => {}
         _ => {
@@ -228,7 +210,7 @@ fn unlock(
     }
     let mut e = new_entry(w, old);
     e.session.clear();
-    Ok(write(state, index, e, changes))
+    Ok(e)
 }
 
 /// `get`: the entry with its value; fails when the key is missing.
