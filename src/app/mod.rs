@@ -294,7 +294,7 @@ impl App {
             let state = ApiState {
                 config: self.config.clone(),
                 snapshots,
-                raft: self.side.consensus.clone(),
+                consensus: self.side.consensus.clone(),
                 replica: self.side.replica.clone(),
                 local: self.local.clone(),
                 ttl: self.ttl.clone(),

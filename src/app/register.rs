@@ -64,9 +64,9 @@ pub(super) fn own_registration(config: &Config) -> Registration {
 
 /// Registers the agent's node, `serfHealth` and, on servers, `consul`. Idempotent: an
 /// unchanged registration is a no-op.
-pub(super) async fn register_self(config: &Config, raft: &Consensus) -> anyhow::Result<()> {
+pub(super) async fn register_self(config: &Config, consensus: &Consensus) -> anyhow::Result<()> {
     let cmd = Command::Register(own_registration(config));
-    propose_ok(raft, cmd).await.context("registering this agent's node")
+    propose_ok(consensus, cmd).await.context("registering this agent's node")
 }
 
 /// Makes the service and check definitions found in config files the agent's config-file
@@ -149,6 +149,6 @@ pub(super) fn config_registrations(
     Ok(out)
 }
 
-async fn propose_ok(raft: &Consensus, cmd: Command) -> anyhow::Result<()> {
-    Ok(raft.propose(cmd).await?)
+async fn propose_ok(consensus: &Consensus, cmd: Command) -> anyhow::Result<()> {
+    Ok(consensus.propose(cmd).await?)
 }

@@ -144,9 +144,9 @@ fn agent_stats(st: &ApiState, cat: &CatalogState) -> serde_json::Value {
 fn consul_stats(st: &ApiState) -> serde_json::Value {
     js!({
         "server": st.config.server.to_string(),
-        "leader": st.raft.is_leader().to_string(),
-        "leader_addr": st.raft.leader_addr().unwrap_or_default(),
-        "known_servers": st.raft.peer_addrs().len().to_string(),
+        "leader": st.consensus.is_leader().to_string(),
+        "leader_addr": st.consensus.leader_addr().unwrap_or_default(),
+        "known_servers": st.consensus.peer_addrs().len().to_string(),
         "known_datacenters": "1",
     })
 }
@@ -154,9 +154,9 @@ fn consul_stats(st: &ApiState) -> serde_json::Value {
 /// `Stats.raft` of `/v1/agent/self`.
 fn raft_stats(st: &ApiState) -> serde_json::Value {
     js!({
-        "applied_index": st.raft.applied_index().to_string(),
-        "last_contact": st.raft.last_contact_ms().to_string(),
-        "num_peers": st.raft.peer_addrs().len().saturating_sub(1).to_string(),
+        "applied_index": st.consensus.applied_index().to_string(),
+        "last_contact": st.consensus.last_contact_ms().to_string(),
+        "num_peers": st.consensus.peer_addrs().len().saturating_sub(1).to_string(),
     })
 }
 

@@ -116,7 +116,7 @@ pub(crate) async fn get(
     }
     let opts = st.read_options(&q)?;
     if opts.consistency == crate::http::Consistency::Consistent {
-        st.raft.read_barrier().await?;
+        st.consensus.read_barrier().await?;
     }
     let by_prefix = list || recurse;
     let index_of = |s: &crate::snapshot::CatalogSnapshot| {
@@ -236,7 +236,7 @@ pub(crate) async fn delete(
 }
 
 async fn write(st: &ApiState, op: KvOp, q: &Query) -> Result<Response, ApiError> {
-    match st.raft.propose_for(Command::Kv { op, now_ms: unix_ms() }).await? {
+    match st.consensus.propose_for(Command::Kv { op, now_ms: unix_ms() }).await? {
         CommandResponse::Bool(b) => Ok(json(&b, q.has("pretty"))),
         other => Err(ApiError::Internal(format!("unexpected KV write response {other:?}"))),
     }

@@ -45,7 +45,7 @@ pub(super) async fn join(State(st): State<ApiState>, Path(addr): Path<String>) -
 pub(super) async fn leave(State(st): State<ApiState>) -> Result<Response, ApiError> {
     let gossip = st.gossip.as_ref().ok_or_else(|| ApiError::Internal("gossip is not running".into()))?;
     // A server first leaves the Raft configuration (a leader removes itself and steps down).
-    st.raft.leave_cluster().await?;
+    st.consensus.leave_cluster().await?;
     gossip.leave().await.map_err(|e| ApiError::Internal(e.to_string()))?;
     // Like Consul, a graceful leave stops the agent.
     st.shutdown.cancel();
@@ -67,7 +67,7 @@ pub(super) async fn force_leave(
     // A failed server also leaves the Raft configuration, so it no longer counts toward
     // quorum (Consul's manual way to drop a dead server).
     if let Some(meta) = m.meta.as_ref().filter(|meta| meta.role == crate::gossip::Role::Server) {
-        st.raft.remove_server(meta.raft_id).await.map_err(|e| match e {
+        st.consensus.remove_server(meta.raft_id).await.map_err(|e| match e {
             crate::rpc::Remote::NoLeader => ApiError::from(crate::consensus::ProposeError::NoLeader),
             crate::rpc::Remote::Failed(msg) => {
                 ApiError::Internal(format!("removing {node} from Raft: {msg}"))

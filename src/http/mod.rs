@@ -62,7 +62,7 @@ pub(crate) struct ApiState {
     /// Published catalog snapshots.
     pub snapshots: Arc<SnapshotHandle>,
     /// Proposals and the cluster's view (a Raft server or a client agent's forwarder).
-    pub raft: Consensus,
+    pub consensus: Consensus,
     /// A client agent's replica stream (its lag and counters are reported); `None` on a server.
     pub replica: Option<Arc<crate::replica::Client>>,
     /// This agent's own services and checks (agent endpoints write through it).
@@ -178,7 +178,7 @@ impl ApiState {
     /// Read options for catalog and health reads; default and consistent reads need a leader.
     pub(crate) fn read_options(&self, q: &Query) -> Result<ReadOptions, ApiError> {
         let opts = blocking::parse_read_options(q)?;
-        if opts.consistency != Consistency::Stale && !self.raft.known_leader() {
+        if opts.consistency != Consistency::Stale && !self.consensus.known_leader() {
             return Err(ApiError::NoLeader);
         }
         Ok(opts)
@@ -203,9 +203,9 @@ impl ApiState {
         h.insert("X-Consul-Index", HeaderValue::from(index.max(1)));
         h.insert(
             "X-Consul-KnownLeader",
-            HeaderValue::from_static(if self.raft.known_leader() { "true" } else { "false" }),
+            HeaderValue::from_static(if self.consensus.known_leader() { "true" } else { "false" }),
         );
-        h.insert("X-Consul-LastContact", HeaderValue::from(self.raft.last_contact_ms()));
+        h.insert("X-Consul-LastContact", HeaderValue::from(self.consensus.last_contact_ms()));
         // On a client agent: how many Raft indexes its replica is behind its server.
         if let Some(client) = &self.replica {
             h.insert("X-Cairn-Replica-Lag", HeaderValue::from(client.lag_index()));
@@ -224,7 +224,7 @@ impl ApiState {
     {
         let opts = self.read_options(q)?;
         if opts.consistency == Consistency::Consistent {
-            self.raft.read_barrier().await?;
+            self.consensus.read_barrier().await?;
         }
         let snap = self.snapshot(&opts, &index_of).await;
         Ok(self.reply(&body(&snap.catalog), index_of(&snap), &opts, q))
@@ -257,6 +257,6 @@ impl ApiState {
 
     /// Proposes a command; `Rejected` becomes a 500 with Consul's text.
     pub(crate) async fn propose(&self, cmd: Command) -> Result<(), ApiError> {
-        Ok(self.raft.propose(cmd).await?)
+        Ok(self.consensus.propose(cmd).await?)
     }
 }

@@ -15,7 +15,7 @@ pub(super) async fn raft_configuration(State(st): State<ApiState>, RawQuery(q): 
     let q = Query::parse(q.as_deref());
     let snap = st.snapshots.load_full();
     let servers = st
-        .raft
+        .consensus
         .servers()
         .into_iter()
         .map(|s| {
@@ -40,5 +40,5 @@ pub(super) async fn raft_configuration(State(st): State<ApiState>, RawQuery(q): 
             }
         })
         .collect();
-    json(&RaftConfigurationJson { servers, index: st.raft.membership_index() }, q.has("pretty"))
+    json(&RaftConfigurationJson { servers, index: st.consensus.membership_index() }, q.has("pretty"))
 }

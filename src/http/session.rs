@@ -280,7 +280,7 @@ pub(crate) async fn renew(
     };
     if let Some(ttl) = ttl_of(&s.ttl) {
         // The timers run on the leader: a follower passes the renewal on.
-        if st.raft.forward_session_renew(&id, ttl).await? {
+        if st.consensus.forward_session_renew(&id, ttl).await? {
             st.sessions.renew(&id, ttl);
         }
     }

@@ -11,10 +11,10 @@ use super::{ApiState, json};
 
 pub(super) async fn leader(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
     let q = Query::parse(q.as_deref());
-    json(&st.raft.leader_addr().unwrap_or_default(), q.has("pretty"))
+    json(&st.consensus.leader_addr().unwrap_or_default(), q.has("pretty"))
 }
 
 pub(super) async fn peers(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
     let q = Query::parse(q.as_deref());
-    json(&st.raft.peer_addrs(), q.has("pretty"))
+    json(&st.consensus.peer_addrs(), q.has("pretty"))
 }

@@ -159,7 +159,7 @@ async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
         ApiState {
             config: Arc::new(config()),
             snapshots,
-            raft,
+            consensus: raft,
             replica: None,
             local,
             ttl,

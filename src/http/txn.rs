@@ -198,7 +198,7 @@ pub(crate) async fn txn(
     if ops.iter().all(is_read) {
         let opts = st.read_options(&q)?;
         if opts.consistency == crate::http::Consistency::Consistent {
-            st.raft.read_barrier().await?;
+            st.consensus.read_barrier().await?;
         }
         let snap = st.snapshots.load_full();
         let resp = crate::catalog::apply::read_txn(&snap.catalog, &ops);
@@ -206,7 +206,7 @@ pub(crate) async fn txn(
         st.set_read_headers(&mut r, snap.index, &opts);
         return Ok(r);
     }
-    let resp = st.raft.propose_for(Command::Txn { ops, now_ms: unix_ms() }).await?;
+    let resp = st.consensus.propose_for(Command::Txn { ops, now_ms: unix_ms() }).await?;
     let snap = st.snapshots.load_full();
     let mut r = outcome(resp, &snap.catalog, pretty)?;
     r.headers_mut().insert("X-Consul-Index", snap.index.max(1).into());
