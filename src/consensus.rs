@@ -26,6 +26,10 @@ use crate::snapshot::SnapshotHandle;
 /// A boxed `Send` future, so `Participant` is usable as a trait object.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A session renewal told to the leader: `Ok(true)` when this agent is the leader (it re-arms
+/// its own timer).
+pub(crate) type Renewal<'a> = BoxFuture<'a, Result<bool, ProposeError>>;
+
 /// Why a proposal (or a linearizable read) did not produce an answer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -53,11 +57,7 @@ pub(crate) trait Participant: Send + Sync + std::fmt::Debug {
     fn read_barrier(&self) -> BoxFuture<'_, Result<(), ProposeError>>;
     /// Tells the leader that session `id` (TTL `ttl`) was renewed here; `Ok(true)` when this
     /// server is the leader and must re-arm its own timer.
-    fn forward_session_renew<'a>(
-        &'a self,
-        id: &'a str,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool, ProposeError>>;
+    fn forward_session_renew<'a>(&'a self, id: &'a str, ttl: Duration) -> Renewal<'a>;
     /// Graceful leave from the Raft configuration (nothing to hand over on a client).
     fn leave_cluster(&self) -> BoxFuture<'_, Result<(), ProposeError>>;
     /// Removes server `id` from the Raft configuration (through the leader).

@@ -36,7 +36,7 @@ use openraft::error::{InitializeError, RaftError as OpenRaftError};
 use openraft::{BasicNode, Config, SnapshotPolicy};
 
 use crate::catalog::{Command, CommandResponse};
-use crate::consensus::{BoxFuture, Participant, ProposeError};
+use crate::consensus::{BoxFuture, Participant, ProposeError, Renewal};
 
 use crate::snapshot::SnapshotHandle;
 use crate::store::{Store, StoreError};
@@ -295,11 +295,7 @@ impl Participant for Server {
         Box::pin(Self::read_barrier(self))
     }
 
-    fn forward_session_renew<'a>(
-        &'a self,
-        id: &'a str,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool, ProposeError>> {
+    fn forward_session_renew<'a>(&'a self, id: &'a str, ttl: Duration) -> Renewal<'a> {
         Box::pin(Self::forward_session_renew(self, id, ttl))
     }
 

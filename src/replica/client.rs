@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::CatalogState;
 use crate::catalog::{Command, CommandResponse};
-use crate::consensus::{BoxFuture, Participant, ProposeError};
+use crate::consensus::{BoxFuture, Participant, ProposeError, Renewal};
 use crate::gossip::{Lan, Membership as _};
 use crate::raft::cluster::Contact;
 use crate::rpc::{CallError, Frame, Heartbeat, Pool, Remote, Request, Response};
@@ -373,11 +373,7 @@ impl Participant for Client {
     }
 
     /// Never the leader: the leader re-arms its own timer (`Ok(false)`).
-    fn forward_session_renew<'a>(
-        &'a self,
-        id: &'a str,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool, ProposeError>> {
+    fn forward_session_renew<'a>(&'a self, id: &'a str, ttl: Duration) -> Renewal<'a> {
         Box::pin(async move { Self::forward_session_renew(self, id, ttl).await.map(|()| false) })
     }
 
