@@ -565,3 +565,105 @@ fn the_import_parser_sees_groups_and_skips_test_code() {
     let (code, _) = strip_test_items(&strip_comments_and_literals(code));
     assert_eq!(crate_refs(&code), ["a", "b", "e", "g"]);
 }
+
+/// The code of one line as far as braces go: without `//` comments, string and char
+/// literals (a string spanning lines counts its braces, which in this tree are balanced).
+fn braces_of_line(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '/' if chars.peek() == Some(&'/') => break,
+            '"' => {
+                while let Some(s) = chars.next() {
+                    match s {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '\'' => {
+                // '{' or '}' as a char literal; a lifetime ('a) has no closing quote nearby.
+                let rest: String = chars.clone().take(3).collect();
+                if rest.starts_with("{'") || rest.starts_with("}'") {
+                    chars.next();
+                    chars.next();
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether `p` holds only tests (`tests.rs`, `*_tests.rs`).
+fn is_test_file(p: &Path) -> bool {
+    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n == "tests.rs" || n.ends_with("_tests.rs"))
+}
+
+/// The lines of a file before its `#[cfg(test)]` module, if any.
+fn lines_before_tests(text: &str) -> Vec<&str> {
+    let lines: Vec<&str> = text.lines().collect();
+    let end = lines
+        .windows(2)
+        .position(|w| {
+            w[0].trim() == "#[cfg(test)]" && w[1].trim_start().starts_with("mod ") && w[1].contains('{')
+        })
+        .unwrap_or(lines.len());
+    lines[..end].to_vec()
+}
+
+/// Files over 600 lines and functions over 80, outside tests, unless a `// length:` comment
+/// (in the file's first 40 lines, or just above the function) says why.
+#[test]
+fn no_function_over_80_lines_and_no_file_over_600_lines() {
+    const FILE_MAX: usize = 600;
+    const FN_MAX: usize = 80;
+    let mut bad = Vec::new();
+    for p in rust_files(&src("")).into_iter().filter(|p| !is_test_file(p)) {
+        let text = std::fs::read_to_string(&p).unwrap();
+        let lines = lines_before_tests(&text);
+        let excused = |at: usize| lines[at.saturating_sub(3)..at].iter().any(|l| l.contains("// length:"));
+        if lines.len() > FILE_MAX && !lines.iter().take(40).any(|l| l.contains("// length:")) {
+            bad.push(format!("{}: {} lines", p.display(), lines.len()));
+        }
+        let code: Vec<String> = lines.iter().map(|l| braces_of_line(l)).collect();
+        for i in 0..code.len() {
+            let t = lines[i].trim_start();
+            let t = t.strip_prefix("pub(crate) ").or_else(|| t.strip_prefix("pub(super) ")).unwrap_or(t);
+            let t = t.strip_prefix("pub ").unwrap_or(t);
+            let t = t.strip_prefix("async ").unwrap_or(t);
+            if !t.starts_with("fn ") {
+                continue;
+            }
+            let (mut depth, mut opened) = (0i32, false);
+            for (j, l) in code.iter().enumerate().skip(i) {
+                for ch in l.chars() {
+                    match ch {
+                        '{' => (depth, opened) = (depth + 1, true),
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                }
+                if !opened && l.trim_end().ends_with(';') {
+                    break;
+                }
+                if opened && depth <= 0 {
+                    let len = j - i + 1;
+                    if len > FN_MAX && !excused(i.min(lines.len())) {
+                        bad.push(format!("{}:{}: fn of {len} lines", p.display(), i + 1));
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "over the size limits of ARCHITECTURE.md (split, or say why in a `// length:` comment):\n{}",
+        bad.join("\n")
+    );
+}
