@@ -4,7 +4,7 @@
 //! catalog is a copy it keeps in step. So does this module.
 //!
 //! Input: agent API writes (`http/agent.rs`, `http/agent_health.rs`), config-file definitions
-//! (`app.rs`), check results (`health::runner`, `health::ttl`) and reaping (`health::reap`)
+//! (`app::register`), check results (`health::runner`, `health::ttl`) and reaping (`health::reap`)
 //! → output: `Register` / `Deregister` / `UpdateCheck` proposals for this agent's node.
 //! Flow: a change updates the local state (and, for API registrations, its file under
 //! `data_dir/services/` or `data_dir/checks/`), then proposes the matching command at once
