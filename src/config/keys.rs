@@ -25,8 +25,12 @@
 //!   `auto_encrypt { tls = false }`.
 //! - `ports.https`: only `-1` (Consul's default: no HTTPS listener). `addresses.https`:
 //!   always refused (it only exists to serve HTTPS).
-//! - `limits.http_max_conns_per_client`: only `0` (no limit, which is what cairn does); the
-//!   rest of `limits` stays accepted but unused.
+//! - `limits.http_max_conns_per_client`, `limits.rpc_max_conns_per_client`: only `0` (no
+//!   limit, which is what cairn does: a per-address connection cap on the HTTP API or the
+//!   unauthenticated server RPC port is a defence an operator must not believe is on). The
+//!   rest of `limits` stays accepted but unused: `rpc_rate`/`rpc_max_burst` throttle only this
+//!   agent's own requests to the servers, the handshake timeouts are TLS's, and
+//!   `kv_max_value_size`/`txn_max_req_len` are sizes cairn bounds itself (512 KiB bodies).
 //! - `encrypt_verify_incoming`, `encrypt_verify_outgoing`: only `true`. That is what cairn's
 //!   gossip does with `encrypt` (it refuses unencrypted messages and sends none), and what
 //!   Consul does by default; `false`, the rolling-upgrade relaxation, is not implemented.
@@ -122,6 +126,7 @@ const SECURITY: &[(&str, Off)] = &[
     ("ports.https", Off::Number(-1)),
     ("addresses.https", Off::Never),
     ("limits.http_max_conns_per_client", Off::Number(0)),
+    ("limits.rpc_max_conns_per_client", Off::Number(0)),
     ("encrypt_verify_incoming", Off::True),
     ("encrypt_verify_outgoing", Off::True),
 ];

@@ -345,6 +345,7 @@ fn security_keys_that_would_turn_a_feature_on_refuse_the_start() {
         (r#"{"ports":{"https":0}}"#, "ports.https"),
         (r#"{"addresses":{"https":"0.0.0.0"}}"#, "addresses.https"),
         (r#"{"limits":{"http_max_conns_per_client":200}}"#, "limits.http_max_conns_per_client"),
+        (r#"{"limits":{"rpc_max_conns_per_client":100}}"#, "limits.rpc_max_conns_per_client"),
         (r#"{"encrypt_verify_incoming":false}"#, "encrypt_verify_incoming"),
         (r#"{"encrypt_verify_outgoing":false}"#, "encrypt_verify_outgoing"),
     ];
@@ -375,6 +376,7 @@ fn security_keys_left_off_load_with_the_unused_warning() {
         (r#"{"key_file":""}"#, "key_file"),
         (r#"{"ports":{"https":-1,"http":8500}}"#, "ports.https"),
         (r#"{"limits":{"http_max_conns_per_client":0,"rpc_rate":100}}"#, "limits"),
+        (r#"{"limits":{"rpc_max_conns_per_client":0}}"#, "limits"),
         (r#"{"encrypt_verify_incoming":true}"#, "encrypt_verify_incoming"),
         (r#"{"encrypt_verify_outgoing":true}"#, "encrypt_verify_outgoing"),
     ];
