@@ -216,12 +216,9 @@ impl App {
     fn start_feeds(&self, services: &Services, sessions: &Arc<crate::session::SessionTimers>) {
         let stop = services.stop();
         services.spawn_feed("SOA serial clock", refresh_serial(self.dns_context.clone(), stop.clone()));
-        let ttl = self.ttl.run(stop.clone());
-        services.spawn_feed("TTL check timers", async move { drop(ttl.await) });
-        let checks = self.checks.run(stop.clone());
-        services.spawn_feed("check runner", async move { drop(checks.await) });
-        let local = self.local.run(stop.clone());
-        services.spawn_feed("anti-entropy", async move { drop(local.await) });
+        services.spawn_feed("TTL check timers", self.ttl.run(stop.clone()));
+        services.spawn_feed("check runner", self.checks.run(stop.clone()));
+        services.spawn_feed("anti-entropy", self.local.run(stop.clone()));
         let reap = crate::health::reap::run(
             self.local.clone(),
             self.side.consensus.snapshots(),
@@ -229,7 +226,7 @@ impl App {
             self.config.checks.clone(),
             stop.clone(),
         );
-        services.spawn_feed("critical-check reaper", async move { drop(reap.await) });
+        services.spawn_feed("critical-check reaper", reap);
         services
             .spawn_feed("session timers", sessions.clone().run(self.side.consensus.clone(), stop.clone()));
         if self.register_later {

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -56,39 +55,37 @@ impl CriticalClock {
 }
 
 /// Runs the reaper for node `node` until `shutdown`.
-pub(crate) fn run(
+pub(crate) async fn run(
     local: Arc<LocalState>,
     snapshots: Arc<SnapshotHandle>,
     node: String,
     config: CheckConfig,
     shutdown: CancellationToken,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut clock = CriticalClock::default();
-        let mut published = snapshots.subscribe();
-        let mut tick = tokio::time::interval(config.reap_interval);
-        loop {
-            let reap = tokio::select! {
-                () = shutdown.cancelled() => break,
-                r = published.changed() => {
-                    if r.is_err() {
-                        break;
-                    }
-                    false
+) {
+    let mut clock = CriticalClock::default();
+    let mut published = snapshots.subscribe();
+    let mut tick = tokio::time::interval(config.reap_interval);
+    loop {
+        let reap = tokio::select! {
+            () = shutdown.cancelled() => break,
+            r = published.changed() => {
+                if r.is_err() {
+                    break;
                 }
-                _ = tick.tick() => true,
-            };
-            let snapshot = snapshots.load_full();
-            let due = clock.observe(&snapshot.catalog, &node, config.deregister_interval_min, Instant::now());
-            if !reap {
-                continue;
+                false
             }
-            for service_id in due {
-                tracing::warn!(service = %service_id, "check critical for longer than DeregisterCriticalServiceAfter; deregistering the service");
-                if let Err(e) = local.deregister_service(&service_id).await {
-                    tracing::warn!(service = %service_id, error = %e, "deregistration of a critical service failed");
-                }
+            _ = tick.tick() => true,
+        };
+        let snapshot = snapshots.load_full();
+        let due = clock.observe(&snapshot.catalog, &node, config.deregister_interval_min, Instant::now());
+        if !reap {
+            continue;
+        }
+        for service_id in due {
+            tracing::warn!(service = %service_id, "check critical for longer than DeregisterCriticalServiceAfter; deregistering the service");
+            if let Err(e) = local.deregister_service(&service_id).await {
+                tracing::warn!(service = %service_id, error = %e, "deregistration of a critical service failed");
             }
         }
-    })
+    }
 }

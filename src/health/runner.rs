@@ -115,9 +115,12 @@ impl CheckRunner {
     }
 
     /// Keeps one task per active check until `shutdown`.
-    pub(crate) fn run(self: &Arc<Self>, shutdown: CancellationToken) -> JoinHandle<()> {
+    pub(crate) fn run(
+        self: &Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let this = Arc::clone(self);
-        tokio::spawn(async move {
+        async move {
             let mut published = this.snapshots.subscribe();
             let mut tasks: HashMap<String, Running> = HashMap::new();
             loop {
@@ -132,7 +135,7 @@ impl CheckRunner {
                 r.task.abort();
             }
             this.stats.running.store(0, Ordering::Relaxed);
-        })
+        }
     }
 
     /// Starts, restarts and stops tasks to match this node's checks in the current snapshot.

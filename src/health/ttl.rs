@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
@@ -115,9 +114,12 @@ impl TtlChecks {
     }
 
     /// Runs the timers until `shutdown`: re-arms from the snapshot and fires expiries.
-    pub(crate) fn run(self: &Arc<Self>, shutdown: CancellationToken) -> JoinHandle<()> {
+    pub(crate) fn run(
+        self: &Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let this = Arc::clone(self);
-        tokio::spawn(async move {
+        async move {
             let mut published = this.snapshots.subscribe();
             let mut watching = true;
             loop {
@@ -136,7 +138,7 @@ impl TtlChecks {
                     () = sleep => this.fire_expired().await,
                 }
             }
-        })
+        }
     }
 
     /// Starts (or restarts) the timer of a freshly registered TTL check.

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{LocalState, plan};
@@ -61,9 +60,12 @@ impl LocalState {
     /// Runs full syncs until `shutdown`: one as soon as the config-file records are in and a
     /// leader is known, then every interval (±10 %), sooner when woken (a failed proposal, a
     /// local check missing from the catalog, a reload), backing off after failures.
-    pub(crate) fn run(self: &Arc<Self>, shutdown: CancellationToken) -> JoinHandle<()> {
+    pub(crate) fn run(
+        self: &Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let this = Arc::clone(self);
-        tokio::spawn(async move {
+        async move {
             let mut delay = Duration::ZERO;
             let mut failures = 0u32;
             loop {
@@ -94,7 +96,7 @@ impl LocalState {
                     failures = failures.saturating_add(1);
                 }
             }
-        })
+        }
     }
 }
 
