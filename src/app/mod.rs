@@ -121,16 +121,16 @@ impl App {
         // A single server is leader now; in a cluster (and on a client agent) the registration
         // waits for a leader (`run`), so the listeners come up first.
         let register_later = !config.server || config.bootstrap_expect != 1;
-        let local = open_local_state(&config, &side.consensus)?;
+        // The config-file check IDs are known before any registration (which in a cluster
+        // waits for a leader), so the runner knows from its first probe which script checks
+        // came from config files.
+        let (local, local_check_ids) = open_local_state(&config, &side.consensus)?;
         if !register_later {
             register::register_self(&config, &side.consensus).await?;
             register::register_config_services(&config, &local).await?;
         }
         let snapshots = side.consensus.snapshots();
         let ttl = TtlChecks::new(local.clone(), snapshots.clone(), config.node_name.clone());
-        // Before any registration (which in a cluster waits for a leader), so the runner knows
-        // from its first probe which script checks came from config files.
-        let local_check_ids = register::config_check_ids(&config, &snapshots.load_full().catalog)?;
         let checks = CheckRunner::new(
             local.clone(),
             snapshots,
@@ -331,8 +331,12 @@ fn prepare_data_dir(mut config: Config) -> anyhow::Result<(Config, Option<tempfi
 }
 
 /// The agent's local state: config-file records, then the persisted API ones, before the
-/// first sync.
-fn open_local_state(config: &Arc<Config>, consensus: &Consensus) -> anyhow::Result<Arc<LocalState>> {
+/// first sync; and the IDs of the checks the config files define (the check runner lets
+/// `enable_local_script_checks` run only those).
+fn open_local_state(
+    config: &Arc<Config>,
+    consensus: &Consensus,
+) -> anyhow::Result<(Arc<LocalState>, Vec<String>)> {
     let local = LocalState::new(
         consensus.clone(),
         register::own_registration(config),
@@ -344,9 +348,10 @@ fn open_local_state(config: &Arc<Config>, consensus: &Consensus) -> anyhow::Resu
         snap.catalog.node(&config.node_name).map_or_else(|| register::own_node(config), |n| (**n).clone());
     let mut regs: Vec<_> =
         register::config_registrations(config, &node, &snap.catalog)?.into_iter().map(|(_, r)| r).collect();
+    let check_ids = regs.iter().flat_map(|r| r.checks.iter().map(|c| c.check_id.clone())).collect();
     local.replace_config(&mut regs);
     local.load(&snap.catalog).context("loading the agent's services and checks")?;
-    Ok(local)
+    Ok((local, check_ids))
 }
 
 /// Consul's SOA serial is the current Unix time; the DNS path reads no clock, so the serial is

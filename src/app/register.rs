@@ -88,16 +88,6 @@ pub(super) async fn register_config_services(config: &Config, local: &LocalState
     Ok(())
 }
 
-/// The IDs of the checks defined in config files (with services, or `check`/`checks`).
-pub(super) fn config_check_ids(
-    config: &Config,
-    catalog: &crate::catalog::CatalogState,
-) -> anyhow::Result<Vec<String>> {
-    let node = own_node(config);
-    let registrations = config_registrations(config, &node, catalog)?;
-    Ok(registrations.iter().flat_map(|(_, r)| r.checks.iter().map(|c| c.check_id.clone())).collect())
-}
-
 /// The registrations of the config files' services, then of their `check`/`checks` (on the
 /// node, or on a service: one of those services, else one already in the catalog), each with
 /// what it registers for error messages. Existing checks keep their status and output.
