@@ -5,8 +5,9 @@
 //! error naming the file and the first security key that would turn on something cairn does
 //! not implement yet; else the tree without the accepted-but-unused keys, and their dotted
 //! names for the start-up warning.
-//! Invariants: the lists are data (dotted key paths); a key is looked at only where its parent
-//! is a table, so a malformed parent still fails in `schema` with its usual message.
+//! Invariants: the lists are data (dotted key paths); a security key is looked for in its
+//! parent table and in every table of a parent list (`[[limits]]`), so no shape of a file
+//! slips one past the refusal; any other malformed parent fails in `schema` as usual.
 //!
 //! Security keys never fail open: an agent asked for ACLs, TLS or a connection limit that it
 //! would not enforce refuses to start (`key "acl" is not supported yet`) rather than serve
@@ -18,6 +19,8 @@
 //!   (`acl_datacenter`, `acl_default_policy`, `acl_master_token`, `acl_token`,
 //!   `acl_agent_token`, …) are always refused: `acl_datacenter` turned ACLs on, the others
 //!   only make sense with them.
+//! - `connect`: only `connect { enabled = false }`: Connect is Consul's mTLS between services
+//!   with intentions deciding who may talk to whom; cairn has no CA and no intentions.
 //! - `verify_incoming`, `verify_outgoing`, `verify_server_hostname`, `verify_incoming_rpc`,
 //!   `verify_incoming_https`: only `false` (cairn serves no TLS, so it verifies nothing).
 //! - `ca_file`, `ca_path`, `cert_file`, `key_file`: only `""` (no file).
@@ -47,7 +50,6 @@ use super::ConfigError;
 pub(super) const ACCEPTED_UNUSED: &[&str] = &[
     "advertise_addr_wan",
     "bind_addr_wan",
-    "connect",
     "disable_host_node_id",
     "disable_remote_exec",
     "disable_update_check",
@@ -112,6 +114,7 @@ enum Off {
 /// with another value refuses the start; one left off is accepted but unused (a warning).
 const SECURITY: &[(&str, Off)] = &[
     ("acl", Off::Disabled),
+    ("connect", Off::Disabled),
     ("tls", Off::AllFalse),
     ("auto_encrypt", Off::AllFalse),
     ("verify_incoming", Off::False),
@@ -138,9 +141,7 @@ const LEGACY_ACL_PREFIX: &str = "acl_";
 pub(super) fn refuse_unsupported(file: &str, top: &Map<String, Value>) -> Result<(), ConfigError> {
     let refuse = |key: &str| Err(ConfigError::Unsupported { file: file.to_owned(), key: key.to_owned() });
     for (key, off) in SECURITY {
-        if let Some(v) = lookup(top, key)
-            && !is_off(*off, v)
-        {
+        if lookup(top, key).any(|v| !is_off(*off, v)) {
             return refuse(key);
         }
     }
@@ -150,12 +151,22 @@ pub(super) fn refuse_unsupported(file: &str, top: &Map<String, Value>) -> Result
     }
 }
 
-/// The value of a dotted key, where its parent is a table.
-fn lookup<'a>(top: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    match key.split_once('.') {
-        Some((parent, name)) => top.get(parent)?.as_object()?.get(name),
-        None => top.get(key),
-    }
+/// The values of a dotted key: in its parent table, or in each table of a parent list (Consul
+/// reads `[[limits]]`, a list of one table, as the table).
+fn lookup<'a>(top: &'a Map<String, Value>, key: &str) -> impl Iterator<Item = &'a Value> {
+    let (parent, name) = match key.split_once('.') {
+        Some((parent, name)) => (top.get(parent), Some(name)),
+        None => (top.get(key), None),
+    };
+    let tables: Vec<&Value> = match (parent, name) {
+        (Some(Value::Array(items)), Some(_)) => items.iter().collect(),
+        (Some(v), _) => vec![v],
+        (None, _) => Vec::new(),
+    };
+    tables.into_iter().filter_map(move |t| match name {
+        Some(name) => t.as_object()?.get(name),
+        None => Some(t),
+    })
 }
 
 /// Whether `v` leaves the feature off.

@@ -92,7 +92,9 @@ pub(super) fn config_paths(o: &Overrides) -> Result<Vec<PathBuf>, ConfigError> {
         for e in entries {
             let e = e.map_err(|source| ConfigError::Read { file: file.clone(), source })?;
             let p = e.path();
-            if p.is_file() && matches!(p.extension().and_then(|x| x.to_str()), Some("toml" | "json")) {
+            // `.hcl` too, so a Consul config dir fails loudly rather than losing e.g. its `acl`.
+            if p.is_file() && matches!(p.extension().and_then(|x| x.to_str()), Some("toml" | "json" | "hcl"))
+            {
                 found.push(p);
             }
         }

@@ -317,6 +317,16 @@ fn refused(file: &str, key: &str) -> String {
 }
 
 #[test]
+fn an_hcl_file_in_a_config_dir_is_refused_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir, "agent.json", r#"{"datacenter":"dc1"}"#);
+    write(&dir, "acl.hcl", "acl { enabled = true }");
+    let o = Overrides { config_dirs: vec![dir.path().to_path_buf()], ..dev() };
+    let err = Config::load(&o).unwrap_err().to_string();
+    assert!(err.contains("acl.hcl: HCL is not supported"), "{err}");
+}
+
+#[test]
 fn security_keys_that_would_turn_a_feature_on_refuse_the_start() {
     let cases = [
         (r#"{"acl":{"enabled":true,"default_policy":"deny"}}"#, "acl"),
@@ -346,6 +356,13 @@ fn security_keys_that_would_turn_a_feature_on_refuse_the_start() {
         (r#"{"addresses":{"https":"0.0.0.0"}}"#, "addresses.https"),
         (r#"{"limits":{"http_max_conns_per_client":200}}"#, "limits.http_max_conns_per_client"),
         (r#"{"limits":{"rpc_max_conns_per_client":100}}"#, "limits.rpc_max_conns_per_client"),
+        (r#"{"limits":[{"http_max_conns_per_client":200}]}"#, "limits.http_max_conns_per_client"),
+        (
+            r#"{"limits":[{"rpc_rate":10},{"rpc_max_conns_per_client":100}]}"#,
+            "limits.rpc_max_conns_per_client",
+        ),
+        (r#"{"connect":{"enabled":true}}"#, "connect"),
+        (r#"{"connect":{"ca_provider":"consul"}}"#, "connect"),
         (r#"{"encrypt_verify_incoming":false}"#, "encrypt_verify_incoming"),
         (r#"{"encrypt_verify_outgoing":false}"#, "encrypt_verify_outgoing"),
     ];
@@ -377,6 +394,8 @@ fn security_keys_left_off_load_with_the_unused_warning() {
         (r#"{"ports":{"https":-1,"http":8500}}"#, "ports.https"),
         (r#"{"limits":{"http_max_conns_per_client":0,"rpc_rate":100}}"#, "limits"),
         (r#"{"limits":{"rpc_max_conns_per_client":0}}"#, "limits"),
+        (r#"{"limits":[{"rpc_rate":10}]}"#, "limits"),
+        (r#"{"connect":{"enabled":false}}"#, "connect"),
         (r#"{"encrypt_verify_incoming":true}"#, "encrypt_verify_incoming"),
         (r#"{"encrypt_verify_outgoing":true}"#, "encrypt_verify_outgoing"),
     ];
