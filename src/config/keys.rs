@@ -43,7 +43,7 @@
 
 use serde_json::{Map, Value};
 
-use super::ConfigError;
+use super::{ConfigError, value};
 
 /// Consul agent-config keys that cairn accepts (so Consul configs load unchanged) but does not
 /// act on yet; each is logged as ignored at start. A dotted entry is a key inside a table.
@@ -172,10 +172,11 @@ fn lookup<'a>(top: &'a Map<String, Value>, key: &str) -> impl Iterator<Item = &'
 /// Whether `v` leaves the feature off.
 fn is_off(off: Off, v: &Value) -> bool {
     match off {
-        Off::False => matches!(v, Value::Bool(false)) || v == "false",
-        Off::True => matches!(v, Value::Bool(true)) || v == "true",
+        // The schema's own readers, so the refusal and the schema agree on what a value means.
+        Off::False => value::flag(v) == Ok(false),
+        Off::True => value::flag(v) == Ok(true),
         Off::Empty => v == "",
-        Off::Number(n) => v.as_i64() == Some(n) || v.as_str().and_then(|s| s.parse().ok()) == Some(n),
+        Off::Number(n) => value::int(v, n, n).is_ok(),
         Off::Disabled => v.get("enabled").is_some_and(|e| is_off(Off::False, e)),
         Off::AllFalse => v
             .as_object()

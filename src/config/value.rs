@@ -154,7 +154,7 @@ fn text(v: &Value) -> Result<String, String> {
     v.as_str().map(str::to_owned).ok_or_else(|| format!("expected a string, got {v}"))
 }
 
-fn flag(v: &Value) -> Result<bool, String> {
+pub(super) fn flag(v: &Value) -> Result<bool, String> {
     match v {
         Value::Bool(b) => Ok(*b),
         Value::String(s) if s == "true" => Ok(true),
@@ -163,7 +163,7 @@ fn flag(v: &Value) -> Result<bool, String> {
     }
 }
 
-fn int(v: &Value, min: i64, max: i64) -> Result<i64, String> {
+pub(super) fn int(v: &Value, min: i64, max: i64) -> Result<i64, String> {
     let n = match v {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.parse().ok(),
