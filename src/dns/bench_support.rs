@@ -22,7 +22,9 @@ pub fn route(req: &Request, ctx: &DnsContext) -> Routed {
 }
 
 /// Stage 3: the answer from `snap`, with nothing resolved by the recursors yet (the first
-/// pass `respond` makes). `None` when the outcome is to forward or to resolve host names.
+/// pass `respond` makes). `None` when the outcome is to forward or to resolve host names,
+/// and for a name outside our domains (the catalog skips it; `respond` then asks the
+/// forwarder or answers REFUSED).
 pub fn answer(
     req: &Request,
     routed: &Routed,

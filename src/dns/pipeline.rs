@@ -82,6 +82,8 @@ pub(crate) fn respond_traced(
         Outcome::Answer(ans) => {
             let total = ans.answers.len();
             let Some(bytes) = encode::encode(&req, ans, transport, ctx) else { return Response::Drop };
+            // Also for a static-zone answer: harmless, `partial` only matters to the cache for
+            // shuffled answers, and zone answers draw nothing from the RNG.
             if encode::answer_count(&bytes) < total {
                 deps.borrow_mut().partial = true;
             }

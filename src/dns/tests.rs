@@ -1104,6 +1104,11 @@ fn answer_sources_catalog_offers_and_forwarder_takes_over() {
     let mut c = ctx();
     assert_eq!(rcode(&c, &reverse, &mut rng), Some(ResponseCode::NXDomain));
     assert_eq!(rcode(&c, &axfr, &mut rng), Some(ResponseCode::NotImp));
+    // Not our name: the NOTIMP is not authoritative.
+    match respond(&axfr, Transport::Udp, &c, &s, &Resolved::pending(), &mut rng) {
+        Response::Reply(bytes) => assert!(!Message::from_vec(&bytes).expect("dec").metadata.authoritative),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
         rcode(&c, &query_bytes("example.com.", RecordType::A, None), &mut rng),
         Some(ResponseCode::Refused)

@@ -638,6 +638,24 @@ fn the_dns_path_answers_static_zones_and_the_consul_domain_wins_on_overlap() {
     assert_eq!(dns_query(&ctx, "example.org.", RecordType::A).metadata.response_code, ResponseCode::Refused);
 }
 
+/// The answer sources' order with recursors set: a static zone answers its names before the
+/// forwarder is asked; only a name nobody holds is forwarded (SERVFAIL from `handle`, which
+/// does no IO).
+#[test]
+fn static_zones_answer_before_the_forwarder() {
+    let mut ctx = dns_ctx(zones(&[("example.zone", EXAMPLE)]));
+    ctx.recursors = vec!["127.0.0.1:1".parse().unwrap()];
+    let www = dns_query(&ctx, "www.example.com.", RecordType::A);
+    assert_eq!(www.metadata.response_code, ResponseCode::NoError);
+    assert!(www.metadata.authoritative);
+    assert_eq!(render(&www.answers), ["www.example.com. 300 A 10.0.0.10"]);
+    let missing = dns_query(&ctx, "nothere.example.com.", RecordType::A);
+    assert_eq!(missing.metadata.response_code, ResponseCode::NXDomain);
+    assert!(missing.metadata.authoritative);
+    let foreign = dns_query(&ctx, "example.org.", RecordType::A);
+    assert_eq!(foreign.metadata.response_code, ResponseCode::ServFail);
+}
+
 // ----- properties -----------------------------------------------------------------------
 
 fn zone_like_text() -> impl Strategy<Value = String> {
