@@ -216,9 +216,9 @@ impl App {
     fn start_feeds(&self, services: &Services, sessions: &Arc<crate::session::SessionTimers>) {
         let stop = services.stop();
         services.spawn_feed("SOA serial clock", refresh_serial(self.dns_context.clone(), stop.clone()));
-        services.spawn_feed("TTL check timers", self.ttl.run(stop.clone()));
-        services.spawn_feed("check runner", self.checks.run(stop.clone()));
-        services.spawn_feed("anti-entropy", self.local.run(stop.clone()));
+        services.spawn_feed("TTL check timers", self.ttl.clone().run(stop.clone()));
+        services.spawn_feed("check runner", self.checks.clone().run(stop.clone()));
+        services.spawn_feed("anti-entropy", self.local.clone().run(stop.clone()));
         let reap = crate::health::reap::run(
             self.local.clone(),
             self.side.consensus.snapshots(),

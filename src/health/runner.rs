@@ -115,27 +115,22 @@ impl CheckRunner {
     }
 
     /// Keeps one task per active check until `shutdown`.
-    pub(crate) fn run(
-        self: &Arc<Self>,
-        shutdown: CancellationToken,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        let this = Arc::clone(self);
-        async move {
-            let mut published = this.snapshots.subscribe();
-            let mut tasks: HashMap<String, Running> = HashMap::new();
-            loop {
-                this.sync(&mut tasks, &shutdown);
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    r = published.changed() => if r.is_err() { break },
-                }
+    pub(crate) async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let this = self;
+        let mut published = this.snapshots.subscribe();
+        let mut tasks: HashMap<String, Running> = HashMap::new();
+        loop {
+            this.sync(&mut tasks, &shutdown);
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                r = published.changed() => if r.is_err() { break },
             }
-            for (_, r) in tasks.drain() {
-                r.stop.cancel();
-                r.task.abort();
-            }
-            this.stats.running.store(0, Ordering::Relaxed);
         }
+        for (_, r) in tasks.drain() {
+            r.stop.cancel();
+            r.task.abort();
+        }
+        this.stats.running.store(0, Ordering::Relaxed);
     }
 
     /// Starts, restarts and stops tasks to match this node's checks in the current snapshot.

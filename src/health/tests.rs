@@ -112,7 +112,7 @@ async fn wait_for_status(snaps: &SnapshotHandle, id: &str, want: (HealthStatus, 
 async fn run_rearms_from_snapshot_and_fires_expiry() {
     let (t, snaps, _dir) = setup(vec![check("ttl1", 300_000_000, HealthStatus::Passing, "ok")]).await;
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(t.run(shutdown.clone()));
+    let task = tokio::spawn(t.clone().run(shutdown.clone()));
     // Re-armed from the snapshot (no update ever arrived), then expired.
     wait_for_status(&snaps, "ttl1", (HealthStatus::Critical, "TTL expired")).await;
     // An update revives it; the next expiry quotes the last output.
@@ -159,7 +159,7 @@ async fn runner_with(
     let runner =
         super::CheckRunner::new(local_state(raft), snaps.clone(), "agent1".into(), config, Vec::new());
     let stop = CancellationToken::new();
-    tokio::spawn(runner.run(stop.clone()));
+    tokio::spawn(runner.clone().run(stop.clone()));
     (runner, snaps, stop, dir)
 }
 

@@ -114,29 +114,24 @@ impl TtlChecks {
     }
 
     /// Runs the timers until `shutdown`: re-arms from the snapshot and fires expiries.
-    pub(crate) fn run(
-        self: &Arc<Self>,
-        shutdown: CancellationToken,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        let this = Arc::clone(self);
-        async move {
-            let mut published = this.snapshots.subscribe();
-            let mut watching = true;
-            loop {
-                this.sync_from_snapshot();
-                let next = this.next_deadline();
-                let sleep = async move {
-                    match next {
-                        Some(at) => sleep_until(at).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    r = published.changed(), if watching => watching = r.is_ok(),
-                    () = this.wake.notified() => {}
-                    () = sleep => this.fire_expired().await,
+    pub(crate) async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let this = self;
+        let mut published = this.snapshots.subscribe();
+        let mut watching = true;
+        loop {
+            this.sync_from_snapshot();
+            let next = this.next_deadline();
+            let sleep = async move {
+                match next {
+                    Some(at) => sleep_until(at).await,
+                    None => std::future::pending().await,
                 }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                r = published.changed(), if watching => watching = r.is_ok(),
+                () = this.wake.notified() => {}
+                () = sleep => this.fire_expired().await,
             }
         }
     }

@@ -60,41 +60,36 @@ impl LocalState {
     /// Runs full syncs until `shutdown`: one as soon as the config-file records are in and a
     /// leader is known, then every interval (±10 %), sooner when woken (a failed proposal, a
     /// local check missing from the catalog, a reload), backing off after failures.
-    pub(crate) fn run(
-        self: &Arc<Self>,
-        shutdown: CancellationToken,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        let this = Arc::clone(self);
-        async move {
-            let mut delay = Duration::ZERO;
-            let mut failures = 0u32;
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(delay) => {}
-                    () = this.wake.notified() => {}
-                }
-                let ok = if !this.loaded.load(Ordering::Acquire) || !this.consensus.known_leader() {
-                    false
-                } else {
-                    match this.sync_full().await {
-                        Ok(n) => {
-                            if n > 0 {
-                                tracing::info!(commands = n, "anti-entropy: sync repaired the catalog");
-                            }
-                            true
+    pub(crate) async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let this = self;
+        let mut delay = Duration::ZERO;
+        let mut failures = 0u32;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(delay) => {}
+                () = this.wake.notified() => {}
+            }
+            let ok = if !this.loaded.load(Ordering::Acquire) || !this.consensus.known_leader() {
+                false
+            } else {
+                match this.sync_full().await {
+                    Ok(n) => {
+                        if n > 0 {
+                            tracing::info!(commands = n, "anti-entropy: sync repaired the catalog");
                         }
-                        Err(_) => false,
+                        true
                     }
-                };
-                let interval = jitter(this.interval);
-                if ok {
-                    failures = 0;
-                    delay = interval;
-                } else {
-                    delay = RETRY.saturating_mul(1 << failures.min(6)).min(interval);
-                    failures = failures.saturating_add(1);
+                    Err(_) => false,
                 }
+            };
+            let interval = jitter(this.interval);
+            if ok {
+                failures = 0;
+                delay = interval;
+            } else {
+                delay = RETRY.saturating_mul(1 << failures.min(6)).min(interval);
+                failures = failures.saturating_add(1);
             }
         }
     }
