@@ -2,13 +2,16 @@
 //!
 //! Input: errors from decoding, validation, TTL updates and Raft → output: a `text/plain`
 //! response. Invariants: 400 for request problems found up front (bad query parameters,
-//! undecodable or invalid bodies), 404 for unknown IDs, 500 for RPC-level failures (Consul maps
-//! errors raised by its RPC endpoints to 500, including `CommandResponse::Rejected`).
+//! undecodable or invalid bodies), 404 for unknown IDs, 413 for oversized writes, 500 for
+//! RPC-level failures (Consul maps errors raised by its RPC endpoints to 500, including
+//! `CommandResponse::Rejected`); a `catalog::Invalid` gets the status its `Class` names.
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::agent::DefinitionError;
+use crate::catalog::Invalid;
+use crate::catalog::validate::Class;
 use crate::consensus::ProposeError;
 use crate::health::TtlError;
 
@@ -24,6 +27,9 @@ pub(crate) enum ApiError {
     /// 404 with Consul's message.
     #[error("{0}")]
     NotFound(String),
+    /// 413 with Consul's message (a request larger than a write may be).
+    #[error("{0}")]
+    TooLarge(String),
     /// 500 with the RPC error text.
     #[error("{0}")]
     Internal(String),
@@ -38,6 +44,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) | Self::Decode(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) | Self::NoLeader => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -46,6 +53,16 @@ impl ApiError {
 impl From<DefinitionError> for ApiError {
     fn from(e: DefinitionError) -> Self {
         if e.is_decode() { Self::Decode(e.to_string()) } else { Self::BadRequest(e.to_string()) }
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> Self {
+        match e.class() {
+            Class::BadRequest => Self::BadRequest(e.to_string()),
+            Class::TooLarge => Self::TooLarge(e.to_string()),
+            Class::Rpc => Self::Internal(e.to_string()),
+        }
     }
 }
 
