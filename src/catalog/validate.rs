@@ -25,6 +25,14 @@ pub(crate) const MIN_SESSION_TTL: Duration = Duration::from_secs(10);
 pub(crate) const MAX_SESSION_TTL: Duration = Duration::from_secs(86_400);
 /// Most operations in one transaction (Consul's `maxTxnOps`).
 pub(crate) const MAX_TXN_OPS: usize = 128;
+/// Largest KV value, and largest sum of a transaction's values: the HTTP body limit
+/// (Consul's `kv_max_value_size`), which a forwarded write does not pass through.
+pub(crate) const MAX_VALUE_BYTES: usize = 512 * 1024;
+/// Longest session lock-delay (Consul's `MaxLockDelay`; the HTTP layer caps to it).
+pub(crate) const MAX_LOCK_DELAY: Duration = Duration::from_secs(60);
+/// Most commands in one group commit (`raft::batch` groups at most this many, and a follower
+/// forwards a group as one `Command::Batch`).
+pub(crate) const MAX_BATCH: usize = 256;
 
 /// Which HTTP status a refusal travels with (Consul's choice for that message).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +103,20 @@ pub(crate) enum Invalid {
         /// The parser's message.
         why: String,
     },
+    /// A KV value (or a transaction's values together) over `MAX_VALUE_BYTES`.
+    #[error(
+        "Request body({0} bytes) too large, max size: {MAX_VALUE_BYTES} bytes. See https://www.consul.io/docs/agent/options.html#kv_max_value_size."
+    )]
+    ValueTooLarge(usize),
+    /// A session lock-delay over `MAX_LOCK_DELAY` (in nanoseconds as given).
+    #[error("Invalid LockDelay of {0}ns: at most {max}", max = format_go_duration(MAX_LOCK_DELAY))]
+    LockDelay(u64),
+    /// A group of more than `MAX_BATCH` commands.
+    #[error("Batch of {0} commands is larger than {MAX_BATCH}")]
+    BatchTooLarge(usize),
+    /// A group inside a group.
+    #[error("nested command batch")]
+    NestedBatch,
 }
 
 impl Invalid {
@@ -102,7 +124,7 @@ impl Invalid {
     pub(crate) fn class(&self) -> Class {
         match self {
             Self::KeyName(_) | Self::KeyTooLong | Self::MissingKey => Class::BadRequest,
-            Self::TooManyOps(_) => Class::TooLarge,
+            Self::TooManyOps(_) | Self::ValueTooLarge(_) | Self::BatchTooLarge(_) => Class::TooLarge,
             Self::MissingNode
             | Self::MissingAddress
             | Self::MissingServiceName
@@ -112,7 +134,9 @@ impl Invalid {
             | Self::SessionTtl(_)
             | Self::SessionTtlRange(_)
             | Self::QueryService
-            | Self::DnsTtl { .. } => Class::Rpc,
+            | Self::DnsTtl { .. }
+            | Self::LockDelay(_)
+            | Self::NestedBatch => Class::Rpc,
         }
     }
 }
@@ -128,7 +152,7 @@ impl Command {
             Self::Kv { op, .. } => kv_write(op),
             Self::Txn { ops, .. } => txn_ops(ops),
             Self::SessionCreate { session: s, .. } => session(s),
-            Self::Batch(cmds) => cmds.iter().try_for_each(Self::validate),
+            Self::Batch(cmds) => batch(cmds),
             Self::UpdateCheck(_)
             | Self::QueryDelete(_)
             | Self::Restore(_)
@@ -153,25 +177,56 @@ pub(crate) fn kv_key(key: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// The value bytes a KV verb carries.
+fn value_len(op: &KvOp) -> usize {
+    match op {
+        KvOp::Set(w) | KvOp::Cas(w) | KvOp::Lock(w) | KvOp::Unlock(w) => w.value.len(),
+        _ => 0,
+    }
+}
+
 /// A single KV write (`PUT`/`DELETE /v1/kv/...`): a valid key, present unless the verb works
-/// on a whole prefix.
+/// on a whole prefix; a value within `MAX_VALUE_BYTES`.
 fn kv_write(op: &KvOp) -> Result<(), Invalid> {
     kv_key(op.key())?;
     if op.key().is_empty() && !matches!(op, KvOp::DeleteTree(_) | KvOp::GetTree(_)) {
         return Err(Invalid::MissingKey);
     }
+    if value_len(op) > MAX_VALUE_BYTES {
+        return Err(Invalid::ValueTooLarge(value_len(op)));
+    }
     Ok(())
 }
 
-/// A transaction's operations: at most `MAX_TXN_OPS`, every KV key valid.
+/// A transaction's operations: at most `MAX_TXN_OPS`, every KV key valid, values within
+/// `MAX_VALUE_BYTES` together.
 pub(crate) fn txn_ops(ops: &[TxnOp]) -> Result<(), Invalid> {
     if ops.len() > MAX_TXN_OPS {
         return Err(Invalid::TooManyOps(ops.len()));
     }
+    let mut values = 0usize;
     for op in ops {
         if let TxnOp::Kv(kv) = op {
             kv_key(kv.key())?;
+            values = values.saturating_add(value_len(kv));
         }
+    }
+    if values > MAX_VALUE_BYTES {
+        return Err(Invalid::ValueTooLarge(values));
+    }
+    Ok(())
+}
+
+/// A group commit's commands: at most `MAX_BATCH`, none a group itself, each valid.
+fn batch(cmds: &[Command]) -> Result<(), Invalid> {
+    if cmds.len() > MAX_BATCH {
+        return Err(Invalid::BatchTooLarge(cmds.len()));
+    }
+    for c in cmds {
+        if matches!(c, Command::Batch(_)) {
+            return Err(Invalid::NestedBatch);
+        }
+        c.validate()?;
     }
     Ok(())
 }
@@ -236,9 +291,13 @@ pub(crate) fn session_ttl(ttl: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// A session to create: its TTL.
+/// A session to create: its TTL and lock-delay.
 fn session(s: &Session) -> Result<(), Invalid> {
-    session_ttl(&s.ttl)
+    session_ttl(&s.ttl)?;
+    if u128::from(s.lock_delay_ns) > MAX_LOCK_DELAY.as_nanos() {
+        return Err(Invalid::LockDelay(s.lock_delay_ns));
+    }
+    Ok(())
 }
 
 /// Consul's `parseQuery` rules on content: a service to query, a DNS TTL that parses.
@@ -254,7 +313,7 @@ pub(crate) fn prepared_query(q: &PreparedQuery) -> Result<(), Invalid> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Class, Invalid, MAX_TXN_OPS};
+    use super::{Class, Invalid, MAX_BATCH, MAX_TXN_OPS, MAX_VALUE_BYTES};
     use crate::catalog::kv::{MAX_KEY_BYTES, SessionBehavior};
     use crate::catalog::testing::{deregister, health_check, kv_write, node, register, service, session};
     use crate::catalog::{Command, HealthStatus, KvOp, PreparedQuery, QueryService, QueryUpsert, TxnOp};
@@ -394,9 +453,50 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_is_as_valid_as_its_worst_command() {
+    fn a_batch_is_as_valid_as_its_worst_command_and_bounded() {
         let ok = register(node("n1", "10.0.0.1"), None, vec![]);
         check(&Command::Batch(vec![ok.clone(), kv(set("a"))]), Ok(()));
-        check(&Command::Batch(vec![ok, kv(set(".."))]), Err(Invalid::KeyName("..".into())));
+        check(&Command::Batch(vec![ok.clone(), kv(set(".."))]), Err(Invalid::KeyName("..".into())));
+        check(&Command::Batch(vec![ok.clone(); MAX_BATCH]), Ok(()));
+        check(&Command::Batch(vec![ok.clone(); MAX_BATCH + 1]), Err(Invalid::BatchTooLarge(MAX_BATCH + 1)));
+        check(&Command::Batch(vec![Command::Batch(vec![ok])]), Err(Invalid::NestedBatch));
+    }
+
+    #[test]
+    fn values_are_bounded_by_the_http_body_limit() {
+        let value = |n: usize| KvOp::Set(kv_write("k", &vec![b'v'; n], 0, ""));
+        check(&kv(value(MAX_VALUE_BYTES)), Ok(()));
+        check(&kv(value(3 << 20)), Err(Invalid::ValueTooLarge(3 << 20)));
+        check(
+            &kv(KvOp::Lock(kv_write("k", &vec![0; MAX_VALUE_BYTES + 1], 0, "s"))),
+            Err(Invalid::ValueTooLarge(MAX_VALUE_BYTES + 1)),
+        );
+        let half = MAX_VALUE_BYTES / 2;
+        let txn =
+            |n: usize| Command::Txn { ops: (0..n).map(|_| TxnOp::Kv(value(half))).collect(), now_ms: 0 };
+        check(&txn(2), Ok(()));
+        check(&txn(3), Err(Invalid::ValueTooLarge(3 * half)));
+        assert_eq!(Invalid::ValueTooLarge(1).class(), Class::TooLarge);
+        assert!(
+            Invalid::ValueTooLarge(3 << 20)
+                .to_string()
+                .starts_with("Request body(3145728 bytes) too large, max size: 524288 bytes.")
+        );
+    }
+
+    #[test]
+    fn session_lock_delays_are_at_most_a_minute() {
+        let create = |ns: u64| {
+            let mut s = session("s1", "n1", &[], SessionBehavior::Release);
+            s.lock_delay_ns = ns;
+            Command::SessionCreate { session: s, now_ms: 0 }
+        };
+        check(&create(0), Ok(()));
+        check(&create(60_000_000_000), Ok(()));
+        check(&create(60_000_000_001), Err(Invalid::LockDelay(60_000_000_001)));
+        assert_eq!(
+            Invalid::LockDelay(61_000_000_000).to_string(),
+            "Invalid LockDelay of 61000000000ns: at most 1m0s"
+        );
     }
 }

@@ -71,6 +71,7 @@ impl From<ProposeError> for ApiError {
         match e {
             ProposeError::NoLeader => Self::NoLeader,
             ProposeError::Rejected(msg) => Self::Internal(msg),
+            ProposeError::Invalid(e) => e.into(),
             other => Self::Internal(other.to_string()),
         }
     }
@@ -99,5 +100,46 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status(), [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], self.to_string())
             .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::ApiError;
+    use crate::catalog::Invalid;
+    use crate::codec::Format;
+    use crate::consensus::ProposeError;
+    use crate::rpc::{Remote, Response};
+
+    /// What a client agent answers when the server refuses its forwarded write with `e`: the
+    /// `Remote` crosses the wire in a `Response::Forward` frame and comes back as the
+    /// `ProposeError` the replica reports.
+    fn forwarded(e: &Invalid) -> ApiError {
+        let frame = Format::FramePayload.encode(&Response::Forward(Err(Remote::Invalid(e.clone())))).unwrap();
+        let Response::Forward(Err(Remote::Invalid(back))) = Format::FramePayload.decode(&frame).unwrap()
+        else {
+            panic!("not a refused forward");
+        };
+        ProposeError::Invalid(back).into()
+    }
+
+    #[test]
+    fn a_refused_forwarded_write_gets_the_status_and_text_of_a_direct_one() {
+        let cases = [
+            (Invalid::KeyName("a/../b".into()), StatusCode::BAD_REQUEST),
+            (Invalid::MissingKey, StatusCode::BAD_REQUEST),
+            (Invalid::TooManyOps(129), StatusCode::PAYLOAD_TOO_LARGE),
+            (Invalid::ValueTooLarge(3 << 20), StatusCode::PAYLOAD_TOO_LARGE),
+            (Invalid::ServiceAddress, StatusCode::INTERNAL_SERVER_ERROR),
+            (Invalid::SessionTtlRange("5s".into()), StatusCode::INTERNAL_SERVER_ERROR),
+        ];
+        for (e, status) in cases {
+            let direct = ApiError::from(e.clone());
+            let via = forwarded(&e);
+            assert_eq!((direct.status(), direct.to_string()), (status, e.to_string()), "{e:?}");
+            assert_eq!((via.status(), via.to_string()), (status, e.to_string()), "{e:?}");
+        }
     }
 }

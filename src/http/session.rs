@@ -32,8 +32,6 @@ use crate::session::ttl_of;
 
 /// Consul's default lock-delay.
 const DEFAULT_LOCK_DELAY: Duration = Duration::from_secs(15);
-/// Consul's lock-delay cap.
-const MAX_LOCK_DELAY: Duration = Duration::from_secs(60);
 
 /// `{"ID","Namespace"}` of a bound service check.
 #[derive(Debug, Serialize)]
@@ -112,7 +110,7 @@ fn lock_delay(v: &Value) -> Result<Duration, ApiError> {
         }
         _ => return Err(decode_err("LockDelay: expected a duration")),
     };
-    Ok(d.min(MAX_LOCK_DELAY))
+    Ok(d.min(validate::MAX_LOCK_DELAY))
 }
 
 /// The create request's body as a JSON object: an empty body or `null` is `{}`.
