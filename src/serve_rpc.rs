@@ -8,8 +8,8 @@
 //! Invariants: a malformed or oversized frame closes that connection only; nothing here panics
 //! on input; a forwarded write is proposed only if it passes `Command::validate`, the checks
 //! of a direct HTTP write (`Remote::Invalid` otherwise, which the forwarder turns into the
-//! same HTTP status and text). This dispatcher sits above `raft`, `replica` and `session` so that `rpc` keeps only
-//! the wire types, framing and the connection pool.
+//! same HTTP status and text). This dispatcher sits above `raft`, `replica` and `session` so
+//! that `rpc` keeps only the wire types, framing and the connection pool.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -111,7 +111,7 @@ async fn answer(
         Request::Forward(cmd) => Response::Forward(match cmd.validate() {
             Ok(()) => raft.apply_forwarded(*cmd).await,
             Err(e) => {
-                tracing::warn!(error = %e, write = %cmd, "forwarded write refused");
+                tracing::warn!(error = ?e.to_string(), write = ?cmd.to_string(), "forwarded write refused");
                 Err(Remote::Invalid(e))
             }
         }),
