@@ -44,6 +44,10 @@ pub(crate) enum ProposeError {
     /// Consul's error message.
     #[error("{0}")]
     Rejected(String),
+    /// The command fails `Command::validate` (checked again by the server a write is
+    /// forwarded to); nothing was proposed. The text is Consul's error message.
+    #[error("{0}")]
+    Invalid(crate::catalog::Invalid),
 }
 
 /// One side of the consensus: a Raft server (`raft::Server`) or a client agent's replica and

@@ -6,8 +6,10 @@
 //! `Request`, in order (a session renewal forwarded by a follower re-arms this leader's session
 //! timer).
 //! Invariants: a malformed or oversized frame closes that connection only; nothing here panics
-//! on input. This dispatcher sits above `raft`, `replica` and `session` so that `rpc` keeps only
-//! the wire types, framing and the connection pool.
+//! on input; a forwarded write is proposed only if it passes `Command::validate`, the checks
+//! of a direct HTTP write (`Remote::Invalid` otherwise, which the forwarder turns into the
+//! same HTTP status and text). This dispatcher sits above `raft`, `replica` and `session` so
+//! that `rpc` keeps only the wire types, framing and the connection pool.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -105,7 +107,14 @@ async fn answer(
         Request::Hello => Response::Hello(ServerInfo { serf_addr, ..raft.server_info() }),
         Request::Join { node_id, addr } => Response::Join(raft.add_server(node_id, addr).await),
         Request::Remove { node_id } => Response::Remove(raft.remove_server(node_id).await),
-        Request::Forward(cmd) => Response::Forward(raft.apply_forwarded(*cmd).await),
+        // A forwarded write passes the checks a direct HTTP write passes, whoever sent it.
+        Request::Forward(cmd) => Response::Forward(match cmd.validate() {
+            Ok(()) => raft.apply_forwarded(*cmd).await,
+            Err(e) => {
+                tracing::warn!(error = ?e.to_string(), write = ?cmd.to_string(), "forwarded write refused");
+                Err(Remote::Invalid(e))
+            }
+        }),
         Request::ReadIndex => Response::ReadIndex(raft.read_index().await.map_err(remote)),
         // On the leader it re-arms the timer here; elsewhere it goes on to the leader.
         Request::SessionRenew { id, ttl_ms } => {

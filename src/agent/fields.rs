@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::DefinitionError;
-use super::duration::parse_go_duration;
+use crate::catalog::duration::parse_go_duration;
 
 fn norm(s: &str) -> String {
     s.chars().filter(|c| *c != '_').flat_map(char::to_lowercase).collect()

@@ -10,11 +10,10 @@
 //! follow Consul: service ID = name, check ID `service:<ID>` (or `service:<ID>:<n>`, 1-based,
 //! when there are several), check name `Service '<Name>' check`, initial status `critical`.
 //! Files: `service` (service definitions), `check` (check definitions), `fields` (the
-//! case-insensitive field reader), `duration` (Go durations); here the shared error, the
+//! case-insensitive field reader; Go durations are `catalog::duration`'s); here the shared error, the
 //! agent's own node and the TTL timers.
 
 mod check;
-mod duration;
 mod fields;
 mod service;
 
@@ -24,8 +23,8 @@ mod tests;
 use std::net::IpAddr;
 use std::time::Duration;
 
+pub(crate) use crate::catalog::duration::{format_go_duration, parse_go_duration};
 pub(crate) use check::{CheckSpec, decode_check_definition};
-pub(crate) use duration::{format_go_duration, parse_go_duration};
 pub(crate) use fields::Fields;
 pub(crate) use service::{ServiceDefinition, decode_service_definition};
 pub(crate) use service::{decode_ports, service_ports};

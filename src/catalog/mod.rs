@@ -1,20 +1,23 @@
 //! Catalog domain model: nodes, services, checks and their health, and the writes on them.
 //!
 //! Pure data with no IO and no dependency on the rest of the crate: the records, the write
-//! vocabulary (`command`: `Command` and its `CommandResponse`, the Raft log payload) and the
-//! pure transition `apply` (`(CatalogState, index, Command) -> CatalogState'`) that the Raft
-//! state machine and a client's replica both run.
+//! vocabulary (`command`: `Command` and its `CommandResponse`, the Raft log payload), the rules
+//! a write must pass before it is proposed (`validate`) and the pure transition `apply`
+//! (`(CatalogState, index, Command) -> CatalogState'`) that the Raft state machine and a
+//! client's replica both run.
 //! Consul's JSON shapes are *not* here: `http::wire` maps these types to and from the wire.
 //! Every stored record carries the Raft log index that created and last modified it
 //! (`create_index`, `modify_index`), as Consul's catalog does.
 
 pub(crate) mod apply;
 pub(crate) mod command;
+pub(crate) mod duration;
 pub(crate) mod kv;
 mod query;
 mod state;
 #[cfg(test)]
 pub(crate) mod testing;
+pub(crate) mod validate;
 
 pub use state::CatalogDump;
 pub(crate) use state::TableIndexes;
@@ -25,6 +28,7 @@ pub(crate) use state::{Change, Instance};
 
 pub use command::{CheckUpdate, Command, CommandResponse, Deregistration, Registration};
 pub(crate) use command::{KvOp, KvWrite, QueryUpsert, TxnOp, TxnResult};
+pub(crate) use validate::Invalid;
 
 use std::collections::BTreeMap;
 

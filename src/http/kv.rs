@@ -23,7 +23,8 @@ use super::blocking::ReadOptions;
 use super::error::ApiError;
 use super::query::Query;
 use super::{ApiState, json};
-use crate::catalog::kv::{KvEntry, MAX_KEY_BYTES};
+use crate::catalog::kv::KvEntry;
+use crate::catalog::validate;
 use crate::catalog::{Command, CommandResponse, KvOp, KvWrite};
 use crate::clock::unix_ms;
 
@@ -64,20 +65,9 @@ impl KvEntryJson {
 }
 
 /// Checks a key for path tricks (`.`/`..` segments, surrounding spaces, control bytes) and
-/// length; the message is the 400 body.
+/// length (`catalog::validate::kv_key`); the message is the 400 body.
 pub(crate) fn check_key(key: &str) -> Result<(), ApiError> {
-    let bad = key.split('/').any(|seg| seg == "." || seg == "..")
-        || key.trim() != key
-        || key.bytes().any(|b| b < 0x20 || b == 0x7f);
-    if bad {
-        return Err(ApiError::BadRequest(format!(
-            "Invalid key name {key:?}: path segments '.' or '..', surrounding spaces and control characters are not allowed"
-        )));
-    }
-    if key.len() > MAX_KEY_BYTES {
-        return Err(ApiError::BadRequest(format!("Key is longer than {MAX_KEY_BYTES} bytes")));
-    }
-    Ok(())
+    Ok(validate::kv_key(key)?)
 }
 
 fn parse_u64(q: &Query, name: &str, what: &str) -> Result<Option<u64>, ApiError> {
@@ -236,7 +226,9 @@ pub(crate) async fn delete(
 }
 
 async fn write(st: &ApiState, op: KvOp, q: &Query) -> Result<Response, ApiError> {
-    match st.consensus.propose_for(Command::Kv { op, now_ms: unix_ms() }).await? {
+    let cmd = Command::Kv { op, now_ms: unix_ms() };
+    cmd.validate()?;
+    match st.consensus.propose_for(cmd).await? {
         CommandResponse::Bool(b) => Ok(json(&b, q.has("pretty"))),
         other => Err(ApiError::Internal(format!("unexpected KV write response {other:?}"))),
     }

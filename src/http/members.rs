@@ -69,8 +69,8 @@ pub(super) async fn force_leave(
     if let Some(meta) = m.meta.as_ref().filter(|meta| meta.role == crate::gossip::Role::Server) {
         st.consensus.remove_server(meta.raft_id).await.map_err(|e| match e {
             crate::rpc::Remote::NoLeader => ApiError::from(crate::consensus::ProposeError::NoLeader),
-            crate::rpc::Remote::Failed(msg) => {
-                ApiError::Internal(format!("removing {node} from Raft: {msg}"))
+            other @ (crate::rpc::Remote::Failed(_) | crate::rpc::Remote::Invalid(_)) => {
+                ApiError::Internal(format!("removing {node} from Raft: {other}"))
             }
         })?;
     }

@@ -255,8 +255,10 @@ impl ApiState {
         node
     }
 
-    /// Proposes a command; `Rejected` becomes a 500 with Consul's text.
+    /// Validates and proposes a command; an invalid one gets its class's status, `Rejected`
+    /// a 500, both with Consul's text.
     pub(crate) async fn propose(&self, cmd: Command) -> Result<(), ApiError> {
+        cmd.validate()?;
         Ok(self.consensus.propose(cmd).await?)
     }
 }

@@ -22,21 +22,16 @@ use serde_json::Value;
 use super::error::ApiError;
 use super::query::Query;
 use super::{ApiState, json};
-use crate::agent::{format_go_duration, parse_go_duration};
+use crate::agent::parse_go_duration;
 use crate::catalog::CatalogState;
 use crate::catalog::Command;
 use crate::catalog::kv::{Session, SessionBehavior};
+use crate::catalog::validate;
 use crate::clock::unix_ms;
 use crate::session::ttl_of;
 
 /// Consul's default lock-delay.
 const DEFAULT_LOCK_DELAY: Duration = Duration::from_secs(15);
-/// Consul's lock-delay cap.
-const MAX_LOCK_DELAY: Duration = Duration::from_secs(60);
-/// `session_ttl_min`.
-const MIN_TTL: Duration = Duration::from_secs(10);
-/// Longest TTL.
-const MAX_TTL: Duration = Duration::from_secs(86_400);
 
 /// `{"ID","Namespace"}` of a bound service check.
 #[derive(Debug, Serialize)]
@@ -115,7 +110,7 @@ fn lock_delay(v: &Value) -> Result<Duration, ApiError> {
         }
         _ => return Err(decode_err("LockDelay: expected a duration")),
     };
-    Ok(d.min(MAX_LOCK_DELAY))
+    Ok(d.min(validate::MAX_LOCK_DELAY))
 }
 
 /// The create request's body as a JSON object: an empty body or `null` is `{}`.
@@ -155,23 +150,12 @@ fn behavior(v: &Value) -> Result<SessionBehavior, ApiError> {
     }
 }
 
-/// `TTL`: a Go duration within [`MIN_TTL`, `MAX_TTL`] (Consul's RPC errors otherwise);
-/// `None` when empty (no TTL).
+/// `TTL`: a Go duration within Consul's bounds (`validate::session_ttl`; Consul's RPC errors
+/// otherwise); `None` when empty (no TTL).
 fn session_ttl(v: &Value) -> Result<Option<&str>, ApiError> {
     let t = v.as_str().ok_or_else(|| decode_err("TTL: expected a duration string"))?;
-    if t.is_empty() {
-        return Ok(None);
-    }
-    let d = parse_go_duration(t).map_err(|_| ApiError::Internal(format!("Invalid Session TTL '{t}'")))?;
-    if d < MIN_TTL || d > MAX_TTL {
-        return Err(ApiError::Internal(format!(
-            "Invalid Session TTL '{}', must be between [{}={}]",
-            t,
-            format_go_duration(MIN_TTL),
-            format_go_duration(MAX_TTL)
-        )));
-    }
-    Ok(Some(t))
+    validate::session_ttl(t)?;
+    Ok((!t.is_empty()).then_some(t))
 }
 
 /// Builds the session a create request asks for (without ID and indexes).

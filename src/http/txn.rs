@@ -12,7 +12,7 @@
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json as jv};
@@ -23,11 +23,9 @@ use super::query::Query;
 use super::wire::{HealthCheckJson, NodeJson, ServiceJson};
 use super::{ApiState, json};
 use crate::catalog::CatalogState;
+use crate::catalog::validate;
 use crate::catalog::{Command, CommandResponse, KvOp, KvWrite, TxnOp, TxnResult};
 use crate::clock::unix_ms;
-
-/// Consul's `maxTxnOps`.
-pub(crate) const MAX_OPS: usize = 128;
 
 fn field<'a>(obj: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a Value> {
     obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v).filter(|v| !v.is_null())
@@ -187,13 +185,7 @@ pub(crate) async fn txn(
 ) -> Result<Response, ApiError> {
     let q = Query::parse(raw.as_deref());
     let ops = parse_ops(&body)?;
-    if ops.len() > MAX_OPS {
-        return Ok((
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Transaction contains too many operations ({} > {MAX_OPS})", ops.len()),
-        )
-            .into_response());
-    }
+    validate::txn_ops(&ops)?;
     let pretty = q.has("pretty");
     if ops.iter().all(is_read) {
         let opts = st.read_options(&q)?;
@@ -206,7 +198,9 @@ pub(crate) async fn txn(
         st.set_read_headers(&mut r, snap.index, &opts);
         return Ok(r);
     }
-    let resp = st.consensus.propose_for(Command::Txn { ops, now_ms: unix_ms() }).await?;
+    let cmd = Command::Txn { ops, now_ms: unix_ms() };
+    cmd.validate()?;
+    let resp = st.consensus.propose_for(cmd).await?;
     let snap = st.snapshots.load_full();
     let mut r = outcome(resp, &snap.catalog, pretty)?;
     r.headers_mut().insert("X-Consul-Index", snap.index.max(1).into());

@@ -28,7 +28,8 @@ use crate::rpc::Pool;
 use crate::snapshot::SnapshotHandle;
 
 /// Most commands in one log entry; bounds the entry size and the apply latency of a group.
-const MAX_GROUP: usize = 256;
+/// The leader refuses a forwarded group larger than this (`catalog::validate`).
+const MAX_GROUP: usize = crate::catalog::validate::MAX_BATCH;
 /// Most KV value bytes in one group (values are up to 512 KiB each): keeps an entry well
 /// inside one server-RPC frame (`rpc::MAX_FRAME`), so a follower can always be sent it.
 const MAX_GROUP_VALUE_BYTES: usize = 8 << 20;
@@ -154,6 +155,7 @@ async fn write_group(ctx: &Ctx, mut group: Vec<Pending>) {
             for reply in replies {
                 let err = match &e {
                     ProposeError::NoLeader => ProposeError::NoLeader,
+                    ProposeError::Invalid(i) => ProposeError::Invalid(i.clone()),
                     _ => ProposeError::Raft(msg.clone()),
                 };
                 let _ = reply.send(Err(err));

@@ -209,6 +209,7 @@ pub(super) async fn forward(
         }
         Ok(Response::Forward(Err(Remote::NoLeader))) => Err(ProposeError::NoLeader),
         Ok(Response::Forward(Err(Remote::Failed(msg)))) => Err(ProposeError::Raft(msg)),
+        Ok(Response::Forward(Err(Remote::Invalid(e)))) => Err(ProposeError::Invalid(e)),
         Ok(_) => Err(ProposeError::Raft(format!("forward to {addr}: unexpected response"))),
         // Nothing was sent: the leader is gone.
         Err(CallError::Connect { .. }) => Err(ProposeError::NoLeader),
@@ -386,6 +387,7 @@ impl Server {
         self.remove_server(self.node_id).await.map_err(|e| match e {
             Remote::NoLeader => ProposeError::NoLeader,
             Remote::Failed(m) => ProposeError::Raft(m),
+            Remote::Invalid(e) => ProposeError::Invalid(e),
         })
     }
 

@@ -231,6 +231,7 @@ impl Client {
                 crate::raft::cluster::catch_up(&self.snapshots, index).await;
                 Ok(resp)
             }
+            Response::Forward(Err(Remote::Invalid(e))) => Err(ProposeError::Invalid(e)),
             Response::Forward(Err(e)) => Err(ProposeError::Raft(e.to_string())),
             _ => Err(ProposeError::Raft(format!("forward to {addr}: unexpected response"))),
         }

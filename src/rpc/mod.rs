@@ -184,6 +184,10 @@ pub(crate) enum Remote {
     /// It failed to do what was asked.
     #[error("{0}")]
     Failed(String),
+    /// It refused a forwarded write that fails `Command::validate`; nothing was proposed. The
+    /// forwarding agent answers its HTTP client as a direct write would be answered.
+    #[error("{0}")]
+    Invalid(crate::catalog::Invalid),
 }
 
 /// Why a call failed before a response arrived.

@@ -4,9 +4,8 @@
 //! Stage: HTTP writes, before the proposal. Input: request JSON → output: a `raft`
 //! `Registration`/`Deregistration`, or a check status and output.
 //! Invariants: request field names match case-insensitively and an unknown field is an error
-//! naming it (400); Consul's rule violations are RPC errors (500) with Consul's texts; a
-//! missing `CheckID` defaults to the check name; a service address of `0.0.0.0`/`::` is
-//! refused.
+//! naming it (400); Consul's rule violations (`catalog::validate`) are RPC errors (500) with
+//! Consul's texts; a missing `CheckID` defaults to the check name.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,19 +14,13 @@ use serde_json::Value;
 
 use super::rpc;
 use crate::agent::{DefinitionError, Fields, decode_ports, service_ports};
+use crate::catalog::validate;
 use crate::catalog::{Check, CheckDefinition, HealthStatus, Node, Service, ServiceAddress, Weights};
 use crate::catalog::{Deregistration, Registration};
 use crate::http::error::ApiError;
 
 fn port(p: i64) -> Result<u16, ApiError> {
     u16::try_from(p).map_err(|_| ApiError::Decode(format!("json: invalid port {p}")))
-}
-
-fn is_ip_any(addr: &str) -> bool {
-    addr.trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_unspecified())
 }
 
 const IGNORED_REQUEST_FIELDS: &[&str] =
@@ -52,9 +45,7 @@ fn decode_service(v: &Value, node: &str) -> Result<Service, ApiError> {
             let passing = w.int(&["Passing"])?.unwrap_or(0);
             let warning = w.int(&["Warning"])?.unwrap_or(0);
             w.finish()?;
-            if passing < 1 || warning < 0 {
-                return Err(rpc("Invalid Weights"));
-            }
+            // `Passing` of at least 1 is `validate::service`'s rule; here only what fits.
             Weights {
                 passing: u32::try_from(passing).map_err(|_| rpc("Invalid Weights"))?,
                 warning: u32::try_from(warning).map_err(|_| rpc("Invalid Weights"))?,
@@ -90,9 +81,7 @@ fn decode_service(v: &Value, node: &str) -> Result<Service, ApiError> {
     f.ignore(IGNORED_REQUEST_FIELDS);
     f.ignore(&["Proxy", "Connect", "SocketPath", "CreateIndex", "ModifyIndex", "LocallyRegisteredAsSidecar"]);
     f.finish()?;
-    if is_ip_any(&service.address) {
-        return Err(rpc("Invalid service address"));
-    }
+    validate::service(&service)?;
     Ok(service)
 }
 
@@ -203,29 +192,15 @@ pub(crate) fn decode_catalog_register(v: &Value, dc: &str) -> Result<Registratio
     f.ignore(IGNORED_REQUEST_FIELDS);
     f.ignore(&["Partition", "CreateIndex", "ModifyIndex"]);
     f.finish()?;
-    if name.is_empty() {
-        return Err(rpc("Must provide node"));
-    }
-    if !skip_node_update && node.address.is_empty() {
-        return Err(rpc("Must provide address if SkipNodeUpdate is not set"));
-    }
-    if let Some(s) = &service
-        && s.name.is_empty()
-    {
-        return Err(rpc("Must provide service name"));
-    }
-    for c in &checks {
-        if c.check_id.is_empty() && c.name.is_empty() {
-            return Err(rpc("Must provide check ID or name"));
-        }
-    }
-    // Consul defaults a missing CheckID to the check name.
+    // Consul defaults a missing CheckID to the check name (an empty one then means neither).
     for c in &mut checks {
         if c.check_id.is_empty() {
             c.check_id.clone_from(&c.name);
         }
     }
-    Ok(Registration { node, skip_node_update, service, checks })
+    let reg = Registration { node, skip_node_update, service, checks };
+    validate::registration(&reg)?;
+    Ok(reg)
 }
 
 /// Decodes a `PUT /v1/catalog/deregister` body.
@@ -240,10 +215,9 @@ pub(crate) fn decode_catalog_deregister(v: &Value, dc: &str) -> Result<Deregistr
     if !datacenter.is_empty() && !datacenter.eq_ignore_ascii_case(dc) {
         return Err(rpc("No path to datacenter"));
     }
-    if node.is_empty() {
-        return Err(rpc("Must provide node"));
-    }
-    Ok(Deregistration { node, service_id, check_id })
+    let d = Deregistration { node, service_id, check_id };
+    validate::deregistration(&d)?;
+    Ok(d)
 }
 
 /// `{"Status","Output"}` of `PUT /v1/agent/check/update/:id`.

@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use super::catalog::ServiceEntryJson;
 use super::rpc;
-use crate::agent::{Fields, parse_go_duration};
+use crate::agent::Fields;
+use crate::catalog::validate;
 use crate::catalog::{PreparedQuery, QueryFailover, QueryService};
 use crate::http::error::ApiError;
 
@@ -189,13 +190,7 @@ pub(crate) fn decode_prepared_query(v: &Value, id: &str, creating: bool) -> Resu
     if creating && !body_id.is_empty() {
         return Err(rpc("ID must be empty when creating a new prepared query"));
     }
-    if service.service.is_empty() {
-        return Err(rpc("Must provide a Service name to query"));
-    }
-    if !dns_ttl.is_empty() {
-        parse_go_duration(&dns_ttl).map_err(|e| rpc(format!("Bad DNS TTL '{dns_ttl}': {e}")))?;
-    }
-    Ok(PreparedQuery {
+    let query = PreparedQuery {
         id: id.to_owned(),
         name,
         session,
@@ -204,7 +199,9 @@ pub(crate) fn decode_prepared_query(v: &Value, id: &str, creating: bool) -> Resu
         dns_ttl,
         create_index: 0,
         modify_index: 0,
-    })
+    };
+    validate::prepared_query(&query)?;
+    Ok(query)
 }
 
 fn decode_query_service(v: &Value) -> Result<QueryService, ApiError> {
