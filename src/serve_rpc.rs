@@ -13,12 +13,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::consensus::ProposeError;
 use crate::raft::Server;
-use crate::rpc::{Frame, Remote, Request, Response, ServerInfo, read_frame, write_frame};
+use crate::rpc::{Conn, Frame, Remote, Request, Response, ServerInfo, read_frame, write_frame};
 use crate::session::SessionTimers;
 
 /// Open server-RPC connections accepted at once (each peer's pool keeps a few).
@@ -53,7 +53,8 @@ pub(crate) async fn serve(
                     tracing::warn!(%peer, limit = MAX_CONNECTIONS, "rpc connection refused: too many open");
                     continue;
                 };
-                let _ = stream.set_nodelay(true);
+                let stream = Conn::accepted(stream, peer);
+                let peer = stream.peer();
                 let (raft, sessions, stop) = (raft.clone(), sessions.clone(), stop.clone());
                 tokio::spawn(async move {
                     let _slot = slot;
@@ -70,7 +71,7 @@ pub(crate) async fn serve(
 }
 
 async fn connection(
-    mut stream: TcpStream,
+    mut stream: Conn,
     raft: Arc<Server>,
     serf_addr: Option<SocketAddr>,
     sessions: Arc<SessionTimers>,

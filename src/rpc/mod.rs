@@ -17,15 +17,16 @@
 //! the announced length as soon as it reads a header, so a peer on this unauthenticated port
 //! could reserve 64 MiB per connection without sending it; `read_frame` grows the buffer only
 //! as bytes arrive. The codec's size error also carries no size, which `CallError::TooLarge`
-//! reports, and `Framed` would replace the plain `TcpStream` that the pool (and `connect`), the
-//! listener (`serve_rpc`) and the replica stream hand to each other.
+//! reports, and `Framed` would replace the `Conn` that the pool (and `connect`), the listener
+//! (`serve_rpc`) and the replica stream hand to each other.
 //!
-//! The pool is a `Vec` of idle streams per server rather than deadpool or bb8: a connection is
+//! The pool is a `Vec` of idle connections per server rather than deadpool or bb8: a connection is
 //! checked out for one request and reply, and a broken one is simply not put back.
 //!
 //! Invariants: a frame larger than `MAX_FRAME` is refused (the connection is closed); every
 //! call has a deadline; an unreachable server is an error, never a fake success.
 
+pub(crate) mod conn;
 pub(crate) mod discovery;
 pub(crate) mod subscribe;
 
@@ -43,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub(crate) use conn::Conn;
 pub(crate) use subscribe::{Frame, Heartbeat};
 
 use crate::catalog::{Command, CommandResponse};
@@ -223,7 +225,7 @@ pub(crate) enum CallError {
 }
 
 /// Writes one frame.
-pub(crate) async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> std::io::Result<()> {
+pub(crate) async fn write_frame<T: Serialize>(stream: &mut Conn, msg: &T) -> std::io::Result<()> {
     let body = codec::Format::FramePayload.encode(msg).map_err(std::io::Error::other)?;
     if body.len() > MAX_FRAME {
         // `InvalidInput`: nothing was written, and the caller can tell this from a broken link.
@@ -249,7 +251,7 @@ pub(crate) struct FrameTooLarge {
 
 /// Reads one frame; `Ok(None)` at a clean end of stream.
 pub(crate) async fn read_frame<T: for<'de> Deserialize<'de>>(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
 ) -> std::io::Result<Option<T>> {
     let mut len = [0u8; 4];
     match stream.read_exact(&mut len).await {
@@ -288,7 +290,7 @@ impl Request {
 /// Reusable connections to other servers, keyed by address.
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
-    idle: Mutex<HashMap<String, Vec<TcpStream>>>,
+    idle: Mutex<HashMap<String, Vec<Conn>>>,
 }
 
 impl Pool {
@@ -317,7 +319,7 @@ impl Pool {
 
     async fn exchange(
         &self,
-        mut stream: TcpStream,
+        mut stream: Conn,
         addr: &str,
         req: &Request,
         timeout: Duration,
@@ -343,11 +345,11 @@ impl Pool {
         }
     }
 
-    fn take(&self, addr: &str) -> Option<TcpStream> {
+    fn take(&self, addr: &str) -> Option<Conn> {
         self.idle.lock().ok()?.get_mut(addr)?.pop()
     }
 
-    fn put(&self, addr: &str, stream: TcpStream) {
+    fn put(&self, addr: &str, stream: Conn) {
         if let Ok(mut idle) = self.idle.lock() {
             let list = idle.entry(addr.to_owned()).or_default();
             if list.len() < POOL_PER_ADDR {
@@ -358,14 +360,13 @@ impl Pool {
 }
 
 /// Opens a connection to `addr` (bounded by `CONNECT_TIMEOUT`), outside the pool.
-pub(crate) async fn connect(addr: &str) -> Result<TcpStream, CallError> {
+pub(crate) async fn connect(addr: &str) -> Result<Conn, CallError> {
     let err = |msg: String| CallError::Connect { addr: addr.to_owned(), msg };
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| err(format!("timed out after {CONNECT_TIMEOUT:?}")))?
         .map_err(|e| err(e.to_string()))?;
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
+    Conn::plain(stream).map_err(|e| err(e.to_string()))
 }
 
 #[cfg(test)]
@@ -395,7 +396,7 @@ mod tests {
         // Each connection answers one request, then the peer closes it (as a restart would).
         tokio::spawn(async move {
             loop {
-                let (mut s, _) = listener.accept().await.unwrap();
+                let mut s = Conn::plain(listener.accept().await.unwrap().0).unwrap();
                 if read_frame::<Request>(&mut s).await.unwrap().is_some() {
                     let info = ServerInfo { node_id: 1, addr: "a:1".into(), ..ServerInfo::default() };
                     write_frame(&mut s, &Response::Hello(info)).await.unwrap();
@@ -416,14 +417,14 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
+            let mut s = Conn::plain(listener.accept().await.unwrap().0).unwrap();
             let req: Request = read_frame(&mut s).await.unwrap().unwrap();
             assert!(matches!(req, Request::Hello));
             let info =
                 ServerInfo { node_id: 7, addr: "a:1".into(), clustered: true, ..ServerInfo::default() };
             write_frame(&mut s, &Response::Hello(info)).await.unwrap();
             // A length above MAX_FRAME is refused without reading the body.
-            let mut s2 = listener.accept().await.unwrap().0;
+            let mut s2 = Conn::plain(listener.accept().await.unwrap().0).unwrap();
             assert!(read_frame::<Request>(&mut s2).await.is_err());
         });
         let pool = Pool::default();
