@@ -23,9 +23,16 @@
 //! The pool is a `Vec` of idle connections per server rather than deadpool or bb8: a connection is
 //! checked out for one request and reply, and a broken one is simply not put back.
 //!
+//! Every connection is a `conn::Conn` and is admitted (`auth::Auth`) before its first frame:
+//! with `encrypt`, both ends prove a key of the gossip keyring (`auth::ClusterKeys`); without
+//! it, anyone who reaches the port may speak, which is why a server refuses a non-loopback RPC
+//! address without `encrypt` unless `insecure_rpc` is set (`auth::check_exposure`).
+//!
 //! Invariants: a frame larger than `MAX_FRAME` is refused (the connection is closed); every
-//! call has a deadline; an unreachable server is an error, never a fake success.
+//! call has a deadline; an unreachable server is an error, never a fake success; no frame
+//! crosses a connection before it was admitted.
 
+pub(crate) mod auth;
 pub(crate) mod conn;
 pub(crate) mod discovery;
 pub(crate) mod subscribe;
@@ -44,6 +51,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub(crate) use auth::Auth;
 pub(crate) use conn::Conn;
 pub(crate) use subscribe::{Frame, Heartbeat};
 
@@ -287,13 +295,19 @@ impl Request {
     }
 }
 
-/// Reusable connections to other servers, keyed by address.
+/// Reusable connections to other servers, keyed by address; each admitted once (`Auth`).
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
     idle: Mutex<HashMap<String, Vec<Conn>>>,
+    auth: Auth,
 }
 
 impl Pool {
+    /// An empty pool whose connections prove what `auth` asks.
+    pub(crate) fn new(auth: Auth) -> Self {
+        Self { idle: Mutex::default(), auth }
+    }
+
     /// Sends `req` to `addr` and waits (at most `timeout`) for the response.
     pub(crate) async fn call(
         &self,
@@ -311,7 +325,7 @@ impl Pool {
                 Ok(resp) => return Ok(resp),
             }
         }
-        let stream = connect(addr).await?;
+        let stream = self.connect(addr).await?;
         self.exchange(stream, addr, req, timeout)
             .await
             .map_err(|(Exchange::Closed(e) | Exchange::Failed(e))| e)
@@ -357,16 +371,22 @@ impl Pool {
             }
         }
     }
-}
 
-/// Opens a connection to `addr` (bounded by `CONNECT_TIMEOUT`), outside the pool.
-pub(crate) async fn connect(addr: &str) -> Result<Conn, CallError> {
-    let err = |msg: String| CallError::Connect { addr: addr.to_owned(), msg };
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| err(format!("timed out after {CONNECT_TIMEOUT:?}")))?
-        .map_err(|e| err(e.to_string()))?;
-    Conn::plain(stream).map_err(|e| err(e.to_string()))
+    /// Opens a connection to `addr` (bounded by `CONNECT_TIMEOUT`, then by the handshake's
+    /// timeout) and proves this agent's key on it; the connection is not pooled (a replica
+    /// stream keeps it).
+    pub(crate) async fn connect(&self, addr: &str) -> Result<Conn, CallError> {
+        let err = |msg: String| CallError::Connect { addr: addr.to_owned(), msg };
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| err(format!("timed out after {CONNECT_TIMEOUT:?}")))?
+            .map_err(|e| err(e.to_string()))?;
+        let mut conn = Conn::plain(stream).map_err(|e| err(e.to_string()))?;
+        // Nothing was sent yet: a refused handshake is a connect error (the caller may try
+        // another server, or again).
+        self.auth.prove(&mut conn).await.map_err(|e| err(e.to_string()))?;
+        Ok(conn)
+    }
 }
 
 #[cfg(test)]
@@ -387,6 +407,25 @@ mod tests {
         check_join("server-1:8301", Ok("server-1:8301"));
         check_join("server-1:x", Err(()));
         check_join("", Err(()));
+    }
+
+    /// The raw frames `tests/it/rpc_auth.rs` forges are real requests (so a server that
+    /// answers them would act on them).
+    #[test]
+    fn the_frames_the_integration_tests_forge_decode_as_requests() {
+        let frames = [
+            r#"{"Forward":{"Kv":{"op":{"Set":{"key":"forged","value":"Zm9yZ2Vk","flags":0,"index":0,"session":""}},"now_ms":1}}}"#,
+            r#"{"AppendEntries":{"vote":{"leader_id":{"term":99,"node_id":4242},"committed":true},"prev_log_id":null,"entries":[],"leader_commit":null}}"#,
+            r#"{"Join":{"node_id":4242,"addr":"127.0.0.1:1"}}"#,
+            r#"{"Remove":{"node_id":1}}"#,
+            r#"{"Subscribe":{"from_index":0}}"#,
+            r#""Hello""#,
+        ];
+        for f in frames {
+            let req: Request =
+                codec::Format::FramePayload.decode(f.as_bytes()).unwrap_or_else(|e| panic!("{f}: {e}"));
+            assert!(!matches!(req, Request::ReadIndex), "{f}");
+        }
     }
 
     #[tokio::test]

@@ -23,6 +23,8 @@
 //! - `config`: config files and flags as an operator uses them.
 //! - `prepared`: prepared queries over `/v1/query` and `.query.` DNS names.
 //! - `py_consul`: the py-consul client library drives the agent (tests/py/).
+//! - `rpc_auth`: only members speak the server RPC: forged frames with and without `encrypt`,
+//!   the key challenge, a wrong-key server, garbage challenges, `insecure_rpc`.
 //! - `resolvers`: dnsmasq forwarding the domain to the agent, glibc behind it, dig checks.
 //! - `zones`: static zone files served beside the domain, SIGHUP reloads, dig.
 
@@ -49,5 +51,6 @@ mod partition;
 mod prepared;
 mod py_consul;
 mod resolvers;
+mod rpc_auth;
 mod support;
 mod zones;
