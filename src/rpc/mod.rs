@@ -372,19 +372,24 @@ impl Pool {
         }
     }
 
-    /// Opens a connection to `addr` (bounded by `CONNECT_TIMEOUT`, then by the handshake's
-    /// timeout) and proves this agent's key on it; the connection is not pooled (a replica
-    /// stream keeps it).
+    /// Opens a connection to `addr` (within `CONNECT_TIMEOUT`) and proves this agent's key on
+    /// it (within `CONNECT_TIMEOUT` again: a handshake is two round trips, so a server that
+    /// accepts and then stalls holds a caller about as long as one that does not answer); the
+    /// connection is not pooled (a replica stream keeps it).
     pub(crate) async fn connect(&self, addr: &str) -> Result<Conn, CallError> {
         let err = |msg: String| CallError::Connect { addr: addr.to_owned(), msg };
+        let late = |_| err(format!("timed out after {CONNECT_TIMEOUT:?}"));
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
-            .map_err(|_| err(format!("timed out after {CONNECT_TIMEOUT:?}")))?
+            .map_err(late)?
             .map_err(|e| err(e.to_string()))?;
         let mut conn = Conn::plain(stream).map_err(|e| err(e.to_string()))?;
         // Nothing was sent yet: a refused handshake is a connect error (the caller may try
         // another server, or again).
-        self.auth.prove(&mut conn).await.map_err(|e| err(e.to_string()))?;
+        tokio::time::timeout(CONNECT_TIMEOUT, self.auth.prove(&mut conn))
+            .await
+            .map_err(late)?
+            .map_err(|e| err(e.to_string()))?;
         Ok(conn)
     }
 }
