@@ -5,37 +5,56 @@
 //! Input: connections on the server port (a server agent only). Output: one `Response` per
 //! `Request`, in order (a session renewal forwarded by a follower re-arms this leader's session
 //! timer).
+//! Admission: every connection first passes `rpc::Auth` (with `encrypt`, a mutual challenge
+//! keyed by the gossip keyring; a failed one closes the connection with one log line). Then a
+//! `Join` or `Remove` is answered only for a peer that is an alive server of this datacenter's
+//! gossip pool, and a `Join` only for a server that is one (its gossiped Raft id and RPC
+//! address); the peer is known by its IP, so without `encrypt` another process on a server's
+//! host passes this check, and the challenge is what shuts it out.
+//!
 //! Invariants: a malformed or oversized frame closes that connection only; nothing here panics
 //! on input; a forwarded write is proposed only if it passes `Command::validate`, the checks
 //! of a direct HTTP write (`Remote::Invalid` otherwise, which the forwarder turns into the
 //! same HTTP status and text). This dispatcher sits above `raft`, `replica` and `session` so
 //! that `rpc` keeps only the wire types, framing and the connection pool.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::consensus::ProposeError;
+use crate::gossip::{Lan, Membership as _};
 use crate::raft::Server;
-use crate::rpc::{Frame, Remote, Request, Response, ServerInfo, read_frame, write_frame};
+use crate::rpc::{Auth, Conn, Frame, Remote, Request, Response, ServerInfo, read_frame, write_frame};
 use crate::session::SessionTimers;
 
 /// Open server-RPC connections accepted at once (each peer's pool keeps a few).
 const MAX_CONNECTIONS: usize = 512;
 
-/// Serves RPC connections on `listener` for the Raft node `raft` until `stop` fires.
-/// `serf_addr` is this server's gossip address, told to servers that discover it; `sessions`
-/// are the session TTL timers renewals forwarded to this server (as leader) re-arm.
+/// What the dispatcher answers with.
+pub(crate) struct Dispatch {
+    /// The local Raft node.
+    pub raft: Arc<Server>,
+    /// This server's gossip address, told to servers that discover it.
+    pub serf_addr: Option<SocketAddr>,
+    /// The session TTL timers renewals forwarded to this server (as leader) re-arm.
+    pub sessions: Arc<SessionTimers>,
+    /// The LAN gossip pool: who may join or remove servers. `None`: nobody may.
+    pub gossip: Option<Arc<Lan>>,
+    /// What every connection proves before its first frame.
+    pub auth: Auth,
+}
+
+/// Serves RPC connections on `listener` until `stop` fires.
 pub(crate) async fn serve(
     listener: TcpListener,
-    raft: Arc<Server>,
-    serf_addr: Option<SocketAddr>,
-    sessions: Arc<SessionTimers>,
+    dispatch: Dispatch,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
+    let dispatch = Arc::new(dispatch);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
@@ -55,15 +74,13 @@ pub(crate) async fn serve(
                     tracing::warn!(%peer, limit = MAX_CONNECTIONS, "rpc connection refused: too many open");
                     continue;
                 };
-                let _ = stream.set_nodelay(true);
-                let (raft, sessions, stop) = (raft.clone(), sessions.clone(), stop.clone());
+                let stream = Conn::accepted(stream, peer);
+                let (dispatch, stop) = (dispatch.clone(), stop.clone());
                 tokio::spawn(async move {
                     let _slot = slot;
                     tokio::select! {
                         () = stop.cancelled() => {}
-                        r = connection(stream, raft, serf_addr, sessions) => if let Err(e) = r {
-                            tracing::debug!(%peer, error = %e, "rpc connection closed");
-                        }
+                        () = dispatch.connection(stream) => {}
                     }
                 });
             }
@@ -71,21 +88,74 @@ pub(crate) async fn serve(
     }
 }
 
-async fn connection(
-    mut stream: TcpStream,
-    raft: Arc<Server>,
-    serf_addr: Option<SocketAddr>,
-    sessions: Arc<SessionTimers>,
-) -> std::io::Result<()> {
-    while let Some(req) = read_frame::<Request>(&mut stream).await? {
-        if let Request::Subscribe { from_index } = req {
-            // The connection is the replica stream's from now on.
-            return crate::replica::serve::stream(&mut stream, &raft, from_index).await;
+impl Dispatch {
+    /// Admits the peer (`Auth`), then answers its requests in order until it closes.
+    async fn connection(&self, mut stream: Conn) {
+        let peer = stream.peer();
+        if let Err(e) = self.auth.admit(&mut stream).await {
+            tracing::warn!(%peer, reason = %e, "rpc connection refused");
+            return;
         }
-        let resp = answer(&raft, req, serf_addr, &sessions).await;
-        write_frame(&mut stream, &resp).await?;
+        if let Err(e) = self.requests(&mut stream).await {
+            tracing::debug!(%peer, error = %e, "rpc connection closed");
+        }
     }
-    Ok(())
+
+    async fn requests(&self, stream: &mut Conn) -> std::io::Result<()> {
+        while let Some(req) = read_frame::<Request>(stream).await? {
+            if let Request::Subscribe { from_index } = req {
+                // The connection is the replica stream's from now on.
+                return crate::replica::serve::stream(stream, &self.raft, from_index).await;
+            }
+            let resp = match self.membership_change_refused(&req, stream.peer()).await {
+                Some(refused) => refused,
+                None => answer(&self.raft, req, self.serf_addr, &self.sessions).await,
+            };
+            write_frame(stream, &resp).await?;
+        }
+        Ok(())
+    }
+
+    /// A `Join` or `Remove` from a peer that is no alive server of this datacenter's gossip
+    /// pool (or a `Join` for a server that is none) is answered with a refusal, logged once.
+    async fn membership_change_refused(&self, req: &Request, peer: SocketAddr) -> Option<Response> {
+        let joiner = match req {
+            Request::Join { node_id, addr } => Some((*node_id, addr.as_str())),
+            Request::Remove { .. } => None,
+            _ => return None,
+        };
+        let why = match &self.gossip {
+            None => Some("this server sees no gossip pool".to_owned()),
+            Some(gossip) => membership_refusal(gossip, peer.ip(), joiner).await,
+        }?;
+        tracing::warn!(%peer, reason = %why, "rpc membership change refused");
+        let refused = Remote::Failed(format!("refused: {why}"));
+        Some(match req {
+            Request::Join { .. } => Response::Join(Err(refused)),
+            _ => Response::Remove(Err(refused)),
+        })
+    }
+}
+
+/// Why a membership change from `peer` is refused (`None`: allowed). The peer must be an alive
+/// server of this datacenter (its gossip or RPC address has the peer's IP); a joining server
+/// must be one too, gossiping the Raft id and RPC address it asks to join with.
+async fn membership_refusal(gossip: &Lan, peer: IpAddr, joiner: Option<(u64, &str)>) -> Option<String> {
+    let dc = gossip.local_meta().dc.clone();
+    let members = gossip.members().await;
+    let servers: Vec<_> = members.iter().filter(|m| m.alive_server_rpc(&dc).is_some()).collect();
+    let same_ip = |raft_addr: &str, gossip_addr: SocketAddr| {
+        let rpc_ip = raft_addr.parse::<SocketAddr>().ok().map(|a| a.ip().to_canonical());
+        gossip_addr.ip().to_canonical() == peer.to_canonical() || rpc_ip == Some(peer.to_canonical())
+    };
+    if !servers.iter().any(|m| m.meta.as_ref().is_some_and(|meta| same_ip(&meta.raft_addr, m.addr))) {
+        return Some(format!("{peer} is not an alive server of datacenter {dc}'s gossip pool"));
+    }
+    let (id, addr) = joiner?;
+    let known = servers
+        .iter()
+        .any(|m| m.meta.as_ref().is_some_and(|meta| meta.raft_id == id && meta.raft_addr == addr));
+    (!known).then(|| format!("server {id} at {addr} is not an alive server of datacenter {dc}'s gossip pool"))
 }
 
 async fn answer(

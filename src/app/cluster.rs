@@ -30,18 +30,22 @@ pub(super) struct Side {
     pub(super) replica: Option<Arc<crate::replica::Client>>,
     /// The server RPC listener; none on a client agent.
     pub(super) rpc: Option<TcpListener>,
+    /// What every server-RPC connection proves (dialled and, on a server, accepted).
+    pub(super) rpc_auth: crate::rpc::Auth,
 }
 
 /// A server binds the server RPC and opens Raft (restoring the catalog); a client agent does
 /// neither: its replica is fed by a server and its writes are forwarded (`replica`).
 /// Sets `ports.server` to the bound port.
 pub(super) async fn open_consensus(config: &mut Config) -> anyhow::Result<Side> {
+    let rpc_auth = crate::rpc::Auth::from_encrypt(config.encrypt.as_deref());
     if !config.server {
-        let client = crate::replica::Client::new(join_addrs(config));
+        let client = crate::replica::Client::new(join_addrs(config), rpc_auth.clone());
         let consensus = Consensus::new(client.clone());
-        return Ok(Side { consensus, server: None, replica: Some(client), rpc: None });
+        return Ok(Side { consensus, server: None, replica: Some(client), rpc: None, rpc_auth });
     }
     let rpc_addr = SocketAddr::new(config.bind_addr, config.ports.server);
+    crate::rpc::auth::check_exposure(rpc_addr, &rpc_auth, config.insecure_rpc).map_err(anyhow::Error::msg)?;
     let rpc =
         TcpListener::bind(rpc_addr).await.with_context(|| format!("binding server RPC on {rpc_addr}"))?;
     let raft_addr = rpc.local_addr()?;
@@ -53,6 +57,7 @@ pub(super) async fn open_consensus(config: &mut Config) -> anyhow::Result<Side> 
         bootstrap_expect: config.bootstrap_expect,
         snapshot_threshold: config.raft_snapshot_threshold,
         trailing_logs: config.raft_trailing_logs,
+        rpc_auth: rpc_auth.clone(),
     })
     .await
     .context("opening the Raft store")?;
@@ -61,6 +66,7 @@ pub(super) async fn open_consensus(config: &mut Config) -> anyhow::Result<Side> 
         server: Some(server),
         replica: None,
         rpc: Some(rpc),
+        rpc_auth,
     })
 }
 

@@ -276,9 +276,16 @@ impl App {
         let stop = services.stop();
         let snapshots = self.side.consensus.snapshots();
         if let (Some(listener), Some(server)) = (self.side.rpc.take(), self.side.server.clone()) {
-            let (serf, timers, stop) = (Some(self.serf_addr()), sessions.clone(), stop.clone());
+            let dispatch = crate::serve_rpc::Dispatch {
+                raft: server,
+                serf_addr: Some(self.serf_addr()),
+                sessions: sessions.clone(),
+                gossip: Some(self.gossip.clone()),
+                auth: self.side.rpc_auth.clone(),
+            };
+            let stop = stop.clone();
             services.spawn_listener("server RPC", async move {
-                crate::serve_rpc::serve(listener, server, serf, timers, stop).await.context("server RPC")
+                crate::serve_rpc::serve(listener, dispatch, stop).await.context("server RPC")
             });
         }
         if let Some((udp, tcp)) = self.dns.take() {

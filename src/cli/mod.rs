@@ -206,6 +206,10 @@ pub struct AgentArgs {
     /// Gossip encryption key: base64 of 16, 24 or 32 bytes (`cairn keygen` makes one).
     #[arg(long, value_name = "KEY")]
     pub encrypt: Option<String>,
+    /// Serve the server RPC on a non-loopback address without encrypt or TLS (anyone who can
+    /// reach it could join as a voter or write to the catalog).
+    #[arg(long)]
+    pub insecure_rpc: bool,
     /// Upstream DNS server for names outside the domain (repeatable; `ip` or `ip:port`).
     #[arg(long, value_name = "ADDR")]
     pub recursor: Vec<String>,
@@ -245,6 +249,7 @@ impl AgentArgs {
             raft_snapshot_threshold: self.raft_snapshot_threshold,
             raft_trailing_logs: self.raft_trailing_logs,
             encrypt: self.encrypt.clone(),
+            insecure_rpc: self.insecure_rpc,
             recursors: self.recursor.clone(),
             config_files: self.config_file.clone(),
             config_dirs: self.config_dir.clone(),

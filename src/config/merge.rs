@@ -128,6 +128,7 @@ pub(super) fn flag_layer(o: &Overrides) -> Result<FileConfig, ConfigError> {
     f.raft_snapshot_threshold = count(o.raft_snapshot_threshold);
     f.raft_trailing_logs = count(o.raft_trailing_logs);
     f.server = Given(o.server.then_some(Flag(true)));
+    f.insecure_rpc = Given(o.insecure_rpc.then_some(Flag(true)));
     f.bootstrap_expect = Given(o.bootstrap_expect.map(|n| Int(i64::from(n))));
     f.datacenter = text(&o.datacenter);
     f.node_name = text(&o.node_name);

@@ -123,6 +123,8 @@ pub struct Overrides {
     pub raft_trailing_logs: Option<u64>,
     /// `--encrypt`.
     pub encrypt: Option<String>,
+    /// `--insecure-rpc`.
+    pub insecure_rpc: bool,
     /// `--recursor` (repeatable; appended after the files' recursors).
     pub recursors: Vec<String>,
     /// `--config-file` (repeatable, read in order).

@@ -199,6 +199,17 @@ fn the_packaged_config_loads() {
     assert!(c.server);
     assert!(c.dns.enable_truncate);
     assert_eq!(c.data_dir, PathBuf::from("/var/lib/cairn"));
+    // Without `encrypt` a server RPC beyond loopback would not start (`rpc::auth::check_exposure`).
+    assert!(c.bind_addr.is_loopback() && c.encrypt.is_none() && !c.insecure_rpc);
+}
+
+#[test]
+fn insecure_rpc_is_off_unless_a_file_or_the_flag_turns_it_on() {
+    assert!(!check("a.toml", "", dev()).unwrap().insecure_rpc);
+    assert!(check("a.toml", "insecure_rpc = true\n", dev()).unwrap().insecure_rpc);
+    assert!(check("a.json", r#"{"insecure_rpc": true}"#, dev()).unwrap().insecure_rpc);
+    assert!(!check("a.json", r#"{"insecure_rpc": false}"#, dev()).unwrap().insecure_rpc);
+    assert!(Config::load(&Overrides { insecure_rpc: true, ..dev() }).unwrap().0.insecure_rpc);
 }
 
 #[test]

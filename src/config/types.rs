@@ -50,6 +50,9 @@ pub struct Config {
     pub cleanup_dead_servers: bool,
     /// Gossip encryption key (`encrypt`, base64 of 16, 24 or 32 bytes; `cairn keygen`).
     pub encrypt: Option<Vec<u8>>,
+    /// Serve the server RPC on a non-loopback address with neither `encrypt` nor TLS, open to
+    /// whoever reaches it (`insecure_rpc`, `--insecure-rpc`, default false: refuse to start).
+    pub insecure_rpc: bool,
     /// Where HTTP and DNS listen unless `addresses` says otherwise (`client_addr`).
     pub client_addr: IpAddr,
     /// DNS listen address (`addresses.dns`, default `client_addr`).

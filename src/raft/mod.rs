@@ -85,6 +85,8 @@ pub(crate) struct RaftOptions {
     pub snapshot_threshold: u64,
     /// Log entries kept behind a snapshot.
     pub trailing_logs: u64,
+    /// What this server proves on every server-RPC connection it opens.
+    pub rpc_auth: crate::rpc::Auth,
 }
 
 /// openraft configuration: timings for servers on one LAN.
@@ -121,7 +123,7 @@ pub(crate) async fn open(opts: RaftOptions) -> Result<Arc<Server>, RaftError> {
     let feed = sm.feed();
     let log = log_store::LogStore::new(store.clone());
     let config = Arc::new(raft_config(&opts)?);
-    let pool = Arc::new(crate::rpc::Pool::default());
+    let pool = Arc::new(crate::rpc::Pool::new(opts.rpc_auth.clone()));
     let raft = Raft::new(opts.node_id, config, network::NetworkFactory::new(pool.clone()), log, sm)
         .await
         .map_err(|e| RaftError::Raft(e.to_string()))?;

@@ -59,6 +59,7 @@ impl RaftOptions {
             bootstrap_expect: 1,
             snapshot_threshold: crate::config::DEFAULT_SNAPSHOT_THRESHOLD,
             trailing_logs: crate::config::DEFAULT_TRAILING_LOGS,
+            rpc_auth: crate::rpc::Auth::open(),
         }
     }
 }

@@ -91,11 +91,12 @@ pub(crate) struct View {
 impl Client {
     /// A replica that starts empty (index 0) and finds servers at `retry_join` (server RPC
     /// addresses) and, once `set_gossip` is called, among the gossip members.
-    pub(crate) fn new(retry_join: Vec<String>) -> Arc<Self> {
+    /// Its connections prove what `auth` asks.
+    pub(crate) fn new(retry_join: Vec<String>, auth: crate::rpc::Auth) -> Arc<Self> {
         let seed = std::process::id() as usize;
         Arc::new(Self {
             snapshots: Arc::new(SnapshotHandle::default()),
-            pool: Arc::new(Pool::default()),
+            pool: Arc::new(Pool::new(auth)),
             retry_join,
             gossip: OnceLock::new(),
             status: Mutex::new(Status::default()),
@@ -299,7 +300,7 @@ impl Client {
     }
 
     async fn follow(&self, addr: &str, replica: &mut Replica) -> Result<(), String> {
-        let mut stream = crate::rpc::connect(addr).await.map_err(|e| e.to_string())?;
+        let mut stream = self.pool.connect(addr).await.map_err(|e| e.to_string())?;
         let from_index = replica.index;
         crate::rpc::write_frame(&mut stream, &Request::Subscribe { from_index })
             .await

@@ -7,11 +7,9 @@
 
 use std::time::Duration;
 
-use tokio::net::TcpStream;
-
 use crate::raft::Server;
 use crate::raft::feed::Since;
-use crate::rpc::{Frame, Response, write_frame};
+use crate::rpc::{Conn, Frame, Response, write_frame};
 
 /// How often a heartbeat goes out (also when entries flow).
 pub(crate) const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -22,7 +20,7 @@ const MAX_VALUE_BYTES_PER_FRAME: usize = 8 << 20;
 /// How long one frame may take to write before the subscriber is given up.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn send(stream: &mut TcpStream, frame: Frame) -> std::io::Result<()> {
+async fn send(stream: &mut Conn, frame: Frame) -> std::io::Result<()> {
     match tokio::time::timeout(WRITE_TIMEOUT, write_frame(stream, &Response::Subscribe(frame))).await {
         Ok(r) => r,
         Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "replica stream write timed out")),
@@ -30,7 +28,7 @@ async fn send(stream: &mut TcpStream, frame: Frame) -> std::io::Result<()> {
 }
 
 /// Streams to one subscriber until it goes away.
-pub(crate) async fn stream(stream: &mut TcpStream, server: &Server, from_index: u64) -> std::io::Result<()> {
+pub(crate) async fn stream(stream: &mut Conn, server: &Server, from_index: u64) -> std::io::Result<()> {
     let feed = server.feed().clone();
     let mut changed = feed.subscribe();
     let mut last = from_index;

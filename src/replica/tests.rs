@@ -44,12 +44,19 @@ async fn the_replica_equals_the_server_at_each_index_and_forwards_writes() {
     let addr = listener.local_addr().expect("addr").to_string();
     let stop = tokio_util::sync::CancellationToken::new();
     let sessions = crate::session::SessionTimers::new();
-    tokio::spawn(crate::serve_rpc::serve(listener, server, None, sessions, stop.clone()));
+    let dispatch = crate::serve_rpc::Dispatch {
+        raft: server,
+        serf_addr: None,
+        sessions,
+        gossip: None,
+        auth: crate::rpc::Auth::open(),
+    };
+    tokio::spawn(crate::serve_rpc::serve(listener, dispatch, stop.clone()));
     // Written before the client subscribes: it starts from a full catalog.
     for i in 0..20u16 {
         raft.propose(register(&format!("n{}", i % 4), &format!("web{i}"), 80 + i)).await.expect("register");
     }
-    let client = Client::new(vec![addr]);
+    let client = Client::new(vec![addr], crate::rpc::Auth::open());
     tokio::spawn(client.clone().run());
     wait_index(&client, raft.applied_index()).await;
     assert_eq!(catalog_json(&client.snapshots().load()), catalog_json(&raft.snapshots().load()));

@@ -17,15 +17,23 @@
 //! the announced length as soon as it reads a header, so a peer on this unauthenticated port
 //! could reserve 64 MiB per connection without sending it; `read_frame` grows the buffer only
 //! as bytes arrive. The codec's size error also carries no size, which `CallError::TooLarge`
-//! reports, and `Framed` would replace the plain `TcpStream` that the pool (and `connect`), the
-//! listener (`serve_rpc`) and the replica stream hand to each other.
+//! reports, and `Framed` would replace the `Conn` that the pool (and `connect`), the listener
+//! (`serve_rpc`) and the replica stream hand to each other.
 //!
-//! The pool is a `Vec` of idle streams per server rather than deadpool or bb8: a connection is
+//! The pool is a `Vec` of idle connections per server rather than deadpool or bb8: a connection is
 //! checked out for one request and reply, and a broken one is simply not put back.
 //!
+//! Every connection is a `conn::Conn` and is admitted (`auth::Auth`) before its first frame:
+//! with `encrypt`, both ends prove a key of the gossip keyring (`auth::ClusterKeys`); without
+//! it, anyone who reaches the port may speak, which is why a server refuses a non-loopback RPC
+//! address without `encrypt` unless `insecure_rpc` is set (`auth::check_exposure`).
+//!
 //! Invariants: a frame larger than `MAX_FRAME` is refused (the connection is closed); every
-//! call has a deadline; an unreachable server is an error, never a fake success.
+//! call has a deadline; an unreachable server is an error, never a fake success; no frame
+//! crosses a connection before it was admitted.
 
+pub(crate) mod auth;
+pub(crate) mod conn;
 pub(crate) mod discovery;
 pub(crate) mod subscribe;
 
@@ -43,6 +51,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub(crate) use auth::Auth;
+pub(crate) use conn::Conn;
 pub(crate) use subscribe::{Frame, Heartbeat};
 
 use crate::catalog::{Command, CommandResponse};
@@ -227,7 +237,7 @@ pub(crate) enum CallError {
 }
 
 /// Writes one frame.
-pub(crate) async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> std::io::Result<()> {
+pub(crate) async fn write_frame<T: Serialize>(stream: &mut Conn, msg: &T) -> std::io::Result<()> {
     let body = codec::Format::FramePayload.encode(msg).map_err(std::io::Error::other)?;
     if body.len() > MAX_FRAME {
         // `InvalidInput`: nothing was written, and the caller can tell this from a broken link.
@@ -253,7 +263,7 @@ pub(crate) struct FrameTooLarge {
 
 /// Reads one frame; `Ok(None)` at a clean end of stream.
 pub(crate) async fn read_frame<T: for<'de> Deserialize<'de>>(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
 ) -> std::io::Result<Option<T>> {
     let mut len = [0u8; 4];
     match stream.read_exact(&mut len).await {
@@ -289,13 +299,19 @@ impl Request {
     }
 }
 
-/// Reusable connections to other servers, keyed by address.
+/// Reusable connections to other servers, keyed by address; each admitted once (`Auth`).
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
-    idle: Mutex<HashMap<String, Vec<TcpStream>>>,
+    idle: Mutex<HashMap<String, Vec<Conn>>>,
+    auth: Auth,
 }
 
 impl Pool {
+    /// An empty pool whose connections prove what `auth` asks.
+    pub(crate) fn new(auth: Auth) -> Self {
+        Self { idle: Mutex::default(), auth }
+    }
+
     /// Sends `req` to `addr` and waits (at most `timeout`) for the response.
     pub(crate) async fn call(
         &self,
@@ -313,7 +329,7 @@ impl Pool {
                 Ok(resp) => return Ok(resp),
             }
         }
-        let stream = connect(addr).await?;
+        let stream = self.connect(addr).await?;
         self.exchange(stream, addr, req, timeout)
             .await
             .map_err(|(Exchange::Closed(e) | Exchange::Failed(e))| e)
@@ -321,7 +337,7 @@ impl Pool {
 
     async fn exchange(
         &self,
-        mut stream: TcpStream,
+        mut stream: Conn,
         addr: &str,
         req: &Request,
         timeout: Duration,
@@ -347,11 +363,11 @@ impl Pool {
         }
     }
 
-    fn take(&self, addr: &str) -> Option<TcpStream> {
+    fn take(&self, addr: &str) -> Option<Conn> {
         self.idle.lock().ok()?.get_mut(addr)?.pop()
     }
 
-    fn put(&self, addr: &str, stream: TcpStream) {
+    fn put(&self, addr: &str, stream: Conn) {
         if let Ok(mut idle) = self.idle.lock() {
             let list = idle.entry(addr.to_owned()).or_default();
             if list.len() < POOL_PER_ADDR {
@@ -359,17 +375,27 @@ impl Pool {
             }
         }
     }
-}
 
-/// Opens a connection to `addr` (bounded by `CONNECT_TIMEOUT`), outside the pool.
-pub(crate) async fn connect(addr: &str) -> Result<TcpStream, CallError> {
-    let err = |msg: String| CallError::Connect { addr: addr.to_owned(), msg };
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| err(format!("timed out after {CONNECT_TIMEOUT:?}")))?
-        .map_err(|e| err(e.to_string()))?;
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
+    /// Opens a connection to `addr` (within `CONNECT_TIMEOUT`) and proves this agent's key on
+    /// it (within `CONNECT_TIMEOUT` again: a handshake is two round trips, so a server that
+    /// accepts and then stalls holds a caller about as long as one that does not answer); the
+    /// connection is not pooled (a replica stream keeps it).
+    pub(crate) async fn connect(&self, addr: &str) -> Result<Conn, CallError> {
+        let err = |msg: String| CallError::Connect { addr: addr.to_owned(), msg };
+        let late = |_| err(format!("timed out after {CONNECT_TIMEOUT:?}"));
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(late)?
+            .map_err(|e| err(e.to_string()))?;
+        let mut conn = Conn::plain(stream).map_err(|e| err(e.to_string()))?;
+        // Nothing was sent yet: a refused handshake is a connect error (the caller may try
+        // another server, or again).
+        tokio::time::timeout(CONNECT_TIMEOUT, self.auth.prove(&mut conn))
+            .await
+            .map_err(late)?
+            .map_err(|e| err(e.to_string()))?;
+        Ok(conn)
+    }
 }
 
 #[cfg(test)]
@@ -392,6 +418,25 @@ mod tests {
         check_join("", Err(()));
     }
 
+    /// The raw frames `tests/it/rpc_auth.rs` forges are real requests (so a server that
+    /// answers them would act on them).
+    #[test]
+    fn the_frames_the_integration_tests_forge_decode_as_requests() {
+        let frames = [
+            r#"{"Forward":{"Kv":{"op":{"Set":{"key":"forged","value":"Zm9yZ2Vk","flags":0,"index":0,"session":""}},"now_ms":1}}}"#,
+            r#"{"AppendEntries":{"vote":{"leader_id":{"term":99,"node_id":4242},"committed":true},"prev_log_id":null,"entries":[],"leader_commit":null}}"#,
+            r#"{"Join":{"node_id":4242,"addr":"127.0.0.1:1"}}"#,
+            r#"{"Remove":{"node_id":1}}"#,
+            r#"{"Subscribe":{"from_index":0}}"#,
+            r#""Hello""#,
+        ];
+        for f in frames {
+            let req: Request =
+                codec::Format::FramePayload.decode(f.as_bytes()).unwrap_or_else(|e| panic!("{f}: {e}"));
+            assert!(!matches!(req, Request::ReadIndex), "{f}");
+        }
+    }
+
     #[tokio::test]
     async fn a_stale_pooled_connection_is_retried_only_for_idempotent_requests() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -399,7 +444,7 @@ mod tests {
         // Each connection answers one request, then the peer closes it (as a restart would).
         tokio::spawn(async move {
             loop {
-                let (mut s, _) = listener.accept().await.unwrap();
+                let mut s = Conn::plain(listener.accept().await.unwrap().0).unwrap();
                 if read_frame::<Request>(&mut s).await.unwrap().is_some() {
                     let info = ServerInfo { node_id: 1, addr: "a:1".into(), ..ServerInfo::default() };
                     write_frame(&mut s, &Response::Hello(info)).await.unwrap();
@@ -420,14 +465,14 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
+            let mut s = Conn::plain(listener.accept().await.unwrap().0).unwrap();
             let req: Request = read_frame(&mut s).await.unwrap().unwrap();
             assert!(matches!(req, Request::Hello));
             let info =
                 ServerInfo { node_id: 7, addr: "a:1".into(), clustered: true, ..ServerInfo::default() };
             write_frame(&mut s, &Response::Hello(info)).await.unwrap();
             // A length above MAX_FRAME is refused without reading the body.
-            let mut s2 = listener.accept().await.unwrap().0;
+            let mut s2 = Conn::plain(listener.accept().await.unwrap().0).unwrap();
             assert!(read_frame::<Request>(&mut s2).await.is_err());
         });
         let pool = Pool::default();

@@ -23,6 +23,8 @@
 //! - `config`: config files and flags as an operator uses them.
 //! - `prepared`: prepared queries over `/v1/query` and `.query.` DNS names.
 //! - `py_consul`: the py-consul client library drives the agent (tests/py/).
+//! - `rpc_auth`: only members speak the server RPC: forged frames with and without `encrypt`,
+//!   the key challenge, a wrong-key server, garbage challenges, `insecure_rpc`.
 //! - `resolvers`: dnsmasq forwarding the domain to the agent, glibc behind it, dig checks.
 //! - `write_validation`: forged `Forward` frames on a server's RPC port get the HTTP layer's
 //!   write checks; a client agent answers an invalid write as the server does.
@@ -51,6 +53,7 @@ mod partition;
 mod prepared;
 mod py_consul;
 mod resolvers;
+mod rpc_auth;
 mod support;
 mod write_validation;
 mod zones;

@@ -31,6 +31,9 @@ const RPC_PORT: u16 = 8300;
 const SERF_PORT: u16 = 8301;
 /// Prefix of every namespace this test creates (then the pid, then a role).
 const PREFIX: &str = "cairnpt";
+/// The servers bind non-loopback addresses, where the server RPC needs `encrypt` (or
+/// `insecure_rpc`): a fixed gossip key (base64 of 32 bytes), so they admit each other.
+const KEY: &str = "Y2Fpcm4tcGFydGl0aW9uLXRlc3Qta2V5LTMyYnl0ZXM=";
 
 /// iproute2's `ip`; Debian installs it in /usr/sbin (and /sbin), which a non-login PATH may lack.
 fn ip_bin() -> &'static str {
@@ -217,7 +220,7 @@ impl Cluster {
                     .args(["agent", "--server", "--bootstrap-expect", "3", "--node", &format!("s{i}")])
                     .arg("--data-dir")
                     .arg(&data)
-                    .args(["--bind", &addr(i), "--client", "127.0.0.1"])
+                    .args(["--bind", &addr(i), "--client", "127.0.0.1", "--encrypt", KEY])
                     .args(["--http-port", &HTTP_PORT.to_string(), "--dns-port", &DNS_PORT.to_string()])
                     .args(["--server-port", &RPC_PORT.to_string(), "--serf-lan-port", &SERF_PORT.to_string()])
                     .args(&joins)

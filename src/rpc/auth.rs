@@ -1,0 +1,274 @@
+//! SERVER RPC ADMISSION: only holders of a cluster key speak the server RPC.
+//!
+//! Input: a fresh `Conn` (dialled or accepted) and the cluster keys (`ClusterKeys`: the gossip
+//! keyring, primary first; today the static `encrypt` key). Output: the same `Conn`, admitted,
+//! or an `AuthError` after which the connection is dropped.
+//!
+//! With `encrypt` set, every server-RPC connection opens with a mutual challenge before its
+//! first frame; each side proves it holds a key of the keyring without sending it, bound to a
+//! fresh nonce from each side:
+//!
+//! ```text
+//! client -> server   MAGIC (8 bytes) | client nonce (32)
+//! server -> client   server nonce (32) | HMAC(k_s, transcript("server", cn, sn))
+//! client -> server   HMAC(k_c, transcript("client", cn, sn))
+//! server -> client   ACCEPTED (1 byte), or the connection closes
+//! transcript(role, cn, sn) = DOMAIN | role | cn | sn      (HMAC-SHA256 throughout)
+//! ```
+//!
+//! The server proves with its primary key (`k_s`); the client checks that proof against every
+//! key it holds and answers with the key that matched (`k_c = k_s`, a key both hold), and the
+//! server checks the answer against every key it holds. During a rotation (install new, use
+//! new, remove old, node by node) two agents may briefly have different primaries; they still
+//! admit each other as long as the client holds the server's primary, which Consul's rotation
+//! order (install everywhere before any `use`) guarantees. A recorded handshake cannot be
+//! replayed: the server draws a new nonce for every connection, so an old client proof never
+//! matches. A proof cannot be reflected either: the role is inside the transcript, so a
+//! server's proof is never a valid client proof, and the domain string keeps these MACs apart
+//! from any other use of the gossip key. The magic's first 4 bytes, read as a frame length,
+//! exceed `MAX_FRAME`, so an agent without `encrypt` talking to one with it fails at once with
+//! a clear error on both ends instead of misreading bytes.
+//!
+//! Every step of the server's side runs under one deadline (`HANDSHAKE_TIMEOUT`, Consul's
+//! `limits.rpc_handshake_timeout` default), so a peer that connects and sends nothing, or sends
+//! half a challenge, holds a connection slot for at most that long. The exchange costs two
+//! round trips and four HMAC-SHA256 computations (client) or up to one per installed key plus
+//! one (server), once per connection; the pool keeps connections, so a cluster pays it once
+//! per pooled connection, not per request (`rpc::auth::tests` measures it).
+//!
+//! Why ring's HMAC and not the `hmac` crate: ring is already in the tree (rustls' crypto
+//! provider), its `hmac::verify` compares in constant time, and its `SystemRandom` draws the
+//! nonces from the OS; the `hmac` crate would be a new dependency (and a second SHA-256) for
+//! the same two calls. Why not TLS-PSK: rustls implements no external PSK, and certificates
+//! are what TLS on this port will use (`verify_incoming`); this challenge is the
+//! certificate-free floor under it.
+//!
+//! Exposure: with neither `encrypt` nor TLS, the server RPC is open to whoever reaches it, so
+//! `check_exposure` refuses to serve it on a non-loopback address unless `insecure_rpc` says so.
+//!
+//! Invariants: no frame is read or written on a connection before it is admitted; a failed
+//! handshake is an error for that connection only (one log line on the server), never a panic;
+//! with no key available the handshake fails (closed, never open).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::Conn;
+
+/// Opens every authenticated connection; its first 4 bytes, as a frame length, exceed `MAX_FRAME`.
+const MAGIC: [u8; 8] = *b"CAIRNRA1";
+/// Separates these MACs from every other use of a gossip key.
+const DOMAIN: &[u8] = b"cairn server-rpc admission v1\0";
+/// Bytes of each side's nonce.
+const NONCE: usize = 32;
+/// Bytes of an HMAC-SHA256 tag.
+const TAG: usize = 32;
+/// The server's last byte of a successful handshake.
+const ACCEPTED: u8 = 1;
+/// How long a peer may take over its side of the handshake (Consul's
+/// `limits.rpc_handshake_timeout` default).
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The keys a server-RPC peer must prove it holds.
+pub(crate) trait ClusterKeys: Send + Sync {
+    /// Every installed key, the primary (the one to prove with) first. Empty: no key is
+    /// available, and every handshake fails.
+    fn keys(&self) -> Vec<Vec<u8>>;
+}
+
+/// The static `encrypt` key from the configuration: a keyring of one.
+#[derive(Clone)]
+pub(crate) struct StaticKey(Vec<u8>);
+
+impl StaticKey {
+    /// The keyring holding only `key`.
+    pub(crate) fn new(key: Vec<u8>) -> Self {
+        Self(key)
+    }
+}
+
+impl fmt::Debug for StaticKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StaticKey(..)")
+    }
+}
+
+impl ClusterKeys for StaticKey {
+    fn keys(&self) -> Vec<Vec<u8>> {
+        vec![self.0.clone()]
+    }
+}
+
+/// Why a handshake failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum AuthError {
+    /// The peer went away, or the connection broke, mid-handshake.
+    #[error("handshake cut short: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer did not finish its side in time.
+    #[error("no handshake within {0:?}")]
+    Timeout(Duration),
+    /// The peer's first bytes are not a challenge (an agent without `encrypt`, or garbage).
+    #[error("not a cluster-key challenge (is encrypt set on both ends?)")]
+    NotAChallenge,
+    /// The peer's proof matches none of this agent's keys.
+    #[error("the peer proved no key of this agent's keyring")]
+    WrongKey,
+    /// The server closed the connection after the client's proof (it holds no key the
+    /// client proved with).
+    #[error("the server refused this agent's key proof")]
+    Refused,
+    /// This agent has no key to prove or check with.
+    #[error("no cluster key is installed")]
+    NoKey,
+    /// The OS random source failed.
+    #[error("no random nonce available")]
+    Random,
+}
+
+/// Who may open a server-RPC connection: nobody needs to prove anything (no keys), or every
+/// peer must prove a cluster key. Cloned into the pool (dialling side) and the listener.
+#[derive(Clone, Default)]
+pub(crate) struct Auth {
+    keys: Option<Arc<dyn ClusterKeys>>,
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth").field("keyed", &self.keys.is_some()).finish()
+    }
+}
+
+impl Auth {
+    /// No challenge: the RPC is open to whoever reaches it (no `encrypt`).
+    pub(crate) fn open() -> Self {
+        Self::default()
+    }
+
+    /// Every connection proves a key of `keys`.
+    pub(crate) fn keyed(keys: Arc<dyn ClusterKeys>) -> Self {
+        Self { keys: Some(keys) }
+    }
+
+    /// The static `encrypt` key, when set.
+    pub(crate) fn from_encrypt(key: Option<&[u8]>) -> Self {
+        key.map_or_else(Self::open, |k| Self::keyed(Arc::new(StaticKey::new(k.to_vec()))))
+    }
+
+    /// Whether connections must prove a key.
+    pub(crate) fn is_keyed(&self) -> bool {
+        self.keys.is_some()
+    }
+
+    /// The dialling side: proves a key to the server and checks the server's proof.
+    pub(crate) async fn prove(&self, conn: &mut Conn) -> Result<(), AuthError> {
+        let Some(keys) = &self.keys else { return Ok(()) };
+        bounded(client_side(conn, &keys.keys())).await
+    }
+
+    /// The accepting side: admits a peer that proves a key (anyone without keys).
+    pub(crate) async fn admit(&self, conn: &mut Conn) -> Result<(), AuthError> {
+        let Some(keys) = &self.keys else { return Ok(()) };
+        bounded(server_side(conn, &keys.keys())).await
+    }
+}
+
+async fn bounded(step: impl Future<Output = Result<(), AuthError>>) -> Result<(), AuthError> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, step).await.map_err(|_| AuthError::Timeout(HANDSHAKE_TIMEOUT))?
+}
+
+fn nonce() -> Result<[u8; NONCE], AuthError> {
+    let mut n = [0u8; NONCE];
+    SystemRandom::new().fill(&mut n).map_err(|_| AuthError::Random)?;
+    Ok(n)
+}
+
+/// The MAC input: the domain, the prover's role and both nonces (fixed lengths throughout).
+fn transcript(role: &[u8; 6], client: &[u8; NONCE], server: &[u8; NONCE]) -> Vec<u8> {
+    let mut t = Vec::with_capacity(DOMAIN.len() + role.len() + 2 * NONCE);
+    t.extend_from_slice(DOMAIN);
+    t.extend_from_slice(role);
+    t.extend_from_slice(client);
+    t.extend_from_slice(server);
+    t
+}
+
+fn sign(key: &[u8], msg: &[u8]) -> hmac::Tag {
+    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), msg)
+}
+
+/// The installed key `tag` was made with, if any (each compared in constant time).
+fn matching<'k>(keys: &'k [Vec<u8>], msg: &[u8], tag: &[u8]) -> Option<&'k [u8]> {
+    keys.iter()
+        .find(|k| hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, k), msg, tag).is_ok())
+        .map(Vec::as_slice)
+}
+
+async fn client_side(conn: &mut Conn, keys: &[Vec<u8>]) -> Result<(), AuthError> {
+    if keys.is_empty() {
+        return Err(AuthError::NoKey);
+    }
+    let cn = nonce()?;
+    let mut hello = [0u8; MAGIC.len() + NONCE];
+    hello[..MAGIC.len()].copy_from_slice(&MAGIC);
+    hello[MAGIC.len()..].copy_from_slice(&cn);
+    conn.write_all(&hello).await?;
+    let mut reply = [0u8; NONCE + TAG];
+    conn.read_exact(&mut reply).await?;
+    let mut sn = [0u8; NONCE];
+    sn.copy_from_slice(&reply[..NONCE]);
+    let key = matching(keys, &transcript(b"server", &cn, &sn), &reply[NONCE..]).ok_or(AuthError::WrongKey)?;
+    conn.write_all(sign(key, &transcript(b"client", &cn, &sn)).as_ref()).await?;
+    let mut verdict = [0u8; 1];
+    match conn.read_exact(&mut verdict).await {
+        Ok(_) if verdict[0] == ACCEPTED => Ok(()),
+        Ok(_) => Err(AuthError::Refused),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(AuthError::Refused),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn server_side(conn: &mut Conn, keys: &[Vec<u8>]) -> Result<(), AuthError> {
+    let primary = keys.first().ok_or(AuthError::NoKey)?;
+    // The magic first, so a peer speaking frames (no `encrypt`) is told apart at once.
+    let mut magic = [0u8; MAGIC.len()];
+    conn.read_exact(&mut magic).await?;
+    if magic != MAGIC {
+        return Err(AuthError::NotAChallenge);
+    }
+    let mut cn = [0u8; NONCE];
+    conn.read_exact(&mut cn).await?;
+    let sn = nonce()?;
+    let mut reply = [0u8; NONCE + TAG];
+    reply[..NONCE].copy_from_slice(&sn);
+    reply[NONCE..].copy_from_slice(sign(primary, &transcript(b"server", &cn, &sn)).as_ref());
+    conn.write_all(&reply).await?;
+    let mut proof = [0u8; TAG];
+    conn.read_exact(&mut proof).await?;
+    matching(keys, &transcript(b"client", &cn, &sn), &proof).ok_or(AuthError::WrongKey)?;
+    conn.write_all(&[ACCEPTED]).await?;
+    Ok(())
+}
+
+/// Refuses to serve the server RPC on `addr` when nothing authenticates its peers (no
+/// `encrypt`, no TLS) and the address is reachable from other hosts, unless `insecure_rpc`
+/// accepts that. The error is the one line the agent prints before it stops.
+pub(crate) fn check_exposure(addr: SocketAddr, auth: &Auth, insecure_rpc: bool) -> Result<(), String> {
+    if auth.is_keyed() || insecure_rpc || addr.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to serve the server RPC on {addr} without encrypt or TLS: anyone who can reach it \
+         could join as a voter or write to the catalog; set insecure_rpc = true to accept that"
+    ))
+}
+
+#[cfg(test)]
+mod tests;
