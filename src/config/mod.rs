@@ -23,6 +23,7 @@ mod keys;
 mod merge;
 mod schema;
 mod source;
+mod tls;
 mod types;
 mod validate;
 mod value;
@@ -30,7 +31,9 @@ mod value;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub(crate) use types::{CheckConfig, Ports, RecursorStrategy, SoaConfig};
+pub(crate) use types::{
+    CheckConfig, Ports, RecursorStrategy, SoaConfig, TlsConfig, TlsInterface, TlsVersion,
+};
 pub use types::{Config, DnsConfig};
 /// The recursor parser, for the DNS specification tests.
 #[cfg(test)]
