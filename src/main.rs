@@ -246,6 +246,10 @@ fn run_agent(args: &AgentArgs) -> anyhow::Result<()> {
             say(&format!("    HTTP: {a}"));
             serving.push(format!("HTTP on {a}"));
         }
+        if let Some(a) = app.https_addr() {
+            say(&format!("    HTTPS: {a}"));
+            serving.push(format!("HTTPS on {a}"));
+        }
         say(&format!("    Data dir: {}", app.data_dir().display()));
         let status = format!("serving {}", serving.join(", "));
         let shutdown = CancellationToken::new();
