@@ -24,6 +24,8 @@
 //! - `prepared`: prepared queries over `/v1/query` and `.query.` DNS names.
 //! - `py_consul`: the py-consul client library drives the agent (tests/py/).
 //! - `resolvers`: dnsmasq forwarding the domain to the agent, glibc behind it, dig checks.
+//! - `tls_https`: HTTPS with client certificates, Go's 400 for plain HTTP, TLS versions,
+//!   HTTP/2 through ALPN, certificate reloads on SIGHUP, refusals at start.
 //! - `zones`: static zone files served beside the domain, SIGHUP reloads, dig.
 
 // Test support code outside #[test] functions: a failed unwrap is a failed test.
@@ -50,4 +52,5 @@ mod prepared;
 mod py_consul;
 mod resolvers;
 mod support;
+mod tls_https;
 mod zones;
