@@ -301,7 +301,9 @@ async fn reload(reloader: &Reloader, overrides: &Overrides, notifier: &Notifier,
             reloader.reload(&cfg);
             match reloader.register_services(&cfg).await {
                 Ok(()) => {
-                    tracing::info!("configuration reloaded (dns_config, domains, recursors, zones, services, TLS certificates)")
+                    tracing::info!(
+                        "configuration reloaded (dns_config, domains, recursors, zones, services, TLS certificates)"
+                    )
                 }
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "reload: service definitions not registered")

@@ -167,3 +167,6 @@ fn server_name(config: &Config) -> Result<ServerName<'static>, TlsError> {
     ServerName::try_from(name.clone())
         .map_err(|_| TlsError::Setting(format!("{name:?} is not a valid server name")))
 }
+
+#[cfg(test)]
+mod tests;
