@@ -79,9 +79,9 @@ struct Loaded {
     settings: TlsConfig,
     https: Option<Arc<ServerConfig>>,
     rpc_server: Option<Arc<ServerConfig>>,
-    rpc_client: Option<Arc<ClientConfig>>,
-    /// The name outgoing RPC sends as SNI (and checks with `verify_server_hostname`).
-    server_name: ServerName<'static>,
+    /// The outgoing config and the name it sends as SNI (and checks with
+    /// `verify_server_hostname`).
+    rpc_client: Option<(Arc<ClientConfig>, ServerName<'static>)>,
 }
 
 /// The agent's TLS configurations; cheap to read per handshake, swapped whole on reload.
@@ -124,7 +124,7 @@ impl Tls {
     /// The outgoing RPC connector and the server name to send, when `verify_outgoing` holds.
     pub(crate) fn rpc_connector(&self) -> Option<(TlsConnector, ServerName<'static>)> {
         let cur = self.current.load();
-        cur.rpc_client.clone().map(|c| (TlsConnector::from(c), cur.server_name.clone()))
+        cur.rpc_client.as_ref().map(|(c, name)| (TlsConnector::from(c.clone()), name.clone()))
     }
 
     /// Whether the server RPC must refuse connections without a verified client certificate.
@@ -150,8 +150,10 @@ fn loaded(config: &Config) -> Result<Loaded, TlsError> {
         settings: t.clone(),
         https: build::server(&t.https, build::HTTPS_ALPN)?,
         rpc_server: build::server(&t.internal_rpc, &[])?,
-        rpc_client: build::client(&t.internal_rpc)?,
-        server_name: server_name(config)?,
+        rpc_client: match build::client(&t.internal_rpc)? {
+            Some(c) => Some((c, server_name(config)?)),
+            None => None,
+        },
     })
 }
 
