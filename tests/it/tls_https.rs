@@ -347,8 +347,12 @@ fn verify_incoming_https_requires_a_client_certificate_from_the_ca() {
 fn plain_http_to_the_https_port_gets_consuls_400_and_the_http_port_stays_plain() {
     let pki = Pki::new();
     let (cert, key) = pki.server("server");
-    let (agent, addr) =
-        start(&config(&pki, &cert, &key, r#""verify_incoming_https":true,"ports":{"https":0,"http":0}"#));
+    let (agent, addr) = start(&config(
+        &pki,
+        &cert,
+        &key,
+        r#""verify_incoming_https":true,"ports":{"https":0,"http":0},"limits":{"https_handshake_timeout":"1s"}"#,
+    ));
     // T6: Go's answer, as Consul sends it.
     let reply = raw(addr, b"GET /v1/status/leader HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let reply = String::from_utf8_lossy(&reply);
@@ -363,13 +367,17 @@ fn plain_http_to_the_https_port_gets_consuls_400_and_the_http_port_stays_plain()
     assert!(raw(addr, &[0u8, 1, 2, 3, 0xff, 0xfe]).is_empty());
     let junk = raw(addr, &[0x16, 3, 1, 0, 5, 9, 9, 9, 9, 9]);
     assert!(junk.first() != Some(&0x16), "junk got a handshake answer");
-    let idle = TcpStream::connect(addr).unwrap();
+    let mut idle = TcpStream::connect(addr).unwrap();
     let anonymous = client_config(None, None, &[]);
     assert!(https_get(addr, &anonymous, "/v1/status/leader").is_err(), "no client certificate, yet served");
     let client = pki.client("client", 30);
     let signed = client_config(Some(&pki.path("ca.pem")), Some((&client.0, &client.1)), &[]);
     assert_eq!(https_get(addr, &signed, "/v1/status/leader").unwrap().0, 200);
-    drop(idle);
+    // A connection that never starts a handshake is closed after limits.https_handshake_timeout.
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = Instant::now();
+    assert_eq!(idle.read(&mut [0u8; 16]).unwrap(), 0, "the idle connection got data");
+    assert!(started.elapsed() < Duration::from_secs(3), "closed after {:?}", started.elapsed());
 }
 
 /// A TLS 1.1 ClientHello (no supported_versions extension), as `curl --tls-max 1.1` starts.
