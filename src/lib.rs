@@ -48,6 +48,7 @@ mod session;
 mod snapshot;
 mod store;
 mod systemd;
+mod tls;
 mod zone;
 
 /// The command line's library half: every subcommand but `agent` (the binary dispatches).

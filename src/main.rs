@@ -246,6 +246,10 @@ fn run_agent(args: &AgentArgs) -> anyhow::Result<()> {
             say(&format!("    HTTP: {a}"));
             serving.push(format!("HTTP on {a}"));
         }
+        if let Some(a) = app.https_addr() {
+            say(&format!("    HTTPS: {a}"));
+            serving.push(format!("HTTPS on {a}"));
+        }
         say(&format!("    Data dir: {}", app.data_dir().display()));
         let status = format!("serving {}", serving.join(", "));
         let shutdown = CancellationToken::new();
@@ -297,7 +301,9 @@ async fn reload(reloader: &Reloader, overrides: &Overrides, notifier: &Notifier,
             reloader.reload(&cfg);
             match reloader.register_services(&cfg).await {
                 Ok(()) => {
-                    tracing::info!("configuration reloaded (dns_config, domains, recursors, zones, services)")
+                    tracing::info!(
+                        "configuration reloaded (dns_config, domains, recursors, zones, services, TLS certificates)"
+                    )
                 }
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "reload: service definitions not registered")

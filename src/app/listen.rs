@@ -1,8 +1,10 @@
-//! Start-up, the front door: static zones loaded, then the DNS and HTTP sockets bound (or
-//! DNS adopted from the service manager), before anything else starts.
+//! Start-up, the front door: static zones and TLS certificates loaded, then the DNS, HTTP and
+//! HTTPS sockets bound (or DNS adopted from the service manager), before anything else starts.
 //!
-//! Input: `Config` (and sockets inherited through `LISTEN_FDS`). Output: the zone set and the
-//! bound listeners `App` holds until `run` hands them to their services.
+//! Input: `Config` (and sockets inherited through `LISTEN_FDS`). Output: the zone set, the
+//! TLS configurations and the bound listeners `App` holds until `run` hands them to their
+//! services. HTTPS is bound when `ports.https` is not -1 (0 asks for a free port, as for the
+//! other ports); the configuration has already refused HTTPS without a certificate.
 //! Invariants: a broken zone file or a port in use stops start-up with the file or address in
 //! the error; with port 0, DNS gets one port for both UDP and TCP.
 
@@ -13,6 +15,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::tls::Tls;
 use crate::zone::ZoneSet;
 
 /// DNS's sockets: the UDP sockets (one receive loop each) and the TCP listener.
@@ -38,6 +41,32 @@ pub(super) async fn bind_front(config: &Config) -> anyhow::Result<(Option<DnsSoc
         Err(_) => None,
     };
     Ok((dns, http))
+}
+
+/// Binds HTTPS on `addresses.https` (default `client_addr`) when `ports.https` is not -1.
+pub(super) async fn bind_https(config: &Config) -> anyhow::Result<Option<TcpListener>> {
+    let Ok(port) = u16::try_from(config.ports.https) else {
+        return Ok(None);
+    };
+    let addr = SocketAddr::new(config.https_addr, port);
+    Ok(Some(TcpListener::bind(addr).await.with_context(|| format!("binding HTTPS on {addr}"))?))
+}
+
+/// Whether the server RPC uses `Tls::rpc_acceptor` / `rpc_connector`. Until it does, TLS
+/// settings of the server RPC refuse the start (security settings never fail open); the
+/// change that wires the RPC's TLS sets this to true.
+const RPC_TLS_WIRED: bool = false;
+
+/// Loads the TLS certificates, keys and CAs at start-up: a file that does not load stops the
+/// agent, naming the file.
+pub(super) fn load_tls(config: &Config) -> anyhow::Result<Arc<Tls>> {
+    let rpc = &config.tls.internal_rpc;
+    if !RPC_TLS_WIRED && (rpc.verify_incoming || rpc.verify_outgoing) {
+        anyhow::bail!(
+            "verify_incoming/verify_outgoing for the server RPC: this build's server RPC does not speak TLS yet; refusing to start rather than run it in plain text (verify_incoming_https covers HTTPS alone)"
+        );
+    }
+    Tls::load(config).context("loading TLS certificates")
 }
 
 /// Loads `zones_dir` at start-up: a broken file stops the agent, naming the file and line.

@@ -2,7 +2,7 @@
 //! agent) -> `App::run` (serves DNS and HTTP until shutdown, then drains).
 //!
 //! ```text
-//! build: data dir -> zones -> DNS/HTTP sockets (listen) -> consensus: Raft or replica (cluster)
+//! build: data dir -> zones, TLS -> DNS/HTTP/HTTPS sockets (listen) -> consensus: Raft or replica (cluster)
 //!        -> gossip (cluster) -> local state -> own registration (register) -> check runners
 //! run:   feeds, cluster tasks, listeners: named services on one TaskTracker (services)
 //!        -> wait for the shutdown token (SIGTERM/SIGINT, or a listener that failed)
@@ -52,6 +52,9 @@ pub struct App {
     side: Side,
     dns: Option<listen::DnsSockets>,
     http: Option<TcpListener>,
+    https: Option<TcpListener>,
+    /// The TLS configurations (HTTPS, server RPC), reloaded on SIGHUP.
+    tls: Arc<crate::tls::Tls>,
     dns_context: Arc<ArcSwap<DnsContext>>,
     ttl: Arc<TtlChecks>,
     checks: Arc<CheckRunner>,
@@ -67,12 +70,13 @@ pub struct App {
     _dev_dir: Option<tempfile::TempDir>,
 }
 
-/// Swaps in reloadable settings (today: `dns_config`, domains, recursors, static zones)
-/// without a restart.
+/// Swaps in reloadable settings (today: `dns_config`, domains, recursors, static zones, TLS
+/// certificates) without a restart.
 #[derive(Clone)]
 pub struct Reloader {
     dns_context: Arc<ArcSwap<DnsContext>>,
     local: Arc<LocalState>,
+    tls: Arc<crate::tls::Tls>,
 }
 
 impl Reloader {
@@ -93,6 +97,10 @@ impl Reloader {
         };
         let fresh = DnsContext::from_config(config).with_zones(zones);
         self.dns_context.rcu(|cur| Arc::new(DnsContext { generation: cur.generation + 1, ..fresh.clone() }));
+        // New handshakes use the new certificates; open connections keep theirs.
+        if let Err(e) = self.tls.reload(config) {
+            tracing::error!(error = %e, "TLS certificates not reloaded; the previous ones stay in use");
+        }
     }
 
     /// Registers the service definitions of `config` again (new and changed ones take
@@ -114,7 +122,9 @@ impl App {
         let (mut config, dev_dir) = prepare_data_dir(config)?;
         // Before binding anything, so a broken zone file fails start-up at once.
         let zones = listen::load_zones(&config)?;
+        let tls = listen::load_tls(&config)?;
         let (dns, http) = listen::bind_front(&config).await?;
+        let https = listen::bind_https(&config).await?;
         let side = cluster::open_consensus(&mut config).await?;
         let gossip = cluster::start_gossip(&mut config, &side).await?;
         let config = Arc::new(config);
@@ -144,6 +154,8 @@ impl App {
             side,
             dns,
             http,
+            https,
+            tls,
             dns_context,
             ttl,
             checks,
@@ -163,6 +175,11 @@ impl App {
     /// Where the HTTP API listens, if enabled.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Where the HTTPS API listens, if enabled.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Where the server RPC (Raft) listens.
@@ -187,7 +204,7 @@ impl App {
 
     /// A handle for SIGHUP reloads.
     pub fn reloader(&self) -> Reloader {
-        Reloader { dns_context: self.dns_context.clone(), local: self.local.clone() }
+        Reloader { dns_context: self.dns_context.clone(), local: self.local.clone(), tls: self.tls.clone() }
     }
 
     /// Serves until `shutdown` fires (or a listener fails, which fires it), then drains the
@@ -294,25 +311,32 @@ impl App {
                 crate::dns::serve(udp, tcp, ctx, snaps, stop).await.context("DNS server")
             });
         }
+        let state = ApiState {
+            config: self.config.clone(),
+            snapshots,
+            consensus: self.side.consensus.clone(),
+            replica: self.side.replica.clone(),
+            local: self.local.clone(),
+            ttl: self.ttl.clone(),
+            checks: self.checks.clone(),
+            sessions,
+            gossip: Some(self.gossip.clone()),
+            shutdown: stop.clone(),
+            reload: self.reload_requests.clone(),
+        };
         if let Some(listener) = self.http.take() {
-            let state = ApiState {
-                config: self.config.clone(),
-                snapshots,
-                consensus: self.side.consensus.clone(),
-                replica: self.side.replica.clone(),
-                local: self.local.clone(),
-                ttl: self.ttl.clone(),
-                checks: self.checks.clone(),
-                sessions,
-                gossip: Some(self.gossip.clone()),
-                shutdown: stop.clone(),
-                reload: self.reload_requests.clone(),
-            };
+            let (router, stop) = (crate::http::router(state.clone()), stop.clone());
             services.spawn_listener("HTTP", async move {
-                axum::serve(listener, crate::http::router(state))
+                axum::serve(listener, router)
                     .with_graceful_shutdown(stop.cancelled_owned())
                     .await
                     .context("HTTP server")
+            });
+        }
+        if let Some(listener) = self.https.take() {
+            let (router, tls) = (crate::http::router(state), self.tls.clone());
+            services.spawn_listener("HTTPS", async move {
+                crate::http::serve_https(listener, router, tls, stop).await.context("HTTPS server")
             });
         }
     }

@@ -21,25 +21,24 @@
 //!   only make sense with them.
 //! - `connect`: only `connect { enabled = false }`: Connect is Consul's mTLS between services
 //!   with intentions deciding who may talk to whom; cairn has no CA and no intentions.
-//! - `verify_incoming`, `verify_outgoing`, `verify_server_hostname`, `verify_incoming_rpc`,
-//!   `verify_incoming_https`: only `false` (cairn serves no TLS, so it verifies nothing).
-//! - `ca_file`, `ca_path`, `cert_file`, `key_file`: only `""` (no file).
-//! - `tls`, `auto_encrypt`: only a block whose every value is `false` (or empty), e.g.
-//!   `auto_encrypt { tls = false }`.
-//! - `ports.https`: only `-1` (Consul's default: no HTTPS listener). `addresses.https`:
-//!   always refused (it only exists to serve HTTPS).
+//! - `auto_encrypt`: only a block whose every value is `false` (or empty), e.g.
+//!   `auto_encrypt { tls = false }` (cairn has no Connect CA to sign agent certificates).
 //! - `limits.http_max_conns_per_client`, `limits.rpc_max_conns_per_client`: only `0` (no
 //!   limit, which is what cairn does: a per-address connection cap on the HTTP API or the
 //!   unauthenticated server RPC port is a defence an operator must not believe is on). The
-//!   rest of `limits` stays accepted but unused: `rpc_rate`/`rpc_max_burst` throttle only this
-//!   agent's own requests to the servers, the handshake timeouts are TLS's, and
-//!   `kv_max_value_size`/`txn_max_req_len` are sizes cairn bounds itself (512 KiB bodies).
+//!   rest of `limits` but the handshake timeouts (read by `schema`) stays accepted but
+//!   unused: `rpc_rate`/`rpc_max_burst` throttle only this agent's own requests to the
+//!   servers, and `kv_max_value_size`/`txn_max_req_len` are sizes cairn bounds itself
+//!   (512 KiB bodies). A dotted key is taken out of its parent table or of every table of a
+//!   parent list.
 //! - `encrypt_verify_incoming`, `encrypt_verify_outgoing`: only `true`. That is what cairn's
 //!   gossip does with `encrypt` (it refuses unencrypted messages and sends none), and what
 //!   Consul does by default; `false`, the rolling-upgrade relaxation, is not implemented.
 //!
-//! `encrypt` itself is implemented (gossip encryption) and is an ordinary key. No command-line
-//! flag sets any of these keys.
+//! `encrypt` itself is implemented (gossip encryption) and is an ordinary key, and so are the
+//! TLS keys (`ca_file`, `verify_incoming`, `tls {}`, `ports.https`, …; `config::tls`) but
+//! `tls_prefer_server_cipher_suites` (ignored, as in modern Consul) and `tls.grpc` (cairn
+//! serves no gRPC). No command-line flag sets any of these keys.
 
 use serde_json::{Map, Value};
 
@@ -56,7 +55,12 @@ pub(super) const ACCEPTED_UNUSED: &[&str] = &[
     "enable_debug",
     "enable_syslog",
     "leave_on_terminate",
-    "limits",
+    "limits.rpc_rate",
+    "limits.rpc_max_burst",
+    "limits.kv_max_value_size",
+    "limits.txn_max_req_len",
+    "limits.rpc_client_timeout",
+    "limits.request_limits",
     "log_file",
     "log_json",
     "performance",
@@ -68,6 +72,8 @@ pub(super) const ACCEPTED_UNUSED: &[&str] = &[
     "rpc",
     "skip_leave_on_interrupt",
     "telemetry",
+    "tls_prefer_server_cipher_suites",
+    "tls.grpc",
     "ui",
     "ui_config",
     "use_streaming_backend",
@@ -98,16 +104,12 @@ enum Off {
     False,
     /// `true` (or `"true"`): what cairn does anyway.
     True,
-    /// `""`: no file.
-    Empty,
     /// This number (or its digits as a string).
     Number(i64),
     /// A table whose `enabled` is `false`.
     Disabled,
     /// A table whose every value is `false` or a table of the same kind.
     AllFalse,
-    /// None: any value refuses.
-    Never,
 }
 
 /// Security keys cairn does not implement yet and the values that leave each off. A key given
@@ -115,19 +117,7 @@ enum Off {
 const SECURITY: &[(&str, Off)] = &[
     ("acl", Off::Disabled),
     ("connect", Off::Disabled),
-    ("tls", Off::AllFalse),
     ("auto_encrypt", Off::AllFalse),
-    ("verify_incoming", Off::False),
-    ("verify_outgoing", Off::False),
-    ("verify_server_hostname", Off::False),
-    ("verify_incoming_rpc", Off::False),
-    ("verify_incoming_https", Off::False),
-    ("ca_file", Off::Empty),
-    ("ca_path", Off::Empty),
-    ("cert_file", Off::Empty),
-    ("key_file", Off::Empty),
-    ("ports.https", Off::Number(-1)),
-    ("addresses.https", Off::Never),
     ("limits.http_max_conns_per_client", Off::Number(0)),
     ("limits.rpc_max_conns_per_client", Off::Number(0)),
     ("encrypt_verify_incoming", Off::True),
@@ -175,13 +165,11 @@ fn is_off(off: Off, v: &Value) -> bool {
         // The schema's own readers, so the refusal and the schema agree on what a value means.
         Off::False => value::flag(v) == Ok(false),
         Off::True => value::flag(v) == Ok(true),
-        Off::Empty => v == "",
         Off::Number(n) => value::int(v, n, n).is_ok(),
         Off::Disabled => v.get("enabled").is_some_and(|e| is_off(Off::False, e)),
         Off::AllFalse => v
             .as_object()
             .is_some_and(|m| m.values().all(|x| is_off(Off::False, x) || is_off(Off::AllFalse, x))),
-        Off::Never => false,
     }
 }
 
@@ -191,14 +179,19 @@ pub(super) fn take_unused(top: &mut Map<String, Value>) -> Vec<String> {
     let security = SECURITY.iter().map(|(key, _)| key);
     let mut taken = Vec::new();
     for key in ACCEPTED_UNUSED.iter().chain(security) {
-        let (table, name) = match key.split_once('.') {
+        let found = match key.split_once('.') {
             Some((parent, name)) => match top.get_mut(parent) {
-                Some(Value::Object(m)) => (m, name),
-                _ => continue,
+                Some(Value::Object(m)) => m.remove(name).is_some(),
+                // `[[limits]]`: from every table of the list.
+                Some(Value::Array(items)) => {
+                    let removed = items.iter_mut().filter_map(Value::as_object_mut).map(|m| m.remove(name));
+                    removed.filter(Option::is_some).count() > 0
+                }
+                _ => false,
             },
-            None => (&mut *top, *key),
+            None => top.remove(*key).is_some(),
         };
-        if table.remove(name).is_some() {
+        if found {
             taken.push((*key).to_owned());
         }
     }

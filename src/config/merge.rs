@@ -112,6 +112,7 @@ pub(super) fn flag_layer(o: &Overrides) -> Result<FileConfig, ConfigError> {
     f.ports = Given(Some(Table(PortsFile {
         dns: port(o.dns_port),
         http: port(o.http_port),
+        https: Given(None),
         server: fixed(o.server_port),
         serf_lan: fixed(o.serf_lan_port),
     })));

@@ -11,7 +11,8 @@
 //! 2. `merge`: the files and then the flags are layers of that one schema; the last layer that
 //!    gives a key wins, lists append.
 //! 3. `validate`: one function per section turns the layers into `Config`, with the defaults
-//!    and the checks that span keys or files.
+//!    and the checks that span keys or files; `tls` maps Consul 1.8's flat TLS keys and the
+//!    `tls {}` block onto per-interface settings and runs Consul's TLS start-up checks.
 //!
 //! Adding a key touches two places: its field in `schema` (its value type parses and checks
 //! it) and its line in `validate` (default, cross-checks, `Config` field). A flag for it is a
@@ -23,6 +24,7 @@ mod keys;
 mod merge;
 mod schema;
 mod source;
+mod tls;
 mod types;
 mod validate;
 mod value;
@@ -30,7 +32,9 @@ mod value;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub(crate) use types::{CheckConfig, Ports, RecursorStrategy, SoaConfig};
+pub(crate) use types::{
+    CheckConfig, Ports, RecursorStrategy, SoaConfig, TlsConfig, TlsInterface, TlsVersion,
+};
 pub use types::{Config, DnsConfig};
 /// The recursor parser, for the DNS specification tests.
 #[cfg(test)]

@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::value::{
     CheckDef, Count, EncryptKey, FilePath, FixedPort, Flag, Given, GoDuration, Int, Ip, JoinAddr, List,
-    OneOrList, Port, Positive, Recursor, ServiceDef, Strategy, Table, Text,
+    OneOrList, Port, Positive, Recursor, ServiceDef, Strategy, Table, Text, TlsVersionName,
 };
 
 /// One config file's keys; absent keys are `Given(None)` / empty lists.
@@ -65,6 +65,95 @@ pub(super) struct FileConfig {
     /// One node or service check definition, or a list (`check[1]`).
     pub(super) check: Given<OneOrList>,
     pub(super) checks: List<CheckDef>,
+    // TLS, Consul 1.8's flat keys (`config::tls` maps them onto the `tls {}` block).
+    pub(super) ca_file: Given<FilePath>,
+    pub(super) ca_path: Given<FilePath>,
+    pub(super) cert_file: Given<FilePath>,
+    pub(super) key_file: Given<FilePath>,
+    pub(super) verify_incoming: Given<Flag>,
+    pub(super) verify_incoming_rpc: Given<Flag>,
+    pub(super) verify_incoming_https: Given<Flag>,
+    pub(super) verify_outgoing: Given<Flag>,
+    pub(super) verify_server_hostname: Given<Flag>,
+    pub(super) tls_min_version: Given<TlsVersionName>,
+    pub(super) tls_cipher_suites: Given<Text>,
+    pub(super) server_name: Given<Text>,
+    /// The modern `tls { defaults, internal_rpc, https, grpc }` block.
+    pub(super) tls: Given<Table<TlsFile>>,
+    /// `limits {}`, or Consul's `[[limits]]` (a list of tables, read as one).
+    pub(super) limits: Given<Limits>,
+}
+
+/// `tls {}`. `tls.grpc` is set aside before the schema (cairn serves no gRPC; `keys`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct TlsFile {
+    pub(super) defaults: Given<Table<TlsSection>>,
+    pub(super) internal_rpc: Given<Table<TlsSection>>,
+    pub(super) https: Given<Table<TlsSection>>,
+}
+
+/// One interface's table of `tls {}` (`defaults`, `internal_rpc`, `https`);
+/// `verify_server_hostname` belongs to `defaults` and `internal_rpc` only (checked in `tls`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct TlsSection {
+    pub(super) ca_file: Given<FilePath>,
+    pub(super) ca_path: Given<FilePath>,
+    pub(super) cert_file: Given<FilePath>,
+    pub(super) key_file: Given<FilePath>,
+    pub(super) verify_incoming: Given<Flag>,
+    pub(super) verify_outgoing: Given<Flag>,
+    pub(super) verify_server_hostname: Given<Flag>,
+    pub(super) tls_min_version: Given<TlsVersionName>,
+    pub(super) tls_cipher_suites: Given<Text>,
+}
+
+/// `limits {}`: the keys cairn acts on (the others are set aside as unused by `keys`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct LimitsFile {
+    pub(super) https_handshake_timeout: Given<Positive>,
+    pub(super) rpc_handshake_timeout: Given<Positive>,
+}
+
+/// `limits` as a table or a list of tables; a later table's key wins.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Limits(pub(super) LimitsFile);
+
+impl<'de> Deserialize<'de> for Limits {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LimitsVisitor)
+    }
+}
+
+/// Reads `limits` through the tracked accessors, so an error inside names its key.
+struct LimitsVisitor;
+
+impl<'de> Visitor<'de> for LimitsVisitor {
+    type Value = Limits;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a table/object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Limits, A::Error> {
+        LimitsFile::deserialize(de::value::MapAccessDeserializer::new(map)).map(Limits)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Limits, A::Error> {
+        let mut out = LimitsFile::default();
+        while let Some(t) = seq.next_element::<Table<LimitsFile>>()? {
+            let t = t.0;
+            if t.https_handshake_timeout.0.is_some() {
+                out.https_handshake_timeout = t.https_handshake_timeout;
+            }
+            if t.rpc_handshake_timeout.0.is_some() {
+                out.rpc_handshake_timeout = t.rpc_handshake_timeout;
+            }
+        }
+        Ok(Limits(out))
+    }
 }
 
 /// `ports {}`.
@@ -73,6 +162,8 @@ pub(super) struct FileConfig {
 pub(super) struct PortsFile {
     pub(super) dns: Given<Port>,
     pub(super) http: Given<Port>,
+    /// -1 (Consul's default) disables HTTPS; 0 asks the OS for a free port, as for the others.
+    pub(super) https: Given<Port>,
     pub(super) server: Given<FixedPort>,
     pub(super) serf_lan: Given<FixedPort>,
 }
@@ -83,6 +174,7 @@ pub(super) struct PortsFile {
 pub(super) struct AddressesFile {
     pub(super) dns: Given<Ip>,
     pub(super) http: Given<Ip>,
+    pub(super) https: Given<Ip>,
 }
 
 /// `autopilot {}`.

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use super::types::TlsVersion;
 use super::*;
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
@@ -32,7 +33,8 @@ fn defaults_match_consul_when_nothing_is_given() {
     assert!(ignored.is_empty());
     assert_eq!(c.datacenter, "dc1");
     assert_eq!(c.domain, "consul.");
-    assert_eq!(c.ports, Ports { dns: 8600, http: 8500, server: 8300, serf_lan: 8301 });
+    assert_eq!(c.ports, Ports { dns: 8600, http: 8500, https: -1, server: 8300, serf_lan: 8301 });
+    assert_eq!(c.tls, TlsConfig::default());
     assert_eq!(c.client_addr.to_string(), "127.0.0.1");
     assert_eq!(c.dns_addr, c.client_addr);
     assert_eq!(c.dns, DnsConfig::default());
@@ -348,23 +350,8 @@ fn security_keys_that_would_turn_a_feature_on_refuse_the_start() {
         (r#"{"acl_master_token":"root"}"#, "acl_master_token"),
         (r#"{"acl_token":"t"}"#, "acl_token"),
         (r#"{"acl_agent_token":"t"}"#, "acl_agent_token"),
-        (r#"{"tls":{"defaults":{"verify_incoming":true}}}"#, "tls"),
-        (r#"{"tls":{"defaults":{"ca_file":"/ca.pem"}}}"#, "tls"),
         (r#"{"auto_encrypt":{"tls":true}}"#, "auto_encrypt"),
         (r#"{"auto_encrypt":{"allow_tls":true}}"#, "auto_encrypt"),
-        (r#"{"verify_incoming":true}"#, "verify_incoming"),
-        (r#"{"verify_incoming":"yes"}"#, "verify_incoming"),
-        (r#"{"verify_outgoing":true}"#, "verify_outgoing"),
-        (r#"{"verify_server_hostname":true}"#, "verify_server_hostname"),
-        (r#"{"verify_incoming_rpc":true}"#, "verify_incoming_rpc"),
-        (r#"{"verify_incoming_https":true}"#, "verify_incoming_https"),
-        (r#"{"ca_file":"/etc/ca.pem"}"#, "ca_file"),
-        (r#"{"ca_path":"/etc/ca"}"#, "ca_path"),
-        (r#"{"cert_file":"/etc/agent.pem"}"#, "cert_file"),
-        (r#"{"key_file":"/etc/agent.key"}"#, "key_file"),
-        (r#"{"ports":{"https":8501}}"#, "ports.https"),
-        (r#"{"ports":{"https":0}}"#, "ports.https"),
-        (r#"{"addresses":{"https":"0.0.0.0"}}"#, "addresses.https"),
         (r#"{"limits":{"http_max_conns_per_client":200}}"#, "limits.http_max_conns_per_client"),
         (r#"{"limits":{"rpc_max_conns_per_client":100}}"#, "limits.rpc_max_conns_per_client"),
         (r#"{"limits":[{"http_max_conns_per_client":200}]}"#, "limits.http_max_conns_per_client"),
@@ -382,30 +369,21 @@ fn security_keys_that_would_turn_a_feature_on_refuse_the_start() {
     }
     let toml = "[acl]\nenabled = true\n[acl.tokens]\ninitial_management = \"root\"\n";
     assert_eq!(check("a.toml", toml, dev()).unwrap_err(), refused("a.toml", "acl"));
-    let toml = "verify_incoming = true\n[ports]\nhttps = 8501\n";
-    assert_eq!(check("a.toml", toml, dev()).unwrap_err(), refused("a.toml", "verify_incoming"));
 }
 
 #[test]
 fn security_keys_left_off_load_with_the_unused_warning() {
     let cases = [
         (r#"{"acl":{"enabled":false,"default_policy":"deny"}}"#, "acl"),
-        (r#"{"tls":{}}"#, "tls"),
-        (r#"{"tls":{"defaults":{"verify_incoming":false}}}"#, "tls"),
         (r#"{"auto_encrypt":{"tls":false}}"#, "auto_encrypt"),
-        (r#"{"verify_incoming":false}"#, "verify_incoming"),
-        (r#"{"verify_outgoing":"false"}"#, "verify_outgoing"),
-        (r#"{"verify_server_hostname":false}"#, "verify_server_hostname"),
-        (r#"{"verify_incoming_rpc":false}"#, "verify_incoming_rpc"),
-        (r#"{"verify_incoming_https":false}"#, "verify_incoming_https"),
-        (r#"{"ca_file":""}"#, "ca_file"),
-        (r#"{"ca_path":""}"#, "ca_path"),
-        (r#"{"cert_file":""}"#, "cert_file"),
-        (r#"{"key_file":""}"#, "key_file"),
-        (r#"{"ports":{"https":-1,"http":8500}}"#, "ports.https"),
-        (r#"{"limits":{"http_max_conns_per_client":0,"rpc_rate":100}}"#, "limits"),
-        (r#"{"limits":{"rpc_max_conns_per_client":0}}"#, "limits"),
-        (r#"{"limits":[{"rpc_rate":10}]}"#, "limits"),
+        (
+            r#"{"limits":{"http_max_conns_per_client":0,"https_handshake_timeout":"2s"}}"#,
+            "limits.http_max_conns_per_client",
+        ),
+        (r#"{"limits":{"rpc_max_conns_per_client":0}}"#, "limits.rpc_max_conns_per_client"),
+        (r#"{"limits":[{"rpc_rate":10}]}"#, "limits.rpc_rate"),
+        (r#"{"tls_prefer_server_cipher_suites":true}"#, "tls_prefer_server_cipher_suites"),
+        (r#"{"tls":{"grpc":{"use_auto_cert":true}}}"#, "tls.grpc"),
         (r#"{"connect":{"enabled":false}}"#, "connect"),
         (r#"{"encrypt_verify_incoming":true}"#, "encrypt_verify_incoming"),
         (r#"{"encrypt_verify_outgoing":true}"#, "encrypt_verify_outgoing"),
@@ -422,14 +400,163 @@ fn security_keys_left_off_load_with_the_unused_warning() {
 #[test]
 fn a_refused_key_names_the_file_that_sets_it() {
     let dir = tempfile::tempdir().unwrap();
-    let base = write(&dir, "a.json", r#"{"verify_incoming":false}"#);
-    let tls = write(&dir, "b.toml", "verify_incoming = true\n");
-    let o = Overrides { config_files: vec![base, tls], ..dev() };
+    let base = write(&dir, "a.json", r#"{"auto_encrypt":{"tls":false}}"#);
+    let on = write(&dir, "b.toml", "[auto_encrypt]\ntls = true\n");
+    let o = Overrides { config_files: vec![base, on], ..dev() };
     let err = Config::load(&o).unwrap_err().to_string().replace(&dir.path().display().to_string(), "DIR");
-    assert_eq!(err, refused("b.toml", "verify_incoming"));
+    assert_eq!(err, refused("b.toml", "auto_encrypt"));
     // A value of another type is refused too; a malformed parent keeps its usual message.
-    let err = check("a.json", r#"{"ports":{"https":"x","dns":true}}"#, dev()).unwrap_err();
-    assert_eq!(err, refused("a.json", "ports.https"));
+    let err =
+        check("a.json", r#"{"limits":{"rpc_max_conns_per_client":"x","rpc_rate":true}}"#, dev()).unwrap_err();
+    assert_eq!(err, refused("a.json", "limits.rpc_max_conns_per_client"));
     let err = check("a.json", r#"{"ports":5}"#, dev()).unwrap_err();
     assert!(err.contains("ports: expected a table/object"), "{err}");
+}
+
+/// Files for a TLS agent: CA, certificate and key (not read while loading the config).
+const TLS_FILES: &str =
+    r#""ca_file":"/tls/ca.pem","cert_file":"/tls/agent.pem","key_file":"/tls/agent-key.pem""#;
+
+#[test]
+fn consul_18_flat_tls_keys_configure_https_and_the_server_rpc() {
+    let text = format!(
+        r#"{{{TLS_FILES},"verify_incoming":true,"verify_server_hostname":true,"tls_min_version":"tls13",
+            "tls_cipher_suites":"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            "server_name":"s1.example","ports":{{"https":8501}},"addresses":{{"https":"127.0.0.2"}},
+            "limits":{{"https_handshake_timeout":"2s","rpc_handshake_timeout":"3s","rpc_rate":100}}}}"#
+    );
+    let c = check("a.json", &text, dev()).unwrap();
+    assert_eq!(c.ports.https, 8501);
+    assert_eq!(c.https_addr.to_string(), "127.0.0.2");
+    for t in [&c.tls.internal_rpc, &c.tls.https] {
+        assert_eq!(t.ca_file.as_deref(), Some(std::path::Path::new("/tls/ca.pem")));
+        assert!(t.has_cert() && t.verify_incoming);
+        assert_eq!(t.min_version, TlsVersion::Tls13);
+        assert_eq!(t.cipher_suites.len(), 2);
+    }
+    // verify_server_hostname implies verify_outgoing, on the server RPC.
+    assert!(c.tls.internal_rpc.verify_server_hostname && c.tls.internal_rpc.verify_outgoing);
+    assert_eq!(c.tls.server_name.as_deref(), Some("s1.example"));
+    assert_eq!(c.tls.https_handshake_timeout, Duration::from_secs(2));
+    assert_eq!(c.tls.rpc_handshake_timeout, Duration::from_secs(3));
+    // HTTPS stays off by default; addresses.https defaults to client_addr.
+    let c = check("a.json", &format!("{{{TLS_FILES}}}"), dev()).unwrap();
+    assert_eq!((c.ports.https, c.https_addr), (-1, c.client_addr));
+    assert_eq!(c.tls.https.min_version, TlsVersion::Tls12);
+    assert_eq!(c.tls.https_handshake_timeout, Duration::from_secs(5));
+}
+
+#[test]
+fn the_tls_block_sets_interfaces_and_an_interface_beats_defaults() {
+    let toml = r#"
+        [tls.defaults]
+        ca_file = "/tls/ca.pem"
+        cert_file = "/tls/agent.pem"
+        key_file = "/tls/agent-key.pem"
+        verify_incoming = true
+        tls_min_version = "TLSv1_3"
+        [tls.https]
+        verify_incoming = false
+        tls_min_version = "TLSv1_2"
+        [tls.internal_rpc]
+        verify_server_hostname = true
+        [[limits]]
+        rpc_handshake_timeout = "1s"
+        [[limits]]
+        rpc_handshake_timeout = "4s"
+    "#;
+    let c = check("a.toml", toml, dev()).unwrap();
+    assert!(c.tls.internal_rpc.verify_incoming && !c.tls.https.verify_incoming);
+    assert_eq!(
+        (c.tls.internal_rpc.min_version, c.tls.https.min_version),
+        (TlsVersion::Tls13, TlsVersion::Tls12)
+    );
+    assert!(c.tls.internal_rpc.verify_outgoing && c.tls.internal_rpc.verify_server_hostname);
+    assert!(!c.tls.https.verify_server_hostname);
+    assert_eq!(c.tls.rpc_handshake_timeout, Duration::from_secs(4));
+}
+
+#[test]
+fn per_interface_verify_incoming_keys_combine_as_in_consul_18() {
+    let c = check("a.json", &format!(r#"{{{TLS_FILES},"verify_incoming_rpc":true}}"#), dev()).unwrap();
+    assert!(c.tls.internal_rpc.verify_incoming && !c.tls.https.verify_incoming);
+    let c = check("a.json", &format!(r#"{{{TLS_FILES},"verify_incoming_https":true}}"#), dev()).unwrap();
+    assert!(!c.tls.internal_rpc.verify_incoming && c.tls.https.verify_incoming);
+    // A flat `false` for one interface never turns off what `verify_incoming` turned on.
+    let text = format!(r#"{{{TLS_FILES},"verify_incoming":true,"verify_incoming_rpc":false}}"#);
+    assert!(check("a.json", &text, dev()).unwrap().tls.internal_rpc.verify_incoming);
+}
+
+#[test]
+fn the_same_setting_given_both_ways_must_agree() {
+    let text = r#"{"ca_file":"/a.pem","tls":{"defaults":{"ca_file":"/b.pem"}}}"#;
+    let err = check("a.json", text, dev()).unwrap_err();
+    assert_eq!(
+        err,
+        "DIR/a.json: tls.defaults.ca_file: conflicts with ca_file in DIR/a.json: give the setting one way, or the same value both ways"
+    );
+    let text = format!(
+        r#"{{{TLS_FILES},"verify_incoming_rpc":true,"tls":{{"internal_rpc":{{"verify_incoming":false}}}}}}"#
+    );
+    let err = check("a.json", &text, dev()).unwrap_err();
+    assert!(err.contains("tls.internal_rpc.verify_incoming: conflicts with verify_incoming_rpc"), "{err}");
+    let text = r#"{"verify_server_hostname":false,"tls":{"internal_rpc":{"verify_server_hostname":true}}}"#;
+    assert!(check("a.json", text, dev()).unwrap_err().contains("conflicts with verify_server_hostname"));
+    // The same value both ways is one setting.
+    let text = format!(r#"{{{TLS_FILES},"tls":{{"defaults":{{"ca_file":"/tls/ca.pem"}}}}}}"#);
+    assert!(check("a.json", &text, dev()).is_ok());
+    let text = r#"{"tls":{"https":{"verify_server_hostname":true}}}"#;
+    assert!(check("a.json", text, dev()).unwrap_err().contains("applies to the server RPC only"));
+    let text = r#"{"tls":{"internal_rpc":{"verify_incomming":true}}}"#;
+    let err = check("a.json", text, dev()).unwrap_err();
+    assert_eq!(err, "DIR/a.json: tls.internal_rpc.verify_incomming: unknown configuration key");
+}
+
+#[test]
+fn tls_versions_take_both_spellings_and_others_get_consuls_message() {
+    for (name, v) in
+        [("tls10", TlsVersion::Tls10), ("TLSv1_1", TlsVersion::Tls11), ("tls12", TlsVersion::Tls12)]
+    {
+        let c = check("a.json", &format!(r#"{{"tls_min_version":"{name}"}}"#), dev()).unwrap();
+        assert_eq!(c.tls.https.min_version, v);
+    }
+    let err = check("a.json", r#"{"tls":{"defaults":{"tls_min_version":"tls14"}}}"#, dev()).unwrap_err();
+    assert!(
+        err.starts_with("DIR/a.json: tls.defaults.tls_min_version: TLSMinVersion: value tls14 not supported, please specify one of [tls10, tls11, tls12, tls13"),
+        "{err}"
+    );
+}
+
+#[test]
+fn consul_start_up_checks_refuse_tls_settings_that_cannot_be_honoured() {
+    let cases = [
+        (
+            r#"{"verify_incoming":true,"cert_file":"/c.pem","key_file":"/k.pem"}"#,
+            "VerifyIncoming set but no CA certificates were provided",
+        ),
+        (
+            r#"{"verify_incoming_https":true,"ca_file":"/ca.pem"}"#,
+            "VerifyIncoming requires either a Cert and Key pair in the configuration file, or auto_encrypt/auto_config be enabled",
+        ),
+        (r#"{"verify_outgoing":true}"#, "VerifyOutgoing set, and no CA certificate provided!"),
+        (r#"{"verify_server_hostname":true}"#, "VerifyOutgoing set, and no CA certificate provided!"),
+        (
+            r#"{"tls":{"defaults":{"verify_incoming":true}}}"#,
+            "VerifyIncoming set but no CA certificates were provided",
+        ),
+        (r#"{"cert_file":"/c.pem","ca_file":"/ca.pem"}"#, "cert_file and key_file must be given together"),
+        (r#"{"ports":{"https":8501}}"#, "HTTPS needs this agent's certificate"),
+        (
+            r#"{"ports":{"https":0},"tls":{"internal_rpc":{"cert_file":"/c.pem","key_file":"/k.pem"}}}"#,
+            "HTTPS needs this agent's certificate",
+        ),
+    ];
+    for (text, msg) in cases {
+        let err = check("a.json", text, dev()).unwrap_err();
+        assert!(err.contains(msg), "{text}: {err}");
+    }
+    // With everything given, verify_incoming and HTTPS start; plain HTTP can be turned off.
+    let text = format!(r#"{{{TLS_FILES},"verify_incoming":true,"ports":{{"https":8501,"http":-1}}}}"#);
+    let c = check("a.json", &text, dev()).unwrap();
+    assert_eq!((c.ports.http, c.ports.https), (-1, 8501));
 }

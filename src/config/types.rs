@@ -59,6 +59,10 @@ pub struct Config {
     pub dns_addr: IpAddr,
     /// HTTP listen address (`addresses.http`, default `client_addr`).
     pub http_addr: IpAddr,
+    /// HTTPS listen address (`addresses.https`, default `client_addr`).
+    pub https_addr: IpAddr,
+    /// TLS for HTTPS and the server RPC (Consul 1.8's flat keys and the `tls {}` block).
+    pub tls: TlsConfig,
     /// Ports (`ports{}`).
     pub ports: Ports,
     /// Upstream resolvers for names outside the domain (`recursors`).
@@ -88,10 +92,92 @@ pub struct Ports {
     pub dns: i32,
     /// HTTP API port (`ports.http`, default 8500).
     pub http: i32,
+    /// HTTPS API port (`ports.https`, default -1: off).
+    pub https: i32,
     /// Raft RPC port (`ports.server`, default 8300).
     pub server: u16,
     /// LAN gossip port (`ports.serf_lan`, default 8301).
     pub serf_lan: u16,
+}
+
+/// The lowest TLS version accepted (`tls_min_version`, default TLS 1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum TlsVersion {
+    /// `tls10` / `TLSv1_0`.
+    Tls10,
+    /// `tls11` / `TLSv1_1`.
+    Tls11,
+    /// `tls12` / `TLSv1_2`.
+    #[default]
+    Tls12,
+    /// `tls13` / `TLSv1_3`.
+    Tls13,
+}
+
+/// TLS settings, resolved per interface (`tls.internal_rpc`, `tls.https`, each over
+/// `tls.defaults` and the flat 1.8 keys).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    /// The server RPC, in and out.
+    pub internal_rpc: TlsInterface,
+    /// The HTTPS API.
+    pub https: TlsInterface,
+    /// `server_name`: the name this agent's certificate is checked for (unset: its node name).
+    pub server_name: Option<String>,
+    /// `limits.https_handshake_timeout` (default 5s).
+    pub https_handshake_timeout: Duration,
+    /// `limits.rpc_handshake_timeout` (default 5s).
+    pub rpc_handshake_timeout: Duration,
+}
+
+impl Default for TlsConfig {
+    /// No TLS anywhere, Consul's 5 s handshake timeouts.
+    fn default() -> Self {
+        Self {
+            internal_rpc: TlsInterface::default(),
+            https: TlsInterface::default(),
+            server_name: None,
+            https_handshake_timeout: Duration::from_secs(5),
+            rpc_handshake_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One interface's TLS settings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TlsInterface {
+    /// A PEM file of CA certificates (`ca_file`).
+    pub ca_file: Option<PathBuf>,
+    /// A directory of PEM CA certificates (`ca_path`).
+    pub ca_path: Option<PathBuf>,
+    /// This agent's certificate chain (`cert_file`).
+    pub cert_file: Option<PathBuf>,
+    /// This agent's private key (`key_file`).
+    pub key_file: Option<PathBuf>,
+    /// Require a CA-signed client certificate (`verify_incoming`, `verify_incoming_rpc`,
+    /// `verify_incoming_https`).
+    pub verify_incoming: bool,
+    /// Outgoing connections use TLS and check the server against the CA (`verify_outgoing`;
+    /// implied by `verify_server_hostname`).
+    pub verify_outgoing: bool,
+    /// Outgoing server RPC also checks the name `server.<datacenter>.<domain>`.
+    pub verify_server_hostname: bool,
+    /// `tls_min_version`.
+    pub min_version: TlsVersion,
+    /// `tls_cipher_suites`: Go/IANA names for TLS 1.2 (empty: the TLS stack's defaults).
+    pub cipher_suites: Vec<String>,
+}
+
+impl TlsInterface {
+    /// Whether a CA is configured (a file or a directory).
+    pub fn has_ca(&self) -> bool {
+        self.ca_file.is_some() || self.ca_path.is_some()
+    }
+
+    /// Whether this agent has a certificate and key for this interface.
+    pub fn has_cert(&self) -> bool {
+        self.cert_file.is_some() && self.key_file.is_some()
+    }
 }
 
 /// Recursor selection order (`dns_config.recursor_strategy`).
@@ -238,6 +324,6 @@ impl DnsConfig {
 
 impl Default for Ports {
     fn default() -> Self {
-        Self { dns: 8600, http: 8500, server: DEFAULT_SERVER_PORT, serf_lan: 8301 }
+        Self { dns: 8600, http: 8500, https: -1, server: DEFAULT_SERVER_PORT, serf_lan: 8301 }
     }
 }

@@ -49,6 +49,8 @@ pub(super) fn resolve(layers: &Layers, dev: bool, sources: Vec<PathBuf>) -> Resu
     let checks = checks(layers);
     let (services, check_definitions) = definitions(layers, &id, bind_addr, &checks)?;
     let (server, bootstrap_expect) = cluster(layers, dev)?;
+    let ports = ports(layers);
+    let tls = super::tls::resolve(layers, ports.https)?;
     Ok(Config {
         datacenter: id.datacenter,
         node_name: id.node_name,
@@ -78,7 +80,9 @@ pub(super) fn resolve(layers: &Layers, dev: bool, sources: Vec<PathBuf>) -> Resu
         client_addr,
         dns_addr: layers.last(|f| f.addresses.get()?.0.dns.get()).map_or(client_addr, |ip| ip.0),
         http_addr: layers.last(|f| f.addresses.get()?.0.http.get()).map_or(client_addr, |ip| ip.0),
-        ports: ports(layers),
+        https_addr: layers.last(|f| f.addresses.get()?.0.https.get()).map_or(client_addr, |ip| ip.0),
+        tls,
+        ports,
         recursors: recursors(layers),
         dns: dns(layers),
         services,
@@ -177,6 +181,7 @@ fn ports(layers: &Layers) -> Ports {
     Ports {
         dns: last_in(&files, |p| p.dns.get()).map_or(d.dns, |n| n.0 as i32),
         http: last_in(&files, |p| p.http.get()).map_or(d.http, |n| n.0 as i32),
+        https: last_in(&files, |p| p.https.get()).map_or(d.https, |n| n.0 as i32),
         server: last_in(&files, |p| p.server.get()).map_or(d.server, |n| n.0 as u16),
         serf_lan: last_in(&files, |p| p.serf_lan.get()).map_or(d.serf_lan, |n| n.0 as u16),
     }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::RecursorStrategy;
+use super::{RecursorStrategy, TlsVersion};
 
 /// A key as one file gives it: absent (`None`) or present and valid (`Some`); `null` is an
 /// error of the value type, not absence (unlike `Option`).
@@ -116,6 +116,10 @@ value_type!(
         "random" => Ok(RecursorStrategy::Random),
         other => Err(format!("{other:?}: expected \"sequential\" or \"random\"")),
     }
+);
+value_type!(
+    /// A TLS protocol version: Consul 1.8's `tls12` or the modern `TLSv1_2` (`""`: the default).
+    TlsVersionName(TlsVersion) = |v| parse_tls_version(&text(v)?)
 );
 value_type!(
     /// A service definition, decoded by `agent` once the whole configuration is known.
@@ -377,6 +381,19 @@ pub(crate) fn parse_recursor(s: &str) -> Result<SocketAddr, String> {
         return Err(format!("{s:?}: an unspecified address cannot be a recursor"));
     }
     Ok(addr)
+}
+
+/// Parses `tls_min_version`, with Consul's message for anything else.
+fn parse_tls_version(s: &str) -> Result<TlsVersion, String> {
+    match s {
+        "tls10" | "TLSv1_0" => Ok(TlsVersion::Tls10),
+        "tls11" | "TLSv1_1" => Ok(TlsVersion::Tls11),
+        "" | "tls12" | "TLSv1_2" => Ok(TlsVersion::Tls12),
+        "tls13" | "TLSv1_3" => Ok(TlsVersion::Tls13),
+        other => Err(format!(
+            "TLSMinVersion: value {other} not supported, please specify one of [tls10, tls11, tls12, tls13, TLSv1_0, TLSv1_1, TLSv1_2, TLSv1_3]"
+        )),
+    }
 }
 
 /// Normalises a DNS domain: lower-case, fully qualified, non-empty labels.

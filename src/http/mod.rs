@@ -10,6 +10,9 @@
 //! reply carries `X-Consul-Index` ≥ 1, `X-Consul-KnownLeader`, `X-Consul-LastContact` and
 //! `X-Consul-Effective-Consistency`; bodies over 512 KiB are refused with 413; errors are
 //! `text/plain` (`error::ApiError`).
+//!
+//! Served over plain HTTP by `axum::serve` (`app`) and over TLS by `serve_tls` (HTTPS, with
+//! HTTP/2 through ALPN): the same router on both.
 
 mod agent;
 mod agent_health;
@@ -23,6 +26,7 @@ mod metrics;
 mod operator;
 mod prepared_query;
 mod query;
+mod serve_tls;
 mod session;
 mod snapshot;
 mod status;
@@ -43,6 +47,7 @@ use axum::routing::{get, put};
 use serde::Serialize;
 
 pub(crate) use error::ApiError;
+pub(crate) use serve_tls::serve_https;
 
 use self::blocking::{Consistency, ReadOptions};
 use self::query::Query;

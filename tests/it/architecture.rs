@@ -206,6 +206,8 @@ const LAYERS: &[&[&str]] = &[
     &["agent"],
     // Configuration: imports domain types only.
     &["config"],
+    // TLS: certificates and rustls configurations from the configuration's settings.
+    &["tls"],
     // The encoding of every persisted and wire format (imports nothing of cairn).
     &["codec"],
     // The read model, the LMDB store, backups.

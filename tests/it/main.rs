@@ -26,6 +26,8 @@
 //! - `rpc_auth`: only members speak the server RPC: forged frames with and without `encrypt`,
 //!   the key challenge, a wrong-key server, garbage challenges, `insecure_rpc`.
 //! - `resolvers`: dnsmasq forwarding the domain to the agent, glibc behind it, dig checks.
+//! - `tls_https`: HTTPS with client certificates, Go's 400 for plain HTTP, TLS versions,
+//!   HTTP/2 through ALPN, certificate reloads on SIGHUP, refusals at start.
 //! - `write_validation`: forged `Forward` frames on a server's RPC port get the HTTP layer's
 //!   write checks; a client agent answers an invalid write as the server does.
 //! - `zones`: static zone files served beside the domain, SIGHUP reloads, dig.
@@ -55,5 +57,6 @@ mod py_consul;
 mod resolvers;
 mod rpc_auth;
 mod support;
+mod tls_https;
 mod write_validation;
 mod zones;
