@@ -8,6 +8,7 @@
 pub mod api;
 pub mod assets;
 pub mod catalog;
+pub mod flags;
 pub mod info;
 pub mod kv;
 pub mod lock;
