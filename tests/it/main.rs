@@ -23,6 +23,8 @@
 //! - `config`: config files and flags as an operator uses them.
 //! - `prepared`: prepared queries over `/v1/query` and `.query.` DNS names.
 //! - `py_consul`: the py-consul client library drives the agent (tests/py/).
+//! - `tls_tool`: `cairn tls ca create` / `cert create` files checked with openssl; the CLI over
+//!   HTTPS with Consul's TLS variables and flags, through a TLS front requiring client certificates.
 //! - `resolvers`: dnsmasq forwarding the domain to the agent, glibc behind it, dig checks.
 //! - `zones`: static zone files served beside the domain, SIGHUP reloads, dig.
 
@@ -50,4 +52,5 @@ mod prepared;
 mod py_consul;
 mod resolvers;
 mod support;
+mod tls_tool;
 mod zones;
