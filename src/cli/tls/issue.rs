@@ -39,6 +39,9 @@ pub enum IssueError {
     /// The new certificate does not verify against the CA (Consul refuses it too).
     #[error("the new certificate does not verify against the CA: {0}")]
     Verify(String),
+    /// A lifetime that ends after the last date a certificate can carry.
+    #[error("-days {0} ends after 9999-12-31, the last date a certificate can carry")]
+    Days(u32),
     /// A name that cannot be in a certificate.
     #[error("invalid name {name:?}: {reason}")]
     Name {
@@ -147,7 +150,7 @@ pub fn create_ca(req: &CaRequest, now: SystemTime) -> Result<Issued, IssueError>
     params.key_usages =
         vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.use_authority_key_identifier_extension = true;
-    set_validity(&mut params, now, req.days);
+    set_validity(&mut params, now, req.days)?;
     if req.name_constraint {
         let mut permitted: Vec<String> = req.additional_constraints.clone();
         permitted.push(req.domain.clone());
@@ -185,7 +188,7 @@ pub fn create_cert(
         Kind::Cli => Vec::new(),
     };
     params.use_authority_key_identifier_extension = true;
-    set_validity(&mut params, now, req.days);
+    set_validity(&mut params, now, req.days)?;
     let cert = params.signed_by(&key, &issuer)?;
     verify(cert.der(), ca_pem, &req.common_name(), now)?;
     Ok(Issued { cert_pem: cert.pem(), key_pem: key::to_sec1_pem(&key).map_err(IssueError::ReadKey)? })
@@ -242,14 +245,17 @@ fn printable(value: &str) -> Result<DnValue, IssueError> {
     }
 }
 
+/// One SAN: an IP address, or a DNS name (a leading `*.` wildcard allowed), checked as a TLS
+/// peer will read it.
 fn san(name: String) -> Result<SanType, IssueError> {
     if let Ok(ip) = name.parse::<IpAddr>() {
         return Ok(SanType::IpAddress(ip));
     }
-    let dns = name
-        .clone()
-        .try_into()
-        .map_err(|e: rcgen::Error| IssueError::Name { name, reason: e.to_string() })?;
+    let refuse = |reason: String| IssueError::Name { name: name.clone(), reason };
+    let host = name.strip_prefix("*.").unwrap_or(&name);
+    rustls::pki_types::DnsName::try_from(host)
+        .map_err(|_| refuse("not a DNS name or IP address".to_string()))?;
+    let dns = name.clone().try_into().map_err(|e: rcgen::Error| refuse(e.to_string()))?;
     Ok(SanType::DnsName(dns))
 }
 
@@ -258,12 +264,19 @@ fn random_serial() -> u128 {
     rand::random::<u128>() >> 1
 }
 
-/// NotBefore `now`, NotAfter `now + days` (Go's `AddDate(0, 0, days)` in UTC).
-fn set_validity(params: &mut CertificateParams, now: SystemTime, days: u32) {
-    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+/// NotBefore `now`, NotAfter `now + days` (Go's `AddDate(0, 0, days)` in UTC), at most
+/// 9999-12-31T23:59:59Z (the last GeneralizedTime; later would overflow the date type).
+fn set_validity(params: &mut CertificateParams, now: SystemTime, days: u32) -> Result<(), IssueError> {
+    const LAST: u64 = 253_402_300_799;
+    let start = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let end = start + u64::from(days) * 86_400;
+    if end > LAST {
+        return Err(IssueError::Days(days));
+    }
     let epoch = rcgen::date_time_ymd(1970, 1, 1);
-    params.not_before = epoch + Duration::from_secs(since_epoch.as_secs());
-    params.not_after = params.not_before + Duration::from_secs(u64::from(days) * 86_400);
+    params.not_before = epoch + Duration::from_secs(start);
+    params.not_after = epoch + Duration::from_secs(end);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -207,3 +207,26 @@ fn consul_made_ca_signs_verifiable_certificates() {
         assert!(cert.verify_signature(Some(ca.public_key())).is_ok());
     });
 }
+
+#[test]
+fn lifetimes_past_9999_and_bad_names_are_errors_not_panics() {
+    let mut req = ca_request();
+    req.days = u32::MAX;
+    assert!(matches!(create_ca(&req, now()), Err(IssueError::Days(_))));
+    req.days = 2_900_000;
+    let ca = create_ca(&req, now()).expect("ends before 9999");
+    let mut cert = cert_request(Kind::Client);
+    cert.days = u32::MAX;
+    assert!(matches!(create_cert(&cert, &ca.cert_pem, &ca.key_pem, now()), Err(IssueError::Days(_))));
+    for bad in ["", "a b", "é.example", "x..y"] {
+        let mut cert = cert_request(Kind::Client);
+        cert.dns_names = vec![bad.to_string()];
+        assert!(create_cert(&cert, &ca.cert_pem, &ca.key_pem, now()).is_err(), "{bad:?}");
+    }
+    let mut wildcard = cert_request(Kind::Client);
+    wildcard.dns_names = vec!["*.ui.example".to_string()];
+    create_cert(&wildcard, &ca.cert_pem, &ca.key_pem, now()).expect("a wildcard name");
+    let mut cert = cert_request(Kind::Cli);
+    cert.dc = String::new();
+    assert!(create_cert(&cert, &ca.cert_pem, &ca.key_pem, now()).is_err());
+}
