@@ -24,7 +24,8 @@
 //! - `prepared`: prepared queries over `/v1/query` and `.query.` DNS names.
 //! - `py_consul`: the py-consul client library drives the agent (tests/py/).
 //! - `tls_tool`: `cairn tls ca create` / `cert create` files checked with openssl; the CLI over
-//!   HTTPS with Consul's TLS variables and flags, through a TLS front requiring client certificates.
+//!   HTTPS with Consul's TLS variables and flags, through a TLS front requiring client certificates;
+//!   Consul 1.8.7 using cairn's CA and certificates behind `CAIRN_CONSUL_BIN`.
 //! - `resolvers`: dnsmasq forwarding the domain to the agent, glibc behind it, dig checks.
 //! - `zones`: static zone files served beside the domain, SIGHUP reloads, dig.
 

@@ -450,3 +450,34 @@ fn cli_fails_clearly_without_the_right_ca_certificate_or_name() {
     let err = client_error(dir.path(), &with(&[("CONSUL_HTTP_SSL_VERIFY", "maybe")]));
     assert!(err.contains("CONSUL_HTTP_SSL_VERIFY=\"maybe\" is not a boolean"), "{err}");
 }
+
+/// Consul 1.8.7 itself against cairn's files (run with `CAIRN_CONSUL_BIN=$(../shared/conformance/get-consul)`):
+/// `consul tls cert create` signs with a CA `cairn tls ca create` made (SEC1 key, Go's x509),
+/// and `consul members` reaches the agent over HTTPS with cairn's CA and CLI certificate.
+#[test]
+fn consul_uses_cairns_ca_and_certificates() {
+    let Some(consul) = std::env::var_os("CAIRN_CONSUL_BIN") else {
+        eprintln!("CAIRN_CONSUL_BIN unset: Consul interop not checked");
+        return;
+    };
+    let (dir, _agent, front) = tls_setup();
+    let out = Command::new(&consul)
+        .current_dir(dir.path())
+        .args(["tls", "cert", "create", "-client"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(openssl_verify(dir.path(), "consul-agent-ca.pem", "dc1-client-consul-0.pem"));
+    let out = Command::new(&consul)
+        .current_dir(dir.path())
+        .arg("members")
+        .env("CONSUL_HTTP_ADDR", format!("https://{}", front.addr))
+        .env("CONSUL_CACERT", "consul-agent-ca.pem")
+        .env("CONSUL_CLIENT_CERT", "dc1-cli-consul-0.pem")
+        .env("CONSUL_CLIENT_KEY", "dc1-cli-consul-0-key.pem")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("node1") && stdout.contains("alive"), "{stdout}");
+}
