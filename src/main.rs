@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -31,7 +31,11 @@ use cairn::{App, Reloader};
 use cairn::{Config, Overrides};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv =
+        cairn::cli::flags::normalise(&Cli::command(), std::env::args_os(), cairn::cli::SINGLE_DASH_VERBS);
+    let cli = Cli::parse_from(argv);
+    let http = cli.http;
+    let api = || Api::from_args(&http);
     match cli.command {
         Command::Version => {
             println!("cairn v{}", env!("CARGO_PKG_VERSION"));
@@ -43,13 +47,13 @@ fn main() -> ExitCode {
             println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
             ExitCode::SUCCESS
         }
-        Command::Members => run_client(async { Ok(cairn::cli::members::members(&Api::from_env()).await?) }),
+        Command::Members => run_client(async { Ok(cairn::cli::members::members(&api()?).await?) }),
         Command::Join { addr } => {
-            run_client(async move { Ok(cairn::cli::members::join(&Api::from_env(), &addr).await?) })
+            run_client(async move { Ok(cairn::cli::members::join(&api()?, &addr).await?) })
         }
-        Command::Leave => run_client(async { Ok(cairn::cli::members::leave(&Api::from_env()).await?) }),
+        Command::Leave => run_client(async { Ok(cairn::cli::members::leave(&api()?).await?) }),
         Command::Operator(OperatorCommand::Raft(RaftCommand::ListPeers)) => {
-            run_client(async { Ok(cairn::cli::operator::raft_list_peers(&Api::from_env()).await?) })
+            run_client(async { Ok(cairn::cli::operator::raft_list_peers(&api()?).await?) })
         }
         Command::Agent(args) => match run_agent(&args) {
             Ok(()) => ExitCode::SUCCESS,
@@ -60,14 +64,15 @@ fn main() -> ExitCode {
             }
         },
         Command::Kv(cmd) => run_client(async move {
-            cairn::cli::kv::run(&Api::from_env(), cmd).await?;
+            cairn::cli::kv::run(&api()?, cmd).await?;
             Ok(String::new())
         }),
-        Command::Lock(args) => lock(args),
+        Command::Lock(args) => lock(&http, args),
+        Command::Tls(cmd) => tls(cmd),
         Command::Validate { paths } => validate(&paths),
         Command::Assets { dir } => assets(&dir),
         Command::Catalog(c) => run_client(async move {
-            let api = Api::from_env();
+            let api = api()?;
             Ok(match c {
                 CatalogCommand::Datacenters => cairn::cli::catalog::datacenters(&api).await?,
                 CatalogCommand::Nodes => cairn::cli::catalog::nodes(&api).await?,
@@ -75,32 +80,44 @@ fn main() -> ExitCode {
             })
         }),
         Command::Services(c) => run_client(async move {
-            let api = Api::from_env();
+            let api = api()?;
             Ok(match c {
                 ServicesCommand::Register { file } => cairn::cli::services::register(&api, &file).await?,
                 ServicesCommand::Deregister { id } => cairn::cli::services::deregister(&api, &id).await?,
             })
         }),
         Command::Snapshot(c) => run_client(async move {
-            let api = Api::from_env();
+            let api = api()?;
             Ok(match c {
                 SnapshotCommand::Save { file } => cairn::cli::snapshot::save(&api, &file).await?,
                 SnapshotCommand::Restore { file } => cairn::cli::snapshot::restore(&api, &file).await?,
             })
         }),
-        Command::Reload => run_client(async { Ok(cairn::cli::info::reload(&Api::from_env()).await?) }),
-        Command::Info => run_client(async { Ok(cairn::cli::info::info(&Api::from_env()).await?) }),
+        Command::Reload => run_client(async { Ok(cairn::cli::info::reload(&api()?).await?) }),
+        Command::Info => run_client(async { Ok(cairn::cli::info::info(&api()?).await?) }),
     }
 }
 
 /// `cairn lock`: the child's exit code, or 1 when the lock could not be run.
-fn lock(args: cairn::cli::lock::LockArgs) -> ExitCode {
+fn lock(http: &cairn::cli::api::HttpArgs, args: cairn::cli::lock::LockArgs) -> ExitCode {
     let mut code = 1;
     let done = run_client(async {
-        code = cairn::cli::lock::run(&Api::from_env(), args).await?;
+        code = cairn::cli::lock::run(&Api::from_args(http)?, args).await?;
         Ok(String::new())
     });
     if done == ExitCode::SUCCESS { ExitCode::from(u8::try_from(code).unwrap_or(1)) } else { done }
+}
+
+/// `cairn tls ...`: files in the current directory; Consul's messages, exit code 1 on error.
+fn tls(cmd: cairn::cli::tls::TlsCommand) -> ExitCode {
+    let mut out = std::io::stdout();
+    match cairn::cli::tls::run(cmd, std::path::Path::new("."), &mut out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "{e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `cairn validate`: loads config files, service definitions and zones as the agent would.

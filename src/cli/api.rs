@@ -1,30 +1,143 @@
 //! The CLI's client of a running agent's HTTP API (`cairn kv`, `cairn members`, `cairn catalog` …).
 //!
-//! Like Consul's `CONSUL_HTTP_ADDR`, the agent is found through `CAIRN_HTTP_ADDR` (`host:port` or
-//! `http://host:port`), falling back to `127.0.0.1:8500`. Every subcommand that talks to an agent
-//! goes through `Api`; a non-2xx reply becomes `ApiError::Status` carrying the agent's message.
+//! The agent is found as Consul's CLI finds it, with one cairn name on top. The address comes
+//! from the first of: the `-http-addr` flag, `CAIRN_HTTP_ADDR`, `CONSUL_HTTP_ADDR`,
+//! `127.0.0.1:8500`. It is `host:port`, `http://host:port` or `https://host:port`; `CAIRN_` wins
+//! over `CONSUL_` because it can only have been set for cairn, while `CONSUL_HTTP_ADDR` may be
+//! left in a shell for a Consul cluster. `CONSUL_HTTP_SSL=true` turns a bare or `http://`
+//! address into https (as Consul never reverts to http once TLS was asked for). Over https the
+//! agent's certificate is checked against `-ca-file`/`CONSUL_CACERT` and
+//! `-ca-path`/`CONSUL_CAPATH` (else the system's roots) for the address's host, or for
+//! `-tls-server-name`/`CONSUL_TLS_SERVER_NAME`; `-client-cert`/`CONSUL_CLIENT_CERT` with
+//! `-client-key`/`CONSUL_CLIENT_KEY` is presented to an agent with `verify_incoming`;
+//! `CONSUL_HTTP_SSL_VERIFY=false` skips the check. Flags beat the environment; the TLS settings
+//! are read only for https, as Consul does (`cli::tls::client` builds the rustls config). A
+//! setting that cannot be honoured (an unreadable file, a boolean that is not one, a `unix://`
+//! address) is an error before any request, never a silent fallback to plain HTTP.
+//!
+//! Every subcommand that talks to an agent goes through `Api`; a non-2xx reply becomes
+//! `ApiError::Status` carrying the agent's message.
 //!
 //! Why reqwest and not the bare hyper client `health::probe` already uses: reqwest 0.13
-//! without default features (no TLS, no HTTP/2) adds only two crates to the tree, reqwest and
-//! tower-http (hyper, hyper-util, h2, tower and url are there for axum, the probes and hickory),
-//! about 7 s of a cold debug build. For that the CLI gets what it would otherwise rebuild on
-//! hyper-util by hand: the connect timeout; curl's `HTTP_PROXY`/`NO_PROXY` rules (a call goes
-//! through `HTTP_PROXY` when it is set, even to 127.0.0.1, unless `NO_PROXY` names the host);
-//! one connection pool for `cairn lock`'s renewals beside its blocking query; the check of the
-//! URL built from `CAIRN_HTTP_ADDR`; and the error chain users see ("error sending request for
-//! url (…): client error (Connect): tcp connect error: …"), which a switch would change. The
-//! probes stay on bare hyper because each one opens a fresh connection with its own TLS
-//! settings, speaks HTTP/2 by prior knowledge (gRPC) and sends h2 PING frames (H2PING), which
-//! reqwest's pooled client does not expose.
+//! without default features adds few crates to the tree (reqwest, tower-http, and for TLS
+//! hyper-rustls and rustls-platform-verifier, which cairn never calls: the rustls config is
+//! always ours, on ring); hyper, hyper-util, h2, tower, rustls and url are there for axum, the
+//! probes and hickory. For that the CLI gets what it would otherwise rebuild on hyper-util by
+//! hand: the connect timeout; curl's `HTTP_PROXY`/`NO_PROXY` rules (a call goes through
+//! `HTTP_PROXY` when it is set, even to 127.0.0.1, unless `NO_PROXY` names the host); one
+//! connection pool for `cairn lock`'s renewals beside its blocking query; the check of the URL
+//! built from the address; and the error chain users see ("error sending request for url (…):
+//! client error (Connect): tcp connect error: …"), which a switch would change. The probes stay
+//! on bare hyper because each one opens a fresh connection with its own TLS settings, speaks
+//! HTTP/2 by prior knowledge (gRPC) and sends h2 PING frames (H2PING), which reqwest's pooled
+//! client does not expose.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::Method;
 
-/// The environment variable naming the agent's HTTP address.
+use crate::cli::tls::client::{ClientTlsError, TlsSettings};
+
+/// The environment variable naming the agent's HTTP address (beats `CONSUL_HTTP_ADDR`).
 pub const HTTP_ADDR_ENV: &str = "CAIRN_HTTP_ADDR";
-/// The address used when `CAIRN_HTTP_ADDR` is unset.
+/// Consul's name for the agent's HTTP address.
+pub const CONSUL_HTTP_ADDR_ENV: &str = "CONSUL_HTTP_ADDR";
+/// The address used when neither flag nor variable names one.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8500";
+
+/// How the CLI reaches the agent: Consul's HTTP flags, on every subcommand (single or double
+/// dash where `cli::flags` applies). Each falls back to its `CONSUL_*` variable.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Reaching the agent (for subcommands that talk to it)")]
+pub struct HttpArgs {
+    /// The agent's HTTP address: host:port, http://host:port or https://host:port [env:
+    /// CAIRN_HTTP_ADDR, then CONSUL_HTTP_ADDR; default 127.0.0.1:8500].
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub http_addr: Option<String>,
+    /// CA certificate (PEM) to check the agent's HTTPS certificate with [env: CONSUL_CACERT].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Directory of PEM CA certificates [env: CONSUL_CAPATH].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub ca_path: Option<PathBuf>,
+    /// Client certificate (PEM) for an agent with verify_incoming [env: CONSUL_CLIENT_CERT].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's key (PEM) [env: CONSUL_CLIENT_KEY].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub client_key: Option<PathBuf>,
+    /// Name to check the agent's certificate for, instead of the address's host
+    /// [env: CONSUL_TLS_SERVER_NAME].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+}
+
+/// Where and how to reach the agent, resolved from flags and environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The base URL, e.g. `https://127.0.0.1:8501`.
+    pub base: String,
+    /// The TLS settings, for an `https` base only.
+    pub tls: Option<TlsSettings>,
+}
+
+impl HttpArgs {
+    /// The endpoint these flags and the environment `env` (a variable's value by name) name.
+    pub fn resolve(&self, env: impl Fn(&str) -> Option<String>) -> Result<Endpoint, ApiError> {
+        let env = |name: &str| env(name).filter(|v| !v.is_empty());
+        let addr = self
+            .http_addr
+            .clone()
+            .or_else(|| env(HTTP_ADDR_ENV))
+            .or_else(|| env(CONSUL_HTTP_ADDR_ENV))
+            .unwrap_or_else(|| DEFAULT_HTTP_ADDR.to_string());
+        let flag = |name: &str| env(name).map(|v| parse_bool(name, &v)).transpose();
+        let ssl = flag("CONSUL_HTTP_SSL")?.unwrap_or(false);
+        let verify = flag("CONSUL_HTTP_SSL_VERIFY")?.unwrap_or(true);
+        let base = base_url(&addr, ssl)?;
+        if !base.starts_with("https://") {
+            return Ok(Endpoint { base, tls: None });
+        }
+        let path = |flag: &Option<PathBuf>, var: &str| flag.clone().or_else(|| env(var).map(PathBuf::from));
+        let tls = TlsSettings {
+            ca_file: path(&self.ca_file, "CONSUL_CACERT"),
+            ca_path: path(&self.ca_path, "CONSUL_CAPATH"),
+            client_cert: path(&self.client_cert, "CONSUL_CLIENT_CERT"),
+            client_key: path(&self.client_key, "CONSUL_CLIENT_KEY"),
+            server_name: self.tls_server_name.clone().or_else(|| env("CONSUL_TLS_SERVER_NAME")),
+            verify,
+        };
+        Ok(Endpoint { base, tls: Some(tls) })
+    }
+}
+
+/// The base URL for `addr`: its own scheme (`http` becomes `https` with `ssl`), or `https` with
+/// `ssl`, else `http`; no trailing slash.
+fn base_url(addr: &str, ssl: bool) -> Result<String, ApiError> {
+    let addr = addr.trim().trim_end_matches('/');
+    let (scheme, rest) = match addr.split_once("://") {
+        Some(("https", rest)) => ("https", rest),
+        Some(("http", rest)) => (if ssl { "https" } else { "http" }, rest),
+        Some((scheme, _)) => {
+            return Err(ApiError::Address(format!("{addr}: the scheme {scheme}:// is not supported")));
+        }
+        None => (if ssl { "https" } else { "http" }, addr),
+    };
+    if rest.is_empty() {
+        return Err(ApiError::Address(format!("{addr:?} names no host")));
+    }
+    Ok(format!("{scheme}://{rest}"))
+}
+
+/// Go's `strconv.ParseBool`, which Consul reads its boolean variables with.
+fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(ApiError::Address(format!("{name}={value:?} is not a boolean (true or false)"))),
+    }
+}
 
 /// Why a call to the agent failed.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +161,15 @@ pub enum ApiError {
     /// The reply was not the JSON expected.
     #[error("unexpected reply from the agent: {0}")]
     Decode(#[from] serde_json::Error),
+    /// The address or a boolean variable cannot be used.
+    #[error("{0}")]
+    Address(String),
+    /// The TLS files or settings cannot be used.
+    #[error(transparent)]
+    Tls(#[from] ClientTlsError),
+    /// The HTTP client could not be built.
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(reqwest::Error),
 }
 
 /// A reply from the agent: status, headers and body.
@@ -76,21 +198,29 @@ pub struct Api {
 }
 
 impl Api {
-    /// A client for `addr` (`host:port` or a full `http://` URL).
-    pub fn new(addr: &str) -> Self {
-        let addr = addr.trim().trim_end_matches('/');
-        let base = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
+    /// A client for `endpoint` (TLS set up from its settings for `https`).
+    pub fn connect(endpoint: &Endpoint) -> Result<Self, ApiError> {
+        use crate::cli::tls::client;
+        let tls = match &endpoint.tls {
+            Some(settings) => client::client_config(settings)?,
+            None => client::plain_http_config()?,
+        };
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            .tls_backend_preconfigured(tls)
             .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self { base, client }
+            .map_err(ApiError::Client)?;
+        Ok(Self { base: endpoint.base.clone(), client })
     }
 
-    /// A client for `CAIRN_HTTP_ADDR`, or `127.0.0.1:8500`.
-    pub fn from_env() -> Self {
-        let addr = std::env::var(HTTP_ADDR_ENV).unwrap_or_else(|_| DEFAULT_HTTP_ADDR.to_string());
-        Self::new(&addr)
+    /// A client for the flags `args` and the process environment.
+    pub fn from_args(args: &HttpArgs) -> Result<Self, ApiError> {
+        Self::connect(&args.resolve(|name| std::env::var(name).ok())?)
+    }
+
+    /// A client for the process environment alone.
+    pub fn from_env() -> Result<Self, ApiError> {
+        Self::from_args(&HttpArgs::default())
     }
 
     /// The base URL, e.g. `http://127.0.0.1:8500`.
@@ -141,16 +271,89 @@ impl Api {
 
 #[cfg(test)]
 mod tests {
-    use super::Api;
+    use std::collections::HashMap;
+    use std::path::PathBuf;
 
-    fn check(addr: &str, base: &str) {
-        assert_eq!(Api::new(addr).base(), base, "{addr}");
+    use super::{Endpoint, HttpArgs};
+
+    fn resolve(args: &HttpArgs, env: &[(&str, &str)]) -> Result<Endpoint, String> {
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        args.resolve(|name| env.get(name).cloned()).map_err(|e| e.to_string())
+    }
+
+    fn base(env: &[(&str, &str)]) -> String {
+        resolve(&HttpArgs::default(), env).expect("resolve").base
     }
 
     #[test]
     fn addresses() {
-        check("127.0.0.1:8500", "http://127.0.0.1:8500");
-        check("http://10.0.0.1:1234/", "http://10.0.0.1:1234");
-        check(" localhost:8500 ", "http://localhost:8500");
+        assert_eq!(base(&[]), "http://127.0.0.1:8500");
+        assert_eq!(base(&[("CAIRN_HTTP_ADDR", "127.0.0.1:8500")]), "http://127.0.0.1:8500");
+        assert_eq!(base(&[("CAIRN_HTTP_ADDR", "http://10.0.0.1:1234/")]), "http://10.0.0.1:1234");
+        assert_eq!(base(&[("CAIRN_HTTP_ADDR", " localhost:8500 ")]), "http://localhost:8500");
+        assert_eq!(base(&[("CONSUL_HTTP_ADDR", "https://127.0.0.1:8501")]), "https://127.0.0.1:8501");
+        assert_eq!(
+            base(&[("CONSUL_HTTP_ADDR", "127.0.0.1:8501"), ("CONSUL_HTTP_SSL", "true")]),
+            "https://127.0.0.1:8501"
+        );
+        assert_eq!(base(&[("CONSUL_HTTP_ADDR", "http://h:1"), ("CONSUL_HTTP_SSL", "1")]), "https://h:1");
+        assert_eq!(base(&[("CONSUL_HTTP_ADDR", "https://h:1"), ("CONSUL_HTTP_SSL", "false")]), "https://h:1");
+    }
+
+    #[test]
+    fn flag_beats_cairn_beats_consul() {
+        let env = [("CAIRN_HTTP_ADDR", "cairn:1"), ("CONSUL_HTTP_ADDR", "consul:2"), ("CAIRN_UNRELATED", "")];
+        assert_eq!(base(&env), "http://cairn:1");
+        assert_eq!(base(&env[1..]), "http://consul:2");
+        assert_eq!(base(&[("CAIRN_HTTP_ADDR", ""), ("CONSUL_HTTP_ADDR", "consul:2")]), "http://consul:2");
+        let args = HttpArgs { http_addr: Some("flag:3".into()), ..HttpArgs::default() };
+        assert_eq!(resolve(&args, &env).expect("resolve").base, "http://flag:3");
+    }
+
+    #[test]
+    fn tls_settings_only_for_https_flags_before_env() {
+        let env = [
+            ("CONSUL_HTTP_ADDR", "https://127.0.0.1:8501"),
+            ("CONSUL_CACERT", "env-ca.pem"),
+            ("CONSUL_CAPATH", "/etc/cas"),
+            ("CONSUL_CLIENT_CERT", "env-cert.pem"),
+            ("CONSUL_CLIENT_KEY", "env-key.pem"),
+            ("CONSUL_TLS_SERVER_NAME", "server.dc1.consul"),
+            ("CONSUL_HTTP_SSL_VERIFY", "false"),
+        ];
+        let tls = resolve(&HttpArgs::default(), &env).expect("resolve").tls.expect("tls");
+        assert_eq!(tls.ca_file, Some(PathBuf::from("env-ca.pem")));
+        assert_eq!(tls.ca_path, Some(PathBuf::from("/etc/cas")));
+        assert_eq!(tls.client_cert, Some(PathBuf::from("env-cert.pem")));
+        assert_eq!(tls.client_key, Some(PathBuf::from("env-key.pem")));
+        assert_eq!(tls.server_name.as_deref(), Some("server.dc1.consul"));
+        assert!(!tls.verify);
+        let args = HttpArgs {
+            ca_file: Some("flag-ca.pem".into()),
+            client_cert: Some("flag-cert.pem".into()),
+            client_key: Some("flag-key.pem".into()),
+            tls_server_name: Some("other".into()),
+            ..HttpArgs::default()
+        };
+        let tls = resolve(&args, &env).expect("resolve").tls.expect("tls");
+        assert_eq!(tls.ca_file, Some(PathBuf::from("flag-ca.pem")));
+        assert_eq!(tls.client_cert, Some(PathBuf::from("flag-cert.pem")));
+        assert_eq!(tls.client_key, Some(PathBuf::from("flag-key.pem")));
+        assert_eq!(tls.server_name.as_deref(), Some("other"));
+        let plain = resolve(&HttpArgs::default(), &[("CONSUL_CACERT", "ca.pem")]).expect("resolve");
+        assert_eq!(plain.tls, None);
+        let verified = resolve(&HttpArgs::default(), &env[..1]).expect("resolve").tls.expect("tls");
+        assert!(verified.verify);
+    }
+
+    #[test]
+    fn unusable_settings_are_errors() {
+        let err = resolve(&HttpArgs::default(), &[("CONSUL_HTTP_SSL", "yes")]).expect_err("bad bool");
+        assert_eq!(err, r#"CONSUL_HTTP_SSL="yes" is not a boolean (true or false)"#);
+        let err = resolve(&HttpArgs::default(), &[("CONSUL_HTTP_SSL_VERIFY", "nope")]).expect_err("bad bool");
+        assert!(err.starts_with("CONSUL_HTTP_SSL_VERIFY="), "{err}");
+        let err = resolve(&HttpArgs::default(), &[("CONSUL_HTTP_ADDR", "unix:///tmp/consul.sock")])
+            .expect_err("unix");
+        assert!(err.contains("unix:// is not supported"), "{err}");
     }
 }

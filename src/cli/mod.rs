@@ -3,11 +3,15 @@
 //!
 //! `main` turns `AgentArgs` into `config::Overrides` and starts the agent. A subcommand that
 //! talks to an agent lives in its own file here and reaches the agent only through
-//! `api::Api` (the local agent's HTTP API, found through `CAIRN_HTTP_ADDR`).
+//! `api::Api` (the local agent's HTTP API, found through `-http-addr`, `CAIRN_HTTP_ADDR` or
+//! `CONSUL_HTTP_ADDR`, over HTTPS with Consul's TLS flags and variables: `api::HttpArgs`).
+//! `cairn tls` (Consul's certificate tooling) takes Consul's single-dash flags too: `main`
+//! passes argv through `flags::normalise` first.
 
 pub mod api;
 pub mod assets;
 pub mod catalog;
+pub mod flags;
 pub mod info;
 pub mod kv;
 pub mod lock;
@@ -15,6 +19,7 @@ pub mod members;
 pub mod operator;
 pub mod services;
 pub mod snapshot;
+pub mod tls;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -30,7 +35,16 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// How subcommands that talk to the agent reach it (global flags).
+    #[command(flatten)]
+    pub http: api::HttpArgs,
 }
+
+/// The top-level verbs whose flags may be spelt Consul's way, with one dash (`cli::flags`):
+/// `tls`, and `members`, which Consul's TLS tutorial runs as `consul members
+/// -ca-file=consul-agent-ca.pem -client-cert=… -client-key=… -http-addr="https://localhost:8501"`.
+/// Issue 21 extends this to every verb.
+pub const SINGLE_DASH_VERBS: &[&str] = &["tls", "members"];
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
@@ -78,6 +92,9 @@ pub enum Command {
     Reload,
     /// Show the local agent's configuration and state.
     Info,
+    /// Create a CA and agent certificates, as `consul tls` does (Consul's file names and flags).
+    #[command(subcommand)]
+    Tls(tls::TlsCommand),
     /// Write the man page and shell completions into DIR (used by the packages).
     #[command(hide = true)]
     Assets {

@@ -246,7 +246,7 @@ pub(crate) fn write_node(http: std::net::SocketAddr, i: usize) -> bool {
     let body = format!(r#"{{"Node":"w{i}","Address":"10.1.{}.{}"}}"#, i / 250, i % 250 + 1);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let req = reqwest::Client::new().put(format!("http://{http}/v1/catalog/register"));
+        let req = crate::support::http_client().put(format!("http://{http}/v1/catalog/register"));
         let resp = req.timeout(Duration::from_secs(30)).body(body).send().await;
         resp.is_ok_and(|r| r.status().as_u16() == 200)
     })

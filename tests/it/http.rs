@@ -75,7 +75,7 @@ fn blocking_query_returns_when_the_service_changes() {
         let url = format!("http://{http}/v1/health/service/cache?index={index}&wait=30s");
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let (new_index, body) = rt.block_on(async {
-            let r = reqwest::get(url).await.unwrap();
+            let r = crate::support::http_client().get(url).send().await.unwrap();
             let i: u64 = r.headers()["X-Consul-Index"].to_str().unwrap().parse().unwrap();
             (i, r.text().await.unwrap())
         });

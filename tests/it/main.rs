@@ -28,6 +28,9 @@
 //! - `resolvers`: dnsmasq forwarding the domain to the agent, glibc behind it, dig checks.
 //! - `tls_https`: HTTPS with client certificates, Go's 400 for plain HTTP, TLS versions,
 //!   HTTP/2 through ALPN, certificate reloads on SIGHUP, refusals at start.
+//! - `tls_tool`: `cairn tls ca create` / `cert create` files checked with openssl; the CLI over
+//!   HTTPS with Consul's TLS variables and flags, through a TLS front requiring client certificates;
+//!   Consul 1.8.7 using cairn's CA and certificates behind `CAIRN_CONSUL_BIN`.
 //! - `write_validation`: forged `Forward` frames on a server's RPC port get the HTTP layer's
 //!   write checks; a client agent answers an invalid write as the server does.
 //! - `zones`: static zone files served beside the domain, SIGHUP reloads, dig.
@@ -58,5 +61,6 @@ mod resolvers;
 mod rpc_auth;
 mod support;
 mod tls_https;
+mod tls_tool;
 mod write_validation;
 mod zones;

@@ -163,7 +163,8 @@ fn http(ns: &str, method: &str, path: &str, body: &str, timeout: Duration) -> Ou
     in_ns(ns, move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let client = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
+            let client =
+                crate::support::http_client_builder().no_proxy().build().map_err(|e| e.to_string())?;
             let r = client.request(method, url).body(body).timeout(timeout).send().await;
             let r = r.map_err(|e| format!("{e:?}"))?;
             let status = r.status().as_u16();

@@ -14,7 +14,7 @@ use crate::support::{Agent, Transport, rendered, srv_targets};
 fn send(agent: &Agent, method: reqwest::Method, path: &str, body: &str) -> (u16, String) {
     let url = format!("http://{}{}", agent.http, path);
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-        let r = reqwest::Client::new()
+        let r = crate::support::http_client()
             .request(method, url)
             .body(body.to_owned())
             .timeout(Duration::from_secs(30))

@@ -192,8 +192,7 @@ impl Agent {
     /// GET returning (status, headers, raw body).
     pub(crate) fn get_full(&self, path: &str) -> reqwest::Result<(u16, reqwest::header::HeaderMap, String)> {
         block(async {
-            let r =
-                reqwest::Client::new().get(self.url(path)).timeout(Duration::from_secs(700)).send().await?;
+            let r = http_client().get(self.url(path)).timeout(Duration::from_secs(700)).send().await?;
             let status = r.status().as_u16();
             let headers = r.headers().clone();
             Ok((status, headers, r.text().await?))
@@ -203,7 +202,7 @@ impl Agent {
     /// PUT with a JSON (or raw) body; returns (status, body text).
     pub(crate) fn put(&self, path: &str, body: &str) -> (u16, String) {
         block(async {
-            let r = reqwest::Client::new().put(self.url(path)).body(body.to_owned()).send().await.unwrap();
+            let r = http_client().put(self.url(path)).body(body.to_owned()).send().await.unwrap();
             let status = r.status().as_u16();
             (status, r.text().await.unwrap())
         })
@@ -229,6 +228,19 @@ impl Drop for Agent {
             let _ = c.wait();
         }
     }
+}
+
+/// The tests' HTTP client builder. reqwest is built with `rustls-no-provider` (TLS on ring, no
+/// aws-lc), so a client without a preconfigured TLS backend needs ring installed as the
+/// process's default provider first; every test HTTP client comes from here.
+pub(crate) fn http_client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
+/// A plain test HTTP client (see `http_client_builder`).
+pub(crate) fn http_client() -> reqwest::Client {
+    http_client_builder().build().unwrap()
 }
 
 fn block<F: Future>(f: F) -> F::Output {
@@ -328,7 +340,7 @@ impl Agent {
         let url = self.url(path);
         let n = bodies.len();
         block(async move {
-            let client = reqwest::Client::new();
+            let client = http_client();
             let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
             let mut tasks = tokio::task::JoinSet::new();
             for (i, body) in bodies.into_iter().enumerate() {
