@@ -22,10 +22,12 @@
 //! (client agents), `session` (the leader's session TTL timers), `local` (the agent's own
 //! services and checks, anti-entropy) -> `health` (check runners), `serve_rpc` (the server-RPC
 //! listener) -> `zone`, `dns` (read path) -> `http` (API front door) -> `app`, `cli` (startup,
-//! command line); `systemd` (socket activation, readiness) imports nothing of cairn.
+//! command line); `systemd` (socket activation, readiness) and `acl` (policy rules, the
+//! authorizer) import nothing of cairn.
 
 #![warn(unreachable_pub)]
 
+mod acl;
 mod agent;
 mod app;
 mod backup;
@@ -77,6 +79,7 @@ pub use snapshot::{CatalogSnapshot, SnapshotHandle};
 /// the proptests and the fuzz target; not an API.
 #[doc(hidden)]
 pub mod testing {
+    pub use crate::acl::fuzz_logic as acl_fuzz_logic;
     pub use crate::dns::{bench_support, fuzz_logic, handle};
     pub use crate::raft::state_machine::bench_support::apply_and_publish;
 }

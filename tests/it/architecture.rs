@@ -201,7 +201,7 @@ fn every_source_file_starts_with_a_module_doc() {
 const LAYERS: &[&[&str]] = &[
     // Vocabulary: time, and the catalog with its write commands and the pure `apply`;
     // systemd's socket activation and readiness notification (imports nothing of cairn).
-    &["clock", "catalog", "systemd"],
+    &["clock", "catalog", "systemd", "acl"],
     // Consul's service/check definitions.
     &["agent"],
     // Configuration: imports domain types only.
