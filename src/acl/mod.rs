@@ -32,6 +32,7 @@ mod authorizer;
 pub mod fuzz_logic;
 mod layout;
 mod parse;
+mod resolve;
 mod rules;
 mod syntax;
 
@@ -42,6 +43,8 @@ mod tests;
 pub(crate) use authorizer::{Authorizer, DefaultPolicy};
 #[allow(unused_imports)]
 pub(crate) use parse::{RulesError, parse_rules};
+#[allow(unused_imports)]
+pub(crate) use resolve::{Disabled, ROOT_NAMES, Resolve, ResolveError};
 #[allow(unused_imports)]
 pub(crate) use rules::{
     ANONYMOUS_TOKEN_ACCESSOR_ID, ANONYMOUS_TOKEN_SECRET, GLOBAL_MANAGEMENT_POLICY_ID,
