@@ -43,6 +43,9 @@ fn main() -> ExitCode {
             println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
             ExitCode::SUCCESS
         }
+        Command::Keyring(args) => {
+            run_client(async move { Ok(cairn::cli::keyring::keyring(&Api::from_env(), &args).await?) })
+        }
         Command::Members => run_client(async { Ok(cairn::cli::members::members(&Api::from_env()).await?) }),
         Command::Join { addr } => {
             run_client(async move { Ok(cairn::cli::members::join(&Api::from_env(), &addr).await?) })

@@ -83,7 +83,12 @@ pub(super) async fn start_gossip(
         leaving: false,
     };
     let serf_bind = SocketAddr::new(config.bind_addr, config.ports.serf_lan);
-    let gossip = crate::gossip::Lan::start(&config.node_name, serf_bind, meta, config.encrypt.as_deref())
+    let keys = crate::gossip::keyring::GossipKeys::load(
+        config.encrypt.as_deref(),
+        &config.data_dir,
+        config.disable_keyring_file,
+    )?;
+    let gossip = crate::gossip::Lan::start(&config.node_name, serf_bind, meta, keys)
         .await
         .with_context(|| format!("starting LAN gossip on {serf_bind}"))?;
     config.ports.serf_lan = crate::gossip::Membership::local_addr(&*gossip).port();

@@ -9,6 +9,7 @@ pub mod api;
 pub mod assets;
 pub mod catalog;
 pub mod info;
+pub mod keyring;
 pub mod kv;
 pub mod lock;
 pub mod members;
@@ -55,6 +56,8 @@ pub enum Command {
     Leave,
     /// Print a new gossip encryption key (base64 of 32 random bytes) for `encrypt`.
     Keygen,
+    /// List, install, use or remove gossip encryption keys on every member (one action).
+    Keyring(keyring::KeyringArgs),
     /// Cluster operations (`operator raft list-peers`).
     #[command(subcommand)]
     Operator(OperatorCommand),

@@ -46,6 +46,8 @@ pub(super) struct FileConfig {
     pub(super) raft_trailing_logs: Given<Int<0, { i64::MAX }>>,
     pub(super) anti_entropy_interval: Given<Positive>,
     pub(super) encrypt: Given<EncryptKey>,
+    /// Consul's `disable_keyring_file`: keep the gossip keyring in memory only.
+    pub(super) disable_keyring_file: Given<Flag>,
     pub(super) recursors: List<Recursor>,
     pub(super) enable_script_checks: Given<Flag>,
     pub(super) enable_local_script_checks: Given<Flag>,

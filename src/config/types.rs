@@ -50,6 +50,9 @@ pub struct Config {
     pub cleanup_dead_servers: bool,
     /// Gossip encryption key (`encrypt`, base64 of 16, 24 or 32 bytes; `cairn keygen`).
     pub encrypt: Option<Vec<u8>>,
+    /// Do not persist the gossip keyring to `<data_dir>/serf/local.keyring`
+    /// (`disable_keyring_file`, default false).
+    pub disable_keyring_file: bool,
     /// Where HTTP and DNS listen unless `addresses` says otherwise (`client_addr`).
     pub client_addr: IpAddr,
     /// DNS listen address (`addresses.dns`, default `client_addr`).

@@ -74,6 +74,7 @@ pub(super) fn resolve(layers: &Layers, dev: bool, sources: Vec<PathBuf>) -> Resu
             .last(|f| f.autopilot.get()?.0.cleanup_dead_servers.get())
             .is_none_or(|b| b.0),
         encrypt: layers.last(|f| f.encrypt.get()).map(|k| k.0),
+        disable_keyring_file: layers.last(|f| f.disable_keyring_file.get()).is_some_and(|b| b.0),
         client_addr,
         dns_addr: layers.last(|f| f.addresses.get()?.0.dns.get()).map_or(client_addr, |ip| ip.0),
         http_addr: layers.last(|f| f.addresses.get()?.0.http.get()).map_or(client_addr, |ip| ip.0),

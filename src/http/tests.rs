@@ -50,6 +50,7 @@ fn config() -> Config {
         anti_entropy_interval: crate::local::DEFAULT_INTERVAL,
         cleanup_dead_servers: true,
         encrypt: None,
+        disable_keyring_file: false,
         client_addr: "127.0.0.1".parse().expect("ip"),
         dns_addr: "127.0.0.1".parse().expect("ip"),
         http_addr: "127.0.0.1".parse().expect("ip"),
