@@ -133,30 +133,13 @@ impl Gossip {
         // `DefaultLANConfig` (Consul's and Serf's LAN timings) probes every 1 s with a 500 ms
         // timeout. Use HashiCorp's, so failure detection matches Consul's (suspicion lasts
         // 4 * log10(N) probe intervals) instead of being twice as eager.
-        let mut options =
-            Options::lan().with_probe_interval(PROBE_INTERVAL).with_probe_timeout(PROBE_TIMEOUT);
-        let secrets = keys
-            .keys
-            .iter()
-            .map(|k| keyring::secret_key(k))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| GossipError::Start(format!("encryption key: {e}")))?;
-        if let Some(primary) = secrets.first() {
-            options = options
-                .with_primary_key(*primary)
-                .with_encryption_algo(EncryptionAlgorithm::NoPadding)
-                .with_gossip_verify_incoming(true)
-                .with_gossip_verify_outgoing(true);
-        }
-        let ml = Memberlist::<Transport, Delegate>::with_delegate(delegate, opts, options)
-            .await
-            .map_err(|e| GossipError::Start(e.to_string()))?;
-        let ring = ml.keyring().cloned();
-        if let Some(ring) = &ring {
-            secrets.iter().skip(1).for_each(|k| ring.insert(*k));
-        }
-        let keyring =
-            Arc::new(LanKeyring::new(ring, keys.file).map_err(|e| GossipError::Start(e.to_string()))?);
+        let options = Options::lan().with_probe_interval(PROBE_INTERVAL).with_probe_timeout(PROBE_TIMEOUT);
+        let secrets: Vec<_> = keys.keys.iter().map(|k| keyring::secret_key(k)).collect::<Result<_, _>>()?;
+        let ml =
+            Memberlist::<Transport, Delegate>::with_delegate(delegate, opts, encrypted(options, &secrets))
+                .await
+                .map_err(|e| GossipError::Start(e.to_string()))?;
+        let keyring = Arc::new(ring(&ml, &secrets, keys.file)?);
         let addr = *ml.advertise_address();
         let (events, _) = broadcast::channel(1024);
         let table = Arc::new(Mutex::new(BTreeMap::new()));
@@ -194,15 +177,7 @@ impl Gossip {
             }
         });
         tokio::spawn(reconnect(ml.clone(), table.clone()));
-        let pending = Arc::new(PendingQueries::default());
-        let answerer = KeyringAnswerer {
-            ml: ml.clone(),
-            keyring: keyring.clone(),
-            pending: pending.clone(),
-            table: table.clone(),
-            name: name.to_owned(),
-        };
-        tokio::spawn(answerer.serve(inbox_rx));
+        let pending = KeyringAnswerer::spawn(&ml, &keyring, &table, name, inbox_rx);
         Ok(Arc::new(Self {
             ml,
             local_meta,
@@ -269,6 +244,32 @@ impl Gossip {
     }
 }
 
+/// `options` encrypting with the first of `secrets` and refusing unencrypted messages (none:
+/// no encryption).
+fn encrypted(options: Options, secrets: &[memberlist::proto::SecretKey]) -> Options {
+    match secrets.first() {
+        Some(primary) => options
+            .with_primary_key(*primary)
+            .with_encryption_algo(EncryptionAlgorithm::NoPadding)
+            .with_gossip_verify_incoming(true)
+            .with_gossip_verify_outgoing(true),
+        None => options,
+    }
+}
+
+/// The keyring over memberlist's ring, with the other `secrets` installed beside the primary.
+fn ring(
+    ml: &Memberlist<Transport, Delegate>,
+    secrets: &[memberlist::proto::SecretKey],
+    file: Option<std::path::PathBuf>,
+) -> Result<LanKeyring, GossipError> {
+    let ring = ml.keyring().cloned();
+    if let Some(ring) = &ring {
+        secrets.iter().skip(1).for_each(|k| ring.insert(*k));
+    }
+    Ok(LanKeyring::new(ring, file)?)
+}
+
 /// The alive members' gossip addresses, by name (this agent included).
 fn alive(table: &Table) -> BTreeMap<String, SocketAddr> {
     table
@@ -313,6 +314,27 @@ struct KeyringAnswerer {
 }
 
 impl KeyringAnswerer {
+    /// Starts answering the messages of `inbox`; returns the table the replies to this agent's
+    /// own queries are delivered to.
+    fn spawn(
+        ml: &Memberlist<Transport, Delegate>,
+        keyring: &Arc<LanKeyring>,
+        table: &Table,
+        name: &str,
+        inbox: mpsc::Receiver<Vec<u8>>,
+    ) -> Arc<PendingQueries> {
+        let pending = Arc::new(PendingQueries::default());
+        let this = Self {
+            ml: ml.clone(),
+            keyring: keyring.clone(),
+            pending: pending.clone(),
+            table: table.clone(),
+            name: name.to_owned(),
+        };
+        tokio::spawn(this.serve(inbox));
+        pending
+    }
+
     /// Takes messages from the delegate's inbox until gossip stops.
     async fn serve(self, mut inbox: mpsc::Receiver<Vec<u8>>) {
         let this = Arc::new(self);

@@ -141,6 +141,9 @@ pub(crate) enum GossipError {
     /// Leaving failed.
     #[error("leave: {0}")]
     Leave(String),
+    /// The encryption keys or the keyring file were refused at start.
+    #[error("gossip keyring: {0}")]
+    Keyring(#[from] keyring::KeyringError),
 }
 
 /// The LAN membership pool.
