@@ -256,3 +256,38 @@ fn a_key_rotation_on_a_live_cluster_marks_no_member_failed() {
     assert_eq!(pools[0]["NumNodes"], 3);
     write_replicates(&c, 1, 4);
 }
+
+#[test]
+fn disable_keyring_file_keeps_the_keyring_in_memory_and_a_broken_file_stops_start_up() {
+    let (k1, k2) = (keygen(), keygen());
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nofile.json");
+    std::fs::write(&conf, r#"{"disable_keyring_file": true}"#).unwrap();
+    let data = dir.path().join("data");
+    let file = data.join("serf").join("local.keyring");
+    {
+        let conf = conf.to_str().unwrap();
+        let a = Agent::server(&data, &["--encrypt", &k1, "--config-file", conf]);
+        assert_eq!(keyring(&a, reqwest::Method::POST, "", Some(&k2)).0, 200);
+        assert_eq!(list(&a)[0]["Keys"], json!({ &k1: 1, &k2: 1 }));
+        assert!(!file.exists(), "disable_keyring_file wrote {}", file.display());
+    }
+    {
+        // Without the switch the file is written, and a restart reads it back.
+        let a = Agent::server(&data, &["--encrypt", &k1]);
+        assert_eq!(keyring(&a, reqwest::Method::POST, "", Some(&k2)).0, 200);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(serde_json::from_str::<Vec<String>>(&text).unwrap(), vec![k1.clone(), k2.clone()]);
+    }
+    {
+        let a = Agent::server(&data, &[]);
+        assert_eq!(list(&a)[0]["PrimaryKeys"], json!({ &k1: 1 }), "the file alone turns encryption on");
+        assert_eq!(list(&a)[0]["Keys"], json!({ &k1: 1, &k2: 1 }));
+    }
+    std::fs::write(&file, r#"["YWJj"]"#).unwrap();
+    let d = data.to_str().unwrap();
+    let err = Agent::try_start(&["--server", "--bootstrap-expect", "1", "--node", "node1", "--data-dir", d])
+        .err()
+        .expect("a broken keyring file stops start-up");
+    assert!(err.contains("key size must be 16, 24 or 32 bytes"), "{err}");
+}
