@@ -255,6 +255,13 @@ fn a_key_rotation_on_a_live_cluster_marks_no_member_failed() {
     assert_eq!(pools[0]["Keys"], json!({ &new: 3 }), "{pools}");
     assert_eq!(pools[0]["NumNodes"], 3);
     write_replicates(&c, 1, 4);
+
+    // A member that does not answer (stopped, not yet declared failed) fails the operation.
+    c.server(2).signal("STOP");
+    let (ok, text) = cli(c.server(0), &["keyring", "--list"]);
+    c.server(2).signal("CONT");
+    assert!(!ok, "a silent member went unnoticed: {text}");
+    assert!(text.contains("\t* dc1 (LAN) error: 2/3 nodes reported success"), "{text}");
 }
 
 #[test]
