@@ -24,8 +24,9 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwap;
 use base64::Engine as _;
 use memberlist::keyring::Keyring;
 use memberlist::proto::SecretKey;
@@ -163,6 +164,37 @@ fn write_file(path: &Path, keys: &[String]) -> Result<(), KeyringError> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| err(&e))
 }
 
+/// The keyring's current keys (raw bytes, primary first), readable before gossip starts (the
+/// keys it will start with) and after (every change is published into it): what a part that
+/// starts before gossip, or sits in a lower layer behind a closure, keys itself with.
+#[derive(Clone, Default)]
+pub(crate) struct KeysView(Arc<ArcSwap<Vec<Vec<u8>>>>);
+
+impl std::fmt::Debug for KeysView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("KeysView").field(&self.0.load().len()).finish()
+    }
+}
+
+impl KeysView {
+    fn new(keys: Vec<Vec<u8>>) -> Self {
+        Self(Arc::new(ArcSwap::from_pointee(keys)))
+    }
+
+    /// The keys now, primary first (empty: gossip is not encrypted).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the RPC handshake keyed by the keyring (issue 19) reads it once merged")
+    )]
+    pub(crate) fn keys(&self) -> Vec<Vec<u8>> {
+        self.0.load().as_ref().clone()
+    }
+
+    fn publish(&self, ring: &Keyring) {
+        self.0.store(Arc::new(ring.keys().map(|k| k.as_ref().to_vec()).collect()));
+    }
+}
+
 /// The gossip encryption an agent starts with.
 #[derive(Clone, Default)]
 pub(crate) struct GossipKeys {
@@ -170,6 +202,8 @@ pub(crate) struct GossipKeys {
     pub keys: Vec<Vec<u8>>,
     /// Where keyring changes are persisted (`None`: `disable_keyring_file`).
     pub file: Option<PathBuf>,
+    /// The same keys, then every change the keyring makes (shared: clone it before start).
+    pub view: KeysView,
 }
 
 impl std::fmt::Debug for GossipKeys {
@@ -189,7 +223,7 @@ impl GossipKeys {
     ) -> Result<Self, KeyringError> {
         let given = encrypt.map(|k| vec![k.to_vec()]).unwrap_or_default();
         if disable_file {
-            return Ok(Self { keys: given, file: None });
+            return Ok(Self { view: KeysView::new(given.clone()), keys: given, file: None });
         }
         let file = data_dir.join("serf").join(LAN_KEYRING_FILE);
         let keys = match load_file(&file)? {
@@ -201,7 +235,7 @@ impl GossipKeys {
             }
             None => given,
         };
-        Ok(Self { keys, file: Some(file) })
+        Ok(Self { view: KeysView::new(keys.clone()), keys, file: Some(file) })
     }
 }
 
@@ -209,6 +243,7 @@ impl GossipKeys {
 pub(crate) struct LanKeyring {
     ring: Option<Keyring>,
     file: Option<PathBuf>,
+    view: KeysView,
     /// Serialises operations, so the file is written in the order the ring changed.
     write: Mutex<()>,
 }
@@ -226,10 +261,15 @@ impl std::fmt::Debug for LanKeyring {
 impl LanKeyring {
     /// Wraps memberlist's ring (`None` when gossip is not encrypted); `file` is where changes
     /// are persisted (`None` with `disable_keyring_file`). Writes the file once, so it exists
-    /// from the first start with `encrypt`, as Consul's does.
-    pub(crate) fn new(ring: Option<Keyring>, file: Option<PathBuf>) -> Result<Self, KeyringError> {
-        let this = Self { ring, file, write: Mutex::new(()) };
+    /// from the first start with `encrypt`, as Consul's does. `view` gets every change.
+    pub(crate) fn new(
+        ring: Option<Keyring>,
+        file: Option<PathBuf>,
+        view: KeysView,
+    ) -> Result<Self, KeyringError> {
+        let this = Self { ring, file, view, write: Mutex::new(()) };
         if let Some(ring) = &this.ring {
+            this.view.publish(ring);
             this.persist(ring)?;
         }
         Ok(this)
@@ -263,6 +303,7 @@ impl LanKeyring {
                 KeyOp::Remove => ring.remove(&raw).map_err(|_| KeyringError::RemovePrimary)?,
                 KeyOp::List => {}
             }
+            self.view.publish(ring);
             self.persist(ring)?;
         }
         let keys: Vec<String> = ring.keys().map(|k| encode_key(&k)).collect();
@@ -286,7 +327,8 @@ mod tests {
     fn ring(dir: &Path) -> LanKeyring {
         let raw = decode_base64(K1).expect("base64");
         let key = secret_key(&raw).expect("32 bytes");
-        LanKeyring::new(Some(Keyring::new(key)), Some(dir.join("serf").join(LAN_KEYRING_FILE))).expect("new")
+        let file = Some(dir.join("serf").join(LAN_KEYRING_FILE));
+        LanKeyring::new(Some(Keyring::new(key)), file, KeysView::default()).expect("new")
     }
 
     fn file(dir: &Path) -> Vec<String> {
@@ -310,6 +352,7 @@ mod tests {
         assert_eq!(after.keys, vec![K2]);
         assert_eq!(file(dir.path()), vec![K2]);
         assert_eq!(r.keys(), vec![decode_base64(K2).expect("base64")]);
+        assert_eq!(r.view.keys(), r.keys(), "the view follows the ring");
         let loaded = load_file(&dir.path().join("serf").join(LAN_KEYRING_FILE)).expect("load");
         assert_eq!(loaded, Some(vec![decode_base64(K2).expect("base64")]));
     }
@@ -339,9 +382,24 @@ mod tests {
 
     #[test]
     fn without_encryption_every_operation_is_refused() {
-        let r = LanKeyring::new(None, None).expect("new");
+        let r = LanKeyring::new(None, None, KeysView::default()).expect("new");
         assert_eq!(r.apply(KeyOp::List, ""), Err(KeyringError::Disabled));
         assert!(r.keys().is_empty());
+    }
+
+    #[test]
+    fn the_file_overrides_encrypt_and_the_view_starts_with_the_keys_loaded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (k1, k2) = (decode_base64(K1).expect("base64"), decode_base64(K2).expect("base64"));
+        let keys = GossipKeys::load(Some(&k1), dir.path(), false).expect("load");
+        assert_eq!((keys.keys.clone(), keys.view.keys()), (vec![k1.clone()], vec![k1.clone()]));
+        std::fs::create_dir_all(dir.path().join("serf")).expect("mkdir");
+        std::fs::write(dir.path().join("serf").join(LAN_KEYRING_FILE), format!("[\"{K2}\", \"{K1}\"]"))
+            .expect("write");
+        let keys = GossipKeys::load(Some(&k1), dir.path(), false).expect("load");
+        assert_eq!(keys.keys, vec![k2.clone(), k1.clone()]);
+        let keys = GossipKeys::load(Some(&k1), dir.path(), true).expect("load");
+        assert_eq!((keys.keys, keys.file), (vec![k1], None), "disable_keyring_file ignores the file");
     }
 
     #[test]

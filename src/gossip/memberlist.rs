@@ -139,7 +139,7 @@ impl Gossip {
             Memberlist::<Transport, Delegate>::with_delegate(delegate, opts, encrypted(options, &secrets))
                 .await
                 .map_err(|e| GossipError::Start(e.to_string()))?;
-        let keyring = Arc::new(ring(&ml, &secrets, keys.file)?);
+        let keyring = Arc::new(ring(&ml, &secrets, keys)?);
         let addr = *ml.advertise_address();
         let (events, _) = broadcast::channel(1024);
         let table = Arc::new(Mutex::new(BTreeMap::new()));
@@ -261,13 +261,13 @@ fn encrypted(options: Options, secrets: &[memberlist::proto::SecretKey]) -> Opti
 fn ring(
     ml: &Memberlist<Transport, Delegate>,
     secrets: &[memberlist::proto::SecretKey],
-    file: Option<std::path::PathBuf>,
+    keys: GossipKeys,
 ) -> Result<LanKeyring, GossipError> {
     let ring = ml.keyring().cloned();
     if let Some(ring) = &ring {
         secrets.iter().skip(1).for_each(|k| ring.insert(*k));
     }
-    Ok(LanKeyring::new(ring, file)?)
+    Ok(LanKeyring::new(ring, keys.file, keys.view)?)
 }
 
 /// The alive members' gossip addresses, by name (this agent included).
