@@ -147,8 +147,8 @@ pub(crate) fn load_file(path: &Path) -> Result<Option<Vec<Vec<u8>>>, KeyringErro
     Ok(Some(keys))
 }
 
-/// Writes `keys` (base64, primary first) to `path` atomically: a temporary file beside it,
-/// synced, renamed over it, and the directory synced.
+/// Writes `keys` (base64, primary first) to `path` atomically: a temporary file beside it
+/// (mode 0600), synced, renamed over it, and the directory synced.
 fn write_file(path: &Path, keys: &[String]) -> Result<(), KeyringError> {
     let err = |e: &dyn std::fmt::Display| KeyringError::File { path: path.to_owned(), msg: e.to_string() };
     let bytes = codec::Format::KeyringFile.encode(keys).map_err(|e| err(&e))?;
@@ -156,7 +156,17 @@ fn write_file(path: &Path, keys: &[String]) -> Result<(), KeyringError> {
     std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
     let tmp = path.with_extension("keyring.tmp");
     {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| err(&e))?;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // Secrets: readable by the agent's user only (Consul's mode too). A leftover temporary
+        // file goes first, so the mode is always the one set at creation.
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| err(&e))?;
         f.write_all(&bytes).map_err(|e| err(&e))?;
         f.sync_all().map_err(|e| err(&e))?;
     }
@@ -341,6 +351,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let r = ring(dir.path());
         assert_eq!(file(dir.path()), vec![K1]);
+        let mode =
+            std::fs::metadata(dir.path().join("serf").join(LAN_KEYRING_FILE)).expect("stat").permissions();
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600, "the keys are secrets");
         assert_eq!(r.apply(KeyOp::Use, K2), Err(KeyringError::NotInstalled));
         r.apply(KeyOp::Install, K2).expect("install");
         assert_eq!(file(dir.path()), vec![K1, K2]);
