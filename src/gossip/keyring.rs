@@ -175,7 +175,7 @@ fn write_file(path: &Path, keys: &[String]) -> Result<(), KeyringError> {
 }
 
 /// The keyring's current keys (raw bytes, primary first), readable before gossip starts (the
-/// keys it will start with) and after (every change is published into it): what a part that
+/// keys it will start with) and after (every change is written into it): what a part that
 /// starts before gossip, or sits in a lower layer behind a closure, keys itself with.
 #[derive(Clone, Default)]
 pub(crate) struct KeysView(Arc<ArcSwap<Vec<Vec<u8>>>>);
@@ -200,7 +200,7 @@ impl KeysView {
         self.0.load().as_ref().clone()
     }
 
-    fn publish(&self, ring: &Keyring) {
+    fn update(&self, ring: &Keyring) {
         self.0.store(Arc::new(ring.keys().map(|k| k.as_ref().to_vec()).collect()));
     }
 }
@@ -279,7 +279,7 @@ impl LanKeyring {
     ) -> Result<Self, KeyringError> {
         let this = Self { ring, file, view, write: Mutex::new(()) };
         if let Some(ring) = &this.ring {
-            this.view.publish(ring);
+            this.view.update(ring);
             this.persist(ring)?;
         }
         Ok(this)
@@ -313,7 +313,7 @@ impl LanKeyring {
                 KeyOp::Remove => ring.remove(&raw).map_err(|_| KeyringError::RemovePrimary)?,
                 KeyOp::List => {}
             }
-            self.view.publish(ring);
+            self.view.update(ring);
             self.persist(ring)?;
         }
         let keys: Vec<String> = ring.keys().map(|k| encode_key(&k)).collect();
