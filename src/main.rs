@@ -47,6 +47,9 @@ fn main() -> ExitCode {
             println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
             ExitCode::SUCCESS
         }
+        Command::Keyring(args) => {
+            run_client(async move { Ok(cairn::cli::keyring::keyring(&api()?, &args).await?) })
+        }
         Command::Members => run_client(async { Ok(cairn::cli::members::members(&api()?).await?) }),
         Command::Join { addr } => {
             run_client(async move { Ok(cairn::cli::members::join(&api()?, &addr).await?) })

@@ -32,17 +32,30 @@ pub(super) struct Side {
     pub(super) rpc: Option<TcpListener>,
     /// What every server-RPC connection proves (dialled and, on a server, accepted).
     pub(super) rpc_auth: crate::rpc::Auth,
+    /// The gossip keyring at start, and its live view the RPC challenge reads.
+    pub(super) gossip_keys: crate::gossip::keyring::GossipKeys,
 }
 
 /// A server binds the server RPC and opens Raft (restoring the catalog); a client agent does
 /// neither: its replica is fed by a server and its writes are forwarded (`replica`).
 /// Sets `ports.server` to the bound port.
 pub(super) async fn open_consensus(config: &mut Config) -> anyhow::Result<Side> {
-    let rpc_auth = crate::rpc::Auth::from_encrypt(config.encrypt.as_deref());
+    // The keyring (file, else `encrypt`) keys gossip and the server RPC's challenge alike; the
+    // RPC reads it live, so a rotation reaches both.
+    let gossip_keys = crate::gossip::keyring::GossipKeys::load(
+        config.encrypt.as_deref(),
+        &config.data_dir,
+        config.disable_keyring_file,
+    )?;
+    let rpc_auth = if gossip_keys.keys.is_empty() {
+        crate::rpc::Auth::open()
+    } else {
+        crate::rpc::Auth::keyed(Arc::new(gossip_keys.view.clone()))
+    };
     if !config.server {
         let client = crate::replica::Client::new(join_addrs(config), rpc_auth.clone());
         let consensus = Consensus::new(client.clone());
-        return Ok(Side { consensus, server: None, replica: Some(client), rpc: None, rpc_auth });
+        return Ok(Side { consensus, server: None, replica: Some(client), rpc: None, rpc_auth, gossip_keys });
     }
     let rpc_addr = SocketAddr::new(config.bind_addr, config.ports.server);
     crate::rpc::auth::check_exposure(rpc_addr, &rpc_auth, config.insecure_rpc).map_err(anyhow::Error::msg)?;
@@ -67,6 +80,7 @@ pub(super) async fn open_consensus(config: &mut Config) -> anyhow::Result<Side> 
         replica: None,
         rpc: Some(rpc),
         rpc_auth,
+        gossip_keys,
     })
 }
 
@@ -89,7 +103,7 @@ pub(super) async fn start_gossip(
         leaving: false,
     };
     let serf_bind = SocketAddr::new(config.bind_addr, config.ports.serf_lan);
-    let gossip = crate::gossip::Lan::start(&config.node_name, serf_bind, meta, config.encrypt.as_deref())
+    let gossip = crate::gossip::Lan::start(&config.node_name, serf_bind, meta, side.gossip_keys.clone())
         .await
         .with_context(|| format!("starting LAN gossip on {serf_bind}"))?;
     config.ports.serf_lan = crate::gossip::Membership::local_addr(&*gossip).port();

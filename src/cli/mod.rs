@@ -13,6 +13,7 @@ pub mod assets;
 pub mod catalog;
 pub mod flags;
 pub mod info;
+pub mod keyring;
 pub mod kv;
 pub mod lock;
 pub mod members;
@@ -44,7 +45,7 @@ pub struct Cli {
 /// `tls`, and `members`, which Consul's TLS tutorial runs as `consul members
 /// -ca-file=consul-agent-ca.pem -client-cert=… -client-key=… -http-addr="https://localhost:8501"`.
 /// Issue 21 extends this to every verb.
-pub const SINGLE_DASH_VERBS: &[&str] = &["tls", "members"];
+pub const SINGLE_DASH_VERBS: &[&str] = &["tls", "members", "keyring"];
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
@@ -69,6 +70,8 @@ pub enum Command {
     Leave,
     /// Print a new gossip encryption key (base64 of 32 random bytes) for `encrypt`.
     Keygen,
+    /// List, install, use or remove gossip encryption keys on every member (one action).
+    Keyring(keyring::KeyringArgs),
     /// Cluster operations (`operator raft list-peers`).
     #[command(subcommand)]
     Operator(OperatorCommand),

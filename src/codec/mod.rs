@@ -14,6 +14,8 @@
 //! | Backup file body (`backup::Backup`) | `Format::BackupBody` | backup files and `/v1/snapshot`, after the text header |
 //! | Gossip node meta (`gossip::NodeMeta`) | [`encode_node_meta`] / [`decode_node_meta`] | memberlist's node meta (LAN gossip) |
 //! | Agent's local service/check file | `Format::LocalFile` | `<data_dir>/services/*.json`, `<data_dir>/checks/*.json` |
+//! | Gossip keyring file (a JSON array of base64 keys, primary first: Consul's file) | `Format::KeyringFile` | `<data_dir>/serf/local.keyring` |
+//! | Keyring query and reply (`gossip::keyquery::KeyringMessage`) | `Format::KeyringMessage` | memberlist user messages (LAN gossip, encrypted with the keyring) |
 //!
 //! Invariants:
 //! - A change here changes a persisted or wire format: add fields with serde defaults, never
@@ -51,6 +53,10 @@ pub(crate) enum Format {
     NodeMeta,
     /// An agent's local service or check file.
     LocalFile,
+    /// The gossip keyring file.
+    KeyringFile,
+    /// A keyring query or reply between agents.
+    KeyringMessage,
 }
 
 impl std::fmt::Display for Format {
@@ -64,6 +70,8 @@ impl std::fmt::Display for Format {
             Self::BackupBody => "backup body",
             Self::NodeMeta => "gossip node meta",
             Self::LocalFile => "local state file",
+            Self::KeyringFile => "keyring file",
+            Self::KeyringMessage => "keyring message",
         })
     }
 }
@@ -87,10 +95,11 @@ impl CodecError {
 }
 
 impl Format {
-    /// Encodes a value of this format (a local file pretty-printed, for people reading it).
+    /// Encodes a value of this format (a local file or the keyring file pretty-printed, for
+    /// people reading it, as Consul writes its keyring).
     pub(crate) fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, CodecError> {
         let bytes = match self {
-            Self::LocalFile => serde_json::to_vec_pretty(value),
+            Self::LocalFile | Self::KeyringFile => serde_json::to_vec_pretty(value),
             _ => serde_json::to_vec(value),
         };
         bytes.map_err(|json| CodecError { format: self, json })

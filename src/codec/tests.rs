@@ -284,3 +284,43 @@ proptest! {
         prop_assert!(joined, "{:?}", back);
     }
 }
+
+#[test]
+fn keyring_file_bytes_are_pinned_and_round_trip() {
+    // Consul's `local.keyring`: a JSON array of base64 keys, primary first, indented.
+    let keys = vec![
+        "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=".to_owned(),
+        "YWJjZGVmZ2hpamtsbW5vcA==".to_owned(),
+    ];
+    let bytes = Format::KeyringFile.encode(&keys).expect("encodes");
+    let golden = "[\n  \"pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=\",\n  \"YWJjZGVmZ2hpamtsbW5vcA==\"\n]";
+    assert_eq!(String::from_utf8(bytes.clone()).expect("utf-8"), golden);
+    assert_eq!(Format::KeyringFile.decode::<Vec<String>>(&bytes).expect("decodes"), keys);
+}
+
+#[test]
+fn keyring_message_bytes_are_pinned_and_round_trip() {
+    use crate::gossip::keyquery::{KeyringMessage, KeyringReply};
+    use crate::gossip::keyring::{KeyOp, NodeKeys};
+    let query = KeyringMessage::Query {
+        id: 7,
+        origin: "10.0.0.1:8301".parse().expect("addr"),
+        op: KeyOp::Install,
+        key: "YWJjZGVmZ2hpamtsbW5vcA==".into(),
+        relay: 2,
+    };
+    let bytes = Format::KeyringMessage.encode(&query).expect("encodes");
+    assert_eq!(
+        String::from_utf8(bytes.clone()).expect("utf-8"),
+        r#"{"Query":{"id":7,"origin":"10.0.0.1:8301","op":"install","key":"YWJjZGVmZ2hpamtsbW5vcA==","relay":2}}"#
+    );
+    assert_eq!(Format::KeyringMessage.decode::<KeyringMessage>(&bytes).expect("decodes"), query);
+    let keys = NodeKeys { keys: vec!["A=".into()], primary: "A=".into() };
+    let reply = KeyringMessage::Reply(KeyringReply { id: 7, node: "s1".into(), result: Ok(keys) });
+    let bytes = Format::KeyringMessage.encode(&reply).expect("encodes");
+    assert_eq!(
+        String::from_utf8(bytes.clone()).expect("utf-8"),
+        r#"{"Reply":{"id":7,"node":"s1","result":{"Ok":{"keys":["A="],"primary":"A="}}}}"#
+    );
+    assert_eq!(Format::KeyringMessage.decode::<KeyringMessage>(&bytes).expect("decodes"), reply);
+}

@@ -33,7 +33,11 @@
 //!   parent list.
 //! - `encrypt_verify_incoming`, `encrypt_verify_outgoing`: only `true`. That is what cairn's
 //!   gossip does with `encrypt` (it refuses unencrypted messages and sends none), and what
-//!   Consul does by default; `false`, the rolling-upgrade relaxation, is not implemented.
+//!   Consul does by default. `false`, the rolling-enable relaxation, cannot be honoured on
+//!   memberlist 0.8.5: with `gossip_verify_outgoing = false` it also stops *decrypting*
+//!   (`Memberlist::encryption_enabled` requires it), so an agent at Consul's step 2 (outgoing
+//!   true) would be cut off from the agents still at step 1; refusing is safer than a rollout
+//!   that partitions the pool half-way.
 //!
 //! `encrypt` itself is implemented (gossip encryption) and is an ordinary key, and so are the
 //! TLS keys (`ca_file`, `verify_incoming`, `tls {}`, `ports.https`, …; `config::tls`) but

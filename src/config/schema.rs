@@ -48,6 +48,8 @@ pub(super) struct FileConfig {
     pub(super) encrypt: Given<EncryptKey>,
     /// Serve the server RPC beyond loopback with neither `encrypt` nor TLS (`rpc::auth`).
     pub(super) insecure_rpc: Given<Flag>,
+    /// Consul's `disable_keyring_file`: keep the gossip keyring in memory only.
+    pub(super) disable_keyring_file: Given<Flag>,
     pub(super) recursors: List<Recursor>,
     pub(super) enable_script_checks: Given<Flag>,
     pub(super) enable_local_script_checks: Given<Flag>,

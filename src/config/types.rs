@@ -53,6 +53,9 @@ pub struct Config {
     /// Serve the server RPC on a non-loopback address with neither `encrypt` nor TLS, open to
     /// whoever reaches it (`insecure_rpc`, `--insecure-rpc`, default false: refuse to start).
     pub insecure_rpc: bool,
+    /// Do not persist the gossip keyring to `<data_dir>/serf/local.keyring`
+    /// (`disable_keyring_file`, default false).
+    pub disable_keyring_file: bool,
     /// Where HTTP and DNS listen unless `addresses` says otherwise (`client_addr`).
     pub client_addr: IpAddr,
     /// DNS listen address (`addresses.dns`, default `client_addr`).

@@ -77,6 +77,7 @@ pub(super) fn resolve(layers: &Layers, dev: bool, sources: Vec<PathBuf>) -> Resu
             .is_none_or(|b| b.0),
         encrypt: layers.last(|f| f.encrypt.get()).map(|k| k.0),
         insecure_rpc: layers.last(|f| f.insecure_rpc.get()).is_some_and(|b| b.0),
+        disable_keyring_file: layers.last(|f| f.disable_keyring_file.get()).is_some_and(|b| b.0),
         client_addr,
         dns_addr: layers.last(|f| f.addresses.get()?.0.dns.get()).map_or(client_addr, |ip| ip.0),
         http_addr: layers.last(|f| f.addresses.get()?.0.http.get()).map_or(client_addr, |ip| ip.0),

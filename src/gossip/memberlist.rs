@@ -5,7 +5,13 @@
 //! while; Consul's `members` still lists them), updated only from memberlist's events.
 //! Failed members are joined again in turn every 30 s (Serf's reconnect), so a pool split by
 //! a network partition becomes one again when the network heals.
+//!
+//! The keyring's fan-out (`gossip::keyquery`) travels as memberlist user messages: the node
+//! delegate hands each to a bounded inbox (dropped when full: a flood cannot grow memory) and
+//! one task answers them; queries are sent over reliable (TCP) user messages, encrypted with
+//! the ring's primary key like all gossip.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -15,12 +21,14 @@ use memberlist::delegate::{
     CompositeDelegate, EventKind, NodeDelegate, SubscribleEventDelegate, VoidDelegate,
 };
 use memberlist::net::NetTransportOptions;
-use memberlist::proto::{EncryptionAlgorithm, MaybeResolvedAddress, Meta, NodeState, SecretKey, State};
+use memberlist::proto::{EncryptionAlgorithm, MaybeResolvedAddress, Meta, NodeState, State};
 use memberlist::tokio::{TokioNetTransport, TokioSocketAddrResolver, TokioTcp};
 use memberlist::{Memberlist, Options};
 use smol_str::SmolStr;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
+use super::keyquery::{KeyringMessage, KeyringReply, KeyringReport, PendingQueries, query_timeout};
+use super::keyring::{self, GossipKeys, KeyOp, KeyringError, LanKeyring};
 use super::{GossipError, Member, MemberEvent, MemberStatus, Membership, NodeMeta};
 use crate::codec;
 
@@ -37,24 +45,26 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often a failed member is tried again (Serf's `reconnect_interval`, Consul's default).
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(30);
+/// Keyring messages waiting to be answered; more are dropped.
+const INBOX: usize = 256;
 
-/// Gives memberlist this agent's meta (replaced once, to announce a leave).
-struct MetaDelegate(Arc<Mutex<Meta>>);
+/// Gives memberlist this agent's meta (replaced once, to announce a leave) and takes the user
+/// messages (keyring queries and replies) to the keyring task.
+struct MetaDelegate {
+    meta: Arc<Mutex<Meta>>,
+    inbox: mpsc::Sender<Vec<u8>>,
+}
 
 impl NodeDelegate for MetaDelegate {
     async fn node_meta(&self, _limit: usize) -> Meta {
-        self.0.lock().map(|m| m.clone()).unwrap_or_else(|_| Meta::empty())
+        self.meta.lock().map(|m| m.clone()).unwrap_or_else(|_| Meta::empty())
     }
-}
 
-fn secret_key(key: &[u8]) -> Result<SecretKey, GossipError> {
-    let bad = || GossipError::Start(format!("encryption key of {} bytes (want 16, 24 or 32)", key.len()));
-    Ok(match key.len() {
-        16 => SecretKey::Aes128(key.try_into().map_err(|_| bad())?),
-        24 => SecretKey::Aes192(key.try_into().map_err(|_| bad())?),
-        32 => SecretKey::Aes256(key.try_into().map_err(|_| bad())?),
-        _ => return Err(bad()),
-    })
+    async fn notify_message(&self, msg: Cow<'_, [u8]>) {
+        if self.inbox.try_send(msg.into_owned()).is_err() {
+            tracing::warn!("keyring message dropped: inbox full");
+        }
+    }
 }
 
 fn encode(meta: &NodeMeta) -> Result<Meta, GossipError> {
@@ -67,11 +77,16 @@ pub(crate) struct Gossip {
     ml: Memberlist<Transport, Delegate>,
     local_meta: Arc<Mutex<Meta>>,
     events: broadcast::Sender<MemberEvent>,
-    table: Arc<Mutex<BTreeMap<String, Member>>>,
+    table: Table,
     meta: NodeMeta,
     addr: SocketAddr,
     name: String,
+    keyring: Arc<LanKeyring>,
+    pending: Arc<PendingQueries>,
 }
+
+/// The member table, by node name.
+type Table = Arc<Mutex<BTreeMap<String, Member>>>;
 
 impl std::fmt::Debug for Gossip {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -96,38 +111,35 @@ fn member(state: &NodeState<SmolStr, SocketAddr>) -> Member {
 
 impl Gossip {
     /// Starts gossiping as `name` on `bind` (port 0 picks a free port).
-    /// With `key` (16, 24 or 32 bytes) every message is encrypted (AES-GCM) and unencrypted
-    /// or wrongly keyed ones are refused, so an agent with another key cannot join.
+    /// With keys (16, 24 or 32 bytes each) every message is encrypted (AES-GCM) with the first
+    /// and unencrypted or wrongly keyed ones are refused, so an agent with no key on this
+    /// agent's ring cannot join.
     pub(crate) async fn start(
         name: &str,
         bind: SocketAddr,
         meta: NodeMeta,
-        key: Option<&[u8]>,
+        keys: GossipKeys,
     ) -> Result<Arc<Self>, GossipError> {
         let local_meta = Arc::new(Mutex::new(encode(&meta)?));
         let mut opts =
             NetTransportOptions::<SmolStr, TokioSocketAddrResolver, TokioTcp>::new(SmolStr::new(name));
         opts.add_bind_address(bind);
         let (events_delegate, subscriber) = Events::unbounded();
+        let (inbox, inbox_rx) = mpsc::channel(INBOX);
         let delegate = CompositeDelegate::new()
             .with_event_delegate(events_delegate)
-            .with_node_delegate(MetaDelegate(local_meta.clone()));
+            .with_node_delegate(MetaDelegate { meta: local_meta.clone(), inbox });
         // memberlist-rs's `lan()` probes every 500 ms with a 1 s timeout; HashiCorp's
         // `DefaultLANConfig` (Consul's and Serf's LAN timings) probes every 1 s with a 500 ms
         // timeout. Use HashiCorp's, so failure detection matches Consul's (suspicion lasts
         // 4 * log10(N) probe intervals) instead of being twice as eager.
-        let mut options =
-            Options::lan().with_probe_interval(PROBE_INTERVAL).with_probe_timeout(PROBE_TIMEOUT);
-        if let Some(key) = key {
-            options = options
-                .with_primary_key(secret_key(key)?)
-                .with_encryption_algo(EncryptionAlgorithm::NoPadding)
-                .with_gossip_verify_incoming(true)
-                .with_gossip_verify_outgoing(true);
-        }
-        let ml = Memberlist::<Transport, Delegate>::with_delegate(delegate, opts, options)
-            .await
-            .map_err(|e| GossipError::Start(e.to_string()))?;
+        let options = Options::lan().with_probe_interval(PROBE_INTERVAL).with_probe_timeout(PROBE_TIMEOUT);
+        let secrets: Vec<_> = keys.keys.iter().map(|k| keyring::secret_key(k)).collect::<Result<_, _>>()?;
+        let ml =
+            Memberlist::<Transport, Delegate>::with_delegate(delegate, opts, encrypted(options, &secrets))
+                .await
+                .map_err(|e| GossipError::Start(e.to_string()))?;
+        let keyring = Arc::new(ring(&ml, &secrets, keys)?);
         let addr = *ml.advertise_address();
         let (events, _) = broadcast::channel(1024);
         let table = Arc::new(Mutex::new(BTreeMap::new()));
@@ -165,7 +177,65 @@ impl Gossip {
             }
         });
         tokio::spawn(reconnect(ml.clone(), table.clone()));
-        Ok(Arc::new(Self { ml, local_meta, events, table, meta, addr, name: name.to_owned() }))
+        let pending = KeyringAnswerer::spawn(&ml, &keyring, &table, name, inbox_rx);
+        Ok(Arc::new(Self {
+            ml,
+            local_meta,
+            events,
+            table,
+            meta,
+            addr,
+            name: name.to_owned(),
+            keyring,
+            pending,
+        }))
+    }
+
+    /// This agent's gossip keyring (the server RPC's handshake is keyed by its `keys`).
+    #[expect(dead_code, reason = "the RPC handshake keyed by the keyring (issue 19) reads it once merged")]
+    pub(crate) fn keyring(&self) -> &Arc<LanKeyring> {
+        &self.keyring
+    }
+
+    /// Applies a keyring operation to every alive member of the pool (this agent included)
+    /// and reports per node (`gossip::keyquery`). `key` is base64 (ignored for a list);
+    /// `relay` (0..=5) members also carry each reply. Fails when gossip is not encrypted, or
+    /// when the key is not base64 (before anything is sent).
+    pub(crate) async fn keyring_operation(
+        &self,
+        op: KeyOp,
+        key: &str,
+        relay: u8,
+    ) -> Result<KeyringReport, KeyringError> {
+        if !self.keyring.enabled() {
+            tracing::error!("Keyring is empty (encryption not enabled)");
+            return Err(KeyringError::Disabled);
+        }
+        if op.takes_key() {
+            keyring::decode_base64(key)?;
+        }
+        let others: BTreeMap<String, SocketAddr> =
+            alive(&self.table).into_iter().filter(|(n, _)| *n != self.name).collect();
+        let num_nodes = others.len() + 1;
+        let timeout = query_timeout(num_nodes);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let (id, mut rx) = self.pending.open();
+        let query = KeyringMessage::Query { id, origin: self.addr, op, key: key.to_owned(), relay };
+        send_all(&self.ml, &query, others.values().copied(), timeout).await;
+        let mut replies = BTreeMap::new();
+        let local = self.keyring.apply(op, key).map_err(|e| e.to_string());
+        replies.insert(self.name.clone(), local);
+        while replies.len() < num_nodes {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(r)) if others.contains_key(&r.node) => {
+                    replies.entry(r.node).or_insert(r.result);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.pending.close(id);
+        Ok(KeyringReport::tally(num_nodes, &replies))
     }
 
     /// Stops gossiping (without a leave: the others will declare this agent failed).
@@ -174,10 +244,157 @@ impl Gossip {
     }
 }
 
+/// `options` encrypting with the first of `secrets` and refusing unencrypted messages (none:
+/// no encryption).
+fn encrypted(options: Options, secrets: &[memberlist::proto::SecretKey]) -> Options {
+    match secrets.first() {
+        Some(primary) => options
+            .with_primary_key(*primary)
+            .with_encryption_algo(EncryptionAlgorithm::NoPadding)
+            .with_gossip_verify_incoming(true)
+            .with_gossip_verify_outgoing(true),
+        None => options,
+    }
+}
+
+/// The keyring over memberlist's ring, with the other `secrets` installed beside the primary.
+fn ring(
+    ml: &Memberlist<Transport, Delegate>,
+    secrets: &[memberlist::proto::SecretKey],
+    keys: GossipKeys,
+) -> Result<LanKeyring, GossipError> {
+    let ring = ml.keyring().cloned();
+    if let Some(ring) = &ring {
+        secrets.iter().skip(1).for_each(|k| ring.insert(*k));
+    }
+    Ok(LanKeyring::new(ring, keys.file, keys.view)?)
+}
+
+/// The alive members' gossip addresses, by name (this agent included).
+fn alive(table: &Table) -> BTreeMap<String, SocketAddr> {
+    table
+        .lock()
+        .map(|t| {
+            t.values().filter(|m| m.status == MemberStatus::Alive).map(|m| (m.name.clone(), m.addr)).collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Sends `msg` to every address over reliable user messages, all at once, giving up after
+/// `timeout` (a member that does not take it counts as not replied).
+async fn send_all(
+    ml: &Memberlist<Transport, Delegate>,
+    msg: &KeyringMessage,
+    to: impl Iterator<Item = SocketAddr>,
+    timeout: Duration,
+) {
+    let bytes = match codec::Format::KeyringMessage.encode(msg) {
+        Ok(b) => bytes::Bytes::from(b),
+        Err(e) => return tracing::error!(error = %e, "keyring message not encoded"),
+    };
+    let mut sends = tokio::task::JoinSet::new();
+    for addr in to {
+        let (ml, bytes) = (ml.clone(), bytes.clone());
+        sends.spawn(async move {
+            if let Err(e) = ml.send_reliable(&addr, bytes).await {
+                tracing::warn!(%addr, error = %e, "keyring message not sent");
+            }
+        });
+    }
+    let _ = tokio::time::timeout(timeout, sends.join_all()).await;
+}
+
+/// Answers the keyring messages other agents send this one.
+struct KeyringAnswerer {
+    ml: Memberlist<Transport, Delegate>,
+    keyring: Arc<LanKeyring>,
+    pending: Arc<PendingQueries>,
+    table: Table,
+    name: String,
+}
+
+impl KeyringAnswerer {
+    /// Starts answering the messages of `inbox`; returns the table the replies to this agent's
+    /// own queries are delivered to.
+    fn spawn(
+        ml: &Memberlist<Transport, Delegate>,
+        keyring: &Arc<LanKeyring>,
+        table: &Table,
+        name: &str,
+        inbox: mpsc::Receiver<Vec<u8>>,
+    ) -> Arc<PendingQueries> {
+        let pending = Arc::new(PendingQueries::default());
+        let this = Self {
+            ml: ml.clone(),
+            keyring: keyring.clone(),
+            pending: pending.clone(),
+            table: table.clone(),
+            name: name.to_owned(),
+        };
+        tokio::spawn(this.serve(inbox));
+        pending
+    }
+
+    /// Takes messages from the delegate's inbox until gossip stops.
+    async fn serve(self, mut inbox: mpsc::Receiver<Vec<u8>>) {
+        let this = Arc::new(self);
+        while let Some(bytes) = inbox.recv().await {
+            match codec::Format::KeyringMessage.decode::<KeyringMessage>(&bytes) {
+                Ok(KeyringMessage::Reply(reply)) => this.pending.deliver(reply),
+                Ok(msg) => {
+                    tokio::spawn(this.clone().answer(msg));
+                }
+                Err(e) => tracing::debug!(error = %e, "undecodable gossip user message"),
+            }
+        }
+    }
+
+    /// Applies a query and replies to its origin (also through `relay` other members), or
+    /// forwards a relayed reply. Only alive members are answered or forwarded to.
+    async fn answer(self: Arc<Self>, msg: KeyringMessage) {
+        let members = alive(&self.table);
+        let is_member = |addr: &SocketAddr| members.values().any(|a| a == addr);
+        let timeout = query_timeout(members.len());
+        match msg {
+            KeyringMessage::Query { id, origin, op, key, relay } if is_member(&origin) => {
+                let result = self.keyring.apply(op, &key).map_err(|e| {
+                    tracing::error!(op = ?op, error = %e, "keyring operation failed");
+                    e.to_string()
+                });
+                let reply = KeyringReply { id, node: self.name.clone(), result };
+                let relays = relay_through(&members, &self.name, origin, relay);
+                let relayed = KeyringMessage::Relay { to: origin, reply: reply.clone() };
+                send_all(&self.ml, &KeyringMessage::Reply(reply), std::iter::once(origin), timeout).await;
+                send_all(&self.ml, &relayed, relays.into_iter(), timeout).await;
+            }
+            KeyringMessage::Relay { to, reply } if is_member(&to) => {
+                send_all(&self.ml, &KeyringMessage::Reply(reply), std::iter::once(to), timeout).await;
+            }
+            // Not the message itself: a query carries a key.
+            _ => tracing::warn!("keyring message from or to a non-member dropped"),
+        }
+    }
+}
+
+/// Up to `count` members chosen at random to relay a reply: neither this agent nor the origin.
+fn relay_through(
+    members: &BTreeMap<String, SocketAddr>,
+    me: &str,
+    origin: SocketAddr,
+    count: u8,
+) -> Vec<SocketAddr> {
+    use rand::seq::SliceRandom as _;
+    let mut others: Vec<SocketAddr> =
+        members.iter().filter(|(n, a)| n.as_str() != me && **a != origin).map(|(_, a)| *a).collect();
+    others.shuffle(&mut rand::rng());
+    others.truncate(usize::from(count));
+    others
+}
+
 /// Serf's reconnect: every `RECONNECT_INTERVAL` joins one failed member again (in turn), so a
 /// pool split by a network partition becomes one again once the network heals (memberlist
 /// itself never contacts a member it declared dead). Left members are not tried.
-async fn reconnect(ml: Memberlist<Transport, Delegate>, table: Arc<Mutex<BTreeMap<String, Member>>>) {
+async fn reconnect(ml: Memberlist<Transport, Delegate>, table: Table) {
     let mut turn = 0usize;
     loop {
         tokio::time::sleep(RECONNECT_INTERVAL).await;

@@ -8,9 +8,15 @@
 //! proposals (`gossip::reconcile`: failed -> `serfHealth` critical, alive -> passing, left ->
 //! node deregistered; and, with `cleanup_dead_servers`, `gossip::autopilot` picks the dead
 //! servers to remove from the Raft configuration). Node meta fits in the engine's 512-byte limit (JSON of `NodeMeta`).
+//!
+//! The gossip keyring (`gossip::keyring`: the keys, their file; `gossip::keyquery`: the
+//! fan-out to every member) rotates the encryption key of this LAN pool. cairn has no WAN pool
+//! yet, so a keyring operation covers this datacenter's LAN pool only.
 
 pub(crate) mod autopilot;
 pub(crate) mod discovery;
+pub(crate) mod keyquery;
+pub(crate) mod keyring;
 pub(crate) mod memberlist;
 pub(crate) mod reconcile;
 
@@ -135,6 +141,9 @@ pub(crate) enum GossipError {
     /// Leaving failed.
     #[error("leave: {0}")]
     Leave(String),
+    /// The encryption keys or the keyring file were refused at start.
+    #[error("gossip keyring: {0}")]
+    Keyring(#[from] keyring::KeyringError),
 }
 
 /// The LAN membership pool.

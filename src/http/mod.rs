@@ -20,6 +20,7 @@ mod blocking;
 mod catalog;
 mod error;
 mod health;
+mod keyring;
 mod kv;
 mod members;
 mod metrics;
@@ -153,6 +154,10 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/status/peers", get(status::peers))
         // operator
         .route("/v1/operator/raft/configuration", get(operator::raft_configuration))
+        .route(
+            "/v1/operator/keyring",
+            get(keyring::list).post(keyring::install).put(keyring::use_key).delete(keyring::remove),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -51,6 +51,7 @@ fn config() -> Config {
         cleanup_dead_servers: true,
         encrypt: None,
         insecure_rpc: false,
+        disable_keyring_file: false,
         client_addr: "127.0.0.1".parse().expect("ip"),
         dns_addr: "127.0.0.1".parse().expect("ip"),
         http_addr: "127.0.0.1".parse().expect("ip"),

@@ -82,29 +82,6 @@ pub(crate) trait ClusterKeys: Send + Sync {
     fn keys(&self) -> Vec<Vec<u8>>;
 }
 
-/// The static `encrypt` key from the configuration: a keyring of one.
-#[derive(Clone)]
-pub(crate) struct StaticKey(Vec<u8>);
-
-impl StaticKey {
-    /// The keyring holding only `key`.
-    pub(crate) fn new(key: Vec<u8>) -> Self {
-        Self(key)
-    }
-}
-
-impl fmt::Debug for StaticKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("StaticKey(..)")
-    }
-}
-
-impl ClusterKeys for StaticKey {
-    fn keys(&self) -> Vec<Vec<u8>> {
-        vec![self.0.clone()]
-    }
-}
-
 /// Why a handshake failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -155,11 +132,6 @@ impl Auth {
     /// Every connection proves a key of `keys`.
     pub(crate) fn keyed(keys: Arc<dyn ClusterKeys>) -> Self {
         Self { keys: Some(keys) }
-    }
-
-    /// The static `encrypt` key, when set.
-    pub(crate) fn from_encrypt(key: Option<&[u8]>) -> Self {
-        key.map_or_else(Self::open, |k| Self::keyed(Arc::new(StaticKey::new(k.to_vec()))))
     }
 
     /// Whether connections must prove a key.

@@ -11,6 +11,7 @@
 //! - `dns_spec`: every applicable row of spec §3 (Consul's DNS tests) as table-driven cases.
 //! - `hostile`: garbage at the DNS and HTTP sockets.
 //! - `http`: Consul's HTTP API shapes, errors and blocking queries.
+//! - `keyring`: the gossip keyring API and CLI; a key rotation on a live three-server cluster.
 //! - `kv`: KV durability, hostile key paths, the `cairn kv` CLI and `cairn lock` processes.
 //! - `partition`: a real network partition (namespaces, a bridge) cuts the leader off: the
 //!   minority acknowledges no write, the majority carries on, healing loses nothing and
@@ -52,6 +53,7 @@ mod durability;
 mod health_checks;
 mod hostile;
 mod http;
+mod keyring;
 mod kv;
 mod lifecycle;
 mod partition;

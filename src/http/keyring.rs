@@ -1,0 +1,196 @@
+//! `/v1/operator/keyring`: list (GET), install (POST), use (PUT) and remove (DELETE) gossip
+//! encryption keys on every member of the pool, with Consul's shapes and error texts.
+//!
+//! Input: the method, `?relay-factor=0..5`, `?local-only`, a `{"Key":"<base64>"}` body →
+//! `gossip::Lan::keyring_operation` → output: 200 (a list of pool entries for GET, an empty
+//! body for writes), or 500 with Consul's multi-line error (`N errors occurred:` then
+//! `\t* dc1 (LAN) error: 1/3 nodes reported failure` and one `\t* <node>: <error>` line per
+//! failing node), or 400 for a bad parameter.
+//!
+//! Invariants: there is exactly one entry, this datacenter's LAN pool (`"WAN":false`): cairn has
+//! no WAN pool yet, so there is no WAN entry and no other datacenter's entry (Consul fans out
+//! to both; `local-only` therefore changes nothing here but is validated as Consul does). A
+//! failing pool is a 500 whatever the method, with the list's entry dropped (Consul returns
+//! the error, not the entries).
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::query::Query;
+use super::{ApiState, json, parse_body};
+use crate::gossip::keyquery::{KeyringReport, MAX_RELAY_FACTOR};
+use crate::gossip::keyring::{KeyOp, KeyringError};
+
+/// One pool's keys (Consul's `KeyringResponse`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct KeyringPoolJson {
+    #[serde(rename = "WAN")]
+    wan: bool,
+    datacenter: String,
+    segment: String,
+    keys: BTreeMap<String, usize>,
+    primary_keys: BTreeMap<String, usize>,
+    num_nodes: usize,
+}
+
+/// `GET /v1/operator/keyring`.
+pub(super) async fn list(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
+    operate(&st, KeyOp::List, q.as_deref(), &Bytes::new()).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /v1/operator/keyring`.
+pub(super) async fn install(State(st): State<ApiState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+    operate(&st, KeyOp::Install, q.as_deref(), &body).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `PUT /v1/operator/keyring`.
+pub(super) async fn use_key(State(st): State<ApiState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+    operate(&st, KeyOp::Use, q.as_deref(), &body).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `DELETE /v1/operator/keyring`.
+pub(super) async fn remove(State(st): State<ApiState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+    operate(&st, KeyOp::Remove, q.as_deref(), &body).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn operate(st: &ApiState, op: KeyOp, raw: Option<&str>, body: &Bytes) -> Result<Response, ApiError> {
+    let q = Query::parse(raw);
+    let relay = relay_factor(&q)?;
+    let local_only = q
+        .flag("local-only")
+        .map_err(|_| ApiError::BadRequest("Bad request: Error parsing local-only: invalid syntax".into()))?;
+    if local_only && op != KeyOp::List {
+        return Err(ApiError::BadRequest(
+            "Bad request: Invalid use of local-only: local-only can only be set for list requests".into(),
+        ));
+    }
+    let key = if op.takes_key() { request_key(body)? } else { String::new() };
+    let gossip = st.gossip.as_ref().ok_or_else(|| ApiError::Internal(KeyringError::Disabled.to_string()))?;
+    let dc = &st.config.datacenter;
+    let report = match gossip.keyring_operation(op, &key, relay).await {
+        Ok(report) => report,
+        Err(e @ KeyringError::Disabled) => return Err(ApiError::Internal(e.to_string())),
+        Err(e) => return Err(ApiError::Internal(multierror(&[format!("{dc} (LAN) error: {e}")]))),
+    };
+    if let Some(err) = pool_errors(dc, &report) {
+        return Err(ApiError::Internal(err));
+    }
+    if op != KeyOp::List {
+        return Ok(().into_response());
+    }
+    let pool = KeyringPoolJson {
+        wan: false,
+        datacenter: dc.clone(),
+        segment: String::new(),
+        keys: report.keys,
+        primary_keys: report.primary_keys,
+        num_nodes: report.num_nodes,
+    };
+    Ok(json(&[pool], q.has("pretty")))
+}
+
+/// `?relay-factor`: 0 when absent, else an integer in 0..=5 (Consul's texts).
+fn relay_factor(q: &Query) -> Result<u8, ApiError> {
+    let Some(raw) = q.get("relay-factor") else { return Ok(0) };
+    let n: i64 = raw.parse().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "Bad request: Error parsing relay factor: strconv.Atoi: parsing {raw:?}: invalid syntax"
+        ))
+    })?;
+    u8::try_from(n).ok().filter(|n| *n <= MAX_RELAY_FACTOR).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "Bad request: Invalid relay-factor: Relay factor must be in range: [0, {MAX_RELAY_FACTOR}]"
+        ))
+    })
+}
+
+/// The body's `Key` (matched case-insensitively, as Go decodes); absent → `""`, which every
+/// member refuses as a key of the wrong size, as Consul's do.
+fn request_key(body: &Bytes) -> Result<String, ApiError> {
+    let bad = |e: String| ApiError::BadRequest(format!("Bad request: Request decode failed: {e}"));
+    let value = parse_body(body).map_err(|e| match e {
+        ApiError::Decode(msg) => bad(msg),
+        other => other,
+    })?;
+    let object = value.as_object().ok_or_else(|| bad("the body is not a JSON object".into()))?;
+    match object.iter().find(|(k, _)| k.eq_ignore_ascii_case("key")).map(|(_, v)| v) {
+        None | Some(serde_json::Value::Null) => Ok(String::new()),
+        Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(bad("Key must be a string".into())),
+    }
+}
+
+/// The pool's error lines, when a member failed or did not reply.
+fn pool_errors(dc: &str, report: &KeyringReport) -> Option<String> {
+    let error = report.error.as_ref()?;
+    let mut lines = vec![format!("{dc} (LAN) error: {error}")];
+    lines.extend(report.messages.iter().map(|(node, msg)| format!("{node}: {msg}")));
+    Some(multierror(&lines))
+}
+
+/// Go's `multierror` text: `N errors occurred:` (or `1 error occurred:`), a `\t* ` line per
+/// error, and a blank line.
+fn multierror(errors: &[String]) -> String {
+    let head = match errors.len() {
+        1 => "1 error occurred:".to_owned(),
+        n => format!("{n} errors occurred:"),
+    };
+    let lines: String = errors.iter().map(|e| format!("\n\t* {e}")).collect();
+    format!("{head}{lines}\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_as_consuls_multierror() {
+        let report = KeyringReport {
+            num_nodes: 3,
+            num_resp: 3,
+            num_err: 1,
+            error: Some("1/3 nodes reported failure".into()),
+            messages: BTreeMap::from([("s2".into(), "Removing the primary key is not allowed".into())]),
+            ..KeyringReport::default()
+        };
+        assert_eq!(
+            pool_errors("dc1", &report).as_deref(),
+            Some(
+                "2 errors occurred:\n\t* dc1 (LAN) error: 1/3 nodes reported failure\n\t* s2: Removing the primary key is not allowed\n\n"
+            )
+        );
+        assert_eq!(multierror(&["x".into()]), "1 error occurred:\n\t* x\n\n");
+        assert_eq!(pool_errors("dc1", &KeyringReport::default()), None);
+    }
+
+    #[test]
+    fn relay_factor_is_checked_like_consul() {
+        assert_eq!(relay_factor(&Query::parse(None)).ok(), Some(0));
+        assert_eq!(relay_factor(&Query::parse(Some("relay-factor=5"))).ok(), Some(5));
+        for bad in ["relay-factor=6", "relay-factor=-1"] {
+            assert_eq!(
+                relay_factor(&Query::parse(Some(bad))).unwrap_err().to_string(),
+                "Bad request: Invalid relay-factor: Relay factor must be in range: [0, 5]"
+            );
+        }
+        assert_eq!(
+            relay_factor(&Query::parse(Some("relay-factor=x"))).unwrap_err().to_string(),
+            "Bad request: Error parsing relay factor: strconv.Atoi: parsing \"x\": invalid syntax"
+        );
+    }
+
+    #[test]
+    fn the_key_is_read_case_insensitively() {
+        assert_eq!(request_key(&Bytes::from_static(br#"{"key":"abc"}"#)).ok().as_deref(), Some("abc"));
+        assert_eq!(request_key(&Bytes::from_static(b"{}")).ok().as_deref(), Some(""));
+        assert!(
+            request_key(&Bytes::from_static(b"xx")).unwrap_err().to_string().starts_with("Bad request: ")
+        );
+    }
+}
