@@ -105,7 +105,7 @@ fn rand_serial() -> u64 {
 }
 
 /// A `cairn agent --dev` started from a JSON config file, with its stdout lines and stderr.
-struct TlsAgent {
+pub(crate) struct TlsAgent {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
     stderr: PathBuf,
@@ -115,7 +115,7 @@ struct TlsAgent {
 impl TlsAgent {
     /// Starts an agent with `config` (JSON); returns it once it printed its HTTPS address,
     /// or its stderr if it exited first.
-    fn start(config: &str) -> Result<(Self, SocketAddr), String> {
+    pub(crate) fn start(config: &str) -> Result<(Self, SocketAddr), String> {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("agent.json");
         std::fs::write(&file, config).unwrap();

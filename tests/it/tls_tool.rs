@@ -1,15 +1,15 @@
 //! `cairn tls ca create` / `cairn tls cert create` (spec §2.3, checks T1-T3 of §5.2) run as
 //! processes in a temporary directory, the files checked with `openssl` and x509-parser; and the
-//! CLI as a TLS client (spec §2.4): `cairn members` through a TLS front (tokio-rustls, client
-//! certificate required, certificates from `cairn tls`) to a real dev agent's HTTP port.
+//! CLI as a TLS client (spec §2.4): `cairn members` (and Consul 1.8.7's CLI, with
+//! `CAIRN_CONSUL_BIN`) over a real dev agent's HTTPS port under `verify_incoming_https` (a client
+//! certificate required), certificates from `cairn tls`.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Arc;
 
-use crate::support::{Agent, cairn_bin};
+use crate::support::cairn_bin;
 
 /// Every variable that could point the CLI somewhere else, removed for each run.
 const CLIENT_ENV: &[&str] = &[
@@ -262,69 +262,28 @@ fn name_constrained_ca_signs_only_its_names() {
 
 // ---- The CLI as a TLS client ----
 
-/// A TLS front for `agent`'s plain HTTP port: the agent's certificate and key, the CA that
-/// client certificates must chain to (required), bytes copied both ways. Runs until dropped.
-struct TlsFront {
+/// Where the CLI reaches the agent over HTTPS.
+struct Https {
     addr: SocketAddr,
-    _runtime: tokio::runtime::Runtime,
 }
 
-impl TlsFront {
-    fn start(dir: &Path, backend: SocketAddr) -> Self {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let pem = |f: &str| std::fs::read(dir.join(f)).unwrap();
-        use rustls::pki_types::pem::PemObject as _;
-        let certs: Vec<_> =
-            rustls::pki_types::CertificateDer::pem_slice_iter(&pem("dc1-server-consul-0.pem"))
-                .collect::<Result<_, _>>()
-                .unwrap();
-        let key =
-            rustls::pki_types::PrivateKeyDer::from_pem_slice(&pem("dc1-server-consul-0-key.pem")).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in rustls::pki_types::CertificateDer::pem_slice_iter(&pem("consul-agent-ca.pem")) {
-            roots.add(ca.unwrap()).unwrap();
-        }
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(certs, key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let runtime =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-        let addr = listener.local_addr().unwrap();
-        runtime.spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else { continue };
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    // A refused handshake simply ends this connection.
-                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
-                    let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await else { return };
-                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-                });
-            }
-        });
-        Self { addr, _runtime: runtime }
-    }
-}
-
-/// A CA, a server certificate and a CLI certificate from `cairn tls`, a dev agent, and a TLS
-/// front requiring a client certificate.
-fn tls_setup() -> (tempfile::TempDir, Agent, TlsFront) {
+/// A CA, a server certificate and a CLI certificate from `cairn tls`, and a dev agent serving
+/// HTTPS with them under `verify_incoming_https` (a CA-signed client certificate is required).
+fn tls_setup() -> (tempfile::TempDir, crate::tls_https::TlsAgent, Https) {
     let dir = tempfile::tempdir().unwrap();
     ok(dir.path(), "tls ca create");
     ok(dir.path(), "tls cert create -server -dc dc1");
     ok(dir.path(), "tls cert create -cli");
-    let agent = Agent::dev(&[]);
-    let front = TlsFront::start(dir.path(), agent.http);
-    (dir, agent, front)
+    let file = |f: &str| dir.path().join(f);
+    let config = format!(
+        r#"{{"ca_file":{:?},"cert_file":{:?},"key_file":{:?},"verify_incoming_https":true,"ports":{{"https":0,"http":0}}}}"#,
+        file("consul-agent-ca.pem"),
+        file("dc1-server-consul-0.pem"),
+        file("dc1-server-consul-0-key.pem"),
+    );
+    let (agent, addr) =
+        crate::tls_https::TlsAgent::start(&config).unwrap_or_else(|log| panic!("agent did not start: {log}"));
+    (dir, agent, Https { addr })
 }
 
 #[test]
