@@ -324,6 +324,7 @@ impl App {
             shutdown: stop.clone(),
             reload: self.reload_requests.clone(),
             acl: Arc::new(crate::acl::Disabled::new()),
+            enable_key_list_policy: false,
         };
         if let Some(listener) = self.http.take() {
             let (router, stop) = (crate::http::router(state.clone()), stop.clone());

@@ -18,6 +18,7 @@ mod agent;
 mod agent_health;
 mod blocking;
 mod catalog;
+mod enforce;
 mod error;
 mod health;
 mod keyring;
@@ -31,6 +32,7 @@ mod serve_tls;
 mod session;
 mod snapshot;
 mod status;
+mod token;
 mod txn;
 pub(crate) mod wire;
 
@@ -86,8 +88,10 @@ pub(crate) struct ApiState {
     /// Signalled by `PUT /v1/agent/reload`; the agent reloads as on SIGHUP.
     pub reload: Arc<tokio::sync::Notify>,
     /// Resolves the token a request presents to what it may do (`acl::Disabled` with ACLs off).
-    #[allow(dead_code, reason = "read by ACL enforcement and the ACL endpoints (issue 18) as they land")]
     pub acl: Arc<dyn crate::acl::Resolve>,
+    /// `acl.enable_key_list_policy`: recursive KV reads need `key:list` on the prefix (403
+    /// without it) instead of only filtering per entry. `false` until the ACL configuration lands.
+    pub enable_key_list_policy: bool,
 }
 
 /// The Consul-compatible HTTP API.

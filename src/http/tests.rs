@@ -170,6 +170,7 @@ async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
             checks,
             reload: Arc::default(),
             acl: Arc::new(crate::acl::Disabled::new()),
+            enable_key_list_policy: false,
             sessions: crate::session::SessionTimers::new(),
             gossip: None,
             shutdown: Default::default(),
