@@ -38,6 +38,8 @@ pub(crate) mod wire;
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_acl;
 
 use std::sync::Arc;
 
