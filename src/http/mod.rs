@@ -10,6 +10,9 @@
 //! reply carries `X-Consul-Index` ≥ 1, `X-Consul-KnownLeader`, `X-Consul-LastContact` and
 //! `X-Consul-Effective-Consistency`; bodies over 512 KiB are refused with 413; errors are
 //! `text/plain` (`error::ApiError`).
+//! ACLs: every handler but `/v1/status/*` and `/v1/catalog/datacenters` takes `token::Acl`
+//! (the presented token resolved through `ApiState::acl`) and checks it before acting: writes
+//! and single-object reads answer 403, lists are filtered after any blocking wait (`enforce`).
 //!
 //! Served over plain HTTP by `axum::serve` (`app`) and over TLS by `serve_tls` (HTTPS, with
 //! HTTP/2 through ALPN): the same router on both.

@@ -381,6 +381,10 @@ async fn transactions_check_op_by_op() {
         .map(|e| e["KV"]["Key"].clone())
         .collect();
     assert_eq!(got, [json!("app/a"), json!("app/rw/x")]);
+    // check-not-exists needs write, even in a read-only transaction.
+    let probe = r#"[{"KV":{"Verb":"check-not-exists","Key":"app/a"}}]"#;
+    let refused = r#"{"Results":null,"Errors":[{"OpIndex":0,"What":"Permission denied"}]}"#;
+    expect(&st, Method::PUT, "/v1/txn", r, probe, (409, refused)).await;
     let write = r#"[{"KV":{"Verb":"set","Key":"app/rw/t","Value":"eA=="}}]"#;
     let (status, ..) = send(&st, Method::PUT, "/v1/txn", r, write).await;
     assert_eq!(status, StatusCode::OK);
