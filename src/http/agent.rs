@@ -71,7 +71,8 @@ fn vet_check_write(st: &ApiState, acl: &Acl, service_name: &str) -> Result<(), A
     }
 }
 
-/// `vet_check_write` for a TTL update of check `id`; an unknown check is left to the update's
+/// `vet_check_write` for a TTL update of check `id`. An unknown check is, with ACLs on,
+/// Consul's 500 `Unknown check "x"` [live on 1.8.7]; with ACLs off it is left to the update's
 /// own 404.
 fn vet_check_update(st: &ApiState, acl: &Acl, id: &str) -> Result<(), ApiError> {
     let known = st
@@ -80,6 +81,7 @@ fn vet_check_update(st: &ApiState, acl: &Acl, id: &str) -> Result<(), ApiError> 
         .or_else(|| st.snapshots.load().catalog.check(&st.config.node_name, id).map(|c| (**c).clone()));
     match known {
         Some(c) => vet_check_write(st, acl, &c.service_name),
+        None if st.acl.enabled() => Err(ApiError::Internal(format!("Unknown check {id:?}"))),
         None => Ok(()),
     }
 }

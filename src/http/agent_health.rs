@@ -149,7 +149,7 @@ pub(super) async fn node_maintenance(
     let q = Query::parse(q.as_deref());
     let (enable, reason) = maintenance_params(&q)?;
     let node = st.config.node_name.clone();
-    require_on(acl.node_write(&node), "node:write", &node)?;
+    require(acl.node_write(&node))?;
     let exists = st.local.check(NODE_MAINT_CHECK_ID).is_some()
         || st.snapshots.load().catalog.check(&node, NODE_MAINT_CHECK_ID).is_some();
     if enable && !exists {

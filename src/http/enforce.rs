@@ -63,22 +63,24 @@ fn changes_node(old: Option<&Node>, new: &Node) -> bool {
     })
 }
 
-/// Vets a catalog deregistration: `service:write` for a service or a service's check,
-/// `node:write` for a node check or the whole node.
+/// Vets a catalog deregistration as Consul's `vetDeregisterWithACL` does: `node:write` on
+/// the node allows anything on it; otherwise a service (or a service's check) needs
+/// `service:write`, a node check `node:write`, and an unknown service or check is Consul's 500
+/// `Unknown service 'x'` / `Unknown check 'x'` [live on 1.8.7].
 pub(crate) fn vet_deregister(a: &Authorizer, cat: &CatalogState, d: &Deregistration) -> Result<(), ApiError> {
+    if a.node_write(&d.node) {
+        return Ok(());
+    }
     if let Some(id) = &d.service_id {
-        return match cat.service(&d.node, id) {
-            Some(s) => require(a.service_write(&s.name)),
-            None => require(a.node_write(&d.node)),
-        };
+        let s =
+            cat.service(&d.node, id).ok_or_else(|| ApiError::Internal(format!("Unknown service '{id}'")))?;
+        return require(a.service_write(&s.name));
     }
     if let Some(id) = &d.check_id {
-        return match cat.check(&d.node, id).filter(|c| !c.service_name.is_empty()) {
-            Some(c) => require(a.service_write(&c.service_name)),
-            None => require(a.node_write(&d.node)),
-        };
+        let c = cat.check(&d.node, id).ok_or_else(|| ApiError::Internal(format!("Unknown check '{id}'")))?;
+        return require(!c.service_id.is_empty() && a.service_write(&c.service_name));
     }
-    require(a.node_write(&d.node))
+    Err(ApiError::denied())
 }
 
 /// Whether a check row is visible: `node:read`, and `service:read` for a service check.

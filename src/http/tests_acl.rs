@@ -297,6 +297,28 @@ async fn catalog_writes() {
     expect(&st, Method::PUT, "/v1/catalog/deregister", Some("web-writer"), dereg_node, DENIED).await;
     expect(&st, Method::PUT, "/v1/catalog/deregister", Some("web-writer"), dereg_svc, (200, "true")).await;
     expect(&st, Method::PUT, "/v1/catalog/deregister", Some("mgmt"), dereg_node, (200, "true")).await;
+    // Without node:write, an unknown service or check is Consul's 500; with it, a no-op.
+    let unknown_svc = r#"{"Node":"node2","ServiceID":"nope"}"#;
+    let unknown_check = r#"{"Node":"node2","CheckID":"nope"}"#;
+    expect(
+        &st,
+        Method::PUT,
+        "/v1/catalog/deregister",
+        Some("web-writer"),
+        unknown_svc,
+        (500, "Unknown service 'nope'"),
+    )
+    .await;
+    expect(
+        &st,
+        Method::PUT,
+        "/v1/catalog/deregister",
+        Some("web-writer"),
+        unknown_check,
+        (500, "Unknown check 'nope'"),
+    )
+    .await;
+    expect(&st, Method::PUT, "/v1/catalog/deregister", Some("mgmt"), unknown_svc, (200, "true")).await;
 }
 
 #[tokio::test]
@@ -327,12 +349,15 @@ async fn agent_endpoints() {
     expect(&st, Method::PUT, "/v1/agent/check/register", Some("web-writer"), check, (200, "")).await;
     expect(&st, Method::PUT, "/v1/agent/check/pass/web-ttl", r, "", missing_web).await;
     expect(&st, Method::PUT, "/v1/agent/check/pass/web-ttl", Some("web-writer"), "", (200, "")).await;
+    let unknown = (500, r#"Unknown check "nope""#);
+    expect(&st, Method::PUT, "/v1/agent/check/pass/nope", Some("web-writer"), "", unknown).await;
     assert!(read(&st, "/v1/agent/checks", r).await.get("web-ttl").is_some());
     assert_eq!(read(&st, "/v1/agent/checks", Some("agent-reader")).await, json!({}));
     let node_check = r#"{"Name":"disk","TTL":"30s"}"#;
     let missing_node = (403, "Permission denied: Missing node:write on agent1");
     expect(&st, Method::PUT, "/v1/agent/check/register", Some("web-writer"), node_check, missing_node).await;
-    expect(&st, Method::PUT, "/v1/agent/maintenance?enable=true", r, "", missing_node).await;
+    // Node maintenance answers the plain text [live on 1.8.7].
+    expect(&st, Method::PUT, "/v1/agent/maintenance?enable=true", r, "", DENIED).await;
     expect(&st, Method::PUT, "/v1/agent/maintenance?enable=true", Some("agent-writer"), "", (200, "")).await;
     expect(&st, Method::PUT, "/v1/agent/service/maintenance/web9?enable=true", r, "", missing_web).await;
     expect(&st, Method::PUT, "/v1/agent/service/deregister/web9", r, "", missing_web).await;
@@ -381,10 +406,12 @@ async fn transactions_check_op_by_op() {
         .map(|e| e["KV"]["Key"].clone())
         .collect();
     assert_eq!(got, [json!("app/a"), json!("app/rw/x")]);
-    // check-not-exists needs write, even in a read-only transaction.
-    let probe = r#"[{"KV":{"Verb":"check-not-exists","Key":"app/a"}}]"#;
+    // check-not-exists and get-or-empty need write, even in a read-only transaction [live].
     let refused = r#"{"Results":null,"Errors":[{"OpIndex":0,"What":"Permission denied"}]}"#;
-    expect(&st, Method::PUT, "/v1/txn", r, probe, (409, refused)).await;
+    for verb in ["check-not-exists", "get-or-empty"] {
+        let probe = format!(r#"[{{"KV":{{"Verb":"{verb}","Key":"app/a"}}}}]"#);
+        expect(&st, Method::PUT, "/v1/txn", r, &probe, (409, refused)).await;
+    }
     let write = r#"[{"KV":{"Verb":"set","Key":"app/rw/t","Value":"eA=="}}]"#;
     let (status, ..) = send(&st, Method::PUT, "/v1/txn", r, write).await;
     assert_eq!(status, StatusCode::OK);

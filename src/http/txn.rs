@@ -7,10 +7,10 @@
 //! Output: 200 `{"Results":[…],"Errors":null}` or 409 `{"Results":null,"Errors":[{OpIndex,What}]}`.
 //! ACLs (Consul's `Txn.preCheck`, spec §1.6): every KV operation is vetted before anything
 //! runs, `delete-tree` with `key:write` on the whole prefix, `check-index` and `check-session`
-//! with `key:read`, every other KV verb but the gets (`check-not-exists` too: Consul's
-//! `kvsPreApply` names only those two as reads) with `key:write`; any refusal answers 409 with one
+//! with `key:read`, every other KV verb but `get` and `get-tree` with `key:write`
+//! (`check-not-exists` and even `get-or-empty` too, a Consul quirk [live on 1.8.7]); any refusal answers 409 with one
 //! `{"OpIndex":i,"What":"Permission denied"}` per refused operation and nothing applied. Reads
-//! (`get`, `get-or-empty`, `get-tree`, catalog `get`s) are not vetted: their results are filtered, so a
+//! (`get`, `get-tree`, catalog `get`s) are not vetted: their results are filtered, so a
 //! read-only transaction of unreadable keys is a 200 with fewer results.
 //! Limits: at most 128 operations (413), the router's 512 KiB body limit (413); an
 //! undecodable body or an unknown verb is 400. Catalog writes inside transactions are not
@@ -157,7 +157,7 @@ fn is_read(op: &TxnOp) -> bool {
 fn allowed(a: &Authorizer, op: &TxnOp) -> bool {
     let TxnOp::Kv(kv) = op else { return true };
     match kv {
-        KvOp::Get(_) | KvOp::GetOrEmpty(_) | KvOp::GetTree(_) => true,
+        KvOp::Get(_) | KvOp::GetTree(_) => true,
         KvOp::CheckIndex(k, _) | KvOp::CheckSession(k, _) => a.key_read(k),
         KvOp::DeleteTree(k) => a.key_write_prefix(k),
         other => a.key_write(other.key()),
