@@ -485,3 +485,21 @@ async fn prepared_queries() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn script_checks_need_node_write_besides_the_switch() {
+    let (mut st, _dir) = acl_state().await;
+    let script = r#"{"Name":"web","ID":"web7","Check":{"Args":["true"],"Interval":"1h"}}"#;
+    // Switch off: Consul's refusal, whatever the token.
+    let off = (500, crate::agent::SCRIPTS_DISABLED_REMOTE);
+    expect(&st, Method::PUT, "/v1/agent/service/register", Some("mgmt"), script, off).await;
+    let mut config = (*st.config).clone();
+    config.checks.enable_script_checks = true;
+    st.config = Arc::new(config);
+    // Switch on: service:write is not enough, the agent's node:write is needed too.
+    let missing_node = (403, "Permission denied: Missing node:write on agent1");
+    expect(&st, Method::PUT, "/v1/agent/service/register", Some("web-writer"), script, missing_node).await;
+    let node_check = r#"{"Name":"probe","Args":["true"],"Interval":"1h"}"#;
+    expect(&st, Method::PUT, "/v1/agent/check/register", Some("web-writer"), node_check, missing_node).await;
+    expect(&st, Method::PUT, "/v1/agent/service/register", Some("mgmt"), script, (200, "")).await;
+}
