@@ -17,6 +17,7 @@ use serde_json::json as js;
 
 use super::error::ApiError;
 use super::query::Query;
+use super::token::{Acl, require, require_on};
 use super::wire::{self, HealthCheckJson, ServiceJson};
 use super::{ApiState, json, parse_body, rest};
 use crate::agent::{
@@ -50,18 +51,59 @@ fn refuse_remote_script(st: &ApiState) -> Result<(), ApiError> {
     Err(ApiError::Internal(SCRIPTS_DISABLED_REMOTE.into()))
 }
 
+/// `node:write` on this agent's node, with Consul's detailed 403 text.
+fn require_node_write(st: &ApiState, acl: &Acl) -> Result<(), ApiError> {
+    let node = &st.config.node_name;
+    require_on(acl.node_write(node), "node:write", node)
+}
+
+/// A check may be seen with `service:read` on its service, or `node:read` for a node check.
+fn check_readable(acl: &Acl, node: &str, service_name: &str) -> bool {
+    if service_name.is_empty() { acl.node_read(node) } else { acl.service_read(service_name) }
+}
+
+/// Changing a check needs `service:write` on its service, or `node:write` for a node check.
+fn vet_check_write(st: &ApiState, acl: &Acl, service_name: &str) -> Result<(), ApiError> {
+    if service_name.is_empty() {
+        require_node_write(st, acl)
+    } else {
+        require_on(acl.service_write(service_name), "service:write", service_name)
+    }
+}
+
+/// `vet_check_write` for a TTL update of check `id`. An unknown check is, with ACLs on,
+/// Consul's 500 `Unknown check "x"` [live on 1.8.7]; with ACLs off it is left to the update's
+/// own 404.
+fn vet_check_update(st: &ApiState, acl: &Acl, id: &str) -> Result<(), ApiError> {
+    let known = st
+        .local
+        .check(id)
+        .or_else(|| st.snapshots.load().catalog.check(&st.config.node_name, id).map(|c| (**c).clone()));
+    match known {
+        Some(c) => vet_check_write(st, acl, &c.service_name),
+        None if st.acl.enabled() => Err(ApiError::Internal(format!("Unknown check {id:?}"))),
+        None => Ok(()),
+    }
+}
+
 fn empty() -> Response {
     ().into_response()
 }
 
 /// `PUT /v1/agent/reload`: asks the agent to reload its configuration as SIGHUP does (DNS
 /// settings, zones); the reload runs asynchronously, its outcome is logged.
-pub(super) async fn reload(State(st): State<ApiState>) -> Response {
+pub(super) async fn reload(State(st): State<ApiState>, acl: Acl) -> Result<Response, ApiError> {
+    require(acl.agent_write(&st.config.node_name))?;
     st.reload.notify_one();
-    empty()
+    Ok(empty())
 }
 
-pub(super) async fn self_info(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
+pub(super) async fn self_info(
+    State(st): State<ApiState>,
+    acl: Acl,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    require(acl.agent_read(&st.config.node_name))?;
     let q = Query::parse(q.as_deref());
     let snap = st.snapshots.load_full();
     let mut body = js!({
@@ -80,7 +122,7 @@ pub(super) async fn self_info(State(st): State<ApiState>, RawQuery(q): RawQuery)
     if let Some(replica) = replica_stats(&st, snap.index) {
         body["Stats"]["replica"] = replica;
     }
-    json(&body, q.has("pretty"))
+    Ok(json(&body, q.has("pretty")))
 }
 
 /// `Config` of `/v1/agent/self`.
@@ -178,14 +220,17 @@ fn replica_stats(st: &ApiState, applied_index: u64) -> Option<serde_json::Value>
     }))
 }
 
-pub(super) async fn services(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
+pub(super) async fn services(State(st): State<ApiState>, acl: Acl, RawQuery(q): RawQuery) -> Response {
     let q = Query::parse(q.as_deref());
     let snap = st.snapshots.load_full();
-    json(&agent_services(&snap.catalog, &st.config.node_name, &st.config.datacenter), q.has("pretty"))
+    let mut body = agent_services(&snap.catalog, &st.config.node_name, &st.config.datacenter);
+    body.retain(|_, s| acl.service_read(&s.service));
+    json(&body, q.has("pretty"))
 }
 
 pub(super) async fn service(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -196,22 +241,37 @@ pub(super) async fn service(
         .catalog
         .service(&st.config.node_name, id)
         .ok_or_else(|| ApiError::NotFound(format!("unknown service ID: {id}")))?;
+    require(acl.service_read(&s.name))?;
     Ok(json(&ServiceJson::agent(s, &st.config.datacenter), q.has("pretty")))
 }
 
-pub(super) async fn checks(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
+pub(super) async fn checks(State(st): State<ApiState>, acl: Acl, RawQuery(q): RawQuery) -> Response {
     let q = Query::parse(q.as_deref());
     let snap = st.snapshots.load_full();
-    json(&agent_checks(&snap.catalog, &st.config.node_name), q.has("pretty"))
+    let mut body = agent_checks(&snap.catalog, &st.config.node_name);
+    body.retain(|_, c| check_readable(&acl, &c.node, &c.service_name));
+    json(&body, q.has("pretty"))
 }
 
-pub(super) async fn register_service(State(st): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+pub(super) async fn register_service(
+    State(st): State<ApiState>,
+    acl: Acl,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let v = parse_body(&body)?;
     let def = decode_service_definition(&v)?;
     if def.checks.iter().any(|c| c.kind() == "script") {
         refuse_remote_script(&st)?;
+        require_node_write(&st, &acl)?;
     }
     let (mut reg, ttls) = def.into_registration(&st.agent_node())?;
+    if let Some(s) = &reg.service {
+        require_on(acl.service_write(&s.name), "service:write", &s.name)?;
+        // Re-registering an ID under another name needs write on the name it had.
+        if let Some(old) = st.local.service(&s.id).filter(|old| old.name != s.name) {
+            require_on(acl.service_write(&old.name), "service:write", &old.name)?;
+        }
+    }
     keep_check_state(&mut reg.checks, &st.snapshots.load().catalog);
     st.local.register(reg, Source::Api).await?;
     for t in &ttls {
@@ -222,6 +282,7 @@ pub(super) async fn register_service(State(st): State<ApiState>, body: Bytes) ->
 
 pub(super) async fn deregister_service(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = rest(&id);
@@ -233,11 +294,16 @@ pub(super) async fn deregister_service(
             "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
         )));
     };
+    require_on(acl.service_write(&s.name), "service:write", &s.name)?;
     st.local.deregister_service(&s.id).await?;
     Ok(empty())
 }
 
-pub(super) async fn register_check(State(st): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+pub(super) async fn register_check(
+    State(st): State<ApiState>,
+    acl: Acl,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let v = parse_body(&body)?;
     let spec = decode_check_definition(&v)?;
     if spec.name.is_empty() {
@@ -248,6 +314,7 @@ pub(super) async fn register_check(State(st): State<ApiState>, body: Bytes) -> R
     }
     if spec.kind() == "script" {
         refuse_remote_script(&st)?;
+        require_node_write(&st, &acl)?;
     }
     let node = st.agent_node();
     let snap = st.snapshots.load_full();
@@ -262,6 +329,10 @@ pub(super) async fn register_check(State(st): State<ApiState>, body: Bytes) -> R
             .ok_or_else(|| ApiError::NotFound(format!("ServiceID {:?} does not exist", spec.service_id)))?;
         Some(s)
     };
+    match &service {
+        Some(s) => require_on(acl.service_write(&s.name), "service:write", &s.name)?,
+        None => require_node_write(&st, &acl)?,
+    }
     let default_id = spec.name.clone();
     let (mut check, ttl) = spec.into_check(
         &node.name,
@@ -280,6 +351,7 @@ pub(super) async fn register_check(State(st): State<ApiState>, body: Bytes) -> R
 
 pub(super) async fn deregister_check(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = rest(&id);
@@ -291,16 +363,19 @@ pub(super) async fn deregister_check(
             "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
         )));
     };
+    vet_check_write(&st, &acl, &c.service_name)?;
     st.local.deregister_check(&c.check_id).await?;
     Ok(empty())
 }
 
 async fn ttl_update(
     st: &ApiState,
+    acl: &Acl,
     id: &str,
     status: HealthStatus,
     q: Option<String>,
 ) -> Result<Response, ApiError> {
+    vet_check_update(st, acl, rest(id))?;
     let q = Query::parse(q.as_deref());
     let note = q.get("note").unwrap_or_default().to_owned();
     st.ttl.update(rest(id), status, note).await?;
@@ -309,33 +384,38 @@ async fn ttl_update(
 
 pub(super) async fn check_pass(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    ttl_update(&st, &id, HealthStatus::Passing, q).await
+    ttl_update(&st, &acl, &id, HealthStatus::Passing, q).await
 }
 
 pub(super) async fn check_warn(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    ttl_update(&st, &id, HealthStatus::Warning, q).await
+    ttl_update(&st, &acl, &id, HealthStatus::Warning, q).await
 }
 
 pub(super) async fn check_fail(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    ttl_update(&st, &id, HealthStatus::Critical, q).await
+    ttl_update(&st, &acl, &id, HealthStatus::Critical, q).await
 }
 
 pub(super) async fn check_update(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    vet_check_update(&st, &acl, rest(&id))?;
     let v = parse_body(&body)?;
     let (status, output) = wire::decode_check_update(&v)?;
     st.ttl.update(rest(&id), status, output).await?;

@@ -17,6 +17,7 @@ use serde_json::json as js;
 
 use super::error::ApiError;
 use super::query::Query;
+use super::token::{Acl, require, require_on};
 use super::wire::{HealthCheckJson, ServiceJson};
 use super::{ApiState, rest};
 use crate::catalog::Registration;
@@ -77,6 +78,7 @@ fn wants_text(q: &Query) -> bool {
 
 pub(super) async fn service_health_by_id(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -88,6 +90,7 @@ pub(super) async fn service_health_by_id(
     let snap = st.snapshots.load_full();
     match snap.catalog.service(&st.config.node_name, id) {
         Some(s) => {
+            require(acl.service_read(&s.name))?;
             let (body, status, code) = service_info(&snap.catalog, s, &st.config.datacenter);
             Ok(reply(code, status, &body, wants_text(&q)))
         }
@@ -101,6 +104,7 @@ pub(super) async fn service_health_by_id(
 
 pub(super) async fn service_health_by_name(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -108,6 +112,7 @@ pub(super) async fn service_health_by_name(
     if name.is_empty() {
         return Err(ApiError::BadRequest("Missing service Name".into()));
     }
+    require(acl.service_read(name))?;
     let q = Query::parse(q.as_deref());
     let snap = st.snapshots.load_full();
     let mut code = StatusCode::NOT_FOUND;
@@ -138,11 +143,13 @@ fn maintenance_params(q: &Query) -> Result<(bool, String), ApiError> {
 
 pub(super) async fn node_maintenance(
     State(st): State<ApiState>,
+    acl: Acl,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref());
     let (enable, reason) = maintenance_params(&q)?;
     let node = st.config.node_name.clone();
+    require(acl.node_write(&node))?;
     let exists = st.local.check(NODE_MAINT_CHECK_ID).is_some()
         || st.snapshots.load().catalog.check(&node, NODE_MAINT_CHECK_ID).is_some();
     if enable && !exists {
@@ -169,6 +176,7 @@ pub(super) async fn node_maintenance(
 
 pub(super) async fn service_maintenance(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -183,6 +191,7 @@ pub(super) async fn service_maintenance(
     let Some(service) = snap.catalog.service(&node, id) else {
         return Err(ApiError::NotFound(format!("No service registered with ID {id:?}")));
     };
+    require_on(acl.service_write(&service.name), "service:write", &service.name)?;
     let check_id = format!("{SERVICE_MAINT_PREFIX}{}", service.id);
     let exists = st.local.check(&check_id).is_some() || snap.catalog.check(&node, &check_id).is_some();
     if enable && !exists {

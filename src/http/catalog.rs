@@ -11,8 +11,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 
+use super::enforce;
 use super::error::ApiError;
 use super::query::Query;
+use super::token::Acl;
 use super::wire::{self, NodeJson, NodeServicesJson, ServiceJson, ServiceNodeJson};
 use super::{ApiState, json, parse_body, rest};
 use crate::catalog::Command;
@@ -68,16 +70,26 @@ pub(crate) fn node_services(cat: &CatalogState, node: &str) -> Option<NodeServic
     Some(NodeServicesJson { node: NodeJson::from(&**n), services })
 }
 
-pub(super) async fn register(State(st): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+pub(super) async fn register(
+    State(st): State<ApiState>,
+    acl: Acl,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let v = parse_body(&body)?;
     let reg = wire::decode_catalog_register(&v, &st.config.datacenter)?;
+    enforce::vet_register(&acl, &st.snapshots.load().catalog, &reg)?;
     st.propose(Command::Register(reg)).await?;
     Ok(json(&true, false))
 }
 
-pub(super) async fn deregister(State(st): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+pub(super) async fn deregister(
+    State(st): State<ApiState>,
+    acl: Acl,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let v = parse_body(&body)?;
     let d = wire::decode_catalog_deregister(&v, &st.config.datacenter)?;
+    enforce::vet_deregister(&acl, &st.snapshots.load().catalog, &d)?;
     st.propose(Command::Deregister(d)).await?;
     Ok(json(&true, false))
 }
@@ -87,28 +99,44 @@ pub(super) async fn datacenters(State(st): State<ApiState>, RawQuery(q): RawQuer
     json(&[&st.config.datacenter], q.has("pretty"))
 }
 
-pub(super) async fn nodes(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub(super) async fn nodes(
+    State(st): State<ApiState>,
+    acl: Acl,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref());
     let meta = q.node_meta();
     st.read(
         &q,
         |s| s.catalog.table_indexes().nodes,
-        |cat| cat.nodes().filter(|n| has_meta(n, &meta)).map(|n| NodeJson::from(&**n)).collect::<Vec<_>>(),
+        |cat| {
+            enforce::nodes(
+                &acl,
+                cat.nodes().filter(|n| has_meta(n, &meta)).map(|n| NodeJson::from(&**n)).collect(),
+            )
+        },
     )
     .await
 }
 
 pub(super) async fn services(
     State(st): State<ApiState>,
+    acl: Acl,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref());
     let meta = q.node_meta();
-    st.read(&q, |s| s.catalog.table_indexes().services, |cat| service_names(cat, &meta)).await
+    st.read(
+        &q,
+        |s| s.catalog.table_indexes().services,
+        |cat| enforce::service_names(&acl, service_names(cat, &meta)),
+    )
+    .await
 }
 
 pub(super) async fn service(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -116,11 +144,17 @@ pub(super) async fn service(
     let q = Query::parse(q.as_deref());
     let tags = q.all("tag");
     let meta = q.node_meta();
-    st.read(&q, |s| s.catalog.service_index(name), |cat| service_nodes(cat, name, &tags, &meta)).await
+    st.read(
+        &q,
+        |s| s.catalog.service_index(name),
+        |cat| enforce::service_nodes(&acl, service_nodes(cat, name, &tags, &meta)),
+    )
+    .await
 }
 
 pub(super) async fn node(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(node): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -129,5 +163,5 @@ pub(super) async fn node(
         let t = s.catalog.table_indexes();
         t.nodes.max(t.services)
     };
-    st.read(&q, index_of, |cat| node_services(cat, &node)).await
+    st.read(&q, index_of, |cat| enforce::node_services(&acl, node_services(cat, &node))).await
 }

@@ -2,7 +2,7 @@
 //!
 //! Input: errors from decoding, validation, TTL updates and Raft → output: a `text/plain`
 //! response. Invariants: 400 for request problems found up front (bad query parameters,
-//! undecodable or invalid bodies), 404 for unknown IDs, 413 for oversized writes, 500 for
+//! undecodable or invalid bodies), 403 for ACL refusals (`Permission denied`, `ACL not found`), 404 for unknown IDs, 413 for oversized writes, 500 for
 //! RPC-level failures (Consul maps errors raised by its RPC endpoints to 500, including
 //! `CommandResponse::Rejected`); a `catalog::Invalid` gets the status its `Class` names.
 
@@ -24,6 +24,9 @@ pub(crate) enum ApiError {
     /// 400 `Request decode failed: …` (malformed JSON, unknown field, wrong type).
     #[error("Request decode failed: {0}")]
     Decode(String),
+    /// 403 with Consul's message (`Permission denied…`, `ACL not found`).
+    #[error("{0}")]
+    Forbidden(String),
     /// 404 with Consul's message.
     #[error("{0}")]
     NotFound(String),
@@ -43,12 +46,23 @@ impl ApiError {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) | Self::Decode(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) | Self::NoLeader => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
+
+impl ApiError {
+    /// 403 `Permission denied`: the caller's token lacks a permission.
+    pub(crate) fn denied() -> Self {
+        Self::Forbidden(PERMISSION_DENIED.into())
+    }
+}
+
+/// Consul's text for a missing permission (`acl.ErrPermissionDenied`).
+pub(crate) const PERMISSION_DENIED: &str = "Permission denied";
 
 impl From<DefinitionError> for ApiError {
     fn from(e: DefinitionError) -> Self {

@@ -10,8 +10,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 
 use super::catalog::{has_meta, has_tags};
+use super::enforce;
 use super::error::ApiError;
 use super::query::Query;
+use super::token::Acl;
 use super::wire::{HealthCheckJson, NodeJson, ServiceEntryJson, ServiceJson};
 use super::{ApiState, rest};
 use crate::catalog::{CatalogState, HealthStatus};
@@ -80,6 +82,7 @@ fn checks_index(s: &CatalogSnapshot) -> u64 {
 
 pub(super) async fn service(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -88,35 +91,47 @@ pub(super) async fn service(
     let passing = q.flag("passing")?;
     let tags = q.all("tag");
     let meta = q.node_meta();
-    st.read(&q, |s| s.catalog.service_index(name), |cat| service_entries(cat, name, &tags, &meta, passing))
-        .await
+    st.read(
+        &q,
+        |s| s.catalog.service_index(name),
+        |cat| enforce::service_entries(&acl, service_entries(cat, name, &tags, &meta, passing)),
+    )
+    .await
 }
 
 pub(super) async fn checks(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let name = rest(&name);
     let q = Query::parse(q.as_deref());
     let meta = q.node_meta();
-    st.read(&q, |s| s.catalog.service_index(name), |cat| service_checks(cat, name, &meta)).await
+    st.read(
+        &q,
+        |s| s.catalog.service_index(name),
+        |cat| enforce::checks(&acl, service_checks(cat, name, &meta)),
+    )
+    .await
 }
 
 pub(super) async fn node(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(node): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref());
     st.read(&q, checks_index, |cat| {
-        cat.node_checks(&node).map(|c| HealthCheckJson::from(&**c)).collect::<Vec<_>>()
+        enforce::checks(&acl, cat.node_checks(&node).map(|c| HealthCheckJson::from(&**c)).collect())
     })
     .await
 }
 
 pub(super) async fn state(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(state): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -127,7 +142,7 @@ pub(super) async fn state(
         if !meta.is_empty() {
             body.retain(|c| cat.node(&c.node).is_some_and(|n| has_meta(n, &meta)));
         }
-        body
+        enforce::checks(&acl, body)
     })
     .await
 }

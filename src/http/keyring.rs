@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::query::Query;
+use super::token::Acl;
 use super::{ApiState, json, parse_body};
 use crate::gossip::keyquery::{KeyringReport, MAX_RELAY_FACTOR};
 use crate::gossip::keyring::{KeyOp, KeyringError};
@@ -40,26 +41,54 @@ struct KeyringPoolJson {
 }
 
 /// `GET /v1/operator/keyring`.
-pub(super) async fn list(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
-    operate(&st, KeyOp::List, q.as_deref(), &Bytes::new()).await.unwrap_or_else(IntoResponse::into_response)
+pub(super) async fn list(State(st): State<ApiState>, acl: Acl, RawQuery(q): RawQuery) -> Response {
+    operate(&st, &acl, KeyOp::List, q.as_deref(), &Bytes::new())
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `POST /v1/operator/keyring`.
-pub(super) async fn install(State(st): State<ApiState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
-    operate(&st, KeyOp::Install, q.as_deref(), &body).await.unwrap_or_else(IntoResponse::into_response)
+pub(super) async fn install(
+    State(st): State<ApiState>,
+    acl: Acl,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    operate(&st, &acl, KeyOp::Install, q.as_deref(), &body).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `PUT /v1/operator/keyring`.
-pub(super) async fn use_key(State(st): State<ApiState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
-    operate(&st, KeyOp::Use, q.as_deref(), &body).await.unwrap_or_else(IntoResponse::into_response)
+pub(super) async fn use_key(
+    State(st): State<ApiState>,
+    acl: Acl,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    operate(&st, &acl, KeyOp::Use, q.as_deref(), &body).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `DELETE /v1/operator/keyring`.
-pub(super) async fn remove(State(st): State<ApiState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
-    operate(&st, KeyOp::Remove, q.as_deref(), &body).await.unwrap_or_else(IntoResponse::into_response)
+pub(super) async fn remove(
+    State(st): State<ApiState>,
+    acl: Acl,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    operate(&st, &acl, KeyOp::Remove, q.as_deref(), &body).await.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn operate(st: &ApiState, op: KeyOp, raw: Option<&str>, body: &Bytes) -> Result<Response, ApiError> {
+/// Consul's 500 text for a keyring list refused by ACLs.
+const KEYRING_READ_DENIED: &str = "Reading keyring denied by ACLs";
+/// Consul's 500 text for a keyring change refused by ACLs.
+const KEYRING_WRITE_DENIED: &str = "Modifying keyring denied due to ACLs";
+
+async fn operate(
+    st: &ApiState,
+    acl: &Acl,
+    op: KeyOp,
+    raw: Option<&str>,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
     let q = Query::parse(raw);
     let relay = relay_factor(&q)?;
     let local_only = q
@@ -71,6 +100,13 @@ async fn operate(st: &ApiState, op: KeyOp, raw: Option<&str>, body: &Bytes) -> R
         ));
     }
     let key = if op.takes_key() { request_key(body)? } else { String::new() };
+    // Consul's quirk: a keyring refused by ACLs is a 500 with these texts, not a 403.
+    if op == KeyOp::List && !acl.keyring_read() {
+        return Err(ApiError::Internal(KEYRING_READ_DENIED.into()));
+    }
+    if op != KeyOp::List && !acl.keyring_write() {
+        return Err(ApiError::Internal(KEYRING_WRITE_DENIED.into()));
+    }
     let gossip = st.gossip.as_ref().ok_or_else(|| ApiError::Internal(KeyringError::Disabled.to_string()))?;
     let dc = &st.config.datacenter;
     let report = match gossip.keyring_operation(op, &key, relay).await {

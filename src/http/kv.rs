@@ -22,6 +22,7 @@ use serde::Serialize;
 use super::blocking::ReadOptions;
 use super::error::ApiError;
 use super::query::Query;
+use super::token::{Acl, require};
 use super::{ApiState, json};
 use crate::catalog::kv::KvEntry;
 use crate::catalog::validate;
@@ -77,8 +78,8 @@ fn parse_u64(q: &Query, name: &str, what: &str) -> Result<Option<u64>, ApiError>
 }
 
 /// `GET /v1/kv/` (no key).
-pub(crate) async fn get_root(st: State<ApiState>, q: RawQuery) -> Result<Response, ApiError> {
-    get(st, Path(String::new()), q).await
+pub(crate) async fn get_root(st: State<ApiState>, acl: Acl, q: RawQuery) -> Result<Response, ApiError> {
+    get(st, acl, Path(String::new()), q).await
 }
 
 /// `PUT /v1/kv/` (no key).
@@ -87,13 +88,14 @@ pub(crate) async fn put_root(_st: State<ApiState>, _q: RawQuery) -> Result<Respo
 }
 
 /// `DELETE /v1/kv/` (no key): only with `?recurse` (deletes everything).
-pub(crate) async fn delete_root(st: State<ApiState>, q: RawQuery) -> Result<Response, ApiError> {
-    delete(st, Path(String::new()), q).await
+pub(crate) async fn delete_root(st: State<ApiState>, acl: Acl, q: RawQuery) -> Result<Response, ApiError> {
+    delete(st, acl, Path(String::new()), q).await
 }
 
 /// `GET /v1/kv/:key`.
 pub(crate) async fn get(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(key): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -104,11 +106,16 @@ pub(crate) async fn get(
     if key.is_empty() && !list && !recurse {
         return Err(ApiError::BadRequest("Missing key name".into()));
     }
+    let by_prefix = list || recurse;
+    // A single key needs key:read even when it is missing; a listing needs key:list on the
+    // prefix only under `acl.enable_key_list_policy`, and is filtered per entry either way.
+    if !by_prefix || st.enable_key_list_policy {
+        require(if by_prefix { acl.key_list(&key) } else { acl.key_read(&key) })?;
+    }
     let opts = st.read_options(&q)?;
     if opts.consistency == crate::http::Consistency::Consistent {
         st.consensus.read_barrier().await?;
     }
-    let by_prefix = list || recurse;
     let index_of = |s: &crate::snapshot::CatalogSnapshot| {
         if by_prefix { s.catalog.kv().prefix_index(&key) } else { s.catalog.kv().key_index(&key) }
     };
@@ -124,7 +131,7 @@ pub(crate) async fn get(
                 Some(i) => &e.key[..key.len() + i + sep.len()],
                 None => e.key.as_str(),
             };
-            if names.last().is_none_or(|l| l != name) {
+            if names.last().is_none_or(|l| l != name) && acl.key_read(name) {
                 names.push(name.to_owned());
             }
         }
@@ -134,7 +141,8 @@ pub(crate) async fn get(
         return Ok(st.reply(&names, index, &opts, &q));
     }
     if recurse {
-        let entries: Vec<KvEntryJson> = kv.prefix(&key).map(|e| KvEntryJson::new(e, true)).collect();
+        let entries: Vec<KvEntryJson> =
+            kv.prefix(&key).filter(|e| acl.key_read(&e.key)).map(|e| KvEntryJson::new(e, true)).collect();
         if entries.is_empty() {
             return Ok(not_found(&st, index, &opts));
         }
@@ -164,6 +172,7 @@ fn not_found(st: &ApiState, index: u64, opts: &ReadOptions) -> Response {
 /// `PUT /v1/kv/:key` with `?flags`, `?cas`, `?acquire`, `?release`; the body is the value.
 pub(crate) async fn put(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(key): Path<String>,
     RawQuery(raw): RawQuery,
     body: Bytes,
@@ -173,6 +182,7 @@ pub(crate) async fn put(
     if key.is_empty() {
         return Err(ApiError::BadRequest("Missing key name".into()));
     }
+    require(acl.key_write(&key))?;
     let flags = parse_u64(&q, "flags", "flags")?.unwrap_or(0);
     let cas = parse_u64(&q, "cas", "cas index")?;
     let acquire = q.get("acquire");
@@ -201,6 +211,7 @@ pub(crate) async fn put(
 /// `DELETE /v1/kv/:key` with `?recurse` or `?cas`.
 pub(crate) async fn delete(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(key): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -216,6 +227,7 @@ pub(crate) async fn delete(
     if key.is_empty() && !recurse {
         return Err(ApiError::BadRequest("Missing key name".into()));
     }
+    require(if recurse { acl.key_write_prefix(&key) } else { acl.key_write(&key) })?;
     let op = match cas {
         Some(0) => return Ok(json(&false, q.has("pretty"))),
         Some(index) => KvOp::DeleteCas(key, index),

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::query::Query;
+use super::token::{Acl, require};
 use super::wire::MemberJson;
 use super::{ApiState, json};
 use crate::catalog::{Command, Deregistration};
@@ -19,10 +20,20 @@ use crate::gossip::{MemberStatus, Membership};
 /// Default LAN gossip port when a join address has none.
 const SERF_LAN_PORT: u16 = 8301;
 
-pub(super) async fn members(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub(super) async fn members(
+    State(st): State<ApiState>,
+    acl: Acl,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref());
     let gossip = st.gossip.as_ref().ok_or_else(|| ApiError::Internal("gossip is not running".into()))?;
-    let list: Vec<MemberJson> = gossip.members().await.iter().map(MemberJson::from_member).collect();
+    let list: Vec<MemberJson> = gossip
+        .members()
+        .await
+        .iter()
+        .filter(|m| acl.node_read(&m.name))
+        .map(MemberJson::from_member)
+        .collect();
     Ok(json(&list, q.has("pretty")))
 }
 
@@ -35,14 +46,20 @@ fn parse_addr(s: &str) -> Result<SocketAddr, ApiError> {
         .map_err(|_| ApiError::BadRequest(format!("invalid join address {s:?}: expected ip or ip:port")))
 }
 
-pub(super) async fn join(State(st): State<ApiState>, Path(addr): Path<String>) -> Result<Response, ApiError> {
+pub(super) async fn join(
+    State(st): State<ApiState>,
+    acl: Acl,
+    Path(addr): Path<String>,
+) -> Result<Response, ApiError> {
+    require(acl.agent_write(&st.config.node_name))?;
     let gossip = st.gossip.as_ref().ok_or_else(|| ApiError::Internal("gossip is not running".into()))?;
     let addr = parse_addr(&addr)?;
     gossip.join(&[addr]).await.map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(().into_response())
 }
 
-pub(super) async fn leave(State(st): State<ApiState>) -> Result<Response, ApiError> {
+pub(super) async fn leave(State(st): State<ApiState>, acl: Acl) -> Result<Response, ApiError> {
+    require(acl.agent_write(&st.config.node_name))?;
     let gossip = st.gossip.as_ref().ok_or_else(|| ApiError::Internal("gossip is not running".into()))?;
     // A server first leaves the Raft configuration (a leader removes itself and steps down).
     st.consensus.leave_cluster().await?;
@@ -54,8 +71,10 @@ pub(super) async fn leave(State(st): State<ApiState>) -> Result<Response, ApiErr
 
 pub(super) async fn force_leave(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(node): Path<String>,
 ) -> Result<Response, ApiError> {
+    require(acl.operator_write())?;
     let gossip = st.gossip.as_ref().ok_or_else(|| ApiError::Internal("gossip is not running".into()))?;
     let members = gossip.members().await;
     let Some(m) = members.iter().find(|m| m.name == node) else {

@@ -14,11 +14,15 @@ use axum::response::{IntoResponse, Response};
 
 use serde_json::{Value, json};
 
-use super::ApiState;
+use super::token::Acl;
+use super::{ApiError, ApiState};
 use crate::metrics::render::{dns_cells, dns_latency, gauges};
 use crate::metrics::{HistogramSnapshot, Report};
 
-pub(super) async fn metrics(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
+pub(super) async fn metrics(State(st): State<ApiState>, acl: Acl, RawQuery(q): RawQuery) -> Response {
+    if !acl.agent_read(&st.config.node_name) {
+        return ApiError::denied().into_response();
+    }
     let prometheus = form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes())
         .any(|(k, v)| k == "format" && v == "prometheus");
     let mut report = crate::metrics::global().report(&st.snapshots.load_full());

@@ -10,6 +10,9 @@
 //! reply carries `X-Consul-Index` ≥ 1, `X-Consul-KnownLeader`, `X-Consul-LastContact` and
 //! `X-Consul-Effective-Consistency`; bodies over 512 KiB are refused with 413; errors are
 //! `text/plain` (`error::ApiError`).
+//! ACLs: every handler but `/v1/status/*` and `/v1/catalog/datacenters` takes `token::Acl`
+//! (the presented token resolved through `ApiState::acl`) and checks it before acting: writes
+//! and single-object reads answer 403, lists are filtered after any blocking wait (`enforce`).
 //!
 //! Served over plain HTTP by `axum::serve` (`app`) and over TLS by `serve_tls` (HTTPS, with
 //! HTTP/2 through ALPN): the same router on both.
@@ -18,6 +21,7 @@ mod agent;
 mod agent_health;
 mod blocking;
 mod catalog;
+mod enforce;
 mod error;
 mod health;
 mod keyring;
@@ -31,11 +35,14 @@ mod serve_tls;
 mod session;
 mod snapshot;
 mod status;
+mod token;
 mod txn;
 pub(crate) mod wire;
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_acl;
 
 use std::sync::Arc;
 
@@ -85,6 +92,11 @@ pub(crate) struct ApiState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Signalled by `PUT /v1/agent/reload`; the agent reloads as on SIGHUP.
     pub reload: Arc<tokio::sync::Notify>,
+    /// Resolves the token a request presents to what it may do (`acl::Disabled` with ACLs off).
+    pub acl: Arc<dyn crate::acl::Resolve>,
+    /// `acl.enable_key_list_policy`: recursive KV reads need `key:list` on the prefix (403
+    /// without it) instead of only filtering per entry. `false` until the ACL configuration lands.
+    pub enable_key_list_policy: bool,
 }
 
 /// The Consul-compatible HTTP API.

@@ -7,11 +7,18 @@
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 
+use super::error::ApiError;
 use super::query::Query;
+use super::token::{Acl, require};
 use super::wire::{RaftConfigurationJson, RaftServerJson};
 use super::{ApiState, json};
 
-pub(super) async fn raft_configuration(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
+pub(super) async fn raft_configuration(
+    State(st): State<ApiState>,
+    acl: Acl,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    require(acl.operator_read())?;
     let q = Query::parse(q.as_deref());
     let snap = st.snapshots.load_full();
     let servers = st
@@ -40,5 +47,5 @@ pub(super) async fn raft_configuration(State(st): State<ApiState>, RawQuery(q): 
             }
         })
         .collect();
-    json(&RaftConfigurationJson { servers, index: st.consensus.membership_index() }, q.has("pretty"))
+    Ok(json(&RaftConfigurationJson { servers, index: st.consensus.membership_index() }, q.has("pretty")))
 }

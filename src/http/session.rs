@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::query::Query;
+use super::token::{Acl, require};
 use super::{ApiState, json};
 use crate::agent::parse_go_duration;
 use crate::catalog::CatalogState;
@@ -222,6 +223,7 @@ pub(crate) fn session_from_body(
 /// `PUT /v1/session/create`.
 pub(crate) async fn create(
     State(st): State<ApiState>,
+    acl: Acl,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -230,6 +232,7 @@ pub(crate) async fn create(
         let snap = st.snapshots.load();
         session_from_body(&body, &snap.catalog, &st.config.node_name)?
     };
+    require(acl.session_write(&s.node))?;
     s.id = uuid::Uuid::new_v4().to_string();
     let (id, ttl) = (s.id.clone(), ttl_of(&s.ttl));
     st.propose(Command::SessionCreate { session: s, now_ms: unix_ms() }).await?;
@@ -242,10 +245,15 @@ pub(crate) async fn create(
 /// `PUT /v1/session/destroy/:id`.
 pub(crate) async fn destroy(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(raw.as_deref());
+    // An unknown session is a no-op write; a known one needs session:write on its node.
+    if let Some(s) = st.snapshots.load().catalog.kv().session(&id) {
+        require(acl.session_write(&s.node))?;
+    }
     st.propose(Command::SessionDestroy { id, now_ms: unix_ms() }).await?;
     Ok(json(&true, q.has("pretty")))
 }
@@ -253,6 +261,7 @@ pub(crate) async fn destroy(
 /// `PUT /v1/session/renew/:id`.
 pub(crate) async fn renew(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -262,6 +271,7 @@ pub(crate) async fn renew(
     let Some(s) = snap.catalog.kv().session(&id) else {
         return Err(ApiError::NotFound(format!("Session id '{id}' not found")));
     };
+    require(acl.session_write(&s.node))?;
     if let Some(ttl) = ttl_of(&s.ttl) {
         // The timers run on the leader: a follower passes the renewal on.
         if st.consensus.forward_session_renew(&id, ttl).await? {
@@ -272,8 +282,13 @@ pub(crate) async fn renew(
     Ok(st.reply(&[SessionJson::new(s)], index, &opts, &q))
 }
 
-fn list_where(cat: &CatalogState, keep: impl Fn(&Session) -> bool) -> Vec<SessionJson> {
-    cat.kv().sessions().filter(|s| keep(s)).map(|s| SessionJson::new(s)).collect()
+/// The sessions `keep` selects that the token may read (`session:read` on their node).
+fn list_where(cat: &CatalogState, acl: &Acl, keep: impl Fn(&Session) -> bool) -> Vec<SessionJson> {
+    cat.kv()
+        .sessions()
+        .filter(|s| keep(s) && acl.session_read(&s.node))
+        .map(|s| SessionJson::new(s))
+        .collect()
 }
 
 fn sessions_index(s: &crate::snapshot::CatalogSnapshot) -> u64 {
@@ -283,27 +298,33 @@ fn sessions_index(s: &crate::snapshot::CatalogSnapshot) -> u64 {
 /// `GET /v1/session/info/:id`: `[session]` or `[]`.
 pub(crate) async fn info(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(raw.as_deref());
-    st.read(&q, sessions_index, |cat| list_where(cat, |s| s.id == id)).await
+    st.read(&q, sessions_index, |cat| list_where(cat, &acl, |s| s.id == id)).await
 }
 
 /// `GET /v1/session/node/:node`.
 pub(crate) async fn node(
     State(st): State<ApiState>,
+    acl: Acl,
     Path(node): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(raw.as_deref());
-    st.read(&q, sessions_index, |cat| list_where(cat, |s| s.node.eq_ignore_ascii_case(&node))).await
+    st.read(&q, sessions_index, |cat| list_where(cat, &acl, |s| s.node.eq_ignore_ascii_case(&node))).await
 }
 
 /// `GET /v1/session/list`.
-pub(crate) async fn list(State(st): State<ApiState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+pub(crate) async fn list(
+    State(st): State<ApiState>,
+    acl: Acl,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
     let q = Query::parse(raw.as_deref());
-    st.read(&q, sessions_index, |cat| list_where(cat, |_| true)).await
+    st.read(&q, sessions_index, |cat| list_where(cat, &acl, |_| true)).await
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
 //! `GET /v1/snapshot`: the catalog at the current index as a checksummed backup file
 //! (`backup`); `PUT /v1/snapshot`: checks such a file and replaces the catalog with it
 //! through Raft (`Command::Restore`). The format is cairn's, not Consul's archive.
+//! Both need `acl:write` (a management token), as in Consul: a snapshot holds every secret.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
+use super::token::{Acl, require};
 use super::{ApiError, ApiState};
 use crate::backup::{Backup, decode, encode};
 use crate::catalog::Command;
@@ -14,7 +16,8 @@ use crate::catalog::Command;
 /// Largest backup accepted by `PUT /v1/snapshot`.
 pub(super) const MAX_SNAPSHOT_BYTES: usize = 256 * 1024 * 1024;
 
-pub(super) async fn save(State(st): State<ApiState>) -> Result<Response, ApiError> {
+pub(super) async fn save(State(st): State<ApiState>, acl: Acl) -> Result<Response, ApiError> {
+    require(acl.acl_write())?;
     // One published snapshot: every row at the same index.
     let snap = st.snapshots.load_full();
     let backup =
@@ -27,7 +30,8 @@ pub(super) async fn save(State(st): State<ApiState>) -> Result<Response, ApiErro
     Ok(resp)
 }
 
-pub(super) async fn restore(State(st): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+pub(super) async fn restore(State(st): State<ApiState>, acl: Acl, body: Bytes) -> Result<Response, ApiError> {
+    require(acl.acl_write())?;
     let backup = decode(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     st.propose(Command::Restore(Box::new(backup.catalog))).await?;
     Ok(().into_response())

@@ -95,7 +95,7 @@ fn check(node: &str, id: &str, service_id: &str, status: HealthStatus) -> Check 
 }
 
 /// `web` on agent1 (passing, tags a+b) and node2 (warning, tag a); `db` on node2.
-fn commands() -> Vec<Command> {
+pub(crate) fn commands() -> Vec<Command> {
     vec![
         Command::Register(Registration {
             node: node("agent1", "10.0.0.1"),
@@ -130,7 +130,7 @@ fn catalog() -> CatalogState {
 }
 
 /// An API on a live single-node Raft, with `cmds` proposed through it.
-async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
+pub(crate) async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
     let (raft, dir) = test_raft().await;
     for cmd in cmds {
         raft.propose(cmd).await.expect("proposed");
@@ -169,6 +169,8 @@ async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
             ttl,
             checks,
             reload: Arc::default(),
+            acl: Arc::new(crate::acl::Disabled::new()),
+            enable_key_list_policy: false,
             sessions: crate::session::SessionTimers::new(),
             gossip: None,
             shutdown: Default::default(),

@@ -5,6 +5,13 @@
 //! Read-only transactions (`get*`/`check*` verbs and catalog `get`) run on a snapshot with the
 //! read headers; any write goes through Raft as one `Command::Txn` (all or nothing).
 //! Output: 200 `{"Results":[…],"Errors":null}` or 409 `{"Results":null,"Errors":[{OpIndex,What}]}`.
+//! ACLs (Consul's `Txn.preCheck`, spec §1.6): every KV operation is vetted before anything
+//! runs, `delete-tree` with `key:write` on the whole prefix, `check-index` and `check-session`
+//! with `key:read`, every other KV verb but `get` and `get-tree` with `key:write`
+//! (`check-not-exists` and even `get-or-empty` too, a Consul quirk [live on 1.8.7]); any refusal answers 409 with one
+//! `{"OpIndex":i,"What":"Permission denied"}` per refused operation and nothing applied. Reads
+//! (`get`, `get-tree`, catalog `get`s) are not vetted: their results are filtered, so a
+//! read-only transaction of unreadable keys is a 200 with fewer results.
 //! Limits: at most 128 operations (413), the router's 512 KiB body limit (413); an
 //! undecodable body or an unknown verb is 400. Catalog writes inside transactions are not
 //! supported (400).
@@ -18,10 +25,13 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json as jv};
 
 use super::error::ApiError;
+use super::error::PERMISSION_DENIED;
 use super::kv::{KvEntryJson, check_key};
 use super::query::Query;
+use super::token::Acl;
 use super::wire::{HealthCheckJson, NodeJson, ServiceJson};
 use super::{ApiState, json};
+use crate::acl::Authorizer;
 use crate::catalog::CatalogState;
 use crate::catalog::validate;
 use crate::catalog::{Command, CommandResponse, KvOp, KvWrite, TxnOp, TxnResult};
@@ -143,6 +153,49 @@ fn is_read(op: &TxnOp) -> bool {
     }
 }
 
+/// Whether the token may run `op` (reads are filtered instead, see the module doc).
+fn allowed(a: &Authorizer, op: &TxnOp) -> bool {
+    let TxnOp::Kv(kv) = op else { return true };
+    match kv {
+        KvOp::Get(_) | KvOp::GetTree(_) => true,
+        KvOp::CheckIndex(k, _) | KvOp::CheckSession(k, _) => a.key_read(k),
+        KvOp::DeleteTree(k) => a.key_write_prefix(k),
+        other => a.key_write(other.key()),
+    }
+}
+
+/// The 409 of a transaction with refused operations, or `None` when all may run.
+fn refused(a: &Authorizer, ops: &[TxnOp], pretty: bool) -> Option<Response> {
+    let errors: Vec<Value> = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| !allowed(a, op))
+        .map(|(i, _)| jv!({ "OpIndex": i, "What": PERMISSION_DENIED }))
+        .collect();
+    if errors.is_empty() {
+        return None;
+    }
+    let mut r = json(&TxnReply { results: None, errors: Some(errors) }, pretty);
+    *r.status_mut() = StatusCode::CONFLICT;
+    Some(r)
+}
+
+/// Whether the token may see a result: `key:read`, `node:read`, `service:read` (and
+/// `node:read`) on what it names.
+fn visible(a: &Authorizer, cat: &CatalogState, r: &TxnResult) -> bool {
+    match r {
+        TxnResult::Kv(e, _) => a.key_read(&e.key),
+        TxnResult::Node(n) => a.node_read(n),
+        TxnResult::Service(n, id) => {
+            a.node_read(n) && cat.service(n, id).is_none_or(|s| a.service_read(&s.name))
+        }
+        TxnResult::Check(n, id) => {
+            cat.check(n, id).is_none_or(|c| super::enforce::check_visible(a, n, &c.service_name))
+                && a.node_read(n)
+        }
+    }
+}
+
 fn render(cat: &CatalogState, r: &TxnResult) -> Value {
     match r {
         TxnResult::Kv(e, with_value) => jv!({ "KV": KvEntryJson::new(e, *with_value) }),
@@ -160,10 +213,16 @@ struct TxnReply {
     errors: Option<Vec<Value>>,
 }
 
-fn outcome(resp: CommandResponse, cat: &CatalogState, pretty: bool) -> Result<Response, ApiError> {
+fn outcome(
+    resp: CommandResponse,
+    a: &Authorizer,
+    cat: &CatalogState,
+    pretty: bool,
+) -> Result<Response, ApiError> {
     match resp {
         CommandResponse::Txn(Ok(results)) => {
-            let results: Vec<Value> = results.iter().map(|r| render(cat, r)).collect();
+            let results: Vec<Value> =
+                results.iter().filter(|r| visible(a, cat, r)).map(|r| render(cat, r)).collect();
             Ok(json(&TxnReply { results: Some(results), errors: None }, pretty))
         }
         CommandResponse::Txn(Err(errors)) => {
@@ -180,6 +239,7 @@ fn outcome(resp: CommandResponse, cat: &CatalogState, pretty: bool) -> Result<Re
 /// `PUT /v1/txn`.
 pub(crate) async fn txn(
     State(st): State<ApiState>,
+    acl: Acl,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -187,6 +247,9 @@ pub(crate) async fn txn(
     let ops = parse_ops(&body)?;
     validate::txn_ops(&ops)?;
     let pretty = q.has("pretty");
+    if let Some(r) = refused(&acl, &ops, pretty) {
+        return Ok(r);
+    }
     if ops.iter().all(is_read) {
         let opts = st.read_options(&q)?;
         if opts.consistency == crate::http::Consistency::Consistent {
@@ -194,7 +257,7 @@ pub(crate) async fn txn(
         }
         let snap = st.snapshots.load_full();
         let resp = crate::catalog::apply::read_txn(&snap.catalog, &ops);
-        let mut r = outcome(resp, &snap.catalog, pretty)?;
+        let mut r = outcome(resp, &acl, &snap.catalog, pretty)?;
         st.set_read_headers(&mut r, snap.index, &opts);
         return Ok(r);
     }
@@ -202,7 +265,7 @@ pub(crate) async fn txn(
     cmd.validate()?;
     let resp = st.consensus.propose_for(cmd).await?;
     let snap = st.snapshots.load_full();
-    let mut r = outcome(resp, &snap.catalog, pretty)?;
+    let mut r = outcome(resp, &acl, &snap.catalog, pretty)?;
     r.headers_mut().insert("X-Consul-Index", snap.index.max(1).into());
     Ok(r)
 }
