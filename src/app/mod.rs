@@ -323,6 +323,7 @@ impl App {
             gossip: Some(self.gossip.clone()),
             shutdown: stop.clone(),
             reload: self.reload_requests.clone(),
+            acl: Arc::new(crate::acl::Disabled::new()),
         };
         if let Some(listener) = self.http.take() {
             let (router, stop) = (crate::http::router(state.clone()), stop.clone());

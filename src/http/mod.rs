@@ -85,6 +85,9 @@ pub(crate) struct ApiState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Signalled by `PUT /v1/agent/reload`; the agent reloads as on SIGHUP.
     pub reload: Arc<tokio::sync::Notify>,
+    /// Resolves the token a request presents to what it may do (`acl::Disabled` with ACLs off).
+    #[allow(dead_code, reason = "read by ACL enforcement and the ACL endpoints (issue 18) as they land")]
+    pub acl: Arc<dyn crate::acl::Resolve>,
 }
 
 /// The Consul-compatible HTTP API.

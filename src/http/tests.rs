@@ -169,6 +169,7 @@ async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempDir) {
             ttl,
             checks,
             reload: Arc::default(),
+            acl: Arc::new(crate::acl::Disabled::new()),
             sessions: crate::session::SessionTimers::new(),
             gossip: None,
             shutdown: Default::default(),
