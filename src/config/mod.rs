@@ -20,6 +20,7 @@
 //!
 //! This module imports only domain types (`agent` definitions, `catalog::Node`).
 
+mod acl;
 mod keys;
 mod merge;
 mod schema;
@@ -33,7 +34,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub(crate) use types::{
-    CheckConfig, Ports, RecursorStrategy, SoaConfig, TlsConfig, TlsInterface, TlsVersion,
+    AclConfig, CheckConfig, Ports, RecursorStrategy, SoaConfig, TlsConfig, TlsInterface, TlsVersion,
 };
 pub use types::{Config, DnsConfig};
 /// The recursor parser, for the DNS specification tests.
