@@ -33,8 +33,10 @@ mod value;
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[allow(unused_imports)]
+pub(crate) use types::AclConfig;
 pub(crate) use types::{
-    AclConfig, CheckConfig, Ports, RecursorStrategy, SoaConfig, TlsConfig, TlsInterface, TlsVersion,
+    CheckConfig, Ports, RecursorStrategy, SoaConfig, TlsConfig, TlsInterface, TlsVersion,
 };
 pub use types::{Config, DnsConfig};
 /// The recursor parser, for the DNS specification tests.
