@@ -63,12 +63,12 @@ pub(super) fn resolve(layers: &Layers, datacenter: &str) -> Result<AclConfig, Co
         return Err(r.err("token replication is not supported: cairn runs a single datacenter"));
     }
     let tokens = tokens(layers)?;
-    if let Some(t) = layers.last_sourced("acl_replication_token", |f| f.acl_replication_token.get()) {
-        if !t.value.0.is_empty() {
-            return Err(
-                t.err("implies token replication, which is not supported: cairn runs a single datacenter")
-            );
-        }
+    if let Some(t) = layers.last_sourced("acl_replication_token", |f| f.acl_replication_token.get())
+        && !t.value.0.is_empty()
+    {
+        return Err(
+            t.err("implies token replication, which is not supported: cairn runs a single datacenter")
+        );
     }
     let ttl = |get: fn(&AclFile) -> Option<&GoDuration>| acl_duration(layers, get).unwrap_or(DEFAULT_TTL);
     let legacy_ttl = layers.last_sourced("acl_ttl", |f| f.acl_ttl.get());

@@ -14,6 +14,10 @@
 //! Served over plain HTTP by `axum::serve` (`app`) and over TLS by `serve_tls` (HTTPS, with
 //! HTTP/2 through ALPN): the same router on both.
 
+mod acl;
+mod acl_policy;
+mod acl_time;
+mod acl_token;
 mod agent;
 mod agent_health;
 mod blocking;
@@ -86,7 +90,6 @@ pub(crate) struct ApiState {
     /// Signalled by `PUT /v1/agent/reload`; the agent reloads as on SIGHUP.
     pub reload: Arc<tokio::sync::Notify>,
     /// Resolves the token a request presents to what it may do (`acl::Disabled` with ACLs off).
-    #[allow(dead_code, reason = "read by ACL enforcement and the ACL endpoints (issue 18) as they land")]
     pub acl: Arc<dyn crate::acl::Resolve>,
 }
 
@@ -161,6 +164,7 @@ pub(crate) fn router(state: ApiState) -> Router {
             "/v1/operator/keyring",
             get(keyring::list).post(keyring::install).put(keyring::use_key).delete(keyring::remove),
         )
+        .merge(acl::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

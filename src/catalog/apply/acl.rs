@@ -71,8 +71,13 @@ fn bootstrap(acl: &mut AclState, index: u64, token: &AclToken, reset: Option<u64
             None => return Err(format!("ACL bootstrap no longer allowed (reset index: {n})")),
         }
     }
-    token_set(acl, index, token, false)?;
-    acl.set_bootstrapped(index);
+    // The built-ins first, so a bootstrap racing the leader's own proposal still links
+    // `global-management`; idempotent (creates only what is missing).
+    let mut probe = acl.clone();
+    init_builtins(&mut probe, index, token.create_time_ms);
+    token_set(&mut probe, index, token, false)?;
+    probe.set_bootstrapped(index);
+    *acl = probe;
     Ok(true)
 }
 

@@ -1,0 +1,162 @@
+//! ACLs on a real agent (spec §1.3, §1.7, §1.8, §5.1): bootstrap once then 403 with the reset
+//! index, policies with HCL rules (bad rules stored nowhere), tokens linked by policy name,
+//! token/self, Consul's status codes and texts, and ACL state kept across a restart (LMDB) and
+//! a snapshot save/restore. ACLs off: every ACL route is 401.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{Agent, block, http_client};
+
+const ACL_DENY: &str = r#"{"acl":{"enabled":true,"default_policy":"deny"}}"#;
+
+fn acl_server(dir: &Path) -> Agent {
+    let config = dir.join("acl.json");
+    if !config.exists() {
+        std::fs::write(&config, ACL_DENY).unwrap();
+    }
+    let data = dir.join("data");
+    Agent::server(&data, &["--config-file", config.to_str().unwrap()])
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// A request with `X-Consul-Token`; returns (status, body).
+fn send(agent: &Agent, method: reqwest::Method, path: &str, token: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
+    block(async {
+        let url = format!("http://{}{}", agent.http, path);
+        let r = http_client()
+            .request(method, url)
+            .header("X-Consul-Token", token)
+            .body(body)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+    })
+}
+
+fn text(r: (u16, Vec<u8>)) -> (u16, String) {
+    (r.0, String::from_utf8_lossy(&r.1).into_owned())
+}
+
+#[test]
+fn bootstrap_policies_tokens_survive_restart_and_snapshot_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = acl_server(dir.path());
+
+    let (status, body) = agent.put("/v1/acl/bootstrap", "");
+    assert_eq!(status, 200, "{body}");
+    let boot = json(&body);
+    let mgmt = boot["SecretID"].as_str().unwrap().to_owned();
+    assert_eq!(boot["ID"], boot["SecretID"]);
+    assert_eq!(boot["Description"], "Bootstrap Token (Global Management)");
+    assert_eq!(boot["Policies"][0]["ID"], "00000000-0000-0000-0000-000000000001");
+    assert_eq!(boot["Policies"][0]["Name"], "global-management");
+    let (status, body) = agent.put("/v1/acl/bootstrap", "");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.starts_with("Permission denied: ACL bootstrap no longer allowed (reset index: "), "{body}");
+    assert_eq!(agent.get("/v1/acl/bootstrap").unwrap().0, 405);
+
+    // Policies: HCL rules; bad rules, a bad name and a duplicate are 500s that store nothing.
+    let rules = r#"key_prefix "app/" { policy = "write" }"#;
+    let body = serde_json::json!({"Name": "kv-app", "Rules": rules}).to_string();
+    let (status, out) = agent.put(&format!("/v1/acl/policy?token={mgmt}"), &body);
+    assert_eq!(status, 200, "{out}");
+    let policy = json(&out);
+    assert!(
+        policy["ID"].is_string() && policy["Hash"].is_string() && policy["CreateIndex"].as_u64() > Some(0)
+    );
+    let bad =
+        serde_json::json!({"Name": "bad", "Rules": r#"key_prefix "x" { policy = "bogus" }"#}).to_string();
+    let (status, out) = agent.put(&format!("/v1/acl/policy?token={mgmt}"), &bad);
+    assert_eq!(status, 500, "{out}");
+    let (status, out) =
+        text(send(&agent, reqwest::Method::GET, "/v1/acl/policy/name/bad", &mgmt, Vec::new()));
+    assert_eq!((status, out.as_str()), (403, "ACL not found"));
+    let (status, out) = agent.put(&format!("/v1/acl/policy?token={mgmt}"), r#"{"Name":"bad name"}"#);
+    assert_eq!(status, 500);
+    assert_eq!(out, "Invalid Policy: invalid Name. Only alphanumeric characters, '-' and '_' are allowed");
+    let (status, out) = agent.put(&format!("/v1/acl/policy?token={mgmt}"), &body);
+    assert_eq!((status, out.as_str()), (500, "Invalid Policy: A Policy with Name \"kv-app\" already exists"));
+
+    // Tokens linked by policy name; an unknown name is refused.
+    let (status, out) = agent.put(
+        &format!("/v1/acl/token?token={mgmt}"),
+        r#"{"Description":"app","Policies":[{"Name":"kv-app"}]}"#,
+    );
+    assert_eq!(status, 200, "{out}");
+    let app = json(&out);
+    let app_secret = app["SecretID"].as_str().unwrap().to_owned();
+    assert_eq!(app["Policies"][0]["Name"], "kv-app");
+    let (status, out) =
+        agent.put(&format!("/v1/acl/token?token={mgmt}"), r#"{"Policies":[{"Name":"nope"}]}"#);
+    assert_eq!((status, out.as_str()), (500, "No such ACL policy with name \"nope\""));
+
+    // token/self; unknown token; anonymous under deny; the management token lists stubs.
+    let (status, out) =
+        text(send(&agent, reqwest::Method::GET, "/v1/acl/token/self", &app_secret, Vec::new()));
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(json(&out)["AccessorID"], app["AccessorID"]);
+    assert_eq!(agent.get_full("/v1/acl/token/self").unwrap().2, "ACL not found");
+    let unknown = "00000000-1111-2222-3333-444444444444";
+    let (status, _, out) = agent.get_full(&format!("/v1/acl/tokens?token={unknown}")).unwrap();
+    assert_eq!((status, out.as_str()), (403, "ACL not found"));
+    let (status, _, out) = agent.get_full("/v1/acl/tokens").unwrap();
+    assert_eq!((status, out.as_str()), (403, "Permission denied"));
+    let (status, list) = agent.get(&format!("/v1/acl/tokens?token={mgmt}")).unwrap();
+    assert_eq!(status, 200);
+    let list = list.as_array().unwrap().clone();
+    assert!(list.iter().all(|t| t.get("SecretID").is_none()), "{list:?}");
+    assert!(list.iter().any(|t| t["AccessorID"] == "00000000-0000-0000-0000-000000000002"
+        && t["Description"] == "Anonymous Token"));
+    let (_, gm) = agent.get(&format!("/v1/acl/policy/name/global-management?token={mgmt}")).unwrap();
+    assert!(gm["Rules"].as_str().unwrap().contains("acl = \"write\""), "{gm}");
+    let (status, _) = agent.get(&format!("/v1/acl/role/{unknown}?token={mgmt}")).unwrap();
+    assert_eq!(status, 404);
+
+    // A restart keeps the ACL tables (LMDB).
+    drop(agent);
+    let agent = acl_server(dir.path());
+    let (status, out) =
+        text(send(&agent, reqwest::Method::GET, "/v1/acl/token/self", &app_secret, Vec::new()));
+    assert_eq!(status, 200, "after restart: {out}");
+
+    // A snapshot taken with the token restores it after a delete.
+    let (status, snapshot) = send(&agent, reqwest::Method::GET, "/v1/snapshot", &mgmt, Vec::new());
+    assert_eq!(status, 200);
+    let accessor = app["AccessorID"].as_str().unwrap();
+    let (status, _) =
+        send(&agent, reqwest::Method::DELETE, &format!("/v1/acl/token/{accessor}"), &mgmt, Vec::new());
+    assert_eq!(status, 200);
+    let (status, out) =
+        text(send(&agent, reqwest::Method::GET, "/v1/acl/token/self", &app_secret, Vec::new()));
+    assert_eq!((status, out.as_str()), (403, "ACL not found"));
+    let (status, out) = text(send(&agent, reqwest::Method::PUT, "/v1/snapshot", &mgmt, snapshot));
+    assert_eq!(status, 200, "{out}");
+    let (status, out) =
+        text(send(&agent, reqwest::Method::GET, "/v1/acl/token/self", &app_secret, Vec::new()));
+    assert_eq!(status, 200, "after restore: {out}");
+}
+
+#[test]
+fn acl_routes_answer_401_when_acls_are_off() {
+    let agent = Agent::dev(&[]);
+    assert_eq!(agent.put("/v1/acl/bootstrap", ""), (401, "ACL support disabled".to_owned()));
+    let (status, _, body) = agent.get_full("/v1/acl/tokens").unwrap();
+    assert_eq!((status, body.as_str()), (401, "ACL support disabled"));
+}
+
+#[test]
+fn a_bad_default_policy_refuses_the_start_with_consuls_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("acl.json");
+    std::fs::write(&config, r#"{"acl":{"enabled":true,"default_policy":"maybe"}}"#).unwrap();
+    let err = Agent::try_start(&["--dev", "--config-file", config.to_str().unwrap()]).err().unwrap();
+    assert!(err.contains("Unsupported default ACL policy: maybe"), "{err}");
+}
