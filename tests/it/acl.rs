@@ -160,3 +160,74 @@ fn a_bad_default_policy_refuses_the_start_with_consuls_text() {
     let err = Agent::try_start(&["--dev", "--config-file", config.to_str().unwrap()]).err().unwrap();
     assert!(err.contains("Unsupported default ACL policy: maybe"), "{err}");
 }
+
+#[test]
+fn the_configured_master_token_is_created_by_the_leader_and_closes_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = "3f1b7c1e-9a59-4c4f-8f3e-1c2d3e4f5a6b";
+    let config = serde_json::json!({"acl": {"enabled": true, "default_policy": "deny",
+        "tokens": {"initial_management": master}}});
+    std::fs::write(dir.path().join("acl.json"), config.to_string()).unwrap();
+    let agent = acl_server(dir.path());
+    let mut me = Value::Null;
+    crate::support::eventually("the leader creates the master token", || {
+        let (status, out) =
+            text(send(&agent, reqwest::Method::GET, "/v1/acl/token/self", master, Vec::new()));
+        me = if status == 200 { json(&out) } else { Value::Null };
+        status == 200
+    });
+    assert_eq!(me["Description"], "Master Token");
+    assert_eq!(me["Policies"][0]["Name"], "global-management");
+    let (status, body) = agent.put("/v1/acl/bootstrap", "");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.starts_with("Permission denied: ACL bootstrap no longer allowed (reset index: "), "{body}");
+}
+
+/// Consul 1.8.7's own CLI as the client (run with
+/// `CAIRN_CONSUL_BIN=$(../shared/conformance/get-consul)`): `consul acl bootstrap`, `consul acl
+/// policy create -rules @file`, `consul acl token create -policy-name`, as against Consul.
+#[test]
+fn consuls_cli_bootstraps_and_creates_policies_and_tokens() {
+    let Some(consul) = std::env::var_os("CAIRN_CONSUL_BIN") else {
+        eprintln!("CAIRN_CONSUL_BIN unset: Consul CLI interop not checked");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let agent = acl_server(dir.path());
+    let run = |args: &[&str], token: Option<&str>| {
+        let mut cmd = std::process::Command::new(&consul);
+        cmd.current_dir(dir.path()).args(args).env("CONSUL_HTTP_ADDR", agent.http.to_string());
+        cmd.env_remove("CONSUL_HTTP_TOKEN");
+        if let Some(t) = token {
+            cmd.env("CONSUL_HTTP_TOKEN", t);
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success(), stdout + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (ok, out) = run(&["acl", "bootstrap"], None);
+    assert!(ok, "{out}");
+    assert!(out.contains("Bootstrap Token (Global Management)"), "{out}");
+    assert!(out.contains("00000000-0000-0000-0000-000000000001 - global-management"), "{out}");
+    let field = |out: &str, name: &str| {
+        out.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_owned()).unwrap()
+    };
+    let mgmt = field(&out, "SecretID:");
+    std::fs::write(dir.path().join("rules.hcl"), "key_prefix \"app/\" {\n  policy = \"write\"\n}\n").unwrap();
+    let (ok, out) = run(&["acl", "policy", "create", "-name", "app", "-rules", "@rules.hcl"], Some(&mgmt));
+    assert!(ok && out.contains("Name:         app"), "{out}");
+    let (ok, out) = run(&["acl", "token", "create", "-policy-name", "app", "-description", "d"], Some(&mgmt));
+    assert!(ok, "{out}");
+    let policy_id = out.lines().find(|l| l.trim_end().ends_with(" - app")).unwrap_or_default().to_owned();
+    assert!(!policy_id.is_empty(), "{out}");
+    let app = field(&out, "SecretID:");
+    let (ok, out) = run(&["acl", "token", "read", "-self"], Some(&app));
+    assert!(ok && out.contains(&app), "{out}");
+    let (ok, out) = run(&["acl", "bootstrap"], None);
+    assert!(
+        !ok && out.contains("403 (Permission denied: ACL bootstrap no longer allowed (reset index: "),
+        "{out}"
+    );
+    let (ok, out) = run(&["acl", "token", "create", "-policy-name", "nope"], Some(&mgmt));
+    assert!(!ok && out.contains("500 (No such ACL policy with name \"nope\")"), "{out}");
+}
