@@ -22,13 +22,15 @@
 //! logged.
 
 mod leader;
+mod tokens;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::acl::{
-    ANONYMOUS_TOKEN_SECRET, Authorizer, DefaultPolicy, PolicyRules, ROOT_NAMES, Resolve, ResolveError,
-    parse_rules,
+    ANONYMOUS_TOKEN_SECRET, AgentToken, AgentTokens, Authorizer, DefaultPolicy, PolicyRules, ROOT_NAMES,
+    Resolve, ResolveError, parse_rules,
 };
 use crate::catalog::CatalogState;
 use crate::catalog::acl::{AclLink, AclState, AclToken, NodeIdentity, ServiceIdentity};
@@ -37,6 +39,7 @@ use crate::config::AclConfig;
 use crate::snapshot::SnapshotHandle;
 
 pub(crate) use leader::{management_token, run_leader_duties};
+use tokens::{TOKENS_FILE, TokenSet};
 
 /// Most cached authorizers; a full cache is emptied (tokens in use are few).
 const CACHE_CAP: usize = 4096;
@@ -59,53 +62,46 @@ struct Cache {
 pub(crate) struct AclResolver {
     snapshots: Arc<SnapshotHandle>,
     default_policy: DefaultPolicy,
+    node: String,
     datacenter: String,
-    /// `acl.tokens.agent_master` and its compiled authorizer.
-    agent_master: Option<(String, Arc<Authorizer>)>,
-    /// `acl.tokens.default`, replaced by `PUT /v1/agent/token/default`.
-    default_token: RwLock<Option<String>>,
+    /// The agent's own tokens (`acl.tokens`, `PUT /v1/agent/token/*`).
+    tokens: RwLock<TokenSet>,
+    /// `<data_dir>/acl-tokens.json` under `acl.enable_token_persistence`.
+    tokens_file: Option<PathBuf>,
     cache: Mutex<Cache>,
 }
 
 impl AclResolver {
-    /// A resolver for an agent named `node` in `datacenter` with `config`.
-    pub(crate) fn new(
+    /// A resolver for an agent named `node` in `datacenter` with `config`, its tokens
+    /// persisted under `data_dir` when the config says so (a persisted file that cannot be
+    /// read refuses: the error says why).
+    pub(crate) fn load(
         snapshots: Arc<SnapshotHandle>,
         config: &AclConfig,
         node: &str,
         datacenter: &str,
-    ) -> Self {
-        let agent_master = config.tokens.agent_master.clone().map(|secret| {
-            let rules = PolicyRules::agent_master(node);
-            (secret, Arc::new(Authorizer::new([&rules], config.default_policy)))
-        });
-        Self {
+        data_dir: &std::path::Path,
+    ) -> Result<Self, String> {
+        let tokens_file = config.enable_token_persistence.then(|| data_dir.join(TOKENS_FILE));
+        let tokens = TokenSet::load(config, node, tokens_file.as_deref())?;
+        Ok(Self {
             snapshots,
             default_policy: config.default_policy,
+            node: node.to_owned(),
             datacenter: datacenter.to_owned(),
-            agent_master,
-            default_token: RwLock::new(config.tokens.default.clone()),
+            tokens: RwLock::new(tokens),
+            tokens_file,
             cache: Mutex::new(Cache::default()),
-        }
-    }
-
-    /// Replaces the agent's default token (`PUT /v1/agent/token/default`); `None` clears it.
-    #[cfg_attr(not(test), allow(dead_code, reason = "for PUT /v1/agent/token/default, not routed yet"))]
-    pub(crate) fn set_default_token(&self, secret: Option<String>) {
-        let mut guard = match self.default_token.write() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *guard = secret.filter(|s| !s.is_empty());
+        })
     }
 
     /// The secret a request without one stands for: the default token, or anonymous.
     fn effective_default(&self) -> String {
-        let guard = match self.default_token.read() {
+        let guard = match self.tokens.read() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        guard.clone().unwrap_or_else(|| ANONYMOUS_TOKEN_SECRET.to_owned())
+        guard.default.clone().unwrap_or_else(|| ANONYMOUS_TOKEN_SECRET.to_owned())
     }
 
     fn with_cache<T>(&self, f: impl FnOnce(&mut Cache) -> T) -> T {
@@ -118,10 +114,15 @@ impl AclResolver {
 
     /// Resolves a non-empty secret that is not a root name.
     fn resolve_secret(&self, secret: &str) -> Result<Arc<Authorizer>, ResolveError> {
-        if let Some((master, authz)) = &self.agent_master
-            && master == secret
-        {
-            return Ok(authz.clone());
+        let agent_master = {
+            let guard = match self.tokens.read() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            guard.agent_master.as_ref().filter(|(master, _)| master == secret).map(|(_, a)| a.clone())
+        };
+        if let Some(authz) = agent_master {
+            return Ok(authz);
         }
         let now = unix_ms();
         let snap = self.snapshots.load();
@@ -171,6 +172,25 @@ impl Resolve for AclResolver {
             return Err(ResolveError::RootName);
         }
         self.resolve_secret(&secret)
+    }
+
+    fn agent_tokens(&self) -> Option<&dyn AgentTokens> {
+        Some(self)
+    }
+}
+
+impl AgentTokens for AclResolver {
+    fn set(&self, which: AgentToken, secret: Option<String>) -> Result<(), String> {
+        let mut guard = match self.tokens.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let next = guard.with(which, secret, &self.node, self.default_policy);
+        if let Some(path) = &self.tokens_file {
+            next.persist(path)?;
+        }
+        *guard = next;
+        Ok(())
     }
 }
 

@@ -179,7 +179,7 @@ fn resolver(state: CatalogState, default: Option<&str>) -> AclResolver {
     config.default_policy = DefaultPolicy::Deny;
     config.tokens.default = default.map(str::to_owned);
     config.tokens.agent_master = Some("agent-master-secret".into());
-    AclResolver::new(handle, &config, "n1", "dc1")
+    AclResolver::load(handle, &config, "n1", "dc1", std::path::Path::new("/nonexistent")).expect("resolver")
 }
 
 #[test]
@@ -197,7 +197,7 @@ fn resolution_follows_consuls_precedence() {
     }
     let am = r.resolve(Some("agent-master-secret")).expect("agent master");
     assert!(am.agent_write("n1") && !am.agent_write("n2") && am.node_read("x") && !am.key_read("k"));
-    r.set_default_token(Some(S1.into()));
+    r.set(AgentToken::Default, Some(S1.into())).expect("set");
     assert!(r.resolve(None).expect("default").service_read("web"));
     let r = resolver(seeded(), Some(S1));
     assert!(r.resolve(None).expect("configured default").service_read("web"));
@@ -211,7 +211,8 @@ fn cache_is_dropped_by_any_acl_write_and_expiry_is_rechecked() {
     let handle = Arc::new(SnapshotHandle::new(CatalogSnapshot { index: 3, catalog: s.clone() }));
     let mut config = AclConfig::disabled("dc1");
     config.default_policy = DefaultPolicy::Deny;
-    let r = AclResolver::new(handle.clone(), &config, "n1", "dc1");
+    let r = AclResolver::load(handle.clone(), &config, "n1", "dc1", std::path::Path::new("/nonexistent"))
+        .expect("r");
     let first = r.resolve(Some(S1)).expect("token");
     assert!(Arc::ptr_eq(&first, &r.resolve(Some(S1)).expect("cached")), "second resolve is a cache hit");
     assert_eq!(run(&mut s, 4, AclCommand::TokenDelete(T1.into())), CommandResponse::Applied);
@@ -226,4 +227,28 @@ fn cache_is_dropped_by_any_acl_write_and_expiry_is_rechecked() {
     );
     handle.publish(CatalogSnapshot { index: 5, catalog: s });
     assert_eq!(r.resolve(Some(S1)).err(), Some(ResolveError::NotFound), "an expired token is NotFound");
+}
+
+#[test]
+fn agent_tokens_persist_to_acl_tokens_json_and_win_over_the_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let handle = Arc::new(SnapshotHandle::new(CatalogSnapshot { index: 3, catalog: seeded() }));
+    let mut config = AclConfig::disabled("dc1");
+    config.default_policy = DefaultPolicy::Deny;
+    config.enable_token_persistence = true;
+    config.tokens.default = Some("configured".into());
+    let r = AclResolver::load(handle.clone(), &config, "n1", "dc1", dir.path()).expect("resolver");
+    assert_eq!(r.resolve(None).err(), Some(ResolveError::NotFound), "the configured default is unknown");
+    r.set(AgentToken::Default, Some(S1.into())).expect("set");
+    r.set(AgentToken::AgentMaster, Some("am".into())).expect("set");
+    let path = dir.path().join("acl-tokens.json");
+    let text = std::fs::read_to_string(&path).expect("file");
+    assert!(text.contains("\"default\"") && text.contains("\"agent_master\""), "{text}");
+    let mode = std::fs::metadata(&path).expect("meta").permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+    let again = AclResolver::load(handle.clone(), &config, "n1", "dc1", dir.path()).expect("reload");
+    assert!(again.resolve(None).expect("persisted default").service_read("web"));
+    assert!(again.resolve(Some("am")).expect("agent master").agent_write("n1"));
+    std::fs::write(&path, "{not json").expect("write");
+    assert!(AclResolver::load(handle, &config, "n1", "dc1", dir.path()).is_err(), "a bad file refuses");
 }

@@ -153,12 +153,10 @@ impl App {
         let dns_context = Arc::new(ArcSwap::from_pointee(DnsContext::from_config(&config).with_zones(zones)));
         let acl: Arc<dyn crate::acl::Resolve> = if config.acl.enabled {
             let snapshots = side.consensus.snapshots();
-            Arc::new(crate::acl_state::AclResolver::new(
-                snapshots,
-                &config.acl,
-                &config.node_name,
-                &config.datacenter,
-            ))
+            let (node, dc, data) = (&config.node_name, &config.datacenter, &config.data_dir);
+            let resolver = crate::acl_state::AclResolver::load(snapshots, &config.acl, node, dc, data)
+                .map_err(|e| anyhow::anyhow!("ACL tokens: {e}"))?;
+            Arc::new(resolver)
         } else {
             Arc::new(crate::acl::Disabled::new())
         };

@@ -289,4 +289,5 @@ pub(crate) fn routes() -> Router<ApiState> {
         .route("/v1/acl/role/name/{name}", get(p::role_read_name))
         .route("/v1/acl/role/{id}", get(p::role_read).put(p::role_update).delete(p::role_delete))
         .route("/v1/acl/roles", get(p::role_list))
+        .route("/v1/agent/token/{name}", put(t::agent_token))
 }

@@ -384,3 +384,31 @@ pub(crate) async fn token_list(
         .await?;
     Ok(resp)
 }
+
+/// `{"Token": "..."}` of `PUT /v1/agent/token/<name>`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct AgentTokenIn {
+    token: String,
+}
+
+/// `PUT /v1/agent/token/{default, agent, agent_master, replication}` (and the legacy `acl_*`
+/// names): replaces one of the agent's own tokens; needs `acl:write`; 404 for another name.
+pub(crate) async fn agent_token(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AclResult {
+    let q = Query::parse(raw.as_deref());
+    Caller::of(&st, &q, &headers)?.need_write()?;
+    let Some(which) = crate::acl::AgentToken::from_path(&name) else {
+        return Err(AclFail::Api(ApiError::NotFound(format!("Token {name:?} is unknown"))));
+    };
+    let body: AgentTokenIn = decode(&body, "Token")?;
+    let tokens = st.acl.agent_tokens().ok_or(AclFail::Disabled)?;
+    tokens.set(which, Some(body.token)).map_err(|e| AclFail::Api(ApiError::Internal(e)))?;
+    tracing::info!(token = %name, "agent ACL token updated");
+    Ok(axum::response::IntoResponse::into_response(axum::http::StatusCode::OK))
+}

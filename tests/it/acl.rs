@@ -231,3 +231,29 @@ fn consuls_cli_bootstraps_and_creates_policies_and_tokens() {
     let (ok, out) = run(&["acl", "token", "create", "-policy-name", "nope"], Some(&mgmt));
     assert!(!ok && out.contains("500 (No such ACL policy with name \"nope\")"), "{out}");
 }
+
+#[test]
+fn agent_token_default_applies_at_once_and_persists_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"{"acl":{"enabled":true,"default_policy":"deny","enable_token_persistence":true}}"#;
+    std::fs::write(dir.path().join("acl.json"), config).unwrap();
+    let agent = acl_server(dir.path());
+    let (status, body) = agent.put("/v1/acl/bootstrap", "");
+    assert_eq!(status, 200, "{body}");
+    let mgmt = json(&body)["SecretID"].as_str().unwrap().to_owned();
+    let set = serde_json::json!({"Token": mgmt}).to_string().into_bytes();
+    let (status, _) = send(&agent, reqwest::Method::PUT, "/v1/agent/token/default", "", set.clone());
+    assert_eq!(status, 403, "no token: Permission denied");
+    assert_eq!(agent.get_full("/v1/acl/tokens").unwrap().0, 403, "anonymous under deny");
+    let (status, out) = text(send(&agent, reqwest::Method::PUT, "/v1/agent/token/default", &mgmt, set));
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(agent.get_full("/v1/acl/tokens").unwrap().0, 200, "the default token now answers");
+    let (status, out) =
+        text(send(&agent, reqwest::Method::PUT, "/v1/agent/token/nope", &mgmt, b"{}".to_vec()));
+    assert_eq!((status, out.as_str()), (404, "Token \"nope\" is unknown"));
+    let file = std::fs::read_to_string(dir.path().join("data").join("acl-tokens.json")).unwrap();
+    assert!(file.contains("\"default\""), "{file}");
+    drop(agent);
+    let agent = acl_server(dir.path());
+    assert_eq!(agent.get_full("/v1/acl/tokens").unwrap().0, 200, "the persisted default token is reloaded");
+}
