@@ -139,3 +139,21 @@ impl TokenSet {
         std::fs::rename(&tmp, path).map_err(|e| err(&e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_bytes_are_consuls_shape_and_pinned() {
+        let file = TokensFile { default: "d".into(), agent_master: "am".into(), ..TokensFile::default() };
+        let bytes = Format::AclTokensFile.encode(&file).expect("encode");
+        assert_eq!(
+            String::from_utf8_lossy(&bytes),
+            "{\n  \"default\": \"d\",\n  \"agent_master\": \"am\"\n}"
+        );
+        let back: TokensFile =
+            Format::AclTokensFile.decode(br#"{"agent":"a","replication":"r"}"#).expect("decode");
+        assert_eq!((back.agent.as_str(), back.replication.as_str(), back.default.as_str()), ("a", "r", ""));
+    }
+}

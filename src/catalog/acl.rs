@@ -134,6 +134,17 @@ pub struct AclDump {
     pub bootstrap_index: Option<u64>,
 }
 
+impl AclDump {
+    /// Whether there is no ACL state at all (never bootstrapped, nothing written).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+            && self.policies.is_empty()
+            && self.roles.is_empty()
+            && self.index == 0
+            && self.bootstrap_index.is_none()
+    }
+}
+
 /// The ACL tables.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct AclState {

@@ -114,8 +114,9 @@ pub struct CatalogDump {
     /// The KV store and sessions (absent in dumps written before KV).
     #[serde(default)]
     pub kv: KvDump,
-    /// ACL tokens, policies and roles (absent in dumps written before ACLs).
-    #[serde(default)]
+    /// ACL tokens, policies and roles (absent in dumps written before ACLs, and left out
+    /// while empty, so the bytes of a catalog without ACL state are those of before).
+    #[serde(default, skip_serializing_if = "AclDump::is_empty")]
     pub acl: AclDump,
 }
 
