@@ -62,6 +62,21 @@ fn bootstrap_policies_tokens_survive_restart_and_snapshot_restore() {
     assert_eq!(status, 403, "{body}");
     assert!(body.starts_with("Permission denied: ACL bootstrap no longer allowed (reset index: "), "{body}");
     assert_eq!(agent.get("/v1/acl/bootstrap").unwrap().0, 405);
+    // The reset file re-opens bootstrap once, with the right index only.
+    let reset: u64 = body.rsplit("reset index: ").next().unwrap().trim_end_matches(')').parse().unwrap();
+    let reset_file = dir.path().join("data").join("acl-bootstrap-reset");
+    std::fs::write(&reset_file, format!("{}", reset + 100)).unwrap();
+    let (status, out) = agent.put("/v1/acl/bootstrap", "");
+    assert_eq!(status, 500, "{out}");
+    assert_eq!(
+        out,
+        format!("Invalid bootstrap reset index (specified {}, reset index: {reset})", reset + 100)
+    );
+    std::fs::write(&reset_file, format!("{reset}\n")).unwrap();
+    let (status, out) = agent.put("/v1/acl/bootstrap", "");
+    assert_eq!(status, 200, "{out}");
+    assert!(!reset_file.exists(), "the reset file is used once");
+    assert_eq!(agent.put("/v1/acl/bootstrap", "").0, 403);
 
     // Policies: HCL rules; bad rules, a bad name and a duplicate are 500s that store nothing.
     let rules = r#"key_prefix "app/" { policy = "write" }"#;
