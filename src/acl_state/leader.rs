@@ -3,7 +3,8 @@
 //! master token (`acl.tokens.master` / `initial_management`) when no token has its secret.
 //!
 //! Stage: a feed, like the session timers. Input: the published snapshot, leadership, the
-//! config. Output: `Command::Acl` proposals. Invariants: only the leader proposes; every
+//! config. Output: `Command::Acl` proposals (and the deletion of expired tokens, Consul's
+//! reaper). Invariants: only the leader proposes; every
 //! proposal is idempotent at apply (`InitBuiltins` creates only what is missing; the master
 //! token is proposed only while absent), so a retry after a lost leadership is harmless; the
 //! master token goes through bootstrap when the cluster is not bootstrapped yet (a configured
@@ -53,6 +54,11 @@ fn due(consensus: &Consensus, master: Option<&str>) -> Vec<AclCommand> {
     if acl.policy(GLOBAL_MANAGEMENT_POLICY_ID).is_none() || acl.token(ANONYMOUS_TOKEN_ACCESSOR_ID).is_none() {
         out.push(AclCommand::InitBuiltins { now_ms: unix_ms() });
     }
+    // Expired tokens are invisible at once (the resolver checks); the leader deletes them.
+    let now = unix_ms();
+    out.extend(
+        acl.tokens().filter(|t| t.expired(now)).map(|t| AclCommand::TokenDelete(t.accessor_id.clone())),
+    );
     if let Some(secret) = master.filter(|s| acl.token_by_secret(s).is_none()) {
         let token = Box::new(management_token(secret.to_owned(), "Master Token", unix_ms()));
         out.push(match acl.bootstrap_index() {

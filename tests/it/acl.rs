@@ -124,8 +124,11 @@ fn bootstrap_policies_tokens_survive_restart_and_snapshot_restore() {
     assert_eq!((status, out.as_str()), (403, "ACL not found"));
     let (status, _, out) = agent.get_full("/v1/acl/tokens").unwrap();
     assert_eq!((status, out.as_str()), (403, "Permission denied"));
-    let (status, list) = agent.get(&format!("/v1/acl/tokens?token={mgmt}")).unwrap();
+    let (status, headers, list) = agent.get_full(&format!("/v1/acl/tokens?token={mgmt}")).unwrap();
     assert_eq!(status, 200);
+    let index: u64 = headers["X-Consul-Index"].to_str().unwrap().parse().unwrap();
+    assert!(index > 1, "the ACL index: {index}");
+    let list = json(&list);
     let list = list.as_array().unwrap().clone();
     assert!(list.iter().all(|t| t.get("SecretID").is_none()), "{list:?}");
     assert!(list.iter().any(|t| t["AccessorID"] == "00000000-0000-0000-0000-000000000002"
