@@ -133,6 +133,18 @@ fn bootstrap_policies_tokens_survive_restart_and_snapshot_restore() {
     assert!(list.iter().all(|t| t.get("SecretID").is_none()), "{list:?}");
     assert!(list.iter().any(|t| t["AccessorID"] == "00000000-0000-0000-0000-000000000002"
         && t["Description"] == "Anonymous Token"));
+    // A blocking read of the policies wakes on a policy write.
+    std::thread::scope(|scope| {
+        let waiter =
+            scope.spawn(|| agent.get_full(&format!("/v1/acl/policies?token={mgmt}&index={index}&wait=20s")));
+        std::thread::sleep(Duration::from_millis(300));
+        let (status, out) = agent.put(&format!("/v1/acl/policy?token={mgmt}"), r#"{"Name":"later"}"#);
+        assert_eq!(status, 200, "{out}");
+        let (status, headers, out) = waiter.join().unwrap().unwrap();
+        assert_eq!(status, 200);
+        let woke: u64 = headers["X-Consul-Index"].to_str().unwrap().parse().unwrap();
+        assert!(woke > index && out.contains("\"later\""), "{woke} {out}");
+    });
     let (_, gm) = agent.get(&format!("/v1/acl/policy/name/global-management?token={mgmt}")).unwrap();
     assert!(gm["Rules"].as_str().unwrap().contains("acl = \"write\""), "{gm}");
     let (status, _) = agent.get(&format!("/v1/acl/role/{unknown}?token={mgmt}")).unwrap();
