@@ -28,6 +28,7 @@
 #![warn(unreachable_pub)]
 
 mod acl;
+mod acl_state;
 mod agent;
 mod app;
 mod backup;

@@ -44,7 +44,7 @@ pub(crate) use authorizer::{Authorizer, DefaultPolicy};
 #[allow(unused_imports)]
 pub(crate) use parse::{RulesError, parse_rules};
 #[allow(unused_imports)]
-pub(crate) use resolve::{Disabled, ROOT_NAMES, Resolve, ResolveError};
+pub(crate) use resolve::{AgentToken, AgentTokens, Disabled, ROOT_NAMES, Resolve, ResolveError};
 #[allow(unused_imports)]
 pub(crate) use rules::{
     ANONYMOUS_TOKEN_ACCESSOR_ID, ANONYMOUS_TOKEN_SECRET, GLOBAL_MANAGEMENT_POLICY_ID,

@@ -39,6 +39,39 @@ pub(crate) enum ResolveError {
 /// The root names Consul refuses to resolve as secrets.
 pub(crate) const ROOT_NAMES: [&str; 3] = ["allow", "deny", "manage"];
 
+/// One of the agent's own tokens (`/v1/agent/token/<name>`, spec §1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AgentToken {
+    /// `default`: requests without a token, and DNS.
+    Default,
+    /// `agent`: the agent's own writes.
+    Agent,
+    /// `agent_master`: resolved locally.
+    AgentMaster,
+    /// `replication`.
+    Replication,
+}
+
+impl AgentToken {
+    /// The token a `/v1/agent/token/<name>` path names (1.8's names and the legacy `acl_*`).
+    pub(crate) fn from_path(name: &str) -> Option<Self> {
+        match name {
+            "default" | "acl_token" => Some(Self::Default),
+            "agent" | "acl_agent_token" => Some(Self::Agent),
+            "agent_master" | "acl_agent_master_token" | "agent_recovery" => Some(Self::AgentMaster),
+            "replication" | "acl_replication_token" => Some(Self::Replication),
+            _ => None,
+        }
+    }
+}
+
+/// The agent's own tokens, replaced at run time.
+pub(crate) trait AgentTokens: Send + Sync {
+    /// Replaces one (`None` or empty clears it); persisted first when the agent persists
+    /// its tokens, so a failed write changes nothing. The error says why.
+    fn set(&self, which: AgentToken, secret: Option<String>) -> Result<(), String>;
+}
+
 /// Resolves a presented secret to the authorizer a request is checked against.
 pub(crate) trait Resolve: Send + Sync {
     /// Whether ACLs are on (`acl.enabled`). With ACLs off, `/v1/acl/*` and
@@ -48,6 +81,11 @@ pub(crate) trait Resolve: Send + Sync {
     /// The authorizer of `secret`; `None` (or an empty secret) is the agent's default
     /// token, or anonymous when that is unset.
     fn resolve(&self, secret: Option<&str>) -> Result<Arc<Authorizer>, ResolveError>;
+
+    /// The agent's own tokens, when ACLs are on.
+    fn agent_tokens(&self) -> Option<&dyn AgentTokens> {
+        None
+    }
 }
 
 /// ACLs off (`acl.enabled = false`, Consul's default): every request may do everything.

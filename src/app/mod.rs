@@ -66,6 +66,8 @@ pub struct App {
     register_later: bool,
     /// Reload requests from `PUT /v1/agent/reload`; the binary reloads as on SIGHUP.
     reload_requests: Arc<tokio::sync::Notify>,
+    /// The token resolver: the ACL tables with `acl.enabled`, else allow-all.
+    acl: Arc<dyn crate::acl::Resolve>,
     /// `--dev` data directory, removed when the app is dropped.
     _dev_dir: Option<tempfile::TempDir>,
 }
@@ -149,7 +151,17 @@ impl App {
             local_check_ids,
         );
         let dns_context = Arc::new(ArcSwap::from_pointee(DnsContext::from_config(&config).with_zones(zones)));
+        let acl: Arc<dyn crate::acl::Resolve> = if config.acl.enabled {
+            let snapshots = side.consensus.snapshots();
+            let (node, dc, data) = (&config.node_name, &config.datacenter, &config.data_dir);
+            let resolver = crate::acl_state::AclResolver::load(snapshots, &config.acl, node, dc, data)
+                .map_err(|e| anyhow::anyhow!("ACL tokens: {e}"))?;
+            Arc::new(resolver)
+        } else {
+            Arc::new(crate::acl::Disabled::new())
+        };
         Ok(Self {
+            acl,
             config,
             side,
             dns,
@@ -246,6 +258,14 @@ impl App {
         services.spawn_feed("critical-check reaper", reap);
         services
             .spawn_feed("session timers", sessions.clone().run(self.side.consensus.clone(), stop.clone()));
+        if self.config.acl.enabled && self.config.server {
+            let duties = crate::acl_state::run_leader_duties(
+                self.side.consensus.clone(),
+                self.config.acl.tokens.master.clone(),
+                stop.clone(),
+            );
+            services.spawn_feed("ACL leader duties", duties);
+        }
         if self.register_later {
             let (config, consensus, local) =
                 (self.config.clone(), self.side.consensus.clone(), self.local.clone());
@@ -323,8 +343,8 @@ impl App {
             gossip: Some(self.gossip.clone()),
             shutdown: stop.clone(),
             reload: self.reload_requests.clone(),
-            acl: Arc::new(crate::acl::Disabled::new()),
-            enable_key_list_policy: false,
+            acl: self.acl.clone(),
+            enable_key_list_policy: self.config.acl.enable_key_list_policy,
         };
         if let Some(listener) = self.http.take() {
             let (router, stop) = (crate::http::router(state.clone()), stop.clone());

@@ -51,6 +51,7 @@ pub fn apply(
             state.delete_query(index, id, changes);
             Ok(())
         }
+        Command::Acl(a) => acl::apply_acl(state, index, a, changes),
         Command::Restore(dump) => {
             state.restore(index, (**dump).clone(), changes);
             Ok(())
@@ -239,6 +240,7 @@ fn query_upsert(
     Ok(())
 }
 
+mod acl;
 mod kv;
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::acl::{AclPolicy, AclRole, AclToken};
 use crate::catalog::kv::{KvEntry, Session, b64};
 use crate::catalog::{Check, HealthStatus, Node, PreparedQuery, Service};
 
@@ -68,6 +69,55 @@ pub enum Command {
     /// Drop the KV tombstones of deletes at or before this index (proposed by the leader once
     /// they are older than the tombstone TTL).
     KvReap(u64),
+    /// An ACL write (tokens, policies, roles, bootstrap); see `catalog::acl`.
+    Acl(AclCommand),
+}
+
+/// The ACL writes. IDs, SecretIDs and times are chosen by the proposer and travel here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AclCommand {
+    /// The leader, on gaining leadership: create the `global-management` policy and the
+    /// anonymous token if missing.
+    InitBuiltins {
+        /// Proposer's clock, Unix milliseconds (the anonymous token's CreateTime).
+        now_ms: u64,
+    },
+    /// `PUT /v1/acl/bootstrap`, or the leader creating the configured master token: allowed
+    /// once, then again only with `reset_index` equal to the reset index.
+    Bootstrap {
+        /// The token (linked to `global-management`).
+        token: Box<AclToken>,
+        /// The index read from `<data_dir>/acl-bootstrap-reset`, if any.
+        reset_index: Option<u64>,
+    },
+    /// Create (`update` false) or replace a token; policy and role links may name by ID or
+    /// by name (an empty ID), resolved at apply.
+    TokenSet {
+        /// The token.
+        token: Box<AclToken>,
+        /// Replace an existing token.
+        update: bool,
+    },
+    /// Delete a token by AccessorID.
+    TokenDelete(String),
+    /// Create or replace a policy.
+    PolicySet {
+        /// The policy.
+        policy: Box<AclPolicy>,
+        /// Replace an existing policy.
+        update: bool,
+    },
+    /// Delete a policy by ID.
+    PolicyDelete(String),
+    /// Create or replace a role.
+    RoleSet {
+        /// The role.
+        role: Box<AclRole>,
+        /// Replace an existing role.
+        update: bool,
+    },
+    /// Delete a role by ID.
+    RoleDelete(String),
 }
 
 /// A KV verb (Consul's `api.KVOp`), as a single write or a transaction operation.
@@ -278,6 +328,23 @@ impl std::fmt::Display for Command {
             Self::SessionCreate { session, .. } => write!(f, "create session {}", session.id),
             Self::SessionDestroy { id, .. } => write!(f, "destroy session {id}"),
             Self::KvReap(upto) => write!(f, "reap KV tombstones up to index {upto}"),
+            Self::Acl(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+impl std::fmt::Display for AclCommand {
+    /// Names the object, never a SecretID.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::InitBuiltins { .. } => write!(f, "create the built-in ACL objects"),
+            Self::Bootstrap { token, .. } => write!(f, "ACL bootstrap with token {}", token.accessor_id),
+            Self::TokenSet { token, .. } => write!(f, "set ACL token {}", token.accessor_id),
+            Self::TokenDelete(id) => write!(f, "delete ACL token {id}"),
+            Self::PolicySet { policy, .. } => write!(f, "set ACL policy {}", policy.id),
+            Self::PolicyDelete(id) => write!(f, "delete ACL policy {id}"),
+            Self::RoleSet { role, .. } => write!(f, "set ACL role {}", role.id),
+            Self::RoleDelete(id) => write!(f, "delete ACL role {id}"),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! Every stored record carries the Raft log index that created and last modified it
 //! (`create_index`, `modify_index`), as Consul's catalog does.
 
+pub(crate) mod acl;
 pub(crate) mod apply;
 pub(crate) mod command;
 pub(crate) mod duration;
@@ -26,8 +27,8 @@ pub(crate) use query::{PreparedQuery, QueryFailover, QueryService, is_uuid};
 pub use state::CatalogState;
 pub(crate) use state::{Change, Instance};
 
+pub(crate) use command::{AclCommand, KvOp, KvWrite, QueryUpsert, TxnOp, TxnResult};
 pub use command::{CheckUpdate, Command, CommandResponse, Deregistration, Registration};
-pub(crate) use command::{KvOp, KvWrite, QueryUpsert, TxnOp, TxnResult};
 pub(crate) use validate::Invalid;
 
 use std::collections::BTreeMap;

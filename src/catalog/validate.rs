@@ -117,6 +117,9 @@ pub(crate) enum Invalid {
     /// A group inside a group.
     #[error("nested command batch")]
     NestedBatch,
+    /// An ACL token, policy or role whose content Consul refuses (HTTP 500).
+    #[error("{0}")]
+    Acl(String),
 }
 
 impl Invalid {
@@ -136,7 +139,8 @@ impl Invalid {
             | Self::QueryService
             | Self::DnsTtl { .. }
             | Self::LockDelay(_)
-            | Self::NestedBatch => Class::Rpc,
+            | Self::NestedBatch
+            | Self::Acl(_) => Class::Rpc,
         }
     }
 }
@@ -153,6 +157,7 @@ impl Command {
             Self::Txn { ops, .. } => txn_ops(ops),
             Self::SessionCreate { session: s, .. } => session(s),
             Self::Batch(cmds) => batch(cmds),
+            Self::Acl(a) => super::acl::command_content_errors(a).map_err(Invalid::Acl),
             Self::UpdateCheck(_)
             | Self::QueryDelete(_)
             | Self::Restore(_)

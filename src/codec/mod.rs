@@ -15,6 +15,7 @@
 //! | Gossip node meta (`gossip::NodeMeta`) | [`encode_node_meta`] / [`decode_node_meta`] | memberlist's node meta (LAN gossip) |
 //! | Agent's local service/check file | `Format::LocalFile` | `<data_dir>/services/*.json`, `<data_dir>/checks/*.json` |
 //! | Gossip keyring file (a JSON array of base64 keys, primary first: Consul's file) | `Format::KeyringFile` | `<data_dir>/serf/local.keyring` |
+//! | Agent ACL tokens (`acl_state::TokensFile`: `default`, `agent`, `agent_master`, `replication`: Consul's file) | `Format::AclTokensFile` | `<data_dir>/acl-tokens.json` |
 //! | Keyring query and reply (`gossip::keyquery::KeyringMessage`) | `Format::KeyringMessage` | memberlist user messages (LAN gossip, encrypted with the keyring) |
 //!
 //! Invariants:
@@ -57,6 +58,8 @@ pub(crate) enum Format {
     KeyringFile,
     /// A keyring query or reply between agents.
     KeyringMessage,
+    /// The agent's ACL tokens file (`<data_dir>/acl-tokens.json`).
+    AclTokensFile,
 }
 
 impl std::fmt::Display for Format {
@@ -72,6 +75,7 @@ impl std::fmt::Display for Format {
             Self::LocalFile => "local state file",
             Self::KeyringFile => "keyring file",
             Self::KeyringMessage => "keyring message",
+            Self::AclTokensFile => "ACL tokens file",
         })
     }
 }
@@ -99,7 +103,7 @@ impl Format {
     /// people reading it, as Consul writes its keyring).
     pub(crate) fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, CodecError> {
         let bytes = match self {
-            Self::LocalFile | Self::KeyringFile => serde_json::to_vec_pretty(value),
+            Self::LocalFile | Self::KeyringFile | Self::AclTokensFile => serde_json::to_vec_pretty(value),
             _ => serde_json::to_vec(value),
         };
         bytes.map_err(|json| CodecError { format: self, json })

@@ -10,15 +10,10 @@
 //! slips one past the refusal; any other malformed parent fails in `schema` as usual.
 //!
 //! Security keys never fail open: an agent asked for ACLs, TLS or a connection limit that it
-//! would not enforce refuses to start (`key "acl" is not supported yet`) rather than serve
+//! would not enforce refuses to start (`key "connect" is not supported yet`) rather than serve
 //! anonymous or plain-text requests. A key may still be given with the value that leaves the
 //! feature off, as a Consul user reads it; it is then accepted with the usual warning:
 //!
-//! - `acl`: only `acl { enabled = false }` (Consul's default is off, but a block that does
-//!   not say so is taken as a request for ACLs). The pre-1.4 top-level `acl_*` keys
-//!   (`acl_datacenter`, `acl_default_policy`, `acl_master_token`, `acl_token`,
-//!   `acl_agent_token`, …) are always refused: `acl_datacenter` turned ACLs on, the others
-//!   only make sense with them.
 //! - `connect`: only `connect { enabled = false }`: Connect is Consul's mTLS between services
 //!   with intentions deciding who may talk to whom; cairn has no CA and no intentions.
 //! - `auto_encrypt`: only a block whose every value is `false` (or empty), e.g.
@@ -68,7 +63,6 @@ pub(super) const ACCEPTED_UNUSED: &[&str] = &[
     "log_file",
     "log_json",
     "performance",
-    "primary_datacenter",
     "raft_protocol",
     "reconnect_timeout",
     "retry_interval",
@@ -119,7 +113,6 @@ enum Off {
 /// Security keys cairn does not implement yet and the values that leave each off. A key given
 /// with another value refuses the start; one left off is accepted but unused (a warning).
 const SECURITY: &[(&str, Off)] = &[
-    ("acl", Off::Disabled),
     ("connect", Off::Disabled),
     ("auto_encrypt", Off::AllFalse),
     ("limits.http_max_conns_per_client", Off::Number(0)),
@@ -127,9 +120,6 @@ const SECURITY: &[(&str, Off)] = &[
     ("encrypt_verify_incoming", Off::True),
     ("encrypt_verify_outgoing", Off::True),
 ];
-
-/// The prefix of Consul's pre-1.4 ACL keys (`acl_datacenter`, `acl_token`, …): always refused.
-const LEGACY_ACL_PREFIX: &str = "acl_";
 
 /// Refuses the first security key in `top` (file `file`) set to anything but its off value.
 pub(super) fn refuse_unsupported(file: &str, top: &Map<String, Value>) -> Result<(), ConfigError> {
@@ -139,10 +129,7 @@ pub(super) fn refuse_unsupported(file: &str, top: &Map<String, Value>) -> Result
             return refuse(key);
         }
     }
-    match top.keys().find(|k| k.starts_with(LEGACY_ACL_PREFIX)) {
-        Some(key) => refuse(key),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 /// The values of a dotted key: in its parent table, or in each table of a parent list (Consul

@@ -20,6 +20,7 @@
 //!
 //! This module imports only domain types (`agent` definitions, `catalog::Node`).
 
+mod acl;
 mod keys;
 mod merge;
 mod schema;
@@ -32,6 +33,8 @@ mod value;
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[allow(unused_imports)]
+pub(crate) use types::AclConfig;
 pub(crate) use types::{
     CheckConfig, Ports, RecursorStrategy, SoaConfig, TlsConfig, TlsInterface, TlsVersion,
 };

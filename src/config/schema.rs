@@ -84,6 +84,49 @@ pub(super) struct FileConfig {
     pub(super) tls: Given<Table<TlsFile>>,
     /// `limits {}`, or Consul's `[[limits]]` (a list of tables, read as one).
     pub(super) limits: Given<Limits>,
+    // ACLs (`config::acl` merges the spellings).
+    pub(super) acl: Given<Table<AclFile>>,
+    pub(super) primary_datacenter: Given<Text>,
+    // Consul's pre-1.4 top-level ACL keys, still read by 1.8.
+    pub(super) acl_datacenter: Given<Text>,
+    pub(super) acl_default_policy: Given<Text>,
+    pub(super) acl_down_policy: Given<Text>,
+    pub(super) acl_master_token: Given<Text>,
+    pub(super) acl_token: Given<Text>,
+    pub(super) acl_agent_token: Given<Text>,
+    pub(super) acl_agent_master_token: Given<Text>,
+    pub(super) acl_replication_token: Given<Text>,
+    pub(super) acl_ttl: Given<GoDuration>,
+    pub(super) enable_acl_replication: Given<Flag>,
+}
+
+/// `acl {}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct AclFile {
+    pub(super) enabled: Given<Flag>,
+    pub(super) default_policy: Given<Text>,
+    pub(super) down_policy: Given<Text>,
+    pub(super) enable_key_list_policy: Given<Flag>,
+    pub(super) enable_token_persistence: Given<Flag>,
+    pub(super) enable_token_replication: Given<Flag>,
+    pub(super) token_ttl: Given<GoDuration>,
+    pub(super) policy_ttl: Given<GoDuration>,
+    pub(super) role_ttl: Given<GoDuration>,
+    pub(super) tokens: Given<Table<AclTokensFile>>,
+}
+
+/// `acl.tokens {}`: 1.8's names and the 1.11+ ones (`initial_management`, `agent_recovery`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct AclTokensFile {
+    pub(super) master: Given<Text>,
+    pub(super) initial_management: Given<Text>,
+    pub(super) agent: Given<Text>,
+    pub(super) agent_master: Given<Text>,
+    pub(super) agent_recovery: Given<Text>,
+    pub(super) default: Given<Text>,
+    pub(super) replication: Given<Text>,
 }
 
 /// `tls {}`. `tls.grpc` is set aside before the schema (cairn serves no gRPC; `keys`).

@@ -342,14 +342,6 @@ fn an_hcl_file_in_a_config_dir_is_refused_not_skipped() {
 #[test]
 fn security_keys_that_would_turn_a_feature_on_refuse_the_start() {
     let cases = [
-        (r#"{"acl":{"enabled":true,"default_policy":"deny"}}"#, "acl"),
-        (r#"{"acl":{"default_policy":"deny"}}"#, "acl"),
-        (r#"{"acl":{"enabled":"true"}}"#, "acl"),
-        (r#"{"acl_datacenter":"dc1"}"#, "acl_datacenter"),
-        (r#"{"acl_default_policy":"deny"}"#, "acl_default_policy"),
-        (r#"{"acl_master_token":"root"}"#, "acl_master_token"),
-        (r#"{"acl_token":"t"}"#, "acl_token"),
-        (r#"{"acl_agent_token":"t"}"#, "acl_agent_token"),
         (r#"{"auto_encrypt":{"tls":true}}"#, "auto_encrypt"),
         (r#"{"auto_encrypt":{"allow_tls":true}}"#, "auto_encrypt"),
         (r#"{"limits":{"http_max_conns_per_client":200}}"#, "limits.http_max_conns_per_client"),
@@ -367,14 +359,11 @@ fn security_keys_that_would_turn_a_feature_on_refuse_the_start() {
     for (text, key) in cases {
         assert_eq!(check("a.json", text, dev()).unwrap_err(), refused("a.json", key), "{text}");
     }
-    let toml = "[acl]\nenabled = true\n[acl.tokens]\ninitial_management = \"root\"\n";
-    assert_eq!(check("a.toml", toml, dev()).unwrap_err(), refused("a.toml", "acl"));
 }
 
 #[test]
 fn security_keys_left_off_load_with_the_unused_warning() {
     let cases = [
-        (r#"{"acl":{"enabled":false,"default_policy":"deny"}}"#, "acl"),
         (r#"{"auto_encrypt":{"tls":false}}"#, "auto_encrypt"),
         (
             r#"{"limits":{"http_max_conns_per_client":0,"https_handshake_timeout":"2s"}}"#,

@@ -86,6 +86,94 @@ pub struct Config {
     pub log_level: String,
     /// The config files that were read, for error messages and reloads.
     pub sources: Vec<PathBuf>,
+    /// ACLs (`acl {}`, `primary_datacenter`, the legacy `acl_*` keys).
+    pub(crate) acl: AclConfig,
+}
+
+/// `acl.down_policy`: what a client agent does when no server can resolve a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum DownPolicy {
+    /// `extend-cache` (default): cached entries stay valid; an uncached token is denied.
+    #[default]
+    ExtendCache,
+    /// `async-cache`: as `extend-cache`, refreshed in the background.
+    AsyncCache,
+    /// `allow`: everything.
+    Allow,
+    /// `deny`: nothing.
+    Deny,
+}
+
+/// The agent's configured ACL tokens (secrets: never logged; `Debug` redacts them).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct AclTokens {
+    /// `acl.tokens.master` / `initial_management` / `acl_master_token`: created by the leader.
+    pub(crate) master: Option<String>,
+    /// `acl.tokens.agent` / `acl_agent_token`: the agent's own writes.
+    pub(crate) agent: Option<String>,
+    /// `acl.tokens.agent_master` / `agent_recovery` / `acl_agent_master_token`: resolved locally.
+    pub(crate) agent_master: Option<String>,
+    /// `acl.tokens.default` / `acl_token`: requests without a token, and DNS.
+    pub(crate) default: Option<String>,
+    /// `acl.tokens.replication`.
+    pub(crate) replication: Option<String>,
+}
+
+impl std::fmt::Debug for AclTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |t: &Option<String>| if t.is_some() { "<hidden>" } else { "<unset>" };
+        f.debug_struct("AclTokens")
+            .field("master", &shown(&self.master))
+            .field("agent", &shown(&self.agent))
+            .field("agent_master", &shown(&self.agent_master))
+            .field("default", &shown(&self.default))
+            .field("replication", &shown(&self.replication))
+            .finish()
+    }
+}
+
+/// Resolved ACL settings (spec §1.1).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AclConfig {
+    /// `acl.enabled` (or `acl_datacenter` given).
+    pub(crate) enabled: bool,
+    /// `acl.default_policy`, default allow.
+    pub(crate) default_policy: crate::acl::DefaultPolicy,
+    /// `acl.down_policy`, default extend-cache.
+    pub(crate) down_policy: DownPolicy,
+    /// `acl.enable_key_list_policy`.
+    pub(crate) enable_key_list_policy: bool,
+    /// `acl.enable_token_persistence`: `PUT /v1/agent/token/*` writes `acl-tokens.json`.
+    pub(crate) enable_token_persistence: bool,
+    /// `acl.token_ttl` (default 30s).
+    pub(crate) token_ttl: Duration,
+    /// `acl.policy_ttl` (default 30s).
+    pub(crate) policy_ttl: Duration,
+    /// `acl.role_ttl` (default 30s).
+    pub(crate) role_ttl: Duration,
+    /// `acl.tokens {}`.
+    pub(crate) tokens: AclTokens,
+    /// `primary_datacenter` (default: `datacenter`; another value is refused at start).
+    pub(crate) primary_datacenter: String,
+}
+
+impl AclConfig {
+    /// ACLs off, as Consul's default, for an agent in `datacenter` (what loading gives).
+    #[cfg(test)]
+    pub(crate) fn disabled(datacenter: &str) -> Self {
+        Self {
+            enabled: false,
+            default_policy: crate::acl::DefaultPolicy::Allow,
+            down_policy: DownPolicy::ExtendCache,
+            enable_key_list_policy: false,
+            enable_token_persistence: false,
+            token_ttl: Duration::from_secs(30),
+            policy_ttl: Duration::from_secs(30),
+            role_ttl: Duration::from_secs(30),
+            tokens: AclTokens::default(),
+            primary_datacenter: datacenter.to_owned(),
+        }
+    }
 }
 
 /// Ports the agent binds (`ports{}`); 0 asks the OS for a free port, -1 disables (DNS, HTTP).

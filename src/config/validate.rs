@@ -51,6 +51,7 @@ pub(super) fn resolve(layers: &Layers, dev: bool, sources: Vec<PathBuf>) -> Resu
     let (server, bootstrap_expect) = cluster(layers, dev)?;
     let ports = ports(layers);
     let tls = super::tls::resolve(layers, ports.https)?;
+    let acl = super::acl::resolve(layers, &id.datacenter)?;
     Ok(Config {
         datacenter: id.datacenter,
         node_name: id.node_name,
@@ -92,6 +93,7 @@ pub(super) fn resolve(layers: &Layers, dev: bool, sources: Vec<PathBuf>) -> Resu
         zones_dir,
         log_level,
         sources,
+        acl,
     })
 }
 

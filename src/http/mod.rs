@@ -17,6 +17,10 @@
 //! Served over plain HTTP by `axum::serve` (`app`) and over TLS by `serve_tls` (HTTPS, with
 //! HTTP/2 through ALPN): the same router on both.
 
+mod acl;
+mod acl_policy;
+mod acl_time;
+mod acl_token;
 mod agent;
 mod agent_health;
 mod blocking;
@@ -95,7 +99,7 @@ pub(crate) struct ApiState {
     /// Resolves the token a request presents to what it may do (`acl::Disabled` with ACLs off).
     pub acl: Arc<dyn crate::acl::Resolve>,
     /// `acl.enable_key_list_policy`: recursive KV reads need `key:list` on the prefix (403
-    /// without it) instead of only filtering per entry. `false` until the ACL configuration lands.
+    /// without it) instead of only filtering per entry.
     pub enable_key_list_policy: bool,
 }
 
@@ -170,6 +174,7 @@ pub(crate) fn router(state: ApiState) -> Router {
             "/v1/operator/keyring",
             get(keyring::list).post(keyring::install).put(keyring::use_key).delete(keyring::remove),
         )
+        .merge(acl::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

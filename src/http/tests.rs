@@ -66,6 +66,7 @@ fn config() -> Config {
         zones_dir: None,
         log_level: "info".into(),
         sources: Vec::new(),
+        acl: crate::config::AclConfig::disabled("dc1"),
     }
 }
 

@@ -529,6 +529,9 @@ fn stamp_leader_clock(cmd: &mut Command, now: u64) {
         | Command::QueryDelete(_)
         | Command::Restore(_)
         | Command::KvReap(_) => {}
+        // ACL times (CreateTime, ExpirationTime) are checked against each other by
+        // `Command::validate`; they stay the proposer's pair.
+        Command::Acl(_) => {}
     }
 }
 

@@ -74,6 +74,8 @@ const META_TABLES: &str = "catalog.tables";
 const META_KV_INDEXES: &str = "kv.indexes";
 /// Meta key: the keys inside a lock-delay.
 const META_KV_LOCK_DELAYS: &str = "kv.lock_delays";
+/// Meta key: the ACL tables, one row (`catalog::acl`: small, rarely written).
+const META_ACL: &str = "acl.state";
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -385,6 +387,7 @@ impl Store {
                     let delays: Vec<(String, LockDelay)> = kv.dump_lock_delays();
                     self.meta_put(wtxn, META_KV_LOCK_DELAYS, &delays)?;
                 }
+                Change::Acl => self.meta_put(wtxn, META_ACL, &state.acl().dump())?,
             }
         }
         Ok(())
@@ -428,6 +431,7 @@ impl Store {
         }
         self.meta_put(wtxn, META_KV_INDEXES, &dump.kv.indexes)?;
         self.meta_put(wtxn, META_KV_LOCK_DELAYS, &dump.kv.lock_delays)?;
+        self.meta_put(wtxn, META_ACL, &dump.acl)?;
         self.meta_put(wtxn, META_TABLES, &dump.tables)
     }
 
@@ -452,6 +456,7 @@ impl Store {
         }
         dump.tables = self.meta_get::<TableIndexes>(rtxn, META_TABLES)?.unwrap_or_default();
         dump.kv = self.load_kv(rtxn)?;
+        dump.acl = self.meta_get(rtxn, META_ACL)?.unwrap_or_default();
         Ok(dump)
     }
 

@@ -201,7 +201,9 @@ fn every_source_file_starts_with_a_module_doc() {
 const LAYERS: &[&[&str]] = &[
     // Vocabulary: time, and the catalog with its write commands and the pure `apply`;
     // systemd's socket activation and readiness notification (imports nothing of cairn).
-    &["clock", "catalog", "systemd", "acl"],
+    // ACL policy rules and the authorizer (pure; the catalog stores tokens and policies).
+    &["acl"],
+    &["clock", "catalog", "systemd"],
     // Consul's service/check definitions.
     &["agent"],
     // Configuration: imports domain types only.
@@ -217,6 +219,9 @@ const LAYERS: &[&[&str]] = &[
     &["rpc"],
     // The handle writers and readers hold: propose, read barrier, the cluster's view.
     &["consensus"],
+    // The ACL state reader (token -> authorizer over the published snapshot) and the
+    // leader's ACL duties; used by DNS and HTTP.
+    &["acl_state"],
     // Its two halves' engines and the gossip pool: raft (servers) never imports replica.
     &["raft", "gossip"],
     // A client's replica (a `consensus::Participant`), sessions, the agent's local state.

@@ -74,7 +74,13 @@ fn security_settings_that_cannot_be_honoured_refuse_the_start_in_one_line() {
         format!("key {key:?} is not supported yet (refusing to start rather than run without it)")
     };
     let cases = [
-        ("acl.json", r#"{"acl":{"enabled":true,"default_policy":"deny"}}"#, refused("acl")),
+        // ACLs are implemented; ACL settings a single datacenter cannot honour stop the start.
+        (
+            "acl.json",
+            r#"{"acl":{"enabled":true,"enable_token_replication":true}}"#,
+            "acl.enable_token_replication: token replication is not supported: cairn runs a single datacenter"
+                .to_owned(),
+        ),
         ("encrypt.toml", "[auto_encrypt]\ntls = true\n", refused("auto_encrypt")),
         // TLS is implemented; settings it cannot honour stop the start with Consul's words.
         (

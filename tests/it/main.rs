@@ -1,6 +1,7 @@
 //! Integration tests: real `cairn` agent processes on free ports, driven by real clients.
 //!
 //! One binary, one module per area:
+//! - `acl`: ACLs on a real agent: bootstrap, policies, tokens, Consul's codes, persistence.
 //! - `appliance`: the operator CLI, metrics, reload, snapshots, sd_notify; the package
 //!   install test behind `CAIRN_INSTALL_TEST=1`.
 //! - `anti_entropy`: the agent repairs catalog drift of its own services and checks, keeps
@@ -39,6 +40,7 @@
 // Test support code outside #[test] functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod acl;
 mod anti_entropy;
 mod appliance;
 mod architecture;

@@ -243,7 +243,7 @@ pub(crate) fn http_client() -> reqwest::Client {
     http_client_builder().build().unwrap()
 }
 
-fn block<F: Future>(f: F) -> F::Output {
+pub(crate) fn block<F: Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }
 

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 
+use super::acl::{AclDump, AclState};
 use super::kv::{KvDump, KvState};
 use super::{Check, HealthStatus, Node, PreparedQuery, Service, key};
 
@@ -46,6 +47,8 @@ pub enum Change {
     Session(String),
     /// The KV table indexes and lock-delays.
     KvMeta,
+    /// The ACL tables (one row: see `catalog::acl`).
+    Acl,
 }
 
 /// Raft indexes of the last change to each table (Consul's `X-Consul-Index` sources).
@@ -88,6 +91,8 @@ pub struct CatalogState {
     query_names: OrdMap<String, String>,
     /// The KV store and sessions (never read by DNS).
     kv: KvState,
+    /// ACL tokens, policies and roles.
+    acl: AclState,
 }
 
 /// Serialisable form of the whole catalog (Raft snapshots, tests).
@@ -109,6 +114,10 @@ pub struct CatalogDump {
     /// The KV store and sessions (absent in dumps written before KV).
     #[serde(default)]
     pub kv: KvDump,
+    /// ACL tokens, policies and roles (absent in dumps written before ACLs, and left out
+    /// while empty, so the bytes of a catalog without ACL state are those of before).
+    #[serde(default, skip_serializing_if = "AclDump::is_empty")]
+    pub acl: AclDump,
 }
 
 fn prefix_range<'a, V: Clone>(
@@ -237,6 +246,7 @@ impl CatalogState {
             tables: self.tables,
             queries: self.queries.values().map(|q| (**q).clone()).collect(),
             kv: self.kv.dump(),
+            acl: self.acl.dump(),
         }
     }
 
@@ -264,6 +274,7 @@ impl CatalogState {
             state.queries.insert(id, Arc::new(q));
         }
         state.kv = KvState::from_dump(dump.kv);
+        state.acl = AclState::from_dump(dump.acl);
         state
     }
 
@@ -329,6 +340,16 @@ impl CatalogState {
     /// The KV store and sessions.
     pub fn kv(&self) -> &KvState {
         &self.kv
+    }
+
+    /// The ACL tables.
+    pub(crate) fn acl(&self) -> &AclState {
+        &self.acl
+    }
+
+    /// The ACL tables, for `apply`.
+    pub(crate) fn acl_mut(&mut self) -> &mut AclState {
+        &mut self.acl
     }
 }
 

@@ -264,6 +264,8 @@ impl CatalogState {
             state.kv.row_changes(changes);
         }
         fresh.kv.mark_restored(index);
+        fresh.acl.touch(index);
+        changes.push(Change::Acl);
         changes.push(Change::TableIndexes);
         fresh.tables = TableIndexes { nodes: index, services: index, checks: index, queries: index };
         let names: Vec<String> = fresh.by_name.keys().cloned().collect();

@@ -1,0 +1,254 @@
+//! ACL STATE READER: the real `acl::Resolve` over the replicated ACL tables, and the leader's
+//! ACL duties (built-ins, the configured master token).
+//!
+//! Stage: between the read model and the request paths. Input: a presented secret (already
+//! picked by HTTP in Consul's order), the published `CatalogSnapshot`, the agent's ACL config.
+//! Output: an `Arc<Authorizer>` or Consul's `ResolveError`.
+//!
+//! Resolution (spec §1.4): none or empty -> the agent's default token (`acl.tokens.default`,
+//! settable at run time) -> `anonymous`; `allow`/`deny`/`manage` -> `RootName`; the configured
+//! `agent_master` secret -> `PolicyRules::agent_master(node)`, resolved locally with no table
+//! read; otherwise the token whose SecretID matches in the current snapshot (unknown or
+//! expired -> `NotFound`), compiled from its policies, its roles' policies and its service and
+//! node identities (policies and identities scoped to other datacenters left out), over
+//! `default_policy`.
+//!
+//! Invariants: resolving never awaits and never touches LMDB or Raft: it loads the published
+//! snapshot (arc-swap, lock-free) and takes a short lock on the authorizer cache. The cache is
+//! keyed by secret and valid for one ACL-table index: any ACL write (or restore) moves the
+//! index and empties it, so a revoked or edited token stops working at the next request (Consul
+//! waits up to `token_ttl`; doing better is allowed, spec §1.12). A cached entry keeps its
+//! token's expiration, so an expired token is refused even from the cache. Secrets are never
+//! logged.
+
+mod leader;
+mod tokens;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::acl::{
+    ANONYMOUS_TOKEN_SECRET, AgentToken, AgentTokens, Authorizer, DefaultPolicy, PolicyRules, ROOT_NAMES,
+    Resolve, ResolveError, parse_rules,
+};
+use crate::catalog::CatalogState;
+use crate::catalog::acl::{AclLink, AclState, AclToken, NodeIdentity, ServiceIdentity};
+use crate::clock::unix_ms;
+use crate::config::AclConfig;
+use crate::snapshot::SnapshotHandle;
+
+pub(crate) use leader::{management_token, run_leader_duties};
+use tokens::{TOKENS_FILE, TokenSet};
+
+/// Most cached authorizers; a full cache is emptied (tokens in use are few).
+const CACHE_CAP: usize = 4096;
+
+/// One compiled token.
+#[derive(Clone)]
+struct Cached {
+    authorizer: Arc<Authorizer>,
+    expires_ms: Option<u64>,
+}
+
+/// The authorizers compiled at one ACL index.
+#[derive(Default)]
+struct Cache {
+    acl_index: u64,
+    by_secret: HashMap<String, Cached>,
+}
+
+/// The token resolver of an agent with `acl.enabled = true`.
+pub(crate) struct AclResolver {
+    snapshots: Arc<SnapshotHandle>,
+    default_policy: DefaultPolicy,
+    node: String,
+    datacenter: String,
+    /// The agent's own tokens (`acl.tokens`, `PUT /v1/agent/token/*`).
+    tokens: RwLock<TokenSet>,
+    /// `<data_dir>/acl-tokens.json` under `acl.enable_token_persistence`.
+    tokens_file: Option<PathBuf>,
+    cache: Mutex<Cache>,
+}
+
+impl AclResolver {
+    /// A resolver for an agent named `node` in `datacenter` with `config`, its tokens
+    /// persisted under `data_dir` when the config says so (a persisted file that cannot be
+    /// read refuses: the error says why).
+    pub(crate) fn load(
+        snapshots: Arc<SnapshotHandle>,
+        config: &AclConfig,
+        node: &str,
+        datacenter: &str,
+        data_dir: &std::path::Path,
+    ) -> Result<Self, String> {
+        let tokens_file = config.enable_token_persistence.then(|| data_dir.join(TOKENS_FILE));
+        let tokens = TokenSet::load(config, node, tokens_file.as_deref())?;
+        Ok(Self {
+            snapshots,
+            default_policy: config.default_policy,
+            node: node.to_owned(),
+            datacenter: datacenter.to_owned(),
+            tokens: RwLock::new(tokens),
+            tokens_file,
+            cache: Mutex::new(Cache::default()),
+        })
+    }
+
+    /// The secret a request without one stands for: the default token, or anonymous.
+    fn effective_default(&self) -> String {
+        let guard = match self.tokens.read() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        guard.default.clone().unwrap_or_else(|| ANONYMOUS_TOKEN_SECRET.to_owned())
+    }
+
+    fn with_cache<T>(&self, f: impl FnOnce(&mut Cache) -> T) -> T {
+        let mut guard = match self.cache.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard)
+    }
+
+    /// Resolves a non-empty secret that is not a root name.
+    fn resolve_secret(&self, secret: &str) -> Result<Arc<Authorizer>, ResolveError> {
+        let agent_master = {
+            let guard = match self.tokens.read() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            guard.agent_master.as_ref().filter(|(master, _)| master == secret).map(|(_, a)| a.clone())
+        };
+        if let Some(authz) = agent_master {
+            return Ok(authz);
+        }
+        let now = unix_ms();
+        let snap = self.snapshots.load();
+        let acl = snap.catalog.acl();
+        let hit = self.with_cache(|c| {
+            if c.acl_index != acl.index() {
+                c.acl_index = acl.index();
+                c.by_secret.clear();
+            }
+            c.by_secret.get(secret).cloned()
+        });
+        if let Some(hit) = hit {
+            return match hit.expires_ms {
+                Some(t) if t <= now => Err(ResolveError::NotFound),
+                _ => Ok(hit.authorizer),
+            };
+        }
+        let token = acl.token_by_secret(secret).ok_or(ResolveError::NotFound)?;
+        if token.expired(now) {
+            return Err(ResolveError::NotFound);
+        }
+        let authorizer = Arc::new(compile(&snap.catalog, token, &self.datacenter, self.default_policy));
+        let cached = Cached { authorizer: authorizer.clone(), expires_ms: token.expiration_time_ms };
+        self.with_cache(|c| {
+            if c.acl_index == acl.index() {
+                if c.by_secret.len() >= CACHE_CAP {
+                    c.by_secret.clear();
+                }
+                c.by_secret.insert(secret.to_owned(), cached);
+            }
+        });
+        Ok(authorizer)
+    }
+}
+
+impl Resolve for AclResolver {
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    fn resolve(&self, secret: Option<&str>) -> Result<Arc<Authorizer>, ResolveError> {
+        let secret = match secret {
+            Some(s) if !s.is_empty() => s.to_owned(),
+            _ => self.effective_default(),
+        };
+        if ROOT_NAMES.contains(&secret.as_str()) {
+            return Err(ResolveError::RootName);
+        }
+        self.resolve_secret(&secret)
+    }
+
+    fn agent_tokens(&self) -> Option<&dyn AgentTokens> {
+        Some(self)
+    }
+}
+
+impl AgentTokens for AclResolver {
+    fn set(&self, which: AgentToken, secret: Option<String>) -> Result<(), String> {
+        let mut guard = match self.tokens.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let next = guard.with(which, secret, &self.node, self.default_policy);
+        if let Some(path) = &self.tokens_file {
+            next.persist(path)?;
+        }
+        *guard = next;
+        Ok(())
+    }
+}
+
+/// The token `secret` names in `state` (unexpired at `now_ms`), for `token/self`.
+pub(crate) fn token_of<'a>(state: &'a CatalogState, secret: &str, now_ms: u64) -> Option<&'a Arc<AclToken>> {
+    state.acl().token_by_secret(secret).filter(|t| !t.expired(now_ms))
+}
+
+/// Compiles `token`'s effective rules (spec §1.4) into an authorizer.
+pub(crate) fn compile(
+    state: &CatalogState,
+    token: &AclToken,
+    dc: &str,
+    default: DefaultPolicy,
+) -> Authorizer {
+    let acl = state.acl();
+    let mut rules: Vec<PolicyRules> = Vec::new();
+    add_policies(acl, &token.policies, dc, &mut rules);
+    add_identities(&token.service_identities, &token.node_identities, dc, &mut rules);
+    for link in &token.roles {
+        if let Some(role) = acl.role(&link.id) {
+            add_policies(acl, &role.policies, dc, &mut rules);
+            add_identities(&role.service_identities, &role.node_identities, dc, &mut rules);
+        }
+    }
+    Authorizer::new(rules.iter(), default)
+}
+
+/// The rules of the linked policies that still exist and apply in `dc`. A stored policy's
+/// rules were parsed before they were proposed; one that no longer parses grants nothing.
+fn add_policies(acl: &AclState, links: &[AclLink], dc: &str, out: &mut Vec<PolicyRules>) {
+    for link in links {
+        let Some(p) = acl.policy(&link.id) else { continue };
+        if !p.datacenters.is_empty() && !p.datacenters.iter().any(|d| d == dc) {
+            continue;
+        }
+        match parse_rules(&p.rules) {
+            Ok(r) => out.push(r),
+            Err(e) => tracing::warn!(policy = %p.id, error = %e, "stored ACL policy does not parse; ignored"),
+        }
+    }
+}
+
+fn add_identities(
+    services: &[ServiceIdentity],
+    nodes: &[NodeIdentity],
+    dc: &str,
+    out: &mut Vec<PolicyRules>,
+) {
+    for s in services {
+        if s.datacenters.is_empty() || s.datacenters.iter().any(|d| d == dc) {
+            out.push(PolicyRules::service_identity(&s.service_name));
+        }
+    }
+    for n in nodes.iter().filter(|n| n.datacenter == dc) {
+        out.push(PolicyRules::node_identity(&n.node_name));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,293 @@
+//! `/v1/acl/*`: the routes and what every ACL endpoint shares (spec §1.3, §1.7, §1.8); the
+//! handlers are in `acl_token` (bootstrap, tokens) and `acl_policy` (policies, roles). The
+//! JSON shapes are Consul's and live in the HTTP layer, not in the catalog.
+//!
+//! Every route answers 401 `ACL support disabled` with ACLs off. The caller's token is taken
+//! with Consul's precedence (`?token=` > `X-Consul-Token` > `Authorization: Bearer`) and
+//! resolved through `ApiState::acl`; reads need `acl:read`, writes `acl:write` (403
+//! `Permission denied`), an unknown token is 403 `ACL not found`, a root name 500. A missing
+//! token or policy is 403 `ACL not found` (Consul's quirk), a missing role 404. Validation
+//! failures are 500 with Consul's text and store nothing (`Command::validate`, then `apply`).
+//! Reads are blocking queries on the ACL index. A SecretID reads `<hidden>` for a caller with
+//! `acl:read` but not `acl:write`. Writes answer from the snapshot the write was published in.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::ApiState;
+use super::error::ApiError;
+use super::query::Query;
+use crate::acl::{Authorizer, ResolveError};
+use crate::catalog::acl::{AclLink, AclState, NodeIdentity, ServiceIdentity};
+use crate::catalog::{AclCommand, Command};
+use crate::consensus::ProposeError;
+
+/// An ACL endpoint's failure, with Consul's status and text.
+#[derive(Debug)]
+pub(crate) enum AclFail {
+    /// 401 `ACL support disabled`.
+    Disabled,
+    /// 403 with the text.
+    Forbidden(String),
+    /// 404 with an empty body (a missing role).
+    NotFound,
+    /// Everything else.
+    Api(ApiError),
+}
+
+impl From<ApiError> for AclFail {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+impl From<ResolveError> for AclFail {
+    fn from(e: ResolveError) -> Self {
+        match e {
+            ResolveError::NotFound => Self::Forbidden(e.to_string()),
+            ResolveError::RootName | ResolveError::Unavailable(_) => {
+                Self::Api(ApiError::Internal(e.to_string()))
+            }
+        }
+    }
+}
+
+impl From<ProposeError> for AclFail {
+    fn from(e: ProposeError) -> Self {
+        Self::Api(e.into())
+    }
+}
+
+impl IntoResponse for AclFail {
+    fn into_response(self) -> Response {
+        let text = |status: StatusCode, body: String| {
+            (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+        };
+        match self {
+            Self::Disabled => text(StatusCode::UNAUTHORIZED, "ACL support disabled".into()),
+            Self::Forbidden(m) => text(StatusCode::FORBIDDEN, m),
+            Self::NotFound => StatusCode::NOT_FOUND.into_response(),
+            Self::Api(e) => e.into_response(),
+        }
+    }
+}
+
+/// What an ACL handler returns.
+pub(crate) type AclResult = Result<Response, AclFail>;
+
+/// 403 `ACL not found`.
+pub(crate) fn acl_not_found() -> AclFail {
+    AclFail::Forbidden("ACL not found".into())
+}
+
+/// 403 `Permission denied`.
+fn denied() -> AclFail {
+    AclFail::Forbidden("Permission denied".into())
+}
+
+/// The secret a request presents: `?token=`, then `X-Consul-Token`, then `Authorization:
+/// Bearer <t>` (scheme case-insensitive, first word after it); empty is none.
+pub(crate) fn presented_token(q: &Query, headers: &HeaderMap) -> Option<String> {
+    if let Some(t) = q.get("token").filter(|t| !t.is_empty()) {
+        return Some(t.to_owned());
+    }
+    if let Some(t) = headers.get("X-Consul-Token").and_then(|v| v.to_str().ok()).filter(|t| !t.is_empty()) {
+        return Some(t.to_owned());
+    }
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let mut words = auth.split_whitespace();
+    let scheme = words.next()?;
+    let token = words.next()?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.to_owned())
+}
+
+/// The caller of an ACL endpoint: ACLs must be on, and the token must resolve.
+pub(crate) struct Caller {
+    pub(crate) secret: Option<String>,
+    pub(crate) authz: Arc<Authorizer>,
+}
+
+impl Caller {
+    /// Resolves the caller; 401 with ACLs off.
+    pub(crate) fn of(st: &ApiState, q: &Query, headers: &HeaderMap) -> Result<Self, AclFail> {
+        if !st.acl.enabled() {
+            return Err(AclFail::Disabled);
+        }
+        let secret = presented_token(q, headers);
+        let authz = st.acl.resolve(secret.as_deref())?;
+        Ok(Self { secret, authz })
+    }
+
+    /// 403 unless the caller has `acl:read`.
+    pub(crate) fn need_read(&self) -> Result<(), AclFail> {
+        if self.authz.acl_read() { Ok(()) } else { Err(denied()) }
+    }
+
+    /// 403 unless the caller has `acl:write`.
+    pub(crate) fn need_write(&self) -> Result<(), AclFail> {
+        if self.authz.acl_write() { Ok(()) } else { Err(denied()) }
+    }
+}
+
+/// Proposes an ACL write (validated first: 500 with Consul's text, nothing stored).
+pub(crate) async fn propose_acl(st: &ApiState, cmd: AclCommand) -> Result<(), AclFail> {
+    Ok(st.propose(Command::Acl(cmd)).await?)
+}
+
+/// Decodes a JSON body; `what` names the object in Consul's 400 text.
+pub(crate) fn decode<T: for<'de> Deserialize<'de> + Default>(body: &Bytes, what: &str) -> Result<T, AclFail> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| AclFail::Api(ApiError::BadRequest(format!("Bad request: {what} decoding failed: {e}"))))
+}
+
+/// `{ID, Name}` as sent: either may be empty.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub(crate) struct LinkIn {
+    #[serde(rename = "ID")]
+    pub(crate) id: String,
+    pub(crate) name: String,
+}
+
+/// The links as the command carries them (an empty ID: resolve the name at apply).
+pub(crate) fn links_in(links: Option<Vec<LinkIn>>) -> Vec<AclLink> {
+    links.unwrap_or_default().into_iter().map(|l| AclLink { id: l.id, name: l.name }).collect()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub(crate) struct ServiceIdentityIn {
+    service_name: String,
+    datacenters: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub(crate) struct NodeIdentityIn {
+    node_name: String,
+    datacenter: String,
+}
+
+pub(crate) fn identities_in(
+    services: Option<Vec<ServiceIdentityIn>>,
+    nodes: Option<Vec<NodeIdentityIn>>,
+) -> (Vec<ServiceIdentity>, Vec<NodeIdentity>) {
+    let services = services
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| ServiceIdentity {
+            service_name: s.service_name,
+            datacenters: s.datacenters.unwrap_or_default(),
+        })
+        .collect();
+    let nodes = nodes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| NodeIdentity { node_name: n.node_name, datacenter: n.datacenter })
+        .collect();
+    (services, nodes)
+}
+
+/// `{ID, Name}` out, with the linked object's current name; links to deleted objects vanish.
+#[derive(Debug, Serialize)]
+pub(crate) struct LinkOut {
+    #[serde(rename = "ID")]
+    id: String,
+    #[serde(rename = "Name")]
+    name: String,
+}
+
+impl LinkOut {
+    /// The linked object's ID.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+pub(crate) fn policy_links_out(acl: &AclState, links: &[AclLink]) -> Vec<LinkOut> {
+    let named = |l: &AclLink| acl.policy(&l.id).map(|p| LinkOut { id: l.id.clone(), name: p.name.clone() });
+    links.iter().filter_map(named).collect()
+}
+
+pub(crate) fn role_links_out(acl: &AclState, links: &[AclLink]) -> Vec<LinkOut> {
+    let named = |l: &AclLink| acl.role(&l.id).map(|r| LinkOut { id: l.id.clone(), name: r.name.clone() });
+    links.iter().filter_map(named).collect()
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct ServiceIdentityOut {
+    #[serde(rename = "ServiceName")]
+    service_name: String,
+    #[serde(rename = "Datacenters", skip_serializing_if = "Vec::is_empty")]
+    datacenters: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct NodeIdentityOut {
+    #[serde(rename = "NodeName")]
+    node_name: String,
+    #[serde(rename = "Datacenter")]
+    datacenter: String,
+}
+
+pub(crate) fn identities_out(
+    services: &[ServiceIdentity],
+    nodes: &[NodeIdentity],
+) -> (Vec<ServiceIdentityOut>, Vec<NodeIdentityOut>) {
+    let s = services
+        .iter()
+        .map(|s| ServiceIdentityOut {
+            service_name: s.service_name.clone(),
+            datacenters: s.datacenters.clone(),
+        })
+        .collect();
+    let n = nodes
+        .iter()
+        .map(|n| NodeIdentityOut { node_name: n.node_name.clone(), datacenter: n.datacenter.clone() })
+        .collect();
+    (s, n)
+}
+
+/// A content hash (base64 SHA-256) over the fields that matter and the modify index.
+pub(crate) fn content_hash(parts: &[&str], modify_index: u64) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    h.update(modify_index.to_be_bytes());
+    STANDARD.encode(h.finalize())
+}
+
+/// The `/v1/acl/*` routes.
+pub(crate) fn routes() -> Router<ApiState> {
+    use super::{acl_policy as p, acl_token as t};
+    Router::new()
+        .route("/v1/acl/bootstrap", put(t::bootstrap))
+        .route("/v1/acl/token", put(t::token_create))
+        .route("/v1/acl/token/self", get(t::token_self))
+        .route("/v1/acl/token/{id}", get(t::token_read).put(t::token_update).delete(t::token_delete))
+        .route("/v1/acl/token/{id}/clone", put(t::token_clone))
+        .route("/v1/acl/tokens", get(t::token_list))
+        .route("/v1/acl/policy", put(p::policy_create))
+        .route("/v1/acl/policy/name/{name}", get(p::policy_read_name))
+        .route("/v1/acl/policy/{id}", get(p::policy_read).put(p::policy_update).delete(p::policy_delete))
+        .route("/v1/acl/policies", get(p::policy_list))
+        .route("/v1/acl/role", put(p::role_create))
+        .route("/v1/acl/role/name/{name}", get(p::role_read_name))
+        .route("/v1/acl/role/{id}", get(p::role_read).put(p::role_update).delete(p::role_delete))
+        .route("/v1/acl/roles", get(p::role_list))
+        .route("/v1/agent/token/{name}", put(t::agent_token))
+}
