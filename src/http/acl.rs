@@ -94,22 +94,6 @@ fn denied() -> AclFail {
     AclFail::Forbidden("Permission denied".into())
 }
 
-/// The secret a request presents: `?token=`, then `X-Consul-Token`, then `Authorization:
-/// Bearer <t>` (scheme case-insensitive, first word after it); empty is none.
-pub(crate) fn presented_token(q: &Query, headers: &HeaderMap) -> Option<String> {
-    if let Some(t) = q.get("token").filter(|t| !t.is_empty()) {
-        return Some(t.to_owned());
-    }
-    if let Some(t) = headers.get("X-Consul-Token").and_then(|v| v.to_str().ok()).filter(|t| !t.is_empty()) {
-        return Some(t.to_owned());
-    }
-    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let mut words = auth.split_whitespace();
-    let scheme = words.next()?;
-    let token = words.next()?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.to_owned())
-}
-
 /// The caller of an ACL endpoint: ACLs must be on, and the token must resolve.
 pub(crate) struct Caller {
     pub(crate) secret: Option<String>,
@@ -122,7 +106,7 @@ impl Caller {
         if !st.acl.enabled() {
             return Err(AclFail::Disabled);
         }
-        let secret = presented_token(q, headers);
+        let secret = super::token::presented(q.get("token"), headers);
         let authz = st.acl.resolve(secret.as_deref())?;
         Ok(Self { secret, authz })
     }

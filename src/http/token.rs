@@ -18,6 +18,7 @@
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
 use super::ApiState;
@@ -62,9 +63,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Presented {
 
 /// The secret presented by `parts`, in Consul's order; `None` when none is (or all are empty).
 pub(crate) fn presented_token(parts: &Parts) -> Option<String> {
-    query_token(parts.uri.query())
-        .or_else(|| header_str(parts, "x-consul-token").filter(|t| !t.is_empty()).map(str::to_owned))
-        .or_else(|| header_str(parts, "authorization").and_then(bearer).map(str::to_owned))
+    presented(query_token(parts.uri.query()).as_deref(), &parts.headers)
+}
+
+/// The secret presented by a request whose `?token=` value is `query_token`, in Consul's
+/// order: the query, then `X-Consul-Token`, then `Authorization: Bearer`.
+pub(crate) fn presented(query_token: Option<&str>, headers: &HeaderMap) -> Option<String> {
+    query_token
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .or_else(|| header_str(headers, "x-consul-token").filter(|t| !t.is_empty()).map(str::to_owned))
+        .or_else(|| header_str(headers, "authorization").and_then(bearer).map(str::to_owned))
 }
 
 /// `?token=`; an empty value is no token.
@@ -76,8 +85,8 @@ fn query_token(raw: Option<&str>) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
-fn header_str<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts.headers.get(name).and_then(|v| v.to_str().ok())
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// The token of an `Authorization: Bearer <t> …` value: scheme in any case, first word only.
