@@ -95,13 +95,8 @@ impl Dispatch {
     /// Admits the peer (`Auth`: TLS and the key challenge), then answers its requests in order until it closes.
     async fn connection(&self, stream: Conn) {
         let peer = stream.peer();
-        let mut stream = match self.auth.accept(stream).await {
-            Ok(admitted) => admitted,
-            Err(e) => {
-                tracing::warn!(%peer, reason = %e, "rpc connection refused");
-                return;
-            }
-        };
+        // A refusal is logged by `accept` (one line, before the connection closes).
+        let Ok(mut stream) = self.auth.accept(stream).await else { return };
         if let Err(e) = self.requests(&mut stream).await {
             tracing::debug!(%peer, error = %e, "rpc connection closed");
         }

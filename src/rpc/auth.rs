@@ -205,12 +205,21 @@ impl Auth {
     /// it may forward writes and follow the replica stream, but not speak Raft or change the
     /// membership.
     pub(crate) async fn accept(&self, conn: Conn) -> Result<Conn, AuthError> {
+        let peer = conn.peer();
+        // Each refusal is logged while the connection is still open, so the line is out before
+        // the peer sees the close (except a TLS handshake cut by the timer, which drops its
+        // socket with it).
+        let refused = |e: AuthError| {
+            tracing::warn!(%peer, reason = %e, "rpc connection refused");
+            e
+        };
         let mut conn = match &self.tls {
             Some(tls) => {
-                let limit = tls.rpc_handshake_timeout();
-                let mut conn = tokio::time::timeout(limit, transport(tls, conn))
-                    .await
-                    .map_err(|_| AuthError::Timeout(limit))??;
+                let mut conn = match transport(tls, conn).await {
+                    Ok(conn) => conn,
+                    // The connection (if the timer left it) closes after the line is logged.
+                    Err((e, _conn)) => return Err(refused(e)),
+                };
                 if let Some(name) = tls.rpc_peer_server_name() {
                     let server =
                         conn.peer_certificate().is_some_and(|c| crate::tls::certificate_is_for(c, &name));
@@ -220,8 +229,10 @@ impl Auth {
             }
             None => conn,
         };
-        self.admit(&mut conn).await?;
-        Ok(conn)
+        match self.admit(&mut conn).await {
+            Ok(()) => Ok(conn),
+            Err(e) => Err(refused(e)),
+        }
     }
 
     /// The dialling side: proves a key to the server and checks the server's proof.
@@ -238,20 +249,35 @@ impl Auth {
 }
 
 /// The server's choice of transport by the peer's first byte (see the module doc).
-async fn transport(tls: &Tls, conn: Conn) -> Result<Conn, AuthError> {
+/// The whole runs under `limits.rpc_handshake_timeout`; a refused `conn` is returned with the
+/// error (dropped by the caller once it has logged), except one cut by the timer mid-TLS.
+async fn transport(tls: &Tls, conn: Conn) -> Result<Conn, (AuthError, Option<Conn>)> {
     let acceptor = tls.rpc_acceptor();
     if acceptor.is_none() && !tls.verify_incoming_rpc() {
         // Nothing to choose: plain text only (a TLS peer then fails the protocol).
         return Ok(conn);
     }
-    let first = conn.peek_first().await?;
-    match (first, acceptor) {
-        (Some(TLS_HANDSHAKE), Some(acceptor)) => conn.tls_accepted(&acceptor).await.map_err(AuthError::Tls),
-        (Some(TLS_HANDSHAKE), None) => Err(AuthError::TlsNotConfigured),
-        (None, _) => Err(AuthError::Io(std::io::ErrorKind::UnexpectedEof.into())),
-        (Some(_), _) if tls.verify_incoming_rpc() => Err(AuthError::NotTls),
-        (Some(_), _) => Ok(conn),
-    }
+    let limit = tls.rpc_handshake_timeout();
+    let deadline = tokio::time::Instant::now() + limit;
+    let first = match tokio::time::timeout_at(deadline, conn.peek_first()).await {
+        Err(_) => return Err((AuthError::Timeout(limit), Some(conn))),
+        Ok(Err(e)) => return Err((e.into(), Some(conn))),
+        Ok(Ok(first)) => first,
+    };
+    let why = match (first, acceptor) {
+        (Some(TLS_HANDSHAKE), Some(acceptor)) => {
+            return match tokio::time::timeout_at(deadline, conn.tls_accepted(&acceptor)).await {
+                Err(_) => Err((AuthError::Timeout(limit), None)),
+                Ok(Err((e, conn))) => Err((AuthError::Tls(e), Some(conn))),
+                Ok(Ok(conn)) => Ok(conn),
+            };
+        }
+        (Some(TLS_HANDSHAKE), None) => AuthError::TlsNotConfigured,
+        (None, _) => AuthError::Io(std::io::ErrorKind::UnexpectedEof.into()),
+        (Some(_), _) if tls.verify_incoming_rpc() => AuthError::NotTls,
+        (Some(_), _) => return Ok(conn),
+    };
+    Err((why, Some(conn)))
 }
 
 async fn bounded(step: impl Future<Output = Result<(), AuthError>>) -> Result<(), AuthError> {

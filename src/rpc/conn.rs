@@ -116,13 +116,16 @@ impl Conn {
         Ok(Self { io: Io::TlsClient(Box::new(tls)), ..self })
     }
 
-    /// Runs the server side of a TLS handshake on this plain connection.
-    pub(crate) async fn tls_accepted(self, acceptor: &TlsAcceptor) -> io::Result<Self> {
+    /// Runs the server side of a TLS handshake on this plain connection; a failed one gives
+    /// the connection back with the error (to be closed after the refusal is logged).
+    pub(crate) async fn tls_accepted(self, acceptor: &TlsAcceptor) -> Result<Self, (io::Error, Self)> {
         let Io::Plain(tcp) = self.io else {
-            return Err(io::Error::other("the connection already runs over TLS"));
+            return Err((io::Error::other("the connection already runs over TLS"), self));
         };
-        let tls = acceptor.accept(tcp).await?;
-        Ok(Self { io: Io::TlsServer(Box::new(tls)), ..self })
+        match acceptor.accept(tcp).into_fallible().await {
+            Ok(tls) => Ok(Self { io: Io::TlsServer(Box::new(tls)), ..self }),
+            Err((e, tcp)) => Err((e, Self { io: Io::Plain(tcp), ..self })),
+        }
     }
 }
 
