@@ -81,6 +81,7 @@ impl Conn {
         self.server_peer
     }
 
+    /// Records whether the peer's certificate is a server's (set by `rpc::auth` on accept).
     pub(crate) fn set_server_peer(&mut self, server: bool) {
         self.server_peer = server;
     }

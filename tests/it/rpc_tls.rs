@@ -322,3 +322,48 @@ fn bad_certificates_and_garbage_handshakes_are_refused_and_tls_with_encrypt_need
     assert_eq!(kv_status(&server, "both"), 200);
     server.put_ok("/v1/kv/alive", "1");
 }
+
+/// Copies `pki`'s CA and a new server certificate to the fixed paths `live` names.
+fn install(pki: &Pki, live: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = pki.cert("server");
+    std::fs::copy(pki.ca(), live.join("ca.pem")).unwrap();
+    std::fs::copy(cert, live.join("cert.pem")).unwrap();
+    std::fs::copy(key, live.join("key.pem")).unwrap();
+    (live.join("cert.pem"), live.join("key.pem"))
+}
+
+#[test]
+fn a_sighup_certificate_reload_reaches_new_rpc_connections_and_keeps_open_ones() {
+    let (old, new) = (Pki::new(), Pki::new());
+    let live = tempfile::tempdir().unwrap();
+    let files = install(&old, live.path());
+    let config = live.path().join("agent.json");
+    let json = format!(
+        r#"{{"ca_file":{:?},"cert_file":{:?},"key_file":{:?},"verify_incoming":true,"verify_outgoing":true,
+            "verify_server_hostname":true}}"#,
+        live.path().join("ca.pem"),
+        files.0,
+        files.1
+    );
+    std::fs::write(&config, json).unwrap();
+    let rpc = free_ports(1)[0];
+    let d = tempfile::tempdir().unwrap();
+    let config = config.display().to_string();
+    let server = Agent::server(d.path(), &["--config-file", &config, "--server-port", &rpc.to_string()]);
+    let old_client = old.cert("client");
+    let mut open = tls(rpc, &old.ca(), Some(&old_client));
+    call(&mut open, r#""Hello""#).unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+
+    install(&new, live.path());
+    server.signal("HUP");
+    let new_client = new.cert("client");
+    let reloaded = || call(&mut tls(rpc, &new.ca(), Some(&new_client)), r#""Hello""#).is_ok();
+    wait_until(Duration::from_secs(10), "the new certificates on a new connection", reloaded, || {
+        server.log()
+    });
+    // The old CA's certificates no longer open a connection; the one open before goes on.
+    assert!(tls_refused(&mut tls(rpc, &old.ca(), Some(&old_client)), r#""Hello""#), "{}", server.log());
+    let hello = call(&mut open, r#""Hello""#).unwrap_or_else(|e| panic!("open connection dropped: {e}"));
+    assert!(hello["Hello"].is_object(), "{hello}");
+    server.put_ok("/v1/kv/after-reload", "1");
+}
