@@ -9,7 +9,9 @@
 //! the TLS first byte, a silent TLS start, and a server holding a `-client` certificate (its
 //! name, `client.dc1.consul`, is not `server.dc1.consul`, so no server replicates to it). With
 //! `encrypt` as well, a valid certificate alone is not enough: the key challenge runs inside
-//! TLS and both must pass.
+//! TLS and both must pass. A client certificate may forward and subscribe but speaks no Raft
+//! and changes no membership. A SIGHUP certificate reload reaches new connections while an
+//! open one carries on.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
