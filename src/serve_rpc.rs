@@ -5,12 +5,15 @@
 //! Input: connections on the server port (a server agent only). Output: one `Response` per
 //! `Request`, in order (a session renewal forwarded by a follower re-arms this leader's session
 //! timer).
-//! Admission: every connection first passes `rpc::Auth` (with `encrypt`, a mutual challenge
-//! keyed by the gossip keyring; a failed one closes the connection with one log line). Then a
+//! Admission: every connection first passes `rpc::Auth` (TLS chosen by the first byte, plain
+//! text refused under `verify_incoming_rpc`; with `encrypt`, a mutual challenge keyed by the
+//! gossip keyring; a failure closes the connection with one log line). Then a
 //! `Join` or `Remove` is answered only for a peer that is an alive server of this datacenter's
 //! gossip pool, and a `Join` only for a server that is one (its gossiped Raft id and RPC
 //! address); the peer is known by its IP, so without `encrypt` another process on a server's
-//! host passes this check, and the challenge is what shuts it out.
+//! host passes this check, and the challenge is what shuts it out. Under `verify_incoming_rpc`
+//! with `verify_server_hostname`, Raft's RPCs, `Join` and `Remove` need a peer certificate
+//! valid for `server.<dc>.<domain>` (a client agent's certificate forwards and subscribes only).
 //!
 //! Invariants: a malformed or oversized frame closes that connection only; nothing here panics
 //! on input; a forwarded write is proposed only if it passes `Command::validate`, the checks
@@ -89,13 +92,11 @@ pub(crate) async fn serve(
 }
 
 impl Dispatch {
-    /// Admits the peer (`Auth`), then answers its requests in order until it closes.
-    async fn connection(&self, mut stream: Conn) {
+    /// Admits the peer (`Auth`: TLS and the key challenge), then answers its requests in order until it closes.
+    async fn connection(&self, stream: Conn) {
         let peer = stream.peer();
-        if let Err(e) = self.auth.admit(&mut stream).await {
-            tracing::warn!(%peer, reason = %e, "rpc connection refused");
-            return;
-        }
+        // A refusal is logged by `accept` (one line, before the connection closes).
+        let Ok(mut stream) = self.auth.accept(stream).await else { return };
         if let Err(e) = self.requests(&mut stream).await {
             tracing::debug!(%peer, error = %e, "rpc connection closed");
         }
@@ -106,6 +107,19 @@ impl Dispatch {
             if let Request::Subscribe { from_index } = req {
                 // The connection is the replica stream's from now on.
                 return crate::replica::serve::stream(stream, &self.raft, from_index).await;
+            }
+            if !stream.is_server_peer() && speaks_for_a_server(&req) {
+                tracing::warn!(peer = %stream.peer(), "rpc request refused: the peer's certificate is not valid for the server name (Raft and membership changes need a server certificate)");
+                let refused =
+                    || Remote::Failed("refused: the peer's certificate is no server certificate".into());
+                let resp = match req {
+                    Request::Join { .. } => Response::Join(Err(refused())),
+                    Request::Remove { .. } => Response::Remove(Err(refused())),
+                    // A Raft RPC has no refusal to answer with: the connection closes.
+                    _ => return Ok(()),
+                };
+                write_frame(stream, &resp).await?;
+                continue;
             }
             let resp = match self.membership_change_refused(&req, stream.peer()).await {
                 Some(refused) => refused,
@@ -135,6 +149,18 @@ impl Dispatch {
             _ => Response::Remove(Err(refused)),
         })
     }
+}
+
+/// Whether only a server may send `req`: Raft's RPCs and membership changes.
+fn speaks_for_a_server(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::AppendEntries(_)
+            | Request::Vote(_)
+            | Request::InstallSnapshot(_)
+            | Request::Join { .. }
+            | Request::Remove { .. }
+    )
 }
 
 /// Why a membership change from `peer` is refused (`None`: allowed). The peer must be an alive

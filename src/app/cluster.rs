@@ -37,9 +37,10 @@ pub(super) struct Side {
 }
 
 /// A server binds the server RPC and opens Raft (restoring the catalog); a client agent does
-/// neither: its replica is fed by a server and its writes are forwarded (`replica`).
+/// neither: its replica is fed by a server and its writes are forwarded (`replica`). Every
+/// server-RPC connection, dialled or accepted, runs TLS as `tls`'s current settings say.
 /// Sets `ports.server` to the bound port.
-pub(super) async fn open_consensus(config: &mut Config) -> anyhow::Result<Side> {
+pub(super) async fn open_consensus(config: &mut Config, tls: &Arc<crate::tls::Tls>) -> anyhow::Result<Side> {
     // The keyring (file, else `encrypt`) keys gossip and the server RPC's challenge alike; the
     // RPC reads it live, so a rotation reaches both.
     let gossip_keys = crate::gossip::keyring::GossipKeys::load(
@@ -51,7 +52,8 @@ pub(super) async fn open_consensus(config: &mut Config) -> anyhow::Result<Side> 
         crate::rpc::Auth::open()
     } else {
         crate::rpc::Auth::keyed(Arc::new(gossip_keys.view.clone()))
-    };
+    }
+    .with_tls(tls.clone());
     if !config.server {
         let client = crate::replica::Client::new(join_addrs(config), rpc_auth.clone());
         let consensus = Consensus::new(client.clone());

@@ -52,20 +52,9 @@ pub(super) async fn bind_https(config: &Config) -> anyhow::Result<Option<TcpList
     Ok(Some(TcpListener::bind(addr).await.with_context(|| format!("binding HTTPS on {addr}"))?))
 }
 
-/// Whether the server RPC uses `Tls::rpc_acceptor` / `rpc_connector`. Until it does, TLS
-/// settings of the server RPC refuse the start (security settings never fail open); the
-/// change that wires the RPC's TLS sets this to true.
-const RPC_TLS_WIRED: bool = false;
-
 /// Loads the TLS certificates, keys and CAs at start-up: a file that does not load stops the
 /// agent, naming the file.
 pub(super) fn load_tls(config: &Config) -> anyhow::Result<Arc<Tls>> {
-    let rpc = &config.tls.internal_rpc;
-    if !RPC_TLS_WIRED && (rpc.verify_incoming || rpc.verify_outgoing) {
-        anyhow::bail!(
-            "verify_incoming/verify_outgoing for the server RPC: this build's server RPC does not speak TLS yet; refusing to start rather than run it in plain text (verify_incoming_https covers HTTPS alone)"
-        );
-    }
     Tls::load(config).context("loading TLS certificates")
 }
 

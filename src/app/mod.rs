@@ -127,7 +127,7 @@ impl App {
         let tls = listen::load_tls(&config)?;
         let (dns, http) = listen::bind_front(&config).await?;
         let https = listen::bind_https(&config).await?;
-        let side = cluster::open_consensus(&mut config).await?;
+        let side = cluster::open_consensus(&mut config, &tls).await?;
         let gossip = cluster::start_gossip(&mut config, &side).await?;
         let config = Arc::new(config);
         // A single server is leader now; in a cluster (and on a client agent) the registration

@@ -43,8 +43,22 @@
 //! are what TLS on this port will use (`verify_incoming`); this challenge is the
 //! certificate-free floor under it.
 //!
-//! Exposure: with neither `encrypt` nor TLS, the server RPC is open to whoever reaches it, so
-//! `check_exposure` refuses to serve it on a non-loopback address unless `insecure_rpc` says so.
+//! TLS (`dial`, `accept`): with `verify_outgoing` every dialled connection runs a TLS
+//! handshake first (SNI `server.<dc>.<domain>`, this agent's certificate as client
+//! certificate), and the challenge, when `encrypt` is set too, runs inside the TLS stream: both
+//! must pass. The accepting side reads the first byte without consuming it: a TLS record
+//! starts with 0x16 (a handshake), which neither the plain protocol can start with (a frame's
+//! first byte is the top byte of a length of at most `MAX_FRAME`, 0x00..=0x04) nor the
+//! challenge (`MAGIC` starts with `C`, 0x43), so no marker byte is needed and the two never
+//! mix. TLS is accepted whenever this agent has an RPC certificate; anything else is refused
+//! under `verify_incoming_rpc` (Consul's `Non-TLS connection attempted with VerifyIncoming
+//! set`). The first byte and the TLS handshake run under `limits.rpc_handshake_timeout`. The
+//! acceptor and connector are read from `Tls` for each connection, so a SIGHUP reload
+//! reaches new connections while open ones keep their session.
+//!
+//! Exposure: with neither `encrypt` nor TLS with `verify_incoming_rpc`, the server RPC is open
+//! to whoever reaches it, so `check_exposure` refuses to serve it on a non-loopback address
+//! unless `insecure_rpc` says so.
 //!
 //! Invariants: no frame is read or written on a connection before it is admitted; a failed
 //! handshake is an error for that connection only (one log line on the server), never a panic;
@@ -60,11 +74,14 @@ use ring::rand::{SecureRandom, SystemRandom};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Conn;
+use crate::tls::Tls;
 
 /// Opens every authenticated connection; its first 4 bytes, as a frame length, exceed `MAX_FRAME`.
 const MAGIC: [u8; 8] = *b"CAIRNRA1";
 /// Separates these MACs from every other use of a gossip key.
 const DOMAIN: &[u8] = b"cairn server-rpc admission v1\0";
+/// The first byte of a TLS record carrying a handshake (a ClientHello).
+const TLS_HANDSHAKE: u8 = 0x16;
 /// Bytes of each side's nonce.
 const NONCE: usize = 32;
 /// Bytes of an HMAC-SHA256 tag.
@@ -108,18 +125,32 @@ pub(crate) enum AuthError {
     /// The OS random source failed.
     #[error("no random nonce available")]
     Random,
+    /// A peer spoke plain text to a server that requires TLS (Consul's log text).
+    #[error("Non-TLS connection attempted with VerifyIncoming set")]
+    NotTls,
+    /// A peer started TLS with a server that has no RPC certificate (Consul's log text).
+    #[error("TLS connection attempted, server not configured for TLS")]
+    TlsNotConfigured,
+    /// `verify_outgoing` holds but no outgoing TLS configuration was built.
+    #[error("verify_outgoing is set but no TLS configuration for the server RPC is loaded")]
+    NoConnector,
+    /// The TLS handshake failed (certificate refused, garbage, peer gone).
+    #[error("TLS handshake failed: {0}")]
+    Tls(std::io::Error),
 }
 
 /// Who may open a server-RPC connection: nobody needs to prove anything (no keys), or every
 /// peer must prove a cluster key. Cloned into the pool (dialling side) and the listener.
+/// With `tls`, connections also run TLS as its settings say (see the module doc).
 #[derive(Clone, Default)]
 pub(crate) struct Auth {
     keys: Option<Arc<dyn ClusterKeys>>,
+    tls: Option<Arc<Tls>>,
 }
 
 impl fmt::Debug for Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Auth").field("keyed", &self.keys.is_some()).finish()
+        f.debug_struct("Auth").field("keyed", &self.keys.is_some()).field("tls", &self.tls.is_some()).finish()
     }
 }
 
@@ -131,12 +162,77 @@ impl Auth {
 
     /// Every connection proves a key of `keys`.
     pub(crate) fn keyed(keys: Arc<dyn ClusterKeys>) -> Self {
-        Self { keys: Some(keys) }
+        Self { keys: Some(keys), tls: None }
+    }
+
+    /// Connections also run TLS as `tls`'s current settings say.
+    pub(crate) fn with_tls(self, tls: Arc<Tls>) -> Self {
+        Self { tls: Some(tls), ..self }
     }
 
     /// Whether connections must prove a key.
     pub(crate) fn is_keyed(&self) -> bool {
         self.keys.is_some()
+    }
+
+    /// Whether every accepted connection must be TLS with a verified client certificate.
+    pub(crate) fn requires_client_cert(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.verify_incoming_rpc())
+    }
+
+    /// The dialling side of a fresh connection: TLS when `verify_outgoing` holds, then the
+    /// key challenge (inside TLS). The caller bounds the whole in time.
+    pub(crate) async fn dial(&self, conn: Conn) -> Result<Conn, AuthError> {
+        let mut conn = match &self.tls {
+            Some(tls) => match tls.rpc_connector() {
+                Some((connector, name)) => {
+                    conn.tls_dialled(&connector, name).await.map_err(AuthError::Tls)?
+                }
+                // Never fails open: TLS is due, but there is no connector to run it with.
+                None if tls.verify_outgoing() => return Err(AuthError::NoConnector),
+                None => conn,
+            },
+            None => conn,
+        };
+        self.prove(&mut conn).await?;
+        Ok(conn)
+    }
+
+    /// The accepting side of a fresh connection: the first byte picks TLS or plain text
+    /// (refused under `verify_incoming_rpc`), then the key challenge (inside TLS). With
+    /// `verify_incoming_rpc` and `verify_server_hostname`, a peer whose certificate is not valid
+    /// for `server.<dc>.<domain>` (a `-client` one) is marked as no server (`Conn::is_server_peer`):
+    /// it may forward writes and follow the replica stream, but not speak Raft or change the
+    /// membership.
+    pub(crate) async fn accept(&self, conn: Conn) -> Result<Conn, AuthError> {
+        let peer = conn.peer();
+        // Each refusal is logged while the connection is still open, so the line is out before
+        // the peer sees the close (except a TLS handshake cut by the timer, which drops its
+        // socket with it).
+        let refused = |e: AuthError| {
+            tracing::warn!(%peer, reason = %e, "rpc connection refused");
+            e
+        };
+        let mut conn = match &self.tls {
+            Some(tls) => {
+                let mut conn = match transport(tls, conn).await {
+                    Ok(conn) => conn,
+                    // The connection (if the timer left it) closes after the line is logged.
+                    Err((e, _conn)) => return Err(refused(e)),
+                };
+                if let Some(name) = tls.rpc_peer_server_name() {
+                    let server =
+                        conn.peer_certificate().is_some_and(|c| crate::tls::certificate_is_for(c, &name));
+                    conn.set_server_peer(server);
+                }
+                conn
+            }
+            None => conn,
+        };
+        match self.admit(&mut conn).await {
+            Ok(()) => Ok(conn),
+            Err(e) => Err(refused(e)),
+        }
     }
 
     /// The dialling side: proves a key to the server and checks the server's proof.
@@ -150,6 +246,38 @@ impl Auth {
         let Some(keys) = &self.keys else { return Ok(()) };
         bounded(server_side(conn, &keys.keys())).await
     }
+}
+
+/// The server's choice of transport by the peer's first byte (see the module doc).
+/// The whole runs under `limits.rpc_handshake_timeout`; a refused `conn` is returned with the
+/// error (dropped by the caller once it has logged), except one cut by the timer mid-TLS.
+async fn transport(tls: &Tls, conn: Conn) -> Result<Conn, (AuthError, Option<Conn>)> {
+    let acceptor = tls.rpc_acceptor();
+    if acceptor.is_none() && !tls.verify_incoming_rpc() {
+        // Nothing to choose: plain text only (a TLS peer then fails the protocol).
+        return Ok(conn);
+    }
+    let limit = tls.rpc_handshake_timeout();
+    let deadline = tokio::time::Instant::now() + limit;
+    let first = match tokio::time::timeout_at(deadline, conn.peek_first()).await {
+        Err(_) => return Err((AuthError::Timeout(limit), Some(conn))),
+        Ok(Err(e)) => return Err((e.into(), Some(conn))),
+        Ok(Ok(first)) => first,
+    };
+    let why = match (first, acceptor) {
+        (Some(TLS_HANDSHAKE), Some(acceptor)) => {
+            return match tokio::time::timeout_at(deadline, conn.tls_accepted(&acceptor)).await {
+                Err(_) => Err((AuthError::Timeout(limit), None)),
+                Ok(Err((e, conn))) => Err((AuthError::Tls(e), Some(conn))),
+                Ok(Ok(conn)) => Ok(conn),
+            };
+        }
+        (Some(TLS_HANDSHAKE), None) => AuthError::TlsNotConfigured,
+        (None, _) => AuthError::Io(std::io::ErrorKind::UnexpectedEof.into()),
+        (Some(_), _) if tls.verify_incoming_rpc() => AuthError::NotTls,
+        (Some(_), _) => return Ok(conn),
+    };
+    Err((why, Some(conn)))
 }
 
 async fn bounded(step: impl Future<Output = Result<(), AuthError>>) -> Result<(), AuthError> {
@@ -230,15 +358,16 @@ async fn server_side(conn: &mut Conn, keys: &[Vec<u8>]) -> Result<(), AuthError>
 }
 
 /// Refuses to serve the server RPC on `addr` when nothing authenticates its peers (no
-/// `encrypt`, no TLS) and the address is reachable from other hosts, unless `insecure_rpc`
-/// accepts that. The error is the one line the agent prints before it stops.
+/// `encrypt`, no TLS with `verify_incoming_rpc`) and the address is reachable from other
+/// hosts, unless `insecure_rpc` accepts that. The error is the one line the agent prints
+/// before it stops.
 pub(crate) fn check_exposure(addr: SocketAddr, auth: &Auth, insecure_rpc: bool) -> Result<(), String> {
-    if auth.is_keyed() || insecure_rpc || addr.ip().is_loopback() {
+    if auth.is_keyed() || auth.requires_client_cert() || insecure_rpc || addr.ip().is_loopback() {
         return Ok(());
     }
     Err(format!(
-        "refusing to serve the server RPC on {addr} without encrypt or TLS: anyone who can reach it \
-         could join as a voter or write to the catalog; set insecure_rpc = true to accept that"
+        "refusing to serve the server RPC on {addr} without encrypt or TLS with verify_incoming: anyone \
+         who can reach it could join as a voter or write to the catalog; set insecure_rpc = true to accept that"
     ))
 }
 

@@ -24,9 +24,12 @@
 //! checked out for one request and reply, and a broken one is simply not put back.
 //!
 //! Every connection is a `conn::Conn` and is admitted (`auth::Auth`) before its first frame:
-//! with `encrypt`, both ends prove a key of the gossip keyring (`auth::ClusterKeys`); without
-//! it, anyone who reaches the port may speak, which is why a server refuses a non-loopback RPC
-//! address without `encrypt` unless `insecure_rpc` is set (`auth::check_exposure`).
+//! with TLS settings, it runs TLS as they say (`verify_outgoing` dials TLS and checks the
+//! server; `verify_incoming_rpc` refuses plain text and peers without a CA-signed
+//! certificate); with `encrypt`, both ends prove a key of the gossip keyring
+//! (`auth::ClusterKeys`), inside TLS when both are on; with neither, anyone who reaches the
+//! port may speak, which is why a server refuses a non-loopback RPC address then unless
+//! `insecure_rpc` is set (`auth::check_exposure`).
 //!
 //! Invariants: a frame larger than `MAX_FRAME` is refused (the connection is closed); every
 //! call has a deadline; an unreachable server is an error, never a fake success; no frame
@@ -376,8 +379,8 @@ impl Pool {
         }
     }
 
-    /// Opens a connection to `addr` (within `CONNECT_TIMEOUT`) and proves this agent's key on
-    /// it (within `CONNECT_TIMEOUT` again: a handshake is two round trips, so a server that
+    /// Opens a connection to `addr` (within `CONNECT_TIMEOUT`), runs TLS when `verify_outgoing`
+    /// holds and proves this agent's key on it (within `CONNECT_TIMEOUT` again: a handshake is two round trips, so a server that
     /// accepts and then stalls holds a caller about as long as one that does not answer); the
     /// connection is not pooled (a replica stream keeps it).
     pub(crate) async fn connect(&self, addr: &str) -> Result<Conn, CallError> {
@@ -387,14 +390,13 @@ impl Pool {
             .await
             .map_err(late)?
             .map_err(|e| err(e.to_string()))?;
-        let mut conn = Conn::plain(stream).map_err(|e| err(e.to_string()))?;
-        // Nothing was sent yet: a refused handshake is a connect error (the caller may try
-        // another server, or again).
-        tokio::time::timeout(CONNECT_TIMEOUT, self.auth.prove(&mut conn))
+        let conn = Conn::plain(stream).map_err(|e| err(e.to_string()))?;
+        // Nothing was sent yet: a refused handshake (TLS or key) is a connect error (the
+        // caller may try another server, or again).
+        tokio::time::timeout(CONNECT_TIMEOUT, self.auth.dial(conn))
             .await
             .map_err(late)?
-            .map_err(|e| err(e.to_string()))?;
-        Ok(conn)
+            .map_err(|e| err(e.to_string()))
     }
 }
 

@@ -26,6 +26,9 @@
 //! - `rpc_connector()`: `Some((connector, server_name))` when `verify_outgoing` holds: dial
 //!   servers with TLS, sending `server_name` as SNI (`server.<dc>.<domain>`, checked only with
 //!   `verify_server_hostname`); `verify_outgoing()` says whether outgoing RPC must use TLS.
+//! - `rpc_peer_server_name()` and `certificate_is_for()`: with `verify_incoming_rpc` and
+//!   `verify_server_hostname`, the name an accepted peer needs to speak Raft (cairn's own
+//!   check, beyond Consul's outgoing-only one).
 //!
 //! Own code over a crate: PEM parsing and certificate checks are rustls' and pki-types';
 //! what is here is only Consul's mapping (names of versions and suites, chain-only checking
@@ -39,7 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -74,7 +77,6 @@ impl TlsError {
 }
 
 /// The rustls configurations of one generation of files.
-#[allow(dead_code, reason = "the RPC half is read by the server RPC's TLS, wired next (issue 19)")]
 struct Loaded {
     settings: TlsConfig,
     https: Option<Arc<ServerConfig>>,
@@ -114,7 +116,6 @@ impl Tls {
 }
 
 /// The server RPC's half, for `serve_rpc` and `rpc`'s pool (see the module doc).
-#[allow(dead_code, reason = "the server RPC's TLS is wired next (issue 19); the API is tested here")]
 impl Tls {
     /// The server RPC's acceptor of the current certificates, if this agent has one.
     pub(crate) fn rpc_acceptor(&self) -> Option<TlsAcceptor> {
@@ -137,10 +138,30 @@ impl Tls {
         self.current.load().settings.internal_rpc.verify_outgoing
     }
 
+    /// The name an accepted server-RPC peer's certificate must be valid for to speak Raft or
+    /// change the membership (`server.<dc>.<domain>`): `Some` when `verify_incoming_rpc` and
+    /// `verify_server_hostname` both hold, so a `-client` certificate never passes for a server
+    /// on either end of a connection.
+    pub(crate) fn rpc_peer_server_name(&self) -> Option<ServerName<'static>> {
+        let cur = self.current.load();
+        let rpc = &cur.settings.internal_rpc;
+        if !(rpc.verify_incoming && rpc.verify_server_hostname) {
+            return None;
+        }
+        cur.rpc_client.as_ref().map(|(_, name)| name.clone())
+    }
+
     /// `limits.rpc_handshake_timeout`.
     pub(crate) fn rpc_handshake_timeout(&self) -> Duration {
         self.current.load().settings.rpc_handshake_timeout
     }
+}
+
+/// Whether `cert` (a peer's end-entity certificate, its chain already verified) is valid for
+/// `name`; a certificate that does not parse is valid for nothing.
+pub(crate) fn certificate_is_for(cert: &CertificateDer<'_>, name: &ServerName<'_>) -> bool {
+    rustls::server::ParsedCertificate::try_from(cert)
+        .is_ok_and(|parsed| rustls::client::verify_server_name(&parsed, name).is_ok())
 }
 
 /// Builds every configuration of `config` from its files.

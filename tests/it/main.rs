@@ -63,6 +63,7 @@ mod prepared;
 mod py_consul;
 mod resolvers;
 mod rpc_auth;
+mod rpc_tls;
 mod support;
 mod tls_https;
 mod tls_tool;

@@ -25,20 +25,20 @@ use crate::support::{Agent, cairn_bin};
 const REPLY_WITHIN: Duration = Duration::from_secs(10);
 
 /// A KV write of `key` forwarded as a server would (`Request::Forward`).
-fn forward_kv(key: &str) -> String {
+pub(crate) fn forward_kv(key: &str) -> String {
     format!(
         r#"{{"Forward":{{"Kv":{{"op":{{"Set":{{"key":"{key}","value":"Zm9yZ2Vk","flags":0,"index":0,"session":""}}}},"now_ms":1}}}}}}"#
     )
 }
 
 /// An AppendEntries from a leader that does not exist (term 99, node 4242), with no entries.
-const APPEND: &str = r#"{"AppendEntries":{"vote":{"leader_id":{"term":99,"node_id":4242},"committed":true},"prev_log_id":null,"entries":[],"leader_commit":null}}"#;
+pub(crate) const APPEND: &str = r#"{"AppendEntries":{"vote":{"leader_id":{"term":99,"node_id":4242},"committed":true},"prev_log_id":null,"entries":[],"leader_commit":null}}"#;
 /// A join of a server that does not exist.
-const JOIN_FAKE: &str = r#"{"Join":{"node_id":4242,"addr":"127.0.0.1:1"}}"#;
+pub(crate) const JOIN_FAKE: &str = r#"{"Join":{"node_id":4242,"addr":"127.0.0.1:1"}}"#;
 /// A replica stream from the start.
 const SUBSCRIBE: &str = r#"{"Subscribe":{"from_index":0}}"#;
 
-fn remove(node_id: u64) -> String {
+pub(crate) fn remove(node_id: u64) -> String {
     format!(r#"{{"Remove":{{"node_id":{node_id}}}}}"#)
 }
 
@@ -53,18 +53,18 @@ fn connect_from(from: [u8; 4], rpc: u16) -> TcpStream {
     s
 }
 
-fn connect(rpc: u16) -> TcpStream {
+pub(crate) fn connect(rpc: u16) -> TcpStream {
     connect_from([127, 0, 0, 1], rpc)
 }
 
-fn send(s: &mut TcpStream, json: &str) {
+pub(crate) fn send(s: &mut impl Write, json: &str) {
     let mut frame = (json.len() as u32).to_be_bytes().to_vec();
     frame.extend_from_slice(json.as_bytes());
     s.write_all(&frame).unwrap();
 }
 
 /// The next frame, or why none came (closed, timed out).
-fn recv(s: &mut TcpStream) -> Result<Value, String> {
+pub(crate) fn recv(s: &mut impl Read) -> Result<Value, String> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len).map_err(|e| format!("no frame: {e}"))?;
     let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
@@ -73,14 +73,14 @@ fn recv(s: &mut TcpStream) -> Result<Value, String> {
 }
 
 /// Sends one frame and returns the reply.
-fn call(s: &mut TcpStream, json: &str) -> Result<Value, String> {
+pub(crate) fn call(s: &mut (impl Read + Write), json: &str) -> Result<Value, String> {
     send(s, json);
     recv(s)
 }
 
 /// Whether the server closes `s` without a byte (within `REPLY_WITHIN`). A server that closes
 /// with unread bytes (the rest of a forged frame) resets the connection instead.
-fn closed_unanswered(s: &mut TcpStream) -> bool {
+pub(crate) fn closed_unanswered(s: &mut impl Read) -> bool {
     let mut buf = [0u8; 64];
     match s.read(&mut buf) {
         Ok(n) => n == 0,
@@ -91,7 +91,7 @@ fn closed_unanswered(s: &mut TcpStream) -> bool {
 }
 
 /// The client side of the challenge with the base64 `key` (`rpc::auth`'s wire format).
-fn prove(s: &mut TcpStream, key: &str) -> Result<(), String> {
+pub(crate) fn prove(s: &mut (impl Read + Write), key: &str) -> Result<(), String> {
     const DOMAIN: &[u8] = b"cairn server-rpc admission v1\0";
     let key =
         hmac::Key::new(hmac::HMAC_SHA256, &base64::engine::general_purpose::STANDARD.decode(key).unwrap());
@@ -121,11 +121,11 @@ fn voters(s: &mut TcpStream) -> BTreeMap<u64, String> {
         .collect()
 }
 
-fn peers(agent: &Agent) -> usize {
+pub(crate) fn peers(agent: &Agent) -> usize {
     agent.get("/v1/status/peers").map(|r| r.1.as_array().map_or(0, Vec::len)).unwrap_or(0)
 }
 
-fn kv_status(agent: &Agent, key: &str) -> u16 {
+pub(crate) fn kv_status(agent: &Agent, key: &str) -> u16 {
     agent.get_full(&format!("/v1/kv/{key}?stale")).map(|r| r.0).unwrap_or(0)
 }
 
@@ -133,7 +133,7 @@ fn refusal(reply: &Value, variant: &str) -> String {
     reply[variant]["Err"]["Failed"].as_str().unwrap_or_default().to_owned()
 }
 
-fn keygen() -> String {
+pub(crate) fn keygen() -> String {
     let out = std::process::Command::new(cairn_bin()).arg("keygen").output().unwrap();
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
@@ -310,8 +310,8 @@ fn without_encrypt_a_server_refuses_a_non_loopback_rpc_address_unless_insecure_r
     let err = Agent::try_start(&base).err().expect("refused");
     assert!(
         err.contains(
-            "refusing to serve the server RPC on 0.0.0.0:0 without encrypt or TLS: anyone who can reach it \
-             could join as a voter or write to the catalog; set insecure_rpc = true to accept that"
+            "refusing to serve the server RPC on 0.0.0.0:0 without encrypt or TLS with verify_incoming: \
+             anyone who can reach it could join as a voter or write to the catalog; set insecure_rpc = true to accept that"
         ),
         "{err}"
     );

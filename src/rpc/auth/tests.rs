@@ -161,8 +161,8 @@ fn exposure_without_keys_needs_loopback_or_the_switch() {
     let err = check_exposure(public, &Auth::open(), false).unwrap_err();
     assert_eq!(
         err,
-        "refusing to serve the server RPC on 10.0.0.1:8300 without encrypt or TLS: anyone who can \
-         reach it could join as a voter or write to the catalog; set insecure_rpc = true to accept that"
+        "refusing to serve the server RPC on 10.0.0.1:8300 without encrypt or TLS with verify_incoming: \
+         anyone who can reach it could join as a voter or write to the catalog; set insecure_rpc = true to accept that"
     );
     assert!(check_exposure(public, &Auth::open(), true).is_ok());
     assert!(check_exposure(public, &ring(&[b"k"]), false).is_ok());
