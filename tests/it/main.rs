@@ -31,7 +31,7 @@
 //! - `tls_https`: HTTPS with client certificates, Go's 400 for plain HTTP, TLS versions,
 //!   HTTP/2 through ALPN, certificate reloads on SIGHUP, refusals at start.
 //! - `tls_tool`: `cairn tls ca create` / `cert create` files checked with openssl; the CLI over
-//!   the agent's HTTPS (verify_incoming_https) with Consul's TLS variables and flags;
+//!   the agent's HTTPS (verify_incoming) with Consul's TLS variables and flags;
 //!   Consul 1.8.7 using cairn's CA and certificates behind `CAIRN_CONSUL_BIN`.
 //! - `write_validation`: forged `Forward` frames on a server's RPC port get the HTTP layer's
 //!   write checks; a client agent answers an invalid write as the server does.

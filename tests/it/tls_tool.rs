@@ -1,7 +1,7 @@
 //! `cairn tls ca create` / `cairn tls cert create` (spec §2.3, checks T1-T3 of §5.2) run as
 //! processes in a temporary directory, the files checked with `openssl` and x509-parser; and the
 //! CLI as a TLS client (spec §2.4): `cairn members` (and Consul 1.8.7's CLI, with
-//! `CAIRN_CONSUL_BIN`) over a real dev agent's HTTPS port under `verify_incoming_https` (a client
+//! `CAIRN_CONSUL_BIN`) over a real dev agent's HTTPS port under `verify_incoming` (a client
 //! certificate required), certificates from `cairn tls`.
 
 use std::net::SocketAddr;
@@ -268,7 +268,7 @@ struct Https {
 }
 
 /// A CA, a server certificate and a CLI certificate from `cairn tls`, and a dev agent serving
-/// HTTPS with them under `verify_incoming_https` (a CA-signed client certificate is required).
+/// HTTPS with them under `verify_incoming` (a CA-signed client certificate is required).
 fn tls_setup() -> (tempfile::TempDir, crate::tls_https::TlsAgent, Https) {
     let dir = tempfile::tempdir().unwrap();
     ok(dir.path(), "tls ca create");
@@ -276,7 +276,7 @@ fn tls_setup() -> (tempfile::TempDir, crate::tls_https::TlsAgent, Https) {
     ok(dir.path(), "tls cert create -cli");
     let file = |f: &str| dir.path().join(f);
     let config = format!(
-        r#"{{"ca_file":{:?},"cert_file":{:?},"key_file":{:?},"verify_incoming_https":true,"ports":{{"https":0,"http":0}}}}"#,
+        r#"{{"ca_file":{:?},"cert_file":{:?},"key_file":{:?},"verify_incoming":true,"ports":{{"https":0,"http":0}}}}"#,
         file("consul-agent-ca.pem"),
         file("dc1-server-consul-0.pem"),
         file("dc1-server-consul-0-key.pem"),
