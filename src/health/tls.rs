@@ -4,14 +4,9 @@
 
 use std::sync::{Arc, OnceLock};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::ClientConfig;
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
+use crate::tls::verify::{self, AcceptAny};
 
 /// The ALPN protocols a client config offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,67 +30,28 @@ pub(crate) fn client_config(skip_verify: bool, alpn: Alpn) -> Result<Arc<ClientC
 }
 
 fn build(skip_verify: bool, alpn: &[&[u8]]) -> Result<ClientConfig, String> {
-    let provider = provider();
+    let provider = verify::ring_provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .dangerous();
     let mut config = if skip_verify {
-        builder.with_custom_certificate_verifier(Arc::new(NoVerify(provider))).with_no_client_auth()
+        builder.with_custom_certificate_verifier(Arc::new(AcceptAny(provider))).with_no_client_auth()
     } else {
         let mut roots = rustls::RootCertStore::empty();
-        let native = rustls_native_certs::load_native_certs();
-        for e in &native.errors {
+        let system = verify::add_system_roots(&mut roots);
+        for e in &system.errors {
             tracing::warn!(error = %e, "loading the system's CA certificates");
         }
-        let (added, ignored) = roots.add_parsable_certificates(native.certs);
-        if added == 0 {
-            tracing::warn!(ignored, "no usable system CA certificates: TLS checks that verify will fail");
+        if system.added == 0 {
+            tracing::warn!(
+                ignored = system.ignored,
+                "no usable system CA certificates: TLS checks that verify will fail"
+            );
         }
-        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-            .build()
-            .map_err(|e| e.to_string())?;
+        let verifier = verify::webpki(roots, provider).map_err(|e| e.to_string())?;
         builder.with_custom_certificate_verifier(verifier).with_no_client_auth()
     };
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config.alpn_protocols = verify::alpn(alpn);
     Ok(config)
-}
-
-/// `TLSSkipVerify`: any certificate is accepted, signatures are still checked.
-#[derive(Debug)]
-struct NoVerify(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

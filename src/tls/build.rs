@@ -13,15 +13,12 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::{CryptoProvider, ring};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme,
-    SupportedCipherSuite, SupportedProtocolVersion,
-};
+use rustls::{ClientConfig, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion};
 
+use super::verify::{self, NameCheck, WebPkiWith};
 use super::{TlsError, load};
 use crate::config::{TlsInterface, TlsVersion};
 
@@ -128,7 +125,7 @@ pub(super) fn server(t: &TlsInterface, alpn: &[&[u8]]) -> Result<Option<Arc<Serv
         (false, _) => builder.with_no_client_auth(),
     };
     let mut config = builder.with_single_cert(chain, key).map_err(|e| TlsError::file(cert_file, e))?;
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config.alpn_protocols = verify::alpn(alpn);
     Ok(Some(Arc::new(config)))
 }
 
@@ -143,12 +140,13 @@ pub(super) fn client(t: &TlsInterface) -> Result<Option<Arc<ClientConfig>>, TlsE
     let Some(roots) = load::roots(t)? else {
         return Err(TlsError::Setting("VerifyOutgoing set, and no CA certificate provided!".into()));
     };
-    let webpki =
-        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| TlsError::Setting(format!("server certificate verifier: {e}")))?;
-    let verifier: Arc<dyn ServerCertVerifier> =
-        if t.verify_server_hostname { webpki } else { Arc::new(ChainOnly(webpki)) };
+    let webpki = verify::webpki(roots, provider.clone())
+        .map_err(|e| TlsError::Setting(format!("server certificate verifier: {e}")))?;
+    let verifier: Arc<dyn ServerCertVerifier> = if t.verify_server_hostname {
+        webpki
+    } else {
+        Arc::new(WebPkiWith::new(webpki, NameCheck::ChainOnly))
+    };
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions(t))?
         .dangerous()
@@ -160,50 +158,4 @@ pub(super) fn client(t: &TlsInterface) -> Result<Option<Arc<ClientConfig>>, TlsE
         _ => builder.with_no_client_auth(),
     };
     Ok(Some(Arc::new(config)))
-}
-
-/// Checks a server's chain against the CA but not its name: Consul's outgoing check without
-/// `verify_server_hostname`. The name is checked last by webpki, so a name mismatch means
-/// the chain, validity and usage passed.
-#[derive(Debug)]
-struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
 }

@@ -36,6 +36,7 @@
 
 mod build;
 mod load;
+pub(crate) mod verify;
 
 use std::path::Path;
 use std::sync::Arc;

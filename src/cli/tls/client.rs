@@ -18,12 +18,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
+use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
+
+use crate::tls::verify::{self, AcceptAny, NameCheck, WebPkiWith};
 
 /// What the CLI's TLS connection to the agent uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,8 +45,7 @@ pub struct TlsSettings {
 /// The configuration for plain `http://` addresses: TLS is never used there, but a redirect to
 /// `https://` must not find a verifier that accepts anything, so this one trusts no CA at all.
 pub fn plain_http_config() -> Result<ClientConfig, ClientTlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(ClientConfig::builder_with_provider(provider)
+    Ok(ClientConfig::builder_with_provider(verify::ring_provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(RootCertStore::empty())
         .with_no_client_auth())
@@ -78,24 +77,22 @@ pub enum ClientTlsError {
 
 /// The rustls client configuration for `settings` (HTTP/1.1 over ring).
 pub fn client_config(settings: &TlsSettings) -> Result<ClientConfig, ClientTlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = verify::ring_provider();
     let builder =
         ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
     let verifier: Arc<dyn ServerCertVerifier> = if settings.verify {
-        let roots = Arc::new(roots(settings)?);
-        let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
-            .build()
+        let webpki = verify::webpki(roots(settings)?, provider.clone())
             .map_err(|e| rustls::Error::General(e.to_string()))?;
         match &settings.server_name {
             Some(name) => {
                 let name = ServerName::try_from(name.clone())
                     .map_err(|_| ClientTlsError::ServerName(name.clone()))?;
-                Arc::new(FixedName { inner: webpki, name })
+                Arc::new(WebPkiWith::new(webpki, NameCheck::Fixed(name)))
             }
             None => webpki,
         }
     } else {
-        Arc::new(AnyCertificate { provider })
+        Arc::new(AcceptAny(provider))
     };
     let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
     let mut config = match (&settings.client_cert, &settings.client_key) {
@@ -143,10 +140,8 @@ fn roots(settings: &TlsSettings) -> Result<RootCertStore, ClientTlsError> {
         }
     }
     if settings.ca_file.is_none() && settings.ca_path.is_none() {
-        let native = rustls_native_certs::load_native_certs();
-        for cert in native.certs {
-            let _ = roots.add(cert);
-        }
+        // Unreadable locations and unusable certificates are skipped, as Go's system pool does.
+        verify::add_system_roots(&mut roots);
     }
     Ok(roots)
 }
@@ -169,100 +164,6 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ClientTlsError> {
     let file_error = |reason: String| ClientTlsError::File { path: path.to_path_buf(), reason };
     let text = std::fs::read(path).map_err(|e| file_error(e.to_string()))?;
     PrivateKeyDer::from_pem_slice(&text).map_err(|e| file_error(format!("no PEM private key found ({e})")))
-}
-
-/// WebPKI verification for a configured name instead of the address's host.
-#[derive(Debug)]
-struct FixedName {
-    inner: Arc<WebPkiServerVerifier>,
-    name: ServerName<'static>,
-}
-
-impl ServerCertVerifier for FixedName {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner.verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// `CONSUL_HTTP_SSL_VERIFY=false`: any server certificate is accepted (the handshake's own
-/// signatures are still checked, so the peer holds the key of the certificate it sent).
-#[derive(Debug)]
-struct AnyCertificate {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]
