@@ -28,7 +28,7 @@ use super::error::ApiError;
 use super::query::Query;
 use crate::acl::{Authorizer, ResolveError};
 use crate::catalog::acl::{AclLink, AclState, NodeIdentity, ServiceIdentity};
-use crate::catalog::{AclCommand, Command};
+use crate::catalog::{AclCommand, CatalogState, Command};
 use crate::consensus::ProposeError;
 
 /// An ACL endpoint's failure, with Consul's status and text.
@@ -125,6 +125,55 @@ impl Caller {
 /// Proposes an ACL write (validated first: 500 with Consul's text, nothing stored).
 pub(crate) async fn propose_acl(st: &ApiState, cmd: AclCommand) -> Result<(), AclFail> {
     Ok(st.propose(Command::Acl(cmd)).await?)
+}
+
+/// The query of a request whose caller must hold `acl:write`.
+pub(crate) fn write_query(st: &ApiState, raw: Option<&str>, headers: &HeaderMap) -> Result<Query, AclFail> {
+    let q = Query::parse(raw);
+    Caller::of(st, &q, headers)?.need_write()?;
+    Ok(q)
+}
+
+/// A create or update: the caller needs `acl:write`; the body (`what` names it in the 400
+/// text) is turned by `build` into the ID and the command, which is proposed; the answer is
+/// `reply`'s for that ID from the snapshot the write was published in.
+pub(crate) async fn set_acl<B: for<'de> Deserialize<'de> + Default>(
+    st: &ApiState,
+    raw: Option<&str>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    what: &str,
+    build: impl FnOnce(B) -> Result<(String, AclCommand), AclFail>,
+    reply: impl FnOnce(&ApiState, &str, bool) -> AclResult + Send,
+) -> AclResult {
+    let q = write_query(st, raw, headers)?;
+    let (id, cmd) = build(decode(body, what)?)?;
+    propose_acl(st, cmd).await?;
+    reply(st, &id, q.has("pretty"))
+}
+
+/// Proposes a delete the caller may make and answers `true`.
+pub(crate) async fn delete_acl(st: &ApiState, cmd: AclCommand) -> AclResult {
+    propose_acl(st, cmd).await?;
+    Ok(super::json(&true, false))
+}
+
+/// A blocking read of one object for a caller with `acl:read`: `missing()` when `find` has
+/// nothing in the current snapshot, else `render` of what `find` has in the snapshot answered.
+pub(crate) async fn read_one<O: ?Sized, T: Serialize>(
+    st: &ApiState,
+    q: &Query,
+    headers: &HeaderMap,
+    find: impl Fn(&AclState) -> Option<&O> + Send + Sync,
+    render: impl Fn(&AclState, &O) -> T + Send + Sync,
+    missing: fn() -> AclFail,
+) -> AclResult {
+    Caller::of(st, q, headers)?.need_read()?;
+    if find(st.snapshots.load().catalog.acl()).is_none() {
+        return Err(missing());
+    }
+    let body = |c: &CatalogState| find(c.acl()).map(|o| render(c.acl(), o));
+    Ok(st.read(q, |s| s.catalog.acl().index(), body).await?)
 }
 
 /// Decodes a JSON body; `what` names the object in Consul's 400 text.

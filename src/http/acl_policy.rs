@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::ApiState;
 use super::acl::{
     AclFail, AclResult, Caller, LinkIn, LinkOut, NodeIdentityIn, NodeIdentityOut, ServiceIdentityIn,
-    ServiceIdentityOut, acl_not_found, content_hash, decode, identities_in, identities_out, links_in,
-    policy_links_out, propose_acl,
+    ServiceIdentityOut, acl_not_found, content_hash, delete_acl, identities_in, identities_out, links_in,
+    policy_links_out, read_one, set_acl, write_query,
 };
 use super::error::ApiError;
 use super::query::Query;
@@ -102,12 +102,11 @@ pub(crate) async fn policy_create(
     headers: HeaderMap,
     body: Bytes,
 ) -> AclResult {
-    let q = Query::parse(raw.as_deref());
-    Caller::of(&st, &q, &headers)?.need_write()?;
-    let policy = policy_from(decode(&body, "Policy")?, None)?;
-    let id = policy.id.clone();
-    propose_acl(&st, AclCommand::PolicySet { policy: Box::new(policy), update: false }).await?;
-    policy_reply(&st, &id, q.has("pretty"))
+    let build = |b| {
+        let policy = policy_from(b, None)?;
+        Ok((policy.id.clone(), AclCommand::PolicySet { policy: Box::new(policy), update: false }))
+    };
+    set_acl(&st, raw.as_deref(), &headers, &body, "Policy", build, policy_reply).await
 }
 
 /// `PUT /v1/acl/policy/:id`.
@@ -118,11 +117,11 @@ pub(crate) async fn policy_update(
     headers: HeaderMap,
     body: Bytes,
 ) -> AclResult {
-    let q = Query::parse(raw.as_deref());
-    Caller::of(&st, &q, &headers)?.need_write()?;
-    let policy = policy_from(decode(&body, "Policy")?, Some(&id))?;
-    propose_acl(&st, AclCommand::PolicySet { policy: Box::new(policy), update: true }).await?;
-    policy_reply(&st, &id, q.has("pretty"))
+    let build = |b| {
+        let policy = policy_from(b, Some(&id))?;
+        Ok((policy.id.clone(), AclCommand::PolicySet { policy: Box::new(policy), update: true }))
+    };
+    set_acl(&st, raw.as_deref(), &headers, &body, "Policy", build, policy_reply).await
 }
 
 /// A blocking read of one policy, found by `find`; 403 `ACL not found` when missing.
@@ -130,15 +129,9 @@ async fn policy_read_by(
     st: &ApiState,
     q: &Query,
     headers: &HeaderMap,
-    find: impl Fn(&AclState) -> Option<&AclPolicy> + Send,
+    find: impl Fn(&AclState) -> Option<&AclPolicy> + Send + Sync,
 ) -> AclResult {
-    Caller::of(st, q, headers)?.need_read()?;
-    if find(st.snapshots.load().catalog.acl()).is_none() {
-        return Err(acl_not_found());
-    }
-    Ok(st
-        .read(q, |s| s.catalog.acl().index(), |c: &CatalogState| find(c.acl()).map(|p| policy_out(p, false)))
-        .await?)
+    read_one(st, q, headers, find, |_, p| policy_out(p, false), acl_not_found).await
 }
 
 /// `GET /v1/acl/policy/:id`.
@@ -170,10 +163,8 @@ pub(crate) async fn policy_delete(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> AclResult {
-    let q = Query::parse(raw.as_deref());
-    Caller::of(&st, &q, &headers)?.need_write()?;
-    propose_acl(&st, AclCommand::PolicyDelete(id)).await?;
-    Ok(super::json(&true, false))
+    write_query(&st, raw.as_deref(), &headers)?;
+    delete_acl(&st, AclCommand::PolicyDelete(id)).await
 }
 
 /// `GET /v1/acl/policies`: stubs; `[]` when none.
@@ -276,12 +267,11 @@ pub(crate) async fn role_create(
     headers: HeaderMap,
     body: Bytes,
 ) -> AclResult {
-    let q = Query::parse(raw.as_deref());
-    Caller::of(&st, &q, &headers)?.need_write()?;
-    let role = role_from(decode(&body, "Role")?, None)?;
-    let id = role.id.clone();
-    propose_acl(&st, AclCommand::RoleSet { role: Box::new(role), update: false }).await?;
-    role_reply(&st, &id, q.has("pretty"))
+    let build = |b| {
+        let role = role_from(b, None)?;
+        Ok((role.id.clone(), AclCommand::RoleSet { role: Box::new(role), update: false }))
+    };
+    set_acl(&st, raw.as_deref(), &headers, &body, "Role", build, role_reply).await
 }
 
 /// `PUT /v1/acl/role/:id`.
@@ -292,26 +282,21 @@ pub(crate) async fn role_update(
     headers: HeaderMap,
     body: Bytes,
 ) -> AclResult {
-    let q = Query::parse(raw.as_deref());
-    Caller::of(&st, &q, &headers)?.need_write()?;
-    let role = role_from(decode(&body, "Role")?, Some(&id))?;
-    propose_acl(&st, AclCommand::RoleSet { role: Box::new(role), update: true }).await?;
-    role_reply(&st, &id, q.has("pretty"))
+    let build = |b| {
+        let role = role_from(b, Some(&id))?;
+        Ok((role.id.clone(), AclCommand::RoleSet { role: Box::new(role), update: true }))
+    };
+    set_acl(&st, raw.as_deref(), &headers, &body, "Role", build, role_reply).await
 }
 
+/// A blocking read of one role, found by `find`; 404 when missing.
 async fn role_read_by(
     st: &ApiState,
     q: &Query,
     headers: &HeaderMap,
-    find: impl Fn(&AclState) -> Option<&AclRole> + Send,
+    find: impl Fn(&AclState) -> Option<&AclRole> + Send + Sync,
 ) -> AclResult {
-    Caller::of(st, q, headers)?.need_read()?;
-    if find(st.snapshots.load().catalog.acl()).is_none() {
-        return Err(AclFail::NotFound);
-    }
-    Ok(st
-        .read(q, |s| s.catalog.acl().index(), |c: &CatalogState| find(c.acl()).map(|r| role_out(c.acl(), r)))
-        .await?)
+    read_one(st, q, headers, find, role_out, || AclFail::NotFound).await
 }
 
 /// `GET /v1/acl/role/:id`.
@@ -343,10 +328,8 @@ pub(crate) async fn role_delete(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> AclResult {
-    let q = Query::parse(raw.as_deref());
-    Caller::of(&st, &q, &headers)?.need_write()?;
-    propose_acl(&st, AclCommand::RoleDelete(id)).await?;
-    Ok(super::json(&true, false))
+    write_query(&st, raw.as_deref(), &headers)?;
+    delete_acl(&st, AclCommand::RoleDelete(id)).await
 }
 
 /// `GET /v1/acl/roles?policy=`.

@@ -12,8 +12,8 @@ use serde_json::Value;
 use super::ApiState;
 use super::acl::{
     AclFail, AclResult, Caller, LinkIn, LinkOut, NodeIdentityIn, NodeIdentityOut, ServiceIdentityIn,
-    ServiceIdentityOut, acl_not_found, content_hash, decode, identities_in, identities_out, links_in,
-    policy_links_out, propose_acl, role_links_out,
+    ServiceIdentityOut, acl_not_found, content_hash, decode, delete_acl, identities_in, identities_out,
+    links_in, policy_links_out, propose_acl, role_links_out, set_acl,
 };
 use super::error::ApiError;
 use super::query::Query;
@@ -230,6 +230,11 @@ fn token_reply(st: &ApiState, accessor: &str, secret: Secret, pretty: bool) -> A
     Ok(super::json(&token_out(acl, t, secret), pretty))
 }
 
+/// `token_reply` with the SecretID shown (the answer to a write).
+fn shown_reply(st: &ApiState, accessor: &str, pretty: bool) -> AclResult {
+    token_reply(st, accessor, Secret::Shown, pretty)
+}
+
 /// `PUT /v1/acl/token`: create.
 pub(crate) async fn token_create(
     State(st): State<ApiState>,
@@ -237,12 +242,11 @@ pub(crate) async fn token_create(
     headers: HeaderMap,
     body: Bytes,
 ) -> AclResult {
-    let q = Query::parse(raw.as_deref());
-    Caller::of(&st, &q, &headers)?.need_write()?;
-    let token = token_from(decode(&body, "Token")?, None, unix_ms())?;
-    let accessor = token.accessor_id.clone();
-    propose_acl(&st, AclCommand::TokenSet { token: Box::new(token), update: false }).await?;
-    token_reply(&st, &accessor, Secret::Shown, q.has("pretty"))
+    let build = |b| {
+        let token = token_from(b, None, unix_ms())?;
+        Ok((token.accessor_id.clone(), AclCommand::TokenSet { token: Box::new(token), update: false }))
+    };
+    set_acl(&st, raw.as_deref(), &headers, &body, "Token", build, shown_reply).await
 }
 
 /// `PUT /v1/acl/token/:accessor`: replace links and description.
@@ -253,11 +257,11 @@ pub(crate) async fn token_update(
     headers: HeaderMap,
     body: Bytes,
 ) -> AclResult {
-    let q = Query::parse(raw.as_deref());
-    Caller::of(&st, &q, &headers)?.need_write()?;
-    let token = token_from(decode(&body, "Token")?, Some(&id), unix_ms())?;
-    propose_acl(&st, AclCommand::TokenSet { token: Box::new(token), update: true }).await?;
-    token_reply(&st, &id, Secret::Shown, q.has("pretty"))
+    let build = |b| {
+        let token = token_from(b, Some(&id), unix_ms())?;
+        Ok((token.accessor_id.clone(), AclCommand::TokenSet { token: Box::new(token), update: true }))
+    };
+    set_acl(&st, raw.as_deref(), &headers, &body, "Token", build, shown_reply).await
 }
 
 /// `GET /v1/acl/token/:accessor`.
@@ -319,8 +323,7 @@ pub(crate) async fn token_delete(
             "Deletion of the request's authorization token is not permitted".into(),
         )));
     }
-    propose_acl(&st, AclCommand::TokenDelete(id)).await?;
-    Ok(super::json(&true, false))
+    delete_acl(&st, AclCommand::TokenDelete(id)).await
 }
 
 /// `{Description?}` of a clone.
