@@ -95,6 +95,21 @@ fn policy_reply(st: &ApiState, id: &str, pretty: bool) -> AclResult {
     Ok(super::json(&policy_out(p, false), pretty))
 }
 
+/// A create (`id: None`) or an update of the policy `id`.
+async fn policy_set(
+    st: &ApiState,
+    raw: Option<&str>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    id: Option<&str>,
+) -> AclResult {
+    let build = |b| {
+        let policy = policy_from(b, id)?;
+        Ok((policy.id.clone(), AclCommand::PolicySet { policy: Box::new(policy), update: id.is_some() }))
+    };
+    set_acl(st, raw, headers, body, "Policy", build, policy_reply).await
+}
+
 /// `PUT /v1/acl/policy`.
 pub(crate) async fn policy_create(
     State(st): State<ApiState>,
@@ -102,11 +117,7 @@ pub(crate) async fn policy_create(
     headers: HeaderMap,
     body: Bytes,
 ) -> AclResult {
-    let build = |b| {
-        let policy = policy_from(b, None)?;
-        Ok((policy.id.clone(), AclCommand::PolicySet { policy: Box::new(policy), update: false }))
-    };
-    set_acl(&st, raw.as_deref(), &headers, &body, "Policy", build, policy_reply).await
+    policy_set(&st, raw.as_deref(), &headers, &body, None).await
 }
 
 /// `PUT /v1/acl/policy/:id`.
@@ -117,11 +128,7 @@ pub(crate) async fn policy_update(
     headers: HeaderMap,
     body: Bytes,
 ) -> AclResult {
-    let build = |b| {
-        let policy = policy_from(b, Some(&id))?;
-        Ok((policy.id.clone(), AclCommand::PolicySet { policy: Box::new(policy), update: true }))
-    };
-    set_acl(&st, raw.as_deref(), &headers, &body, "Policy", build, policy_reply).await
+    policy_set(&st, raw.as_deref(), &headers, &body, Some(&id)).await
 }
 
 /// A blocking read of one policy, found by `find`; 403 `ACL not found` when missing.
@@ -260,6 +267,21 @@ fn role_reply(st: &ApiState, id: &str, pretty: bool) -> AclResult {
     Ok(super::json(&role_out(acl, r), pretty))
 }
 
+/// A create (`id: None`) or an update of the role `id`.
+async fn role_set(
+    st: &ApiState,
+    raw: Option<&str>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    id: Option<&str>,
+) -> AclResult {
+    let build = |b| {
+        let role = role_from(b, id)?;
+        Ok((role.id.clone(), AclCommand::RoleSet { role: Box::new(role), update: id.is_some() }))
+    };
+    set_acl(st, raw, headers, body, "Role", build, role_reply).await
+}
+
 /// `PUT /v1/acl/role`.
 pub(crate) async fn role_create(
     State(st): State<ApiState>,
@@ -267,11 +289,7 @@ pub(crate) async fn role_create(
     headers: HeaderMap,
     body: Bytes,
 ) -> AclResult {
-    let build = |b| {
-        let role = role_from(b, None)?;
-        Ok((role.id.clone(), AclCommand::RoleSet { role: Box::new(role), update: false }))
-    };
-    set_acl(&st, raw.as_deref(), &headers, &body, "Role", build, role_reply).await
+    role_set(&st, raw.as_deref(), &headers, &body, None).await
 }
 
 /// `PUT /v1/acl/role/:id`.
@@ -282,11 +300,7 @@ pub(crate) async fn role_update(
     headers: HeaderMap,
     body: Bytes,
 ) -> AclResult {
-    let build = |b| {
-        let role = role_from(b, Some(&id))?;
-        Ok((role.id.clone(), AclCommand::RoleSet { role: Box::new(role), update: true }))
-    };
-    set_acl(&st, raw.as_deref(), &headers, &body, "Role", build, role_reply).await
+    role_set(&st, raw.as_deref(), &headers, &body, Some(&id)).await
 }
 
 /// A blocking read of one role, found by `find`; 404 when missing.

@@ -235,6 +235,21 @@ fn shown_reply(st: &ApiState, accessor: &str, pretty: bool) -> AclResult {
     token_reply(st, accessor, Secret::Shown, pretty)
 }
 
+/// A create (`id: None`) or an update of the token `id`.
+async fn token_set(
+    st: &ApiState,
+    raw: Option<&str>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    id: Option<&str>,
+) -> AclResult {
+    let build = |b| {
+        let token = token_from(b, id, unix_ms())?;
+        Ok((token.accessor_id.clone(), AclCommand::TokenSet { token: Box::new(token), update: id.is_some() }))
+    };
+    set_acl(st, raw, headers, body, "Token", build, shown_reply).await
+}
+
 /// `PUT /v1/acl/token`: create.
 pub(crate) async fn token_create(
     State(st): State<ApiState>,
@@ -242,11 +257,7 @@ pub(crate) async fn token_create(
     headers: HeaderMap,
     body: Bytes,
 ) -> AclResult {
-    let build = |b| {
-        let token = token_from(b, None, unix_ms())?;
-        Ok((token.accessor_id.clone(), AclCommand::TokenSet { token: Box::new(token), update: false }))
-    };
-    set_acl(&st, raw.as_deref(), &headers, &body, "Token", build, shown_reply).await
+    token_set(&st, raw.as_deref(), &headers, &body, None).await
 }
 
 /// `PUT /v1/acl/token/:accessor`: replace links and description.
@@ -257,11 +268,7 @@ pub(crate) async fn token_update(
     headers: HeaderMap,
     body: Bytes,
 ) -> AclResult {
-    let build = |b| {
-        let token = token_from(b, Some(&id), unix_ms())?;
-        Ok((token.accessor_id.clone(), AclCommand::TokenSet { token: Box::new(token), update: true }))
-    };
-    set_acl(&st, raw.as_deref(), &headers, &body, "Token", build, shown_reply).await
+    token_set(&st, raw.as_deref(), &headers, &body, Some(&id)).await
 }
 
 /// `GET /v1/acl/token/:accessor`.
