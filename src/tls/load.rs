@@ -6,7 +6,7 @@
 //! certificate in it is an error (Consul's `Error loading from CAPath: no CAs found`), never
 //! an empty trust store; files in `ca_path` that hold no PEM certificate are skipped.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject as _;
@@ -59,12 +59,9 @@ pub(super) fn roots(t: &TlsInterface) -> Result<Option<RootCertStore>, TlsError>
 
 /// Adds every certificate of the files in `dir`; returns how many.
 fn add_dir(store: &mut RootCertStore, dir: &Path) -> Result<usize, TlsError> {
-    let entries = std::fs::read_dir(dir)
+    let paths = dir_files(dir)
         .map_err(|e| TlsError::Ca(format!("Error loading from CAPath: {}: {e}", dir.display())))?;
     let mut found = 0;
-    let mut paths: Vec<_> =
-        entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file()).collect();
-    paths.sort();
     for path in paths {
         let pem = read(&path)?;
         for cert in CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok) {
@@ -73,4 +70,12 @@ fn add_dir(store: &mut RootCertStore, dir: &Path) -> Result<usize, TlsError> {
         }
     }
     Ok(found)
+}
+
+/// The files of a CA directory in name order (subdirectories and unreadable entries skipped).
+pub(crate) fn dir_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut paths: Vec<_> =
+        std::fs::read_dir(dir)?.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file()).collect();
+    paths.sort();
+    Ok(paths)
 }

@@ -29,13 +29,15 @@
 //! - `rpc_peer_server_name()` and `certificate_is_for()`: with `verify_incoming_rpc` and
 //!   `verify_server_hostname`, the name an accepted peer needs to speak Raft (cairn's own
 //!   check, beyond Consul's outgoing-only one).
+//! - `verify` (rustls verifiers, the ring provider, system roots) and `load::dir_files` (a CA
+//!   directory's files): shared with the CLI's and the health checks' TLS clients.
 //!
 //! Own code over a crate: PEM parsing and certificate checks are rustls' and pki-types';
 //! what is here is only Consul's mapping (names of versions and suites, chain-only checking
 //! without `verify_server_hostname`, which rustls has no switch for).
 
 mod build;
-mod load;
+pub(crate) mod load;
 pub(crate) mod verify;
 
 use std::path::Path;

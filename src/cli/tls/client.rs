@@ -23,6 +23,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 
+use crate::tls::load;
 use crate::tls::verify::{self, AcceptAny, NameCheck, WebPkiWith};
 
 /// What the CLI's TLS connection to the agent uses.
@@ -122,10 +123,7 @@ fn roots(settings: &TlsSettings) -> Result<RootCertStore, ClientTlsError> {
         let file_error =
             |e: std::io::Error| ClientTlsError::File { path: dir.clone(), reason: e.to_string() };
         let mut found = 0;
-        let mut entries: Vec<PathBuf> =
-            std::fs::read_dir(dir).map_err(file_error)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        entries.sort();
-        for path in entries.into_iter().filter(|p| p.is_file()) {
+        for path in load::dir_files(dir).map_err(file_error)? {
             // As Consul's go-rootcerts: every file is tried; one without certificates is skipped.
             if let Ok(certs) = read_certs(&path) {
                 found += certs.len();
