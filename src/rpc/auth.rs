@@ -29,8 +29,8 @@
 //! exceed `MAX_FRAME`, so an agent without `encrypt` talking to one with it fails at once with
 //! a clear error on both ends instead of misreading bytes.
 //!
-//! Every step of the server's side runs under one deadline (`HANDSHAKE_TIMEOUT`, Consul's
-//! `limits.rpc_handshake_timeout` default), so a peer that connects and sends nothing, or sends
+//! Every step of the server's side runs under one deadline (`limits.rpc_handshake_timeout`,
+//! Consul's default 5 s when unset), so a peer that connects and sends nothing, or sends
 //! half a challenge, holds a connection slot for at most that long. The exchange costs two
 //! round trips and four HMAC-SHA256 computations (client) or up to one per installed key plus
 //! one (server), once per connection; the pool keeps connections, so a cluster pays it once
@@ -170,6 +170,13 @@ impl Auth {
         Self { tls: Some(tls), ..self }
     }
 
+    /// How long a peer may take over its side of the key challenge: the configured
+    /// `limits.rpc_handshake_timeout` (carried by `Tls`, reloaded on SIGHUP), else Consul's
+    /// default.
+    fn handshake_timeout(&self) -> Duration {
+        self.tls.as_ref().map_or(HANDSHAKE_TIMEOUT, |t| t.rpc_handshake_timeout())
+    }
+
     /// Whether connections must prove a key.
     pub(crate) fn is_keyed(&self) -> bool {
         self.keys.is_some()
@@ -238,13 +245,13 @@ impl Auth {
     /// The dialling side: proves a key to the server and checks the server's proof.
     pub(crate) async fn prove(&self, conn: &mut Conn) -> Result<(), AuthError> {
         let Some(keys) = &self.keys else { return Ok(()) };
-        bounded(client_side(conn, &keys.keys())).await
+        bounded(self.handshake_timeout(), client_side(conn, &keys.keys())).await
     }
 
     /// The accepting side: admits a peer that proves a key (anyone without keys).
     pub(crate) async fn admit(&self, conn: &mut Conn) -> Result<(), AuthError> {
         let Some(keys) = &self.keys else { return Ok(()) };
-        bounded(server_side(conn, &keys.keys())).await
+        bounded(self.handshake_timeout(), server_side(conn, &keys.keys())).await
     }
 }
 
@@ -280,8 +287,11 @@ async fn transport(tls: &Tls, conn: Conn) -> Result<Conn, (AuthError, Option<Con
     Err((why, Some(conn)))
 }
 
-async fn bounded(step: impl Future<Output = Result<(), AuthError>>) -> Result<(), AuthError> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, step).await.map_err(|_| AuthError::Timeout(HANDSHAKE_TIMEOUT))?
+async fn bounded(
+    limit: Duration,
+    step: impl Future<Output = Result<(), AuthError>>,
+) -> Result<(), AuthError> {
+    tokio::time::timeout(limit, step).await.map_err(|_| AuthError::Timeout(limit))?
 }
 
 fn nonce() -> Result<[u8; NONCE], AuthError> {

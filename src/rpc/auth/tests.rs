@@ -191,3 +191,21 @@ async fn one_handshake_costs_little_next_to_a_connection() {
     eprintln!("loopback connect {plain:?}; connect + admission {keyed:?}");
     assert!(keyed < Duration::from_millis(50), "{keyed:?} per admitted connection");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_challenge_runs_under_the_configured_rpc_handshake_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("agent.json");
+    std::fs::write(&file, r#"{"limits":{"rpc_handshake_timeout":"1500ms"}}"#).unwrap();
+    let o = crate::config::Overrides {
+        dev: true,
+        node_name: Some("n1".into()),
+        config_files: vec![file],
+        ..crate::config::Overrides::default()
+    };
+    let config = crate::config::Config::load(&o).unwrap().0;
+    let tls = crate::tls::Tls::load(&config).unwrap();
+    let (_c, mut s) = pair().await;
+    let r = ring(&[b"k1"]).with_tls(tls).admit(&mut s).await;
+    assert!(matches!(r, Err(AuthError::Timeout(t)) if t == Duration::from_millis(1500)), "{r:?}");
+}
