@@ -43,15 +43,17 @@ pub(super) struct Side {
 pub(super) async fn open_consensus(config: &mut Config, tls: &Arc<crate::tls::Tls>) -> anyhow::Result<Side> {
     // The keyring (file, else `encrypt`) keys gossip and the server RPC's challenge alike; the
     // RPC reads it live, so a rotation reaches both.
-    let gossip_keys = crate::gossip::keyring::GossipKeys::load(
+    let mut gossip_keys = crate::gossip::keyring::GossipKeys::load(
         config.encrypt.as_deref(),
         &config.data_dir,
         config.disable_keyring_file,
     )?;
+    let (incoming, outgoing) = (config.encrypt_verify_incoming, config.encrypt_verify_outgoing);
+    gossip_keys.verify = crate::gossip::keyring::Verify { incoming, outgoing };
     let rpc_auth = if gossip_keys.keys.is_empty() {
         crate::rpc::Auth::open()
     } else {
-        crate::rpc::Auth::keyed(Arc::new(gossip_keys.view.clone()))
+        crate::rpc::Auth::keyed(Arc::new(gossip_keys.view.clone())).with_rollout(incoming, outgoing)
     }
     .with_tls(tls.clone());
     if !config.server {

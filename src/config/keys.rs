@@ -26,13 +26,6 @@
 //!   servers, and `kv_max_value_size`/`txn_max_req_len` are sizes cairn bounds itself
 //!   (512 KiB bodies). A dotted key is taken out of its parent table or of every table of a
 //!   parent list.
-//! - `encrypt_verify_incoming`, `encrypt_verify_outgoing`: only `true`. That is what cairn's
-//!   gossip does with `encrypt` (it refuses unencrypted messages and sends none), and what
-//!   Consul does by default. `false`, the rolling-enable relaxation, cannot be honoured on
-//!   memberlist 0.8.5: with `gossip_verify_outgoing = false` it also stops *decrypting*
-//!   (`Memberlist::encryption_enabled` requires it), so an agent at Consul's step 2 (outgoing
-//!   true) would be cut off from the agents still at step 1; refusing is safer than a rollout
-//!   that partitions the pool half-way.
 //!
 //! `encrypt` itself is implemented (gossip encryption) and is an ordinary key, and so are the
 //! TLS keys (`ca_file`, `verify_incoming`, `tls {}`, `ports.https`, …; `config::tls`) but
@@ -100,8 +93,6 @@ pub(super) const ACCEPTED_UNUSED: &[&str] = &[
 enum Off {
     /// `false` (or `"false"`).
     False,
-    /// `true` (or `"true"`): what cairn does anyway.
-    True,
     /// This number (or its digits as a string).
     Number(i64),
     /// A table whose `enabled` is `false`.
@@ -117,8 +108,6 @@ const SECURITY: &[(&str, Off)] = &[
     ("auto_encrypt", Off::AllFalse),
     ("limits.http_max_conns_per_client", Off::Number(0)),
     ("limits.rpc_max_conns_per_client", Off::Number(0)),
-    ("encrypt_verify_incoming", Off::True),
-    ("encrypt_verify_outgoing", Off::True),
 ];
 
 /// Refuses the first security key in `top` (file `file`) set to anything but its off value.
@@ -155,7 +144,6 @@ fn is_off(off: Off, v: &Value) -> bool {
     match off {
         // The schema's own readers, so the refusal and the schema agree on what a value means.
         Off::False => value::flag(v) == Ok(false),
-        Off::True => value::flag(v) == Ok(true),
         Off::Number(n) => value::int(v, n, n).is_ok(),
         Off::Disabled => v.get("enabled").is_some_and(|e| is_off(Off::False, e)),
         Off::AllFalse => v

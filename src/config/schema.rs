@@ -50,6 +50,10 @@ pub(super) struct FileConfig {
     pub(super) insecure_rpc: Given<Flag>,
     /// Consul's `disable_keyring_file`: keep the gossip keyring in memory only.
     pub(super) disable_keyring_file: Given<Flag>,
+    /// Consul's rolling enable of gossip encryption: accept unencrypted gossip and RPC.
+    pub(super) encrypt_verify_incoming: Given<Flag>,
+    /// Consul's rolling enable of gossip encryption: send encrypted gossip, prove the key on RPC.
+    pub(super) encrypt_verify_outgoing: Given<Flag>,
     pub(super) recursors: List<Recursor>,
     pub(super) enable_script_checks: Given<Flag>,
     pub(super) enable_local_script_checks: Given<Flag>,

@@ -353,8 +353,6 @@ fn security_keys_that_would_turn_a_feature_on_refuse_the_start() {
         ),
         (r#"{"connect":{"enabled":true}}"#, "connect"),
         (r#"{"connect":{"ca_provider":"consul"}}"#, "connect"),
-        (r#"{"encrypt_verify_incoming":false}"#, "encrypt_verify_incoming"),
-        (r#"{"encrypt_verify_outgoing":false}"#, "encrypt_verify_outgoing"),
     ];
     for (text, key) in cases {
         assert_eq!(check("a.json", text, dev()).unwrap_err(), refused("a.json", key), "{text}");
@@ -374,8 +372,6 @@ fn security_keys_left_off_load_with_the_unused_warning() {
         (r#"{"tls_prefer_server_cipher_suites":true}"#, "tls_prefer_server_cipher_suites"),
         (r#"{"tls":{"grpc":{"use_auto_cert":true}}}"#, "tls.grpc"),
         (r#"{"connect":{"enabled":false}}"#, "connect"),
-        (r#"{"encrypt_verify_incoming":true}"#, "encrypt_verify_incoming"),
-        (r#"{"encrypt_verify_outgoing":true}"#, "encrypt_verify_outgoing"),
     ];
     for (text, key) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -548,4 +544,17 @@ fn consul_start_up_checks_refuse_tls_settings_that_cannot_be_honoured() {
     let text = format!(r#"{{{TLS_FILES},"verify_incoming":true,"ports":{{"https":8501,"http":-1}}}}"#);
     let c = check("a.json", &text, dev()).unwrap();
     assert_eq!((c.ports.http, c.ports.https), (-1, 8501));
+}
+
+#[test]
+fn encrypt_verify_keys_default_to_true_and_read_false_for_a_rollout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, _) = Config::load(&dev()).unwrap();
+    assert!(c.encrypt_verify_incoming && c.encrypt_verify_outgoing);
+    let p = write(&dir, "a.json", r#"{"encrypt_verify_incoming":false,"encrypt_verify_outgoing":false}"#);
+    let (c, ignored) = Config::load(&Overrides { config_files: vec![p], ..dev() }).unwrap();
+    assert!(!c.encrypt_verify_incoming && !c.encrypt_verify_outgoing);
+    assert!(ignored.is_empty(), "{ignored:?}");
+    let p = write(&dir, "b.json", r#"{"encrypt_verify_incoming":"yes"}"#);
+    assert!(Config::load(&Overrides { config_files: vec![p], ..dev() }).is_err());
 }

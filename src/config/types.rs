@@ -56,6 +56,12 @@ pub struct Config {
     /// Do not persist the gossip keyring to `<data_dir>/serf/local.keyring`
     /// (`disable_keyring_file`, default false).
     pub disable_keyring_file: bool,
+    /// With `encrypt`: refuse unencrypted gossip and server-RPC peers that prove no key
+    /// (`encrypt_verify_incoming`, default true; false only while encryption is rolled out).
+    pub encrypt_verify_incoming: bool,
+    /// With `encrypt`: encrypt outgoing gossip and prove the key on dialled server-RPC
+    /// connections (`encrypt_verify_outgoing`, default true; false only during a rollout).
+    pub encrypt_verify_outgoing: bool,
     /// Where HTTP and DNS listen unless `addresses` says otherwise (`client_addr`).
     pub client_addr: IpAddr,
     /// DNS listen address (`addresses.dns`, default `client_addr`).

@@ -79,6 +79,8 @@ pub(super) fn resolve(layers: &Layers, dev: bool, sources: Vec<PathBuf>) -> Resu
         encrypt: layers.last(|f| f.encrypt.get()).map(|k| k.0),
         insecure_rpc: layers.last(|f| f.insecure_rpc.get()).is_some_and(|b| b.0),
         disable_keyring_file: layers.last(|f| f.disable_keyring_file.get()).is_some_and(|b| b.0),
+        encrypt_verify_incoming: layers.last(|f| f.encrypt_verify_incoming.get()).is_none_or(|b| b.0),
+        encrypt_verify_outgoing: layers.last(|f| f.encrypt_verify_outgoing.get()).is_none_or(|b| b.0),
         client_addr,
         dns_addr: layers.last(|f| f.addresses.get()?.0.dns.get()).map_or(client_addr, |ip| ip.0),
         http_addr: layers.last(|f| f.addresses.get()?.0.http.get()).map_or(client_addr, |ip| ip.0),

@@ -218,6 +218,25 @@ pub(crate) struct GossipKeys {
     pub file: Option<PathBuf>,
     /// The same keys, then every change the keyring makes (shared: clone it before start).
     pub view: KeysView,
+    /// What encryption demands of peers and of this agent (relaxed only during a rollout).
+    pub verify: Verify,
+}
+
+/// Consul's `encrypt_verify_incoming` / `encrypt_verify_outgoing`: both true (the default)
+/// once encryption is on everywhere; Consul's rolling enable sets both false on every agent,
+/// then outgoing true on every agent, then incoming true. With keys, an agent always reads
+/// encrypted gossip and key proofs; `incoming = false` also admits plain ones, `outgoing =
+/// false` sends plain gossip and proves no key when it dials the server RPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Verify {
+    pub incoming: bool,
+    pub outgoing: bool,
+}
+
+impl Default for Verify {
+    fn default() -> Self {
+        Self { incoming: true, outgoing: true }
+    }
 }
 
 impl std::fmt::Debug for GossipKeys {
@@ -237,7 +256,8 @@ impl GossipKeys {
     ) -> Result<Self, KeyringError> {
         let given = encrypt.map(|k| vec![k.to_vec()]).unwrap_or_default();
         if disable_file {
-            return Ok(Self { view: KeysView::new(given.clone()), keys: given, file: None });
+            let view = KeysView::new(given.clone());
+            return Ok(Self { view, keys: given, file: None, verify: Verify::default() });
         }
         let file = data_dir.join("serf").join(LAN_KEYRING_FILE);
         let keys = match load_file(&file)? {
@@ -249,7 +269,7 @@ impl GossipKeys {
             }
             None => given,
         };
-        Ok(Self { view: KeysView::new(keys.clone()), keys, file: Some(file) })
+        Ok(Self { view: KeysView::new(keys.clone()), keys, file: Some(file), verify: Verify::default() })
     }
 }
 

@@ -28,11 +28,12 @@ use smol_str::SmolStr;
 use tokio::sync::{broadcast, mpsc};
 
 use super::keyquery::{KeyringMessage, KeyringReply, KeyringReport, PendingQueries, query_timeout};
-use super::keyring::{self, GossipKeys, KeyOp, KeyringError, LanKeyring};
+use super::keyring::{self, GossipKeys, KeyOp, KeyringError, LanKeyring, Verify};
+use super::rollout::{Rollout, RolloutOptions};
 use super::{GossipError, Member, MemberEvent, MemberStatus, Membership, NodeMeta};
 use crate::codec;
 
-type Transport = TokioNetTransport<SmolStr, TokioSocketAddrResolver, TokioTcp>;
+type Transport = Rollout<TokioNetTransport<SmolStr, TokioSocketAddrResolver, TokioTcp>>;
 type Void = VoidDelegate<SmolStr, SocketAddr>;
 type Events = SubscribleEventDelegate<SmolStr, SocketAddr>;
 type Delegate = CompositeDelegate<SmolStr, SocketAddr, Void, Void, Events, Void, MetaDelegate, Void>;
@@ -135,10 +136,12 @@ impl Gossip {
         // 4 * log10(N) probe intervals) instead of being twice as eager.
         let options = Options::lan().with_probe_interval(PROBE_INTERVAL).with_probe_timeout(PROBE_TIMEOUT);
         let secrets: Vec<_> = keys.keys.iter().map(|k| keyring::secret_key(k)).collect::<Result<_, _>>()?;
-        let ml =
-            Memberlist::<Transport, Delegate>::with_delegate(delegate, opts, encrypted(options, &secrets))
-                .await
-                .map_err(|e| GossipError::Start(e.to_string()))?;
+        let opts =
+            RolloutOptions { inner: opts, plain_outgoing: !secrets.is_empty() && !keys.verify.outgoing };
+        let options = encrypted(options, &secrets, keys.verify);
+        let ml = Memberlist::<Transport, Delegate>::with_delegate(delegate, opts, options)
+            .await
+            .map_err(|e| GossipError::Start(e.to_string()))?;
         let keyring = Arc::new(ring(&ml, &secrets, keys)?);
         let addr = *ml.advertise_address();
         let (events, _) = broadcast::channel(1024);
@@ -244,14 +247,16 @@ impl Gossip {
     }
 }
 
-/// `options` encrypting with the first of `secrets` and refusing unencrypted messages (none:
-/// no encryption).
-fn encrypted(options: Options, secrets: &[memberlist::proto::SecretKey]) -> Options {
+/// `options` encrypting with the first of `secrets` and refusing unencrypted messages unless
+/// `verify.incoming` is off (none: no encryption). memberlist's `gossip_verify_outgoing` stays
+/// true even when `verify.outgoing` is off, because memberlist decrypts only with it; the
+/// `Rollout` transport keeps outgoing gossip plain instead (see `gossip::rollout`).
+fn encrypted(options: Options, secrets: &[memberlist::proto::SecretKey], verify: Verify) -> Options {
     match secrets.first() {
         Some(primary) => options
             .with_primary_key(*primary)
             .with_encryption_algo(EncryptionAlgorithm::NoPadding)
-            .with_gossip_verify_incoming(true)
+            .with_gossip_verify_incoming(verify.incoming)
             .with_gossip_verify_outgoing(true),
         None => options,
     }

@@ -19,6 +19,7 @@ pub(crate) mod keyquery;
 pub(crate) mod keyring;
 pub(crate) mod memberlist;
 pub(crate) mod reconcile;
+mod rollout;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -52,6 +52,8 @@ fn config() -> Config {
         encrypt: None,
         insecure_rpc: false,
         disable_keyring_file: false,
+        encrypt_verify_incoming: true,
+        encrypt_verify_outgoing: true,
         client_addr: "127.0.0.1".parse().expect("ip"),
         dns_addr: "127.0.0.1".parse().expect("ip"),
         http_addr: "127.0.0.1".parse().expect("ip"),

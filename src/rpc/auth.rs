@@ -146,11 +146,20 @@ pub(crate) enum AuthError {
 pub(crate) struct Auth {
     keys: Option<Arc<dyn ClusterKeys>>,
     tls: Option<Arc<Tls>>,
+    /// `encrypt_verify_incoming = false`: also admit a peer that proves nothing.
+    admit_unproven: bool,
+    /// `encrypt_verify_outgoing = false`: dial without proving a key.
+    skip_proof: bool,
 }
 
 impl fmt::Debug for Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Auth").field("keyed", &self.keys.is_some()).field("tls", &self.tls.is_some()).finish()
+        f.debug_struct("Auth")
+            .field("keyed", &self.keys.is_some())
+            .field("tls", &self.tls.is_some())
+            .field("admit_unproven", &self.admit_unproven)
+            .field("skip_proof", &self.skip_proof)
+            .finish()
     }
 }
 
@@ -162,7 +171,15 @@ impl Auth {
 
     /// Every connection proves a key of `keys`.
     pub(crate) fn keyed(keys: Arc<dyn ClusterKeys>) -> Self {
-        Self { keys: Some(keys), tls: None }
+        Self { keys: Some(keys), ..Self::default() }
+    }
+
+    /// Consul's rolling enable of encryption (`encrypt_verify_incoming`,
+    /// `encrypt_verify_outgoing`, both true once every agent has the key): with `incoming`
+    /// false a peer may skip the challenge (one that starts it must still prove a key), with
+    /// `outgoing` false this agent dials without proving one.
+    pub(crate) fn with_rollout(self, incoming: bool, outgoing: bool) -> Self {
+        Self { admit_unproven: !incoming, skip_proof: !outgoing, ..self }
     }
 
     /// Connections also run TLS as `tls`'s current settings say.
@@ -177,9 +194,9 @@ impl Auth {
         self.tls.as_ref().map_or(HANDSHAKE_TIMEOUT, |t| t.rpc_handshake_timeout())
     }
 
-    /// Whether connections must prove a key.
-    pub(crate) fn is_keyed(&self) -> bool {
-        self.keys.is_some()
+    /// Whether every accepted connection must prove a key (not during a rollout).
+    pub(crate) fn requires_proof(&self) -> bool {
+        self.keys.is_some() && !self.admit_unproven
     }
 
     /// Whether every accepted connection must be TLS with a verified client certificate.
@@ -245,13 +262,27 @@ impl Auth {
     /// The dialling side: proves a key to the server and checks the server's proof.
     pub(crate) async fn prove(&self, conn: &mut Conn) -> Result<(), AuthError> {
         let Some(keys) = &self.keys else { return Ok(()) };
+        if self.skip_proof {
+            return Ok(());
+        }
         bounded(self.handshake_timeout(), client_side(conn, &keys.keys())).await
     }
 
-    /// The accepting side: admits a peer that proves a key (anyone without keys).
+    /// The accepting side: admits a peer that proves a key (anyone without keys; during a
+    /// rollout also one that does not start the challenge).
     pub(crate) async fn admit(&self, conn: &mut Conn) -> Result<(), AuthError> {
         let Some(keys) = &self.keys else { return Ok(()) };
-        bounded(self.handshake_timeout(), server_side(conn, &keys.keys())).await
+        let limit = self.handshake_timeout();
+        if self.admit_unproven {
+            // A challenge starts with the magic; anything else is a peer that proves nothing.
+            let first = tokio::time::timeout(limit, conn.first_byte())
+                .await
+                .map_err(|_| AuthError::Timeout(limit))?;
+            if first? != Some(MAGIC[0]) {
+                return Ok(());
+            }
+        }
+        bounded(limit, server_side(conn, &keys.keys())).await
     }
 }
 
@@ -372,7 +403,7 @@ async fn server_side(conn: &mut Conn, keys: &[Vec<u8>]) -> Result<(), AuthError>
 /// hosts, unless `insecure_rpc` accepts that. The error is the one line the agent prints
 /// before it stops.
 pub(crate) fn check_exposure(addr: SocketAddr, auth: &Auth, insecure_rpc: bool) -> Result<(), String> {
-    if auth.is_keyed() || auth.requires_client_cert() || insecure_rpc || addr.ip().is_loopback() {
+    if auth.requires_proof() || auth.requires_client_cert() || insecure_rpc || addr.ip().is_loopback() {
         return Ok(());
     }
     Err(format!(

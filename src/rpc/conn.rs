@@ -33,6 +33,8 @@ pub(crate) struct Conn {
     /// Whether the peer may speak Raft and change the membership: true unless the accepting
     /// side found that a server certificate is required and the peer's is not one (`rpc::auth`).
     server_peer: bool,
+    /// A byte read ahead (`first_byte`), handed out before anything else is read.
+    unread: Option<u8>,
 }
 
 /// The transports a `Conn` runs over.
@@ -68,7 +70,7 @@ impl Conn {
     pub(crate) fn accepted(stream: TcpStream, peer: SocketAddr) -> Self {
         // Best effort: a socket that refuses the option still works, only slower.
         let _ = stream.set_nodelay(true);
-        Self { io: Io::Plain(stream), peer, server_peer: true }
+        Self { io: Io::Plain(stream), peer, server_peer: true, unread: None }
     }
 
     /// The address of the other end.
@@ -104,6 +106,20 @@ impl Conn {
         Ok((tcp.peek(&mut first).await? == 1).then_some(first[0]))
     }
 
+    /// The next byte the peer sends, on any transport, kept to be read again by the next read
+    /// (`None`: it closed without sending one).
+    pub(crate) async fn first_byte(&mut self) -> io::Result<Option<u8>> {
+        if let Some(b) = self.unread {
+            return Ok(Some(b));
+        }
+        let mut b = [0u8; 1];
+        if tokio::io::AsyncReadExt::read(self, &mut b).await? == 0 {
+            return Ok(None);
+        }
+        self.unread = Some(b[0]);
+        Ok(Some(b[0]))
+    }
+
     /// Runs the client side of a TLS handshake on this plain connection, sending `name` as SNI.
     pub(crate) async fn tls_dialled(
         self,
@@ -132,7 +148,14 @@ impl Conn {
 
 impl AsyncRead for Conn {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        each_io!(&mut self.get_mut().io, s => Pin::new(s).poll_read(cx, buf))
+        let this = self.get_mut();
+        if buf.remaining() > 0
+            && let Some(b) = this.unread.take()
+        {
+            buf.put_slice(&[b]);
+            return Poll::Ready(Ok(()));
+        }
+        each_io!(&mut this.io, s => Pin::new(s).poll_read(cx, buf))
     }
 }
 

@@ -142,6 +142,16 @@ impl Cluster {
         self.servers[i] = Some(Agent::spawn(&args));
     }
 
+    /// Server `i`'s gossip port.
+    pub(crate) fn serf_port(&self, i: usize) -> u16 {
+        self.serf_ports[i]
+    }
+
+    /// Replaces the flags every later `spawn` adds (a restart with a new configuration).
+    pub(crate) fn set_extra(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| (*s).to_owned()).collect();
+    }
+
     pub(crate) fn server(&self, i: usize) -> &Agent {
         self.servers[i].as_ref().expect("server is running")
     }

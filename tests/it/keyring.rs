@@ -298,3 +298,50 @@ fn disable_keyring_file_keeps_the_keyring_in_memory_and_a_broken_file_stops_star
         .expect("a broken keyring file stops start-up");
     assert!(err.contains("key size must be 16, 24 or 32 bytes"), "{err}");
 }
+
+/// Consul's rolling enable of gossip encryption on a live three-server cluster with no key:
+/// every server restarted with `encrypt` and both `encrypt_verify_*` false, then with
+/// `encrypt_verify_outgoing = true`, then with `encrypt_verify_incoming = true`. After every
+/// restart (so with servers at two steps at once) all three are alive members and a write
+/// replicates (server RPC and Raft work across the steps); at the end a keyless agent can no
+/// longer join.
+#[test]
+fn encryption_is_rolled_out_on_a_live_cluster_in_consuls_three_steps() {
+    let key = keygen();
+    let mut c = Cluster::start(3, &[]);
+    let all_alive: BTreeSet<(String, u64)> = (0..3).map(|i| (format!("s{i}"), 1)).collect();
+    let alive = |c: &Cluster| (0..3).all(|i| members(c.server(i)) == all_alive);
+    wait_until(Duration::from_secs(15), "three alive members", || alive(&c), || c.logs());
+    write_replicates(&c, 0, 0);
+    let steps = [(false, false), (false, true), (true, true)];
+    let mut n = 1;
+    for (step, (incoming, outgoing)) in steps.into_iter().enumerate() {
+        let file = c.dir.path().join(format!("step{step}.json"));
+        let config = json!({
+            "encrypt": key, "encrypt_verify_incoming": incoming, "encrypt_verify_outgoing": outgoing
+        });
+        std::fs::write(&file, config.to_string()).unwrap();
+        c.set_extra(&["--config-file", file.to_str().unwrap()]);
+        for i in 0..3 {
+            c.kill9(i);
+            c.spawn(i);
+            c.server(i).wait_ready();
+            let what = format!("all alive after s{i} moved to step {}", step + 1);
+            wait_until(Duration::from_secs(30), &what, || alive(&c), || c.logs());
+            // The restart may have moved the leadership: wait for a leader all agree on.
+            let leader = c.leader();
+            write_replicates(&c, leader, n);
+            n += 1;
+        }
+    }
+    for i in 0..3 {
+        let pools = list(c.server(i));
+        assert_eq!(pools[0]["Keys"], json!({ &key: 3 }), "{pools}");
+    }
+
+    // Fully encrypted now: an agent without the key does not get in.
+    let plain = Agent::start(&["--dev", "--node", "plain"]);
+    let (ok, text) = cli(&plain, &["join", &format!("127.0.0.1:{}", c.serf_port(0))]);
+    assert!(!ok, "joined without the key: {text}");
+    assert!(alive(&c), "{}", c.logs());
+}

@@ -204,8 +204,38 @@ async fn the_challenge_runs_under_the_configured_rpc_handshake_timeout() {
         ..crate::config::Overrides::default()
     };
     let config = crate::config::Config::load(&o).unwrap().0;
-    let tls = crate::tls::Tls::load(&config).unwrap();
+    let tls = Tls::load(&config).unwrap();
     let (_c, mut s) = pair().await;
     let r = ring(&[b"k1"]).with_tls(tls).admit(&mut s).await;
     assert!(matches!(r, Err(AuthError::Timeout(t)) if t == Duration::from_millis(1500)), "{r:?}");
+}
+
+#[tokio::test]
+async fn during_a_rollout_unproven_peers_are_admitted_but_a_started_challenge_must_succeed() {
+    // Step 1 server (incoming false): a keyless peer's first frame goes through intact.
+    let step1 = ring(&[b"k1"]).with_rollout(false, false);
+    let (mut c, mut s) = pair().await;
+    c.write_all(&[0, 0, 0, 2, b'h', b'i']).await.unwrap();
+    step1.admit(&mut s).await.unwrap();
+    let mut frame = [0u8; 6];
+    s.read_exact(&mut frame).await.unwrap();
+    assert_eq!(frame, [0, 0, 0, 2, b'h', b'i']);
+    // A step 1 dialler proves nothing, so a strict server refuses it.
+    let (c, s) = handshake(&step1, &ring(&[b"k1"])).await;
+    assert!(c.is_ok() && matches!(s, Err(AuthError::NotAChallenge | AuthError::Io(_))), "{c:?} {s:?}");
+    // A step 2 dialler proves its key to a step 1 server.
+    let step2 = ring(&[b"k1"]).with_rollout(false, true);
+    let (c, s) = handshake(&step2, &step1).await;
+    assert!(c.is_ok() && s.is_ok(), "{c:?} {s:?}");
+    // One that starts the challenge with a wrong key is refused even during the rollout.
+    let (c, s) = handshake(&ring(&[b"k2"]), &step1).await;
+    assert!(c.is_err() && s.is_err(), "{c:?} {s:?}");
+}
+
+#[test]
+fn a_rollout_server_counts_as_open_for_the_exposure_check() {
+    let public = "10.0.0.1:8300".parse().unwrap();
+    assert!(check_exposure(public, &ring(&[b"k1"]), false).is_ok());
+    assert!(check_exposure(public, &ring(&[b"k1"]).with_rollout(false, true), false).is_err());
+    assert!(check_exposure(public, &ring(&[b"k1"]).with_rollout(false, true), true).is_ok());
 }
