@@ -179,13 +179,17 @@ pub(crate) async fn read_one<O: ?Sized, T: Serialize>(
     Ok(st.read(q, |s| s.catalog.acl().index(), body).await?)
 }
 
-/// Decodes a JSON body; `what` names the object in Consul's 400 text.
+/// Decodes a JSON body, its keys in any case; `what` names the object in Consul's 400 text.
 pub(crate) fn decode<T: for<'de> Deserialize<'de> + Default>(body: &Bytes, what: &str) -> Result<T, AclFail> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| AclFail::Api(ApiError::BadRequest(format!("Bad request: {what} decoding failed: {e}"))))
+    let failed = |e: serde_json::Error| {
+        AclFail::Api(ApiError::BadRequest(format!("Bad request: {what} decoding failed: {e}")))
+    };
+    // Keys match fields in any case, as Go's decoder matches them (`acl_fields`).
+    let value = super::acl_fields::canonical_keys::<T>(serde_json::from_slice(body).map_err(failed)?);
+    serde_json::from_value(value).map_err(failed)
 }
 
 /// `{ID, Name}` as sent: either may be empty.
