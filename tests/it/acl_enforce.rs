@@ -349,6 +349,22 @@ fn bad_acl_input_gets_consuls_answer_and_stores_nothing() {
         as_token(&agent, "PUT", "/v1/acl/policy", &mgmt, r#"{"name":"lower","rules":"operator = \"read\""}"#);
     assert_eq!((status, json(&out)["Name"].as_str()), (200, Some("lower")), "{out}");
 
+    // Updates may leave the SecretID out; unknown accessors are Consul's errors.
+    let (status, out) = as_token(&agent, "PUT", "/v1/acl/token", &mgmt, r#"{"Description":"before"}"#);
+    assert_eq!(status, 200, "{out}");
+    let made = json(&out);
+    let path = format!("/v1/acl/token/{}", made["AccessorID"].as_str().unwrap());
+    let (status, out) = as_token(&agent, "PUT", &path, &mgmt, r#"{"Description":"after"}"#);
+    assert_eq!(status, 200, "{out}");
+    assert_eq!((&json(&out)["SecretID"], &json(&out)["Description"]), (&made["SecretID"], &"after".into()));
+    let unknown = "11111111-2222-3333-4444-555555555555";
+    let got = as_token(&agent, "PUT", &format!("/v1/acl/token/{unknown}"), &mgmt, "{}");
+    assert_eq!(got, (500, format!("Cannot find token \"{unknown}\"")));
+    let got = as_token(&agent, "PUT", &format!("/v1/acl/token/{unknown}/clone"), &mgmt, "{}");
+    assert_eq!(got, (403, "ACL not found".into()));
+    let got = as_token(&agent, "PUT", "/v1/acl/token", &mgmt, r#"{"ExpirationTTL":"banana"}"#);
+    assert_eq!(got, (400, "Bad request: Token decoding failed: time: invalid duration \"banana\"".into()));
+
     // Empty IDs and names.
     for (method, path, what) in [
         ("GET", "/v1/acl/token/", "token ID"),
