@@ -389,3 +389,38 @@ fn bad_acl_input_gets_consuls_answer_and_stores_nothing() {
             "LastError": "0001-01-01T00:00:00Z"})
     );
 }
+
+/// Consul 1.8.7's CLI as a KV client (run with `CAIRN_CONSUL_BIN=$(../shared/conformance/get-consul)`):
+/// `consul kv put` without a token refused, with `-token=` allowed, `consul kv get` likewise.
+#[test]
+fn consuls_kv_cli_with_and_without_a_token() {
+    let Some(consul) = std::env::var_os("CAIRN_CONSUL_BIN") else {
+        eprintln!("CAIRN_CONSUL_BIN unset: Consul CLI interop not checked");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let agent = deny_agent(dir.path(), "");
+    let mgmt = bootstrap(&agent);
+    let app = token_with(&agent, &mgmt, "app", r#"key_prefix "app/" { policy = "write" }"#);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&consul)
+            .args(args)
+            .env("CONSUL_HTTP_ADDR", agent.http.to_string())
+            .env_remove("CONSUL_HTTP_TOKEN")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, out) = run(&["kv", "put", "app/config", "v1"]);
+    assert!(!ok && out.contains("403 (Permission denied)"), "{out}");
+    let token_flag = format!("-token={app}");
+    let (ok, out) = run(&["kv", "put", &token_flag, "app/config", "v1"]);
+    assert!(ok && out.contains("Success! Data written to: app/config"), "{out}");
+    let (ok, out) = run(&["kv", "get", &token_flag, "app/config"]);
+    assert!(ok && out.trim() == "v1", "{out}");
+    let (ok, out) = run(&["kv", "get", "app/config"]);
+    assert!(!ok && out.contains("Unexpected response code: 403"), "{out}"); // as against Consul
+    let (ok, out) = run(&["kv", "put", &token_flag, "other/key", "v"]);
+    assert!(!ok && out.contains("403 (Permission denied)"), "{out}");
+}
