@@ -192,7 +192,7 @@ fn token_from(body: TokenIn, accessor: Option<&str>, now_ms: u64) -> Result<AclT
     };
     let expiration_time_ms = match (ttl_ms, at_ms) {
         (Some(_), Some(_)) => {
-            return Err(rpc("Expiration TTL and Expiration Time cannot both be set".into()));
+            return Err(rpc("Token Expiration TTL and Expiration Time cannot both be set".into()));
         }
         (Some(ttl), None) => Some(now_ms.saturating_add(ttl)),
         (None, at) => at,

@@ -362,6 +362,9 @@ fn bad_acl_input_gets_consuls_answer_and_stores_nothing() {
     assert_eq!(got, (500, format!("Cannot find token \"{unknown}\"")));
     let got = as_token(&agent, "PUT", &format!("/v1/acl/token/{unknown}/clone"), &mgmt, "{}");
     assert_eq!(got, (403, "ACL not found".into()));
+    let both = r#"{"ExpirationTTL":"1h","ExpirationTime":"2099-01-01T00:00:00Z"}"#;
+    let got = as_token(&agent, "PUT", "/v1/acl/token", &mgmt, both);
+    assert_eq!(got, (500, "Token Expiration TTL and Expiration Time cannot both be set".into()));
     let got = as_token(&agent, "PUT", "/v1/acl/token", &mgmt, r#"{"ExpirationTTL":"banana"}"#);
     assert_eq!(got, (400, "Bad request: Token decoding failed: time: invalid duration \"banana\"".into()));
 
