@@ -150,7 +150,7 @@ pub(crate) async fn set_acl<B: for<'de> Deserialize<'de> + Default>(
     reply: impl FnOnce(&ApiState, &str, bool) -> AclResult + Send,
 ) -> AclResult {
     let q = write_query(st, raw, headers)?;
-    let (id, cmd) = build(decode(body, what)?)?;
+    let (id, cmd) = build(decode_write(body, what)?)?;
     propose_acl(st, cmd).await?;
     reply(st, &id, q.has("pretty"))
 }
@@ -190,6 +190,34 @@ pub(crate) fn decode<T: for<'de> Deserialize<'de> + Default>(body: &Bytes, what:
     // Keys match fields in any case, as Go's decoder matches them (`acl_fields`).
     let value = super::acl_fields::canonical_keys::<T>(serde_json::from_slice(body).map_err(failed)?);
     serde_json::from_value(value).map_err(failed)
+}
+
+/// `decode` for the body of a token, policy or role write (`what`), which must hold no key
+/// Consul's struct lacks: 400 `Bad request: <what> decoding failed: json: unknown field "X"`
+/// [live on 1.8.7]. Keys Consul's struct has but a write ignores (`Hash`, the indexes, a
+/// token's `CreateTime` and `AuthMethod`) are accepted and ignored, so a body read back from
+/// the API can be sent again.
+pub(crate) fn decode_write<T: for<'de> Deserialize<'de> + Default>(
+    body: &Bytes,
+    what: &str,
+) -> Result<T, AclFail> {
+    const IGNORED: &[&str] = &["Hash", "CreateIndex", "ModifyIndex"];
+    const TOKEN_IGNORED: &[&str] = &["Hash", "CreateIndex", "ModifyIndex", "CreateTime", "AuthMethod"];
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
+        let also = if what == "Token" { TOKEN_IGNORED } else { IGNORED };
+        if let Some(key) = super::acl_fields::unknown_key::<T>(&value, also) {
+            // Consul OSS's own wording for the one enterprise key.
+            let enterprise = if key.eq_ignore_ascii_case("Namespace") {
+                " - Namespaces are a Consul Enterprise feature"
+            } else {
+                ""
+            };
+            return Err(AclFail::Api(ApiError::BadRequest(format!(
+                "Bad request: {what} decoding failed: json: unknown field {key:?}{enterprise}"
+            ))));
+        }
+    }
+    decode(body, what)
 }
 
 /// `{ID, Name}` as sent: either may be empty.

@@ -7,7 +7,8 @@
 //! to that name. Invariants: a key that already matches exactly is kept, and wins over a
 //! differently cased duplicate (Go keeps the last of two, this keeps the exact one: a body
 //! with both spellings is not something a client sends); nested objects are left as they
-//! are; unknown keys pass through untouched.
+//! are; unknown keys pass through untouched. `unknown_key` names the first key that matches
+//! no field (a write refuses it as Consul does, with Go's `json: unknown field "X"`).
 //!
 //! The type's field names come from serde itself: `deserialize_struct` is handed them, so a
 //! deserializer that only records that list and stops (`FieldNames`) reads them without a
@@ -35,6 +36,16 @@ pub(crate) fn canonical_keys<T: for<'de> Deserialize<'de>>(body: Value) -> Value
         out.entry(field).or_insert(value);
     }
     Value::Object(out)
+}
+
+/// The first top-level key of `body` that is none of `T`'s fields nor of `also` (fields
+/// Consul's struct has but a write ignores), compared without regard to case: Go's
+/// `DisallowUnknownFields`, which Consul's ACL endpoints use [live on 1.8.7].
+pub(crate) fn unknown_key<T: for<'de> Deserialize<'de>>(body: &Value, also: &[&str]) -> Option<String> {
+    let Value::Object(map) = body else { return None };
+    let fields = field_names::<T>();
+    let known = |k: &str| fields.iter().chain(also).any(|f| f.eq_ignore_ascii_case(k));
+    map.keys().find(|k| !known(k)).cloned()
 }
 
 /// The serde field names of struct `T` (empty for anything that is not a struct).
@@ -85,7 +96,7 @@ mod tests {
     use serde::Deserialize;
     use serde_json::json;
 
-    use super::canonical_keys;
+    use super::{canonical_keys, unknown_key};
 
     #[derive(Debug, Default, Deserialize, PartialEq)]
     #[serde(default, rename_all = "PascalCase")]
@@ -103,5 +114,15 @@ mod tests {
         let v = canonical_keys::<Body>(json!({"name": "lower", "Name": "exact"}));
         assert_eq!(v, json!({"Name": "exact"}));
         assert_eq!(canonical_keys::<Body>(json!([1])), json!([1]));
+    }
+
+    #[test]
+    fn unknown_keys_are_named_known_ones_in_any_case_are_not() {
+        assert_eq!(unknown_key::<Body>(&json!({"name": "p", "HASH": "h"}), &["Hash"]), None);
+        assert_eq!(
+            unknown_key::<Body>(&json!({"Name": "p", "Bogus": 1}), &["Hash"]).as_deref(),
+            Some("Bogus")
+        );
+        assert_eq!(unknown_key::<Body>(&json!("x"), &[]), None);
     }
 }

@@ -152,8 +152,6 @@ struct TokenIn {
     #[serde(rename = "ExpirationTTL")]
     expiration_ttl: Option<Value>,
     rules: Option<String>,
-    #[serde(rename = "Type")]
-    kind: Option<String>,
 }
 
 /// Builds the token a create (`accessor: None`) or update proposes.
@@ -168,9 +166,6 @@ fn token_from(body: TokenIn, accessor: Option<&str>, now_ms: u64) -> Result<AclT
     }
     if body.rules.as_deref().is_some_and(|r| !r.is_empty()) {
         return Err(rpc("Rules cannot be specified for this token".into()));
-    }
-    if body.kind.as_deref().is_some_and(|k| !k.is_empty()) {
-        return Err(rpc("Type cannot be specified for this token".into()));
     }
     let ttl_ms = match &body.expiration_ttl {
         None | Some(Value::Null) => None,

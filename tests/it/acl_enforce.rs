@@ -324,6 +324,26 @@ fn bad_acl_input_gets_consuls_answer_and_stores_nothing() {
     );
     let got = as_token(&agent, "DELETE", gm, &mgmt, "");
     assert_eq!(got, (500, "Delete operation not permitted on the builtin global-management policy".into()));
+    for (path, body, what, key) in [
+        ("/v1/acl/policy", r#"{"Name":"b6","Bogus":1}"#, "Policy", "\"Bogus\""),
+        ("/v1/acl/policy", r#"{"Name":"b7","Syntax":"hcl"}"#, "Policy", "\"Syntax\""),
+        ("/v1/acl/role", r#"{"Name":"r1","Bogus":1}"#, "Role", "\"Bogus\""),
+        ("/v1/acl/token", r#"{"Type":"client"}"#, "Token", "\"Type\""),
+        ("/v1/acl/token", r#"{"Legacy":true}"#, "Token", "\"Legacy\""),
+        (
+            "/v1/acl/policy",
+            r#"{"Name":"b8","Namespace":""}"#,
+            "Policy",
+            "\"Namespace\" - Namespaces are a Consul Enterprise feature",
+        ),
+    ] {
+        let got = as_token(&agent, "PUT", path, &mgmt, body);
+        assert_eq!(
+            got,
+            (400, format!("Bad request: {what} decoding failed: json: unknown field {key}")),
+            "{body}"
+        );
+    }
     let got = as_token(&agent, "PUT", "/v1/acl/policy", &mgmt, r#"{"Name":"#);
     assert_eq!(got.0, 400);
     assert!(got.1.starts_with("Bad request: Policy decoding failed: "), "{}", got.1);
@@ -426,4 +446,25 @@ fn consuls_kv_cli_with_and_without_a_token() {
     assert!(!ok && out.contains("Unexpected response code: 403"), "{out}"); // as against Consul
     let (ok, out) = run(&["kv", "put", &token_flag, "other/key", "v"]);
     assert!(!ok && out.contains("403 (Permission denied)"), "{out}");
+    // The CLI's updates send the object as read back (Hash, indexes, CreateTime): accepted.
+    let mgmt_flag = format!("-token={mgmt}");
+    let (ok, out) = run(&["acl", "policy", "update", &mgmt_flag, "-name", "app", "-description", "app keys"]);
+    assert!(ok && out.contains("app keys"), "{out}");
+    let (_, me) = as_token(&agent, "GET", "/v1/acl/token/self", &app, "");
+    let accessor = json(&me)["AccessorID"].as_str().unwrap().to_owned();
+    let update = [
+        "acl",
+        "token",
+        "update",
+        &mgmt_flag,
+        "-id",
+        &accessor,
+        "-description",
+        "renamed",
+        "-merge-policies",
+    ];
+    let (ok, out) = run(&update);
+    assert!(ok && out.contains("renamed") && out.contains(" - app"), "{out}");
+    let (ok, out) = run(&["kv", "get", &token_flag, "app/config"]);
+    assert!(ok && out.trim() == "v1", "the updated token still works: {out}");
 }
