@@ -344,6 +344,11 @@ fn bad_acl_input_gets_consuls_answer_and_stores_nothing() {
             "{body}"
         );
     }
+    let id = r#""ID":"11111111-2222-3333-4444-555555555555""#;
+    let got = as_token(&agent, "PUT", "/v1/acl/policy", &mgmt, &format!(r#"{{"Name":"b9",{id}}}"#));
+    assert_eq!(got, (400, "Bad request: Cannot specify the ID when creating a new policy".into()));
+    let got = as_token(&agent, "PUT", "/v1/acl/role", &mgmt, &format!(r#"{{"Name":"r2",{id}}}"#));
+    assert_eq!(got, (400, "Bad request: Role ID in URL and payload do not match".into()));
     let got = as_token(&agent, "PUT", "/v1/acl/policy", &mgmt, r#"{"Name":"#);
     assert_eq!(got.0, 400);
     assert!(got.1.starts_with("Bad request: Policy decoding failed: "), "{}", got.1);
