@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """seed.py SERVER ADDR: writes bench/0..999 (100-byte values) so every GET of the benchmark
-finds its key; SERVER is cairn, consul (PUT /v1/kv) or etcd (POST /v3/kv/put)."""
+finds its key; SERVER is cairn, consul (PUT /v1/kv) or etcd (POST /v3/kv/put). KV_TOKEN, when
+set, goes in X-Consul-Token (run --acl)."""
 
 import base64
 import http.client
 import json
+import os
 import sys
 
 server, addr = sys.argv[1], sys.argv[2]
@@ -17,7 +19,8 @@ for i in range(1000):
         body = json.dumps({"key": base64.b64encode(key.encode()).decode(), "value": base64.b64encode(value).decode()})
         conn.request("POST", "/v3/kv/put", body, {"Content-Type": "application/json"})
     else:
-        conn.request("PUT", f"/v1/kv/{key}", value)
+        token = os.environ.get("KV_TOKEN")
+        conn.request("PUT", f"/v1/kv/{key}", value, {"X-Consul-Token": token} if token else {})
     resp = conn.getresponse()
     resp.read()
     if resp.status != 200:

@@ -5,19 +5,22 @@
 //! Every route answers 401 `ACL support disabled` with ACLs off. The caller's token is taken
 //! with Consul's precedence (`?token=` > `X-Consul-Token` > `Authorization: Bearer`) and
 //! resolved through `ApiState::acl`; reads need `acl:read`, writes `acl:write` (403
-//! `Permission denied`), an unknown token is 403 `ACL not found`, a root name 500. A missing
+//! `Permission denied`), an unknown token is 403 `ACL not found`, a root name 500. A path with
+//! an empty ID or name is 400 `Bad request: Missing token ID` (and the like). A missing
 //! token or policy is 403 `ACL not found` (Consul's quirk), a missing role 404. Validation
 //! failures are 500 with Consul's text and store nothing (`Command::validate`, then `apply`).
 //! Reads are blocking queries on the ACL index. A SecretID reads `<hidden>` for a caller with
 //! `acl:read` but not `acl:write`. Writes answer from the snapshot the write was published in.
+//! `/v1/acl/replication` is the single-datacenter primary's: nothing replicates.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{MethodRouter, get, put};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
@@ -147,7 +150,7 @@ pub(crate) async fn set_acl<B: for<'de> Deserialize<'de> + Default>(
     reply: impl FnOnce(&ApiState, &str, bool) -> AclResult + Send,
 ) -> AclResult {
     let q = write_query(st, raw, headers)?;
-    let (id, cmd) = build(decode(body, what)?)?;
+    let (id, cmd) = build(decode_write(body, what)?)?;
     propose_acl(st, cmd).await?;
     reply(st, &id, q.has("pretty"))
 }
@@ -176,13 +179,45 @@ pub(crate) async fn read_one<O: ?Sized, T: Serialize>(
     Ok(st.read(q, |s| s.catalog.acl().index(), body).await?)
 }
 
-/// Decodes a JSON body; `what` names the object in Consul's 400 text.
+/// Decodes a JSON body, its keys in any case; `what` names the object in Consul's 400 text.
 pub(crate) fn decode<T: for<'de> Deserialize<'de> + Default>(body: &Bytes, what: &str) -> Result<T, AclFail> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| AclFail::Api(ApiError::BadRequest(format!("Bad request: {what} decoding failed: {e}"))))
+    let failed = |e: serde_json::Error| {
+        AclFail::Api(ApiError::BadRequest(format!("Bad request: {what} decoding failed: {e}")))
+    };
+    // Keys match fields in any case, as Go's decoder matches them (`acl_fields`).
+    let value = super::acl_fields::canonical_keys::<T>(serde_json::from_slice(body).map_err(failed)?);
+    serde_json::from_value(value).map_err(failed)
+}
+
+/// `decode` for the body of a token, policy or role write (`what`), which must hold no key
+/// Consul's struct lacks: 400 `Bad request: <what> decoding failed: json: unknown field "X"`
+/// [live on 1.8.7]. Keys Consul's struct has but a write ignores (`Hash`, the indexes, a
+/// token's `CreateTime` and `AuthMethod`) are accepted and ignored, so a body read back from
+/// the API can be sent again.
+pub(crate) fn decode_write<T: for<'de> Deserialize<'de> + Default>(
+    body: &Bytes,
+    what: &str,
+) -> Result<T, AclFail> {
+    const IGNORED: &[&str] = &["Hash", "CreateIndex", "ModifyIndex"];
+    const TOKEN_IGNORED: &[&str] = &["Hash", "CreateIndex", "ModifyIndex", "CreateTime", "AuthMethod"];
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
+        let also = if what == "Token" { TOKEN_IGNORED } else { IGNORED };
+        if let Some(key) = super::acl_fields::unknown_key::<T>(&value, also) {
+            // Consul OSS's own wording for the one enterprise key.
+            let enterprise = if key.eq_ignore_ascii_case("Namespace") {
+                " - Namespaces are a Consul Enterprise feature"
+            } else {
+                ""
+            };
+            return Err(AclFail::Api(ApiError::BadRequest(format!(
+                "Bad request: {what} decoding failed: json: unknown field {key:?}{enterprise}"
+            ))));
+        }
+    }
+    decode(body, what)
 }
 
 /// `{ID, Name}` as sent: either may be empty.
@@ -310,17 +345,73 @@ pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/acl/bootstrap", put(t::bootstrap))
         .route("/v1/acl/token", put(t::token_create))
+        .route("/v1/acl/token/", missing("token ID").put(t::token_create))
         .route("/v1/acl/token/self", get(t::token_self))
         .route("/v1/acl/token/{id}", get(t::token_read).put(t::token_update).delete(t::token_delete))
         .route("/v1/acl/token/{id}/clone", put(t::token_clone))
         .route("/v1/acl/tokens", get(t::token_list))
         .route("/v1/acl/policy", put(p::policy_create))
+        .route("/v1/acl/policy/", missing("policy ID").put(p::policy_create))
+        .route("/v1/acl/policy/name/", missing("policy Name"))
         .route("/v1/acl/policy/name/{name}", get(p::policy_read_name))
         .route("/v1/acl/policy/{id}", get(p::policy_read).put(p::policy_update).delete(p::policy_delete))
         .route("/v1/acl/policies", get(p::policy_list))
         .route("/v1/acl/role", put(p::role_create))
+        .route("/v1/acl/role/", missing("role ID").put(p::role_create))
+        .route("/v1/acl/role/name/", missing("role Name"))
         .route("/v1/acl/role/name/{name}", get(p::role_read_name))
         .route("/v1/acl/role/{id}", get(p::role_read).put(p::role_update).delete(p::role_delete))
         .route("/v1/acl/roles", get(p::role_list))
+        .route("/v1/acl/replication", get(replication))
         .route("/v1/agent/token/{name}", put(t::agent_token))
+}
+
+/// A route whose path ends where the ID or name should be: GET and DELETE answer Consul's
+/// 400 `Bad request: Missing <what>` (before any token check, after the 401 with ACLs off);
+/// the caller adds PUT, which creates as the route without the slash does [live on 1.8.7].
+fn missing(what: &'static str) -> MethodRouter<ApiState> {
+    let handler = move |State(st): State<ApiState>| async move {
+        if !st.acl.enabled() {
+            return Err::<Response, _>(AclFail::Disabled);
+        }
+        Err(AclFail::Api(ApiError::BadRequest(format!("Bad request: Missing {what}"))))
+    };
+    get(handler).delete(handler)
+}
+
+/// `GET /v1/acl/replication` in a single-datacenter primary: nothing replicates, so every
+/// field is false, empty or zero, with Go's zero time [live on 1.8.7]. It needs no token, so
+/// the token presented is not resolved (an unknown one still gets 200).
+async fn replication(State(st): State<ApiState>, RawQuery(raw): RawQuery) -> AclResult {
+    if !st.acl.enabled() {
+        return Err(AclFail::Disabled);
+    }
+    const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+    let status = ReplicationStatus {
+        enabled: false,
+        running: false,
+        source_datacenter: "",
+        replication_type: "",
+        replicated_index: 0,
+        replicated_role_index: 0,
+        replicated_token_index: 0,
+        last_success: ZERO_TIME,
+        last_error: ZERO_TIME,
+    };
+    Ok(super::json(&status, Query::parse(raw.as_deref()).has("pretty")))
+}
+
+/// Consul's `structs.ACLReplicationStatus`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ReplicationStatus {
+    enabled: bool,
+    running: bool,
+    source_datacenter: &'static str,
+    replication_type: &'static str,
+    replicated_index: u64,
+    replicated_role_index: u64,
+    replicated_token_index: u64,
+    last_success: &'static str,
+    last_error: &'static str,
 }

@@ -69,7 +69,7 @@ fn policy_from(body: PolicyIn, id: Option<&str>) -> Result<AclPolicy, AclFail> {
     let bad = |m: &str| AclFail::Api(ApiError::BadRequest(m.to_owned()));
     let id = match id {
         None if !body.id.is_empty() => {
-            return Err(bad("Bad request: Cannot specify an ID when creating a policy"));
+            return Err(bad("Bad request: Cannot specify the ID when creating a new policy"));
         }
         None => uuid::Uuid::new_v4().to_string(),
         Some(url) if !body.id.is_empty() && body.id != url => {
@@ -239,7 +239,8 @@ fn role_from(body: RoleIn, id: Option<&str>) -> Result<AclRole, AclFail> {
     let bad = |m: &str| AclFail::Api(ApiError::BadRequest(m.to_owned()));
     let id = match id {
         None if !body.id.is_empty() => {
-            return Err(bad("Bad request: Cannot specify an ID when creating a role"));
+            // Consul checks it as an update of the empty ID [live on 1.8.7].
+            return Err(bad("Bad request: Role ID in URL and payload do not match"));
         }
         None => uuid::Uuid::new_v4().to_string(),
         Some(url) if !body.id.is_empty() && body.id != url => {

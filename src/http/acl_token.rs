@@ -152,8 +152,6 @@ struct TokenIn {
     #[serde(rename = "ExpirationTTL")]
     expiration_ttl: Option<Value>,
     rules: Option<String>,
-    #[serde(rename = "Type")]
-    kind: Option<String>,
 }
 
 /// Builds the token a create (`accessor: None`) or update proposes.
@@ -169,15 +167,13 @@ fn token_from(body: TokenIn, accessor: Option<&str>, now_ms: u64) -> Result<AclT
     if body.rules.as_deref().is_some_and(|r| !r.is_empty()) {
         return Err(rpc("Rules cannot be specified for this token".into()));
     }
-    if body.kind.as_deref().is_some_and(|k| !k.is_empty()) {
-        return Err(rpc("Type cannot be specified for this token".into()));
-    }
     let ttl_ms = match &body.expiration_ttl {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) => {
-            Some(crate::agent::parse_go_duration(s).map_err(|e| bad(&format!("Bad request: {e}")))?)
-        }
+        Some(Value::String(s)) => Some(
+            crate::agent::parse_go_duration(s)
+                .map_err(|e| bad(&format!("Bad request: Token decoding failed: {e}")))?,
+        ),
         Some(Value::Number(n)) => Some(std::time::Duration::from_nanos(n.as_u64().unwrap_or(0))),
         Some(_) => return Err(bad("Bad request: Token decoding failed: ExpirationTTL: expected a duration")),
     }
@@ -191,7 +187,7 @@ fn token_from(body: TokenIn, accessor: Option<&str>, now_ms: u64) -> Result<AclT
     };
     let expiration_time_ms = match (ttl_ms, at_ms) {
         (Some(_), Some(_)) => {
-            return Err(rpc("Expiration TTL and Expiration Time cannot both be set".into()));
+            return Err(rpc("Token Expiration TTL and Expiration Time cannot both be set".into()));
         }
         (Some(ttl), None) => Some(now_ms.saturating_add(ttl)),
         (None, at) => at,
@@ -244,7 +240,18 @@ async fn token_set(
     id: Option<&str>,
 ) -> AclResult {
     let build = |b| {
-        let token = token_from(b, id, unix_ms())?;
+        let mut token = token_from(b, id, unix_ms())?;
+        if let Some(id) = id {
+            // An update names a token that exists, and may leave its SecretID out (Consul keeps
+            // the stored one) [live on 1.8.7: 200; an unknown accessor is 500 `Cannot find token "…"`].
+            let snap = st.snapshots.load();
+            let old = snap.catalog.acl().token(id);
+            let old =
+                old.ok_or_else(|| AclFail::Api(ApiError::Internal(format!("Cannot find token {id:?}"))))?;
+            if token.secret_id.is_empty() {
+                token.secret_id.clone_from(&old.secret_id);
+            }
+        }
         Ok((token.accessor_id.clone(), AclCommand::TokenSet { token: Box::new(token), update: id.is_some() }))
     };
     set_acl(st, raw, headers, body, "Token", build, shown_reply).await
@@ -353,8 +360,8 @@ pub(crate) async fn token_clone(
     let body: CloneIn = decode(&body, "Token")?;
     let now = unix_ms();
     let source = st.snapshots.load().catalog.acl().token(&id).filter(|t| !t.expired(now)).cloned();
-    let source =
-        source.ok_or_else(|| AclFail::Api(ApiError::Internal("Cannot find token to clone".into())))?;
+    // An unknown (or expired) source is Consul's 403 `ACL not found` [live on 1.8.7].
+    let source = source.ok_or_else(acl_not_found)?;
     let mut t = (*source).clone();
     t.accessor_id = uuid::Uuid::new_v4().to_string();
     t.secret_id = uuid::Uuid::new_v4().to_string();

@@ -18,6 +18,7 @@
 //! HTTP/2 through ALPN): the same router on both.
 
 mod acl;
+mod acl_fields;
 mod acl_policy;
 mod acl_time;
 mod acl_token;

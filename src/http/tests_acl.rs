@@ -503,3 +503,31 @@ async fn script_checks_need_node_write_besides_the_switch() {
     expect(&st, Method::PUT, "/v1/agent/check/register", Some("web-writer"), node_check, missing_node).await;
     expect(&st, Method::PUT, "/v1/agent/service/register", Some("mgmt"), script, (200, "")).await;
 }
+
+#[tokio::test]
+async fn empty_ids_and_names_are_consuls_400_and_replication_reads_without_a_token() {
+    let (st, _dir) = acl_state().await;
+    for (path, what) in [
+        ("/v1/acl/token/", "token ID"),
+        ("/v1/acl/policy/", "policy ID"),
+        ("/v1/acl/role/", "role ID"),
+        ("/v1/acl/policy/name/", "policy Name"),
+        ("/v1/acl/role/name/", "role Name"),
+    ] {
+        let want = (400, format!("Bad request: Missing {what}"));
+        for token in [None, Some("mgmt")] {
+            for method in [Method::GET, Method::DELETE] {
+                let (status, _, body) = send(&st, method.clone(), path, token, "").await;
+                assert_eq!((status.as_u16(), body), want.clone(), "{method} {path} as {token:?}");
+            }
+        }
+    }
+    // PUT with the trailing slash creates, as the route without it does.
+    expect(&st, Method::PUT, "/v1/acl/policy/", None, r#"{"Name":"p"}"#, DENIED).await;
+    let want = serde_json::json!({"Enabled": false, "Running": false, "SourceDatacenter": "",
+        "ReplicationType": "", "ReplicatedIndex": 0, "ReplicatedRoleIndex": 0, "ReplicatedTokenIndex": 0,
+        "LastSuccess": "0001-01-01T00:00:00Z", "LastError": "0001-01-01T00:00:00Z"});
+    for token in [None, Some("no-such-secret")] {
+        assert_eq!(read(&st, "/v1/acl/replication", token).await, want);
+    }
+}

@@ -13,8 +13,9 @@ import pytest
 class Agent:
     """One `cairn agent` process; its ports come from its own startup lines (port 0)."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, extra=()):
         self.data_dir = data_dir
+        self.extra = list(extra)
         self.proc = None
         self.http = self.dns = None
 
@@ -22,7 +23,7 @@ class Agent:
         args = [os.environ["CAIRN_BIN"], "agent", "--server", "--bootstrap-expect", "1",
                 "--node", "py1", "--data-dir", self.data_dir,
                 "--http-port", "0", "--dns-port", "0", "--server-port", "0",
-                "--serf-lan-port", "0"]
+                "--serf-lan-port", "0", *self.extra]
         self.log = open(os.path.join(self.data_dir, "agent.log"), "ab")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
         deadline = time.time() + 30
@@ -56,5 +57,19 @@ class Agent:
 def agent():
     with tempfile.TemporaryDirectory(prefix="cairn-py-") as d:
         a = Agent(d).start()
+        yield a
+        a.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def acl_agent():
+    """An agent with ACLs on and `default_policy = "deny"` (not yet bootstrapped)."""
+    with tempfile.TemporaryDirectory(prefix="cairn-py-acl-") as d:
+        config = os.path.join(d, "acl.json")
+        with open(config, "w") as f:
+            f.write('{"acl":{"enabled":true,"default_policy":"deny"}}')
+        a = Agent(os.path.join(d, "data"), ["--config-file", config])
+        os.makedirs(a.data_dir)
+        a.start()
         yield a
         a.stop(signal.SIGKILL)
