@@ -41,6 +41,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod acl;
+mod acl_client;
 mod anti_entropy;
 mod appliance;
 mod architecture;
