@@ -488,12 +488,24 @@ mod tests {
             r#"{"Remove":{"node_id":1}}"#,
             r#"{"Subscribe":{"from_index":0}}"#,
             r#""Hello""#,
+            r#"{"ForwardAs":{"command":{"Kv":{"op":{"Delete":"app/a"},"now_ms":0}},"token":"secret"}}"#,
         ];
         for f in frames {
             let req: Request =
                 codec::Format::FramePayload.decode(f.as_bytes()).unwrap_or_else(|e| panic!("{f}: {e}"));
             assert!(!matches!(req, Request::ReadIndex), "{f}");
         }
+    }
+
+    #[test]
+    fn a_forward_carries_its_secret_only_with_acls_on_and_never_shows_it() {
+        let cmd = || Command::QueryDelete("q".into());
+        assert!(matches!(Request::forward(cmd(), None), Request::Forward(_)));
+        let req = Request::forward(cmd(), Some(Secret::new("s3cr3t")));
+        assert!(matches!(&req, Request::ForwardAs { token, .. } if token.expose() == "s3cr3t"));
+        assert!(!format!("{req:?}").contains("s3cr3t"));
+        let bytes = codec::Format::FramePayload.encode(&req).unwrap();
+        assert!(String::from_utf8_lossy(&bytes).contains(r#""token":"s3cr3t""#));
     }
 
     #[tokio::test]
