@@ -13,14 +13,22 @@
 //! `Participant`; it imports only the vocabulary (`catalog`), the read model (`snapshot`) and
 //! the wire types (`rpc`). `propose` returns only after the command is committed and applied
 //! locally (published), on a server and on a client alike.
+//!
+//! ACLs: every proposal is made on someone's `Authority`: `propose`/`propose_for` on the
+//! agent's own (`acl.tokens.agent`: node registration, anti-entropy, check results, the
+//! leader's timers), `propose_as`/`propose_for_as` on an HTTP caller's. With ACLs on
+//! (`set_credentials`), a write forwarded to a server (by a client agent, or by a follower to
+//! its leader) carries that authority's secret beside the command, never inside it, and the
+//! server checks it (`serve_rpc`); a server committing its own proposal checked it already
+//! (its HTTP layer) or trusts it (its own feeds).
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::catalog::{Command, CommandResponse};
-use crate::rpc::{Pool, RaftServer, Remote};
+use crate::rpc::{Pool, RaftServer, Remote, Secret};
 use crate::snapshot::SnapshotHandle;
 
 /// A boxed `Send` future, so `Participant` is usable as a trait object.
@@ -48,14 +56,53 @@ pub(crate) enum ProposeError {
     /// forwarded to); nothing was proposed. The text is Consul's error message.
     #[error("{0}")]
     Invalid(crate::catalog::Invalid),
+    /// The server refused the write: the token it was forwarded with lacks a permission it
+    /// needs, or does not resolve. The text is Consul's (`Permission denied`, `ACL not found`).
+    #[error("{0}")]
+    Denied(String),
+}
+
+impl From<Remote> for ProposeError {
+    /// What a server's refusal of a forwarded write means to the agent that forwarded it.
+    fn from(e: Remote) -> Self {
+        match e {
+            Remote::NoLeader => Self::NoLeader,
+            Remote::Failed(m) => Self::Raft(m),
+            Remote::Invalid(e) => Self::Invalid(e),
+            Remote::Denied(m) => Self::Denied(m),
+        }
+    }
+}
+
+/// On whose authority a write is proposed: what the server it is forwarded to checks it
+/// against when ACLs are on (a server proposing for itself checked it already).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Authority<'a> {
+    /// The agent's own write (node registration, anti-entropy, check results, the leader's
+    /// timers): `acl.tokens.agent`, else the default token, else anonymous.
+    Agent,
+    /// An HTTP caller's write: the secret it presented (`None`: the agent's default token,
+    /// else anonymous, as for its own request).
+    Caller(Option<&'a str>),
+}
+
+/// The secrets behind each `Authority` (the agent's ACL tokens; `acl_state::AclResolver`).
+pub(crate) trait Credentials: Send + Sync {
+    /// The secret `who` stands for now (tokens change at run time).
+    fn secret(&self, who: Authority<'_>) -> Secret;
 }
 
 /// One side of the consensus: a Raft server (`raft::Server`) or a client agent's replica and
 /// forwarder (`replica::Client`).
 pub(crate) trait Participant: Send + Sync + std::fmt::Debug {
     /// Proposes `cmd` and waits until it is committed and applied locally; the answer is what
-    /// applying it returned (`Rejected` included).
-    fn propose(&self, cmd: Command) -> BoxFuture<'_, Result<CommandResponse, ProposeError>>;
+    /// applying it returned (`Rejected` included). A write forwarded to a server carries
+    /// `token` (`None` with ACLs off), which that server checks it against.
+    fn propose(
+        &self,
+        cmd: Command,
+        token: Option<Secret>,
+    ) -> BoxFuture<'_, Result<CommandResponse, ProposeError>>;
     /// Waits until this agent's state is at least as new as the leader's committed state at
     /// the time of the call (Raft ReadIndex).
     fn read_barrier(&self) -> BoxFuture<'_, Result<(), ProposeError>>;
@@ -94,6 +141,9 @@ pub(crate) trait Participant: Send + Sync + std::fmt::Debug {
 #[derive(Clone)]
 pub(crate) struct Consensus {
     participant: Arc<dyn Participant>,
+    /// The agent's ACL tokens, once ACLs are on (`set_credentials`); unset, writes are
+    /// forwarded without a token.
+    credentials: Arc<OnceLock<Arc<dyn Credentials>>>,
 }
 
 impl std::fmt::Debug for Consensus {
@@ -105,14 +155,26 @@ impl std::fmt::Debug for Consensus {
 impl Consensus {
     /// The handle of `participant` (a `raft::Server` or a `replica::Client`).
     pub(crate) fn new(participant: Arc<dyn Participant>) -> Self {
-        Self { participant }
+        Self { participant, credentials: Arc::default() }
     }
 
-    /// Proposes `cmd` and waits until it is committed and applied locally.
+    /// Turns on tokens for forwarded writes (ACLs on): every clone of this handle forwards
+    /// with the secrets `credentials` gives. Set once; a second call changes nothing.
+    pub(crate) fn set_credentials(&self, credentials: Arc<dyn Credentials>) {
+        let _ = self.credentials.set(credentials);
+    }
+
+    /// Proposes `cmd` as the agent's own write (`Authority::Agent`) and waits until it is
+    /// committed and applied locally.
     /// Concurrent proposals are grouped into one log entry (`raft::batch`). A deterministic
     /// rejection by `apply` comes back as `ProposeError::Rejected`.
     pub(crate) async fn propose(&self, cmd: Command) -> Result<(), ProposeError> {
-        match self.participant.propose(cmd).await? {
+        self.propose_as(Authority::Agent, cmd).await
+    }
+
+    /// Proposes `cmd` on `who`'s authority (see `propose`).
+    pub(crate) async fn propose_as(&self, who: Authority<'_>, cmd: Command) -> Result<(), ProposeError> {
+        match self.participant.propose(cmd, self.secret(who)).await? {
             CommandResponse::Applied => Ok(()),
             CommandResponse::Rejected(msg) => Err(ProposeError::Rejected(msg)),
             CommandResponse::Batch(_) | CommandResponse::Bool(_) | CommandResponse::Txn(_) => {
@@ -121,13 +183,27 @@ impl Consensus {
         }
     }
 
-    /// Proposes `cmd` and returns what applying it answered (KV writes answer `Bool`,
-    /// transactions `Txn`); `Rejected` becomes `ProposeError::Rejected`.
+    /// Proposes `cmd` as the agent's own write and returns what applying it answered (KV
+    /// writes answer `Bool`, transactions `Txn`); `Rejected` becomes `ProposeError::Rejected`.
     pub(crate) async fn propose_for(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
-        match self.participant.propose(cmd).await? {
+        self.propose_for_as(Authority::Agent, cmd).await
+    }
+
+    /// `propose_for` on `who`'s authority.
+    pub(crate) async fn propose_for_as(
+        &self,
+        who: Authority<'_>,
+        cmd: Command,
+    ) -> Result<CommandResponse, ProposeError> {
+        match self.participant.propose(cmd, self.secret(who)).await? {
             CommandResponse::Rejected(msg) => Err(ProposeError::Rejected(msg)),
             other => Ok(other),
         }
+    }
+
+    /// The secret a write on `who`'s authority is forwarded with (`None` with ACLs off).
+    fn secret(&self, who: Authority<'_>) -> Option<Secret> {
+        self.credentials.get().map(|c| c.secret(who))
     }
 
     /// Whether this server is the Raft leader (leader-only timers, e.g. session TTLs); never

@@ -18,7 +18,11 @@
 //! Invariants: a malformed or oversized frame closes that connection only; nothing here panics
 //! on input; a forwarded write is proposed only if it passes `Command::validate`, the checks
 //! of a direct HTTP write (`Remote::Invalid` otherwise, which the forwarder turns into the
-//! same HTTP status and text). This dispatcher sits above `raft`, `replica` and `session` so
+//! same HTTP status and text), and, with ACLs on, only if the secret it carries (`ForwardAs`;
+//! a plain `Forward` is the anonymous token) permits it on this server's ACL state
+//! (`acl_state::permission`, the map the HTTP layer checks with; `Remote::Denied` otherwise:
+//! 403 `Permission denied` / `ACL not found` at the forwarding agent). The secret is never
+//! logged. This dispatcher sits above `raft`, `replica` and `session` so
 //! that `rpc` keeps only the wire types, framing and the connection pool.
 
 use std::net::{IpAddr, SocketAddr};
@@ -28,10 +32,13 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::acl::{ANONYMOUS_TOKEN_SECRET, Resolve, ResolveError};
+use crate::acl_state::permission::{self, Refusal};
+use crate::catalog::{Command, CommandResponse};
 use crate::consensus::ProposeError;
 use crate::gossip::{Lan, Membership as _};
 use crate::raft::Server;
-use crate::rpc::{Auth, Conn, Frame, Remote, Request, Response, ServerInfo, read_frame, write_frame};
+use crate::rpc::{Auth, Conn, Frame, Remote, Request, Response, Secret, ServerInfo, read_frame, write_frame};
 use crate::session::SessionTimers;
 
 /// Open server-RPC connections accepted at once (each peer's pool keeps a few).
@@ -49,6 +56,8 @@ pub(crate) struct Dispatch {
     pub gossip: Option<Arc<Lan>>,
     /// What every connection proves before its first frame.
     pub auth: Auth,
+    /// This server's ACL resolver: forwarded writes are checked against the secret they carry.
+    pub acl: Arc<dyn Resolve>,
 }
 
 /// Serves RPC connections on `listener` until `stop` fires.
@@ -123,7 +132,7 @@ impl Dispatch {
             }
             let resp = match self.membership_change_refused(&req, stream.peer()).await {
                 Some(refused) => refused,
-                None => answer(&self.raft, req, self.serf_addr, &self.sessions).await,
+                None => answer(&self.raft, &*self.acl, req, self.serf_addr, &self.sessions).await,
             };
             write_frame(stream, &resp).await?;
         }
@@ -186,6 +195,7 @@ async fn membership_refusal(gossip: &Lan, peer: IpAddr, joiner: Option<(u64, &st
 
 async fn answer(
     raft: &Server,
+    acl: &dyn Resolve,
     req: Request,
     serf_addr: Option<SocketAddr>,
     sessions: &SessionTimers,
@@ -204,13 +214,8 @@ async fn answer(
         Request::Join { node_id, addr } => Response::Join(raft.add_server(node_id, addr).await),
         Request::Remove { node_id } => Response::Remove(raft.remove_server(node_id).await),
         // A forwarded write passes the checks a direct HTTP write passes, whoever sent it.
-        Request::Forward(cmd) => Response::Forward(match cmd.validate() {
-            Ok(()) => raft.apply_forwarded(*cmd).await,
-            Err(e) => {
-                tracing::warn!(error = ?e.to_string(), write = ?cmd.to_string(), "forwarded write refused");
-                Err(Remote::Invalid(e))
-            }
-        }),
+        Request::Forward(cmd) => forwarded(raft, acl, *cmd, None).await,
+        Request::ForwardAs { command, token } => forwarded(raft, acl, *command, Some(token)).await,
         Request::ReadIndex => Response::ReadIndex(raft.read_index().await.map_err(remote)),
         // On the leader it re-arms the timer here; elsewhere it goes on to the leader.
         Request::SessionRenew { id, ttl_ms } => {
@@ -227,6 +232,38 @@ async fn answer(
         // Handled by `connection`, which hands the connection over to the stream.
         Request::Subscribe { .. } => Response::Subscribe(Frame::Heartbeat(raft.heartbeat())),
     }
+}
+
+/// Answers a forwarded write: validated as a direct HTTP write is (`Command::validate`), then,
+/// with ACLs on, checked against the secret it came with (none: the anonymous token) on this
+/// server's ACL state, then committed (relayed to the leader with the same secret).
+async fn forwarded(raft: &Server, acl: &dyn Resolve, cmd: Command, token: Option<Secret>) -> Response {
+    if let Err(e) = cmd.validate() {
+        tracing::warn!(error = ?e.to_string(), write = ?cmd.to_string(), "forwarded write refused");
+        return Response::Forward(Err(Remote::Invalid(e)));
+    }
+    if acl.enabled() {
+        let secret = token.as_ref().map(Secret::expose).filter(|s| !s.is_empty());
+        let authz = match acl.resolve(Some(secret.unwrap_or(ANONYMOUS_TOKEN_SECRET))) {
+            Ok(a) => a,
+            Err(e @ ResolveError::RootName) => return Response::Forward(Err(Remote::Failed(e.to_string()))),
+            Err(e) => return Response::Forward(Err(Remote::Denied(e.to_string()))),
+        };
+        let snap = raft.snapshots().load_full();
+        match permission::authorize(&authz, &snap.catalog, &cmd) {
+            Ok(()) => {}
+            // Consul answers a transaction's refused operations in its body (409).
+            Err(Refusal::Txn(errors)) => {
+                return Response::Forward(Ok((CommandResponse::Txn(Err(errors)), snap.index)));
+            }
+            Err(Refusal::Unknown(text)) => return Response::Forward(Err(Remote::Failed(text))),
+            Err(e @ Refusal::Denied) => {
+                tracing::info!(write = %cmd, "forwarded write blocked by ACLs");
+                return Response::Forward(Err(Remote::Denied(e.to_string())));
+            }
+        }
+    }
+    Response::Forward(raft.apply_forwarded(cmd, token).await)
 }
 
 fn remote(e: ProposeError) -> Remote {

@@ -22,11 +22,13 @@
 //! logged.
 
 mod leader;
+pub(crate) mod permission;
 mod tokens;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use crate::acl::{
     ANONYMOUS_TOKEN_SECRET, AgentToken, AgentTokens, Authorizer, DefaultPolicy, PolicyRules, ROOT_NAMES,
@@ -35,7 +37,9 @@ use crate::acl::{
 use crate::catalog::CatalogState;
 use crate::catalog::acl::{AclLink, AclState, AclToken, NodeIdentity, ServiceIdentity};
 use crate::clock::unix_ms;
-use crate::config::AclConfig;
+use crate::config::{AclConfig, DownPolicy};
+use crate::consensus::{Authority, Consensus, Credentials};
+use crate::rpc::Secret;
 use crate::snapshot::SnapshotHandle;
 
 pub(crate) use leader::{management_token, run_leader_duties};
@@ -69,6 +73,23 @@ pub(crate) struct AclResolver {
     /// `<data_dir>/acl-tokens.json` under `acl.enable_token_persistence`.
     tokens_file: Option<PathBuf>,
     cache: Mutex<Cache>,
+    /// On a client agent: when its replica counts as stale, and `acl.down_policy`.
+    down: Option<Down>,
+}
+
+/// A client agent's `down_policy` (spec §1.1). Its replica is the servers' ACL state, fresh
+/// while the replica heard from a server (which heard from its leader) within `stale_after`
+/// (`acl.token_ttl`: as long as Consul caches a token it fetched), so tokens resolve locally
+/// with no server round trip. Past it, or before the first catalog arrived, no server is
+/// reachable: `allow` and `deny` answer with an allow-all or a deny-all authorizer (the
+/// `agent_master` token still resolves locally); `extend-cache` and `async-cache` keep using
+/// the last snapshot's tokens and policies (the replica holds them all, so every token is
+/// "cached"; an unknown one stays `ACL not found`).
+struct Down {
+    consensus: Consensus,
+    stale_after_ms: u64,
+    /// The authorizer answered while stale, or `None` to keep resolving from the snapshot.
+    verdict: Option<Arc<Authorizer>>,
 }
 
 impl AclResolver {
@@ -92,7 +113,34 @@ impl AclResolver {
             tokens: RwLock::new(tokens),
             tokens_file,
             cache: Mutex::new(Cache::default()),
+            down: None,
         })
+    }
+
+    /// On a client agent: applies `policy` when the replica behind `consensus` is stale for
+    /// longer than `stale_after` (see `Down`).
+    pub(crate) fn with_down_policy(
+        mut self,
+        consensus: Consensus,
+        policy: DownPolicy,
+        stale_after: Duration,
+    ) -> Self {
+        let verdict = match policy {
+            DownPolicy::Allow => Some(Arc::new(Authorizer::new(std::iter::empty(), DefaultPolicy::Allow))),
+            DownPolicy::Deny => Some(Arc::new(Authorizer::new(std::iter::empty(), DefaultPolicy::Deny))),
+            DownPolicy::ExtendCache | DownPolicy::AsyncCache => None,
+        };
+        let stale_after_ms = u64::try_from(stale_after.as_millis()).unwrap_or(u64::MAX);
+        self.down = Some(Down { consensus, stale_after_ms, verdict });
+        self
+    }
+
+    /// The `down_policy` answer while no server is reachable (`None`: resolve from the snapshot).
+    fn when_down(&self) -> Option<Arc<Authorizer>> {
+        let down = self.down.as_ref()?;
+        let verdict = down.verdict.as_ref()?;
+        let never = self.snapshots.load().index == 0;
+        (never || down.consensus.last_contact_ms() > down.stale_after_ms).then(|| verdict.clone())
     }
 
     /// The secret a request without one stands for: the default token, or anonymous.
@@ -122,6 +170,9 @@ impl AclResolver {
             guard.agent_master.as_ref().filter(|(master, _)| master == secret).map(|(_, a)| a.clone())
         };
         if let Some(authz) = agent_master {
+            return Ok(authz);
+        }
+        if let Some(authz) = self.when_down() {
             return Ok(authz);
         }
         let now = unix_ms();
@@ -176,6 +227,24 @@ impl Resolve for AclResolver {
 
     fn agent_tokens(&self) -> Option<&dyn AgentTokens> {
         Some(self)
+    }
+}
+
+/// The secrets a forwarded write carries (`Consensus::set_credentials`): the caller's, else
+/// the default token, else anonymous; the agent's own writes use `acl.tokens.agent`, else the
+/// default token (Consul's `AgentToken()` fallback), else anonymous.
+impl Credentials for AclResolver {
+    fn secret(&self, who: Authority<'_>) -> Secret {
+        let guard = match self.tokens.read() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let chosen = match who {
+            Authority::Caller(Some(s)) if !s.is_empty() => Some(s.to_owned()),
+            Authority::Caller(_) => guard.default.clone(),
+            Authority::Agent => guard.agent.clone().or_else(|| guard.default.clone()),
+        };
+        Secret::new(chosen.unwrap_or_else(|| ANONYMOUS_TOKEN_SECRET.to_owned()))
     }
 }
 

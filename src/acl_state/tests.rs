@@ -252,3 +252,21 @@ fn agent_tokens_persist_to_acl_tokens_json_and_win_over_the_config() {
     std::fs::write(&path, "{not json").expect("write");
     assert!(AclResolver::load(handle, &config, "n1", "dc1", dir.path()).is_err(), "a bad file refuses");
 }
+
+#[test]
+fn forwarded_writes_carry_the_callers_then_the_agent_then_the_default_token() {
+    use crate::consensus::{Authority, Credentials};
+    let r = resolver(seeded(), None);
+    let secret = |who| r.secret(who).expose().to_owned();
+    assert_eq!(secret(Authority::Caller(Some(S1))), S1);
+    assert_eq!(secret(Authority::Caller(None)), ANONYMOUS_TOKEN_SECRET);
+    assert_eq!(secret(Authority::Caller(Some(""))), ANONYMOUS_TOKEN_SECRET);
+    assert_eq!(secret(Authority::Agent), ANONYMOUS_TOKEN_SECRET);
+    r.set(AgentToken::Default, Some("default-secret".into())).expect("set");
+    assert_eq!(secret(Authority::Caller(None)), "default-secret");
+    assert_eq!(secret(Authority::Agent), "default-secret", "the agent token falls back to the default");
+    r.set(AgentToken::Agent, Some("agent-secret".into())).expect("set");
+    assert_eq!(secret(Authority::Agent), "agent-secret");
+    assert_eq!(secret(Authority::Caller(None)), "default-secret");
+    assert!(!format!("{:?}", r.secret(Authority::Agent)).contains("agent-secret"), "Debug hides it");
+}

@@ -151,15 +151,7 @@ impl App {
             local_check_ids,
         );
         let dns_context = Arc::new(ArcSwap::from_pointee(DnsContext::from_config(&config).with_zones(zones)));
-        let acl: Arc<dyn crate::acl::Resolve> = if config.acl.enabled {
-            let snapshots = side.consensus.snapshots();
-            let (node, dc, data) = (&config.node_name, &config.datacenter, &config.data_dir);
-            let resolver = crate::acl_state::AclResolver::load(snapshots, &config.acl, node, dc, data)
-                .map_err(|e| anyhow::anyhow!("ACL tokens: {e}"))?;
-            Arc::new(resolver)
-        } else {
-            Arc::new(crate::acl::Disabled::new())
-        };
+        let acl = build_acl(&config, &side.consensus)?;
         Ok(Self {
             acl,
             config,
@@ -319,6 +311,7 @@ impl App {
                 sessions: sessions.clone(),
                 gossip: Some(self.gossip.clone()),
                 auth: self.side.rpc_auth.clone(),
+                acl: self.acl.clone(),
             };
             let stop = stop.clone();
             services.spawn_listener("server RPC", async move {
@@ -362,6 +355,25 @@ impl App {
             });
         }
     }
+}
+
+/// The token resolver (allow-all with ACLs off). With ACLs on, forwarded writes carry the
+/// tokens it holds, and on a client agent it applies `acl.down_policy` once its replica has
+/// heard from no server for `acl.token_ttl`.
+fn build_acl(config: &Config, consensus: &Consensus) -> anyhow::Result<Arc<dyn crate::acl::Resolve>> {
+    if !config.acl.enabled {
+        return Ok(Arc::new(crate::acl::Disabled::new()));
+    }
+    let (node, dc, data) = (&config.node_name, &config.datacenter, &config.data_dir);
+    let mut resolver =
+        crate::acl_state::AclResolver::load(consensus.snapshots(), &config.acl, node, dc, data)
+            .map_err(|e| anyhow::anyhow!("ACL tokens: {e}"))?;
+    if !config.server {
+        resolver = resolver.with_down_policy(consensus.clone(), config.acl.down_policy, config.acl.token_ttl);
+    }
+    let resolver = Arc::new(resolver);
+    consensus.set_credentials(resolver.clone());
+    Ok(resolver)
 }
 
 /// Creates the `--dev` temporary data dir when none is set, creates the data dir, and reads

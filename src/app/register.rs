@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Check, Command, HealthStatus, Registration, Service};
 use crate::config::Config;
-use crate::consensus::Consensus;
+use crate::consensus::{Consensus, ProposeError};
 use crate::local::LocalState;
 
 /// How long to wait between attempts while the cluster has no leader.
@@ -27,6 +27,7 @@ pub(super) async fn register_when_led(
     local: std::sync::Arc<LocalState>,
     stop: CancellationToken,
 ) {
+    let mut blocked_logged = false;
     loop {
         let attempt = async {
             register_self(&config, &consensus).await?;
@@ -34,6 +35,14 @@ pub(super) async fn register_when_led(
         };
         match attempt.await {
             Ok(()) => break,
+            // Consul's line when the agent token (`acl.tokens.agent`, else the default token)
+            // may not write this node; logged once, retried until a token that may is set.
+            Err(e) if blocked_by_acls(&e) => {
+                if !blocked_logged {
+                    tracing::warn!(node = %config.node_name, error = %format!("{e:#}"), "Node info update blocked by ACLs");
+                    blocked_logged = true;
+                }
+            }
             Err(e) => tracing::debug!(error = %format!("{e:#}"), "registering this agent; retrying"),
         }
         tokio::select! {
@@ -137,6 +146,17 @@ pub(super) fn config_registrations(
         out.push((format!("check {:?}", spec.name), registration));
     }
     Ok(out)
+}
+
+/// Whether `e` is a server's refusal by ACLs.
+fn blocked_by_acls(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(c.downcast_ref::<ProposeError>(), Some(ProposeError::Denied(_)))
+            || matches!(
+                c.downcast_ref::<crate::local::LocalError>(),
+                Some(crate::local::LocalError::Propose(ProposeError::Denied(_)))
+            )
+    })
 }
 
 async fn propose_ok(consensus: &Consensus, cmd: Command) -> anyhow::Result<()> {

@@ -34,7 +34,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[allow(unused_imports)]
-pub(crate) use types::AclConfig;
+pub(crate) use types::{AclConfig, DownPolicy};
 pub(crate) use types::{
     CheckConfig, Ports, RecursorStrategy, SoaConfig, TlsConfig, TlsInterface, TlsVersion,
 };

@@ -32,7 +32,7 @@ use super::query::Query;
 use crate::acl::{Authorizer, ResolveError};
 use crate::catalog::acl::{AclLink, AclState, NodeIdentity, ServiceIdentity};
 use crate::catalog::{AclCommand, CatalogState, Command};
-use crate::consensus::ProposeError;
+use crate::consensus::{Authority, ProposeError};
 
 /// An ACL endpoint's failure, with Consul's status and text.
 #[derive(Debug)]
@@ -125,16 +125,22 @@ impl Caller {
     }
 }
 
-/// Proposes an ACL write (validated first: 500 with Consul's text, nothing stored).
-pub(crate) async fn propose_acl(st: &ApiState, cmd: AclCommand) -> Result<(), AclFail> {
-    Ok(st.propose(Command::Acl(cmd)).await?)
+/// Proposes an ACL write on `caller`'s authority (validated first: 500 with Consul's text,
+/// nothing stored).
+pub(crate) async fn propose_acl(st: &ApiState, caller: &Caller, cmd: AclCommand) -> Result<(), AclFail> {
+    Ok(st.propose(Authority::Caller(caller.secret.as_deref()), Command::Acl(cmd)).await?)
 }
 
-/// The query of a request whose caller must hold `acl:write`.
-pub(crate) fn write_query(st: &ApiState, raw: Option<&str>, headers: &HeaderMap) -> Result<Query, AclFail> {
+/// The query of a request whose caller must hold `acl:write`, and the caller.
+pub(crate) fn write_query(
+    st: &ApiState,
+    raw: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<(Query, Caller), AclFail> {
     let q = Query::parse(raw);
-    Caller::of(st, &q, headers)?.need_write()?;
-    Ok(q)
+    let caller = Caller::of(st, &q, headers)?;
+    caller.need_write()?;
+    Ok((q, caller))
 }
 
 /// A create or update: the caller needs `acl:write`; the body (`what` names it in the 400
@@ -149,15 +155,15 @@ pub(crate) async fn set_acl<B: for<'de> Deserialize<'de> + Default>(
     build: impl FnOnce(B) -> Result<(String, AclCommand), AclFail>,
     reply: impl FnOnce(&ApiState, &str, bool) -> AclResult + Send,
 ) -> AclResult {
-    let q = write_query(st, raw, headers)?;
+    let (q, caller) = write_query(st, raw, headers)?;
     let (id, cmd) = build(decode_write(body, what)?)?;
-    propose_acl(st, cmd).await?;
+    propose_acl(st, &caller, cmd).await?;
     reply(st, &id, q.has("pretty"))
 }
 
 /// Proposes a delete the caller may make and answers `true`.
-pub(crate) async fn delete_acl(st: &ApiState, cmd: AclCommand) -> AclResult {
-    propose_acl(st, cmd).await?;
+pub(crate) async fn delete_acl(st: &ApiState, caller: &Caller, cmd: AclCommand) -> AclResult {
+    propose_acl(st, caller, cmd).await?;
     Ok(super::json(&true, false))
 }
 

@@ -170,8 +170,8 @@ pub(crate) async fn policy_delete(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> AclResult {
-    write_query(&st, raw.as_deref(), &headers)?;
-    delete_acl(&st, AclCommand::PolicyDelete(id)).await
+    let (_, caller) = write_query(&st, raw.as_deref(), &headers)?;
+    delete_acl(&st, &caller, AclCommand::PolicyDelete(id)).await
 }
 
 /// `GET /v1/acl/policies`: stubs; `[]` when none.
@@ -343,8 +343,8 @@ pub(crate) async fn role_delete(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> AclResult {
-    write_query(&st, raw.as_deref(), &headers)?;
-    delete_acl(&st, AclCommand::RoleDelete(id)).await
+    let (_, caller) = write_query(&st, raw.as_deref(), &headers)?;
+    delete_acl(&st, &caller, AclCommand::RoleDelete(id)).await
 }
 
 /// `GET /v1/acl/roles?policy=`.

@@ -110,7 +110,12 @@ pub(crate) async fn bootstrap(State(st): State<ApiState>, RawQuery(raw): RawQuer
     let token =
         management_token(uuid::Uuid::new_v4().to_string(), "Bootstrap Token (Global Management)", unix_ms());
     let accessor = token.accessor_id.clone();
-    match st.propose(Command::Acl(AclCommand::Bootstrap { token: Box::new(token), reset_index })).await {
+    // Bootstrap needs no token (the server allows it once, whoever asks).
+    let anyone = crate::consensus::Authority::Caller(None);
+    match st
+        .propose(anyone, Command::Acl(AclCommand::Bootstrap { token: Box::new(token), reset_index }))
+        .await
+    {
         Ok(()) => {}
         Err(ApiError::Internal(m)) if m.starts_with("ACL bootstrap no longer allowed") => {
             return Err(AclFail::Forbidden(format!("Permission denied: {m}")));
@@ -337,7 +342,7 @@ pub(crate) async fn token_delete(
             "Deletion of the request's authorization token is not permitted".into(),
         )));
     }
-    delete_acl(&st, AclCommand::TokenDelete(id)).await
+    delete_acl(&st, &caller, AclCommand::TokenDelete(id)).await
 }
 
 /// `{Description?}` of a clone.
@@ -356,7 +361,8 @@ pub(crate) async fn token_clone(
     body: Bytes,
 ) -> AclResult {
     let q = Query::parse(raw.as_deref());
-    Caller::of(&st, &q, &headers)?.need_write()?;
+    let caller = Caller::of(&st, &q, &headers)?;
+    caller.need_write()?;
     let body: CloneIn = decode(&body, "Token")?;
     let now = unix_ms();
     let source = st.snapshots.load().catalog.acl().token(&id).filter(|t| !t.expired(now)).cloned();
@@ -370,7 +376,7 @@ pub(crate) async fn token_clone(
         t.description = d;
     }
     let accessor = t.accessor_id.clone();
-    propose_acl(&st, AclCommand::TokenSet { token: Box::new(t), update: false }).await?;
+    propose_acl(&st, &caller, AclCommand::TokenSet { token: Box::new(t), update: false }).await?;
     token_reply(&st, &accessor, Secret::Shown, q.has("pretty"))
 }
 

@@ -78,7 +78,7 @@ pub(super) async fn register(
     let v = parse_body(&body)?;
     let reg = wire::decode_catalog_register(&v, &st.config.datacenter)?;
     enforce::vet_register(&acl, &st.snapshots.load().catalog, &reg)?;
-    st.propose(Command::Register(reg)).await?;
+    st.propose(acl.authority(), Command::Register(reg)).await?;
     Ok(json(&true, false))
 }
 
@@ -90,7 +90,7 @@ pub(super) async fn deregister(
     let v = parse_body(&body)?;
     let d = wire::decode_catalog_deregister(&v, &st.config.datacenter)?;
     enforce::vet_deregister(&acl, &st.snapshots.load().catalog, &d)?;
-    st.propose(Command::Deregister(d)).await?;
+    st.propose(acl.authority(), Command::Deregister(d)).await?;
     Ok(json(&true, false))
 }
 

@@ -14,73 +14,29 @@
 use std::collections::BTreeMap;
 
 use super::error::ApiError;
-use super::token::require;
 use super::wire::{HealthCheckJson, NodeJson, NodeServicesJson, ServiceEntryJson, ServiceNodeJson};
 use crate::acl::Authorizer;
-use crate::catalog::{CatalogState, Deregistration, Node, Registration};
+use crate::acl_state::permission::{self, Refusal};
+use crate::catalog::{CatalogState, Deregistration, Registration};
 
-/// Vets a catalog registration: `node:write` when it changes the node, `service:write` on the
-/// service (and on the name it replaces), and on each check's service, or `node:write` for a
-/// node check.
+/// Vets a catalog registration (`acl_state::permission::vet_register`, the rules a server
+/// checks a forwarded one with).
 pub(crate) fn vet_register(a: &Authorizer, cat: &CatalogState, reg: &Registration) -> Result<(), ApiError> {
-    let node = &reg.node.name;
-    if !reg.skip_node_update && changes_node(cat.node(node).map(|n| &**n), &reg.node) {
-        require(a.node_write(node))?;
-    }
-    if let Some(s) = &reg.service {
-        require(a.service_write(&s.name))?;
-        if let Some(old) = cat.service(node, &s.id).filter(|old| old.name != s.name) {
-            require(a.service_write(&old.name))?;
-        }
-    }
-    for c in &reg.checks {
-        if c.service_id.is_empty() {
-            require(a.node_write(node))?;
-            continue;
-        }
-        let name = match &reg.service {
-            Some(s) if s.id.eq_ignore_ascii_case(&c.service_id) => Some(s.name.as_str()),
-            _ => cat.service(node, &c.service_id).map(|s| s.name.as_str()),
-        };
-        // A check on an unknown service is refused by validation; it needs no rule here.
-        if let Some(name) = name {
-            require(a.service_write(name))?;
-        }
-        if let Some(old) = cat.check(node, &c.check_id).filter(|old| !old.service_name.is_empty()) {
-            require(a.service_write(&old.service_name))?;
-        }
-    }
-    Ok(())
+    permission::vet_register(a, cat, reg).map_err(ApiError::from)
 }
 
-/// Whether registering `new` changes what the catalog holds for the node (or creates it).
-fn changes_node(old: Option<&Node>, new: &Node) -> bool {
-    old.is_none_or(|old| {
-        old.address != new.address
-            || old.tagged_addresses != new.tagged_addresses
-            || old.meta != new.meta
-            || (!new.id.is_empty() && old.id != new.id)
-    })
-}
-
-/// Vets a catalog deregistration as Consul's `vetDeregisterWithACL` does: `node:write` on
-/// the node allows anything on it; otherwise a service (or a service's check) needs
-/// `service:write`, a node check `node:write`, and an unknown service or check is Consul's 500
-/// `Unknown service 'x'` / `Unknown check 'x'` [live on 1.8.7].
+/// Vets a catalog deregistration (`acl_state::permission::vet_deregister`).
 pub(crate) fn vet_deregister(a: &Authorizer, cat: &CatalogState, d: &Deregistration) -> Result<(), ApiError> {
-    if a.node_write(&d.node) {
-        return Ok(());
+    permission::vet_deregister(a, cat, d).map_err(ApiError::from)
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Denied | Refusal::Txn(_) => Self::denied(),
+            Refusal::Unknown(text) => Self::Internal(text),
+        }
     }
-    if let Some(id) = &d.service_id {
-        let s =
-            cat.service(&d.node, id).ok_or_else(|| ApiError::Internal(format!("Unknown service '{id}'")))?;
-        return require(a.service_write(&s.name));
-    }
-    if let Some(id) = &d.check_id {
-        let c = cat.check(&d.node, id).ok_or_else(|| ApiError::Internal(format!("Unknown check '{id}'")))?;
-        return require(!c.service_id.is_empty() && a.service_write(&c.service_name));
-    }
-    Err(ApiError::denied())
 }
 
 /// Whether a check row is visible: `node:read`, and `service:read` for a service check.

@@ -205,7 +205,7 @@ pub(crate) async fn put(
     } else {
         KvOp::Set(w)
     };
-    write(&st, op, &q).await
+    write(&st, &acl, op, &q).await
 }
 
 /// `DELETE /v1/kv/:key` with `?recurse` or `?cas`.
@@ -234,13 +234,13 @@ pub(crate) async fn delete(
         None if recurse => KvOp::DeleteTree(key),
         None => KvOp::Delete(key),
     };
-    write(&st, op, &q).await
+    write(&st, &acl, op, &q).await
 }
 
-async fn write(st: &ApiState, op: KvOp, q: &Query) -> Result<Response, ApiError> {
+async fn write(st: &ApiState, acl: &Acl, op: KvOp, q: &Query) -> Result<Response, ApiError> {
     let cmd = Command::Kv { op, now_ms: unix_ms() };
     cmd.validate()?;
-    match st.consensus.propose_for(cmd).await? {
+    match st.consensus.propose_for_as(acl.authority(), cmd).await? {
         CommandResponse::Bool(b) => Ok(json(&b, q.has("pretty"))),
         other => Err(ApiError::Internal(format!("unexpected KV write response {other:?}"))),
     }

@@ -88,14 +88,17 @@ pub(super) async fn force_leave(
     if let Some(meta) = m.meta.as_ref().filter(|meta| meta.role == crate::gossip::Role::Server) {
         st.consensus.remove_server(meta.raft_id).await.map_err(|e| match e {
             crate::rpc::Remote::NoLeader => ApiError::from(crate::consensus::ProposeError::NoLeader),
-            other @ (crate::rpc::Remote::Failed(_) | crate::rpc::Remote::Invalid(_)) => {
+            other @ (crate::rpc::Remote::Failed(_)
+            | crate::rpc::Remote::Invalid(_)
+            | crate::rpc::Remote::Denied(_)) => {
                 ApiError::Internal(format!("removing {node} from Raft: {other}"))
             }
         })?;
     }
     if st.snapshots.load().catalog.node(&node).is_some() {
         let cmd = Command::Deregister(Deregistration { node, service_id: None, check_id: None });
-        st.propose(cmd).await?;
+        // The agent's own write, once the caller proved `operator:write`.
+        st.propose(crate::consensus::Authority::Agent, cmd).await?;
     }
     Ok(().into_response())
 }

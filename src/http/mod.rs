@@ -283,10 +283,15 @@ impl ApiState {
         node
     }
 
-    /// Validates and proposes a command; an invalid one gets its class's status, `Rejected`
-    /// a 500, both with Consul's text.
-    pub(crate) async fn propose(&self, cmd: Command) -> Result<(), ApiError> {
+    /// Validates and proposes a command on `who`'s authority (the caller's token, which a
+    /// server the write is forwarded to checks again); an invalid one gets its class's status,
+    /// `Rejected` a 500, both with Consul's text.
+    pub(crate) async fn propose(
+        &self,
+        who: crate::consensus::Authority<'_>,
+        cmd: Command,
+    ) -> Result<(), ApiError> {
         cmd.validate()?;
-        Ok(self.consensus.propose(cmd).await?)
+        Ok(self.consensus.propose_as(who, cmd).await?)
     }
 }

@@ -75,9 +75,10 @@ pub(crate) fn execute_result(
 /// What Consul shows instead of a captured token to a caller without management rights.
 const REDACTED_TOKEN: &str = "<hidden>";
 
-/// `query:write` on a named query's name; a nameless query needs none.
+/// `query:write` on a named query's name; a nameless query needs none
+/// (`acl_state::permission`, which a server checks a forwarded write with).
 fn may_write(a: &Authorizer, q: &PreparedQuery) -> bool {
-    q.name.is_empty() || a.query_write(&q.name)
+    crate::acl_state::permission::query_write(a, q)
 }
 
 /// Whether the token may see `q`: management sees all, others need `query:read` on its name
@@ -100,7 +101,7 @@ pub(super) async fn create(State(st): State<ApiState>, acl: Acl, body: Bytes) ->
     let id = uuid::Uuid::new_v4().to_string();
     let query = wire::decode_prepared_query(&v, &id, true)?;
     require(may_write(&acl, &query))?;
-    st.propose(Command::QueryUpsert(QueryUpsert { query, update: false })).await?;
+    st.propose(acl.authority(), Command::QueryUpsert(QueryUpsert { query, update: false })).await?;
     Ok(json(&QueryIdJson { id }, false))
 }
 
@@ -142,7 +143,7 @@ pub(super) async fn update(
     if let Some(old) = st.snapshots.load().catalog.query(&id) {
         require(may_write(&acl, old))?;
     }
-    st.propose(Command::QueryUpsert(QueryUpsert { query, update: true })).await?;
+    st.propose(acl.authority(), Command::QueryUpsert(QueryUpsert { query, update: true })).await?;
     Ok(().into_response())
 }
 
@@ -154,7 +155,7 @@ pub(super) async fn delete(
     if let Some(old) = st.snapshots.load().catalog.query(&id) {
         require(may_write(&acl, old))?;
     }
-    st.propose(Command::QueryDelete(id)).await?;
+    st.propose(acl.authority(), Command::QueryDelete(id)).await?;
     Ok(().into_response())
 }
 

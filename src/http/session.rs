@@ -235,7 +235,7 @@ pub(crate) async fn create(
     require(acl.session_write(&s.node))?;
     s.id = uuid::Uuid::new_v4().to_string();
     let (id, ttl) = (s.id.clone(), ttl_of(&s.ttl));
-    st.propose(Command::SessionCreate { session: s, now_ms: unix_ms() }).await?;
+    st.propose(acl.authority(), Command::SessionCreate { session: s, now_ms: unix_ms() }).await?;
     if let Some(ttl) = ttl {
         st.sessions.renew(&id, ttl);
     }
@@ -254,7 +254,7 @@ pub(crate) async fn destroy(
     if let Some(s) = st.snapshots.load().catalog.kv().session(&id) {
         require(acl.session_write(&s.node))?;
     }
-    st.propose(Command::SessionDestroy { id, now_ms: unix_ms() }).await?;
+    st.propose(acl.authority(), Command::SessionDestroy { id, now_ms: unix_ms() }).await?;
     Ok(json(&true, q.has("pretty")))
 }
 

@@ -33,6 +33,6 @@ pub(super) async fn save(State(st): State<ApiState>, acl: Acl) -> Result<Respons
 pub(super) async fn restore(State(st): State<ApiState>, acl: Acl, body: Bytes) -> Result<Response, ApiError> {
     require(acl.acl_write())?;
     let backup = decode(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    st.propose(Command::Restore(Box::new(backup.catalog))).await?;
+    st.propose(acl.authority(), Command::Restore(Box::new(backup.catalog))).await?;
     Ok(().into_response())
 }

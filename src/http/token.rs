@@ -24,9 +24,18 @@ use axum::http::request::Parts;
 use super::ApiState;
 use super::error::ApiError;
 use crate::acl::{Authorizer, ResolveError};
+use crate::consensus::Authority;
 
-/// The authorizer of the request's token.
-pub(crate) struct Acl(pub Arc<Authorizer>);
+/// The authorizer of the request's token, and the secret it was resolved from (`None`: the
+/// agent's default token): a write forwarded to a server carries that secret.
+pub(crate) struct Acl(pub Arc<Authorizer>, pub Option<String>);
+
+impl Acl {
+    /// On whose authority a write of this request is proposed.
+    pub(crate) fn authority(&self) -> Authority<'_> {
+        Authority::Caller(self.1.as_deref())
+    }
+}
 
 impl std::ops::Deref for Acl {
     type Target = Authorizer;
@@ -46,7 +55,8 @@ impl FromRequestParts<ApiState> for Acl {
 
 /// The authorizer of `secret` (`None`: the agent's default token, then anonymous).
 pub(crate) fn resolve(st: &ApiState, secret: Option<&str>) -> Result<Acl, ApiError> {
-    st.acl.resolve(secret).map(Acl).map_err(ApiError::from)
+    let authz = st.acl.resolve(secret).map_err(ApiError::from)?;
+    Ok(Acl(authz, secret.map(str::to_owned)))
 }
 
 /// The secret a request presents, not yet resolved: for the one endpoint that may check

@@ -25,7 +25,6 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json as jv};
 
 use super::error::ApiError;
-use super::error::PERMISSION_DENIED;
 use super::kv::{KvEntryJson, check_key};
 use super::query::Query;
 use super::token::Acl;
@@ -153,24 +152,11 @@ fn is_read(op: &TxnOp) -> bool {
     }
 }
 
-/// Whether the token may run `op` (reads are filtered instead, see the module doc).
-fn allowed(a: &Authorizer, op: &TxnOp) -> bool {
-    let TxnOp::Kv(kv) = op else { return true };
-    match kv {
-        KvOp::Get(_) | KvOp::GetTree(_) => true,
-        KvOp::CheckIndex(k, _) | KvOp::CheckSession(k, _) => a.key_read(k),
-        KvOp::DeleteTree(k) => a.key_write_prefix(k),
-        other => a.key_write(other.key()),
-    }
-}
-
 /// The 409 of a transaction with refused operations, or `None` when all may run.
 fn refused(a: &Authorizer, ops: &[TxnOp], pretty: bool) -> Option<Response> {
-    let errors: Vec<Value> = ops
-        .iter()
-        .enumerate()
-        .filter(|(_, op)| !allowed(a, op))
-        .map(|(i, _)| jv!({ "OpIndex": i, "What": PERMISSION_DENIED }))
+    let errors: Vec<Value> = crate::acl_state::permission::txn_refusals(a, ops)
+        .into_iter()
+        .map(|e| jv!({ "OpIndex": e.op_index, "What": e.what }))
         .collect();
     if errors.is_empty() {
         return None;
@@ -263,7 +249,7 @@ pub(crate) async fn txn(
     }
     let cmd = Command::Txn { ops, now_ms: unix_ms() };
     cmd.validate()?;
-    let resp = st.consensus.propose_for(cmd).await?;
+    let resp = st.consensus.propose_for_as(acl.authority(), cmd).await?;
     let snap = st.snapshots.load_full();
     let mut r = outcome(resp, &acl, &snap.catalog, pretty)?;
     r.headers_mut().insert("X-Consul-Index", snap.index.max(1).into());

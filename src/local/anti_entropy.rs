@@ -38,6 +38,11 @@ impl LocalState {
                     tracing::warn!(repair = %what, error = %msg, "anti-entropy: repair rejected");
                     rejected = Some(ProposeError::Rejected(msg));
                 }
+                Err(e @ ProposeError::Denied(_)) => {
+                    // Consul's "... blocked by ACLs": the agent token may not make this write.
+                    tracing::warn!(repair = %what, error = %e, "anti-entropy: repair blocked by ACLs (acl.tokens.agent); retrying later");
+                    return Err(e);
+                }
                 Err(e) => {
                     tracing::warn!(repair = %what, error = %e, "anti-entropy: repair not written; retrying later");
                     return Err(e);

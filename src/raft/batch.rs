@@ -11,7 +11,8 @@
 //! append, one state-machine transaction and one publish.
 //!
 //! On a follower the group is forwarded to the leader over the server RPC
-//! (`cluster::forward`) and answered once the leader applied it and this server has caught up
+//! (`cluster::forward`, with the ACL secret its proposals share: a group holds only proposals
+//! made with one secret, so the leader checks the whole group against it) and answered once the leader applied it and this server has caught up
 //! to it (bounded), so a read after a write on the same server sees the write.
 //!
 //! Invariants: a caller is answered only after its group is committed and applied; at most
@@ -24,7 +25,7 @@ use openraft::error::{ClientWriteError, RaftError as OpenRaftError};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{Command, CommandResponse, ProposeError, Raft, cluster};
-use crate::rpc::Pool;
+use crate::rpc::{Pool, Secret};
 use crate::snapshot::SnapshotHandle;
 
 /// Most commands in one log entry; bounds the entry size and the apply latency of a group.
@@ -43,6 +44,8 @@ const QUEUE: usize = 4096;
 /// One waiting proposal.
 pub(super) struct Pending {
     cmd: Command,
+    /// The secret a forward to the leader carries (`None` with ACLs off).
+    token: Option<Secret>,
     reply: oneshot::Sender<Result<CommandResponse, ProposeError>>,
 }
 
@@ -62,10 +65,14 @@ impl Proposer {
     }
 
     /// Queues `cmd` and waits for its own response.
-    pub(super) async fn propose(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
+    pub(super) async fn propose(
+        &self,
+        cmd: Command,
+        token: Option<Secret>,
+    ) -> Result<CommandResponse, ProposeError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Pending { cmd, reply })
+            .send(Pending { cmd, token, reply })
             .await
             .map_err(|_| ProposeError::Raft("raft is shut down".into()))?;
         rx.await.map_err(|_| ProposeError::Raft("raft is shut down".into()))?
@@ -83,13 +90,26 @@ struct Ctx {
 
 async fn run(ctx: Ctx, mut rx: mpsc::Receiver<Pending>) {
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    while let Some(first) = rx.recv().await {
+    // A proposal made with another secret than its group's starts the next group.
+    let mut held: Option<Pending> = None;
+    loop {
+        let first = match held.take() {
+            Some(p) => p,
+            None => match rx.recv().await {
+                Some(p) => p,
+                None => return,
+            },
+        };
         // Waiting for a slot is what lets a burst accumulate behind the groups in flight.
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let mut bytes = first.cmd.value_bytes();
         let mut group = vec![first];
         while group.len() < MAX_GROUP && bytes < MAX_GROUP_VALUE_BYTES {
             match rx.try_recv() {
+                Ok(p) if p.token != group[0].token => {
+                    held = Some(p);
+                    break;
+                }
                 Ok(p) => {
                     bytes += p.cmd.value_bytes();
                     group.push(p);
@@ -106,10 +126,10 @@ async fn run(ctx: Ctx, mut rx: mpsc::Receiver<Pending>) {
 }
 
 /// Commits `cmd` through the leader: locally when this server leads, else forwarded.
-async fn commit(ctx: &Ctx, cmd: Command) -> Result<CommandResponse, ProposeError> {
+async fn commit(ctx: &Ctx, cmd: Command, token: Option<Secret>) -> Result<CommandResponse, ProposeError> {
     let (leader, addr) = cluster::wait_leader(&ctx.raft).await?;
     if leader != ctx.node_id {
-        return cluster::forward(&ctx.pool, &ctx.snapshots, &addr, cmd).await;
+        return cluster::forward(&ctx.pool, &ctx.snapshots, &addr, cmd, token).await;
     }
     // A leader cut off from its quorum would wait forever; the write may still commit later.
     let write = tokio::time::timeout(COMMIT_TIMEOUT, ctx.raft.client_write(cmd));
@@ -124,6 +144,7 @@ async fn commit(ctx: &Ctx, cmd: Command) -> Result<CommandResponse, ProposeError
 }
 
 async fn write_group(ctx: &Ctx, mut group: Vec<Pending>) {
+    let token = group.first().and_then(|p| p.token.clone());
     let (cmd, replies): (Command, Vec<_>) = if group.len() == 1 {
         let Some(p) = group.pop() else { return };
         (p.cmd, vec![p.reply])
@@ -132,7 +153,7 @@ async fn write_group(ctx: &Ctx, mut group: Vec<Pending>) {
         (Command::Batch(cmds), replies)
     };
     let batched = matches!(cmd, Command::Batch(_));
-    let result = commit(ctx, cmd).await;
+    let result = commit(ctx, cmd, token).await;
     match result {
         Ok(CommandResponse::Batch(responses)) if batched && responses.len() == replies.len() => {
             for (reply, resp) in replies.into_iter().zip(responses) {
@@ -156,6 +177,7 @@ async fn write_group(ctx: &Ctx, mut group: Vec<Pending>) {
                 let err = match &e {
                     ProposeError::NoLeader => ProposeError::NoLeader,
                     ProposeError::Invalid(i) => ProposeError::Invalid(i.clone()),
+                    ProposeError::Denied(m) => ProposeError::Denied(m.clone()),
                     _ => ProposeError::Raft(msg.clone()),
                 };
                 let _ = reply.send(Err(err));

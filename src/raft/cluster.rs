@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Command, CommandResponse, ProposeError, Raft, Server};
 use crate::rpc::discovery::{Discovery, RetryJoin};
-use crate::rpc::{CallError, Pool, RaftServer, Remote, Request, Response, ServerInfo};
+use crate::rpc::{CallError, Pool, RaftServer, Remote, Request, Response, Secret, ServerInfo};
 use crate::snapshot::SnapshotHandle;
 
 /// How long a write waits for a leader to be known (elections take ~1-2 s).
@@ -201,15 +201,14 @@ pub(super) async fn forward(
     snapshots: &SnapshotHandle,
     addr: &str,
     cmd: Command,
+    token: Option<Secret>,
 ) -> Result<CommandResponse, ProposeError> {
-    match pool.call(addr, &Request::Forward(Box::new(cmd)), FORWARD_TIMEOUT).await {
+    match pool.call(addr, &Request::forward(cmd, token), FORWARD_TIMEOUT).await {
         Ok(Response::Forward(Ok((resp, index)))) => {
             catch_up(snapshots, index).await;
             Ok(resp)
         }
-        Ok(Response::Forward(Err(Remote::NoLeader))) => Err(ProposeError::NoLeader),
-        Ok(Response::Forward(Err(Remote::Failed(msg)))) => Err(ProposeError::Raft(msg)),
-        Ok(Response::Forward(Err(Remote::Invalid(e)))) => Err(ProposeError::Invalid(e)),
+        Ok(Response::Forward(Err(e))) => Err(e.into()),
         Ok(_) => Err(ProposeError::Raft(format!("forward to {addr}: unexpected response"))),
         // Nothing was sent: the leader is gone.
         Err(CallError::Connect { .. }) => Err(ProposeError::NoLeader),
@@ -384,23 +383,24 @@ impl Server {
         if !others {
             return Ok(());
         }
-        self.remove_server(self.node_id).await.map_err(|e| match e {
-            Remote::NoLeader => ProposeError::NoLeader,
-            Remote::Failed(m) => ProposeError::Raft(m),
-            Remote::Invalid(e) => ProposeError::Invalid(e),
-        })
+        self.remove_server(self.node_id).await.map_err(ProposeError::from)
     }
 
     /// Commits a command forwarded by a follower or a client agent; returns its response and
-    /// log index. A server that does not lead relays it to the leader (one hop: the leader
+    /// log index. A server that does not lead relays it to the leader with the secret it came
+    /// with (`token`; the leader checks it again) (one hop: the leader
     /// commits it or answers `NoLeader`, never relays again). The leader sets the command's
     /// clock (`now_ms`) to its own, so lock-delays are timed by one clock whichever server
     /// received the request.
-    pub(crate) async fn apply_forwarded(&self, mut cmd: Command) -> Result<(CommandResponse, u64), Remote> {
+    pub(crate) async fn apply_forwarded(
+        &self,
+        mut cmd: Command,
+        token: Option<Secret>,
+    ) -> Result<(CommandResponse, u64), Remote> {
         if !self.is_leader() {
             let (leader, addr) = wait_leader(&self.raft).await.map_err(|_| Remote::NoLeader)?;
             if leader != self.node_id {
-                return match self.pool.call(&addr, &Request::Forward(Box::new(cmd)), FORWARD_TIMEOUT).await {
+                return match self.pool.call(&addr, &Request::forward(cmd, token), FORWARD_TIMEOUT).await {
                     Ok(Response::Forward(Ok(done))) => Ok(done),
                     Ok(Response::Forward(Err(e))) => Err(e),
                     Ok(_) => Err(Remote::Failed("forward: unexpected response from the leader".into())),

@@ -289,8 +289,12 @@ impl Server {
 /// A server's half of the consensus handle: proposals go through the group commit (forwarded
 /// to the leader on a follower), reads through the local openraft node.
 impl Participant for Server {
-    fn propose(&self, cmd: Command) -> BoxFuture<'_, Result<CommandResponse, ProposeError>> {
-        Box::pin(self.proposer.propose(cmd))
+    fn propose(
+        &self,
+        cmd: Command,
+        token: Option<crate::rpc::Secret>,
+    ) -> BoxFuture<'_, Result<CommandResponse, ProposeError>> {
+        Box::pin(self.proposer.propose(cmd, token))
     }
 
     fn read_barrier(&self) -> BoxFuture<'_, Result<(), ProposeError>> {

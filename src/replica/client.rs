@@ -21,7 +21,7 @@ use crate::catalog::{Command, CommandResponse};
 use crate::consensus::{BoxFuture, Participant, ProposeError, Renewal};
 use crate::gossip::{Lan, Membership as _};
 use crate::raft::cluster::Contact;
-use crate::rpc::{CallError, Frame, Heartbeat, Pool, Remote, Request, Response};
+use crate::rpc::{CallError, Frame, Heartbeat, Pool, Remote, Request, Response, Secret};
 use crate::snapshot::{CatalogSnapshot, SnapshotHandle};
 
 /// A stream with no frame for this long (heartbeats come every second) is given up.
@@ -224,15 +224,20 @@ impl Client {
 
     /// Forwards `cmd` to a server (which relays it to the leader) and waits (bounded) until
     /// the replica has applied it, so a read after the write on this agent sees it.
-    pub(crate) async fn propose(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
-        let req = Request::Forward(Box::new(cmd));
+    /// With ACLs on it carries `token`, which the server checks the write against.
+    pub(crate) async fn propose(
+        &self,
+        cmd: Command,
+        token: Option<Secret>,
+    ) -> Result<CommandResponse, ProposeError> {
+        let req = Request::forward(cmd, token);
         let (addr, resp) = self.call(&req, |r| matches!(r, Response::Forward(Err(Remote::NoLeader)))).await?;
         match resp {
             Response::Forward(Ok((resp, index))) => {
                 crate::raft::cluster::catch_up(&self.snapshots, index).await;
                 Ok(resp)
             }
-            Response::Forward(Err(Remote::Invalid(e))) => Err(ProposeError::Invalid(e)),
+            Response::Forward(Err(e @ (Remote::Invalid(_) | Remote::Denied(_)))) => Err(e.into()),
             Response::Forward(Err(e)) => Err(ProposeError::Raft(e.to_string())),
             _ => Err(ProposeError::Raft(format!("forward to {addr}: unexpected response"))),
         }
@@ -366,8 +371,12 @@ impl Client {
 /// A client agent's half of the consensus handle: writes, read indexes and session renewals
 /// are forwarded to the servers; the cluster's view is the one the last heartbeat carried.
 impl Participant for Client {
-    fn propose(&self, cmd: Command) -> BoxFuture<'_, Result<CommandResponse, ProposeError>> {
-        Box::pin(Self::propose(self, cmd))
+    fn propose(
+        &self,
+        cmd: Command,
+        token: Option<Secret>,
+    ) -> BoxFuture<'_, Result<CommandResponse, ProposeError>> {
+        Box::pin(Self::propose(self, cmd, token))
     }
 
     fn read_barrier(&self) -> BoxFuture<'_, Result<(), ProposeError>> {

@@ -11,8 +11,11 @@
 //! CLIENT  client::Client::run: Dump -> CatalogState::from_dump; Entries -> catalog::apply::apply
 //!         (the same pure transition, so the replica equals the server's state at each index)
 //!         -> SnapshotHandle::publish -> DNS/HTTP read it
-//! WRITE   Consensus::propose on a client -> rpc Forward to a server (relayed to the leader)
+//! WRITE   Consensus::propose on a client -> rpc Forward (ForwardAs with the caller's or the
+//!         agent's ACL secret) to a server (checked there, relayed to the leader)
 //!         -> wait until the replica reached the returned index (read-your-writes, bounded)
+//! ACL     the agent's AclResolver reads tokens and policies from this replica (no server round
+//!         trip); past acl.token_ttl without a server it applies acl.down_policy
 //! ```
 //!
 //! Invariants: the replica only ever applies a contiguous run of entries after a dump (a gap

@@ -50,6 +50,7 @@ async fn the_replica_equals_the_server_at_each_index_and_forwards_writes() {
         sessions,
         gossip: None,
         auth: crate::rpc::Auth::open(),
+        acl: std::sync::Arc::new(crate::acl::Disabled::new()),
     };
     tokio::spawn(crate::serve_rpc::serve(listener, dispatch, stop.clone()));
     // Written before the client subscribes: it starts from a full catalog.
@@ -65,7 +66,7 @@ async fn the_replica_equals_the_server_at_each_index_and_forwards_writes() {
     // Then entries: writes on the server and writes forwarded by the client, interleaved.
     for i in 0..30u16 {
         if i % 3 == 0 {
-            client.propose(kv(&format!("k{i}"), "from the client")).await.expect("forwarded");
+            client.propose(kv(&format!("k{i}"), "from the client"), None).await.expect("forwarded");
             // Read-your-writes: the replica has it when the write returns.
             assert!(client.snapshots().load().catalog.kv().entry(&format!("k{i}")).is_some());
         } else if i % 3 == 1 {

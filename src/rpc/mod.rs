@@ -125,6 +125,51 @@ pub(crate) enum Request {
         /// The last index the client applied (0: none).
         from_index: u64,
     },
+    /// A write proposed on a client agent or a follower, with the ACL secret of whoever asked
+    /// for it (the HTTP caller, or the agent token for the agent's own writes): the server
+    /// resolves it and refuses a write it does not permit (`Remote::Denied`). Sent instead of
+    /// `Forward` when ACLs are on; a plain `Forward` to a server with ACLs on counts as the
+    /// anonymous token. The secret travels only in this frame: never into the Raft log.
+    ForwardAs {
+        /// The write.
+        command: Box<Command>,
+        /// The secret it is checked against.
+        token: Secret,
+    },
+}
+
+impl Request {
+    /// The frame forwarding `cmd`: `ForwardAs` with a secret (ACLs on), else the plain
+    /// `Forward` every server version reads.
+    pub(crate) fn forward(cmd: Command, token: Option<Secret>) -> Self {
+        match token {
+            Some(token) => Self::ForwardAs { command: Box::new(cmd), token },
+            None => Self::Forward(Box::new(cmd)),
+        }
+    }
+}
+
+/// An ACL SecretID on the wire. `Debug` hides it, so a logged request never shows it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub(crate) fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself, for the resolver only.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<hidden>)")
+    }
 }
 
 /// The answer to a `Request` (same variant).
@@ -201,6 +246,11 @@ pub(crate) enum Remote {
     /// forwarding agent answers its HTTP client as a direct write would be answered.
     #[error("{0}")]
     Invalid(crate::catalog::Invalid),
+    /// It refused a forwarded write the caller's token does not permit (or a token it could
+    /// not resolve); nothing was proposed. Consul's text (`Permission denied`, `ACL not
+    /// found`), which the forwarding agent answers with 403.
+    #[error("{0}")]
+    Denied(String),
 }
 
 /// Why a call failed before a response arrived.
@@ -298,7 +348,14 @@ impl Request {
     /// Whether sending this twice is harmless (Raft RPCs and queries are; a forwarded write or a
     /// membership change is not retried behind the caller's back).
     fn is_idempotent(&self) -> bool {
-        !matches!(self, Self::Forward(_) | Self::Join { .. } | Self::Remove { .. } | Self::Subscribe { .. })
+        !matches!(
+            self,
+            Self::Forward(_)
+                | Self::ForwardAs { .. }
+                | Self::Join { .. }
+                | Self::Remove { .. }
+                | Self::Subscribe { .. }
+        )
     }
 }
 
@@ -431,12 +488,24 @@ mod tests {
             r#"{"Remove":{"node_id":1}}"#,
             r#"{"Subscribe":{"from_index":0}}"#,
             r#""Hello""#,
+            r#"{"ForwardAs":{"command":{"Kv":{"op":{"Delete":"app/a"},"now_ms":0}},"token":"secret"}}"#,
         ];
         for f in frames {
             let req: Request =
                 codec::Format::FramePayload.decode(f.as_bytes()).unwrap_or_else(|e| panic!("{f}: {e}"));
             assert!(!matches!(req, Request::ReadIndex), "{f}");
         }
+    }
+
+    #[test]
+    fn a_forward_carries_its_secret_only_with_acls_on_and_never_shows_it() {
+        let cmd = || Command::QueryDelete("q".into());
+        assert!(matches!(Request::forward(cmd(), None), Request::Forward(_)));
+        let req = Request::forward(cmd(), Some(Secret::new("s3cr3t")));
+        assert!(matches!(&req, Request::ForwardAs { token, .. } if token.expose() == "s3cr3t"));
+        assert!(!format!("{req:?}").contains("s3cr3t"));
+        let bytes = codec::Format::FramePayload.encode(&req).unwrap();
+        assert!(String::from_utf8_lossy(&bytes).contains(r#""token":"s3cr3t""#));
     }
 
     #[tokio::test]

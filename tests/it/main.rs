@@ -43,6 +43,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod acl;
+mod acl_client;
 mod acl_enforce;
 mod anti_entropy;
 mod appliance;
