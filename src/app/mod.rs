@@ -68,6 +68,8 @@ pub struct App {
     reload_requests: Arc<tokio::sync::Notify>,
     /// The token resolver: the ACL tables with `acl.enabled`, else allow-all.
     acl: Arc<dyn crate::acl::Resolve>,
+    /// The same resolver with `acl.enabled`: it keeps the view DNS answers under.
+    acl_resolver: Option<Arc<crate::acl_state::AclResolver>>,
     /// `--dev` data directory, removed when the app is dropped.
     _dev_dir: Option<tempfile::TempDir>,
 }
@@ -151,17 +153,22 @@ impl App {
             local_check_ids,
         );
         let dns_context = Arc::new(ArcSwap::from_pointee(DnsContext::from_config(&config).with_zones(zones)));
-        let acl: Arc<dyn crate::acl::Resolve> = if config.acl.enabled {
+        let acl_resolver = if config.acl.enabled {
             let snapshots = side.consensus.snapshots();
             let (node, dc, data) = (&config.node_name, &config.datacenter, &config.data_dir);
             let resolver = crate::acl_state::AclResolver::load(snapshots, &config.acl, node, dc, data)
                 .map_err(|e| anyhow::anyhow!("ACL tokens: {e}"))?;
-            Arc::new(resolver)
+            Some(Arc::new(resolver))
         } else {
-            Arc::new(crate::acl::Disabled::new())
+            None
+        };
+        let acl: Arc<dyn crate::acl::Resolve> = match &acl_resolver {
+            Some(r) => r.clone(),
+            None => Arc::new(crate::acl::Disabled::new()),
         };
         Ok(Self {
             acl,
+            acl_resolver,
             config,
             side,
             dns,
@@ -258,6 +265,11 @@ impl App {
         services.spawn_feed("critical-check reaper", reap);
         services
             .spawn_feed("session timers", sessions.clone().run(self.side.consensus.clone(), stop.clone()));
+        if let Some(resolver) = self.acl_resolver.clone() {
+            let follow =
+                crate::acl_state::follow_dns_view(resolver, self.side.consensus.snapshots(), stop.clone());
+            services.spawn_feed("ACL view for DNS", follow);
+        }
         if self.config.acl.enabled && self.config.server {
             let duties = crate::acl_state::run_leader_duties(
                 self.side.consensus.clone(),
@@ -327,8 +339,9 @@ impl App {
         }
         if let Some((udp, tcp)) = self.dns.take() {
             let (ctx, snaps, stop) = (self.dns_context.clone(), snapshots.clone(), stop.clone());
+            let acl = self.acl_resolver.as_ref().map(|r| r.dns_view());
             services.spawn_listener("DNS", async move {
-                crate::dns::serve(udp, tcp, ctx, snaps, stop).await.context("DNS server")
+                crate::dns::serve(udp, tcp, ctx, snaps, acl, stop).await.context("DNS server")
             });
         }
         let state = ApiState {
