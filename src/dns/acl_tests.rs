@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use super::*;
 use crate::acl::{Authorizer, DefaultPolicy, ResolveError, parse_rules};
 use crate::acl_state::DnsView;
-use crate::catalog::{CatalogState, Node, PreparedQuery, QueryService, Service};
+use crate::catalog::{CatalogState, Command, CommandResponse, PreparedQuery, QueryService, QueryUpsert};
 use crate::config::DnsConfig;
 use crate::snapshot::CatalogSnapshot;
 
@@ -48,34 +48,28 @@ fn query(id: &str, name: &str, service: &str, token: &str) -> PreparedQuery {
 /// web on web1 (10.0.0.1) and web2 (10.0.0.2); db on db1 (10.0.0.3); the consul service on
 /// server1 (10.0.0.9); queries `webq` (no token) and `capq` (captured token `cap`).
 fn catalog() -> Arc<CatalogSnapshot> {
+    use crate::catalog::apply::apply;
+    use crate::catalog::testing::{node, register, service};
     let mut state = CatalogState::default();
-    let mut i = 0;
-    let mut next = || {
-        i += 1;
-        i
+    let mut index = 0;
+    let mut run = |state: &mut CatalogState, cmd: Command| {
+        index += 1;
+        assert_eq!(apply(state, index, &cmd, &mut Vec::new()), CommandResponse::Applied);
+        index
     };
-    for (n, a) in [("web1", "10.0.0.1"), ("web2", "10.0.0.2"), ("db1", "10.0.0.3"), ("server1", "10.0.0.9")] {
-        state.upsert_node(next(), Node::new(n, a, "dc1"), &mut Vec::new());
-    }
-    for (node, id, name, port) in [
-        ("web1", "w1", "web", 80),
-        ("web2", "w2", "web", 80),
-        ("db1", "d1", "db", 5432),
-        ("server1", "c", "consul", 8300),
+    for (n, a, id, name, port) in [
+        ("web1", "10.0.0.1", "w1", "web", 80),
+        ("web2", "10.0.0.2", "w2", "web", 80),
+        ("db1", "10.0.0.3", "d1", "db", 5432),
+        ("server1", "10.0.0.9", "c", "consul", 8300),
     ] {
-        state.upsert_service(next(), Service::new(node, id, name, port), &mut Vec::new());
+        run(&mut state, register(node(n, a), Some(service(n, id, name, port, &[])), Vec::new()));
     }
-    state.upsert_query(
-        next(),
-        query("11111111-2222-3333-4444-555555555555", "webq", "web", ""),
-        &mut Vec::new(),
-    );
-    state.upsert_query(
-        next(),
-        query("11111111-2222-3333-4444-666666666666", "capq", "web", "cap"),
-        &mut Vec::new(),
-    );
-    Arc::new(CatalogSnapshot { index: i, catalog: state })
+    let q = query("11111111-2222-3333-4444-555555555555", "webq", "web", "");
+    run(&mut state, Command::QueryUpsert(QueryUpsert { query: q, update: false }));
+    let q = query("11111111-2222-3333-4444-666666666666", "capq", "web", "cap");
+    let last = run(&mut state, Command::QueryUpsert(QueryUpsert { query: q, update: false }));
+    Arc::new(CatalogSnapshot { index: last, catalog: state })
 }
 
 fn authz(rules: &str) -> Arc<Authorizer> {
