@@ -13,6 +13,9 @@
 //! node identities (policies and identities scoped to other datacenters left out), over
 //! `default_policy`.
 //!
+//! DNS never resolves: it loads the `DnsView` (`dns_view`), the default token's and captured
+//! query tokens' outcomes computed here once per ACL state, query set and agent tokens.
+//!
 //! Invariants: resolving never awaits and never touches LMDB or Raft: it loads the published
 //! snapshot (arc-swap, lock-free) and takes a short lock on the authorizer cache. The cache is
 //! keyed by secret and valid for one ACL-table index: any ACL write (or restore) moves the
@@ -21,6 +24,7 @@
 //! token's expiration, so an expired token is refused even from the cache. Secrets are never
 //! logged.
 
+mod dns_view;
 mod leader;
 pub(crate) mod permission;
 mod tokens;
@@ -42,6 +46,7 @@ use crate::consensus::{Authority, Consensus, Credentials};
 use crate::rpc::Secret;
 use crate::snapshot::SnapshotHandle;
 
+pub(crate) use dns_view::{DnsView, DnsViewHandle, follow as follow_dns_view};
 pub(crate) use leader::{management_token, run_leader_duties};
 use tokens::{TOKENS_FILE, TokenSet};
 
@@ -75,6 +80,8 @@ pub(crate) struct AclResolver {
     cache: Mutex<Cache>,
     /// On a client agent: when its replica counts as stale, and `acl.down_policy`.
     down: Option<Down>,
+    /// What DNS answers under (`dns_view`), refreshed on token and ACL changes.
+    dns_view: Arc<DnsViewHandle>,
 }
 
 /// A client agent's `down_policy` (spec §1.1). Its replica is the servers' ACL state, fresh
@@ -105,7 +112,7 @@ impl AclResolver {
     ) -> Result<Self, String> {
         let tokens_file = config.enable_token_persistence.then(|| data_dir.join(TOKENS_FILE));
         let tokens = TokenSet::load(config, node, tokens_file.as_deref())?;
-        Ok(Self {
+        let resolver = Self {
             snapshots,
             default_policy: config.default_policy,
             node: node.to_owned(),
@@ -114,7 +121,10 @@ impl AclResolver {
             tokens_file,
             cache: Mutex::new(Cache::default()),
             down: None,
-        })
+            dns_view: Arc::new(DnsViewHandle::new(DnsView::fixed(0, Err(ResolveError::NotFound)))),
+        };
+        resolver.refresh_dns_view();
+        Ok(resolver)
     }
 
     /// On a client agent: applies `policy` when the replica behind `consensus` is stale for
@@ -250,15 +260,19 @@ impl Credentials for AclResolver {
 
 impl AgentTokens for AclResolver {
     fn set(&self, which: AgentToken, secret: Option<String>) -> Result<(), String> {
-        let mut guard = match self.tokens.write() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let next = guard.with(which, secret, &self.node, self.default_policy);
-        if let Some(path) = &self.tokens_file {
-            next.persist(path)?;
+        {
+            let mut guard = match self.tokens.write() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let next = guard.with(which, secret, &self.node, self.default_policy);
+            if let Some(path) = &self.tokens_file {
+                next.persist(path)?;
+            }
+            *guard = next;
         }
-        *guard = next;
+        // Before the HTTP reply: the next DNS answer follows the new default token.
+        self.refresh_dns_view();
         Ok(())
     }
 }

@@ -68,6 +68,8 @@ pub struct App {
     reload_requests: Arc<tokio::sync::Notify>,
     /// The token resolver: the ACL tables with `acl.enabled`, else allow-all.
     acl: Arc<dyn crate::acl::Resolve>,
+    /// The same resolver with `acl.enabled`: it keeps the view DNS answers under.
+    acl_resolver: Option<Arc<crate::acl_state::AclResolver>>,
     /// `--dev` data directory, removed when the app is dropped.
     _dev_dir: Option<tempfile::TempDir>,
 }
@@ -151,9 +153,14 @@ impl App {
             local_check_ids,
         );
         let dns_context = Arc::new(ArcSwap::from_pointee(DnsContext::from_config(&config).with_zones(zones)));
-        let acl = build_acl(&config, &side.consensus)?;
+        let acl_resolver = build_acl(&config, &side.consensus)?;
+        let acl: Arc<dyn crate::acl::Resolve> = match &acl_resolver {
+            Some(r) => r.clone(),
+            None => Arc::new(crate::acl::Disabled::new()),
+        };
         Ok(Self {
             acl,
+            acl_resolver,
             config,
             side,
             dns,
@@ -250,6 +257,11 @@ impl App {
         services.spawn_feed("critical-check reaper", reap);
         services
             .spawn_feed("session timers", sessions.clone().run(self.side.consensus.clone(), stop.clone()));
+        if let Some(resolver) = self.acl_resolver.clone() {
+            let follow =
+                crate::acl_state::follow_dns_view(resolver, self.side.consensus.snapshots(), stop.clone());
+            services.spawn_feed("ACL view for DNS", follow);
+        }
         if self.config.acl.enabled && self.config.server {
             let duties = crate::acl_state::run_leader_duties(
                 self.side.consensus.clone(),
@@ -320,8 +332,9 @@ impl App {
         }
         if let Some((udp, tcp)) = self.dns.take() {
             let (ctx, snaps, stop) = (self.dns_context.clone(), snapshots.clone(), stop.clone());
+            let acl = self.acl_resolver.as_ref().map(|r| r.dns_view());
             services.spawn_listener("DNS", async move {
-                crate::dns::serve(udp, tcp, ctx, snaps, stop).await.context("DNS server")
+                crate::dns::serve(udp, tcp, ctx, snaps, acl, stop).await.context("DNS server")
             });
         }
         let state = ApiState {
@@ -360,9 +373,9 @@ impl App {
 /// The token resolver (allow-all with ACLs off). With ACLs on, forwarded writes carry the
 /// tokens it holds, and on a client agent it applies `acl.down_policy` once its replica has
 /// heard from no server for `acl.token_ttl`.
-fn build_acl(config: &Config, consensus: &Consensus) -> anyhow::Result<Arc<dyn crate::acl::Resolve>> {
+fn build_acl(config: &Config, consensus: &Consensus) -> anyhow::Result<Option<Arc<crate::acl_state::AclResolver>>> {
     if !config.acl.enabled {
-        return Ok(Arc::new(crate::acl::Disabled::new()));
+        return Ok(None);
     }
     let (node, dc, data) = (&config.node_name, &config.datacenter, &config.data_dir);
     let mut resolver =
@@ -373,7 +386,7 @@ fn build_acl(config: &Config, consensus: &Consensus) -> anyhow::Result<Arc<dyn c
     }
     let resolver = Arc::new(resolver);
     consensus.set_credentials(resolver.clone());
-    Ok(resolver)
+    Ok(Some(resolver))
 }
 
 /// Creates the `--dev` temporary data dir when none is set, creates the data dir, and reads

@@ -37,6 +37,7 @@ pub fn answer(
         routed,
         ctx,
         snap,
+        &super::access::Access::ALL,
         &Resolved::pending(),
         &std::cell::RefCell::default(),
         rng,

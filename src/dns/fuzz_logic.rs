@@ -2,7 +2,8 @@
 //!
 //! Input: bytes; the first selects the transport (bit 0: UDP or TCP) and, for TCP, whether the
 //! rest is one message or a client's byte stream of length-prefixed frames (bit 1), which is
-//! cut and answered frame by frame as the listener does. A UDP request is also answered three
+//! cut and answered frame by frame as the listener does; bits 2 and 3 the ACLs (off, a
+//! default token reading only part of the catalog, or one that does not resolve). A UDP request is also answered three
 //! times by a fresh `AnswerCache`, as a UDP loop answers it (a miss, then hits that copy,
 //! patch and permute the stored bytes), and every one of those replies is checked too.
 //! Output: nothing; it panics only when an invariant of the DNS path breaks. A panic inside
@@ -21,11 +22,14 @@ use std::sync::{Arc, OnceLock};
 use hickory_proto::op::Message;
 use rand::SeedableRng;
 
+use super::access::Access;
 use super::cache::AnswerCache;
 use super::context::{DnsContext, Transport};
 use super::listener::frame;
 use super::parse::parse;
-use super::pipeline::handle;
+use super::pipeline::handle_under;
+use crate::acl::{Authorizer, DefaultPolicy, ResolveError, parse_rules};
+use crate::acl_state::DnsView;
 use crate::catalog::{CatalogDump, CatalogState, Check, HealthStatus, Node, Service};
 use crate::config::DnsConfig;
 use crate::snapshot::CatalogSnapshot;
@@ -100,17 +104,38 @@ pub fn fixture() -> &'static (DnsContext, Arc<CatalogSnapshot>) {
 const UDP_CLASSIC: usize = 512;
 const UDP_MAX: usize = 65467;
 
+/// The ACLs a selector picks: off (bit 2 clear), a default token that reads `web` and the
+/// nodes `web1` and `srv` only, or one that does not resolve.
+fn access(selector: u8) -> Access {
+    static VIEWS: OnceLock<[Arc<DnsView>; 2]> = OnceLock::new();
+    let [partial, failed] = VIEWS.get_or_init(|| {
+        let rules = r#"service "web" { policy = "read" } node "web1" { policy = "read" } node "srv" { policy = "read" }"#;
+        let authz = parse_rules(rules).map(|r| Arc::new(Authorizer::new([&r], DefaultPolicy::Deny)));
+        let partial = DnsView::fixed(1, authz.map_err(|_| ResolveError::NotFound));
+        [Arc::new(partial), Arc::new(DnsView::fixed(2, Err(ResolveError::NotFound)))]
+    });
+    match (selector & 4 != 0, selector & 8 != 0) {
+        (false, _) => Access::All,
+        (true, false) => Access::View(partial.clone()),
+        (true, true) => Access::View(failed.clone()),
+    }
+}
+
 /// Runs `data` through the DNS path; panics if a reply breaks an invariant.
 pub fn request_path(data: &[u8]) {
     let Some((&selector, input)) = data.split_first() else { return };
     let (ctx, snap) = fixture();
+    let acl = access(selector);
     let mut rng = rand::rngs::StdRng::seed_from_u64(u64::from(selector));
+    let handle = |bytes: &[u8], t: Transport, rng: &mut rand::rngs::StdRng| {
+        handle_under(bytes, t, ctx, snap, &acl, rng)
+    };
     if selector & 1 == 0 {
-        let reply = handle(input, Transport::Udp, ctx, snap, &mut rng);
+        let reply = handle(input, Transport::Udp, &mut rng);
         check_reply(input, reply.as_deref(), Transport::Udp);
-        cached_udp(input, reply.as_deref());
+        cached_udp(input, reply.as_deref(), &acl);
     } else if selector & 2 == 0 {
-        let reply = handle(input, Transport::Tcp, ctx, snap, &mut rng);
+        let reply = handle(input, Transport::Tcp, &mut rng);
         check_reply(input, reply.as_deref(), Transport::Tcp);
     } else {
         // A TCP byte stream: answer frame after frame until the bytes run out or a request
@@ -120,7 +145,7 @@ pub fn request_path(data: &[u8]) {
             let Some((body, next)) = after.split_at_checked(usize::from(u16::from_be_bytes(*len))) else {
                 return;
             };
-            let reply = handle(body, Transport::Tcp, ctx, snap, &mut rng);
+            let reply = handle(body, Transport::Tcp, &mut rng);
             check_reply(body, reply.as_deref(), Transport::Tcp);
             let Some(reply) = reply else { return };
             assert!(frame(&reply).is_some(), "TCP reply of {} bytes does not fit a frame", reply.len());
@@ -130,12 +155,12 @@ pub fn request_path(data: &[u8]) {
 }
 
 /// The UDP loops' path: the answer cache, one miss and two hits.
-fn cached_udp(request: &[u8], uncached: Option<&[u8]>) {
+fn cached_udp(request: &[u8], uncached: Option<&[u8]>, acl: &Access) {
     let (ctx, snap) = fixture();
     let mut cache = AnswerCache::new();
     let mut out = Vec::new();
     for _ in 0..3 {
-        if cache.respond(request, Transport::Udp, ctx, snap, &mut out).is_some() {
+        if cache.respond_under(request, Transport::Udp, ctx, snap, acl, &mut out).is_some() {
             // Forwarding, host-name resolution or a drop: the loop hands those to `listener`.
             return;
         }

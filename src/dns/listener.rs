@@ -1,7 +1,8 @@
 //! Stage 0 and 5, sockets: datagrams and TCP frames in, responses out.
 //!
 //! Input: bound UDP sockets (`SO_REUSEPORT`, one per core, see `udp`) and a TCP listener,
-//! the swappable `DnsContext`, the snapshot handle and a shutdown token. Output: replies on
+//! the swappable `DnsContext`, the snapshot handle, the ACL view handle (ACLs on) and a
+//! shutdown token. Output: replies on
 //! the same sockets.
 //!
 //! Invariants:
@@ -24,10 +25,12 @@ use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
+use super::access::Access;
 use super::context::{DnsContext, Transport};
 use super::message::{Resolved, Response};
-use super::pipeline::respond;
+use super::pipeline::respond_under;
 use super::{encode, recursor};
+use crate::acl_state::DnsViewHandle;
 use crate::snapshot::SnapshotHandle;
 
 /// Time for the first message on a new TCP connection to arrive completely, length prefix
@@ -74,15 +77,17 @@ impl Default for TcpLimits {
     }
 }
 
-/// Answers DNS on `udp` and `tcp` until `shutdown` is cancelled.
+/// Answers DNS on `udp` and `tcp` until `shutdown` is cancelled; with ACLs on, under the
+/// views of `acl`.
 pub(crate) async fn serve(
     udp: Vec<std::net::UdpSocket>,
     tcp: TcpListener,
     ctx: Arc<ArcSwap<DnsContext>>,
     snapshots: Arc<SnapshotHandle>,
+    acl: Option<Arc<DnsViewHandle>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    serve_with(udp, tcp, ctx, snapshots, shutdown, TcpLimits::default()).await
+    serve_with(udp, tcp, ctx, snapshots, acl, shutdown, TcpLimits::default()).await
 }
 
 /// [`serve`] with explicit TCP limits.
@@ -91,11 +96,12 @@ pub(super) async fn serve_with(
     tcp: TcpListener,
     ctx: Arc<ArcSwap<DnsContext>>,
     snapshots: Arc<SnapshotHandle>,
+    acl: Option<Arc<DnsViewHandle>>,
     shutdown: CancellationToken,
     limits: TcpLimits,
 ) -> std::io::Result<()> {
-    let threads = super::udp::spawn(udp, &ctx, &snapshots, &shutdown)?;
-    tcp_loop(tcp, ctx, snapshots, shutdown, limits).await;
+    let threads = super::udp::spawn(udp, &ctx, &snapshots, acl.as_ref(), &shutdown)?;
+    tcp_loop(tcp, ctx, snapshots, acl, shutdown, limits).await;
     // The loops notice the shutdown within their poll interval.
     let joined = tokio::task::spawn_blocking(move || {
         for t in threads {
@@ -110,16 +116,19 @@ pub(super) async fn serve_with(
     Ok(())
 }
 
-/// Answers one request from the current snapshot (synchronous: no await while loaded).
+/// Answers one request from the current snapshot and ACL view (synchronous: no await while
+/// loaded).
 fn respond_now(
     packet: &[u8],
     transport: Transport,
     ctx: &DnsContext,
     snapshots: &SnapshotHandle,
+    acl: Option<&DnsViewHandle>,
     resolved: &Resolved,
 ) -> Response {
     let snap = snapshots.load();
-    respond(packet, transport, ctx, &snap, resolved, &mut rand::rng())
+    let access = Access::load(acl);
+    respond_under(packet, transport, ctx, &snap, &access, resolved, &mut rand::rng())
 }
 
 /// Finishes a response that needs the recursors: forwards the request, or resolves the
@@ -130,6 +139,7 @@ pub(super) async fn finish(
     transport: Transport,
     ctx: &DnsContext,
     snapshots: &SnapshotHandle,
+    acl: Option<&DnsViewHandle>,
 ) -> Option<Vec<u8>> {
     let d = &ctx.dns_config;
     match response {
@@ -149,7 +159,7 @@ pub(super) async fn finish(
         Response::Resolve(names) => {
             let answers =
                 recursor::resolve(&names, &ctx.recursors, d.recursor_strategy, d.recursor_timeout).await;
-            match respond_now(packet, transport, ctx, snapshots, &Resolved::complete(answers)) {
+            match respond_now(packet, transport, ctx, snapshots, acl, &Resolved::complete(answers)) {
                 Response::Reply(bytes) => Some(bytes),
                 _ => None,
             }
@@ -161,6 +171,7 @@ async fn tcp_loop(
     tcp: TcpListener,
     ctx: Arc<ArcSwap<DnsContext>>,
     snapshots: Arc<SnapshotHandle>,
+    acl: Option<Arc<DnsViewHandle>>,
     shutdown: CancellationToken,
     limits: TcpLimits,
 ) {
@@ -182,11 +193,11 @@ async fn tcp_loop(
             tracing::debug!(%peer, "too many DNS TCP connections; closing");
             continue;
         };
-        let (ctx, snapshots, shutdown) = (ctx.clone(), snapshots.clone(), shutdown.clone());
+        let (ctx, snapshots, acl, shutdown) = (ctx.clone(), snapshots.clone(), acl.clone(), shutdown.clone());
         tokio::spawn(async move {
             tokio::select! {
                 () = shutdown.cancelled() => {}
-                () = tcp_conn(stream, &ctx, &snapshots, limits) => {}
+                () = tcp_conn(stream, &ctx, &snapshots, acl.as_deref(), limits) => {}
             }
             drop(permit);
         });
@@ -199,6 +210,7 @@ async fn tcp_conn(
     mut stream: TcpStream,
     ctx: &ArcSwap<DnsContext>,
     snapshots: &SnapshotHandle,
+    acl: Option<&DnsViewHandle>,
     limits: TcpLimits,
 ) {
     let mut wait = limits.first_message;
@@ -209,8 +221,8 @@ async fn tcp_conn(
         wait = limits.idle;
         let started = std::time::Instant::now();
         let cfg = ctx.load_full();
-        let response = respond_now(&body, Transport::Tcp, &cfg, snapshots, &Resolved::pending());
-        let Some(reply) = finish(response, &body, Transport::Tcp, &cfg, snapshots).await else {
+        let response = respond_now(&body, Transport::Tcp, &cfg, snapshots, acl, &Resolved::pending());
+        let Some(reply) = finish(response, &body, Transport::Tcp, &cfg, snapshots, acl).await else {
             return;
         };
         crate::metrics::global().shared_dns().record_shared(&reply, super::udp::nanos(started.elapsed()));

@@ -584,7 +584,7 @@ mod tcp {
         let ctx = Arc::new(arc_swap::ArcSwap::from_pointee(ctx));
         let snaps = Arc::new(crate::snapshot::SnapshotHandle::new(snap.clone()));
         let stop = CancellationToken::new();
-        tokio::spawn(serve_with(udp, tcp, ctx, snaps, stop.clone(), limits));
+        tokio::spawn(serve_with(udp, tcp, ctx, snaps, None, stop.clone(), limits));
         Server { udp: u, tcp: t, stop }
     }
 

@@ -22,6 +22,7 @@
 //! - Nothing on this path may panic on any input (no unwrap, no unchecked indexing).
 //! - `serve` loads the snapshot once per query and answers the whole query from it.
 
+mod access;
 mod answer;
 #[doc(hidden)]
 pub mod bench_support;
@@ -40,6 +41,8 @@ mod source;
 mod udp;
 
 #[cfg(test)]
+mod acl_tests;
+#[cfg(test)]
 pub(crate) mod cache_tests;
 #[cfg(test)]
 mod malformed_tests;
@@ -48,6 +51,8 @@ mod spec_tests;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+pub(crate) use access::Access;
 pub use cache::AnswerCache;
 #[cfg(test)]
 pub(crate) use cache::CacheStats;
@@ -57,6 +62,8 @@ pub(crate) use listener::serve;
 #[cfg(test)]
 pub(crate) use message::{Resolved, Response};
 pub use pipeline::handle;
+#[cfg(test)]
+pub(crate) use pipeline::handle_under;
 #[cfg(test)]
 pub(crate) use pipeline::respond;
 #[cfg(test)]

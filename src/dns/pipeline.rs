@@ -8,14 +8,16 @@
 //!   -> send (listener, udp; Forward and Resolve go to the recursors there)
 //! ```
 //!
-//! Input: request bytes, the transport, one `DnsContext`, one `CatalogSnapshot`, what the
-//! recursors resolved and an RNG. Output: a `Response`.
+//! Input: request bytes, the transport, one `DnsContext`, one `CatalogSnapshot`, what ACLs
+//! let the answer show (`Access`), what the recursors resolved and an RNG. Output: a
+//! `Response`.
 //!
 //! Invariants: pure and synchronous; takes no lock, opens no LMDB transaction, never awaits
 //! Raft and never reads the clock; never panics on any input.
 
 use std::cell::RefCell;
 
+use super::access::Access;
 use super::context::{DnsContext, Transport};
 use super::encode;
 use super::message::{Deps, Resolved, Response};
@@ -23,11 +25,12 @@ use super::parse;
 use super::source::{self, Outcome, Question};
 use crate::snapshot::CatalogSnapshot;
 
-/// The pure core, for tests and fuzzing: request bytes -> response bytes (`None` = drop).
+/// The pure core, for tests and fuzzing: request bytes -> response bytes (`None` = drop),
+/// with ACLs off.
 ///
 /// A request that would be forwarded to a recursor yields the "all recursors failed"
 /// SERVFAIL here, and external host names stay unresolved, since both need IO; `serve`
-/// uses [`respond`], which reports them.
+/// uses [`respond_under`], which reports them.
 pub fn handle(
     request: &[u8],
     transport: Transport,
@@ -35,9 +38,21 @@ pub fn handle(
     snap: &CatalogSnapshot,
     rng: &mut impl rand::Rng,
 ) -> Option<Vec<u8>> {
-    let mut response = respond(request, transport, ctx, snap, &Resolved::pending(), rng);
+    handle_under(request, transport, ctx, snap, &Access::ALL, rng)
+}
+
+/// [`handle`] with the answers limited by `access`.
+pub(crate) fn handle_under(
+    request: &[u8],
+    transport: Transport,
+    ctx: &DnsContext,
+    snap: &CatalogSnapshot,
+    access: &Access,
+    rng: &mut impl rand::Rng,
+) -> Option<Vec<u8>> {
+    let mut response = respond_under(request, transport, ctx, snap, access, &Resolved::pending(), rng);
     if let Response::Resolve(_) = response {
-        response = respond(request, transport, ctx, snap, &Resolved::complete([]), rng);
+        response = respond_under(request, transport, ctx, snap, access, &Resolved::complete([]), rng);
     }
     match response {
         Response::Reply(bytes) => Some(bytes),
@@ -47,6 +62,7 @@ pub fn handle(
 }
 
 /// Like [`handle`], but reports what needs the recursors instead of answering without them.
+#[cfg(test)]
 pub(crate) fn respond(
     request: &[u8],
     transport: Transport,
@@ -55,15 +71,31 @@ pub(crate) fn respond(
     resolved: &Resolved,
     rng: &mut impl rand::Rng,
 ) -> Response {
-    respond_traced(request, transport, ctx, snap, resolved, &RefCell::default(), rng)
+    respond_under(request, transport, ctx, snap, &Access::ALL, resolved, rng)
 }
 
-/// [`respond`], also recording in `deps` what the answer read from the catalog.
+/// Like [`handle_under`], but reports what needs the recursors instead of answering
+/// without them.
+pub(crate) fn respond_under(
+    request: &[u8],
+    transport: Transport,
+    ctx: &DnsContext,
+    snap: &CatalogSnapshot,
+    access: &Access,
+    resolved: &Resolved,
+    rng: &mut impl rand::Rng,
+) -> Response {
+    respond_traced(request, transport, ctx, snap, access, resolved, &RefCell::default(), rng)
+}
+
+/// [`respond_under`], also recording in `deps` what the answer read from the catalog.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn respond_traced(
     request: &[u8],
     transport: Transport,
     ctx: &DnsContext,
     snap: &CatalogSnapshot,
+    access: &Access,
     resolved: &Resolved,
     deps: &RefCell<Deps>,
     rng: &mut impl rand::Rng,
@@ -77,7 +109,7 @@ pub(crate) fn respond_traced(
             };
         }
     };
-    let question = Question { req: &req, ctx, snap, resolved, deps };
+    let question = Question { req: &req, ctx, snap, access, resolved, deps };
     match source::lookup(&question, rng) {
         Outcome::Answer(ans) => {
             let total = ans.answers.len();

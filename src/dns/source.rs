@@ -26,6 +26,7 @@ use std::ops::ControlFlow;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::Name;
 
+use super::access::Access;
 use super::answer;
 use super::context::DnsContext;
 use super::message::{Answer, Deps, Resolved, Rr};
@@ -42,6 +43,8 @@ pub(super) struct Question<'a> {
     pub(super) ctx: &'a DnsContext,
     /// The one snapshot the whole query is answered from.
     pub(super) snap: &'a CatalogSnapshot,
+    /// What ACLs let the catalog's answer show.
+    pub(super) access: &'a Access,
     /// Host names the recursors resolved (second pass), or none yet.
     pub(super) resolved: &'a Resolved,
     /// What the answer read from the catalog (for the answer cache).
@@ -99,7 +102,7 @@ pub(super) struct Catalog;
 impl AnswerSource for Catalog {
     fn handle(&self, q: &Question<'_>, rng: &mut impl rand::Rng) -> LookupControlFlow {
         let routed = route(q.req.query.name(), q.req.query.query_type(), q.ctx);
-        answer::answer(q.req, &routed, q.ctx, q.snap, q.resolved, q.deps, rng)
+        answer::answer(q.req, &routed, q.ctx, q.snap, q.access, q.resolved, q.deps, rng)
     }
 }
 

@@ -957,7 +957,7 @@ async fn listener_udp_and_tcp() {
     let ctx = Arc::new(arc_swap::ArcSwap::from_pointee(ctx()));
     let snaps = Arc::new(crate::snapshot::SnapshotHandle::new(catalog()));
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(serve(udp, tcp, ctx, snaps, shutdown.clone()));
+    let server = tokio::spawn(serve(udp, tcp, ctx, snaps, None, shutdown.clone()));
 
     let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind client");
     client.send_to(&query_bytes("foo.node.consul.", RecordType::A, None), udp_addr).await.expect("send");

@@ -37,11 +37,13 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::access::Access;
 use super::cache::AnswerCache;
 use super::context::{DnsContext, Transport};
 use super::listener;
 use super::message::Response;
-use super::pipeline::handle;
+use super::pipeline::handle_under;
+use crate::acl_state::DnsViewHandle;
 use crate::snapshot::SnapshotHandle;
 
 /// Datagrams per `recvmmsg`/`sendmmsg`.
@@ -87,6 +89,7 @@ pub(crate) fn spawn(
     sockets: Vec<UdpSocket>,
     ctx: &Arc<ArcSwap<DnsContext>>,
     snapshots: &Arc<SnapshotHandle>,
+    acl: Option<&Arc<DnsViewHandle>>,
     shutdown: &CancellationToken,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
     let runtime = tokio::runtime::Handle::current();
@@ -100,6 +103,7 @@ pub(crate) fn spawn(
             sock,
             ctx: ctx.clone(),
             snapshots: snapshots.clone(),
+            acl: acl.cloned(),
             shutdown: shutdown.clone(),
             runtime: runtime.clone(),
             pending: pending.clone(),
@@ -197,6 +201,8 @@ struct Loop {
     replies: Arc<UdpSocket>,
     ctx: Arc<ArcSwap<DnsContext>>,
     snapshots: Arc<SnapshotHandle>,
+    /// The ACL view handle (ACLs on).
+    acl: Option<Arc<DnsViewHandle>>,
     shutdown: CancellationToken,
     runtime: tokio::runtime::Handle,
     pending: Arc<Semaphore>,
@@ -216,6 +222,7 @@ impl Loop {
         let mut cache = AnswerCache::new();
         let mut ctx_cache = arc_swap::Cache::new(&*self.ctx);
         let mut snap_cache = self.snapshots.cache();
+        let mut acl_cache = self.acl.as_deref().map(|h| arc_swap::Cache::new(h.swap()));
         // This loop's counters: it is their only writer (see `metrics`).
         let counters = crate::metrics::global().register_loop();
 
@@ -245,6 +252,7 @@ impl Loop {
             }
             let ctx = ctx_cache.load().clone();
             let snap = snap_cache.load().clone();
+            let access = acl_cache.as_mut().map_or(Access::All, |c| Access::View(c.load().clone()));
             let mut ready = 0;
             // Each query's time runs from the end of the previous one (or the receive).
             let mut started = Instant::now();
@@ -253,7 +261,7 @@ impl Loop {
                     continue;
                 };
                 let Some(peer) = from[i] else { continue };
-                match cache.respond(packet, Transport::Udp, &ctx, &snap, out) {
+                match cache.respond_under(packet, Transport::Udp, &ctx, &snap, &access, out) {
                     None => {
                         let done = Instant::now();
                         counters.record(out, nanos(done - started));
@@ -265,7 +273,7 @@ impl Loop {
                         }
                     }
                     Some(Response::Drop) => {}
-                    Some(response) => self.off_loop(response, packet, peer, &ctx),
+                    Some(response) => self.off_loop(response, packet, peer, &ctx, &access),
                 }
             }
             let stats = cache.stats();
@@ -309,22 +317,31 @@ impl Loop {
     }
 
     /// Answers a query that needs the recursors in a task, replying on the socket's clone.
-    fn off_loop(&self, response: Response, packet: &[u8], peer: SockaddrStorage, ctx: &Arc<DnsContext>) {
+    fn off_loop(
+        &self,
+        response: Response,
+        packet: &[u8],
+        peer: SockaddrStorage,
+        ctx: &Arc<DnsContext>,
+        access: &Access,
+    ) {
         let Some(peer) = to_std(&peer) else { return };
         let Ok(permit) = self.pending.clone().try_acquire_owned() else {
             // Overloaded: answer without the recursors (`handle`: SERVFAIL for a forward,
             // unresolved host names left out) rather than queue without bound.
-            if let Some(reply) = handle(packet, Transport::Udp, ctx, &self.snapshots.load(), &mut rand::rng())
-            {
+            let snap = self.snapshots.load();
+            if let Some(reply) = handle_under(packet, Transport::Udp, ctx, &snap, access, &mut rand::rng()) {
                 let _ = self.sock.send_to(&reply, peer);
             }
             return;
         };
-        let (replies, snapshots, ctx, packet) =
-            (self.replies.clone(), self.snapshots.clone(), ctx.clone(), packet.to_vec());
+        let (replies, snapshots, acl, ctx, packet) =
+            (self.replies.clone(), self.snapshots.clone(), self.acl.clone(), ctx.clone(), packet.to_vec());
         let started = Instant::now();
         self.runtime.spawn(async move {
-            if let Some(reply) = listener::finish(response, &packet, Transport::Udp, &ctx, &snapshots).await {
+            let finished =
+                listener::finish(response, &packet, Transport::Udp, &ctx, &snapshots, acl.as_deref()).await;
+            if let Some(reply) = finished {
                 crate::metrics::global().shared_dns().record_shared(&reply, nanos(started.elapsed()));
                 if let Err(err) = replies.send_to(&reply, peer) {
                     tracing::debug!(%err, %peer, "DNS UDP send failed");

@@ -11,6 +11,8 @@
 //! - `architecture`: invariants of ARCHITECTURE.md checked on the source tree.
 //! - `support`: start/stop agents (bind port 0, never 8500/8600), DNS and HTTP clients.
 //! - `dns`: answers over UDP and TCP for services registered over HTTP.
+//! - `dns_acl`: DNS under ACLs: the default token's reads, NXDOMAIN when denied, SERVFAIL
+//!   when the token is gone.
 //! - `dns_spec`: every applicable row of spec §3 (Consul's DNS tests) as table-driven cases.
 //! - `hostile`: garbage at the DNS and HTTP sockets.
 //! - `http`: Consul's HTTP API shapes, errors and blocking queries.
@@ -53,6 +55,7 @@ mod cluster;
 mod cluster_membership;
 mod config;
 mod dns;
+mod dns_acl;
 mod dns_extensions;
 mod dns_spec;
 mod durability;

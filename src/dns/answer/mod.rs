@@ -2,7 +2,8 @@
 //! (RCODE + sections). The catalog's answer source (`source::Catalog`) routes, then calls
 //! this.
 //!
-//! Input: the parsed request, its route, the `DnsContext` and one `CatalogSnapshot`.
+//! Input: the parsed request, its route, the `DnsContext`, one `CatalogSnapshot` and what
+//! ACLs let the answer show (`Access`).
 //! Output: a `LookupControlFlow`: `Break` with the answer (RCODE, AA, records) or with the
 //! host names to resolve first, for names in our domains; `Skip` for names outside them
 //! (the forwarder's, or REFUSED); `Continue` with NXDOMAIN for a reverse name no node or
@@ -17,6 +18,12 @@
 //! this file holds the entry, the shared `Lookup` and the node, addr, PTR, SOA and NS
 //! answers.
 //!
+//! Under ACLs (spec §1.9, `access`): a service or node the token may not read is NXDOMAIN
+//! like an unknown one, instances on nodes it may not read are left out, a token that does
+//! not resolve is SERVFAIL (service, node and prepared-query lookups), and PTR and NS answers
+//! show only what the token may read (they never fail: Consul logs the error and answers
+//! without those records).
+//!
 //! Invariants: pure (the RNG is the only source of variation), reads only the given
 //! snapshot, never panics; a name that cannot be built (too long, bad label) is skipped.
 
@@ -29,6 +36,7 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use rand::seq::SliceRandom;
 
+use super::access::Access;
 use super::context::DnsContext;
 use super::message::{Answer, Deps, Resolved, Rr};
 use super::parse::Request;
@@ -56,6 +64,8 @@ struct Lookup<'a> {
     zone: &'a str,
     ctx: &'a DnsContext,
     catalog: &'a CatalogState,
+    /// What ACLs let the answer show.
+    access: &'a Access,
     resolved: &'a Resolved,
     /// External host names the answer needs from the recursors.
     needs: &'a RefCell<Vec<Name>>,
@@ -69,11 +79,13 @@ struct Lookup<'a> {
 
 /// Answers one routed question from `snap`: `Break` for names in our domains, `Skip` for
 /// names outside them, `Continue` (NXDOMAIN) for a reverse name nobody has.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn answer(
     req: &Request,
     routed: &Routed,
     ctx: &DnsContext,
     snap: &CatalogSnapshot,
+    access: &Access,
     resolved: &Resolved,
     deps: &RefCell<Deps>,
     rng: &mut impl rand::Rng,
@@ -92,6 +104,7 @@ pub(super) fn answer(
         zone: if strict { &routed.zone } else { &routed.resp_domain },
         ctx,
         catalog: &snap.catalog,
+        access,
         resolved,
         needs: &needs,
         deps,
@@ -258,6 +271,7 @@ impl<'a> Lookup<'a> {
             zone: resp_domain,
             ctx: self.ctx,
             catalog: self.catalog,
+            access: self.access,
             resolved: self.resolved,
             needs: self.needs,
             deps: self.deps,
@@ -320,6 +334,11 @@ impl<'a> Lookup<'a> {
         self.with_soa(ResponseCode::NoError)
     }
 
+    /// SERVFAIL without records: the lookup's token did not resolve (Consul's RPC error).
+    fn servfail(&self) -> Answer {
+        Answer::new(ResponseCode::ServFail, true)
+    }
+
     /// NOERROR with nothing: Consul's answer to a type mismatch on a node or `.addr.` name
     /// (no SOA); strict RFC mode makes it a proper NODATA.
     fn empty(&self) -> Answer {
@@ -376,7 +395,11 @@ impl<'a> Lookup<'a> {
             return self.nxdomain();
         }
         self.deps.borrow_mut().nodes.push(crate::catalog::key(name));
-        let Some(node) = self.catalog.node(name) else {
+        let acl = self.access.default_acl();
+        if acl.failed() {
+            return self.servfail();
+        }
+        let Some(node) = self.catalog.node(name).filter(|n| acl.node_read(&n.name)) else {
             return self.nxdomain();
         };
         let ttl = secs(self.ctx.dns_config.node_ttl);
@@ -440,10 +463,14 @@ impl<'a> Lookup<'a> {
         let is_ip = |a: &str| a.parse::<IpAddr>().is_ok_and(|a| a == ip);
         let dc = &self.ctx.datacenter;
         let domain = &self.ctx.domain;
-        let target = match self.catalog.nodes().find(|n| is_ip(&n.address)) {
+        let acl = self.access.default_acl();
+        let target = match self.catalog.nodes().find(|n| is_ip(&n.address) && acl.node_read(&n.name)) {
             Some(node) => format!("{}.node.{dc}.{domain}", node.name),
             None => {
-                let svc = self.catalog.services().find(|s| is_ip(&s.address))?;
+                let svc = self
+                    .catalog
+                    .services()
+                    .find(|s| is_ip(&s.address) && acl.service_read(&s.name) && acl.node_read(&s.node))?;
                 format!("{}.service.{dc}.{domain}", svc.name)
             }
         };
@@ -460,7 +487,8 @@ impl<'a> Lookup<'a> {
     fn ns_records(&self, rng: &mut impl rand::Rng) -> Vec<Rr> {
         self.deps.borrow_mut().everything = true;
         let ttl = secs(self.ctx.dns_config.node_ttl);
-        let Some(apex) = dns_name(self.zone) else {
+        let acl = self.access.default_acl();
+        let Some(apex) = dns_name(self.zone).filter(|_| !acl.failed()) else {
             return Vec::new();
         };
         let mut servers: Vec<_> = self
@@ -472,12 +500,15 @@ impl<'a> Lookup<'a> {
             .map(|i| i.node)
             .filter(|n| is_dns_label_text(&n.name))
             .collect();
+        // The own-node fallback is for a catalog without servers, not for servers ACLs hide.
+        let fallback = servers.is_empty() && acl.node_read(&self.ctx.node_name);
+        servers.retain(|n| acl.service_read("consul") && acl.node_read(&n.name));
         servers.dedup_by(|a, b| a.name.eq_ignore_ascii_case(&b.name));
         servers.shuffle(rng);
         servers.truncate(3);
         let mut names: Vec<(String, Option<&Node>)> =
             servers.iter().map(|n| (n.name.clone(), Some(n.as_ref()))).collect();
-        if names.is_empty() && is_dns_label_text(&self.ctx.node_name) {
+        if names.is_empty() && fallback && is_dns_label_text(&self.ctx.node_name) {
             names.push((
                 self.ctx.node_name.clone(),
                 self.catalog.node(&self.ctx.node_name).map(AsRef::as_ref),

@@ -9,6 +9,10 @@
 //! `only_passing`), shuffled (or weighted-shuffled), one record per distinct address up to
 //! `a_record_limit`, SRV targets with their addresses and node-meta TXT in Additional.
 //!
+//! Under ACLs (`access`): the service needs `service:read`, each instance `node:read` on its
+//! node (a prepared query: both, under the query's captured token if it has one); none left
+//! is NXDOMAIN, a token that does not resolve SERVFAIL.
+//!
 //! Invariants: pure (the RNG is the only source of variation); every order-dependent choice
 //! (a limit, a merge of equal addresses) marks the answer `Deps::partial` for the cache.
 
@@ -143,6 +147,13 @@ impl Lookup<'_> {
             return self.nxdomain();
         }
         self.deps.borrow_mut().services.push(crate::catalog::key(name));
+        let acl = self.access.default_acl();
+        if acl.failed() {
+            return self.servfail();
+        }
+        if !acl.service_read(name) {
+            return self.nxdomain();
+        }
         let only_passing = self.ctx.dns_config.only_passing;
         let has_tags =
             |i: &Instance| tags.iter().all(|t| i.service.tags.iter().any(|x| x.eq_ignore_ascii_case(t)));
@@ -153,7 +164,7 @@ impl Lookup<'_> {
         let cands: Vec<Candidate> = self
             .catalog
             .service_instances(name)
-            .filter(|i| has_tags(i))
+            .filter(|i| has_tags(i) && acl.node_read(&i.node.name))
             .filter_map(|inst| {
                 let port = selected_port(&inst)?;
                 let health = self.catalog.instance_health(&inst.service.node, &inst.service.id);
@@ -176,10 +187,16 @@ impl Lookup<'_> {
         let Some(q) = self.catalog.resolve_query(id_or_name) else {
             return self.nxdomain();
         };
+        // The query's captured token if it has one, else the default token (spec §1.9).
+        let acl = self.access.query_acl(&q.token);
+        if acl.failed() {
+            return self.servfail();
+        }
         let cands = self
             .catalog
             .query_instances(q)
             .into_iter()
+            .filter(|(inst, _)| acl.service_read(&inst.service.name) && acl.node_read(&inst.node.name))
             .map(|(inst, health)| Candidate { port: inst.service.port, inst, health })
             .collect();
         let ttl = crate::agent::parse_go_duration(&q.dns_ttl)

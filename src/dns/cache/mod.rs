@@ -1,13 +1,15 @@
 //! Answer cache: whole responses in wire format, one cache per UDP receive loop.
 //!
-//! Input: a request datagram, the context and the snapshot the loop loaded for it.
+//! Input: a request datagram, the context, the snapshot and the ACL view (`Access`) the loop
+//! loaded for it.
 //! Output: the response bytes in the caller's buffer, or the `Response` of the full path
 //! when it is not a plain reply (forwarding, host-name resolution, drop).
 //!
 //! A response is a pure function of the request bytes after its 2-byte ID, the transport,
 //! the context and the snapshot, plus the RNG (shuffles). So the key is the transport and
 //! the request bytes after the ID. The cache empties itself when the context generation
-//! changes (a reload). A new snapshot does not empty it: each entry remembers what its
+//! changes (a reload) or the ACL view's does (a new default token, an ACL write: an answer
+//! rendered under one authorizer is never served under another). A new snapshot does not empty it: each entry remembers what its
 //! answer read (`Deps`: service names and node names, with their catalog indexes) and is
 //! checked against the new snapshot on its next use, so a write to one service leaves the
 //! other services' answers cached. The check costs nothing for an entry none of whose rows
@@ -83,10 +85,11 @@ pub(crate) use self::table::soa_serial_offsets;
 use self::table::{
     Entry, MAX_BYTES, MAX_KEY, MIN_VARIANTS, USES_PER_VARIANT, VARIANTS, Variant, finish, refresh_after,
 };
+use super::access::Access;
 use super::context::{DnsContext, Transport};
 use super::encode::answer_count;
 use super::message::{Deps, Resolved, Response};
-use super::pipeline::{respond, respond_traced};
+use super::pipeline::{respond_traced, respond_under};
 use crate::snapshot::CatalogSnapshot;
 
 /// An RNG that counts draws, so the cache knows whether a response was shuffled.
@@ -148,6 +151,8 @@ pub struct AnswerCache {
     table: hashbrown::HashTable<Entry>,
     hasher: foldhash::fast::RandomState,
     generation: u64,
+    /// The ACL view generation the entries were rendered under.
+    acl_generation: u64,
     bytes: usize,
     key: Vec<u8>,
     rng: rand::rngs::SmallRng,
@@ -172,6 +177,7 @@ impl AnswerCache {
             table: hashbrown::HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
             generation: 0,
+            acl_generation: 0,
             bytes: 0,
             key: Vec::with_capacity(MAX_KEY + 1),
             rng: rand::rngs::SmallRng::from_rng(&mut rand::rng()),
@@ -207,7 +213,7 @@ impl AnswerCache {
     }
 
     /// Answers `request` into `out` (cleared first) and returns `None`, or returns what the
-    /// full path wants done instead (`Forward`, `Resolve`, `Drop`) with `out` empty.
+    /// full path wants done instead (`Forward`, `Resolve`, `Drop`) with `out` empty. ACLs off.
     pub fn respond(
         &mut self,
         request: &[u8],
@@ -216,13 +222,26 @@ impl AnswerCache {
         snap: &Arc<CatalogSnapshot>,
         out: &mut Vec<u8>,
     ) -> Option<Response> {
+        self.respond_under(request, transport, ctx, snap, &Access::ALL, out)
+    }
+
+    /// [`AnswerCache::respond`] with the answers limited by `access`.
+    pub(crate) fn respond_under(
+        &mut self,
+        request: &[u8],
+        transport: Transport,
+        ctx: &DnsContext,
+        snap: &Arc<CatalogSnapshot>,
+        access: &Access,
+        out: &mut Vec<u8>,
+    ) -> Option<Response> {
         out.clear();
-        self.follow(ctx, snap);
+        self.follow(ctx, snap, access);
         let (Some(id), Some(rest)) = (request.get(..2), request.get(2..)) else {
-            return self.render_uncached(request, transport, ctx, snap, out);
+            return self.render_uncached(request, transport, ctx, snap, access, out);
         };
         if request.len() > MAX_KEY {
-            return self.render_uncached(request, transport, ctx, snap, out);
+            return self.render_uncached(request, transport, ctx, snap, access, out);
         }
         self.key.clear();
         self.key.push(transport as u8);
@@ -230,21 +249,27 @@ impl AnswerCache {
         let hash = self.hasher.hash_one(self.key.as_slice());
         match self.hit(hash, id, ctx, snap, out) {
             Probe::Hit => None,
-            Probe::Miss(miss) => self.render(request, transport, ctx, snap, miss, out),
+            Probe::Miss(miss) => self.render(request, transport, ctx, snap, access, miss, out),
         }
     }
 
-    /// Empties the cache when the context generation changed (a reload), when it holds more
-    /// than `MAX_BYTES`, or when `snap` is older than the last snapshot it saw; otherwise
-    /// marks the rows `snap` changed.
-    fn follow(&mut self, ctx: &DnsContext, snap: &Arc<CatalogSnapshot>) {
+    /// Empties the cache when the context generation changed (a reload), when the ACL view
+    /// changed, when it holds more than `MAX_BYTES`, or when `snap` is older than the last
+    /// snapshot it saw; otherwise marks the rows `snap` changed.
+    fn follow(&mut self, ctx: &DnsContext, snap: &Arc<CatalogSnapshot>, access: &Access) {
         let seen = self.changes.synced.as_ref().is_some_and(|s| Arc::ptr_eq(s, snap));
         let synced = seen || self.changes.sync(snap);
-        if self.generation != ctx.generation || self.bytes > MAX_BYTES || !synced {
+        let acl_generation = access.generation();
+        if self.generation != ctx.generation
+            || self.acl_generation != acl_generation
+            || self.bytes > MAX_BYTES
+            || !synced
+        {
             self.table.clear();
             self.changes.clear();
             self.bytes = 0;
             self.generation = ctx.generation;
+            self.acl_generation = acl_generation;
         }
     }
 
@@ -294,12 +319,14 @@ impl AnswerCache {
 
     /// The miss path (a miss, a missing variant, or a variant due for a new shuffle): renders
     /// the request through the full path into `out`, and stores the reply when it may be.
+    #[allow(clippy::too_many_arguments)]
     fn render(
         &mut self,
         request: &[u8],
         transport: Transport,
         ctx: &DnsContext,
         snap: &CatalogSnapshot,
+        access: &Access,
         miss: Miss,
         out: &mut Vec<u8>,
     ) -> Option<Response> {
@@ -307,7 +334,7 @@ impl AnswerCache {
         let mut counting = Counting { inner: &mut self.rng, draws: 0 };
         let deps = RefCell::default();
         let response =
-            respond_traced(request, transport, ctx, snap, &Resolved::pending(), &deps, &mut counting);
+            respond_traced(request, transport, ctx, snap, access, &Resolved::pending(), &deps, &mut counting);
         let draws = counting.draws;
         let Response::Reply(bytes) = response else {
             return Some(response);
@@ -388,10 +415,11 @@ impl AnswerCache {
         transport: Transport,
         ctx: &DnsContext,
         snap: &CatalogSnapshot,
+        access: &Access,
         out: &mut Vec<u8>,
     ) -> Option<Response> {
         self.stats.misses += 1;
-        match respond(request, transport, ctx, snap, &Resolved::pending(), &mut self.rng) {
+        match respond_under(request, transport, ctx, snap, access, &Resolved::pending(), &mut self.rng) {
             Response::Reply(bytes) => {
                 out.extend_from_slice(&bytes);
                 None
