@@ -188,22 +188,29 @@ impl AclResolver {
 }
 
 /// Keeps `resolver`'s DNS view current until `stop`: refreshes it when a published snapshot
-/// moved the ACL tables or the prepared queries, and when a token it resolved expires.
+/// moved the ACL tables or the prepared queries, when a token it resolved expires, and on a
+/// client agent with `down_policy = allow | deny` when its replica goes stale or fresh again.
 pub(crate) async fn follow(
     resolver: Arc<AclResolver>,
     snapshots: Arc<SnapshotHandle>,
     stop: CancellationToken,
 ) {
     let mut published = snapshots.subscribe();
+    let mut down = resolver.is_down();
     loop {
-        if resolver.dns_view_behind(&snapshots.load()) {
+        if resolver.dns_view_behind(&snapshots.load()) || resolver.is_down() != down {
+            down = resolver.is_down();
             resolver.refresh_dns_view();
         }
-        let wait = match resolver.dns_view.current.load().expires_ms {
+        let mut wait = match resolver.dns_view.current.load().expires_ms {
             // A millisecond past the expiry, so that the token is expired when resolved again.
             Some(t) => Duration::from_millis(t.saturating_sub(unix_ms()) + 1),
             None => Duration::MAX,
         };
+        if resolver.may_go_down() {
+            // A client agent's replica goes stale with no publish: look again each second.
+            wait = wait.min(DOWN_CHECK);
+        }
         tokio::select! {
             () = stop.cancelled() => return,
             changed = published.changed() => {
@@ -211,10 +218,18 @@ pub(crate) async fn follow(
                     return;
                 }
             }
-            () = sleep_for(wait) => resolver.refresh_dns_view(),
+            () = sleep_for(wait) => {
+                if resolver.dns_view.current.load().expires_ms.is_some_and(|t| t <= unix_ms()) {
+                    resolver.refresh_dns_view();
+                }
+            }
         }
     }
 }
+
+/// How often a client agent with `down_policy = allow | deny` checks whether its replica
+/// went stale (or fresh again), to move DNS to (or off) the `down_policy` answer.
+const DOWN_CHECK: Duration = Duration::from_secs(1);
 
 /// Sleeps for `d`, or forever when `d` is `Duration::MAX`.
 async fn sleep_for(d: Duration) {

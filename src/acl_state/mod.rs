@@ -145,6 +145,17 @@ impl AclResolver {
         self
     }
 
+    /// Whether resolving can change with no publish: a client agent whose `down_policy`
+    /// (`allow`, `deny`) answers once its replica goes stale.
+    fn may_go_down(&self) -> bool {
+        self.down.as_ref().is_some_and(|d| d.verdict.is_some())
+    }
+
+    /// Whether the `down_policy` answer is in force now.
+    fn is_down(&self) -> bool {
+        self.when_down().is_some()
+    }
+
     /// The `down_policy` answer while no server is reachable (`None`: resolve from the snapshot).
     fn when_down(&self) -> Option<Arc<Authorizer>> {
         let down = self.down.as_ref()?;

@@ -370,10 +370,13 @@ impl App {
     }
 }
 
-/// The token resolver (allow-all with ACLs off). With ACLs on, forwarded writes carry the
+/// The token resolver (`None` with ACLs off: requests then resolve to allow-all). With ACLs on, forwarded writes carry the
 /// tokens it holds, and on a client agent it applies `acl.down_policy` once its replica has
 /// heard from no server for `acl.token_ttl`.
-fn build_acl(config: &Config, consensus: &Consensus) -> anyhow::Result<Option<Arc<crate::acl_state::AclResolver>>> {
+fn build_acl(
+    config: &Config,
+    consensus: &Consensus,
+) -> anyhow::Result<Option<Arc<crate::acl_state::AclResolver>>> {
     if !config.acl.enabled {
         return Ok(None);
     }

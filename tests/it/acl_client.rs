@@ -16,15 +16,18 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 use serde_json::{Value, json};
 
 use crate::cluster::{Cluster, wait_until};
-use crate::support::{Agent, block, http_client};
+use crate::support::{Agent, Transport, block, http_client};
 
 const MASTER: &str = "6a1f1f0e-0000-4000-8000-00000000a001";
 const AGENT: &str = "6a1f1f0e-0000-4000-8000-00000000a002";
 const KV_RW: &str = "6a1f1f0e-0000-4000-8000-00000000a003";
 const KV_RO: &str = "6a1f1f0e-0000-4000-8000-00000000a004";
+const DNS_READ: &str = "6a1f1f0e-0000-4000-8000-00000000a005";
 
 /// Polls `f` until it holds, at most `secs` seconds.
 fn wait(secs: u64, what: &str, f: impl FnMut() -> bool) {
@@ -127,6 +130,12 @@ fn client_agents_write_with_their_callers_and_agent_tokens_and_apply_down_policy
     );
     token_with(server, "kv-rw", r#"key_prefix "app/" { policy = "write" }"#, KV_RW);
     token_with(server, "kv-ro", r#"key_prefix "app/" { policy = "read" }"#, KV_RO);
+    token_with(
+        server,
+        "dns",
+        r#"node_prefix "" { policy = "read" } service_prefix "" { policy = "read" }"#,
+        DNS_READ,
+    );
 
     let join = format!("127.0.0.1:{}", c.ports[0]);
     let start = |node: &str, config: &str| {
@@ -178,9 +187,17 @@ fn client_agents_write_with_their_callers_and_agent_tokens_and_apply_down_policy
             get(client, "/v1/kv/app/a?stale&raw", KV_RW) == (200, "v1".to_owned())
         });
     }
+    // DNS on c-deny follows its default token while the replica is fresh.
+    let body = json!({ "Token": DNS_READ }).to_string();
+    assert_eq!(put(&cdeny, "/v1/agent/token/default", MASTER, &body).0, 200);
+    let rcode =
+        |a: &Agent| a.query("consul.service.consul.", RecordType::A, Transport::Udp).metadata.response_code;
+    wait(10, "c-deny answers consul.service.consul", || rcode(&cdeny) == ResponseCode::NoError);
     // No server: past token_ttl, deny refuses, extend-cache keeps the last snapshot's tokens.
     c.kill9(0);
     wait(20, "c-deny applies down_policy deny", || get(&cdeny, "/v1/kv/app/a?stale&raw", KV_RW).0 == 403);
+    // DNS moves to the deny-all answer too, with no publish to wake it.
+    wait(5, "c-deny's DNS applies down_policy deny", || rcode(&cdeny) == ResponseCode::NXDomain);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(get(&cext, "/v1/kv/app/a?stale&raw", KV_RW), (200, "v1".to_owned()));
     assert_eq!(get(&cext, "/v1/kv/app/a?stale&raw", KV_RO), (200, "v1".to_owned()));
