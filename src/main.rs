@@ -25,7 +25,8 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use cairn::Notifier;
 use cairn::cli::api::Api;
 use cairn::cli::{
-    AgentArgs, CatalogCommand, Cli, Command, OperatorCommand, RaftCommand, ServicesCommand, SnapshotCommand,
+    AgentArgs, CatalogCommand, Cli, Command, ConsulMessage, OperatorCommand, RaftCommand, ServicesCommand,
+    SnapshotCommand,
 };
 use cairn::{App, Reloader};
 use cairn::{Config, Overrides};
@@ -67,8 +68,13 @@ fn main() -> ExitCode {
             }
         },
         Command::Kv(cmd) => run_client(async move {
-            cairn::cli::kv::run(&api()?, cmd).await?;
+            let api = api()?;
+            cairn::cli::kv::run(&api, cmd).await.map_err(|e| ConsulMessage(e.to_string()))?;
             Ok(String::new())
+        }),
+        Command::Acl(cmd) => run_client(async move {
+            let api = api()?;
+            Ok(cairn::cli::acl::run(&api, cmd).await.map_err(|e| ConsulMessage(e.to_string()))?)
         }),
         Command::Lock(args) => lock(&http, args),
         Command::Tls(cmd) => tls(cmd),
@@ -170,7 +176,11 @@ fn run_client(work: impl Future<Output = anyhow::Result<String>>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Consul's own lines (`Error! Failed writing data: …`) go out as they are.
+            match e.downcast_ref::<ConsulMessage>() {
+                Some(said) => eprintln!("{said}"),
+                None => eprintln!("error: {e:#}"),
+            }
             ExitCode::FAILURE
         }
     }
