@@ -2,6 +2,8 @@
 //!
 //! One binary, one module per area:
 //! - `acl`: ACLs on a real agent: bootstrap, policies, tokens, Consul's codes, persistence.
+//! - `acl_cli`: `cairn acl …` and the CLI's token (flags, variables, token file) against an
+//!   agent with default deny, in Consul 1.8.7's words.
 //! - `appliance`: the operator CLI, metrics, reload, snapshots, sd_notify; the package
 //!   install test behind `CAIRN_INSTALL_TEST=1`.
 //! - `anti_entropy`: the agent repairs catalog drift of its own services and checks, keeps
@@ -41,6 +43,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod acl;
+mod acl_cli;
 mod anti_entropy;
 mod appliance;
 mod architecture;
