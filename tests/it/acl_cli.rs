@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::support::{Agent, cairn_bin};
+use crate::support::{Agent, block, cairn_bin, http_client};
 
 /// Runs `cairn ARGS` against `agent` with the extra variables `env` (none of the caller's
 /// `CONSUL_HTTP_TOKEN*` leaks in).
@@ -193,6 +193,21 @@ fn list_read_delete(agent: &Agent, as_mgmt: &[(&str, &str)], accessor: &str, sec
     let clone = ok(agent, &["acl", "token", "clone", "-id", prefix, "-description", "copy"], as_mgmt);
     assert_eq!(field(&clone, "Description:"), "copy");
     assert!(clone.contains(&format!("   {policy_id} - app-write\n")), "{clone}");
+    // Consul's own CLI sends `"Description": ""` for a clone without -description: the
+    // original's description stays.
+    let (status, body) = block(async {
+        let url = format!("http://{}/v1/acl/token/{accessor}/clone", agent.http);
+        let r = http_client()
+            .put(url)
+            .header("X-Consul-Token", as_mgmt[0].1)
+            .body(r#"{"Description":""}"#)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    });
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["Description"], "app");
     let gone = ok(agent, &["acl", "token", "delete", "-id", prefix], as_mgmt);
     assert_eq!(gone, format!("Token \"{accessor}\" deleted successfully\n"));
     let unknown = fails(agent, &["kv", "put", &format!("-token={secret}"), "app/x", "2"], &[]);
