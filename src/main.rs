@@ -52,13 +52,21 @@ fn main() -> ExitCode {
             run_client(async move { Ok(cairn::cli::keyring::keyring(&api()?, &args).await?) })
         }
         Command::Members => run_client(async { Ok(cairn::cli::members::members(&api()?).await?) }),
-        Command::Join { addr } => {
-            run_client(async move { Ok(cairn::cli::members::join(&api()?, &addr).await?) })
-        }
-        Command::Leave => run_client(async { Ok(cairn::cli::members::leave(&api()?).await?) }),
-        Command::Operator(OperatorCommand::Raft(RaftCommand::ListPeers)) => {
-            run_client(async { Ok(cairn::cli::operator::raft_list_peers(&api()?).await?) })
-        }
+        Command::Join { addr } => run_client(async move {
+            let api = api()?;
+            let failed =
+                |e| ConsulMessage(format!("Error joining address '{addr}': {e}\nFailed to join any nodes."));
+            Ok(cairn::cli::members::join(&api, &addr).await.map_err(failed)?)
+        }),
+        Command::Leave => run_client(async {
+            let api = api()?;
+            Ok(cairn::cli::members::leave(&api).await.map_err(said("Error leaving"))?)
+        }),
+        Command::Operator(OperatorCommand::Raft(RaftCommand::ListPeers)) => run_client(async {
+            let api = api()?;
+            let failed = said("Error getting peers: Failed to retrieve raft configuration");
+            Ok(cairn::cli::operator::raft_list_peers(&api).await.map_err(failed)?)
+        }),
         Command::Agent(args) => match run_agent(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -98,13 +106,29 @@ fn main() -> ExitCode {
         Command::Snapshot(c) => run_client(async move {
             let api = api()?;
             Ok(match c {
-                SnapshotCommand::Save { file } => cairn::cli::snapshot::save(&api, &file).await?,
-                SnapshotCommand::Restore { file } => cairn::cli::snapshot::restore(&api, &file).await?,
+                SnapshotCommand::Save { file } => cairn::cli::snapshot::save(&api, &file)
+                    .await
+                    .map_err(|e| ConsulMessage(format!("Error saving snapshot: {e}")))?,
+                SnapshotCommand::Restore { file } => cairn::cli::snapshot::restore(&api, &file)
+                    .await
+                    .map_err(|e| ConsulMessage(format!("Error restoring snapshot: {e}")))?,
             })
         }),
-        Command::Reload => run_client(async { Ok(cairn::cli::info::reload(&api()?).await?) }),
-        Command::Info => run_client(async { Ok(cairn::cli::info::info(&api()?).await?) }),
+        Command::Reload => run_client(async {
+            let api = api()?;
+            Ok(cairn::cli::info::reload(&api).await.map_err(said("Error reloading"))?)
+        }),
+        Command::Info => run_client(async {
+            let api = api()?;
+            Ok(cairn::cli::info::info(&api).await.map_err(said("Error querying agent"))?)
+        }),
     }
+}
+
+/// Consul's line for a failed agent call (`Error leaving: Unexpected response code: 403
+/// (Permission denied)`), printed as it is.
+fn said(what: &'static str) -> impl FnOnce(cairn::cli::api::ApiError) -> ConsulMessage {
+    move |e| ConsulMessage(format!("{what}: {e}"))
 }
 
 /// `cairn lock`: the child's exit code, or 1 when the lock could not be run.
