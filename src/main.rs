@@ -36,7 +36,6 @@ fn main() -> ExitCode {
         cairn::cli::flags::normalise(&Cli::command(), std::env::args_os(), cairn::cli::SINGLE_DASH_VERBS);
     let cli = Cli::parse_from(argv);
     let http = cli.http;
-    let api = || Api::from_args(&http);
     match cli.command {
         Command::Version => {
             println!("cairn v{}", env!("CARGO_PKG_VERSION"));
@@ -48,6 +47,27 @@ fn main() -> ExitCode {
             println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
             ExitCode::SUCCESS
         }
+        Command::Agent(args) => match run_agent(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                // Not `eprintln!`: a stderr pipe whose reader is gone must not turn this into a panic.
+                let _ = writeln!(std::io::stderr(), "error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Lock(args) => lock(&http, args),
+        Command::Tls(cmd) => tls(cmd),
+        Command::Validate { paths } => validate(&paths),
+        Command::Assets { dir } => assets(&dir),
+        other => agent_call(other, &http),
+    }
+}
+
+/// A subcommand that talks to the agent over HTTP (all but `agent`, `version`, `keygen`,
+/// `lock`, `tls`, `validate` and `assets`, which `main` runs itself).
+fn agent_call(command: Command, http: &cairn::cli::api::HttpArgs) -> ExitCode {
+    let api = || Api::from_args(http);
+    match command {
         Command::Keyring(args) => {
             run_client(async move { Ok(cairn::cli::keyring::keyring(&api()?, &args).await?) })
         }
@@ -67,14 +87,6 @@ fn main() -> ExitCode {
             let failed = said("Error getting peers: Failed to retrieve raft configuration");
             Ok(cairn::cli::operator::raft_list_peers(&api).await.map_err(failed)?)
         }),
-        Command::Agent(args) => match run_agent(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                // Not `eprintln!`: a stderr pipe whose reader is gone must not turn this into a panic.
-                let _ = writeln!(std::io::stderr(), "error: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
         Command::Kv(cmd) => run_client(async move {
             let api = api()?;
             cairn::cli::kv::run(&api, cmd).await.map_err(|e| ConsulMessage(e.to_string()))?;
@@ -84,10 +96,6 @@ fn main() -> ExitCode {
             let api = api()?;
             Ok(cairn::cli::acl::run(&api, cmd).await.map_err(|e| ConsulMessage(e.to_string()))?)
         }),
-        Command::Lock(args) => lock(&http, args),
-        Command::Tls(cmd) => tls(cmd),
-        Command::Validate { paths } => validate(&paths),
-        Command::Assets { dir } => assets(&dir),
         Command::Catalog(c) => run_client(async move {
             let api = api()?;
             Ok(match c {
@@ -122,6 +130,14 @@ fn main() -> ExitCode {
             let api = api()?;
             Ok(cairn::cli::info::info(&api).await.map_err(said("Error querying agent"))?)
         }),
+        // `main` runs these itself and never passes them here.
+        Command::Version
+        | Command::Keygen
+        | Command::Agent(_)
+        | Command::Lock(_)
+        | Command::Tls(_)
+        | Command::Validate { .. }
+        | Command::Assets { .. } => ExitCode::FAILURE,
     }
 }
 
