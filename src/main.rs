@@ -25,7 +25,8 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use cairn::Notifier;
 use cairn::cli::api::Api;
 use cairn::cli::{
-    AgentArgs, CatalogCommand, Cli, Command, OperatorCommand, RaftCommand, ServicesCommand, SnapshotCommand,
+    AgentArgs, CatalogCommand, Cli, Command, ConsulMessage, OperatorCommand, RaftCommand, ServicesCommand,
+    SnapshotCommand,
 };
 use cairn::{App, Reloader};
 use cairn::{Config, Overrides};
@@ -35,7 +36,6 @@ fn main() -> ExitCode {
         cairn::cli::flags::normalise(&Cli::command(), std::env::args_os(), cairn::cli::SINGLE_DASH_VERBS);
     let cli = Cli::parse_from(argv);
     let http = cli.http;
-    let api = || Api::from_args(&http);
     match cli.command {
         Command::Version => {
             println!("cairn v{}", env!("CARGO_PKG_VERSION"));
@@ -47,17 +47,6 @@ fn main() -> ExitCode {
             println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
             ExitCode::SUCCESS
         }
-        Command::Keyring(args) => {
-            run_client(async move { Ok(cairn::cli::keyring::keyring(&api()?, &args).await?) })
-        }
-        Command::Members => run_client(async { Ok(cairn::cli::members::members(&api()?).await?) }),
-        Command::Join { addr } => {
-            run_client(async move { Ok(cairn::cli::members::join(&api()?, &addr).await?) })
-        }
-        Command::Leave => run_client(async { Ok(cairn::cli::members::leave(&api()?).await?) }),
-        Command::Operator(OperatorCommand::Raft(RaftCommand::ListPeers)) => {
-            run_client(async { Ok(cairn::cli::operator::raft_list_peers(&api()?).await?) })
-        }
         Command::Agent(args) => match run_agent(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -66,14 +55,47 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Kv(cmd) => run_client(async move {
-            cairn::cli::kv::run(&api()?, cmd).await?;
-            Ok(String::new())
-        }),
         Command::Lock(args) => lock(&http, args),
         Command::Tls(cmd) => tls(cmd),
         Command::Validate { paths } => validate(&paths),
         Command::Assets { dir } => assets(&dir),
+        other => agent_call(other, &http),
+    }
+}
+
+/// A subcommand that talks to the agent over HTTP (all but `agent`, `version`, `keygen`,
+/// `lock`, `tls`, `validate` and `assets`, which `main` runs itself).
+fn agent_call(command: Command, http: &cairn::cli::api::HttpArgs) -> ExitCode {
+    let api = || Api::from_args(http);
+    match command {
+        Command::Keyring(args) => {
+            run_client(async move { Ok(cairn::cli::keyring::keyring(&api()?, &args).await?) })
+        }
+        Command::Members => run_client(async { Ok(cairn::cli::members::members(&api()?).await?) }),
+        Command::Join { addr } => run_client(async move {
+            let api = api()?;
+            let failed =
+                |e| ConsulMessage(format!("Error joining address '{addr}': {e}\nFailed to join any nodes."));
+            Ok(cairn::cli::members::join(&api, &addr).await.map_err(failed)?)
+        }),
+        Command::Leave => run_client(async {
+            let api = api()?;
+            Ok(cairn::cli::members::leave(&api).await.map_err(said("Error leaving"))?)
+        }),
+        Command::Operator(OperatorCommand::Raft(RaftCommand::ListPeers)) => run_client(async {
+            let api = api()?;
+            let failed = said("Error getting peers: Failed to retrieve raft configuration");
+            Ok(cairn::cli::operator::raft_list_peers(&api).await.map_err(failed)?)
+        }),
+        Command::Kv(cmd) => run_client(async move {
+            let api = api()?;
+            cairn::cli::kv::run(&api, cmd).await.map_err(|e| ConsulMessage(e.to_string()))?;
+            Ok(String::new())
+        }),
+        Command::Acl(cmd) => run_client(async move {
+            let api = api()?;
+            Ok(cairn::cli::acl::run(&api, cmd).await.map_err(|e| ConsulMessage(e.to_string()))?)
+        }),
         Command::Catalog(c) => run_client(async move {
             let api = api()?;
             Ok(match c {
@@ -92,13 +114,37 @@ fn main() -> ExitCode {
         Command::Snapshot(c) => run_client(async move {
             let api = api()?;
             Ok(match c {
-                SnapshotCommand::Save { file } => cairn::cli::snapshot::save(&api, &file).await?,
-                SnapshotCommand::Restore { file } => cairn::cli::snapshot::restore(&api, &file).await?,
+                SnapshotCommand::Save { file } => cairn::cli::snapshot::save(&api, &file)
+                    .await
+                    .map_err(|e| ConsulMessage(format!("Error saving snapshot: {e}")))?,
+                SnapshotCommand::Restore { file } => cairn::cli::snapshot::restore(&api, &file)
+                    .await
+                    .map_err(|e| ConsulMessage(format!("Error restoring snapshot: {e}")))?,
             })
         }),
-        Command::Reload => run_client(async { Ok(cairn::cli::info::reload(&api()?).await?) }),
-        Command::Info => run_client(async { Ok(cairn::cli::info::info(&api()?).await?) }),
+        Command::Reload => run_client(async {
+            let api = api()?;
+            Ok(cairn::cli::info::reload(&api).await.map_err(said("Error reloading"))?)
+        }),
+        Command::Info => run_client(async {
+            let api = api()?;
+            Ok(cairn::cli::info::info(&api).await.map_err(said("Error querying agent"))?)
+        }),
+        // `main` runs these itself and never passes them here.
+        Command::Version
+        | Command::Keygen
+        | Command::Agent(_)
+        | Command::Lock(_)
+        | Command::Tls(_)
+        | Command::Validate { .. }
+        | Command::Assets { .. } => ExitCode::FAILURE,
     }
+}
+
+/// Consul's line for a failed agent call (`Error leaving: Unexpected response code: 403
+/// (Permission denied)`), printed as it is.
+fn said(what: &'static str) -> impl FnOnce(cairn::cli::api::ApiError) -> ConsulMessage {
+    move |e| ConsulMessage(format!("{what}: {e}"))
 }
 
 /// `cairn lock`: the child's exit code, or 1 when the lock could not be run.
@@ -170,7 +216,11 @@ fn run_client(work: impl Future<Output = anyhow::Result<String>>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Consul's own lines (`Error! Failed writing data: …`) go out as they are.
+            match e.downcast_ref::<ConsulMessage>() {
+                Some(said) => eprintln!("{said}"),
+                None => eprintln!("error: {e:#}"),
+            }
             ExitCode::FAILURE
         }
     }

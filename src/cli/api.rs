@@ -15,6 +15,14 @@
 //! setting that cannot be honoured (an unreadable file, a boolean that is not one, a `unix://`
 //! address) is an error before any request, never a silent fallback to plain HTTP.
 //!
+//! The ACL token goes with every request as `X-Consul-Token`, found as Consul 1.8.7's CLI finds
+//! it (checked against its binary): a token file (`-token-file`, else `CONSUL_HTTP_TOKEN_FILE`)
+//! with something in it beats a token (`-token`, else `CONSUL_HTTP_TOKEN`), so the file wins
+//! even over the `-token` flag; the file's content is trimmed, an empty one falls through to
+//! the token, an unreadable one is an error (`Error loading token file: open F: …`). An empty
+//! flag or variable counts as unset. No token at all sends no header, and the agent uses its
+//! default token.
+//!
 //! Every subcommand that talks to an agent goes through `Api`; a non-2xx reply becomes
 //! `ApiError::Status` carrying the agent's message.
 //!
@@ -43,6 +51,12 @@ use crate::cli::tls::client::{ClientTlsError, TlsSettings};
 pub const HTTP_ADDR_ENV: &str = "CAIRN_HTTP_ADDR";
 /// Consul's name for the agent's HTTP address.
 pub const CONSUL_HTTP_ADDR_ENV: &str = "CONSUL_HTTP_ADDR";
+/// The header the ACL token travels in.
+pub const TOKEN_HEADER: &str = "X-Consul-Token";
+/// Consul's variable for the ACL token.
+pub const TOKEN_ENV: &str = "CONSUL_HTTP_TOKEN";
+/// Consul's variable for a file holding the ACL token (beats the token).
+pub const TOKEN_FILE_ENV: &str = "CONSUL_HTTP_TOKEN_FILE";
 /// The address used when neither flag nor variable names one.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8500";
 
@@ -71,6 +85,14 @@ pub struct HttpArgs {
     /// [env: CONSUL_TLS_SERVER_NAME].
     #[arg(long, global = true, value_name = "NAME")]
     pub tls_server_name: Option<String>,
+    /// ACL token to use in the request [env: CONSUL_HTTP_TOKEN]; without one the agent uses
+    /// its default token.
+    #[arg(long, global = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// File containing the ACL token to use instead of -token or CONSUL_HTTP_TOKEN
+    /// [env: CONSUL_HTTP_TOKEN_FILE].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// Where and how to reach the agent, resolved from flags and environment.
@@ -80,6 +102,8 @@ pub struct Endpoint {
     pub base: String,
     /// The TLS settings, for an `https` base only.
     pub tls: Option<TlsSettings>,
+    /// The ACL token sent as `X-Consul-Token` (none: the agent's default token).
+    pub token: Option<String>,
 }
 
 impl HttpArgs {
@@ -96,8 +120,9 @@ impl HttpArgs {
         let ssl = flag("CONSUL_HTTP_SSL")?.unwrap_or(false);
         let verify = flag("CONSUL_HTTP_SSL_VERIFY")?.unwrap_or(true);
         let base = base_url(&addr, ssl)?;
+        let token = self.acl_token(&env)?;
         if !base.starts_with("https://") {
-            return Ok(Endpoint { base, tls: None });
+            return Ok(Endpoint { base, tls: None, token });
         }
         let path = |flag: &Option<PathBuf>, var: &str| flag.clone().or_else(|| env(var).map(PathBuf::from));
         let tls = TlsSettings {
@@ -108,7 +133,26 @@ impl HttpArgs {
             server_name: self.tls_server_name.clone().or_else(|| env("CONSUL_TLS_SERVER_NAME")),
             verify,
         };
-        Ok(Endpoint { base, tls: Some(tls) })
+        Ok(Endpoint { base, tls: Some(tls), token })
+    }
+
+    /// The ACL token: a non-empty token file (flag, then variable) beats the token (flag, then
+    /// variable), as in Consul 1.8.7; `env` already drops empty variables.
+    fn acl_token(&self, env: &impl Fn(&str) -> Option<String>) -> Result<Option<String>, ApiError> {
+        let file = self
+            .token_file
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty())
+            .or_else(|| env(TOKEN_FILE_ENV).map(PathBuf::from));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ApiError::TokenFile(format!("open {}: {e}", path.display())))?;
+            let text = text.trim();
+            if !text.is_empty() {
+                return Ok(Some(text.to_owned()));
+            }
+        }
+        Ok(self.token.clone().filter(|t| !t.is_empty()).or_else(|| env(TOKEN_ENV)))
     }
 }
 
@@ -150,8 +194,8 @@ pub enum ApiError {
         /// The underlying error.
         source: reqwest::Error,
     },
-    /// The agent answered with a non-success status.
-    #[error("agent replied {status}: {message}")]
+    /// The agent answered with a non-success status (worded as Consul's Go client words it).
+    #[error("Unexpected response code: {status} ({message})")]
     Status {
         /// HTTP status code.
         status: u16,
@@ -167,6 +211,12 @@ pub enum ApiError {
     /// The TLS files or settings cannot be used.
     #[error(transparent)]
     Tls(#[from] ClientTlsError),
+    /// The token file cannot be read.
+    #[error("Error loading token file: {0}")]
+    TokenFile(String),
+    /// The token cannot be sent in an HTTP header (a control character in it).
+    #[error("the ACL token is not a valid HTTP header value")]
+    TokenValue,
     /// The HTTP client could not be built.
     #[error("cannot set up the HTTP client: {0}")]
     Client(reqwest::Error),
@@ -195,6 +245,8 @@ impl Reply {
 pub struct Api {
     base: String,
     client: reqwest::Client,
+    /// `X-Consul-Token`, marked sensitive (its `Debug` does not show it).
+    token: Option<reqwest::header::HeaderValue>,
 }
 
 impl Api {
@@ -210,7 +262,16 @@ impl Api {
             .tls_backend_preconfigured(tls)
             .build()
             .map_err(ApiError::Client)?;
-        Ok(Self { base: endpoint.base.clone(), client })
+        let token = match &endpoint.token {
+            Some(t) => {
+                let mut value =
+                    reqwest::header::HeaderValue::from_str(t).map_err(|_| ApiError::TokenValue)?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        Ok(Self { base: endpoint.base.clone(), client, token })
     }
 
     /// A client for the flags `args` and the process environment.
@@ -239,6 +300,9 @@ impl Api {
     ) -> Result<Reply, ApiError> {
         let transport = |source| ApiError::Transport { base: self.base.clone(), source };
         let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            req = req.header(TOKEN_HEADER, token.clone());
+        }
         if let Some(b) = body {
             req = req.body(b);
         }
@@ -355,5 +419,52 @@ mod tests {
         let err = resolve(&HttpArgs::default(), &[("CONSUL_HTTP_ADDR", "unix:///tmp/consul.sock")])
             .expect_err("unix");
         assert!(err.contains("unix:// is not supported"), "{err}");
+    }
+
+    fn token(args: &HttpArgs, env: &[(&str, &str)]) -> Result<Option<String>, String> {
+        resolve(args, env).map(|e| e.token)
+    }
+
+    /// Consul 1.8.7 checked live: a token file (flag, else variable) with content beats the
+    /// token (flag, else variable), even the -token flag; empty files and values fall through.
+    #[test]
+    fn token_precedence_is_consuls() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("tf");
+        std::fs::write(&file, "  filetok \n").expect("write");
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").expect("write");
+        let (file_s, empty_s) = (file.to_str().expect("utf8"), empty.to_str().expect("utf8"));
+        let none = HttpArgs::default();
+        assert_eq!(token(&none, &[]), Ok(None));
+        assert_eq!(token(&none, &[("CONSUL_HTTP_TOKEN", "envtok")]), Ok(Some("envtok".into())));
+        assert_eq!(token(&none, &[("CONSUL_HTTP_TOKEN", "")]), Ok(None));
+        let both = [("CONSUL_HTTP_TOKEN", "envtok"), ("CONSUL_HTTP_TOKEN_FILE", file_s)];
+        assert_eq!(token(&none, &both), Ok(Some("filetok".into())));
+        let empty_file = [("CONSUL_HTTP_TOKEN", "envtok"), ("CONSUL_HTTP_TOKEN_FILE", empty_s)];
+        assert_eq!(token(&none, &empty_file), Ok(Some("envtok".into())));
+        let flag = HttpArgs { token: Some("flagtok".into()), ..HttpArgs::default() };
+        assert_eq!(token(&flag, &[("CONSUL_HTTP_TOKEN", "envtok")]), Ok(Some("flagtok".into())));
+        assert_eq!(token(&flag, &both), Ok(Some("filetok".into())));
+        let blank = HttpArgs { token: Some(String::new()), ..HttpArgs::default() };
+        assert_eq!(token(&blank, &[("CONSUL_HTTP_TOKEN", "envtok")]), Ok(Some("envtok".into())));
+        let flag_file =
+            HttpArgs { token: Some("flagtok".into()), token_file: Some(file.clone()), ..HttpArgs::default() };
+        assert_eq!(token(&flag_file, &[("CONSUL_HTTP_TOKEN_FILE", empty_s)]), Ok(Some("filetok".into())));
+        let flag_empty_file = HttpArgs { token_file: Some(empty.clone()), ..HttpArgs::default() };
+        assert_eq!(token(&flag_empty_file, &both), Ok(Some("envtok".into())));
+        // Over https too.
+        let https = [("CONSUL_HTTP_ADDR", "https://h:1"), ("CONSUL_HTTP_TOKEN", "t")];
+        assert_eq!(token(&none, &https), Ok(Some("t".into())));
+    }
+
+    #[test]
+    fn an_unreadable_token_file_is_an_error() {
+        let args = HttpArgs { token_file: Some("/nonexistent/tf".into()), ..HttpArgs::default() };
+        let err = token(&args, &[("CONSUL_HTTP_TOKEN", "envtok")]).expect_err("missing file");
+        assert!(err.starts_with("Error loading token file: open /nonexistent/tf: "), "{err}");
+        let err = token(&HttpArgs::default(), &[("CONSUL_HTTP_TOKEN_FILE", "/nonexistent/tf")])
+            .expect_err("missing file");
+        assert!(err.starts_with("Error loading token file: open /nonexistent/tf"), "{err}");
     }
 }

@@ -8,12 +8,16 @@
 //! Invariants: nothing else changes. Short flags (`-h`, `-V`), values (the token after a flag
 //! that takes one, even if it starts with a dash), positional arguments, tokens after `--`, and
 //! a single-dash word that is not a declared long flag pass through untouched, so clap still
-//! reports them as it always did; the double-dash spelling keeps working. The rewrite only
+//! reports them as it always did; the double-dash spelling keeps working. In a command that
+//! ends in a trailing command line (`cairn lock PREFIX CMD…`), nothing after the first
+//! positional is rewritten, as Go's flag parsing stops there too. The rewrite only
 //! starts once argv has entered one of the chosen top-level verbs (`scope`), so verbs not yet
 //! converted behave exactly as before.
 //!
-//! Today only `cairn tls` goes through it (Consul's TLS tutorial types `consul tls cert create
-//! -server -dc dc1`); issue 21 will apply it to every verb by passing all of them as `scope`.
+//! The verbs that go through it are `cli::SINGLE_DASH_VERBS`: `cairn tls` (Consul's TLS
+//! tutorial types `consul tls cert create -server -dc dc1`) and every verb that talks to the
+//! agent (`cairn kv put -token=… k v`, `cairn acl token create -policy-name p`); issue 21
+//! will apply it to `cairn agent` too.
 //! Why a rewrite and not clap itself: clap has no "long flag with one dash" mode, and
 //! declaring every flag twice (`-server` as a short alias cannot be longer than one char)
 //! is not possible either.
@@ -73,6 +77,10 @@ pub fn normalise(
             if depth == 1 {
                 active = scope.contains(&sub.get_name());
             }
+        } else if current.get_positionals().any(clap::Arg::is_trailing_var_arg_set) {
+            // `cairn lock PREFIX CMD ARGS…`: as with Go's flag parsing, flags end at the
+            // first positional; the child's own `-flags` are not ours to rewrite.
+            rest_is_positional = true;
         }
         out.push(arg);
     }
@@ -105,6 +113,12 @@ mod tests {
             .subcommand(Command::new("tls").subcommand(Command::new("cert").subcommand(create)))
             .subcommand(
                 Command::new("kv").arg(Arg::new("recurse").long("recurse").action(ArgAction::SetTrue)),
+            )
+            .subcommand(
+                Command::new("lock")
+                    .arg(Arg::new("name").long("name"))
+                    .arg(Arg::new("prefix").required(true))
+                    .arg(Arg::new("command").num_args(1..).trailing_var_arg(true).allow_hyphen_values(true)),
             )
     }
 
@@ -141,6 +155,12 @@ mod tests {
         check("cairn tls cert create -- -server", &["tls"], "cairn tls cert create -- -server");
         // A flag of another level is not declared here: it stays for clap to report.
         check("cairn tls -server cert create", &["tls"], "cairn tls -server cert create");
+    }
+
+    #[test]
+    fn a_trailing_command_line_keeps_its_own_flags() {
+        check("cairn lock -name x p ls -name", &["lock"], "cairn lock --name x p ls -name");
+        check("cairn lock -verbose p sh -verbose", &["lock"], "cairn lock --verbose p sh -verbose");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! Input: arguments → `/v1/kv` calls through `cli::api::Api`. Output: Consul's messages on
 //! stdout (`Success! Data written to: k`), values as raw bytes, and `export`/`import` in
 //! Consul's JSON format (`[{"key","flags","value"(base64)}]`), so files move between the two.
+//! Errors are Consul's lines (`Error! Failed writing data: Unexpected response code: 403
+//! (Permission denied)`), printed as they are by `main`, exit 1.
 //! Invariants: a missing key is an error (`Error! No key exists at: k`, exit 1); keys are
 //! percent-encoded in the URL path (`/` kept), so any key reaches the agent unchanged.
 
@@ -116,6 +118,18 @@ pub enum KvError {
     /// The agent call failed.
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// A read failed (Consul's Go client drops the body of a KV read's error).
+    #[error("Error querying Consul agent: {}", code_only(.0))]
+    Query(ApiError),
+    /// A write failed.
+    #[error("Error! Failed writing data: {0}")]
+    Write(ApiError),
+    /// Deleting a key failed.
+    #[error("Error deleting key {0}: {1}")]
+    Delete(String, ApiError),
+    /// Deleting a prefix failed.
+    #[error("Error! Did not delete prefix {0}: {1}")]
+    DeletePrefix(String, ApiError),
     /// The key does not exist.
     #[error("Error! No key exists at: {0}")]
     Missing(String),
@@ -134,6 +148,14 @@ pub enum KvError {
     /// Conflicting or incomplete flags.
     #[error("Error! {0}")]
     Usage(&'static str),
+}
+
+/// `Unexpected response code: 403` for an agent's refusal, else the error's text.
+fn code_only(e: &ApiError) -> String {
+    match e {
+        ApiError::Status { status, .. } => format!("Unexpected response code: {status}"),
+        other => other.to_string(),
+    }
 }
 
 /// One entry of Consul's `kv export` format.
@@ -222,7 +244,7 @@ pub async fn run(api: &Api, cmd: KvCommand) -> Result<(), KvError> {
             if (a.acquire || a.release) && a.session.is_empty() {
                 return Err(KvError::Usage("--acquire and --release need --session"));
             }
-            let ok: bool = api.put(&path, value).await?.json()?;
+            let ok: bool = api.put(&path, value).await.map_err(KvError::Write)?.json()?;
             if !ok {
                 let why = if a.cas { "CAS failed" } else { "lock not acquired or released" };
                 return Err(KvError::NotWritten(a.key, why));
@@ -240,7 +262,12 @@ pub async fn run(api: &Api, cmd: KvCommand) -> Result<(), KvError> {
             } else if a.cas {
                 path.push_str(&format!("?cas={}", a.modify_index));
             }
-            let ok: bool = api.delete(&path).await?.json()?;
+            let deleted = api.delete(&path).await;
+            let ok: bool = match (deleted, a.recurse) {
+                (Ok(reply), _) => reply.json()?,
+                (Err(e), true) => return Err(KvError::DeletePrefix(a.key, e)),
+                (Err(e), false) => return Err(KvError::Delete(a.key, e)),
+            };
             if !ok {
                 return Err(KvError::NotWritten(a.key, "CAS failed"));
             }
@@ -274,7 +301,8 @@ pub async fn run(api: &Api, cmd: KvCommand) -> Result<(), KvError> {
 }
 
 async fn list(api: &Api, prefix: &str) -> Result<Vec<Entry>, KvError> {
-    let reply = api.send(reqwest::Method::GET, &format!("{}?recurse", kv_path(prefix)), None, true).await?;
+    let path = format!("{}?recurse", kv_path(prefix));
+    let reply = api.send(reqwest::Method::GET, &path, None, true).await.map_err(KvError::Query)?;
     if reply.status == 404 {
         return Ok(Vec::new());
     }
@@ -284,7 +312,7 @@ async fn list(api: &Api, prefix: &str) -> Result<Vec<Entry>, KvError> {
 async fn get(api: &Api, a: GetArgs) -> Result<(), KvError> {
     if a.keys {
         let path = format!("{}?keys&separator={}", kv_path(&a.key), a.separator);
-        let reply = api.send(reqwest::Method::GET, &path, None, true).await?;
+        let reply = api.send(reqwest::Method::GET, &path, None, true).await.map_err(KvError::Query)?;
         let keys: Vec<String> = if reply.status == 404 { Vec::new() } else { reply.json()? };
         for k in keys {
             println!("{k}");
@@ -300,7 +328,7 @@ async fn get(api: &Api, a: GetArgs) -> Result<(), KvError> {
         }
         return Ok(());
     }
-    let reply = api.send(reqwest::Method::GET, &kv_path(&a.key), None, true).await?;
+    let reply = api.send(reqwest::Method::GET, &kv_path(&a.key), None, true).await.map_err(KvError::Query)?;
     if reply.status == 404 {
         return Err(KvError::Missing(a.key));
     }

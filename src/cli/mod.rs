@@ -8,6 +8,7 @@
 //! `cairn tls` (Consul's certificate tooling) takes Consul's single-dash flags too: `main`
 //! passes argv through `flags::normalise` first.
 
+pub mod acl;
 pub mod api;
 pub mod assets;
 pub mod catalog;
@@ -42,10 +43,13 @@ pub struct Cli {
 }
 
 /// The top-level verbs whose flags may be spelt Consul's way, with one dash (`cli::flags`):
-/// `tls`, and `members`, which Consul's TLS tutorial runs as `consul members
-/// -ca-file=consul-agent-ca.pem -client-cert=… -client-key=… -http-addr="https://localhost:8501"`.
-/// Issue 21 extends this to every verb.
-pub const SINGLE_DASH_VERBS: &[&str] = &["tls", "members", "keyring"];
+/// `tls`, and every verb that talks to the agent, as Consul's tutorials type them (`consul
+/// members -ca-file=consul-agent-ca.pem -http-addr="https://localhost:8501"`, `consul kv put
+/// -token=… k v`, `consul acl token create -policy-name p`). Issue 21 extends this to `agent`.
+pub const SINGLE_DASH_VERBS: &[&str] = &[
+    "tls", "members", "join", "leave", "keyring", "kv", "lock", "catalog", "services", "snapshot",
+    "operator", "info", "reload", "acl",
+];
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
@@ -95,6 +99,9 @@ pub enum Command {
     Reload,
     /// Show the local agent's configuration and state.
     Info,
+    /// Bootstrap ACLs and manage tokens, policies and roles (Consul's `consul acl`).
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
     /// Create a CA and agent certificates, as `consul tls` does (Consul's file names and flags).
     #[command(subcommand)]
     Tls(tls::TlsCommand),
@@ -278,6 +285,13 @@ impl AgentArgs {
         }
     }
 }
+
+/// A failed subcommand's message worded as Consul's CLI words it (`Error! Failed writing data:
+/// Unexpected response code: 403 (Permission denied)`): `main` prints it as it is, with no
+/// `error: ` prefix, and exits 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConsulMessage(pub String);
 
 /// Left-aligned columns separated by two spaces, like Consul's `columnize`.
 fn table<const N: usize>(rows: &[[String; N]]) -> String {

@@ -372,7 +372,8 @@ pub(crate) async fn token_clone(
     t.accessor_id = uuid::Uuid::new_v4().to_string();
     t.secret_id = uuid::Uuid::new_v4().to_string();
     t.create_time_ms = now;
-    if let Some(d) = body.description {
+    // An empty description keeps the original's, as Consul does (its CLI always sends one).
+    if let Some(d) = body.description.filter(|d| !d.is_empty()) {
         t.description = d;
     }
     let accessor = t.accessor_id.clone();

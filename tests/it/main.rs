@@ -2,6 +2,10 @@
 //!
 //! One binary, one module per area:
 //! - `acl`: ACLs on a real agent: bootstrap, policies, tokens, Consul's codes, persistence.
+//! - `acl_cli`: `cairn acl …` and the CLI's token (flags, variables, token file) against an
+//!   agent with default deny, in Consul 1.8.7's words.
+//! - `acl_client`: a server and client agents with default deny: forwarded writes carry the
+//!   caller's or agent's token and the server enforces it; down_policy after the server dies.
 //! - `acl_enforce`: ACL enforcement with default deny and real tokens, compared with Consul
 //!   1.8.7: refusals, filtering, token precedence, blocking, script checks, bad ACL input.
 //! - `appliance`: the operator CLI, metrics, reload, snapshots, sd_notify; the package
@@ -45,6 +49,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod acl;
+mod acl_cli;
 mod acl_client;
 mod acl_enforce;
 mod anti_entropy;
