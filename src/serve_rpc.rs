@@ -26,6 +26,7 @@
 //! that `rpc` keeps only the wire types, framing and the connection pool.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +35,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::acl::{ANONYMOUS_TOKEN_SECRET, Resolve, ResolveError};
 use crate::acl_state::permission::{self, Refusal};
-use crate::catalog::{Command, CommandResponse};
+use crate::acl_state::{read_reset_index, spend_reset_file};
+use crate::catalog::{AclCommand, Command, CommandResponse};
 use crate::consensus::ProposeError;
 use crate::gossip::{Lan, Membership as _};
 use crate::raft::Server;
@@ -58,6 +60,8 @@ pub(crate) struct Dispatch {
     pub auth: Auth,
     /// This server's ACL resolver: forwarded writes are checked against the secret they carry.
     pub acl: Arc<dyn Resolve>,
+    /// This server's data dir: a forwarded ACL bootstrap takes its reset index from here.
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Serves RPC connections on `listener` until `stop` fires.
@@ -132,7 +136,7 @@ impl Dispatch {
             }
             let resp = match self.membership_change_refused(&req, stream.peer()).await {
                 Some(refused) => refused,
-                None => answer(&self.raft, &*self.acl, req, self.serf_addr, &self.sessions).await,
+                None => answer(self, req).await,
             };
             write_frame(stream, &resp).await?;
         }
@@ -193,13 +197,9 @@ async fn membership_refusal(gossip: &Lan, peer: IpAddr, joiner: Option<(u64, &st
     (!known).then(|| format!("server {id} at {addr} is not an alive server of datacenter {dc}'s gossip pool"))
 }
 
-async fn answer(
-    raft: &Server,
-    acl: &dyn Resolve,
-    req: Request,
-    serf_addr: Option<SocketAddr>,
-    sessions: &SessionTimers,
-) -> Response {
+async fn answer(dispatch: &Dispatch, req: Request) -> Response {
+    let (raft, acl, data_dir) = (&*dispatch.raft, &*dispatch.acl, dispatch.data_dir.as_path());
+    let (serf_addr, sessions) = (dispatch.serf_addr, &*dispatch.sessions);
     match req {
         Request::AppendEntries(rpc) => {
             raft.note_leader_contact(&rpc.vote);
@@ -214,8 +214,8 @@ async fn answer(
         Request::Join { node_id, addr } => Response::Join(raft.add_server(node_id, addr).await),
         Request::Remove { node_id } => Response::Remove(raft.remove_server(node_id).await),
         // A forwarded write passes the checks a direct HTTP write passes, whoever sent it.
-        Request::Forward(cmd) => forwarded(raft, acl, *cmd, None).await,
-        Request::ForwardAs { command, token } => forwarded(raft, acl, *command, Some(token)).await,
+        Request::Forward(cmd) => forwarded(raft, acl, data_dir, *cmd, None).await,
+        Request::ForwardAs { command, token } => forwarded(raft, acl, data_dir, *command, Some(token)).await,
         Request::ReadIndex => Response::ReadIndex(raft.read_index().await.map_err(remote)),
         // On the leader it re-arms the timer here; elsewhere it goes on to the leader.
         Request::SessionRenew { id, ttl_ms } => {
@@ -237,10 +237,25 @@ async fn answer(
 /// Answers a forwarded write: validated as a direct HTTP write is (`Command::validate`), then,
 /// with ACLs on, checked against the secret it came with (none: the anonymous token) on this
 /// server's ACL state, then committed (relayed to the leader with the same secret).
-async fn forwarded(raft: &Server, acl: &dyn Resolve, cmd: Command, token: Option<Secret>) -> Response {
+async fn forwarded(
+    raft: &Server,
+    acl: &dyn Resolve,
+    data_dir: &Path,
+    mut cmd: Command,
+    token: Option<Secret>,
+) -> Response {
     if let Err(e) = cmd.validate() {
         tracing::warn!(error = ?e.to_string(), write = ?cmd.to_string(), "forwarded write refused");
         return Response::Forward(Err(Remote::Invalid(e)));
+    }
+    // A bootstrap's reset index is this server's file, never the frame's (`acl_state::reset`).
+    let mut spends_reset = false;
+    if let Command::Acl(AclCommand::Bootstrap { reset_index, .. }) = &mut cmd {
+        *reset_index = match read_reset_index(data_dir) {
+            Ok(index) => index,
+            Err(text) => return Response::Forward(Err(Remote::Failed(text))),
+        };
+        spends_reset = reset_index.is_some();
     }
     if acl.enabled() {
         let secret = token.as_ref().map(Secret::expose).filter(|s| !s.is_empty());
@@ -263,12 +278,61 @@ async fn forwarded(raft: &Server, acl: &dyn Resolve, cmd: Command, token: Option
             }
         }
     }
-    Response::Forward(raft.apply_forwarded(cmd, token).await)
+    let out = raft.apply_forwarded(cmd, token).await;
+    if spends_reset && matches!(out, Ok((CommandResponse::Applied, _))) {
+        spend_reset_file(data_dir);
+    }
+    Response::Forward(out)
 }
 
 fn remote(e: ProposeError) -> Remote {
     match e {
         ProposeError::NoLeader => Remote::NoLeader,
         other => Remote::Failed(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A forwarded ACL bootstrap takes its reset index from the receiving server's data dir,
+    //! never from the frame (the index is printed in the refusal, so it is no secret).
+
+    use super::*;
+    use crate::acl_state::management_token;
+
+    fn bootstrap(reset_index: Option<u64>) -> Command {
+        let token = management_token(uuid::Uuid::new_v4().to_string(), "Bootstrap Token", 1);
+        Command::Acl(AclCommand::Bootstrap { token: Box::new(token), reset_index })
+    }
+
+    async fn forward(raft: &Server, dir: &Path, cmd: Command) -> Result<(CommandResponse, u64), Remote> {
+        let acl = crate::acl::Disabled::new();
+        match forwarded(raft, &acl, dir, cmd, None).await {
+            Response::Forward(out) => out,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_forged_reset_index_never_reopens_bootstrap_and_the_servers_file_does_once() {
+        let (raft, dir) = crate::http::tests::test_server().await;
+        let data = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            forward(&raft, data.path(), bootstrap(None)).await,
+            Ok((CommandResponse::Applied, _))
+        ));
+        let reset = raft.snapshots().load().catalog.acl().bootstrap_index().unwrap();
+        // The frame names the right index, but this server has no reset file: refused.
+        let forged = forward(&raft, data.path(), bootstrap(Some(reset))).await;
+        let refused = format!("ACL bootstrap no longer allowed (reset index: {reset})");
+        assert!(matches!(&forged, Ok((CommandResponse::Rejected(t), _)) if *t == refused), "{forged:?}");
+        // The operator's file re-opens it once, whatever the frame says, and is spent.
+        std::fs::write(data.path().join("acl-bootstrap-reset"), reset.to_string()).unwrap();
+        let reopened = forward(&raft, data.path(), bootstrap(None)).await;
+        assert!(matches!(reopened, Ok((CommandResponse::Applied, _))), "{reopened:?}");
+        assert!(!data.path().join("acl-bootstrap-reset").exists());
+        let again = forward(&raft, data.path(), bootstrap(Some(reset))).await;
+        assert!(matches!(again, Ok((CommandResponse::Rejected(_), _))), "{again:?}");
+        drop(dir);
     }
 }

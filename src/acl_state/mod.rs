@@ -27,6 +27,7 @@
 mod dns_view;
 mod leader;
 pub(crate) mod permission;
+mod reset;
 mod tokens;
 
 use std::collections::HashMap;
@@ -48,6 +49,7 @@ use crate::snapshot::SnapshotHandle;
 
 pub(crate) use dns_view::{DnsView, DnsViewHandle, follow as follow_dns_view};
 pub(crate) use leader::{management_token, run_leader_duties};
+pub(crate) use reset::{read_reset_index, spend_reset_file};
 use tokens::{TOKENS_FILE, TokenSet};
 
 /// Most cached authorizers; a full cache is emptied (tokens in use are few).

@@ -324,6 +324,7 @@ impl App {
                 gossip: Some(self.gossip.clone()),
                 auth: self.side.rpc_auth.clone(),
                 acl: self.acl.clone(),
+                data_dir: self.config.data_dir.clone(),
             };
             let stop = stop.clone();
             services.spawn_listener("server RPC", async move {

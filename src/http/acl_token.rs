@@ -17,13 +17,10 @@ use super::acl::{
 };
 use super::error::ApiError;
 use super::query::Query;
-use crate::acl_state::{management_token, token_of};
+use crate::acl_state::{management_token, read_reset_index, spend_reset_file, token_of};
 use crate::catalog::acl::{AclState, AclToken};
 use crate::catalog::{AclCommand, CatalogState, Command};
 use crate::clock::unix_ms;
-
-/// The file whose index re-opens bootstrap once (spec §1.3).
-const RESET_FILE: &str = "acl-bootstrap-reset";
 
 /// Consul's token JSON (`secret: None` is the list stub, without `SecretID`).
 #[derive(Debug, Serialize)]
@@ -97,16 +94,9 @@ pub(crate) async fn bootstrap(State(st): State<ApiState>, RawQuery(raw): RawQuer
     if !st.acl.enabled() {
         return Err(AclFail::Disabled);
     }
-    let reset_path = st.config.data_dir.join(RESET_FILE);
-    let reset_index = match std::fs::read_to_string(&reset_path) {
-        Ok(text) => Some(text.trim().parse::<u64>().map_err(|_| {
-            AclFail::Api(ApiError::Internal(format!(
-                "Invalid bootstrap reset index in {}",
-                reset_path.display()
-            )))
-        })?),
-        Err(_) => None,
-    };
+    // A client agent's index is replaced by the server its write is forwarded to.
+    let reset_index =
+        read_reset_index(&st.config.data_dir).map_err(|m| AclFail::Api(ApiError::Internal(m)))?;
     let token =
         management_token(uuid::Uuid::new_v4().to_string(), "Bootstrap Token (Global Management)", unix_ms());
     let accessor = token.accessor_id.clone();
@@ -122,10 +112,8 @@ pub(crate) async fn bootstrap(State(st): State<ApiState>, RawQuery(raw): RawQuer
         }
         Err(e) => return Err(e.into()),
     }
-    if reset_index.is_some()
-        && let Err(e) = std::fs::remove_file(&reset_path)
-    {
-        tracing::warn!(error = %e, "could not remove {}", reset_path.display());
+    if reset_index.is_some() {
+        spend_reset_file(&st.config.data_dir);
     }
     let snap = st.snapshots.load();
     let acl = snap.catalog.acl();

@@ -51,6 +51,7 @@ async fn the_replica_equals_the_server_at_each_index_and_forwards_writes() {
         gossip: None,
         auth: crate::rpc::Auth::open(),
         acl: std::sync::Arc::new(crate::acl::Disabled::new()),
+        data_dir: std::path::PathBuf::new(),
     };
     tokio::spawn(crate::serve_rpc::serve(listener, dispatch, stop.clone()));
     // Written before the client subscribes: it starts from a full catalog.
