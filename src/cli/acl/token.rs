@@ -10,8 +10,8 @@ use clap::{Args, Subcommand};
 use super::format::{self, Format};
 use super::wire::{Link, Token, TokenStub, TokenWrite};
 use super::{
-    AclCliError, FormatArgs, LinkArgs, OutputArgs, ctx, identities, lookup, merge_links, merge_nodes,
-    merge_services, output_format, policy_links, said,
+    AclCliError, FormatArgs, LinkArgs, OutputArgs, ctx, delete, get_json, identities, list, lookup,
+    merge_links, merge_nodes, merge_services, output_format, policy_links, put_json, said, show,
 };
 use crate::cli::api::Api;
 
@@ -136,11 +136,8 @@ pub struct CloneArgs {
 }
 
 /// Prints a token as `-format` and `-meta` ask.
-fn show(t: &Token, format: Format, meta: bool) -> Result<String, AclCliError> {
-    match format {
-        Format::Pretty => Ok(format::token(t, meta)),
-        Format::Json => Ok(format::json(t)?),
-    }
+fn show_token(t: &Token, format: Format, meta: bool) -> Result<String, AclCliError> {
+    show(t, format, |t| format::token(t, meta))
 }
 
 /// `cairn acl bootstrap`.
@@ -148,7 +145,7 @@ pub async fn bootstrap(api: &Api, args: &FormatArgs) -> Result<String, AclCliErr
     let format = output_format(&args.format)?;
     let reply = api.put("/v1/acl/bootstrap", Vec::new()).await.map_err(ctx("Failed ACL bootstrapping"))?;
     let token: Token = reply.json().map_err(ctx("Failed ACL bootstrapping"))?;
-    show(&token, format, false)
+    show_token(&token, format, false)
 }
 
 /// Runs one `cairn acl token` command.
@@ -156,14 +153,14 @@ pub async fn run(api: &Api, cmd: TokenCommand) -> Result<String, AclCliError> {
     match cmd {
         TokenCommand::Create(a) => create(api, a).await,
         TokenCommand::List(a) => {
-            let format = output_format(&a.format)?;
-            let what = "Failed to retrieve the token list";
-            let list: Vec<TokenStub> =
-                api.get("/v1/acl/tokens").await.map_err(ctx(what))?.json().map_err(ctx(what))?;
-            match format {
-                Format::Pretty => Ok(format::token_list(&list, a.meta)),
-                Format::Json => Ok(format::json(&list)?),
-            }
+            list::<TokenStub>(
+                api,
+                &a,
+                "/v1/acl/tokens",
+                "Failed to retrieve the token list",
+                format::token_list,
+            )
+            .await
         }
         TokenCommand::Read(a) => read(api, a).await,
         TokenCommand::Update(a) => update(api, a).await,
@@ -172,10 +169,7 @@ pub async fn run(api: &Api, cmd: TokenCommand) -> Result<String, AclCliError> {
                 return Err(said("Must specify the -id parameter"));
             }
             let id = lookup::token_id(api, &a.id).await.map_err(ctx("Error determining token ID"))?;
-            api.delete(&format!("/v1/acl/token/{id}"))
-                .await
-                .map_err(ctx(format!("Error deleting token {id:?}")))?;
-            Ok(format!("Token {id:?} deleted successfully\n"))
+            delete(api, "Token", &id).await
         }
         TokenCommand::Clone(a) => {
             let format = output_format(&a.output.format)?;
@@ -189,11 +183,9 @@ pub async fn run(api: &Api, cmd: TokenCommand) -> Result<String, AclCliError> {
             } else {
                 serde_json::json!({ "Description": a.description })
             };
-            let reply = api
-                .put(&format!("/v1/acl/token/{id}/clone"), body.to_string().into_bytes())
-                .await
-                .map_err(ctx("Error cloning token"))?;
-            show(&reply.json().map_err(ctx("Error cloning token"))?, format, false)
+            let token: Token =
+                put_json(api, &format!("/v1/acl/token/{id}/clone"), &body, "Error cloning token").await?;
+            show_token(&token, format, false)
         }
     }
 }
@@ -236,26 +228,22 @@ async fn create(api: &Api, a: CreateArgs) -> Result<String, AclCliError> {
         expiration_ttl: a.expires_ttl,
         expiration_time: None,
     };
-    let what = "Failed to create new token";
-    let body = serde_json::to_vec(&body)?;
-    let token: Token = api.put("/v1/acl/token", body).await.map_err(ctx(what))?.json().map_err(ctx(what))?;
-    show(&token, format, a.output.meta)
+    let token: Token = put_json(api, "/v1/acl/token", &body, "Failed to create new token").await?;
+    show_token(&token, format, a.output.meta)
 }
 
 async fn read(api: &Api, a: ReadArgs) -> Result<String, AclCliError> {
     let format = output_format(&a.output.format)?;
     let token: Token = if a.own {
-        let what = "Error reading token";
-        api.get("/v1/acl/token/self").await.map_err(ctx(what))?.json().map_err(ctx(what))?
+        get_json(api, "/v1/acl/token/self", "Error reading token").await?
     } else {
         if a.id.is_empty() {
             return Err(said("Must specify the -id parameter"));
         }
         let id = lookup::token_id(api, &a.id).await.map_err(ctx("Error determining token ID"))?;
-        let what = format!("Error reading token {id:?}");
-        api.get(&format!("/v1/acl/token/{id}")).await.map_err(ctx(&what))?.json().map_err(ctx(&what))?
+        get_json(api, &format!("/v1/acl/token/{id}"), &format!("Error reading token {id:?}")).await?
     };
-    show(&token, format, a.output.meta)
+    show_token(&token, format, a.output.meta)
 }
 
 async fn update(api: &Api, a: UpdateArgs) -> Result<String, AclCliError> {
@@ -264,9 +252,8 @@ async fn update(api: &Api, a: UpdateArgs) -> Result<String, AclCliError> {
         return Err(said("Cannot update a token without specifying the -id parameter"));
     }
     let id = lookup::token_id(api, &a.id).await.map_err(ctx("Error determining token ID"))?;
-    let what = "Error when retrieving current token";
     let current: Token =
-        api.get(&format!("/v1/acl/token/{id}")).await.map_err(ctx(what))?.json().map_err(ctx(what))?;
+        get_json(api, &format!("/v1/acl/token/{id}"), "Error when retrieving current token").await?;
     let policies = policy_links(api, &a.links).await?;
     let roles = role_links(api, &a.role_name, &a.role_id).await?;
     let (services, nodes) = identities(&a.links)?;
@@ -295,12 +282,6 @@ async fn update(api: &Api, a: UpdateArgs) -> Result<String, AclCliError> {
         body.node_identities = nodes;
     }
     let what = format!("Failed to update token {id}");
-    let body = serde_json::to_vec(&body)?;
-    let token: Token = api
-        .put(&format!("/v1/acl/token/{id}"), body)
-        .await
-        .map_err(ctx(&what))?
-        .json()
-        .map_err(ctx(&what))?;
-    show(&token, format, a.output.meta)
+    let token: Token = put_json(api, &format!("/v1/acl/token/{id}"), &body, &what).await?;
+    show_token(&token, format, a.output.meta)
 }
