@@ -41,12 +41,9 @@ pub struct CreateArgs {
     /// Policies and identities.
     #[command(flatten)]
     pub links: LinkArgs,
-    /// ID (or unique ID prefix) of a role to link (repeatable).
-    #[arg(long, value_name = "ID")]
-    pub role_id: Vec<String>,
-    /// Name of a role to link (repeatable).
-    #[arg(long, value_name = "NAME")]
-    pub role_name: Vec<String>,
+    /// Roles.
+    #[command(flatten)]
+    pub roles: RoleLinkArgs,
     /// Make the token valid in this datacenter only.
     #[arg(long)]
     pub local: bool,
@@ -62,6 +59,30 @@ pub struct CreateArgs {
     /// Output.
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// The roles a token is made with (repeatable flags).
+#[derive(Debug, Args)]
+pub struct RoleLinkArgs {
+    /// ID (or unique ID prefix) of a role to link (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub role_id: Vec<String>,
+    /// Name of a role to link (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub role_name: Vec<String>,
+}
+
+impl RoleLinkArgs {
+    /// The links of `-role-name` then `-role-id` (resolved prefixes).
+    async fn links(&self, api: &Api) -> Result<Vec<Link>, AclCliError> {
+        let mut links: Vec<Link> =
+            self.role_name.iter().map(|n| Link { id: String::new(), name: n.clone() }).collect();
+        for partial in &self.role_id {
+            let id = lookup::role_id(api, partial).await.map_err(ctx("Error resolving role ID "))?;
+            links.push(Link { id, name: String::new() });
+        }
+        Ok(links)
+    }
 }
 
 /// `token read`.
@@ -90,12 +111,9 @@ pub struct UpdateArgs {
     /// Policies and identities (replacing the token's unless merged).
     #[command(flatten)]
     pub links: LinkArgs,
-    /// ID (or unique ID prefix) of a role to link (repeatable).
-    #[arg(long, value_name = "ID")]
-    pub role_id: Vec<String>,
-    /// Name of a role to link (repeatable).
-    #[arg(long, value_name = "NAME")]
-    pub role_name: Vec<String>,
+    /// Roles.
+    #[command(flatten)]
+    pub roles: RoleLinkArgs,
     /// Add the policies to the token's instead of replacing them.
     #[arg(long)]
     pub merge_policies: bool,
@@ -190,19 +208,9 @@ pub async fn run(api: &Api, cmd: TokenCommand) -> Result<String, AclCliError> {
     }
 }
 
-/// The links of `-role-name` then `-role-id` (resolved prefixes).
-async fn role_links(api: &Api, names: &[String], ids: &[String]) -> Result<Vec<Link>, AclCliError> {
-    let mut links: Vec<Link> = names.iter().map(|n| Link { id: String::new(), name: n.clone() }).collect();
-    for partial in ids {
-        let id = lookup::role_id(api, partial).await.map_err(ctx("Error resolving role ID "))?;
-        links.push(Link { id, name: String::new() });
-    }
-    Ok(links)
-}
-
 async fn create(api: &Api, a: CreateArgs) -> Result<String, AclCliError> {
     let format = output_format(&a.output.format)?;
-    if !a.links.any() && a.role_id.is_empty() && a.role_name.is_empty() {
+    if !a.links.any() && a.roles.role_id.is_empty() && a.roles.role_name.is_empty() {
         return Err(said(
             "Cannot create a token without specifying -policy-name, -policy-id, -role-name, -role-id, \
              -service-identity, or -node-identity at least once",
@@ -214,7 +222,7 @@ async fn create(api: &Api, a: CreateArgs) -> Result<String, AclCliError> {
         return Err(said(format!("invalid value {ttl:?} for flag -expires-ttl: parse error")));
     }
     let policies = policy_links(api, &a.links).await?;
-    let roles = role_links(api, &a.role_name, &a.role_id).await?;
+    let roles = a.roles.links(api).await?;
     let (service_identities, node_identities) = identities(&a.links)?;
     let body = TokenWrite {
         accessor_id: a.accessor.unwrap_or_default(),
@@ -255,7 +263,7 @@ async fn update(api: &Api, a: UpdateArgs) -> Result<String, AclCliError> {
     let current: Token =
         get_json(api, &format!("/v1/acl/token/{id}"), "Error when retrieving current token").await?;
     let policies = policy_links(api, &a.links).await?;
-    let roles = role_links(api, &a.role_name, &a.role_id).await?;
+    let roles = a.roles.links(api).await?;
     let (services, nodes) = identities(&a.links)?;
     let mut body = TokenWrite::from_token(&current);
     if !a.description.is_empty() {
