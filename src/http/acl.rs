@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, put};
@@ -143,22 +143,53 @@ pub(crate) fn write_query(
     Ok((q, caller))
 }
 
-/// A create or update: the caller needs `acl:write`; the body (`what` names it in the 400
-/// text) is turned by `build` into the ID and the command, which is proposed; the answer is
-/// `reply`'s for that ID from the snapshot the write was published in.
-pub(crate) async fn set_acl<B: for<'de> Deserialize<'de> + Default>(
+/// A token, policy or role as a write sees it: what `create` and `update` need of it.
+pub(crate) trait Writable: Send + Sync + 'static {
+    /// A write's body.
+    type In: for<'de> Deserialize<'de> + Default;
+    /// The body's name in Consul's 400 text.
+    const WHAT: &'static str;
+    /// Checks the body of a create (`id: None`) or update and builds the ID and the command.
+    fn build(st: &ApiState, body: Self::In, id: Option<&str>) -> Result<(String, AclCommand), AclFail>;
+    /// The answer to a write: the object `id` from the current snapshot.
+    fn reply(st: &ApiState, id: &str, pretty: bool) -> AclResult;
+}
+
+/// A create (`id: None`) or an update of the object `id`: the caller needs `acl:write`; the
+/// body is turned by `W::build` into the ID and the command, which is proposed; the answer is
+/// `W::reply`'s for that ID from the snapshot the write was published in.
+async fn set_acl<W: Writable>(
     st: &ApiState,
     raw: Option<&str>,
     headers: &HeaderMap,
     body: &Bytes,
-    what: &str,
-    build: impl FnOnce(B) -> Result<(String, AclCommand), AclFail>,
-    reply: impl FnOnce(&ApiState, &str, bool) -> AclResult + Send,
+    id: Option<&str>,
 ) -> AclResult {
     let (q, caller) = write_query(st, raw, headers)?;
-    let (id, cmd) = build(decode_write(body, what)?)?;
+    let (id, cmd) = W::build(st, decode_write(body, W::WHAT)?, id)?;
     propose_acl(st, &caller, cmd).await?;
-    reply(st, &id, q.has("pretty"))
+    W::reply(st, &id, q.has("pretty"))
+}
+
+/// `PUT /v1/acl/token`, `PUT /v1/acl/policy`, `PUT /v1/acl/role`.
+pub(crate) async fn create<W: Writable>(
+    State(st): State<ApiState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AclResult {
+    set_acl::<W>(&st, raw.as_deref(), &headers, &body, None).await
+}
+
+/// `PUT /v1/acl/token/:accessor`, `PUT /v1/acl/policy/:id`, `PUT /v1/acl/role/:id`.
+pub(crate) async fn update<W: Writable>(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AclResult {
+    set_acl::<W>(&st, raw.as_deref(), &headers, &body, Some(&id)).await
 }
 
 /// Proposes a delete the caller may make and answers `true`.
@@ -183,6 +214,19 @@ pub(crate) async fn read_one<O: ?Sized, T: Serialize>(
     }
     let body = |c: &CatalogState| find(c.acl()).map(|o| render(c.acl(), o));
     Ok(st.read(q, |s| s.catalog.acl().index(), body).await?)
+}
+
+/// A blocking read of a list for a caller with `acl:read`: `list` builds it from the snapshot
+/// answered, with the request's query (its filters).
+pub(crate) async fn list_acl<T: Serialize>(
+    st: &ApiState,
+    raw: Option<&str>,
+    headers: &HeaderMap,
+    list: impl FnOnce(&AclState, &Query) -> Vec<T> + Send,
+) -> AclResult {
+    let q = Query::parse(raw);
+    Caller::of(st, &q, headers)?.need_read()?;
+    Ok(st.read(&q, |s| s.catalog.acl().index(), |c: &CatalogState| list(c.acl(), &q)).await?)
 }
 
 /// Decodes a JSON body, its keys in any case; `what` names the object in Consul's 400 text.
@@ -347,27 +391,31 @@ pub(crate) fn content_hash(parts: &[&str], modify_index: u64) -> String {
 
 /// The `/v1/acl/*` routes.
 pub(crate) fn routes() -> Router<ApiState> {
-    use super::{acl_policy as p, acl_token as t};
+    use super::acl_policy::{self as p, Policies, Roles};
+    use super::acl_token::{self as t, Tokens};
     Router::new()
         .route("/v1/acl/bootstrap", put(t::bootstrap))
-        .route("/v1/acl/token", put(t::token_create))
-        .route("/v1/acl/token/", missing("token ID").put(t::token_create))
+        .route("/v1/acl/token", put(create::<Tokens>))
+        .route("/v1/acl/token/", missing("token ID").put(create::<Tokens>))
         .route("/v1/acl/token/self", get(t::token_self))
-        .route("/v1/acl/token/{id}", get(t::token_read).put(t::token_update).delete(t::token_delete))
+        .route("/v1/acl/token/{id}", get(t::token_read).put(update::<Tokens>).delete(t::token_delete))
         .route("/v1/acl/token/{id}/clone", put(t::token_clone))
         .route("/v1/acl/tokens", get(t::token_list))
-        .route("/v1/acl/policy", put(p::policy_create))
-        .route("/v1/acl/policy/", missing("policy ID").put(p::policy_create))
+        .route("/v1/acl/policy", put(create::<Policies>))
+        .route("/v1/acl/policy/", missing("policy ID").put(create::<Policies>))
         .route("/v1/acl/policy/name/", missing("policy Name"))
-        .route("/v1/acl/policy/name/{name}", get(p::policy_read_name))
-        .route("/v1/acl/policy/{id}", get(p::policy_read).put(p::policy_update).delete(p::policy_delete))
-        .route("/v1/acl/policies", get(p::policy_list))
-        .route("/v1/acl/role", put(p::role_create))
-        .route("/v1/acl/role/", missing("role ID").put(p::role_create))
+        .route("/v1/acl/policy/name/{name}", get(p::read_name::<Policies>))
+        .route(
+            "/v1/acl/policy/{id}",
+            get(p::read::<Policies>).put(update::<Policies>).delete(p::delete::<Policies>),
+        )
+        .route("/v1/acl/policies", get(p::list::<Policies>))
+        .route("/v1/acl/role", put(create::<Roles>))
+        .route("/v1/acl/role/", missing("role ID").put(create::<Roles>))
         .route("/v1/acl/role/name/", missing("role Name"))
-        .route("/v1/acl/role/name/{name}", get(p::role_read_name))
-        .route("/v1/acl/role/{id}", get(p::role_read).put(p::role_update).delete(p::role_delete))
-        .route("/v1/acl/roles", get(p::role_list))
+        .route("/v1/acl/role/name/{name}", get(p::read_name::<Roles>))
+        .route("/v1/acl/role/{id}", get(p::read::<Roles>).put(update::<Roles>).delete(p::delete::<Roles>))
+        .route("/v1/acl/roles", get(p::list::<Roles>))
         .route("/v1/acl/replication", get(replication))
         .route("/v1/agent/token/{name}", put(t::agent_token))
 }

@@ -4,27 +4,26 @@
 //! the parser's text and nothing stored. A missing policy is 403 `ACL not found`, a missing
 //! role 404 with an empty body (Consul's quirks, spec §1.7).
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use super::ApiState;
 use super::acl::{
-    AclFail, AclResult, Caller, LinkIn, LinkOut, NodeIdentityIn, NodeIdentityOut, ServiceIdentityIn,
-    ServiceIdentityOut, acl_not_found, content_hash, delete_acl, identities_in, identities_out, links_in,
-    policy_links_out, read_one, set_acl, write_query,
+    AclFail, AclResult, LinkIn, LinkOut, NodeIdentityIn, NodeIdentityOut, ServiceIdentityIn,
+    ServiceIdentityOut, Writable, acl_not_found, content_hash, delete_acl, identities_in, identities_out,
+    links_in, list_acl, policy_links_out, read_one, write_query,
 };
 use super::error::ApiError;
 use super::query::Query;
 use crate::acl::parse_rules;
+use crate::catalog::AclCommand;
 use crate::catalog::acl::{AclPolicy, AclRole, AclState};
-use crate::catalog::{AclCommand, CatalogState};
 
 /// Consul's policy JSON; the list stub has no `Rules` and an explicit `"Datacenters": null`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct PolicyOut {
+pub(crate) struct PolicyOut {
     #[serde(rename = "ID")]
     id: String,
     name: String,
@@ -55,7 +54,7 @@ fn policy_out(p: &AclPolicy, stub: bool) -> PolicyOut {
 /// A policy write's body.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
-struct PolicyIn {
+pub(crate) struct PolicyIn {
     #[serde(rename = "ID")]
     id: String,
     name: String,
@@ -89,107 +88,10 @@ fn policy_from(body: PolicyIn, id: Option<&str>) -> Result<AclPolicy, AclFail> {
     })
 }
 
-fn policy_reply(st: &ApiState, id: &str, pretty: bool) -> AclResult {
-    let snap = st.snapshots.load();
-    let p = snap.catalog.acl().policy(id).ok_or_else(acl_not_found)?;
-    Ok(super::json(&policy_out(p, false), pretty))
-}
-
-/// A create (`id: None`) or an update of the policy `id`.
-async fn policy_set(
-    st: &ApiState,
-    raw: Option<&str>,
-    headers: &HeaderMap,
-    body: &Bytes,
-    id: Option<&str>,
-) -> AclResult {
-    let build = |b| {
-        let policy = policy_from(b, id)?;
-        Ok((policy.id.clone(), AclCommand::PolicySet { policy: Box::new(policy), update: id.is_some() }))
-    };
-    set_acl(st, raw, headers, body, "Policy", build, policy_reply).await
-}
-
-/// `PUT /v1/acl/policy`.
-pub(crate) async fn policy_create(
-    State(st): State<ApiState>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> AclResult {
-    policy_set(&st, raw.as_deref(), &headers, &body, None).await
-}
-
-/// `PUT /v1/acl/policy/:id`.
-pub(crate) async fn policy_update(
-    State(st): State<ApiState>,
-    Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> AclResult {
-    policy_set(&st, raw.as_deref(), &headers, &body, Some(&id)).await
-}
-
-/// A blocking read of one policy, found by `find`; 403 `ACL not found` when missing.
-async fn policy_read_by(
-    st: &ApiState,
-    q: &Query,
-    headers: &HeaderMap,
-    find: impl Fn(&AclState) -> Option<&AclPolicy> + Send + Sync,
-) -> AclResult {
-    read_one(st, q, headers, find, |_, p| policy_out(p, false), acl_not_found).await
-}
-
-/// `GET /v1/acl/policy/:id`.
-pub(crate) async fn policy_read(
-    State(st): State<ApiState>,
-    Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-) -> AclResult {
-    let q = Query::parse(raw.as_deref());
-    policy_read_by(&st, &q, &headers, |acl| acl.policy(&id).map(|p| &**p)).await
-}
-
-/// `GET /v1/acl/policy/name/:name`.
-pub(crate) async fn policy_read_name(
-    State(st): State<ApiState>,
-    Path(name): Path<String>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-) -> AclResult {
-    let q = Query::parse(raw.as_deref());
-    policy_read_by(&st, &q, &headers, |acl| acl.policy_by_name(&name).map(|p| &**p)).await
-}
-
-/// `DELETE /v1/acl/policy/:id` -> `true`.
-pub(crate) async fn policy_delete(
-    State(st): State<ApiState>,
-    Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-) -> AclResult {
-    let (_, caller) = write_query(&st, raw.as_deref(), &headers)?;
-    delete_acl(&st, &caller, AclCommand::PolicyDelete(id)).await
-}
-
-/// `GET /v1/acl/policies`: stubs; `[]` when none.
-pub(crate) async fn policy_list(
-    State(st): State<ApiState>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-) -> AclResult {
-    let q = Query::parse(raw.as_deref());
-    Caller::of(&st, &q, &headers)?.need_read()?;
-    let list = |c: &CatalogState| c.acl().policies().map(|p| policy_out(p, true)).collect::<Vec<_>>();
-    Ok(st.read(&q, |s| s.catalog.acl().index(), list).await?)
-}
-
 /// Consul's role JSON.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct RoleOut {
+pub(crate) struct RoleOut {
     #[serde(rename = "ID")]
     id: String,
     name: String,
@@ -225,7 +127,7 @@ fn role_out(acl: &AclState, r: &AclRole) -> RoleOut {
 /// A role write's body.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
-struct RoleIn {
+pub(crate) struct RoleIn {
     #[serde(rename = "ID")]
     id: String,
     name: String,
@@ -261,107 +163,165 @@ fn role_from(body: RoleIn, id: Option<&str>) -> Result<AclRole, AclFail> {
     })
 }
 
-fn role_reply(st: &ApiState, id: &str, pretty: bool) -> AclResult {
+/// A policy or a role: what the generic handlers below need of it.
+pub(crate) trait Kind: Writable {
+    /// The object as stored.
+    type Stored: Send + Sync;
+    /// Consul's JSON of one object.
+    type Out: Serialize;
+    fn by_id<'a>(acl: &'a AclState, id: &str) -> Option<&'a Self::Stored>;
+    fn by_name<'a>(acl: &'a AclState, name: &str) -> Option<&'a Self::Stored>;
+    fn render(acl: &AclState, o: &Self::Stored) -> Self::Out;
+    /// The answer when the object is missing.
+    fn missing() -> AclFail;
+    fn delete(id: String) -> AclCommand;
+    /// The list answer (`q` holds its filters).
+    fn list(acl: &AclState, q: &Query) -> Vec<Self::Out>;
+}
+
+/// Policies: a missing one is 403 `ACL not found`, the list holds stubs.
+pub(crate) struct Policies;
+
+impl Writable for Policies {
+    type In = PolicyIn;
+    const WHAT: &'static str = "Policy";
+
+    fn build(_: &ApiState, body: PolicyIn, id: Option<&str>) -> Result<(String, AclCommand), AclFail> {
+        let policy = policy_from(body, id)?;
+        Ok((policy.id.clone(), AclCommand::PolicySet { policy: Box::new(policy), update: id.is_some() }))
+    }
+
+    fn reply(st: &ApiState, id: &str, pretty: bool) -> AclResult {
+        reply::<Self>(st, id, pretty)
+    }
+}
+
+impl Kind for Policies {
+    type Stored = AclPolicy;
+    type Out = PolicyOut;
+
+    fn by_id<'a>(acl: &'a AclState, id: &str) -> Option<&'a AclPolicy> {
+        acl.policy(id).map(|p| &**p)
+    }
+
+    fn by_name<'a>(acl: &'a AclState, name: &str) -> Option<&'a AclPolicy> {
+        acl.policy_by_name(name).map(|p| &**p)
+    }
+
+    fn render(_: &AclState, p: &AclPolicy) -> PolicyOut {
+        policy_out(p, false)
+    }
+
+    fn missing() -> AclFail {
+        acl_not_found()
+    }
+
+    fn delete(id: String) -> AclCommand {
+        AclCommand::PolicyDelete(id)
+    }
+
+    /// Stubs; `[]` when none.
+    fn list(acl: &AclState, _: &Query) -> Vec<PolicyOut> {
+        acl.policies().map(|p| policy_out(p, true)).collect()
+    }
+}
+
+/// Roles: a missing one is 404, the list filters by `?policy=`.
+pub(crate) struct Roles;
+
+impl Writable for Roles {
+    type In = RoleIn;
+    const WHAT: &'static str = "Role";
+
+    fn build(_: &ApiState, body: RoleIn, id: Option<&str>) -> Result<(String, AclCommand), AclFail> {
+        let role = role_from(body, id)?;
+        Ok((role.id.clone(), AclCommand::RoleSet { role: Box::new(role), update: id.is_some() }))
+    }
+
+    fn reply(st: &ApiState, id: &str, pretty: bool) -> AclResult {
+        reply::<Self>(st, id, pretty)
+    }
+}
+
+impl Kind for Roles {
+    type Stored = AclRole;
+    type Out = RoleOut;
+
+    fn by_id<'a>(acl: &'a AclState, id: &str) -> Option<&'a AclRole> {
+        acl.role(id).map(|r| &**r)
+    }
+
+    fn by_name<'a>(acl: &'a AclState, name: &str) -> Option<&'a AclRole> {
+        acl.role_by_name(name).map(|r| &**r)
+    }
+
+    fn render(acl: &AclState, r: &AclRole) -> RoleOut {
+        role_out(acl, r)
+    }
+
+    fn missing() -> AclFail {
+        AclFail::NotFound
+    }
+
+    fn delete(id: String) -> AclCommand {
+        AclCommand::RoleDelete(id)
+    }
+
+    fn list(acl: &AclState, q: &Query) -> Vec<RoleOut> {
+        let policy = q.get("policy");
+        acl.roles()
+            .filter(|r| policy.is_none_or(|p| r.policies.iter().any(|l| l.id == p)))
+            .map(|r| role_out(acl, r))
+            .collect()
+    }
+}
+
+/// Answers with the object `id` from the current snapshot (the answer to a write).
+fn reply<K: Kind>(st: &ApiState, id: &str, pretty: bool) -> AclResult {
     let snap = st.snapshots.load();
     let acl = snap.catalog.acl();
-    let r = acl.role(id).ok_or(AclFail::NotFound)?;
-    Ok(super::json(&role_out(acl, r), pretty))
+    let o = K::by_id(acl, id).ok_or_else(K::missing)?;
+    Ok(super::json(&K::render(acl, o), pretty))
 }
 
-/// A create (`id: None`) or an update of the role `id`.
-async fn role_set(
-    st: &ApiState,
-    raw: Option<&str>,
-    headers: &HeaderMap,
-    body: &Bytes,
-    id: Option<&str>,
-) -> AclResult {
-    let build = |b| {
-        let role = role_from(b, id)?;
-        Ok((role.id.clone(), AclCommand::RoleSet { role: Box::new(role), update: id.is_some() }))
-    };
-    set_acl(st, raw, headers, body, "Role", build, role_reply).await
-}
-
-/// `PUT /v1/acl/role`.
-pub(crate) async fn role_create(
-    State(st): State<ApiState>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> AclResult {
-    role_set(&st, raw.as_deref(), &headers, &body, None).await
-}
-
-/// `PUT /v1/acl/role/:id`.
-pub(crate) async fn role_update(
-    State(st): State<ApiState>,
-    Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> AclResult {
-    role_set(&st, raw.as_deref(), &headers, &body, Some(&id)).await
-}
-
-/// A blocking read of one role, found by `find`; 404 when missing.
-async fn role_read_by(
-    st: &ApiState,
-    q: &Query,
-    headers: &HeaderMap,
-    find: impl Fn(&AclState) -> Option<&AclRole> + Send + Sync,
-) -> AclResult {
-    read_one(st, q, headers, find, role_out, || AclFail::NotFound).await
-}
-
-/// `GET /v1/acl/role/:id`.
-pub(crate) async fn role_read(
+/// `GET /v1/acl/policy/:id`, `GET /v1/acl/role/:id`: a blocking read.
+pub(crate) async fn read<K: Kind>(
     State(st): State<ApiState>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> AclResult {
     let q = Query::parse(raw.as_deref());
-    role_read_by(&st, &q, &headers, |acl| acl.role(&id).map(|r| &**r)).await
+    read_one(&st, &q, &headers, |acl| K::by_id(acl, &id), K::render, K::missing).await
 }
 
-/// `GET /v1/acl/role/name/:name`.
-pub(crate) async fn role_read_name(
+/// `GET /v1/acl/policy/name/:name`, `GET /v1/acl/role/name/:name`: a blocking read.
+pub(crate) async fn read_name<K: Kind>(
     State(st): State<ApiState>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> AclResult {
     let q = Query::parse(raw.as_deref());
-    role_read_by(&st, &q, &headers, |acl| acl.role_by_name(&name).map(|r| &**r)).await
+    read_one(&st, &q, &headers, |acl| K::by_name(acl, &name), K::render, K::missing).await
 }
 
-/// `DELETE /v1/acl/role/:id` -> `true`.
-pub(crate) async fn role_delete(
+/// `DELETE /v1/acl/policy/:id`, `DELETE /v1/acl/role/:id` -> `true`.
+pub(crate) async fn delete<K: Kind>(
     State(st): State<ApiState>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> AclResult {
     let (_, caller) = write_query(&st, raw.as_deref(), &headers)?;
-    delete_acl(&st, &caller, AclCommand::RoleDelete(id)).await
+    delete_acl(&st, &caller, K::delete(id)).await
 }
 
-/// `GET /v1/acl/roles?policy=`.
-pub(crate) async fn role_list(
+/// `GET /v1/acl/policies`, `GET /v1/acl/roles?policy=`.
+pub(crate) async fn list<K: Kind>(
     State(st): State<ApiState>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> AclResult {
-    let q = Query::parse(raw.as_deref());
-    Caller::of(&st, &q, &headers)?.need_read()?;
-    let policy = q.get("policy").map(str::to_owned);
-    let list = move |c: &CatalogState| {
-        let acl = c.acl();
-        acl.roles()
-            .filter(|r| policy.as_ref().is_none_or(|p| r.policies.iter().any(|l| &l.id == p)))
-            .map(|r| role_out(acl, r))
-            .collect::<Vec<_>>()
-    };
-    Ok(st.read(&q, |s| s.catalog.acl().index(), list).await?)
+    list_acl(&st, raw.as_deref(), &headers, K::list).await
 }

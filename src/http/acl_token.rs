@@ -12,8 +12,8 @@ use serde_json::Value;
 use super::ApiState;
 use super::acl::{
     AclFail, AclResult, Caller, LinkIn, LinkOut, NodeIdentityIn, NodeIdentityOut, ServiceIdentityIn,
-    ServiceIdentityOut, acl_not_found, content_hash, decode, delete_acl, identities_in, identities_out,
-    links_in, policy_links_out, propose_acl, role_links_out, set_acl,
+    ServiceIdentityOut, Writable, acl_not_found, content_hash, decode, delete_acl, identities_in,
+    identities_out, links_in, list_acl, policy_links_out, propose_acl, role_links_out, write_query,
 };
 use super::error::ApiError;
 use super::query::Query;
@@ -130,7 +130,7 @@ pub(crate) async fn bootstrap(State(st): State<ApiState>, RawQuery(raw): RawQuer
 /// A token write's body.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
-struct TokenIn {
+pub(crate) struct TokenIn {
     #[serde(rename = "AccessorID")]
     accessor_id: String,
     #[serde(rename = "SecretID")]
@@ -219,21 +219,15 @@ fn token_reply(st: &ApiState, accessor: &str, secret: Secret, pretty: bool) -> A
     Ok(super::json(&token_out(acl, t, secret), pretty))
 }
 
-/// `token_reply` with the SecretID shown (the answer to a write).
-fn shown_reply(st: &ApiState, accessor: &str, pretty: bool) -> AclResult {
-    token_reply(st, accessor, Secret::Shown, pretty)
-}
+/// Tokens as a write sees them: the answer shows the SecretID.
+pub(crate) struct Tokens;
 
-/// A create (`id: None`) or an update of the token `id`.
-async fn token_set(
-    st: &ApiState,
-    raw: Option<&str>,
-    headers: &HeaderMap,
-    body: &Bytes,
-    id: Option<&str>,
-) -> AclResult {
-    let build = |b| {
-        let mut token = token_from(b, id, unix_ms())?;
+impl Writable for Tokens {
+    type In = TokenIn;
+    const WHAT: &'static str = "Token";
+
+    fn build(st: &ApiState, body: TokenIn, id: Option<&str>) -> Result<(String, AclCommand), AclFail> {
+        let mut token = token_from(body, id, unix_ms())?;
         if let Some(id) = id {
             // An update names a token that exists, and may leave its SecretID out (Consul keeps
             // the stored one) [live on 1.8.7: 200; an unknown accessor is 500 `Cannot find token "…"`].
@@ -246,29 +240,11 @@ async fn token_set(
             }
         }
         Ok((token.accessor_id.clone(), AclCommand::TokenSet { token: Box::new(token), update: id.is_some() }))
-    };
-    set_acl(st, raw, headers, body, "Token", build, shown_reply).await
-}
+    }
 
-/// `PUT /v1/acl/token`: create.
-pub(crate) async fn token_create(
-    State(st): State<ApiState>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> AclResult {
-    token_set(&st, raw.as_deref(), &headers, &body, None).await
-}
-
-/// `PUT /v1/acl/token/:accessor`: replace links and description.
-pub(crate) async fn token_update(
-    State(st): State<ApiState>,
-    Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> AclResult {
-    token_set(&st, raw.as_deref(), &headers, &body, Some(&id)).await
+    fn reply(st: &ApiState, accessor: &str, pretty: bool) -> AclResult {
+        token_reply(st, accessor, Secret::Shown, pretty)
+    }
 }
 
 /// `GET /v1/acl/token/:accessor`.
@@ -318,9 +294,7 @@ pub(crate) async fn token_delete(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> AclResult {
-    let q = Query::parse(raw.as_deref());
-    let caller = Caller::of(&st, &q, &headers)?;
-    caller.need_write()?;
+    let (_, caller) = write_query(&st, raw.as_deref(), &headers)?;
     let own = caller
         .secret
         .as_deref()
@@ -348,9 +322,7 @@ pub(crate) async fn token_clone(
     headers: HeaderMap,
     body: Bytes,
 ) -> AclResult {
-    let q = Query::parse(raw.as_deref());
-    let caller = Caller::of(&st, &q, &headers)?;
-    caller.need_write()?;
+    let (q, caller) = write_query(&st, raw.as_deref(), &headers)?;
     let body: CloneIn = decode(&body, "Token")?;
     let now = unix_ms();
     let source = st.snapshots.load().catalog.acl().token(&id).filter(|t| !t.expired(now)).cloned();
@@ -375,26 +347,17 @@ pub(crate) async fn token_list(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> AclResult {
-    let q = Query::parse(raw.as_deref());
-    Caller::of(&st, &q, &headers)?.need_read()?;
-    let (policy, role) = (q.get("policy").map(str::to_owned), q.get("role").map(str::to_owned));
     let now = unix_ms();
-    let resp = st
-        .read(
-            &q,
-            |s| s.catalog.acl().index(),
-            |c: &CatalogState| {
-                let acl = c.acl();
-                acl.tokens()
-                    .filter(|t| !t.expired(now))
-                    .filter(|t| policy.as_ref().is_none_or(|p| t.policies.iter().any(|l| &l.id == p)))
-                    .filter(|t| role.as_ref().is_none_or(|r| t.roles.iter().any(|l| &l.id == r)))
-                    .map(|t| token_out(acl, t, Secret::Omitted))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .await?;
-    Ok(resp)
+    let list = |acl: &AclState, q: &Query| {
+        let (policy, role) = (q.get("policy"), q.get("role"));
+        acl.tokens()
+            .filter(|t| !t.expired(now))
+            .filter(|t| policy.is_none_or(|p| t.policies.iter().any(|l| l.id == p)))
+            .filter(|t| role.is_none_or(|r| t.roles.iter().any(|l| l.id == r)))
+            .map(|t| token_out(acl, t, Secret::Omitted))
+            .collect::<Vec<_>>()
+    };
+    list_acl(&st, raw.as_deref(), &headers, list).await
 }
 
 /// `{"Token": "..."}` of `PUT /v1/agent/token/<name>`.

@@ -23,6 +23,8 @@ pub mod wire;
 use std::fmt::Display;
 
 use clap::{Args, Subcommand};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use self::format::Format;
 use self::wire::{Link, NodeIdentity, ServiceIdentity};
@@ -114,6 +116,57 @@ fn said(text: impl Into<String>) -> AclCliError {
 /// `-format`, checked before anything is sent.
 fn output_format(text: &str) -> Result<Format, AclCliError> {
     Format::parse(text).map_err(AclCliError::Said)
+}
+
+/// The text of `value` as `-format` asks: `pretty`'s, or Consul's JSON.
+fn show<T: Serialize>(
+    value: &T,
+    format: Format,
+    pretty: impl FnOnce(&T) -> String,
+) -> Result<String, AclCliError> {
+    match format {
+        Format::Pretty => Ok(pretty(value)),
+        Format::Json => Ok(format::json(value)?),
+    }
+}
+
+/// `GET path`, the answer decoded; `what` is the context of either failure.
+async fn get_json<T: DeserializeOwned>(api: &Api, path: &str, what: &str) -> Result<T, AclCliError> {
+    api.get(path).await.map_err(ctx(what))?.json().map_err(ctx(what))
+}
+
+/// `PUT path` with `body` as JSON, the answer decoded; `what` is the context of either failure.
+async fn put_json<T: DeserializeOwned>(
+    api: &Api,
+    path: &str,
+    body: &impl Serialize,
+    what: &str,
+) -> Result<T, AclCliError> {
+    let body = serde_json::to_vec(body)?;
+    api.put(path, body).await.map_err(ctx(what))?.json().map_err(ctx(what))
+}
+
+/// A `list` command: `GET path`, printed by `pretty` (with `-meta`) or as JSON.
+async fn list<T: DeserializeOwned + Serialize>(
+    api: &Api,
+    args: &OutputArgs,
+    path: &str,
+    what: &str,
+    pretty: fn(&[T], bool) -> String,
+) -> Result<String, AclCliError> {
+    let format = output_format(&args.format)?;
+    let list: Vec<T> = get_json(api, path, what).await?;
+    show(&list, format, |l| pretty(l, args.meta))
+}
+
+/// `DELETE /v1/acl/<noun>/<id>` (`noun` capitalised, as the answer starts), answered with
+/// Consul's `<Noun> "<id>" deleted successfully`.
+async fn delete(api: &Api, noun: &str, id: &str) -> Result<String, AclCliError> {
+    let lower = noun.to_lowercase();
+    api.delete(&format!("/v1/acl/{lower}/{id}"))
+        .await
+        .map_err(ctx(format!("Error deleting {lower} {id:?}")))?;
+    Ok(format!("{noun} {id:?} deleted successfully\n"))
 }
 
 /// The links of `-policy-name` (sent by name) then `-policy-id` (resolved prefixes).

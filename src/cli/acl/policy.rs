@@ -9,7 +9,9 @@ use clap::{Args, Subcommand};
 
 use super::format::{self, Format};
 use super::wire::{Policy, PolicyStub, PolicyWrite};
-use super::{AclCliError, OutputArgs, ctx, lookup, output_format, said};
+use super::{
+    AclCliError, OutputArgs, ctx, delete, get_json, list, lookup, output_format, put_json, said, show,
+};
 use crate::cli::api::Api;
 
 /// `cairn acl policy …`.
@@ -95,11 +97,8 @@ pub struct UpdateArgs {
     pub output: OutputArgs,
 }
 
-fn show(p: &Policy, format: Format, meta: bool) -> Result<String, AclCliError> {
-    match format {
-        Format::Pretty => Ok(format::policy(p, meta)),
-        Format::Json => Ok(format::json(p)?),
-    }
+fn show_policy(p: &Policy, format: Format, meta: bool) -> Result<String, AclCliError> {
+    show(p, format, |p| format::policy(p, meta))
 }
 
 /// The ID `-id` (a prefix) or `-name` names.
@@ -115,8 +114,7 @@ async fn pick(api: &Api, pick: &PickArgs) -> Result<String, AclCliError> {
 }
 
 async fn get(api: &Api, id: &str) -> Result<Policy, AclCliError> {
-    let what = format!("Error reading policy {id:?}");
-    api.get(&format!("/v1/acl/policy/{id}")).await.map_err(ctx(&what))?.json().map_err(ctx(&what))
+    get_json(api, &format!("/v1/acl/policy/{id}"), &format!("Error reading policy {id:?}")).await
 }
 
 /// Runs one `cairn acl policy` command.
@@ -124,27 +122,24 @@ pub async fn run(api: &Api, cmd: PolicyCommand) -> Result<String, AclCliError> {
     match cmd {
         PolicyCommand::Create(a) => create(api, a).await,
         PolicyCommand::List(a) => {
-            let format = output_format(&a.format)?;
-            let what = "Failed to retrieve the policy list";
-            let list: Vec<PolicyStub> =
-                api.get("/v1/acl/policies").await.map_err(ctx(what))?.json().map_err(ctx(what))?;
-            match format {
-                Format::Pretty => Ok(format::policy_list(&list, a.meta)),
-                Format::Json => Ok(format::json(&list)?),
-            }
+            list::<PolicyStub>(
+                api,
+                &a,
+                "/v1/acl/policies",
+                "Failed to retrieve the policy list",
+                format::policy_list,
+            )
+            .await
         }
         PolicyCommand::Read(a) => {
             let format = output_format(&a.output.format)?;
             let id = pick(api, &a.pick).await?;
-            show(&get(api, &id).await?, format, a.output.meta)
+            show_policy(&get(api, &id).await?, format, a.output.meta)
         }
         PolicyCommand::Update(a) => update(api, a).await,
         PolicyCommand::Delete(a) => {
             let id = pick(api, &a).await?;
-            api.delete(&format!("/v1/acl/policy/{id}"))
-                .await
-                .map_err(ctx(format!("Error deleting policy {id:?}")))?;
-            Ok(format!("Policy {id:?} deleted successfully\n"))
+            delete(api, "Policy", &id).await
         }
     }
 }
@@ -162,11 +157,8 @@ async fn create(api: &Api, a: CreateArgs) -> Result<String, AclCliError> {
         rules,
         datacenters: a.valid_datacenter,
     };
-    let what = "Failed to create new policy";
-    let body = serde_json::to_vec(&body)?;
-    let policy: Policy =
-        api.put("/v1/acl/policy", body).await.map_err(ctx(what))?.json().map_err(ctx(what))?;
-    show(&policy, format, a.output.meta)
+    let policy: Policy = put_json(api, "/v1/acl/policy", &body, "Failed to create new policy").await?;
+    show_policy(&policy, format, a.output.meta)
 }
 
 async fn update(api: &Api, a: UpdateArgs) -> Result<String, AclCliError> {
@@ -200,12 +192,6 @@ async fn update(api: &Api, a: UpdateArgs) -> Result<String, AclCliError> {
         }
     };
     let what = format!("Error updating policy {id:?}");
-    let body = serde_json::to_vec(&body)?;
-    let policy: Policy = api
-        .put(&format!("/v1/acl/policy/{id}"), body)
-        .await
-        .map_err(ctx(&what))?
-        .json()
-        .map_err(ctx(&what))?;
-    show(&policy, format, a.output.meta)
+    let policy: Policy = put_json(api, &format!("/v1/acl/policy/{id}"), &body, &what).await?;
+    show_policy(&policy, format, a.output.meta)
 }

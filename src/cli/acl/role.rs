@@ -12,8 +12,8 @@ use reqwest::Method;
 use super::format::{self, Format};
 use super::wire::{Role, RoleWrite};
 use super::{
-    AclCliError, LinkArgs, OutputArgs, ctx, identities, lookup, merge_links, merge_nodes, merge_services,
-    output_format, policy_links, said,
+    AclCliError, LinkArgs, OutputArgs, ctx, delete, identities, list, lookup, merge_links, merge_nodes,
+    merge_services, output_format, policy_links, put_json, said, show,
 };
 use crate::cli::api::Api;
 
@@ -94,11 +94,8 @@ pub struct UpdateArgs {
     pub output: OutputArgs,
 }
 
-fn show(r: &Role, format: Format, meta: bool) -> Result<String, AclCliError> {
-    match format {
-        Format::Pretty => Ok(format::role(r, meta)),
-        Format::Json => Ok(format::json(r)?),
-    }
+fn show_role(r: &Role, format: Format, meta: bool) -> Result<String, AclCliError> {
+    show(r, format, |r| format::role(r, meta))
 }
 
 /// `GET path` for one role: `None` on the agent's 404.
@@ -122,14 +119,8 @@ pub async fn run(api: &Api, cmd: RoleCommand) -> Result<String, AclCliError> {
     match cmd {
         RoleCommand::Create(a) => create(api, a).await,
         RoleCommand::List(a) => {
-            let format = output_format(&a.format)?;
-            let what = "Failed to retrieve the role list";
-            let list: Vec<Role> =
-                api.get("/v1/acl/roles").await.map_err(ctx(what))?.json().map_err(ctx(what))?;
-            match format {
-                Format::Pretty => Ok(format::role_list(&list, a.meta)),
-                Format::Json => Ok(format::json(&list)?),
-            }
+            list::<Role>(api, &a, "/v1/acl/roles", "Failed to retrieve the role list", format::role_list)
+                .await
         }
         RoleCommand::Read(a) => {
             let format = output_format(&a.output.format)?;
@@ -144,7 +135,7 @@ pub async fn run(api: &Api, cmd: RoleCommand) -> Result<String, AclCliError> {
             } else {
                 return Err(said("Must specify either the -id or -name parameters"));
             };
-            show(&role, format, a.output.meta)
+            show_role(&role, format, a.output.meta)
         }
         RoleCommand::Update(a) => update(api, a).await,
         RoleCommand::Delete(a) => {
@@ -158,10 +149,7 @@ pub async fn run(api: &Api, cmd: RoleCommand) -> Result<String, AclCliError> {
             } else {
                 return Err(said("Must specify the -id or -name parameters"));
             };
-            api.delete(&format!("/v1/acl/role/{id}"))
-                .await
-                .map_err(ctx(format!("Error deleting role {id:?}")))?;
-            Ok(format!("Role {id:?} deleted successfully\n"))
+            delete(api, "Role", &id).await
         }
     }
 }
@@ -193,10 +181,8 @@ async fn create(api: &Api, a: CreateArgs) -> Result<String, AclCliError> {
         service_identities,
         node_identities,
     };
-    let what = "Failed to create new role";
-    let body = serde_json::to_vec(&body)?;
-    let role: Role = api.put("/v1/acl/role", body).await.map_err(ctx(what))?.json().map_err(ctx(what))?;
-    show(&role, format, a.output.meta)
+    let role: Role = put_json(api, "/v1/acl/role", &body, "Failed to create new role").await?;
+    show_role(&role, format, a.output.meta)
 }
 
 async fn update(api: &Api, a: UpdateArgs) -> Result<String, AclCliError> {
@@ -232,8 +218,6 @@ async fn update(api: &Api, a: UpdateArgs) -> Result<String, AclCliError> {
         body
     };
     let what = format!("Error updating role {id:?}");
-    let body = serde_json::to_vec(&body)?;
-    let role: Role =
-        api.put(&format!("/v1/acl/role/{id}"), body).await.map_err(ctx(&what))?.json().map_err(ctx(&what))?;
-    show(&role, format, a.output.meta)
+    let role: Role = put_json(api, &format!("/v1/acl/role/{id}"), &body, &what).await?;
+    show_role(&role, format, a.output.meta)
 }

@@ -10,8 +10,8 @@ use clap::{Args, Subcommand};
 use super::format::{self, Format};
 use super::wire::{Link, Token, TokenStub, TokenWrite};
 use super::{
-    AclCliError, FormatArgs, LinkArgs, OutputArgs, ctx, identities, lookup, merge_links, merge_nodes,
-    merge_services, output_format, policy_links, said,
+    AclCliError, FormatArgs, LinkArgs, OutputArgs, ctx, delete, get_json, identities, list, lookup,
+    merge_links, merge_nodes, merge_services, output_format, policy_links, put_json, said, show,
 };
 use crate::cli::api::Api;
 
@@ -41,12 +41,9 @@ pub struct CreateArgs {
     /// Policies and identities.
     #[command(flatten)]
     pub links: LinkArgs,
-    /// ID (or unique ID prefix) of a role to link (repeatable).
-    #[arg(long, value_name = "ID")]
-    pub role_id: Vec<String>,
-    /// Name of a role to link (repeatable).
-    #[arg(long, value_name = "NAME")]
-    pub role_name: Vec<String>,
+    /// Roles.
+    #[command(flatten)]
+    pub roles: RoleLinkArgs,
     /// Make the token valid in this datacenter only.
     #[arg(long)]
     pub local: bool,
@@ -62,6 +59,30 @@ pub struct CreateArgs {
     /// Output.
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// The roles a token is made with (repeatable flags).
+#[derive(Debug, Args)]
+pub struct RoleLinkArgs {
+    /// ID (or unique ID prefix) of a role to link (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub role_id: Vec<String>,
+    /// Name of a role to link (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub role_name: Vec<String>,
+}
+
+impl RoleLinkArgs {
+    /// The links of `-role-name` then `-role-id` (resolved prefixes).
+    async fn links(&self, api: &Api) -> Result<Vec<Link>, AclCliError> {
+        let mut links: Vec<Link> =
+            self.role_name.iter().map(|n| Link { id: String::new(), name: n.clone() }).collect();
+        for partial in &self.role_id {
+            let id = lookup::role_id(api, partial).await.map_err(ctx("Error resolving role ID "))?;
+            links.push(Link { id, name: String::new() });
+        }
+        Ok(links)
+    }
 }
 
 /// `token read`.
@@ -90,12 +111,9 @@ pub struct UpdateArgs {
     /// Policies and identities (replacing the token's unless merged).
     #[command(flatten)]
     pub links: LinkArgs,
-    /// ID (or unique ID prefix) of a role to link (repeatable).
-    #[arg(long, value_name = "ID")]
-    pub role_id: Vec<String>,
-    /// Name of a role to link (repeatable).
-    #[arg(long, value_name = "NAME")]
-    pub role_name: Vec<String>,
+    /// Roles.
+    #[command(flatten)]
+    pub roles: RoleLinkArgs,
     /// Add the policies to the token's instead of replacing them.
     #[arg(long)]
     pub merge_policies: bool,
@@ -136,11 +154,8 @@ pub struct CloneArgs {
 }
 
 /// Prints a token as `-format` and `-meta` ask.
-fn show(t: &Token, format: Format, meta: bool) -> Result<String, AclCliError> {
-    match format {
-        Format::Pretty => Ok(format::token(t, meta)),
-        Format::Json => Ok(format::json(t)?),
-    }
+fn show_token(t: &Token, format: Format, meta: bool) -> Result<String, AclCliError> {
+    show(t, format, |t| format::token(t, meta))
 }
 
 /// `cairn acl bootstrap`.
@@ -148,7 +163,7 @@ pub async fn bootstrap(api: &Api, args: &FormatArgs) -> Result<String, AclCliErr
     let format = output_format(&args.format)?;
     let reply = api.put("/v1/acl/bootstrap", Vec::new()).await.map_err(ctx("Failed ACL bootstrapping"))?;
     let token: Token = reply.json().map_err(ctx("Failed ACL bootstrapping"))?;
-    show(&token, format, false)
+    show_token(&token, format, false)
 }
 
 /// Runs one `cairn acl token` command.
@@ -156,14 +171,14 @@ pub async fn run(api: &Api, cmd: TokenCommand) -> Result<String, AclCliError> {
     match cmd {
         TokenCommand::Create(a) => create(api, a).await,
         TokenCommand::List(a) => {
-            let format = output_format(&a.format)?;
-            let what = "Failed to retrieve the token list";
-            let list: Vec<TokenStub> =
-                api.get("/v1/acl/tokens").await.map_err(ctx(what))?.json().map_err(ctx(what))?;
-            match format {
-                Format::Pretty => Ok(format::token_list(&list, a.meta)),
-                Format::Json => Ok(format::json(&list)?),
-            }
+            list::<TokenStub>(
+                api,
+                &a,
+                "/v1/acl/tokens",
+                "Failed to retrieve the token list",
+                format::token_list,
+            )
+            .await
         }
         TokenCommand::Read(a) => read(api, a).await,
         TokenCommand::Update(a) => update(api, a).await,
@@ -172,10 +187,7 @@ pub async fn run(api: &Api, cmd: TokenCommand) -> Result<String, AclCliError> {
                 return Err(said("Must specify the -id parameter"));
             }
             let id = lookup::token_id(api, &a.id).await.map_err(ctx("Error determining token ID"))?;
-            api.delete(&format!("/v1/acl/token/{id}"))
-                .await
-                .map_err(ctx(format!("Error deleting token {id:?}")))?;
-            Ok(format!("Token {id:?} deleted successfully\n"))
+            delete(api, "Token", &id).await
         }
         TokenCommand::Clone(a) => {
             let format = output_format(&a.output.format)?;
@@ -189,28 +201,16 @@ pub async fn run(api: &Api, cmd: TokenCommand) -> Result<String, AclCliError> {
             } else {
                 serde_json::json!({ "Description": a.description })
             };
-            let reply = api
-                .put(&format!("/v1/acl/token/{id}/clone"), body.to_string().into_bytes())
-                .await
-                .map_err(ctx("Error cloning token"))?;
-            show(&reply.json().map_err(ctx("Error cloning token"))?, format, false)
+            let token: Token =
+                put_json(api, &format!("/v1/acl/token/{id}/clone"), &body, "Error cloning token").await?;
+            show_token(&token, format, false)
         }
     }
 }
 
-/// The links of `-role-name` then `-role-id` (resolved prefixes).
-async fn role_links(api: &Api, names: &[String], ids: &[String]) -> Result<Vec<Link>, AclCliError> {
-    let mut links: Vec<Link> = names.iter().map(|n| Link { id: String::new(), name: n.clone() }).collect();
-    for partial in ids {
-        let id = lookup::role_id(api, partial).await.map_err(ctx("Error resolving role ID "))?;
-        links.push(Link { id, name: String::new() });
-    }
-    Ok(links)
-}
-
 async fn create(api: &Api, a: CreateArgs) -> Result<String, AclCliError> {
     let format = output_format(&a.output.format)?;
-    if !a.links.any() && a.role_id.is_empty() && a.role_name.is_empty() {
+    if !a.links.any() && a.roles.role_id.is_empty() && a.roles.role_name.is_empty() {
         return Err(said(
             "Cannot create a token without specifying -policy-name, -policy-id, -role-name, -role-id, \
              -service-identity, or -node-identity at least once",
@@ -222,7 +222,7 @@ async fn create(api: &Api, a: CreateArgs) -> Result<String, AclCliError> {
         return Err(said(format!("invalid value {ttl:?} for flag -expires-ttl: parse error")));
     }
     let policies = policy_links(api, &a.links).await?;
-    let roles = role_links(api, &a.role_name, &a.role_id).await?;
+    let roles = a.roles.links(api).await?;
     let (service_identities, node_identities) = identities(&a.links)?;
     let body = TokenWrite {
         accessor_id: a.accessor.unwrap_or_default(),
@@ -236,26 +236,22 @@ async fn create(api: &Api, a: CreateArgs) -> Result<String, AclCliError> {
         expiration_ttl: a.expires_ttl,
         expiration_time: None,
     };
-    let what = "Failed to create new token";
-    let body = serde_json::to_vec(&body)?;
-    let token: Token = api.put("/v1/acl/token", body).await.map_err(ctx(what))?.json().map_err(ctx(what))?;
-    show(&token, format, a.output.meta)
+    let token: Token = put_json(api, "/v1/acl/token", &body, "Failed to create new token").await?;
+    show_token(&token, format, a.output.meta)
 }
 
 async fn read(api: &Api, a: ReadArgs) -> Result<String, AclCliError> {
     let format = output_format(&a.output.format)?;
     let token: Token = if a.own {
-        let what = "Error reading token";
-        api.get("/v1/acl/token/self").await.map_err(ctx(what))?.json().map_err(ctx(what))?
+        get_json(api, "/v1/acl/token/self", "Error reading token").await?
     } else {
         if a.id.is_empty() {
             return Err(said("Must specify the -id parameter"));
         }
         let id = lookup::token_id(api, &a.id).await.map_err(ctx("Error determining token ID"))?;
-        let what = format!("Error reading token {id:?}");
-        api.get(&format!("/v1/acl/token/{id}")).await.map_err(ctx(&what))?.json().map_err(ctx(&what))?
+        get_json(api, &format!("/v1/acl/token/{id}"), &format!("Error reading token {id:?}")).await?
     };
-    show(&token, format, a.output.meta)
+    show_token(&token, format, a.output.meta)
 }
 
 async fn update(api: &Api, a: UpdateArgs) -> Result<String, AclCliError> {
@@ -264,11 +260,10 @@ async fn update(api: &Api, a: UpdateArgs) -> Result<String, AclCliError> {
         return Err(said("Cannot update a token without specifying the -id parameter"));
     }
     let id = lookup::token_id(api, &a.id).await.map_err(ctx("Error determining token ID"))?;
-    let what = "Error when retrieving current token";
     let current: Token =
-        api.get(&format!("/v1/acl/token/{id}")).await.map_err(ctx(what))?.json().map_err(ctx(what))?;
+        get_json(api, &format!("/v1/acl/token/{id}"), "Error when retrieving current token").await?;
     let policies = policy_links(api, &a.links).await?;
-    let roles = role_links(api, &a.role_name, &a.role_id).await?;
+    let roles = a.roles.links(api).await?;
     let (services, nodes) = identities(&a.links)?;
     let mut body = TokenWrite::from_token(&current);
     if !a.description.is_empty() {
@@ -295,12 +290,6 @@ async fn update(api: &Api, a: UpdateArgs) -> Result<String, AclCliError> {
         body.node_identities = nodes;
     }
     let what = format!("Failed to update token {id}");
-    let body = serde_json::to_vec(&body)?;
-    let token: Token = api
-        .put(&format!("/v1/acl/token/{id}"), body)
-        .await
-        .map_err(ctx(&what))?
-        .json()
-        .map_err(ctx(&what))?;
-    show(&token, format, a.output.meta)
+    let token: Token = put_json(api, &format!("/v1/acl/token/{id}"), &body, &what).await?;
+    show_token(&token, format, a.output.meta)
 }
