@@ -26,6 +26,7 @@ mod agent;
 mod agent_health;
 mod blocking;
 mod catalog;
+mod datacenter;
 mod enforce;
 mod error;
 mod health;
@@ -177,6 +178,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         )
         .merge(acl::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), datacenter::gate))
         .with_state(state)
 }
 

@@ -105,3 +105,28 @@ fn catalog_register_and_deregister_round_trip() {
     let (s, node) = agent.get("/v1/catalog/node/ext").unwrap();
     assert_eq!((s, node), (200, serde_json::Value::Null));
 }
+
+/// `?dc=` naming another datacenter: Consul's 500 `No path to datacenter` on the endpoints Consul
+/// forwards by it (a KV write meant for dc2 must not land in dc1), 200 on those that ignore it,
+/// and NXDOMAIN for a DNS name in another datacenter (spec §5 W3; Consul 1.8.7 checked live).
+#[test]
+fn another_datacenter_has_no_path_and_nothing_lands_locally() {
+    use hickory_proto::op::ResponseCode;
+    use hickory_proto::rr::RecordType;
+
+    let a = Agent::dev(&[]);
+    for path in ["/v1/catalog/services?dc=nope", "/v1/health/state/any?dc=dc2", "/v1/status/leader?dc=DC1"] {
+        let (status, _, body) = a.get_full(path).unwrap();
+        assert_eq!((status, body.as_str()), (500, "No path to datacenter"), "{path}");
+    }
+    assert_eq!(a.put("/v1/kv/moved?dc=dc2", "v"), (500, "No path to datacenter".to_owned()));
+    assert_eq!(a.get("/v1/kv/moved").unwrap().0, 404, "the write meant for dc2 landed in dc1");
+    assert_eq!(a.put("/v1/kv/moved?dc=dc1", "v"), (200, "true".to_owned()));
+    assert_eq!(a.get("/v1/catalog/services?dc=").unwrap().0, 200);
+    for path in ["/v1/agent/self?dc=nope", "/v1/catalog/datacenters?dc=nope"] {
+        assert_eq!(a.get(path).unwrap().0, 200, "{path}");
+    }
+    let msg = a.query("consul.service.nope.consul.", RecordType::A, crate::support::Transport::Udp);
+    assert_eq!(msg.metadata.response_code, ResponseCode::NXDomain);
+    assert!(!msg.authorities.is_empty(), "NXDOMAIN carries the SOA: {msg:?}");
+}
