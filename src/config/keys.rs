@@ -20,12 +20,23 @@
 //!   `auto_encrypt { tls = false }` (cairn has no Connect CA to sign agent certificates).
 //! - `limits.http_max_conns_per_client`, `limits.rpc_max_conns_per_client`: only `0` (no
 //!   limit, which is what cairn does: a per-address connection cap on the HTTP API or the
-//!   unauthenticated server RPC port is a defence an operator must not believe is on). The
-//!   rest of `limits` but the handshake timeouts (read by `schema`) stays accepted but
-//!   unused: `rpc_rate`/`rpc_max_burst` throttle only this agent's own requests to the
-//!   servers, and `kv_max_value_size`/`txn_max_req_len` are sizes cairn bounds itself
-//!   (512 KiB bodies). A dotted key is taken out of its parent table or of every table of a
-//!   parent list.
+//!   unauthenticated server RPC port is a defence an operator must not believe is on).
+//! - `limits.kv_max_value_size`, `limits.txn_max_req_len`: only 512 KiB or more. cairn bounds a
+//!   value and a transaction's values together at 512 KiB (Consul's default); a smaller limit
+//!   it would not enforce, so it refuses one.
+//! - `limits.request_limits`: only with `mode` absent, `disabled` or `permissive` (Consul's
+//!   server-wide read/write rate limits; `enforcing` would be a limit cairn does not apply).
+//!
+//! The rest of `limits` but the handshake timeouts (read by `schema`) stays accepted but
+//! unused: `rpc_rate`/`rpc_max_burst` throttle only this agent's own requests to the servers,
+//! and `rpc_client_timeout` is how long this agent waits. A dotted key is taken out of its
+//! parent table or of every table of a parent list.
+//!
+//! The other accepted-but-unused keys were checked for security weight: none turns on a
+//! defence when set. `disable_remote_exec`, `enable_debug`, `ui`, `ui_config`, `tls.grpc`,
+//! `ports.grpc*` and `addresses.grpc*` would turn on a feature cairn lacks (remote exec, pprof,
+//! the UI, gRPC); ignoring them serves less, never more. `log_file`, `log_json` and
+//! `enable_syslog` move where logs go (cairn logs to stderr, which systemd's journal keeps).
 //!
 //! `encrypt` itself is implemented (gossip encryption) and is an ordinary key, and so are the
 //! TLS keys (`ca_file`, `verify_incoming`, `tls {}`, `ports.https`, …; `config::tls`) but
@@ -49,10 +60,7 @@ pub(super) const ACCEPTED_UNUSED: &[&str] = &[
     "leave_on_terminate",
     "limits.rpc_rate",
     "limits.rpc_max_burst",
-    "limits.kv_max_value_size",
-    "limits.txn_max_req_len",
     "limits.rpc_client_timeout",
-    "limits.request_limits",
     "log_file",
     "log_json",
     "performance",
@@ -99,6 +107,10 @@ enum Off {
     Disabled,
     /// A table whose every value is `false` or a table of the same kind.
     AllFalse,
+    /// A number of at least this (a bound cairn already enforces, or a looser one).
+    AtLeast(i64),
+    /// A table whose `mode` is absent, `disabled` or `permissive` (nothing is refused).
+    NotEnforcing,
 }
 
 /// Security keys cairn does not implement yet and the values that leave each off. A key given
@@ -108,7 +120,14 @@ const SECURITY: &[(&str, Off)] = &[
     ("auto_encrypt", Off::AllFalse),
     ("limits.http_max_conns_per_client", Off::Number(0)),
     ("limits.rpc_max_conns_per_client", Off::Number(0)),
+    ("limits.kv_max_value_size", Off::AtLeast(MAX_VALUE_BYTES)),
+    ("limits.txn_max_req_len", Off::AtLeast(MAX_VALUE_BYTES)),
+    ("limits.request_limits", Off::NotEnforcing),
 ];
+
+/// The bound cairn puts on a KV value and on a transaction's values together (512 KiB, Consul's
+/// default for both keys).
+const MAX_VALUE_BYTES: i64 = 512 * 1024;
 
 /// Refuses the first security key in `top` (file `file`) set to anything but its off value.
 pub(super) fn refuse_unsupported(file: &str, top: &Map<String, Value>) -> Result<(), ConfigError> {
@@ -149,6 +168,10 @@ fn is_off(off: Off, v: &Value) -> bool {
         Off::AllFalse => v
             .as_object()
             .is_some_and(|m| m.values().all(|x| is_off(Off::False, x) || is_off(Off::AllFalse, x))),
+        Off::AtLeast(n) => value::int(v, n, i64::MAX).is_ok(),
+        Off::NotEnforcing => v.as_object().is_some_and(|m| {
+            m.get("mode").is_none_or(|mode| matches!(mode.as_str(), Some("disabled" | "permissive")))
+        }),
     }
 }
 

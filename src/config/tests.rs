@@ -353,6 +353,9 @@ fn security_keys_that_would_turn_a_feature_on_refuse_the_start() {
         ),
         (r#"{"connect":{"enabled":true}}"#, "connect"),
         (r#"{"connect":{"ca_provider":"consul"}}"#, "connect"),
+        (r#"{"limits":{"kv_max_value_size":1024}}"#, "limits.kv_max_value_size"),
+        (r#"{"limits":{"txn_max_req_len":"65536"}}"#, "limits.txn_max_req_len"),
+        (r#"{"limits":{"request_limits":{"mode":"enforcing","write_rate":100}}}"#, "limits.request_limits"),
     ];
     for (text, key) in cases {
         assert_eq!(check("a.json", text, dev()).unwrap_err(), refused("a.json", key), "{text}");
@@ -372,6 +375,10 @@ fn security_keys_left_off_load_with_the_unused_warning() {
         (r#"{"tls_prefer_server_cipher_suites":true}"#, "tls_prefer_server_cipher_suites"),
         (r#"{"tls":{"grpc":{"use_auto_cert":true}}}"#, "tls.grpc"),
         (r#"{"connect":{"enabled":false}}"#, "connect"),
+        (r#"{"limits":{"kv_max_value_size":524288}}"#, "limits.kv_max_value_size"),
+        (r#"{"limits":{"txn_max_req_len":1048576}}"#, "limits.txn_max_req_len"),
+        (r#"{"limits":{"request_limits":{"mode":"permissive","read_rate":10}}}"#, "limits.request_limits"),
+        (r#"{"limits":{"request_limits":{"read_rate":10}}}"#, "limits.request_limits"),
     ];
     for (text, key) in cases {
         let dir = tempfile::tempdir().unwrap();
