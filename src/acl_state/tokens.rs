@@ -9,8 +9,7 @@
 //! read or decoded refuses the start (the tokens it held are not guessed); `Debug` never shows
 //! a secret.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -112,7 +111,7 @@ impl TokenSet {
         next
     }
 
-    /// Writes this set to `path` (0600, temporary file, sync, rename).
+    /// Writes this set to `path` (`store::write_secret_file`: 0600, atomic).
     pub(crate) fn persist(&self, path: &Path) -> Result<(), String> {
         let file = TokensFile {
             default: self.default.clone().unwrap_or_default(),
@@ -122,21 +121,7 @@ impl TokenSet {
         };
         let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
         let bytes = Format::AclTokensFile.encode(&file).map_err(|e| err(&e))?;
-        let tmp: PathBuf = path.with_extension("json.tmp");
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            let _ = std::fs::remove_file(&tmp);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| err(&e))?;
-            f.write_all(&bytes).map_err(|e| err(&e))?;
-            f.sync_all().map_err(|e| err(&e))?;
-        }
-        std::fs::rename(&tmp, path).map_err(|e| err(&e))
+        crate::store::write_secret_file(path, &bytes).map_err(|e| err(&e))
     }
 }
 

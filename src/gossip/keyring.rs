@@ -22,7 +22,6 @@
 //!
 //! There is no WAN pool in cairn yet, so there is no `remote.keyring` either.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -152,26 +151,7 @@ pub(crate) fn load_file(path: &Path) -> Result<Option<Vec<Vec<u8>>>, KeyringErro
 fn write_file(path: &Path, keys: &[String]) -> Result<(), KeyringError> {
     let err = |e: &dyn std::fmt::Display| KeyringError::File { path: path.to_owned(), msg: e.to_string() };
     let bytes = codec::Format::KeyringFile.encode(keys).map_err(|e| err(&e))?;
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
-    let tmp = path.with_extension("keyring.tmp");
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        // Secrets: readable by the agent's user only (Consul's mode too). A leftover temporary
-        // file goes first, so the mode is always the one set at creation.
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| err(&e))?;
-        f.write_all(&bytes).map_err(|e| err(&e))?;
-        f.sync_all().map_err(|e| err(&e))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| err(&e))?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| err(&e))
+    crate::store::write_secret_file(path, &bytes).map_err(|e| err(&e))
 }
 
 /// The keyring's current keys (raw bytes, primary first), readable before gossip starts (the

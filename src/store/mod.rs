@@ -47,7 +47,9 @@ use crate::catalog::{CatalogDump, CatalogState, Change, Check, Node, PreparedQue
 use crate::codec::{self, Row};
 
 mod deferred;
+mod secret_file;
 pub(crate) use deferred::Deferred;
+pub(crate) use secret_file::write_secret_file;
 
 /// Virtual size of the memory map. Sparse: the file only grows with the data written.
 pub(crate) const MAP_SIZE: usize = 4 << 30;
