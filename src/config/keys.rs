@@ -14,8 +14,6 @@
 //! anonymous or plain-text requests. A key may still be given with the value that leaves the
 //! feature off, as a Consul user reads it; it is then accepted with the usual warning:
 //!
-//! - `connect`: only `connect { enabled = false }`: Connect is Consul's mTLS between services
-//!   with intentions deciding who may talk to whom; cairn has no CA and no intentions.
 //! - `auto_encrypt`: only a block whose every value is `false` (or empty), e.g.
 //!   `auto_encrypt { tls = false }` (cairn has no Connect CA to sign agent certificates).
 //! - `limits.http_max_conns_per_client`, `limits.rpc_max_conns_per_client`: only `0` (no
@@ -31,6 +29,15 @@
 //! unused: `rpc_rate`/`rpc_max_burst` throttle only this agent's own requests to the servers,
 //! and `rpc_client_timeout` is how long this agent waits. A dotted key is taken out of its
 //! parent table or of every table of a parent list.
+//!
+//! `connect` (any value, `enabled = true` included) is accepted but unused. cairn serves
+//! Connect's catalog side (service kinds, proxies, sidecar registration, `.connect.` names),
+//! not its data plane: there is no CA, no leaf certificate, no intention and no authorize
+//! endpoint (`/v1/agent/connect/*`, `/v1/connect/*` answer 404) and no gRPC for Envoy. A mesh
+//! pointed at cairn therefore fails closed: a proxy gets no certificate to speak mTLS with
+//! and no allow from an authorize call, so nothing is let through that Consul would refuse.
+//! Refusing the key instead would refuse most Consul configs (and every agent Consul's own
+//! test harness starts) for a feature whose absence cannot open anything.
 //!
 //! The other accepted-but-unused keys were checked for security weight: none turns on a
 //! defence when set. `disable_remote_exec`, `enable_debug`, `ui`, `ui_config`, `tls.grpc`,
@@ -52,6 +59,7 @@ use super::{ConfigError, value};
 pub(super) const ACCEPTED_UNUSED: &[&str] = &[
     "advertise_addr_wan",
     "bind_addr_wan",
+    "connect",
     "disable_host_node_id",
     "disable_remote_exec",
     "disable_update_check",
@@ -103,8 +111,6 @@ enum Off {
     False,
     /// This number (or its digits as a string).
     Number(i64),
-    /// A table whose `enabled` is `false`.
-    Disabled,
     /// A table whose every value is `false` or a table of the same kind.
     AllFalse,
     /// A number of at least this (a bound cairn already enforces, or a looser one).
@@ -116,7 +122,6 @@ enum Off {
 /// Security keys cairn does not implement yet and the values that leave each off. A key given
 /// with another value refuses the start; one left off is accepted but unused (a warning).
 const SECURITY: &[(&str, Off)] = &[
-    ("connect", Off::Disabled),
     ("auto_encrypt", Off::AllFalse),
     ("limits.http_max_conns_per_client", Off::Number(0)),
     ("limits.rpc_max_conns_per_client", Off::Number(0)),
@@ -164,7 +169,6 @@ fn is_off(off: Off, v: &Value) -> bool {
         // The schema's own readers, so the refusal and the schema agree on what a value means.
         Off::False => value::flag(v) == Ok(false),
         Off::Number(n) => value::int(v, n, n).is_ok(),
-        Off::Disabled => v.get("enabled").is_some_and(|e| is_off(Off::False, e)),
         Off::AllFalse => v
             .as_object()
             .is_some_and(|m| m.values().all(|x| is_off(Off::False, x) || is_off(Off::AllFalse, x))),
