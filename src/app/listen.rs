@@ -4,7 +4,7 @@
 //! Input: `Config` (and sockets inherited through `LISTEN_FDS`). Output: the zone set, the
 //! TLS configurations and the bound listeners `App` holds until `run` hands them to their
 //! services. HTTPS is bound when `ports.https` is not -1 (0 asks for a free port, as for the
-//! other ports); the configuration has already refused HTTPS without a certificate.
+//! other ports); without a certificate the configuration has turned it off, as Consul does.
 //! Invariants: a broken zone file or a port in use stops start-up with the file or address in
 //! the error; with port 0, DNS gets one port for both UDP and TCP.
 

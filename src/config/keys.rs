@@ -22,6 +22,9 @@
 //! - `limits.kv_max_value_size`, `limits.txn_max_req_len`: only 512 KiB or more. cairn bounds a
 //!   value and a transaction's values together at 512 KiB (Consul's default); a smaller limit
 //!   it would not enforce, so it refuses one.
+//! - `segments`: only `null` or `[]` (what Consul's OSS build and its test harness write);
+//!   network segments are a Consul Enterprise feature that splits the LAN pool, which cairn
+//!   does not have.
 //! - `limits.request_limits`: only with `mode` absent, `disabled` or `permissive` (Consul's
 //!   server-wide read/write rate limits; `enforcing` would be a limit cairn does not apply).
 //!
@@ -113,6 +116,8 @@ enum Off {
     Number(i64),
     /// A table whose every value is `false` or a table of the same kind.
     AllFalse,
+    /// `null` or an empty list.
+    Empty,
     /// A number of at least this (a bound cairn already enforces, or a looser one).
     AtLeast(i64),
     /// A table whose `mode` is absent, `disabled` or `permissive` (nothing is refused).
@@ -128,6 +133,7 @@ const SECURITY: &[(&str, Off)] = &[
     ("limits.kv_max_value_size", Off::AtLeast(MAX_VALUE_BYTES)),
     ("limits.txn_max_req_len", Off::AtLeast(MAX_VALUE_BYTES)),
     ("limits.request_limits", Off::NotEnforcing),
+    ("segments", Off::Empty),
 ];
 
 /// The bound cairn puts on a KV value and on a transaction's values together (512 KiB, Consul's
@@ -172,6 +178,7 @@ fn is_off(off: Off, v: &Value) -> bool {
         Off::AllFalse => v
             .as_object()
             .is_some_and(|m| m.values().all(|x| is_off(Off::False, x) || is_off(Off::AllFalse, x))),
+        Off::Empty => v.is_null() || v.as_array().is_some_and(Vec::is_empty),
         Off::AtLeast(n) => value::int(v, n, i64::MAX).is_ok(),
         Off::NotEnforcing => v.as_object().is_some_and(|m| {
             m.get("mode").is_none_or(|mode| matches!(mode.as_str(), Some("disabled" | "permissive")))

@@ -158,6 +158,7 @@ impl Config {
         }
         layers.push(merge::COMMAND_LINE.into(), merge::flag_layer(o)?);
         let config = validate::resolve(&layers, o.dev, paths)?;
+        ignored.extend(validate::notes(&layers, &config));
         Ok((config, ignored))
     }
 }

@@ -352,6 +352,7 @@ fn security_keys_that_would_turn_a_feature_on_refuse_the_start() {
             "limits.rpc_max_conns_per_client",
         ),
         (r#"{"limits":{"kv_max_value_size":1024}}"#, "limits.kv_max_value_size"),
+        (r#"{"segments":[{"name":"alpha","port":8303}]}"#, "segments"),
         (r#"{"limits":{"txn_max_req_len":"65536"}}"#, "limits.txn_max_req_len"),
         (r#"{"limits":{"request_limits":{"mode":"enforcing","write_rate":100}}}"#, "limits.request_limits"),
     ];
@@ -374,6 +375,8 @@ fn security_keys_left_off_load_with_the_unused_warning() {
         (r#"{"tls":{"grpc":{"use_auto_cert":true}}}"#, "tls.grpc"),
         (r#"{"connect":{"enabled":false}}"#, "connect"),
         (r#"{"connect":{"enabled":true}}"#, "connect"),
+        (r#"{"segments":null}"#, "segments"),
+        (r#"{"segments":[]}"#, "segments"),
         (r#"{"connect":{"enabled":true,"ca_config":{"cluster_id":"x"}}}"#, "connect"),
         (r#"{"limits":{"kv_max_value_size":524288}}"#, "limits.kv_max_value_size"),
         (r#"{"limits":{"txn_max_req_len":1048576}}"#, "limits.txn_max_req_len"),
@@ -537,11 +540,6 @@ fn consul_start_up_checks_refuse_tls_settings_that_cannot_be_honoured() {
             "VerifyIncoming set but no CA certificates were provided",
         ),
         (r#"{"cert_file":"/c.pem","ca_file":"/ca.pem"}"#, "cert_file and key_file must be given together"),
-        (r#"{"ports":{"https":8501}}"#, "HTTPS needs this agent's certificate"),
-        (
-            r#"{"ports":{"https":0},"tls":{"internal_rpc":{"cert_file":"/c.pem","key_file":"/k.pem"}}}"#,
-            "HTTPS needs this agent's certificate",
-        ),
     ];
     for (text, msg) in cases {
         let err = check("a.json", text, dev()).unwrap_err();
@@ -564,4 +562,22 @@ fn encrypt_verify_keys_default_to_true_and_read_false_for_a_rollout() {
     assert!(ignored.is_empty(), "{ignored:?}");
     let p = write(&dir, "b.json", r#"{"encrypt_verify_incoming":"yes"}"#);
     assert!(Config::load(&Overrides { config_files: vec![p], ..dev() }).is_err());
+}
+
+#[test]
+fn https_port_without_a_certificate_is_not_served_as_in_consul() {
+    for text in [
+        r#"{"ports":{"https":8501}}"#,
+        r#"{"ports":{"https":0},"tls":{"internal_rpc":{"cert_file":"/c.pem","key_file":"/k.pem"}}}"#,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "a.json", text);
+        let o = Overrides { config_files: vec![p], ..dev() };
+        let (c, notes) = Config::load(&o).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(c.ports.https, -1, "{text}");
+        assert!(
+            notes.iter().any(|n| n.starts_with("ports.https: no certificate for HTTPS")),
+            "{text}: {notes:?}"
+        );
+    }
 }

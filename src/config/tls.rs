@@ -109,8 +109,9 @@ impl Setting<'_> {
     }
 }
 
-/// Resolves `TlsConfig` and runs Consul's start-up checks; `https_port` is `ports.https`.
-pub(super) fn resolve(layers: &Layers, https_port: i32) -> Result<TlsConfig, ConfigError> {
+/// Resolves `TlsConfig` and runs Consul's start-up checks. `ports.https` without a certificate
+/// is not an error: as in Consul, HTTPS is then not served (`validate` turns the port off).
+pub(super) fn resolve(layers: &Layers) -> Result<TlsConfig, ConfigError> {
     let s = Setting { layers };
     if let Some(v) = s.modern(Part::Https, "verify_server_hostname", |t| t.verify_server_hostname.get()) {
         return Err(v.err("applies to the server RPC only: set it in tls.internal_rpc or tls.defaults"));
@@ -119,12 +120,6 @@ pub(super) fn resolve(layers: &Layers, https_port: i32) -> Result<TlsConfig, Con
     let https = interface(&s, Part::Https)?;
     check(layers, "internal_rpc", &internal_rpc)?;
     check(layers, "https", &https)?;
-    if https_port >= 0 && !https.has_cert() {
-        let port = layers.last_sourced("ports.https", |f| f.ports.get()?.0.https.get());
-        let msg =
-            "HTTPS needs this agent's certificate: set cert_file and key_file (or tls.https / tls.defaults)";
-        return Err(port.map_or_else(|| missing("ports.https", msg), |p| p.err(msg)));
-    }
     let limits = layers.sections(|f| f.limits.get().map(|l| &l.0));
     let timeout = |get: fn(&super::schema::LimitsFile) -> Option<&super::value::Positive>| {
         limits.iter().rev().find_map(|l| get(l)).map_or(HANDSHAKE_TIMEOUT, |d| d.0)

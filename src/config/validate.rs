@@ -49,8 +49,11 @@ pub(super) fn resolve(layers: &Layers, dev: bool, sources: Vec<PathBuf>) -> Resu
     let checks = checks(layers);
     let (services, check_definitions) = definitions(layers, &id, bind_addr, &checks)?;
     let (server, bootstrap_expect) = cluster(layers, dev)?;
-    let ports = ports(layers);
-    let tls = super::tls::resolve(layers, ports.https)?;
+    let mut ports = ports(layers);
+    let tls = super::tls::resolve(layers)?;
+    if !tls.https.has_cert() {
+        ports.https = -1;
+    }
     let acl = super::acl::resolve(layers, &id.datacenter)?;
     Ok(Config {
         datacenter: id.datacenter,
@@ -177,6 +180,19 @@ fn joins(f: &FileConfig) -> Vec<(String, String)> {
     let mut out = indexed("retry_join", &f.retry_join.0);
     out.extend(indexed("start_join", &f.start_join.0));
     out.into_iter().map(|(k, a)| (k, a.0)).collect()
+}
+
+/// Start-up notes on settings given but not served, beside the accepted-but-unused keys.
+pub(super) fn notes(layers: &Layers, config: &Config) -> Vec<String> {
+    let mut notes = Vec::new();
+    if ports(layers).https >= 0 && config.ports.https < 0 {
+        notes.push(
+            "ports.https: no certificate for HTTPS (cert_file and key_file, or tls.https / tls.defaults), \
+             so HTTPS is not served, as in Consul"
+                .to_owned(),
+        );
+    }
+    notes
 }
 
 fn ports(layers: &Layers) -> Ports {
