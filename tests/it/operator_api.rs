@@ -215,3 +215,69 @@ fn a_dead_server_turns_unhealthy_stays_while_cleanup_is_off_and_is_removed_by_ha
         || format!("{}", servers_health(leader)),
     );
 }
+
+/// One request as `token` (none when empty); (status, body).
+fn as_token(agent: &Agent, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    block(async {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut r = http_client().request(method, format!("http://{}{path}", agent.http));
+        if !token.is_empty() {
+            r = r.header("X-Consul-Token", token);
+        }
+        let r = r.body(body.to_owned()).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    })
+}
+
+#[test]
+fn acls_guard_autopilot_peers_events_and_coordinates() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("acl.json");
+    std::fs::write(&config, r#"{"acl":{"enabled":true,"default_policy":"deny"}}"#).unwrap();
+    let agent = Agent::server(&dir.path().join("data"), &["--config-file", config.to_str().unwrap()]);
+    let (status, body) = agent.put("/v1/acl/bootstrap", "");
+    assert_eq!(status, 200, "{body}");
+    let mgmt = serde_json::from_str::<Value>(&body).unwrap()["SecretID"].as_str().unwrap().to_owned();
+    let rules = r#"operator = "read"
+event "deploy" { policy = "write" }"#;
+    let policy = serde_json::json!({"Name": "ops", "Rules": rules}).to_string();
+    assert_eq!(as_token(&agent, "PUT", "/v1/acl/policy", &mgmt, &policy).0, 200);
+    let (status, body) = as_token(&agent, "PUT", "/v1/acl/token", &mgmt, r#"{"Policies":[{"Name":"ops"}]}"#);
+    assert_eq!(status, 200, "{body}");
+    let ops = serde_json::from_str::<Value>(&body).unwrap()["SecretID"].as_str().unwrap().to_owned();
+
+    let coord =
+        r#"{"Node":"node1","Coord":{"Vec":[0,0,0,0,0,0,0,0],"Error":1.5,"Adjustment":0,"Height":0.5}}"#;
+    let writes = [
+        ("PUT", "/v1/operator/autopilot/configuration", r#"{"CleanupDeadServers":false}"#),
+        ("DELETE", "/v1/operator/raft/peer?address=nope", ""),
+        ("PUT", "/v1/event/fire/other", ""),
+        ("PUT", "/v1/coordinate/update", coord),
+    ];
+    for token in ["", ops.as_str()] {
+        for (method, path, body) in writes {
+            assert_eq!(
+                as_token(&agent, method, path, token, body),
+                (403, "Permission denied".into()),
+                "{method} {path}"
+            );
+        }
+    }
+    for path in ["/v1/operator/autopilot/configuration", "/v1/operator/autopilot/health"] {
+        assert_eq!(as_token(&agent, "GET", path, "", "").0, 403, "{path}");
+        assert_eq!(as_token(&agent, "GET", path, &ops, "").0, 200, "{path}");
+    }
+    assert_eq!(as_token(&agent, "PUT", "/v1/coordinate/update", &mgmt, coord).0, 200);
+    assert_eq!(as_token(&agent, "PUT", "/v1/event/fire/deploy", &ops, "").0, 200);
+    assert_eq!(as_token(&agent, "PUT", "/v1/event/fire/secret", &mgmt, "").0, 200);
+    eventually("management lists both events", || {
+        let (_, body) = as_token(&agent, "GET", "/v1/event/list", &mgmt, "");
+        body.contains("deploy") && body.contains("secret")
+    });
+    // Reads are filtered: `ops` may read (write) only `deploy` events, and no node.
+    let (status, body) = as_token(&agent, "GET", "/v1/event/list", &ops, "");
+    assert!(status == 200 && body.contains("deploy") && !body.contains("secret"), "{body}");
+    assert_eq!(as_token(&agent, "GET", "/v1/coordinate/nodes", &ops, ""), (200, "[]".into()));
+    let (status, body) = as_token(&agent, "GET", "/v1/coordinate/nodes", &mgmt, "");
+    assert!(status == 200 && body.contains("node1"), "{body}");
+}
