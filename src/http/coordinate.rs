@@ -136,7 +136,10 @@ pub(super) async fn node(
 /// `PUT /v1/coordinate/update`: stores one node's coordinate.
 pub(super) async fn update(State(st): State<ApiState>, acl: Acl, body: Bytes) -> Result<Response, ApiError> {
     let v = parse_body(&body)?;
-    let entry = decode(&v)?;
+    let Some(entry) = decode(&v)? else {
+        // Consul answers 200 and its batch drops an update without a node or a coordinate.
+        return Ok(().into_response());
+    };
     require(acl.node_write(&entry.node))?;
     st.propose(acl.authority(), Command::CoordinateBatch(vec![entry])).await?;
     Ok(().into_response())
@@ -147,7 +150,8 @@ fn field<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
     v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
 }
 
-fn decode(v: &Value) -> Result<CoordinateEntry, ApiError> {
+/// The update `v` describes; `None` when it names no node or carries no coordinate.
+fn decode(v: &Value) -> Result<Option<CoordinateEntry>, ApiError> {
     let text = |name: &str| -> Result<String, ApiError> {
         match field(v, name) {
             None | Some(Value::Null) => Ok(String::new()),
@@ -160,7 +164,7 @@ fn decode(v: &Value) -> Result<CoordinateEntry, ApiError> {
     let node = text("Node")?;
     let segment = text("Segment")?;
     let coord = match field(v, "Coord") {
-        None | Some(Value::Null) => return Err(ApiError::Internal("invalid coordinate".into())),
+        None | Some(Value::Null) => return Ok(None),
         Some(c) => {
             let get = |name: &str| field(c, name).and_then(Value::as_f64).unwrap_or(0.0);
             let vec = match field(c, "Vec") {
@@ -178,8 +182,5 @@ fn decode(v: &Value) -> Result<CoordinateEntry, ApiError> {
             Coordinate { vec, error: get("Error"), adjustment: get("Adjustment"), height: get("Height") }
         }
     };
-    if node.is_empty() {
-        return Err(ApiError::Internal("Must provide node".into()));
-    }
-    Ok(CoordinateEntry { node, segment, coord })
+    Ok((!node.is_empty()).then_some(CoordinateEntry { node, segment, coord }))
 }

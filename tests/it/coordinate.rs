@@ -62,6 +62,9 @@ fn updates_round_trip_and_every_agent_reports_its_own_coordinate() {
     // A coordinate for a node the catalog does not know is dropped.
     agent.put_ok("/v1/coordinate/update", &json!({"Node":"ghost","Coord":entry["Coord"]}).to_string());
     assert_eq!(agent.get("/v1/coordinate/node/ghost").unwrap().0, 404);
+    // Without a node or a coordinate: Consul's 200, and nothing stored.
+    agent.put_ok("/v1/coordinate/update", r#"{"Coord":{"Vec":[0,0,0,0,0,0,0,0]}}"#);
+    agent.put_ok("/v1/coordinate/update", r#"{"Node":"foo"}"#);
 
     // Deregistering the node removes its coordinate (and moves the index: a blocking read wakes).
     agent.put_ok("/v1/catalog/deregister", r#"{"Node":"foo"}"#);
