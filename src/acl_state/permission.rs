@@ -81,6 +81,8 @@ pub(crate) fn authorize(a: &Authorizer, cat: &CatalogState, cmd: &Command) -> Re
         }
         Command::Acl(AclCommand::Bootstrap { .. }) => Ok(()),
         Command::Acl(_) => require(a.acl_write()),
+        Command::AutopilotSet { .. } => require(a.operator_write()),
+        Command::CoordinateBatch(entries) => entries.iter().try_for_each(|e| require(a.node_write(&e.node))),
     }
 }
 

@@ -107,9 +107,11 @@ pub(super) async fn start_gossip(
         leaving: false,
     };
     let serf_bind = SocketAddr::new(config.bind_addr, config.ports.serf_lan);
-    let gossip = crate::gossip::Lan::start(&config.node_name, serf_bind, meta, side.gossip_keys.clone())
-        .await
-        .with_context(|| format!("starting LAN gossip on {serf_bind}"))?;
+    let snapshots = side.consensus.snapshots();
+    let gossip =
+        crate::gossip::Lan::start(&config.node_name, serf_bind, meta, side.gossip_keys.clone(), snapshots)
+            .await
+            .with_context(|| format!("starting LAN gossip on {serf_bind}"))?;
     config.ports.serf_lan = crate::gossip::Membership::local_addr(&*gossip).port();
     if let Some(client) = &side.replica {
         client.set_gossip(gossip.clone());

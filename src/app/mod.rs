@@ -303,6 +303,13 @@ impl App {
             stop.clone(),
         );
         services.spawn_feed("gossip reconcile", reconcile);
+        let coordinates = crate::gossip::coordinate::run(
+            self.gossip.clone(),
+            self.side.consensus.clone(),
+            self.config.node_name.clone(),
+            stop.clone(),
+        );
+        services.spawn_feed("coordinate updates", coordinates);
         // A client agent has no Raft node to put in a cluster. Servers found by gossip (e.g.
         // after `cairn join`) count too.
         if let Some(server) = self.side.server.clone() {
@@ -352,6 +359,7 @@ impl App {
             reload: self.reload_requests.clone(),
             acl: self.acl.clone(),
             enable_key_list_policy: self.config.acl.enable_key_list_policy,
+            stability: Arc::default(),
         };
         if let Some(listener) = self.http.take() {
             let (router, stop) = (crate::http::router(state.clone()), stop.clone());

@@ -52,6 +52,15 @@ pub fn apply(
             Ok(())
         }
         Command::Acl(a) => acl::apply_acl(state, index, a, changes),
+        Command::AutopilotSet { config, cas } => {
+            return CommandResponse::Bool(state.operator_mut().set_autopilot(index, config, *cas, changes));
+        }
+        Command::CoordinateBatch(entries) => {
+            let known: std::collections::BTreeSet<String> =
+                entries.iter().filter(|e| state.node(&e.node).is_some()).map(|e| key(&e.node)).collect();
+            state.operator_mut().update_coordinates(index, entries, |n| known.contains(&key(n)), changes);
+            Ok(())
+        }
         Command::Restore(dump) => {
             state.restore(index, (**dump).clone(), changes);
             Ok(())
@@ -67,6 +76,13 @@ pub fn apply(
             return CommandResponse::Batch(responses);
         }
     };
+    if let (Ok(()), Command::Deregister(d)) = (&result, cmd)
+        && d.service_id.is_none()
+        && d.check_id.is_none()
+    {
+        // A deregistered node's coordinates go with it (Consul's `deleteNodeTxn`).
+        state.operator_mut().remove_node(index, &d.node, changes);
+    }
     if result.is_ok()
         && matches!(cmd, Command::Register(_) | Command::Deregister(_) | Command::UpdateCheck(_))
     {

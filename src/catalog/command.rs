@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::acl::{AclPolicy, AclRole, AclToken};
 use crate::catalog::kv::{KvEntry, Session, b64};
+use crate::catalog::operator::{AutopilotConfig, CoordinateEntry};
 use crate::catalog::{Check, HealthStatus, Node, PreparedQuery, Service};
 
 /// One catalog change, proposed to Raft and applied by the state machine.
@@ -71,6 +72,18 @@ pub enum Command {
     KvReap(u64),
     /// An ACL write (tokens, policies, roles, bootstrap); see `catalog::acl`.
     Acl(AclCommand),
+    /// Store autopilot's configuration (`PUT /v1/operator/autopilot/configuration`, or the
+    /// leader storing the agent's settings once); with `cas`, only if it equals the stored
+    /// `ModifyIndex` (0: none stored). Answered with `CommandResponse::Bool`.
+    AutopilotSet {
+        /// The configuration; its indexes are ignored.
+        config: Box<AutopilotConfig>,
+        /// Check-and-set index.
+        cas: Option<u64>,
+    },
+    /// Network coordinates of nodes, batched (agents' own, `PUT /v1/coordinate/update`);
+    /// entries for unknown nodes or with invalid coordinates are skipped.
+    CoordinateBatch(Vec<CoordinateEntry>),
 }
 
 /// The ACL writes. IDs, SecretIDs and times are chosen by the proposer and travel here.
@@ -329,6 +342,8 @@ impl std::fmt::Display for Command {
             Self::SessionDestroy { id, .. } => write!(f, "destroy session {id}"),
             Self::KvReap(upto) => write!(f, "reap KV tombstones up to index {upto}"),
             Self::Acl(a) => write!(f, "{a}"),
+            Self::AutopilotSet { .. } => write!(f, "set the autopilot configuration"),
+            Self::CoordinateBatch(e) => write!(f, "update {} network coordinates", e.len()),
         }
     }
 }

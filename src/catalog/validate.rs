@@ -120,6 +120,12 @@ pub(crate) enum Invalid {
     /// An ACL token, policy or role whose content Consul refuses (HTTP 500).
     #[error("{0}")]
     Acl(String),
+    /// A network coordinate without Vivaldi's dimensionality (HTTP 500, Consul's text).
+    #[error("incompatible coordinate")]
+    CoordinateDimensions,
+    /// A network coordinate with a non-finite component (HTTP 500, Consul's text).
+    #[error("invalid coordinate")]
+    CoordinateValue,
 }
 
 impl Invalid {
@@ -140,7 +146,9 @@ impl Invalid {
             | Self::DnsTtl { .. }
             | Self::LockDelay(_)
             | Self::NestedBatch
-            | Self::Acl(_) => Class::Rpc,
+            | Self::Acl(_)
+            | Self::CoordinateDimensions
+            | Self::CoordinateValue => Class::Rpc,
         }
     }
 }
@@ -163,8 +171,26 @@ impl Command {
             | Self::Restore(_)
             | Self::SessionDestroy { .. }
             | Self::KvReap(_) => Ok(()),
+            Self::AutopilotSet { .. } => Ok(()),
+            Self::CoordinateBatch(entries) => coordinates(entries),
         }
     }
+}
+
+/// Each coordinate has Vivaldi's dimensionality and finite components.
+fn coordinates(entries: &[super::operator::CoordinateEntry]) -> Result<(), Invalid> {
+    for e in entries {
+        if e.coord.vec.len() != super::operator::COORDINATE_DIMENSIONS {
+            return Err(Invalid::CoordinateDimensions);
+        }
+        if !e.coord.is_valid() {
+            return Err(Invalid::CoordinateValue);
+        }
+        if e.node.is_empty() {
+            return Err(Invalid::MissingNode);
+        }
+    }
+    Ok(())
 }
 
 /// A KV key or prefix: no `.`/`..` segments, surrounding spaces or control bytes, at most

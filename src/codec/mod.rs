@@ -17,6 +17,7 @@
 //! | Gossip keyring file (a JSON array of base64 keys, primary first: Consul's file) | `Format::KeyringFile` | `<data_dir>/serf/local.keyring` |
 //! | Agent ACL tokens (`acl_state::TokensFile`: `default`, `agent`, `agent_master`, `replication`: Consul's file) | `Format::AclTokensFile` | `<data_dir>/acl-tokens.json` |
 //! | Keyring query and reply (`gossip::keyquery::KeyringMessage`) | `Format::KeyringMessage` | memberlist user messages (LAN gossip, encrypted with the keyring) |
+//! | Vivaldi coordinate in probe acks, user event (`catalog::operator::Coordinate`, `gossip::user_event::UserEvent`) | `Format::GossipPayload` | memberlist ack payloads and user messages (LAN gossip) |
 //!
 //! Invariants:
 //! - A change here changes a persisted or wire format: add fields with serde defaults, never
@@ -60,6 +61,8 @@ pub(crate) enum Format {
     KeyringMessage,
     /// The agent's ACL tokens file (`<data_dir>/acl-tokens.json`).
     AclTokensFile,
+    /// A coordinate in a probe ack, or a user event, between agents.
+    GossipPayload,
 }
 
 impl std::fmt::Display for Format {
@@ -76,6 +79,7 @@ impl std::fmt::Display for Format {
             Self::KeyringFile => "keyring file",
             Self::KeyringMessage => "keyring message",
             Self::AclTokensFile => "ACL tokens file",
+            Self::GossipPayload => "gossip payload",
         })
     }
 }

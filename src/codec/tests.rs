@@ -101,6 +101,7 @@ fn hello() -> Response {
         serf_addr: None,
         membership_index: 7,
         voters: BTreeMap::from([(1, "10.0.0.1:8300".to_owned())]),
+        raft_stats: None,
     })
 }
 

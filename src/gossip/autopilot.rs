@@ -10,7 +10,8 @@
 //! are removed only while they are fewer than half of the voters (`2 * dead < voters`), so the
 //! living voters keep a majority and the last voters are never removed; the leader (alive by
 //! definition) is never removed; a server gossip does not know is left alone (gossip may not
-//! have converged yet).
+//! have converged yet); with autopilot's `MinQuorum` (0: none), dead voters are removed only
+//! while at least that many voters remain.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -42,7 +43,7 @@ pub(crate) struct Peer {
 }
 
 /// The servers to remove from the configuration, learners first. `leader` is never removed.
-pub(crate) fn plan(leader: u64, peers: &[Peer], delay: Duration) -> Vec<u64> {
+pub(crate) fn plan(leader: u64, peers: &[Peer], delay: Duration, min_quorum: u64) -> Vec<u64> {
     let dead = |p: &Peer| {
         p.id != leader
             && match p.health {
@@ -55,7 +56,8 @@ pub(crate) fn plan(leader: u64, peers: &[Peer], delay: Duration) -> Vec<u64> {
     let voters = peers.iter().filter(|p| p.voter).count();
     let dead_voters: Vec<u64> = peers.iter().filter(|p| p.voter && dead(p)).map(|p| p.id).collect();
     if !dead_voters.is_empty() {
-        if 2 * dead_voters.len() < voters {
+        let remaining = u64::try_from(voters - dead_voters.len()).unwrap_or(u64::MAX);
+        if 2 * dead_voters.len() < voters && remaining >= min_quorum {
             out.extend(dead_voters);
         } else {
             tracing::warn!(
@@ -116,7 +118,7 @@ mod tests {
                 peer(id, true, Some(health))
             })
             .collect();
-        assert_eq!(plan(1, &peers, D), want, "{n} voters, failed {failed:?}, left {left:?}");
+        assert_eq!(plan(1, &peers, D, 0), want, "{n} voters, failed {failed:?}, left {left:?}");
     }
 
     #[test]
@@ -140,9 +142,9 @@ mod tests {
         check(3, &[], &[3], &[3]);
         let fresh = [peer(1, true, Some(Health::Alive)), peer(2, true, Some(Health::Alive))];
         let just_failed = [&fresh[..], &[peer(3, true, Some(Health::Failed(D / 2)))]].concat();
-        assert_eq!(plan(1, &just_failed, D), Vec::<u64>::new());
+        assert_eq!(plan(1, &just_failed, D, 0), Vec::<u64>::new());
         let failed = [&fresh[..], &[peer(3, true, Some(Health::Failed(D)))]].concat();
-        assert_eq!(plan(1, &failed, D), [3]);
+        assert_eq!(plan(1, &failed, D, 0), [3]);
     }
 
     #[test]
@@ -155,7 +157,16 @@ mod tests {
             peer(5, false, None),
             peer(6, true, Some(Health::Failed(D))),
         ];
-        assert_eq!(plan(1, &peers, D), [4, 6]);
+        assert_eq!(plan(1, &peers, D, 0), [4, 6]);
+    }
+
+    #[test]
+    fn min_quorum_keeps_dead_voters_that_would_take_the_voters_below_it() {
+        let peers: Vec<Peer> = (1..=5)
+            .map(|id| peer(id, true, Some(if id == 5 { Health::Failed(D) } else { Health::Alive })))
+            .collect();
+        assert_eq!(plan(1, &peers, D, 4), [5]);
+        assert_eq!(plan(1, &peers, D, 5), Vec::<u64>::new());
     }
 
     #[test]

@@ -9,7 +9,12 @@
 //! The keyring's fan-out (`gossip::keyquery`) travels as memberlist user messages: the node
 //! delegate hands each to a bounded inbox (dropped when full: a flood cannot grow memory) and
 //! one task answers them; queries are sent over reliable (TCP) user messages, encrypted with
-//! the ring's primary key like all gossip.
+//! the ring's primary key like all gossip. User events (`gossip::user_event`) travel the same
+//! way, tagged with a leading `E`, into their own bounded inbox.
+//!
+//! Probe acks carry this agent's Vivaldi coordinate (the ping delegate's payload), and every
+//! completed probe folds the peer's coordinate and the measured round trip into it
+//! (`gossip::vivaldi`), as Serf does.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -18,7 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use memberlist::delegate::{
-    CompositeDelegate, EventKind, NodeDelegate, SubscribleEventDelegate, VoidDelegate,
+    CompositeDelegate, EventKind, EventSubscriber, NodeDelegate, PingDelegate, SubscribleEventDelegate,
+    VoidDelegate,
 };
 use memberlist::net::NetTransportOptions;
 use memberlist::proto::{EncryptionAlgorithm, MaybeResolvedAddress, Meta, NodeState, State};
@@ -30,13 +36,17 @@ use tokio::sync::{broadcast, mpsc};
 use super::keyquery::{KeyringMessage, KeyringReply, KeyringReport, PendingQueries, query_timeout};
 use super::keyring::{self, GossipKeys, KeyOp, KeyringError, LanKeyring, Verify};
 use super::rollout::{Rollout, RolloutOptions};
+use super::user_event::{MESSAGE_TAG, UserEvent, UserEvents};
+use super::vivaldi::Vivaldi;
 use super::{GossipError, Member, MemberEvent, MemberStatus, Membership, NodeMeta};
+use crate::catalog::operator::Coordinate;
 use crate::codec;
+use crate::snapshot::SnapshotHandle;
 
 type Transport = Rollout<TokioNetTransport<SmolStr, TokioSocketAddrResolver, TokioTcp>>;
 type Void = VoidDelegate<SmolStr, SocketAddr>;
 type Events = SubscribleEventDelegate<SmolStr, SocketAddr>;
-type Delegate = CompositeDelegate<SmolStr, SocketAddr, Void, Void, Events, Void, MetaDelegate, Void>;
+type Delegate = CompositeDelegate<SmolStr, SocketAddr, Void, Void, Events, Void, MetaDelegate, CoordDelegate>;
 
 /// How long a graceful leave waits for the broadcast to go out.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,11 +59,46 @@ const RECONNECT_INTERVAL: Duration = Duration::from_secs(30);
 /// Keyring messages waiting to be answered; more are dropped.
 const INBOX: usize = 256;
 
+/// How long sending a user event to every member may take.
+const EVENT_SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Gives memberlist this agent's meta (replaced once, to announce a leave) and takes the user
-/// messages (keyring queries and replies) to the keyring task.
+/// messages: keyring queries and replies to the keyring task, user events to theirs.
 struct MetaDelegate {
     meta: Arc<Mutex<Meta>>,
     inbox: mpsc::Sender<Vec<u8>>,
+    events: mpsc::Sender<Vec<u8>>,
+}
+
+/// Carries this agent's coordinate in probe acks and folds each probe's round trip into it.
+struct CoordDelegate {
+    vivaldi: Arc<Mutex<Vivaldi>>,
+}
+
+impl PingDelegate for CoordDelegate {
+    type Id = SmolStr;
+    type Address = SocketAddr;
+
+    async fn ack_payload(&self) -> bytes::Bytes {
+        let coord = self.vivaldi.lock().map(|v| v.coordinate()).ok();
+        coord
+            .and_then(|c| codec::Format::GossipPayload.encode(&c).ok())
+            .map(bytes::Bytes::from)
+            .unwrap_or_default()
+    }
+
+    async fn notify_ping_complete(
+        &self,
+        node: Arc<NodeState<SmolStr, SocketAddr>>,
+        rtt: Duration,
+        payload: bytes::Bytes,
+    ) {
+        // An empty payload: a peer that does not send coordinates.
+        let Ok(other) = codec::Format::GossipPayload.decode::<Coordinate>(&payload) else { return };
+        if let Ok(mut v) = self.vivaldi.lock() {
+            v.observe(node.id(), &other, rtt);
+        }
+    }
 }
 
 impl NodeDelegate for MetaDelegate {
@@ -62,7 +107,11 @@ impl NodeDelegate for MetaDelegate {
     }
 
     async fn notify_message(&self, msg: Cow<'_, [u8]>) {
-        if self.inbox.try_send(msg.into_owned()).is_err() {
+        if let Some(event) = msg.strip_prefix(&[MESSAGE_TAG]) {
+            if self.events.try_send(event.to_vec()).is_err() {
+                tracing::warn!("user event dropped: inbox full");
+            }
+        } else if self.inbox.try_send(msg.into_owned()).is_err() {
             tracing::warn!("keyring message dropped: inbox full");
         }
     }
@@ -84,6 +133,8 @@ pub(crate) struct Gossip {
     name: String,
     keyring: Arc<LanKeyring>,
     pending: Arc<PendingQueries>,
+    user_events: Arc<UserEvents>,
+    vivaldi: Arc<Mutex<Vivaldi>>,
 }
 
 /// The member table, by node name.
@@ -114,12 +165,14 @@ impl Gossip {
     /// Starts gossiping as `name` on `bind` (port 0 picks a free port).
     /// With keys (16, 24 or 32 bytes each) every message is encrypted (AES-GCM) with the first
     /// and unencrypted or wrongly keyed ones are refused, so an agent with no key on this
-    /// agent's ring cannot join.
+    /// agent's ring cannot join. User events are kept when they target this node as the
+    /// catalog in `snapshots` shows it.
     pub(crate) async fn start(
         name: &str,
         bind: SocketAddr,
         meta: NodeMeta,
         keys: GossipKeys,
+        snapshots: Arc<SnapshotHandle>,
     ) -> Result<Arc<Self>, GossipError> {
         let local_meta = Arc::new(Mutex::new(encode(&meta)?));
         let mut opts =
@@ -127,9 +180,12 @@ impl Gossip {
         opts.add_bind_address(bind);
         let (events_delegate, subscriber) = Events::unbounded();
         let (inbox, inbox_rx) = mpsc::channel(INBOX);
+        let (user_inbox, user_inbox_rx) = mpsc::channel(INBOX);
+        let vivaldi = Arc::new(Mutex::new(Vivaldi::default()));
         let delegate = CompositeDelegate::new()
             .with_event_delegate(events_delegate)
-            .with_node_delegate(MetaDelegate { meta: local_meta.clone(), inbox });
+            .with_node_delegate(MetaDelegate { meta: local_meta.clone(), inbox, events: user_inbox })
+            .with_ping_delegate(CoordDelegate { vivaldi: vivaldi.clone() });
         // memberlist-rs's `lan()` probes every 500 ms with a 1 s timeout; HashiCorp's
         // `DefaultLANConfig` (Consul's and Serf's LAN timings) probes every 1 s with a 500 ms
         // timeout. Use HashiCorp's, so failure detection matches Consul's (suspicion lasts
@@ -156,31 +212,11 @@ impl Gossip {
         if let Ok(mut t) = table.lock() {
             t.insert(name.to_owned(), local);
         }
-        let (tx, t) = (events.clone(), table.clone());
-        tokio::spawn(async move {
-            while let Ok(ev) = subscriber.recv().await {
-                let m = member(ev.node_state());
-                let event = match ev.kind() {
-                    EventKind::Join => MemberEvent::Joined(m.clone()),
-                    EventKind::Update => MemberEvent::Updated(m.clone()),
-                    EventKind::Leave
-                        if m.status == MemberStatus::Left || m.meta.as_ref().is_some_and(|x| x.leaving) =>
-                    {
-                        MemberEvent::Left(Member { status: MemberStatus::Left, ..m.clone() })
-                    }
-                    // Leave (not left gracefully) and any kind a later version adds.
-                    _ => MemberEvent::Failed(Member { status: MemberStatus::Failed, ..m.clone() }),
-                };
-                let m = event.member().clone();
-                tracing::info!(member = %m.name, addr = %m.addr, status = m.status.as_str(), "gossip member event");
-                if let Ok(mut t) = t.lock() {
-                    t.insert(m.name.clone(), m);
-                }
-                let _ = tx.send(event);
-            }
-        });
+        tokio::spawn(forward_member_events(subscriber, events.clone(), table.clone()));
         tokio::spawn(reconnect(ml.clone(), table.clone()));
         let pending = KeyringAnswerer::spawn(&ml, &keyring, &table, name, inbox_rx);
+        let user_events = Arc::new(UserEvents::default());
+        tokio::spawn(receive_events(user_inbox_rx, user_events.clone(), name.to_owned(), snapshots));
         Ok(Arc::new(Self {
             ml,
             local_meta,
@@ -191,7 +227,43 @@ impl Gossip {
             name: name.to_owned(),
             keyring,
             pending,
+            user_events,
+            vivaldi,
         }))
+    }
+
+    /// This agent's network coordinate (`gossip::vivaldi`).
+    pub(crate) fn coordinate(&self) -> Coordinate {
+        self.vivaldi.lock().map(|v| v.coordinate()).unwrap_or_else(|_| super::vivaldi::origin())
+    }
+
+    /// The user events this agent kept, and its Lamport clock.
+    pub(crate) fn user_events(&self) -> &Arc<UserEvents> {
+        &self.user_events
+    }
+
+    /// Fires `event`: stamps it with the event clock, keeps it here if it targets this node
+    /// (`wanted_here`), and sends it to every other alive member (see `gossip::user_event`).
+    pub(crate) async fn fire_event(&self, mut event: UserEvent, wanted_here: impl Fn(&UserEvent) -> bool) {
+        event.ltime = self.user_events.next_time();
+        let wanted = wanted_here(&event);
+        let mut bytes = vec![MESSAGE_TAG];
+        match codec::Format::GossipPayload.encode(&event) {
+            Ok(b) => bytes.extend(b),
+            Err(e) => return tracing::error!(error = %e, "user event not encoded"),
+        }
+        let bytes = bytes::Bytes::from(bytes);
+        let mut sends = tokio::task::JoinSet::new();
+        for (_, addr) in alive(&self.table).into_iter().filter(|(n, _)| *n != self.name) {
+            let (ml, bytes) = (self.ml.clone(), bytes.clone());
+            sends.spawn(async move {
+                if let Err(e) = ml.send_reliable(&addr, bytes).await {
+                    tracing::warn!(%addr, error = %e, "user event not sent");
+                }
+            });
+        }
+        self.user_events.receive(event, wanted);
+        let _ = tokio::time::timeout(EVENT_SEND_TIMEOUT, sends.join_all()).await;
     }
 
     /// This agent's gossip keyring (the server RPC's handshake is keyed by its `keys`).
@@ -307,6 +379,54 @@ async fn send_all(
         });
     }
     let _ = tokio::time::timeout(timeout, sends.join_all()).await;
+}
+
+/// Turns memberlist's events into `MemberEvent`s, recorded in the member table `t` and sent
+/// to `tx`'s subscribers.
+async fn forward_member_events(
+    subscriber: EventSubscriber<SmolStr, SocketAddr>,
+    tx: broadcast::Sender<MemberEvent>,
+    t: Table,
+) {
+    while let Ok(ev) = subscriber.recv().await {
+        let m = member(ev.node_state());
+        let event = match ev.kind() {
+            EventKind::Join => MemberEvent::Joined(m.clone()),
+            EventKind::Update => MemberEvent::Updated(m.clone()),
+            EventKind::Leave
+                if m.status == MemberStatus::Left || m.meta.as_ref().is_some_and(|x| x.leaving) =>
+            {
+                MemberEvent::Left(Member { status: MemberStatus::Left, ..m.clone() })
+            }
+            // Leave (not left gracefully) and any kind a later version adds.
+            _ => MemberEvent::Failed(Member { status: MemberStatus::Failed, ..m.clone() }),
+        };
+        let m = event.member().clone();
+        tracing::info!(member = %m.name, addr = %m.addr, status = m.status.as_str(), "gossip member event");
+        if let Ok(mut t) = t.lock() {
+            t.insert(m.name.clone(), m);
+        }
+        let _ = tx.send(event);
+    }
+}
+
+/// Keeps the user events other agents send this one that target this node.
+async fn receive_events(
+    mut inbox: mpsc::Receiver<Vec<u8>>,
+    events: Arc<UserEvents>,
+    name: String,
+    snapshots: Arc<SnapshotHandle>,
+) {
+    while let Some(bytes) = inbox.recv().await {
+        match codec::Format::GossipPayload.decode::<UserEvent>(&bytes) {
+            Ok(ev) => {
+                let wanted = ev.targets(&name, &snapshots.load().catalog);
+                tracing::debug!(name = %ev.name, id = %ev.id, wanted, "user event received");
+                events.receive(ev, wanted);
+            }
+            Err(e) => tracing::warn!(error = %e, "undecodable user event dropped"),
+        }
+    }
 }
 
 /// Answers the keyring messages other agents send this one.

@@ -9,17 +9,24 @@
 //! node deregistered; and, with `cleanup_dead_servers`, `gossip::autopilot` picks the dead
 //! servers to remove from the Raft configuration). Node meta fits in the engine's 512-byte limit (JSON of `NodeMeta`).
 //!
+//! User events (`gossip::user_event`) travel between agents as memberlist user messages, and
+//! probe acks carry Vivaldi coordinates (`gossip::vivaldi`) that `gossip::coordinate` proposes
+//! to the catalog.
+//!
 //! The gossip keyring (`gossip::keyring`: the keys, their file; `gossip::keyquery`: the
 //! fan-out to every member) rotates the encryption key of this LAN pool. cairn has no WAN pool
 //! yet, so a keyring operation covers this datacenter's LAN pool only.
 
 pub(crate) mod autopilot;
+pub(crate) mod coordinate;
 pub(crate) mod discovery;
 pub(crate) mod keyquery;
 pub(crate) mod keyring;
 pub(crate) mod memberlist;
 pub(crate) mod reconcile;
 mod rollout;
+pub(crate) mod user_event;
+pub(crate) mod vivaldi;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -5,8 +5,11 @@
 //! failed -> the node's `serfHealth` check critical ("Agent not live or unreachable"), so its
 //! services leave DNS answers; alive -> passing again; left -> the node deregistered.
 //!
-//! With `cleanup_dead_servers` (autopilot, `gossip::autopilot`), every full sync also removes
-//! from the Raft configuration the servers gossip says are failed (long enough) or left.
+//! With `CleanupDeadServers` (autopilot, `gossip::autopilot`), every full sync also removes
+//! from the Raft configuration the servers gossip says are failed (long enough) or left. The
+//! setting is autopilot's configuration in the catalog (`/v1/operator/autopilot/configuration`,
+//! through Raft); the leader stores the agent's own (`autopilot.cleanup_dead_servers` and
+//! Consul's defaults for the rest) once, when none is stored yet.
 //!
 //! Invariants: only the current leader proposes; a proposal is made only when the catalog
 //! differs from what gossip says (so a full sync on a settled cluster proposes nothing).
@@ -20,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::autopilot::{self, FailedSince, Health, Peer};
 use super::{Lan, Member, MemberStatus, Membership, Role};
 use crate::catalog::HealthStatus;
+use crate::catalog::operator::AutopilotConfig;
 use crate::catalog::{CheckUpdate, Command, Deregistration};
 use crate::consensus::Consensus;
 
@@ -33,7 +37,8 @@ const FAILED_OUTPUT: &str = "Agent not live or unreachable";
 /// How long one autopilot removal may take (it needs a quorum to commit).
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs until `stop` fires; `cleanup_dead_servers` turns on autopilot's dead-server removal.
+/// Runs until `stop` fires; `cleanup_dead_servers` is the agent's setting, stored as
+/// autopilot's configuration when the catalog has none yet.
 pub(crate) async fn run(
     gossip: Arc<Lan>,
     consensus: Consensus,
@@ -58,8 +63,10 @@ pub(crate) async fn run(
                 for m in &members {
                     reconcile(&consensus, m).await;
                 }
-                if cleanup_dead_servers {
-                    cleanup(&consensus, &gossip.local_meta().dc, &members, &mut failed_since).await;
+                let config = autopilot_config(&consensus, cleanup_dead_servers).await;
+                if config.cleanup_dead_servers {
+                    let min_quorum = config.min_quorum;
+                    cleanup(&consensus, &gossip.local_meta().dc, &members, &mut failed_since, min_quorum).await;
                 }
             },
         }
@@ -134,10 +141,30 @@ fn peers(
         .collect()
 }
 
+/// Autopilot's configuration in the catalog; when none is stored yet, the leader stores the
+/// agent's own (check-and-set on index 0, so an operator's earlier write wins) and uses it.
+async fn autopilot_config(consensus: &Consensus, cleanup_dead_servers: bool) -> AutopilotConfig {
+    if let Some(c) = consensus.snapshots().load().catalog.operator().autopilot() {
+        return (**c).clone();
+    }
+    let config = AutopilotConfig::defaults(cleanup_dead_servers);
+    let cmd = Command::AutopilotSet { config: Box::new(config.clone()), cas: Some(0) };
+    if let Err(e) = consensus.propose_for(cmd).await {
+        tracing::warn!(error = %e, "storing the autopilot configuration failed; the next full sync retries");
+    }
+    config
+}
+
 /// Autopilot: removes the dead servers `autopilot::plan` picks, one at a time.
-async fn cleanup(consensus: &Consensus, dc: &str, members: &[Member], failed_since: &mut FailedSince) {
+async fn cleanup(
+    consensus: &Consensus,
+    dc: &str,
+    members: &[Member],
+    failed_since: &mut FailedSince,
+    min_quorum: u64,
+) {
     let peers = peers(consensus, dc, members, failed_since, Instant::now());
-    for id in autopilot::plan(consensus.node_id(), &peers, autopilot::DEAD_SERVER_DELAY) {
+    for id in autopilot::plan(consensus.node_id(), &peers, autopilot::DEAD_SERVER_DELAY, min_quorum) {
         let name = members
             .iter()
             .find(|m| m.meta.as_ref().is_some_and(|meta| meta.raft_id == id))

@@ -24,11 +24,14 @@ mod acl_time;
 mod acl_token;
 mod agent;
 mod agent_health;
+mod autopilot;
 mod blocking;
 mod catalog;
+mod coordinate;
 mod datacenter;
 mod enforce;
 mod error;
+mod event;
 mod health;
 mod keyring;
 mod kv;
@@ -103,6 +106,8 @@ pub(crate) struct ApiState {
     /// `acl.enable_key_list_policy`: recursive KV reads need `key:list` on the prefix (403
     /// without it) instead of only filtering per entry.
     pub enable_key_list_policy: bool,
+    /// When this agent first saw each server in its current autopilot health.
+    pub stability: Arc<autopilot::Stability>,
 }
 
 /// The Consul-compatible HTTP API.
@@ -177,6 +182,7 @@ pub(crate) fn router(state: ApiState) -> Router {
             get(keyring::list).post(keyring::install).put(keyring::use_key).delete(keyring::remove),
         )
         .merge(acl::routes())
+        .merge(operator::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), datacenter::gate))
         .with_state(state)

@@ -177,6 +177,7 @@ pub(crate) async fn state_with(cmds: Vec<Command>) -> (ApiState, tempfile::TempD
             sessions: crate::session::SessionTimers::new(),
             gossip: None,
             shutdown: Default::default(),
+            stability: Arc::default(),
         },
         dir,
     )

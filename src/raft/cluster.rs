@@ -278,6 +278,15 @@ impl Server {
             serf_addr: None,
             membership_index: m.membership_config.log_id().map_or(0, |l| l.index),
             voters,
+            raft_stats: Some(crate::rpc::RaftStats {
+                last_contact_ms: if m.current_leader == Some(self.node_id) {
+                    0
+                } else {
+                    self.contact.millis_since()
+                },
+                last_term: m.current_term,
+                last_index: m.last_log_index.unwrap_or(0),
+            }),
         }
     }
 
@@ -528,7 +537,9 @@ fn stamp_leader_clock(cmd: &mut Command, now: u64) {
         | Command::QueryUpsert(_)
         | Command::QueryDelete(_)
         | Command::Restore(_)
-        | Command::KvReap(_) => {}
+        | Command::KvReap(_)
+        | Command::AutopilotSet { .. }
+        | Command::CoordinateBatch(_) => {}
         // ACL times (CreateTime, ExpirationTime) are checked against each other by
         // `Command::validate`; they stay the proposer's pair.
         Command::Acl(_) => {}

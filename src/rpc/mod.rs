@@ -217,6 +217,20 @@ pub(crate) struct ServerInfo {
     /// checks it is still one of them, at its current address (`raft::cluster::form`).
     #[serde(default)]
     pub voters: std::collections::BTreeMap<u64, String>,
+    /// Its Raft statistics, for autopilot's server health (absent from servers before them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft_stats: Option<RaftStats>,
+}
+
+/// One server's own Raft statistics (Consul's `Status.RaftStats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RaftStats {
+    /// Milliseconds since it last heard from the leader (0 on the leader).
+    pub last_contact_ms: u64,
+    /// Its current Raft term.
+    pub last_term: u64,
+    /// Index of the last entry in its log.
+    pub last_index: u64,
 }
 
 /// A server in the Raft configuration.

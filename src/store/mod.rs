@@ -78,6 +78,9 @@ const META_KV_INDEXES: &str = "kv.indexes";
 const META_KV_LOCK_DELAYS: &str = "kv.lock_delays";
 /// Meta key: the ACL tables, one row (`catalog::acl`: small, rarely written).
 const META_ACL: &str = "acl.state";
+/// Meta key: the operator tables (autopilot configuration, coordinates), one row
+/// (`catalog::operator`).
+const META_OPERATOR: &str = "operator.state";
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -390,6 +393,7 @@ impl Store {
                     self.meta_put(wtxn, META_KV_LOCK_DELAYS, &delays)?;
                 }
                 Change::Acl => self.meta_put(wtxn, META_ACL, &state.acl().dump())?,
+                Change::Operator => self.meta_put(wtxn, META_OPERATOR, &state.operator().dump())?,
             }
         }
         Ok(())
@@ -434,6 +438,7 @@ impl Store {
         self.meta_put(wtxn, META_KV_INDEXES, &dump.kv.indexes)?;
         self.meta_put(wtxn, META_KV_LOCK_DELAYS, &dump.kv.lock_delays)?;
         self.meta_put(wtxn, META_ACL, &dump.acl)?;
+        self.meta_put(wtxn, META_OPERATOR, &dump.operator)?;
         self.meta_put(wtxn, META_TABLES, &dump.tables)
     }
 
@@ -459,6 +464,7 @@ impl Store {
         dump.tables = self.meta_get::<TableIndexes>(rtxn, META_TABLES)?.unwrap_or_default();
         dump.kv = self.load_kv(rtxn)?;
         dump.acl = self.meta_get(rtxn, META_ACL)?.unwrap_or_default();
+        dump.operator = self.meta_get(rtxn, META_OPERATOR)?.unwrap_or_default();
         Ok(dump)
     }
 

@@ -28,8 +28,14 @@
 //! - `durability`: restart and `kill -9` keep acknowledged registrations.
 //! - `health_checks`: HTTP/TCP/UDP/gRPC/script/alias checks against local servers flipped
 //!   between healthy and failing, thresholds, maintenance, local health endpoints.
+//! - `operator_api`: autopilot's configuration (through Raft, CAS) and server health, and
+//!   removing a Raft peer, on one server and on a three-server cluster.
 //! - `lifecycle`: SIGTERM and SIGINT stop an agent within 2 s, also with its output pipe closed.
 //! - `cluster_membership`: servers that rejoin after a leave or on a new address; autopilot.
+//! - `coordinate`: `/v1/coordinate/*`: agents' Vivaldi coordinates from gossip probes, Consul's
+//!   update round trip, unknown nodes, deregistration.
+//! - `event`: user events fired on one agent and listed on another over gossip, filters,
+//!   blocking lists, Consul's errors.
 //! - `config`: config files and flags as an operator uses them.
 //! - `prepared`: prepared queries over `/v1/query` and `.query.` DNS names.
 //! - `py_consul`: the py-consul client library drives the agent (tests/py/).
@@ -59,17 +65,20 @@ mod client;
 mod cluster;
 mod cluster_membership;
 mod config;
+mod coordinate;
 mod dns;
 mod dns_acl;
 mod dns_extensions;
 mod dns_spec;
 mod durability;
+mod event;
 mod health_checks;
 mod hostile;
 mod http;
 mod keyring;
 mod kv;
 mod lifecycle;
+mod operator_api;
 mod partition;
 mod prepared;
 mod py_consul;

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::acl::{AclDump, AclState};
 use super::kv::{KvDump, KvState};
+use super::operator::{OperatorDump, OperatorState};
 use super::{Check, HealthStatus, Node, PreparedQuery, Service, key};
 
 /// `(node key, service ID key)`: identifies one service instance.
@@ -49,6 +50,9 @@ pub enum Change {
     KvMeta,
     /// The ACL tables (one row: see `catalog::acl`).
     Acl,
+    /// The operator tables: autopilot configuration and coordinates (one row: see
+    /// `catalog::operator`).
+    Operator,
 }
 
 /// Raft indexes of the last change to each table (Consul's `X-Consul-Index` sources).
@@ -93,6 +97,8 @@ pub struct CatalogState {
     kv: KvState,
     /// ACL tokens, policies and roles.
     acl: AclState,
+    /// Autopilot configuration and network coordinates.
+    operator: OperatorState,
 }
 
 /// Serialisable form of the whole catalog (Raft snapshots, tests).
@@ -118,6 +124,10 @@ pub struct CatalogDump {
     /// while empty, so the bytes of a catalog without ACL state are those of before).
     #[serde(default, skip_serializing_if = "AclDump::is_empty")]
     pub acl: AclDump,
+    /// Autopilot configuration and coordinates (absent in dumps written before them, and
+    /// left out while empty).
+    #[serde(default, skip_serializing_if = "OperatorDump::is_empty")]
+    pub operator: OperatorDump,
 }
 
 fn prefix_range<'a, V: Clone>(
@@ -247,6 +257,7 @@ impl CatalogState {
             queries: self.queries.values().map(|q| (**q).clone()).collect(),
             kv: self.kv.dump(),
             acl: self.acl.dump(),
+            operator: self.operator.dump(),
         }
     }
 
@@ -275,6 +286,7 @@ impl CatalogState {
         }
         state.kv = KvState::from_dump(dump.kv);
         state.acl = AclState::from_dump(dump.acl);
+        state.operator = OperatorState::from_dump(dump.operator);
         state
     }
 
@@ -350,6 +362,16 @@ impl CatalogState {
     /// The ACL tables, for `apply`.
     pub(crate) fn acl_mut(&mut self) -> &mut AclState {
         &mut self.acl
+    }
+
+    /// Autopilot's configuration and the network coordinates.
+    pub(crate) fn operator(&self) -> &OperatorState {
+        &self.operator
+    }
+
+    /// The operator tables, for `apply`.
+    pub(crate) fn operator_mut(&mut self) -> &mut OperatorState {
+        &mut self.operator
     }
 }
 

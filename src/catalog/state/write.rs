@@ -266,6 +266,7 @@ impl CatalogState {
         fresh.kv.mark_restored(index);
         fresh.acl.touch(index);
         changes.push(Change::Acl);
+        changes.push(Change::Operator);
         changes.push(Change::TableIndexes);
         fresh.tables = TableIndexes { nodes: index, services: index, checks: index, queries: index };
         let names: Vec<String> = fresh.by_name.keys().cloned().collect();
