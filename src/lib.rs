@@ -22,8 +22,8 @@
 //! (client agents), `session` (the leader's session TTL timers), `local` (the agent's own
 //! services and checks, anti-entropy) -> `health` (check runners), `serve_rpc` (the server-RPC
 //! listener) -> `zone`, `dns` (read path) -> `http` (API front door) -> `app`, `cli` (startup,
-//! command line); `systemd` (socket activation, readiness) and `acl` (policy rules, the
-//! authorizer) import nothing of cairn.
+//! command line); `systemd` (socket activation, readiness), `acl` (policy rules, the
+//! authorizer) and `filter` (`?filter=` expressions) import nothing of cairn.
 
 #![warn(unreachable_pub)]
 

@@ -29,6 +29,7 @@ mod catalog;
 mod datacenter;
 mod enforce;
 mod error;
+mod filter;
 mod health;
 mod keyring;
 mod kv;

@@ -26,6 +26,7 @@
 //!   minority acknowledges no write, the majority carries on, healing loses nothing and
 //!   rejoins the gossip pool.
 //! - `durability`: restart and `kill -9` keep acknowledged registrations.
+//! - `filter`: `?filter=` on every endpoint Consul 1.8.7 filters, its error texts, blocking.
 //! - `health_checks`: HTTP/TCP/UDP/gRPC/script/alias checks against local servers flipped
 //!   between healthy and failing, thresholds, maintenance, local health endpoints.
 //! - `lifecycle`: SIGTERM and SIGINT stop an agent within 2 s, also with its output pipe closed.
@@ -64,6 +65,7 @@ mod dns_acl;
 mod dns_extensions;
 mod dns_spec;
 mod durability;
+mod filter;
 mod health_checks;
 mod hostile;
 mod http;
