@@ -154,3 +154,11 @@ fn a_blocking_query_with_a_filter_wakes_on_the_unfiltered_index() {
     assert!(index > unfiltered);
     assert_eq!(after, before);
 }
+
+#[test]
+fn the_fuzz_entry_point_is_reachable_from_outside_the_crate() {
+    // What tests/fuzz/fuzz_targets/filter_expression.rs calls, on a few inputs.
+    for input in [&b"Service == web"[..], b"(a == b", b"\xff\xfe", b"not not x in y", b""] {
+        cairn::testing::filter_fuzz_logic::expression_text(input);
+    }
+}
