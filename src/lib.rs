@@ -22,8 +22,8 @@
 //! (client agents), `session` (the leader's session TTL timers), `local` (the agent's own
 //! services and checks, anti-entropy) -> `health` (check runners), `serve_rpc` (the server-RPC
 //! listener) -> `zone`, `dns` (read path) -> `http` (API front door) -> `app`, `cli` (startup,
-//! command line); `systemd` (socket activation, readiness) and `acl` (policy rules, the
-//! authorizer) import nothing of cairn.
+//! command line); `systemd` (socket activation, readiness), `acl` (policy rules, the
+//! authorizer) and `filter` (`?filter=` expressions) import nothing of cairn.
 
 #![warn(unreachable_pub)]
 
@@ -38,6 +38,7 @@ mod codec;
 mod config;
 mod consensus;
 mod dns;
+mod filter;
 mod gossip;
 mod health;
 mod http;
@@ -82,5 +83,6 @@ pub use snapshot::{CatalogSnapshot, SnapshotHandle};
 pub mod testing {
     pub use crate::acl::fuzz_logic as acl_fuzz_logic;
     pub use crate::dns::{bench_support, fuzz_logic, handle};
+    pub use crate::filter::fuzz_logic as filter_fuzz_logic;
     pub use crate::raft::state_machine::bench_support::apply_and_publish;
 }

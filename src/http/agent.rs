@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json as js;
 
 use super::error::ApiError;
+use super::filter::{self, ItemFilter};
 use super::query::Query;
 use super::token::{Acl, require, require_on};
 use super::wire::{self, HealthCheckJson, ServiceJson};
@@ -220,12 +221,17 @@ fn replica_stats(st: &ApiState, applied_index: u64) -> Option<serde_json::Value>
     }))
 }
 
-pub(super) async fn services(State(st): State<ApiState>, acl: Acl, RawQuery(q): RawQuery) -> Response {
+pub(super) async fn services(
+    State(st): State<ApiState>,
+    acl: Acl,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref());
     let snap = st.snapshots.load_full();
     let mut body = agent_services(&snap.catalog, &st.config.node_name, &st.config.datacenter);
     body.retain(|_, s| acl.service_read(&s.service));
-    json(&body, q.has("pretty"))
+    let body = ItemFilter::from_query(&q, filter::AGENT_SERVICE)?.retain_map(body)?;
+    Ok(json(&body, q.has("pretty")))
 }
 
 pub(super) async fn service(
@@ -245,12 +251,17 @@ pub(super) async fn service(
     Ok(json(&ServiceJson::agent(s, &st.config.datacenter), q.has("pretty")))
 }
 
-pub(super) async fn checks(State(st): State<ApiState>, acl: Acl, RawQuery(q): RawQuery) -> Response {
+pub(super) async fn checks(
+    State(st): State<ApiState>,
+    acl: Acl,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref());
+    let filter = ItemFilter::deferred_from_query(&q, filter::HEALTH_CHECK)?;
     let snap = st.snapshots.load_full();
     let mut body = agent_checks(&snap.catalog, &st.config.node_name);
     body.retain(|_, c| check_readable(&acl, &c.node, &c.service_name));
-    json(&body, q.has("pretty"))
+    Ok(json(&filter.retain_map(body)?, q.has("pretty")))
 }
 
 pub(super) async fn register_service(

@@ -13,6 +13,7 @@ use axum::response::Response;
 
 use super::enforce;
 use super::error::ApiError;
+use super::filter::{self, ItemFilter};
 use super::query::Query;
 use super::token::Acl;
 use super::wire::{self, NodeJson, NodeServicesJson, ServiceJson, ServiceNodeJson};
@@ -106,14 +107,15 @@ pub(super) async fn nodes(
 ) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref());
     let meta = q.node_meta();
-    st.read(
+    let filter = ItemFilter::from_query(&q, filter::NODE)?;
+    st.try_read(
         &q,
         |s| s.catalog.table_indexes().nodes,
         |cat| {
-            enforce::nodes(
+            filter.retain(enforce::nodes(
                 &acl,
                 cat.nodes().filter(|n| has_meta(n, &meta)).map(|n| NodeJson::from(&**n)).collect(),
-            )
+            ))
         },
     )
     .await
@@ -144,10 +146,11 @@ pub(super) async fn service(
     let q = Query::parse(q.as_deref());
     let tags = q.all("tag");
     let meta = q.node_meta();
-    st.read(
+    let filter = ItemFilter::from_query(&q, filter::SERVICE_NODE)?;
+    st.try_read(
         &q,
         |s| s.catalog.service_index(name),
-        |cat| enforce::service_nodes(&acl, service_nodes(cat, name, &tags, &meta)),
+        |cat| filter.retain(enforce::service_nodes(&acl, service_nodes(cat, name, &tags, &meta))),
     )
     .await
 }
@@ -163,5 +166,14 @@ pub(super) async fn node(
         let t = s.catalog.table_indexes();
         t.nodes.max(t.services)
     };
-    st.read(&q, index_of, |cat| enforce::node_services(&acl, node_services(cat, &node))).await
+    let filter = ItemFilter::from_query(&q, filter::NODE_SERVICE)?;
+    st.try_read(&q, index_of, |cat| {
+        enforce::node_services(&acl, node_services(cat, &node))
+            .map(|mut n| {
+                n.services = filter.retain_map(n.services)?;
+                Ok(n)
+            })
+            .transpose()
+    })
+    .await
 }

@@ -12,6 +12,7 @@ use axum::response::Response;
 use super::catalog::{has_meta, has_tags};
 use super::enforce;
 use super::error::ApiError;
+use super::filter::{self, ItemFilter};
 use super::query::Query;
 use super::token::Acl;
 use super::wire::{HealthCheckJson, NodeJson, ServiceEntryJson, ServiceJson};
@@ -91,10 +92,13 @@ pub(super) async fn service(
     let passing = q.flag("passing")?;
     let tags = q.all("tag");
     let meta = q.node_meta();
-    st.read(
+    let filter = ItemFilter::from_query(&q, filter::CHECK_SERVICE_NODE)?;
+    st.try_read(
         &q,
         |s| s.catalog.service_index(name),
-        |cat| enforce::service_entries(&acl, service_entries(cat, name, &tags, &meta, passing)),
+        |cat| {
+            filter.retain(enforce::service_entries(&acl, service_entries(cat, name, &tags, &meta, passing)))
+        },
     )
     .await
 }
@@ -108,10 +112,11 @@ pub(super) async fn checks(
     let name = rest(&name);
     let q = Query::parse(q.as_deref());
     let meta = q.node_meta();
-    st.read(
+    let filter = ItemFilter::from_query(&q, filter::HEALTH_CHECK)?;
+    st.try_read(
         &q,
         |s| s.catalog.service_index(name),
-        |cat| enforce::checks(&acl, service_checks(cat, name, &meta)),
+        |cat| filter.retain(enforce::checks(&acl, service_checks(cat, name, &meta))),
     )
     .await
 }
@@ -123,8 +128,12 @@ pub(super) async fn node(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref());
-    st.read(&q, checks_index, |cat| {
-        enforce::checks(&acl, cat.node_checks(&node).map(|c| HealthCheckJson::from(&**c)).collect())
+    let filter = ItemFilter::from_query(&q, filter::HEALTH_CHECK)?;
+    st.try_read(&q, checks_index, |cat| {
+        filter.retain(enforce::checks(
+            &acl,
+            cat.node_checks(&node).map(|c| HealthCheckJson::from(&**c)).collect(),
+        ))
     })
     .await
 }
@@ -137,12 +146,13 @@ pub(super) async fn state(
 ) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref());
     let meta = q.node_meta();
-    st.read(&q, checks_index, |cat| {
+    let filter = ItemFilter::from_query(&q, filter::HEALTH_CHECK)?;
+    st.try_read(&q, checks_index, |cat| {
         let mut body = state_checks(cat, &state);
         if !meta.is_empty() {
             body.retain(|c| cat.node(&c.node).is_some_and(|n| has_meta(n, &meta)));
         }
-        enforce::checks(&acl, body)
+        filter.retain(enforce::checks(&acl, body))
     })
     .await
 }

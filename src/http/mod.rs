@@ -32,6 +32,7 @@ mod datacenter;
 mod enforce;
 mod error;
 mod event;
+mod filter;
 mod health;
 mod keyring;
 mod kv;
@@ -258,12 +259,28 @@ impl ApiState {
         I: Fn(&crate::snapshot::CatalogSnapshot) -> u64,
         B: FnOnce(&crate::catalog::CatalogState) -> T,
     {
+        self.try_read(q, index_of, |cat| Ok(body(cat))).await
+    }
+
+    /// `read` with a body that can fail (a `?filter=` that cannot evaluate an item).
+    pub(crate) async fn try_read<T, I, B>(
+        &self,
+        q: &Query,
+        index_of: I,
+        body: B,
+    ) -> Result<Response, ApiError>
+    where
+        T: Serialize,
+        I: Fn(&crate::snapshot::CatalogSnapshot) -> u64,
+        B: FnOnce(&crate::catalog::CatalogState) -> Result<T, ApiError>,
+    {
         let opts = self.read_options(q)?;
         if opts.consistency == Consistency::Consistent {
             self.consensus.read_barrier().await?;
         }
         let snap = self.snapshot(&opts, &index_of).await;
-        Ok(self.reply(&body(&snap.catalog), index_of(&snap), &opts, q))
+        let value = body(&snap.catalog)?;
+        Ok(self.reply(&value, index_of(&snap), &opts, q))
     }
 
     /// Waits per `opts` and returns the snapshot to answer from.

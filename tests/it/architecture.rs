@@ -205,8 +205,9 @@ fn every_source_file_starts_with_a_module_doc() {
 const LAYERS: &[&[&str]] = &[
     // Vocabulary: time, and the catalog with its write commands and the pure `apply`;
     // systemd's socket activation and readiness notification (imports nothing of cairn).
-    // ACL policy rules and the authorizer (pure; the catalog stores tokens and policies).
-    &["acl"],
+    // ACL policy rules and the authorizer (pure; the catalog stores tokens and policies);
+    // `?filter=` expressions over JSON items (pure; go-bexpr's grammar and semantics).
+    &["acl", "filter"],
     &["clock", "catalog", "systemd"],
     // Consul's service/check definitions.
     &["agent"],

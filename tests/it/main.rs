@@ -26,6 +26,7 @@
 //!   minority acknowledges no write, the majority carries on, healing loses nothing and
 //!   rejoins the gossip pool.
 //! - `durability`: restart and `kill -9` keep acknowledged registrations.
+//! - `filter`: `?filter=` on every endpoint Consul 1.8.7 filters, its error texts, blocking.
 //! - `health_checks`: HTTP/TCP/UDP/gRPC/script/alias checks against local servers flipped
 //!   between healthy and failing, thresholds, maintenance, local health endpoints.
 //! - `operator_api`: autopilot's configuration (through Raft, CAS) and server health, and
@@ -72,6 +73,7 @@ mod dns_extensions;
 mod dns_spec;
 mod durability;
 mod event;
+mod filter;
 mod health_checks;
 mod hostile;
 mod http;
