@@ -8,8 +8,10 @@
 //! definition with Consul's defaults (`sidecar_definition`).
 //! Invariants: field names match as everywhere in `agent` (case-insensitive, snake_case
 //! aliases, unknown field = Go's error; Consul 1.8 has no `TransparentProxy`, so it is
-//! unknown); an upstream's `DestinationType` is stored resolved (`service` when not given), as
-//! Consul returns it; a port outside 0..=65535 is refused when decoded (cairn stores `u16`).
+//! unknown); an upstream's `DestinationType` is kept as given here, and an agent definition
+//! resolves an empty one to `service` (`resolve_upstream_types`), as Consul's agent does (its
+//! catalog endpoint stores it empty); a port outside 0..=65535 is refused when decoded (cairn
+//! stores `u16`).
 //! Sidecar defaults [live on Consul 1.8.7]: ID `<id>-sidecar-proxy`, name
 //! `<name>-sidecar-proxy`, kind `connect-proxy`, tags, meta and address inherited when not
 //! given, `Proxy.DestinationServiceName`/`ID` the parent's, `LocalServiceAddress` 127.0.0.1,
@@ -112,9 +114,8 @@ fn unmarshal(field: &str, ty: &str) -> DefinitionError {
 
 fn decode_upstream(v: &Value) -> Result<Upstream, DefinitionError> {
     let mut f = Fields::new(v, "Upstream")?;
-    let destination_type = f.string(&["DestinationType"])?.filter(|t| !t.is_empty());
     let u = Upstream {
-        destination_type: destination_type.unwrap_or_else(|| "service".to_owned()),
+        destination_type: f.string(&["DestinationType"])?.unwrap_or_default(),
         destination_namespace: f.string(&["DestinationNamespace"])?.unwrap_or_default(),
         destination_name: f.string(&["DestinationName"])?.unwrap_or_default(),
         datacenter: f.string(&["Datacenter"])?.unwrap_or_default(),
@@ -157,6 +158,16 @@ fn decode_expose(v: &Value) -> Result<Expose, DefinitionError> {
     }
     f.finish()?;
     Ok(e)
+}
+
+/// An agent definition's upstreams without a `DestinationType` get `service` (Consul's
+/// `ServiceDefinition.NodeService`).
+pub(crate) fn resolve_upstream_types(p: &mut Proxy) {
+    for u in &mut p.upstreams {
+        if u.destination_type.is_empty() {
+            u.destination_type = "service".to_owned();
+        }
+    }
 }
 
 /// The `Connect` block of a service definition.

@@ -16,7 +16,8 @@ use serde_json::Value;
 
 use super::check::decode_check_definition;
 use super::mesh::{
-    ConnectDefinition, decode_connect, decode_proxy, sidecar_definition, sidecar_id, sidecar_port,
+    ConnectDefinition, decode_connect, decode_proxy, resolve_upstream_types, sidecar_definition, sidecar_id,
+    sidecar_port,
 };
 use super::{CheckSpec, DefinitionError, Fields, TtlSpec, invalid};
 use crate::catalog::mesh::{mesh_errors, multi_error};
@@ -285,7 +286,11 @@ impl ServiceDefinition {
             enable_tag_override: self.enable_tag_override,
             mesh: Mesh {
                 kind: self.kind.clone(),
-                proxy: self.proxy.clone(),
+                proxy: {
+                    let mut p = self.proxy.clone();
+                    resolve_upstream_types(&mut p);
+                    p
+                },
                 native: self.connect.native,
                 sidecar: self.registered_as_sidecar,
             },

@@ -77,7 +77,7 @@ pub struct Proxy {
 /// One upstream of a proxy (Consul's `Upstream`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Upstream {
-    /// `service` or `prepared_query` (stored resolved: `service` when not given).
+    /// `service`, `prepared_query`, or empty (`service`; the catalog endpoint keeps it empty).
     #[serde(default)]
     pub destination_type: String,
     /// Namespace (enterprise; kept as given).
@@ -289,9 +289,9 @@ fn proxy_errors(s: &Service, errs: &mut Vec<String>) {
     }
 }
 
-/// Consul's `Upstream.Validate`: the first broken rule.
+/// Consul's `Upstream.Validate`: the first broken rule (an empty type is `service`).
 fn upstream_error(u: &Upstream) -> Option<String> {
-    if u.destination_type != "service" && u.destination_type != "prepared_query" {
+    if !matches!(u.destination_type.as_str(), "" | "service" | "prepared_query") {
         return Some(format!("unknown upstream destination type: {:?}", u.destination_type));
     }
     if u.destination_name.is_empty() {

@@ -15,8 +15,10 @@
 //! Sidecars: `agent::ServiceDefinition::sidecar_for` chooses their port and defaults; an
 //! error there is Consul's 400 `Invalid SidecarService: …`.
 
+use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
+use axum::routing::get;
 
 use super::catalog::{has_meta, has_tags};
 use super::enforce;
@@ -71,6 +73,19 @@ pub(crate) fn connect_entries(
             })
         })
         .collect()
+}
+
+/// The Connect endpoints (an empty name gets Consul's 400, not a 404).
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/catalog/connect/", get(missing_service))
+        .route("/v1/catalog/connect/{*name}", get(catalog_connect))
+        .route("/v1/catalog/gateway-services/", get(missing_gateway))
+        .route("/v1/catalog/gateway-services/{*name}", get(gateway_services))
+        .route("/v1/health/connect/", get(missing_service))
+        .route("/v1/health/connect/{*name}", get(health_connect))
+        .route("/v1/health/ingress/", get(missing_service))
+        .route("/v1/health/ingress/{*name}", get(health_ingress))
 }
 
 /// A Connect or ingress lookup without a service name.

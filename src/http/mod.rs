@@ -146,19 +146,11 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/catalog/services", get(catalog::services))
         .route("/v1/catalog/service/{*name}", get(catalog::service))
         .route("/v1/catalog/node/{node}", get(catalog::node))
-        .route("/v1/catalog/connect/", get(connect::missing_service))
-        .route("/v1/catalog/connect/{*name}", get(connect::catalog_connect))
-        .route("/v1/catalog/gateway-services/", get(connect::missing_gateway))
-        .route("/v1/catalog/gateway-services/{*name}", get(connect::gateway_services))
         // health
         .route("/v1/health/service/{*name}", get(health::service))
         .route("/v1/health/checks/{*name}", get(health::checks))
         .route("/v1/health/node/{node}", get(health::node))
         .route("/v1/health/state/{state}", get(health::state))
-        .route("/v1/health/connect/", get(connect::missing_service))
-        .route("/v1/health/connect/{*name}", get(connect::health_connect))
-        .route("/v1/health/ingress/", get(connect::missing_service))
-        .route("/v1/health/ingress/{*name}", get(connect::health_ingress))
         // prepared queries
         .route("/v1/query", get(prepared_query::list).post(prepared_query::create))
         .route(
@@ -186,6 +178,7 @@ pub(crate) fn router(state: ApiState) -> Router {
             get(keyring::list).post(keyring::install).put(keyring::use_key).delete(keyring::remove),
         )
         .merge(acl::routes())
+        .merge(connect::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), datacenter::gate))
         .with_state(state)

@@ -63,6 +63,11 @@ fn sidecar_registration_has_consuls_defaults_and_leaves_with_its_parent() {
     eventually("the alias check passes", || {
         get(&agent, "/v1/agent/checks")["service:web-sidecar-proxy:2"]["Status"] == "passing"
     });
+    assert_eq!(
+        get(&agent, "/v1/catalog/service/api-sidecar-proxy")[0]["ServiceProxy"]["Upstreams"],
+        json!([{"DestinationType":"service","DestinationName":"db","Datacenter":"","LocalBindPort":9191,
+                "Config":null,"MeshGateway":{}}])
+    );
     let sidecar = get(&agent, "/v1/catalog/service/web-sidecar-proxy");
     assert_eq!(sidecar[0]["ServiceKind"], "connect-proxy");
     assert_eq!(sidecar[0]["ServiceProxy"]["DestinationServiceID"], "web");
@@ -182,9 +187,12 @@ fn connect_endpoints_list_proxies_and_native_instances() {
     assert_eq!(nodes[0]["ServicePort"], 8001);
     assert_eq!(
         nodes[0]["ServiceProxy"]["Upstreams"],
-        json!([{"DestinationType":"service","DestinationName":"db","LocalBindPort":9191,
+        // The catalog keeps an empty type as given and prints the type, datacenter and config
+        // of every upstream [live on Consul 1.8.7].
+        json!([{"DestinationType":"","DestinationName":"db","Datacenter":"","LocalBindPort":9191,
                 "Config":{"connect_timeout_ms":1000},"MeshGateway":{}},
-               {"DestinationType":"prepared_query","DestinationName":"geo-cache","LocalBindPort":8181,"MeshGateway":{}}])
+               {"DestinationType":"prepared_query","DestinationName":"geo-cache","Datacenter":"",
+                "LocalBindPort":8181,"Config":null,"MeshGateway":{}}])
     );
     assert_eq!(nodes[1]["ServiceConnect"], json!({"Native":true}));
     assert_eq!(get(&agent, "/v1/catalog/connect/web-proxy"), json!([]));

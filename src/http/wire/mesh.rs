@@ -8,7 +8,8 @@
 //! instance is native (`{"Native":true}`); on agent views `Proxy` is printed only for proxies
 //! and gateways and `Connect` only when native; empty strings, zero ports and empty maps and
 //! lists are omitted (Go's `omitempty`), but an upstream's `DestinationName`, its
-//! `MeshGateway` and an exposed path's `ParsedFromCheck` are always printed.
+//! `MeshGateway` and an exposed path's `ParsedFromCheck` are always printed, and on catalog
+//! views also an upstream's `DestinationType`, `Datacenter` and `Config` (`null` when empty).
 
 use std::collections::BTreeMap;
 
@@ -58,21 +59,22 @@ pub(crate) struct ExposeJson {
     pub paths: Vec<ExposePathJson>,
 }
 
-/// One upstream.
+/// One upstream. The catalog views print `DestinationType`, `Datacenter` and `Config` (`null`
+/// when empty) always; the agent views omit them when empty (`Some` = printed).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct UpstreamJson {
     /// `service` or `prepared_query`.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub destination_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_type: Option<String>,
     /// Namespace.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub destination_namespace: String,
     /// Name (always printed).
     pub destination_name: String,
     /// Datacenter.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub datacenter: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datacenter: Option<String>,
     /// Local bind address.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub local_bind_address: String,
@@ -80,8 +82,8 @@ pub(crate) struct UpstreamJson {
     #[serde(skip_serializing_if = "is_zero")]
     pub local_bind_port: u16,
     /// Opaque configuration.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub config: BTreeMap<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
     /// Mesh gateway mode (always printed).
     pub mesh_gateway: MeshGatewayJson,
 }
@@ -132,16 +134,23 @@ fn gateway(mode: &str) -> MeshGatewayJson {
     MeshGatewayJson { mode: mode.to_owned() }
 }
 
-impl From<&Upstream> for UpstreamJson {
-    fn from(u: &Upstream) -> Self {
+impl UpstreamJson {
+    /// The catalog view (`catalog`) or the agent view of an upstream.
+    fn new(u: &Upstream, catalog: bool) -> Self {
+        let text = |s: &str| (catalog || !s.is_empty()).then(|| s.to_owned());
+        let config = if u.config.is_empty() {
+            catalog.then_some(Value::Null)
+        } else {
+            Some(Value::Object(u.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
+        };
         Self {
-            destination_type: u.destination_type.clone(),
+            destination_type: text(&u.destination_type),
             destination_namespace: u.destination_namespace.clone(),
             destination_name: u.destination_name.clone(),
-            datacenter: u.datacenter.clone(),
+            datacenter: text(&u.datacenter),
             local_bind_address: u.local_bind_address.clone(),
             local_bind_port: u.local_bind_port,
-            config: u.config.clone(),
+            config,
             mesh_gateway: gateway(&u.mesh_gateway_mode),
         }
     }
@@ -165,15 +174,16 @@ impl From<&Expose> for ExposeJson {
     }
 }
 
-impl From<&Proxy> for ProxyJson {
-    fn from(p: &Proxy) -> Self {
+impl ProxyJson {
+    /// The catalog view (`catalog`) or the agent view of a proxy block.
+    pub(crate) fn new(p: &Proxy, catalog: bool) -> Self {
         Self {
             destination_service_name: p.destination_service_name.clone(),
             destination_service_id: p.destination_service_id.clone(),
             local_service_address: p.local_service_address.clone(),
             local_service_port: p.local_service_port,
             config: p.config.clone(),
-            upstreams: p.upstreams.iter().map(UpstreamJson::from).collect(),
+            upstreams: p.upstreams.iter().map(|u| UpstreamJson::new(u, catalog)).collect(),
             mesh_gateway: gateway(&p.mesh_gateway_mode),
             expose: (&p.expose).into(),
         }
@@ -182,7 +192,7 @@ impl From<&Proxy> for ProxyJson {
 
 /// The agent view's `Proxy`: printed for proxies and gateways only.
 pub(crate) fn agent_proxy(m: &Mesh) -> Option<ProxyJson> {
-    (m.is_proxy() || m.is_gateway()).then(|| (&m.proxy).into())
+    (m.is_proxy() || m.is_gateway()).then(|| ProxyJson::new(&m.proxy, false))
 }
 
 /// The agent view's `Connect`: printed for native instances only.
