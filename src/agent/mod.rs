@@ -15,6 +15,7 @@
 
 mod check;
 mod fields;
+mod mesh;
 mod service;
 
 #[cfg(test)]
@@ -26,6 +27,7 @@ use std::time::Duration;
 pub(crate) use crate::catalog::duration::{format_go_duration, parse_go_duration};
 pub(crate) use check::{CheckSpec, decode_check_definition};
 pub(crate) use fields::Fields;
+pub(crate) use mesh::{decode_connect, decode_proxy, sidecar_id};
 pub(crate) use service::{ServiceDefinition, decode_service_definition};
 pub(crate) use service::{decode_ports, service_ports};
 

@@ -15,8 +15,15 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use super::check::decode_check_definition;
+use super::mesh::{
+    ConnectDefinition, decode_connect, decode_proxy, resolve_upstream_types, sidecar_definition, sidecar_id,
+    sidecar_port,
+};
 use super::{CheckSpec, DefinitionError, Fields, TtlSpec, invalid};
-use crate::catalog::{Node, Registration, Service, ServiceAddress, ServicePort, Weights};
+use crate::catalog::mesh::{mesh_errors, multi_error};
+use crate::catalog::{
+    CatalogState, Mesh, Node, Proxy, Registration, Service, ServiceAddress, ServicePort, Weights,
+};
 
 /// Consul's service definition, decoded but not validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,8 +44,14 @@ pub struct ServiceDefinition {
     pub port: i64,
     /// `Ports[]` as (Name, Port, Default).
     pub ports: Vec<(String, i64, bool)>,
-    /// `Kind` (only the empty, typical kind is supported).
+    /// `Kind` (empty: typical; stored as given, as Consul 1.8 does).
     pub kind: String,
+    /// `Proxy` (proxies and gateways).
+    pub proxy: Proxy,
+    /// `Connect` (`Native`, `SidecarService`).
+    pub connect: ConnectDefinition,
+    /// Derived from a parent's `Connect.SidecarService` (never decoded).
+    pub registered_as_sidecar: bool,
     /// `Weights` as (Passing, Warning), when given.
     pub weights: Option<(i64, i64)>,
     /// `EnableTagOverride`.
@@ -49,7 +62,7 @@ pub struct ServiceDefinition {
 
 /// Fields of a service definition the appliance accepts and ignores.
 const IGNORED_SERVICE_FIELDS: &[&str] =
-    &["Token", "Namespace", "Partition", "Proxy", "Connect", "SocketPath", "Locality", "EnterpriseMeta"];
+    &["Token", "Namespace", "Partition", "SocketPath", "Locality", "EnterpriseMeta"];
 
 /// Decodes a service definition (`Name`, `ID`, `Tags`, …, `Check`, `Checks`).
 pub(crate) fn decode_service_definition(v: &Value) -> Result<ServiceDefinition, DefinitionError> {
@@ -81,6 +94,12 @@ pub(crate) fn decode_service_definition(v: &Value) -> Result<ServiceDefinition, 
         let warning = w.int(&["Warning"])?.unwrap_or(0);
         w.finish()?;
         def.weights = Some((passing, warning));
+    }
+    if let Some(p) = f.take(&["Proxy"]) {
+        def.proxy = decode_proxy(&p)?;
+    }
+    if let Some(c) = f.take(&["Connect"]) {
+        def.connect = decode_connect(&c)?;
     }
     if let Some(c) = f.take(&["Check"]) {
         def.checks.push(decode_check_definition(&c)?);
@@ -204,14 +223,28 @@ impl ServiceDefinition {
         if self.id.is_empty() { &self.name } else { &self.id }
     }
 
+    /// The sidecar `Connect.SidecarService` asks for, with Consul's defaults, on this agent's
+    /// `node` in `cat`; a sidecar without a port gets one (`sidecar_port`, avoiding `taken`).
+    /// `None` without a `SidecarService`.
+    pub fn sidecar_for(
+        &self,
+        cat: &CatalogState,
+        node: &str,
+        taken: &[u16],
+    ) -> Result<Option<Self>, DefinitionError> {
+        let Some(given) = self.connect.sidecar_service.as_deref() else { return Ok(None) };
+        let port =
+            if given.port < 1 { sidecar_port(cat, node, &sidecar_id(self.service_id()), taken)? } else { 0 };
+        let mut s = sidecar_definition(self, self.service_id(), given, port);
+        s.registered_as_sidecar = true;
+        Ok(Some(s))
+    }
+
     /// Validates the definition and builds the catalog registration of the service (and its
     /// checks) on `node`, plus the TTL timers to arm.
     pub fn into_registration(self, node: &Node) -> Result<(Registration, Vec<TtlSpec>), DefinitionError> {
         if self.name.is_empty() {
             return Err(invalid("Missing service name"));
-        }
-        if !self.kind.is_empty() {
-            return Err(invalid(format!("Unsupported service kind {:?}", self.kind)));
         }
         if is_ip_any(&self.address) {
             return Err(invalid("Invalid service address"));
@@ -251,9 +284,22 @@ impl ServiceDefinition {
             tagged_addresses,
             weights,
             enable_tag_override: self.enable_tag_override,
+            mesh: Mesh {
+                kind: self.kind.clone(),
+                proxy: {
+                    let mut p = self.proxy.clone();
+                    resolve_upstream_types(&mut p);
+                    p
+                },
+                native: self.connect.native,
+                sidecar: self.registered_as_sidecar,
+            },
             create_index: 0,
             modify_index: 0,
         };
+        if let Some(msg) = multi_error(&mesh_errors(&service, self.connect.sidecar_ask())) {
+            return Err(invalid(msg));
+        }
         let several = self.checks.len() > 1;
         let default_name = format!("Service '{}' check", self.name);
         let mut checks = Vec::with_capacity(self.checks.len());

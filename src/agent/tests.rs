@@ -254,3 +254,117 @@ fn stored_definitions_without_the_new_fields_still_decode() {
     // Empty new fields are not written, so old readers see the old shape.
     assert_eq!(serde_json::to_string(&d).unwrap(), old);
 }
+
+fn multi(errs: &[&str]) -> String {
+    let errs: Vec<String> = errs.iter().map(|e| (*e).to_owned()).collect();
+    crate::catalog::mesh::multi_error(&errs).expect("errors")
+}
+
+#[test]
+fn connect_kinds_are_validated_with_consuls_messages_in_consuls_order() {
+    // [live on Consul 1.8.7]
+    check_invalid(
+        json!({"Name": "p", "Kind": "connect-proxy"}),
+        &multi(&[
+            "Proxy.DestinationServiceName must be non-empty for Connect proxy services",
+            "Port must be set for a Connect proxy",
+        ]),
+    );
+    check_invalid(
+        json!({"Name": "g", "Kind": "terminating-gateway", "Connect": {"SidecarService": {}},
+               "Proxy": {"DestinationServiceName": "x", "LocalServicePort": 3,
+                         "Upstreams": [{"DestinationName": "a", "LocalBindPort": 1}]}}),
+        &multi(&[
+            "Port must be non-zero for a terminating-gateway",
+            "A terminating-gateway cannot have a sidecar service defined",
+            "The Proxy.DestinationServiceName configuration is invalid for a terminating-gateway",
+            "The Proxy.LocalServicePort configuration is invalid for a terminating-gateway",
+            "The Proxy.Upstreams configuration is invalid for a terminating-gateway",
+        ]),
+    );
+    check_invalid(
+        json!({"Name": "p", "Kind": "connect-proxy", "Port": 5, "Connect": {"Native": true},
+               "Proxy": {"DestinationServiceName": "x",
+                         "Upstreams": [{"DestinationType": "zz", "DestinationName": "", "LocalBindPort": 0},
+                                       {"DestinationName": "a", "LocalBindPort": 1},
+                                       {"DestinationName": "b", "LocalBindPort": 1, "LocalBindAddress": "127.0.0.1"}],
+                         "Expose": {"Paths": [{"Path": "", "ListenerPort": 0, "Protocol": "tcp"},
+                                              {"Path": "/a", "ListenerPort": 0},
+                                              {"Path": "/b", "ListenerPort": 7, "Protocol": "HTTP"}]}}}),
+        &multi(&[
+            "A Proxy cannot also be Connect Native, only typical services",
+            "unknown upstream destination type: \"zz\"",
+            "upstreams cannot contain duplicates by local bind address and port; \"127.0.0.1:1\" is specified twice",
+            "expose.paths: empty path exposed",
+            "expose.paths: invalid listener port: 0",
+            "protocol 'tcp' not supported for path: , must be in: [http http2]",
+            "expose.paths: duplicate listener ports exposed",
+            "expose.paths: invalid listener port: 0",
+        ]),
+    );
+    check_invalid(
+        json!({"Name": "s", "Port": 1, "Connect": {"SidecarService": {"ID": "x", "Connect": {"SidecarService": {}}}}}),
+        &multi(&[
+            "A SidecarService cannot specify an ID as this is managed by the agent",
+            "A SidecarService cannot have a nested SidecarService",
+        ]),
+    );
+    // Consul 1.8 accepts an ingress gateway without a port, and any other kind as given.
+    for v in [json!({"Name": "i", "Kind": "ingress-gateway"}), json!({"Name": "b", "Kind": "bogus"})] {
+        let (reg, _) = decode_service_definition(&v).unwrap().into_registration(&node()).unwrap();
+        assert_eq!(reg.service.unwrap().mesh.kind, v["Kind"]);
+    }
+    let err =
+        decode_service_definition(&json!({"Name": "p", "Proxy": {"TransparentProxy": {}}})).unwrap_err();
+    assert_eq!(err, DefinitionError::UnknownField("TransparentProxy".into()));
+}
+
+#[test]
+fn a_sidecar_gets_consuls_defaults_from_its_parent() {
+    let parent = decode_service_definition(&json!({
+        "Name": "api", "ID": "api-1", "Tags": ["a"], "Meta": {"k": "v"}, "Port": 9000, "Address": "10.0.0.5",
+        "Connect": {"SidecarService": {"Proxy": {"Upstreams": [{"DestinationName": "db", "LocalBindPort": 9191}]}}}
+    }))
+    .unwrap();
+    let cat = crate::catalog::CatalogState::default();
+    let sidecar = parent.sidecar_for(&cat, "agent1", &[21000]).unwrap().expect("a sidecar");
+    let (reg, _) = sidecar.into_registration(&node()).unwrap();
+    let s = reg.service.unwrap();
+    assert_eq!((s.id.as_str(), s.name.as_str(), s.port), ("api-1-sidecar-proxy", "api-sidecar-proxy", 21001));
+    assert_eq!((s.tags.clone(), s.address.as_str()), (vec!["a".to_owned()], "10.0.0.5"));
+    assert_eq!(s.meta.get("k").map(String::as_str), Some("v"));
+    assert!(s.mesh.is_proxy() && s.mesh.sidecar && !s.mesh.native);
+    let p = &s.mesh.proxy;
+    assert_eq!(
+        (
+            p.destination_service_name.as_str(),
+            p.destination_service_id.as_str(),
+            p.local_service_address.as_str()
+        ),
+        ("api", "api-1", "127.0.0.1")
+    );
+    assert_eq!(p.local_service_port, 9000);
+    assert_eq!(p.upstreams[0].destination_type, "service");
+    let checks: Vec<(&str, &str, &str)> =
+        reg.checks.iter().map(|c| (c.check_id.as_str(), c.name.as_str(), c.check_type.as_str())).collect();
+    assert_eq!(
+        checks,
+        [
+            ("service:api-1-sidecar-proxy:1", "Connect Sidecar Listening", "tcp"),
+            ("service:api-1-sidecar-proxy:2", "Connect Sidecar Aliasing api-1", "alias"),
+        ]
+    );
+    assert_eq!(reg.checks[0].definition.tcp, "10.0.0.5:21001");
+    assert_eq!(reg.checks[0].definition.interval_ns, 10_000_000_000);
+    assert_eq!(reg.checks[1].definition.alias_service, "api-1");
+    // Its own check replaces the two defaults; its own port is kept.
+    let own = decode_service_definition(&json!({
+        "Name": "db", "Port": 5432,
+        "Connect": {"SidecarService": {"Port": 22000, "Check": {"TTL": "10s"}}}
+    }))
+    .unwrap();
+    let (reg, _) = own.sidecar_for(&cat, "agent1", &[]).unwrap().unwrap().into_registration(&node()).unwrap();
+    assert_eq!(reg.service.unwrap().port, 22000);
+    let ids: Vec<&str> = reg.checks.iter().map(|c| c.check_id.as_str()).collect();
+    assert_eq!(ids, ["service:db-sidecar-proxy"]);
+}

@@ -106,12 +106,19 @@ pub(super) fn config_registrations(
     catalog: &crate::catalog::CatalogState,
 ) -> anyhow::Result<Vec<(String, Registration)>> {
     let mut out = Vec::new();
+    let mut sidecar_ports = Vec::new();
     for def in &config.services {
-        // TTL timers are armed by `TtlChecks::run` from the snapshot, so the specs are not needed.
-        let (mut registration, _ttl) = def.clone().into_registration(node).context("service definition")?;
-        crate::agent::keep_check_state(&mut registration.checks, catalog);
-        let name = registration.service.as_ref().map(|s| s.name.clone()).unwrap_or_default();
-        out.push((format!("service {name:?}"), registration));
+        // A `Connect.SidecarService` registers a sidecar after its service, as in Consul.
+        let sidecar =
+            def.sidecar_for(catalog, &config.node_name, &sidecar_ports).context("service definition")?;
+        for def in std::iter::once(def.clone()).chain(sidecar) {
+            // TTL timers are armed by `TtlChecks::run` from the snapshot, so the specs are not needed.
+            let (mut registration, _ttl) = def.into_registration(node).context("service definition")?;
+            crate::agent::keep_check_state(&mut registration.checks, catalog);
+            let name = registration.service.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+            sidecar_ports.extend(registration.service.as_ref().filter(|s| s.mesh.sidecar).map(|s| s.port));
+            out.push((format!("service {name:?}"), registration));
+        }
     }
     for spec in &config.check_definitions {
         let service = if spec.service_id.is_empty() {

@@ -15,6 +15,7 @@ pub(crate) mod command;
 pub(crate) mod duration;
 pub(crate) mod kv;
 pub(crate) mod operator;
+pub(crate) mod mesh;
 mod query;
 mod state;
 #[cfg(test)]
@@ -30,6 +31,7 @@ pub(crate) use state::{Change, Instance};
 
 pub(crate) use command::{AclCommand, KvOp, KvWrite, QueryUpsert, TxnOp, TxnResult};
 pub use command::{CheckUpdate, Command, CommandResponse, Deregistration, Registration};
+pub(crate) use mesh::{Expose, ExposePath, Mesh, Proxy, Upstream};
 pub(crate) use validate::Invalid;
 
 use std::collections::BTreeMap;
@@ -151,6 +153,10 @@ pub struct Service {
     pub weights: Weights,
     /// Whether outside catalog writes may change the tags (anti-entropy leaves them alone).
     pub enable_tag_override: bool,
+    /// Connect: kind, proxy block, native flag (absent for typical services, and in rows
+    /// written before Connect).
+    #[serde(default, skip_serializing_if = "Mesh::is_typical")]
+    pub mesh: Mesh,
     /// Raft index of the command that created the instance.
     pub create_index: u64,
     /// Raft index of the command that last changed the instance.
@@ -306,6 +312,7 @@ impl Service {
             tagged_addresses: BTreeMap::new(),
             weights: Weights::default(),
             enable_tag_override: false,
+            mesh: Mesh::default(),
             create_index: 0,
             modify_index: 0,
         }

@@ -55,6 +55,7 @@ fn service() -> Service {
         tagged_addresses: BTreeMap::new(),
         weights: Weights::default(),
         enable_tag_override: false,
+        mesh: crate::catalog::Mesh::default(),
         create_index: 5,
         modify_index: 6,
     }

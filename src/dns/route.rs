@@ -7,7 +7,9 @@
 //! Grammar (spec §1.2–1.5, 1.7, 1.11): labels are lower-cased, the longest matching domain
 //! (primary or alt) is stripped, then labels are scanned right to left for the kind label
 //! (`service`, `node`, `addr`, `connect`, `ingress`, `virtual`, `query`); labels left of it
-//! are the query parts, labels right of it the locality suffix.
+//! are the query parts, labels right of it the locality suffix. `connect` and `ingress`
+//! take the last query part as the service name and only a datacenter as suffix (Consul's
+//! `parseDatacenter`); `virtual` is not served.
 //!
 //! Invariants: pure, never panics, allocation bounded by the name (≤ 255 bytes).
 
@@ -62,7 +64,23 @@ pub enum Route {
     /// A name that only exists as an ancestor of real names (`service.consul.`,
     /// `dc1.consul.`, `node.dc1.consul.`): NXDOMAIN for Consul, NODATA in strict RFC mode.
     EmptyNonTerminal,
-    /// A kind this build does not serve (`connect`, `ingress`, `virtual`, cluster peers):
+    /// `[<x>.]<svc>.connect[.<dc>].<domain>`: the Connect-capable instances of a service
+    /// (proxies for it and its native instances); labels before the name are ignored, as in
+    /// Consul.
+    Connect {
+        /// Service name, lower-case.
+        name: String,
+        /// Datacenter asked for, lower-case.
+        dc: String,
+    },
+    /// `[<x>.]<svc>.ingress[.<dc>].<domain>`: the ingress gateways exposing a service.
+    Ingress {
+        /// Service name, lower-case.
+        name: String,
+        /// Datacenter asked for, lower-case.
+        dc: String,
+    },
+    /// A kind this build does not serve (`virtual`, cluster peers):
     /// answered like an unknown name.
     Unsupported(&'static str),
     /// Inside the domain but not a valid name form: NXDOMAIN.
@@ -229,6 +247,10 @@ fn classify(rest: &[String], qtype: RecordType, ctx: &DnsContext) -> Route {
         }
         "node" => Route::Invalid,
         "query" => query(parts, loc.dc),
+        // Consul's `parseDatacenter`: no `.port`/`.tag` pairs; the last part names the service.
+        "connect" | "ingress" if loc.port.is_some() || !loc.tags.is_empty() => Route::Invalid,
+        "connect" => Route::Connect { name: parts[parts.len() - 1].clone(), dc: loc.dc },
+        "ingress" => Route::Ingress { name: parts[parts.len() - 1].clone(), dc: loc.dc },
         other => Route::Unsupported(other),
     }
 }

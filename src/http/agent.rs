@@ -20,7 +20,7 @@ use super::filter::{self, ItemFilter};
 use super::query::Query;
 use super::token::{Acl, require, require_on};
 use super::wire::{self, HealthCheckJson, ServiceJson};
-use super::{ApiState, json, parse_body, rest};
+use super::{ApiState, connect, json, parse_body, rest};
 use crate::agent::{
     SCRIPTS_DISABLED_REMOTE, decode_check_definition, decode_service_definition, keep_check_state,
 };
@@ -275,7 +275,23 @@ pub(super) async fn register_service(
         refuse_remote_script(&st)?;
         require_node_write(&st, &acl)?;
     }
-    let (mut reg, ttls) = def.into_registration(&st.agent_node())?;
+    let node = st.agent_node();
+    let sidecar = connect::sidecar_of(&st, &def)?;
+    let parent = def.into_registration(&node)?;
+    let sidecar = sidecar.map(|d| d.into_registration(&node)).transpose()?;
+    for (reg, ttls) in std::iter::once(parent).chain(sidecar) {
+        register_instance(&st, &acl, reg, &ttls).await?;
+    }
+    Ok(empty())
+}
+
+/// Registers one instance (a service or its sidecar) on this agent, after its ACL checks.
+async fn register_instance(
+    st: &ApiState,
+    acl: &Acl,
+    mut reg: Registration,
+    ttls: &[crate::agent::TtlSpec],
+) -> Result<(), ApiError> {
     if let Some(s) = &reg.service {
         require_on(acl.service_write(&s.name), "service:write", &s.name)?;
         // Re-registering an ID under another name needs write on the name it had.
@@ -285,10 +301,10 @@ pub(super) async fn register_service(
     }
     keep_check_state(&mut reg.checks, &st.snapshots.load().catalog);
     st.local.register(reg, Source::Api).await?;
-    for t in &ttls {
+    for t in ttls {
         st.ttl.arm(t);
     }
-    Ok(empty())
+    Ok(())
 }
 
 pub(super) async fn deregister_service(
@@ -307,6 +323,10 @@ pub(super) async fn deregister_service(
     };
     require_on(acl.service_write(&s.name), "service:write", &s.name)?;
     st.local.deregister_service(&s.id).await?;
+    // Consul removes the sidecar registered from the service's `Connect.SidecarService`.
+    if let Some(sidecar) = st.local.service(&connect::sidecar_id(&s.id)).filter(|c| c.mesh.sidecar) {
+        st.local.deregister_service(&sidecar.id).await?;
+    }
     Ok(empty())
 }
 

@@ -28,6 +28,7 @@ mod autopilot;
 mod blocking;
 mod catalog;
 mod coordinate;
+mod connect;
 mod datacenter;
 mod enforce;
 mod error;
@@ -184,6 +185,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         )
         .merge(acl::routes())
         .merge(operator::routes())
+        .merge(connect::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), datacenter::gate))
         .with_state(state)

@@ -13,6 +13,8 @@
 //! - `anti_entropy`: the agent repairs catalog drift of its own services and checks, keeps
 //!   API registrations across restarts, and writes nothing while in sync.
 //! - `architecture`: invariants of ARCHITECTURE.md checked on the source tree.
+//! - `connect`: Connect's catalog side: proxy and gateway kinds, sidecars, the connect and
+//!   ingress endpoints and DNS names, compared with Consul 1.8.7.
 //! - `support`: start/stop agents (bind port 0, never 8500/8600), DNS and HTTP clients.
 //! - `dns`: answers over UDP and TCP for services registered over HTTP.
 //! - `dns_acl`: DNS under ACLs: the default token's reads, NXDOMAIN when denied, SERVFAIL
@@ -67,6 +69,7 @@ mod cluster;
 mod cluster_membership;
 mod config;
 mod coordinate;
+mod connect;
 mod dns;
 mod dns_acl;
 mod dns_extensions;

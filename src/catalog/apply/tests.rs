@@ -355,3 +355,38 @@ fn restore_replaces_the_catalog_and_reports_every_old_and_new_row() {
     assert_eq!(state.table_indexes(), TableIndexes { nodes: 9, services: 9, checks: 9, queries: 9 });
     assert_eq!(state.service_index("web"), 9, "blocking queries on the service wake");
 }
+
+#[test]
+fn connect_lookups_follow_proxies_in_and_out_and_survive_a_dump() {
+    let mut state = CatalogState::default();
+    let mut proxy = service("n1", "web-proxy-1", "web-proxy", 8001, &[]);
+    proxy.mesh.kind = "connect-proxy".into();
+    proxy.mesh.proxy.destination_service_name = "Web".into();
+    check_apply(&mut state, 5, &web_registration(), &CommandResponse::Applied);
+    check_apply(
+        &mut state,
+        6,
+        &register(node("n1", "10.0.0.1"), Some(proxy.clone()), vec![]),
+        &CommandResponse::Applied,
+    );
+    let ids = |s: &CatalogState| s.connect_instances("web").map(|i| i.service.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&state), ["web-proxy-1"]);
+    // The destination's index moves with its proxies, so blocking connect queries wake.
+    assert_eq!(state.connect_index("web"), 6);
+    assert_eq!(CatalogState::from_dump(state.dump()), state);
+    // Retargeted to another destination, then removed.
+    proxy.mesh.proxy.destination_service_name = "db".into();
+    check_apply(
+        &mut state,
+        7,
+        &register(node("n1", "10.0.0.1"), Some(proxy), vec![]),
+        &CommandResponse::Applied,
+    );
+    assert!(ids(&state).is_empty());
+    assert_eq!(state.connect_index("web"), 7);
+    assert_eq!(state.connect_instances("db").count(), 1);
+    check_apply(&mut state, 8, &deregister("n1", Some("web-proxy-1"), None), &CommandResponse::Applied);
+    assert_eq!(state.connect_instances("db").count(), 0);
+    assert_eq!(state.connect_index("db"), 8);
+    assert_eq!(CatalogState::from_dump(state.dump()), state);
+}

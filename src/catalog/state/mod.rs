@@ -86,6 +86,9 @@ pub struct CatalogState {
     checks: OrdMap<CheckKey, Arc<Check>>,
     /// Service name key -> instances, so service lookups do not scan the catalog.
     by_name: OrdMap<String, OrdSet<ServiceKey>>,
+    /// Service name key -> its Connect-capable instances: proxies whose destination it is and
+    /// its Connect-native instances (derived from `services`, never persisted).
+    by_connect: OrdMap<String, OrdSet<ServiceKey>>,
     /// Service name key -> Raft index of the last change visible in that service's lookups.
     service_indexes: OrdMap<String, u64>,
     tables: TableIndexes,
@@ -201,6 +204,23 @@ impl CatalogState {
         })
     }
 
+    /// The Connect-capable instances for service `name` (case-insensitive): proxies whose
+    /// `DestinationServiceName` it is and its Connect-native instances, by node then ID.
+    pub fn connect_instances(&self, name: &str) -> impl Iterator<Item = Instance> + '_ {
+        self.by_connect.get(&key(name)).into_iter().flat_map(|set| set.iter()).filter_map(|k| {
+            let service = self.services.get(k)?;
+            let node = self.nodes.get(&k.0)?;
+            Some(Instance { node: node.clone(), service: service.clone() })
+        })
+    }
+
+    /// Raft index of the last change visible in the Connect lookups of `name`: the name's own
+    /// index (bumped when a proxy for it comes or goes) and each current proxy's.
+    pub fn connect_index(&self, name: &str) -> u64 {
+        let own = self.service_index(name);
+        self.connect_instances(name).map(|i| self.service_index(&i.service.name)).fold(own, u64::max)
+    }
+
     /// Distinct service names (as first registered) with the union of their tags, by name key.
     pub fn service_names(&self) -> impl Iterator<Item = (String, Vec<String>)> + '_ {
         self.by_name.iter().filter_map(|(_, set)| {
@@ -270,6 +290,9 @@ impl CatalogState {
         for s in dump.services {
             let k = (key(&s.node), key(&s.id));
             state.by_name.entry(key(&s.name)).or_default().insert(k.clone());
+            if let Some(target) = s.mesh.connect_target(&s.name) {
+                state.by_connect.entry(key(target)).or_default().insert(k.clone());
+            }
             state.services.insert(k, Arc::new(s));
         }
         for c in dump.checks {

@@ -117,6 +117,15 @@ impl CatalogState {
             }
         }
         self.by_name.entry(new_name.clone()).or_default().insert(k.clone());
+        let old_target = self.services.get(&k).and_then(|o| o.mesh.connect_target(&o.name).map(key));
+        let new_target = service.mesh.connect_target(&service.name).map(key);
+        if old_target != new_target {
+            self.unlink_connect(old_target, &k, index, changes);
+            if let Some(t) = new_target {
+                self.by_connect.entry(t.clone()).or_default().insert(k.clone());
+                self.bump_service_name(t, index, changes);
+            }
+        }
         self.services.insert(k.clone(), Arc::new(service));
         self.tables.services = index;
         changes.push(Change::Service(k));
@@ -139,6 +148,25 @@ impl CatalogState {
         self.bump_service_name(name_key.to_owned(), index, changes);
     }
 
+    /// Takes instance `k` out of the Connect lookups of `target` (if any), bumping its index.
+    fn unlink_connect(
+        &mut self,
+        target: Option<String>,
+        k: &ServiceKey,
+        index: u64,
+        changes: &mut Vec<Change>,
+    ) {
+        let Some(t) = target else { return };
+        let now_empty = self.by_connect.get_mut(&t).is_some_and(|set| {
+            set.remove(k);
+            set.is_empty()
+        });
+        if now_empty {
+            self.by_connect.remove(&t);
+        }
+        self.bump_service_name(t, index, changes);
+    }
+
     /// Removes a service instance and its checks. Returns whether it existed.
     pub(crate) fn delete_service(
         &mut self,
@@ -155,6 +183,7 @@ impl CatalogState {
         changes.push(Change::Service(k.clone()));
         changes.push(Change::TableIndexes);
         self.unlink_name(&key(&old.name), &k, index, changes);
+        self.unlink_connect(old.mesh.connect_target(&old.name).map(key), &k, index, changes);
         let checks: Vec<String> = prefix_range(&self.checks, &k.0)
             .filter(|(_, c)| key(&c.service_id) == k.1)
             .map(|((_, cid), _)| cid.clone())

@@ -290,6 +290,8 @@ impl<'a> Lookup<'a> {
             Route::Service { tags, name, dc, port } => self.service(tags, name, dc, port.as_deref(), rng),
             Route::Node { name, dc } => self.node(name, dc, rng),
             Route::Query { name, dc } => self.prepared_query(name, dc, rng),
+            Route::Connect { name, dc } => self.connect(name, dc, rng),
+            Route::Ingress { name, dc } => self.ingress(name, dc),
             Route::Addr { ip } => self.addr(*ip),
             Route::Apex | Route::EmptyNonTerminal if self.strict() => self.nodata(),
             Route::Apex

@@ -175,6 +175,44 @@ impl Lookup<'_> {
         self.instances_answer(cands, dc, ttl, rng)
     }
 
+    /// `<svc>.connect` (spec §1.8): the healthy Connect-capable instances of `name` (its
+    /// proxies, at the proxies' addresses and ports, and its native instances), answered like
+    /// a service lookup with `name`'s `service_ttl`; none is NXDOMAIN. The answer reads other
+    /// services' rows (the proxies'), so it is re-rendered after any write.
+    pub(super) fn connect(&self, name: &str, dc: &str, rng: &mut impl rand::Rng) -> Answer {
+        self.deps.borrow_mut().everything = true;
+        if dc != self.ctx.datacenter {
+            return self.nxdomain();
+        }
+        let acl = self.access.default_acl();
+        if acl.failed() {
+            return self.servfail();
+        }
+        if !acl.service_read(name) {
+            return self.nxdomain();
+        }
+        let only_passing = self.ctx.dns_config.only_passing;
+        let cands: Vec<Candidate> = self
+            .catalog
+            .connect_instances(name)
+            .filter(|i| acl.service_read(&i.service.name) && acl.node_read(&i.node.name))
+            .filter_map(|inst| {
+                let health = self.catalog.instance_health(&inst.service.node, &inst.service.id);
+                let port = inst.service.port;
+                answered(health, only_passing).then_some(Candidate { inst, health, port })
+            })
+            .collect();
+        let ttl = secs(self.ctx.dns_config.service_ttl_for(name));
+        self.instances_answer(cands, dc, ttl, rng)
+    }
+
+    /// `<svc>.ingress` (spec §1.8): the ingress gateways an ingress-gateway config entry links
+    /// to `name`. cairn has no config entries, so no gateway exposes any service: NXDOMAIN,
+    /// as Consul answers without one [live on 1.8.7].
+    pub(super) fn ingress(&self, _name: &str, _dc: &str) -> Answer {
+        self.nxdomain()
+    }
+
     /// A prepared query's answer (spec §1.6): its instances (filtered by the query's own
     /// rules) answered like a service lookup, with the query's `DNS.TTL`, else the service's
     /// `service_ttl`. An unknown query or no instances is NXDOMAIN. `Near` is not supported

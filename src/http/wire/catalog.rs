@@ -6,14 +6,15 @@
 //! Input: `catalog` records (`Node`, `Service`, `Check`) → output: serde structs with Consul's
 //! exact PascalCase field names.
 //! Invariants: lists are never `null` (`ServiceTags`, `Tags`, `Checks` are `[]` when empty);
-//! maps are `{}` when empty; durations are Go duration strings (`""` when zero); mesh fields
-//! Consul always prints (`Proxy`, `Connect`) are present and empty on catalog views.
+//! maps are `{}` when empty; durations are Go duration strings (`""` when zero); the mesh
+//! blocks (`Kind`, `Proxy`, `Connect`) follow `wire::mesh`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::mesh::{ConnectJson, ProxyJson, agent_connect, agent_proxy};
 use crate::agent::format_go_duration;
 use crate::catalog::{
     Check, CheckDefinition, HealthStatus, Node, Service, ServiceAddress, ServicePort, Weights,
@@ -109,21 +110,14 @@ impl From<&Node> for NodeJson {
     }
 }
 
-/// Empty mesh structures Consul always prints on `NodeService`.
-#[derive(Debug, Serialize, Default)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct ProxyJson {
-    /// `{}`.
-    pub mesh_gateway: BTreeMap<String, String>,
-    /// `{}`.
-    pub expose: BTreeMap<String, String>,
-}
-
 /// A service instance as the agent and node/health endpoints print it (`AgentService` /
 /// `NodeService`).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct ServiceJson {
+    /// Kind (omitted for typical services).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kind: String,
     /// Instance ID.
     #[serde(rename = "ID")]
     pub id: String,
@@ -149,12 +143,12 @@ pub(crate) struct ServiceJson {
     /// Datacenter (agent endpoints only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub datacenter: Option<String>,
-    /// Mesh proxy (always empty; catalog endpoints only).
+    /// Proxy block (catalog views always; agent views for proxies and gateways).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxyJson>,
-    /// Connect (always empty; catalog endpoints only).
+    /// Connect block (catalog views always; agent views when native).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub connect: Option<BTreeMap<String, String>>,
+    pub connect: Option<ConnectJson>,
     /// Create index (catalog endpoints only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub create_index: Option<u64>,
@@ -168,16 +162,17 @@ impl ServiceJson {
     pub(crate) fn agent(s: &Service, datacenter: &str) -> Self {
         let mut j = Self::catalog(s);
         j.datacenter = Some(datacenter.to_owned());
-        j.proxy = None;
-        j.connect = None;
+        j.proxy = agent_proxy(&s.mesh);
+        j.connect = agent_connect(&s.mesh);
         j.create_index = None;
         j.modify_index = None;
         j
     }
 
-    /// The catalog view (`NodeService`): with indexes and empty mesh fields.
+    /// The catalog view (`NodeService`): with indexes and the mesh blocks.
     pub(crate) fn catalog(s: &Service) -> Self {
         Self {
+            kind: s.mesh.kind.clone(),
             id: s.id.clone(),
             service: s.name.clone(),
             tags: s.tags.clone(),
@@ -189,8 +184,8 @@ impl ServiceJson {
             weights: s.weights.into(),
             enable_tag_override: s.enable_tag_override,
             datacenter: None,
-            proxy: Some(ProxyJson::default()),
-            connect: Some(BTreeMap::new()),
+            proxy: Some(ProxyJson::new(&s.mesh.proxy, true)),
+            connect: Some(ConnectJson { native: s.mesh.native }),
             create_index: Some(s.create_index),
             modify_index: Some(s.modify_index),
         }
@@ -214,7 +209,7 @@ pub(crate) struct ServiceNodeJson {
     pub tagged_addresses: BTreeMap<String, String>,
     /// Node meta.
     pub node_meta: BTreeMap<String, String>,
-    /// Always `""` (typical service).
+    /// Kind (`""`: typical).
     pub service_kind: String,
     /// Instance ID.
     #[serde(rename = "ServiceID")]
@@ -240,10 +235,10 @@ pub(crate) struct ServiceNodeJson {
     pub service_socket_path: String,
     /// Enable tag override.
     pub service_enable_tag_override: bool,
-    /// Always empty.
+    /// Proxy block.
     pub service_proxy: ProxyJson,
-    /// Always empty.
-    pub service_connect: BTreeMap<String, String>,
+    /// Connect block.
+    pub service_connect: ConnectJson,
     /// Service create index.
     pub create_index: u64,
     /// Service modify index.
@@ -260,7 +255,7 @@ impl ServiceNodeJson {
             datacenter: n.datacenter.clone(),
             tagged_addresses: n.tagged_addresses.clone(),
             node_meta: n.meta.clone(),
-            service_kind: String::new(),
+            service_kind: s.mesh.kind.clone(),
             service_id: s.id.clone(),
             service_name: s.name.clone(),
             service_tags: s.tags.clone(),
@@ -272,8 +267,8 @@ impl ServiceNodeJson {
             service_ports: ports_json(&s.ports),
             service_socket_path: String::new(),
             service_enable_tag_override: s.enable_tag_override,
-            service_proxy: ProxyJson::default(),
-            service_connect: BTreeMap::new(),
+            service_proxy: ProxyJson::new(&s.mesh.proxy, true),
+            service_connect: ConnectJson { native: s.mesh.native },
             create_index: s.create_index,
             modify_index: s.modify_index,
         }

@@ -13,9 +13,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::rpc;
-use crate::agent::{DefinitionError, Fields, decode_ports, service_ports};
+use crate::agent::{DefinitionError, Fields, decode_connect, decode_ports, decode_proxy, service_ports};
+use crate::catalog::mesh::{mesh_errors, multi_error};
 use crate::catalog::validate;
-use crate::catalog::{Check, CheckDefinition, HealthStatus, Node, Service, ServiceAddress, Weights};
+use crate::catalog::{Check, CheckDefinition, HealthStatus, Mesh, Node, Service, ServiceAddress, Weights};
 use crate::catalog::{Deregistration, Registration};
 use crate::http::error::ApiError;
 
@@ -71,16 +72,28 @@ fn decode_service(v: &Value, node: &str) -> Result<Service, ApiError> {
         tagged_addresses,
         weights,
         enable_tag_override: f.bool(&["EnableTagOverride"])?.unwrap_or(false),
+        mesh: Mesh::default(),
         create_index: 0,
         modify_index: 0,
     };
-    let kind = f.string(&["Kind"])?.unwrap_or_default();
-    if !kind.is_empty() {
-        return Err(rpc(format!("Unsupported service kind {kind:?}")));
+    let mut service = service;
+    service.mesh.kind = f.string(&["Kind"])?.unwrap_or_default();
+    if let Some(p) = f.take(&["Proxy"]) {
+        service.mesh.proxy = decode_proxy(&p)?;
     }
+    // `Connect.SidecarService` is checked by Consul's rules but not kept: only an agent
+    // registers a sidecar from it.
+    let connect = match f.take(&["Connect"]) {
+        Some(c) => decode_connect(&c)?,
+        None => Default::default(),
+    };
+    service.mesh.native = connect.native;
     f.ignore(IGNORED_REQUEST_FIELDS);
-    f.ignore(&["Proxy", "Connect", "SocketPath", "CreateIndex", "ModifyIndex", "LocallyRegisteredAsSidecar"]);
+    f.ignore(&["SocketPath", "CreateIndex", "ModifyIndex", "LocallyRegisteredAsSidecar"]);
     f.finish()?;
+    if let Some(msg) = multi_error(&mesh_errors(&service, connect.sidecar_ask())) {
+        return Err(rpc(msg));
+    }
     validate::service(&service)?;
     Ok(service)
 }

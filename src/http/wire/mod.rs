@@ -14,10 +14,11 @@
 //!
 //! Files: `catalog` (node, service, check and health shapes), `query` (prepared queries and
 //! their decoder), `decode` (catalog register/deregister and check update decoders),
-//! `operator` (Raft configuration and gossip members).
+//! `operator` (Raft configuration and gossip members), `mesh` (the Connect blocks).
 
 mod catalog;
 mod decode;
+mod mesh;
 mod operator;
 mod query;
 

@@ -1,0 +1,174 @@
+//! Connect's catalog endpoints: `/v1/catalog/connect/:s`, `/v1/health/connect/:s`,
+//! `/v1/health/ingress/:s` and `/v1/catalog/gateway-services/:g`, and the sidecar an agent
+//! registers from `Connect.SidecarService`.
+//!
+//! Stage: HTTP reads (and the agent's service registration). Input: path and query -> output:
+//! Consul's `[ServiceNode]` / `[CheckServiceNode]` JSON of the Connect-capable instances of a
+//! service: proxies whose `Proxy.DestinationServiceName` it is, and its Connect-native
+//! instances (`CatalogState::connect_instances`).
+//! Invariants: the options are those of the plain catalog and health endpoints (`?tag=`,
+//! `?node-meta=`, `?passing`, blocking on `CatalogState::connect_index`, ACL filtering by
+//! `enforce`); an empty name is Consul's 400 `Missing service name` / `Missing gateway name`.
+//! cairn has no config entries, so no ingress or terminating gateway is linked to any service:
+//! `/v1/health/ingress/:s` answers `[]` and `/v1/catalog/gateway-services/:g` `null`, both at
+//! index 1, which is what Consul 1.8.7 answers without config entries [live].
+//! Sidecars: `agent::ServiceDefinition::sidecar_for` chooses their port and defaults; an
+//! error there is Consul's 400 `Invalid SidecarService: …`.
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+use axum::routing::get;
+
+use super::catalog::{has_meta, has_tags};
+use super::enforce;
+use super::error::ApiError;
+use super::query::Query;
+use super::token::Acl;
+use super::wire::{HealthCheckJson, NodeJson, ServiceEntryJson, ServiceJson, ServiceNodeJson};
+use super::{ApiState, rest};
+use crate::agent::ServiceDefinition;
+use crate::catalog::{CatalogState, HealthStatus};
+
+/// The index Consul reports for config-entry lookups while there are none.
+const NO_CONFIG_ENTRIES_INDEX: u64 = 1;
+
+fn name_of<'a>(path: &'a str, what: &str) -> Result<&'a str, ApiError> {
+    let name = rest(path);
+    if name.is_empty() { Err(ApiError::BadRequest(format!("Missing {what} name"))) } else { Ok(name) }
+}
+
+/// `/v1/catalog/connect/:name` body.
+pub(crate) fn connect_nodes(
+    cat: &CatalogState,
+    name: &str,
+    tags: &[&str],
+    meta: &[(String, String)],
+) -> Vec<ServiceNodeJson> {
+    cat.connect_instances(name)
+        .filter(|i| has_tags(&i.service, tags) && has_meta(&i.node, meta))
+        .map(|i| ServiceNodeJson::new(&i.node, &i.service))
+        .collect()
+}
+
+/// `/v1/health/connect/:name` body.
+pub(crate) fn connect_entries(
+    cat: &CatalogState,
+    name: &str,
+    tags: &[&str],
+    meta: &[(String, String)],
+    passing_only: bool,
+) -> Vec<ServiceEntryJson> {
+    cat.connect_instances(name)
+        .filter(|i| has_tags(&i.service, tags) && has_meta(&i.node, meta))
+        .filter_map(|i| {
+            let checks: Vec<_> = cat.instance_checks(&i.node.name, &i.service.id).collect();
+            if passing_only && checks.iter().any(|c| c.status != HealthStatus::Passing) {
+                return None;
+            }
+            Some(ServiceEntryJson {
+                node: NodeJson::from(&*i.node),
+                service: ServiceJson::catalog(&i.service),
+                checks: checks.into_iter().map(|c| HealthCheckJson::from(&**c)).collect(),
+            })
+        })
+        .collect()
+}
+
+/// The Connect endpoints (an empty name gets Consul's 400, not a 404).
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/catalog/connect/", get(missing_service))
+        .route("/v1/catalog/connect/{*name}", get(catalog_connect))
+        .route("/v1/catalog/gateway-services/", get(missing_gateway))
+        .route("/v1/catalog/gateway-services/{*name}", get(gateway_services))
+        .route("/v1/health/connect/", get(missing_service))
+        .route("/v1/health/connect/{*name}", get(health_connect))
+        .route("/v1/health/ingress/", get(missing_service))
+        .route("/v1/health/ingress/{*name}", get(health_ingress))
+}
+
+/// A Connect or ingress lookup without a service name.
+pub(super) async fn missing_service() -> ApiError {
+    ApiError::BadRequest("Missing service name".into())
+}
+
+/// A gateway-services lookup without a gateway name.
+pub(super) async fn missing_gateway() -> ApiError {
+    ApiError::BadRequest("Missing gateway name".into())
+}
+
+pub(super) async fn catalog_connect(
+    State(st): State<ApiState>,
+    acl: Acl,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let name = name_of(&name, "service")?;
+    let q = Query::parse(q.as_deref());
+    let tags = q.all("tag");
+    let meta = q.node_meta();
+    st.read(
+        &q,
+        |s| s.catalog.connect_index(name),
+        |cat| enforce::service_nodes(&acl, connect_nodes(cat, name, &tags, &meta)),
+    )
+    .await
+}
+
+pub(super) async fn health_connect(
+    State(st): State<ApiState>,
+    acl: Acl,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let name = name_of(&name, "service")?;
+    let q = Query::parse(q.as_deref());
+    let passing = q.flag("passing")?;
+    let tags = q.all("tag");
+    let meta = q.node_meta();
+    st.read(
+        &q,
+        |s| s.catalog.connect_index(name),
+        |cat| enforce::service_entries(&acl, connect_entries(cat, name, &tags, &meta, passing)),
+    )
+    .await
+}
+
+pub(super) async fn health_ingress(
+    State(st): State<ApiState>,
+    _acl: Acl,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    name_of(&name, "service")?;
+    let q = Query::parse(q.as_deref());
+    q.flag("passing")?;
+    st.read(&q, |_| NO_CONFIG_ENTRIES_INDEX, |_| Vec::<ServiceEntryJson>::new()).await
+}
+
+pub(super) async fn gateway_services(
+    State(st): State<ApiState>,
+    _acl: Acl,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    name_of(&name, "gateway")?;
+    let q = Query::parse(q.as_deref());
+    st.read(&q, |_| NO_CONFIG_ENTRIES_INDEX, |_| None::<Vec<ServiceEntryJson>>).await
+}
+
+/// The ID of the sidecar of instance `id` (Consul's `<id>-sidecar-proxy`).
+pub(crate) fn sidecar_id(id: &str) -> String {
+    crate::agent::sidecar_id(id)
+}
+
+/// The sidecar definition `def`'s `Connect.SidecarService` asks for, with Consul's defaults
+/// and its port chosen; `None` without one.
+pub(crate) fn sidecar_of(
+    st: &ApiState,
+    def: &ServiceDefinition,
+) -> Result<Option<ServiceDefinition>, ApiError> {
+    let cat = &st.snapshots.load().catalog;
+    def.sidecar_for(cat, &st.config.node_name, &[]).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
