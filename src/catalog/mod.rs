@@ -14,8 +14,8 @@ pub(crate) mod apply;
 pub(crate) mod command;
 pub(crate) mod duration;
 pub(crate) mod kv;
-pub(crate) mod operator;
 pub(crate) mod mesh;
+pub(crate) mod operator;
 mod query;
 mod state;
 #[cfg(test)]
