@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::filter::{self, ItemFilter};
 use super::query::Query;
 use super::token::Acl;
-use super::wire::{self, NodeJson, NodeServicesJson, ServiceJson, ServiceNodeJson};
+use super::wire::{self, NodeJson, NodeServiceListJson, NodeServicesJson, ServiceJson, ServiceNodeJson};
 use super::{ApiState, json, parse_body, rest};
 use crate::catalog::Command;
 use crate::catalog::{CatalogState, Node, Service};
@@ -161,6 +161,36 @@ pub(super) async fn node(
     Path(node): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
+    node_view(st, acl, &node, q, |n| n).await
+}
+
+/// `/v1/catalog/node-services/` without a node name.
+pub(super) async fn missing_node() -> ApiError {
+    ApiError::BadRequest("Missing node name".into())
+}
+
+/// `/v1/catalog/node-services/:node`: `/v1/catalog/node/:node` with the instances as a list.
+pub(super) async fn node_service_list(
+    State(st): State<ApiState>,
+    acl: Acl,
+    Path(node): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let node = rest(&node);
+    if node.is_empty() {
+        return Err(ApiError::BadRequest("Missing node name".into()));
+    }
+    node_view(st, acl, node, q, NodeServiceListJson::from).await
+}
+
+/// A node's instances (ACL- and `?filter=`-filtered) in the shape `shape` gives them.
+async fn node_view<T: serde::Serialize>(
+    st: ApiState,
+    acl: Acl,
+    node: &str,
+    q: Option<String>,
+    shape: impl FnOnce(Option<NodeServicesJson>) -> T,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref());
     let index_of = |s: &crate::snapshot::CatalogSnapshot| {
         let t = s.catalog.table_indexes();
@@ -168,12 +198,13 @@ pub(super) async fn node(
     };
     let filter = ItemFilter::from_query(&q, filter::NODE_SERVICE)?;
     st.try_read(&q, index_of, |cat| {
-        enforce::node_services(&acl, node_services(cat, &node))
+        let body = enforce::node_services(&acl, node_services(cat, node))
             .map(|mut n| {
                 n.services = filter.retain_map(n.services)?;
-                Ok(n)
+                Ok::<_, ApiError>(n)
             })
-            .transpose()
+            .transpose()?;
+        Ok(shape(body))
     })
     .await
 }

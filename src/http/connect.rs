@@ -7,7 +7,7 @@
 //! service: proxies whose `Proxy.DestinationServiceName` it is, and its Connect-native
 //! instances (`CatalogState::connect_instances`).
 //! Invariants: the options are those of the plain catalog and health endpoints (`?tag=`,
-//! `?node-meta=`, `?passing`, blocking on `CatalogState::connect_index`, ACL filtering by
+//! `?node-meta=`, `?passing`, `?filter=`, blocking on `CatalogState::connect_index`, ACL filtering by
 //! `enforce`); an empty name is Consul's 400 `Missing service name` / `Missing gateway name`.
 //! cairn has no config entries, so no ingress or terminating gateway is linked to any service:
 //! `/v1/health/ingress/:s` answers `[]` and `/v1/catalog/gateway-services/:g` `null`, both at
@@ -23,6 +23,7 @@ use axum::routing::get;
 use super::catalog::{has_meta, has_tags};
 use super::enforce;
 use super::error::ApiError;
+use super::filter::{self, ItemFilter};
 use super::query::Query;
 use super::token::Acl;
 use super::wire::{HealthCheckJson, NodeJson, ServiceEntryJson, ServiceJson, ServiceNodeJson};
@@ -108,10 +109,11 @@ pub(super) async fn catalog_connect(
     let q = Query::parse(q.as_deref());
     let tags = q.all("tag");
     let meta = q.node_meta();
-    st.read(
+    let filter = ItemFilter::from_query(&q, filter::SERVICE_NODE)?;
+    st.try_read(
         &q,
         |s| s.catalog.connect_index(name),
-        |cat| enforce::service_nodes(&acl, connect_nodes(cat, name, &tags, &meta)),
+        |cat| filter.retain(enforce::service_nodes(&acl, connect_nodes(cat, name, &tags, &meta))),
     )
     .await
 }
@@ -127,10 +129,13 @@ pub(super) async fn health_connect(
     let passing = q.flag("passing")?;
     let tags = q.all("tag");
     let meta = q.node_meta();
-    st.read(
+    let filter = ItemFilter::from_query(&q, filter::CHECK_SERVICE_NODE)?;
+    st.try_read(
         &q,
         |s| s.catalog.connect_index(name),
-        |cat| enforce::service_entries(&acl, connect_entries(cat, name, &tags, &meta, passing)),
+        |cat| {
+            filter.retain(enforce::service_entries(&acl, connect_entries(cat, name, &tags, &meta, passing)))
+        },
     )
     .await
 }
@@ -144,6 +149,7 @@ pub(super) async fn health_ingress(
     name_of(&name, "service")?;
     let q = Query::parse(q.as_deref());
     q.flag("passing")?;
+    ItemFilter::from_query(&q, filter::CHECK_SERVICE_NODE)?;
     st.read(&q, |_| NO_CONFIG_ENTRIES_INDEX, |_| Vec::<ServiceEntryJson>::new()).await
 }
 

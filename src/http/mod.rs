@@ -152,6 +152,8 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/catalog/services", get(catalog::services))
         .route("/v1/catalog/service/{*name}", get(catalog::service))
         .route("/v1/catalog/node/{node}", get(catalog::node))
+        .route("/v1/catalog/node-services/", get(catalog::missing_node))
+        .route("/v1/catalog/node-services/{*node}", get(catalog::node_service_list))
         // health
         .route("/v1/health/service/{*name}", get(health::service))
         .route("/v1/health/checks/{*name}", get(health::checks))

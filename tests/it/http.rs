@@ -130,3 +130,25 @@ fn another_datacenter_has_no_path_and_nothing_lands_locally() {
     assert_eq!(msg.metadata.response_code, ResponseCode::NXDomain);
     assert!(!msg.authorities.is_empty(), "NXDOMAIN carries the SOA: {msg:?}");
 }
+
+/// `/v1/catalog/node-services/:node` (Consul 1.8.7): the node and its instances as a list,
+/// `?filter=` on them, `null`s for an unknown node, 400 without a name.
+#[test]
+fn node_services_lists_a_nodes_instances() {
+    let agent = Agent::dev(&[]);
+    agent.put_ok("/v1/agent/service/register", r#"{"ID":"w1","Name":"web","Port":80,"Tags":["a"]}"#);
+    agent.put_ok("/v1/agent/service/register", r#"{"ID":"d1","Name":"db","Port":5432}"#);
+    let (code, v) = agent.get("/v1/catalog/node-services/node1").unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(v["Node"]["Node"], "node1");
+    let ids: Vec<&str> =
+        v["Services"].as_array().unwrap().iter().map(|s| s["ID"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"w1") && ids.contains(&"d1"), "{v}");
+    let (_, v) = agent.get("/v1/catalog/node-services/node1?filter=Service%20%3D%3D%20web").unwrap();
+    let ids: Vec<&str> =
+        v["Services"].as_array().unwrap().iter().map(|s| s["ID"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["w1"]);
+    let (code, v) = agent.get("/v1/catalog/node-services/nope").unwrap();
+    assert_eq!((code, v), (200, serde_json::json!({"Node": null, "Services": null})));
+    assert_eq!(agent.get("/v1/catalog/node-services/").unwrap().0, 400);
+}

@@ -447,6 +447,26 @@ pub(crate) struct ServiceEntryJson {
     pub checks: Vec<HealthCheckJson>,
 }
 
+/// `/v1/catalog/node-services/:node`: the node's instances as a list ordered by ID; both
+/// fields `null` for an unknown node.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct NodeServiceListJson {
+    /// The node.
+    pub node: Option<NodeJson>,
+    /// Its instances.
+    pub services: Option<Vec<ServiceJson>>,
+}
+
+impl From<Option<NodeServicesJson>> for NodeServiceListJson {
+    fn from(n: Option<NodeServicesJson>) -> Self {
+        match n {
+            Some(n) => Self { node: Some(n.node), services: Some(n.services.into_values().collect()) },
+            None => Self { node: None, services: None },
+        }
+    }
+}
+
 /// `/v1/catalog/node/:node`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]

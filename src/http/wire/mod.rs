@@ -23,7 +23,8 @@ mod operator;
 mod query;
 
 pub(crate) use catalog::{
-    HealthCheckJson, NodeJson, NodeServicesJson, ServiceEntryJson, ServiceJson, ServiceNodeJson,
+    HealthCheckJson, NodeJson, NodeServiceListJson, NodeServicesJson, ServiceEntryJson, ServiceJson,
+    ServiceNodeJson,
 };
 pub(crate) use decode::{decode_catalog_deregister, decode_catalog_register, decode_check_update};
 pub(crate) use operator::{MemberJson, RaftConfigurationJson, RaftServerJson};
