@@ -273,11 +273,12 @@ impl ApiState {
         blocking::wait_for(&self.snapshots, opts.min_index, wait, index_of).await
     }
 
-    /// This agent's node: identity from the config, tagged addresses and meta kept from the
-    /// catalog when the node is already registered.
+    /// This agent's node: identity and `node_meta` from the config, tagged addresses and meta
+    /// kept from the catalog when the node is already registered.
     pub(crate) fn agent_node(&self) -> Node {
         let c = &self.config;
         let mut node = crate::agent::agent_node(&c.node_id, &c.node_name, &c.datacenter, c.bind_addr);
+        node.meta.extend(c.node_meta.iter().map(|(k, v)| (k.clone(), v.clone())));
         if let Some(n) = self.snapshots.load().catalog.node(&self.config.node_name) {
             node.tagged_addresses.clone_from(&n.tagged_addresses);
             node.meta.clone_from(&n.meta);

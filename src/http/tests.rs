@@ -37,6 +37,7 @@ fn config() -> Config {
         datacenter: "dc1".into(),
         node_name: "agent1".into(),
         node_id: "11111111-2222-3333-4444-555555555555".into(),
+        node_meta: BTreeMap::new(),
         domain: "consul.".into(),
         alt_domain: None,
         data_dir: std::env::temp_dir(),
