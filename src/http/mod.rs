@@ -23,7 +23,10 @@ mod acl_policy;
 mod acl_time;
 mod acl_token;
 mod agent;
+mod agent_hash;
 mod agent_health;
+mod agent_host;
+mod agent_self;
 mod blocking;
 mod catalog;
 mod datacenter;
@@ -109,7 +112,8 @@ pub(crate) struct ApiState {
 pub(crate) fn router(state: ApiState) -> Router {
     Router::new()
         // agent
-        .route("/v1/agent/self", get(agent::self_info))
+        .route("/v1/agent/self", get(agent_self::self_info))
+        .route("/v1/agent/host", get(agent_host::host))
         .route("/v1/agent/reload", put(agent::reload))
         .route("/v1/agent/metrics", get(metrics::metrics))
         .route(
