@@ -178,6 +178,16 @@ fn debug_security(c: &Config, acls: bool) -> Value {
         "CheckDeregisterIntervalMin": go(c.checks.deregister_interval_min),
         "CheckReapInterval": go(c.checks.reap_interval),
         "ACLsEnabled": acls,
+        "ACLDefaultPolicy": match c.acl.default_policy {
+            crate::acl::DefaultPolicy::Allow => "allow",
+            crate::acl::DefaultPolicy::Deny => "deny",
+        },
+        "ACLDownPolicy": match c.acl.down_policy {
+            crate::config::DownPolicy::ExtendCache => "extend-cache",
+            crate::config::DownPolicy::AsyncCache => "async-cache",
+            crate::config::DownPolicy::Allow => "allow",
+            crate::config::DownPolicy::Deny => "deny",
+        },
         "ACLEnableKeyListPolicy": c.acl.enable_key_list_policy,
         "ACLEnableTokenPersistence": c.acl.enable_token_persistence,
         "ACLTokenTTL": go(c.acl.token_ttl),
