@@ -29,7 +29,7 @@ use super::{agent_hash, blocking};
 use crate::agent::{
     SCRIPTS_DISABLED_REMOTE, decode_check_definition, decode_service_definition, keep_check_state,
 };
-use crate::catalog::{Check, HealthStatus, Registration, Service};
+use crate::catalog::{Check, HealthStatus, Registration, Service, key};
 use crate::local::Source;
 
 /// `/v1/agent/services` body: the services registered on this agent (`local`), as Consul's
@@ -170,11 +170,17 @@ pub(super) async fn checks(State(st): State<ApiState>, acl: Acl, RawQuery(q): Ra
     json(&body, q.has("pretty"))
 }
 
+/// `PUT /v1/agent/service/register`; with `?replace-existing-checks` (empty or `true`, as
+/// Consul reads it) the service's local checks the new definition leaves out are removed.
 pub(super) async fn register_service(
     State(st): State<ApiState>,
     acl: Acl,
+    RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let q = Query::parse(q.as_deref());
+    let replace = q.has("replace-existing-checks")
+        && matches!(q.get("replace-existing-checks").unwrap_or_default(), "" | "true");
     let v = parse_body(&body)?;
     let def = decode_service_definition(&v)?;
     if def.checks.iter().any(|c| c.kind() == "script") {
@@ -190,9 +196,21 @@ pub(super) async fn register_service(
         }
     }
     keep_check_state(&mut reg.checks, &st.snapshots.load().catalog);
+    let service_id = reg.service.as_ref().map(|s| s.id.clone()).unwrap_or_default();
+    let kept: Vec<String> = reg.checks.iter().map(|c| key(&c.check_id)).collect();
     st.local.register(reg, Source::Api).await?;
     for t in &ttls {
         st.ttl.arm(t);
+    }
+    if replace {
+        let stale = st
+            .local
+            .checks()
+            .into_iter()
+            .filter(|c| key(&c.service_id) == key(&service_id) && !kept.contains(&key(&c.check_id)));
+        for c in stale {
+            st.local.deregister_check(&c.check_id).await?;
+        }
     }
     Ok(empty())
 }

@@ -258,3 +258,21 @@ fn node_meta_is_validated_as_consul_does() {
         assert!(stderr.contains("node_meta") && stderr.contains(why), "{meta}: {stderr}");
     }
 }
+
+/// Consul's `?replace-existing-checks`: the checks a re-registration leaves out are removed;
+/// without it they stay (Go client's `ServiceRegisterOpts{ReplaceExistingChecks: true}`).
+#[test]
+fn replace_existing_checks_drops_the_checks_left_out() {
+    let agent = Agent::dev(&[]);
+    let with_check = r#"{"Name":"foo","ID":"foo","Port":8000,"Check":{"TTL":"15s"}}"#;
+    let without = r#"{"Name":"foo","ID":"foo","Port":9000}"#;
+    let checks = || agent.get("/v1/agent/checks").unwrap().1;
+    agent.put_ok("/v1/agent/service/register", with_check);
+    agent.put_ok("/v1/agent/service/register", without);
+    assert!(checks().get("service:foo").is_some(), "kept without the parameter: {}", checks());
+    agent.put_ok("/v1/agent/service/register?replace-existing-checks=true", without);
+    assert_eq!(checks(), serde_json::json!({}));
+    let (_, node) = agent.get("/v1/health/node/node1").unwrap();
+    assert!(!node.to_string().contains("service:foo"), "the catalog lost it too: {node}");
+    assert_eq!(agent.get("/v1/agent/service/foo").unwrap().1["Port"], 9000);
+}
