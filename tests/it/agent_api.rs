@@ -276,3 +276,28 @@ fn replace_existing_checks_drops_the_checks_left_out() {
     assert!(!node.to_string().contains("service:foo"), "the catalog lost it too: {node}");
     assert_eq!(agent.get("/v1/agent/service/foo").unwrap().1["Port"], 9000);
 }
+
+/// `PUT /v1/agent/token/*` needs `agent:write` on the agent's node, as Consul 1.8.7 checks it:
+/// the agent master token may set the agent's tokens; the anonymous token may not.
+#[test]
+fn agent_tokens_need_agent_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("acl.json");
+    let acl = r#"{"acl":{"enabled":true,"default_policy":"deny","tokens":{"agent_master":"am-secret"}}}"#;
+    std::fs::write(&config, acl).unwrap();
+    let agent = Agent::dev(&["--config-file", config.to_str().unwrap()]);
+    let put = |token: Option<&str>| {
+        crate::support::block(async {
+            let mut r = crate::support::http_client()
+                .put(format!("http://{}/v1/agent/token/replication", agent.http))
+                .body(r#"{"Token":"x"}"#);
+            if let Some(t) = token {
+                r = r.header("X-Consul-Token", t);
+            }
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    assert_eq!(put(None), (403, "Permission denied".to_owned()));
+    assert_eq!(put(Some("am-secret")), (200, String::new()));
+}
