@@ -133,6 +133,29 @@ pub(crate) trait Participant: Send + Sync + std::fmt::Debug {
     fn snapshots(&self) -> Arc<SnapshotHandle>;
     /// Connections to the servers.
     fn pool(&self) -> Arc<Pool>;
+    /// A server's Raft node state (`/v1/agent/self`'s `Stats.raft`); `None` on a client agent.
+    fn raft_status(&self) -> Option<RaftStatus> {
+        None
+    }
+}
+
+/// A Raft server's state as `/v1/agent/self` reports it (Consul's `Stats.raft`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RaftStatus {
+    /// Consul's state name: `Leader`, `Follower` (learners too), `Candidate` or `Shutdown`.
+    pub state: &'static str,
+    /// Current term.
+    pub term: u64,
+    /// Index of the last entry in the log.
+    pub last_log_index: u64,
+    /// Index of the last entry applied to the state machine.
+    pub applied_index: u64,
+    /// Index of the last committed entry this server knows of.
+    pub commit_index: u64,
+    /// Index and term of the last snapshot (0 when none).
+    pub last_snapshot_index: u64,
+    /// See `last_snapshot_index`.
+    pub last_snapshot_term: u64,
 }
 
 /// Cheap-to-clone handle for proposing commands and reading the cluster's view. On a server
@@ -239,7 +262,13 @@ impl Consensus {
         self.participant.known_leader()
     }
 
+    /// A server's Raft node state; `None` on a client agent.
+    pub(crate) fn raft_status(&self) -> Option<RaftStatus> {
+        self.participant.raft_status()
+    }
+
     /// Raft log index of the last entry applied and published.
+    #[cfg(test)]
     pub(crate) fn applied_index(&self) -> u64 {
         self.snapshots().load().index
     }

@@ -62,6 +62,19 @@ pub mod cli;
 // else is `pub(crate)` at most (`unreachable_pub` keeps it so).
 
 /// Running an agent: build it from a configuration, run it, reload it, tell systemd.
+/// The Consul version whose HTTP API and gossip tags cairn answers for, reported wherever Consul
+/// reports its own (`/v1/agent/self`, the members' `build` tag, `cairn version`), so clients
+/// that gate features on the version see one number.
+pub const CONSUL_COMPAT_VERSION: &str = "1.21.0";
+
+/// What stands where Consul reports its git revision (`/v1/agent/self`, the `build` tag).
+pub(crate) const REVISION: &str = concat!("cairn-", env!("CARGO_PKG_VERSION"));
+
+/// The `build` gossip tag: `version:revision`, as Consul gossips it.
+pub(crate) fn build_tag() -> String {
+    format!("{CONSUL_COMPAT_VERSION}:{REVISION}")
+}
+
 pub use app::{App, Reloader};
 pub use config::{Config, DnsConfig, Overrides};
 pub use systemd::Notifier;

@@ -39,6 +39,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Version => {
             println!("cairn v{}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "Consul API v{} (the version cairn reports to Consul's clients)",
+                cairn::CONSUL_COMPAT_VERSION
+            );
             ExitCode::SUCCESS
         }
         Command::Keygen => {

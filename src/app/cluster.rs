@@ -103,8 +103,9 @@ pub(super) async fn start_gossip(
         dc: config.datacenter.clone(),
         raft_addr,
         raft_id: side.consensus.node_id(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
+        version: crate::build_tag(),
         leaving: false,
+        node_id: config.node_id.clone(),
     };
     let serf_bind = SocketAddr::new(config.bind_addr, config.ports.serf_lan);
     let snapshots = side.consensus.snapshots();

@@ -43,6 +43,26 @@ pub(super) async fn bind_front(config: &Config) -> anyhow::Result<(Option<DnsSoc
     Ok((dns, http))
 }
 
+/// Puts the ports the listeners got into the config (port 0 asks the OS for one), so what
+/// the agent reports (`/v1/agent/self`) is where it listens.
+pub(super) fn record_bound_ports(
+    config: &mut Config,
+    dns: Option<&DnsSockets>,
+    http: Option<&TcpListener>,
+    https: Option<&TcpListener>,
+) {
+    let port = |l: Option<&TcpListener>| l.and_then(|l| l.local_addr().ok()).map(|a| i32::from(a.port()));
+    if let Some(p) = port(dns.map(|(_, tcp)| tcp)) {
+        config.ports.dns = p;
+    }
+    if let Some(p) = port(http) {
+        config.ports.http = p;
+    }
+    if let Some(p) = port(https) {
+        config.ports.https = p;
+    }
+}
+
 /// Binds HTTPS on `addresses.https` (default `client_addr`) when `ports.https` is not -1.
 pub(super) async fn bind_https(config: &Config) -> anyhow::Result<Option<TcpListener>> {
     let Ok(port) = u16::try_from(config.ports.https) else {

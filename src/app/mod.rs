@@ -129,6 +129,7 @@ impl App {
         let tls = listen::load_tls(&config)?;
         let (dns, http) = listen::bind_front(&config).await?;
         let https = listen::bind_https(&config).await?;
+        listen::record_bound_ports(&mut config, dns.as_ref(), http.as_ref(), https.as_ref());
         let side = cluster::open_consensus(&mut config, &tls).await?;
         let gossip = cluster::start_gossip(&mut config, &side).await?;
         let config = Arc::new(config);

@@ -52,9 +52,12 @@ pub(super) async fn register_when_led(
     }
 }
 
-/// This agent's catalog node, from the config (`agent::agent_node`).
+/// This agent's catalog node, from the config (`agent::agent_node`, with `node_meta`).
 pub(super) fn own_node(config: &Config) -> crate::catalog::Node {
-    crate::agent::agent_node(&config.node_id, &config.node_name, &config.datacenter, config.bind_addr)
+    let mut node =
+        crate::agent::agent_node(&config.node_id, &config.node_name, &config.datacenter, config.bind_addr);
+    node.meta.extend(config.node_meta.iter().map(|(k, v)| (k.clone(), v.clone())));
+    node
 }
 
 /// The agent's node (with Consul's tagged addresses), the `serfHealth` check and, on servers,

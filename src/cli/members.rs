@@ -44,7 +44,8 @@ pub async fn members(api: &Api) -> Result<String, ApiError> {
             format!("{}:{}", m.addr, m.port),
             status(m.status).to_owned(),
             kind.to_owned(),
-            tag("build"),
+            // Consul's CLI shows the version part of `version:revision`.
+            tag("build").split(':').next().unwrap_or_default().to_owned(),
             m.protocol_cur.to_string(),
             tag("dc"),
         ]);

@@ -81,6 +81,7 @@ fn node_meta() -> NodeMeta {
         raft_id: 1,
         version: "0.1.0".to_owned(),
         leaving: false,
+        node_id: "11111111-2222-3333-4444-555555555555".to_owned(),
     }
 }
 
@@ -221,9 +222,16 @@ fn node_meta_text_is_pinned_and_round_trips() {
     let text = encode_node_meta(&node_meta()).expect("encodes");
     assert_eq!(
         text,
-        r#"{"role":"server","dc":"dc1","raft_addr":"10.0.0.1:8300","raft_id":1,"version":"0.1.0","leaving":false}"#
+        concat!(
+            r#"{"role":"server","dc":"dc1","raft_addr":"10.0.0.1:8300","raft_id":1,"version":"0.1.0","#,
+            r#""leaving":false,"node_id":"11111111-2222-3333-4444-555555555555"}"#
+        )
     );
     assert_eq!(decode_node_meta::<NodeMeta>(text.as_bytes()).expect("decodes"), node_meta());
+    // The meta of an agent from before `node_id` still decodes (the field defaults to empty).
+    let old = r#"{"role":"server","dc":"dc1","raft_addr":"10.0.0.1:8300","raft_id":1,"version":"0.1.0","leaving":false}"#;
+    let decoded: NodeMeta = decode_node_meta(old.as_bytes()).expect("decodes");
+    assert_eq!(decoded, NodeMeta { node_id: String::new(), ..node_meta() });
 }
 
 #[test]

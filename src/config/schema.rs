@@ -26,6 +26,8 @@ pub(super) struct FileConfig {
     pub(super) datacenter: Given<Text>,
     pub(super) node_name: Given<Text>,
     pub(super) node_id: Given<Text>,
+    /// Consul's `node_meta`: the agent's node metadata (merged across files, key by key).
+    pub(super) node_meta: Given<Table<BTreeMap<String, Text>>>,
     pub(super) domain: Given<Text>,
     pub(super) alt_domain: Given<Text>,
     pub(super) data_dir: Given<FilePath>,

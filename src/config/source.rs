@@ -38,6 +38,8 @@ fn read_file(path: &Path) -> Result<Map<String, Value>, ConfigError> {
         std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let value: Value = match ext {
+        // An empty (or blank) JSON file sets nothing, as Consul accepts it.
+        "json" if text.trim().is_empty() => Value::Object(Map::new()),
         "json" => serde_json::from_str(&text)
             .map_err(|e| ConfigError::Syntax { file: file.clone(), msg: e.to_string() })?,
         "toml" => {

@@ -19,6 +19,9 @@ pub struct Config {
     pub node_name: String,
     /// This agent's node ID (`node_id`; generated and kept in the data dir when unset).
     pub node_id: String,
+    /// This agent's node metadata (`node_meta`), validated as Consul does: the catalog node's
+    /// `Meta` and `/v1/agent/self`'s `Meta` (beside Consul's `consul-network-segment`).
+    pub node_meta: BTreeMap<String, String>,
     /// DNS domain, lower-case and fully qualified (`domain`, default `consul.`).
     pub domain: String,
     /// Alternative DNS domain, lower-case and fully qualified (`alt_domain`).

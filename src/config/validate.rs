@@ -59,6 +59,7 @@ pub(super) fn resolve(layers: &Layers, dev: bool, sources: Vec<PathBuf>) -> Resu
         datacenter: id.datacenter,
         node_name: id.node_name,
         node_id: layers.last(|f| f.node_id.get()).map(|t| t.0).unwrap_or_default(),
+        node_meta: node_meta(layers)?,
         domain: id.domain,
         alt_domain: id.alt_domain,
         data_dir,
@@ -100,6 +101,58 @@ pub(super) fn resolve(layers: &Layers, dev: bool, sources: Vec<PathBuf>) -> Resu
         sources,
         acl,
     })
+}
+
+/// Consul's limits on metadata (`structs.metaMaxKeyPairs`, `metaKeyMaxLength`,
+/// `metaValueMaxLength`).
+const META_MAX_PAIRS: usize = 64;
+const META_KEY_MAX: usize = 128;
+const META_VALUE_MAX: usize = 512;
+
+/// `node_meta`, merged key by key over the files in order, validated with Consul's rules and
+/// texts (`ValidateNodeMetadata`: the `consul-` prefix is reserved).
+fn node_meta(layers: &Layers) -> Result<BTreeMap<String, String>, ConfigError> {
+    let pairs = layers.all(|f| {
+        let table = f.node_meta.get().map(|t| &t.0);
+        table.into_iter().flatten().map(|(k, v)| ("node_meta".to_owned(), (k.clone(), v.0.clone()))).collect()
+    });
+    let mut meta = BTreeMap::new();
+    for p in &pairs {
+        let (key, value) = &p.value;
+        meta_pair_problem(key, value).map_or(Ok(()), |why| {
+            Err(p.err(format!("invalid: Couldn't load metadata pair ('{key}', '{value}'): {why}")))
+        })?;
+        meta.insert(key.clone(), value.clone());
+    }
+    if meta.len() > META_MAX_PAIRS {
+        let last = pairs.last().map_or_else(|| COMMAND_LINE.to_owned(), |p| p.file.clone());
+        return Err(ConfigError::Key {
+            file: last,
+            key: "node_meta".into(),
+            msg: format!("invalid: Node metadata cannot contain more than {META_MAX_PAIRS} key/value pairs"),
+        });
+    }
+    Ok(meta)
+}
+
+/// Consul's `validateMetaPair` for node metadata, its texts.
+fn meta_pair_problem(key: &str, value: &str) -> Option<String> {
+    if key.is_empty() {
+        return Some("Key cannot be blank".into());
+    }
+    if !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Some("Key contains invalid characters".into());
+    }
+    if key.len() > META_KEY_MAX {
+        return Some(format!("Key is too long (limit: {META_KEY_MAX} characters)"));
+    }
+    if key.starts_with("consul-") {
+        return Some("Key prefix 'consul-' is reserved for internal use".into());
+    }
+    if value.len() > META_VALUE_MAX {
+        return Some(format!("Value is too long (limit: {META_VALUE_MAX} characters)"));
+    }
+    None
 }
 
 /// Who and where this agent is.

@@ -55,12 +55,15 @@ pub(crate) struct NodeMeta {
     pub raft_addr: String,
     /// Raft node id; 0 on clients.
     pub raft_id: u64,
-    /// cairn version.
+    /// Consul's `build` tag: `crate::build_tag()` (the Consul version cairn reports, and cairn's).
     pub version: String,
     /// Set (and gossiped) just before a graceful leave, so the others record `Left`, not
     /// `Failed` (memberlist 0.8's events do not tell the two apart).
     #[serde(default)]
     pub leaving: bool,
+    /// The node ID (a UUID; Consul's `id` tag). Empty from an agent that predates it.
+    #[serde(default)]
+    pub node_id: String,
 }
 
 /// Consul's member status.

@@ -277,7 +277,8 @@ impl CheckRunner {
     }
 
     /// Reports the latest result: status changes at once, output-only changes after
-    /// `check_update_interval`, nothing when the catalog already has it.
+    /// `check_update_interval` (recorded in the local state at once, so the agent's own view
+    /// shows them), nothing when the catalog already has it.
     async fn report(&self, check_id: &str, rep: &mut Reporter) {
         let Some((status, output)) = rep.latest.clone() else { return };
         let snapshot = self.snapshots.load_full();
@@ -286,6 +287,7 @@ impl CheckRunner {
             rep.due = None;
             self.propose(check_id, status, output, rep).await;
         } else if cur.output != output {
+            self.local.record_result(check_id, status, &output);
             if rep.due.is_none() {
                 rep.due = Some(Instant::now() + self.config.update_interval);
             }

@@ -368,7 +368,9 @@ struct AgentTokenIn {
 }
 
 /// `PUT /v1/agent/token/{default, agent, agent_master, replication}` (and the legacy `acl_*`
-/// names): replaces one of the agent's own tokens; needs `acl:write`; 404 for another name.
+/// names): replaces one of the agent's own tokens; needs `agent:write` on this agent's node,
+/// as Consul 1.8.7's `AgentToken` checks (so the agent master token may set them too, which
+/// Consul's own api test does); 404 for another name.
 pub(crate) async fn agent_token(
     State(st): State<ApiState>,
     Path(name): Path<String>,
@@ -377,7 +379,9 @@ pub(crate) async fn agent_token(
     body: Bytes,
 ) -> AclResult {
     let q = Query::parse(raw.as_deref());
-    Caller::of(&st, &q, &headers)?.need_write()?;
+    if !Caller::of(&st, &q, &headers)?.authz.agent_write(&st.config.node_name) {
+        return Err(AclFail::Api(ApiError::denied()));
+    }
     let Some(which) = crate::acl::AgentToken::from_path(&name) else {
         return Err(AclFail::Api(ApiError::NotFound(format!("Token {name:?} is unknown"))));
     };

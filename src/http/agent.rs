@@ -1,19 +1,24 @@
-//! `/v1/agent/*`: this agent's node, services and checks.
+//! `/v1/agent/*`: this agent's services and checks.
 //!
 //! Input: path/query/body → output: agent JSON views, or 200 with an empty body for writes.
-//! Invariants: the agent's views are the services and checks on the agent's own node in the
-//! snapshot; registrations and deregistrations go through the agent's local state (`local`),
-//! which records them (persisted) and proposes `Command::Register`/`Deregister` for that node
-//! (keeping its catalog meta and tagged addresses), reporting the proposal's error; TTL timers
-//! are armed once committed; TTL updates go through `health::TtlChecks`, which proposes only
-//! real changes; unknown IDs are 404 with Consul's text.
+//! Invariants: the agent's views are what was registered on this agent (its local state,
+//! `local`), as Consul's agent lists them: not the `consul` service nor `serfHealth` its node
+//! has in the catalog, and a check's latest status and output even before the catalog has
+//! them; registrations and deregistrations go through the local state, which records them
+//! (persisted) and proposes `Command::Register`/`Deregister` for that node (keeping its
+//! catalog meta and tagged addresses), reporting the proposal's error; TTL timers are armed
+//! once committed; TTL updates go through `health::TtlChecks`, which proposes only real
+//! changes; deregistering an unknown ID is Consul's no-op (a 500 with ACLs on).
+//! `/v1/agent/service/:id` carries Consul's `ContentHash` (`agent_hash`) and blocks on
+//! `?hash=`; `/v1/agent/self` is `agent_self`, `/v1/agent/host` `agent_host`.
 
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
-use serde_json::json as js;
+use tokio::time::{Instant, sleep_until};
 
 use super::error::ApiError;
 use super::filter::{self, ItemFilter};
@@ -21,24 +26,23 @@ use super::query::Query;
 use super::token::{Acl, require, require_on};
 use super::wire::{self, HealthCheckJson, ServiceJson};
 use super::{ApiState, connect, json, parse_body, rest};
+use super::{agent_hash, blocking};
 use crate::agent::{
     SCRIPTS_DISABLED_REMOTE, decode_check_definition, decode_service_definition, keep_check_state,
 };
-use crate::catalog::Registration;
-use crate::catalog::{CatalogState, HealthStatus};
+use crate::catalog::{Check, HealthStatus, Registration, Service, key};
 use crate::local::Source;
 
-/// Consul version the API reports, for clients that gate features on it.
-pub(crate) const CONSUL_COMPAT_VERSION: &str = "1.21.0";
-
-/// `/v1/agent/services` body.
-pub(crate) fn agent_services(cat: &CatalogState, node: &str, dc: &str) -> BTreeMap<String, ServiceJson> {
-    cat.node_services(node).map(|s| (s.id.clone(), ServiceJson::agent(s, dc))).collect()
+/// `/v1/agent/services` body: the services registered on this agent (`local`), as Consul's
+/// agent lists them (not the `consul` service a server's node has in the catalog).
+pub(crate) fn agent_services(services: &[Service], dc: &str) -> BTreeMap<String, ServiceJson> {
+    services.iter().map(|s| (s.id.clone(), ServiceJson::agent(s, dc))).collect()
 }
 
-/// `/v1/agent/checks` body.
-pub(crate) fn agent_checks(cat: &CatalogState, node: &str) -> BTreeMap<String, HealthCheckJson> {
-    cat.node_checks(node).map(|c| (c.check_id.clone(), HealthCheckJson::from(&**c))).collect()
+/// `/v1/agent/checks` body: the checks registered on this agent, with the status and output
+/// it last recorded (not the node's `serfHealth`).
+pub(crate) fn agent_checks(checks: &[Check]) -> BTreeMap<String, HealthCheckJson> {
+    checks.iter().map(|c| (c.check_id.clone(), HealthCheckJson::from(c))).collect()
 }
 
 /// Script checks from the HTTP API need `enable_script_checks` (Consul's text, a 500 as
@@ -99,141 +103,32 @@ pub(super) async fn reload(State(st): State<ApiState>, acl: Acl) -> Result<Respo
     Ok(empty())
 }
 
-pub(super) async fn self_info(
-    State(st): State<ApiState>,
-    acl: Acl,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    require(acl.agent_read(&st.config.node_name))?;
-    let q = Query::parse(q.as_deref());
-    let snap = st.snapshots.load_full();
-    let mut body = js!({
-        "Config": self_config(&st),
-        "DebugConfig": {},
-        "Coord": null,
-        "Member": self_member(&st),
-        "Stats": {
-            "agent": agent_stats(&st, &snap.catalog),
-            "consul": consul_stats(&st),
-            "raft": raft_stats(&st),
-        },
-        "Meta": { "consul-network-segment": "" },
-        "xDS": null,
-    });
-    if let Some(replica) = replica_stats(&st, snap.index) {
-        body["Stats"]["replica"] = replica;
-    }
-    Ok(json(&body, q.has("pretty")))
-}
-
-/// `Config` of `/v1/agent/self`.
-fn self_config(st: &ApiState) -> serde_json::Value {
-    let c = &st.config;
-    js!({
-        "Datacenter": c.datacenter,
-        "PrimaryDatacenter": c.datacenter,
-        "NodeName": c.node_name,
-        "NodeID": c.node_id,
-        "Server": c.server,
-        "Revision": concat!("cairn-", env!("CARGO_PKG_VERSION")),
-        "Version": CONSUL_COMPAT_VERSION,
-        "BuildDate": "",
-    })
-}
-
-/// `Member` of `/v1/agent/self`: this agent as Serf lists it.
-fn self_member(st: &ApiState) -> serde_json::Value {
-    let c = &st.config;
-    let role = if c.server { "consul" } else { "node" };
-    js!({
-        "Name": c.node_name,
-        "Addr": c.bind_addr.to_string(),
-        "Port": c.ports.serf_lan,
-        "Tags": {
-            "dc": c.datacenter,
-            "id": c.node_id,
-            "role": role,
-            "port": c.ports.server.to_string(),
-            "build": CONSUL_COMPAT_VERSION,
-            "vsn": "2",
-            "vsn_min": "2",
-            "vsn_max": "3",
-        },
-        "Status": 1,
-        "ProtocolMin": 1,
-        "ProtocolMax": 5,
-        "ProtocolCur": 2,
-        "DelegateMin": 2,
-        "DelegateMax": 5,
-        "DelegateCur": 4,
-    })
-}
-
-/// `Stats.agent` of `/v1/agent/self`: this node's checks and services, the check runners.
-fn agent_stats(st: &ApiState, cat: &CatalogState) -> serde_json::Value {
-    let c = &st.config;
-    js!({
-        "check_monitors": cat.node_checks(&c.node_name).filter(|ch| ch.check_type == "script").count().to_string(),
-        "check_runners": st.checks.stats().running.load(std::sync::atomic::Ordering::Relaxed).to_string(),
-        "check_probes": st.checks.stats().probes.load(std::sync::atomic::Ordering::Relaxed).to_string(),
-        "check_updates": st.checks.stats().updates.load(std::sync::atomic::Ordering::Relaxed).to_string(),
-        "check_ttls": cat.node_checks(&c.node_name).filter(|ch| ch.definition.ttl_ns > 0).count().to_string(),
-        "checks": cat.node_checks(&c.node_name).count().to_string(),
-        "services": cat.node_services(&c.node_name).count().to_string(),
-    })
-}
-
-/// `Stats.consul` of `/v1/agent/self`: role, leader and known servers.
-fn consul_stats(st: &ApiState) -> serde_json::Value {
-    js!({
-        "server": st.config.server.to_string(),
-        "leader": st.consensus.is_leader().to_string(),
-        "leader_addr": st.consensus.leader_addr().unwrap_or_default(),
-        "known_servers": st.consensus.peer_addrs().len().to_string(),
-        "known_datacenters": "1",
-    })
-}
-
-/// `Stats.raft` of `/v1/agent/self`.
-fn raft_stats(st: &ApiState) -> serde_json::Value {
-    js!({
-        "applied_index": st.consensus.applied_index().to_string(),
-        "last_contact": st.consensus.last_contact_ms().to_string(),
-        "num_peers": st.consensus.peer_addrs().len().saturating_sub(1).to_string(),
-    })
-}
-
-/// `Stats.replica` of `/v1/agent/self`, on a client agent only: the server its replica stream
-/// follows and how it went (`applied_index` is the published snapshot's index).
-fn replica_stats(st: &ApiState, applied_index: u64) -> Option<serde_json::Value> {
-    use std::sync::atomic::Ordering::Relaxed;
-    let client = st.replica.as_ref()?;
-    let stream = client.stream_status();
-    let stats = client.stats();
-    Some(serde_json::json!({
-        "server": stream.server.unwrap_or_default(),
-        "applied_index": applied_index.to_string(),
-        "lag_index": client.lag_index().to_string(),
-        "last_contact": client.last_contact_ms().to_string(),
-        "dumps": stats.dumps.load(Relaxed).to_string(),
-        "resumes": stats.resumes.load(Relaxed).to_string(),
-        "connects": stats.connects.load(Relaxed).to_string(),
-    }))
-}
-
 pub(super) async fn services(
     State(st): State<ApiState>,
     acl: Acl,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref());
-    let snap = st.snapshots.load_full();
-    let mut body = agent_services(&snap.catalog, &st.config.node_name, &st.config.datacenter);
+    let mut body = agent_services(&st.local.services(), &st.config.datacenter);
     body.retain(|_, s| acl.service_read(&s.service));
     let body = ItemFilter::from_query(&q, filter::AGENT_SERVICE)?.retain_map(body)?;
     Ok(json(&body, q.has("pretty")))
 }
 
+/// `/v1/agent/service/:id` body: the agent view and its hash, last as in Consul.
+#[derive(serde::Serialize)]
+struct HashedService {
+    #[serde(flatten)]
+    service: ServiceJson,
+    #[serde(rename = "ContentHash")]
+    content_hash: String,
+}
+
+/// `GET /v1/agent/service/:id`, with Consul's `ContentHash` (body and `X-Consul-ContentHash`).
+/// With `?hash=H` equal to the current hash it blocks until the service changes or `?wait`
+/// (default 5 min, capped at 10, plus jitter) runs out, as Consul's `LocalBlockingQuery`; it
+/// wakes only on a published snapshot (every local service change is proposed and published),
+/// so a watcher costs one request per change or per wait, never a spin.
 pub(super) async fn service(
     State(st): State<ApiState>,
     acl: Acl,
@@ -242,13 +137,36 @@ pub(super) async fn service(
 ) -> Result<Response, ApiError> {
     let id = rest(&id);
     let q = Query::parse(q.as_deref());
-    let snap = st.snapshots.load_full();
-    let s = snap
-        .catalog
-        .service(&st.config.node_name, id)
-        .ok_or_else(|| ApiError::NotFound(format!("unknown service ID: {id}")))?;
-    require(acl.service_read(&s.name))?;
-    Ok(json(&ServiceJson::agent(s, &st.config.datacenter), q.has("pretty")))
+    let hash = q.get("hash").unwrap_or_default().to_owned();
+    let wait = blocking::with_jitter(blocking::parse_read_options(&q)?.wait);
+    let deadline = Instant::now() + wait;
+    let mut published = st.snapshots.subscribe();
+    loop {
+        let Some(s) = st.local.service(id) else {
+            return Err(ApiError::NotFound(format!("unknown service ID: {id}")));
+        };
+        require(acl.service_read(&s.name))?;
+        let current = agent_hash::content_hash(&s);
+        if hash.is_empty() || hash != current || Instant::now() >= deadline {
+            let body = HashedService {
+                service: ServiceJson::agent(&s, &st.config.datacenter),
+                content_hash: current.clone(),
+            };
+            let mut resp = json(&body, q.has("pretty"));
+            if let Ok(v) = HeaderValue::from_str(&current) {
+                resp.headers_mut().insert("X-Consul-ContentHash", v);
+            }
+            return Ok(resp);
+        }
+        tokio::select! {
+            r = published.changed() => {
+                if r.is_err() {
+                    return Err(ApiError::Internal("agent is shutting down".into()));
+                }
+            }
+            () = sleep_until(deadline) => {}
+        }
+    }
 }
 
 pub(super) async fn checks(
@@ -258,17 +176,22 @@ pub(super) async fn checks(
 ) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref());
     let filter = ItemFilter::deferred_from_query(&q, filter::HEALTH_CHECK)?;
-    let snap = st.snapshots.load_full();
-    let mut body = agent_checks(&snap.catalog, &st.config.node_name);
+    let mut body = agent_checks(&st.local.checks());
     body.retain(|_, c| check_readable(&acl, &c.node, &c.service_name));
     Ok(json(&filter.retain_map(body)?, q.has("pretty")))
 }
 
+/// `PUT /v1/agent/service/register`; with `?replace-existing-checks` (empty or `true`, as
+/// Consul reads it) the service's local checks the new definition leaves out are removed.
 pub(super) async fn register_service(
     State(st): State<ApiState>,
     acl: Acl,
+    RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let q = Query::parse(q.as_deref());
+    let replace = q.has("replace-existing-checks")
+        && matches!(q.get("replace-existing-checks").unwrap_or_default(), "" | "true");
     let v = parse_body(&body)?;
     let def = decode_service_definition(&v)?;
     if def.checks.iter().any(|c| c.kind() == "script") {
@@ -280,7 +203,7 @@ pub(super) async fn register_service(
     let parent = def.into_registration(&node)?;
     let sidecar = sidecar.map(|d| d.into_registration(&node)).transpose()?;
     for (reg, ttls) in std::iter::once(parent).chain(sidecar) {
-        register_instance(&st, &acl, reg, &ttls).await?;
+        register_instance(&st, &acl, reg, &ttls, replace).await?;
     }
     Ok(empty())
 }
@@ -291,6 +214,7 @@ async fn register_instance(
     acl: &Acl,
     mut reg: Registration,
     ttls: &[crate::agent::TtlSpec],
+    replace: bool,
 ) -> Result<(), ApiError> {
     if let Some(s) = &reg.service {
         require_on(acl.service_write(&s.name), "service:write", &s.name)?;
@@ -300,9 +224,21 @@ async fn register_instance(
         }
     }
     keep_check_state(&mut reg.checks, &st.snapshots.load().catalog);
+    let service_id = reg.service.as_ref().map(|s| s.id.clone()).unwrap_or_default();
+    let kept: Vec<String> = reg.checks.iter().map(|c| key(&c.check_id)).collect();
     st.local.register(reg, Source::Api).await?;
     for t in ttls {
         st.ttl.arm(t);
+    }
+    if replace {
+        let stale = st
+            .local
+            .checks()
+            .into_iter()
+            .filter(|c| key(&c.service_id) == key(&service_id) && !kept.contains(&key(&c.check_id)));
+        for c in stale {
+            st.local.deregister_check(&c.check_id).await?;
+        }
     }
     Ok(())
 }
@@ -317,9 +253,13 @@ pub(super) async fn deregister_service(
     let known =
         st.local.service(id).or_else(|| st.snapshots.load().catalog.service(node, id).map(|s| (**s).clone()));
     let Some(s) = known else {
-        return Err(ApiError::NotFound(format!(
-            "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
-        )));
+        // Consul 1.8.7: with ACLs on, `vetServiceUpdate` refuses an unknown ID (500, Go's `%q`
+        // of its `ServiceID` struct); with ACLs off, removing an unknown service is a no-op (200)
+        // [live on 1.8.7].
+        if st.acl.enabled() {
+            return Err(ApiError::Internal(format!("Unknown service {{{id:?} {{}}}}")));
+        }
+        return Ok(empty());
     };
     require_on(acl.service_write(&s.name), "service:write", &s.name)?;
     st.local.deregister_service(&s.id).await?;
@@ -390,9 +330,11 @@ pub(super) async fn deregister_check(
     let known =
         st.local.check(id).or_else(|| st.snapshots.load().catalog.check(node, id).map(|c| (**c).clone()));
     let Some(c) = known else {
-        return Err(ApiError::NotFound(format!(
-            "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
-        )));
+        // As for services: 500 `Unknown check "x"` with ACLs on, else a no-op 200 [live on 1.8.7].
+        if st.acl.enabled() {
+            return Err(ApiError::Internal(format!("Unknown check {id:?}")));
+        }
+        return Ok(empty());
     };
     vet_check_write(&st, &acl, &c.service_name)?;
     st.local.deregister_check(&c.check_id).await?;

@@ -23,8 +23,11 @@ mod acl_policy;
 mod acl_time;
 mod acl_token;
 mod agent;
+mod agent_hash;
 mod agent_health;
 mod autopilot;
+mod agent_host;
+mod agent_self;
 mod blocking;
 mod catalog;
 mod connect;
@@ -116,7 +119,8 @@ pub(crate) struct ApiState {
 pub(crate) fn router(state: ApiState) -> Router {
     Router::new()
         // agent
-        .route("/v1/agent/self", get(agent::self_info))
+        .route("/v1/agent/self", get(agent_self::self_info))
+        .route("/v1/agent/host", get(agent_host::host))
         .route("/v1/agent/reload", put(agent::reload))
         .route("/v1/agent/metrics", get(metrics::metrics))
         .route(
@@ -300,11 +304,12 @@ impl ApiState {
         blocking::wait_for(&self.snapshots, opts.min_index, wait, index_of).await
     }
 
-    /// This agent's node: identity from the config, tagged addresses and meta kept from the
-    /// catalog when the node is already registered.
+    /// This agent's node: identity and `node_meta` from the config, tagged addresses and meta
+    /// kept from the catalog when the node is already registered.
     pub(crate) fn agent_node(&self) -> Node {
         let c = &self.config;
         let mut node = crate::agent::agent_node(&c.node_id, &c.node_name, &c.datacenter, c.bind_addr);
+        node.meta.extend(c.node_meta.iter().map(|(k, v)| (k.clone(), v.clone())));
         if let Some(n) = self.snapshots.load().catalog.node(&self.config.node_name) {
             node.tagged_addresses.clone_from(&n.tagged_addresses);
             node.meta.clone_from(&n.meta);

@@ -166,6 +166,18 @@ impl LocalState {
         self.entries().checks.get(&key(id)).map(|c| c.check.clone())
     }
 
+    /// The services registered on this agent (API and config files; not the agent's own
+    /// `consul` service), as Consul's `/v1/agent/services` lists them.
+    pub(crate) fn services(&self) -> Vec<Service> {
+        self.entries().services.values().map(|s| s.service.clone()).collect()
+    }
+
+    /// The checks registered on this agent (not its own `serfHealth`), with the status and
+    /// output last recorded here (which may be ahead of the catalog).
+    pub(crate) fn checks(&self) -> Vec<Check> {
+        self.entries().checks.values().map(|c| c.check.clone()).collect()
+    }
+
     /// The published catalog snapshots this state is compared with.
     pub(crate) fn snapshots(&self) -> Arc<crate::snapshot::SnapshotHandle> {
         self.consensus.snapshots()

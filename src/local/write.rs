@@ -3,7 +3,8 @@
 //!
 //! Stage: agent local state, writing. Input: a registration, a deregistration or a check's new
 //! status and output -> output: the local entries changed (and, for API records, their files)
-//! and one proposal of the matching command (`Consensus::propose`).
+//! and one proposal of the matching command (`Consensus::propose`); a deferred check result is
+//! only recorded (`record_result`).
 //! Invariants: writers hold the sync gate shared; API records are persisted before they are
 //! proposed; a rejected proposal undoes the local change; any other failure wakes the sync
 //! loop, which retries.
@@ -77,6 +78,19 @@ impl LocalState {
             check_id: Some(id.to_owned()),
         });
         self.propose_change(cmd, undo, (Vec::new(), Vec::new())).await
+    }
+
+    /// A check result whose write waits (an output-only change within `check_update_interval`):
+    /// recorded in the local state only, so `/v1/agent/checks` shows it at once as Consul's
+    /// does; the deferred `update_check` (or the next full sync) writes it to the catalog.
+    pub(crate) fn record_result(&self, id: &str, status: HealthStatus, output: &str) {
+        if let Some(lc) = self.entries().checks.get_mut(&key(id))
+            && (lc.check.status != status || lc.check.output != output)
+        {
+            lc.check.status = status;
+            output.clone_into(&mut lc.check.output);
+            lc.in_sync = false;
+        }
     }
 
     /// A check's new status and output (probe results, TTL updates and expiries): recorded

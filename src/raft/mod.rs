@@ -253,6 +253,30 @@ impl Server {
         if self.is_leader() { 0 } else { self.contact.millis_since() }
     }
 
+    /// The Raft node's state from openraft's metrics. openraft applies each entry as soon as
+    /// it is committed and reports no separate commit index, so `commit_index` is the applied
+    /// index (the commit index is at least that, and equal once the apply caught up).
+    pub(crate) fn raft_status(&self) -> crate::consensus::RaftStatus {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let state = match m.state {
+            openraft::ServerState::Leader => "Leader",
+            openraft::ServerState::Candidate => "Candidate",
+            openraft::ServerState::Follower | openraft::ServerState::Learner => "Follower",
+            openraft::ServerState::Shutdown => "Shutdown",
+        };
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        crate::consensus::RaftStatus {
+            state,
+            term: m.current_term,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied_index: applied,
+            commit_index: applied,
+            last_snapshot_index: m.snapshot.map_or(0, |l| l.index),
+            last_snapshot_term: m.snapshot.map_or(0, |l| l.leader_id.term),
+        }
+    }
+
     /// Whether a leader is currently known.
     pub(crate) fn known_leader(&self) -> bool {
         self.raft.metrics().borrow().current_leader.is_some()
@@ -351,5 +375,9 @@ impl Participant for Server {
 
     fn pool(&self) -> Arc<crate::rpc::Pool> {
         self.pool.clone()
+    }
+
+    fn raft_status(&self) -> Option<crate::consensus::RaftStatus> {
+        Some(Self::raft_status(self))
     }
 }

@@ -10,6 +10,8 @@
 //!   1.8.7: refusals, filtering, token precedence, blocking, script checks, bad ACL input.
 //! - `appliance`: the operator CLI, metrics, reload, snapshots, sd_notify; the package
 //!   install test behind `CAIRN_INSTALL_TEST=1`.
+//! - `agent_api`: `/v1/agent/*` as Consul 1.8.7 answers it: the agent's own lists, hash
+//!   blocking, `/v1/agent/self` (and `consul info`), `/v1/agent/host`, `node_meta`.
 //! - `anti_entropy`: the agent repairs catalog drift of its own services and checks, keeps
 //!   API registrations across restarts, and writes nothing while in sync.
 //! - `architecture`: invariants of ARCHITECTURE.md checked on the source tree.
@@ -61,6 +63,7 @@ mod acl;
 mod acl_cli;
 mod acl_client;
 mod acl_enforce;
+mod agent_api;
 mod anti_entropy;
 mod appliance;
 mod architecture;

@@ -127,7 +127,9 @@ pub(crate) struct ServiceJson {
     pub tags: Vec<String>,
     /// Address.
     pub address: String,
-    /// Tagged addresses.
+    /// Tagged addresses, left out when there are none (Consul's `omitempty`: Go's client then
+    /// decodes a nil map, which its own tests compare against).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tagged_addresses: BTreeMap<String, AddressJson>,
     /// Meta.
     pub meta: BTreeMap<String, String>,

@@ -50,7 +50,7 @@ pub(crate) struct MemberJson {
     pub addr: String,
     /// Gossip port.
     pub port: u16,
-    /// Consul's serf tags (`role`, `dc`, `port`, `id`, `build`, `vsn`, `raft_vsn`).
+    /// Consul's serf tags (`role`, `dc`, `port`, `id` (the node ID), `build`, `vsn`, `raft_vsn`).
     pub tags: BTreeMap<String, String>,
     /// Serf status: 1 alive, 3 left, 4 failed.
     pub status: u8,
@@ -78,11 +78,16 @@ impl MemberJson {
             tags.insert("dc".into(), meta.dc.clone());
             tags.insert("build".into(), meta.version.clone());
             tags.insert("vsn".into(), "2".into());
+            tags.insert("vsn_min".into(), "2".into());
+            tags.insert("vsn_max".into(), "3".into());
+            tags.insert("segment".into(), String::new());
+            if !meta.node_id.is_empty() {
+                tags.insert("id".into(), meta.node_id.clone());
+            }
             if server {
                 let port = meta.raft_addr.rsplit_once(':').map(|(_, p)| p.to_owned()).unwrap_or_default();
                 tags.insert("port".into(), port);
                 tags.insert("raft_vsn".into(), "3".into());
-                tags.insert("id".into(), meta.raft_id.to_string());
             }
         }
         let status = match m.status {
