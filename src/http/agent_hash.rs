@@ -2,8 +2,9 @@
 //! `api.AgentService` response, so a client's `?hash=` works across cairn and Consul.
 //!
 //! Stage: agent read view. Input: one local service → output: 16 lowercase hex digits.
-//! Invariants: pure; equal to Consul's hash for the same service (pinned by values read from a
-//! live Consul 1.8.7 agent in the tests below); any change to a field the response shows
+//! Invariants: pure; equal to Consul's hash for the same typical service (pinned by values read
+//! from a live Consul 1.8.7 agent in the tests below; a Connect proxy's or native instance's
+//! blocks hash differently, see `content_hash`); any change to a field the response shows
 //! changes the hash.
 //!
 //! Why our own code: Consul hashes the response struct with `mitchellh/hashstructure` (the
@@ -84,7 +85,7 @@ pub(crate) fn content_hash(s: &Service) -> String {
     let h = structure(
         "AgentService",
         &[
-            ("Kind", text("")),
+            ("Kind", text(&s.mesh.kind)),
             ("ID", text(&s.id)),
             ("Service", text(&s.name)),
             ("Tags", list(&s.tags)),
@@ -101,6 +102,16 @@ pub(crate) fn content_hash(s: &Service) -> String {
             ("Connect", nil),
         ],
     );
+    // A Connect instance's `Proxy`/`Connect` blocks: Consul walks Go structs (and the
+    // `map[string]interface{}` of `Proxy.Config`) cairn does not mirror, so their hash here is
+    // FNV-1 over the stored block's canonical encoding. It changes whenever the block changes,
+    // which is all `?hash=` needs, but is not Consul's number for such an instance.
+    let h = if s.mesh == crate::catalog::Mesh::default() {
+        h
+    } else {
+        let mesh = serde_json::to_vec(&(&s.mesh.proxy, s.mesh.native)).unwrap_or_default();
+        h ^ ordered(text("Mesh"), fnv1(&mesh))
+    };
     format!("{h:x}")
 }
 
@@ -122,6 +133,7 @@ mod tests {
             tagged_addresses: BTreeMap::new(),
             weights: Weights { passing: 1, warning: 1 },
             enable_tag_override: false,
+            mesh: crate::catalog::Mesh::default(),
             create_index: 7,
             modify_index: 9,
         }
