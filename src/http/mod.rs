@@ -25,6 +25,7 @@ mod acl_token;
 mod agent;
 mod agent_health;
 mod blocking;
+mod cache;
 mod catalog;
 mod datacenter;
 mod enforce;
@@ -41,6 +42,7 @@ mod serve_tls;
 mod session;
 mod snapshot;
 mod status;
+mod telemetry;
 mod token;
 mod txn;
 pub(crate) mod wire;
@@ -107,7 +109,7 @@ pub(crate) struct ApiState {
 
 /// The Consul-compatible HTTP API.
 pub(crate) fn router(state: ApiState) -> Router {
-    Router::new()
+    let routes = Router::new()
         // agent
         .route("/v1/agent/self", get(agent::self_info))
         .route("/v1/agent/reload", put(agent::reload))
@@ -176,10 +178,24 @@ pub(crate) fn router(state: ApiState) -> Router {
             "/v1/operator/keyring",
             get(keyring::list).post(keyring::install).put(keyring::use_key).delete(keyring::remove),
         )
-        .merge(acl::routes())
+        .merge(acl::routes());
+    layers(routes, &state).with_state(state)
+}
+
+/// The layers around every route, innermost first: Consul's metric names, the body limit, the
+/// `?cached` agent cache, the datacenter gate and, outermost on the finished answer, gzip
+/// (Consul's gziphandler, live on 1.8.7: every non-empty answer, errors included, when the
+/// client accepts it).
+fn layers(routes: Router<ApiState>, state: &ApiState) -> Router<ApiState> {
+    routes
+        .layer(axum::middleware::from_fn_with_state(state.clone(), telemetry::observe))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state((state.clone(), Arc::default()), cache::serve))
         .layer(axum::middleware::from_fn_with_state(state.clone(), datacenter::gate))
-        .with_state(state)
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .compress_when(tower_http::compression::predicate::SizeAbove::new(1)),
+        )
 }
 
 /// A wildcard path capture without its leading slash.

@@ -10,6 +10,8 @@
 //!   1.8.7: refusals, filtering, token precedence, blocking, script checks, bad ACL input.
 //! - `appliance`: the operator CLI, metrics, reload, snapshots, sd_notify; the package
 //!   install test behind `CAIRN_INSTALL_TEST=1`.
+//! - `api_parity`: Consul 1.8.7's smaller HTTP behaviours: catalog weights, transaction
+//!   service verbs and errors, query meta, derived tagged addresses, `?cached`, gzip.
 //! - `anti_entropy`: the agent repairs catalog drift of its own services and checks, keeps
 //!   API registrations across restarts, and writes nothing while in sync.
 //! - `architecture`: invariants of ARCHITECTURE.md checked on the source tree.
@@ -31,6 +33,8 @@
 //! - `lifecycle`: SIGTERM and SIGINT stop an agent within 2 s, also with its output pipe closed.
 //! - `cluster_membership`: servers that rejoin after a leave or on a new address; autopilot.
 //! - `config`: config files and flags as an operator uses them.
+//! - `consul_metrics`: Consul's metric names after traffic against the telemetry reference
+//!   (`data/consul-metrics.txt`).
 //! - `prepared`: prepared queries over `/v1/query` and `.query.` DNS names.
 //! - `py_consul`: the py-consul client library drives the agent (tests/py/).
 //! - `rpc_auth`: only members speak the server RPC: forged frames with and without `encrypt`,
@@ -53,12 +57,14 @@ mod acl_cli;
 mod acl_client;
 mod acl_enforce;
 mod anti_entropy;
+mod api_parity;
 mod appliance;
 mod architecture;
 mod client;
 mod cluster;
 mod cluster_membership;
 mod config;
+mod consul_metrics;
 mod dns;
 mod dns_acl;
 mod dns_extensions;
