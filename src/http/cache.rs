@@ -2,8 +2,8 @@
 //!
 //! Input: every request, before its handler. Output: for a `GET ?cached` on an endpoint Consul
 //! 1.8.7 serves from its agent cache, the handler's answer stored per request, or a stored
-//! answer replayed; `X-Cache: MISS` on an answer the handler rendered, `X-Cache: HIT` and
-//! `Age: 0` on a replayed one. Every other request passes through untouched.
+//! answer replayed; `X-Cache: HIT` and `Age: 0` on an answer the cache held current,
+//! `X-Cache: MISS` on a new one. Every other request passes through untouched.
 //!
 //! Endpoints (checked live on 1.8.7, which answers `X-Cache` on exactly these):
 //! `/v1/catalog/services`, `/v1/catalog/service/:s`, `/v1/catalog/datacenters`,
@@ -17,7 +17,9 @@
 //! An entry is therefore stored with the snapshot index read *before* the handler ran and
 //! replayed only while the published index is still that one (so it is never older than what
 //! a fresh read would show, and `Age: 0` is true); any write in between makes the next request
-//! a MISS that renders and stores again. The key is the path, the query string without
+//! a render. That render is a HIT when it equals the stored answer (same body and
+//! `X-Consul-Index`: the entry was still current, which Consul's background refresh reports
+//! as a HIT too), else a MISS, and is stored at the new index. The key is the path, the query string without
 //! `cached`, and the presented token (answers are filtered by ACLs). A blocking `?index=` read
 //! waits in its handler as without `?cached` (a MISS). Only 200 answers are stored, at most
 //! `MAX_ENTRIES` of them, each at most `MAX_BODY` bytes; the replayed answer's
@@ -103,6 +105,14 @@ impl AgentCache {
         entries.get(key).filter(|e| e.index == index).map(|e| (e.headers.clone(), e.body.clone()))
     }
 
+    /// Whether the stored answer for `key` equals a fresh one (body and `X-Consul-Index`).
+    fn unchanged(&self, key: &str, headers: &HeaderMap, body: &Bytes) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.get(key).is_some_and(|e| {
+            e.body == *body && e.headers.get("X-Consul-Index") == headers.get("X-Consul-Index")
+        })
+    }
+
     /// Stores an answer rendered at `index`, making room by dropping outdated entries first.
     fn store(&self, key: String, index: u64, headers: HeaderMap, body: Bytes) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
@@ -151,8 +161,14 @@ pub(crate) async fn serve(
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "response too large to cache").into_response();
     };
+    // An entry from an older snapshot whose answer is still the same (same body, same
+    // X-Consul-Index) was current: what Consul's background refresh reports as a HIT.
+    let still = cache.unchanged(&key, &parts.headers, &bytes);
     cache.store(key, index, parts.headers.clone(), bytes.clone());
-    parts.headers.insert("X-Cache", HeaderValue::from_static("MISS"));
+    if still {
+        parts.headers.insert("Age", HeaderValue::from_static("0"));
+    }
+    parts.headers.insert("X-Cache", HeaderValue::from_static(if still { "HIT" } else { "MISS" }));
     Response::from_parts(parts, Body::from(bytes))
 }
 

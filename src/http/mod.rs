@@ -14,6 +14,9 @@
 //! (the presented token resolved through `ApiState::acl`) and checks it before acting: writes
 //! and single-object reads answer 403, lists are filtered after any blocking wait (`enforce`).
 //!
+//! Around every route (`layers`): Consul's metric names (`telemetry`), the `?cached` agent
+//! cache (`cache`), the datacenter gate and gzip when the client accepts it.
+//!
 //! Served over plain HTTP by `axum::serve` (`app`) and over TLS by `serve_tls` (HTTPS, with
 //! HTTP/2 through ALPN): the same router on both.
 

@@ -267,10 +267,15 @@ fn cached_reads_say_miss_then_hit() {
         let (_, h, _) = get_with(&agent, path, &[]);
         assert!(!h.contains_key("X-Cache"), "{path}: no ?cached, no cache");
     }
-    // A write publishes a new snapshot: the next read renders again.
+    // A write elsewhere leaves the answer as it was: still a hit (Consul's refreshed entry).
     agent.put_ok("/v1/kv/x", "1");
     let (_, h, _) = get_with(&agent, "/v1/catalog/service/web?cached", &[]);
+    assert_eq!((h["X-Cache"].to_str().unwrap(), h["Age"].to_str().unwrap()), ("HIT", "0"));
+    // A change of the answer is a miss.
+    agent.put_ok("/v1/agent/service/register", r#"{"Name":"web","ID":"web-2","Port":81}"#);
+    let (_, h, body) = get_with(&agent, "/v1/catalog/service/web?cached", &[]);
     assert_eq!(h["X-Cache"], "MISS");
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap().as_array().unwrap().len(), 2);
     let (_, h, _) = get_with(&agent, "/v1/kv/x?cached", &[]);
     assert!(!h.contains_key("X-Cache"), "KV reads are not cached, as in Consul");
     let (s, _, body) = get_with(&agent, "/v1/catalog/services?cached&consistent", &[]);
