@@ -176,6 +176,11 @@ fn transactions_report_every_failing_operation_in_consuls_words() {
             (3, "failed to set key \"ex\", index is stale".to_owned()),
         ]
     );
+    // A lock without a session (the Go client's TestAPI_ClientTxn).
+    let (s, v) = txn(&agent, json!([{"KV": {"Verb": "lock", "Key": "l", "Value": "eA=="}}]));
+    assert_eq!((s, errors(&v)), (409, vec![(0, "missing session".to_owned())]));
+    let (s, text) = agent.put("/v1/kv/l?acquire=", "v");
+    assert_eq!((s, text.as_str()), (500, "missing session"));
     // A read-only transaction: QueryMeta in the body, KnownLeader/LastContact headers only.
     let (s, headers, text) = put_full(&agent, "/v1/txn", r#"[{"KV":{"Verb":"get","Key":"ex"}}]"#);
     assert_eq!(s, 200);

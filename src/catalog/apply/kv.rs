@@ -191,6 +191,10 @@ fn cas(w: &KvWrite, old: Option<&KvEntry>) -> Result<KvEntry, Fail> {
 /// `lock`: the entry to write; needs a live session and no lock-delay in effect at `now_ms`;
 /// a new holder bumps `LockIndex`, the holder itself may write again.
 fn lock(state: &CatalogState, w: &KvWrite, old: Option<&KvEntry>, now_ms: u64) -> Result<KvEntry, Fail> {
+    if w.session.is_empty() {
+        // Consul's words for a lock without a session (live on 1.8.7, KV PUT and txn alike).
+        return Err(Fail::Invalid("missing session".into()));
+    }
     if state.kv().session(&w.session).is_none() {
         return Err(Fail::Invalid(format!("invalid session {:?}", w.session)));
     }
