@@ -244,10 +244,37 @@ fn visible(a: &Authorizer, cat: &CatalogState, r: &TxnResult) -> bool {
 fn render(cat: &CatalogState, r: &TxnResult) -> Value {
     match r {
         TxnResult::Kv(e, with_value) => jv!({ "KV": KvEntryJson::new(e, *with_value) }),
-        TxnResult::Node(n) => jv!({ "Node": cat.node(n).map(|n| NodeJson::from(&**n)) }),
-        TxnResult::Service(n, id) => jv!({ "Service": cat.service(n, id).map(|s| ServiceJson::catalog(s)) }),
-        TxnResult::Check(n, id) => jv!({ "Check": cat.check(n, id).map(|c| HealthCheckJson::from(&**c)) }),
+        TxnResult::Node(n) => {
+            let node = cat.node(n).map(|n| NodeJson::from(&**n));
+            jv!({ "Node": empty_as_null(jv!(node), &["TaggedAddresses", "Meta"]) })
+        }
+        TxnResult::Service(n, id) => {
+            let service = cat.service(n, id).map(|s| ServiceJson::catalog(s));
+            jv!({ "Service": empty_as_null(jv!(service), &["Tags", "Meta", "TaggedAddresses"]) })
+        }
+        TxnResult::Check(n, id) => {
+            let check = cat.check(n, id).map(|c| HealthCheckJson::from(&**c));
+            jv!({ "Check": empty_as_null(jv!(check), &["ServiceTags"]) })
+        }
     }
+}
+
+/// Consul's transaction results are its stored structs, whose unset lists and maps are `null`
+/// (live on 1.8.7); the Go client's `TestAPI_ClientTxn` compares them with nil maps.
+fn empty_as_null(mut v: Value, keys: &[&str]) -> Value {
+    if let Value::Object(m) = &mut v {
+        for k in keys {
+            let empty = match m.get(*k) {
+                Some(Value::Object(o)) => o.is_empty(),
+                Some(Value::Array(a)) => a.is_empty(),
+                _ => false,
+            };
+            if empty {
+                m.insert((*k).to_owned(), Value::Null);
+            }
+        }
+    }
+    v
 }
 
 /// Consul's `TxnResponse`, fields in Consul's order.

@@ -118,6 +118,11 @@ fn transactions_take_consuls_service_verbs() {
 
     let (s, v) = txn(&agent, svc("get", json!({"ID": "s1"})));
     assert_eq!((s, v["Results"][0]["Service"]["Port"].as_u64()), (200, Some(80)));
+    // Unset lists and maps are null, as Consul's stored structs.
+    assert_eq!(
+        (&v["Results"][0]["Service"]["Tags"], &v["Results"][0]["Service"]["Meta"]),
+        (&json!(null), &json!(null))
+    );
     assert_eq!((v["Index"].as_u64(), v["KnownLeader"].as_bool()), (Some(0), Some(true)));
     assert_eq!(v["ConsistencyLevel"], "");
 
