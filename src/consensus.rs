@@ -197,7 +197,7 @@ impl Consensus {
 
     /// Proposes `cmd` on `who`'s authority (see `propose`).
     pub(crate) async fn propose_as(&self, who: Authority<'_>, cmd: Command) -> Result<(), ProposeError> {
-        match self.participant.propose(cmd, self.secret(who)).await? {
+        match self.timed_propose(cmd, who).await? {
             CommandResponse::Applied => Ok(()),
             CommandResponse::Rejected(msg) => Err(ProposeError::Rejected(msg)),
             CommandResponse::Batch(_) | CommandResponse::Bool(_) | CommandResponse::Txn(_) => {
@@ -218,10 +218,22 @@ impl Consensus {
         who: Authority<'_>,
         cmd: Command,
     ) -> Result<CommandResponse, ProposeError> {
-        match self.participant.propose(cmd, self.secret(who)).await? {
+        match self.timed_propose(cmd, who).await? {
             CommandResponse::Rejected(msg) => Err(ProposeError::Rejected(msg)),
             other => Ok(other),
         }
+    }
+
+    /// Proposes `cmd`, timing it under Consul's name for completing that write
+    /// (`consul.kvs.apply`, `consul.catalog.register`, …; `metrics::commands`).
+    async fn timed_propose(&self, cmd: Command, who: Authority<'_>) -> Result<CommandResponse, ProposeError> {
+        let timer = crate::metrics::commands::propose_timer(&cmd);
+        let started = std::time::Instant::now();
+        let response = self.participant.propose(cmd, self.secret(who)).await;
+        if let Some(name) = timer {
+            crate::metrics::measure(name, Vec::new(), started.elapsed());
+        }
+        response
     }
 
     /// The secret a write on `who`'s authority is forwarded with (`None` with ACLs off).
@@ -297,7 +309,10 @@ impl Consensus {
     /// Waits until this agent's state is at least as new as the leader's committed state at
     /// the time of the call (Raft ReadIndex; `?consistent`).
     pub(crate) async fn read_barrier(&self) -> Result<(), ProposeError> {
-        self.participant.read_barrier().await
+        let started = std::time::Instant::now();
+        let done = self.participant.read_barrier().await;
+        crate::metrics::measure("consul.rpc.consistentRead", Vec::new(), started.elapsed());
+        done
     }
 
     /// Tells the leader that session `id` (TTL `ttl`) was renewed here, so its expiry timer

@@ -90,6 +90,7 @@ pub(crate) async fn serve(
                     tracing::warn!(%peer, limit = MAX_CONNECTIONS, "rpc connection refused: too many open");
                     continue;
                 };
+                crate::metrics::count("consul.rpc.accept_conn", Vec::new());
                 let stream = Conn::accepted(stream, peer);
                 let (dispatch, stop) = (dispatch.clone(), stop.clone());
                 tokio::spawn(async move {
@@ -117,6 +118,7 @@ impl Dispatch {
 
     async fn requests(&self, stream: &mut Conn) -> std::io::Result<()> {
         while let Some(req) = read_frame::<Request>(stream).await? {
+            crate::metrics::count("consul.rpc.request", Vec::new());
             if let Request::Subscribe { from_index } = req {
                 // The connection is the replica stream's from now on.
                 return crate::replica::serve::stream(stream, &self.raft, from_index).await;

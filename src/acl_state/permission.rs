@@ -107,6 +107,11 @@ pub(crate) fn txn_refusals(a: &Authorizer, ops: &[TxnOp]) -> Vec<TxnError> {
             TxnOp::Kv(kv) => !kv_op(a, kv),
             // Catalog reads are filtered on output.
             TxnOp::NodeGet(_) | TxnOp::ServiceGet(..) | TxnOp::CheckGet(..) => false,
+            // Consul's `vetServiceTxnOp`: `service:write` on the service name.
+            TxnOp::ServiceSet(s)
+            | TxnOp::ServiceCas(s, _)
+            | TxnOp::ServiceDelete(s)
+            | TxnOp::ServiceDeleteCas(s, _) => !a.service_write(&s.name),
         })
         .map(|(op_index, _)| TxnError { op_index, what: PERMISSION_DENIED.to_owned() })
         .collect()

@@ -217,6 +217,22 @@ fn validate_meta(meta: &BTreeMap<String, String>) -> Result<(), String> {
     Ok(())
 }
 
+/// Consul's agent (1.8, live on 1.8.7) tags a service's own IP address: `lan_ipv4` and
+/// `wan_ipv4` (or `lan_ipv6` and `wan_ipv6`) with the service's port, unless the definition
+/// already names them; a hostname or an empty address adds nothing.
+fn derive_tagged_addresses(tagged: &mut BTreeMap<String, ServiceAddress>, address: &str, port: u16) {
+    let family = match address.parse::<IpAddr>() {
+        Ok(IpAddr::V4(_)) => "ipv4",
+        Ok(IpAddr::V6(_)) => "ipv6",
+        Err(_) => return,
+    };
+    for scope in ["lan", "wan"] {
+        tagged
+            .entry(format!("{scope}_{family}"))
+            .or_insert_with(|| ServiceAddress { address: address.to_owned(), port });
+    }
+}
+
 impl ServiceDefinition {
     /// The instance ID: `ID`, or the name when empty.
     pub fn service_id(&self) -> &str {
@@ -271,6 +287,7 @@ impl ServiceDefinition {
         };
         validate_meta(&self.meta).map_err(|e| invalid(format!("Invalid Service Meta: {e}")))?;
         let (port_number, ports) = service_ports(self.port, &self.ports)?;
+        derive_tagged_addresses(&mut tagged_addresses, &self.address, port_number);
         let id = self.service_id().to_owned();
         let service = Service {
             node: node.name.clone(),

@@ -258,6 +258,7 @@ fn query_upsert(
 
 mod acl;
 mod kv;
+mod txn_service;
 
 #[cfg(test)]
 mod tests;

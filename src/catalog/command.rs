@@ -222,6 +222,15 @@ pub enum TxnOp {
     ServiceGet(String, String),
     /// Read a check `(node, check ID)` (fails when missing).
     CheckGet(String, String),
+    /// Service `set`: register the instance on its node (the node must exist).
+    ServiceSet(Service),
+    /// Service `cas`: register it only if its ModifyIndex is the given one (0: only if absent).
+    ServiceCas(Service, u64),
+    /// Service `delete`: remove `(node, ID)` and its checks (done when absent); the name is
+    /// what ACLs vet.
+    ServiceDelete(Service),
+    /// Service `delete-cas`: remove it only if its ModifyIndex is the given one.
+    ServiceDeleteCas(Service, u64),
 }
 
 /// One successful transaction operation's result.

@@ -237,9 +237,13 @@ pub(crate) fn txn_ops(ops: &[TxnOp]) -> Result<(), Invalid> {
     }
     let mut values = 0usize;
     for op in ops {
-        if let TxnOp::Kv(kv) = op {
-            kv_key(kv.key())?;
-            values = values.saturating_add(value_len(kv));
+        match op {
+            TxnOp::Kv(kv) => {
+                kv_key(kv.key())?;
+                values = values.saturating_add(value_len(kv));
+            }
+            TxnOp::ServiceSet(s) | TxnOp::ServiceCas(s, _) => service(s)?,
+            _ => {}
         }
     }
     if values > MAX_VALUE_BYTES {

@@ -6,7 +6,9 @@
 //! Counters are cumulative since the agent started (Consul's are per 10 s interval); each
 //! increment is 1, so their `Sum` is their `Count`. Samples are built from histograms: `Count`,
 //! `Sum` and `Mean` are exact, `Min`, `Max` and `Stddev` are estimated from bucket bounds.
-//! Times are milliseconds, as in Consul.
+//! Times are milliseconds, as in Consul. Beside cairn's own `cairn.*` series come Consul's
+//! names (`metrics::named`, `metrics::render::consul_series`): the timers kept exactly report
+//! exact `Min`, `Max` and `Stddev`, the DNS timers (histogram cells) estimated ones.
 
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, header};
@@ -16,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::token::Acl;
 use super::{ApiError, ApiState};
-use crate::metrics::render::{dns_cells, dns_latency, gauges};
+use crate::metrics::render::{consul_series, dns_cells, dns_latency, gauges};
 use crate::metrics::{HistogramSnapshot, Report};
 
 pub(super) async fn metrics(State(st): State<ApiState>, acl: Acl, RawQuery(q): RawQuery) -> Response {
@@ -26,6 +28,8 @@ pub(super) async fn metrics(State(st): State<ApiState>, acl: Acl, RawQuery(q): R
     let prometheus = form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes())
         .any(|(k, v)| k == "format" && v == "prometheus");
     let mut report = crate::metrics::global().report(&st.snapshots.load_full());
+    report.node_name.clone_from(&st.config.node_name);
+    report.tasks = tokio::runtime::Handle::try_current().ok().map(|h| h.metrics().num_alive_tasks() as u64);
     report.replica = st.replica.as_ref().map(|c| {
         use std::sync::atomic::Ordering::Relaxed;
         let s = c.stats();
@@ -62,7 +66,7 @@ fn counter_json(name: &str, labels: &[(&str, String)], n: u64) -> Value {
 
 /// Count, sum, min, max, mean and standard deviation (ms) of a histogram, estimated from
 /// bucket bounds (the midpoint of each bucket; the last, unbounded one at its lower bound).
-fn sample_json(name: &str, h: &HistogramSnapshot) -> Value {
+fn sample_json(name: &str, labels: &[(&str, String)], h: &HistogramSnapshot) -> Value {
     let ms = |ns: u64| ns as f64 / 1e6;
     let lower = |i: usize| if i == 0 { 0 } else { h.bounds.get(i - 1).copied().unwrap_or(0) };
     let upper = |i: usize| h.bounds.get(i).copied().unwrap_or_else(|| lower(i));
@@ -88,7 +92,7 @@ fn sample_json(name: &str, h: &HistogramSnapshot) -> Value {
         sq / (h.count - 1) as f64
     };
     json!({"Name": name, "Count": h.count, "Sum": ms(h.sum_ns), "Min": min, "Max": max, "Mean": mean,
-           "Stddev": var.sqrt(), "Labels": {}})
+           "Stddev": var.sqrt(), "Labels": labels_json(labels)})
 }
 
 /// Consul's `/v1/agent/metrics` body. `now_unix` is the timestamp (seconds).
@@ -102,11 +106,22 @@ fn consul_json(r: &Report, now_unix: u64) -> Value {
         .collect();
     counters.push(counter_json("cairn.dns.cache.hits", &[], r.dns.cache_hits));
     counters.push(counter_json("cairn.dns.cache.misses", &[], r.dns.cache_misses));
-    let samples = vec![
-        sample_json("cairn.dns.query_time", &dns_latency(&r.dns)),
-        sample_json("cairn.raft.apply", &r.raft_apply),
-        sample_json("cairn.catalog.snapshot_publish", &r.snapshot_publish),
+    let mut samples = vec![
+        sample_json("cairn.dns.query_time", &[], &dns_latency(&r.dns)),
+        sample_json("cairn.raft.apply", &[], &r.raft_apply),
+        sample_json("cairn.catalog.snapshot_publish", &[], &r.snapshot_publish),
     ];
+    let consul = consul_series(r);
+    let mut gauges = gauges;
+    gauges.extend(
+        consul.gauges.iter().map(|(n, l, v)| json!({"Name": n, "Value": v, "Labels": labels_json(l)})),
+    );
+    counters.extend(consul.counters.iter().map(|(n, l, v)| counter_json(n, l, *v)));
+    samples.extend(consul.timers.iter().map(|(n, l, t)| {
+        json!({"Name": n, "Count": t.count, "Sum": t.sum, "Min": t.min, "Max": t.max, "Mean": t.mean(),
+               "Stddev": t.stddev(), "Labels": labels_json(l)})
+    }));
+    samples.extend(consul.histograms.iter().map(|(n, l, h)| sample_json(n, l, h)));
     json!({
         "Timestamp": go_timestamp(now_unix),
         "Gauges": gauges,

@@ -14,6 +14,9 @@
 //! (the presented token resolved through `ApiState::acl`) and checks it before acting: writes
 //! and single-object reads answer 403, lists are filtered after any blocking wait (`enforce`).
 //!
+//! Around every route (`layers`): Consul's metric names (`telemetry`), the `?cached` agent
+//! cache (`cache`), the datacenter gate and gzip when the client accepts it.
+//!
 //! Served over plain HTTP by `axum::serve` (`app`) and over TLS by `serve_tls` (HTTPS, with
 //! HTTP/2 through ALPN): the same router on both.
 
@@ -29,6 +32,7 @@ mod agent_host;
 mod agent_self;
 mod autopilot;
 mod blocking;
+mod cache;
 mod catalog;
 mod connect;
 mod coordinate;
@@ -49,6 +53,7 @@ mod serve_tls;
 mod session;
 mod snapshot;
 mod status;
+mod telemetry;
 mod token;
 mod txn;
 pub(crate) mod wire;
@@ -117,7 +122,7 @@ pub(crate) struct ApiState {
 
 /// The Consul-compatible HTTP API.
 pub(crate) fn router(state: ApiState) -> Router {
-    Router::new()
+    let routes = Router::new()
         // agent
         .route("/v1/agent/self", get(agent_self::self_info))
         .route("/v1/agent/host", get(agent_host::host))
@@ -191,10 +196,24 @@ pub(crate) fn router(state: ApiState) -> Router {
         )
         .merge(acl::routes())
         .merge(operator::routes())
-        .merge(connect::routes())
+        .merge(connect::routes());
+    layers(routes, &state).with_state(state)
+}
+
+/// The layers around every route, innermost first: Consul's metric names, the body limit, the
+/// `?cached` agent cache, the datacenter gate and, outermost on the finished answer, gzip
+/// (Consul's gziphandler, live on 1.8.7: every non-empty answer, errors included, when the
+/// client accepts it).
+fn layers(routes: Router<ApiState>, state: &ApiState) -> Router<ApiState> {
+    routes
+        .layer(axum::middleware::from_fn_with_state(state.clone(), telemetry::observe))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state((state.clone(), Arc::default()), cache::serve))
         .layer(axum::middleware::from_fn_with_state(state.clone(), datacenter::gate))
-        .with_state(state)
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .compress_when(tower_http::compression::predicate::SizeAbove::new(1)),
+        )
 }
 
 /// A wildcard path capture without its leading slash.

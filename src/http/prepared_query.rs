@@ -39,7 +39,8 @@ fn queries_index(s: &CatalogSnapshot) -> u64 {
     s.catalog.table_indexes().queries
 }
 
-/// `/v1/query/:id/execute` body: the query's instances, shuffled, at most `limit` of them.
+/// `/v1/query/:id/execute` body: the query's instances, shuffled, at most `limit` of them
+/// (its `QueryMeta` fields left for the handler to fill).
 pub(crate) fn execute_result(
     cat: &CatalogState,
     q: &PreparedQuery,
@@ -69,6 +70,10 @@ pub(crate) fn execute_result(
         dns: QueryDnsJson { ttl: q.dns_ttl.clone() },
         datacenter: datacenter.to_owned(),
         failovers: 0,
+        index: 0,
+        last_contact: 0,
+        known_leader: false,
+        consistency_level: "",
     }
 }
 
@@ -165,6 +170,7 @@ pub(super) async fn execute(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
     let q = Query::parse(q.as_deref());
     let limit = match q.get("limit") {
         None => None,
@@ -186,5 +192,12 @@ pub(super) async fn execute(
     if let Some(n) = limit {
         body.nodes.truncate(n);
     }
-    Ok(st.reply(&body, index_of(&snap), &opts, &q))
+    // Consul's execute body carries its `QueryMeta` beside the headers.
+    body.index = index_of(&snap).max(1);
+    body.last_contact = st.consensus.last_contact_ms();
+    body.known_leader = st.consensus.known_leader();
+    body.consistency_level = opts.consistency.as_str();
+    let reply = st.reply(&body, index_of(&snap), &opts, &q);
+    crate::metrics::measure("consul.prepared-query.execute", Vec::new(), started.elapsed());
+    Ok(reply)
 }

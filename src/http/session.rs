@@ -274,9 +274,11 @@ pub(crate) async fn renew(
     require(acl.session_write(&s.node))?;
     if let Some(ttl) = ttl_of(&s.ttl) {
         // The timers run on the leader: a follower passes the renewal on.
+        let started = std::time::Instant::now();
         if st.consensus.forward_session_renew(&id, ttl).await? {
             st.sessions.renew(&id, ttl);
         }
+        crate::metrics::measure("consul.session.renew", Vec::new(), started.elapsed());
     }
     let index = snap.catalog.kv().indexes().sessions;
     Ok(st.reply(&[SessionJson::new(s)], index, &opts, &q))

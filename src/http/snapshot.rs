@@ -27,6 +27,10 @@ pub(super) async fn save(State(st): State<ApiState>, acl: Acl) -> Result<Respons
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     h.insert("X-Consul-Index", HeaderValue::from(snap.index.max(1)));
+    // As Consul (live on 1.8.7): the snapshot's index and the leader's contact.
+    let known = st.consensus.known_leader();
+    h.insert("X-Consul-KnownLeader", HeaderValue::from_static(if known { "true" } else { "false" }));
+    h.insert("X-Consul-LastContact", HeaderValue::from(st.consensus.last_contact_ms()));
     Ok(resp)
 }
 

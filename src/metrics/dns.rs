@@ -64,6 +64,9 @@ pub(crate) struct DnsCounters {
     queries: [[AtomicU64; RCODES]; TYPES],
     latency: [AtomicU64; BUCKETS],
     latency_sum_ns: AtomicU64,
+    /// The PTR queries' share of `latency` (Consul times them apart: `consul.dns.ptr_query`).
+    ptr_latency: [AtomicU64; BUCKETS],
+    ptr_latency_sum_ns: AtomicU64,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
 }
@@ -74,6 +77,8 @@ impl Default for DnsCounters {
             queries: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_sum_ns: AtomicU64::new(0),
+            ptr_latency: std::array::from_fn(|_| AtomicU64::new(0)),
+            ptr_latency_sum_ns: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
         }
@@ -85,6 +90,9 @@ impl Default for DnsCounters {
 fn bump(a: &AtomicU64, n: u64) {
     a.store(a.load(Relaxed).wrapping_add(n), Relaxed);
 }
+
+/// The PTR question type.
+const PTR: u16 = 12;
 
 /// The row of `qtype` in the matrix.
 #[inline]
@@ -142,6 +150,12 @@ impl DnsCounters {
             bump(b, 1);
         }
         bump(&self.latency_sum_ns, latency_ns);
+        if qtype == Some(PTR) {
+            if let Some(b) = self.ptr_latency.get(bucket(latency_ns)) {
+                bump(b, 1);
+            }
+            bump(&self.ptr_latency_sum_ns, latency_ns);
+        }
     }
 
     /// Like `record`, for counters with several writers.
@@ -155,6 +169,12 @@ impl DnsCounters {
             b.fetch_add(1, Relaxed);
         }
         self.latency_sum_ns.fetch_add(latency_ns, Relaxed);
+        if qtype == Some(PTR) {
+            if let Some(b) = self.ptr_latency.get(bucket(latency_ns)) {
+                b.fetch_add(1, Relaxed);
+            }
+            self.ptr_latency_sum_ns.fetch_add(latency_ns, Relaxed);
+        }
     }
 
     /// Publishes a loop's answer-cache counters (cumulative; only writer).
@@ -177,6 +197,8 @@ impl DnsCounters {
             queries: std::array::from_fn(|t| std::array::from_fn(|r| self.queries[t][r].load(Relaxed))),
             latency: std::array::from_fn(|b| self.latency[b].load(Relaxed)),
             latency_sum_ns: self.latency_sum_ns.load(Relaxed),
+            ptr_latency: std::array::from_fn(|b| self.ptr_latency[b].load(Relaxed)),
+            ptr_latency_sum_ns: self.ptr_latency_sum_ns.load(Relaxed),
             cache_hits: self.cache_hits.load(Relaxed),
             cache_misses: self.cache_misses.load(Relaxed),
         }
@@ -192,6 +214,10 @@ pub(crate) struct DnsTotals {
     pub latency: [u64; BUCKETS],
     /// Sum of latencies, nanoseconds.
     pub latency_sum_ns: u64,
+    /// The PTR queries' share of `latency`.
+    pub ptr_latency: [u64; BUCKETS],
+    /// The PTR queries' share of `latency_sum_ns`.
+    pub ptr_latency_sum_ns: u64,
     /// Answers copied from the answer cache.
     pub cache_hits: u64,
     /// Answers rendered by the full path.
@@ -210,6 +236,10 @@ impl DnsTotals {
             *b += o;
         }
         self.latency_sum_ns += other.latency_sum_ns;
+        for (b, o) in self.ptr_latency.iter_mut().zip(&other.ptr_latency) {
+            *b += o;
+        }
+        self.ptr_latency_sum_ns += other.ptr_latency_sum_ns;
         self.cache_hits += other.cache_hits;
         self.cache_misses += other.cache_misses;
     }

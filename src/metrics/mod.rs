@@ -18,7 +18,9 @@
 //! summaries unless buckets are configured; and Consul's JSON still needs the sums. The
 //! single-writer cells, the fixed-bound [`Histogram`] and the [`Report`] cost no dependency.
 
+pub(crate) mod commands;
 mod dns;
+pub(crate) mod named;
 pub(crate) mod render;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -26,6 +28,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 pub(crate) use dns::{DnsCounters, DnsTotals, LATENCY_BOUNDS_NS, rcode_name};
+pub(crate) use named::{count, measure};
 
 use crate::catalog::HealthStatus;
 use crate::snapshot::CatalogSnapshot;
@@ -173,6 +176,10 @@ impl Metrics {
                 checks_critical: critical,
             },
             replica: None,
+            named: named::snapshot(),
+            sessions_ttl_active: snap.catalog.kv().sessions().filter(|s| !s.ttl.is_empty()).count() as u64,
+            tasks: None,
+            node_name: String::new(),
         }
     }
 }
@@ -227,6 +234,14 @@ pub(crate) struct Report {
     pub catalog: CatalogGauges,
     /// The replica stream, on a client agent.
     pub replica: Option<ReplicaGauges>,
+    /// Consul's named counters and timers.
+    pub named: named::NamedSeries,
+    /// Sessions with a TTL (`consul.session_ttl.active`).
+    pub sessions_ttl_active: u64,
+    /// Live tasks of the async runtime (`consul.runtime.num_goroutines`), when known.
+    pub tasks: Option<u64>,
+    /// This agent's node name (the `node` label of Consul's DNS timers).
+    pub node_name: String,
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 
 use std::fmt::Write as _;
 
+use super::named::{Timing, prometheus_name};
 use super::{HistogramSnapshot, LATENCY_BOUNDS_NS, Report};
 use crate::metrics::dns::DnsTotals;
 use crate::metrics::rcode_name;
@@ -32,6 +33,94 @@ pub(crate) fn dns_latency(d: &DnsTotals) -> HistogramSnapshot {
 
 /// Label pairs of one series.
 pub(crate) type Labels = Vec<(&'static str, String)>;
+
+/// The DNS latency of PTR queries (`consul.dns.ptr_query`).
+pub(crate) fn dns_ptr_latency(d: &DnsTotals) -> HistogramSnapshot {
+    HistogramSnapshot {
+        bounds: &LATENCY_BOUNDS_NS,
+        buckets: d.ptr_latency.to_vec(),
+        sum_ns: d.ptr_latency_sum_ns,
+        count: d.ptr_latency.iter().sum(),
+    }
+}
+
+/// The DNS latency of every other query (`consul.dns.domain_query`).
+pub(crate) fn dns_domain_latency(d: &DnsTotals) -> HistogramSnapshot {
+    HistogramSnapshot {
+        bounds: &LATENCY_BOUNDS_NS,
+        buckets: d.latency.iter().zip(&d.ptr_latency).map(|(a, p)| a.saturating_sub(*p)).collect(),
+        sum_ns: d.latency_sum_ns.saturating_sub(d.ptr_latency_sum_ns),
+        count: d.latency.iter().sum::<u64>().saturating_sub(d.ptr_latency.iter().sum()),
+    }
+}
+
+/// Consul's series of a report: gauges, counters, timers and the DNS timers (histograms),
+/// each with Consul's name and labels; only what was observed (a timer or counter appears
+/// once it has counted something, as in Consul).
+#[derive(Debug, Default)]
+pub(crate) struct ConsulSeries {
+    /// Gauges.
+    pub gauges: Vec<(String, Labels, f64)>,
+    /// Counters.
+    pub counters: Vec<(String, Labels, u64)>,
+    /// Timers kept exactly (milliseconds).
+    pub timers: Vec<(String, Labels, Timing)>,
+    /// Timers kept as histograms (the DNS path's single-writer cells).
+    pub histograms: Vec<(String, Labels, HistogramSnapshot)>,
+}
+
+/// The Consul-named series of `r`.
+pub(crate) fn consul_series(r: &Report) -> ConsulSeries {
+    let mut gauges = vec![("consul.session_ttl.active".to_owned(), vec![], r.sessions_ttl_active as f64)];
+    if let Some(t) = r.tasks {
+        gauges.push(("consul.runtime.num_goroutines".to_owned(), vec![], t as f64));
+    }
+    let node: Labels = vec![("node", r.node_name.clone())];
+    let histograms = [
+        ("consul.dns.domain_query", dns_domain_latency(&r.dns)),
+        ("consul.dns.ptr_query", dns_ptr_latency(&r.dns)),
+    ]
+    .into_iter()
+    .filter(|(_, h)| h.count > 0)
+    .map(|(n, h)| (n.to_owned(), node.clone(), h))
+    .collect();
+    ConsulSeries {
+        gauges,
+        counters: r.named.counters.iter().map(|((n, l), v)| (n.clone(), l.clone(), *v)).collect(),
+        timers: r.named.timers.iter().map(|((n, l), t)| (n.clone(), l.clone(), *t)).collect(),
+        histograms,
+    }
+}
+
+/// Consul's series in the Prometheus text format: dots (and every other character Prometheus
+/// refuses) become `_`; timers are summaries in milliseconds (`_sum`, `_count`), as Consul's.
+fn prom_consul(out: &mut String, c: &ConsulSeries) {
+    let mut last = String::new();
+    let mut head = |out: &mut String, name: &str, kind: &str| {
+        if name != last {
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            name.clone_into(&mut last);
+        }
+    };
+    for (n, l, v) in &c.gauges {
+        let p = prometheus_name(n);
+        head(out, &p, "gauge");
+        let _ = writeln!(out, "{p}{} {v}", prom_labels(l));
+    }
+    for (n, l, v) in &c.counters {
+        let p = prometheus_name(n);
+        head(out, &p, "counter");
+        let _ = writeln!(out, "{p}{} {v}", prom_labels(l));
+    }
+    let timers = c.timers.iter().map(|(n, l, t)| (n, l, t.sum, t.count));
+    let hists = c.histograms.iter().map(|(n, l, h)| (n, l, h.sum_ns as f64 / 1e6, h.count));
+    for (n, l, sum, count) in timers.chain(hists) {
+        let p = prometheus_name(n);
+        head(out, &p, "summary");
+        let labels = prom_labels(l);
+        let _ = writeln!(out, "{p}_sum{labels} {sum}\n{p}_count{labels} {count}");
+    }
+}
 
 /// Gauges of the report: (name, labels, value).
 pub(crate) fn gauges(r: &Report) -> Vec<(&'static str, Labels, u64)> {
@@ -137,6 +226,7 @@ pub(crate) fn prometheus(r: &Report) -> String {
         }
         let _ = writeln!(out, "{prom}{} {v}", prom_labels(&labels));
     }
+    prom_consul(&mut out, &consul_series(r));
     out
 }
 
@@ -164,6 +254,10 @@ pub(crate) fn sample_report() -> Report {
             ..Default::default()
         },
         replica: None,
+        named: crate::metrics::named::NamedSeries::default(),
+        sessions_ttl_active: 1,
+        tasks: Some(4),
+        node_name: "n1".into(),
     }
 }
 

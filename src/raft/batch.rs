@@ -131,6 +131,8 @@ async fn commit(ctx: &Ctx, cmd: Command, token: Option<Secret>) -> Result<Comman
     if leader != ctx.node_id {
         return cluster::forward(&ctx.pool, &ctx.snapshots, &addr, cmd, token).await;
     }
+    // One Raft transaction on the leader (Consul's `consul.raft.apply` counter).
+    crate::metrics::count("consul.raft.apply", Vec::new());
     // A leader cut off from its quorum would wait forever; the write may still commit later.
     let write = tokio::time::timeout(COMMIT_TIMEOUT, ctx.raft.client_write(cmd));
     let Ok(written) = write.await else {

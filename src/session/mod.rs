@@ -142,7 +142,10 @@ impl SessionTimers {
             }
             for id in self.lapsed(&consensus) {
                 let now_ms = unix_ms();
-                match consensus.propose(Command::SessionDestroy { id: id.clone(), now_ms }).await {
+                let started = Instant::now();
+                let expired = consensus.propose(Command::SessionDestroy { id: id.clone(), now_ms }).await;
+                crate::metrics::measure("consul.session_ttl.invalidate", Vec::new(), started.elapsed());
+                match expired {
                     Ok(()) => {
                         tracing::info!(session = %id, "session TTL expired; session invalidated");
                         self.with(|m| m.remove(&id));

@@ -12,6 +12,8 @@
 //!   install test behind `CAIRN_INSTALL_TEST=1`.
 //! - `agent_api`: `/v1/agent/*` as Consul 1.8.7 answers it: the agent's own lists, hash
 //!   blocking, `/v1/agent/self` (and `consul info`), `/v1/agent/host`, `node_meta`.
+//! - `api_parity`: Consul 1.8.7's smaller HTTP behaviours: catalog weights, transaction
+//!   service verbs and errors, query meta, derived tagged addresses, `?cached`, gzip.
 //! - `anti_entropy`: the agent repairs catalog drift of its own services and checks, keeps
 //!   API registrations across restarts, and writes nothing while in sync.
 //! - `architecture`: invariants of ARCHITECTURE.md checked on the source tree.
@@ -42,6 +44,8 @@
 //! - `event`: user events fired on one agent and listed on another over gossip, filters,
 //!   blocking lists, Consul's errors.
 //! - `config`: config files and flags as an operator uses them.
+//! - `consul_metrics`: Consul's metric names after traffic against the telemetry reference
+//!   (`data/consul-metrics.txt`).
 //! - `prepared`: prepared queries over `/v1/query` and `.query.` DNS names.
 //! - `py_consul`: the py-consul client library drives the agent (tests/py/).
 //! - `rpc_auth`: only members speak the server RPC: forged frames with and without `encrypt`,
@@ -65,6 +69,7 @@ mod acl_client;
 mod acl_enforce;
 mod agent_api;
 mod anti_entropy;
+mod api_parity;
 mod appliance;
 mod architecture;
 mod client;
@@ -73,6 +78,7 @@ mod cluster_membership;
 mod config;
 mod connect;
 mod coordinate;
+mod consul_metrics;
 mod dns;
 mod dns_acl;
 mod dns_extensions;

@@ -8,6 +8,7 @@
 //! its node goes away, or when a check it is bound to goes critical or away; its locks are then
 //! released or deleted (its `Behavior`) and enter their lock-delay.
 
+use super::txn_service;
 use crate::catalog::command::{CommandResponse, KvOp, KvWrite, TxnError, TxnOp, TxnResult};
 use crate::catalog::kv::{KvEntry, LockDelay, MAX_KEY_BYTES, Session};
 use crate::catalog::{CatalogState, Change, HealthStatus, key};
@@ -79,6 +80,18 @@ pub(super) fn txn(
                 Some(c) => Ok(vec![TxnResult::Check(c.node.clone(), c.check_id.clone())]),
                 None => Err(Fail::Failed(format!("check {id:?} on node {n:?} doesn't exist"))),
             },
+            TxnOp::ServiceSet(s) => {
+                txn_service::set(&mut work, index, s, None, &mut local).map_err(Fail::Failed)
+            }
+            TxnOp::ServiceCas(s, i) => {
+                txn_service::set(&mut work, index, s, Some(*i), &mut local).map_err(Fail::Failed)
+            }
+            TxnOp::ServiceDelete(s) => {
+                txn_service::delete(&mut work, index, s, None, &mut local).map_err(Fail::Failed)
+            }
+            TxnOp::ServiceDeleteCas(s, i) => {
+                txn_service::delete(&mut work, index, s, Some(*i), &mut local).map_err(Fail::Failed)
+            }
         };
         match r {
             Ok(r) => results.extend(r),
@@ -89,7 +102,10 @@ pub(super) fn txn(
         return CommandResponse::Txn(Err(errors));
     }
     *state = work;
+    let from = changes.len();
     changes.extend(local);
+    // A deleted service instance takes its checks, and sessions bound to them, with it.
+    invalidate_for_catalog(state, index, from, changes);
     CommandResponse::Txn(Ok(results))
 }
 
@@ -175,6 +191,10 @@ fn cas(w: &KvWrite, old: Option<&KvEntry>) -> Result<KvEntry, Fail> {
 /// `lock`: the entry to write; needs a live session and no lock-delay in effect at `now_ms`;
 /// a new holder bumps `LockIndex`, the holder itself may write again.
 fn lock(state: &CatalogState, w: &KvWrite, old: Option<&KvEntry>, now_ms: u64) -> Result<KvEntry, Fail> {
+    if w.session.is_empty() {
+        // Consul's words for a lock without a session (live on 1.8.7, KV PUT and txn alike).
+        return Err(Fail::Invalid("missing session".into()));
+    }
     if state.kv().session(&w.session).is_none() {
         return Err(Fail::Invalid(format!("invalid session {:?}", w.session)));
     }
@@ -229,7 +249,7 @@ fn check_index(k: &str, i: u64, old: Option<&KvEntry>) -> Result<Vec<TxnResult>,
             "failed index check for key {k:?}, current modify index {} != {i}",
             e.modify_index
         ))),
-        None => Err(Fail::Failed(format!("key {k:?} doesn't exist"))),
+        None => Err(Fail::Failed(format!("failed to check index, key {k:?} doesn't exist"))),
     }
 }
 
@@ -241,7 +261,7 @@ fn check_session(k: &str, s: &str, old: Option<&KvEntry>) -> Result<Vec<TxnResul
             "failed session check for key {k:?}, current session {:?} != {s:?}",
             e.session
         ))),
-        None => Err(Fail::Failed(format!("key {k:?} doesn't exist"))),
+        None => Err(Fail::Failed(format!("failed to check session, key {k:?} doesn't exist"))),
     }
 }
 

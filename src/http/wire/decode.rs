@@ -27,6 +27,17 @@ fn port(p: i64) -> Result<u16, ApiError> {
 const IGNORED_REQUEST_FIELDS: &[&str] =
     &["Token", "WriteRequest", "Namespace", "Partition", "PeerName", "Locality", "EnterpriseMeta"];
 
+/// Weights as Consul's catalog stores them: kept when `Passing` is 1..=65535 and `Warning`
+/// 0..=65535, otherwise the default 1/1 (live on 1.8.7: the Go client's `AgentWeights` is not
+/// a pointer, so every `Catalog().Register()` sends zeros, which Consul takes as "unset").
+fn catalog_weights(passing: i64, warning: i64) -> Weights {
+    let valid = |w: i64, min: i64| (min..=65_535).contains(&w);
+    match (u32::try_from(passing), u32::try_from(warning)) {
+        (Ok(p), Ok(w)) if valid(passing, 1) && valid(warning, 0) => Weights { passing: p, warning: w },
+        _ => Weights::default(),
+    }
+}
+
 fn decode_service(v: &Value, node: &str) -> Result<Service, ApiError> {
     let mut f = Fields::new(v, "NodeService")?;
     let name = f.string(&["Service"])?.unwrap_or_default();
@@ -46,11 +57,7 @@ fn decode_service(v: &Value, node: &str) -> Result<Service, ApiError> {
             let passing = w.int(&["Passing"])?.unwrap_or(0);
             let warning = w.int(&["Warning"])?.unwrap_or(0);
             w.finish()?;
-            // `Passing` of at least 1 is `validate::service`'s rule; here only what fits.
-            Weights {
-                passing: u32::try_from(passing).map_err(|_| rpc("Invalid Weights"))?,
-                warning: u32::try_from(warning).map_err(|_| rpc("Invalid Weights"))?,
-            }
+            catalog_weights(passing, warning)
         }
     };
     let single = f.int(&["Port"])?.unwrap_or(0);
@@ -214,6 +221,12 @@ pub(crate) fn decode_catalog_register(v: &Value, dc: &str) -> Result<Registratio
     let reg = Registration { node, skip_node_update, service, checks };
     validate::registration(&reg)?;
     Ok(reg)
+}
+
+/// Decodes the `Service` of a transaction's service operation on `node` (Consul's
+/// `NodeService`, with the catalog's rules).
+pub(crate) fn decode_txn_service(v: &Value, node: &str) -> Result<Service, ApiError> {
+    decode_service(v, node)
 }
 
 /// Decodes a `PUT /v1/catalog/deregister` body.

@@ -26,7 +26,9 @@ pub(crate) use catalog::{
     HealthCheckJson, NodeJson, NodeServiceListJson, NodeServicesJson, ServiceEntryJson, ServiceJson,
     ServiceNodeJson,
 };
-pub(crate) use decode::{decode_catalog_deregister, decode_catalog_register, decode_check_update};
+pub(crate) use decode::{
+    decode_catalog_deregister, decode_catalog_register, decode_check_update, decode_txn_service,
+};
 pub(crate) use operator::{MemberJson, RaftConfigurationJson, RaftServerJson};
 pub(crate) use query::{
     PreparedQueryJson, QueryDnsJson, QueryExecuteJson, QueryIdJson, decode_prepared_query,

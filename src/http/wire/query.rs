@@ -145,6 +145,14 @@ pub(crate) struct QueryExecuteJson {
     pub datacenter: String,
     /// Datacenters failed over to (always 0).
     pub failovers: u32,
+    /// Consul's `QueryMeta` in the body: the index answered at (also `X-Consul-Index`).
+    pub index: u64,
+    /// Milliseconds since the leader was last heard from.
+    pub last_contact: u64,
+    /// Whether a leader is known.
+    pub known_leader: bool,
+    /// `leader`, `stale` or `consistent`.
+    pub consistency_level: &'static str,
 }
 
 /// `{"ID"}` of `POST /v1/query`.
