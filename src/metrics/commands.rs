@@ -52,7 +52,7 @@ pub(crate) fn propose_timer(cmd: &Command) -> Option<&'static str> {
         Command::Acl(_) => "consul.acl.apply",
         Command::KvReap(_) => "consul.leader.reapTombstones",
         Command::Restore(_) => "consul.raft.restoreUserSnapshot",
-        Command::Batch(_) => return None,
+        Command::Batch(_) | Command::AutopilotSet { .. } | Command::CoordinateBatch(_) => return None,
     })
 }
 
@@ -72,6 +72,8 @@ pub(crate) fn fsm_timer(cmd: &Command) -> Option<(&'static str, Labels)> {
         }
         Command::QueryDelete(_) => ("consul.fsm.prepared-query", op("delete")),
         Command::Acl(a) => ("consul.fsm.acl", op(acl_op(a))),
+        Command::AutopilotSet { .. } => ("consul.fsm.autopilot", vec![]),
+        Command::CoordinateBatch(_) => ("consul.fsm.coordinate.batch-update", vec![]),
         Command::Restore(_) | Command::Batch(_) => return None,
     })
 }
