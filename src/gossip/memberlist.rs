@@ -401,7 +401,7 @@ async fn forward_member_events(
             // Leave (not left gracefully) and any kind a later version adds.
             _ => MemberEvent::Failed(Member { status: MemberStatus::Failed, ..m.clone() }),
         };
-        count_event(&event);
+        event.count();
         let m = event.member().clone();
         tracing::info!(member = %m.name, addr = %m.addr, status = m.status.as_str(), "gossip member event");
         if let Ok(mut t) = t.lock() {
@@ -592,15 +592,4 @@ impl Membership for Gossip {
     fn local_meta(&self) -> &NodeMeta {
         &self.meta
     }
-}
-
-/// Consul's `consul.serf.member.*` counter of a member event.
-fn count_event(event: &MemberEvent) {
-    let name = match event {
-        MemberEvent::Joined(_) => "consul.serf.member.join",
-        MemberEvent::Left(_) => "consul.serf.member.left",
-        MemberEvent::Failed(_) => "consul.serf.member.failed",
-        MemberEvent::Updated(_) => return,
-    };
-    crate::metrics::count(name, Vec::new());
 }

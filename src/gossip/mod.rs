@@ -132,6 +132,17 @@ impl MemberEvent {
             Self::Joined(m) | Self::Updated(m) | Self::Left(m) | Self::Failed(m) => m,
         }
     }
+
+    /// Counts the event under Consul's `consul.serf.member.*` name.
+    pub(crate) fn count(&self) {
+        let name = match self {
+            Self::Joined(_) => "consul.serf.member.join",
+            Self::Left(_) => "consul.serf.member.left",
+            Self::Failed(_) => "consul.serf.member.failed",
+            Self::Updated(_) => return,
+        };
+        crate::metrics::count(name, Vec::new());
+    }
 }
 
 /// Why a membership operation failed.
