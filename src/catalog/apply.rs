@@ -113,10 +113,9 @@ fn register(
         return Err("Must provide node".into());
     }
     check_len("Node name", &r.node.name)?;
+    // Consul: `SkipNodeUpdate` only spares an existing node; a missing one is created from the
+    // request as it stands (its address may be empty) [live on 1.8.7].
     let node_exists = state.node(&r.node.name).is_some();
-    if r.skip_node_update && !node_exists {
-        return Err(format!("Node {:?} does not exist", r.node.name));
-    }
     if !r.skip_node_update && r.node.address.is_empty() {
         return Err("Must provide address if SkipNodeUpdate is not set".into());
     }
@@ -146,7 +145,7 @@ fn register(
         }
     }
 
-    if !r.skip_node_update {
+    if !r.skip_node_update || !node_exists {
         let mut node = r.node.clone();
         // Keep the existing node ID when the request does not carry one.
         if node.id.is_empty()

@@ -390,3 +390,27 @@ fn connect_lookups_follow_proxies_in_and_out_and_survive_a_dump() {
     assert_eq!(state.connect_index("db"), 8);
     assert_eq!(CatalogState::from_dump(state.dump()), state);
 }
+
+#[test]
+fn skip_node_update_creates_a_missing_node_and_spares_an_existing_one() {
+    let mut state = CatalogState::default();
+    let svc = |port| Some(service("bar", "web1", "web", port, &[]));
+    let skip = |n: crate::catalog::Node, s| {
+        Command::Register(crate::catalog::Registration {
+            node: n,
+            skip_node_update: true,
+            service: s,
+            checks: vec![],
+        })
+    };
+    let apply = |state: &mut CatalogState, i, cmd: &Command| {
+        let got = super::apply(state, i, cmd, &mut Vec::new());
+        assert!(!matches!(got, CommandResponse::Rejected(_)), "{cmd}: {got:?}");
+    };
+    apply(&mut state, 1, &skip(node("bar", ""), svc(80)));
+    assert_eq!(state.node("bar").map(|n| n.address.clone()), Some(String::new()));
+    apply(&mut state, 2, &register(node("bar", "10.0.0.3"), None, vec![]));
+    apply(&mut state, 3, &skip(node("bar", "10.9.9.9"), svc(81)));
+    assert_eq!(state.node("bar").map(|n| n.address.clone()), Some("10.0.0.3".to_owned()));
+    assert_eq!(state.service("bar", "web1").map(|s| s.port), Some(81));
+}
