@@ -102,6 +102,9 @@ fn catalog_register_and_deregister_round_trip() {
     let (_, node) = agent.get("/v1/catalog/node/ext").unwrap();
     assert_eq!(node["Node"]["Address"], "192.0.2.7");
     assert_eq!(node["Services"]["legacy"]["Port"], 25);
+    // The Go client's CatalogDeregistration sends the node's Address; Consul ignores it.
+    agent.put_ok("/v1/catalog/deregister", r#"{"Node":"ext","Address":"192.0.2.7","ServiceID":"legacy"}"#);
+    assert_eq!(agent.get("/v1/catalog/node/ext").unwrap().1["Services"], serde_json::json!({}));
     agent.put_ok("/v1/catalog/deregister", r#"{"Node":"ext"}"#);
     let (s, node) = agent.get("/v1/catalog/node/ext").unwrap();
     assert_eq!((s, node), (200, serde_json::Value::Null));

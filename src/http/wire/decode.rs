@@ -237,6 +237,9 @@ pub(crate) fn decode_catalog_deregister(v: &Value, dc: &str) -> Result<Deregistr
     let service_id = f.string(&["ServiceID"])?.filter(|s| !s.is_empty());
     let check_id = f.string(&["CheckID"])?.filter(|s| !s.is_empty());
     f.ignore(IGNORED_REQUEST_FIELDS);
+    // Consul 1.8.7 accepts (and ignores) the node's `Address` here; the Go client's
+    // `CatalogDeregistration` has the field [live].
+    f.ignore(&["Address"]);
     f.finish()?;
     if !datacenter.is_empty() && !datacenter.eq_ignore_ascii_case(dc) {
         return Err(rpc("No path to datacenter"));
