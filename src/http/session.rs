@@ -51,7 +51,8 @@ pub(crate) struct SessionJson {
     id: String,
     name: String,
     node: String,
-    checks: Vec<String>,
+    // No legacy `Checks`: Consul 1.8.7 lists a session's checks only as `NodeChecks` and
+    // `ServiceChecks` [live], and the Go client reads an absent `Checks` as nil.
     node_checks: Vec<String>,
     service_checks: Option<Vec<ServiceCheckJson>>,
     lock_delay: u64,
@@ -71,7 +72,6 @@ impl SessionJson {
             id: s.id.clone(),
             name: s.name.clone(),
             node: s.node.clone(),
-            checks: s.node_checks.iter().chain(s.service_checks.iter().flatten()).cloned().collect(),
             node_checks: s.node_checks.clone(),
             service_checks,
             lock_delay: s.lock_delay_ns,

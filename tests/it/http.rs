@@ -156,3 +156,15 @@ fn node_services_lists_a_nodes_instances() {
     assert_eq!((code, v), (200, serde_json::json!({"Node": null, "Services": null})));
     assert_eq!(agent.get("/v1/catalog/node-services/").unwrap().0, 400);
 }
+
+/// A session lists its checks as `NodeChecks`/`ServiceChecks` only (Consul 1.8.7 has no
+/// `Checks` in its answer; the Go client's tests compare `Checks` with nil).
+#[test]
+fn session_info_has_no_legacy_checks_field() {
+    let agent = Agent::dev(&[]);
+    let created: serde_json::Value = serde_json::from_str(&agent.put_ok("/v1/session/create", "{}")).unwrap();
+    let id = created["ID"].as_str().unwrap();
+    let (_, info) = agent.get(&format!("/v1/session/info/{id}")).unwrap();
+    assert_eq!(info[0]["NodeChecks"], serde_json::json!(["serfHealth"]));
+    assert!(info[0].get("Checks").is_none(), "{info}");
+}
