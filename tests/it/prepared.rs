@@ -264,3 +264,23 @@ fn dns_query_names_answer_like_services() {
     assert_eq!(ecs_scope(&nx), Some((21, 0)));
     assert!(matches!(q21.answers.first().map(|r| &r.data), Some(RData::A(_))));
 }
+
+/// A query reads back as the Go client wrote it (Consul 1.8.7: its nil lists and maps as
+/// `null`, `Connect` false), so `reflect.DeepEqual` of written and read definitions holds;
+/// a query for Connect-capable instances is refused rather than answered with plain ones.
+#[test]
+fn a_query_reads_back_with_consuls_nulls_and_connect_queries_are_refused() {
+    let agent = Agent::dev(&[]);
+    let id =
+        create(&agent, r#"{"Name":"t2","Service":{"Service":"redis","Tags":null,"IgnoreCheckIDs":null}}"#);
+    let (_, body) = send(&agent, reqwest::Method::GET, &format!("/v1/query/{id}"), "");
+    let q: Value = serde_json::from_str(&body).unwrap();
+    let s = &q[0]["Service"];
+    for field in ["Tags", "IgnoreCheckIDs", "NodeMeta", "ServiceMeta"] {
+        assert_eq!(s[field], Value::Null, "{field}: {s}");
+    }
+    assert_eq!((&s["Failover"]["Datacenters"], &s["Connect"]), (&Value::Null, &Value::Bool(false)));
+    let (code, _) =
+        send(&agent, reqwest::Method::POST, "/v1/query", r#"{"Service":{"Service":"web","Connect":true}}"#);
+    assert_eq!(code, 400);
+}

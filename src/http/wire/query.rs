@@ -26,8 +26,8 @@ use crate::http::error::ApiError;
 pub(crate) struct QueryFailoverJson {
     /// `NearestN`.
     pub nearest_n: i64,
-    /// `Datacenters` (never null).
-    pub datacenters: Vec<String>,
+    /// `Datacenters` (null when empty, as Consul returns what the Go client sent: nil).
+    pub datacenters: Option<Vec<String>>,
 }
 
 /// `Service` of a prepared query (`ServiceQuery`).
@@ -40,17 +40,20 @@ pub(crate) struct QueryServiceJson {
     pub failover: QueryFailoverJson,
     /// Only passing instances.
     pub only_passing: bool,
-    /// Checks ignored for health (never null).
+    /// Checks ignored for health (null when empty).
     #[serde(rename = "IgnoreCheckIDs")]
-    pub ignore_check_ids: Vec<String>,
+    pub ignore_check_ids: Option<Vec<String>>,
     /// Near (stored, not acted on).
     pub near: String,
-    /// Tag filters, `!` negates (never null).
-    pub tags: Vec<String>,
-    /// Node meta filter.
-    pub node_meta: BTreeMap<String, String>,
-    /// Service meta filter.
-    pub service_meta: BTreeMap<String, String>,
+    /// Tag filters, `!` negates (null when empty).
+    pub tags: Option<Vec<String>>,
+    /// Node meta filter (null when empty).
+    pub node_meta: Option<BTreeMap<String, String>>,
+    /// Service meta filter (null when empty).
+    pub service_meta: Option<BTreeMap<String, String>>,
+    /// `Connect`: only Connect-capable instances (always false: a query asking for them is
+    /// refused when created).
+    pub connect: bool,
 }
 
 /// `DNS` of a prepared query.
@@ -114,20 +117,27 @@ impl From<&PreparedQuery> for PreparedQueryJson {
                 service: s.service.clone(),
                 failover: QueryFailoverJson {
                     nearest_n: s.failover.nearest_n,
-                    datacenters: s.failover.datacenters.clone(),
+                    datacenters: non_empty(&s.failover.datacenters),
                 },
                 only_passing: s.only_passing,
-                ignore_check_ids: s.ignore_check_ids.clone(),
+                ignore_check_ids: non_empty(&s.ignore_check_ids),
                 near: s.near.clone(),
-                tags: s.tags.clone(),
-                node_meta: s.node_meta.clone(),
-                service_meta: s.service_meta.clone(),
+                tags: non_empty(&s.tags),
+                node_meta: (!s.node_meta.is_empty()).then(|| s.node_meta.clone()),
+                service_meta: (!s.service_meta.is_empty()).then(|| s.service_meta.clone()),
+                connect: false,
             },
             dns: QueryDnsJson { ttl: q.dns_ttl.clone() },
             create_index: q.create_index,
             modify_index: q.modify_index,
         }
     }
+}
+
+/// Consul returns the lists a query was created with; the Go client sends nil for empty
+/// ones, so an empty list reads back as `null` (Consul 1.8.7, live).
+fn non_empty(v: &[String]) -> Option<Vec<String>> {
+    (!v.is_empty()).then(|| v.to_vec())
 }
 
 /// `/v1/query/:id/execute` (`PreparedQueryExecuteResponse`).
@@ -232,7 +242,13 @@ fn decode_query_service(v: &Value) -> Result<QueryService, ApiError> {
         node_meta: f.string_map(&["NodeMeta"])?,
         service_meta: f.string_map(&["ServiceMeta"])?,
     };
-    f.ignore(&["Connect", "Peer", "SamenessGroup", "Namespace", "Partition"]);
+    if f.bool(&["Connect"])?.unwrap_or(false) {
+        return Err(ApiError::BadRequest(
+            "Service.Connect: prepared queries for Connect-capable instances are not supported by cairn"
+                .into(),
+        ));
+    }
+    f.ignore(&["Peer", "SamenessGroup", "Namespace", "Partition"]);
     f.finish()?;
     Ok(service)
 }
