@@ -168,3 +168,26 @@ fn session_info_has_no_legacy_checks_field() {
     assert_eq!(info[0]["NodeChecks"], serde_json::json!(["serfHealth"]));
     assert!(info[0].get("Checks").is_none(), "{info}");
 }
+
+/// A catalog check's unset `Type` is derived from its definition, a given one kept (Consul
+/// 1.8.7, live); the Go client's txn test reads `tcp` back.
+#[test]
+fn catalog_check_type_follows_its_definition() {
+    let agent = Agent::dev(&[]);
+    agent.put_ok(
+        "/v1/catalog/register",
+        r#"{"Node":"n9","Address":"192.0.2.9","Checks":[
+            {"CheckID":"c1","Name":"c","Definition":{"TCP":"192.0.2.9:80","Interval":"10s"}},
+            {"CheckID":"c2","Name":"c","Definition":{"HTTP":"http://192.0.2.9/","Interval":"10s"}},
+            {"CheckID":"c3","Name":"c"},
+            {"CheckID":"c4","Name":"c","Type":"custom","Definition":{"TCP":"192.0.2.9:81"}}]}"#,
+    );
+    let (_, checks) = agent.get("/v1/health/node/n9").unwrap();
+    let types: Vec<(&str, &str)> = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["CheckID"].as_str().unwrap(), c["Type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(types, [("c1", "tcp"), ("c2", "http"), ("c3", ""), ("c4", "custom")]);
+}

@@ -157,7 +157,18 @@ fn decode_check(v: &Value, node: &str) -> Result<Check, ApiError> {
         service_id: f.string(&["ServiceID"])?.unwrap_or_default(),
         service_name: f.string(&["ServiceName"])?.unwrap_or_default(),
         service_tags: f.strings(&["ServiceTags"])?,
-        check_type: f.string(&["Type"])?.unwrap_or_default(),
+        // Consul 1.8.7 derives an unset `Type` from the definition (live: TCP -> "tcp", HTTP ->
+        // "http", none -> ""); a given one is kept.
+        check_type: f.string(&["Type"])?.filter(|t| !t.is_empty()).unwrap_or_else(|| {
+            let kind = if !definition.http.is_empty() {
+                "http"
+            } else if !definition.tcp.is_empty() {
+                "tcp"
+            } else {
+                ""
+            };
+            kind.to_owned()
+        }),
         definition,
         create_index: 0,
         modify_index: 0,
