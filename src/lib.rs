@@ -43,6 +43,7 @@ mod gossip;
 mod health;
 mod http;
 mod local;
+mod log_stream;
 mod metrics;
 mod raft;
 mod replica;
@@ -77,6 +78,7 @@ pub(crate) fn build_tag() -> String {
 
 pub use app::{App, Reloader};
 pub use config::{Config, DnsConfig, Overrides};
+pub use log_stream::layer as log_stream_layer;
 pub use systemd::Notifier;
 
 /// The catalog and its write vocabulary, with the pure transition between states.

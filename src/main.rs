@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{CommandFactory as _, Parser as _};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -236,12 +237,14 @@ fn init_logging(config: &Config) {
     let level = if config.log_level == "err" { "error" } else { config.log_level.as_str() };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn")));
+    // The monitor tap (`/v1/agent/monitor`) has its own filter, so the agent's level applies
+    // to the journal or stderr only.
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         match tracing_journald::layer() {
             Ok(journal) => {
                 tracing_subscriber::registry()
-                    .with(filter)
-                    .with(journal.with_syslog_identifier("cairn".into()))
+                    .with(journal.with_syslog_identifier("cairn".into()).with_filter(filter))
+                    .with(cairn::log_stream_layer())
                     .init();
                 return;
             }
@@ -250,7 +253,8 @@ fn init_logging(config: &Config) {
             }
         }
     }
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(Stderr).log_internal_errors(false).init();
+    let stderr = tracing_subscriber::fmt::layer().with_writer(Stderr).log_internal_errors(false);
+    tracing_subscriber::registry().with(stderr.with_filter(filter)).with(cairn::log_stream_layer()).init();
 }
 
 /// Whether stderr's reader has gone away (a write failed with EPIPE): later log lines are dropped.

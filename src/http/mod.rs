@@ -46,6 +46,7 @@ mod keyring;
 mod kv;
 mod members;
 mod metrics;
+mod monitor;
 mod operator;
 mod prepared_query;
 mod query;
@@ -64,6 +65,7 @@ pub(crate) mod tests;
 mod tests_acl;
 
 use std::sync::Arc;
+use tower_http::compression::Predicate as _;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -126,6 +128,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         // agent
         .route("/v1/agent/self", get(agent_self::self_info))
         .route("/v1/agent/host", get(agent_host::host))
+        .route("/v1/agent/monitor", get(monitor::monitor))
         .route("/v1/agent/reload", put(agent::reload))
         .route("/v1/agent/metrics", get(metrics::metrics))
         .route(
@@ -211,9 +214,22 @@ fn layers(routes: Router<ApiState>, state: &ApiState) -> Router<ApiState> {
         .layer(axum::middleware::from_fn_with_state((state.clone(), Arc::default()), cache::serve))
         .layer(axum::middleware::from_fn_with_state(state.clone(), datacenter::gate))
         .layer(
-            tower_http::compression::CompressionLayer::new()
-                .compress_when(tower_http::compression::predicate::SizeAbove::new(1)),
+            tower_http::compression::CompressionLayer::new().compress_when(
+                tower_http::compression::predicate::SizeAbove::new(1)
+                    .and(not_streamed as fn(_, _, &_, &_) -> bool),
+            ),
         )
+}
+
+/// Whether gzip may buffer this answer: not a stream of lines a client reads as they come
+/// (`/v1/agent/monitor`), which a compressor would hold back until its buffer fills.
+fn not_streamed(
+    _: axum::http::StatusCode,
+    _: axum::http::Version,
+    _: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> bool {
+    extensions.get::<monitor::Streamed>().is_none()
 }
 
 /// A wildcard path capture without its leading slash.

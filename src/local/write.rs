@@ -24,7 +24,13 @@ impl LocalState {
             return Err(e.into());
         }
         let keys = keys_of(&undo);
-        self.propose_change(Command::Register(reg), undo, keys).await
+        let service = reg.service.as_ref().map(|s| s.id.clone());
+        self.propose_change(Command::Register(reg), undo, keys).await?;
+        // Consul's line for a service reaching the catalog (`consul monitor` shows it).
+        if let Some(service) = service {
+            tracing::info!(%service, "Synced service");
+        }
+        Ok(())
     }
 
     /// Deregisters a service of this agent (and its checks) from the local state, its files

@@ -301,3 +301,38 @@ fn agent_tokens_need_agent_write() {
     assert_eq!(put(None), (403, "Permission denied".to_owned()));
     assert_eq!(put(Some("am-secret")), (200, String::new()));
 }
+
+/// `/v1/agent/monitor` streams the agent's log lines as they happen, uncompressed even to a
+/// client that accepts gzip (Go's default), in Consul's text and JSON forms; an unknown level
+/// is Consul's 400.
+#[test]
+fn monitor_streams_log_lines_as_they_happen() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let agent = Agent::dev(&[]);
+    for (query, check) in [("loglevel=debug", "text"), ("loglevel=debug&logjson", "json")] {
+        let mut conn = std::net::TcpStream::connect(agent.http).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(conn, "GET /v1/agent/monitor?{query} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+            .unwrap();
+        let mut reader = BufReader::new(conn);
+        let mut head = String::new();
+        while reader.read_line(&mut head).unwrap() > 2 && !head.ends_with("\r\n\r\n") {}
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(!head.to_ascii_lowercase().contains("content-encoding"), "{head}");
+        agent.put_ok("/v1/agent/service/register", r#"{"Name":"redis"}"#);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let found = std::iter::from_fn(|| {
+            let mut line = String::new();
+            (Instant::now() < deadline && reader.read_line(&mut line).is_ok_and(|n| n > 0)).then_some(line)
+        })
+        .find_map(|line| {
+            let line = line.trim();
+            match check {
+                "text" => (line.contains("[INFO]") || line.contains("[DEBUG]")).then_some(()),
+                _ => serde_json::from_str::<Value>(line).ok().filter(|v| v["@level"].is_string()).map(|_| ()),
+            }
+        });
+        assert!(found.is_some(), "no {check} log line within the stream");
+    }
+    assert_eq!(agent.get("/v1/agent/monitor?loglevel=bogus").map(|r| r.0).unwrap_or(400), 400);
+}

@@ -206,8 +206,9 @@ const LAYERS: &[&[&str]] = &[
     // Vocabulary: time, and the catalog with its write commands and the pure `apply`;
     // systemd's socket activation and readiness notification (imports nothing of cairn).
     // ACL policy rules and the authorizer (pure; the catalog stores tokens and policies);
-    // `?filter=` expressions over JSON items (pure; go-bexpr's grammar and semantics).
-    &["acl", "filter"],
+    // `?filter=` expressions over JSON items (pure; go-bexpr's grammar and semantics);
+    // the log tap `/v1/agent/monitor` reads (imports nothing of cairn).
+    &["acl", "filter", "log_stream"],
     &["clock", "catalog", "systemd"],
     // Consul's service/check definitions.
     &["agent"],
