@@ -12,6 +12,7 @@
 pub(crate) mod acl;
 pub(crate) mod apply;
 pub(crate) mod command;
+pub(crate) mod config_entry;
 pub(crate) mod duration;
 pub(crate) mod kv;
 pub(crate) mod mesh;
