@@ -52,6 +52,8 @@ pub(crate) struct ConfigEntryState {
     entries: OrdMap<(String, String), Arc<ConfigEntry>>,
     /// Raft index of the last change to the table (0: never written).
     index: u64,
+    /// Kind -> Raft index of the last change to an entry of that kind.
+    kind_indexes: OrdMap<String, u64>,
 }
 
 /// Serialisable form of `ConfigEntryState` (one LMDB row; in Raft snapshots and backups).
@@ -63,6 +65,9 @@ pub struct ConfigEntryDump {
     /// Raft index of the last change.
     #[serde(default)]
     pub index: u64,
+    /// Per kind, the Raft index of the last change to an entry of that kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kind_indexes: Vec<(String, u64)>,
 }
 
 impl ConfigEntryDump {
@@ -92,6 +97,11 @@ impl ConfigEntryState {
         self.index
     }
 
+    /// Raft index of the last change to an entry of `kind` (0: never written).
+    pub(crate) fn kind_index(&self, kind: &str) -> u64 {
+        self.kind_indexes.get(kind).copied().unwrap_or(0)
+    }
+
     /// Stores `entry` at `index`; with `cas`, only when it equals the stored `ModifyIndex`
     /// (0: only when there is none). Returns whether it was stored.
     pub(crate) fn set(
@@ -111,6 +121,7 @@ impl ConfigEntryState {
         let create_index = current.map_or(index, |e| e.create_index);
         self.entries.insert(k, Arc::new(ConfigEntry { create_index, modify_index: index, ..entry.clone() }));
         self.index = index;
+        self.kind_indexes.insert(entry.kind.clone(), index);
         changes.push(Change::ConfigEntries);
         true
     }
@@ -120,24 +131,31 @@ impl ConfigEntryState {
     pub(crate) fn delete(&mut self, index: u64, kind: &str, name: &str, changes: &mut Vec<Change>) {
         self.entries.remove(&(kind.to_owned(), name.to_owned()));
         self.index = index;
+        self.kind_indexes.insert(kind.to_owned(), index);
         changes.push(Change::ConfigEntries);
     }
 
     /// Serialisable copy.
     pub(crate) fn dump(&self) -> ConfigEntryDump {
-        ConfigEntryDump { entries: self.entries.values().map(|e| (**e).clone()).collect(), index: self.index }
+        ConfigEntryDump {
+            entries: self.entries.values().map(|e| (**e).clone()).collect(),
+            index: self.index,
+            kind_indexes: self.kind_indexes.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        }
     }
 
     /// Rebuilds the table from its serialised form.
     pub(crate) fn from_dump(dump: ConfigEntryDump) -> Self {
         let entries =
             dump.entries.into_iter().map(|e| ((e.kind.clone(), e.name.clone()), Arc::new(e))).collect();
-        Self { entries, index: dump.index }
+        Self { entries, index: dump.index, kind_indexes: dump.kind_indexes.into_iter().collect() }
     }
 
     /// Marks the table as rewritten at `index` (a restore).
     pub(crate) fn touch(&mut self, index: u64) {
         self.index = index;
+        let kinds: Vec<String> = self.entries.keys().map(|(k, _)| k.clone()).collect();
+        self.kind_indexes = kinds.into_iter().map(|k| (k, index)).collect();
     }
 }
 
@@ -170,6 +188,7 @@ mod tests {
         s.delete(8, "service-defaults", "web", &mut ch);
         assert!(s.get("service-defaults", "web").is_none());
         assert_eq!(s.index(), 8);
+        assert_eq!((s.kind_index("service-defaults"), s.kind_index("proxy-defaults")), (8, 0));
         assert_eq!(ConfigEntryState::from_dump(s.dump()), s);
     }
 }

@@ -170,8 +170,9 @@ pub(super) async fn health_ingress(
     let filter = ItemFilter::from_query(&q, filter::CHECK_SERVICE_NODE)?;
     st.try_read(
         &q,
-        |s| {
-            links_index(&s.catalog).max(s.catalog.table_indexes().checks).max(s.catalog.table_indexes().nodes)
+        |s| match links_index(&s.catalog) {
+            0 => 0,
+            i => i.max(s.catalog.table_indexes().checks).max(s.catalog.table_indexes().nodes),
         },
         |cat| {
             filter.retain(enforce::service_entries(&acl, ingress_entries(cat, name, &tags, &meta, passing)))

@@ -160,7 +160,11 @@ pub(crate) fn ingress_gateways_of(cat: &CatalogState, service: &str) -> Vec<Stri
         .collect()
 }
 
-/// The index a gateway read blocks on: config entries and the services a wildcard covers.
+/// The index a gateway read blocks on: the last change to a gateway entry, and once there was
+/// one, the services a wildcard covers; 0 (shown as 1, as Consul 1.8.7 shows [live]) while no
+/// gateway entry was ever written.
 pub(crate) fn links_index(cat: &CatalogState) -> u64 {
-    cat.config_entries().index().max(cat.table_indexes().services)
+    let entries = cat.config_entries();
+    let own = entries.kind_index(INGRESS_GATEWAY).max(entries.kind_index(TERMINATING_GATEWAY));
+    if own == 0 { 0 } else { own.max(cat.table_indexes().services) }
 }
