@@ -196,3 +196,63 @@ fn gateway_entries_link_services_for_the_gateway_endpoints() {
     assert_eq!(get(&agent, "/v1/health/ingress/redis"), json!([]));
     assert_eq!(get(&agent, "/v1/catalog/gateway-services/none"), Value::Null);
 }
+
+/// A request with `X-Consul-Token`; (status, body).
+fn as_token(agent: &Agent, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    block(async {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = http_client()
+            .request(method, format!("http://{}{}", agent.http, path))
+            .header("X-Consul-Token", token)
+            .body(body.to_owned())
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    })
+}
+
+fn token_with(agent: &Agent, mgmt: &str, rules: &str) -> String {
+    let policy = json!({"Name": "p", "Rules": rules}).to_string();
+    assert_eq!(as_token(agent, "PUT", "/v1/acl/policy", mgmt, &policy).0, 200);
+    let token = json!({"Policies": [{"Name": "p"}]}).to_string();
+    let (status, out) = as_token(agent, "PUT", "/v1/acl/token", mgmt, &token);
+    assert_eq!(status, 200, "{out}");
+    serde_json::from_str::<Value>(&out).unwrap()["SecretID"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn config_entry_acls_follow_consuls_can_read_and_can_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("acl.json");
+    std::fs::write(&config, r#"{"acl":{"enabled":true,"default_policy":"deny"}}"#).unwrap();
+    let agent = Agent::server(&dir.path().join("data"), &["--config-file", config.to_str().unwrap()]);
+    let (status, body) = agent.put("/v1/acl/bootstrap", "");
+    assert_eq!(status, 200, "{body}");
+    let mgmt = serde_json::from_str::<Value>(&body).unwrap()["SecretID"].as_str().unwrap().to_owned();
+    let web = token_with(&agent, &mgmt, r#"service "web" { policy = "write" }"#);
+
+    let sd = |name: &str| format!(r#"{{"Kind":"service-defaults","Name":"{name}"}}"#);
+    assert_eq!(as_token(&agent, "PUT", "/v1/config", &web, &sd("web")), (200, "true".into()));
+    assert_eq!(as_token(&agent, "PUT", "/v1/config", &web, &sd("db")).0, 403);
+    let global = r#"{"Kind":"proxy-defaults","Name":"global"}"#;
+    assert_eq!(as_token(&agent, "PUT", "/v1/config", &web, global).0, 403);
+    assert_eq!(as_token(&agent, "PUT", "/v1/config", &mgmt, global).0, 200);
+    assert_eq!(as_token(&agent, "PUT", "/v1/config", &mgmt, &sd("db")).0, 200);
+    // Reads: service:read on the name; proxy-defaults to anyone; lists are filtered.
+    assert_eq!(as_token(&agent, "GET", "/v1/config/service-defaults/db", &web, "").0, 403);
+    assert_eq!(as_token(&agent, "GET", "/v1/config/proxy-defaults/global", &web, "").0, 200);
+    let (status, list) = as_token(&agent, "GET", "/v1/config/service-defaults", &web, "");
+    assert_eq!(status, 200);
+    let names: Vec<Value> = serde_json::from_str::<Value>(&list)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["Name"].clone())
+        .collect();
+    assert_eq!(names, [json!("web")]);
+    assert_eq!(as_token(&agent, "DELETE", "/v1/config/service-defaults/db", &web, "").0, 403);
+    assert_eq!(as_token(&agent, "DELETE", "/v1/config/service-defaults/web", &web, "").0, 200);
+}
