@@ -10,10 +10,10 @@
 //! `?node-meta=`, `?passing`, `?filter=`, blocking on `CatalogState::connect_index`, ACL filtering by
 //! `enforce`); an empty name is Consul's 400 `Missing service name` / `Missing gateway name`.
 //! Gateways: `/v1/catalog/gateway-services/:g` lists the links of gateway `g`'s config entry
-//! (`gateway::gateway_links`; `null` without an entry, as Consul 1.8.7 [live]), needing
+//! (`catalog::gateway::gateway_links`; `null` without an entry, as Consul 1.8.7 [live]), needing
 //! `service:read` on the gateway and showing only services the token may read;
 //! `/v1/health/ingress/:s` the `ingress-gateway` instances of every ingress gateway linking
-//! `s`. Both block on `gateway::links_index`.
+//! `s`. Both block on `catalog::gateway::links_index`.
 //! Sidecars: `agent::ServiceDefinition::sidecar_for` chooses their port and defaults; an
 //! error there is Consul's 400 `Invalid SidecarService: …`.
 
@@ -26,13 +26,14 @@ use super::catalog::{has_meta, has_tags};
 use super::enforce;
 use super::error::ApiError;
 use super::filter::{self, ItemFilter};
-use super::gateway::{gateway_links, ingress_gateways_of, links_index};
+use super::gateway::GatewayServiceJson;
 use super::query::Query;
 use super::token::Acl;
 use super::token::require;
 use super::wire::{HealthCheckJson, NodeJson, ServiceEntryJson, ServiceJson, ServiceNodeJson};
 use super::{ApiState, rest};
 use crate::agent::ServiceDefinition;
+use crate::catalog::gateway::{gateway_links, ingress_gateways_of, links_index};
 use crate::catalog::{CatalogState, HealthStatus};
 
 fn name_of<'a>(path: &'a str, what: &str) -> Result<&'a str, ApiError> {
@@ -194,9 +195,9 @@ pub(super) async fn gateway_services(
         &q,
         |s| links_index(&s.catalog),
         |cat| {
-            gateway_links(cat, name).map(|mut links| {
-                links.retain(|g| acl.service_read(&g.service.name));
-                links
+            gateway_links(cat, name).map(|links| {
+                let visible = links.into_iter().filter(|g| acl.service_read(&g.service));
+                visible.map(GatewayServiceJson::from).collect::<Vec<_>>()
             })
         },
     )
