@@ -1,13 +1,15 @@
 //! Config entries on a live agent, against answers taken from Consul 1.8.7: `PUT /v1/config`
 //! with and without `?cas=`, reads, lists, deletes, Consul's normalised shapes and error
-//! messages, blocking on the table's index, and the gateway endpoints an ingress and a
-//! terminating gateway entry feed.
+//! messages, blocking on the table's index, ACLs, and the gateway endpoints (and
+//! `<svc>.ingress` DNS) an ingress and a terminating gateway entry feed.
 
 use std::time::{Duration, Instant};
 
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 use serde_json::{Value, json};
 
-use crate::support::{Agent, block, http_client};
+use crate::support::{Agent, Transport, block, http_client, srv_targets};
 
 fn get(agent: &Agent, path: &str) -> Value {
     let (status, v) = agent.get(path).unwrap();
@@ -194,6 +196,11 @@ fn gateway_entries_link_services_for_the_gateway_endpoints() {
     assert_eq!(ingress.as_array().unwrap().len(), 1, "{ingress}");
     assert_eq!(ingress[0]["Service"]["Service"], "foo-gw");
     assert_eq!(get(&agent, "/v1/health/ingress/redis"), json!([]));
+    // DNS: `<svc>.ingress` answers the gateway instances, with the gateway's own port.
+    let srv = agent.query("foo.ingress.consul.", RecordType::SRV, Transport::Udp);
+    assert_eq!(srv_targets(&srv).iter().map(|(p, _)| *p).collect::<Vec<_>>(), [8001], "{srv:?}");
+    let none = agent.query("redis.ingress.consul.", RecordType::A, Transport::Udp);
+    assert_eq!(none.response_code, ResponseCode::NXDomain);
     assert_eq!(get(&agent, "/v1/catalog/gateway-services/none"), Value::Null);
 }
 
