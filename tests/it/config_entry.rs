@@ -263,3 +263,18 @@ fn config_entry_acls_follow_consuls_can_read_and_can_write() {
     assert_eq!(as_token(&agent, "DELETE", "/v1/config/service-defaults/db", &web, "").0, 403);
     assert_eq!(as_token(&agent, "DELETE", "/v1/config/service-defaults/web", &web, "").0, 200);
 }
+
+#[test]
+fn config_entries_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = Agent::server(dir.path(), &[]);
+    agent.put_ok("/v1/config", r#"{"Kind":"service-defaults","Name":"web","Protocol":"http"}"#);
+    agent.put_ok("/v1/config", r#"{"Kind":"service-defaults","Name":"gone"}"#);
+    assert_eq!(delete(&agent, "/v1/config/service-defaults/gone").0, 200);
+    let before = get(&agent, "/v1/config/service-defaults");
+    assert_eq!(agent.terminate(), Some(0), "clean exit on SIGTERM: {}", agent.log());
+
+    let agent = Agent::server(dir.path(), &[]);
+    assert_eq!(get(&agent, "/v1/config/service-defaults"), before);
+    assert_eq!(before.as_array().unwrap().len(), 1, "{before}");
+}
