@@ -21,7 +21,7 @@ use axum::routing::{get, put};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::config_entry_kind::{PROXY_DEFAULTS, decode_entry, known_kind, unknown_kind};
+use super::config_entry_kind::{PROXY_DEFAULTS, decode_entry, field_order, known_kind, unknown_kind};
 use super::error::ApiError;
 use super::query::Query;
 use super::token::{Acl, require};
@@ -31,29 +31,35 @@ use crate::acl_state::permission::config_entry_write;
 use crate::catalog::config_entry::ConfigEntry;
 use crate::catalog::{Command, CommandResponse};
 
-/// Consul's JSON of one entry.
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct EntryJson<'a> {
-    kind: &'a str,
-    name: &'a str,
-    #[serde(flatten)]
-    body: &'a Map<String, Value>,
-    create_index: u64,
-    modify_index: u64,
-}
+/// Consul's JSON of one entry: `Kind`, `Name`, the document's fields in the order of Consul's
+/// struct for the kind (`config_entry_kind::field_order`, others after them), then the indexes.
+pub(crate) struct EntryJson<'a>(&'a ConfigEntry);
 
-static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+impl Serialize for EntryJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let e = self.0;
+        let empty = Map::new();
+        let body = e.body.as_object().unwrap_or(&empty);
+        let order = field_order(&e.kind);
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("Kind", &e.kind)?;
+        m.serialize_entry("Name", &e.name)?;
+        for k in order.iter().filter(|k| body.contains_key(**k)) {
+            m.serialize_entry(k, &body[*k])?;
+        }
+        for (k, v) in body.iter().filter(|(k, _)| !order.contains(&k.as_str())) {
+            m.serialize_entry(k, v)?;
+        }
+        m.serialize_entry("CreateIndex", &e.create_index)?;
+        m.serialize_entry("ModifyIndex", &e.modify_index)?;
+        m.end()
+    }
+}
 
 impl<'a> From<&'a ConfigEntry> for EntryJson<'a> {
     fn from(e: &'a ConfigEntry) -> Self {
-        Self {
-            kind: &e.kind,
-            name: &e.name,
-            body: e.body.as_object().unwrap_or(&EMPTY),
-            create_index: e.create_index,
-            modify_index: e.modify_index,
-        }
+        Self(e)
     }
 }
 

@@ -43,6 +43,11 @@ const KINDS: &[(&str, &[&str])] = &[
 
 const COMMON: &[&str] = &["Kind", "Name", "Namespace", "CreateIndex", "ModifyIndex"];
 
+/// The document fields of `kind` in the order of Consul's struct (empty for an unknown kind).
+pub(crate) fn field_order(kind: &str) -> &'static [&'static str] {
+    KINDS.iter().find(|(k, _)| *k == kind).map_or(&[], |(_, f)| f)
+}
+
 /// Whether Consul 1.8.7 knows `kind`.
 pub(crate) fn known_kind(kind: &str) -> bool {
     KINDS.iter().any(|(k, _)| *k == kind)

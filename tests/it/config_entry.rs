@@ -38,6 +38,14 @@ fn config_entries_are_written_read_listed_and_deleted_with_check_and_set() {
         json!({"Kind":"service-defaults","Name":"web","Protocol":"http","MeshGateway":{},"Expose":{},
                "CreateIndex":index,"ModifyIndex":index})
     );
+    // Consul's field order.
+    let raw = agent.get_full("/v1/config/service-defaults/web").unwrap().2;
+    assert_eq!(
+        raw,
+        format!(
+            r#"{{"Kind":"service-defaults","Name":"web","Protocol":"http","MeshGateway":{{}},"Expose":{{}},"CreateIndex":{index},"ModifyIndex":{index}}}"#
+        )
+    );
     // Check-and-set: 0 only creates, otherwise the stored ModifyIndex.
     let body = r#"{"Kind":"service-defaults","Name":"web","Protocol":"grpc"}"#;
     assert_eq!(agent.put_ok("/v1/config?cas=0", body), "false");
