@@ -83,6 +83,8 @@ pub(crate) fn authorize(a: &Authorizer, cat: &CatalogState, cmd: &Command) -> Re
         Command::Acl(_) => require(a.acl_write()),
         Command::AutopilotSet { .. } => require(a.operator_write()),
         Command::CoordinateBatch(entries) => entries.iter().try_for_each(|e| require(a.node_write(&e.node))),
+        Command::ConfigEntrySet { entry, .. } => require(config_entry_write(a, &entry.kind, &entry.name)),
+        Command::ConfigEntryDelete { kind, name } => require(config_entry_write(a, kind, name)),
     }
 }
 
@@ -90,6 +92,17 @@ pub(crate) fn authorize(a: &Authorizer, cat: &CatalogState, cmd: &Command) -> Re
 /// filtered on output; `check-index` and `check-session` reveal a key's state, so they need
 /// `key:read`; a tree delete needs write on the prefix and on every rule under it; anything
 /// else (`check-not-exists` included, as in Consul) `key:write`.
+/// Consul's config-entry `CanWrite`: `proxy-defaults` and the gateways need `operator:write`,
+/// the service kinds `service:write` on the entry's name.
+pub(crate) fn config_entry_write(a: &Authorizer, kind: &str, name: &str) -> bool {
+    match kind {
+        "service-defaults" | "service-router" | "service-splitter" | "service-resolver" => {
+            a.service_write(name)
+        }
+        _ => a.operator_write(),
+    }
+}
+
 pub(crate) fn kv_op(a: &Authorizer, op: &KvOp) -> bool {
     match op {
         KvOp::Get(_) | KvOp::GetTree(_) => true,

@@ -61,6 +61,13 @@ pub fn apply(
             state.operator_mut().update_coordinates(index, entries, |n| known.contains(&key(n)), changes);
             Ok(())
         }
+        Command::ConfigEntrySet { entry, cas } => {
+            return CommandResponse::Bool(state.config_entries_mut().set(index, entry, *cas, changes));
+        }
+        Command::ConfigEntryDelete { kind, name } => {
+            state.config_entries_mut().delete(index, kind, name, changes);
+            Ok(())
+        }
         Command::Restore(dump) => {
             state.restore(index, (**dump).clone(), changes);
             Ok(())

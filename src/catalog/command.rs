@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::acl::{AclPolicy, AclRole, AclToken};
+use crate::catalog::config_entry::ConfigEntry;
 use crate::catalog::kv::{KvEntry, Session, b64};
 use crate::catalog::operator::{AutopilotConfig, CoordinateEntry};
 use crate::catalog::{Check, HealthStatus, Node, PreparedQuery, Service};
@@ -84,6 +85,22 @@ pub enum Command {
     /// Network coordinates of nodes, batched (agents' own, `PUT /v1/coordinate/update`);
     /// entries for unknown nodes or with invalid coordinates are skipped.
     CoordinateBatch(Vec<CoordinateEntry>),
+    /// Store a config entry (`PUT /v1/config`), validated and normalised by the HTTP layer;
+    /// with `cas`, only if it equals the stored `ModifyIndex` (0: none stored). Answered with
+    /// `CommandResponse::Bool`.
+    ConfigEntrySet {
+        /// The entry; its indexes are ignored.
+        entry: Box<ConfigEntry>,
+        /// Check-and-set index.
+        cas: Option<u64>,
+    },
+    /// Delete a config entry (`DELETE /v1/config/:kind/:name`); a missing one succeeds.
+    ConfigEntryDelete {
+        /// Consul's `Kind`.
+        kind: String,
+        /// Consul's `Name`.
+        name: String,
+    },
 }
 
 /// The ACL writes. IDs, SecretIDs and times are chosen by the proposer and travel here.
@@ -353,6 +370,8 @@ impl std::fmt::Display for Command {
             Self::Acl(a) => write!(f, "{a}"),
             Self::AutopilotSet { .. } => write!(f, "set the autopilot configuration"),
             Self::CoordinateBatch(e) => write!(f, "update {} network coordinates", e.len()),
+            Self::ConfigEntrySet { entry, .. } => write!(f, "set config entry {}/{}", entry.kind, entry.name),
+            Self::ConfigEntryDelete { kind, name } => write!(f, "delete config entry {kind}/{name}"),
         }
     }
 }

@@ -12,7 +12,9 @@
 pub(crate) mod acl;
 pub(crate) mod apply;
 pub(crate) mod command;
+pub(crate) mod config_entry;
 pub(crate) mod duration;
+pub(crate) mod gateway;
 pub(crate) mod kv;
 pub(crate) mod mesh;
 pub(crate) mod operator;

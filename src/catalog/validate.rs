@@ -171,7 +171,9 @@ impl Command {
             | Self::Restore(_)
             | Self::SessionDestroy { .. }
             | Self::KvReap(_) => Ok(()),
-            Self::AutopilotSet { .. } => Ok(()),
+            Self::AutopilotSet { .. } | Self::ConfigEntrySet { .. } | Self::ConfigEntryDelete { .. } => {
+                Ok(())
+            }
             Self::CoordinateBatch(entries) => coordinates(entries),
         }
     }

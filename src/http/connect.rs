@@ -9,9 +9,11 @@
 //! Invariants: the options are those of the plain catalog and health endpoints (`?tag=`,
 //! `?node-meta=`, `?passing`, `?filter=`, blocking on `CatalogState::connect_index`, ACL filtering by
 //! `enforce`); an empty name is Consul's 400 `Missing service name` / `Missing gateway name`.
-//! cairn has no config entries, so no ingress or terminating gateway is linked to any service:
-//! `/v1/health/ingress/:s` answers `[]` and `/v1/catalog/gateway-services/:g` `null`, both at
-//! index 1, which is what Consul 1.8.7 answers without config entries [live].
+//! Gateways: `/v1/catalog/gateway-services/:g` lists the links of gateway `g`'s config entry
+//! (`catalog::gateway::gateway_links`; `null` without an entry, as Consul 1.8.7 [live]), needing
+//! `service:read` on the gateway and showing only services the token may read;
+//! `/v1/health/ingress/:s` the `ingress-gateway` instances of every ingress gateway linking
+//! `s`. Both block on `catalog::gateway::links_index`.
 //! Sidecars: `agent::ServiceDefinition::sidecar_for` chooses their port and defaults; an
 //! error there is Consul's 400 `Invalid SidecarService: …`.
 
@@ -24,15 +26,15 @@ use super::catalog::{has_meta, has_tags};
 use super::enforce;
 use super::error::ApiError;
 use super::filter::{self, ItemFilter};
+use super::gateway::GatewayServiceJson;
 use super::query::Query;
 use super::token::Acl;
+use super::token::require;
 use super::wire::{HealthCheckJson, NodeJson, ServiceEntryJson, ServiceJson, ServiceNodeJson};
 use super::{ApiState, rest};
 use crate::agent::ServiceDefinition;
+use crate::catalog::gateway::{gateway_links, ingress_gateways_of, links_index};
 use crate::catalog::{CatalogState, HealthStatus};
-
-/// The index Consul reports for config-entry lookups while there are none.
-const NO_CONFIG_ENTRIES_INDEX: u64 = 1;
 
 fn name_of<'a>(path: &'a str, what: &str) -> Result<&'a str, ApiError> {
     let name = rest(path);
@@ -140,28 +142,66 @@ pub(super) async fn health_connect(
     .await
 }
 
+/// `/v1/health/ingress/:name` body: the ingress-gateway instances exposing `name`.
+pub(crate) fn ingress_entries(
+    cat: &CatalogState,
+    name: &str,
+    tags: &[&str],
+    meta: &[(String, String)],
+    passing_only: bool,
+) -> Vec<ServiceEntryJson> {
+    ingress_gateways_of(cat, name)
+        .iter()
+        .flat_map(|g| super::health::service_entries(cat, g, tags, meta, passing_only))
+        .filter(|e| e.service.kind == crate::catalog::mesh::KIND_INGRESS_GATEWAY)
+        .collect()
+}
+
 pub(super) async fn health_ingress(
     State(st): State<ApiState>,
-    _acl: Acl,
+    acl: Acl,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    name_of(&name, "service")?;
+    let name = name_of(&name, "service")?;
     let q = Query::parse(q.as_deref());
-    q.flag("passing")?;
-    ItemFilter::from_query(&q, filter::CHECK_SERVICE_NODE)?;
-    st.read(&q, |_| NO_CONFIG_ENTRIES_INDEX, |_| Vec::<ServiceEntryJson>::new()).await
+    let passing = q.flag("passing")?;
+    let tags = q.all("tag");
+    let meta = q.node_meta();
+    let filter = ItemFilter::from_query(&q, filter::CHECK_SERVICE_NODE)?;
+    st.try_read(
+        &q,
+        |s| match links_index(&s.catalog) {
+            0 => 0,
+            i => i.max(s.catalog.table_indexes().checks).max(s.catalog.table_indexes().nodes),
+        },
+        |cat| {
+            filter.retain(enforce::service_entries(&acl, ingress_entries(cat, name, &tags, &meta, passing)))
+        },
+    )
+    .await
 }
 
 pub(super) async fn gateway_services(
     State(st): State<ApiState>,
-    _acl: Acl,
+    acl: Acl,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    name_of(&name, "gateway")?;
+    let name = name_of(&name, "gateway")?;
+    require(acl.service_read(name))?;
     let q = Query::parse(q.as_deref());
-    st.read(&q, |_| NO_CONFIG_ENTRIES_INDEX, |_| None::<Vec<ServiceEntryJson>>).await
+    st.read(
+        &q,
+        |s| links_index(&s.catalog),
+        |cat| {
+            gateway_links(cat, name).map(|links| {
+                let visible = links.into_iter().filter(|g| acl.service_read(&g.service));
+                visible.map(GatewayServiceJson::from).collect::<Vec<_>>()
+            })
+        },
+    )
+    .await
 }
 
 /// The ID of the sidecar of instance `id` (Consul's `<id>-sidecar-proxy`).

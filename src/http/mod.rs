@@ -34,6 +34,8 @@ mod autopilot;
 mod blocking;
 mod cache;
 mod catalog;
+mod config_entry;
+mod config_entry_kind;
 mod connect;
 mod coordinate;
 mod datacenter;
@@ -41,6 +43,7 @@ mod enforce;
 mod error;
 mod event;
 mod filter;
+mod gateway;
 mod health;
 mod keyring;
 mod kv;
@@ -199,7 +202,8 @@ pub(crate) fn router(state: ApiState) -> Router {
         )
         .merge(acl::routes())
         .merge(operator::routes())
-        .merge(connect::routes());
+        .merge(connect::routes())
+        .merge(config_entry::routes());
     layers(routes, &state).with_state(state)
 }
 

@@ -27,6 +27,12 @@ fn kv_op(op: &KvOp) -> &'static str {
     }
 }
 
+/// Consul names the timer `consul.fsm.config_entry.<kind>`; the kind travels as a label here
+/// because metric names are static.
+fn kind_op(kind: &str, op: &str) -> Labels {
+    vec![("kind", kind.to_owned()), ("op", op.to_owned())]
+}
+
 fn acl_op(a: &AclCommand) -> &'static str {
     match a {
         AclCommand::InitBuiltins { .. } => "init",
@@ -52,6 +58,7 @@ pub(crate) fn propose_timer(cmd: &Command) -> Option<&'static str> {
         Command::Acl(_) => "consul.acl.apply",
         Command::KvReap(_) => "consul.leader.reapTombstones",
         Command::Restore(_) => "consul.raft.restoreUserSnapshot",
+        Command::ConfigEntrySet { .. } | Command::ConfigEntryDelete { .. } => "consul.config_entry.apply",
         Command::Batch(_) | Command::AutopilotSet { .. } | Command::CoordinateBatch(_) => return None,
     })
 }
@@ -74,6 +81,8 @@ pub(crate) fn fsm_timer(cmd: &Command) -> Option<(&'static str, Labels)> {
         Command::Acl(a) => ("consul.fsm.acl", op(acl_op(a))),
         Command::AutopilotSet { .. } => ("consul.fsm.autopilot", vec![]),
         Command::CoordinateBatch(_) => ("consul.fsm.coordinate.batch-update", vec![]),
+        Command::ConfigEntrySet { entry, .. } => ("consul.fsm.config_entry", kind_op(&entry.kind, "upsert")),
+        Command::ConfigEntryDelete { kind, .. } => ("consul.fsm.config_entry", kind_op(kind, "delete")),
         Command::Restore(_) | Command::Batch(_) => return None,
     })
 }

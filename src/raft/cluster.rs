@@ -539,7 +539,9 @@ fn stamp_leader_clock(cmd: &mut Command, now: u64) {
         | Command::Restore(_)
         | Command::KvReap(_)
         | Command::AutopilotSet { .. }
-        | Command::CoordinateBatch(_) => {}
+        | Command::CoordinateBatch(_)
+        | Command::ConfigEntrySet { .. }
+        | Command::ConfigEntryDelete { .. } => {}
         // ACL times (CreateTime, ExpirationTime) are checked against each other by
         // `Command::validate`; they stay the proposer's pair.
         Command::Acl(_) => {}

@@ -81,6 +81,7 @@ const META_ACL: &str = "acl.state";
 /// Meta key: the operator tables (autopilot configuration, coordinates), one row
 /// (`catalog::operator`).
 const META_OPERATOR: &str = "operator.state";
+const META_CONFIG_ENTRIES: &str = "config-entries.state";
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -394,6 +395,9 @@ impl Store {
                 }
                 Change::Acl => self.meta_put(wtxn, META_ACL, &state.acl().dump())?,
                 Change::Operator => self.meta_put(wtxn, META_OPERATOR, &state.operator().dump())?,
+                Change::ConfigEntries => {
+                    self.meta_put(wtxn, META_CONFIG_ENTRIES, &state.config_entries().dump())?;
+                }
             }
         }
         Ok(())
@@ -439,6 +443,7 @@ impl Store {
         self.meta_put(wtxn, META_KV_LOCK_DELAYS, &dump.kv.lock_delays)?;
         self.meta_put(wtxn, META_ACL, &dump.acl)?;
         self.meta_put(wtxn, META_OPERATOR, &dump.operator)?;
+        self.meta_put(wtxn, META_CONFIG_ENTRIES, &dump.config_entries)?;
         self.meta_put(wtxn, META_TABLES, &dump.tables)
     }
 
@@ -465,6 +470,7 @@ impl Store {
         dump.kv = self.load_kv(rtxn)?;
         dump.acl = self.meta_get(rtxn, META_ACL)?.unwrap_or_default();
         dump.operator = self.meta_get(rtxn, META_OPERATOR)?.unwrap_or_default();
+        dump.config_entries = self.meta_get(rtxn, META_CONFIG_ENTRIES)?.unwrap_or_default();
         Ok(dump)
     }
 

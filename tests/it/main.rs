@@ -76,6 +76,7 @@ mod client;
 mod cluster;
 mod cluster_membership;
 mod config;
+mod config_entry;
 mod connect;
 mod consul_metrics;
 mod coordinate;

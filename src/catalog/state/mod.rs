@@ -16,6 +16,7 @@ use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 
 use super::acl::{AclDump, AclState};
+use super::config_entry::{ConfigEntryDump, ConfigEntryState};
 use super::kv::{KvDump, KvState};
 use super::operator::{OperatorDump, OperatorState};
 use super::{Check, HealthStatus, Node, PreparedQuery, Service, key};
@@ -53,6 +54,8 @@ pub enum Change {
     /// The operator tables: autopilot configuration and coordinates (one row: see
     /// `catalog::operator`).
     Operator,
+    /// The config-entry table (one row: see `catalog::config_entry`).
+    ConfigEntries,
 }
 
 /// Raft indexes of the last change to each table (Consul's `X-Consul-Index` sources).
@@ -102,6 +105,8 @@ pub struct CatalogState {
     acl: AclState,
     /// Autopilot configuration and network coordinates.
     operator: OperatorState,
+    /// Config entries.
+    config_entries: ConfigEntryState,
 }
 
 /// Serialisable form of the whole catalog (Raft snapshots, tests).
@@ -131,6 +136,9 @@ pub struct CatalogDump {
     /// left out while empty).
     #[serde(default, skip_serializing_if = "OperatorDump::is_empty")]
     pub operator: OperatorDump,
+    /// Config entries (absent in dumps written before them, and left out while empty).
+    #[serde(default, skip_serializing_if = "ConfigEntryDump::is_empty")]
+    pub config_entries: ConfigEntryDump,
 }
 
 fn prefix_range<'a, V: Clone>(
@@ -278,6 +286,7 @@ impl CatalogState {
             kv: self.kv.dump(),
             acl: self.acl.dump(),
             operator: self.operator.dump(),
+            config_entries: self.config_entries.dump(),
         }
     }
 
@@ -310,6 +319,7 @@ impl CatalogState {
         state.kv = KvState::from_dump(dump.kv);
         state.acl = AclState::from_dump(dump.acl);
         state.operator = OperatorState::from_dump(dump.operator);
+        state.config_entries = ConfigEntryState::from_dump(dump.config_entries);
         state
     }
 
@@ -395,6 +405,16 @@ impl CatalogState {
     /// The operator tables, for `apply`.
     pub(crate) fn operator_mut(&mut self) -> &mut OperatorState {
         &mut self.operator
+    }
+
+    /// The config entries.
+    pub(crate) fn config_entries(&self) -> &ConfigEntryState {
+        &self.config_entries
+    }
+
+    /// The config entries, for `apply`.
+    pub(crate) fn config_entries_mut(&mut self) -> &mut ConfigEntryState {
+        &mut self.config_entries
     }
 }
 

@@ -296,6 +296,8 @@ impl CatalogState {
         fresh.acl.touch(index);
         changes.push(Change::Acl);
         changes.push(Change::Operator);
+        fresh.config_entries.touch(index);
+        changes.push(Change::ConfigEntries);
         changes.push(Change::TableIndexes);
         fresh.tables = TableIndexes { nodes: index, services: index, checks: index, queries: index };
         let names: Vec<String> = fresh.by_name.keys().cloned().collect();

@@ -291,7 +291,7 @@ impl<'a> Lookup<'a> {
             Route::Node { name, dc } => self.node(name, dc, rng),
             Route::Query { name, dc } => self.prepared_query(name, dc, rng),
             Route::Connect { name, dc } => self.connect(name, dc, rng),
-            Route::Ingress { name, dc } => self.ingress(name, dc),
+            Route::Ingress { name, dc } => self.ingress(name, dc, rng),
             Route::Addr { ip } => self.addr(*ip),
             Route::Apex | Route::EmptyNonTerminal if self.strict() => self.nodata(),
             Route::Apex

@@ -206,11 +206,38 @@ impl Lookup<'_> {
         self.instances_answer(cands, dc, ttl, rng)
     }
 
-    /// `<svc>.ingress` (spec §1.8): the ingress gateways an ingress-gateway config entry links
-    /// to `name`. cairn has no config entries, so no gateway exposes any service: NXDOMAIN,
-    /// as Consul answers without one [live on 1.8.7].
-    pub(super) fn ingress(&self, _name: &str, _dc: &str) -> Answer {
-        self.nxdomain()
+    /// `<svc>.ingress` (spec §1.8): the `ingress-gateway` instances of every ingress gateway
+    /// whose config entry links `name` (`catalog::gateway`), answered like a service lookup
+    /// with the gateways' own ports and `name`'s `service_ttl`; none is NXDOMAIN, as Consul
+    /// answers [live on 1.8.7]. The answer reads config entries and other services' rows, so
+    /// it is re-rendered after any write.
+    pub(super) fn ingress(&self, name: &str, dc: &str, rng: &mut impl rand::Rng) -> Answer {
+        self.deps.borrow_mut().everything = true;
+        if dc != self.ctx.datacenter {
+            return self.nxdomain();
+        }
+        let acl = self.access.default_acl();
+        if acl.failed() {
+            return self.servfail();
+        }
+        if !acl.service_read(name) {
+            return self.nxdomain();
+        }
+        let only_passing = self.ctx.dns_config.only_passing;
+        let gateways = crate::catalog::gateway::ingress_gateways_of(self.catalog, name);
+        let cands: Vec<Candidate> = gateways
+            .iter()
+            .flat_map(|g| self.catalog.service_instances(g))
+            .filter(|i| i.service.mesh.kind == crate::catalog::mesh::KIND_INGRESS_GATEWAY)
+            .filter(|i| acl.service_read(&i.service.name) && acl.node_read(&i.node.name))
+            .filter_map(|inst| {
+                let health = self.catalog.instance_health(&inst.service.node, &inst.service.id);
+                let port = inst.service.port;
+                answered(health, only_passing).then_some(Candidate { inst, health, port })
+            })
+            .collect();
+        let ttl = secs(self.ctx.dns_config.service_ttl_for(name));
+        self.instances_answer(cands, dc, ttl, rng)
     }
 
     /// A prepared query's answer (spec §1.6): its instances (filtered by the query's own
