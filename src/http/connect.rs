@@ -30,11 +30,11 @@ use super::gateway::GatewayServiceJson;
 use super::query::Query;
 use super::token::Acl;
 use super::token::require;
-use super::wire::{HealthCheckJson, NodeJson, ServiceEntryJson, ServiceJson, ServiceNodeJson};
+use super::wire::{ServiceEntryJson, ServiceNodeJson};
 use super::{ApiState, rest};
 use crate::agent::ServiceDefinition;
+use crate::catalog::CatalogState;
 use crate::catalog::gateway::{gateway_links, ingress_gateways_of, links_index};
-use crate::catalog::{CatalogState, HealthStatus};
 
 fn name_of<'a>(path: &'a str, what: &str) -> Result<&'a str, ApiError> {
     let name = rest(path);
@@ -62,20 +62,7 @@ pub(crate) fn connect_entries(
     meta: &[(String, String)],
     passing_only: bool,
 ) -> Vec<ServiceEntryJson> {
-    cat.connect_instances(name)
-        .filter(|i| has_tags(&i.service, tags) && has_meta(&i.node, meta))
-        .filter_map(|i| {
-            let checks: Vec<_> = cat.instance_checks(&i.node.name, &i.service.id).collect();
-            if passing_only && checks.iter().any(|c| c.status != HealthStatus::Passing) {
-                return None;
-            }
-            Some(ServiceEntryJson {
-                node: NodeJson::from(&*i.node),
-                service: ServiceJson::catalog(&i.service),
-                checks: checks.into_iter().map(|c| HealthCheckJson::from(&**c)).collect(),
-            })
-        })
-        .collect()
+    super::health::entries(cat, cat.connect_instances(name), tags, meta, passing_only)
 }
 
 /// The Connect endpoints (an empty name gets Consul's 400, not a 404).

@@ -17,7 +17,7 @@ use super::query::Query;
 use super::token::Acl;
 use super::wire::{HealthCheckJson, NodeJson, ServiceEntryJson, ServiceJson};
 use super::{ApiState, rest};
-use crate::catalog::{CatalogState, HealthStatus};
+use crate::catalog::{CatalogState, HealthStatus, Instance};
 use crate::snapshot::CatalogSnapshot;
 
 /// `/v1/health/service/:name` body.
@@ -28,7 +28,19 @@ pub(crate) fn service_entries(
     meta: &[(String, String)],
     passing_only: bool,
 ) -> Vec<ServiceEntryJson> {
-    cat.service_instances(name)
+    entries(cat, cat.service_instances(name), tags, meta, passing_only)
+}
+
+/// Health entries (`CheckServiceNode`) of `instances` with the given tags and node meta;
+/// with `passing_only`, those whose every check passes.
+pub(crate) fn entries(
+    cat: &CatalogState,
+    instances: impl Iterator<Item = Instance>,
+    tags: &[&str],
+    meta: &[(String, String)],
+    passing_only: bool,
+) -> Vec<ServiceEntryJson> {
+    instances
         .filter(|i| has_tags(&i.service, tags) && has_meta(&i.node, meta))
         .filter_map(|i| {
             let checks: Vec<_> = cat.instance_checks(&i.node.name, &i.service.id).collect();
