@@ -253,13 +253,11 @@ pub(super) async fn deregister_service(
     let known =
         st.local.service(id).or_else(|| st.snapshots.load().catalog.service(node, id).map(|s| (**s).clone()));
     let Some(s) = known else {
-        // Consul 1.8.7: with ACLs on, `vetServiceUpdate` refuses an unknown ID (500, Go's `%q`
-        // of its `ServiceID` struct); with ACLs off, removing an unknown service is a no-op (200)
-        // [live on 1.8.7].
-        if st.acl.enabled() {
-            return Err(ApiError::Internal(format!("Unknown service {{{id:?} {{}}}}")));
-        }
-        return Ok(empty());
+        // The spec's 404 (consul-compat §4.5, the conformance suite's contract; later Consul
+        // versions answer it). Consul 1.8.7 answered 200 and only logged a warning [live].
+        return Err(ApiError::NotFound(format!(
+            "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
+        )));
     };
     require_on(acl.service_write(&s.name), "service:write", &s.name)?;
     st.local.deregister_service(&s.id).await?;
@@ -330,11 +328,10 @@ pub(super) async fn deregister_check(
     let known =
         st.local.check(id).or_else(|| st.snapshots.load().catalog.check(node, id).map(|c| (**c).clone()));
     let Some(c) = known else {
-        // As for services: 500 `Unknown check "x"` with ACLs on, else a no-op 200 [live on 1.8.7].
-        if st.acl.enabled() {
-            return Err(ApiError::Internal(format!("Unknown check {id:?}")));
-        }
-        return Ok(empty());
+        // As for services: the spec's 404 (Consul 1.8.7: 200).
+        return Err(ApiError::NotFound(format!(
+            "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
+        )));
     };
     vet_check_write(&st, &acl, &c.service_name)?;
     st.local.deregister_check(&c.check_id).await?;

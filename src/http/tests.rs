@@ -483,8 +483,24 @@ async fn router_errors() {
         "unknown service ID: nope",
     )
     .await;
-    check_status(&st, Method::PUT, "/v1/agent/service/deregister/nope", "", StatusCode::OK, "").await;
-    check_status(&st, Method::PUT, "/v1/agent/check/deregister/nope", "", StatusCode::OK, "").await;
+    check_status(
+        &st,
+        Method::PUT,
+        "/v1/agent/service/deregister/nope",
+        "",
+        StatusCode::NOT_FOUND,
+        "Unknown service ID \"nope\". Ensure that the service ID is passed, not the service name.",
+    )
+    .await;
+    check_status(
+        &st,
+        Method::PUT,
+        "/v1/agent/check/deregister/nope",
+        "",
+        StatusCode::NOT_FOUND,
+        "Unknown check ID \"nope\"",
+    )
+    .await;
     check_status(
         &st,
         Method::PUT,

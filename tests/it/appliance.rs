@@ -62,9 +62,9 @@ fn operator_cli_reads_and_writes_the_catalog() {
 
     assert_eq!(cairn_ok(&agent, &["services", "deregister", "web-1"]), "Deregistered service: web-1\n");
     eventually("web gone from DNS", || answers(&agent, "web.service.consul.") == 0);
-    // Deregistering an unknown ID is a no-op the agent accepts, so Consul 1.8.7's CLI (live:
-    // `consul services deregister -id nope-1`) reports it done as well.
-    assert_eq!(cairn_ok(&agent, &["services", "deregister", "web-1"]), "Deregistered service: web-1\n");
+    let out = cairn(&agent, &["services", "deregister", "web-1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("404"), "{}", String::from_utf8_lossy(&out.stderr));
 
     // A broken definition is refused locally, naming the file.
     let bad = write(dir.path(), "bad.json", r#"{"service": {"name": "x", "port": "eighty"}}"#);

