@@ -25,6 +25,10 @@
 //! - `segments`: only `null` or `[]` (what Consul's OSS build and its test harness write);
 //!   network segments are a Consul Enterprise feature that splits the LAN pool, which cairn
 //!   does not have.
+//! - `autopilot.min_quorum`: only `0` (unset). It keeps dead-server cleanup from shrinking the
+//!   voters below a floor; the agent config does not feed it to cairn's autopilot, so a floor
+//!   set here would silently not hold. Set it through `/v1/operator/autopilot/configuration`,
+//!   which cairn honours.
 //! - `limits.request_limits`: only with `mode` absent, `disabled` or `permissive` (Consul's
 //!   server-wide read/write rate limits; `enforcing` would be a limit cairn does not apply).
 //!
@@ -97,7 +101,6 @@ pub(super) const ACCEPTED_UNUSED: &[&str] = &[
     "addresses.grpc_tls",
     "autopilot.last_contact_threshold",
     "autopilot.max_trailing_logs",
-    "autopilot.min_quorum",
     "autopilot.server_stabilization_time",
     "autopilot.redundancy_zone_tag",
     "autopilot.disable_upgrade_migration",
@@ -134,6 +137,7 @@ const SECURITY: &[(&str, Off)] = &[
     ("limits.txn_max_req_len", Off::AtLeast(MAX_VALUE_BYTES)),
     ("limits.request_limits", Off::NotEnforcing),
     ("segments", Off::Empty),
+    ("autopilot.min_quorum", Off::Number(0)),
 ];
 
 /// The bound cairn puts on a KV value and on a transaction's values together (512 KiB, Consul's

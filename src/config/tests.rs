@@ -353,6 +353,7 @@ fn security_keys_that_would_turn_a_feature_on_refuse_the_start() {
         ),
         (r#"{"limits":{"kv_max_value_size":1024}}"#, "limits.kv_max_value_size"),
         (r#"{"segments":[{"name":"alpha","port":8303}]}"#, "segments"),
+        (r#"{"autopilot":{"min_quorum":3}}"#, "autopilot.min_quorum"),
         (r#"{"limits":{"txn_max_req_len":"65536"}}"#, "limits.txn_max_req_len"),
         (r#"{"limits":{"request_limits":{"mode":"enforcing","write_rate":100}}}"#, "limits.request_limits"),
     ];
@@ -376,6 +377,7 @@ fn security_keys_left_off_load_with_the_unused_warning() {
         (r#"{"connect":{"enabled":false}}"#, "connect"),
         (r#"{"connect":{"enabled":true}}"#, "connect"),
         (r#"{"segments":null}"#, "segments"),
+        (r#"{"autopilot":{"min_quorum":0}}"#, "autopilot.min_quorum"),
         (r#"{"segments":[]}"#, "segments"),
         (r#"{"connect":{"enabled":true,"ca_config":{"cluster_id":"x"}}}"#, "connect"),
         (r#"{"limits":{"kv_max_value_size":524288}}"#, "limits.kv_max_value_size"),
