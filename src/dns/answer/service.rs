@@ -25,6 +25,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use rand::RngExt;
 use rand::seq::SliceRandom;
 
+use super::super::access::Acl;
 use super::super::message::{Answer, Rr};
 use super::super::route::encode_addr;
 use super::{Addr, Lookup, Want, dns_name, ip_record, meta_txt, node_addr, pick, secs};
@@ -191,19 +192,7 @@ impl Lookup<'_> {
         if !acl.service_read(name) {
             return self.nxdomain();
         }
-        let only_passing = self.ctx.dns_config.only_passing;
-        let cands: Vec<Candidate> = self
-            .catalog
-            .connect_instances(name)
-            .filter(|i| acl.service_read(&i.service.name) && acl.node_read(&i.node.name))
-            .filter_map(|inst| {
-                let health = self.catalog.instance_health(&inst.service.node, &inst.service.id);
-                let port = inst.service.port;
-                answered(health, only_passing).then_some(Candidate { inst, health, port })
-            })
-            .collect();
-        let ttl = secs(self.ctx.dns_config.service_ttl_for(name));
-        self.instances_answer(cands, dc, ttl, rng)
+        self.mesh_answer(name, self.catalog.connect_instances(name), &acl, dc, rng)
     }
 
     /// `<svc>.ingress` (spec §1.8): the `ingress-gateway` instances of every ingress gateway
@@ -223,12 +212,26 @@ impl Lookup<'_> {
         if !acl.service_read(name) {
             return self.nxdomain();
         }
-        let only_passing = self.ctx.dns_config.only_passing;
         let gateways = crate::catalog::gateway::ingress_gateways_of(self.catalog, name);
-        let cands: Vec<Candidate> = gateways
+        let instances = gateways
             .iter()
             .flat_map(|g| self.catalog.service_instances(g))
-            .filter(|i| i.service.mesh.kind == crate::catalog::mesh::KIND_INGRESS_GATEWAY)
+            .filter(|i| i.service.mesh.kind == crate::catalog::mesh::KIND_INGRESS_GATEWAY);
+        self.mesh_answer(name, instances, &acl, dc, rng)
+    }
+
+    /// `.connect` and `.ingress` answers: the readable, answerable `instances` (at their own
+    /// ports) standing for `name`, with `name`'s `service_ttl`.
+    fn mesh_answer(
+        &self,
+        name: &str,
+        instances: impl Iterator<Item = Instance>,
+        acl: &Acl<'_>,
+        dc: &str,
+        rng: &mut impl rand::Rng,
+    ) -> Answer {
+        let only_passing = self.ctx.dns_config.only_passing;
+        let cands: Vec<Candidate> = instances
             .filter(|i| acl.service_read(&i.service.name) && acl.node_read(&i.node.name))
             .filter_map(|inst| {
                 let health = self.catalog.instance_health(&inst.service.node, &inst.service.id);
