@@ -30,6 +30,7 @@ pub(super) async fn metrics(State(st): State<ApiState>, acl: Acl, RawQuery(q): R
     let mut report = crate::metrics::global().report(&st.snapshots.load_full());
     report.node_name.clone_from(&st.config.node_name);
     report.tasks = tokio::runtime::Handle::try_current().ok().map(|h| h.metrics().num_alive_tasks() as u64);
+    report.heap = crate::metrics::memory::load();
     report.replica = st.replica.as_ref().map(|c| {
         use std::sync::atomic::Ordering::Relaxed;
         let s = c.stats();

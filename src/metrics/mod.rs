@@ -20,6 +20,7 @@
 
 pub(crate) mod commands;
 mod dns;
+pub(crate) mod memory;
 pub(crate) mod named;
 pub(crate) mod render;
 
@@ -179,6 +180,7 @@ impl Metrics {
             named: named::snapshot(),
             sessions_ttl_active: snap.catalog.kv().sessions().filter(|s| !s.ttl.is_empty()).count() as u64,
             tasks: None,
+            heap: None,
             node_name: String::new(),
         }
     }
@@ -240,6 +242,8 @@ pub(crate) struct Report {
     pub sessions_ttl_active: u64,
     /// Live tasks of the async runtime (`consul.runtime.num_goroutines`), when known.
     pub tasks: Option<u64>,
+    /// The heap (`consul.runtime.alloc_bytes`, `sys_bytes`), when the C library can say.
+    pub heap: Option<memory::HeapUsage>,
     /// This agent's node name (the `node` label of Consul's DNS timers).
     pub node_name: String,
 }

@@ -75,6 +75,10 @@ pub(crate) fn consul_series(r: &Report) -> ConsulSeries {
     if let Some(t) = r.tasks {
         gauges.push(("consul.runtime.num_goroutines".to_owned(), vec![], t as f64));
     }
+    if let Some(h) = r.heap {
+        gauges.push(("consul.runtime.alloc_bytes".to_owned(), vec![], h.alloc_bytes as f64));
+        gauges.push(("consul.runtime.sys_bytes".to_owned(), vec![], h.sys_bytes as f64));
+    }
     let node: Labels = vec![("node", r.node_name.clone())];
     let histograms = [
         ("consul.dns.domain_query", dns_domain_latency(&r.dns)),
@@ -257,6 +261,7 @@ pub(crate) fn sample_report() -> Report {
         named: crate::metrics::named::NamedSeries::default(),
         sessions_ttl_active: 1,
         tasks: Some(4),
+        heap: None,
         node_name: "n1".into(),
     }
 }
