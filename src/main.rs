@@ -324,6 +324,10 @@ fn run_agent(args: &AgentArgs) -> anyhow::Result<()> {
             say(&format!("    HTTP: {a}"));
             serving.push(format!("HTTP on {a}"));
         }
+        for path in app.http_sockets() {
+            say(&format!("    HTTP (unix socket): {}", path.display()));
+            serving.push(format!("HTTP on unix://{}", path.display()));
+        }
         if let Some(a) = app.https_addr() {
             say(&format!("    HTTPS: {a}"));
             serving.push(format!("HTTPS on {a}"));

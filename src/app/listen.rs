@@ -9,20 +9,48 @@
 //! the error; with port 0, DNS gets one port for both UDP and TCP.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
 
-use crate::config::Config;
+use crate::config::{Config, ListenAddr, UnixSockets};
 use crate::tls::Tls;
 use crate::zone::ZoneSet;
 
 /// DNS's sockets: the UDP sockets (one receive loop each) and the TCP listener.
 pub(super) type DnsSockets = (Vec<std::net::UdpSocket>, TcpListener);
 
-/// Binds (or adopts) DNS and binds HTTP; a port set to -1 turns its listener off.
-pub(super) async fn bind_front(config: &Config) -> anyhow::Result<(Option<DnsSockets>, Option<TcpListener>)> {
+/// HTTP's listeners: one per `addresses.http` entry, TCP on `ports.http` or a Unix socket.
+#[derive(Debug, Default)]
+pub(super) struct HttpListeners {
+    /// TCP listeners, in `addresses.http`'s order.
+    pub tcp: Vec<TcpListener>,
+    /// Unix socket listeners.
+    pub unix: Vec<UnixSocket>,
+}
+
+/// A Unix socket HTTP listens on; its file is removed when the listener is dropped (the agent
+/// stops), as Consul removes it.
+#[derive(Debug)]
+pub(super) struct UnixSocket {
+    /// The listener; taken when HTTP starts serving on it.
+    pub listener: Option<UnixListener>,
+    /// The socket's file.
+    pub path: PathBuf,
+}
+
+impl Drop for UnixSocket {
+    fn drop(&mut self) {
+        // Best effort at shutdown: a leftover file is replaced at the next start anyway.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Binds (or adopts) DNS and binds HTTP; a port set to -1 turns its listener off (HTTP's Unix
+/// sockets too, as in Consul).
+pub(super) async fn bind_front(config: &Config) -> anyhow::Result<(Option<DnsSockets>, HttpListeners)> {
     // Socket activation (cairn-dns.socket) hands DNS sockets over; they replace ports.dns.
     let inherited = crate::systemd::inherited_sockets();
     let dns = if !inherited.is_empty() {
@@ -33,14 +61,65 @@ pub(super) async fn bind_front(config: &Config) -> anyhow::Result<(Option<DnsSoc
             Err(_) => None,
         }
     };
-    let http = match u16::try_from(config.ports.http) {
-        Ok(port) => {
-            let addr = SocketAddr::new(config.http_addr, port);
-            Some(TcpListener::bind(addr).await.with_context(|| format!("binding HTTP on {addr}"))?)
+    let mut http = HttpListeners::default();
+    if let Ok(mut port) = u16::try_from(config.ports.http) {
+        for listen in &config.http_addrs {
+            match listen {
+                ListenAddr::Ip(ip) => {
+                    let addr = SocketAddr::new(*ip, port);
+                    let l =
+                        TcpListener::bind(addr).await.with_context(|| format!("binding HTTP on {addr}"))?;
+                    // Port 0: the first listener's free port is every TCP listener's port.
+                    port = l.local_addr().map_or(port, |a| a.port());
+                    http.tcp.push(l);
+                }
+                ListenAddr::Unix(path) => http.unix.push(bind_unix(path, &config.unix_sockets)?),
+            }
         }
-        Err(_) => None,
-    };
+    }
     Ok((dns, http))
+}
+
+/// Binds a Unix socket at `path`, replacing whatever file is there (a socket left by an agent
+/// that did not stop cleanly), then applies `unix_sockets`' owner and mode.
+fn bind_unix(path: &Path, perms: &UnixSockets) -> anyhow::Result<UnixSocket> {
+    let context = || format!("setting up the HTTP socket {}", path.display());
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(context),
+    }
+    let listener = UnixListener::bind(path).with_context(context)?;
+    let socket = UnixSocket { listener: Some(listener), path: path.to_owned() };
+    let uid = perms.user.as_deref().map(user_id).transpose().with_context(context)?;
+    let gid = perms.group.as_deref().map(group_id).transpose().with_context(context)?;
+    if uid.is_some() || gid.is_some() {
+        std::os::unix::fs::chown(path, uid, gid).with_context(context)?;
+    }
+    if let Some(mode) = perms.mode {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).with_context(context)?;
+    }
+    Ok(socket)
+}
+
+/// A user's ID from its number or name (`unix_sockets.user`).
+fn user_id(user: &str) -> anyhow::Result<u32> {
+    if let Ok(id) = user.parse() {
+        return Ok(id);
+    }
+    let found = nix::unistd::User::from_name(user).with_context(|| format!("looking up user {user:?}"))?;
+    found.map(|u| u.uid.as_raw()).with_context(|| format!("unix_sockets.user: no user {user:?}"))
+}
+
+/// A group's ID from its number or name (`unix_sockets.group`).
+fn group_id(group: &str) -> anyhow::Result<u32> {
+    if let Ok(id) = group.parse() {
+        return Ok(id);
+    }
+    let found =
+        nix::unistd::Group::from_name(group).with_context(|| format!("looking up group {group:?}"))?;
+    found.map(|g| g.gid.as_raw()).with_context(|| format!("unix_sockets.group: no group {group:?}"))
 }
 
 /// Puts the ports the listeners got into the config (port 0 asks the OS for one), so what
@@ -48,14 +127,14 @@ pub(super) async fn bind_front(config: &Config) -> anyhow::Result<(Option<DnsSoc
 pub(super) fn record_bound_ports(
     config: &mut Config,
     dns: Option<&DnsSockets>,
-    http: Option<&TcpListener>,
+    http: &HttpListeners,
     https: Option<&TcpListener>,
 ) {
     let port = |l: Option<&TcpListener>| l.and_then(|l| l.local_addr().ok()).map(|a| i32::from(a.port()));
     if let Some(p) = port(dns.map(|(_, tcp)| tcp)) {
         config.ports.dns = p;
     }
-    if let Some(p) = port(http) {
+    if let Some(p) = port(http.tcp.first()) {
         config.ports.http = p;
     }
     if let Some(p) = port(https) {

@@ -51,7 +51,7 @@ pub struct App {
     /// RPC listener (none on a client agent).
     side: Side,
     dns: Option<listen::DnsSockets>,
-    http: Option<TcpListener>,
+    http: listen::HttpListeners,
     https: Option<TcpListener>,
     /// The TLS configurations (HTTPS, server RPC), reloaded on SIGHUP.
     tls: Arc<crate::tls::Tls>,
@@ -129,7 +129,7 @@ impl App {
         let tls = listen::load_tls(&config)?;
         let (dns, http) = listen::bind_front(&config).await?;
         let https = listen::bind_https(&config).await?;
-        listen::record_bound_ports(&mut config, dns.as_ref(), http.as_ref(), https.as_ref());
+        listen::record_bound_ports(&mut config, dns.as_ref(), &http, https.as_ref());
         let side = cluster::open_consensus(&mut config, &tls).await?;
         let gossip = cluster::start_gossip(&mut config, &side).await?;
         let config = Arc::new(config);
@@ -184,9 +184,14 @@ impl App {
         self.dns.as_ref().and_then(|(u, _)| u.first()?.local_addr().ok())
     }
 
-    /// Where the HTTP API listens, if enabled.
+    /// Where the HTTP API listens over TCP (the first of `addresses.http`), if it does.
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.http.as_ref().and_then(|l| l.local_addr().ok())
+        self.http.tcp.first().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The Unix sockets the HTTP API listens on (`addresses.http`'s `unix://` entries).
+    pub fn http_sockets(&self) -> Vec<std::path::PathBuf> {
+        self.http.unix.iter().map(|s| s.path.clone()).collect()
     }
 
     /// Where the HTTPS API listens, if enabled.
@@ -362,13 +367,23 @@ impl App {
             enable_key_list_policy: self.config.acl.enable_key_list_policy,
             stability: Arc::default(),
         };
-        if let Some(listener) = self.http.take() {
+        for listener in self.http.tcp.drain(..) {
             let (router, stop) = (crate::http::router(state.clone()), stop.clone());
             services.spawn_listener("HTTP", async move {
                 axum::serve(listener, router)
                     .with_graceful_shutdown(stop.cancelled_owned())
                     .await
                     .context("HTTP server")
+            });
+        }
+        // The socket files stay in `self.http.unix` (removed when the App is dropped).
+        for listener in self.http.unix.iter_mut().filter_map(|s| s.listener.take()) {
+            let (router, stop) = (crate::http::router(state.clone()), stop.clone());
+            services.spawn_listener("HTTP (unix socket)", async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+                    .context("HTTP server (unix socket)")
             });
         }
         if let Some(listener) = self.https.take() {

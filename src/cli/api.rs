@@ -2,7 +2,8 @@
 //!
 //! The agent is found as Consul's CLI finds it, with one cairn name on top. The address comes
 //! from the first of: the `-http-addr` flag, `CAIRN_HTTP_ADDR`, `CONSUL_HTTP_ADDR`,
-//! `127.0.0.1:8500`. It is `host:port`, `http://host:port` or `https://host:port`; `CAIRN_` wins
+//! `127.0.0.1:8500`. It is `host:port`, `http://host:port`, `https://host:port` or
+//! `unix:///path` (plain HTTP over the agent's Unix socket, `addresses.http`); `CAIRN_` wins
 //! over `CONSUL_` because it can only have been set for cairn, while `CONSUL_HTTP_ADDR` may be
 //! left in a shell for a Consul cluster. `CONSUL_HTTP_SSL=true` turns a bare or `http://`
 //! address into https (as Consul never reverts to http once TLS was asked for). Over https the
@@ -12,8 +13,8 @@
 //! `-client-key`/`CONSUL_CLIENT_KEY` is presented to an agent with `verify_incoming`;
 //! `CONSUL_HTTP_SSL_VERIFY=false` skips the check. Flags beat the environment; the TLS settings
 //! are read only for https, as Consul does (`cli::tls::client` builds the rustls config). A
-//! setting that cannot be honoured (an unreadable file, a boolean that is not one, a `unix://`
-//! address) is an error before any request, never a silent fallback to plain HTTP.
+//! setting that cannot be honoured (an unreadable file, a boolean that is not one, a scheme
+//! other than these) is an error before any request, never a silent fallback to plain HTTP.
 //!
 //! The ACL token goes with every request as `X-Consul-Token`, found as Consul 1.8.7's CLI finds
 //! it (checked against its binary): a token file (`-token-file`, else `CONSUL_HTTP_TOKEN_FILE`)
@@ -102,6 +103,8 @@ pub struct Endpoint {
     pub base: String,
     /// The TLS settings, for an `https` base only.
     pub tls: Option<TlsSettings>,
+    /// The agent's Unix socket, for a `unix://` address (the base is then `http://localhost`).
+    pub socket: Option<PathBuf>,
     /// The ACL token sent as `X-Consul-Token` (none: the agent's default token).
     pub token: Option<String>,
 }
@@ -119,10 +122,17 @@ impl HttpArgs {
         let flag = |name: &str| env(name).map(|v| parse_bool(name, &v)).transpose();
         let ssl = flag("CONSUL_HTTP_SSL")?.unwrap_or(false);
         let verify = flag("CONSUL_HTTP_SSL_VERIFY")?.unwrap_or(true);
-        let base = base_url(&addr, ssl)?;
         let token = self.acl_token(&env)?;
+        if let Some(path) = addr.trim().strip_prefix("unix://") {
+            if path.is_empty() {
+                return Err(ApiError::Address(format!("{addr:?} names no socket path")));
+            }
+            let socket = Some(PathBuf::from(path));
+            return Ok(Endpoint { base: "http://localhost".to_owned(), tls: None, socket, token });
+        }
+        let base = base_url(&addr, ssl)?;
         if !base.starts_with("https://") {
-            return Ok(Endpoint { base, tls: None, token });
+            return Ok(Endpoint { base, tls: None, socket: None, token });
         }
         let path = |flag: &Option<PathBuf>, var: &str| flag.clone().or_else(|| env(var).map(PathBuf::from));
         let tls = TlsSettings {
@@ -133,7 +143,7 @@ impl HttpArgs {
             server_name: self.tls_server_name.clone().or_else(|| env("CONSUL_TLS_SERVER_NAME")),
             verify,
         };
-        Ok(Endpoint { base, tls: Some(tls), token })
+        Ok(Endpoint { base, tls: Some(tls), socket: None, token })
     }
 
     /// The ACL token: a non-empty token file (flag, then variable) beats the token (flag, then
@@ -257,11 +267,12 @@ impl Api {
             Some(settings) => client::client_config(settings)?,
             None => client::plain_http_config()?,
         };
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .tls_backend_preconfigured(tls)
-            .build()
-            .map_err(ApiError::Client)?;
+        let mut builder =
+            reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).tls_backend_preconfigured(tls);
+        if let Some(path) = &endpoint.socket {
+            builder = builder.unix_socket(path.clone());
+        }
+        let client = builder.build().map_err(ApiError::Client)?;
         let token = match &endpoint.token {
             Some(t) => {
                 let mut value =
@@ -416,9 +427,18 @@ mod tests {
         assert_eq!(err, r#"CONSUL_HTTP_SSL="yes" is not a boolean (true or false)"#);
         let err = resolve(&HttpArgs::default(), &[("CONSUL_HTTP_SSL_VERIFY", "nope")]).expect_err("bad bool");
         assert!(err.starts_with("CONSUL_HTTP_SSL_VERIFY="), "{err}");
-        let err = resolve(&HttpArgs::default(), &[("CONSUL_HTTP_ADDR", "unix:///tmp/consul.sock")])
-            .expect_err("unix");
-        assert!(err.contains("unix:// is not supported"), "{err}");
+        let err = resolve(&HttpArgs::default(), &[("CONSUL_HTTP_ADDR", "ftp://10.0.0.1")]).expect_err("ftp");
+        assert!(err.contains("ftp:// is not supported"), "{err}");
+        let err = resolve(&HttpArgs::default(), &[("CONSUL_HTTP_ADDR", "unix://")]).expect_err("no path");
+        assert!(err.contains("names no socket path"), "{err}");
+    }
+
+    #[test]
+    fn a_unix_address_is_plain_http_over_the_socket() {
+        let e = resolve(&HttpArgs::default(), &[("CONSUL_HTTP_ADDR", "unix:///run/cairn/http.sock")])
+            .expect("unix");
+        assert_eq!(e.socket, Some(PathBuf::from("/run/cairn/http.sock")));
+        assert_eq!((e.base.as_str(), e.tls), ("http://localhost", None));
     }
 
     fn token(args: &HttpArgs, env: &[(&str, &str)]) -> Result<Option<String>, String> {

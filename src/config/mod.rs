@@ -33,10 +33,11 @@ mod value;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub(crate) use types::ListenAddr;
 #[allow(unused_imports)]
 pub(crate) use types::{AclConfig, DownPolicy};
 pub(crate) use types::{
-    CheckConfig, Ports, RecursorStrategy, SoaConfig, TlsConfig, TlsInterface, TlsVersion,
+    CheckConfig, Ports, RecursorStrategy, SoaConfig, TlsConfig, TlsInterface, TlsVersion, UnixSockets,
 };
 pub use types::{Config, DnsConfig};
 /// The recursor parser, for the DNS specification tests.

@@ -15,8 +15,9 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::value::{
-    CheckDef, Count, EncryptKey, FilePath, FixedPort, Flag, Given, GoDuration, Int, Ip, JoinAddr, List,
-    OneOrList, Port, Positive, Recursor, ServiceDef, Strategy, Table, Text, TlsVersionName,
+    CheckDef, Count, EncryptKey, FileMode, FilePath, FixedPort, Flag, Given, GoDuration, Int, Ip, JoinAddr,
+    List, ListenAddrs, OneOrList, Port, Positive, Recursor, ServiceDef, Strategy, Table, Text,
+    TlsVersionName,
 };
 
 /// One config file's keys; absent keys are `Given(None)` / empty lists.
@@ -65,6 +66,7 @@ pub(super) struct FileConfig {
     pub(super) check_reap_interval: Given<Positive>,
     pub(super) ports: Given<Table<PortsFile>>,
     pub(super) addresses: Given<Table<AddressesFile>>,
+    pub(super) unix_sockets: Given<Table<UnixSocketsFile>>,
     pub(super) dns_config: Given<Table<DnsFile>>,
     pub(super) autopilot: Given<Table<AutopilotFile>>,
     /// One service definition, or a list (`service[1]`).
@@ -224,8 +226,17 @@ pub(super) struct PortsFile {
 #[serde(default, deny_unknown_fields)]
 pub(super) struct AddressesFile {
     pub(super) dns: Given<Ip>,
-    pub(super) http: Given<Ip>,
+    pub(super) http: Given<ListenAddrs>,
     pub(super) https: Given<Ip>,
+}
+
+/// `unix_sockets {}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct UnixSocketsFile {
+    pub(super) user: Given<Text>,
+    pub(super) group: Given<Text>,
+    pub(super) mode: Given<FileMode>,
 }
 
 /// `autopilot {}`.

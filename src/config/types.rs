@@ -69,8 +69,11 @@ pub struct Config {
     pub client_addr: IpAddr,
     /// DNS listen address (`addresses.dns`, default `client_addr`).
     pub dns_addr: IpAddr,
-    /// HTTP listen address (`addresses.http`, default `client_addr`).
-    pub http_addr: IpAddr,
+    /// HTTP listen addresses (`addresses.http`, space-separated IPs and `unix://` paths, as in
+    /// Consul; default `client_addr`).
+    pub http_addrs: Vec<ListenAddr>,
+    /// Owner and mode of the Unix sockets HTTP listens on (`unix_sockets {}`).
+    pub unix_sockets: UnixSockets,
     /// HTTPS listen address (`addresses.https`, default `client_addr`).
     pub https_addr: IpAddr,
     /// TLS for HTTPS and the server RPC (Consul 1.8's flat keys and the `tls {}` block).
@@ -426,4 +429,24 @@ impl Default for Ports {
     fn default() -> Self {
         Self { dns: 8600, http: 8500, https: -1, server: DEFAULT_SERVER_PORT, serf_lan: 8301 }
     }
+}
+
+/// Where a listener binds: an IP (with the listener's port) or a Unix socket path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// An IP address; the port is the listener's (`ports.http`).
+    Ip(IpAddr),
+    /// A Unix domain socket (`unix:///path`): any file already at the path is replaced.
+    Unix(PathBuf),
+}
+
+/// `unix_sockets {}`: who owns a Unix socket cairn listens on, and its mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnixSockets {
+    /// Owner, a user name or numeric ID (`user`); unset keeps the agent's user.
+    pub user: Option<String>,
+    /// Group, a group name or numeric ID (`group`); unset keeps the agent's group.
+    pub group: Option<String>,
+    /// Permission bits, from Consul's octal string (`mode`, e.g. `"600"`); unset keeps the umask's.
+    pub mode: Option<u32>,
 }

@@ -18,7 +18,7 @@ use super::schema::{DnsFile, FileConfig, SoaFile};
 use super::value::{self, Count, Flag, GoDuration, Int, OneOrList};
 use super::{
     CheckConfig, Config, ConfigError, DEFAULT_ANTI_ENTROPY_INTERVAL, DEFAULT_SNAPSHOT_THRESHOLD,
-    DEFAULT_TRAILING_LOGS, DnsConfig, Ports, SoaConfig,
+    DEFAULT_TRAILING_LOGS, DnsConfig, ListenAddr, Ports, SoaConfig, UnixSockets,
 };
 use crate::agent::{CheckSpec, ServiceDefinition};
 
@@ -87,7 +87,10 @@ pub(super) fn resolve(layers: &Layers, dev: bool, sources: Vec<PathBuf>) -> Resu
         encrypt_verify_outgoing: layers.last(|f| f.encrypt_verify_outgoing.get()).is_none_or(|b| b.0),
         client_addr,
         dns_addr: layers.last(|f| f.addresses.get()?.0.dns.get()).map_or(client_addr, |ip| ip.0),
-        http_addr: layers.last(|f| f.addresses.get()?.0.http.get()).map_or(client_addr, |ip| ip.0),
+        http_addrs: layers
+            .last(|f| f.addresses.get()?.0.http.get())
+            .map_or_else(|| vec![ListenAddr::Ip(client_addr)], |a| a.0.clone()),
+        unix_sockets: unix_sockets(layers),
         https_addr: layers.last(|f| f.addresses.get()?.0.https.get()).map_or(client_addr, |ip| ip.0),
         tls,
         ports,
@@ -258,6 +261,16 @@ fn ports(layers: &Layers) -> Ports {
         https: last_in(&files, |p| p.https.get()).map_or(d.https, |n| n.0 as i32),
         server: last_in(&files, |p| p.server.get()).map_or(d.server, |n| n.0 as u16),
         serf_lan: last_in(&files, |p| p.serf_lan.get()).map_or(d.serf_lan, |n| n.0 as u16),
+    }
+}
+
+/// `unix_sockets {}`, each key from the last file that gives it.
+fn unix_sockets(layers: &Layers) -> UnixSockets {
+    let files = layers.sections(|f| f.unix_sockets.get().map(|t| &t.0));
+    UnixSockets {
+        user: last_in(&files, |u| u.user.get()).map(|t| t.0.clone()),
+        group: last_in(&files, |u| u.group.get()).map(|t| t.0.clone()),
+        mode: last_in(&files, |u| u.mode.get()).map(|m| m.0),
     }
 }
 

@@ -79,6 +79,21 @@ value_type!(
     Ip(IpAddr) = |v| parse_ip(&text(v)?)
 );
 value_type!(
+    /// Listen addresses: IPs and `unix://` socket paths, separated by spaces (Consul's
+    /// `addresses.http`).
+    ListenAddrs(Vec<super::ListenAddr>) = |v| parse_listen_addrs(&text(v)?)
+);
+value_type!(
+    /// A file mode in octal digits (`"600"`, `"0660"`), as Consul's `unix_sockets.mode`.
+    FileMode(u32) = |v| {
+        let s = text(v)?;
+        u32::from_str_radix(&s, 8)
+            .ok()
+            .filter(|m| *m <= 0o7777 && !s.is_empty())
+            .ok_or_else(|| format!("{s:?} is not an octal file mode"))
+    }
+);
+value_type!(
     /// A Go duration (`"10s"`); a bare number is nanoseconds, as in Consul.
     GoDuration(Duration) = duration
 );
@@ -365,6 +380,22 @@ pub(super) fn parse_key(s: &str) -> Result<Vec<u8>, String> {
 
 pub(super) fn parse_ip(s: &str) -> Result<IpAddr, String> {
     s.trim().parse().map_err(|_| format!("{s:?} is not an IP address"))
+}
+
+/// Parses Consul's listen address list: IPs and `unix:///path`, separated by white space.
+pub(super) fn parse_listen_addrs(s: &str) -> Result<Vec<super::ListenAddr>, String> {
+    let addrs = s
+        .split_whitespace()
+        .map(|a| match a.strip_prefix("unix://") {
+            Some("") => Err(format!("{a:?}: a unix:// address needs a socket path")),
+            Some(path) => Ok(super::ListenAddr::Unix(PathBuf::from(path))),
+            None => parse_ip(a).map(super::ListenAddr::Ip),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if addrs.is_empty() {
+        return Err("expected at least one address".to_owned());
+    }
+    Ok(addrs)
 }
 
 /// Parses a recursor address: `ip` (port 53) or `ip:port` / `[ipv6]:port`.

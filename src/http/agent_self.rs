@@ -121,7 +121,10 @@ fn debug_config(c: &Config, acls: bool) -> Value {
         "RPCAdvertiseAddr": tcp(bind, server),
         "ServerPort": server,
         "HTTPPort": c.ports.http,
-        "HTTPAddrs": addrs(c.http_addr, c.ports.http),
+        "HTTPAddrs": http_addrs(c),
+        "UnixSocketUser": c.unix_sockets.user.clone().unwrap_or_default(),
+        "UnixSocketGroup": c.unix_sockets.group.clone().unwrap_or_default(),
+        "UnixSocketMode": c.unix_sockets.mode.map(|m| format!("{m:o}")).unwrap_or_default(),
         "HTTPSPort": c.ports.https,
         "HTTPSAddrs": addrs(c.https_addr, c.ports.https),
         "DNSPort": c.ports.dns,
@@ -133,6 +136,19 @@ fn debug_config(c: &Config, acls: bool) -> Value {
         }
     }
     all
+}
+
+/// `HTTPAddrs`: `tcp://ip:port` and `unix:///path`, as Consul lists them (none when
+/// `ports.http` is -1).
+fn http_addrs(c: &Config) -> Value {
+    let Ok(port) = u16::try_from(c.ports.http) else {
+        return js!([]);
+    };
+    let each = c.http_addrs.iter().map(|a| match a {
+        crate::config::ListenAddr::Ip(ip) => format!("tcp://{}", std::net::SocketAddr::new(*ip, port)),
+        crate::config::ListenAddr::Unix(path) => format!("unix://{}", path.display()),
+    });
+    Value::Array(each.map(Value::String).collect())
 }
 
 /// The DNS part of `DebugConfig`.

@@ -19,6 +19,7 @@
 //! - `architecture`: invariants of ARCHITECTURE.md checked on the source tree.
 //! - `connect`: Connect's catalog side: proxy and gateway kinds, sidecars, the connect and
 //!   ingress endpoints and DNS names, compared with Consul 1.8.7.
+//! - `unix_socket`: HTTP over a Unix socket beside TCP (`addresses.http`, `unix_sockets`).
 //! - `support`: start/stop agents (bind port 0, never 8500/8600), DNS and HTTP clients.
 //! - `dns`: answers over UDP and TCP for services registered over HTTP.
 //! - `dns_acl`: DNS under ACLs: the default token's reads, NXDOMAIN when denied, SERVFAIL
@@ -103,5 +104,6 @@ mod rpc_tls;
 mod support;
 mod tls_https;
 mod tls_tool;
+mod unix_socket;
 mod write_validation;
 mod zones;
