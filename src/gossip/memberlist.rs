@@ -33,7 +33,8 @@ use memberlist::{Memberlist, Options};
 use smol_str::SmolStr;
 use tokio::sync::{broadcast, mpsc};
 
-use super::keyquery::{KeyringMessage, KeyringReply, KeyringReport, PendingQueries, query_timeout};
+use super::keyanswer::{KeyringAnswerer, send_all};
+use super::keyquery::{KeyringMessage, KeyringReport, PendingQueries, query_timeout};
 use super::keyring::{self, GossipKeys, KeyOp, KeyringError, LanKeyring, Verify};
 use super::rollout::{Rollout, RolloutOptions};
 use super::user_event::{MESSAGE_TAG, UserEvent, UserEvents};
@@ -43,10 +44,11 @@ use crate::catalog::operator::Coordinate;
 use crate::codec;
 use crate::snapshot::SnapshotHandle;
 
-type Transport = Rollout<TokioNetTransport<SmolStr, TokioSocketAddrResolver, TokioTcp>>;
+pub(super) type Transport = Rollout<TokioNetTransport<SmolStr, TokioSocketAddrResolver, TokioTcp>>;
 type Void = VoidDelegate<SmolStr, SocketAddr>;
 type Events = SubscribleEventDelegate<SmolStr, SocketAddr>;
-type Delegate = CompositeDelegate<SmolStr, SocketAddr, Void, Void, Events, Void, MetaDelegate, CoordDelegate>;
+pub(super) type Delegate =
+    CompositeDelegate<SmolStr, SocketAddr, Void, Void, Events, Void, MetaDelegate, CoordDelegate>;
 
 /// How long a graceful leave waits for the broadcast to go out.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -64,14 +66,14 @@ const EVENT_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Gives memberlist this agent's meta (replaced once, to announce a leave) and takes the user
 /// messages: keyring queries and replies to the keyring task, user events to theirs.
-struct MetaDelegate {
+pub(super) struct MetaDelegate {
     meta: Arc<Mutex<Meta>>,
     inbox: mpsc::Sender<Vec<u8>>,
     events: mpsc::Sender<Vec<u8>>,
 }
 
 /// Carries this agent's coordinate in probe acks and folds each probe's round trip into it.
-struct CoordDelegate {
+pub(super) struct CoordDelegate {
     vivaldi: Arc<Mutex<Vivaldi>>,
 }
 
@@ -138,7 +140,7 @@ pub(crate) struct Gossip {
 }
 
 /// The member table, by node name.
-type Table = Arc<Mutex<BTreeMap<String, Member>>>;
+pub(super) type Table = Arc<Mutex<BTreeMap<String, Member>>>;
 
 impl std::fmt::Debug for Gossip {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -348,37 +350,13 @@ fn ring(
 }
 
 /// The alive members' gossip addresses, by name (this agent included).
-fn alive(table: &Table) -> BTreeMap<String, SocketAddr> {
+pub(super) fn alive(table: &Table) -> BTreeMap<String, SocketAddr> {
     table
         .lock()
         .map(|t| {
             t.values().filter(|m| m.status == MemberStatus::Alive).map(|m| (m.name.clone(), m.addr)).collect()
         })
         .unwrap_or_default()
-}
-
-/// Sends `msg` to every address over reliable user messages, all at once, giving up after
-/// `timeout` (a member that does not take it counts as not replied).
-async fn send_all(
-    ml: &Memberlist<Transport, Delegate>,
-    msg: &KeyringMessage,
-    to: impl Iterator<Item = SocketAddr>,
-    timeout: Duration,
-) {
-    let bytes = match codec::Format::KeyringMessage.encode(msg) {
-        Ok(b) => bytes::Bytes::from(b),
-        Err(e) => return tracing::error!(error = %e, "keyring message not encoded"),
-    };
-    let mut sends = tokio::task::JoinSet::new();
-    for addr in to {
-        let (ml, bytes) = (ml.clone(), bytes.clone());
-        sends.spawn(async move {
-            if let Err(e) = ml.send_reliable(&addr, bytes).await {
-                tracing::warn!(%addr, error = %e, "keyring message not sent");
-            }
-        });
-    }
-    let _ = tokio::time::timeout(timeout, sends.join_all()).await;
 }
 
 /// Turns memberlist's events into `MemberEvent`s, recorded in the member table `t` and sent
@@ -428,93 +406,6 @@ async fn receive_events(
             Err(e) => tracing::warn!(error = %e, "undecodable user event dropped"),
         }
     }
-}
-
-/// Answers the keyring messages other agents send this one.
-struct KeyringAnswerer {
-    ml: Memberlist<Transport, Delegate>,
-    keyring: Arc<LanKeyring>,
-    pending: Arc<PendingQueries>,
-    table: Table,
-    name: String,
-}
-
-impl KeyringAnswerer {
-    /// Starts answering the messages of `inbox`; returns the table the replies to this agent's
-    /// own queries are delivered to.
-    fn spawn(
-        ml: &Memberlist<Transport, Delegate>,
-        keyring: &Arc<LanKeyring>,
-        table: &Table,
-        name: &str,
-        inbox: mpsc::Receiver<Vec<u8>>,
-    ) -> Arc<PendingQueries> {
-        let pending = Arc::new(PendingQueries::default());
-        let this = Self {
-            ml: ml.clone(),
-            keyring: keyring.clone(),
-            pending: pending.clone(),
-            table: table.clone(),
-            name: name.to_owned(),
-        };
-        tokio::spawn(this.serve(inbox));
-        pending
-    }
-
-    /// Takes messages from the delegate's inbox until gossip stops.
-    async fn serve(self, mut inbox: mpsc::Receiver<Vec<u8>>) {
-        let this = Arc::new(self);
-        while let Some(bytes) = inbox.recv().await {
-            match codec::Format::KeyringMessage.decode::<KeyringMessage>(&bytes) {
-                Ok(KeyringMessage::Reply(reply)) => this.pending.deliver(reply),
-                Ok(msg) => {
-                    tokio::spawn(this.clone().answer(msg));
-                }
-                Err(e) => tracing::debug!(error = %e, "undecodable gossip user message"),
-            }
-        }
-    }
-
-    /// Applies a query and replies to its origin (also through `relay` other members), or
-    /// forwards a relayed reply. Only alive members are answered or forwarded to.
-    async fn answer(self: Arc<Self>, msg: KeyringMessage) {
-        let members = alive(&self.table);
-        let is_member = |addr: &SocketAddr| members.values().any(|a| a == addr);
-        let timeout = query_timeout(members.len());
-        match msg {
-            KeyringMessage::Query { id, origin, op, key, relay } if is_member(&origin) => {
-                let result = self.keyring.apply(op, &key).map_err(|e| {
-                    tracing::error!(op = ?op, error = %e, "keyring operation failed");
-                    e.to_string()
-                });
-                let reply = KeyringReply { id, node: self.name.clone(), result };
-                let relays = relay_through(&members, &self.name, origin, relay);
-                let relayed = KeyringMessage::Relay { to: origin, reply: reply.clone() };
-                send_all(&self.ml, &KeyringMessage::Reply(reply), std::iter::once(origin), timeout).await;
-                send_all(&self.ml, &relayed, relays.into_iter(), timeout).await;
-            }
-            KeyringMessage::Relay { to, reply } if is_member(&to) => {
-                send_all(&self.ml, &KeyringMessage::Reply(reply), std::iter::once(to), timeout).await;
-            }
-            // Not the message itself: a query carries a key.
-            _ => tracing::warn!("keyring message from or to a non-member dropped"),
-        }
-    }
-}
-
-/// Up to `count` members chosen at random to relay a reply: neither this agent nor the origin.
-fn relay_through(
-    members: &BTreeMap<String, SocketAddr>,
-    me: &str,
-    origin: SocketAddr,
-    count: u8,
-) -> Vec<SocketAddr> {
-    use rand::seq::SliceRandom as _;
-    let mut others: Vec<SocketAddr> =
-        members.iter().filter(|(n, a)| n.as_str() != me && **a != origin).map(|(_, a)| *a).collect();
-    others.shuffle(&mut rand::rng());
-    others.truncate(usize::from(count));
-    others
 }
 
 /// Serf's reconnect: every `RECONNECT_INTERVAL` joins one failed member again (in turn), so a

@@ -20,6 +20,7 @@
 pub(crate) mod autopilot;
 pub(crate) mod coordinate;
 pub(crate) mod discovery;
+mod keyanswer;
 pub(crate) mod keyquery;
 pub(crate) mod keyring;
 pub(crate) mod memberlist;
