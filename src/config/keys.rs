@@ -64,7 +64,6 @@ use super::{ConfigError, value};
 /// Consul agent-config keys that cairn accepts (so Consul configs load unchanged) but does not
 /// act on yet; each is logged as ignored at start. A dotted entry is a key inside a table.
 pub(super) const ACCEPTED_UNUSED: &[&str] = &[
-    "advertise_addr_wan",
     "bind_addr_wan",
     "connect",
     "disable_host_node_id",
@@ -94,7 +93,6 @@ pub(super) const ACCEPTED_UNUSED: &[&str] = &[
     // Ports Consul has that cairn does not bind (yet).
     "ports.grpc",
     "ports.grpc_tls",
-    "ports.serf_wan",
     "ports.sidecar_min_port",
     "ports.sidecar_max_port",
     "addresses.grpc",

@@ -124,6 +124,14 @@ pub struct Overrides {
     pub serf_lan_port: Option<u16>,
     /// `--retry-join` (repeatable; appended after the files' `retry_join`).
     pub retry_join: Vec<String>,
+    /// `--serf-wan-port` (-1 disables the WAN pool).
+    pub serf_wan_port: Option<i32>,
+    /// `--retry-join-wan` (repeatable).
+    pub retry_join_wan: Vec<String>,
+    /// `--join-wan` (repeatable; Consul's `start_join_wan`).
+    pub join_wan: Vec<String>,
+    /// `--advertise-wan`.
+    pub advertise_wan: Option<String>,
     /// `--raft-snapshot-threshold`.
     pub raft_snapshot_threshold: Option<u64>,
     /// `--raft-trailing-logs`.
@@ -165,3 +173,5 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_wan;

@@ -40,6 +40,13 @@ pub struct Config {
     /// server's RPC address, 8300) to join the pool and find the servers through; a server's RPC
     /// address works too (`retry_join`, `--retry-join`, repeatable).
     pub retry_join: Vec<String>,
+    /// Other datacenters' servers' WAN gossip addresses (`host[:port]`, port 8302 by default)
+    /// a server joins the WAN pool through (`retry_join_wan`, then `start_join_wan`;
+    /// `--retry-join-wan`, `--join-wan`).
+    pub retry_join_wan: Vec<String>,
+    /// The address other datacenters' servers dial for WAN gossip (`advertise_addr_wan`,
+    /// `--advertise-wan`; default `bind_addr`).
+    pub advertise_addr_wan: Option<IpAddr>,
     /// Log entries since the last Raft snapshot that trigger a new one (`raft_snapshot_threshold`).
     pub raft_snapshot_threshold: u64,
     /// Log entries kept behind a snapshot; a follower further behind gets the snapshot
@@ -198,6 +205,9 @@ pub struct Ports {
     pub server: u16,
     /// LAN gossip port (`ports.serf_lan`, default 8301).
     pub serf_lan: u16,
+    /// WAN gossip port of a server (`ports.serf_wan`, default 8302; -1: no WAN pool, 0: a free
+    /// port). Client agents never bind it.
+    pub serf_wan: i32,
 }
 
 /// The lowest TLS version accepted (`tls_min_version`, default TLS 1.2).
@@ -424,6 +434,6 @@ impl DnsConfig {
 
 impl Default for Ports {
     fn default() -> Self {
-        Self { dns: 8600, http: 8500, https: -1, server: DEFAULT_SERVER_PORT, serf_lan: 8301 }
+        Self { dns: 8600, http: 8500, https: -1, server: DEFAULT_SERVER_PORT, serf_lan: 8301, serf_wan: 8302 }
     }
 }

@@ -22,24 +22,26 @@ use super::{
 };
 use crate::agent::{CheckSpec, ServiceDefinition};
 
+/// `data_dir`: required unless `--dev`, which creates a temporary directory at start (`app`).
+fn data_dir(layers: &Layers, dev: bool) -> Result<PathBuf, ConfigError> {
+    match layers.last(|f| f.data_dir.get()) {
+        Some(d) => Ok(d.0),
+        None if dev => Ok(PathBuf::new()),
+        None => Err(ConfigError::Key {
+            file: COMMAND_LINE.into(),
+            key: "data_dir".into(),
+            msg: "must be set in a config file or with -data-dir (or run with -dev)".into(),
+        }),
+    }
+}
+
 /// Builds the `Config` from the layers, section by section, in the order errors are reported.
 pub(super) fn resolve(layers: &Layers, dev: bool, sources: Vec<PathBuf>) -> Result<Config, ConfigError> {
     let id = identity(layers)?;
     let loopback = IpAddr::from([127, 0, 0, 1]);
     let client_addr = layers.last(|f| f.client_addr.get()).map_or(loopback, |ip| ip.0);
     let bind_addr = layers.last(|f| f.bind_addr.get().or(f.advertise_addr.get())).map_or(loopback, |ip| ip.0);
-    let data_dir = match layers.last(|f| f.data_dir.get()) {
-        Some(d) => d.0,
-        // `--dev` creates a temporary directory at start (see `app`).
-        None if dev => PathBuf::new(),
-        None => {
-            return Err(ConfigError::Key {
-                file: COMMAND_LINE.into(),
-                key: "data_dir".into(),
-                msg: "must be set in a config file or with -data-dir (or run with -dev)".into(),
-            });
-        }
-    };
+    let data_dir = data_dir(layers, dev)?;
     // `--dev` serves the repository's example zones when run from a checkout.
     let zones_dir = layers
         .last(|f| f.zones_dir.get())
@@ -68,6 +70,8 @@ pub(super) fn resolve(layers: &Layers, dev: bool, sources: Vec<PathBuf>) -> Resu
         bootstrap_expect,
         bind_addr,
         retry_join: layers.all(joins).into_iter().map(|a| a.value).collect(),
+        retry_join_wan: layers.all(wan_joins).into_iter().map(|a| a.value).collect(),
+        advertise_addr_wan: layers.last(|f| f.advertise_addr_wan.get()).map(|ip| ip.0),
         raft_snapshot_threshold: layers
             .last(|f| f.raft_snapshot_threshold.get())
             .map_or(DEFAULT_SNAPSHOT_THRESHOLD, |n| n.0.unsigned_abs()),
@@ -235,6 +239,13 @@ fn joins(f: &FileConfig) -> Vec<(String, String)> {
     out.into_iter().map(|(k, a)| (k, a.0)).collect()
 }
 
+/// `retry_join_wan` then `start_join_wan` of one layer.
+fn wan_joins(f: &FileConfig) -> Vec<(String, String)> {
+    let mut out = indexed("retry_join_wan", &f.retry_join_wan.0);
+    out.extend(indexed("start_join_wan", &f.start_join_wan.0));
+    out.into_iter().map(|(k, a)| (k, a.0)).collect()
+}
+
 /// Start-up notes on settings given but not served, beside the accepted-but-unused keys.
 pub(super) fn notes(layers: &Layers, config: &Config) -> Vec<String> {
     let mut notes = Vec::new();
@@ -258,6 +269,7 @@ fn ports(layers: &Layers) -> Ports {
         https: last_in(&files, |p| p.https.get()).map_or(d.https, |n| n.0 as i32),
         server: last_in(&files, |p| p.server.get()).map_or(d.server, |n| n.0 as u16),
         serf_lan: last_in(&files, |p| p.serf_lan.get()).map_or(d.serf_lan, |n| n.0 as u16),
+        serf_wan: last_in(&files, |p| p.serf_wan.get()).map_or(d.serf_wan, |n| n.0 as i32),
     }
 }
 

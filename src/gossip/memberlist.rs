@@ -36,6 +36,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::keyanswer::{KeyringAnswerer, send_all};
 use super::keyquery::{KeyringMessage, KeyringReport, PendingQueries, query_timeout};
 use super::keyring::{self, GossipKeys, KeyOp, KeyringError, LanKeyring, Verify};
+use super::pool::{Pool, PoolGuard};
 use super::rollout::{Rollout, RolloutOptions};
 use super::user_event::{MESSAGE_TAG, UserEvent, UserEvents};
 use super::vivaldi::Vivaldi;
@@ -48,7 +49,7 @@ pub(super) type Transport = Rollout<TokioNetTransport<SmolStr, TokioSocketAddrRe
 type Void = VoidDelegate<SmolStr, SocketAddr>;
 type Events = SubscribleEventDelegate<SmolStr, SocketAddr>;
 pub(super) type Delegate =
-    CompositeDelegate<SmolStr, SocketAddr, Void, Void, Events, Void, MetaDelegate, CoordDelegate>;
+    CompositeDelegate<SmolStr, SocketAddr, Void, Void, Events, PoolGuard, MetaDelegate, CoordDelegate>;
 
 /// How long a graceful leave waits for the broadcast to go out.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -72,10 +73,15 @@ pub(super) struct MetaDelegate {
     events: mpsc::Sender<Vec<u8>>,
 }
 
-/// Carries this agent's coordinate in probe acks and folds each probe's round trip into it.
+/// Carries this agent's coordinate in probe acks, folds each probe's round trip into it and
+/// keeps the coordinate each peer's ack carried (Serf's coordinate cache).
 pub(super) struct CoordDelegate {
     vivaldi: Arc<Mutex<Vivaldi>>,
+    peers: Peers,
 }
+
+/// The peers' latest coordinates, by member name.
+type Peers = Arc<Mutex<BTreeMap<String, Coordinate>>>;
 
 impl PingDelegate for CoordDelegate {
     type Id = SmolStr;
@@ -99,6 +105,9 @@ impl PingDelegate for CoordDelegate {
         let Ok(other) = codec::Format::GossipPayload.decode::<Coordinate>(&payload) else { return };
         if let Ok(mut v) = self.vivaldi.lock() {
             v.observe(node.id(), &other, rtt);
+        }
+        if let Ok(mut peers) = self.peers.lock() {
+            peers.insert(node.id().to_string(), other);
         }
     }
 }
@@ -124,8 +133,9 @@ fn encode(meta: &NodeMeta) -> Result<Meta, GossipError> {
     Meta::try_from(json).map_err(|e| GossipError::Start(format!("node meta: {e}")))
 }
 
-/// The memberlist-backed LAN pool.
+/// A memberlist-backed pool (LAN or WAN, `gossip::pool`).
 pub(crate) struct Gossip {
+    peers: Peers,
     ml: Memberlist<Transport, Delegate>,
     local_meta: Arc<Mutex<Meta>>,
     events: broadcast::Sender<MemberEvent>,
@@ -164,7 +174,8 @@ fn member(state: &NodeState<SmolStr, SocketAddr>) -> Member {
 }
 
 impl Gossip {
-    /// Starts gossiping as `name` on `bind` (port 0 picks a free port).
+    /// Starts gossiping in `pool` as `name` on `bind` (port 0 picks a free port), telling the
+    /// others to dial `advertise` (default: the bound address).
     /// With keys (16, 24 or 32 bytes each) every message is encrypted (AES-GCM) with the first
     /// and unencrypted or wrongly keyed ones are refused, so an agent with no key on this
     /// agent's ring cannot join. User events are kept when they target this node as the
@@ -175,11 +186,17 @@ impl Gossip {
         meta: NodeMeta,
         keys: GossipKeys,
         snapshots: Arc<SnapshotHandle>,
+        pool: Pool,
+        advertise: Option<SocketAddr>,
     ) -> Result<Arc<Self>, GossipError> {
         let local_meta = Arc::new(Mutex::new(encode(&meta)?));
         let mut opts =
             NetTransportOptions::<SmolStr, TokioSocketAddrResolver, TokioTcp>::new(SmolStr::new(name));
         opts.add_bind_address(bind);
+        if let Some(advertise) = advertise {
+            opts = opts.with_advertise_address(advertise);
+        }
+        let peers = Peers::default();
         let (events_delegate, subscriber) = Events::unbounded();
         let (inbox, inbox_rx) = mpsc::channel(INBOX);
         let (user_inbox, user_inbox_rx) = mpsc::channel(INBOX);
@@ -187,12 +204,17 @@ impl Gossip {
         let delegate = CompositeDelegate::new()
             .with_event_delegate(events_delegate)
             .with_node_delegate(MetaDelegate { meta: local_meta.clone(), inbox, events: user_inbox })
-            .with_ping_delegate(CoordDelegate { vivaldi: vivaldi.clone() });
+            .with_merge_delegate(PoolGuard { pool, dc: meta.dc.clone() })
+            .with_ping_delegate(CoordDelegate { vivaldi: vivaldi.clone(), peers: peers.clone() });
         // memberlist-rs's `lan()` probes every 500 ms with a 1 s timeout; HashiCorp's
         // `DefaultLANConfig` (Consul's and Serf's LAN timings) probes every 1 s with a 500 ms
         // timeout. Use HashiCorp's, so failure detection matches Consul's (suspicion lasts
         // 4 * log10(N) probe intervals) instead of being twice as eager.
-        let options = Options::lan().with_probe_interval(PROBE_INTERVAL).with_probe_timeout(PROBE_TIMEOUT);
+        // The WAN pool takes memberlist-rs's `wan()`, which is HashiCorp's `DefaultWANConfig`.
+        let options = match pool {
+            Pool::Lan => Options::lan().with_probe_interval(PROBE_INTERVAL).with_probe_timeout(PROBE_TIMEOUT),
+            Pool::Wan => Options::wan(),
+        };
         let secrets: Vec<_> = keys.keys.iter().map(|k| keyring::secret_key(k)).collect::<Result<_, _>>()?;
         let opts =
             RolloutOptions { inner: opts, plain_outgoing: !secrets.is_empty() && !keys.verify.outgoing };
@@ -220,6 +242,7 @@ impl Gossip {
         let user_events = Arc::new(UserEvents::default());
         tokio::spawn(receive_events(user_inbox_rx, user_events.clone(), name.to_owned(), snapshots));
         Ok(Arc::new(Self {
+            peers,
             ml,
             local_meta,
             events,
@@ -232,6 +255,13 @@ impl Gossip {
             user_events,
             vivaldi,
         }))
+    }
+
+    /// Every member's latest coordinate in this pool (this agent's included), by name.
+    pub(crate) fn coordinates(&self) -> BTreeMap<String, Coordinate> {
+        let mut all = self.peers.lock().map(|p| p.clone()).unwrap_or_default();
+        all.insert(self.name.clone(), self.coordinate());
+        all
     }
 
     /// This agent's network coordinate (`gossip::vivaldi`).

@@ -103,5 +103,6 @@ mod rpc_tls;
 mod support;
 mod tls_https;
 mod tls_tool;
+mod wan;
 mod write_validation;
 mod zones;
