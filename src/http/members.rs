@@ -40,7 +40,8 @@ pub(super) async fn members(
 ) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref());
     if wants_wan(&q) {
-        if q.get("segment").is_some() {
+        // The Go client always sends `segment`, empty unless one is asked for.
+        if q.get("segment").is_some_and(|s| !s.is_empty()) {
             return Err(ApiError::BadRequest("Cannot provide a segment with wan=true".into()));
         }
         let Some(wan) = st.wan.as_ref() else { return Ok(json(&(), q.has("pretty"))) };

@@ -89,6 +89,7 @@ fn servers_of_three_datacenters_federate_over_the_wan_pool() {
     );
     // Consul's quirks: any non-empty `wan` means WAN (even `0`); a segment with it is a 400.
     assert_eq!(members(&s2, "?wan=0").len(), 2);
+    assert_eq!(members(&s2, "?wan=1&segment=").len(), 2, "the Go client's empty segment");
     assert_eq!(members(&s1, "").into_iter().map(|m| m.0).collect::<Vec<_>>(), ["node1"]);
     let (status, _, body) = s1.get_full("/v1/agent/members?wan=1&segment=a").unwrap();
     assert_eq!((status, body.as_str()), (400, "Cannot provide a segment with wan=true"));
