@@ -107,6 +107,10 @@ pub(super) async fn leave(State(st): State<ApiState>, acl: Acl) -> Result<Respon
     let gossip = st.gossip.as_ref().ok_or_else(|| ApiError::Internal("gossip is not running".into()))?;
     // A server first leaves the Raft configuration (a leader removes itself and steps down).
     st.consensus.leave_cluster().await?;
+    // As Consul's server: the WAN pool first, so other datacenters see `left`, not `failed`.
+    if let Some(wan) = &st.wan {
+        wan.leave().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
     gossip.leave().await.map_err(|e| ApiError::Internal(e.to_string()))?;
     // Like Consul, a graceful leave stops the agent.
     st.shutdown.cancel();

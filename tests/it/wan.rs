@@ -127,6 +127,15 @@ fn servers_of_three_datacenters_federate_over_the_wan_pool() {
     assert_eq!(dcs[0], "dc3", "{dcs}");
     assert_eq!(dcs.as_array().unwrap().len(), 3, "{dcs}");
 
+    // A graceful leave is `left` in the WAN pool at once, and its datacenter is no longer listed.
+    s3.put_ok("/v1/agent/leave", "");
+    let status = |a: &Agent, name: &str| {
+        let (_, v) = a.get("/v1/agent/members?wan=1").unwrap();
+        v.as_array().unwrap().iter().find(|m| m["Name"] == name).map(|m| m["Status"].clone())
+    };
+    eventually("node1.dc3 left", || status(&s1, "node1.dc3") == Some(serde_json::json!(3)));
+    assert_eq!(datacenters(&s1), serde_json::json!(["dc1", "dc2"]));
+
     // A LAN join across datacenters is refused with Consul's text, and changes nothing.
     let lan2 = own_port(&s2, "", "node1");
     let (status, body) = s1.put(&format!("/v1/agent/join/127.0.0.1:{lan2}"), "");
@@ -161,7 +170,7 @@ fn servers_of_three_datacenters_federate_over_the_wan_pool() {
             )
         })
         .collect();
-    assert_eq!(pools, [(true, "dc1", 3, 2), (false, "dc1", 1, 2)], "{list}");
+    assert_eq!(pools, [(true, "dc1", 2, 2), (false, "dc1", 1, 2)], "{list}");
     let (_, local) = s1.get("/v1/operator/keyring?local-only=1").unwrap();
     assert_eq!(local.as_array().unwrap().len(), 1, "{local}");
     // dc2's WAN ring is persisted to Consul's WAN keyring file, not the LAN one.
@@ -174,7 +183,7 @@ fn servers_of_three_datacenters_federate_over_the_wan_pool() {
         send(&s1, reqwest::Method::DELETE, "/v1/operator/keyring", &format!(r#"{{"Key":"{KEY}"}}"#));
     assert_eq!(status, 200, "{body}");
     let (_, list) = s1.get("/v1/operator/keyring").unwrap();
-    assert_eq!(list[0]["Keys"], serde_json::json!({ NEW_KEY: 3 }), "{list}");
+    assert_eq!(list[0]["Keys"], serde_json::json!({ NEW_KEY: 2 }), "{list}");
     assert!(file("remote.keyring").starts_with(&format!("[\n  \"{NEW_KEY}\"")), "{}", file("remote.keyring"));
 }
 
