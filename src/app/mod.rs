@@ -310,7 +310,7 @@ impl App {
         services
             .spawn_feed("gossip join", cluster::join_gossip(self.gossip.clone(), retry_join, stop.clone()));
         if let Some(wan) = self.wan.clone() {
-            let joins = self.config.retry_join_wan.clone();
+            let joins = self.config.wan.clone();
             services.spawn_feed("WAN gossip join", wan::join(wan.clone(), joins, stop.clone()));
             let dc = self.config.datacenter.clone();
             services.spawn_feed("WAN flood join", wan::flood(self.gossip.clone(), wan, dc, stop.clone()));

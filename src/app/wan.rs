@@ -3,7 +3,7 @@
 //! the other servers of its datacenter (seen in the LAN pool, with their `wan_join_port`) into
 //! its WAN pool, so joining one server of a datacenter to the WAN joins them all.
 //!
-//! Input: `Config` (`ports.serf_wan`, `advertise_addr_wan`, the WAN joins, the keyring). Output:
+//! Input: `Config` (`ports.serf_wan`, `config.wan`: bind, advertise, joins; the keyring). Output:
 //! the pool, named `<node>.<dc>` with the same meta as the LAN pool; `ports.serf_wan` set to
 //! the bound port. Invariants: client agents and `ports.serf_wan = -1` start no WAN pool; the
 //! WAN ring starts from `encrypt` unless `serf/remote.keyring` exists (Consul's rule).
@@ -15,15 +15,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, WanConfig};
 use crate::gossip::keyring::{GossipKeys, Verify, WAN_KEYRING_FILE};
 use crate::gossip::pool::{Pool, wan_name};
 use crate::gossip::{Membership as _, NodeMeta, Wan};
 
 /// The WAN gossip port a join address without one is tried on (Consul's default).
 pub(crate) const SERF_WAN_PORT: u16 = 8302;
-/// How long a failed WAN join waits before the next try (Consul's `retry_interval_wan`).
-const RETRY_INTERVAL_WAN: Duration = Duration::from_secs(30);
 /// How often the flood join looks again when no LAN event arrived.
 const FLOOD_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -45,9 +43,9 @@ pub(super) async fn start(
     )?;
     keys.verify =
         Verify { incoming: config.encrypt_verify_incoming, outgoing: config.encrypt_verify_outgoing };
-    let bind = SocketAddr::new(config.bind_addr, port);
+    let bind = SocketAddr::new(config.wan.bind.unwrap_or(config.bind_addr), port);
     // A free port (0) is not known before the bind; the advertised address then keeps it.
-    let advertise = config.advertise_addr_wan.filter(|_| port != 0).map(|ip| SocketAddr::new(ip, port));
+    let advertise = config.wan.advertise.filter(|_| port != 0).map(|ip| SocketAddr::new(ip, port));
     let name = wan_name(&config.node_name, &config.datacenter);
     let wan = Wan::start(&name, bind, meta, keys, snapshots, Pool::Wan, advertise)
         .await
@@ -76,14 +74,16 @@ async fn resolve(addrs: &[String]) -> Vec<SocketAddr> {
     out
 }
 
-/// Joins the WAN pool through `retry_join_wan` / `start_join_wan`; retries every 30 s until
-/// one join succeeds (nothing configured: returns at once).
-pub(super) async fn join(wan: Arc<Wan>, addrs: Vec<String>, stop: CancellationToken) {
+/// Joins the WAN pool through `retry_join_wan` / `start_join_wan`; retries every
+/// `retry_interval_wan` until one join succeeds or `retry_max_wan` attempts failed (nothing
+/// configured: returns at once).
+pub(super) async fn join(wan: Arc<Wan>, config: WanConfig, stop: CancellationToken) {
+    let addrs = config.retry_join;
     if addrs.is_empty() {
         return;
     }
     let me = wan.local_addr();
-    loop {
+    for attempt in 1u64.. {
         let found: Vec<SocketAddr> = resolve(&addrs).await.into_iter().filter(|a| *a != me).collect();
         match wan.join(&found).await {
             Ok(n) if n > 0 => {
@@ -93,9 +93,12 @@ pub(super) async fn join(wan: Arc<Wan>, addrs: Vec<String>, stop: CancellationTo
             Ok(_) => tracing::warn!("WAN join: no address resolved; retrying"),
             Err(e) => tracing::warn!(error = %e, "WAN join failed; retrying"),
         }
+        if config.retry_max != 0 && attempt >= config.retry_max {
+            return tracing::error!(attempts = attempt, "WAN join: retry_max_wan reached, giving up");
+        }
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(RETRY_INTERVAL_WAN) => {}
+            () = tokio::time::sleep(config.retry_interval) => {}
         }
     }
 }

@@ -65,6 +65,14 @@ use super::{ConfigError, value};
 /// act on yet; each is logged as ignored at start. A dotted entry is a key inside a table.
 pub(super) const ACCEPTED_UNUSED: &[&str] = &[
     "bind_addr_wan",
+    // WAN keys cairn does not act on yet: gossip tuning, the reaping of failed WAN members, the
+    // WAN tagged addresses and their translation for rows of other datacenters (which cairn
+    // does not serve until it forwards `?dc=`).
+    "advertise_addr_wan_ipv4",
+    "advertise_addr_wan_ipv6",
+    "gossip_wan",
+    "reconnect_timeout_wan",
+    "translate_wan_addrs",
     "connect",
     "disable_host_node_id",
     "disable_remote_exec",
@@ -135,6 +143,8 @@ const SECURITY: &[(&str, Off)] = &[
     ("limits.txn_max_req_len", Off::AtLeast(MAX_VALUE_BYTES)),
     ("limits.request_limits", Off::NotEnforcing),
     ("segments", Off::Empty),
+    // Who may gossip on the WAN port: refusing to start beats gossiping with anyone.
+    ("serf_wan_allowed_cidrs", Off::Empty),
     ("autopilot.min_quorum", Off::Number(0)),
 ];
 

@@ -36,7 +36,7 @@ use std::time::Duration;
 #[allow(unused_imports)]
 pub(crate) use types::{AclConfig, DownPolicy};
 pub(crate) use types::{
-    CheckConfig, Ports, RecursorStrategy, SoaConfig, TlsConfig, TlsInterface, TlsVersion,
+    CheckConfig, Ports, RecursorStrategy, SoaConfig, TlsConfig, TlsInterface, TlsVersion, WanConfig,
 };
 pub use types::{Config, DnsConfig};
 /// The recursor parser, for the DNS specification tests.

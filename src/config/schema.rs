@@ -50,6 +50,10 @@ pub(super) struct FileConfig {
     pub(super) start_join_wan: List<JoinAddr>,
     /// What other datacenters' servers dial for WAN gossip.
     pub(super) advertise_addr_wan: Given<Ip>,
+    /// Consul's `-serf-wan-bind`: the address the WAN pool binds.
+    pub(super) serf_wan: Given<Ip>,
+    pub(super) retry_interval_wan: Given<GoDuration>,
+    pub(super) retry_max_wan: Given<Int<0, { i64::MAX }>>,
     pub(super) raft_snapshot_threshold: Given<Int<1, { i64::MAX }>>,
     pub(super) raft_trailing_logs: Given<Int<0, { i64::MAX }>>,
     pub(super) anti_entropy_interval: Given<Positive>,

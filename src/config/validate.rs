@@ -18,7 +18,7 @@ use super::schema::{DnsFile, FileConfig, SoaFile};
 use super::value::{self, Count, Flag, GoDuration, Int, OneOrList};
 use super::{
     CheckConfig, Config, ConfigError, DEFAULT_ANTI_ENTROPY_INTERVAL, DEFAULT_SNAPSHOT_THRESHOLD,
-    DEFAULT_TRAILING_LOGS, DnsConfig, Ports, SoaConfig,
+    DEFAULT_TRAILING_LOGS, DnsConfig, Ports, SoaConfig, WanConfig,
 };
 use crate::agent::{CheckSpec, ServiceDefinition};
 
@@ -70,8 +70,7 @@ pub(super) fn resolve(layers: &Layers, dev: bool, sources: Vec<PathBuf>) -> Resu
         bootstrap_expect,
         bind_addr,
         retry_join: layers.all(joins).into_iter().map(|a| a.value).collect(),
-        retry_join_wan: layers.all(wan_joins).into_iter().map(|a| a.value).collect(),
-        advertise_addr_wan: layers.last(|f| f.advertise_addr_wan.get()).map(|ip| ip.0),
+        wan: wan(layers),
         raft_snapshot_threshold: layers
             .last(|f| f.raft_snapshot_threshold.get())
             .map_or(DEFAULT_SNAPSHOT_THRESHOLD, |n| n.0.unsigned_abs()),
@@ -237,6 +236,18 @@ fn joins(f: &FileConfig) -> Vec<(String, String)> {
     let mut out = indexed("retry_join", &f.retry_join.0);
     out.extend(indexed("start_join", &f.start_join.0));
     out.into_iter().map(|(k, a)| (k, a.0)).collect()
+}
+
+/// The WAN pool's keys.
+fn wan(layers: &Layers) -> WanConfig {
+    let d = WanConfig::default();
+    WanConfig {
+        retry_join: layers.all(wan_joins).into_iter().map(|a| a.value).collect(),
+        retry_interval: layers.last(|f| f.retry_interval_wan.get()).map_or(d.retry_interval, |t| t.0),
+        retry_max: layers.last(|f| f.retry_max_wan.get()).map_or(d.retry_max, |n| n.0.unsigned_abs()),
+        bind: layers.last(|f| f.serf_wan.get()).map(|ip| ip.0),
+        advertise: layers.last(|f| f.advertise_addr_wan.get()).map(|ip| ip.0),
+    }
 }
 
 /// `retry_join_wan` then `start_join_wan` of one layer.
