@@ -76,12 +76,12 @@ fn agent_call(command: Command, http: &cairn::cli::api::HttpArgs) -> ExitCode {
         Command::Keyring(args) => {
             run_client(async move { Ok(cairn::cli::keyring::keyring(&api()?, &args).await?) })
         }
-        Command::Members => run_client(async { Ok(cairn::cli::members::members(&api()?).await?) }),
-        Command::Join { addr } => run_client(async move {
+        Command::Members { wan } => members(http, wan),
+        Command::Join { addr, wan } => run_client(async move {
             let api = api()?;
             let failed =
                 |e| ConsulMessage(format!("Error joining address '{addr}': {e}\nFailed to join any nodes."));
-            Ok(cairn::cli::members::join(&api, &addr).await.map_err(failed)?)
+            Ok(cairn::cli::members::join(&api, &addr, wan).await.map_err(failed)?)
         }),
         Command::Leave => run_client(async {
             let api = api()?;
@@ -150,6 +150,18 @@ fn agent_call(command: Command, http: &cairn::cli::api::HttpArgs) -> ExitCode {
 /// (Permission denied)`), printed as it is.
 fn said(what: &'static str) -> impl FnOnce(cairn::cli::api::ApiError) -> ConsulMessage {
     move |e| ConsulMessage(format!("{what}: {e}"))
+}
+
+/// `cairn members [-wan]`; Consul's exit code 2, printing nothing, when there is no member to
+/// list (a client's WAN pool).
+fn members(http: &cairn::cli::api::HttpArgs, wan: bool) -> ExitCode {
+    let mut empty = false;
+    let done = run_client(async {
+        let table = cairn::cli::members::members(&Api::from_args(http)?, wan).await?;
+        empty = table.is_none();
+        Ok(table.unwrap_or_default())
+    });
+    if empty { ExitCode::from(2) } else { done }
 }
 
 /// `cairn lock`: the child's exit code, or 1 when the lock could not be run.

@@ -19,7 +19,7 @@ start_cairn() {  # $1 round, $2 name (cairn, cairn-tls), then extra agent flags;
   for i in 0 1 2; do joins+=(--retry-join "127.0.0.1:${rpc[$i]}"); done
   for i in 0 1 2; do
     "$cairn" agent --server --bootstrap-expect 3 --node "s$i" --data-dir "$work/$name-$round-s$i" \
-      --http-port "${http[$i]}" --dns-port 0 --server-port "${rpc[$i]}" --serf-lan-port "${serf[$i]}" \
+      --http-port "${http[$i]}" --dns-port 0 --server-port "${rpc[$i]}" --serf-lan-port "${serf[$i]}" --serf-wan-port 0 \
       "${joins[@]}" "$@" >"$work/$name-$round-s$i.log" 2>&1 &
     pids+=($!)
   done

@@ -89,16 +89,17 @@ pub(super) async fn open_consensus(config: &mut Config, tls: &Arc<crate::tls::Tl
 }
 
 /// Starts LAN gossip with this agent's meta (role, datacenter, Raft address and ID); sets
-/// `ports.serf_lan` to the bound port and hands the pool to a client's replica.
+/// `ports.serf_lan` to the bound port and hands the pool to a client's replica. A server
+/// also starts its WAN pool (`app::wan`).
 pub(super) async fn start_gossip(
     config: &mut Config,
     side: &Side,
-) -> anyhow::Result<Arc<crate::gossip::Lan>> {
+) -> anyhow::Result<(Arc<crate::gossip::Lan>, Option<Arc<crate::gossip::Wan>>)> {
     let raft_addr = match &side.rpc {
         Some(rpc) => rpc.local_addr()?.to_string(),
         None => String::new(),
     };
-    let meta = crate::gossip::NodeMeta {
+    let mut meta = crate::gossip::NodeMeta {
         role: if config.server { crate::gossip::Role::Server } else { crate::gossip::Role::Client },
         dc: config.datacenter.clone(),
         raft_addr,
@@ -106,18 +107,31 @@ pub(super) async fn start_gossip(
         version: crate::build_tag(),
         leaving: false,
         node_id: config.node_id.clone(),
+        wan_join_port: 0,
     };
     let serf_bind = SocketAddr::new(config.bind_addr, config.ports.serf_lan);
     let snapshots = side.consensus.snapshots();
-    let gossip =
-        crate::gossip::Lan::start(&config.node_name, serf_bind, meta, side.gossip_keys.clone(), snapshots)
-            .await
-            .with_context(|| format!("starting LAN gossip on {serf_bind}"))?;
+    // The WAN pool first, so the LAN meta can carry its port (`wan_join_port`).
+    let wan = super::wan::start(config, meta.clone(), snapshots.clone()).await?;
+    meta.wan_join_port = wan.as_deref().map_or(0, |w| crate::gossip::Membership::local_addr(w).port());
+    let keys = side.gossip_keys.clone();
+    let lan = crate::gossip::pool::Pool::Lan;
+    let gossip = crate::gossip::Lan::start(
+        &config.node_name,
+        serf_bind,
+        meta.clone(),
+        keys,
+        snapshots.clone(),
+        lan,
+        None,
+    )
+    .await
+    .with_context(|| format!("starting LAN gossip on {serf_bind}"))?;
     config.ports.serf_lan = crate::gossip::Membership::local_addr(&*gossip).port();
     if let Some(client) = &side.replica {
         client.set_gossip(gossip.clone());
     }
-    Ok(gossip)
+    Ok((gossip, wan))
 }
 
 /// Reads the node ID kept in the data dir, or creates one (Consul keeps `node-id` there too).

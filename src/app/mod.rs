@@ -21,6 +21,7 @@ mod cluster;
 mod listen;
 mod register;
 mod services;
+mod wan;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -62,6 +63,8 @@ pub struct App {
     local: Arc<LocalState>,
     /// The LAN gossip pool.
     gossip: Arc<crate::gossip::Lan>,
+    /// A server's WAN gossip pool (none on a client, or with `ports.serf_wan = -1`).
+    wan: Option<Arc<crate::gossip::Wan>>,
     /// Whether this agent's own registration still has to happen (it needs a cluster leader).
     register_later: bool,
     /// Reload requests from `PUT /v1/agent/reload`; the binary reloads as on SIGHUP.
@@ -131,7 +134,7 @@ impl App {
         let https = listen::bind_https(&config).await?;
         listen::record_bound_ports(&mut config, dns.as_ref(), &http, https.as_ref());
         let side = cluster::open_consensus(&mut config, &tls).await?;
-        let gossip = cluster::start_gossip(&mut config, &side).await?;
+        let (gossip, wan) = cluster::start_gossip(&mut config, &side).await?;
         let config = Arc::new(config);
         // A single server is leader now; in a cluster (and on a client agent) the registration
         // waits for a leader (`run`), so the listeners come up first.
@@ -173,6 +176,7 @@ impl App {
             checks,
             local,
             gossip,
+            wan,
             register_later,
             reload_requests: Arc::new(tokio::sync::Notify::new()),
             _dev_dir: dev_dir,
@@ -202,6 +206,11 @@ impl App {
     /// Where the server RPC (Raft) listens.
     pub fn rpc_addr(&self) -> Option<SocketAddr> {
         self.side.rpc.as_ref()?.local_addr().ok()
+    }
+
+    /// Where WAN gossip listens (TCP and UDP), on a server with a WAN pool.
+    pub fn serf_wan_addr(&self) -> Option<SocketAddr> {
+        self.wan.as_deref().map(crate::gossip::Membership::local_addr)
     }
 
     /// Where LAN gossip listens (TCP and UDP).
@@ -235,6 +244,9 @@ impl App {
         let result = services.wait().await;
         services.drain(DRAIN_WITHIN).await;
         self.gossip.shutdown().await;
+        if let Some(wan) = &self.wan {
+            wan.shutdown().await;
+        }
         // Stops openraft and writes the deferred rows, or a client's replica stream.
         if let Some(server) = &self.side.server {
             server.shutdown().await.context("stopping Raft")?;
@@ -302,6 +314,12 @@ impl App {
         let retry_join = crate::rpc::discovery::RetryJoin::new(joins.clone(), pool.clone());
         services
             .spawn_feed("gossip join", cluster::join_gossip(self.gossip.clone(), retry_join, stop.clone()));
+        if let Some(wan) = self.wan.clone() {
+            let joins = self.config.wan.clone();
+            services.spawn_feed("WAN gossip join", wan::join(wan.clone(), joins, stop.clone()));
+            let dc = self.config.datacenter.clone();
+            services.spawn_feed("WAN flood join", wan::flood(self.gossip.clone(), wan, dc, stop.clone()));
+        }
         let reconcile = crate::gossip::reconcile::run(
             self.gossip.clone(),
             self.side.consensus.clone(),
@@ -361,6 +379,7 @@ impl App {
             checks: self.checks.clone(),
             sessions,
             gossip: Some(self.gossip.clone()),
+            wan: self.wan.clone(),
             shutdown: stop.clone(),
             reload: self.reload_requests.clone(),
             acl: self.acl.clone(),

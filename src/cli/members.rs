@@ -30,9 +30,16 @@ fn status(code: u8) -> &'static str {
     }
 }
 
-/// `cairn members`: Node, Address, Status, Type, Build, Protocol, DC.
-pub async fn members(api: &Api) -> Result<String, ApiError> {
-    let mut list: Vec<Member> = api.get("/v1/agent/members").await?.json()?;
+/// `cairn members [-wan]`: Node, Address, Status, Type, Build, Protocol, DC. With `wan` the
+/// servers of every datacenter (`<node>.<dc>`); a client agent has no WAN pool and lists
+/// nothing, which Consul reports with exit code 2 and no output.
+pub async fn members(api: &Api, wan: bool) -> Result<Option<String>, ApiError> {
+    let path = if wan { "/v1/agent/members?wan=1" } else { "/v1/agent/members" };
+    let list: Option<Vec<Member>> = api.get(path).await?.json()?;
+    let mut list = list.unwrap_or_default();
+    if list.is_empty() {
+        return Ok(None);
+    }
     list.sort_by(|a, b| a.name.cmp(&b.name));
     let header = ["Node", "Address", "Status", "Type", "Build", "Protocol", "DC"].map(str::to_owned);
     let mut rows = vec![header];
@@ -50,12 +57,14 @@ pub async fn members(api: &Api) -> Result<String, ApiError> {
             tag("dc"),
         ]);
     }
-    Ok(table(&rows))
+    Ok(Some(table(&rows)))
 }
 
-/// `cairn join ADDR`: asks the agent to join the pool through `addr` (`ip[:port]`, port 8301).
-pub async fn join(api: &Api, addr: &str) -> Result<String, ApiError> {
-    api.put(&format!("/v1/agent/join/{addr}"), Vec::new()).await?;
+/// `cairn join [-wan] ADDR`: asks the agent to join the pool through `addr` (`ip[:port]`, port
+/// 8301, or 8302 for the WAN pool).
+pub async fn join(api: &Api, addr: &str, wan: bool) -> Result<String, ApiError> {
+    let query = if wan { "?wan=1" } else { "" };
+    api.put(&format!("/v1/agent/join/{addr}{query}"), Vec::new()).await?;
     Ok("Successfully joined cluster by contacting 1 nodes.\n".to_owned())
 }
 

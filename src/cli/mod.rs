@@ -64,9 +64,16 @@ pub enum Command {
     /// Run a command while holding a session lock on `PREFIX/.lock`.
     Lock(lock::LockArgs),
     /// List the members of the LAN gossip pool (Node, Address, Status, Type, Build, Protocol, DC).
-    Members,
+    Members {
+        /// List the WAN pool of the servers of every datacenter instead.
+        #[arg(long)]
+        wan: bool,
+    },
     /// Join the LAN gossip pool through another agent's gossip address (`ip[:port]`, port 8301).
     Join {
+        /// Join the WAN pool through another datacenter's server (`ip[:port]`, port 8302).
+        #[arg(long)]
+        wan: bool,
         /// The other agent's gossip address.
         addr: String,
     },
@@ -224,6 +231,20 @@ pub struct AgentArgs {
     /// servers (repeatable).
     #[arg(long, value_name = "ADDR")]
     pub retry_join: Vec<String>,
+    /// WAN gossip port of a server (default: 8302; 0 picks a free port, -1 disables WAN
+    /// federation).
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
+    pub serf_wan_port: Option<i32>,
+    /// Another datacenter's server's WAN gossip address (`host[:port]`, port 8302 by default)
+    /// to join the WAN pool through, retried until it works (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    pub retry_join_wan: Vec<String>,
+    /// As --retry-join-wan (Consul's `start_join_wan`; repeatable).
+    #[arg(long, value_name = "ADDR")]
+    pub join_wan: Vec<String>,
+    /// The address other datacenters' servers dial for WAN gossip (default: the bind address).
+    #[arg(long, value_name = "ADDR")]
+    pub advertise_wan: Option<String>,
     /// Raft log entries since the last snapshot that trigger a new snapshot (default 10000).
     #[arg(long, value_name = "N")]
     pub raft_snapshot_threshold: Option<u64>,
@@ -273,6 +294,10 @@ impl AgentArgs {
             server_port: self.server_port,
             serf_lan_port: self.serf_lan_port,
             retry_join: self.retry_join.clone(),
+            serf_wan_port: self.serf_wan_port,
+            retry_join_wan: self.retry_join_wan.clone(),
+            join_wan: self.join_wan.clone(),
+            advertise_wan: self.advertise_wan.clone(),
             raft_snapshot_threshold: self.raft_snapshot_threshold,
             raft_trailing_logs: self.raft_trailing_logs,
             encrypt: self.encrypt.clone(),

@@ -82,6 +82,7 @@ fn node_meta() -> NodeMeta {
         version: "0.1.0".to_owned(),
         leaving: false,
         node_id: "11111111-2222-3333-4444-555555555555".to_owned(),
+        wan_join_port: 8302,
     }
 }
 

@@ -64,8 +64,15 @@ use super::{ConfigError, value};
 /// Consul agent-config keys that cairn accepts (so Consul configs load unchanged) but does not
 /// act on yet; each is logged as ignored at start. A dotted entry is a key inside a table.
 pub(super) const ACCEPTED_UNUSED: &[&str] = &[
-    "advertise_addr_wan",
     "bind_addr_wan",
+    // WAN keys cairn does not act on yet: gossip tuning, the reaping of failed WAN members, the
+    // WAN tagged addresses and their translation for rows of other datacenters (which cairn
+    // does not serve until it forwards `?dc=`).
+    "advertise_addr_wan_ipv4",
+    "advertise_addr_wan_ipv6",
+    "gossip_wan",
+    "reconnect_timeout_wan",
+    "translate_wan_addrs",
     "connect",
     "disable_host_node_id",
     "disable_remote_exec",
@@ -94,7 +101,6 @@ pub(super) const ACCEPTED_UNUSED: &[&str] = &[
     // Ports Consul has that cairn does not bind (yet).
     "ports.grpc",
     "ports.grpc_tls",
-    "ports.serf_wan",
     "ports.sidecar_min_port",
     "ports.sidecar_max_port",
     "addresses.grpc",
@@ -137,6 +143,8 @@ const SECURITY: &[(&str, Off)] = &[
     ("limits.txn_max_req_len", Off::AtLeast(MAX_VALUE_BYTES)),
     ("limits.request_limits", Off::NotEnforcing),
     ("segments", Off::Empty),
+    // Who may gossip on the WAN port: refusing to start beats gossiping with anyone.
+    ("serf_wan_allowed_cidrs", Off::Empty),
     ("autopilot.min_quorum", Off::Number(0)),
 ];
 

@@ -115,7 +115,18 @@ pub(super) fn flag_layer(o: &Overrides) -> Result<FileConfig, ConfigError> {
         https: Given(None),
         server: fixed(o.server_port),
         serf_lan: fixed(o.serf_lan_port),
+        serf_wan: port(o.serf_wan_port),
     })));
+    f.advertise_addr_wan = ip("-advertise-wan", &o.advertise_wan)?;
+    for (flag, given, list) in [
+        ("-retry-join-wan", &o.retry_join_wan, &mut f.retry_join_wan.0),
+        ("-join-wan", &o.join_wan, &mut f.start_join_wan.0),
+    ] {
+        for a in given {
+            value::join_addr(a).map_err(|m| err(flag, m))?;
+            list.push(JoinAddr(a.clone()));
+        }
+    }
     if let Some(key) = &o.encrypt {
         f.encrypt = Given(Some(EncryptKey(value::parse_key(key).map_err(|m| err("-encrypt", m))?)));
     }

@@ -38,6 +38,7 @@ pub(crate) use types::ListenAddr;
 pub(crate) use types::{AclConfig, DownPolicy};
 pub(crate) use types::{
     CheckConfig, Ports, RecursorStrategy, SoaConfig, TlsConfig, TlsInterface, TlsVersion, UnixSockets,
+    WanConfig,
 };
 pub use types::{Config, DnsConfig};
 /// The recursor parser, for the DNS specification tests.
@@ -125,6 +126,14 @@ pub struct Overrides {
     pub serf_lan_port: Option<u16>,
     /// `--retry-join` (repeatable; appended after the files' `retry_join`).
     pub retry_join: Vec<String>,
+    /// `--serf-wan-port` (-1 disables the WAN pool).
+    pub serf_wan_port: Option<i32>,
+    /// `--retry-join-wan` (repeatable).
+    pub retry_join_wan: Vec<String>,
+    /// `--join-wan` (repeatable; Consul's `start_join_wan`).
+    pub join_wan: Vec<String>,
+    /// `--advertise-wan`.
+    pub advertise_wan: Option<String>,
     /// `--raft-snapshot-threshold`.
     pub raft_snapshot_threshold: Option<u64>,
     /// `--raft-trailing-logs`.
@@ -166,3 +175,5 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_wan;

@@ -45,6 +45,16 @@ pub(super) struct FileConfig {
     pub(super) retry_join: List<JoinAddr>,
     /// Consul's older spelling of `retry_join`; appended after it.
     pub(super) start_join: List<JoinAddr>,
+    /// A server's WAN pool joins (`-retry-join-wan`); a bare host is tried on port 8302.
+    pub(super) retry_join_wan: List<JoinAddr>,
+    /// Consul's older spelling of `retry_join_wan` (`-join-wan`); appended after it.
+    pub(super) start_join_wan: List<JoinAddr>,
+    /// What other datacenters' servers dial for WAN gossip.
+    pub(super) advertise_addr_wan: Given<Ip>,
+    /// Consul's `-serf-wan-bind`: the address the WAN pool binds.
+    pub(super) serf_wan: Given<Ip>,
+    pub(super) retry_interval_wan: Given<GoDuration>,
+    pub(super) retry_max_wan: Given<Int<0, { i64::MAX }>>,
     pub(super) raft_snapshot_threshold: Given<Int<1, { i64::MAX }>>,
     pub(super) raft_trailing_logs: Given<Int<0, { i64::MAX }>>,
     pub(super) anti_entropy_interval: Given<Positive>,
@@ -219,6 +229,8 @@ pub(super) struct PortsFile {
     pub(super) https: Given<Port>,
     pub(super) server: Given<FixedPort>,
     pub(super) serf_lan: Given<FixedPort>,
+    /// -1 disables the WAN pool.
+    pub(super) serf_wan: Given<Port>,
 }
 
 /// `addresses {}`.

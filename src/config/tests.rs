@@ -33,7 +33,10 @@ fn defaults_match_consul_when_nothing_is_given() {
     assert!(ignored.is_empty());
     assert_eq!(c.datacenter, "dc1");
     assert_eq!(c.domain, "consul.");
-    assert_eq!(c.ports, Ports { dns: 8600, http: 8500, https: -1, server: 8300, serf_lan: 8301 });
+    assert_eq!(
+        c.ports,
+        Ports { dns: 8600, http: 8500, https: -1, server: 8300, serf_lan: 8301, serf_wan: 8302 }
+    );
     assert_eq!(c.tls, TlsConfig::default());
     assert_eq!(c.client_addr.to_string(), "127.0.0.1");
     assert_eq!(c.dns_addr, c.client_addr);

@@ -40,6 +40,8 @@ pub struct Config {
     /// server's RPC address, 8300) to join the pool and find the servers through; a server's RPC
     /// address works too (`retry_join`, `--retry-join`, repeatable).
     pub retry_join: Vec<String>,
+    /// A server's WAN gossip pool (its port is `ports.serf_wan`).
+    pub wan: WanConfig,
     /// Log entries since the last Raft snapshot that trigger a new one (`raft_snapshot_threshold`).
     pub raft_snapshot_threshold: u64,
     /// Log entries kept behind a snapshot; a follower further behind gets the snapshot
@@ -100,6 +102,36 @@ pub struct Config {
     pub sources: Vec<PathBuf>,
     /// ACLs (`acl {}`, `primary_datacenter`, the legacy `acl_*` keys).
     pub(crate) acl: AclConfig,
+}
+
+/// A server's WAN gossip pool: where it binds, what it advertises, whom it joins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WanConfig {
+    /// Other datacenters' servers' WAN gossip addresses (`host[:port]`, port 8302 by default)
+    /// to join the WAN pool through (`retry_join_wan`, then `start_join_wan`;
+    /// `--retry-join-wan`, `--join-wan`).
+    pub retry_join: Vec<String>,
+    /// How long a failed WAN join waits before the next try (`retry_interval_wan`, 30s).
+    pub retry_interval: Duration,
+    /// How many WAN join attempts before giving up (`retry_max_wan`; 0, the default: forever).
+    pub retry_max: u64,
+    /// The address the WAN pool binds (`serf_wan`, Consul's `-serf-wan-bind`; default `bind_addr`).
+    pub bind: Option<IpAddr>,
+    /// The address other datacenters' servers dial for WAN gossip (`advertise_addr_wan`,
+    /// `--advertise-wan`; default the bound address).
+    pub advertise: Option<IpAddr>,
+}
+
+impl Default for WanConfig {
+    fn default() -> Self {
+        Self {
+            retry_join: Vec::new(),
+            retry_interval: Duration::from_secs(30),
+            retry_max: 0,
+            bind: None,
+            advertise: None,
+        }
+    }
 }
 
 /// `acl.down_policy`: what a client agent does when no server can resolve a token.
@@ -201,6 +233,9 @@ pub struct Ports {
     pub server: u16,
     /// LAN gossip port (`ports.serf_lan`, default 8301).
     pub serf_lan: u16,
+    /// WAN gossip port of a server (`ports.serf_wan`, default 8302; -1: no WAN pool, 0: a free
+    /// port). Client agents never bind it.
+    pub serf_wan: i32,
 }
 
 /// The lowest TLS version accepted (`tls_min_version`, default TLS 1.2).
@@ -427,7 +462,7 @@ impl DnsConfig {
 
 impl Default for Ports {
     fn default() -> Self {
-        Self { dns: 8600, http: 8500, https: -1, server: DEFAULT_SERVER_PORT, serf_lan: 8301 }
+        Self { dns: 8600, http: 8500, https: -1, server: DEFAULT_SERVER_PORT, serf_lan: 8301, serf_wan: 8302 }
     }
 }
 

@@ -18,9 +18,22 @@ use super::schema::{DnsFile, FileConfig, SoaFile};
 use super::value::{self, Count, Flag, GoDuration, Int, OneOrList};
 use super::{
     CheckConfig, Config, ConfigError, DEFAULT_ANTI_ENTROPY_INTERVAL, DEFAULT_SNAPSHOT_THRESHOLD,
-    DEFAULT_TRAILING_LOGS, DnsConfig, ListenAddr, Ports, SoaConfig, UnixSockets,
+    DEFAULT_TRAILING_LOGS, DnsConfig, ListenAddr, Ports, SoaConfig, UnixSockets, WanConfig,
 };
 use crate::agent::{CheckSpec, ServiceDefinition};
+
+/// `data_dir`: required unless `--dev`, which creates a temporary directory at start (`app`).
+fn data_dir(layers: &Layers, dev: bool) -> Result<PathBuf, ConfigError> {
+    match layers.last(|f| f.data_dir.get()) {
+        Some(d) => Ok(d.0),
+        None if dev => Ok(PathBuf::new()),
+        None => Err(ConfigError::Key {
+            file: COMMAND_LINE.into(),
+            key: "data_dir".into(),
+            msg: "must be set in a config file or with -data-dir (or run with -dev)".into(),
+        }),
+    }
+}
 
 /// Builds the `Config` from the layers, section by section, in the order errors are reported.
 pub(super) fn resolve(layers: &Layers, dev: bool, sources: Vec<PathBuf>) -> Result<Config, ConfigError> {
@@ -28,18 +41,7 @@ pub(super) fn resolve(layers: &Layers, dev: bool, sources: Vec<PathBuf>) -> Resu
     let loopback = IpAddr::from([127, 0, 0, 1]);
     let client_addr = layers.last(|f| f.client_addr.get()).map_or(loopback, |ip| ip.0);
     let bind_addr = layers.last(|f| f.bind_addr.get().or(f.advertise_addr.get())).map_or(loopback, |ip| ip.0);
-    let data_dir = match layers.last(|f| f.data_dir.get()) {
-        Some(d) => d.0,
-        // `--dev` creates a temporary directory at start (see `app`).
-        None if dev => PathBuf::new(),
-        None => {
-            return Err(ConfigError::Key {
-                file: COMMAND_LINE.into(),
-                key: "data_dir".into(),
-                msg: "must be set in a config file or with -data-dir (or run with -dev)".into(),
-            });
-        }
-    };
+    let data_dir = data_dir(layers, dev)?;
     // `--dev` serves the repository's example zones when run from a checkout.
     let zones_dir = layers
         .last(|f| f.zones_dir.get())
@@ -68,6 +70,7 @@ pub(super) fn resolve(layers: &Layers, dev: bool, sources: Vec<PathBuf>) -> Resu
         bootstrap_expect,
         bind_addr,
         retry_join: layers.all(joins).into_iter().map(|a| a.value).collect(),
+        wan: wan(layers),
         raft_snapshot_threshold: layers
             .last(|f| f.raft_snapshot_threshold.get())
             .map_or(DEFAULT_SNAPSHOT_THRESHOLD, |n| n.0.unsigned_abs()),
@@ -238,6 +241,25 @@ fn joins(f: &FileConfig) -> Vec<(String, String)> {
     out.into_iter().map(|(k, a)| (k, a.0)).collect()
 }
 
+/// The WAN pool's keys.
+fn wan(layers: &Layers) -> WanConfig {
+    let d = WanConfig::default();
+    WanConfig {
+        retry_join: layers.all(wan_joins).into_iter().map(|a| a.value).collect(),
+        retry_interval: layers.last(|f| f.retry_interval_wan.get()).map_or(d.retry_interval, |t| t.0),
+        retry_max: layers.last(|f| f.retry_max_wan.get()).map_or(d.retry_max, |n| n.0.unsigned_abs()),
+        bind: layers.last(|f| f.serf_wan.get()).map(|ip| ip.0),
+        advertise: layers.last(|f| f.advertise_addr_wan.get()).map(|ip| ip.0),
+    }
+}
+
+/// `retry_join_wan` then `start_join_wan` of one layer.
+fn wan_joins(f: &FileConfig) -> Vec<(String, String)> {
+    let mut out = indexed("retry_join_wan", &f.retry_join_wan.0);
+    out.extend(indexed("start_join_wan", &f.start_join_wan.0));
+    out.into_iter().map(|(k, a)| (k, a.0)).collect()
+}
+
 /// Start-up notes on settings given but not served, beside the accepted-but-unused keys.
 pub(super) fn notes(layers: &Layers, config: &Config) -> Vec<String> {
     let mut notes = Vec::new();
@@ -261,6 +283,7 @@ fn ports(layers: &Layers) -> Ports {
         https: last_in(&files, |p| p.https.get()).map_or(d.https, |n| n.0 as i32),
         server: last_in(&files, |p| p.server.get()).map_or(d.server, |n| n.0 as u16),
         serf_lan: last_in(&files, |p| p.serf_lan.get()).map_or(d.serf_lan, |n| n.0 as u16),
+        serf_wan: last_in(&files, |p| p.serf_wan.get()).map_or(d.serf_wan, |n| n.0 as i32),
     }
 }
 

@@ -6,7 +6,7 @@
 //! `KeyringReport`: how many nodes, which keys they have, which is primary, each failing node's
 //! error and the pool's error line (`N/M nodes reported failure`).
 //!
-//! The flow (the IO is in `gossip::memberlist`): the agent that received the operation sends
+//! The flow (the IO is in `gossip::keyanswer`): the agent that received the operation sends
 //! a `Query` to every alive member over memberlist's reliable user messages (TCP, and encrypted
 //! with the primary key like all gossip), applies it itself, and waits for one `Reply` per
 //! member until `query_timeout`. Each member applies the query to its own ring and replies to

@@ -20,7 +20,8 @@
 //! - Without encryption there is no ring, and every operation fails with `Keyring is empty
 //!   (encryption not enabled)`: a ring cannot be started on a live pool that does not encrypt.
 //!
-//! There is no WAN pool in cairn yet, so there is no `remote.keyring` either.
+//! A server's WAN pool has a keyring of its own, kept in `<data_dir>/serf/remote.keyring`
+//! (Consul's), started from the same `encrypt` key; a keyring operation changes both rings.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,8 @@ use crate::codec;
 
 /// The keyring file's name inside `<data_dir>/serf/` (Consul's LAN keyring).
 pub(crate) const LAN_KEYRING_FILE: &str = "local.keyring";
+/// The WAN keyring file's name inside `<data_dir>/serf/` (Consul's, servers only).
+pub(crate) const WAN_KEYRING_FILE: &str = "remote.keyring";
 
 /// A keyring operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,16 +237,28 @@ impl GossipKeys {
         data_dir: &Path,
         disable_file: bool,
     ) -> Result<Self, KeyringError> {
+        Self::load_pool(encrypt, data_dir, disable_file, LAN_KEYRING_FILE)
+    }
+
+    /// As `load`, for the pool whose keyring file is `<data_dir>/serf/<file_name>`
+    /// (`LAN_KEYRING_FILE` or `WAN_KEYRING_FILE`).
+    pub(crate) fn load_pool(
+        encrypt: Option<&[u8]>,
+        data_dir: &Path,
+        disable_file: bool,
+        file_name: &str,
+    ) -> Result<Self, KeyringError> {
         let given = encrypt.map(|k| vec![k.to_vec()]).unwrap_or_default();
         if disable_file {
             let view = KeysView::new(given.clone());
             return Ok(Self { view, keys: given, file: None, verify: Verify::default() });
         }
-        let file = data_dir.join("serf").join(LAN_KEYRING_FILE);
+        let file = data_dir.join("serf").join(file_name);
         let keys = match load_file(&file)? {
             Some(keys) => {
                 if encrypt.is_some() {
-                    tracing::warn!("LAN keyring exists but -encrypt given, using keyring");
+                    let pool = if file_name == WAN_KEYRING_FILE { "WAN" } else { "LAN" };
+                    tracing::warn!("{pool} keyring exists but -encrypt given, using keyring");
                 }
                 keys
             }
@@ -416,7 +431,10 @@ mod tests {
         let keys = GossipKeys::load(Some(&k1), dir.path(), false).expect("load");
         assert_eq!(keys.keys, vec![k2.clone(), k1.clone()]);
         let keys = GossipKeys::load(Some(&k1), dir.path(), true).expect("load");
-        assert_eq!((keys.keys, keys.file), (vec![k1], None), "disable_keyring_file ignores the file");
+        assert_eq!((keys.keys, keys.file), (vec![k1.clone()], None), "disable_keyring_file ignores the file");
+        // The WAN ring has a file of its own: the LAN file does not override its `encrypt`.
+        let wan = GossipKeys::load_pool(Some(&k1), dir.path(), false, WAN_KEYRING_FILE).expect("load");
+        assert_eq!((wan.keys, wan.file), (vec![k1], Some(dir.path().join("serf").join(WAN_KEYRING_FILE))));
     }
 
     #[test]

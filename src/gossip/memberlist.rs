@@ -33,8 +33,10 @@ use memberlist::{Memberlist, Options};
 use smol_str::SmolStr;
 use tokio::sync::{broadcast, mpsc};
 
-use super::keyquery::{KeyringMessage, KeyringReply, KeyringReport, PendingQueries, query_timeout};
+use super::keyanswer::{KeyringAnswerer, send_all};
+use super::keyquery::{KeyringMessage, KeyringReport, PendingQueries, query_timeout};
 use super::keyring::{self, GossipKeys, KeyOp, KeyringError, LanKeyring, Verify};
+use super::pool::{Pool, PoolGuard};
 use super::rollout::{Rollout, RolloutOptions};
 use super::user_event::{MESSAGE_TAG, UserEvent, UserEvents};
 use super::vivaldi::Vivaldi;
@@ -43,10 +45,11 @@ use crate::catalog::operator::Coordinate;
 use crate::codec;
 use crate::snapshot::SnapshotHandle;
 
-type Transport = Rollout<TokioNetTransport<SmolStr, TokioSocketAddrResolver, TokioTcp>>;
+pub(super) type Transport = Rollout<TokioNetTransport<SmolStr, TokioSocketAddrResolver, TokioTcp>>;
 type Void = VoidDelegate<SmolStr, SocketAddr>;
 type Events = SubscribleEventDelegate<SmolStr, SocketAddr>;
-type Delegate = CompositeDelegate<SmolStr, SocketAddr, Void, Void, Events, Void, MetaDelegate, CoordDelegate>;
+pub(super) type Delegate =
+    CompositeDelegate<SmolStr, SocketAddr, Void, Void, Events, PoolGuard, MetaDelegate, CoordDelegate>;
 
 /// How long a graceful leave waits for the broadcast to go out.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -64,16 +67,21 @@ const EVENT_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Gives memberlist this agent's meta (replaced once, to announce a leave) and takes the user
 /// messages: keyring queries and replies to the keyring task, user events to theirs.
-struct MetaDelegate {
+pub(super) struct MetaDelegate {
     meta: Arc<Mutex<Meta>>,
     inbox: mpsc::Sender<Vec<u8>>,
     events: mpsc::Sender<Vec<u8>>,
 }
 
-/// Carries this agent's coordinate in probe acks and folds each probe's round trip into it.
-struct CoordDelegate {
+/// Carries this agent's coordinate in probe acks, folds each probe's round trip into it and
+/// keeps the coordinate each peer's ack carried (Serf's coordinate cache).
+pub(super) struct CoordDelegate {
     vivaldi: Arc<Mutex<Vivaldi>>,
+    peers: Peers,
 }
+
+/// The peers' latest coordinates, by member name.
+type Peers = Arc<Mutex<BTreeMap<String, Coordinate>>>;
 
 impl PingDelegate for CoordDelegate {
     type Id = SmolStr;
@@ -97,6 +105,9 @@ impl PingDelegate for CoordDelegate {
         let Ok(other) = codec::Format::GossipPayload.decode::<Coordinate>(&payload) else { return };
         if let Ok(mut v) = self.vivaldi.lock() {
             v.observe(node.id(), &other, rtt);
+        }
+        if let Ok(mut peers) = self.peers.lock() {
+            peers.insert(node.id().to_string(), other);
         }
     }
 }
@@ -122,8 +133,9 @@ fn encode(meta: &NodeMeta) -> Result<Meta, GossipError> {
     Meta::try_from(json).map_err(|e| GossipError::Start(format!("node meta: {e}")))
 }
 
-/// The memberlist-backed LAN pool.
+/// A memberlist-backed pool (LAN or WAN, `gossip::pool`).
 pub(crate) struct Gossip {
+    peers: Peers,
     ml: Memberlist<Transport, Delegate>,
     local_meta: Arc<Mutex<Meta>>,
     events: broadcast::Sender<MemberEvent>,
@@ -138,7 +150,7 @@ pub(crate) struct Gossip {
 }
 
 /// The member table, by node name.
-type Table = Arc<Mutex<BTreeMap<String, Member>>>;
+pub(super) type Table = Arc<Mutex<BTreeMap<String, Member>>>;
 
 impl std::fmt::Debug for Gossip {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -162,7 +174,8 @@ fn member(state: &NodeState<SmolStr, SocketAddr>) -> Member {
 }
 
 impl Gossip {
-    /// Starts gossiping as `name` on `bind` (port 0 picks a free port).
+    /// Starts gossiping in `pool` as `name` on `bind` (port 0 picks a free port), telling the
+    /// others to dial `advertise` (default: the bound address).
     /// With keys (16, 24 or 32 bytes each) every message is encrypted (AES-GCM) with the first
     /// and unencrypted or wrongly keyed ones are refused, so an agent with no key on this
     /// agent's ring cannot join. User events are kept when they target this node as the
@@ -173,11 +186,17 @@ impl Gossip {
         meta: NodeMeta,
         keys: GossipKeys,
         snapshots: Arc<SnapshotHandle>,
+        pool: Pool,
+        advertise: Option<SocketAddr>,
     ) -> Result<Arc<Self>, GossipError> {
         let local_meta = Arc::new(Mutex::new(encode(&meta)?));
         let mut opts =
             NetTransportOptions::<SmolStr, TokioSocketAddrResolver, TokioTcp>::new(SmolStr::new(name));
         opts.add_bind_address(bind);
+        if let Some(advertise) = advertise {
+            opts = opts.with_advertise_address(advertise);
+        }
+        let peers = Peers::default();
         let (events_delegate, subscriber) = Events::unbounded();
         let (inbox, inbox_rx) = mpsc::channel(INBOX);
         let (user_inbox, user_inbox_rx) = mpsc::channel(INBOX);
@@ -185,12 +204,17 @@ impl Gossip {
         let delegate = CompositeDelegate::new()
             .with_event_delegate(events_delegate)
             .with_node_delegate(MetaDelegate { meta: local_meta.clone(), inbox, events: user_inbox })
-            .with_ping_delegate(CoordDelegate { vivaldi: vivaldi.clone() });
+            .with_merge_delegate(PoolGuard { pool, dc: meta.dc.clone() })
+            .with_ping_delegate(CoordDelegate { vivaldi: vivaldi.clone(), peers: peers.clone() });
         // memberlist-rs's `lan()` probes every 500 ms with a 1 s timeout; HashiCorp's
         // `DefaultLANConfig` (Consul's and Serf's LAN timings) probes every 1 s with a 500 ms
         // timeout. Use HashiCorp's, so failure detection matches Consul's (suspicion lasts
         // 4 * log10(N) probe intervals) instead of being twice as eager.
-        let options = Options::lan().with_probe_interval(PROBE_INTERVAL).with_probe_timeout(PROBE_TIMEOUT);
+        // The WAN pool takes memberlist-rs's `wan()`, which is HashiCorp's `DefaultWANConfig`.
+        let options = match pool {
+            Pool::Lan => Options::lan().with_probe_interval(PROBE_INTERVAL).with_probe_timeout(PROBE_TIMEOUT),
+            Pool::Wan => Options::wan(),
+        };
         let secrets: Vec<_> = keys.keys.iter().map(|k| keyring::secret_key(k)).collect::<Result<_, _>>()?;
         let opts =
             RolloutOptions { inner: opts, plain_outgoing: !secrets.is_empty() && !keys.verify.outgoing };
@@ -218,6 +242,7 @@ impl Gossip {
         let user_events = Arc::new(UserEvents::default());
         tokio::spawn(receive_events(user_inbox_rx, user_events.clone(), name.to_owned(), snapshots));
         Ok(Arc::new(Self {
+            peers,
             ml,
             local_meta,
             events,
@@ -230,6 +255,13 @@ impl Gossip {
             user_events,
             vivaldi,
         }))
+    }
+
+    /// Every member's latest coordinate in this pool (this agent's included), by name.
+    pub(crate) fn coordinates(&self) -> BTreeMap<String, Coordinate> {
+        let mut all = self.peers.lock().map(|p| p.clone()).unwrap_or_default();
+        all.insert(self.name.clone(), self.coordinate());
+        all
     }
 
     /// This agent's network coordinate (`gossip::vivaldi`).
@@ -348,37 +380,13 @@ fn ring(
 }
 
 /// The alive members' gossip addresses, by name (this agent included).
-fn alive(table: &Table) -> BTreeMap<String, SocketAddr> {
+pub(super) fn alive(table: &Table) -> BTreeMap<String, SocketAddr> {
     table
         .lock()
         .map(|t| {
             t.values().filter(|m| m.status == MemberStatus::Alive).map(|m| (m.name.clone(), m.addr)).collect()
         })
         .unwrap_or_default()
-}
-
-/// Sends `msg` to every address over reliable user messages, all at once, giving up after
-/// `timeout` (a member that does not take it counts as not replied).
-async fn send_all(
-    ml: &Memberlist<Transport, Delegate>,
-    msg: &KeyringMessage,
-    to: impl Iterator<Item = SocketAddr>,
-    timeout: Duration,
-) {
-    let bytes = match codec::Format::KeyringMessage.encode(msg) {
-        Ok(b) => bytes::Bytes::from(b),
-        Err(e) => return tracing::error!(error = %e, "keyring message not encoded"),
-    };
-    let mut sends = tokio::task::JoinSet::new();
-    for addr in to {
-        let (ml, bytes) = (ml.clone(), bytes.clone());
-        sends.spawn(async move {
-            if let Err(e) = ml.send_reliable(&addr, bytes).await {
-                tracing::warn!(%addr, error = %e, "keyring message not sent");
-            }
-        });
-    }
-    let _ = tokio::time::timeout(timeout, sends.join_all()).await;
 }
 
 /// Turns memberlist's events into `MemberEvent`s, recorded in the member table `t` and sent
@@ -428,93 +436,6 @@ async fn receive_events(
             Err(e) => tracing::warn!(error = %e, "undecodable user event dropped"),
         }
     }
-}
-
-/// Answers the keyring messages other agents send this one.
-struct KeyringAnswerer {
-    ml: Memberlist<Transport, Delegate>,
-    keyring: Arc<LanKeyring>,
-    pending: Arc<PendingQueries>,
-    table: Table,
-    name: String,
-}
-
-impl KeyringAnswerer {
-    /// Starts answering the messages of `inbox`; returns the table the replies to this agent's
-    /// own queries are delivered to.
-    fn spawn(
-        ml: &Memberlist<Transport, Delegate>,
-        keyring: &Arc<LanKeyring>,
-        table: &Table,
-        name: &str,
-        inbox: mpsc::Receiver<Vec<u8>>,
-    ) -> Arc<PendingQueries> {
-        let pending = Arc::new(PendingQueries::default());
-        let this = Self {
-            ml: ml.clone(),
-            keyring: keyring.clone(),
-            pending: pending.clone(),
-            table: table.clone(),
-            name: name.to_owned(),
-        };
-        tokio::spawn(this.serve(inbox));
-        pending
-    }
-
-    /// Takes messages from the delegate's inbox until gossip stops.
-    async fn serve(self, mut inbox: mpsc::Receiver<Vec<u8>>) {
-        let this = Arc::new(self);
-        while let Some(bytes) = inbox.recv().await {
-            match codec::Format::KeyringMessage.decode::<KeyringMessage>(&bytes) {
-                Ok(KeyringMessage::Reply(reply)) => this.pending.deliver(reply),
-                Ok(msg) => {
-                    tokio::spawn(this.clone().answer(msg));
-                }
-                Err(e) => tracing::debug!(error = %e, "undecodable gossip user message"),
-            }
-        }
-    }
-
-    /// Applies a query and replies to its origin (also through `relay` other members), or
-    /// forwards a relayed reply. Only alive members are answered or forwarded to.
-    async fn answer(self: Arc<Self>, msg: KeyringMessage) {
-        let members = alive(&self.table);
-        let is_member = |addr: &SocketAddr| members.values().any(|a| a == addr);
-        let timeout = query_timeout(members.len());
-        match msg {
-            KeyringMessage::Query { id, origin, op, key, relay } if is_member(&origin) => {
-                let result = self.keyring.apply(op, &key).map_err(|e| {
-                    tracing::error!(op = ?op, error = %e, "keyring operation failed");
-                    e.to_string()
-                });
-                let reply = KeyringReply { id, node: self.name.clone(), result };
-                let relays = relay_through(&members, &self.name, origin, relay);
-                let relayed = KeyringMessage::Relay { to: origin, reply: reply.clone() };
-                send_all(&self.ml, &KeyringMessage::Reply(reply), std::iter::once(origin), timeout).await;
-                send_all(&self.ml, &relayed, relays.into_iter(), timeout).await;
-            }
-            KeyringMessage::Relay { to, reply } if is_member(&to) => {
-                send_all(&self.ml, &KeyringMessage::Reply(reply), std::iter::once(to), timeout).await;
-            }
-            // Not the message itself: a query carries a key.
-            _ => tracing::warn!("keyring message from or to a non-member dropped"),
-        }
-    }
-}
-
-/// Up to `count` members chosen at random to relay a reply: neither this agent nor the origin.
-fn relay_through(
-    members: &BTreeMap<String, SocketAddr>,
-    me: &str,
-    origin: SocketAddr,
-    count: u8,
-) -> Vec<SocketAddr> {
-    use rand::seq::SliceRandom as _;
-    let mut others: Vec<SocketAddr> =
-        members.iter().filter(|(n, a)| n.as_str() != me && **a != origin).map(|(_, a)| *a).collect();
-    others.shuffle(&mut rand::rng());
-    others.truncate(usize::from(count));
-    others
 }
 
 /// Serf's reconnect: every `RECONNECT_INTERVAL` joins one failed member again (in turn), so a

@@ -1,5 +1,6 @@
-//! GOSSIP MEMBERSHIP: the LAN pool of agents, behind a narrow `Membership` trait so the engine
-//! (today memberlist 0.8, `gossip::memberlist`) can be replaced (foca).
+//! GOSSIP MEMBERSHIP: the LAN pool of agents and the servers' WAN pool, behind a narrow
+//! `Membership` trait so the engine (today memberlist 0.8, `gossip::memberlist`) can be
+//! replaced (foca).
 //!
 //! Input: join addresses, leave requests; the engine's failure detection. Output: the member
 //! list (name, gossip address, status, `NodeMeta`) and a stream of `MemberEvent`s.
@@ -13,16 +14,47 @@
 //! probe acks carry Vivaldi coordinates (`gossip::vivaldi`) that `gossip::coordinate` proposes
 //! to the catalog.
 //!
-//! The gossip keyring (`gossip::keyring`: the keys, their file; `gossip::keyquery`: the
-//! fan-out to every member) rotates the encryption key of this LAN pool. cairn has no WAN pool
-//! yet, so a keyring operation covers this datacenter's LAN pool only.
+//! The gossip keyring (`gossip::keyring`: the keys, their file; `gossip::keyquery` and
+//! `gossip::keyanswer`: the fan-out to every member) rotates the encryption key of a pool; the
+//! keyring endpoint runs each operation on the WAN pool, then on the LAN pool.
+//!
+//! Two pools (`gossip::pool`), as Consul's two Serf pools: every agent is in its datacenter's
+//! LAN pool; every server is also in the WAN pool (`ports.serf_wan`, 8302) as `<node>.<dc>`,
+//! with the same `NodeMeta` (so the same tags), its own keyring file (`serf/remote.keyring`),
+//! HashiCorp's WAN timings, and its own Vivaldi coordinates, which order
+//! `/v1/catalog/datacenters` (`pool::by_distance`). Each pool refuses a join that would merge
+//! a member it must not hold (LAN: another datacenter's; WAN: a client). Both pools run the
+//! same engine code (`memberlist::Gossip`, started with a `Pool`); the leader's reconciliation
+//! and the catalog's coordinates read the LAN pool only.
+//!
+//! Why not serf-core (evaluated for issue 22; al8n's port of HashiCorp's Serf onto the same
+//! memberlist-core 0.8.5 cairn uses, crates.io 0.5.2, MPL-2.0). Its API is Serf's:
+//! `Serf::with_delegate(transport options, Options, delegate)`, `join`/`join_many`, `leave`,
+//! `members` (with Serf's alive/leaving/left/failed statuses and a reaper), `set_tags`,
+//! `user_event`, `query`, `key_manager()` (install/use/remove/list over Serf queries),
+//! `coordinate()` / `cached_coordinate(id)` (Vivaldi, with the coordinate cache), and
+//! `remove_failed_node(_prune)`; a merge delegate and a snapshot file as Serf's. It would
+//! replace most of this module (member table and left/failed tracking, reconnect, the
+//! keyring fan-out, user-event transport, Vivaldi), and its WAN support is the same crate
+//! started twice, as here. Not adopted in this change because: it would rewrite the LAN pool
+//! every other module reads (reconcile, autopilot, discovery, RPC membership checks,
+//! events) rather than add the WAN pool beside it, too large to land with WAN federation
+//! in one step; the encryption rollout (`gossip::rollout`, a transport wrapper) and cairn's
+//! keyring file handling would have to be re-fitted to its key manager; its tags are a
+//! string map with Serf's size limit where cairn gossips `NodeMeta` as JSON; it is young (one
+//! maintainer, API still moving: its accessor is spelled `cooridate`) and MPL-2.0 where cairn
+//! is MIT/Apache-2.0 (a file-level copyleft dependency: acceptable unmodified, but a policy
+//! decision). The `Membership` trait is the seam for adopting it later: one engine for both
+//! pools, then delete `keyanswer`, `keyquery`'s transport, `reconnect` and `vivaldi`.
 
 pub(crate) mod autopilot;
 pub(crate) mod coordinate;
 pub(crate) mod discovery;
+mod keyanswer;
 pub(crate) mod keyquery;
 pub(crate) mod keyring;
 pub(crate) mod memberlist;
+pub(crate) mod pool;
 pub(crate) mod reconcile;
 mod rollout;
 pub(crate) mod user_event;
@@ -64,6 +96,10 @@ pub(crate) struct NodeMeta {
     /// The node ID (a UUID; Consul's `id` tag). Empty from an agent that predates it.
     #[serde(default)]
     pub node_id: String,
+    /// A server's WAN gossip port (Consul's `wan_join_port` LAN tag), through which the other
+    /// servers of its datacenter flood-join it into their WAN pool; 0: no WAN pool.
+    #[serde(default)]
+    pub wan_join_port: u16,
 }
 
 /// Consul's member status.
@@ -186,3 +222,5 @@ pub(crate) trait Membership: Send + Sync + 'static {
 
 /// The engine in use.
 pub(crate) type Lan = memberlist::Gossip;
+/// A server's WAN pool: the same engine, started with `pool::Pool::Wan`.
+pub(crate) type Wan = memberlist::Gossip;

@@ -14,7 +14,7 @@
 //!
 //! Why not the serf-core crate (al8n's port of Serf on memberlist): it would replace the
 //! whole gossip layer (cairn keeps its own member table, keyring and reconnect on memberlist
-//! directly), and the Vivaldi client alone is this page.
+//! directly; see `gossip`'s module doc), and the Vivaldi client alone is this page.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -97,7 +97,25 @@ pub(super) async fn deregister(
 
 pub(super) async fn datacenters(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
     let q = Query::parse(q.as_deref());
-    json(&[&st.config.datacenter], q.has("pretty"))
+    json(&known_datacenters(&st).await, q.has("pretty"))
+}
+
+/// Every datacenter this agent knows, nearest first (`gossip::pool::by_distance` over a
+/// server's WAN pool); without a WAN pool only its own.
+pub(super) async fn known_datacenters(st: &ApiState) -> Vec<String> {
+    use crate::gossip::Membership as _;
+    match &st.wan {
+        Some(wan) => {
+            let members = wan.members().await;
+            crate::gossip::pool::by_distance(
+                &st.config.datacenter,
+                &wan.coordinate(),
+                &members,
+                &wan.coordinates(),
+            )
+        }
+        None => vec![st.config.datacenter.clone()],
+    }
 }
 
 pub(super) async fn nodes(

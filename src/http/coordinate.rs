@@ -6,8 +6,11 @@
 //! write through Raft (`Command::CoordinateBatch`). Output: Consul's JSON (`Node`, `Segment`,
 //! `Coord { Vec[8], Error, Adjustment, Height }`), blocking on the coordinates' index.
 //!
-//! One datacenter: cairn has no WAN pool yet, so `/v1/coordinate/datacenters` lists only this
-//! one, with its servers' LAN coordinates standing in for Consul's WAN ones (`AreaID` `wan`).
+//! `/v1/coordinate/datacenters` on a server with a WAN pool lists every datacenter of the pool
+//! (nearest first, as `/v1/catalog/datacenters`) with its servers' WAN coordinates as this
+//! server last heard them in probe acks (Consul's Serf cache; node names without the `.<dc>`
+//! suffix, `AreaID` `wan`); a server that has not been probed yet is missing. Without a WAN
+//! pool only this datacenter, with its servers' LAN coordinates standing in.
 //! ACL: `node:read` per node to read (rows filtered), `node:write` on the node to update.
 
 use std::sync::Arc;
@@ -83,6 +86,35 @@ fn coordinates_index(s: &CatalogSnapshot) -> u64 {
 /// `GET /v1/coordinate/datacenters`.
 pub(super) async fn datacenters(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
     let q = Query::parse(q.as_deref());
+    if let Some(wan) = &st.wan {
+        use crate::gossip::Membership as _;
+        let members = wan.members().await;
+        let coords = wan.coordinates();
+        let order = super::catalog::known_datacenters(&st).await;
+        let list: Vec<DatacenterJson> = order
+            .into_iter()
+            .map(|dc| {
+                let coordinates = members
+                    .iter()
+                    .filter(|m| m.status != crate::gossip::MemberStatus::Left)
+                    .filter(|m| {
+                        m.meta.as_ref().is_some_and(|x| x.dc == dc && x.role == crate::gossip::Role::Server)
+                    })
+                    .filter_map(|m| {
+                        let node = m.name.strip_suffix(&format!(".{dc}")).unwrap_or(&m.name).to_owned();
+                        let c = coords.get(&m.name)?;
+                        Some(EntryJson::from(&CoordinateEntry {
+                            node,
+                            segment: String::new(),
+                            coord: c.clone(),
+                        }))
+                    })
+                    .collect();
+                DatacenterJson { datacenter: dc, area_id: "wan", coordinates }
+            })
+            .collect();
+        return json(&list, q.has("pretty"));
+    }
     let snap = st.snapshots.load_full();
     let cat = &snap.catalog;
     let servers: Vec<EntryJson> = cat

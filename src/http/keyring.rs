@@ -7,11 +7,13 @@
 //! `\t* dc1 (LAN) error: 1/3 nodes reported failure` and one `\t* <node>: <error>` line per
 //! failing node), or 400 for a bad parameter.
 //!
-//! Invariants: there is exactly one entry, this datacenter's LAN pool (`"WAN":false`): cairn has
-//! no WAN pool yet, so there is no WAN entry and no other datacenter's entry (Consul fans out
-//! to both; `local-only` therefore changes nothing here but is validated as Consul does). A
-//! failing pool is a 500 whatever the method, with the list's entry dropped (Consul returns
-//! the error, not the entries).
+//! Invariants: on a server with a WAN pool an operation runs on the WAN pool first (entry
+//! `"WAN":true`, errors `WAN error: …`), then on this datacenter's LAN pool (`"WAN":false`,
+//! `dc1 (LAN) error: …`), each whatever the other's outcome, as Consul's `KeyringOperation`
+//! does; `local-only` lists the LAN pool only. Other datacenters' LAN pools (Consul forwards
+//! to one server of each) are not reached: cairn does not forward across datacenters yet. A
+//! failing pool is a 500 whatever the method, with the entries dropped (Consul returns the
+//! error, not the entries).
 
 use std::collections::BTreeMap;
 
@@ -109,26 +111,34 @@ async fn operate(
     }
     let gossip = st.gossip.as_ref().ok_or_else(|| ApiError::Internal(KeyringError::Disabled.to_string()))?;
     let dc = &st.config.datacenter;
-    let report = match gossip.keyring_operation(op, &key, relay).await {
-        Ok(report) => report,
-        Err(e @ KeyringError::Disabled) => return Err(ApiError::Internal(e.to_string())),
-        Err(e) => return Err(ApiError::Internal(multierror(&[format!("{dc} (LAN) error: {e}")]))),
-    };
-    if let Some(err) = pool_errors(dc, &report) {
-        return Err(ApiError::Internal(err));
+    let wan = st.wan.as_ref().filter(|_| !local_only).map(|w| (true, w));
+    let mut entries = Vec::new();
+    let mut errors = Vec::new();
+    for (is_wan, pool) in wan.into_iter().chain([(false, gossip)]) {
+        let label = if is_wan { "WAN".to_owned() } else { format!("{dc} (LAN)") };
+        match pool.keyring_operation(op, &key, relay).await {
+            Ok(report) => match pool_errors(&label, &report) {
+                Some(lines) => errors.extend(lines),
+                None => entries.push(KeyringPoolJson {
+                    wan: is_wan,
+                    datacenter: dc.clone(),
+                    segment: String::new(),
+                    keys: report.keys,
+                    primary_keys: report.primary_keys,
+                    num_nodes: report.num_nodes,
+                }),
+            },
+            Err(e @ KeyringError::Disabled) => return Err(ApiError::Internal(e.to_string())),
+            Err(e) => errors.push(format!("{label} error: {e}")),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Internal(multierror(&errors)));
     }
     if op != KeyOp::List {
         return Ok(().into_response());
     }
-    let pool = KeyringPoolJson {
-        wan: false,
-        datacenter: dc.clone(),
-        segment: String::new(),
-        keys: report.keys,
-        primary_keys: report.primary_keys,
-        num_nodes: report.num_nodes,
-    };
-    Ok(json(&[pool], q.has("pretty")))
+    Ok(json(&entries, q.has("pretty")))
 }
 
 /// `?relay-factor`: 0 when absent, else an integer in 0..=5 (Consul's texts).
@@ -162,12 +172,13 @@ fn request_key(body: &Bytes) -> Result<String, ApiError> {
     }
 }
 
-/// The pool's error lines, when a member failed or did not reply.
-fn pool_errors(dc: &str, report: &KeyringReport) -> Option<String> {
+/// The error lines of the pool `label` (`WAN`, `dc1 (LAN)`), when a member failed or did not
+/// reply.
+fn pool_errors(label: &str, report: &KeyringReport) -> Option<Vec<String>> {
     let error = report.error.as_ref()?;
-    let mut lines = vec![format!("{dc} (LAN) error: {error}")];
+    let mut lines = vec![format!("{label} error: {error}")];
     lines.extend(report.messages.iter().map(|(node, msg)| format!("{node}: {msg}")));
-    Some(multierror(&lines))
+    Some(lines)
 }
 
 /// Go's `multierror` text: `N errors occurred:` (or `1 error occurred:`), a `\t* ` line per
@@ -196,13 +207,13 @@ mod tests {
             ..KeyringReport::default()
         };
         assert_eq!(
-            pool_errors("dc1", &report).as_deref(),
+            pool_errors("dc1 (LAN)", &report).map(|lines| multierror(&lines)).as_deref(),
             Some(
                 "2 errors occurred:\n\t* dc1 (LAN) error: 1/3 nodes reported failure\n\t* s2: Removing the primary key is not allowed\n\n"
             )
         );
         assert_eq!(multierror(&["x".into()]), "1 error occurred:\n\t* x\n\n");
-        assert_eq!(pool_errors("dc1", &KeyringReport::default()), None);
+        assert_eq!(pool_errors("WAN", &KeyringReport::default()), None);
     }
 
     #[test]

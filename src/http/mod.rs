@@ -112,6 +112,8 @@ pub(crate) struct ApiState {
     pub sessions: Arc<crate::session::SessionTimers>,
     /// The LAN gossip pool (`None` when gossip is not running, e.g. unit tests).
     pub gossip: Option<Arc<crate::gossip::Lan>>,
+    /// A server's WAN gossip pool (`None` on a client agent, or with `ports.serf_wan = -1`).
+    pub wan: Option<Arc<crate::gossip::Wan>>,
     /// Stops the agent (`PUT /v1/agent/leave`).
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Signalled by `PUT /v1/agent/reload`; the agent reloads as on SIGHUP.

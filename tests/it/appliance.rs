@@ -236,6 +236,8 @@ fn agent_notifies_readiness_on_notify_socket() {
             "0",
             "--serf-lan-port",
             "0",
+            "--serf-wan-port",
+            "0",
         ])
         .current_dir(dir.path())
         .env("NOTIFY_SOCKET", &path)

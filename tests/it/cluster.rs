@@ -82,6 +82,8 @@ pub(crate) fn spawn_servers(
                 &rpc,
                 "--serf-lan-port",
                 &serf,
+                "--serf-wan-port",
+                "0",
             ];
             args.extend(extra.iter().map(String::as_str));
             Agent::spawn(&args)
@@ -94,6 +96,9 @@ pub(crate) struct Cluster {
     pub(crate) ports: Vec<u16>,
     /// Fixed gossip ports, so a restarted server keeps its gossip address.
     serf_ports: Vec<u16>,
+    /// Fixed WAN gossip ports, likewise (a server back on another WAN address would be a name
+    /// conflict in the WAN pool until its old address is declared failed).
+    wan_ports: Vec<u16>,
     servers: Vec<Option<Agent>>,
     extra: Vec<String>,
 }
@@ -101,12 +106,14 @@ pub(crate) struct Cluster {
 impl Cluster {
     /// Starts `n` servers that find each other through `--retry-join` and waits for a leader.
     pub(crate) fn start(n: usize, extra: &[&str]) -> Self {
-        let mut ports = free_ports(2 * n);
+        let mut ports = free_ports(3 * n);
+        let wan_ports = ports.split_off(2 * n);
         let serf_ports = ports.split_off(n);
         let mut c = Self {
             dir: tempfile::tempdir().unwrap(),
             ports,
             serf_ports,
+            wan_ports,
             servers: (0..n).map(|_| None).collect(),
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
         };
@@ -134,6 +141,7 @@ impl Cluster {
                 .collect();
         args.extend(["--server-port".to_owned(), port]);
         args.extend(["--serf-lan-port".to_owned(), self.serf_ports[i].to_string()]);
+        args.extend(["--serf-wan-port".to_owned(), self.wan_ports[i].to_string()]);
         for p in &self.ports {
             args.extend(["--retry-join".to_owned(), format!("127.0.0.1:{p}")]);
         }

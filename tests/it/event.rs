@@ -27,6 +27,8 @@ fn server_and_client(dir: &std::path::Path) -> (Agent, Agent) {
         &rpc,
         "--serf-lan-port",
         &serf,
+        "--serf-wan-port",
+        "0",
     ]);
     let data = dir.join("c").display().to_string();
     let join = format!("127.0.0.1:{serf}");

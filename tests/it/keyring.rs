@@ -50,18 +50,22 @@ fn t9_t10_install_use_remove_and_consuls_errors_on_one_agent() {
     assert_eq!(keyring(&a, M::POST, "", Some(&k2)), (200, String::new()));
     assert_eq!(keyring(&a, M::PUT, "", Some(&k2)), (200, String::new()));
     assert_eq!(keyring(&a, M::DELETE, "", Some(&k1)), (200, String::new()));
-    let expected = json!([{
-        "WAN": false, "Datacenter": "dc1", "Segment": "",
-        "Keys": { &k2: 1 }, "PrimaryKeys": { &k2: 1 }, "NumNodes": 1
-    }]);
-    assert_eq!(list(&a), expected);
+    // A server's WAN pool first (Consul's order), then its datacenter's LAN pool.
+    let pool = |wan: bool| {
+        json!({
+            "WAN": wan, "Datacenter": "dc1", "Segment": "",
+            "Keys": { &k2: 1 }, "PrimaryKeys": { &k2: 1 }, "NumNodes": 1
+        })
+    };
+    assert_eq!(list(&a), json!([pool(true), pool(false)]));
+    let expected = json!([pool(false)]);
 
     // T10.
     let (status, body) = keyring(&a, M::DELETE, "", Some(&k2));
     assert_eq!(status, 500);
     assert_eq!(
         body,
-        "2 errors occurred:\n\t* dc1 (LAN) error: 1/1 nodes reported failure\n\t* node1: Removing the primary key is not allowed\n\n"
+        "4 errors occurred:\n\t* WAN error: 1/1 nodes reported failure\n\t* node1.dc1: Removing the primary key is not allowed\n\t* dc1 (LAN) error: 1/1 nodes reported failure\n\t* node1: Removing the primary key is not allowed\n\n"
     );
     let (status, body) = keyring(&a, M::PUT, "", Some(&k3));
     assert_eq!(status, 500);
@@ -81,7 +85,11 @@ fn t9_t10_install_use_remove_and_consuls_errors_on_one_agent() {
     );
     assert_eq!(
         keyring(&a, M::POST, "", Some("#bad")),
-        (500, "1 error occurred:\n\t* dc1 (LAN) error: illegal base64 data at input byte 0\n\n".to_owned())
+        (
+            500,
+            "2 errors occurred:\n\t* WAN error: illegal base64 data at input byte 0\n\t* dc1 (LAN) error: illegal base64 data at input byte 0\n\n"
+                .to_owned()
+        )
     );
     let (status, body) = keyring(&a, M::POST, "", Some("YWJj"));
     assert_eq!(status, 500);
@@ -113,7 +121,7 @@ fn the_cli_prints_consuls_output_and_exits_1_on_any_failure() {
     let mut keys = [k1.clone(), k2.clone()];
     keys.sort();
     let expected = format!(
-        "==> Gathering installed encryption keys...\n\ndc1 (LAN):\n  {} [1/1]\n  {} [1/1]\n",
+        "==> Gathering installed encryption keys...\n\nWAN:\n  {0} [1/1]\n  {1} [1/1]\n\ndc1 (LAN):\n  {0} [1/1]\n  {1} [1/1]\n",
         keys[0], keys[1]
     );
     assert_eq!(text, expected);
@@ -336,7 +344,8 @@ fn encryption_is_rolled_out_on_a_live_cluster_in_consuls_three_steps() {
     }
     for i in 0..3 {
         let pools = list(c.server(i));
-        assert_eq!(pools[0]["Keys"], json!({ &key: 3 }), "{pools}");
+        let lan = pools.as_array().unwrap().iter().find(|p| p["WAN"] == false).unwrap();
+        assert_eq!(lan["Keys"], json!({ &key: 3 }), "{pools}");
     }
 
     // Fully encrypted now: an agent without the key does not get in.

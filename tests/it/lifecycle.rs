@@ -18,7 +18,18 @@ fn agent_behind_a_dead_pipe() -> Child {
     let mut child = Command::new(cairn_bin())
         .current_dir(std::env::temp_dir())
         .args(["agent", "--dev", "--node", "node1"])
-        .args(["--http-port", "0", "--dns-port", "0", "--server-port", "0", "--serf-lan-port", "0"])
+        .args([
+            "--http-port",
+            "0",
+            "--dns-port",
+            "0",
+            "--server-port",
+            "0",
+            "--serf-lan-port",
+            "0",
+            "--serf-wan-port",
+            "0",
+        ])
         .stdin(Stdio::null())
         .stdout(writer.try_clone().unwrap())
         .stderr(writer)

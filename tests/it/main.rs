@@ -105,5 +105,6 @@ mod support;
 mod tls_https;
 mod tls_tool;
 mod unix_socket;
+mod wan;
 mod write_validation;
 mod zones;

@@ -83,7 +83,7 @@ impl Agent {
 
     fn spawn_in(cwd: Option<&Path>, args: &[&str]) -> Result<Self, String> {
         let mut args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-        for flag in ["--http-port", "--dns-port", "--server-port", "--serf-lan-port"] {
+        for flag in ["--http-port", "--dns-port", "--server-port", "--serf-lan-port", "--serf-wan-port"] {
             if !args.iter().any(|a| a == flag) {
                 args.push(flag.into());
                 args.push("0".into());

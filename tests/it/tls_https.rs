@@ -123,7 +123,7 @@ impl TlsAgent {
         let mut child = Command::new(cairn_bin())
             .current_dir(dir.path())
             .args(["agent", "--dev", "--node", "node1", "--dns-port", "0", "--server-port", "0"])
-            .args(["--serf-lan-port", "0", "--config-file", file.to_str().unwrap()])
+            .args(["--serf-lan-port", "0", "--serf-wan-port", "0", "--config-file", file.to_str().unwrap()])
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()

@@ -137,7 +137,7 @@ fn a_broken_zone_file_stops_start_up_with_one_line_naming_file_and_line() {
     let out = Command::new(cairn_bin())
         .current_dir(zones.path())
         .args(["agent", "--dev", "--http-port", "0", "--dns-port", "0", "--server-port", "0"])
-        .args(["--serf-lan-port", "0", "--zones-dir"])
+        .args(["--serf-lan-port", "0", "--serf-wan-port", "0", "--zones-dir"])
         .arg(zones.path())
         .output()
         .unwrap();

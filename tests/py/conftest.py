@@ -23,7 +23,7 @@ class Agent:
         args = [os.environ["CAIRN_BIN"], "agent", "--server", "--bootstrap-expect", "1",
                 "--node", "py1", "--data-dir", self.data_dir,
                 "--http-port", "0", "--dns-port", "0", "--server-port", "0",
-                "--serf-lan-port", "0", *self.extra]
+                "--serf-lan-port", "0", "--serf-wan-port", "0", *self.extra]
         self.log = open(os.path.join(self.data_dir, "agent.log"), "ab")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
         deadline = time.time() + 30

@@ -69,6 +69,13 @@ pub(crate) struct MemberJson {
 }
 
 impl MemberJson {
+    /// Consul's view of a WAN gossip member: the LAN view without `wan_join_port` (a LAN tag).
+    pub(crate) fn from_wan_member(m: &crate::gossip::Member) -> Self {
+        let mut this = Self::from_member(m);
+        this.tags.remove("wan_join_port");
+        this
+    }
+
     /// Consul's view of a gossip member.
     pub(crate) fn from_member(m: &crate::gossip::Member) -> Self {
         let mut tags = BTreeMap::new();
@@ -88,6 +95,9 @@ impl MemberJson {
                 let port = meta.raft_addr.rsplit_once(':').map(|(_, p)| p.to_owned()).unwrap_or_default();
                 tags.insert("port".into(), port);
                 tags.insert("raft_vsn".into(), "3".into());
+                if meta.wan_join_port != 0 {
+                    tags.insert("wan_join_port".into(), meta.wan_join_port.to_string());
+                }
             }
         }
         let status = match m.status {
