@@ -391,6 +391,29 @@ fn skipped_name(t: u8) -> String {
     }
 }
 
+/// A `RegisterRequest`: its node (once), and its service or checks.
+fn register(d: &mut CatalogDump, v: &Value, dc: &str, skip: &mut impl FnMut(String)) {
+    let n = node(v, dc);
+    if !d.nodes.iter().any(|x| x.name.eq_ignore_ascii_case(&n.name)) {
+        d.nodes.push(n.clone());
+    }
+    if let Some(s) = v.get("Service").filter(|s| matches!(s, Value::Map(_))) {
+        d.services.push(service(&n.name, s));
+    }
+    let checks = v.get("Check").into_iter().chain(v.get("Checks").map(Value::items).unwrap_or_default());
+    for c in checks.filter(|c| matches!(c, Value::Map(_))) {
+        match check(c) {
+            Some(mut c) => {
+                if c.node.is_empty() {
+                    c.node.clone_from(&n.name);
+                }
+                d.checks.push(c);
+            }
+            None => skip("check with an unknown status".into()),
+        }
+    }
+}
+
 /// Reads `state.bin` into a catalog whose every row has index `at`; `dc` names the
 /// datacenter of nodes that carry none.
 pub(crate) fn import(state: &[u8], at: u64, dc: &str) -> Result<Import, StateError> {
@@ -406,28 +429,7 @@ pub(crate) fn import(state: &[u8], at: u64, dc: &str) -> Result<Import, StateErr
         let v = read(state, &mut pos).map_err(|e| msgpack(record, &e))?;
         let mut skip = |what: String| *out.skipped.entry(what).or_default() += 1;
         match t {
-            record::REGISTER => {
-                let n = node(&v, dc);
-                if !d.nodes.iter().any(|x| x.name.eq_ignore_ascii_case(&n.name)) {
-                    d.nodes.push(n.clone());
-                }
-                if let Some(s) = v.get("Service").filter(|s| matches!(s, Value::Map(_))) {
-                    d.services.push(service(&n.name, s));
-                }
-                let checks =
-                    v.get("Check").into_iter().chain(v.get("Checks").map(Value::items).unwrap_or_default());
-                for c in checks.filter(|c| matches!(c, Value::Map(_))) {
-                    match check(c) {
-                        Some(mut c) => {
-                            if c.node.is_empty() {
-                                c.node.clone_from(&n.name);
-                            }
-                            d.checks.push(c);
-                        }
-                        None => skip("check with an unknown status".into()),
-                    }
-                }
-            }
+            record::REGISTER => register(d, &v, dc, &mut skip),
             record::KV => d.kv.entries.push(KvEntry {
                 key: text(&v, "Key"),
                 value: match v.get("Value") {

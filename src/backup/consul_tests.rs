@@ -13,6 +13,12 @@ use crate::catalog::testing::{health_check, node, service, session};
 use crate::catalog::{
     CatalogDump, HealthStatus, PreparedQuery, QueryService, ServiceAddress, Upstream, Weights,
 };
+use crate::codec::msgpack::{Json, Value};
+
+/// A config-entry document of string fields.
+fn doc(fields: &[(&str, &str)]) -> Json {
+    Value::Map(fields.iter().map(|(k, v)| (Value::str(k), Value::str(v))).collect()).to_json()
+}
 
 fn rich() -> CatalogDump {
     let mut d = CatalogDump::default();
@@ -34,7 +40,7 @@ fn rich() -> CatalogDump {
     p.mesh.kind = "connect-proxy".into();
     p.mesh.proxy.destination_service_name = "web".into();
     p.mesh.proxy.local_service_port = 8080;
-    p.mesh.proxy.config = BTreeMap::from([("protocol".into(), serde_json::json!("http"))]);
+    p.mesh.proxy.config = BTreeMap::from([("protocol".into(), Value::str("http").to_json())]);
     p.mesh.proxy.upstreams.push(Upstream {
         destination_type: "service".into(),
         destination_name: "db".into(),
@@ -133,7 +139,7 @@ fn rich() -> CatalogDump {
     d.config_entries.entries.push(ConfigEntry {
         kind: "service-defaults".into(),
         name: "web".into(),
-        body: serde_json::json!({"Protocol": "http"}),
+        body: doc(&[("Protocol", "http")]),
         create_index: 0,
         modify_index: 0,
     });
@@ -161,7 +167,7 @@ fn expected(at: u64) -> CatalogDump {
     d.config_entries.index = at;
     for e in &mut d.config_entries.entries {
         set(&mut e.create_index, &mut e.modify_index);
-        e.body = serde_json::json!({"Kind": "service-defaults", "Name": "web", "Protocol": "http"});
+        e.body = doc(&[("Kind", "service-defaults"), ("Name", "web"), ("Protocol", "http")]);
     }
     d
 }

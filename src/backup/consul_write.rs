@@ -42,9 +42,9 @@ fn strings(items: &[String]) -> Value {
     list(items, |x| s(x))
 }
 
-/// A `map[string]string`; empty as Go's nil map, which is how Consul writes one never set.
+/// A `map[string]string`, empty as an empty map (Consul then shows `{}`, as cairn does).
 fn string_map(m: &std::collections::BTreeMap<String, String>) -> Value {
-    if m.is_empty() { Value::Nil } else { Value::Map(m.iter().map(|(k, v)| (s(k), s(v))).collect()) }
+    Value::Map(m.iter().map(|(k, v)| (s(k), s(v))).collect())
 }
 
 fn node_fields(n: &Node) -> Vec<(&'static str, Value)> {
@@ -198,31 +198,7 @@ pub(crate) fn export(dump: &CatalogDump, index: u64) -> Vec<u8> {
     let mut out = Vec::new();
     write(&mut out, &map(vec![("LastIndex", u(index))]));
     nodes(&mut out, dump);
-    for x in &dump.kv.sessions {
-        let behavior = match x.behavior {
-            SessionBehavior::Release => "release",
-            SessionBehavior::Delete => "delete",
-        };
-        let service_checks = match &x.service_checks {
-            Some(l) => {
-                Value::Array(l.iter().map(|id| map(vec![("ID", s(id)), ("Namespace", s(""))])).collect())
-            }
-            None => Value::Nil,
-        };
-        let v = map(vec![
-            ("ID", s(&x.id)),
-            ("Name", s(&x.name)),
-            ("Node", s(&x.node)),
-            ("NodeChecks", strings(&x.node_checks)),
-            ("ServiceChecks", service_checks),
-            ("LockDelay", u(x.lock_delay_ns)),
-            ("Behavior", s(behavior)),
-            ("TTL", s(&x.ttl)),
-            ("CreateIndex", u(x.create_index)),
-            ("ModifyIndex", u(x.modify_index)),
-        ]);
-        record(&mut out, 3, &v);
-    }
+    sessions(&mut out, dump);
     acl(&mut out, dump);
     for e in &dump.kv.entries {
         let v = map(vec![
@@ -274,6 +250,34 @@ pub(crate) fn export(dump: &CatalogDump, index: u64) -> Vec<u8> {
     }
     indexes(&mut out, dump, index);
     out
+}
+
+fn sessions(out: &mut Vec<u8>, dump: &CatalogDump) {
+    for x in &dump.kv.sessions {
+        let behavior = match x.behavior {
+            SessionBehavior::Release => "release",
+            SessionBehavior::Delete => "delete",
+        };
+        let service_checks = match &x.service_checks {
+            Some(l) => {
+                Value::Array(l.iter().map(|id| map(vec![("ID", s(id)), ("Namespace", s(""))])).collect())
+            }
+            None => Value::Nil,
+        };
+        let v = map(vec![
+            ("ID", s(&x.id)),
+            ("Name", s(&x.name)),
+            ("Node", s(&x.node)),
+            ("NodeChecks", strings(&x.node_checks)),
+            ("ServiceChecks", service_checks),
+            ("LockDelay", u(x.lock_delay_ns)),
+            ("Behavior", s(behavior)),
+            ("TTL", s(&x.ttl)),
+            ("CreateIndex", u(x.create_index)),
+            ("ModifyIndex", u(x.modify_index)),
+        ]);
+        record(out, 3, &v);
+    }
 }
 
 fn nodes(out: &mut Vec<u8>, dump: &CatalogDump) {

@@ -103,7 +103,8 @@ pub fn inspect(file: &Path) -> Result<String, SnapshotError> {
         ("Term", i.term.to_string()),
         ("Version", i.version.to_string()),
     ];
-    Ok(rows.iter().map(|(k, v)| format!("{k:<13}{v}\n")).collect())
+    // Consul's table ends with a blank line.
+    Ok(rows.iter().map(|(k, v)| format!("{k:<13}{v}\n")).chain(["\n".to_owned()]).collect())
 }
 
 #[cfg(test)]

@@ -201,6 +201,7 @@ fn count(buf: &[u8], pos: usize, n: u64, min: usize) -> Result<usize, MsgpackErr
     usize::try_from(n).ok().filter(|n| n.saturating_mul(min) <= left).ok_or(MsgpackError::Eof(pos))
 }
 
+// length: one arm per msgpack descriptor, the format's whole table in one place.
 #[allow(clippy::cast_possible_wrap)] // two's complement reinterpretation is the encoding
 fn read_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Value, MsgpackError> {
     if depth > MAX_DEPTH {

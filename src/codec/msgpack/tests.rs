@@ -1,3 +1,5 @@
+//! The msgpack reader and writer: round trips, go-msgpack's forms, hostile input.
+
 use proptest::prelude::*;
 
 use super::*;
