@@ -210,3 +210,25 @@ fn damage_is_an_error_never_a_panic() {
         let _ = import(&s, 7, "dc1");
     }
 }
+
+proptest::proptest! {
+    #[test]
+    fn fuzz_logic_holds_on_random_bytes(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+        super::fuzz_logic::snapshot_file(&data);
+    }
+
+    #[test]
+    fn fuzz_logic_holds_on_damaged_real_records(at in 0usize..4000, byte in proptest::prelude::any::<u8>(), cut in 0usize..4000) {
+        let mut state = export(&rich(), 50);
+        let i = at % state.len();
+        state[i] = byte;
+        state.truncate(cut.max(1) % (state.len() + 1));
+        let mut data = vec![1u8];
+        data.extend_from_slice(&state);
+        super::fuzz_logic::snapshot_file(&data);
+        let file = super::encode_consul(&rich(), 50, 2, 1_700_000_000_000).unwrap();
+        let mut data = vec![0u8];
+        data.extend_from_slice(&file[..cut % (file.len() + 1)]);
+        super::fuzz_logic::snapshot_file(&data);
+    }
+}

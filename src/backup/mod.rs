@@ -39,6 +39,7 @@ mod consul_read;
 mod consul_tests;
 mod consul_time;
 mod consul_write;
+pub mod fuzz_logic;
 
 pub(crate) use archive::ArchiveError;
 pub(crate) use consul_read::Import;
