@@ -21,7 +21,10 @@
 use std::collections::BTreeMap;
 
 use super::consul_time::ms_from_go_time;
-use crate::catalog::acl::{AclLink, AclPolicy, AclRole, AclToken, NodeIdentity, ServiceIdentity};
+use crate::acl::GLOBAL_MANAGEMENT_POLICY_ID;
+use crate::catalog::acl::{
+    AclLink, AclPolicy, AclRole, AclToken, GLOBAL_MANAGEMENT_NAME, NodeIdentity, ServiceIdentity,
+};
 use crate::catalog::config_entry::ConfigEntry;
 use crate::catalog::kv::{KvEntry, Session, SessionBehavior};
 use crate::catalog::operator::{AutopilotConfig, Coordinate, CoordinateEntry};
@@ -260,11 +263,17 @@ fn node_identities(v: &Value) -> Vec<NodeIdentity> {
 }
 
 fn token(t: &Value) -> AclToken {
+    let mut policies = links(t, "Policies");
+    // A legacy (pre-1.4) management token not yet upgraded: what Consul's upgrade gives it.
+    if policies.is_empty() && text(t, "Type") == "management" {
+        policies
+            .push(AclLink { id: GLOBAL_MANAGEMENT_POLICY_ID.into(), name: GLOBAL_MANAGEMENT_NAME.into() });
+    }
     AclToken {
         accessor_id: text(t, "AccessorID"),
         secret_id: text(t, "SecretID"),
         description: text(t, "Description"),
-        policies: links(t, "Policies"),
+        policies,
         roles: links(t, "Roles"),
         service_identities: service_identities(t),
         node_identities: node_identities(t),
@@ -454,7 +463,13 @@ pub(crate) fn import(state: &[u8], at: u64, dc: &str) -> Result<Import, StateErr
             record::INDEX if text(&v, "Key") == "acl-token-bootstrap" => d.acl.bootstrap_index = Some(at),
             // The other index entries are Consul's table indexes: the restore sets cairn's.
             record::INDEX => {}
-            record::ACL_TOKEN => d.acl.tokens.push(token(&v)),
+            record::ACL_TOKEN => {
+                if !text(&v, "Rules").is_empty() {
+                    // A legacy token's own rules: cairn has only policies; the token is kept.
+                    skip("legacy ACL token rules".into());
+                }
+                d.acl.tokens.push(token(&v));
+            }
             record::ACL_POLICY => d.acl.policies.push(AclPolicy {
                 id: text(&v, "ID"),
                 name: text(&v, "Name"),

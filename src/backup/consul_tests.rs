@@ -232,3 +232,34 @@ proptest::proptest! {
         super::fuzz_logic::snapshot_file(&data);
     }
 }
+
+#[test]
+fn a_legacy_management_token_keeps_management_and_legacy_rules_are_counted() {
+    let mut state = Vec::new();
+    let s = |x: &str| Value::str(x);
+    crate::codec::msgpack::write(&mut state, &Value::Map(vec![(s("LastIndex"), Value::Uint(9))]));
+    for (accessor, kind, rules) in
+        [("a1", "management", ""), ("a2", "client", "key \"\" { policy = \"read\" }")]
+    {
+        state.push(17);
+        let token = Value::Map(vec![
+            (s("AccessorID"), s(accessor)),
+            (s("SecretID"), s("secret")),
+            (s("Type"), s(kind)),
+            (s("Rules"), s(rules)),
+            (s("Policies"), Value::Nil),
+        ]);
+        crate::codec::msgpack::write(&mut state, &token);
+    }
+    let got = import(&state, 3, "dc1").unwrap();
+    let tokens = &got.dump.acl.tokens;
+    assert_eq!(
+        tokens[0].policies,
+        vec![AclLink {
+            id: crate::acl::GLOBAL_MANAGEMENT_POLICY_ID.into(),
+            name: "global-management".into()
+        }]
+    );
+    assert!(tokens[1].policies.is_empty());
+    assert_eq!(got.skipped.get("legacy ACL token rules"), Some(&1));
+}
