@@ -97,6 +97,7 @@ pub use snapshot::{CatalogSnapshot, SnapshotHandle};
 #[doc(hidden)]
 pub mod testing {
     pub use crate::acl::fuzz_logic as acl_fuzz_logic;
+    pub use crate::backup::fuzz_logic as snapshot_fuzz_logic;
     pub use crate::dns::{bench_support, fuzz_logic, handle};
     pub use crate::filter::fuzz_logic as filter_fuzz_logic;
     pub use crate::raft::state_machine::bench_support::apply_and_publish;

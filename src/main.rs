@@ -119,12 +119,14 @@ fn agent_call(command: Command, http: &cairn::cli::api::HttpArgs) -> ExitCode {
         Command::Snapshot(c) => run_client(async move {
             let api = api()?;
             Ok(match c {
-                SnapshotCommand::Save { file } => cairn::cli::snapshot::save(&api, &file)
+                SnapshotCommand::Save { format, file } => cairn::cli::snapshot::save(&api, &file, &format)
                     .await
                     .map_err(|e| ConsulMessage(format!("Error saving snapshot: {e}")))?,
                 SnapshotCommand::Restore { file } => cairn::cli::snapshot::restore(&api, &file)
                     .await
                     .map_err(|e| ConsulMessage(format!("Error restoring snapshot: {e}")))?,
+                SnapshotCommand::Inspect { file } => cairn::cli::snapshot::inspect(&file)
+                    .map_err(|e| ConsulMessage(format!("Error verifying snapshot: {e}")))?,
             })
         }),
         Command::Reload => run_client(async {

@@ -155,11 +155,21 @@ pub enum CatalogCommand {
 pub enum SnapshotCommand {
     /// Save the catalog to FILE (written atomically, checksum verified).
     Save {
+        /// `cairn` (cairn's own format) or `consul` (Consul 1.8.7's archive, for
+        /// `consul snapshot restore`).
+        #[arg(long, default_value = "cairn", value_parser = ["cairn", "consul"])]
+        format: String,
         /// Backup file to write.
         file: PathBuf,
     },
-    /// Replace the catalog with the one in FILE (checksum verified; applied through Raft).
+    /// Replace the catalog with the one in FILE, a cairn backup or a Consul 1.8.7 snapshot
+    /// archive (checksums verified; applied through Raft).
     Restore {
+        /// Backup file to read.
+        file: PathBuf,
+    },
+    /// Verify FILE (either format) and show its ID, size, index, term and version.
+    Inspect {
         /// Backup file to read.
         file: PathBuf,
     },

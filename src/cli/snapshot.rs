@@ -1,5 +1,6 @@
-//! `cairn snapshot save FILE` and `cairn snapshot restore FILE`: backups of the local
-//! agent's catalog (`GET`/`PUT /v1/snapshot`, format in `backup`).
+//! `cairn snapshot save [-format consul] FILE`, `cairn snapshot restore FILE` and
+//! `cairn snapshot inspect FILE`: backups of the local agent's catalog (`GET`/`PUT
+//! /v1/snapshot`), in cairn's format or Consul 1.8.7's archive (both in `backup`).
 //!
 //! Save checks the file's checksum before keeping it and writes it atomically (a temporary
 //! file in the same directory, fsync, rename, fsync of the directory), so FILE is either the
@@ -10,7 +11,8 @@ use std::io::Write as _;
 use std::path::Path;
 
 use super::api::{Api, ApiError};
-use crate::backup::{Backup, BackupError, decode};
+use crate::backup::{BackupError, Loaded, inspect as inspect_file, load};
+use crate::catalog::CatalogDump;
 
 /// Why a snapshot command failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,14 +38,18 @@ pub enum SnapshotError {
     },
 }
 
-fn summary(b: &Backup) -> String {
+fn summary(loaded: &Loaded) -> String {
+    let head = match loaded {
+        Loaded::Cairn(b) => format!("index {}, datacenter {}", b.index, b.datacenter),
+        Loaded::Consul { meta, .. } => format!("Consul snapshot, index {}", meta.index),
+    };
+    let c: &CatalogDump = loaded.catalog();
     format!(
-        "index {}, datacenter {}, {} nodes, {} service instances, {} checks",
-        b.index,
-        b.datacenter,
-        b.catalog.nodes.len(),
-        b.catalog.services.len(),
-        b.catalog.checks.len()
+        "{head}, {} nodes, {} service instances, {} checks, {} keys",
+        c.nodes.len(),
+        c.services.len(),
+        c.checks.len(),
+        c.kv.entries.len()
     )
 }
 
@@ -60,22 +66,45 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(&dir)?.sync_all()
 }
 
-/// `cairn snapshot save FILE`.
-pub async fn save(api: &Api, file: &Path) -> Result<String, SnapshotError> {
+/// `cairn snapshot save [-format consul] FILE`.
+pub async fn save(api: &Api, file: &Path, format: &str) -> Result<String, SnapshotError> {
     let name = file.display().to_string();
-    let body = api.get("/v1/snapshot").await?.body;
-    let backup = decode(&body).map_err(|source| SnapshotError::Invalid { file: name.clone(), source })?;
+    let path = if format == "consul" { "/v1/snapshot?format=consul" } else { "/v1/snapshot" };
+    let body = api.get(path).await?.body;
+    let loaded =
+        load(&body, 1, "").map_err(|source| SnapshotError::Invalid { file: name.clone(), source })?;
     write_atomic(file, &body).map_err(|source| SnapshotError::Io { file: name.clone(), source })?;
-    Ok(format!("Saved snapshot to {name}: {}\n", summary(&backup)))
+    Ok(match &loaded {
+        // Consul's line, for scripts written against `consul snapshot save`.
+        Loaded::Consul { meta, .. } => format!("Saved and verified snapshot to index {}\n", meta.index),
+        Loaded::Cairn(_) => format!("Saved snapshot to {name}: {}\n", summary(&loaded)),
+    })
 }
 
 /// `cairn snapshot restore FILE`.
 pub async fn restore(api: &Api, file: &Path) -> Result<String, SnapshotError> {
     let name = file.display().to_string();
     let body = std::fs::read(file).map_err(|source| SnapshotError::Io { file: name.clone(), source })?;
-    let backup = decode(&body).map_err(|source| SnapshotError::Invalid { file: name.clone(), source })?;
+    let loaded =
+        load(&body, 1, "").map_err(|source| SnapshotError::Invalid { file: name.clone(), source })?;
     api.put("/v1/snapshot", body).await?;
-    Ok(format!("Restored snapshot from {name}: {}\n", summary(&backup)))
+    Ok(format!("Restored snapshot from {name}: {}\n", summary(&loaded)))
+}
+
+/// `cairn snapshot inspect FILE`: Consul's table (`ID`, `Size`, `Index`, `Term`, `Version`).
+pub fn inspect(file: &Path) -> Result<String, SnapshotError> {
+    let name = file.display().to_string();
+    let body = std::fs::read(file).map_err(|source| SnapshotError::Io { file: name.clone(), source })?;
+    let i = inspect_file(&body).map_err(|source| SnapshotError::Invalid { file: name, source })?;
+    let rows = [
+        ("ID", i.id),
+        ("Size", i.size.to_string()),
+        ("Index", i.index.to_string()),
+        ("Term", i.term.to_string()),
+        ("Version", i.version.to_string()),
+    ];
+    // Consul's table ends with a blank line.
+    Ok(rows.iter().map(|(k, v)| format!("{k:<13}{v}\n")).chain(["\n".to_owned()]).collect())
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@
 //! | Gossip keyring file (a JSON array of base64 keys, primary first: Consul's file) | `Format::KeyringFile` | `<data_dir>/serf/local.keyring` |
 //! | Agent ACL tokens (`acl_state::TokensFile`: `default`, `agent`, `agent_master`, `replication`: Consul's file) | `Format::AclTokensFile` | `<data_dir>/acl-tokens.json` |
 //! | Keyring query and reply (`gossip::keyquery::KeyringMessage`) | `Format::KeyringMessage` | memberlist user messages (LAN gossip, encrypted with the keyring) |
+//! | Consul snapshot archive's `meta.json` (`backup::consul::Meta`: raft's `SnapshotMeta`) | `Format::ConsulMeta` | Consul snapshot archives (`cairn snapshot save -format consul`, `/v1/snapshot`) |
+//! | Consul's FSM records (`state.bin`: go-msgpack values) | [`msgpack`] | Consul snapshot archives |
 //! | Vivaldi coordinate in probe acks, user event (`catalog::operator::Coordinate`, `gossip::user_event::UserEvent`) | `Format::GossipPayload` | memberlist ack payloads and user messages (LAN gossip) |
 //!
 //! Invariants:
@@ -28,6 +30,8 @@
 //!   the error texts callers wrap (and clients see) are those of before this module.
 //! - Nothing outside this module calls serde_json on these formats
 //!   (`tests/it/architecture.rs` checks it).
+
+pub(crate) mod msgpack;
 
 use std::borrow::Cow;
 use std::marker::PhantomData;
@@ -63,6 +67,8 @@ pub(crate) enum Format {
     AclTokensFile,
     /// A coordinate in a probe ack, or a user event, between agents.
     GossipPayload,
+    /// A Consul snapshot archive's `meta.json` (`backup::consul`).
+    ConsulMeta,
 }
 
 impl std::fmt::Display for Format {
@@ -80,6 +86,7 @@ impl std::fmt::Display for Format {
             Self::KeyringMessage => "keyring message",
             Self::AclTokensFile => "ACL tokens file",
             Self::GossipPayload => "gossip payload",
+            Self::ConsulMeta => "snapshot metadata",
         })
     }
 }

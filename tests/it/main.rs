@@ -20,6 +20,8 @@
 //! - `connect`: Connect's catalog side: proxy and gateway kinds, sidecars, the connect and
 //!   ingress endpoints and DNS names, compared with Consul 1.8.7.
 //! - `unix_socket`: HTTP over a Unix socket beside TCP (`addresses.http`, `unix_sockets`).
+//! - `consul_snapshot`: Consul 1.8.7 snapshots restored into cairn and cairn's written for
+//!   Consul (`CAIRN_CONSUL_BIN`), compared key by key; damaged archives refused.
 //! - `support`: start/stop agents (bind port 0, never 8500/8600), DNS and HTTP clients.
 //! - `dns`: answers over UDP and TCP for services registered over HTTP.
 //! - `dns_acl`: DNS under ACLs: the default token's reads, NXDOMAIN when denied, SERVFAIL
@@ -80,6 +82,7 @@ mod config;
 mod config_entry;
 mod connect;
 mod consul_metrics;
+mod consul_snapshot;
 mod coordinate;
 mod dns;
 mod dns_acl;
