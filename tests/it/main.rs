@@ -20,6 +20,8 @@
 //! - `connect`: Connect's catalog side: proxy and gateway kinds, sidecars, the connect and
 //!   ingress endpoints and DNS names, compared with Consul 1.8.7.
 //! - `support`: start/stop agents (bind port 0, never 8500/8600), DNS and HTTP clients.
+//! - `debug`: `/debug/pprof/*`: real CPU, heap, thread and trace profiles of the agent, read
+//!   back (and by `go tool pprof` when Go is installed); Consul 1.8.7's access rules.
 //! - `dns`: answers over UDP and TCP for services registered over HTTP.
 //! - `dns_acl`: DNS under ACLs: the default token's reads, NXDOMAIN when denied, SERVFAIL
 //!   when the token is gone.
@@ -80,6 +82,7 @@ mod config_entry;
 mod connect;
 mod consul_metrics;
 mod coordinate;
+mod debug;
 mod dns;
 mod dns_acl;
 mod dns_extensions;
