@@ -261,4 +261,13 @@ mod tests {
         assert_eq!(trace_window(Some("x")), Duration::from_secs(1));
         assert_eq!(trace_window(Some("inf")), Duration::ZERO);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_seconds_value_gives_a_window(raw in ".*") {
+            let cpu = cpu_window(Some(&raw));
+            proptest::prop_assert!(cpu > Duration::ZERO);
+            let _ = trace_window(Some(&raw));
+        }
+    }
 }

@@ -164,6 +164,13 @@ mod tests {
         assert!(parse_stat("garbage").is_none());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_stat_line_parses_or_is_refused(raw in ".*") {
+            let _ = parse_stat(&raw);
+        }
+    }
+
     #[test]
     fn this_process_has_this_thread() {
         let ts = threads();
