@@ -45,6 +45,7 @@ mod http;
 mod local;
 mod log_stream;
 mod metrics;
+mod profile;
 mod raft;
 mod replica;
 mod rpc;
@@ -79,6 +80,11 @@ pub(crate) fn build_tag() -> String {
 pub use app::{App, Reloader};
 pub use config::{Config, DnsConfig, Overrides};
 pub use log_stream::layer as log_stream_layer;
+/// The process's allocator with heap sampling for `/debug/pprof/heap` (the binary's
+/// `#[global_allocator]`), the switch that starts sampling, and the tap of
+/// `/debug/pprof/trace`.
+pub use profile::heap::{SamplingAlloc, start as profile_heap_start};
+pub use profile::trace::layer as profile_trace_layer;
 pub use systemd::Notifier;
 
 /// The catalog and its write vocabulary, with the pure transition between states.

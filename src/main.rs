@@ -32,6 +32,11 @@ use cairn::cli::{
 use cairn::{App, Reloader};
 use cairn::{Config, Overrides};
 
+/// The system allocator, sampling allocations for `/debug/pprof/heap` once `enable_debug`
+/// (or the first authorized heap request) starts it; one relaxed load per call until then.
+#[global_allocator]
+static ALLOCATOR: cairn::SamplingAlloc = cairn::SamplingAlloc;
+
 fn main() -> ExitCode {
     let argv =
         cairn::cli::flags::normalise(&Cli::command(), std::env::args_os(), cairn::cli::SINGLE_DASH_VERBS);
@@ -259,6 +264,7 @@ fn init_logging(config: &Config) {
                 tracing_subscriber::registry()
                     .with(journal.with_syslog_identifier("cairn".into()).with_filter(filter))
                     .with(cairn::log_stream_layer())
+                    .with(cairn::profile_trace_layer())
                     .init();
                 return;
             }
@@ -268,7 +274,11 @@ fn init_logging(config: &Config) {
         }
     }
     let stderr = tracing_subscriber::fmt::layer().with_writer(Stderr).log_internal_errors(false);
-    tracing_subscriber::registry().with(stderr.with_filter(filter)).with(cairn::log_stream_layer()).init();
+    tracing_subscriber::registry()
+        .with(stderr.with_filter(filter))
+        .with(cairn::log_stream_layer())
+        .with(cairn::profile_trace_layer())
+        .init();
 }
 
 /// Whether stderr's reader has gone away (a write failed with EPIPE): later log lines are dropped.
@@ -318,6 +328,9 @@ fn run_agent(args: &AgentArgs) -> anyhow::Result<()> {
     let overrides = args.overrides();
     let (config, ignored) = Config::load(&overrides)?;
     init_logging(&config);
+    if config.enable_debug {
+        cairn::profile_heap_start();
+    }
     for key in ignored {
         tracing::warn!(%key, "Consul config key accepted but not used by cairn");
     }

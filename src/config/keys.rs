@@ -47,9 +47,9 @@
 //! test harness starts) for a feature whose absence cannot open anything.
 //!
 //! The other accepted-but-unused keys were checked for security weight: none turns on a
-//! defence when set. `disable_remote_exec`, `enable_debug`, `ui`, `ui_config`, `tls.grpc`,
-//! `ports.grpc*` and `addresses.grpc*` would turn on a feature cairn lacks (remote exec, pprof,
-//! the UI, gRPC); ignoring them serves less, never more. `log_file`, `log_json` and
+//! defence when set. `disable_remote_exec`, `ui`, `ui_config`, `tls.grpc`,
+//! `ports.grpc*` and `addresses.grpc*` would turn on a feature cairn lacks (remote exec, the UI,
+//! gRPC); ignoring them serves less, never more. `log_file`, `log_json` and
 //! `enable_syslog` move where logs go (cairn logs to stderr, which systemd's journal keeps).
 //!
 //! `encrypt` itself is implemented (gossip encryption) and is an ordinary key, and so are the
@@ -77,7 +77,6 @@ pub(super) const ACCEPTED_UNUSED: &[&str] = &[
     "disable_host_node_id",
     "disable_remote_exec",
     "disable_update_check",
-    "enable_debug",
     "enable_syslog",
     "leave_on_terminate",
     "limits.rpc_rate",

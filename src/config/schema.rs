@@ -34,6 +34,8 @@ pub(super) struct FileConfig {
     pub(super) data_dir: Given<FilePath>,
     pub(super) zones_dir: Given<FilePath>,
     pub(super) log_level: Given<Text>,
+    /// `/debug/pprof/*` without a token (`http::debug`).
+    pub(super) enable_debug: Given<Flag>,
     pub(super) server: Given<Flag>,
     /// Consul's `bootstrap = true`: the same as `bootstrap_expect = 1`.
     pub(super) bootstrap: Given<Flag>,

@@ -98,6 +98,10 @@ pub struct Config {
     pub zones_dir: Option<PathBuf>,
     /// Log filter (`log_level`).
     pub log_level: String,
+    /// Serve `/debug/pprof/*` without an ACL token (`enable_debug`; `--dev` turns it on, as
+    /// Consul's dev mode does). With ACLs on, a token with `operator:read` may profile
+    /// whatever this says, as in Consul.
+    pub enable_debug: bool,
     /// The config files that were read, for error messages and reloads.
     pub sources: Vec<PathBuf>,
     /// ACLs (`acl {}`, `primary_datacenter`, the legacy `acl_*` keys).

@@ -104,6 +104,7 @@ pub(super) fn resolve(layers: &Layers, dev: bool, sources: Vec<PathBuf>) -> Resu
         check_definitions,
         zones_dir,
         log_level,
+        enable_debug: layers.last(|f| f.enable_debug.get()).map_or(dev, |b| b.0),
         sources,
         acl,
     })

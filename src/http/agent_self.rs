@@ -106,6 +106,7 @@ fn debug_config(c: &Config, acls: bool) -> Value {
         "Bootstrap": c.server && c.bootstrap_expect == 1,
         "BootstrapExpect": c.bootstrap_expect,
         "DevMode": c.dev,
+        "EnableDebug": c.enable_debug,
         "DataDir": c.data_dir.display().to_string(),
         "Version": crate::CONSUL_COMPAT_VERSION,
         "VersionPrerelease": "",

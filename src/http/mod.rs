@@ -39,6 +39,7 @@ mod config_entry_kind;
 mod connect;
 mod coordinate;
 mod datacenter;
+mod debug;
 mod enforce;
 mod error;
 mod event;
@@ -206,7 +207,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .merge(operator::routes())
         .merge(connect::routes())
         .merge(config_entry::routes());
-    layers(routes, &state).with_state(state)
+    layers(routes.merge(debug::routes(&state)), &state).with_state(state)
 }
 
 /// The layers around every route, innermost first: Consul's metric names, the body limit, the

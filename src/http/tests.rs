@@ -70,6 +70,7 @@ fn config() -> Config {
         check_definitions: Vec::new(),
         zones_dir: None,
         log_level: "info".into(),
+        enable_debug: false,
         sources: Vec::new(),
         acl: crate::config::AclConfig::disabled("dc1"),
     }

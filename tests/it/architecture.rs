@@ -207,8 +207,9 @@ const LAYERS: &[&[&str]] = &[
     // systemd's socket activation and readiness notification (imports nothing of cairn).
     // ACL policy rules and the authorizer (pure; the catalog stores tokens and policies);
     // `?filter=` expressions over JSON items (pure; go-bexpr's grammar and semantics);
-    // the log tap `/v1/agent/monitor` reads (imports nothing of cairn).
-    &["acl", "filter", "log_stream"],
+    // the log tap `/v1/agent/monitor` reads (imports nothing of cairn); the process's own
+    // profiles for `/debug/pprof/*` (imports nothing of cairn).
+    &["acl", "filter", "log_stream", "profile"],
     &["clock", "catalog", "systemd"],
     // Consul's service/check definitions.
     &["agent"],

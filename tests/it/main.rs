@@ -23,6 +23,8 @@
 //! - `consul_snapshot`: Consul 1.8.7 snapshots restored into cairn and cairn's written for
 //!   Consul (`CAIRN_CONSUL_BIN`), compared key by key; damaged archives refused.
 //! - `support`: start/stop agents (bind port 0, never 8500/8600), DNS and HTTP clients.
+//! - `debug`: `/debug/pprof/*`: real CPU, heap, thread and trace profiles of the agent, read
+//!   back (and by `go tool pprof` when Go is installed); Consul 1.8.7's access rules.
 //! - `dns`: answers over UDP and TCP for services registered over HTTP.
 //! - `dns_acl`: DNS under ACLs: the default token's reads, NXDOMAIN when denied, SERVFAIL
 //!   when the token is gone.
@@ -84,6 +86,7 @@ mod connect;
 mod consul_metrics;
 mod consul_snapshot;
 mod coordinate;
+mod debug;
 mod dns;
 mod dns_acl;
 mod dns_extensions;
