@@ -26,8 +26,8 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use cairn::Notifier;
 use cairn::cli::api::Api;
 use cairn::cli::{
-    AgentArgs, CatalogCommand, Cli, Command, ConsulMessage, OperatorCommand, RaftCommand, ServicesCommand,
-    SnapshotCommand,
+    AgentArgs, AutopilotCommand, CatalogCommand, Cli, Command, ConsulMessage, OperatorCommand, RaftCommand,
+    ServicesCommand, SnapshotCommand,
 };
 use cairn::{App, Reloader};
 use cairn::{Config, Overrides};
@@ -61,6 +61,18 @@ fn main() -> ExitCode {
             }
         },
         Command::Lock(args) => lock(&http, args),
+        Command::Monitor(args) => {
+            let mut code = 1;
+            let done = run_client(async {
+                code = cairn::cli::monitor::run(&Api::from_args(&http)?, &args).await?;
+                Ok(String::new())
+            });
+            if done == ExitCode::SUCCESS { ExitCode::from(code) } else { done }
+        }
+        Command::Exec(args) => {
+            eprintln!("{}", cairn::cli::event::exec(&args));
+            ExitCode::FAILURE
+        }
         Command::Tls(cmd) => tls(cmd),
         Command::Validate { paths } => validate(&paths),
         Command::Assets { dir } => assets(&dir),
@@ -92,6 +104,21 @@ fn agent_call(command: Command, http: &cairn::cli::api::HttpArgs) -> ExitCode {
             let failed = said("Error getting peers: Failed to retrieve raft configuration");
             Ok(cairn::cli::operator::raft_list_peers(&api).await.map_err(failed)?)
         }),
+        Command::Operator(OperatorCommand::Raft(RaftCommand::RemovePeer { address, id })) => run_client(
+            async move { Ok(cairn::cli::operator::raft_remove_peer(&api()?, &address, &id).await?) },
+        ),
+        Command::Operator(OperatorCommand::Autopilot(AutopilotCommand::GetConfig)) => {
+            run_client(async { Ok(cairn::cli::operator::autopilot_get(&api()?).await?) })
+        }
+        Command::Operator(OperatorCommand::Autopilot(AutopilotCommand::SetConfig(args))) => {
+            run_client(async move { Ok(cairn::cli::operator::autopilot_set(&api()?, &args).await?) })
+        }
+        Command::Event(args) => run_client(async move { Ok(cairn::cli::event::fire(&api()?, args).await?) }),
+        Command::Maint(args) => run_client(async move { Ok(cairn::cli::maint::run(&api()?, &args).await?) }),
+        Command::Rtt(args) => run_client(async move { Ok(cairn::cli::rtt::run(&api()?, &args).await?) }),
+        Command::ForceLeave { prune, nodes } => {
+            run_client(async move { Ok(cairn::cli::members::force_leave(&api()?, &nodes, prune).await?) })
+        }
         Command::Kv(cmd) => run_client(async move {
             let api = api()?;
             cairn::cli::kv::run(&api, cmd).await.map_err(|e| ConsulMessage(e.to_string()))?;
@@ -140,6 +167,8 @@ fn agent_call(command: Command, http: &cairn::cli::api::HttpArgs) -> ExitCode {
         | Command::Keygen
         | Command::Agent(_)
         | Command::Lock(_)
+        | Command::Monitor(_)
+        | Command::Exec(_)
         | Command::Tls(_)
         | Command::Validate { .. }
         | Command::Assets { .. } => ExitCode::FAILURE,

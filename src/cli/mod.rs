@@ -12,13 +12,17 @@ pub mod acl;
 pub mod api;
 pub mod assets;
 pub mod catalog;
+pub mod event;
 pub mod flags;
 pub mod info;
 pub mod keyring;
 pub mod kv;
 pub mod lock;
+pub mod maint;
 pub mod members;
+pub mod monitor;
 pub mod operator;
+pub mod rtt;
 pub mod services;
 pub mod snapshot;
 pub mod tls;
@@ -47,8 +51,26 @@ pub struct Cli {
 /// members -ca-file=consul-agent-ca.pem -http-addr="https://localhost:8501"`, `consul kv put
 /// -token=… k v`, `consul acl token create -policy-name p`). Issue 21 extends this to `agent`.
 pub const SINGLE_DASH_VERBS: &[&str] = &[
-    "tls", "members", "join", "leave", "keyring", "kv", "lock", "catalog", "services", "snapshot",
-    "operator", "info", "reload", "acl",
+    "tls",
+    "members",
+    "join",
+    "leave",
+    "keyring",
+    "kv",
+    "lock",
+    "catalog",
+    "services",
+    "snapshot",
+    "operator",
+    "info",
+    "reload",
+    "acl",
+    "event",
+    "monitor",
+    "maint",
+    "force-leave",
+    "rtt",
+    "exec",
 ];
 
 /// Subcommands.
@@ -76,6 +98,24 @@ pub enum Command {
     Keygen,
     /// List, install, use or remove gossip encryption keys on every member (one action).
     Keyring(keyring::KeyringArgs),
+    /// Fire a user event to the agents of the datacenter (`-name`, `-node`, `-service`, `-tag`).
+    Event(event::EventArgs),
+    /// Stream the local agent's log.
+    Monitor(monitor::MonitorArgs),
+    /// List, enable or disable node and service maintenance mode.
+    Maint(maint::MaintArgs),
+    /// Mark a failed member as left (`-prune`: forget it).
+    ForceLeave {
+        /// Remove the agent completely from the list of members.
+        #[arg(long)]
+        prune: bool,
+        /// The node's name.
+        nodes: Vec<String>,
+    },
+    /// Estimate the network round trip time between two nodes.
+    Rtt(rtt::RttArgs),
+    /// Remote execution: disabled (as Consul's default), refused with the reason.
+    Exec(event::ExecArgs),
     /// Cluster operations (`operator raft list-peers`).
     #[command(subcommand)]
     Operator(OperatorCommand),
@@ -119,6 +159,9 @@ pub enum OperatorCommand {
     /// Raft operations.
     #[command(subcommand)]
     Raft(RaftCommand),
+    /// Autopilot's configuration.
+    #[command(subcommand)]
+    Autopilot(AutopilotCommand),
 }
 
 /// `cairn operator raft ...`.
@@ -126,6 +169,24 @@ pub enum OperatorCommand {
 pub enum RaftCommand {
     /// List the servers in the Raft configuration (Node, ID, Address, State, Voter, RaftProtocol).
     ListPeers,
+    /// Remove a server from the Raft configuration by its address or its ID.
+    RemovePeer {
+        /// The address (ip:port) to remove.
+        #[arg(long, default_value = "")]
+        address: String,
+        /// The ID to remove.
+        #[arg(long, default_value = "")]
+        id: String,
+    },
+}
+
+/// `cairn operator autopilot ...`.
+#[derive(Debug, Subcommand)]
+pub enum AutopilotCommand {
+    /// Print autopilot's configuration.
+    GetConfig,
+    /// Change autopilot's configuration (only the settings whose flags are given).
+    SetConfig(operator::AutopilotSetArgs),
 }
 
 /// `cairn catalog ...`.

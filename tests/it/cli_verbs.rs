@@ -1,0 +1,258 @@
+//! Consul's CLI verbs on the real `cairn` binary against a real agent: `event`, `maint`,
+//! `force-leave`, `rtt`, `operator autopilot`, `operator raft remove-peer`, `monitor`, `exec`.
+//! Where `CAIRN_CONSUL_BIN` names a Consul 1.8.7 binary, the same command line is also run with
+//! Consul's CLI against the same cairn agent, and both must print the same (modulo IDs) and exit
+//! with the same code.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{Agent, cairn_bin, eventually};
+
+/// One CLI run: exit code, stdout, stderr.
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub(crate) code: Option<i32>,
+    pub(crate) out: String,
+    pub(crate) err: String,
+}
+
+fn run_with(bin: &std::ffi::OsStr, agent: &Agent, args: &[&str]) -> Run {
+    let out: Output = Command::new(bin)
+        .args(args)
+        .env("CONSUL_HTTP_ADDR", agent.http.to_string())
+        .env_remove("CAIRN_HTTP_ADDR")
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .env_remove("CONSUL_HTTP_TOKEN_FILE")
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code(),
+        out: String::from_utf8_lossy(&out.stdout).into_owned(),
+        err: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `cairn ARGS` against `agent`.
+pub(crate) fn cairn(agent: &Agent, args: &[&str]) -> Run {
+    run_with(cairn_bin().as_os_str(), agent, args)
+}
+
+/// UUIDs replaced by `<id>`, so two runs compare.
+pub(crate) fn without_ids(text: &str) -> String {
+    let re = regex::Regex::new("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap();
+    re.replace_all(text, "<id>").into_owned()
+}
+
+/// `cairn ARGS`, and Consul's CLI with the same ARGS when `CAIRN_CONSUL_BIN` is set: same exit
+/// code, same stdout modulo IDs, cairn's first stderr line among Consul's (which adds its usage
+/// text).
+/// Returns cairn's run.
+pub(crate) fn both(agent: &Agent, args: &[&str]) -> Run {
+    let ours = cairn(agent, args);
+    if let Some(consul) = std::env::var_os("CAIRN_CONSUL_BIN") {
+        let theirs = run_with(&consul, agent, args);
+        assert_eq!(ours.code, theirs.code, "exit code of {args:?}: cairn {ours:?}, consul {theirs:?}");
+        assert_eq!(without_ids(&ours.out), without_ids(&theirs.out), "stdout of {args:?}");
+        let first = ours.err.lines().next().unwrap_or_default();
+        assert!(theirs.err.lines().any(|l| l == first) || first == theirs.err, "stderr of {args:?}: {ours:?} {theirs:?}");
+    }
+    ours
+}
+
+/// `both`, which must exit 0; stdout.
+pub(crate) fn ok(agent: &Agent, args: &[&str]) -> String {
+    let r = both(agent, args);
+    assert_eq!(r.code, Some(0), "{args:?}: {r:?}");
+    r.out
+}
+
+/// `both`, which must exit 1; stderr's first line.
+pub(crate) fn fails(agent: &Agent, args: &[&str]) -> String {
+    let r = both(agent, args);
+    assert_eq!(r.code, Some(1), "{args:?}: {r:?}");
+    r.err.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn event_fires_with_consuls_flags_and_errors() {
+    let agent = Agent::dev(&[]);
+    let out = ok(&agent, &["event", "-name=deploy", "v1.2"]);
+    let id = out.strip_prefix("Event ID: ").unwrap().trim().to_owned();
+    assert_eq!(without_ids(&out), "Event ID: <id>\n");
+    let (_, list) = agent.get("/v1/event/list?name=deploy").unwrap();
+    let ev = list.as_array().unwrap().iter().find(|e| e["ID"] == id.as_str()).expect("fired event listed");
+    assert_eq!(ev["Payload"], "djEuMg==");
+    // Filters travel as query parameters (the agent matches them: it runs a "web" tagged
+    // "prod"); the double-dash spelling works too.
+    agent.put_ok("/v1/agent/service/register", r#"{"Name": "web", "Tags": ["prod"]}"#);
+    ok(&agent, &["event", "--name", "restart", "-node=^node1$", "-service=web", "-tag=prod"]);
+    let (_, list) = agent.get("/v1/event/list?name=restart").unwrap();
+    let ev = &list.as_array().unwrap()[0];
+    assert_eq!((ev["NodeFilter"].as_str(), ev["ServiceFilter"].as_str()), (Some("^node1$"), Some("web")));
+    assert_eq!(ev["TagFilter"], "prod");
+    assert_eq!(fails(&agent, &["event"]), "Event name must be specified");
+    assert_eq!(
+        fails(&agent, &["event", "-name=x", "-tag=a"]),
+        "Cannot provide tag filter without service filter."
+    );
+    assert_eq!(fails(&agent, &["event", "-name=x", "a", "b"]), "Too many command line arguments.");
+    let bad = cairn(&agent, &["event", "-name=x", "-node=("]);
+    assert_eq!(bad.code, Some(1));
+    assert!(bad.err.starts_with("Failed to compile node filter regexp: error parsing regexp: "), "{bad:?}");
+}
+
+#[test]
+fn maint_enables_lists_and_disables() {
+    let agent = Agent::dev(&[]);
+    agent.put_ok("/v1/agent/service/register", r#"{"Name": "web", "ID": "web1", "Port": 80}"#);
+    assert_eq!(ok(&agent, &["maint"]), "");
+    assert_eq!(
+        ok(&agent, &["maint", "-enable", "-reason", "disk swap"]),
+        "Node maintenance is now enabled\n"
+    );
+    assert_eq!(
+        ok(&agent, &["maint", "-enable", "-service=web1", "-reason=deploy"]),
+        "Service maintenance is now enabled for \"web1\"\n"
+    );
+    assert_eq!(
+        ok(&agent, &["maint"]),
+        "Node:\n  Name:   node1\n  Reason: disk swap\n\nService:\n  ID:     web1\n  Reason: deploy\n\n"
+    );
+    let (_, checks) = agent.get("/v1/agent/checks").unwrap();
+    assert_eq!(checks["_node_maintenance"]["Status"], "critical");
+    assert_eq!(ok(&agent, &["maint", "-disable"]), "Node maintenance is now disabled\n");
+    assert_eq!(
+        ok(&agent, &["maint", "-disable", "-service", "web1"]),
+        "Service maintenance is now disabled for \"web1\"\n"
+    );
+    assert_eq!(ok(&agent, &["maint"]), "");
+    assert_eq!(
+        fails(&agent, &["maint", "-enable", "-disable"]),
+        "Only one of -enable or -disable may be provided"
+    );
+    assert_eq!(fails(&agent, &["maint", "-reason=x"]), "Reason may only be provided with -enable");
+    assert_eq!(fails(&agent, &["maint", "-service=web1"]), "Service requires either -enable or -disable");
+    assert_eq!(
+        fails(&agent, &["maint", "-enable", "-service=nope"]),
+        "Error enabling service maintenance: Unexpected response code: 404 (No service registered with ID \"nope\")"
+    );
+}
+
+#[test]
+fn operator_autopilot_and_raft_remove_peer() {
+    let agent = Agent::dev(&[]);
+    let before = ok(&agent, &["operator", "autopilot", "get-config"]);
+    assert_eq!(
+        before,
+        "CleanupDeadServers = true\nLastContactThreshold = 200ms\nMaxTrailingLogs = 250\nMinQuorum = 0\n\
+         ServerStabilizationTime = 10s\nRedundancyZoneTag = \"\"\nDisableUpgradeMigration = false\n\
+         UpgradeVersionTag = \"\"\n"
+    );
+    let set =
+        ["operator", "autopilot", "set-config", "-cleanup-dead-servers=false", "-max-trailing-logs=300"];
+    assert_eq!(ok(&agent, &set), "Configuration updated!\n");
+    assert_eq!(
+        ok(
+            &agent,
+            &["operator", "autopilot", "set-config", "-last-contact-threshold=300ms", "-min-quorum", "1"]
+        ),
+        "Configuration updated!\n"
+    );
+    let after = ok(&agent, &["operator", "autopilot", "get-config"]);
+    assert!(
+        after.starts_with(
+            "CleanupDeadServers = false\nLastContactThreshold = 300ms\nMaxTrailingLogs = 300\nMinQuorum = 1\n"
+        ),
+        "{after}"
+    );
+    assert_eq!(
+        fails(&agent, &["operator", "autopilot", "set-config", "-last-contact-threshold=xx"]),
+        "Failed to parse args: invalid value \"xx\" for flag -last-contact-threshold: time: invalid duration \"xx\""
+    );
+    assert_eq!(
+        fails(&agent, &["operator", "raft", "remove-peer"]),
+        "Error removing peer: an address or id is required for the peer to remove"
+    );
+    assert_eq!(
+        fails(&agent, &["operator", "raft", "remove-peer", "-address=1.2.3.4:5", "-id=x"]),
+        "Error removing peer: cannot give both an address and id"
+    );
+    assert_eq!(
+        fails(&agent, &["operator", "raft", "remove-peer", "-address=1.2.3.4:5"]),
+        "Error removing peer: Unexpected response code: 500 (address \"1.2.3.4:5\" was not found in the Raft configuration)"
+    );
+}
+
+#[test]
+fn force_leave_rtt_and_exec() {
+    let agent = Agent::dev(&[]);
+    assert_eq!(fails(&agent, &["force-leave"]), "A single node name must be specified to force leave.");
+    let r = cairn(&agent, &["force-leave", "-prune", "nobody"]);
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.err.starts_with("Error force leaving: Unexpected response code: 404 (agent: No node found"),
+        "{r:?}"
+    );
+    assert_eq!(fails(&agent, &["rtt"]), "One or two node names must be specified");
+    assert_eq!(fails(&agent, &["rtt", "nobody"]), "Could not find a coordinate for node \"nobody\"");
+    // The agent's own coordinate reaches the catalog shortly after start.
+    eventually("node1's coordinate", || cairn(&agent, &["rtt", "node1"]).code == Some(0));
+    let out = ok(&agent, &["rtt", "node1"]);
+    let re = regex::Regex::new(r"^Estimated node1 <-> node1 rtt: \d+\.\d{3} ms \(using LAN coordinates\)\n$")
+        .unwrap();
+    assert!(re.is_match(&out), "{out}");
+    let wan = ok(&agent, &["rtt", "-wan", "node1.dc1"]);
+    assert!(wan.ends_with("ms (using WAN coordinates)\n"), "{wan}");
+    assert_eq!(
+        fails(&agent, &["rtt", "-wan", "node1"]),
+        "Node names must be specified as <node name>.<datacenter> with -wan"
+    );
+    let r = cairn(&agent, &["exec", "uptime"]);
+    assert_eq!(r.code, Some(1));
+    assert!(r.err.starts_with("Remote execution is disabled"), "{r:?}");
+}
+
+#[test]
+fn monitor_streams_the_log_until_interrupted() {
+    let agent = Agent::dev(&[]);
+    let bad = fails(&agent, &["monitor", "-log-level=bogus"]);
+    assert_eq!(
+        bad,
+        "Error starting monitor: Unexpected response code: 400 (Bad request: Unknown log level: bogus)"
+    );
+    for (args, want) in
+        [(vec!["monitor"], "[INFO]  "), (vec!["monitor", "-log-json"], "\"@message\":\"Synced service\"")]
+    {
+        let mut child = Command::new(cairn_bin())
+            .args(&args)
+            .env("CONSUL_HTTP_ADDR", agent.http.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // Give the stream a moment to attach, then log something.
+        std::thread::sleep(Duration::from_millis(500));
+        let name = format!("mon{}", args.len());
+        agent.put_ok("/v1/agent/service/register", &format!(r#"{{"Name": "{name}"}}"#));
+        let started = Instant::now();
+        let mut seen = false;
+        for line in lines {
+            let line = line.unwrap();
+            if line.contains("Synced service") && line.contains(&name) {
+                assert!(line.contains(want), "{line}");
+                seen = true;
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "no sync logged");
+        }
+        assert!(seen);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(0), "{args:?}");
+    }
+}
