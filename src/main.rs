@@ -99,25 +99,9 @@ fn agent_call(command: Command, http: &cairn::cli::api::HttpArgs) -> ExitCode {
             let api = api()?;
             Ok(cairn::cli::members::leave(&api).await.map_err(said("Error leaving"))?)
         }),
-        Command::Operator(OperatorCommand::Raft(RaftCommand::ListPeers)) => run_client(async {
-            let api = api()?;
-            let failed = said("Error getting peers: Failed to retrieve raft configuration");
-            Ok(cairn::cli::operator::raft_list_peers(&api).await.map_err(failed)?)
-        }),
-        Command::Operator(OperatorCommand::Raft(RaftCommand::RemovePeer { address, id })) => run_client(
-            async move { Ok(cairn::cli::operator::raft_remove_peer(&api()?, &address, &id).await?) },
-        ),
-        Command::Operator(OperatorCommand::Autopilot(AutopilotCommand::GetConfig)) => {
-            run_client(async { Ok(cairn::cli::operator::autopilot_get(&api()?).await?) })
-        }
-        Command::Operator(OperatorCommand::Autopilot(AutopilotCommand::SetConfig(args))) => {
-            run_client(async move { Ok(cairn::cli::operator::autopilot_set(&api()?, &args).await?) })
-        }
-        Command::Event(args) => run_client(async move { Ok(cairn::cli::event::fire(&api()?, args).await?) }),
-        Command::Maint(args) => run_client(async move { Ok(cairn::cli::maint::run(&api()?, &args).await?) }),
-        Command::Rtt(args) => run_client(async move { Ok(cairn::cli::rtt::run(&api()?, &args).await?) }),
-        Command::ForceLeave { prune, nodes } => {
-            run_client(async move { Ok(cairn::cli::members::force_leave(&api()?, &nodes, prune).await?) })
+        Command::Operator(cmd) => operator(cmd, http),
+        c @ (Command::Event(_) | Command::Maint(_) | Command::Rtt(_) | Command::ForceLeave { .. }) => {
+            consul_verb(c, http)
         }
         Command::Kv(cmd) => run_client(async move {
             let api = api()?;
@@ -172,6 +156,44 @@ fn agent_call(command: Command, http: &cairn::cli::api::HttpArgs) -> ExitCode {
         | Command::Tls(_)
         | Command::Validate { .. }
         | Command::Assets { .. } => ExitCode::FAILURE,
+    }
+}
+
+/// `cairn operator ...`.
+fn operator(command: OperatorCommand, http: &cairn::cli::api::HttpArgs) -> ExitCode {
+    let api = || Api::from_args(http);
+    match command {
+        OperatorCommand::Raft(RaftCommand::ListPeers) => run_client(async {
+            let api = api()?;
+            let failed = said("Error getting peers: Failed to retrieve raft configuration");
+            Ok(cairn::cli::operator::raft_list_peers(&api).await.map_err(failed)?)
+        }),
+        OperatorCommand::Raft(RaftCommand::RemovePeer { address, id }) => {
+            run_client(
+                async move { Ok(cairn::cli::operator::raft_remove_peer(&api()?, &address, &id).await?) },
+            )
+        }
+        OperatorCommand::Autopilot(AutopilotCommand::GetConfig) => {
+            run_client(async { Ok(cairn::cli::operator::autopilot_get(&api()?).await?) })
+        }
+        OperatorCommand::Autopilot(AutopilotCommand::SetConfig(args)) => {
+            run_client(async move { Ok(cairn::cli::operator::autopilot_set(&api()?, &args).await?) })
+        }
+    }
+}
+
+/// `cairn event`, `maint`, `rtt` and `force-leave`: Consul's verbs that print what the agent
+/// answered.
+fn consul_verb(command: Command, http: &cairn::cli::api::HttpArgs) -> ExitCode {
+    let api = || Api::from_args(http);
+    match command {
+        Command::Event(args) => run_client(async move { Ok(cairn::cli::event::fire(&api()?, args).await?) }),
+        Command::Maint(args) => run_client(async move { Ok(cairn::cli::maint::run(&api()?, &args).await?) }),
+        Command::Rtt(args) => run_client(async move { Ok(cairn::cli::rtt::run(&api()?, &args).await?) }),
+        Command::ForceLeave { prune, nodes } => {
+            run_client(async move { Ok(cairn::cli::members::force_leave(&api()?, &nodes, prune).await?) })
+        }
+        _ => ExitCode::FAILURE,
     }
 }
 

@@ -56,7 +56,10 @@ pub(crate) fn both(agent: &Agent, args: &[&str]) -> Run {
         assert_eq!(ours.code, theirs.code, "exit code of {args:?}: cairn {ours:?}, consul {theirs:?}");
         assert_eq!(without_ids(&ours.out), without_ids(&theirs.out), "stdout of {args:?}");
         let first = ours.err.lines().next().unwrap_or_default();
-        assert!(theirs.err.lines().any(|l| l == first) || first == theirs.err, "stderr of {args:?}: {ours:?} {theirs:?}");
+        assert!(
+            theirs.err.lines().any(|l| l == first) || first == theirs.err,
+            "stderr of {args:?}: {ours:?} {theirs:?}"
+        );
     }
     ours
 }
