@@ -123,8 +123,14 @@ fn agent_call(command: Command, http: &cairn::cli::api::HttpArgs) -> ExitCode {
         Command::Services(c) => run_client(async move {
             let api = api()?;
             Ok(match c {
-                ServicesCommand::Register { file } => cairn::cli::services::register(&api, &file).await?,
-                ServicesCommand::Deregister { id } => cairn::cli::services::deregister(&api, &id).await?,
+                ServicesCommand::Register(args) => cairn::cli::services::register(&api, &args)
+                    .await
+                    .map_err(|e| ConsulMessage(e.to_string()))?,
+                ServicesCommand::Deregister { id, files } => {
+                    cairn::cli::services::deregister(&api, &id, &files)
+                        .await
+                        .map_err(|e| ConsulMessage(e.to_string()))?
+                }
             })
         }),
         Command::Snapshot(c) => run_client(async move {

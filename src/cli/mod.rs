@@ -222,15 +222,15 @@ pub enum SnapshotCommand {
 /// `cairn services ...`.
 #[derive(Debug, Subcommand)]
 pub enum ServicesCommand {
-    /// Register the service definitions in FILE (TOML or JSON) with the local agent.
-    Register {
-        /// Service definition file.
-        file: PathBuf,
-    },
-    /// Deregister the service with this ID from the local agent.
+    /// Register a service from flags (`-name=web -port=80`) or definition files (TOML or JSON).
+    Register(services::RegisterArgs),
+    /// Deregister a service by `-id`, or those in definition files (or given by ID).
     Deregister {
-        /// Service ID.
+        /// ID of the service to deregister.
+        #[arg(long, default_value = "")]
         id: String,
+        /// Service definition files (or, cairn's older form, a service ID).
+        files: Vec<PathBuf>,
     },
 }
 

@@ -50,8 +50,15 @@ pub(crate) fn without_ids(text: &str) -> String {
 /// text).
 /// Returns cairn's run.
 pub(crate) fn both(agent: &Agent, args: &[&str]) -> Run {
+    both_after(agent, args, || {})
+}
+
+/// `both`, with `setup` run before each CLI (for a command that changes what it acts on).
+pub(crate) fn both_after(agent: &Agent, args: &[&str], setup: impl Fn()) -> Run {
+    setup();
     let ours = cairn(agent, args);
     if let Some(consul) = std::env::var_os("CAIRN_CONSUL_BIN") {
+        setup();
         let theirs = run_with(&consul, agent, args);
         assert_eq!(ours.code, theirs.code, "exit code of {args:?}: cairn {ours:?}, consul {theirs:?}");
         assert_eq!(without_ids(&ours.out), without_ids(&theirs.out), "stdout of {args:?}");
@@ -258,4 +265,63 @@ fn monitor_streams_the_log_until_interrupted() {
         .unwrap();
         assert_eq!(child.wait().unwrap().code(), Some(0), "{args:?}");
     }
+}
+
+#[test]
+fn services_register_from_flags_or_files_and_deregister() {
+    let agent = Agent::dev(&[]);
+    let flags = [
+        "services",
+        "register",
+        "-name=web",
+        "-port=80",
+        "-tag=a",
+        "-tag",
+        "b",
+        "-meta=k=v",
+        "-meta",
+        "x=y",
+        "-address=10.0.0.9",
+        "-tagged-address=lan=10.0.0.1:81",
+    ];
+    assert_eq!(ok(&agent, &flags), "Registered service: web\n");
+    let (_, svc) = agent.get("/v1/agent/service/web").unwrap();
+    assert_eq!(svc["Tags"], serde_json::json!(["a", "b"]));
+    assert_eq!(svc["Meta"], serde_json::json!({"k": "v", "x": "y"}));
+    assert_eq!((svc["Port"].as_u64(), svc["Address"].as_str()), (Some(80), Some("10.0.0.9")));
+    assert_eq!(svc["TaggedAddresses"]["lan"], serde_json::json!({"Address": "10.0.0.1", "Port": 81}));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("db.json");
+    std::fs::write(&file, r#"{"service": {"name": "db", "id": "db-1", "port": 5432}}"#).unwrap();
+    let file = file.to_str().unwrap();
+    assert_eq!(ok(&agent, &["services", "register", file]), "Registered service: db\n");
+    assert_eq!(agent.get("/v1/agent/service/db-1").unwrap().0, 200);
+    assert_eq!(
+        fails(&agent, &["services", "register"]),
+        "Service registration requires at least one argument or flags."
+    );
+    assert_eq!(
+        fails(&agent, &["services", "register", "-name=x", file]),
+        "Service registration requires arguments or -id, not both."
+    );
+    assert_eq!(
+        fails(&agent, &["services", "register", "-name=x", "-tagged-address=lan=1.2.3.4"]),
+        "Invalid Tagged Address: address 1.2.3.4: missing port in address"
+    );
+    let r = cairn(&agent, &["services", "register", "-name=x", "-meta=kv"]);
+    assert_eq!(
+        (r.code, r.err.trim()),
+        (Some(1), "invalid value \"kv\" for flag -meta: Missing \"=\" value in argument: kv")
+    );
+    let db = || drop(agent.put_ok("/v1/agent/service/register", r#"{"Name": "db", "ID": "db-1"}"#));
+    let r = both_after(&agent, &["services", "deregister", file], db);
+    assert_eq!((r.code, r.out.as_str()), (Some(0), "Deregistered service: db-1\n"));
+    let web = || drop(agent.put_ok("/v1/agent/service/register", r#"{"Name": "web"}"#));
+    let r = both_after(&agent, &["services", "deregister", "-id", "web"], web);
+    assert_eq!((r.code, r.out.as_str()), (Some(0), "Deregistered service: web\n"));
+    assert_eq!(
+        fails(&agent, &["services", "deregister"]),
+        "Service deregistration requires at least one argument or -id."
+    );
+    assert_eq!(agent.get("/v1/agent/service/web").unwrap().0, 404);
 }
