@@ -16,7 +16,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::{CommandFactory as _, Parser as _};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::Layer as _;
@@ -26,24 +25,20 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use cairn::Notifier;
 use cairn::cli::api::Api;
 use cairn::cli::{
-    AgentArgs, AutopilotCommand, CatalogCommand, Cli, Command, ConsulMessage, OperatorCommand, RaftCommand,
+    AgentArgs, AutopilotCommand, CatalogCommand, Command, ConsulMessage, OperatorCommand, RaftCommand,
     ServicesCommand, SnapshotCommand,
 };
 use cairn::{App, Reloader};
 use cairn::{Config, Overrides};
 
 fn main() -> ExitCode {
-    let argv =
-        cairn::cli::flags::normalise(&Cli::command(), std::env::args_os(), cairn::cli::SINGLE_DASH_VERBS);
-    let cli = Cli::parse_from(argv);
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let as_consul = argv.first().is_some_and(|a| cairn::cli::invoked_as_consul(a));
+    let cli = cairn::cli::parse(argv);
     let http = cli.http;
     match cli.command {
         Command::Version => {
-            println!("cairn v{}", env!("CARGO_PKG_VERSION"));
-            println!(
-                "Consul API v{} (the version cairn reports to Consul's clients)",
-                cairn::CONSUL_COMPAT_VERSION
-            );
+            print!("{}", cairn::cli::version_text(as_consul));
             ExitCode::SUCCESS
         }
         Command::Keygen => {

@@ -73,6 +73,51 @@ pub const SINGLE_DASH_VERBS: &[&str] = &[
     "exec",
 ];
 
+/// Whether the binary was started under the name `consul` (a symlink the packages may ship as
+/// an alternative): it then behaves as Consul's CLI, so scripts written for Consul run
+/// unchanged. Its help and errors name `consul`, `consul version` prints Consul's lines (the
+/// Consul version cairn reports to Consul's clients, with cairn's own in the revision line),
+/// and `consul agent` takes single-dash flags as every other verb does.
+pub fn invoked_as_consul(argv0: &std::ffi::OsStr) -> bool {
+    std::path::Path::new(argv0).file_name().is_some_and(|n| n == "consul")
+}
+
+/// The top-level verbs whose flags may be spelt with one dash when invoked as `consul`.
+pub fn single_dash_verbs(as_consul: bool) -> Vec<&'static str> {
+    let mut verbs = SINGLE_DASH_VERBS.to_vec();
+    if as_consul {
+        verbs.push("agent");
+    }
+    verbs
+}
+
+/// The command line parsed as `cairn`, or as Consul's CLI when `as_consul`.
+pub fn parse(argv: Vec<std::ffi::OsString>) -> Cli {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let as_consul = argv.first().is_some_and(|a| invoked_as_consul(a));
+    let mut command = Cli::command();
+    if as_consul {
+        command = command.name("consul").bin_name("consul");
+    }
+    let argv = flags::normalise(&command, argv, &single_dash_verbs(as_consul));
+    let matches = command.get_matches_from(argv);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// `version`'s lines: cairn's, or Consul's shape when invoked as `consul`.
+pub fn version_text(as_consul: bool) -> String {
+    let cairn = env!("CARGO_PKG_VERSION");
+    let consul = crate::CONSUL_COMPAT_VERSION;
+    if as_consul {
+        format!(
+            "Consul v{consul}\nRevision cairn-v{cairn}\nProtocol 2 spoken by default, understands 2 to 3 \
+             (agent will automatically use protocol >2 when speaking to compatible agents)\n\n"
+        )
+    } else {
+        format!("cairn v{cairn}\nConsul API v{consul} (the version cairn reports to Consul's clients)\n")
+    }
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -374,6 +419,18 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
 #[cfg(test)]
 mod tests {
     use super::table;
+
+    #[test]
+    fn the_consul_name_is_the_file_name() {
+        use super::invoked_as_consul;
+        assert!(invoked_as_consul("consul".as_ref()));
+        assert!(invoked_as_consul("/usr/bin/consul".as_ref()));
+        assert!(!invoked_as_consul("/usr/bin/cairn".as_ref()));
+        assert!(!invoked_as_consul("/opt/consul/bin/consul-1.8".as_ref()));
+        assert!(
+            super::version_text(true).starts_with(&format!("Consul v{}\n", crate::CONSUL_COMPAT_VERSION))
+        );
+    }
 
     #[test]
     fn table_aligns_columns() {

@@ -325,3 +325,23 @@ fn services_register_from_flags_or_files_and_deregister() {
     );
     assert_eq!(agent.get("/v1/agent/service/web").unwrap().0, 404);
 }
+
+#[test]
+fn a_symlink_named_consul_is_consuls_cli() {
+    let agent = Agent::dev(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let consul = dir.path().join("consul");
+    std::os::unix::fs::symlink(cairn_bin(), &consul).unwrap();
+    let r = run_with(consul.as_os_str(), &agent, &["version"]);
+    assert!(r.out.starts_with("Consul v"), "{r:?}");
+    assert!(r.out.contains("\nProtocol 2 spoken by default"), "{r:?}");
+    let r = run_with(consul.as_os_str(), &agent, &["kv", "put", "-flags=42", "app/x", "1"]);
+    assert_eq!((r.code, r.out.as_str()), (Some(0), "Success! Data written to: app/x\n"), "{r:?}");
+    let r = run_with(consul.as_os_str(), &agent, &["members"]);
+    assert!(r.out.starts_with("Node "), "{r:?}");
+    let r = run_with(consul.as_os_str(), &agent, &["nosuchverb"]);
+    assert!(r.err.contains("consul"), "the errors name consul: {r:?}");
+    // `consul agent` takes Consul's single-dash flags.
+    let r = run_with(consul.as_os_str(), &agent, &["agent", "-help"]);
+    assert!(!r.err.contains("unexpected argument '-d'"), "{r:?}");
+}
