@@ -95,9 +95,11 @@ fn agent_call(command: Command, http: &cairn::cli::api::HttpArgs) -> ExitCode {
             Ok(cairn::cli::members::leave(&api).await.map_err(said("Error leaving"))?)
         }),
         Command::Operator(cmd) => operator(cmd, http),
-        c @ (Command::Event(_) | Command::Maint(_) | Command::Rtt(_) | Command::ForceLeave { .. }) => {
-            consul_verb(c, http)
-        }
+        c @ (Command::Event(_)
+        | Command::Maint(_)
+        | Command::Rtt(_)
+        | Command::ForceLeave { .. }
+        | Command::Services(_)) => consul_verb(c, http),
         Command::Kv(cmd) => run_client(async move {
             let api = api()?;
             cairn::cli::kv::run(&api, cmd).await.map_err(|e| ConsulMessage(e.to_string()))?;
@@ -113,19 +115,6 @@ fn agent_call(command: Command, http: &cairn::cli::api::HttpArgs) -> ExitCode {
                 CatalogCommand::Datacenters => cairn::cli::catalog::datacenters(&api).await?,
                 CatalogCommand::Nodes => cairn::cli::catalog::nodes(&api).await?,
                 CatalogCommand::Services { tags } => cairn::cli::catalog::services(&api, tags).await?,
-            })
-        }),
-        Command::Services(c) => run_client(async move {
-            let api = api()?;
-            Ok(match c {
-                ServicesCommand::Register(args) => cairn::cli::services::register(&api, &args)
-                    .await
-                    .map_err(|e| ConsulMessage(e.to_string()))?,
-                ServicesCommand::Deregister { id, files } => {
-                    cairn::cli::services::deregister(&api, &id, &files)
-                        .await
-                        .map_err(|e| ConsulMessage(e.to_string()))?
-                }
             })
         }),
         Command::Snapshot(c) => run_client(async move {
@@ -183,8 +172,8 @@ fn operator(command: OperatorCommand, http: &cairn::cli::api::HttpArgs) -> ExitC
     }
 }
 
-/// `cairn event`, `maint`, `rtt` and `force-leave`: Consul's verbs that print what the agent
-/// answered.
+/// `cairn event`, `maint`, `rtt`, `force-leave` and `services`: Consul's verbs that print what
+/// the agent answered.
 fn consul_verb(command: Command, http: &cairn::cli::api::HttpArgs) -> ExitCode {
     let api = || Api::from_args(http);
     match command {
@@ -194,6 +183,19 @@ fn consul_verb(command: Command, http: &cairn::cli::api::HttpArgs) -> ExitCode {
         Command::ForceLeave { prune, nodes } => {
             run_client(async move { Ok(cairn::cli::members::force_leave(&api()?, &nodes, prune).await?) })
         }
+        Command::Services(c) => run_client(async move {
+            let api = api()?;
+            Ok(match c {
+                ServicesCommand::Register(args) => cairn::cli::services::register(&api, &args)
+                    .await
+                    .map_err(|e| ConsulMessage(e.to_string()))?,
+                ServicesCommand::Deregister { id, files } => {
+                    cairn::cli::services::deregister(&api, &id, &files)
+                        .await
+                        .map_err(|e| ConsulMessage(e.to_string()))?
+                }
+            })
+        }),
         _ => ExitCode::FAILURE,
     }
 }
