@@ -210,7 +210,9 @@ fn said(what: &'static str) -> impl FnOnce(cairn::cli::api::ApiError) -> ConsulM
 fn lock(http: &cairn::cli::api::HttpArgs, args: cairn::cli::lock::LockArgs) -> ExitCode {
     let mut code = 1;
     let done = run_client(async {
-        code = cairn::cli::lock::run(&Api::from_args(http)?, args).await?;
+        code = cairn::cli::lock::run(&Api::from_args(http)?, args)
+            .await
+            .map_err(|e| ConsulMessage(e.to_string()))?;
         Ok(String::new())
     });
     if done == ExitCode::SUCCESS { ExitCode::from(u8::try_from(code).unwrap_or(1)) } else { done }

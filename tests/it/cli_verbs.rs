@@ -345,3 +345,45 @@ fn a_symlink_named_consul_is_consuls_cli() {
     let r = run_with(consul.as_os_str(), &agent, &["agent", "-help"]);
     assert!(!r.err.contains("unexpected argument '-d'"), "{r:?}");
 }
+
+/// `cairn lock` follows Consul's lock protocol: the key holds Consul's lock flags while held,
+/// is deleted on release, and a key that is not a lock is refused; Consul's `consul lock` and
+/// cairn's take the same key one after the other (behind `CAIRN_CONSUL_BIN`).
+#[test]
+fn lock_uses_consuls_flags_and_deletes_its_key() {
+    let agent = Agent::dev(&[]);
+    let lock_flag = 0x2ddc_cbc0_58a5_0c18_u64;
+    let url = format!("http://{}/v1/kv/svc/leader/.lock", agent.http);
+    let held = cairn(&agent, &["lock", "svc/leader", &format!("curl -s {url}")]);
+    assert_eq!(held.code, Some(0), "{held:?}");
+    let entry: serde_json::Value = serde_json::from_str(&held.out).unwrap();
+    assert_eq!(entry[0]["Flags"].as_u64(), Some(lock_flag), "{entry}");
+    assert!(entry[0]["Session"].is_string(), "{entry}");
+    assert_eq!(agent.get("/v1/kv/svc/leader/.lock").unwrap().0, 404, "released lock key deleted");
+    assert_eq!(agent.get("/v1/session/list").unwrap().1, serde_json::json!([]));
+    agent.put_ok("/v1/kv/other/.lock", "not a lock");
+    let r = cairn(&agent, &["lock", "other", "true"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert_eq!(r.err.trim(), "Lock acquisition failed: Existing key does not match lock use");
+    if let Some(consul) = std::env::var_os("CAIRN_CONSUL_BIN") {
+        let theirs = run_with(&consul, &agent, &["lock", "svc/leader", "true"]);
+        assert_eq!(theirs.code, Some(0), "{theirs:?}");
+        assert_eq!(agent.get("/v1/kv/svc/leader/.lock").unwrap().0, 404, "Consul deleted the key too");
+        let theirs = run_with(&consul, &agent, &["lock", "-timeout=2s", "other", "true"]);
+        assert_eq!(theirs.code, Some(1), "{theirs:?}");
+        assert!(theirs.err.contains("Existing key does not match lock use"), "{theirs:?}");
+        // Consul's CLI holding the key, cairn's waits for it, then takes it.
+        let mut holder = Command::new(&consul)
+            .args(["lock", "svc/leader", "sleep 1"])
+            .env("CONSUL_HTTP_ADDR", agent.http.to_string())
+            .spawn()
+            .unwrap();
+        eventually("consul lock holds the key", || agent.get("/v1/kv/svc/leader/.lock").unwrap().0 == 200);
+        let started = Instant::now();
+        let ours = cairn(&agent, &["lock", "svc/leader", "true"]);
+        assert_eq!(ours.code, Some(0), "{ours:?}");
+        assert!(started.elapsed() >= Duration::from_millis(300), "cairn waited for Consul's holder");
+        assert_eq!(holder.wait().unwrap().code(), Some(0));
+        assert_eq!(agent.get("/v1/kv/svc/leader/.lock").unwrap().0, 404);
+    }
+}
