@@ -16,7 +16,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::{CommandFactory as _, Parser as _};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::Layer as _;
@@ -26,8 +25,8 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use cairn::Notifier;
 use cairn::cli::api::Api;
 use cairn::cli::{
-    AgentArgs, CatalogCommand, Cli, Command, ConsulMessage, OperatorCommand, RaftCommand, ServicesCommand,
-    SnapshotCommand,
+    AgentArgs, AutopilotCommand, CatalogCommand, Command, ConsulMessage, OperatorCommand, RaftCommand,
+    ServicesCommand, SnapshotCommand,
 };
 use cairn::{App, Reloader};
 use cairn::{Config, Overrides};
@@ -38,17 +37,13 @@ use cairn::{Config, Overrides};
 static ALLOCATOR: cairn::SamplingAlloc = cairn::SamplingAlloc;
 
 fn main() -> ExitCode {
-    let argv =
-        cairn::cli::flags::normalise(&Cli::command(), std::env::args_os(), cairn::cli::SINGLE_DASH_VERBS);
-    let cli = Cli::parse_from(argv);
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let as_consul = argv.first().is_some_and(|a| cairn::cli::invoked_as_consul(a));
+    let cli = cairn::cli::parse(argv);
     let http = cli.http;
     match cli.command {
         Command::Version => {
-            println!("cairn v{}", env!("CARGO_PKG_VERSION"));
-            println!(
-                "Consul API v{} (the version cairn reports to Consul's clients)",
-                cairn::CONSUL_COMPAT_VERSION
-            );
+            print!("{}", cairn::cli::version_text(as_consul));
             ExitCode::SUCCESS
         }
         Command::Keygen => {
@@ -66,6 +61,18 @@ fn main() -> ExitCode {
             }
         },
         Command::Lock(args) => lock(&http, args),
+        Command::Monitor(args) => {
+            let mut code = 1;
+            let done = run_client(async {
+                code = cairn::cli::monitor::run(&Api::from_args(&http)?, &args).await?;
+                Ok(String::new())
+            });
+            if done == ExitCode::SUCCESS { ExitCode::from(code) } else { done }
+        }
+        Command::Exec(args) => {
+            eprintln!("{}", cairn::cli::event::exec(&args));
+            ExitCode::FAILURE
+        }
         Command::Tls(cmd) => tls(cmd),
         Command::Validate { paths } => validate(&paths),
         Command::Assets { dir } => assets(&dir),
@@ -92,11 +99,12 @@ fn agent_call(command: Command, http: &cairn::cli::api::HttpArgs) -> ExitCode {
             let api = api()?;
             Ok(cairn::cli::members::leave(&api).await.map_err(said("Error leaving"))?)
         }),
-        Command::Operator(OperatorCommand::Raft(RaftCommand::ListPeers)) => run_client(async {
-            let api = api()?;
-            let failed = said("Error getting peers: Failed to retrieve raft configuration");
-            Ok(cairn::cli::operator::raft_list_peers(&api).await.map_err(failed)?)
-        }),
+        Command::Operator(cmd) => operator(cmd, http),
+        c @ (Command::Event(_)
+        | Command::Maint(_)
+        | Command::Rtt(_)
+        | Command::ForceLeave { .. }
+        | Command::Services(_)) => consul_verb(c, http),
         Command::Kv(cmd) => run_client(async move {
             let api = api()?;
             cairn::cli::kv::run(&api, cmd).await.map_err(|e| ConsulMessage(e.to_string()))?;
@@ -112,13 +120,6 @@ fn agent_call(command: Command, http: &cairn::cli::api::HttpArgs) -> ExitCode {
                 CatalogCommand::Datacenters => cairn::cli::catalog::datacenters(&api).await?,
                 CatalogCommand::Nodes => cairn::cli::catalog::nodes(&api).await?,
                 CatalogCommand::Services { tags } => cairn::cli::catalog::services(&api, tags).await?,
-            })
-        }),
-        Command::Services(c) => run_client(async move {
-            let api = api()?;
-            Ok(match c {
-                ServicesCommand::Register { file } => cairn::cli::services::register(&api, &file).await?,
-                ServicesCommand::Deregister { id } => cairn::cli::services::deregister(&api, &id).await?,
             })
         }),
         Command::Snapshot(c) => run_client(async move {
@@ -147,9 +148,62 @@ fn agent_call(command: Command, http: &cairn::cli::api::HttpArgs) -> ExitCode {
         | Command::Keygen
         | Command::Agent(_)
         | Command::Lock(_)
+        | Command::Monitor(_)
+        | Command::Exec(_)
         | Command::Tls(_)
         | Command::Validate { .. }
         | Command::Assets { .. } => ExitCode::FAILURE,
+    }
+}
+
+/// `cairn operator ...`.
+fn operator(command: OperatorCommand, http: &cairn::cli::api::HttpArgs) -> ExitCode {
+    let api = || Api::from_args(http);
+    match command {
+        OperatorCommand::Raft(RaftCommand::ListPeers) => run_client(async {
+            let api = api()?;
+            let failed = said("Error getting peers: Failed to retrieve raft configuration");
+            Ok(cairn::cli::operator::raft_list_peers(&api).await.map_err(failed)?)
+        }),
+        OperatorCommand::Raft(RaftCommand::RemovePeer { address, id }) => {
+            run_client(
+                async move { Ok(cairn::cli::operator::raft_remove_peer(&api()?, &address, &id).await?) },
+            )
+        }
+        OperatorCommand::Autopilot(AutopilotCommand::GetConfig) => {
+            run_client(async { Ok(cairn::cli::operator::autopilot_get(&api()?).await?) })
+        }
+        OperatorCommand::Autopilot(AutopilotCommand::SetConfig(args)) => {
+            run_client(async move { Ok(cairn::cli::operator::autopilot_set(&api()?, &args).await?) })
+        }
+    }
+}
+
+/// `cairn event`, `maint`, `rtt`, `force-leave` and `services`: Consul's verbs that print what
+/// the agent answered.
+fn consul_verb(command: Command, http: &cairn::cli::api::HttpArgs) -> ExitCode {
+    let api = || Api::from_args(http);
+    match command {
+        Command::Event(args) => run_client(async move { Ok(cairn::cli::event::fire(&api()?, args).await?) }),
+        Command::Maint(args) => run_client(async move { Ok(cairn::cli::maint::run(&api()?, &args).await?) }),
+        Command::Rtt(args) => run_client(async move { Ok(cairn::cli::rtt::run(&api()?, &args).await?) }),
+        Command::ForceLeave { prune, nodes } => {
+            run_client(async move { Ok(cairn::cli::members::force_leave(&api()?, &nodes, prune).await?) })
+        }
+        Command::Services(c) => run_client(async move {
+            let api = api()?;
+            Ok(match c {
+                ServicesCommand::Register(args) => cairn::cli::services::register(&api, &args)
+                    .await
+                    .map_err(|e| ConsulMessage(e.to_string()))?,
+                ServicesCommand::Deregister { id, files } => {
+                    cairn::cli::services::deregister(&api, &id, &files)
+                        .await
+                        .map_err(|e| ConsulMessage(e.to_string()))?
+                }
+            })
+        }),
+        _ => ExitCode::FAILURE,
     }
 }
 
@@ -175,7 +229,9 @@ fn members(http: &cairn::cli::api::HttpArgs, wan: bool) -> ExitCode {
 fn lock(http: &cairn::cli::api::HttpArgs, args: cairn::cli::lock::LockArgs) -> ExitCode {
     let mut code = 1;
     let done = run_client(async {
-        code = cairn::cli::lock::run(&Api::from_args(http)?, args).await?;
+        code = cairn::cli::lock::run(&Api::from_args(http)?, args)
+            .await
+            .map_err(|e| ConsulMessage(e.to_string()))?;
         Ok(String::new())
     });
     if done == ExitCode::SUCCESS { ExitCode::from(u8::try_from(code).unwrap_or(1)) } else { done }

@@ -328,6 +328,24 @@ impl Api {
         Err(ApiError::Status { status, message })
     }
 
+    /// `GET path` with the reply's body left to read as it arrives (`/v1/agent/monitor`'s
+    /// endless stream); a non-2xx status is an error carrying the agent's message.
+    pub async fn stream(&self, path: &str) -> Result<reqwest::Response, ApiError> {
+        let transport = |source| ApiError::Transport { base: self.base.clone(), source };
+        let mut req = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            req = req.header(TOKEN_HEADER, token.clone());
+        }
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(resp);
+        }
+        let body = resp.bytes().await.map_err(transport)?;
+        let message = String::from_utf8_lossy(&body).trim().to_string();
+        Err(ApiError::Status { status, message })
+    }
+
     /// `GET path`; 404 is an error.
     pub async fn get(&self, path: &str) -> Result<Reply, ApiError> {
         self.send(Method::GET, path, None, false).await

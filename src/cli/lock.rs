@@ -8,6 +8,12 @@
 //! the command is killed and the exit status is 1; SIGINT/SIGTERM kill the command and release.
 //! Invariant: every path out after the session exists destroys it (best effort), so an
 //! interrupted `cairn lock` never keeps the lock beyond its session's TTL.
+//!
+//! The key follows Consul's lock protocol (the Go client's `api.Lock`, used by `consul lock`
+//! and `LockKey`), so cairn's and Consul's lockers take turns on one key: it is acquired and
+//! released with Consul's lock flag value (`LOCK_FLAG`), a key holding other flags is refused
+//! ("Existing key does not match lock use"), and once released the key is deleted with
+//! check-and-set unless another session already holds it (Consul's `Destroy`).
 
 use std::time::Duration;
 
@@ -52,11 +58,42 @@ pub enum LockError {
     Command(std::io::Error),
 }
 
+/// Consul's `api.LockFlagValue`: the flags of a key used as a lock.
+pub const LOCK_FLAG: u64 = 0x2ddc_cbc0_58a5_0c18;
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Entry {
     #[serde(default)]
     session: Option<String>,
+    #[serde(default)]
+    flags: u64,
+    #[serde(default)]
+    modify_index: u64,
+}
+
+/// The key's entry, if it exists.
+async fn entry(api: &Api, key: &str) -> Result<Option<Entry>, ApiError> {
+    let reply = api.send(reqwest::Method::GET, &kv_path(key), None, true).await?;
+    if reply.status == 404 {
+        return Ok(None);
+    }
+    let entries: Vec<Entry> = reply.json()?;
+    Ok(entries.into_iter().next())
+}
+
+/// Consul's `Lock.Destroy` after a release: deletes the key (check-and-set on its index)
+/// unless it is in use; a key that is not a lock is an error.
+async fn cleanup(api: &Api, key: &str) -> Result<(), LockError> {
+    let Some(e) = entry(api, key).await? else { return Ok(()) };
+    if e.flags != LOCK_FLAG {
+        return Err(LockError::Usage("Lock cleanup failed: Existing key does not match lock use".into()));
+    }
+    if e.session.as_deref().is_some_and(|s| !s.is_empty()) {
+        return Ok(());
+    }
+    api.delete(&format!("{}?cas={}", kv_path(key), e.modify_index)).await?;
+    Ok(())
 }
 
 /// What ended the wait for the command.
@@ -81,9 +118,13 @@ pub async fn run(api: &Api, args: LockArgs) -> Result<i32, LockError> {
     let renewer = tokio::spawn(renew(api.clone(), session.clone(), ttl / 2));
     let result = hold(api, &key, &session, &args.command).await;
     renewer.abort();
-    let _ = api.put(&format!("{}?release={session}", kv_path(&key)), Vec::new()).await;
+    let released =
+        api.put(&format!("{}?release={session}&flags={LOCK_FLAG}", kv_path(&key)), Vec::new()).await;
     let _ = api.put(&format!("/v1/session/destroy/{session}"), Vec::new()).await;
-    match result? {
+    let end = result?;
+    released?;
+    cleanup(api, &key).await?;
+    match end {
         End::Exited(code) => Ok(code),
         End::LockLost => {
             eprintln!("Lock lost, the command was killed");
@@ -124,9 +165,14 @@ async fn holder(api: &Api, key: &str, index: u64) -> Result<(Option<String>, u64
 async fn hold(api: &Api, key: &str, session: &str, command: &[String]) -> Result<End, LockError> {
     let mut term = signal(SignalKind::terminate()).map_err(LockError::Command)?;
     let mut int = signal(SignalKind::interrupt()).map_err(LockError::Command)?;
-    let acquire = format!("{}?acquire={session}", kv_path(key));
+    let acquire = format!("{}?acquire={session}&flags={LOCK_FLAG}", kv_path(key));
     let mut index = 0;
     loop {
+        if entry(api, key).await?.is_some_and(|e| e.flags != LOCK_FLAG) {
+            return Err(LockError::Usage(
+                "Lock acquisition failed: Existing key does not match lock use".into(),
+            ));
+        }
         let ok: bool = api.put(&acquire, Vec::new()).await?.json()?;
         if ok {
             break;

@@ -73,3 +73,17 @@ pub async fn leave(api: &Api) -> Result<String, ApiError> {
     api.put("/v1/agent/leave", Vec::new()).await?;
     Ok("Graceful leave complete\n".to_owned())
 }
+
+/// `cairn force-leave [-prune] NODE`: marks a failed member as left
+/// (`PUT /v1/agent/force-leave/:node`, `?prune=1` with `-prune`); prints nothing on success.
+pub async fn force_leave(api: &Api, nodes: &[String], prune: bool) -> Result<String, super::ConsulMessage> {
+    let [node] = nodes else {
+        return Err(super::ConsulMessage("A single node name must be specified to force leave.".into()));
+    };
+    let path = format!("/v1/agent/force-leave/{}", super::event::segment(node));
+    let path = if prune { format!("{path}?prune=1") } else { path };
+    api.put(&path, Vec::new())
+        .await
+        .map_err(|e| super::ConsulMessage(format!("Error force leaving: {e}")))?;
+    Ok(String::new())
+}

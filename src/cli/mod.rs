@@ -12,13 +12,17 @@ pub mod acl;
 pub mod api;
 pub mod assets;
 pub mod catalog;
+pub mod event;
 pub mod flags;
 pub mod info;
 pub mod keyring;
 pub mod kv;
 pub mod lock;
+pub mod maint;
 pub mod members;
+pub mod monitor;
 pub mod operator;
+pub mod rtt;
 pub mod services;
 pub mod snapshot;
 pub mod tls;
@@ -47,9 +51,72 @@ pub struct Cli {
 /// members -ca-file=consul-agent-ca.pem -http-addr="https://localhost:8501"`, `consul kv put
 /// -token=… k v`, `consul acl token create -policy-name p`). Issue 21 extends this to `agent`.
 pub const SINGLE_DASH_VERBS: &[&str] = &[
-    "tls", "members", "join", "leave", "keyring", "kv", "lock", "catalog", "services", "snapshot",
-    "operator", "info", "reload", "acl",
+    "tls",
+    "members",
+    "join",
+    "leave",
+    "keyring",
+    "kv",
+    "lock",
+    "catalog",
+    "services",
+    "snapshot",
+    "operator",
+    "info",
+    "reload",
+    "acl",
+    "event",
+    "monitor",
+    "maint",
+    "force-leave",
+    "rtt",
+    "exec",
 ];
+
+/// Whether the binary was started under the name `consul` (a symlink the packages may ship as
+/// an alternative): it then behaves as Consul's CLI, so scripts written for Consul run
+/// unchanged. Its help and errors name `consul`, `consul version` prints Consul's lines (the
+/// Consul version cairn reports to Consul's clients, with cairn's own in the revision line),
+/// and `consul agent` takes single-dash flags as every other verb does.
+pub fn invoked_as_consul(argv0: &std::ffi::OsStr) -> bool {
+    std::path::Path::new(argv0).file_name().is_some_and(|n| n == "consul")
+}
+
+/// The top-level verbs whose flags may be spelt with one dash when invoked as `consul`.
+pub fn single_dash_verbs(as_consul: bool) -> Vec<&'static str> {
+    let mut verbs = SINGLE_DASH_VERBS.to_vec();
+    if as_consul {
+        verbs.push("agent");
+    }
+    verbs
+}
+
+/// The command line parsed as `cairn`, or as Consul's CLI when `as_consul`.
+pub fn parse(argv: Vec<std::ffi::OsString>) -> Cli {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let as_consul = argv.first().is_some_and(|a| invoked_as_consul(a));
+    let mut command = Cli::command();
+    if as_consul {
+        command = command.name("consul").bin_name("consul");
+    }
+    let argv = flags::normalise(&command, argv, &single_dash_verbs(as_consul));
+    let matches = command.get_matches_from(argv);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// `version`'s lines: cairn's, or Consul's shape when invoked as `consul`.
+pub fn version_text(as_consul: bool) -> String {
+    let cairn = env!("CARGO_PKG_VERSION");
+    let consul = crate::CONSUL_COMPAT_VERSION;
+    if as_consul {
+        format!(
+            "Consul v{consul}\nRevision cairn-v{cairn}\nProtocol 2 spoken by default, understands 2 to 3 \
+             (agent will automatically use protocol >2 when speaking to compatible agents)\n\n"
+        )
+    } else {
+        format!("cairn v{cairn}\nConsul API v{consul} (the version cairn reports to Consul's clients)\n")
+    }
+}
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
@@ -83,6 +150,24 @@ pub enum Command {
     Keygen,
     /// List, install, use or remove gossip encryption keys on every member (one action).
     Keyring(keyring::KeyringArgs),
+    /// Fire a user event to the agents of the datacenter (`-name`, `-node`, `-service`, `-tag`).
+    Event(event::EventArgs),
+    /// Stream the local agent's log.
+    Monitor(monitor::MonitorArgs),
+    /// List, enable or disable node and service maintenance mode.
+    Maint(maint::MaintArgs),
+    /// Mark a failed member as left (`-prune`: forget it).
+    ForceLeave {
+        /// Remove the agent completely from the list of members.
+        #[arg(long)]
+        prune: bool,
+        /// The node's name.
+        nodes: Vec<String>,
+    },
+    /// Estimate the network round trip time between two nodes.
+    Rtt(rtt::RttArgs),
+    /// Remote execution: disabled (as Consul's default), refused with the reason.
+    Exec(event::ExecArgs),
     /// Cluster operations (`operator raft list-peers`).
     #[command(subcommand)]
     Operator(OperatorCommand),
@@ -126,6 +211,9 @@ pub enum OperatorCommand {
     /// Raft operations.
     #[command(subcommand)]
     Raft(RaftCommand),
+    /// Autopilot's configuration.
+    #[command(subcommand)]
+    Autopilot(AutopilotCommand),
 }
 
 /// `cairn operator raft ...`.
@@ -133,6 +221,24 @@ pub enum OperatorCommand {
 pub enum RaftCommand {
     /// List the servers in the Raft configuration (Node, ID, Address, State, Voter, RaftProtocol).
     ListPeers,
+    /// Remove a server from the Raft configuration by its address or its ID.
+    RemovePeer {
+        /// The address (ip:port) to remove.
+        #[arg(long, default_value = "")]
+        address: String,
+        /// The ID to remove.
+        #[arg(long, default_value = "")]
+        id: String,
+    },
+}
+
+/// `cairn operator autopilot ...`.
+#[derive(Debug, Subcommand)]
+pub enum AutopilotCommand {
+    /// Print autopilot's configuration.
+    GetConfig,
+    /// Change autopilot's configuration (only the settings whose flags are given).
+    SetConfig(operator::AutopilotSetArgs),
 }
 
 /// `cairn catalog ...`.
@@ -178,15 +284,15 @@ pub enum SnapshotCommand {
 /// `cairn services ...`.
 #[derive(Debug, Subcommand)]
 pub enum ServicesCommand {
-    /// Register the service definitions in FILE (TOML or JSON) with the local agent.
-    Register {
-        /// Service definition file.
-        file: PathBuf,
-    },
-    /// Deregister the service with this ID from the local agent.
+    /// Register a service from flags (`-name=web -port=80`) or definition files (TOML or JSON).
+    Register(services::RegisterArgs),
+    /// Deregister a service by `-id`, or those in definition files (or given by ID).
     Deregister {
-        /// Service ID.
+        /// ID of the service to deregister.
+        #[arg(long, default_value = "")]
         id: String,
+        /// Service definition files (or, cairn's older form, a service ID).
+        files: Vec<PathBuf>,
     },
 }
 
@@ -348,6 +454,18 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
 #[cfg(test)]
 mod tests {
     use super::table;
+
+    #[test]
+    fn the_consul_name_is_the_file_name() {
+        use super::invoked_as_consul;
+        assert!(invoked_as_consul("consul".as_ref()));
+        assert!(invoked_as_consul("/usr/bin/consul".as_ref()));
+        assert!(!invoked_as_consul("/usr/bin/cairn".as_ref()));
+        assert!(!invoked_as_consul("/opt/consul/bin/consul-1.8".as_ref()));
+        assert!(
+            super::version_text(true).starts_with(&format!("Consul v{}\n", crate::CONSUL_COMPAT_VERSION))
+        );
+    }
 
     #[test]
     fn table_aligns_columns() {

@@ -170,8 +170,8 @@ fn three_cairn_lock_processes_take_turns() {
     // Every session was destroyed and the lock released on exit.
     let (_, sessions) = agent.get("/v1/session/list").unwrap();
     assert_eq!(sessions, serde_json::json!([]));
-    let (_, entry) = agent.get("/v1/kv/election/.lock").unwrap();
-    assert!(entry[0].get("Session").is_none());
+    // Consul's lock protocol: the released key is deleted.
+    assert_eq!(agent.get("/v1/kv/election/.lock").unwrap().0, 404);
 }
 
 #[test]

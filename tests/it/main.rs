@@ -17,6 +17,9 @@
 //! - `anti_entropy`: the agent repairs catalog drift of its own services and checks, keeps
 //!   API registrations across restarts, and writes nothing while in sync.
 //! - `architecture`: invariants of ARCHITECTURE.md checked on the source tree.
+//! - `cli_verbs`: Consul's CLI verbs (`event`, `maint`, `force-leave`, `rtt`, `operator
+//!   autopilot`, `operator raft remove-peer`, `monitor`, `exec`) on the real binary, compared
+//!   with Consul 1.8.7's CLI against the same agent behind `CAIRN_CONSUL_BIN`.
 //! - `connect`: Connect's catalog side: proxy and gateway kinds, sidecars, the connect and
 //!   ingress endpoints and DNS names, compared with Consul 1.8.7.
 //! - `unix_socket`: HTTP over a Unix socket beside TCP (`addresses.http`, `unix_sockets`).
@@ -77,6 +80,7 @@ mod anti_entropy;
 mod api_parity;
 mod appliance;
 mod architecture;
+mod cli_verbs;
 mod client;
 mod cluster;
 mod cluster_membership;
