@@ -35,6 +35,7 @@ mod parse;
 mod resolve;
 mod rules;
 mod syntax;
+mod translate;
 
 #[cfg(test)]
 mod tests;
@@ -42,7 +43,7 @@ mod tests;
 #[allow(unused_imports)]
 pub(crate) use authorizer::{Authorizer, DefaultPolicy};
 #[allow(unused_imports)]
-pub(crate) use parse::{RulesError, parse_rules};
+pub(crate) use parse::{RulesError, parse_legacy_rules, parse_rules};
 #[allow(unused_imports)]
 pub(crate) use resolve::{AgentToken, AgentTokens, Disabled, ROOT_NAMES, Resolve, ResolveError};
 #[allow(unused_imports)]
@@ -50,6 +51,8 @@ pub(crate) use rules::{
     ANONYMOUS_TOKEN_ACCESSOR_ID, ANONYMOUS_TOKEN_SECRET, GLOBAL_MANAGEMENT_POLICY_ID,
     GLOBAL_MANAGEMENT_RULES, PolicyRules, SegmentRule, SegmentRules,
 };
+#[allow(unused_imports)]
+pub(crate) use translate::{TranslateError, translate_legacy_rules};
 
 /// A rule's disposition (Consul's `policy = "..."`). The derived order is the merge order:
 /// at one segment the greater wins (deny > write > list > read, spec §1.5 step 1).
@@ -175,8 +178,8 @@ impl Resource {
 /// Whether a segmented rule names one object or every name starting with its segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Match {
-    /// `key "a/b"`: exactly the name `a/b` (in 1.8's current syntax; the pre-1.4 meaning of
-    /// `key` as a prefix applies only to legacy tokens, which cairn does not model, spec §1.5.5).
+    /// `key "a/b"`: exactly the name `a/b` (in 1.8's current syntax; in a legacy token's rules
+    /// `key` is a prefix, spec §1.5.5, `parse_legacy_rules`).
     Exact,
     /// `key_prefix "a/"`: every name starting with `a/` as a raw string prefix (`""` is all).
     Prefix,

@@ -22,6 +22,7 @@
 
 mod acl;
 mod acl_fields;
+mod acl_legacy;
 mod acl_policy;
 mod acl_time;
 mod acl_token;
@@ -201,6 +202,7 @@ pub(crate) fn router(state: ApiState) -> Router {
             get(keyring::list).post(keyring::install).put(keyring::use_key).delete(keyring::remove),
         )
         .merge(acl::routes())
+        .merge(acl_legacy::routes())
         .merge(operator::routes())
         .merge(connect::routes())
         .merge(config_entry::routes());
