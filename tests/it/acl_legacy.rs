@@ -16,7 +16,8 @@ const MASTER: &str = "root";
 
 fn legacy_server(dir: &Path) -> Agent {
     let config = dir.join("acl.json");
-    let acl = serde_json::json!({"acl": {"enabled": true, "default_policy": "deny", "tokens": {"master": MASTER}}});
+    let acl =
+        serde_json::json!({"acl": {"enabled": true, "default_policy": "deny", "tokens": {"master": MASTER}}});
     std::fs::write(&config, acl.to_string()).unwrap();
     let agent = Agent::server(&dir.join("data"), &["--config-file", config.to_str().unwrap()]);
     eventually("the leader creates the master token", || {
@@ -26,9 +27,16 @@ fn legacy_server(dir: &Path) -> Agent {
 }
 
 /// A request with `X-Consul-Token` (none when empty): (status, headers, body).
-fn call(agent: &Agent, method: reqwest::Method, path: &str, token: &str, body: &str) -> (u16, reqwest::header::HeaderMap, String) {
+fn call(
+    agent: &Agent,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> (u16, reqwest::header::HeaderMap, String) {
     block(async {
-        let mut req = http_client().request(method, format!("http://{}{}", agent.http, path)).body(body.to_owned());
+        let mut req =
+            http_client().request(method, format!("http://{}{}", agent.http, path)).body(body.to_owned());
         if !token.is_empty() {
             req = req.header("X-Consul-Token", token);
         }
@@ -78,7 +86,10 @@ fn legacy_tokens_are_created_read_listed_cloned_and_destroyed_as_in_consul() {
     assert_eq!(keys.len(), 6, "{entry}");
     assert_eq!((entry["ID"].as_str(), entry["Name"].as_str()), (Some(id.as_str()), Some("API test")));
     assert_eq!((entry["Type"].as_str(), entry["Rules"].as_str()), (Some("client"), Some(rules)));
-    assert!(entry["CreateIndex"].as_u64() > Some(0) && entry["ModifyIndex"].as_u64() >= entry["CreateIndex"].as_u64());
+    assert!(
+        entry["CreateIndex"].as_u64() > Some(0)
+            && entry["ModifyIndex"].as_u64() >= entry["CreateIndex"].as_u64()
+    );
     assert_eq!(get(&agent, "/v1/acl/info/no-such-id", ""), (200, "[]".to_owned()));
     assert_eq!(get(&agent, "/v1/acl/info/", MASTER), (400, "Missing ACL".to_owned()));
 
@@ -104,12 +115,16 @@ fn legacy_tokens_are_created_read_listed_cloned_and_destroyed_as_in_consul() {
     assert!(ids.contains(&MASTER) && ids.contains(&id.as_str()), "{ids:?}");
     assert!(!ids.contains(&"anonymous"), "the anonymous token is not legacy: {ids:?}");
     let master = list.as_array().unwrap().iter().find(|e| e["ID"] == MASTER).unwrap();
-    assert_eq!((master["Name"].as_str(), master["Type"].as_str(), master["Rules"].as_str()), (Some("Master Token"), Some("management"), Some("")));
+    assert_eq!(
+        (master["Name"].as_str(), master["Type"].as_str(), master["Rules"].as_str()),
+        (Some("Master Token"), Some("management"), Some(""))
+    );
     assert_eq!(get(&agent, "/v1/acl/list", &id), (403, "Permission denied".to_owned()));
     assert_eq!(get(&agent, "/v1/acl/list", ""), (403, "Permission denied".to_owned()));
 
     // clone: same name, type and rules under a new ID, with the read meta.
-    let (status, headers, out) = call(&agent, reqwest::Method::PUT, &format!("/v1/acl/clone/{id}"), MASTER, "");
+    let (status, headers, out) =
+        call(&agent, reqwest::Method::PUT, &format!("/v1/acl/clone/{id}"), MASTER, "");
     assert_eq!(status, 200, "{out}");
     assert!(headers.contains_key("X-Consul-Index"));
     let clone = json(&out)["ID"].as_str().unwrap().to_owned();
@@ -121,7 +136,8 @@ fn legacy_tokens_are_created_read_listed_cloned_and_destroyed_as_in_consul() {
     let (status, out) = put(&agent, &format!("/v1/acl/clone/{id}"), &id, "");
     assert_eq!((status, out.as_str()), (403, "Permission denied"));
     // The master token clones as a legacy management token, which links global-management.
-    let root_clone = json(&put(&agent, "/v1/acl/clone/root", MASTER, "").1)["ID"].as_str().unwrap().to_owned();
+    let root_clone =
+        json(&put(&agent, "/v1/acl/clone/root", MASTER, "").1)["ID"].as_str().unwrap().to_owned();
     let copy = json(&get(&agent, "/v1/acl/token/self", &root_clone).1);
     assert_eq!(copy["Policies"][0]["Name"], "global-management");
 
@@ -141,7 +157,10 @@ fn legacy_writes_check_as_consul_does() {
     assert_eq!(bad(serde_json::json!({"Name": "x", "Type": "foo"})), (500, "Invalid ACL Type".to_owned()));
     let (status, out) = bad(serde_json::json!({"Rules": r#"key "" { policy = "nope" }"#}));
     assert_eq!(status, 500);
-    assert_eq!(out, r#"ACL rule compilation failed: Invalid key policy: &acl.KeyRule{Prefix:"", Policy:"nope", EnterpriseRule:acl.EnterpriseRule{}}"#);
+    assert_eq!(
+        out,
+        r#"ACL rule compilation failed: Invalid key policy: &acl.KeyRule{Prefix:"", Policy:"nope", EnterpriseRule:acl.EnterpriseRule{}}"#
+    );
     let (status, out) = put(&agent, "/v1/acl/create", MASTER, "garbage");
     assert_eq!(status, 400);
     assert!(out.starts_with("Request decode failed: "), "{out}");
@@ -152,7 +171,10 @@ fn legacy_writes_check_as_consul_does() {
     let info = json(&get(&agent, "/v1/acl/info/my-own-id", "").1);
     assert_eq!((info[0]["Name"].as_str(), info[0]["Type"].as_str()), (Some("mine2"), Some("client")));
     // update: needs an ID; may create; never touches a current token or a root name.
-    assert_eq!(put(&agent, "/v1/acl/update", MASTER, r#"{"Name":"x"}"#), (400, "ACL ID must be set".to_owned()));
+    assert_eq!(
+        put(&agent, "/v1/acl/update", MASTER, r#"{"Name":"x"}"#),
+        (400, "ACL ID must be set".to_owned())
+    );
     let (status, out) = put(&agent, "/v1/acl/update", MASTER, r#"{"ID":"brand-new","Name":"nn"}"#);
     assert_eq!((status, json(&out)["ID"].as_str()), (200, Some("brand-new")));
     let (status, out) = put(&agent, "/v1/acl/token", MASTER, r#"{"Description":"current"}"#);
@@ -175,7 +197,8 @@ fn legacy_rules_are_enforced_with_keys_as_prefixes() {
     let deny = create(&agent, serde_json::json!({"Name": "d", "Rules": r#"key "" { policy = "deny" }"#}));
     let read = create(&agent, serde_json::json!({"Name": "r", "Rules": r#"key "foo" { policy = "read" }"#}));
     let none = create(&agent, serde_json::json!({"Name": "n"}));
-    let acl_write = create(&agent, serde_json::json!({"Name": "w", "Rules": "acl = \"write\"\noperator = \"read\""}));
+    let acl_write =
+        create(&agent, serde_json::json!({"Name": "w", "Rules": "acl = \"write\"\noperator = \"read\""}));
     assert_eq!(get(&agent, "/v1/kv/foobar?raw", &deny).0, 403);
     assert_eq!(get(&agent, "/v1/kv/foobar?raw", &read), (200, "hi".to_owned()));
     assert_eq!(get(&agent, "/v1/kv/fo?raw", &read).0, 403, "legacy key \"foo\" is a prefix, not more");
@@ -198,27 +221,48 @@ fn legacy_rules_are_enforced_with_keys_as_prefixes() {
 fn rules_translate_over_http_and_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let agent = legacy_server(dir.path());
-    let translate = |token: &str, body: &str| call(&agent, reqwest::Method::POST, "/v1/acl/rules/translate", token, body);
-    let (status, headers, out) = translate(MASTER, "# c\nkey \"\" {\n   policy = \"read\"\n}\nservice \"web\" { policy = \"write\" }");
+    let translate =
+        |token: &str, body: &str| call(&agent, reqwest::Method::POST, "/v1/acl/rules/translate", token, body);
+    let (status, headers, out) =
+        translate(MASTER, "# c\nkey \"\" {\n   policy = \"read\"\n}\nservice \"web\" { policy = \"write\" }");
     assert_eq!(status, 200, "{out}");
     assert_eq!(headers["Content-Type"], "text/plain; charset=utf-8");
-    assert_eq!(out, "# c\nkey_prefix \"\" {\n  policy = \"read\"\n}\n\nservice_prefix \"web\" {\n  policy = \"write\"\n}");
+    assert_eq!(
+        out,
+        "# c\nkey_prefix \"\" {\n  policy = \"read\"\n}\n\nservice_prefix \"web\" {\n  policy = \"write\"\n}"
+    );
     let (status, _, out) = translate(MASTER, "key \"\" {");
-    assert_eq!((status, out.as_str()), (400, "Bad request: Failed to parse rules: At 1:10: object expected closing RBRACE got: EOF"));
+    assert_eq!(
+        (status, out.as_str()),
+        (400, "Bad request: Failed to parse rules: At 1:10: object expected closing RBRACE got: EOF")
+    );
     assert_eq!(translate("", "key \"a\" {}").0, 403);
 
-    let id = create(&agent, serde_json::json!({"Name": "t", "Rules": "key \"\" { policy = \"read\" }\nacl = \"read\""}));
+    let id = create(
+        &agent,
+        serde_json::json!({"Name": "t", "Rules": "key \"\" { policy = \"read\" }\nacl = \"read\""}),
+    );
     let accessor = json(&get(&agent, "/v1/acl/token/self", &id).1)["AccessorID"].as_str().unwrap().to_owned();
-    assert_eq!(get(&agent, &format!("/v1/acl/rules/translate/{accessor}"), MASTER), (200, "key_prefix \"\" {\n  policy = \"read\"\n}\n\nacl = \"read\"".to_owned()));
+    assert_eq!(
+        get(&agent, &format!("/v1/acl/rules/translate/{accessor}"), MASTER),
+        (200, "key_prefix \"\" {\n  policy = \"read\"\n}\n\nacl = \"read\"".to_owned())
+    );
     assert_eq!(get(&agent, &format!("/v1/acl/rules/translate/{accessor}"), &id).0, 403);
     let (status, out) = get(&agent, "/v1/acl/rules/translate/nonexist", MASTER);
-    assert_eq!((status, out.as_str()), (500, "failed acl token lookup: index error: UUID must be 36 characters"));
+    assert_eq!(
+        (status, out.as_str()),
+        (500, "failed acl token lookup: index error: UUID must be 36 characters")
+    );
     let (status, out) = get(&agent, "/v1/acl/rules/translate/12345678-1234-1234-1234-123456789012", MASTER);
     assert_eq!((status, out.as_str()), (403, "ACL not found"));
-    let master_accessor = json(&get(&agent, "/v1/acl/token/self", MASTER).1)["AccessorID"].as_str().unwrap().to_owned();
+    let master_accessor =
+        json(&get(&agent, "/v1/acl/token/self", MASTER).1)["AccessorID"].as_str().unwrap().to_owned();
     let (status, out) = get(&agent, &format!("/v1/acl/rules/translate/{master_accessor}"), MASTER);
     assert_eq!((status, out.as_str()), (500, "The specified token does not have any rules set"));
-    assert_eq!(get(&agent, "/v1/acl/rules/translate/", MASTER), (400, "Bad request: Missing token ID".to_owned()));
+    assert_eq!(
+        get(&agent, "/v1/acl/rules/translate/", MASTER),
+        (400, "Bad request: Missing token ID".to_owned())
+    );
 
     // The CLI: raw rules need no agent; token rules come from it.
     let cli = |args: &[&str]| {
@@ -228,19 +272,32 @@ fn rules_translate_over_http_and_the_cli() {
             .env("CONSUL_HTTP_TOKEN", MASTER)
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let raw = cli(&["acl", "translate-rules", "node \"n\" { policy = \"write\" }"]);
     assert_eq!(raw, (Some(0), "node_prefix \"n\" {\n  policy = \"write\"\n}\n".to_owned(), String::new()));
     let by_accessor = cli(&["acl", "translate-rules", "-token-accessor", &accessor[..8]]);
-    assert_eq!((by_accessor.0, by_accessor.1.as_str()), (Some(0), "key_prefix \"\" {\n  policy = \"read\"\n}\n\nacl = \"read\"\n"));
+    assert_eq!(
+        (by_accessor.0, by_accessor.1.as_str()),
+        (Some(0), "key_prefix \"\" {\n  policy = \"read\"\n}\n\nacl = \"read\"\n")
+    );
     let by_secret = cli(&["acl", "translate-rules", "-token-secret", &id]);
     assert_eq!(by_secret.1, by_accessor.1);
     let broken = cli(&["acl", "translate-rules", "key \"\" {"]);
     assert_eq!(broken.0, Some(1));
-    assert_eq!(broken.2.trim_end(), "Error translating rules: Failed to parse rules: At 1:10: object expected closing RBRACE got: EOF");
+    assert_eq!(
+        broken.2.trim_end(),
+        "Error translating rules: Failed to parse rules: At 1:10: object expected closing RBRACE got: EOF"
+    );
     assert_eq!(cli(&["acl", "translate-rules"]).2.trim_end(), "Error! Missing TRANSLATE argument");
-    assert_eq!(cli(&["acl", "translate-rules", "a", "b"]).2.trim_end(), "Error! Too many arguments: expected 1 got 2");
+    assert_eq!(
+        cli(&["acl", "translate-rules", "a", "b"]).2.trim_end(),
+        "Error! Too many arguments: expected 1 got 2"
+    );
     let both = cli(&["acl", "translate-rules", "-token-secret", "-token-accessor", "x"]);
     assert_eq!(both.2.trim_end(), "Error - cannot specify both -token-secret and -token-accessor");
     let master = cli(&["acl", "translate-rules", "-token-accessor", &master_accessor]);

@@ -90,7 +90,11 @@ proptest! {
         blank in prop::collection::vec(any::<bool>(), 8),
     ) {
         let text: String = lines.iter().zip(&blank).map(|(l, b)| if *b { format!("{l}\n\n") } else { format!("{l}\n") }).collect();
-        let legacy = parse_legacy_rules(&text).expect("generated legacy rules parse");
+        // `operator` or `keyring` twice: HCL 2 (which cairn reads rules with) refuses a
+        // repeated attribute, HCL 1 kept the last; such texts are not this test's subject.
+        let legacy = parse_legacy_rules(&text);
+        prop_assume!(legacy.is_ok());
+        let legacy = legacy.expect("checked");
         let out = translate(&text).expect("generated legacy rules translate");
         let current = parse_rules(&out).unwrap_or_else(|e| panic!("{out:?} does not parse: {e}"));
         for r in Resource::ALL {
@@ -99,8 +103,12 @@ proptest! {
         for u in [Unsegmented::Keyring, Unsegmented::Operator] {
             prop_assert_eq!(legacy.unsegmented(u), current.unsegmented(u));
         }
-        // Translating again changes nothing: the output has no legacy kinds left.
-        prop_assert_eq!(translate(&out).expect("output translates"), out);
+        // No legacy kind is left: translating again keeps the meaning (not the layout: a
+        // comment after a block's `}` becomes standalone, in HCL 1 too).
+        let again = parse_rules(&translate(&out).expect("output translates")).expect("parses");
+        for r in Resource::ALL {
+            prop_assert_eq!(again.segment_rules(r), current.segment_rules(r));
+        }
     }
 
     #[test]
