@@ -11,7 +11,9 @@
 //! Stages, one file each: `syntax` (HCL or JSON text -> one document tree), `layout` (Consul's
 //! HCL 1 one-line forms laid out for HCL 2), `parse` (tree -> `PolicyRules`, with Consul's
 //! error texts), `rules` (the per-policy model and the
-//! built-in rule sets), `authorizer` (the compiled, merged lookup tables).
+//! built-in rule sets), `authorizer` (the compiled, merged lookup tables). Beside them,
+//! `translate` turns a legacy (pre-1.4) token's rules into the current syntax as Consul's
+//! HCL 1 printer prints them, and `parse_legacy_rules` reads them the legacy way.
 //!
 //! Invariants:
 //! - A rule set is validated before it exists: a `PolicyRules` never holds `list` outside
