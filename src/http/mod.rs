@@ -202,7 +202,6 @@ pub(crate) fn router(state: ApiState) -> Router {
             get(keyring::list).post(keyring::install).put(keyring::use_key).delete(keyring::remove),
         )
         .merge(acl::routes())
-        .merge(acl_legacy::routes())
         .merge(operator::routes())
         .merge(connect::routes())
         .merge(config_entry::routes());
