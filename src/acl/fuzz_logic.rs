@@ -1,5 +1,6 @@
 //! FUZZING ENTRY: arbitrary bytes as a policy's Rules text (rules arrive over HTTP, in
-//! `PUT /v1/acl/policy`), and the reference evaluator the authorizer is checked against.
+//! `PUT /v1/acl/policy`), and the reference evaluator the authorizer is checked against;
+//! arbitrary bytes as legacy rules to translate (`POST /v1/acl/rules/translate`).
 //!
 //! Input: bytes (read as UTF-8, invalid sequences replaced). Output: nothing; it panics only
 //! when an invariant breaks. A panic inside the parser is the other finding.
@@ -15,7 +16,8 @@
 //! `tests/fuzz/` and by the proptests in `acl/tests.rs`.
 
 use super::{
-    Access, Authorizer, DefaultPolicy, Match, Need, PolicyRules, Resource, Unsegmented, parse_rules,
+    Access, Authorizer, DefaultPolicy, Match, Need, PolicyRules, Resource, Unsegmented, parse_legacy_rules,
+    parse_rules, translate_legacy_rules,
 };
 
 /// Parses `data` as rules and, when it parses, checks the authorizer against the reference.
@@ -42,6 +44,27 @@ pub fn rules_text(data: &[u8]) {
     }
     for default in [DefaultPolicy::Allow, DefaultPolicy::Deny] {
         assert_agrees(&policies, default, &names);
+    }
+}
+
+/// Translates `data` as legacy rules (`POST /v1/acl/rules/translate`); when it also parses as
+/// legacy rules in the current syntax's HCL reading (`parse_legacy_rules`) and its translation
+/// parses, the two must grant the same on every segmented resource, keyring and operator.
+/// (A translation may fail to parse where HCL 1 and HCL 2 disagree on a text; that is not a
+/// finding, a panic or a changed meaning is.)
+pub fn translate_text(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let Ok(out) = translate_legacy_rules(&text) else {
+        return;
+    };
+    let (Ok(legacy), Ok(current)) = (parse_legacy_rules(&text), parse_rules(&out)) else {
+        return;
+    };
+    for r in Resource::ALL {
+        assert_eq!(legacy.segment_rules(r), current.segment_rules(r), "{r:?}: {text:?} -> {out:?}");
+    }
+    for u in [Unsegmented::Keyring, Unsegmented::Operator] {
+        assert_eq!(legacy.unsegmented(u), current.unsegmented(u), "{text:?} -> {out:?}");
     }
 }
 

@@ -11,7 +11,9 @@
 //! Stages, one file each: `syntax` (HCL or JSON text -> one document tree), `layout` (Consul's
 //! HCL 1 one-line forms laid out for HCL 2), `parse` (tree -> `PolicyRules`, with Consul's
 //! error texts), `rules` (the per-policy model and the
-//! built-in rule sets), `authorizer` (the compiled, merged lookup tables).
+//! built-in rule sets), `authorizer` (the compiled, merged lookup tables). Beside them,
+//! `translate` turns a legacy (pre-1.4) token's rules into the current syntax as Consul's
+//! HCL 1 printer prints them, and `parse_legacy_rules` reads them the legacy way.
 //!
 //! Invariants:
 //! - A rule set is validated before it exists: a `PolicyRules` never holds `list` outside
@@ -35,6 +37,7 @@ mod parse;
 mod resolve;
 mod rules;
 mod syntax;
+mod translate;
 
 #[cfg(test)]
 mod tests;
@@ -42,7 +45,7 @@ mod tests;
 #[allow(unused_imports)]
 pub(crate) use authorizer::{Authorizer, DefaultPolicy};
 #[allow(unused_imports)]
-pub(crate) use parse::{RulesError, parse_rules};
+pub(crate) use parse::{RulesError, parse_legacy_rules, parse_rules};
 #[allow(unused_imports)]
 pub(crate) use resolve::{AgentToken, AgentTokens, Disabled, ROOT_NAMES, Resolve, ResolveError};
 #[allow(unused_imports)]
@@ -50,6 +53,8 @@ pub(crate) use rules::{
     ANONYMOUS_TOKEN_ACCESSOR_ID, ANONYMOUS_TOKEN_SECRET, GLOBAL_MANAGEMENT_POLICY_ID,
     GLOBAL_MANAGEMENT_RULES, PolicyRules, SegmentRule, SegmentRules,
 };
+#[allow(unused_imports)]
+pub(crate) use translate::{TranslateError, translate_legacy_rules};
 
 /// A rule's disposition (Consul's `policy = "..."`). The derived order is the merge order:
 /// at one segment the greater wins (deny > write > list > read, spec §1.5 step 1).
@@ -175,8 +180,8 @@ impl Resource {
 /// Whether a segmented rule names one object or every name starting with its segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Match {
-    /// `key "a/b"`: exactly the name `a/b` (in 1.8's current syntax; the pre-1.4 meaning of
-    /// `key` as a prefix applies only to legacy tokens, which cairn does not model, spec §1.5.5).
+    /// `key "a/b"`: exactly the name `a/b` (in 1.8's current syntax; in a legacy token's rules
+    /// `key` is a prefix, spec §1.5.5, `parse_legacy_rules`).
     Exact,
     /// `key_prefix "a/"`: every name starting with `a/` as a raw string prefix (`""` is all).
     Prefix,

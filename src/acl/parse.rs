@@ -49,9 +49,28 @@ pub(crate) enum RulesError {
 /// Parses and validates one policy's Rules text (HCL or JSON).
 pub(crate) fn parse_rules(text: &str) -> Result<PolicyRules, RulesError> {
     let entries = document(text).map_err(RulesError::Syntax)?;
-    let raw = RawRules::collect(&entries)?;
+    let raw = RawRules::collect(&entries, Syntax::Current)?;
     raw.validate()?;
-    Ok(raw.into_rules())
+    Ok(raw.into_rules(Syntax::Current))
+}
+
+/// Parses and validates a legacy (pre-1.4) token's Rules text, Consul 1.8's `parseLegacy`
+/// [live on 1.8.7]: only the exact kinds exist (`key "a"`), each a prefix rule (so `key "a"`
+/// is `key_prefix "a"`); the `_prefix` kinds are unknown and ignored; `acl` is validated but
+/// grants nothing (a legacy `acl = "write"` token cannot create tokens); `keyring` and
+/// `operator` count as in the current syntax. Errors are the current syntax's texts.
+pub(crate) fn parse_legacy_rules(text: &str) -> Result<PolicyRules, RulesError> {
+    let entries = document(text).map_err(RulesError::Syntax)?;
+    let raw = RawRules::collect(&entries, Syntax::Legacy)?;
+    raw.validate()?;
+    Ok(raw.into_rules(Syntax::Legacy))
+}
+
+/// Which rules language a text is read in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Syntax {
+    Current,
+    Legacy,
 }
 
 /// A segmented rule as written, before validation.
@@ -98,11 +117,14 @@ fn kind_name(resource: Resource, kind: Match) -> &'static str {
 }
 
 impl RawRules {
-    fn collect(entries: &[(String, Node)]) -> Result<Self, RulesError> {
+    fn collect(entries: &[(String, Node)], lang: Syntax) -> Result<Self, RulesError> {
         let mut raw = Self::default();
         for (name, node) in entries {
             match kind_of(name) {
                 None => raw.ignored.push(name.clone()),
+                Some(Kind::Segmented(_, Match::Prefix)) if lang == Syntax::Legacy => {
+                    raw.ignored.push(name.clone());
+                }
                 Some(Kind::Unsegmented(u)) => match node {
                     Node::Text(s) => raw.unsegmented[u.index()].clone_from(s),
                     other => {
@@ -139,17 +161,22 @@ impl RawRules {
     }
 
     /// The model; call after `validate` (an invalid disposition is dropped here, never kept).
-    fn into_rules(self) -> PolicyRules {
+    fn into_rules(self, lang: Syntax) -> PolicyRules {
         let mut rules = PolicyRules::default();
         for u in Unsegmented::ALL {
+            if lang == Syntax::Legacy && u == Unsegmented::Acl {
+                continue;
+            }
             rules.set(u, Access::from_rule_text(&self.unsegmented[u.index()], false));
         }
         for r in Resource::ALL {
             for m in [Match::Exact, Match::Prefix] {
+                // A legacy exact rule is a prefix rule (there are no legacy prefix rules).
+                let stored = if lang == Syntax::Legacy { Match::Prefix } else { m };
                 for raw in &self.segmented[r.index()][m as usize] {
                     if let Some(access) = Access::from_rule_text(&raw.policy, r == Resource::Key) {
                         let intentions = Access::from_rule_text(&raw.intentions, false);
-                        rules.add(r, m, &raw.segment, SegmentRule { access, intentions });
+                        rules.add(r, stored, &raw.segment, SegmentRule { access, intentions });
                     }
                 }
             }

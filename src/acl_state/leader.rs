@@ -69,7 +69,7 @@ fn due(consensus: &Consensus, master: Option<&str>) -> Vec<AclCommand> {
     out
 }
 
-/// A new token linked to `global-management`, with a fresh AccessorID.
+/// A new token linked to `global-management`, with a fresh AccessorID (legacy type management).
 pub(crate) fn management_token(secret: String, description: &str, now_ms: u64) -> AclToken {
     AclToken {
         accessor_id: uuid::Uuid::new_v4().to_string(),
@@ -87,5 +87,9 @@ pub(crate) fn management_token(secret: String, description: &str, now_ms: u64) -
         create_time_ms: now_ms,
         create_index: 0,
         modify_index: 0,
+        // Consul marks the master and bootstrap tokens legacy `management` so that the legacy
+        // API still lists them (`GET /v1/acl/list` shows the master token) [live on 1.8.7].
+        legacy_type: crate::catalog::acl::LEGACY_MANAGEMENT.into(),
+        rules: String::new(),
     }
 }

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use crate::acl::{
     ANONYMOUS_TOKEN_SECRET, AgentToken, AgentTokens, Authorizer, DefaultPolicy, PolicyRules, ROOT_NAMES,
-    Resolve, ResolveError, parse_rules,
+    Resolve, ResolveError, parse_legacy_rules, parse_rules,
 };
 use crate::catalog::CatalogState;
 use crate::catalog::acl::{AclLink, AclState, AclToken, NodeIdentity, ServiceIdentity};
@@ -306,6 +306,16 @@ pub(crate) fn compile(
     let mut rules: Vec<PolicyRules> = Vec::new();
     add_policies(acl, &token.policies, dc, &mut rules);
     add_identities(&token.service_identities, &token.node_identities, dc, &mut rules);
+    // A legacy token's own rules (Consul's `EmbeddedPolicy`); they were checked before the
+    // token was proposed, so one that no longer parses grants nothing.
+    if !token.rules.is_empty() {
+        match parse_legacy_rules(&token.rules) {
+            Ok(r) => rules.push(r),
+            Err(e) => {
+                tracing::warn!(token = %token.accessor_id, error = %e, "stored legacy rules do not parse; ignored")
+            }
+        }
+    }
     for link in &token.roles {
         if let Some(role) = acl.role(&link.id) {
             add_policies(acl, &role.policies, dc, &mut rules);

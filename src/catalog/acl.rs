@@ -72,7 +72,21 @@ pub struct AclToken {
     pub create_time_ms: u64,
     pub create_index: u64,
     pub modify_index: u64,
+    /// A legacy (pre-1.4) token's `Type`: `client` or `management`; empty for a current
+    /// token. Consul keeps it on the tokens the legacy API and the leader made (the master and
+    /// bootstrap tokens are `management`), and `/v1/acl/list` shows only tokens that have one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub legacy_type: String,
+    /// A legacy token's rules, in the legacy syntax (`key "a"` is a prefix); they add to what
+    /// its policies grant (`acl::parse_legacy_rules`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rules: String,
 }
+
+/// A legacy token's `Type` values.
+pub(crate) const LEGACY_CLIENT: &str = "client";
+/// A legacy management token's `Type`.
+pub(crate) const LEGACY_MANAGEMENT: &str = "management";
 
 impl std::fmt::Debug for AclToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -86,6 +100,7 @@ impl std::fmt::Debug for AclToken {
             .field("expiration_time_ms", &self.expiration_time_ms)
             .field("create_index", &self.create_index)
             .field("modify_index", &self.modify_index)
+            .field("legacy_type", &self.legacy_type)
             .finish_non_exhaustive()
     }
 }
@@ -94,6 +109,18 @@ impl AclToken {
     /// Whether the token has expired at `now_ms` (expired tokens are invisible at once).
     pub(crate) fn expired(&self, now_ms: u64) -> bool {
         self.expiration_time_ms.is_some_and(|t| t <= now_ms)
+    }
+
+    /// Whether the legacy API may not change it (Consul's `UsesNonLegacyFields`): it has no
+    /// legacy type, or links, identities or an expiration (a legacy management token links
+    /// `global-management` once made, so it counts too) [live on 1.8.7].
+    pub(crate) fn uses_current_fields(&self) -> bool {
+        self.legacy_type.is_empty()
+            || !self.policies.is_empty()
+            || !self.roles.is_empty()
+            || !self.service_identities.is_empty()
+            || !self.node_identities.is_empty()
+            || self.expiration_time_ms.is_some()
     }
 }
 
@@ -320,6 +347,8 @@ pub(crate) fn anonymous_token(index: u64, now_ms: u64) -> AclToken {
         create_time_ms: now_ms,
         create_index: index,
         modify_index: index,
+        legacy_type: String::new(),
+        rules: String::new(),
     }
 }
 
@@ -375,8 +404,24 @@ pub(crate) fn token_content_errors(t: &AclToken) -> Result<(), String> {
             "Invalid Token: UUIDs with the prefix \"00000000-0000-0000-0000-0000000000\" are reserved".into(),
         );
     }
-    if t.accessor_id != ANONYMOUS_TOKEN_ACCESSOR_ID && !super::is_uuid(&t.secret_id) {
+    // A legacy token's secret is its legacy ID, which may be any text (`PUT /v1/acl/create`
+    // with `"ID": "my-own-id"` is 200 [live on 1.8.7]).
+    if t.accessor_id != ANONYMOUS_TOKEN_ACCESSOR_ID
+        && t.legacy_type.is_empty()
+        && !super::is_uuid(&t.secret_id)
+    {
         return Err("Invalid Token: SecretID is not a UUID".into());
+    }
+    if t.secret_id.is_empty() {
+        return Err("Invalid Token: SecretID is not a UUID".into());
+    }
+    match t.legacy_type.as_str() {
+        "" if !t.rules.is_empty() => return Err("Rules cannot be specified for this token".into()),
+        "" | LEGACY_CLIENT | LEGACY_MANAGEMENT => {}
+        _ => return Err("Invalid ACL Type".into()),
+    }
+    if let Err(e) = crate::acl::parse_legacy_rules(&t.rules) {
+        return Err(format!("ACL rule compilation failed: {e}"));
     }
     if let Some(exp) = t.expiration_time_ms {
         let ahead = exp.saturating_sub(t.create_time_ms);

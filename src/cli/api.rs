@@ -295,6 +295,13 @@ impl Api {
         Self::from_args(&HttpArgs::default())
     }
 
+    /// This client with `token` as its `X-Consul-Token` instead.
+    pub fn with_token(&self, token: &str) -> Result<Self, ApiError> {
+        let mut value = reqwest::header::HeaderValue::from_str(token).map_err(|_| ApiError::TokenValue)?;
+        value.set_sensitive(true);
+        Ok(Self { token: Some(value), ..self.clone() })
+    }
+
     /// The base URL, e.g. `http://127.0.0.1:8500`.
     pub fn base(&self) -> &str {
         &self.base

@@ -389,7 +389,7 @@ pub(crate) fn content_hash(parts: &[&str], modify_index: u64) -> String {
     STANDARD.encode(h.finalize())
 }
 
-/// The `/v1/acl/*` routes.
+/// The `/v1/acl/*` routes (the legacy ones too, `acl_legacy`).
 pub(crate) fn routes() -> Router<ApiState> {
     use super::acl_policy::{self as p, Policies, Roles};
     use super::acl_token::{self as t, Tokens};
@@ -418,6 +418,7 @@ pub(crate) fn routes() -> Router<ApiState> {
         .route("/v1/acl/roles", get(p::list::<Roles>))
         .route("/v1/acl/replication", get(replication))
         .route("/v1/agent/token/{name}", put(t::agent_token))
+        .merge(super::acl_legacy::routes())
 }
 
 /// A route whose path ends where the ID or name should be: GET and DELETE answer Consul's

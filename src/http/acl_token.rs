@@ -39,6 +39,9 @@ struct TokenOut {
     service_identities: Vec<ServiceIdentityOut>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     node_identities: Vec<NodeIdentityOut>,
+    /// A legacy token's rules (full reads only; a list stub says `Legacy` instead).
+    #[serde(skip_serializing_if = "str::is_empty")]
+    rules: String,
     local: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     expiration_time: Option<String>,
@@ -46,6 +49,9 @@ struct TokenOut {
     hash: String,
     create_index: u64,
     modify_index: u64,
+    /// List stubs: whether the token has legacy rules [live on 1.8.7].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    legacy: bool,
 }
 
 /// How a token's SecretID is shown.
@@ -68,20 +74,35 @@ fn token_out(acl: &AclState, t: &AclToken, secret: Secret) -> TokenOut {
             Secret::Omitted => None,
         },
         description: t.description.clone(),
-        hash: content_hash(
-            &[&t.description, &ids.join(","), if t.local { "local" } else { "" }],
-            t.modify_index,
-        ),
+        hash: token_hash(t, &ids),
+        rules: if secret == Secret::Omitted { String::new() } else { t.rules.clone() },
+        legacy: secret == Secret::Omitted && !t.rules.is_empty(),
         policies,
         roles: role_links_out(acl, &t.roles),
         service_identities,
         node_identities,
         local: t.local,
         expiration_time: t.expiration_time_ms.map(super::acl_time::rfc3339),
-        create_time: super::acl_time::rfc3339(t.create_time_ms),
+        // A legacy token made through the legacy API has no CreateTime: Go's zero time.
+        create_time: if t.create_time_ms == 0 {
+            "0001-01-01T00:00:00Z".to_owned()
+        } else {
+            super::acl_time::rfc3339(t.create_time_ms)
+        },
         create_index: t.create_index,
         modify_index: t.modify_index,
     }
+}
+
+/// The token's content hash (its rules count only when it has some, so the hashes of
+/// current tokens are those of before legacy tokens existed).
+fn token_hash(t: &AclToken, policy_ids: &[&str]) -> String {
+    let joined = policy_ids.join(",");
+    let mut parts = vec![t.description.as_str(), joined.as_str(), if t.local { "local" } else { "" }];
+    if !t.rules.is_empty() {
+        parts.push(&t.rules);
+    }
+    content_hash(&parts, t.modify_index)
 }
 
 /// The token JSON as a map (bootstrap adds the legacy `ID`).
@@ -208,6 +229,8 @@ fn token_from(body: TokenIn, accessor: Option<&str>, now_ms: u64) -> Result<AclT
         create_time_ms: now_ms,
         create_index: 0,
         modify_index: 0,
+        legacy_type: String::new(),
+        rules: String::new(),
     })
 }
 

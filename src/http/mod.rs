@@ -22,6 +22,7 @@
 
 mod acl;
 mod acl_fields;
+mod acl_legacy;
 mod acl_policy;
 mod acl_time;
 mod acl_token;

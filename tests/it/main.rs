@@ -4,6 +4,8 @@
 //! - `acl`: ACLs on a real agent: bootstrap, policies, tokens, Consul's codes, persistence.
 //! - `acl_cli`: `cairn acl …` and the CLI's token (flags, variables, token file) against an
 //!   agent with default deny, in Consul 1.8.7's words.
+//! - `acl_legacy`: the legacy ACL API (`/v1/acl/create` … `/v1/acl/list`), legacy tokens
+//!   enforced with their rules, and the rules translation (HTTP and `cairn acl translate-rules`).
 //! - `acl_client`: a server and client agents with default deny: forwarded writes carry the
 //!   caller's or agent's token and the server enforces it; down_policy after the server dies.
 //! - `acl_enforce`: ACL enforcement with default deny and real tokens, compared with Consul
@@ -75,6 +77,7 @@ mod acl;
 mod acl_cli;
 mod acl_client;
 mod acl_enforce;
+mod acl_legacy;
 mod agent_api;
 mod anti_entropy;
 mod api_parity;

@@ -149,6 +149,11 @@ fn token_set(acl: &mut AclState, index: u64, given: &AclToken, update: bool) -> 
             }
             t.create_time_ms = old.create_time_ms;
             t.create_index = old.create_index;
+            // An update through the current API keeps a legacy token's type and rules.
+            if t.legacy_type.is_empty() {
+                t.legacy_type.clone_from(&old.legacy_type);
+                t.rules.clone_from(&old.rules);
+            }
         }
     }
     t.modify_index = index;

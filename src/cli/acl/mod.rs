@@ -11,13 +11,14 @@
 //! flag, a prefix or a name does not resolve.
 //!
 //! Not carried over: `-namespace` (Enterprise), and the pre-1.4 legacy-token flags
-//! (`policy create -from-token`, `token update -upgrade-legacy`): cairn has no legacy tokens.
+//! (`policy create -from-token`, `token update -upgrade-legacy`); `translate-rules` is here.
 
 pub mod format;
 pub mod lookup;
 pub mod policy;
 pub mod role;
 pub mod token;
+pub mod translate;
 pub mod wire;
 
 use std::fmt::Display;
@@ -44,6 +45,8 @@ pub enum AclCommand {
     /// Create, list, read, update and delete roles.
     #[command(subcommand)]
     Role(role::RoleCommand),
+    /// Translate legacy rules (or a legacy token's) into the current syntax.
+    TranslateRules(translate::TranslateArgs),
 }
 
 /// `-format` alone.
@@ -234,6 +237,7 @@ pub async fn run(api: &Api, cmd: AclCommand) -> Result<String, AclCliError> {
         AclCommand::Token(cmd) => token::run(api, cmd).await,
         AclCommand::Policy(cmd) => policy::run(api, cmd).await,
         AclCommand::Role(cmd) => role::run(api, cmd).await,
+        AclCommand::TranslateRules(args) => translate::run(api, &args).await,
     }
 }
 
