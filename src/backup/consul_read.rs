@@ -282,6 +282,8 @@ fn token(t: &Value) -> AclToken {
         create_time_ms: t.get("CreateTime").and_then(ms_from_go_time).unwrap_or_default(),
         create_index: 0,
         modify_index: 0,
+        legacy_type: text(t, "Type"),
+        rules: text(t, "Rules"),
     }
 }
 
@@ -463,13 +465,8 @@ pub(crate) fn import(state: &[u8], at: u64, dc: &str) -> Result<Import, StateErr
             record::INDEX if text(&v, "Key") == "acl-token-bootstrap" => d.acl.bootstrap_index = Some(at),
             // The other index entries are Consul's table indexes: the restore sets cairn's.
             record::INDEX => {}
-            record::ACL_TOKEN => {
-                if !text(&v, "Rules").is_empty() {
-                    // A legacy token's own rules: cairn has only policies; the token is kept.
-                    skip("legacy ACL token rules".into());
-                }
-                d.acl.tokens.push(token(&v));
-            }
+            // A legacy token keeps its type and its own rules, enforced as Consul's legacy API does.
+            record::ACL_TOKEN => d.acl.tokens.push(token(&v)),
             record::ACL_POLICY => d.acl.policies.push(AclPolicy {
                 id: text(&v, "ID"),
                 name: text(&v, "Name"),

@@ -128,6 +128,8 @@ fn rich() -> CatalogDump {
         create_time_ms: 1_796_685_400_851,
         create_index: 0,
         modify_index: 0,
+        legacy_type: String::new(),
+        rules: String::new(),
     });
     d.acl.bootstrap_index = Some(0);
     d.operator.autopilot = Some(AutopilotConfig::defaults(true));
@@ -234,7 +236,7 @@ proptest::proptest! {
 }
 
 #[test]
-fn a_legacy_management_token_keeps_management_and_legacy_rules_are_counted() {
+fn legacy_tokens_keep_their_type_and_rules_and_management_links_global_management() {
     let mut state = Vec::new();
     let s = |x: &str| Value::str(x);
     crate::codec::msgpack::write(&mut state, &Value::Map(vec![(s("LastIndex"), Value::Uint(9))]));
@@ -261,5 +263,10 @@ fn a_legacy_management_token_keeps_management_and_legacy_rules_are_counted() {
         }]
     );
     assert!(tokens[1].policies.is_empty());
-    assert_eq!(got.skipped.get("legacy ACL token rules"), Some(&1));
+    assert_eq!((tokens[0].legacy_type.as_str(), tokens[0].rules.as_str()), ("management", ""));
+    assert_eq!(
+        (tokens[1].legacy_type.as_str(), tokens[1].rules.as_str()),
+        ("client", "key \"\" { policy = \"read\" }")
+    );
+    assert!(got.skipped.is_empty(), "{:?}", got.skipped);
 }

@@ -318,6 +318,8 @@ fn acl(out: &mut Vec<u8>, dump: &CatalogDump) {
             ("Roles", links(&t.roles)),
             ("ServiceIdentities", service_identities(&t.service_identities)),
             ("NodeIdentities", node_identities(&t.node_identities)),
+            ("Type", s(&t.legacy_type)),
+            ("Rules", s(&t.rules)),
             ("Local", b(t.local)),
             ("ExpirationTime", t.expiration_time_ms.map_or(Value::Nil, go_time_from_ms)),
             ("ExpirationTTL", u(0)),
