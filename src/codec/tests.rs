@@ -225,14 +225,15 @@ fn node_meta_text_is_pinned_and_round_trips() {
         text,
         concat!(
             r#"{"role":"server","dc":"dc1","raft_addr":"10.0.0.1:8300","raft_id":1,"version":"0.1.0","#,
-            r#""leaving":false,"node_id":"11111111-2222-3333-4444-555555555555"}"#
+            r#""leaving":false,"node_id":"11111111-2222-3333-4444-555555555555","wan_join_port":8302}"#
         )
     );
     assert_eq!(decode_node_meta::<NodeMeta>(text.as_bytes()).expect("decodes"), node_meta());
-    // The meta of an agent from before `node_id` still decodes (the field defaults to empty).
+    // The meta of an agent from before `node_id` and `wan_join_port` still decodes (the fields
+    // default to empty and 0: no WAN pool to flood-join).
     let old = r#"{"role":"server","dc":"dc1","raft_addr":"10.0.0.1:8300","raft_id":1,"version":"0.1.0","leaving":false}"#;
     let decoded: NodeMeta = decode_node_meta(old.as_bytes()).expect("decodes");
-    assert_eq!(decoded, NodeMeta { node_id: String::new(), ..node_meta() });
+    assert_eq!(decoded, NodeMeta { node_id: String::new(), wan_join_port: 0, ..node_meta() });
 }
 
 #[test]
