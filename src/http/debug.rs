@@ -39,7 +39,7 @@ pub(crate) fn routes(state: &ApiState) -> Router<ApiState> {
         .route("/debug/pprof/symbol", any(symbol))
         .route("/debug/pprof/trace", any(trace))
         .route("/debug/pprof/{*name}", any(named))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), gate));
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), gate));
     Router::new().route("/debug/pprof", any(redirect)).merge(gated)
 }
 

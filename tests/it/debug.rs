@@ -208,6 +208,8 @@ fn access_without_enable_debug_and_under_acls_is_consuls() {
     let (status, h, body) = get(&plain, "/debug/pprof/heap", "");
     assert_eq!((status, body.as_slice()), (401, &b"ACL support disabled"[..]));
     assert_eq!(header(&h, "content-type"), "text/plain; charset=utf-8");
+    // The gate covers the pprof routes only: an unknown API path is still a plain 404.
+    assert_eq!(get(&plain, "/v1/no/such/route", "").0, 404);
     drop(plain);
 
     let on = dir.path().join("debug.json");
