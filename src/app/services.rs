@@ -10,6 +10,10 @@
 //! *feed* (check runners, anti-entropy, timers, gossip join, cluster forming, ...) runs until
 //! the token fires or its work is done (a join that succeeded), and its end is not an error.
 //!
+//! Shutdown order (`App::run`): cancel the token, drain the services (bounded), stop gossip,
+//! stop Raft, flush the deferred rows; SIGTERM ends the process within 2 s, whatever stdout
+//! and stderr are.
+//!
 //! Invariants: every task `App::run` starts goes through here, so the set of services is the
 //! list of `spawn_*` calls in `App::run`; the token is cancelled at most once for a cause and
 //! the first failure wins; `drain` never waits longer than its bound, so SIGTERM ends the
