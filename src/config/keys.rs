@@ -51,6 +51,14 @@
 //! `ports.grpc*` and `addresses.grpc*` would turn on a feature cairn lacks (remote exec, the UI,
 //! gRPC); ignoring them serves less, never more. `log_file`, `log_json` and
 //! `enable_syslog` move where logs go (cairn logs to stderr, which systemd's journal keeps).
+//! `performance`, `telemetry`, `rpc`, `raft_protocol`, the `retry_*`/`reconnect_*` timings,
+//! `autopilot.*` (but `min_quorum`), `dns_config.use_cache`/`cache_max_age` and the leave
+//! flags tune timing, metrics sinks or shutdown, not who may do what. The WAN keys
+//! (`gossip_wan`, `reconnect_timeout_wan`, `translate_wan_addrs`, `advertise_addr_wan_ipv4/6`,
+//! `bind_addr_wan`) tune gossip or rewrite addresses of rows from other datacenters, which
+//! cairn does not serve yet; the one WAN key that restricts access, `serf_wan_allowed_cidrs`,
+//! is a security key below and refuses the start (and `serf_lan_allowed_cidrs` is unknown,
+//! so refused too).
 //!
 //! `encrypt` itself is implemented (gossip encryption) and is an ordinary key, and so are the
 //! TLS keys (`ca_file`, `verify_incoming`, `tls {}`, `ports.https`, …; `config::tls`) but
