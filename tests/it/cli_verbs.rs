@@ -383,16 +383,20 @@ fn lock_uses_consuls_flags_and_deletes_its_key() {
         assert_eq!(theirs.code, Some(1), "{theirs:?}");
         assert!(theirs.err.contains("Existing key does not match lock use"), "{theirs:?}");
         // Consul's CLI holding the key, cairn's waits for it, then takes it.
+        // Causal, not timed: Consul's holder marks its release, and cairn's child succeeds only
+        // if the mark is there when cairn holds the lock.
+        let mark = tempfile::tempdir().unwrap();
+        let released = mark.path().join("released");
+        let hold = format!("sleep 1 && touch {}", released.display());
         let mut holder = Command::new(&consul)
-            .args(["lock", "svc/leader", "sleep 1"])
+            .args(["lock", "svc/leader", &hold])
             .env("CONSUL_HTTP_ADDR", agent.http.to_string())
             .spawn()
             .unwrap();
         eventually("consul lock holds the key", || agent.get("/v1/kv/svc/leader/.lock").unwrap().0 == 200);
-        let started = Instant::now();
-        let ours = cairn(&agent, &["lock", "svc/leader", "true"]);
-        assert_eq!(ours.code, Some(0), "{ours:?}");
-        assert!(started.elapsed() >= Duration::from_millis(300), "cairn waited for Consul's holder");
+        let check = format!("test -f {}", released.display());
+        let ours = cairn(&agent, &["lock", "svc/leader", &check]);
+        assert_eq!(ours.code, Some(0), "cairn ran its child before Consul's holder let go: {ours:?}");
         assert_eq!(holder.wait().unwrap().code(), Some(0));
         assert_eq!(agent.get("/v1/kv/svc/leader/.lock").unwrap().0, 404);
     }
